@@ -1,0 +1,83 @@
+# rlshape: XDP/TC rate limiter for LLM inference gateways.
+#
+#   make            build the BPF objects, skeletons, the rlshape command and the tools
+#   make check      install what is missing (Debian), build, run every test suite
+#   make demo       install what is missing, run the namespace demo, clean up
+#   make clean
+
+BUILD    ?= build
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+CC       ?= gcc
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+CFLAGS     ?= -O2 -g
+CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iuser
+LDLIBS     := -lbpf -lelf -lz -ljansson
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
+              -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Ibpf -I$(BUILD)
+
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_HDRS  := $(wildcard bpf/*.h) $(wildcard include/*.h)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+USER_SRCS := $(wildcard user/*.c)
+USER_HDRS := $(wildcard user/*.h) $(wildcard include/*.h)
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
+# Everything but main(): what the unit tests link against.
+LIB_OBJS  := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
+
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOLS     := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+TEST_SRCS := $(wildcard tests/unit/*.c) $(wildcard tests/bpf/*.c)
+TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+.PHONY: all deps check demo bench clean
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/rlshape $(TOOLS) $(TESTS)
+
+deps:
+	@tools/install-deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run-all.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@tools/demo.sh $(VENDOR)
+
+$(BUILD) $(BUILD)/user $(BUILD)/tools $(BUILD)/tests/unit $(BUILD)/tests/bpf:
+	@mkdir -p $@
+
+# CO-RE: types come from the running kernel's BTF.
+$(BUILD)/vmlinux.h: | $(BUILD)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@
+
+$(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS) | $(BUILD)/user
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/rlshape: $(USER_OBJS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tools/%: tools/%.c $(USER_HDRS) | $(BUILD)/tools
+	$(CC) $(CFLAGS) $< -o $@ -lpthread
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(USER_HDRS) | $(BUILD)/tests/unit
+	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/tests/bpf
+	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka -lpthread
+
+clean:
+	rm -rf $(BUILD)

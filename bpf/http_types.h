@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What the HTTP parser finds and where it is, kept in per-CPU scratch memory rather than on
+ * the stack: the verifier does not track values in map memory, so a bpf_loop() callback that
+ * reads its position from here is verified once, not once per position it could be at.
+ */
+#ifndef RLS_BPF_HTTP_TYPES_H
+#define RLS_BPF_HTTP_TYPES_H
+
+/* What the first segment tells about the model a request is for. */
+enum rls_model_seen {
+	RLS_MODEL_NOT_SEEN, /* a body or header block goes on past the segment */
+	RLS_MODEL_FOUND,
+	RLS_MODEL_ABSENT,   /* the whole request is here and names no model */
+};
+
+struct rls_request {
+	__u32 key_off, key_len;
+	__u32 key_rank; /* index of the key header that gave the key; lower wins */
+	__u32 model_off, model_len;
+	__u8 has_key;
+	__u8 has_model;
+	__u8 headers_complete; /* the blank line was inside the window */
+	__u8 model_seen;       /* enum rls_model_seen */
+};
+
+struct rls_line_state {
+	__u32 len;        /* bytes copied into the payload window */
+	__u32 line_start;
+	__u32 scan_pos;   /* where the search for the current line's end goes on */
+	__u32 lines;
+	__u32 body_start;
+	__u32 bad;        /* not an HTTP/1.x request line */
+};
+
+struct rls_json_state {
+	__u32 pos, len;
+	__s32 depth;
+	__u8 in_string, escaped;
+	__u8 closed; /* the top-level object ended inside the window */
+};
+
+#endif /* RLS_BPF_HTTP_TYPES_H */

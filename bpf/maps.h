@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of the data path. All are pinned by name under the pin root the loader chooses
+ * (/sys/fs/bpf/rlshape/IFACE), so a reload reuses them and keeps the counters.
+ */
+#ifndef RLS_BPF_MAPS_H
+#define RLS_BPF_MAPS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "rlshape.h"
+#include "key_hash.h"
+#include "http_types.h"
+#include "parse_packet.h"
+
+/* How much of a request's first segment the parser looks at. */
+#define RLS_PARSE_WINDOW 2048
+#define RLS_REPLY_MAX    1024
+
+/* Per-CPU work space: too large for the 512-byte BPF stack. */
+struct rls_scratch {
+	__u8 payload[RLS_PARSE_WINDOW];
+	__u8 key[RLS_KEY_HASH_BUF];
+	struct rls_sha256_work sha256;
+	__u8 reply[RLS_REPLY_MAX];
+	struct rls_model_name model;
+	struct rls_api_key api_key;
+	struct rls_request req;
+	struct rls_line_state lines;
+	struct rls_json_state json;
+	struct rls_packet pkt;
+	struct rls_rejection rejection;
+	/* Zeroed values for map inserts, off the stack. */
+	union {
+		struct rls_counter counter;
+		struct rls_stats stats;
+		struct rls_flow flow;
+	} fresh;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32); /* the live generation: 0 or 1 */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct rls_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_API_KEYS);
+	__type(key, struct rls_api_key);
+	__type(value, struct rls_principal);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_api_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, RLS_MAX_CIDRS);
+	__type(key, struct rls_cidr_key);
+	__type(value, struct rls_principal);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_cidrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_MODELS);
+	__type(key, struct rls_model_name);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_models SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_ACCOUNTS);
+	__type(key, __u32);
+	__type(value, struct rls_account_name);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_accounts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_LIMITS);
+	__type(key, struct rls_limit_key);
+	__type(value, struct rls_limits);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_COUNTERS);
+	__type(key, struct rls_counter_key);
+	__type(value, struct rls_counter);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_counters SEC(".maps");
+
+/*
+ * Per-address counters of unknown clients. Not LRU: LRU maps cannot hold a spin lock. When it
+ * is full, new addresses share one counter per model (client all zero), which is stricter,
+ * never looser; `rlshape load` removes counters whose windows have all ended.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_ANON_COUNTERS);
+	__type(key, struct rls_counter_key);
+	__type(value, struct rls_counter);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_anon_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RLS_MAX_FLOWS);
+	__type(key, struct rls_flow_key);
+	__type(value, struct rls_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, RLS_MAX_STATS);
+	__type(key, struct rls_stats_key);
+	__type(value, struct rls_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RLS_NR_PACKET_EVENTS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_packets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rls_scratch);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_scratch SEC(".maps");
+
+static __always_inline void rls_count_packet(enum rls_packet_event event)
+{
+	__u32 key = event;
+	__u64 *count = bpf_map_lookup_elem(&rls_packets, &key);
+
+	if (count)
+		*count += 1;
+}
+
+/* Zeroed memory the size of any map value, to insert from. */
+static __always_inline void *rls_fresh_value(struct rls_scratch *s)
+{
+	__builtin_memset(&s->fresh, 0, sizeof(s->fresh));
+	return &s->fresh;
+}
+
+static __always_inline struct rls_scratch *rls_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&rls_scratch, &zero);
+}
+
+#endif /* RLS_BPF_MAPS_H */

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The start of an HTTP/1.x request, read from a copy of the segment's first
+ * RLS_PARSE_WINDOW bytes in per-CPU scratch memory: is it a request, which API key, which model.
+ *
+ * Lines are walked with bpf_loop() so the verifier checks the per-line work once instead of
+ * once per possible line; every index into the copy is masked to the window.
+ */
+#ifndef RLS_BPF_PARSE_HTTP_H
+#define RLS_BPF_PARSE_HTTP_H
+
+#include "maps.h"
+
+#define RLS_WINDOW_MASK (RLS_PARSE_WINDOW - 1)
+#define RLS_MAX_LINES   64
+#define RLS_LINE_CHUNK  256 /* bytes searched for a line end per bpf_loop() step */
+#define RLS_SCAN_STEPS  (RLS_MAX_LINES + RLS_PARSE_WINDOW / RLS_LINE_CHUNK)
+#define RLS_OWS_MAX     16 /* spaces we skip around a header value */
+
+_Static_assert((RLS_PARSE_WINDOW & RLS_WINDOW_MASK) == 0, "window must be a power of two");
+
+struct rls_http_scan {
+	struct rls_scratch *s;
+	const struct rls_config *cfg;
+};
+
+static __always_inline __u8 rls_at(const struct rls_scratch *s, __u32 i)
+{
+	return s->payload[i & RLS_WINDOW_MASK];
+}
+
+static __always_inline __u8 rls_lower(__u8 c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+static __always_inline bool rls_is_ows(__u8 c)
+{
+	return c == ' ' || c == '\t';
+}
+
+enum rls_method_kind {
+	RLS_METHOD_NONE,    /* not a request start */
+	RLS_METHOD_NO_BODY, /* GET, HEAD, DELETE, OPTIONS: no model to look for in a body */
+	RLS_METHOD_BODY,    /* POST, PUT, PATCH */
+};
+
+/* Method tokens an OpenAI-compatible API is called with; anything else is not a request. */
+static __always_inline enum rls_method_kind rls_request_method(const __u8 *p, __u32 len)
+{
+	if (len < 8)
+		return RLS_METHOD_NONE;
+	switch (p[0]) {
+	case 'G':
+		return p[1] == 'E' && p[2] == 'T' && p[3] == ' ' ? RLS_METHOD_NO_BODY : RLS_METHOD_NONE;
+	case 'P':
+		if ((p[1] == 'O' && p[2] == 'S' && p[3] == 'T' && p[4] == ' ') ||
+		    (p[1] == 'U' && p[2] == 'T' && p[3] == ' ') ||
+		    (p[1] == 'A' && p[2] == 'T' && p[3] == 'C' && p[4] == 'H' && p[5] == ' '))
+			return RLS_METHOD_BODY;
+		return RLS_METHOD_NONE;
+	case 'D':
+		return p[1] == 'E' && p[2] == 'L' && p[3] == 'E' && p[4] == 'T' && p[5] == 'E' &&
+		       p[6] == ' ' ? RLS_METHOD_NO_BODY : RLS_METHOD_NONE;
+	case 'H':
+		return p[1] == 'E' && p[2] == 'A' && p[3] == 'D' && p[4] == ' ' ? RLS_METHOD_NO_BODY
+										: RLS_METHOD_NONE;
+	case 'O':
+		return p[1] == 'P' && p[2] == 'T' && p[3] == 'I' && p[4] == 'O' && p[5] == 'N' &&
+		       p[6] == 'S' && p[7] == ' ' ? RLS_METHOD_NO_BODY : RLS_METHOD_NONE;
+	}
+	return RLS_METHOD_NONE;
+}
+
+/* "... HTTP/1.0" or "... HTTP/1.1": the request line ends in the version. */
+static __always_inline bool rls_is_request_line(const struct rls_scratch *s, __u32 start, __u32 end)
+{
+	if (end < start + 14)
+		return false;
+	return rls_at(s, end - 9) == ' ' && rls_at(s, end - 8) == 'H' && rls_at(s, end - 7) == 'T' &&
+	       rls_at(s, end - 6) == 'T' && rls_at(s, end - 5) == 'P' && rls_at(s, end - 4) == '/' &&
+	       rls_at(s, end - 3) == '1' && rls_at(s, end - 2) == '.';
+}
+
+/* Does the line [start, end) begin with "<name>:"? Header names are case-insensitive. */
+static __always_inline bool rls_header_is(const struct rls_scratch *s, __u32 start, __u32 end,
+					  const struct rls_header_name *h)
+{
+	__u32 n = h->len, k;
+
+	if (n == 0 || n > RLS_HEADER_NAME_MAX || start + n >= end)
+		return false;
+	if (rls_at(s, start + n) != ':')
+		return false;
+	for (k = 0; k < RLS_HEADER_NAME_MAX; k++) {
+		if (k >= n)
+			break;
+		if (rls_lower(rls_at(s, start + k)) != (__u8)h->name[k])
+			return false;
+	}
+	return true;
+}
+
+enum rls_value_flags {
+	RLS_VALUE_BEARER = 1, /* strip "Bearer " */
+	RLS_VALUE_MODEL = 2,  /* the model, not the key */
+};
+
+/*
+ * Record the value of the header line [start, end) whose name is name_len bytes, without
+ * surrounding whitespace and without "Bearer " where asked, as the request's key or model.
+ * A global function: verified once, not once per header it may be called for.
+ */
+__noinline int rls_take_header_value(struct rls_scratch *s, __u32 start, __u32 end,
+				     __u32 name_len, __u32 flags)
+{
+	__u32 v = start + name_len + 1, k;
+
+	if (!s)
+		return 0;
+	for (k = 0; k < RLS_OWS_MAX && v < end && rls_is_ows(rls_at(s, v)); k++)
+		v++;
+	if (flags & RLS_VALUE_BEARER) {
+		if (v + 7 > end || rls_lower(rls_at(s, v)) != 'b' || rls_lower(rls_at(s, v + 1)) != 'e' ||
+		    rls_lower(rls_at(s, v + 2)) != 'a' || rls_lower(rls_at(s, v + 3)) != 'r' ||
+		    rls_lower(rls_at(s, v + 4)) != 'e' || rls_lower(rls_at(s, v + 5)) != 'r' ||
+		    !rls_is_ows(rls_at(s, v + 6)))
+			return 0;
+		v += 7;
+		for (k = 0; k < RLS_OWS_MAX && v < end && rls_is_ows(rls_at(s, v)); k++)
+			v++;
+	}
+	for (k = 0; k < RLS_OWS_MAX && end > v && rls_is_ows(rls_at(s, end - 1)); k++)
+		end--;
+	if (end <= v)
+		return 0;
+	if (flags & RLS_VALUE_MODEL) {
+		s->req.model_off = v;
+		s->req.model_len = end - v;
+		s->req.has_model = 1;
+	} else {
+		s->req.key_off = v;
+		s->req.key_len = end - v;
+		s->req.has_key = 1;
+	}
+	return 1;
+}
+
+/* The first configured key header this line is, if it outranks the key found so far. */
+static __always_inline int rls_key_header_index(struct rls_scratch *s, const struct rls_config *cfg,
+						__u32 start, __u32 end)
+{
+	__u32 i;
+
+	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
+		if (i >= cfg->nr_key_headers || i >= s->req.key_rank)
+			return -1;
+		if (rls_header_is(s, start, end, &cfg->key_headers[i]))
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * The header line [start, end): a key or model header? A global function, so the verifier
+ * checks its loops once rather than for every state the line scan can be in.
+ */
+__noinline int rls_match_header_line(struct rls_scratch *s, const struct rls_config *cfg,
+				     __u32 start, __u32 end)
+{
+	const struct rls_header_name *h;
+	int i;
+
+	if (!s || !cfg)
+		return 0;
+	i = rls_key_header_index(s, cfg, start, end);
+	if (i >= 0 && i < RLS_MAX_KEY_HEADERS) {
+		h = &cfg->key_headers[i];
+		if (rls_take_header_value(s, start, end, h->len, h->bearer ? RLS_VALUE_BEARER : 0))
+			s->req.key_rank = i;
+		return 0;
+	}
+	if (!s->req.has_model && rls_header_is(s, start, end, &cfg->model_header))
+		rls_take_header_value(s, start, end, cfg->model_header.len, RLS_VALUE_MODEL);
+	return 0;
+}
+
+/*
+ * The line that started at lines.line_start ended with the '\n' at nl: act on it. Returns 1
+ * when the scan should stop. A global function, so that the verifier checks it once instead
+ * of once for every place in the chunk where the line could have ended.
+ */
+__noinline int rls_line_ended(struct rls_scratch *s, const struct rls_config *cfg, __u32 nl)
+{
+	struct rls_line_state *ls;
+	__u32 start, end;
+
+	if (!s)
+		return 1;
+	ls = &s->lines;
+	start = ls->line_start;
+	end = nl;
+	if (end > start && rls_at(s, end - 1) == '\r')
+		end--;
+	ls->line_start = nl + 1;
+	ls->scan_pos = nl + 1;
+	if (ls->lines++ == 0) {
+		ls->bad = !rls_is_request_line(s, start, end);
+		return ls->bad;
+	}
+	if (end == start) {
+		ls->body_start = nl + 1;
+		s->req.headers_complete = 1;
+		return 1;
+	}
+	rls_match_header_line(s, cfg, start, end);
+	return ls->lines > RLS_MAX_LINES;
+}
+
+/*
+ * One bpf_loop() step: look for the end of the current line in the next RLS_LINE_CHUNK bytes.
+ * Returns 1 to stop.
+ */
+static long rls_scan_line(__u32 index, struct rls_http_scan *sc)
+{
+	struct rls_scratch *s = sc->s;
+	struct rls_line_state *ls = &s->lines;
+	__u32 from = ls->scan_pos, nl, k;
+
+	for (k = 0; k < RLS_LINE_CHUNK; k++) {
+		nl = from + k;
+		if (nl >= ls->len)
+			return 1; /* the header block goes on past the window */
+		if (rls_at(s, nl) == '\n')
+			return rls_line_ended(s, sc->cfg, nl) ? 1 : 0;
+	}
+	ls->scan_pos = from + RLS_LINE_CHUNK;
+	return 0;
+}
+
+/*
+ * The body's top-level "model" string. A per-byte walk that knows strings and nesting, so a
+ * "model" key inside messages[] (or inside a string) cannot stand in for the real one.
+ */
+static __always_inline bool rls_is_json_ws(__u8 c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* At a top-level key's opening quote: is it "model": "<value>"? */
+static __always_inline bool rls_json_model_value(struct rls_scratch *s, __u32 q)
+{
+	__u32 len = s->json.len, p = q + 7, k, v;
+
+	if (p >= len || rls_at(s, q + 1) != 'm' || rls_at(s, q + 2) != 'o' ||
+	    rls_at(s, q + 3) != 'd' || rls_at(s, q + 4) != 'e' || rls_at(s, q + 5) != 'l' ||
+	    rls_at(s, q + 6) != '"')
+		return false;
+	for (k = 0; k < RLS_OWS_MAX && p < len && rls_is_json_ws(rls_at(s, p)); k++)
+		p++;
+	if (p >= len || rls_at(s, p) != ':')
+		return false;
+	p++;
+	for (k = 0; k < RLS_OWS_MAX && p < len && rls_is_json_ws(rls_at(s, p)); k++)
+		p++;
+	if (p >= len || rls_at(s, p) != '"')
+		return false;
+	v = ++p;
+	for (k = 0; k < RLS_MODEL_NAME_MAX; k++, p++) {
+		__u8 c;
+
+		if (p >= len)
+			return false; /* the value goes on past the window */
+		c = rls_at(s, p);
+		if (c == '"')
+			break;
+		if (c == '\\')
+			return false; /* escaped names are not names any tier lists */
+	}
+	if (k == 0 || k >= RLS_MODEL_NAME_MAX)
+		return false;
+	s->req.model_off = v;
+	s->req.model_len = k;
+	s->req.has_model = 1;
+	return true;
+}
+
+static long rls_scan_json_byte(__u32 index, struct rls_http_scan *sc)
+{
+	struct rls_scratch *s = sc->s;
+	struct rls_json_state *js = &s->json;
+	__u32 pos = js->pos;
+	__u8 c;
+
+	if (pos >= js->len)
+		return 1;
+	js->pos = pos + 1;
+	c = rls_at(s, pos);
+	if (js->in_string) {
+		if (js->escaped)
+			js->escaped = 0;
+		else if (c == '\\')
+			js->escaped = 1;
+		else if (c == '"')
+			js->in_string = 0;
+		return 0;
+	}
+	switch (c) {
+	case '"':
+		if (js->depth == 1 && rls_json_model_value(s, pos))
+			return 1;
+		js->in_string = 1;
+		break;
+	case '{':
+	case '[':
+		js->depth++;
+		break;
+	case '}':
+	case ']':
+		js->depth--;
+		if (js->depth <= 0) {
+			js->closed = 1;
+			return 1;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* Returns true when the body was whole and named no model. */
+static __always_inline bool rls_body_has_no_model(struct rls_http_scan *sc, __u32 body_start,
+						  __u32 len)
+{
+	struct rls_scratch *s = sc->s;
+
+	if (body_start >= len)
+		return false;
+	__builtin_memset(&s->json, 0, sizeof(s->json));
+	s->json.pos = body_start;
+	s->json.len = len;
+	bpf_loop(len - body_start, rls_scan_json_byte, sc, 0);
+	return !s->req.has_model && s->json.closed;
+}
+
+/*
+ * Parse the request start copied into s->payload[0, len). Returns false when the segment is
+ * not an HTTP/1.x request after all; s->req says what was found. A request line or header
+ * block cut off by the end of the segment is still a request, charged with what it shows.
+ */
+static __always_inline bool rls_parse_request(struct rls_scratch *s, const struct rls_config *cfg,
+					      __u32 len, enum rls_method_kind method)
+{
+	struct rls_http_scan sc = { .s = s, .cfg = cfg };
+	struct rls_request *req = &s->req;
+
+	__builtin_memset(req, 0, sizeof(*req));
+	__builtin_memset(&s->lines, 0, sizeof(s->lines));
+	req->key_rank = RLS_MAX_KEY_HEADERS;
+	s->lines.len = len;
+	bpf_loop(RLS_SCAN_STEPS, rls_scan_line, &sc, 0);
+	if (s->lines.bad)
+		return false;
+	if (req->has_model)
+		req->model_seen = RLS_MODEL_FOUND;
+	else if (!req->headers_complete)
+		req->model_seen = RLS_MODEL_NOT_SEEN;
+	else if (method == RLS_METHOD_NO_BODY)
+		req->model_seen = RLS_MODEL_ABSENT;
+	else if (rls_body_has_no_model(&sc, s->lines.body_start, len))
+		req->model_seen = RLS_MODEL_ABSENT;
+	else
+		req->model_seen = req->has_model ? RLS_MODEL_FOUND : RLS_MODEL_NOT_SEEN;
+	return true;
+}
+
+#endif /* RLS_BPF_PARSE_HTTP_H */

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Who sent a request, which limits apply, and whether it is admitted.
+ *
+ * Each (account, model) has one counter: a fixed calendar window per request limit (second,
+ * minute, hour, UTC day) and a GCRA timestamp for the per-second smoothing of rpm. One spin
+ * lock covers them all, so concurrent requests on every CPU see the same serial order and a
+ * request is charged to every window or to none: no window ever admits more than its limit.
+ */
+#ifndef RLS_BPF_POLICY_H
+#define RLS_BPF_POLICY_H
+
+#include "maps.h"
+
+struct rls_identity {
+	struct rls_principal principal;
+	__u8 anonymous; /* charged per client address under the default tier */
+	__u8 unlimited; /* unknown client and no default tier: passes */
+};
+
+struct rls_verdict {
+	__u32 reason; /* enum rls_reason; RLS_REASON_NONE admits */
+	__u32 limit;
+	__u32 remaining;
+	__u32 reset_ms;
+};
+
+static __always_inline __u32 rls_window_seconds(__u32 window)
+{
+	switch (window) {
+	case RLS_WINDOW_SECOND:
+		return 1;
+	case RLS_WINDOW_MINUTE:
+		return 60;
+	case RLS_WINDOW_HOUR:
+		return 3600;
+	default:
+		return 86400;
+	}
+}
+
+static __always_inline void rls_identify(const struct rls_config *cfg, __u32 generation,
+					 const struct rls_flow_key *flow,
+					 const struct rls_principal *by_key, struct rls_identity *id)
+{
+	struct rls_cidr_key cidr = { .prefixlen = 32 + 128, .generation = bpf_htonl(generation) };
+	struct rls_principal *p;
+
+	if (by_key) {
+		id->principal = *by_key;
+		return;
+	}
+	__builtin_memcpy(cidr.addr, flow->client, sizeof(cidr.addr));
+	p = bpf_map_lookup_elem(&rls_cidrs, &cidr);
+	if (p) {
+		id->principal = *p;
+		return;
+	}
+	if (cfg->default_tier == RLS_TIER_NONE) {
+		id->unlimited = 1;
+		return;
+	}
+	id->anonymous = 1;
+	id->principal.account = RLS_ACCOUNT_ANONYMOUS;
+	id->principal.tier = cfg->default_tier;
+}
+
+/* The tier's entry for the model, else its "*" entry; NULL means no limit at all. */
+static __always_inline const struct rls_limits *rls_lookup_limits(__u32 generation, __u32 tier,
+								  __u32 model)
+{
+	struct rls_limit_key key = { .generation = generation, .tier = tier, .model = model };
+	const struct rls_limits *limits = bpf_map_lookup_elem(&rls_limits, &key);
+
+	if (limits || model == RLS_MODEL_HIDDEN)
+		return limits;
+	key.model = RLS_MODEL_OTHER;
+	return bpf_map_lookup_elem(&rls_limits, &key);
+}
+
+static __always_inline struct rls_counter *rls_lookup_counter(struct rls_scratch *s,
+							      const struct rls_identity *id,
+							      __u32 model,
+							      const struct rls_flow_key *flow)
+{
+	struct rls_counter_key key = { .account = id->principal.account, .model = model };
+	void *map = &rls_counters;
+	struct rls_counter *c;
+
+	if (id->anonymous) {
+		__builtin_memcpy(key.client, flow->client, sizeof(key.client));
+		map = &rls_anon_counters;
+	}
+	c = bpf_map_lookup_elem(map, &key);
+	if (c)
+		return c;
+	/* Two CPUs may race to create it: NOEXIST keeps the first, both then share it. */
+	bpf_map_update_elem(map, &key, rls_fresh_value(s), BPF_NOEXIST);
+	c = bpf_map_lookup_elem(map, &key);
+	if (c || !id->anonymous)
+		return c;
+	/* The map is full: this address shares the overflow counter. */
+	__builtin_memset(key.client, 0, sizeof(key.client));
+	bpf_map_update_elem(map, &key, rls_fresh_value(s), BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, &key);
+}
+
+static __always_inline __u32 rls_ceil_div(__u64 a, __u64 b)
+{
+	return (__u32)((a + b - 1) / b);
+}
+
+/*
+ * The decision itself, under the counter's lock (no helper or function calls in here).
+ * Windows are checked before the smoothing so that a client over its minute total hears
+ * "Requests rate limit exceeded", and a client under it but too fast hears the burst message.
+ */
+static __always_inline void rls_admit(struct rls_counter *c, const struct rls_limits *l,
+				      __u64 now_ns, struct rls_verdict *v)
+{
+	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
+	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
+	__u64 now_s = now_ns / RLS_NS_PER_SEC, now_ms = now_ns / 1000000, tat = 0, tolerance;
+	__u32 w;
+
+	bpf_spin_lock(&c->lock);
+	for (w = 0; w < RLS_NR_WINDOWS; w++) {
+		window[w] = (__u32)(now_s / rls_window_seconds(w));
+		/* A clock stepped back stays in the window it had: never a fresh budget. */
+		count[w] = (__s32)(window[w] - c->window_start[w]) > 0 ? 0 : c->window_count[w];
+		if (limit[w] == RLS_UNLIMITED || count[w] < limit[w] || v->reason)
+			continue;
+		v->reason = RLS_REASON_RPS + w;
+		v->limit = limit[w];
+		v->remaining = 0;
+		v->reset_ms = (__u32)(((__u64)window[w] + 1) * rls_window_seconds(w) * 1000 - now_ms);
+	}
+	if (!v->reason && l->smooth_interval_ns) {
+		tat = c->smooth_tat_ns > now_ns ? c->smooth_tat_ns : now_ns;
+		tolerance = (__u64)(l->burst ? l->burst - 1 : 0) * l->smooth_interval_ns;
+		if (tat - now_ns > tolerance) {
+			v->reason = RLS_REASON_BURST;
+			v->limit = l->rpm;
+			v->remaining = l->rpm > count[RLS_WINDOW_MINUTE] ? l->rpm - count[RLS_WINDOW_MINUTE] : 0;
+			v->reset_ms = rls_ceil_div(tat - tolerance - now_ns, 1000000);
+		}
+	}
+	if (!v->reason) {
+		for (w = 0; w < RLS_NR_WINDOWS; w++) {
+			c->window_start[w] = (__s32)(window[w] - c->window_start[w]) > 0 ? window[w]
+											: c->window_start[w];
+			c->window_count[w] = count[w] + 1;
+		}
+		if (l->smooth_interval_ns)
+			c->smooth_tat_ns = tat + l->smooth_interval_ns;
+	}
+	bpf_spin_unlock(&c->lock);
+}
+
+static __always_inline void rls_count_outcome(struct rls_scratch *s, __u32 account, __u32 model,
+					       __u32 reason)
+{
+	struct rls_stats_key key = { .account = account, .model = model };
+	struct rls_stats *st = bpf_map_lookup_elem(&rls_stats, &key);
+
+	if (!st) {
+		bpf_map_update_elem(&rls_stats, &key, rls_fresh_value(s), BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&rls_stats, &key);
+		if (!st)
+			return;
+	}
+	if (reason == RLS_REASON_NONE)
+		st->admitted++;
+	else if (reason < RLS_NR_REASONS)
+		st->rejected[reason]++;
+}
+
+#endif /* RLS_BPF_POLICY_H */

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Packets the data path writes itself:
+ *  - the 429 a rejected client receives, written over its request and sent back with XDP_TX,
+ *    carrying FIN because the response says "connection: close";
+ *  - the reset that tells the upstream to forget a connection whose request it never saw,
+ *    written over the client's next packet once that packet acknowledges the 429.
+ * Checksums are computed from scratch: the packets are new, and a received packet's checksum
+ * may not even be filled in yet (veth with TX offload).
+ */
+#ifndef RLS_BPF_REPLY_H
+#define RLS_BPF_REPLY_H
+
+#include "maps.h"
+#include "parse_packet.h"
+#include "policy.h"
+
+#define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
+#define RLS_REPLY_WINDOW 65535
+#define RLS_CSUM_CHUNK   256 /* bpf_csum_diff() takes at most 512 bytes per call */
+
+_Static_assert((RLS_REPLY_MAX & RLS_REPLY_MASK) == 0, "reply buffer must be a power of two");
+
+struct rls_text {
+	struct rls_scratch *s; /* written to s->reply */
+	__u32 len;
+};
+
+static __always_inline void rls_put_char(struct rls_text *t, char c)
+{
+	t->s->reply[t->len & RLS_REPLY_MASK] = c;
+	t->len++;
+}
+
+/*
+ * Appends a string literal; its length is a constant at every call site. (No static local
+ * array here: clang 14 gives those a wrong offset in the BTF, and the kernel then refuses it.)
+ */
+#define rls_put_literal(t, lit)                                                   \
+	do {                                                                      \
+		const char *__s = lit;                                            \
+		__u32 __i;                                                        \
+		for (__i = 0; __i < sizeof(lit) - 1; __i++)                       \
+			rls_put_char(t, __s[__i]);                                \
+	} while (0)
+
+static __always_inline __u32 rls_decimal_len(__u64 v)
+{
+	__u32 n = 1, i;
+
+	for (i = 0; i < 19 && v >= 10; i++) {
+		v /= 10;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Digits are written last to first, straight into the reply buffer. A global function: its
+ * result is an opaque length to the verifier, which would otherwise follow every digit count
+ * of every number in the 429 as a separate path.
+ */
+__noinline int rls_put_number(struct rls_scratch *s, __u32 pos, __u64 v)
+{
+	__u32 n = rls_decimal_len(v), i;
+
+	if (!s)
+		return pos;
+	for (i = 0; i < 20; i++) {
+		if (i >= n)
+			break;
+		s->reply[(pos + n - 1 - i) & RLS_REPLY_MASK] = '0' + v % 10;
+		v /= 10;
+	}
+	return pos + n;
+}
+
+static __always_inline void rls_put_u64(struct rls_text *t, __u64 v)
+{
+	t->len = (__u32)rls_put_number(t->s, t->len, v);
+}
+
+/* The OpenAI-style error body, per reason; the Model Studio messages. */
+#define RLS_BODY_HEAD "{\"error\":{\"message\":\""
+#define RLS_BODY_TAIL_REQUESTS "\",\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
+#define RLS_MSG_REQUESTS "Requests rate limit exceeded"
+#define RLS_MSG_BURST    "Request rate increased too quickly"
+
+static __always_inline __u32 rls_body_len(__u32 reason)
+{
+	__u32 msg = reason == RLS_REASON_BURST ? sizeof(RLS_MSG_BURST) : sizeof(RLS_MSG_REQUESTS);
+
+	return sizeof(RLS_BODY_HEAD) - 1 + msg - 1 + sizeof(RLS_BODY_TAIL_REQUESTS) - 1;
+}
+
+static __always_inline void rls_put_header_u64(struct rls_text *t, __u64 v)
+{
+	rls_put_u64(t, v);
+	rls_put_literal(t, "\r\n");
+}
+
+/* The 429's bytes into t; returns its length. */
+static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_rejection *r)
+{
+	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
+	__u64 retry_s = (retry_ms + 999) / 1000;
+
+	rls_put_literal(t, "HTTP/1.1 429 Too Many Requests\r\n"
+			   "content-type: application/json\r\n"
+			   "connection: close\r\n"
+			   "retry-after: ");
+	rls_put_header_u64(t, retry_s);
+	rls_put_literal(t, "retry-after-ms: ");
+	rls_put_header_u64(t, retry_ms);
+	rls_put_literal(t, "x-ratelimit-limit-requests: ");
+	rls_put_header_u64(t, r->limit);
+	rls_put_literal(t, "x-ratelimit-remaining-requests: ");
+	rls_put_header_u64(t, r->remaining);
+	rls_put_literal(t, "x-ratelimit-reset-requests: ");
+	rls_put_u64(t, retry_s);
+	rls_put_literal(t, "s\r\ncontent-length: ");
+	rls_put_header_u64(t, rls_body_len(r->reason));
+	rls_put_literal(t, "\r\n" RLS_BODY_HEAD);
+	if (r->reason == RLS_REASON_BURST)
+		rls_put_literal(t, RLS_MSG_BURST);
+	else
+		rls_put_literal(t, RLS_MSG_REQUESTS);
+	rls_put_literal(t, RLS_BODY_TAIL_REQUESTS);
+	return t->len;
+}
+
+/*
+ * A global function: the verifier checks it once, not once per path that reaches a 429.
+ * Leaves s->reply zero past the text, as rls_csum_buffer() needs. Returns the length.
+ */
+__noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r)
+{
+	struct rls_text text;
+	__u32 i;
+
+	if (!s || !r)
+		return 0;
+	for (i = 0; i < RLS_REPLY_MAX / 8; i++)
+		((__u64 *)s->reply)[i] = 0;
+	text.s = s;
+	text.len = 0;
+	return rls_write_429(&text, r);
+}
+
+static __always_inline __u16 rls_csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* One's-complement sum of buf[0, len), len rounded up to 4: the buffer's tail must be zero. */
+static __always_inline __u64 rls_csum_buffer(__u8 *buf, __u32 len, __u64 seed)
+{
+	__u32 i;
+
+	for (i = 0; i < RLS_REPLY_MAX / RLS_CSUM_CHUNK; i++) {
+		__u32 off = i * RLS_CSUM_CHUNK;
+
+		if (off >= len)
+			break;
+		seed = bpf_csum_diff(0, 0, (__be32 *)(buf + off), RLS_CSUM_CHUNK, (__u32)seed);
+	}
+	return seed;
+}
+
+struct rls_pseudo_v4 {
+	__be32 saddr, daddr;
+	__u8 zero, proto;
+	__be16 len;
+};
+
+struct rls_pseudo_v6 {
+	struct in6_addr saddr, daddr;
+	__be32 len;
+	__u8 zero[3], next;
+};
+
+/* The TCP pseudo-header's sum, for the addresses already in the packet; -1 if out of bounds. */
+static __always_inline __s64 rls_pseudo_sum(void *data, void *data_end,
+					     const struct rls_packet *pkt, __u32 tcp_total)
+{
+	void *l3 = data + (pkt->l3_off & 0xff);
+
+	if (pkt->ipv6) {
+		struct ipv6hdr *ip6 = l3;
+		struct rls_pseudo_v6 ph = { .len = bpf_htonl(tcp_total), .next = IPPROTO_TCP_ };
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		ph.saddr = ip6->saddr;
+		ph.daddr = ip6->daddr;
+		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+	} else {
+		struct iphdr *ip = l3;
+		struct rls_pseudo_v4 ph = { .proto = IPPROTO_TCP_, .len = bpf_htons(tcp_total) };
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		ph.saddr = ip->saddr;
+		ph.daddr = ip->daddr;
+		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+	}
+}
+
+static __always_inline long rls_frame_len(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	long len = data_end - data;
+
+	/* Keeps clang from folding this into 32-bit pointer arithmetic, which BPF forbids. */
+	asm volatile("" : "+r"(len));
+	return len;
+}
+
+static __always_inline void rls_swap_macs(struct ethhdr *eth)
+{
+	__u8 tmp[6];
+
+	__builtin_memcpy(tmp, eth->h_source, 6);
+	__builtin_memcpy(eth->h_source, eth->h_dest, 6);
+	__builtin_memcpy(eth->h_dest, tmp, 6);
+}
+
+/* Turn the addresses around and give the IP header the new length. */
+static __always_inline int rls_reverse_ip(void *data, void *data_end, const struct rls_packet *pkt,
+					  __u32 tcp_total)
+{
+	void *l3 = data + (pkt->l3_off & 0xff);
+
+	if (pkt->ipv6) {
+		struct ipv6hdr *ip6 = l3;
+		struct in6_addr tmp;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		tmp = ip6->saddr;
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = tmp;
+		ip6->payload_len = bpf_htons(tcp_total);
+		ip6->hop_limit = 64;
+	} else {
+		struct iphdr *ip = l3;
+		__be32 tmp;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		tmp = ip->saddr;
+		ip->saddr = ip->daddr;
+		ip->daddr = tmp;
+		ip->tot_len = bpf_htons(sizeof(*ip) + tcp_total);
+		ip->ttl = 64;
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000); /* DF */
+		ip->check = 0;
+		ip->check = rls_csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+	}
+	return 0;
+}
+
+/*
+ * Rewrite the request packet into the 429 from the server, with FIN. The reply's bytes are
+ * built in scratch first; returns XDP_TX, or XDP_DROP if the packet cannot be reshaped (the
+ * client then retransmits, and the retransmission is answered).
+ */
+__noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
+			    struct rls_scratch *s, const struct rls_rejection *r, __u32 *reply_end)
+{
+	__u32 hdrs, body_len, client_seq_end, server_seq;
+	void *data, *data_end;
+	struct tcphdr *tcp;
+	__s64 pseudo;
+	__u64 sum;
+	long delta;
+
+	if (!pkt || !s || !r || !reply_end)
+		return XDP_DROP;
+	hdrs = pkt->l4_off + sizeof(struct tcphdr);
+	client_seq_end = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
+	server_seq = pkt->ack_seq;
+	body_len = rls_build_429(s, r) & RLS_REPLY_MASK;
+	if (pkt->l4_off > 128)
+		return XDP_DROP;
+	delta = (long)(hdrs + body_len) - rls_frame_len(ctx);
+	if (bpf_xdp_adjust_tail(ctx, (int)delta))
+		return XDP_DROP;
+	if (body_len == 0 || bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
+		return XDP_DROP;
+
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(struct ethhdr) > data_end)
+		return XDP_DROP;
+	rls_swap_macs(data);
+	if (rls_reverse_ip(data, data_end, pkt, sizeof(struct tcphdr) + body_len))
+		return XDP_DROP;
+	tcp = data + (pkt->l4_off & 0xff);
+	if ((void *)(tcp + 1) > data_end)
+		return XDP_DROP;
+	{
+		__be16 port = tcp->source;
+
+		tcp->source = tcp->dest;
+		tcp->dest = port;
+	}
+	tcp->seq = bpf_htonl(server_seq);
+	tcp->ack_seq = bpf_htonl(client_seq_end);
+	((__u8 *)tcp)[12] = (sizeof(*tcp) / 4) << 4;
+	((__u8 *)tcp)[13] = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN;
+	tcp->window = bpf_htons(RLS_REPLY_WINDOW);
+	tcp->urg_ptr = 0;
+	tcp->check = 0;
+	pseudo = rls_pseudo_sum(data, data_end, pkt, sizeof(*tcp) + body_len);
+	if (pseudo < 0)
+		return XDP_DROP;
+	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), (__u32)pseudo);
+	sum = rls_csum_buffer(s->reply, body_len, sum);
+	tcp->check = rls_csum_fold(sum);
+	*reply_end = server_seq + body_len + 1; /* the FIN takes one */
+	return XDP_TX;
+}
+
+/*
+ * The client acknowledged the 429: make its packet a bare RST at the sequence number the
+ * upstream still expects (the rejected request's), so the upstream closes its socket at once
+ * instead of waiting on a request that will never come.
+ */
+__noinline int rls_reset_upstream(struct xdp_md *ctx, const struct rls_packet *pkt,
+				  __u32 request_seq)
+{
+	void *data, *data_end;
+	__u32 keep;
+	struct tcphdr *tcp;
+	__s64 pseudo;
+	__u64 sum;
+
+	if (!pkt || pkt->l4_off > 128)
+		return XDP_DROP;
+	keep = pkt->l4_off + sizeof(struct tcphdr);
+	if (bpf_xdp_adjust_tail(ctx, (int)((long)keep - rls_frame_len(ctx))))
+		return XDP_DROP;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	tcp = data + (pkt->l4_off & 0xff);
+	if ((void *)(tcp + 1) > data_end)
+		return XDP_DROP;
+	/* rls_reverse_ip() twice would swap back: fix the length in place instead. */
+	if (pkt->ipv6) {
+		struct ipv6hdr *ip6 = data + (pkt->l3_off & 0xff);
+
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_DROP;
+		ip6->payload_len = bpf_htons(sizeof(*tcp));
+	} else {
+		struct iphdr *ip = data + (pkt->l3_off & 0xff);
+
+		if ((void *)(ip + 1) > data_end)
+			return XDP_DROP;
+		ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*tcp));
+		ip->check = 0;
+		ip->check = rls_csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+	}
+	tcp->seq = bpf_htonl(request_seq);
+	tcp->ack_seq = 0;
+	((__u8 *)tcp)[12] = (sizeof(*tcp) / 4) << 4;
+	((__u8 *)tcp)[13] = TCP_FLAG_RST;
+	tcp->window = 0;
+	tcp->urg_ptr = 0;
+	tcp->check = 0;
+	pseudo = rls_pseudo_sum(data, data_end, pkt, sizeof(*tcp));
+	if (pseudo < 0)
+		return XDP_DROP;
+	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), (__u32)pseudo);
+	tcp->check = rls_csum_fold(sum);
+	return XDP_PASS;
+}
+
+#endif /* RLS_BPF_REPLY_H */

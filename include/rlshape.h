@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Types and constants shared by the BPF programs (bpf/) and the rlshape command (user/).
+ *
+ * Every map value and key below is what `bpftool map dump pinned ...` prints, so field names
+ * are part of the user interface. Layouts only ever grow at the end: a reload reuses the
+ * pinned maps of the previous load, and libbpf refuses to reuse a map whose sizes changed.
+ */
+#ifndef RLSHAPE_H
+#define RLSHAPE_H
+
+#ifdef __BPF__
+/* vmlinux.h already defines the __uN types. */
+#else
+#include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
+#endif
+
+#define RLS_PIN_ROOT "/sys/fs/bpf/rlshape"
+
+#define RLS_MAX_PORTS        8
+#define RLS_MAX_KEY_HEADERS  4
+#define RLS_HEADER_NAME_MAX  32  /* lower-case, not NUL-terminated when full */
+#define RLS_MODEL_NAME_MAX   64  /* bytes incl. NUL: model names are at most 63 bytes */
+#define RLS_ACCOUNT_NAME_MAX 64
+#define RLS_API_KEY_MAX      247 /* longest key the kernel hashes: 4 SHA-256 blocks */
+#define RLS_SHA256_LEN       32
+
+/* Map sizes. The counters map bounds accounts x named models. */
+#define RLS_MAX_API_KEYS      (1u << 20)
+#define RLS_MAX_CIDRS         (1u << 16)
+#define RLS_MAX_ACCOUNTS      (1u << 20)
+#define RLS_MAX_MODELS        4096
+#define RLS_MAX_TIERS         1024
+#define RLS_MAX_LIMITS        (2 * 65536) /* both generations */
+#define RLS_MAX_COUNTERS      (1u << 21)
+#define RLS_MAX_ANON_COUNTERS (1u << 18)
+#define RLS_MAX_FLOWS         (1u << 18)
+#define RLS_MAX_STATS         (1u << 16)
+
+/* Ids with a fixed meaning. Named accounts and models are numbered from 1. */
+#define RLS_ACCOUNT_ANONYMOUS 0u          /* default tier, counted per client address */
+#define RLS_MODEL_OTHER       0u          /* a model no tier names: the "*" entry */
+#define RLS_MODEL_HIDDEN      0xffffffffu /* model not visible in the first segment */
+#define RLS_TIER_NONE         0xffffffffu /* no default tier: unknown clients pass */
+#define RLS_UNLIMITED         0xffffffffu /* request and concurrency limits */
+#define RLS_TOKENS_UNLIMITED  0xffffffffffffffffull
+
+#define RLS_NS_PER_SEC 1000000000ull
+
+enum rls_window {
+	RLS_WINDOW_SECOND,
+	RLS_WINDOW_MINUTE,
+	RLS_WINDOW_HOUR,
+	RLS_WINDOW_DAY,
+	RLS_NR_WINDOWS,
+};
+
+/* Why a request was rejected; RLS_REASON_NONE means admitted. */
+enum rls_reason {
+	RLS_REASON_NONE,
+	RLS_REASON_RPS,
+	RLS_REASON_RPM,
+	RLS_REASON_RPH,
+	RLS_REASON_RPD,
+	RLS_REASON_BURST,       /* the per-second smoothing of rpm */
+	RLS_REASON_TOKENS,      /* reserved: token limits */
+	RLS_REASON_CONCURRENCY, /* reserved: concurrency limits */
+	RLS_NR_REASONS,
+};
+
+/* ---- configuration: rls_active selects which generation of everything below is live ---- */
+
+struct rls_header_name {
+	__u8 len;
+	__u8 bearer; /* value is "Bearer <key>" (authorization) */
+	char name[RLS_HEADER_NAME_MAX];
+};
+
+/* rls_config[generation]: what the data path needs besides the tables. */
+struct rls_config {
+	__u16 ports[RLS_MAX_PORTS]; /* host byte order; 0 ends the list */
+	__u32 default_tier;         /* RLS_TIER_NONE: pass unknown clients unlimited */
+	__u32 nr_key_headers;
+	struct rls_header_name key_headers[RLS_MAX_KEY_HEADERS];
+	struct rls_header_name model_header; /* len 0: model only from the JSON body */
+	__s64 tai_minus_utc_ns; /* bpf_ktime_get_tai_ns() - this = UTC, for calendar windows */
+	__u64 loaded_at;        /* UTC seconds */
+	__u8 table_sha256[RLS_SHA256_LEN];
+	char table_path[192];
+};
+
+/* rls_api_keys: SHA-256 of an API key -> its account. The plain key is never stored. */
+struct rls_api_key {
+	__u32 generation;
+	__u8 sha256[RLS_SHA256_LEN];
+};
+
+struct rls_principal {
+	__u32 account; /* account id */
+	__u32 tier;    /* tier id */
+};
+
+/*
+ * rls_cidrs (LPM trie): a client address -> its account. IPv4 is stored IPv4-mapped
+ * (::ffff:a.b.c.d) so one trie serves both families; the generation leads the key so that
+ * both generations live side by side (prefixlen counts its 32 bits).
+ */
+struct rls_cidr_key {
+	__u32 prefixlen;
+	__u32 generation; /* network byte order: part of the matched prefix */
+	__u8 addr[16];
+};
+
+/* rls_models: model name (zero padded) -> model id. Ids are stable across reloads. */
+struct rls_model_name {
+	char name[RLS_MODEL_NAME_MAX];
+};
+
+/* rls_accounts: account id -> name, kept across reloads so ids (and counters) stay put. */
+struct rls_account_name {
+	char name[RLS_ACCOUNT_NAME_MAX];
+};
+
+/* rls_limits: (generation, tier, model) -> limits. model RLS_MODEL_OTHER is "*". */
+struct rls_limit_key {
+	__u32 generation;
+	__u32 tier;
+	__u32 model;
+};
+
+struct rls_limits {
+	__u32 rps, rpm, rph, rpd; /* RLS_UNLIMITED: no limit; 0 admits nothing */
+	__u32 burst;              /* requests back to back under the rpm smoothing */
+	__u32 concurrency;        /* stored; enforced by a later release */
+	__u64 tpm, tpd;           /* stored; enforced by a later release */
+	__u64 smooth_interval_ns; /* GCRA emission interval 60 s / rpm; 0: no smoothing */
+};
+
+/* ---- state: kept across reloads ---- */
+
+/*
+ * rls_counters / rls_anon_counters: (account, model[, client address]) -> request state.
+ * One spin lock guards all windows so that a request is charged to every window or none.
+ */
+struct rls_counter_key {
+	__u32 account;
+	__u32 model;
+	__u8 client[16]; /* anonymous accounts only; zero for named accounts */
+};
+
+struct rls_counter {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 smooth_tat_ns;                 /* GCRA theoretical arrival time (UTC ns) */
+	__u32 window_start[RLS_NR_WINDOWS];  /* window index: UTC seconds / window length */
+	__u32 window_count[RLS_NR_WINDOWS];
+};
+
+/* rls_stats (per CPU): (account, model) -> outcome counts. Anonymous clients share account 0. */
+struct rls_stats_key {
+	__u32 account;
+	__u32 model;
+};
+
+struct rls_stats {
+	__u64 admitted;
+	__u64 rejected[RLS_NR_REASONS]; /* indexed by enum rls_reason */
+};
+
+/* rls_packets (per CPU array): what the data path did with packets, by enum rls_packet_event. */
+enum rls_packet_event {
+	RLS_PKT_SEEN,          /* TCP to a watched port */
+	RLS_PKT_REQUEST,       /* started an HTTP request */
+	RLS_PKT_NOT_HTTP,      /* payload that does not start a request */
+	RLS_PKT_UNPARSED,      /* could not be parsed: passed */
+	RLS_PKT_RETRANSMIT,    /* a request start seen before: not charged again */
+	RLS_PKT_REPLY_SENT,    /* a 429 transmitted */
+	RLS_PKT_RESET_UPSTREAM,/* a client packet turned into a reset toward the upstream */
+	RLS_PKT_DROPPED,       /* client data after a 429, kept from the upstream */
+	RLS_PKT_MODEL_HIDDEN,  /* request charged with the tier's strictest limits */
+	RLS_NR_PACKET_EVENTS,
+};
+
+/* ---- per-connection state ---- */
+
+struct rls_flow_key {
+	__u8 client[16]; /* IPv4-mapped for IPv4 */
+	__u8 server[16];
+	__u16 client_port; /* network byte order */
+	__u16 server_port;
+	__u32 pad;
+};
+
+enum rls_flow_state {
+	RLS_FLOW_ADMITTED = 1,
+	RLS_FLOW_REJECTED,   /* a 429 was sent: client data is kept from the upstream */
+};
+
+/* What a 429 said, kept so a retransmitted request gets the same bytes back. */
+struct rls_rejection {
+	__u32 reason;    /* enum rls_reason */
+	__u32 limit;
+	__u32 remaining;
+	__u32 reset_ms;  /* until the limiting window (or the smoothing) admits again */
+};
+
+struct rls_flow {
+	__u32 state;       /* enum rls_flow_state */
+	__u32 account;
+	__u32 model;
+	__u32 request_seq; /* client sequence number of the last request start */
+	__u32 reply_end;   /* REJECTED: our sequence number after the 429 and its FIN */
+	__u32 requests;    /* request starts seen on this connection */
+	__u64 last_seen_ns;
+	struct rls_rejection rejection;
+};
+
+#endif /* RLSHAPE_H */

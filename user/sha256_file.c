@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Any-length SHA-256 on top of the compression function the data path uses for API keys
+ * (include/key_hash.h): one implementation of the rounds, so the two cannot drift apart.
+ */
+#include <string.h>
+
+#include "key_hash.h"
+#include "sha256_file.h"
+
+static const __u32 sha256_init[8] = {
+	0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+	0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+};
+
+/* The final one or two blocks: the leftover bytes, 0x80, zeros, the bit length (FIPS 180-4 5.1.1). */
+static void hash_tail(__u32 state[8], const __u8 *rest, size_t rest_len, __u64 total_len)
+{
+	__u8 tail[128] = { 0 };
+	__u64 bits = total_len * 8;
+	size_t end = rest_len + 1 + 8 <= 64 ? 64 : 128;
+	size_t i;
+
+	if (rest_len)
+		memcpy(tail, rest, rest_len);
+	tail[rest_len] = 0x80;
+	for (i = 0; i < 8; i++)
+		tail[end - 1 - i] = (__u8)(bits >> (8 * i));
+	for (i = 0; i < end; i += 64)
+		rls_sha256_block(state, tail + i);
+	/* The tail is file content, and a table may hold plain-text API keys. */
+	explicit_bzero(tail, sizeof(tail));
+}
+
+int rls_sha256_file_bytes(const void *data, size_t len, __u8 out[32])
+{
+	const __u8 *bytes = data;
+	__u32 state[8];
+	size_t full = len - len % 64, i;
+
+	if (!data && len)
+		return -1;
+	memcpy(state, sha256_init, sizeof(state));
+	for (i = 0; i < full; i += 64)
+		rls_sha256_block(state, bytes + i);
+	hash_tail(state, bytes + full, len - full, len);
+	for (i = 0; i < 8; i++) {
+		out[i * 4] = (__u8)(state[i] >> 24);
+		out[i * 4 + 1] = (__u8)(state[i] >> 16);
+		out[i * 4 + 2] = (__u8)(state[i] >> 8);
+		out[i * 4 + 3] = (__u8)state[i];
+	}
+	return 0;
+}

@@ -1,0 +1,1359 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tiers.json parser. Every error is one line naming the file and either the line:column of a
+ * syntax error or the JSON path of the offending field, and says what would be accepted:
+ * operators edit this file by hand, under pressure, during an incident.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "key_hash.h"
+#include "sha256_file.h"
+#include "tiers.h"
+
+#define RLS_REQUEST_LIMIT_MAX (RLS_UNLIMITED - 1)
+#define SHA256_PREFIX         "sha256:"
+#define SHA256_PREFIX_LEN     (sizeof(SHA256_PREFIX) - 1)
+
+struct parser {
+	const char *file;
+	char *err;
+	size_t err_len;
+	char path[512];   /* JSON path of the value being parsed, for messages */
+	size_t path_len;
+	json_t *tier_ids; /* tier name -> index, so accounts find their tier in O(1) */
+	const struct rls_table *table;
+};
+
+/* ---- messages ---- */
+
+/* s as a JSON string literal, cut short with "..." when it does not fit. */
+static const char *quote(const char *s, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (len < 8) {
+		buf[0] = '\0';
+		return buf;
+	}
+	buf[o++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+		size_t n;
+
+		if (c == '"' || c == '\\')
+			n = (size_t)snprintf(esc, sizeof(esc), "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+		else
+			esc[0] = (char)c, n = 1;
+		/* Keep room for "...", the closing quote and the NUL. */
+		if (o + n + 5 > len) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(buf + o, esc, n);
+		o += n;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* A JSON value as a message shows it after "got". */
+static const char *describe(const json_t *v, char *buf, size_t len)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return quote(json_string_value(v), buf, len);
+	case JSON_INTEGER:
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return buf;
+	case JSON_REAL:
+		/* "%g" would print 3.0 as 3, and "must be an integer, got 3" is a riddle. */
+		snprintf(buf, len, "%.17g", json_real_value(v));
+		if (!strpbrk(buf, ".eni"))
+			strncat(buf, ".0", len - strlen(buf) - 1);
+		return buf;
+	case JSON_TRUE:
+		return "true";
+	case JSON_FALSE:
+		return "false";
+	case JSON_NULL:
+		return "null";
+	}
+	return "an unknown value";
+}
+
+/* Control bytes in a file name or in jansson's text would split the message. */
+static void make_one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct parser *p, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (!p->err || !p->err_len)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->path_len)
+		snprintf(p->err, p->err_len, "%s: %s: %s", p->file, p->path, msg);
+	else
+		snprintf(p->err, p->err_len, "%s: %s", p->file, msg);
+	make_one_line(p->err);
+	return -1;
+}
+
+static int fail_oom(struct parser *p)
+{
+	p->path_len = 0;
+	p->path[0] = '\0';
+	return fail(p, "out of memory");
+}
+
+/* ---- the JSON path of the value being parsed ---- */
+
+static bool is_plain_segment(const char *key)
+{
+	if (!*key)
+		return false;
+	for (; *key; key++)
+		if (!isalnum((unsigned char)*key) && *key != '_' && *key != '-')
+			return false;
+	return true;
+}
+
+static void path_append(struct parser *p, const char *s)
+{
+	size_t room = sizeof(p->path) - p->path_len;
+	int n = snprintf(p->path + p->path_len, room, "%s", s);
+
+	p->path_len = n < 0 || (size_t)n >= room ? sizeof(p->path) - 1 : p->path_len + (size_t)n;
+}
+
+/* Enter object member key; returns what path_pop() needs to leave it. */
+static size_t path_push_key(struct parser *p, const char *key)
+{
+	size_t saved = p->path_len;
+	char buf[256];
+
+	if (p->path_len)
+		path_append(p, ".");
+	path_append(p, is_plain_segment(key) ? key : quote(key, buf, sizeof(buf)));
+	return saved;
+}
+
+static size_t path_push_index(struct parser *p, size_t index)
+{
+	size_t saved = p->path_len;
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "[%zu]", index);
+	path_append(p, buf);
+	return saved;
+}
+
+static void path_pop(struct parser *p, size_t saved)
+{
+	p->path_len = saved;
+	p->path[saved] = '\0';
+}
+
+static void path_reset(struct parser *p)
+{
+	path_pop(p, 0);
+}
+
+/* ---- generic checks ---- */
+
+static void list_names(const char *const names[], char *buf, size_t len)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; names[i]; i++) {
+		if (i)
+			strncat(buf, ", ", len - strlen(buf) - 1);
+		strncat(buf, names[i], len - strlen(buf) - 1);
+	}
+}
+
+/* A misspelt field must not be silently ignored: "rmp": 10 would leave rpm unlimited. */
+static int reject_unknown_fields(struct parser *p, const json_t *obj, const char *const known[])
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		for (i = 0; known[i]; i++)
+			if (!strcmp(key, known[i]))
+				break;
+		if (!known[i]) {
+			char expected[256];
+
+			list_names(known, expected, sizeof(expected));
+			path_push_key(p, key);
+			return fail(p, "unknown field (expected one of: %s)", expected);
+		}
+	}
+	return 0;
+}
+
+static int expect_object(struct parser *p, const json_t *v, const char *what)
+{
+	char buf[128];
+
+	if (json_is_object(v))
+		return 0;
+	return fail(p, "must be an object %s, got %s", what, describe(v, buf, sizeof(buf)));
+}
+
+/* A name from the file into a fixed-size field of include/rlshape.h. */
+static int copy_name(struct parser *p, const char *name, char *dst, size_t size, const char *what)
+{
+	size_t len = strlen(name);
+
+	if (!len)
+		return fail(p, "empty %s name", what);
+	if (len >= size)
+		return fail(p, "%s name is %zu bytes, at most %zu are allowed", what, len, size - 1);
+	memcpy(dst, name, len + 1);
+	return 0;
+}
+
+/* ---- listen ---- */
+
+static int parse_port(struct parser *p, const json_t *v, __u16 *port)
+{
+	char buf[128];
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+		return fail(p, "must be a TCP port 1..65535, got %s", describe(v, buf, sizeof(buf)));
+	*port = (__u16)json_integer_value(v);
+	return 0;
+}
+
+static int parse_ports(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	char buf[128];
+	json_t *port;
+	size_t i, j;
+
+	if (!v)
+		return fail(p, "required: the TCP ports to rate limit, e.g. \"ports\": [8000]");
+	if (!json_is_array(v))
+		return fail(p, "must be an array of TCP ports, e.g. [8000], got %s",
+			    describe(v, buf, sizeof(buf)));
+	if (!json_array_size(v))
+		return fail(p, "no ports: list at least one TCP port to rate limit, e.g. [8000]");
+	if (json_array_size(v) > RLS_MAX_PORTS)
+		return fail(p, "%zu ports listed, at most %d are supported", json_array_size(v),
+			    RLS_MAX_PORTS);
+	json_array_foreach(v, i, port) {
+		size_t saved = path_push_index(p, i);
+
+		if (parse_port(p, port, &t->ports[i]))
+			return -1;
+		for (j = 0; j < i; j++)
+			if (t->ports[j] == t->ports[i])
+				return fail(p, "port %u is already listed at [%zu]: remove one",
+					    t->ports[i], j);
+		path_pop(p, saved);
+	}
+	t->nr_ports = json_array_size(v);
+	return 0;
+}
+
+/* The kernel's dev_valid_name(): a name it would refuse can never be attached to. */
+static bool valid_dev_name(const char *name)
+{
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (; *name; name++)
+		if ((unsigned char)*name <= ' ' || *name == 0x7f || *name == '/' || *name == ':')
+			return false;
+	return true;
+}
+
+static int parse_dev(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	char buf[128];
+	size_t len;
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return fail(p, "must be a network interface name, e.g. \"eth0\", got %s",
+			    describe(v, buf, sizeof(buf)));
+	len = json_string_length(v);
+	if (!len || len >= sizeof(t->dev))
+		return fail(p, "interface names are 1..%zu bytes, got %zu", sizeof(t->dev) - 1, len);
+	if (!valid_dev_name(json_string_value(v)))
+		return fail(p, "%s is not a valid interface name (no '/', ':' or whitespace)",
+			    quote(json_string_value(v), buf, sizeof(buf)));
+	memcpy(t->dev, json_string_value(v), len + 1);
+	return 0;
+}
+
+static int parse_listen(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	static const char *const fields[] = { "ports", "dev", NULL };
+	size_t here;
+
+	path_push_key(p, "listen");
+	here = p->path_len;
+	if (!v)
+		return fail(p, "required: e.g. \"listen\": {\"ports\": [8000], \"dev\": \"eth0\"}");
+	if (expect_object(p, v, "with \"ports\" and optionally \"dev\"") ||
+	    reject_unknown_fields(p, v, fields))
+		return -1;
+	path_push_key(p, "ports");
+	if (parse_ports(p, json_object_get(v, "ports"), t))
+		return -1;
+	path_pop(p, here);
+	path_push_key(p, "dev");
+	if (parse_dev(p, json_object_get(v, "dev"), t))
+		return -1;
+	path_reset(p);
+	return 0;
+}
+
+/* ---- identify ---- */
+
+/* RFC 9110 tchar: anything else cannot be a header name the data path would ever match. */
+static bool is_token_char(unsigned char c)
+{
+	return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int parse_header_name(struct parser *p, const json_t *v, struct rls_header_name *out)
+{
+	char buf[128];
+	const char *s;
+	size_t len, i;
+
+	if (!json_is_string(v))
+		return fail(p, "must be an HTTP header name, e.g. \"x-api-key\", got %s",
+			    describe(v, buf, sizeof(buf)));
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (!len || len >= RLS_HEADER_NAME_MAX)
+		return fail(p, "header names are 1..%d bytes, got %zu", RLS_HEADER_NAME_MAX - 1, len);
+	for (i = 0; i < len; i++)
+		if (!is_token_char((unsigned char)s[i]))
+			return fail(p, "%s is not an HTTP header name (letters, digits and "
+				    "!#$%%&'*+-.^_`|~ only)", quote(s, buf, sizeof(buf)));
+	memset(out, 0, sizeof(*out));
+	out->len = (__u8)len;
+	/* The data path compares against lower case: header names are case-insensitive. */
+	for (i = 0; i < len; i++)
+		out->name[i] = (char)tolower((unsigned char)s[i]);
+	return 0;
+}
+
+static bool same_header(const struct rls_header_name *a, const struct rls_header_name *b)
+{
+	return a->len == b->len && !memcmp(a->name, b->name, a->len);
+}
+
+static void set_header(struct rls_header_name *h, const char *name)
+{
+	memset(h, 0, sizeof(*h));
+	h->len = (__u8)strlen(name);
+	memcpy(h->name, name, h->len);
+	h->bearer = !strcmp(name, "authorization");
+}
+
+static void set_default_identify(struct rls_table *t)
+{
+	static const char *const keys[] = { "authorization", "x-api-key", "api-key" };
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		set_header(&t->key_headers[i], keys[i]);
+	t->nr_key_headers = i;
+	set_header(&t->model_header, "x-model");
+}
+
+static int parse_key_headers(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	char buf[128];
+	json_t *name;
+	size_t i, j;
+
+	if (!v)
+		return 0;
+	if (!json_is_array(v))
+		return fail(p, "must be an array of header names, e.g. [\"authorization\"], got %s",
+			    describe(v, buf, sizeof(buf)));
+	if (!json_array_size(v) || json_array_size(v) > RLS_MAX_KEY_HEADERS)
+		return fail(p, "list 1..%d header names, got %zu", RLS_MAX_KEY_HEADERS,
+			    json_array_size(v));
+	json_array_foreach(v, i, name) {
+		struct rls_header_name *h = &t->key_headers[i];
+		size_t saved = path_push_index(p, i);
+
+		if (parse_header_name(p, name, h))
+			return -1;
+		h->bearer = h->len == 13 && !memcmp(h->name, "authorization", 13);
+		for (j = 0; j < i; j++)
+			if (same_header(&t->key_headers[j], h))
+				return fail(p, "header already listed at [%zu] (names are "
+					    "case-insensitive): remove one", j);
+		path_pop(p, saved);
+	}
+	t->nr_key_headers = json_array_size(v);
+	return 0;
+}
+
+static int parse_model_header(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	size_t i;
+
+	if (!v)
+		return 0;
+	if (json_is_null(v)) {
+		memset(&t->model_header, 0, sizeof(t->model_header));
+		return 0;
+	}
+	if (parse_header_name(p, v, &t->model_header))
+		return -1;
+	for (i = 0; i < t->nr_key_headers; i++)
+		if (same_header(&t->key_headers[i], &t->model_header))
+			return fail(p, "is also key_headers[%zu]: a header cannot carry both the API "
+				    "key and the model", i);
+	return 0;
+}
+
+static int parse_identify(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	static const char *const fields[] = { "key_headers", "model_header", NULL };
+	size_t here;
+
+	set_default_identify(t);
+	if (!v)
+		return 0;
+	path_push_key(p, "identify");
+	here = p->path_len;
+	if (expect_object(p, v, "with \"key_headers\" and/or \"model_header\"") ||
+	    reject_unknown_fields(p, v, fields))
+		return -1;
+	path_push_key(p, "key_headers");
+	if (parse_key_headers(p, json_object_get(v, "key_headers"), t))
+		return -1;
+	path_pop(p, here);
+	path_push_key(p, "model_header");
+	if (parse_model_header(p, json_object_get(v, "model_header"), t))
+		return -1;
+	path_reset(p);
+	return 0;
+}
+
+/* ---- limits ---- */
+
+struct limit_field {
+	const char *name;
+	size_t offset;
+	bool tokens; /* __u64, RLS_TOKENS_UNLIMITED; else __u32, RLS_UNLIMITED */
+};
+
+#define REQUEST_LIMIT(f) { #f, offsetof(struct rls_limits, f), false }
+#define TOKEN_LIMIT(f)   { #f, offsetof(struct rls_limits, f), true }
+
+static const struct limit_field limit_fields[] = {
+	REQUEST_LIMIT(rps), REQUEST_LIMIT(rpm), REQUEST_LIMIT(rph), REQUEST_LIMIT(rpd),
+	REQUEST_LIMIT(concurrency), TOKEN_LIMIT(tpm), TOKEN_LIMIT(tpd),
+};
+
+static const char *const limits_fields[] = {
+	"rps", "rpm", "rph", "rpd", "tpm", "tpd", "concurrency", "burst", NULL,
+};
+
+static void set_unlimited(struct rls_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->rps = l->rpm = l->rph = l->rpd = l->concurrency = RLS_UNLIMITED;
+	l->tpm = l->tpd = RLS_TOKENS_UNLIMITED;
+}
+
+/*
+ * The GCRA smoothing of rpm: requests are spaced 60 s / rpm apart, with burst of them allowed
+ * back to back. burst 0 picks the default, a second's worth of rpm. rpm 0 and unlimited rpm
+ * need no smoothing.
+ */
+static void set_smoothing(struct rls_limits *l, __u32 burst)
+{
+	if (l->rpm == 0 || l->rpm == RLS_UNLIMITED) {
+		l->burst = 0;
+		l->smooth_interval_ns = 0;
+		return;
+	}
+	l->smooth_interval_ns = 60 * RLS_NS_PER_SEC / l->rpm;
+	l->burst = burst ? burst : (l->rpm / 60 ? l->rpm / 60 : 1);
+}
+
+/* A limit value: a non-negative integer up to max, or "unlimited" (any case). */
+static int parse_limit_value(struct parser *p, const json_t *v, __u64 max, __u64 unlimited,
+			     __u64 *out)
+{
+	char buf[128];
+
+	if (json_is_string(v) && !strcasecmp(json_string_value(v), "unlimited")) {
+		*out = unlimited;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return fail(p, "must be a non-negative integer or \"unlimited\", got %s",
+			    describe(v, buf, sizeof(buf)));
+	if ((__u64)json_integer_value(v) > max)
+		return fail(p, "must be at most %llu (use \"unlimited\" for no limit), got %s",
+			    (unsigned long long)max, describe(v, buf, sizeof(buf)));
+	*out = (__u64)json_integer_value(v);
+	return 0;
+}
+
+static int parse_limit_field(struct parser *p, const json_t *v, const struct limit_field *f,
+			     struct rls_limits *l)
+{
+	char *field = (char *)l + f->offset;
+	__u64 value;
+
+	if (f->tokens) {
+		/* jansson caps integers at 2^63 - 1, far below RLS_TOKENS_UNLIMITED. */
+		if (parse_limit_value(p, v, RLS_TOKENS_UNLIMITED - 1, RLS_TOKENS_UNLIMITED, &value))
+			return -1;
+		*(__u64 *)field = value;
+	} else {
+		if (parse_limit_value(p, v, RLS_REQUEST_LIMIT_MAX, RLS_UNLIMITED, &value))
+			return -1;
+		*(__u32 *)field = (__u32)value;
+	}
+	return 0;
+}
+
+/* burst only means something under the rpm smoothing, and can never admit more than rpm. */
+static int parse_burst(struct parser *p, const json_t *v, const struct rls_limits *l, __u32 *burst)
+{
+	char buf[128];
+
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return fail(p, "must be a positive integer (requests allowed back to back under "
+			    "the rpm smoothing), got %s", describe(v, buf, sizeof(buf)));
+	if (l->rpm == RLS_UNLIMITED)
+		return fail(p, "burst needs a finite rpm in the same entry: set \"rpm\" to a "
+			    "number or remove \"burst\"");
+	if (l->rpm == 0)
+		return fail(p, "burst needs rpm > 0 (rpm 0 admits nothing): remove \"burst\"");
+	if (json_integer_value(v) > l->rpm)
+		return fail(p, "burst %" JSON_INTEGER_FORMAT " exceeds rpm %u: no more than rpm "
+			    "requests fit in a minute, lower burst to at most %u",
+			    json_integer_value(v), l->rpm, l->rpm);
+	*burst = (__u32)json_integer_value(v);
+	return 0;
+}
+
+static int parse_limits(struct parser *p, const json_t *v, struct rls_limits *l)
+{
+	size_t saved = p->path_len, i;
+	const json_t *burst_v;
+	__u32 burst = 0;
+
+	if (expect_object(p, v, "of limits, e.g. {\"rpm\": 60}") ||
+	    reject_unknown_fields(p, v, limits_fields))
+		return -1;
+	set_unlimited(l);
+	for (i = 0; i < sizeof(limit_fields) / sizeof(limit_fields[0]); i++) {
+		const json_t *field_v = json_object_get(v, limit_fields[i].name);
+
+		if (!field_v)
+			continue;
+		path_push_key(p, limit_fields[i].name);
+		if (parse_limit_field(p, field_v, &limit_fields[i], l))
+			return -1;
+		path_pop(p, saved);
+	}
+	burst_v = json_object_get(v, "burst");
+	if (burst_v) {
+		path_push_key(p, "burst");
+		if (parse_burst(p, burst_v, l, &burst))
+			return -1;
+		path_pop(p, saved);
+	}
+	set_smoothing(l, burst);
+	return 0;
+}
+
+/* ---- tiers ---- */
+
+static int parse_tier(struct parser *p, const json_t *v, struct rls_tier *tier)
+{
+	bool has_default = false;
+	const char *model;
+	json_t *limits;
+
+	if (expect_object(p, v, "mapping model names (or \"*\") to limits"))
+		return -1;
+	/* One spare entry for the implicit "*". */
+	tier->entries = calloc(json_object_size(v) + 1, sizeof(*tier->entries));
+	if (!tier->entries)
+		return fail_oom(p);
+	json_object_foreach((json_t *)v, model, limits) {
+		struct rls_tier_entry *e = &tier->entries[tier->nr_entries];
+		size_t saved = path_push_key(p, model);
+
+		if (copy_name(p, model, e->model, sizeof(e->model), "model") ||
+		    parse_limits(p, limits, &e->limits))
+			return -1;
+		path_pop(p, saved);
+		has_default |= !strcmp(model, "*");
+		tier->nr_entries++;
+	}
+	if (!has_default) {
+		struct rls_tier_entry *e = &tier->entries[tier->nr_entries++];
+
+		strcpy(e->model, "*");
+		set_unlimited(&e->limits);
+	}
+	return 0;
+}
+
+static int parse_tiers(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	const char *name;
+	json_t *tier;
+	size_t i = 0;
+
+	path_push_key(p, "tiers");
+	if (!v)
+		return fail(p, "required: define at least one tier, e.g. "
+			    "\"tiers\": {\"free\": {\"*\": {\"rpm\": 3}}}");
+	if (expect_object(p, v, "mapping tier names to models"))
+		return -1;
+	if (!json_object_size(v))
+		return fail(p, "no tiers: define at least one, e.g. {\"free\": {\"*\": {\"rpm\": 3}}}");
+	if (json_object_size(v) > RLS_MAX_TIERS)
+		return fail(p, "%zu tiers, at most %d are supported", json_object_size(v),
+			    RLS_MAX_TIERS);
+	t->tiers = calloc(json_object_size(v), sizeof(*t->tiers));
+	p->tier_ids = json_object();
+	if (!t->tiers || !p->tier_ids)
+		return fail_oom(p);
+	t->nr_tiers = json_object_size(v);
+	json_object_foreach((json_t *)v, name, tier) {
+		size_t saved = path_push_key(p, name);
+
+		if (copy_name(p, name, t->tiers[i].name, sizeof(t->tiers[i].name), "tier") ||
+		    parse_tier(p, tier, &t->tiers[i]))
+			return -1;
+		if (json_object_set_new(p->tier_ids, name, json_integer((json_int_t)i)))
+			return fail_oom(p);
+		path_pop(p, saved);
+		i++;
+	}
+	path_reset(p);
+	return 0;
+}
+
+static void list_tiers(const struct rls_table *t, char *buf, size_t len)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; i < t->nr_tiers; i++) {
+		if (strlen(buf) + strlen(t->tiers[i].name) + 8 > len) {
+			strncat(buf, ", ...", len - strlen(buf) - 1);
+			return;
+		}
+		if (i)
+			strcat(buf, ", ");
+		strcat(buf, t->tiers[i].name);
+	}
+}
+
+static int find_tier(struct parser *p, const json_t *v, long *index)
+{
+	char buf[128], names[256];
+	const json_t *id;
+
+	if (!json_is_string(v))
+		return fail(p, "must be a tier name, got %s", describe(v, buf, sizeof(buf)));
+	id = json_object_get(p->tier_ids, json_string_value(v));
+	if (!id) {
+		list_tiers(p->table, names, sizeof(names));
+		return fail(p, "unknown tier %s (tiers defined: %s)",
+			    quote(json_string_value(v), buf, sizeof(buf)), names);
+	}
+	*index = (long)json_integer_value(id);
+	return 0;
+}
+
+static int parse_default_tier(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	path_push_key(p, "default_tier");
+	if (v && find_tier(p, v, &t->default_tier))
+		return -1;
+	path_reset(p);
+	return 0;
+}
+
+/* ---- accounts: keys ---- */
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int parse_digest(struct parser *p, const char *hex, size_t len, __u8 out[RLS_SHA256_LEN])
+{
+	size_t i;
+
+	if (len != 2 * RLS_SHA256_LEN)
+		return fail(p, "\"sha256:\" must be followed by 64 hex digits, got %zu characters",
+			    len);
+	for (i = 0; i < len; i++)
+		if (hex_digit(hex[i]) < 0)
+			return fail(p, "\"sha256:\" digest has a non-hex character at position %zu "
+				    "(expected 64 hex digits)", i);
+	for (i = 0; i < RLS_SHA256_LEN; i++)
+		out[i] = (__u8)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
+	return 0;
+}
+
+/* Messages never quote a plain key: they end up in logs, and the key is a credential. */
+static int hash_plain_key(struct parser *p, const char *key, size_t len, __u8 out[RLS_SHA256_LEN])
+{
+	__u8 buf[RLS_KEY_HASH_BUF] = { 0 };
+	size_t i;
+
+	if (!len)
+		return fail(p, "empty API key");
+	if (len > RLS_API_KEY_MAX)
+		return fail(p, "API key is %zu bytes, the data path hashes keys of at most %d bytes",
+			    len, RLS_API_KEY_MAX);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] >= 0x7f)
+			return fail(p, "API key byte %zu is a space or not printable ASCII (keys "
+				    "travel in HTTP headers)", i);
+	memcpy(buf, key, len);
+	rls_key_hash(buf, (__u32)len, out);
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+static int parse_key(struct parser *p, const json_t *v, __u8 out[RLS_SHA256_LEN])
+{
+	char buf[128];
+	const char *s;
+	size_t len;
+	int ret;
+
+	if (!json_is_string(v))
+		return fail(p, "must be a string: an API key or \"sha256:\" and its 64-hex-digit "
+			    "digest, got %s", describe(v, buf, sizeof(buf)));
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (len >= SHA256_PREFIX_LEN && !strncasecmp(s, SHA256_PREFIX, SHA256_PREFIX_LEN))
+		return parse_digest(p, s + SHA256_PREFIX_LEN, len - SHA256_PREFIX_LEN, out);
+	ret = hash_plain_key(p, s, len, out);
+	/*
+	 * jansson's copy would otherwise outlive the parse in freed memory. (The file text and
+	 * jansson's lexer buffer held it too; rls_table_load() wipes the former.)
+	 */
+	explicit_bzero((char *)s, len);
+	return ret;
+}
+
+static int parse_keys(struct parser *p, const json_t *v, struct rls_account *a)
+{
+	char buf[128];
+	json_t *key;
+	size_t i;
+
+	if (!v)
+		return 0;
+	if (!json_is_array(v))
+		return fail(p, "must be an array of API keys or \"sha256:<64 hex digits>\" digests, "
+			    "got %s", describe(v, buf, sizeof(buf)));
+	if (!json_array_size(v))
+		return 0;
+	a->keys = calloc(json_array_size(v), sizeof(*a->keys));
+	if (!a->keys)
+		return fail_oom(p);
+	a->nr_keys = json_array_size(v);
+	json_array_foreach(v, i, key) {
+		size_t saved = path_push_index(p, i);
+
+		if (parse_key(p, key, a->keys[i]))
+			return -1;
+		path_pop(p, saved);
+	}
+	return 0;
+}
+
+/* ---- accounts: cidrs ---- */
+
+static bool is_ipv4_mapped(const __u8 addr[16])
+{
+	static const __u8 prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return !memcmp(addr, prefix, sizeof(prefix));
+}
+
+static void format_cidr(const struct rls_cidr *c, char *buf, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	if (is_ipv4_mapped(c->addr) && c->prefixlen >= 96) {
+		inet_ntop(AF_INET, c->addr + 12, addr, sizeof(addr));
+		snprintf(buf, len, "%s/%u", addr, c->prefixlen - 96);
+	} else {
+		inet_ntop(AF_INET6, c->addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s/%u", addr, c->prefixlen);
+	}
+}
+
+static void clear_host_bits(struct rls_cidr *c)
+{
+	size_t i;
+
+	for (i = 0; i < 16; i++) {
+		size_t first_bit = i * 8;
+
+		if (first_bit >= c->prefixlen)
+			c->addr[i] = 0;
+		else if (first_bit + 8 > c->prefixlen)
+			c->addr[i] &= (__u8)(0xff << (8 - (c->prefixlen - first_bit)));
+	}
+}
+
+/* "/n" with n in 0..max; decimal digits only, so "/+8" and "/ 8" are not quietly accepted. */
+static bool parse_prefixlen(const char *s, unsigned int max, unsigned int *out)
+{
+	unsigned int n = 0;
+	size_t i;
+
+	if (!*s || strlen(s) > 3)
+		return false;
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		n = n * 10 + (unsigned int)(s[i] - '0');
+	}
+	*out = n;
+	return n <= max;
+}
+
+/* The address part of "addr[/n]" into c (IPv4 mapped); returns the family's bit count, or 0. */
+static unsigned int parse_cidr_addr(const char *s, size_t len, struct rls_cidr *c)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	if (len >= sizeof(addr))
+		return 0;
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	memset(c, 0, sizeof(*c));
+	if (!strchr(addr, ':')) {
+		c->addr[10] = c->addr[11] = 0xff;
+		return inet_pton(AF_INET, addr, c->addr + 12) == 1 ? 32 : 0;
+	}
+	return inet_pton(AF_INET6, addr, c->addr) == 1 ? 128 : 0;
+}
+
+static int parse_cidr(struct parser *p, const json_t *v, struct rls_cidr *c)
+{
+	char buf[128], net_buf[64];
+	struct rls_cidr net;
+	const char *s, *slash;
+	unsigned int bits, plen;
+
+	if (!json_is_string(v))
+		return fail(p, "must be a string such as \"198.18.1.0/24\" or \"2001:db8::/32\", "
+			    "got %s", describe(v, buf, sizeof(buf)));
+	s = json_string_value(v);
+	slash = strchr(s, '/');
+	bits = parse_cidr_addr(s, slash ? (size_t)(slash - s) : strlen(s), c);
+	if (!bits)
+		return fail(p, "%s is not an IPv4 or IPv6 network (expected a.b.c.d/n or x:y::/n)",
+			    quote(s, buf, sizeof(buf)));
+	plen = bits;
+	if (slash && !parse_prefixlen(slash + 1, bits, &plen))
+		return fail(p, "%s: the prefix length must be 0..%u", quote(s, buf, sizeof(buf)),
+			    bits);
+	c->prefixlen = plen + 128 - bits;
+	net = *c;
+	clear_host_bits(&net);
+	if (memcmp(net.addr, c->addr, sizeof(net.addr))) {
+		format_cidr(&net, net_buf, sizeof(net_buf));
+		return fail(p, "%s has host bits set: did you mean \"%s\"?",
+			    quote(s, buf, sizeof(buf)), net_buf);
+	}
+	return 0;
+}
+
+static int parse_cidrs(struct parser *p, const json_t *v, struct rls_account *a)
+{
+	char buf[128];
+	json_t *cidr;
+	size_t i;
+
+	if (!v)
+		return 0;
+	if (!json_is_array(v))
+		return fail(p, "must be an array of networks such as \"198.18.1.0/24\", got %s",
+			    describe(v, buf, sizeof(buf)));
+	if (!json_array_size(v))
+		return 0;
+	a->cidrs = calloc(json_array_size(v), sizeof(*a->cidrs));
+	if (!a->cidrs)
+		return fail_oom(p);
+	a->nr_cidrs = json_array_size(v);
+	json_array_foreach(v, i, cidr) {
+		size_t saved = path_push_index(p, i);
+
+		if (parse_cidr(p, cidr, &a->cidrs[i]))
+			return -1;
+		path_pop(p, saved);
+	}
+	return 0;
+}
+
+/* ---- accounts ---- */
+
+static int parse_account(struct parser *p, const json_t *v, struct rls_account *a)
+{
+	static const char *const fields[] = { "tier", "keys", "cidrs", NULL };
+	size_t saved = p->path_len;
+	long tier;
+
+	if (expect_object(p, v, "with \"tier\" and \"keys\" and/or \"cidrs\"") ||
+	    reject_unknown_fields(p, v, fields))
+		return -1;
+	path_push_key(p, "tier");
+	if (!json_object_get(v, "tier"))
+		return fail(p, "required: the name of the account's tier");
+	if (find_tier(p, json_object_get(v, "tier"), &tier))
+		return -1;
+	a->tier = (size_t)tier;
+	path_pop(p, saved);
+	path_push_key(p, "keys");
+	if (parse_keys(p, json_object_get(v, "keys"), a))
+		return -1;
+	path_pop(p, saved);
+	path_push_key(p, "cidrs");
+	if (parse_cidrs(p, json_object_get(v, "cidrs"), a))
+		return -1;
+	path_pop(p, saved);
+	if (!a->nr_keys && !a->nr_cidrs)
+		return fail(p, "account has no keys and no cidrs: add \"keys\" or \"cidrs\" so its "
+			    "requests can be recognized");
+	return 0;
+}
+
+static int parse_accounts(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	const char *name;
+	json_t *account;
+	size_t i = 0;
+
+	path_push_key(p, "accounts");
+	if (!v) {
+		path_reset(p);
+		return 0;
+	}
+	if (expect_object(p, v, "mapping account names to {\"tier\", \"keys\", \"cidrs\"}"))
+		return -1;
+	if (json_object_size(v) > RLS_MAX_ACCOUNTS)
+		return fail(p, "%zu accounts, at most %u are supported", json_object_size(v),
+			    RLS_MAX_ACCOUNTS);
+	if (!json_object_size(v)) {
+		path_reset(p);
+		return 0;
+	}
+	t->accounts = calloc(json_object_size(v), sizeof(*t->accounts));
+	if (!t->accounts)
+		return fail_oom(p);
+	t->nr_accounts = json_object_size(v);
+	json_object_foreach((json_t *)v, name, account) {
+		struct rls_account *a = &t->accounts[i++];
+		size_t saved = path_push_key(p, name);
+
+		if (copy_name(p, name, a->name, sizeof(a->name), "account") ||
+		    parse_account(p, account, a))
+			return -1;
+		path_pop(p, saved);
+	}
+	path_reset(p);
+	return 0;
+}
+
+/* ---- one key, one network: each identifies exactly one account ---- */
+
+struct item_ref {
+	const void *item;
+	size_t account;
+	size_t index;
+};
+
+static int cmp_position(const struct item_ref *a, const struct item_ref *b)
+{
+	if (a->account != b->account)
+		return a->account < b->account ? -1 : 1;
+	if (a->index != b->index)
+		return a->index < b->index ? -1 : 1;
+	return 0;
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+	const struct item_ref *x = a, *y = b;
+
+	return memcmp(x->item, y->item, RLS_SHA256_LEN);
+}
+
+static int cmp_key_refs(const void *a, const void *b)
+{
+	return cmp_keys(a, b) ?: cmp_position(a, b);
+}
+
+static int cmp_cidrs(const void *a, const void *b)
+{
+	const struct rls_cidr *x = ((const struct item_ref *)a)->item;
+	const struct rls_cidr *y = ((const struct item_ref *)b)->item;
+
+	if (x->prefixlen != y->prefixlen)
+		return x->prefixlen < y->prefixlen ? -1 : 1;
+	return memcmp(x->addr, y->addr, sizeof(x->addr));
+}
+
+static int cmp_cidr_refs(const void *a, const void *b)
+{
+	return cmp_cidrs(a, b) ?: cmp_position(a, b);
+}
+
+/*
+ * Sort (item, position) pairs so that equal items sit together in file order, and return the
+ * repeat that comes first in the file, with its first occurrence in *first; NULL if none.
+ * Sorting keeps this O(n log n) for tables of a million keys.
+ */
+static const struct item_ref *find_repeat(struct item_ref *refs, size_t n,
+					  int (*cmp_refs)(const void *, const void *),
+					  int (*cmp_items)(const void *, const void *),
+					  const struct item_ref **first)
+{
+	const struct item_ref *repeat = NULL;
+	size_t i;
+
+	qsort(refs, n, sizeof(*refs), cmp_refs);
+	for (i = 1; i < n; i++) {
+		if (cmp_items(&refs[i - 1], &refs[i]))
+			continue;
+		if (!repeat || cmp_position(&refs[i], repeat) < 0) {
+			repeat = &refs[i];
+			*first = &refs[i - 1];
+		}
+	}
+	return repeat;
+}
+
+static void path_set_item(struct parser *p, const struct rls_table *t, const char *field,
+			  const struct item_ref *ref)
+{
+	path_reset(p);
+	path_push_key(p, "accounts");
+	path_push_key(p, t->accounts[ref->account].name);
+	path_push_key(p, field);
+	path_push_index(p, ref->index);
+}
+
+static struct item_ref *collect_refs(const struct rls_table *t, bool keys, size_t *n)
+{
+	struct item_ref *refs;
+	size_t total = 0, i, j, k = 0;
+
+	for (i = 0; i < t->nr_accounts; i++)
+		total += keys ? t->accounts[i].nr_keys : t->accounts[i].nr_cidrs;
+	*n = total;
+	refs = calloc(total ? total : 1, sizeof(*refs));
+	if (!refs)
+		return NULL;
+	for (i = 0; i < t->nr_accounts; i++) {
+		const struct rls_account *a = &t->accounts[i];
+		size_t count = keys ? a->nr_keys : a->nr_cidrs;
+
+		for (j = 0; j < count; j++, k++) {
+			refs[k].item = keys ? (const void *)a->keys[j] : (const void *)&a->cidrs[j];
+			refs[k].account = i;
+			refs[k].index = j;
+		}
+	}
+	return refs;
+}
+
+static int fail_repeat(struct parser *p, const struct rls_table *t, bool keys,
+		       const struct item_ref *repeat, const struct item_ref *first)
+{
+	const char *field = keys ? "keys" : "cidrs";
+	char what[64], first_path[sizeof(p->path)], name[128];
+
+	if (keys)
+		snprintf(what, sizeof(what), "key");
+	else
+		format_cidr(first->item, what, sizeof(what));
+	path_set_item(p, t, field, first);
+	memcpy(first_path, p->path, sizeof(first_path));
+	path_set_item(p, t, field, repeat);
+	if (first->account == repeat->account)
+		return fail(p, "%s is already listed at %s%s: remove one", what, first_path,
+			    keys ? " (a key and its sha256: digest are the same key)" : "");
+	return fail(p, "%s already belongs to account %s (%s): it can identify only one account, "
+		    "remove it from one of them", what,
+		    quote(t->accounts[first->account].name, name, sizeof(name)), first_path);
+}
+
+static int reject_shared(struct parser *p, const struct rls_table *t, bool keys)
+{
+	const struct item_ref *repeat, *first = NULL;
+	struct item_ref *refs;
+	size_t n;
+	int ret = 0;
+
+	refs = collect_refs(t, keys, &n);
+	if (!refs)
+		return fail_oom(p);
+	if (n > (keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS)) {
+		ret = fail(p, "accounts: %zu %s in total, at most %u are supported", n,
+			   keys ? "API keys" : "cidrs", keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS);
+	} else {
+		repeat = find_repeat(refs, n, keys ? cmp_key_refs : cmp_cidr_refs,
+				     keys ? cmp_keys : cmp_cidrs, &first);
+		if (repeat)
+			ret = fail_repeat(p, t, keys, repeat, first);
+	}
+	free(refs);
+	return ret;
+}
+
+/* ---- the table ---- */
+
+static int parse_root(struct parser *p, const json_t *root, struct rls_table *t)
+{
+	static const char *const fields[] = {
+		"listen", "identify", "tiers", "accounts", "default_tier", NULL,
+	};
+	char buf[128];
+
+	if (!json_is_object(root))
+		return fail(p, "the table must be a JSON object, got %s",
+			    describe(root, buf, sizeof(buf)));
+	if (reject_unknown_fields(p, root, fields) ||
+	    parse_listen(p, json_object_get(root, "listen"), t) ||
+	    parse_identify(p, json_object_get(root, "identify"), t) ||
+	    parse_tiers(p, json_object_get(root, "tiers"), t) ||
+	    parse_accounts(p, json_object_get(root, "accounts"), t) ||
+	    parse_default_tier(p, json_object_get(root, "default_tier"), t) ||
+	    reject_shared(p, t, true) || reject_shared(p, t, false))
+		return -1;
+	return 0;
+}
+
+static void init_table(struct rls_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->default_tier = -1;
+}
+
+int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
+		    struct rls_table *table, char *err, size_t err_len)
+{
+	struct parser p = {
+		.file = path_for_messages, .err = err, .err_len = err_len, .table = table,
+	};
+	json_error_t jerr;
+	json_t *root;
+	int ret;
+
+	init_table(table);
+	if (err && err_len)
+		err[0] = '\0';
+	if (strlen(path_for_messages) >= sizeof(table->path))
+		return fail(&p, "path is too long");
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		if (err && err_len) {
+			snprintf(err, err_len, "%s:%d:%d: %s", path_for_messages, jerr.line,
+				 jerr.column, jerr.text);
+			make_one_line(err);
+		}
+		return -1;
+	}
+	ret = parse_root(&p, root, table);
+	json_decref(root);
+	json_decref(p.tier_ids);
+	if (ret) {
+		rls_table_free(table);
+		return -1;
+	}
+	strcpy(table->path, path_for_messages);
+	rls_sha256_file_bytes(text, len, table->sha256);
+	return 0;
+}
+
+/* The whole file in one malloc'd buffer; NULL with errno set on failure. */
+static char *read_file(const char *path, size_t *len)
+{
+	size_t cap = 64 * 1024, used = 0;
+	char *buf = NULL;
+	int fd, saved;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		ssize_t n;
+
+		if (!buf || used == cap) {
+			char *bigger = malloc(buf ? cap * 2 : cap);
+
+			if (!bigger)
+				goto fail;
+			if (buf) {
+				memcpy(bigger, buf, used);
+				/* Old buffers held file text, and the file may hold API keys. */
+				explicit_bzero(buf, used);
+				free(buf);
+				cap *= 2;
+			}
+			buf = bigger;
+		}
+		n = read(fd, buf + used, cap - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	close(fd);
+	*len = used;
+	return buf;
+fail:
+	saved = errno;
+	if (buf)
+		explicit_bzero(buf, used);
+	free(buf);
+	close(fd);
+	errno = saved;
+	return NULL;
+}
+
+int rls_table_load(const char *path, struct rls_table *table, char *err, size_t err_len)
+{
+	size_t len;
+	char *text;
+	int ret;
+
+	init_table(table);
+	text = read_file(path, &len);
+	if (!text) {
+		if (err && err_len) {
+			snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+			make_one_line(err);
+		}
+		return -1;
+	}
+	ret = rls_table_parse(path, text, len, table, err, err_len);
+	explicit_bzero(text, len);
+	free(text);
+	return ret;
+}
+
+void rls_table_free(struct rls_table *table)
+{
+	size_t i;
+
+	for (i = 0; i < table->nr_tiers; i++)
+		free(table->tiers[i].entries);
+	free(table->tiers);
+	for (i = 0; i < table->nr_accounts; i++) {
+		free(table->accounts[i].keys);
+		free(table->accounts[i].cidrs);
+	}
+	free(table->accounts);
+	init_table(table);
+}
+
+/* ---- lookups ---- */
+
+const struct rls_limits *rls_tier_limits(const struct rls_tier *tier, const char *model)
+{
+	const struct rls_limits *fallback = NULL;
+	size_t i;
+
+	for (i = 0; i < tier->nr_entries; i++) {
+		if (!strcmp(tier->entries[i].model, model))
+			return &tier->entries[i].limits;
+		if (!strcmp(tier->entries[i].model, "*"))
+			fallback = &tier->entries[i].limits;
+	}
+	return fallback;
+}
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+void rls_tier_strictest(const struct rls_tier *tier, struct rls_limits *out)
+{
+	__u32 burst = RLS_UNLIMITED;
+	size_t i;
+
+	set_unlimited(out);
+	for (i = 0; i < tier->nr_entries; i++) {
+		const struct rls_limits *l = &tier->entries[i].limits;
+
+		out->rps = MIN(out->rps, l->rps);
+		out->rpm = MIN(out->rpm, l->rpm);
+		out->rph = MIN(out->rph, l->rph);
+		out->rpd = MIN(out->rpd, l->rpd);
+		out->concurrency = MIN(out->concurrency, l->concurrency);
+		out->tpm = MIN(out->tpm, l->tpm);
+		out->tpd = MIN(out->tpd, l->tpd);
+		/* Entries without smoothing have burst 0, which means "none", not "strictest". */
+		if (l->smooth_interval_ns)
+			burst = MIN(burst, l->burst);
+	}
+	/* A finite positive minimum rpm comes from an entry that smooths, so burst was set. */
+	set_smoothing(out, burst == RLS_UNLIMITED ? 0 : burst);
+}
