@@ -37,8 +37,10 @@ TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all deps check demo bench clean
 .DELETE_ON_ERROR:
+# BPF objects and skeletons are outputs in their own right: tests attach the objects.
+.SECONDARY:
 
-all: $(BUILD)/rlshape $(TOOLS) $(TESTS)
+all: $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS) $(TESTS)
 
 deps:
 	@tools/install-deps.sh

@@ -16,6 +16,7 @@
 /* How much of a request's first segment the parser looks at. */
 #define RLS_PARSE_WINDOW 2048
 #define RLS_REPLY_MAX    1024
+#define RLS_HEADERS_MAX  256
 
 /* Per-CPU work space: too large for the 512-byte BPF stack. */
 struct rls_scratch {
@@ -23,6 +24,7 @@ struct rls_scratch {
 	__u8 key[RLS_KEY_HASH_BUF];
 	struct rls_sha256_work sha256;
 	__u8 reply[RLS_REPLY_MAX];
+	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
 	struct rls_model_name model;
 	struct rls_api_key api_key;
 	struct rls_request req;

@@ -265,6 +265,25 @@ static __always_inline int rls_reverse_ip(void *data, void *data_end, const stru
 }
 
 /*
+ * Make the frame len bytes long, keeping its first hdrs bytes (L2 to L4). Growing at the tail
+ * fails where the frame is an skb's own buffer (veth, generic XDP) with little room after it;
+ * XDP always leaves XDP_PACKET_HEADROOM before the frame, so the headers then move forward.
+ */
+static __always_inline int rls_resize_frame(struct xdp_md *ctx, struct rls_scratch *s, __u32 hdrs,
+					    __u32 len)
+{
+	long delta = (long)len - rls_frame_len(ctx);
+
+	if (!bpf_xdp_adjust_tail(ctx, (int)delta))
+		return 0;
+	if (delta <= 0 || hdrs == 0 || hdrs > RLS_HEADERS_MAX)
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, 0, s->headers, hdrs) || bpf_xdp_adjust_head(ctx, (int)-delta))
+		return -1;
+	return bpf_xdp_store_bytes(ctx, 0, s->headers, hdrs) ? -1 : 0;
+}
+
+/*
  * Rewrite the request packet into the 429 from the server, with FIN. The reply's bytes are
  * built in scratch first; returns XDP_TX, or XDP_DROP if the packet cannot be reshaped (the
  * client then retransmits, and the retransmission is answered).
@@ -277,20 +296,17 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	struct tcphdr *tcp;
 	__s64 pseudo;
 	__u64 sum;
-	long delta;
 
 	if (!pkt || !s || !r || !reply_end)
+		return XDP_DROP;
+	if (pkt->l4_off > 128)
 		return XDP_DROP;
 	hdrs = pkt->l4_off + sizeof(struct tcphdr);
 	client_seq_end = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
 	server_seq = pkt->ack_seq;
 	body_len = rls_build_429(s, r) & RLS_REPLY_MASK;
-	if (pkt->l4_off > 128)
-		return XDP_DROP;
-	delta = (long)(hdrs + body_len) - rls_frame_len(ctx);
-	if (bpf_xdp_adjust_tail(ctx, (int)delta))
-		return XDP_DROP;
-	if (body_len == 0 || bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
+	if (body_len == 0 || rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ||
+	    bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
 		return XDP_DROP;
 
 	data = (void *)(long)ctx->data;

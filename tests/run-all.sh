@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Run every rlshape test suite and sum up their TAP results.
+#
+#   tests/run-all.sh                 all suites, in this order:
+#                                      build/tests/unit/*, build/tests/bpf/*, tests/e2e/*.sh
+#   RLS_TESTS=REGEX tests/run-all.sh only suites whose name (unit/NAME, bpf/NAME,
+#                                      e2e/NAME.sh) matches the extended regex
+#
+# A suite prints TAP: "ok N - desc", "not ok N - desc", "... # SKIP reason" (skipped,
+# whether ok or not ok: cmocka prints "not ok N # SKIP"), and may print "1..0 # SKIP why"
+# to skip as a whole. Counted as one failure each: a suite that exits non-zero without
+# any "not ok" line (crash, timeout), one that prints no result line at all, and one
+# that prints fewer results than its plan announced.
+# The last line is "N passed, N failed, N skipped"; the exit status is 1 if any failed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BUILD=${BUILD:-build}
+SUITE_TIMEOUT=${RLS_SUITE_TIMEOUT:-600}
+export CMOCKA_MESSAGE_OUTPUT=TAP
+
+passed=0
+failed=0
+skipped=0
+
+summary() {
+	echo "$passed passed, $failed failed, $skipped skipped"
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "run-all: root is required (BPF programs, network namespaces); run as root" >&2
+	failed=1
+	summary
+	exit 1
+fi
+
+shopt -s nullglob
+suites=() # entries "name<TAB>path"
+export LC_ALL=C
+for kind in unit bpf; do
+	for f in "$BUILD/tests/$kind"/*; do
+		[[ -f $f && -x $f ]] && suites+=("$kind/${f##*/}"$'\t'"$f")
+	done
+done
+for f in tests/e2e/*.sh; do
+	suites+=("e2e/${f##*/}"$'\t'"$f")
+done
+unset LC_ALL
+
+selected=()
+for s in "${suites[@]}"; do
+	name=${s%%$'\t'*}
+	if [[ -z ${RLS_TESTS:-} ]] || grep -Eq -- "$RLS_TESTS" <<<"$name"; then
+		selected+=("$s")
+	fi
+done
+
+if ((${#selected[@]} == 0)); then
+	echo "run-all: no test suite found${RLS_TESTS:+ matching RLS_TESTS="$RLS_TESTS"}" \
+		"(did the build run?)" >&2
+	failed=1
+	summary
+	exit 1
+fi
+
+log=$(mktemp)
+tpid=""
+interrupted=""
+nsig=0
+# Ctrl-C or TERM: pass it on to the running suite (timeout forwards it to the suite's
+# whole process group, so its cleanup traps run), let it finish, run no further suite.
+on_signal() {
+	interrupted=$1
+	nsig=$((nsig + 1))
+	[[ -z $tpid ]] || kill "-$1" "$tpid" 2>/dev/null || true
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+trap 'rm -f "$log"' EXIT
+
+for s in "${selected[@]}"; do
+	[[ -z $interrupted ]] || break
+	name=${s%%$'\t'*}
+	path=${s#*$'\t'}
+	cmd=("$path")
+	[[ $path == *.sh ]] && cmd=(bash "$path")
+
+	echo "# ---- $name"
+	start=$SECONDS
+	: >"$log"
+	# timeout puts the suite in a process group of its own and, on expiry, signals all
+	# of it (a suite's bash waiting on a command would not run its traps otherwise).
+	timeout -k 30 "$SUITE_TIMEOUT" "${cmd[@]}" </dev/null >"$log" 2>&1 &
+	tpid=$!
+	tail -n +1 -s 0.1 --pid="$tpid" -f "$log" | sed -u 's/^/    /' &
+	showpid=$!
+	while :; do
+		n=$nsig
+		rc=0
+		wait "$tpid" || rc=$?
+		# wait returns early when a trapped signal arrives: then wait again.
+		if ((nsig != n)) && kill -0 "$tpid" 2>/dev/null; then
+			continue
+		fi
+		break
+	done
+	tpid=""
+	wait "$showpid" || true
+
+	s_ok=$(grep -Ec '^ok([[:space:]]|$)' "$log" || true)
+	s_notok=$(grep -Ec '^not ok([[:space:]]|$)' "$log" || true)
+	s_skip=$(grep -Ec '^(not )?ok([[:space:]].*)?#[[:space:]]*[Ss][Kk][Ii][Pp]' "$log" || true)
+	plan=$(grep -Em1 '^1\.\.[0-9]+' "$log" || true)
+	# A skipped test is counted as skipped only, whether printed "ok" or "not ok".
+	s_skip_notok=$(grep -Ec '^not ok([[:space:]].*)?#[[:space:]]*[Ss][Kk][Ii][Pp]' "$log" || true)
+	s_pass=$((s_ok - (s_skip - s_skip_notok)))
+	s_fail=$((s_notok - s_skip_notok))
+	s_results=$((s_ok + s_notok))
+
+	why=""
+	if ((s_results == 0)); then
+		if [[ $plan =~ ^1\.\.0([[:space:]]|$) ]] && [[ $plan =~ \#[[:space:]]*[Ss][Kk][Ii][Pp] ]] && ((rc == 0)); then
+			s_skip=$((s_skip + 1))
+		else
+			why="printed no test result"
+			s_fail=$((s_fail + 1))
+		fi
+	elif ((rc != 0 && s_fail == 0)); then
+		why="exited with status $rc without a failing test"
+		((rc == 124 || rc == 137)) && why="timed out after ${SUITE_TIMEOUT}s"
+		s_fail=$((s_fail + 1))
+	elif [[ $plan =~ ^1\.\.([0-9]+) ]] && ((BASH_REMATCH[1] > s_results)); then
+		why="planned ${BASH_REMATCH[1]} tests, ran $s_results"
+		s_fail=$((s_fail + 1))
+	fi
+
+	passed=$((passed + s_pass))
+	failed=$((failed + s_fail))
+	skipped=$((skipped + s_skip))
+	echo "# ==== $name: $([[ $s_fail -eq 0 ]] && echo OK || echo FAILED)" \
+		"(pass $s_pass, fail $s_fail, skip $s_skip; exit $rc; $((SECONDS - start))s)${why:+: $why}"
+done
+
+if [[ -n $interrupted ]]; then
+	echo "run-all: stopped by SIG$interrupted" >&2
+	failed=$((failed + 1))
+fi
+summary
+((failed == 0))

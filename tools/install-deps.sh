@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what rlshape needs to build and test on Debian 12, and mount bpffs.
+# Idempotent: asks apt only when a package is missing. Must run as root.
+set -euo pipefail
+
+# The one list of Debian packages the project needs.
+PACKAGES=(
+	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjansson-dev
+	libcmocka-dev pkg-config make gcc iproute2 curl ethtool python3
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-deps: must run as root (apt-get install, mount -t bpf)" >&2
+	exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [[ $status != "install ok installed" ]]; then
+		missing+=("$pkg")
+	fi
+done
+
+did=()
+if ((${#missing[@]})); then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+	did+=("installed ${missing[*]}")
+fi
+
+if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null || true) != bpf_fs ]]; then
+	mount -t bpf bpf /sys/fs/bpf
+	did+=("mounted /sys/fs/bpf")
+fi
+
+if ((${#did[@]})); then
+	printf 'install-deps: %s\n' "$(printf '%s; ' "${did[@]}" | sed 's/; $//')"
+else
+	echo "install-deps: all ${#PACKAGES[@]} packages present, /sys/fs/bpf mounted"
+fi

@@ -1,0 +1,489 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include "apply.h"
+
+/* Ids the new table uses, by position: accounts[i] is table->accounts[i]. */
+struct id_plan {
+	__u32 *accounts;
+	bool *account_is_new;
+	size_t nr_models;
+	const char **model_names; /* every model some tier names, once */
+	__u32 *models;
+	bool *model_is_new;
+};
+
+static int failf(char *err, size_t err_len, const char *fmt, const char *what, int e)
+{
+	snprintf(err, err_len, fmt, what, strerror(e));
+	return -e;
+}
+
+static __u32 live_generation(const struct rls_maps *maps)
+{
+	__u32 zero = 0, gen = 0;
+
+	bpf_map_lookup_elem(maps->active, &zero, &gen);
+	return gen & 1;
+}
+
+__u32 rls_account_id(const struct rls_maps *maps, const char *name)
+{
+	struct rls_account_name value;
+	__u32 key, next, *prev = NULL;
+
+	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps->accounts, &key, &value) == 0 &&
+		    strncmp(value.name, name, sizeof(value.name)) == 0)
+			return key;
+	}
+	return 0;
+}
+
+__u32 rls_model_id(const struct rls_maps *maps, const char *name)
+{
+	struct rls_model_name key = {};
+	__u32 id;
+
+	snprintf(key.name, sizeof(key.name), "%s", name);
+	return bpf_map_lookup_elem(maps->models, &key, &id) == 0 ? id : RLS_MODEL_OTHER;
+}
+
+static __u32 highest_account_id(const struct rls_maps *maps)
+{
+	__u32 key, next, *prev = NULL, high = 0;
+
+	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (key > high)
+			high = key;
+	}
+	return high;
+}
+
+static __u32 highest_model_id(const struct rls_maps *maps)
+{
+	struct rls_model_name key, next, *prev = NULL;
+	__u32 id, high = 0;
+
+	while (bpf_map_get_next_key(maps->models, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps->models, &key, &id) == 0 && id > high && id != RLS_MODEL_HIDDEN)
+			high = id;
+	}
+	return high;
+}
+
+static bool listed(const char **names, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void plan_free(struct id_plan *plan)
+{
+	free(plan->accounts);
+	free(plan->account_is_new);
+	free(plan->model_names);
+	free(plan->models);
+	free(plan->model_is_new);
+	memset(plan, 0, sizeof(*plan));
+}
+
+/* Existing names keep their ids, so their counters carry over; new names get fresh ones. */
+static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, struct id_plan *plan)
+{
+	size_t i, j, n = 0, cap = 0;
+	__u32 next_account = highest_account_id(maps) + 1, next_model = highest_model_id(maps) + 1;
+
+	for (i = 0; i < t->nr_tiers; i++)
+		cap += t->tiers[i].nr_entries;
+	plan->accounts = calloc(t->nr_accounts + 1, sizeof(*plan->accounts));
+	plan->account_is_new = calloc(t->nr_accounts + 1, sizeof(*plan->account_is_new));
+	plan->model_names = calloc(cap + 1, sizeof(*plan->model_names));
+	plan->models = calloc(cap + 1, sizeof(*plan->models));
+	plan->model_is_new = calloc(cap + 1, sizeof(*plan->model_is_new));
+	if (!plan->accounts || !plan->account_is_new || !plan->model_names || !plan->models ||
+	    !plan->model_is_new)
+		return -ENOMEM;
+	for (i = 0; i < t->nr_accounts; i++) {
+		plan->accounts[i] = rls_account_id(maps, t->accounts[i].name);
+		if (!plan->accounts[i]) {
+			plan->accounts[i] = next_account++;
+			plan->account_is_new[i] = true;
+		}
+	}
+	for (i = 0; i < t->nr_tiers; i++) {
+		for (j = 0; j < t->tiers[i].nr_entries; j++) {
+			const char *model = t->tiers[i].entries[j].model;
+
+			if (strcmp(model, "*") == 0 || listed(plan->model_names, n, model))
+				continue;
+			plan->model_names[n] = model;
+			plan->models[n] = rls_model_id(maps, model);
+			if (plan->models[n] == RLS_MODEL_OTHER) {
+				plan->models[n] = next_model++;
+				plan->model_is_new[n] = true;
+			}
+			n++;
+		}
+	}
+	plan->nr_models = n;
+	return 0;
+}
+
+static __u32 planned_model_id(const struct id_plan *plan, const char *model)
+{
+	size_t i;
+
+	if (strcmp(model, "*") == 0)
+		return RLS_MODEL_OTHER;
+	for (i = 0; i < plan->nr_models; i++)
+		if (strcmp(plan->model_names[i], model) == 0)
+			return plan->models[i];
+	return RLS_MODEL_OTHER;
+}
+
+/* Keys of a map whose leading generation field (at gen_offset) equals gen. */
+static int delete_generation(int fd, size_t key_size, size_t gen_offset, __u32 gen, bool in_network_order)
+{
+	unsigned char *keys = NULL, *grown, key[64], next[64];
+	size_t n = 0, cap = 0, i;
+	void *prev = NULL;
+	__u32 want = in_network_order ? htonl(gen) : gen, have;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, key_size);
+		prev = key;
+		memcpy(&have, key + gen_offset, sizeof(have));
+		if (have != want)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			grown = realloc(keys, cap * key_size);
+			if (!grown) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = grown;
+		}
+		memcpy(keys + n++ * key_size, key, key_size);
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, keys + i * key_size);
+	free(keys);
+	return 0;
+}
+
+static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
+{
+	delete_generation(maps->api_keys, sizeof(struct rls_api_key),
+			  offsetof(struct rls_api_key, generation), gen, false);
+	delete_generation(maps->cidrs, sizeof(struct rls_cidr_key),
+			  offsetof(struct rls_cidr_key, generation), gen, true);
+	delete_generation(maps->limits, sizeof(struct rls_limit_key),
+			  offsetof(struct rls_limit_key, generation), gen, false);
+}
+
+static int write_names(const struct rls_maps *maps, const struct rls_table *t,
+		       const struct id_plan *plan, char *err, size_t err_len)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr_accounts; i++) {
+		struct rls_account_name name = {};
+
+		if (!plan->account_is_new[i])
+			continue;
+		snprintf(name.name, sizeof(name.name), "%s", t->accounts[i].name);
+		if (bpf_map_update_elem(maps->accounts, &plan->accounts[i], &name, BPF_ANY))
+			return failf(err, err_len, "cannot add account \"%s\": %s",
+				     t->accounts[i].name, errno);
+	}
+	for (i = 0; i < plan->nr_models; i++) {
+		struct rls_model_name name = {};
+
+		if (!plan->model_is_new[i])
+			continue;
+		snprintf(name.name, sizeof(name.name), "%s", plan->model_names[i]);
+		if (bpf_map_update_elem(maps->models, &name, &plan->models[i], BPF_ANY))
+			return failf(err, err_len, "cannot add model \"%s\": %s",
+				     plan->model_names[i], errno);
+	}
+	return 0;
+}
+
+static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
+			const struct id_plan *plan, __u32 gen, size_t *count, char *err,
+			size_t err_len)
+{
+	struct rls_limit_key key = { .generation = gen };
+	struct rls_limits strictest;
+	size_t i, j;
+
+	for (i = 0; i < t->nr_tiers; i++) {
+		const struct rls_tier *tier = &t->tiers[i];
+
+		key.tier = (__u32)i;
+		for (j = 0; j < tier->nr_entries; j++) {
+			key.model = planned_model_id(plan, tier->entries[j].model);
+			if (bpf_map_update_elem(maps->limits, &key, &tier->entries[j].limits, BPF_ANY))
+				return failf(err, err_len, "cannot add the limits of tier \"%s\": %s",
+					     tier->name, errno);
+			(*count)++;
+		}
+		/* What a request whose model cannot be seen in its first segment is charged. */
+		rls_tier_strictest(tier, &strictest);
+		key.model = RLS_MODEL_HIDDEN;
+		if (bpf_map_update_elem(maps->limits, &key, &strictest, BPF_ANY))
+			return failf(err, err_len, "cannot add the limits of tier \"%s\": %s", tier->name,
+				     errno);
+		(*count)++;
+	}
+	return 0;
+}
+
+static int write_principals(const struct rls_maps *maps, const struct rls_table *t,
+			    const struct id_plan *plan, __u32 gen, struct rls_apply_result *r,
+			    char *err, size_t err_len)
+{
+	size_t i, j;
+
+	for (i = 0; i < t->nr_accounts; i++) {
+		const struct rls_account *a = &t->accounts[i];
+		struct rls_principal who = { .account = plan->accounts[i], .tier = (__u32)a->tier };
+
+		for (j = 0; j < a->nr_keys; j++) {
+			struct rls_api_key key = { .generation = gen };
+
+			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
+			if (bpf_map_update_elem(maps->api_keys, &key, &who, BPF_ANY))
+				return failf(err, err_len, "cannot add a key of account \"%s\": %s",
+					     a->name, errno);
+			r->nr_keys++;
+		}
+		for (j = 0; j < a->nr_cidrs; j++) {
+			struct rls_cidr_key key = { .prefixlen = 32 + a->cidrs[j].prefixlen,
+						    .generation = htonl(gen) };
+
+			memcpy(key.addr, a->cidrs[j].addr, sizeof(key.addr));
+			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY))
+				return failf(err, err_len, "cannot add a CIDR of account \"%s\": %s",
+					     a->name, errno);
+			r->nr_cidrs++;
+		}
+	}
+	return 0;
+}
+
+/* CLOCK_TAI - CLOCK_REALTIME: a whole number of seconds (37 s today, 0 if never set). */
+static __s64 tai_minus_utc_ns(void)
+{
+	struct timespec tai, utc;
+	__s64 diff;
+
+	clock_gettime(CLOCK_TAI, &tai);
+	clock_gettime(CLOCK_REALTIME, &utc);
+	diff = (tai.tv_sec - utc.tv_sec) * (__s64)1000000000 + (tai.tv_nsec - utc.tv_nsec);
+	return (diff + 500000000) / 1000000000 * 1000000000;
+}
+
+static int write_config(const struct rls_maps *maps, const struct rls_table *t, __u32 gen,
+			char *err, size_t err_len)
+{
+	struct rls_config cfg = {};
+	size_t i;
+
+	for (i = 0; i < t->nr_ports && i < RLS_MAX_PORTS; i++)
+		cfg.ports[i] = t->ports[i];
+	cfg.default_tier = t->default_tier < 0 ? RLS_TIER_NONE : (__u32)t->default_tier;
+	cfg.nr_key_headers = (__u32)t->nr_key_headers;
+	memcpy(cfg.key_headers, t->key_headers, sizeof(cfg.key_headers));
+	cfg.model_header = t->model_header;
+	cfg.tai_minus_utc_ns = tai_minus_utc_ns();
+	cfg.loaded_at = (__u64)time(NULL);
+	memcpy(cfg.table_sha256, t->sha256, sizeof(cfg.table_sha256));
+	snprintf(cfg.table_path, sizeof(cfg.table_path), "%.*s", (int)sizeof(cfg.table_path) - 1, t->path);
+	if (bpf_map_update_elem(maps->config, &gen, &cfg, BPF_ANY))
+		return failf(err, err_len, "cannot write the %s configuration: %s", "new", errno);
+	return 0;
+}
+
+static bool account_kept(const struct id_plan *plan, size_t n, __u32 id)
+{
+	size_t i;
+
+	if (id == RLS_ACCOUNT_ANONYMOUS)
+		return true;
+	for (i = 0; i < n; i++)
+		if (plan->accounts[i] == id)
+			return true;
+	return false;
+}
+
+static bool model_kept(const struct id_plan *plan, __u32 id)
+{
+	size_t i;
+
+	if (id == RLS_MODEL_OTHER || id == RLS_MODEL_HIDDEN)
+		return true;
+	for (i = 0; i < plan->nr_models; i++)
+		if (plan->models[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Remove entries of a map keyed by (account, model, ...) whose account or model the table no
+ * longer has. Keys are collected first: deleting while walking would skip entries.
+ */
+static size_t prune_by_ids(int fd, size_t key_size, const struct id_plan *plan, size_t nr_accounts)
+{
+	unsigned char key[64], next[64], *doomed = NULL, *grown;
+	size_t n = 0, cap = 0, i;
+	void *prev = NULL;
+	__u32 ids[2];
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, key_size);
+		prev = key;
+		memcpy(ids, key, sizeof(ids)); /* every such key starts with account, model */
+		if (account_kept(plan, nr_accounts, ids[0]) && model_kept(plan, ids[1]))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			grown = realloc(doomed, cap * key_size);
+			if (!grown)
+				break;
+			doomed = grown;
+		}
+		memcpy(doomed + n++ * key_size, key, key_size);
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, doomed + i * key_size);
+	free(doomed);
+	return n;
+}
+
+static void forget_removed_accounts(const struct rls_maps *maps, const struct id_plan *plan,
+				    size_t nr_accounts)
+{
+	__u32 key, next, *prev = NULL, *doomed = NULL, *grown;
+	size_t n = 0, cap = 0, i;
+
+	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (account_kept(plan, nr_accounts, key))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			grown = realloc(doomed, cap * sizeof(*doomed));
+			if (!grown)
+				break;
+			doomed = grown;
+		}
+		doomed[n++] = key;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(maps->accounts, &doomed[i]);
+	free(doomed);
+}
+
+static void forget_removed_models(const struct rls_maps *maps, const struct id_plan *plan)
+{
+	struct rls_model_name key, next, *prev = NULL;
+	__u32 id;
+
+	while (bpf_map_get_next_key(maps->models, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps->models, &key, &id) == 0 && !model_kept(plan, id)) {
+			bpf_map_delete_elem(maps->models, &key);
+			prev = NULL; /* the walk's position is gone: start over */
+		}
+	}
+}
+
+/* Undo names this attempt added, so a failed load leaves the maps as they were. */
+static void forget_new_names(const struct rls_maps *maps, const struct rls_table *t,
+			     const struct id_plan *plan)
+{
+	size_t i;
+
+	for (i = 0; i < t->nr_accounts; i++)
+		if (plan->account_is_new && plan->account_is_new[i])
+			bpf_map_delete_elem(maps->accounts, &plan->accounts[i]);
+	for (i = 0; i < plan->nr_models; i++) {
+		struct rls_model_name name = {};
+
+		if (!plan->model_is_new[i])
+			continue;
+		snprintf(name.name, sizeof(name.name), "%s", plan->model_names[i]);
+		bpf_map_delete_elem(maps->models, &name);
+	}
+}
+
+int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
+		    struct rls_apply_result *result, char *err, size_t err_len)
+{
+	__u32 live = live_generation(maps), next = live ^ 1, zero = 0;
+	struct id_plan plan = {};
+	int ret;
+
+	memset(result, 0, sizeof(*result));
+	ret = plan_ids(maps, table, &plan);
+	if (ret) {
+		snprintf(err, err_len, "out of memory");
+		plan_free(&plan);
+		return ret;
+	}
+	/* Leftovers of an earlier load that failed half way. */
+	delete_generation_everywhere(maps, next);
+
+	ret = write_names(maps, table, &plan, err, err_len);
+	if (!ret)
+		ret = write_limits(maps, table, &plan, next, &result->nr_limits, err, err_len);
+	if (!ret)
+		ret = write_principals(maps, table, &plan, next, result, err, err_len);
+	if (!ret)
+		ret = write_config(maps, table, next, err, err_len);
+	if (!ret && bpf_map_update_elem(maps->active, &zero, &next, BPF_ANY))
+		ret = failf(err, err_len, "cannot switch to the %s table: %s", "new", errno);
+	if (ret) {
+		delete_generation_everywhere(maps, next);
+		forget_new_names(maps, table, &plan);
+		plan_free(&plan);
+		return ret;
+	}
+
+	delete_generation_everywhere(maps, live);
+	result->counters_removed =
+		prune_by_ids(maps->counters, sizeof(struct rls_counter_key), &plan,
+			     table->nr_accounts) +
+		prune_by_ids(maps->anon_counters, sizeof(struct rls_counter_key), &plan,
+			     table->nr_accounts);
+	prune_by_ids(maps->stats, sizeof(struct rls_stats_key), &plan, table->nr_accounts);
+	forget_removed_accounts(maps, &plan, table->nr_accounts);
+	forget_removed_models(maps, &plan);
+	result->generation = next;
+	result->nr_accounts = table->nr_accounts;
+	result->nr_models = plan.nr_models;
+	plan_free(&plan);
+	return 0;
+}

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "apply.h"
+#include "cli.h"
+#include "maps.h"
+#include "tiers.h"
+#include "rlshape_xdp.skel.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: rlshape load FILE [--dev IFACE] [--mode native|skb]\n\n"
+		"Validates the tier table FILE, attaches rlshape's XDP program to IFACE (or to the\n"
+		"interface the table names in listen.dev), pins it and its maps under\n"
+		RLS_PIN_ROOT "/IFACE/ and makes the table live.\n\n"
+		"Loading again on the same interface swaps the table atomically and keeps the\n"
+		"counters of every (account, model) the new table still has. When the table is\n"
+		"invalid, nothing that is loaded changes.\n\n"
+		"Options:\n"
+		"  -d, --dev IFACE   client-facing interface of the gateway\n"
+		"  -m, --mode MODE   native (default: the driver runs XDP) or skb (generic XDP,\n"
+		"                    for drivers without XDP support; slower)\n"
+		"  -h, --help        this text\n");
+}
+
+struct load_request {
+	const char *file;
+	const char *dev;
+	__u32 xdp_flags;
+};
+
+static int parse_args(int argc, char **argv, struct load_request *req)
+{
+	static const struct option opts[] = {
+		{ "dev", required_argument, NULL, 'd' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "d:m:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			req->dev = optarg;
+			break;
+		case 'm':
+			if (!strcmp(optarg, "skb")) {
+				req->xdp_flags = XDP_FLAGS_SKB_MODE;
+			} else if (strcmp(optarg, "native")) {
+				rls_error("--mode must be native or skb, not \"%s\"", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	req->file = argv[optind];
+	return 0;
+}
+
+/* Point the pinned link at the new program, or create and pin the link on first load. */
+static int attach(int prog_fd, int ifindex, __u32 flags, const char *dir, const char *dev)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+	char path[512];
+	int link, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RLS_LINK_PIN);
+	link = bpf_obj_get(path);
+	if (link >= 0) {
+		if (bpf_link_update(link, prog_fd, NULL))
+			err = -errno;
+		close(link);
+		if (err)
+			rls_error("%s: cannot replace the attached program: %s", dev, strerror(-err));
+		return err;
+	}
+	link = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts);
+	if (link < 0) {
+		err = -errno;
+		if (err == -EBUSY || err == -EEXIST)
+			rls_error("%s already has an XDP program that rlshape did not attach; see "
+				  "`ip link show dev %s`, remove it (`ip link set dev %s xdp off`) "
+				  "and load again", dev, dev, dev);
+		else
+			rls_error("%s: cannot attach XDP: %s%s", dev, strerror(-err),
+				  flags ? "" : " (try --mode skb if the driver lacks XDP support)");
+		return err;
+	}
+	if (bpf_obj_pin(link, path)) {
+		err = -errno;
+		rls_error("cannot pin %s: %s", path, strerror(-err));
+	}
+	close(link);
+	return err;
+}
+
+/* For `bpftool prog show pinned`: the program that is attached now. */
+static void pin_program(struct bpf_program *prog, const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RLS_PROG_PIN);
+	unlink(path);
+	bpf_program__pin(prog, path);
+}
+
+static bool already_loaded(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RLS_LINK_PIN);
+	return access(path, F_OK) == 0;
+}
+
+/* Undo a first load that failed: its pins would otherwise outlive it. */
+static void remove_fresh_pins(struct rlshape_xdp_bpf *skel, const char *dir)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, skel->obj)
+		bpf_map__unpin(map, NULL);
+	rmdir(dir);
+}
+
+static int load_on(const struct load_request *req, const struct rls_table *table, const char *dev)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+	struct rls_apply_result result;
+	struct rlshape_xdp_bpf *skel;
+	struct rls_maps maps;
+	char dir[256], err[1024];
+	int ifindex, ret = 0;
+	bool reload;
+
+	ifindex = (int)if_nametoindex(dev);
+	if (!ifindex) {
+		rls_error("no such interface \"%s\"; `ip link` lists them (give --dev or set "
+			  "listen.dev in %s)", dev, req->file);
+		return 1;
+	}
+	if (rls_pin_dir(dev, dir, sizeof(dir)) || (ret = rls_prepare_pin_dir(dir))) {
+		rls_error("cannot create %s/%s: %s (is this root, with the BPF filesystem?)",
+			  RLS_PIN_ROOT, dev, strerror(-ret));
+		return 1;
+	}
+	reload = already_loaded(dir);
+	open_opts.pin_root_path = dir;
+	skel = rlshape_xdp_bpf__open_opts(&open_opts);
+	if (!skel || (ret = rlshape_xdp_bpf__load(skel))) {
+		rls_error("cannot load the XDP program on %s: %s%s", dev,
+			  strerror(skel ? -ret : errno),
+			  reload ? " (the maps pinned by an older rlshape may not fit this one: "
+				   "`rlshape unload --dev IFACE` drops them, with their counters)"
+				 : " (run with RLSHAPE_DEBUG=1 for the verifier's log)");
+		rlshape_xdp_bpf__destroy(skel);
+		if (!reload)
+			rmdir(dir);
+		return 1;
+	}
+	rls_maps_from_skeleton(skel, &maps);
+	if (rls_apply_table(&maps, table, &result, err, sizeof(err))) {
+		rls_error("%s: %s; nothing changed", req->file, err);
+		goto fail;
+	}
+	if (attach(bpf_program__fd(skel->progs.rlshape_xdp), ifindex, req->xdp_flags, dir, dev))
+		goto fail;
+	pin_program(skel->progs.rlshape_xdp, dir);
+	printf("rlshape: %s %s on %s: %zu accounts, %zu models, %zu keys, %zu CIDRs "
+	       "(generation %u%s)\n", reload ? "reloaded" : "loaded", req->file, dev,
+	       result.nr_accounts, result.nr_models, result.nr_keys, result.nr_cidrs,
+	       result.generation, reload ? ", counters kept" : "");
+	rlshape_xdp_bpf__destroy(skel);
+	return 0;
+fail:
+	if (!reload)
+		remove_fresh_pins(skel, dir);
+	rlshape_xdp_bpf__destroy(skel);
+	return 1;
+}
+
+int rls_cmd_load(int argc, char **argv)
+{
+	struct load_request req = {};
+	struct rls_table table;
+	char err[1024], path[PATH_MAX];
+	const char *dev;
+	int ret;
+
+	ret = parse_args(argc, argv, &req);
+	if (ret)
+		return ret == 1 ? 0 : ret;
+	if (rls_table_load(req.file, &table, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	/* `rlshape status` shows where the table came from, wherever it is run. */
+	if (realpath(req.file, path))
+		snprintf(table.path, sizeof(table.path), "%s", path);
+	dev = req.dev ? req.dev : table.dev[0] ? table.dev : NULL;
+	if (!dev) {
+		rls_error("%s: which interface? give --dev IFACE, or set listen.dev in the table",
+			  req.file);
+		rls_table_free(&table);
+		return 1;
+	}
+	ret = load_on(&req, &table, dev);
+	rls_table_free(&table);
+	return ret;
+}

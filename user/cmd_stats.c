@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <jansson.h>
+
+#include "cli.h"
+#include "maps.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: rlshape stats [--dev IFACE] [--json]\n\n"
+		     "Shows, for each account and model, the requests admitted and those rejected by\n"
+		     "reason (rps, rpm, rph, rpd: a window was full; burst: the per-second smoothing\n"
+		     "of rpm), and what the data path did with packets. Unknown clients charged to the\n"
+		     "default tier are summed under \"(unknown)\".\n\n"
+		     "Options:\n"
+		     "  -d, --dev IFACE   the interface (default: the only one loaded)\n"
+		     "  -j, --json        machine-readable output\n"
+		     "  -h, --help        this text\n");
+}
+
+static const char *const reason_names[RLS_NR_REASONS] = {
+	[RLS_REASON_RPS] = "rps",       [RLS_REASON_RPM] = "rpm",
+	[RLS_REASON_RPH] = "rph",       [RLS_REASON_RPD] = "rpd",
+	[RLS_REASON_BURST] = "burst",   [RLS_REASON_TOKENS] = "tokens",
+	[RLS_REASON_CONCURRENCY] = "concurrency",
+};
+
+static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
+	[RLS_PKT_SEEN] = "seen",
+	[RLS_PKT_REQUEST] = "requests",
+	[RLS_PKT_NOT_HTTP] = "not_request_start",
+	[RLS_PKT_UNPARSED] = "unparsed_passed",
+	[RLS_PKT_RETRANSMIT] = "retransmits",
+	[RLS_PKT_REPLY_SENT] = "replies_429",
+	[RLS_PKT_RESET_UPSTREAM] = "upstream_resets",
+	[RLS_PKT_DROPPED] = "dropped_after_429",
+	[RLS_PKT_MODEL_HIDDEN] = "model_hidden",
+};
+
+struct row {
+	struct rls_stats_key key;
+	struct rls_stats total;
+};
+
+static void account_name(int fd, __u32 id, char *out, size_t len)
+{
+	struct rls_account_name name;
+
+	if (id == RLS_ACCOUNT_ANONYMOUS)
+		snprintf(out, len, "(unknown)");
+	else if (bpf_map_lookup_elem(fd, &id, &name) == 0)
+		snprintf(out, len, "%s", name.name);
+	else
+		snprintf(out, len, "#%u", id);
+}
+
+static void model_name(int fd, __u32 id, char *out, size_t len)
+{
+	struct rls_model_name key, next, *prev = NULL;
+	__u32 value;
+
+	if (id == RLS_MODEL_OTHER) {
+		snprintf(out, len, "*");
+		return;
+	}
+	if (id == RLS_MODEL_HIDDEN) {
+		snprintf(out, len, "(hidden)");
+		return;
+	}
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &value) == 0 && value == id) {
+			snprintf(out, len, "%s", key.name);
+			return;
+		}
+	}
+	snprintf(out, len, "#%u", id);
+}
+
+/* Every (account, model) with its per-CPU counts summed. */
+static struct row *read_rows(const struct rls_maps *maps, size_t *n)
+{
+	int cpus = rls_nr_cpus(), cpu, r;
+	struct rls_stats *percpu = calloc(cpus, sizeof(*percpu));
+	struct rls_stats_key key, next, *prev = NULL;
+	struct row *rows = NULL, *grown;
+	size_t cap = 0;
+
+	*n = 0;
+	while (percpu && bpf_map_get_next_key(maps->stats, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps->stats, &key, percpu))
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(rows, cap * sizeof(*rows));
+			if (!grown)
+				break;
+			rows = grown;
+		}
+		memset(&rows[*n], 0, sizeof(rows[*n]));
+		rows[*n].key = key;
+		for (cpu = 0; cpu < cpus; cpu++) {
+			rows[*n].total.admitted += percpu[cpu].admitted;
+			for (r = 0; r < RLS_NR_REASONS; r++)
+				rows[*n].total.rejected[r] += percpu[cpu].rejected[r];
+		}
+		(*n)++;
+	}
+	free(percpu);
+	return rows;
+}
+
+static void read_packets(const struct rls_maps *maps, __u64 *totals)
+{
+	int cpus = rls_nr_cpus(), cpu;
+	__u64 *percpu = calloc(cpus, sizeof(*percpu));
+	__u32 i;
+
+	for (i = 0; percpu && i < RLS_NR_PACKET_EVENTS; i++) {
+		totals[i] = 0;
+		if (bpf_map_lookup_elem(maps->packets, &i, percpu) == 0)
+			for (cpu = 0; cpu < cpus; cpu++)
+				totals[i] += percpu[cpu];
+	}
+	free(percpu);
+}
+
+static void print_text(const struct rls_maps *maps, const struct row *rows, size_t n,
+		       const __u64 *packets)
+{
+	char account[RLS_ACCOUNT_NAME_MAX], model[RLS_MODEL_NAME_MAX];
+	size_t i;
+	int r;
+
+	printf("%-20s %-32s %10s", "ACCOUNT", "MODEL", "ADMITTED");
+	for (r = RLS_REASON_RPS; r <= RLS_REASON_BURST; r++)
+		printf(" %8s", reason_names[r]);
+	putchar('\n');
+	for (i = 0; i < n; i++) {
+		account_name(maps->accounts, rows[i].key.account, account, sizeof(account));
+		model_name(maps->models, rows[i].key.model, model, sizeof(model));
+		printf("%-20s %-32s %10llu", account, model, (unsigned long long)rows[i].total.admitted);
+		for (r = RLS_REASON_RPS; r <= RLS_REASON_BURST; r++)
+			printf(" %8llu", (unsigned long long)rows[i].total.rejected[r]);
+		putchar('\n');
+	}
+	printf("\npackets:");
+	for (r = 0; r < RLS_NR_PACKET_EVENTS; r++)
+		printf(" %s=%llu", packet_event_names[r], (unsigned long long)packets[r]);
+	putchar('\n');
+}
+
+static void print_json(const struct rls_maps *maps, const struct row *rows, size_t n,
+		       const __u64 *packets)
+{
+	char account[RLS_ACCOUNT_NAME_MAX], model[RLS_MODEL_NAME_MAX];
+	json_t *root = json_object(), *list = json_array(), *pk = json_object();
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		json_t *rejected = json_object();
+
+		account_name(maps->accounts, rows[i].key.account, account, sizeof(account));
+		model_name(maps->models, rows[i].key.model, model, sizeof(model));
+		for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
+			json_object_set_new(rejected, reason_names[r],
+					    json_integer((json_int_t)rows[i].total.rejected[r]));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:o}", "account", account,
+						      "model", model, "admitted",
+						      (json_int_t)rows[i].total.admitted,
+						      "rejected", rejected));
+	}
+	for (r = 0; r < RLS_NR_PACKET_EVENTS; r++)
+		json_object_set_new(pk, packet_event_names[r], json_integer((json_int_t)packets[r]));
+	json_object_set_new(root, "requests", list);
+	json_object_set_new(root, "packets", pk);
+	json_dumpf(root, stdout, JSON_INDENT(2));
+	putchar('\n');
+	json_decref(root);
+}
+
+int rls_cmd_stats(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dev", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *given = NULL;
+	char dev[64], dir[256], err[512];
+	__u64 packets[RLS_NR_PACKET_EVENTS] = {};
+	struct rls_maps maps;
+	struct row *rows;
+	size_t n;
+	int c, json = 0;
+
+	while ((c = getopt_long(argc, argv, "d:jh", opts, NULL)) != -1) {
+		if (c == 'd') {
+			given = optarg;
+		} else if (c == 'j') {
+			json = 1;
+		} else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (rls_choose_dev(given, dev, sizeof(dev)) || rls_pin_dir(dev, dir, sizeof(dir)))
+		return 1;
+	if (rls_maps_open_pinned(dir, &maps, err, sizeof(err))) {
+		rls_error("rlshape is not loaded on %s (%s)", dev, err);
+		return 1;
+	}
+	rows = read_rows(&maps, &n);
+	read_packets(&maps, packets);
+	if (json)
+		print_json(&maps, rows, n, packets);
+	else
+		print_text(&maps, rows, n, packets);
+	free(rows);
+	rls_maps_close(&maps);
+	return 0;
+}

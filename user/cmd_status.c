@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <dirent.h>
+#include <getopt.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <jansson.h>
+
+#include "cli.h"
+#include "maps.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: rlshape status [--dev IFACE] [--json]\n\n"
+		     "Shows each interface rlshape is attached to: the XDP link and program, the tier\n"
+		     "table that is live (its path, SHA-256 and when it was loaded) and its ports.\n\n"
+		     "Options:\n"
+		     "  -d, --dev IFACE   only this interface\n"
+		     "  -j, --json        one JSON object per interface, in an array\n"
+		     "  -h, --help        this text\n");
+}
+
+struct instance {
+	char dev[256];
+	__u32 link_id, prog_id, ifindex, generation;
+	int attached;
+	struct rls_config cfg;
+	__u32 nr_accounts, nr_models;
+};
+
+static __u32 count_keys(int fd, size_t key_size)
+{
+	unsigned char key[128], next[128];
+	void *prev = NULL;
+	__u32 n = 0;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, key_size);
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+static int read_instance(const char *dev, struct instance *in)
+{
+	struct bpf_link_info info = {};
+	__u32 info_len = sizeof(info), zero = 0;
+	struct rls_maps maps;
+	char dir[256], path[512], err[512];
+	int link;
+
+	memset(in, 0, sizeof(*in));
+	snprintf(in->dev, sizeof(in->dev), "%s", dev);
+	rls_pin_dir(dev, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, RLS_LINK_PIN);
+	link = bpf_obj_get(path);
+	if (link >= 0 && bpf_obj_get_info_by_fd(link, &info, &info_len) == 0) {
+		in->attached = 1;
+		in->link_id = info.id;
+		in->prog_id = info.prog_id;
+		in->ifindex = info.xdp.ifindex;
+	}
+	if (link >= 0)
+		close(link);
+	if (rls_maps_open_pinned(dir, &maps, err, sizeof(err))) {
+		rls_error("%s: %s; `rlshape unload --dev %s` clears a broken instance", dev, err, dev);
+		return -1;
+	}
+	bpf_map_lookup_elem(maps.active, &zero, &in->generation);
+	bpf_map_lookup_elem(maps.config, &in->generation, &in->cfg);
+	in->nr_accounts = count_keys(maps.accounts, sizeof(__u32));
+	in->nr_models = count_keys(maps.models, sizeof(struct rls_model_name));
+	rls_maps_close(&maps);
+	return 0;
+}
+
+static void hex(const __u8 *b, size_t n, char *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static void utc_time(__u64 t, char *out, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+}
+
+static void print_text(const struct instance *in)
+{
+	char sha[65], when[32], ifname[IF_NAMESIZE] = "?";
+	size_t i;
+
+	hex(in->cfg.table_sha256, RLS_SHA256_LEN, sha);
+	utc_time(in->cfg.loaded_at, when, sizeof(when));
+	if (in->attached)
+		if_indextoname(in->ifindex, ifname);
+	printf("%s:\n", in->dev);
+	if (in->attached)
+		printf("  attached   XDP link %u, program %u, interface %s (ifindex %u)\n",
+		       in->link_id, in->prog_id, ifname, in->ifindex);
+	else
+		printf("  attached   no: the link is gone; `rlshape load` attaches again\n");
+	printf("  table      %s\n  sha256     %s\n  loaded     %s (generation %u)\n",
+	       in->cfg.table_path, sha, when, in->generation);
+	printf("  ports     ");
+	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
+		printf(" %u", in->cfg.ports[i]);
+	printf("\n  accounts   %u\n  models     %u\n", in->nr_accounts, in->nr_models);
+}
+
+static json_t *to_json(const struct instance *in)
+{
+	char sha[65], when[32];
+	json_t *ports = json_array();
+	size_t i;
+
+	hex(in->cfg.table_sha256, RLS_SHA256_LEN, sha);
+	utc_time(in->cfg.loaded_at, when, sizeof(when));
+	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
+		json_array_append_new(ports, json_integer(in->cfg.ports[i]));
+	return json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:i, s:o, s:i, s:i}",
+			 "dev", in->dev, "attached", in->attached, "link_id", (int)in->link_id,
+			 "prog_id", (int)in->prog_id, "ifindex", (int)in->ifindex,
+			 "table", in->cfg.table_path, "sha256", sha, "loaded_at", when,
+			 "generation", (int)in->generation, "ports", ports,
+			 "accounts", (int)in->nr_accounts, "models", (int)in->nr_models);
+}
+
+int rls_cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dev", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *only = NULL;
+	json_t *all = json_array();
+	struct instance in;
+	struct dirent *e;
+	int c, json = 0, shown = 0, failed = 0;
+	DIR *d;
+
+	while ((c = getopt_long(argc, argv, "d:jh", opts, NULL)) != -1) {
+		if (c == 'd') {
+			only = optarg;
+		} else if (c == 'j') {
+			json = 1;
+		} else if (c == 'h') {
+			usage(stdout);
+			json_decref(all);
+			return 0;
+		} else {
+			usage(stderr);
+			json_decref(all);
+			return 2;
+		}
+	}
+	d = opendir(RLS_PIN_ROOT);
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || e->d_type != DT_DIR || (only && strcmp(only, e->d_name)))
+			continue;
+		if (read_instance(e->d_name, &in)) {
+			failed = 1;
+			continue;
+		}
+		shown++;
+		if (json)
+			json_array_append_new(all, to_json(&in));
+		else
+			print_text(&in);
+	}
+	if (d)
+		closedir(d);
+	if (json) {
+		json_dumpf(all, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (!shown && !failed) {
+		printf(only ? "rlshape is not loaded on %s\n" : "rlshape is not loaded on any interface%s\n",
+		       only ? only : "");
+	}
+	json_decref(all);
+	return failed || (only && !shown) ? 1 : 0;
+}

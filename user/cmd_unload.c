@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "maps.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: rlshape unload [--dev IFACE]\n\n"
+		     "Detaches rlshape from IFACE and removes its pins under " RLS_PIN_ROOT "/IFACE/:\n"
+		     "the program, the link and every map, counters included. --dev may be left out\n"
+		     "when rlshape is loaded on one interface only.\n\n"
+		     "Options:\n"
+		     "  -d, --dev IFACE   the interface to detach from\n"
+		     "  -h, --help        this text\n");
+}
+
+/* Removing the link's pin drops its last reference, which detaches the program. */
+static int unpin(const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (unlink(path) && errno != ENOENT) {
+		rls_error("cannot remove %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int rls_cmd_unload(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dev", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *given = NULL;
+	char dev[64], dir[256];
+	size_t i;
+	int c, failed = 0;
+
+	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+		if (c == 'd') {
+			given = optarg;
+		} else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (rls_choose_dev(given, dev, sizeof(dev)) || rls_pin_dir(dev, dir, sizeof(dir)))
+		return 1;
+	if (access(dir, F_OK)) {
+		rls_error("rlshape is not loaded on %s (no %s); `rlshape status` shows where it is",
+			  dev, dir);
+		return 1;
+	}
+	failed |= unpin(dir, RLS_LINK_PIN);
+	failed |= unpin(dir, RLS_PROG_PIN);
+	for (i = 0; i < rls_nr_maps; i++)
+		failed |= unpin(dir, rls_map_names[i]);
+	if (rmdir(dir)) {
+		rls_error("cannot remove %s: %s (something else is pinned there)", dir, strerror(errno));
+		return 1;
+	}
+	rmdir(RLS_PIN_ROOT); /* only when no other interface uses it */
+	if (failed)
+		return 1;
+	printf("rlshape: unloaded from %s\n", dev);
+	return 0;
+}
