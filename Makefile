@@ -50,7 +50,7 @@ check: deps
 	@tests/run-all.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS)
 	@tools/demo.sh $(VENDOR)
 
 $(BUILD) $(BUILD)/user $(BUILD)/tools $(BUILD)/tests/unit $(BUILD)/tests/bpf:
