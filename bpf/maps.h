@@ -111,7 +111,7 @@ struct {
 /*
  * Per-address counters of unknown clients. Not LRU: LRU maps cannot hold a spin lock. When it
  * is full, new addresses share one counter per model (client all zero), which is stricter,
- * never looser; `rlshape load` removes counters whose windows have all ended.
+ * never looser. `rlshape load` removes the counters whose windows have all ended.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -25,20 +25,6 @@ struct rls_verdict {
 	__u32 reset_ms;
 };
 
-static __always_inline __u32 rls_window_seconds(__u32 window)
-{
-	switch (window) {
-	case RLS_WINDOW_SECOND:
-		return 1;
-	case RLS_WINDOW_MINUTE:
-		return 60;
-	case RLS_WINDOW_HOUR:
-		return 3600;
-	default:
-		return 86400;
-	}
-}
-
 static __always_inline void rls_identify(const struct rls_config *cfg, __u32 generation,
 					 const struct rls_flow_key *flow,
 					 const struct rls_principal *by_key, struct rls_identity *id)

@@ -56,6 +56,21 @@ enum rls_window {
 	RLS_NR_WINDOWS,
 };
 
+/* A switch, not a table: clang 14's BTF for constant arrays in BPF .rodata is unusable. */
+static inline __attribute__((always_inline)) __u32 rls_window_seconds(__u32 window)
+{
+	switch (window) {
+	case RLS_WINDOW_SECOND:
+		return 1;
+	case RLS_WINDOW_MINUTE:
+		return 60;
+	case RLS_WINDOW_HOUR:
+		return 3600;
+	default:
+		return 86400;
+	}
+}
+
 /* Why a request was rejected; RLS_REASON_NONE means admitted. */
 enum rls_reason {
 	RLS_REASON_NONE,

@@ -420,6 +420,52 @@ static void forget_removed_models(const struct rls_maps *maps, const struct id_p
 	}
 }
 
+/*
+ * An anonymous counter whose every window has ended, and whose smoothing has caught up, holds
+ * nothing the next request would not start afresh: remove it, so that client addresses that
+ * came and went do not fill the map. (A request counted between the read and the delete is
+ * forgotten; that is one request, once, for an address idle for a day.)
+ */
+static bool counter_is_idle(const struct rls_counter *c, __u64 now_ns)
+{
+	__u64 now_s = now_ns / RLS_NS_PER_SEC;
+	int w;
+
+	for (w = 0; w < RLS_NR_WINDOWS; w++)
+		if (c->window_start[w] >= now_s / rls_window_seconds(w))
+			return false;
+	return c->smooth_tat_ns <= now_ns;
+}
+
+static size_t prune_idle_anonymous(const struct rls_maps *maps)
+{
+	struct rls_counter_key key, next, *prev = NULL, *doomed = NULL, *grown;
+	struct rls_counter value;
+	struct timespec now;
+	size_t n = 0, cap = 0, i;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	while (bpf_map_get_next_key(maps->anon_counters, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem_flags(maps->anon_counters, &key, &value, BPF_F_LOCK) ||
+		    !counter_is_idle(&value, (__u64)now.tv_sec * RLS_NS_PER_SEC + now.tv_nsec))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			grown = realloc(doomed, cap * sizeof(*doomed));
+			if (!grown)
+				break;
+			doomed = grown;
+		}
+		doomed[n++] = key;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(maps->anon_counters, &doomed[i]);
+	free(doomed);
+	return n;
+}
+
 /* Undo names this attempt added, so a failed load leaves the maps as they were. */
 static void forget_new_names(const struct rls_maps *maps, const struct rls_table *t,
 			     const struct id_plan *plan)
@@ -479,6 +525,7 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 		prune_by_ids(maps->anon_counters, sizeof(struct rls_counter_key), &plan,
 			     table->nr_accounts);
 	prune_by_ids(maps->stats, sizeof(struct rls_stats_key), &plan, table->nr_accounts);
+	result->idle_removed = prune_idle_anonymous(maps);
 	forget_removed_accounts(maps, &plan, table->nr_accounts);
 	forget_removed_models(maps, &plan);
 	result->generation = next;

@@ -16,6 +16,7 @@ struct rls_apply_result {
 	__u32 generation; /* now live */
 	size_t nr_accounts, nr_models, nr_keys, nr_cidrs, nr_limits;
 	size_t counters_removed; /* of accounts or models no longer in the table */
+	size_t idle_removed;     /* anonymous counters with nothing left to count */
 };
 
 /*
