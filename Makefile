@@ -32,15 +32,18 @@ LIB_OBJS  := $(filter-out $(BUILD)/user/main.o,$(USER_OBJS))
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOLS     := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCHES    := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
 TEST_SRCS := $(wildcard tests/unit/*.c) $(wildcard tests/bpf/*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps check demo bench clean
+.PHONY: all deps check demo bench bench-quick clean
 .DELETE_ON_ERROR:
 # BPF objects and skeletons are outputs in their own right: tests attach the objects.
 .SECONDARY:
 
-all: $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS) $(TESTS)
+all: $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS) $(TESTS) $(BENCHES)
 
 deps:
 	@tools/install-deps.sh
@@ -53,7 +56,16 @@ demo: deps
 	@$(MAKE) --no-print-directory $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS)
 	@tools/demo.sh $(VENDOR)
 
-$(BUILD) $(BUILD)/user $(BUILD)/tools $(BUILD)/tests/unit $(BUILD)/tests/bpf:
+# Benchmarks: measured, never pass/fail. bench-quick is the short look; check runs a smoke test.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh
+
+bench-quick: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh --quick
+
+$(BUILD) $(BUILD)/user $(BUILD)/tools $(BUILD)/tests/unit $(BUILD)/tests/bpf $(BUILD)/bench:
 	@mkdir -p $@
 
 # CO-RE: types come from the running kernel's BTF.
@@ -80,6 +92,9 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(USER_HDRS) | $(BUILD)/tests/
 
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/tests/bpf
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka -lpthread
+
+$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/bench
+	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lpthread
 
 clean:
 	rm -rf $(BUILD)
