@@ -58,7 +58,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RLS_MAX_API_KEYS);
+	__uint(max_entries, 2 * RLS_MAX_API_KEYS);
 	__type(key, struct rls_api_key);
 	__type(value, struct rls_principal);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -67,7 +67,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, RLS_MAX_CIDRS);
+	__uint(max_entries, 2 * RLS_MAX_CIDRS);
 	__type(key, struct rls_cidr_key);
 	__type(value, struct rls_principal);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -76,7 +76,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RLS_MAX_MODELS);
+	__uint(max_entries, 2 * RLS_MAX_MODELS);
 	__type(key, struct rls_model_name);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -84,7 +84,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RLS_MAX_ACCOUNTS);
+	__uint(max_entries, 2 * RLS_MAX_ACCOUNTS);
 	__type(key, __u32);
 	__type(value, struct rls_account_name);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -93,7 +93,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, RLS_MAX_LIMITS);
+	__uint(max_entries, 2 * RLS_MAX_LIMITS);
 	__type(key, struct rls_limit_key);
 	__type(value, struct rls_limits);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -26,14 +26,18 @@
 #define RLS_API_KEY_MAX      247 /* longest key the kernel hashes: 4 SHA-256 blocks */
 #define RLS_SHA256_LEN       32
 
-/* Map sizes. The counters map bounds accounts x named models. */
+/*
+ * What one tier table may hold. The maps keyed by generation hold two tables (the live one and
+ * the one before or after it), and so do the name maps while a reload adds names before it
+ * removes the old ones: their maps are twice these sizes.
+ */
 #define RLS_MAX_API_KEYS      (1u << 20)
 #define RLS_MAX_CIDRS         (1u << 16)
 #define RLS_MAX_ACCOUNTS      (1u << 20)
 #define RLS_MAX_MODELS        4096
 #define RLS_MAX_TIERS         1024
-#define RLS_MAX_LIMITS        (2 * 65536) /* both generations */
-#define RLS_MAX_COUNTERS      (1u << 21)
+#define RLS_MAX_LIMITS        65536 /* (tier, model) entries, each tier's strictest included */
+#define RLS_MAX_COUNTERS      (1u << 22)
 #define RLS_MAX_ANON_COUNTERS (1u << 18)
 #define RLS_MAX_FLOWS         (1u << 18)
 #define RLS_MAX_STATS         (1u << 16)

@@ -499,7 +499,7 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 		plan_free(&plan);
 		return ret;
 	}
-	/* Leftovers of an earlier load that failed half way. */
+	/* The generation before the live one, or what a load that failed half way left. */
 	delete_generation_everywhere(maps, next);
 
 	ret = write_names(maps, table, &plan, err, err_len);
@@ -518,7 +518,10 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 		return ret;
 	}
 
-	delete_generation_everywhere(maps, live);
+	/*
+	 * The old generation stays: a packet that read rls_active just before the switch may
+	 * still look its key and limits up there. The next load clears it before writing.
+	 */
 	result->counters_removed =
 		prune_by_ids(maps->counters, sizeof(struct rls_counter_key), &plan,
 			     table->nr_accounts) +

@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# Reloading the tier table: `rlshape load` on an interface that is already loaded swaps the
+# table while traffic flows and keeps the counters of what the new table still has.
+#
+#   data/reload-a.json: keeper and leaver (tier gold: gpt-big rpd 10, gpt-small rpd 4, * rpd 3),
+#                       default tier free (* rpd 2)
+#   data/reload-b.json: the same, but gpt-small rpd 7, leaver removed, newbie added
+#
+# What is asserted: keeper's budget carries over a reload made while a loadgen run of its
+# is in flight (it is admitted exactly rpd in all); the new limit applies to what was already
+# counted; the removed account's key is charged to the default tier; the new account works;
+# `rlshape status` shows the new table's sha256 and a flipped generation. A bad table
+# changes nothing (one-line error naming the file and field); `rlshape check` on good and bad
+# tables; --dev of a missing interface; --help of every subcommand; unload.
+set -euo pipefail
+
+# shellcheck source=tests/lib/bed.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/bed.sh"
+
+BUILD_DIR=${BUILD:-build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$BED_REPO/$BUILD_DIR
+RLS=$BUILD_DIR/rlshape
+MOCK=$BUILD_DIR/tools/mock-upstream
+LOADGEN=$BUILD_DIR/tools/loadgen
+DATA=$BED_REPO/tests/e2e/data
+TABLE_A=$DATA/reload-a.json
+TABLE_B=$DATA/reload-b.json
+BAD_RPM=$DATA/reload-bad-rpm.json
+BAD_SYNTAX=$DATA/reload-bad-syntax.json
+PORT=8000
+
+for f in "$RLS" "$MOCK" "$LOADGEN"; do
+	if [[ ! -x $f ]]; then
+		echo "11_reload: $f is missing: run make" >&2
+		exit 1
+	fi
+done
+
+KEEPER=keeper-key-1
+LEAVER=leaver-key-1
+NEWBIE=newbie-key-1
+
+bed_up
+
+UP_LOG=$BED_DIR/upstream.log
+bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --listen "[$BED_UP6]:$PORT" \
+	--log "$UP_LOG" --ready-file "$BED_DIR/upstream.ready"
+tap_ok "mock-upstream is listening" bed_wait_file "$BED_DIR/upstream.ready" 20
+URL4="http://$BED_UP4:$PORT/v1/chat/completions"
+
+# ---- helpers ------------------------------------------------------------------------------
+
+rls() {
+	bed_gw "$RLS" "$@"
+}
+
+# run_rls ARGS...: sets OUT (stdout), ERR (stderr) and RC of `rlshape ARGS...`.
+run_rls() {
+	RC=0
+	rls "$@" >"$BED_DIR/rls.out" 2>"$BED_DIR/rls.err" || RC=$?
+	OUT=$(cat "$BED_DIR/rls.out")
+	ERR=$(cat "$BED_DIR/rls.err")
+}
+
+post() { # URL [CURL ARGS...]: the status code
+	local url=$1
+	shift
+	bed_client curl -sS -g --noproxy '*' --connect-timeout 5 --max-time 10 -o /dev/null \
+		-w '%{http_code}' "$@" "$url" 2>>"$BED_DIR/curl.err" || true
+}
+
+body() { # MODEL
+	printf '{"model":"%s","messages":[{"role":"user","content":"hi"}]}' "$1"
+}
+
+loadgen() { # ARGS...: loadgen's one-line summary
+	bed_client "$LOADGEN" --target "$BED_UP4:$PORT" "$@" 2>&1 || true
+}
+
+log_count() { # ERE: matching lines of the upstream's log
+	local n
+	n=$(grep -cE -- "$1" "$UP_LOG" 2>/dev/null) || true
+	echo "${n:-0}"
+}
+
+status_field() { # FIELD: from `rlshape status --json` for our interface
+	rls status --dev "$BED_GW_DEV" --json |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)[0][sys.argv[1]])' "$1"
+}
+
+stats_rows() { # "ACCOUNT MODEL ADMITTED REJECTED" lines
+	rls stats --dev "$BED_GW_DEV" --json | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["requests"]:
+    print(r["account"], r["model"], r["admitted"], sum(r["rejected"].values()))'
+}
+
+row() { # ROWS ACCOUNT MODEL: "ADMITTED REJECTED" or "none"
+	local r
+	r=$(awk -v a="$2" -v m="$3" '$1 == a && $2 == m { print $3, $4 }' <<<"$1")
+	echo "${r:-none}"
+}
+
+sha_of() {
+	sha256sum "$1" | cut -d' ' -f1
+}
+
+# The run takes well under a minute: keep it inside one UTC day (the rpd windows).
+day_has_room() {
+	local now
+	now=$(date +%s)
+	((86400 - now % 86400 > 60))
+}
+bed_wait_until 65 day_has_room
+START_DAY=$(($(date +%s) / 86400))
+
+# ---- table A ------------------------------------------------------------------------------
+
+run_rls load "$TABLE_A" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "load table A exits 0"
+tap_like "$OUT" "^rlshape: loaded .*reload-a\.json on $BED_GW_DEV" "first load says \"loaded\""
+tap_is "$(status_field sha256)" "$(sha_of "$TABLE_A")" "status shows table A's sha256"
+tap_is "$(status_field table)" "$(realpath "$TABLE_A")" "status shows table A's path"
+GEN_A=$(status_field generation)
+tap_like "$GEN_A" '^[01]$' "status shows a generation (0 or 1)"
+
+tap_is "$(loadgen -c 2 -n 4 -k "$KEEPER" -m gpt-big)" "sent=4 status_200=4 status_429=0 other=0 errors=0" \
+	"keeper uses 4 of its gpt-big rpd 10"
+tap_is "$(loadgen -c 1 -n 3 -k "$KEEPER" -m gpt-small)" "sent=3 status_200=3 status_429=0 other=0 errors=0" \
+	"keeper uses 3 of its gpt-small rpd 4"
+tap_is "$(loadgen -c 1 -n 2 -k "$LEAVER" -m gpt-big)" "sent=2 status_200=2 status_429=0 other=0 errors=0" \
+	"leaver uses 2 of its gpt-big rpd 10"
+
+# ---- reload to table B while keeper's loadgen run is in flight -------------------------------
+
+# 12 requests for keeper's 6 remaining gpt-big, on 2 connections; each admitted request is
+# held 500 ms upstream, so the run lasts well over a second.
+bed_spawn bed_client "$LOADGEN" --target "$BED_UP4:$PORT" -c 2 -n 12 -k "$KEEPER" -m gpt-big \
+	-H 'x-mock-delay-ms: 500'
+bg_pid=$BED_LAST_PID
+bg_log=$BED_LAST_LOG
+keeper_big_logged() {
+	(($(log_count " key=Bearer $KEEPER model=gpt-big ") >= 5))
+}
+tap_ok "keeper's background run reached the upstream" bed_wait_until 10 keeper_big_logged
+run_rls load "$TABLE_B" --dev "$BED_GW_DEV"
+in_flight=no
+kill -0 "$bg_pid" 2>/dev/null && in_flight=yes
+tap_is "$RC" 0 "reload with table B exits 0"
+tap_is "$in_flight" yes "the reload finished while the loadgen run was still in flight"
+tap_like "$OUT" "^rlshape: reloaded .*reload-b\.json on $BED_GW_DEV.*counters kept" \
+	"reload says \"reloaded ... counters kept\""
+bg_done() {
+	! kill -0 "$bg_pid" 2>/dev/null
+}
+tap_ok "the background loadgen run finished" bed_wait_until 30 bg_done
+wait "$bg_pid" 2>/dev/null || true
+tap_is "$(tail -n1 "$bg_log")" "sent=12 status_200=6 status_429=6 other=0 errors=0" \
+	"across the reload keeper got exactly its 6 remaining gpt-big requests"
+tap_is "$(post "$URL4" -H "authorization: Bearer $KEEPER" -H 'content-type: application/json' \
+	-d "$(body gpt-big)")" 429 "keeper's gpt-big budget is spent after the reload"
+tap_is "$(log_count " key=Bearer $KEEPER model=gpt-big ")" 10 \
+	"upstream saw keeper's gpt-big exactly rpd (10) times in all"
+
+tap_is "$(status_field sha256)" "$(sha_of "$TABLE_B")" "status shows table B's sha256"
+tap_is "$(status_field table)" "$(realpath "$TABLE_B")" "status shows table B's path"
+tap_is "$(status_field generation)" "$((1 - GEN_A))" "the generation flipped ($GEN_A -> $((1 - GEN_A)))"
+tap_is "$(status_field accounts)" 2 "status counts 2 accounts (keeper, newbie)"
+tap_is "$(status_field models)" 2 "status counts 2 models (gpt-big, gpt-small)"
+tap_like "$(rls status --dev "$BED_GW_DEV")" "sha256 +$(sha_of "$TABLE_B")" \
+	"text status shows table B's sha256 too"
+
+# gpt-small went from rpd 4 to rpd 7; keeper had used 3 of it.
+tap_is "$(loadgen -c 2 -n 6 -k "$KEEPER" -m gpt-small)" "sent=6 status_200=4 status_429=2 other=0 errors=0" \
+	"keeper's gpt-small: the new rpd 7 applies to the 3 already counted: 4 admitted, 2 rejected"
+tap_is "$(log_count " key=Bearer $KEEPER model=gpt-small ")" 7 "upstream saw keeper's gpt-small 7 times in all"
+
+# leaver is gone: its key is now an unknown key, charged to free (* rpd 2) per client address.
+tap_is "$(loadgen -c 1 -n 3 -k "$LEAVER" -m gpt-big)" "sent=3 status_200=2 status_429=1 other=0 errors=0" \
+	"the removed account's key is charged to the default tier (rpd 2): 2 admitted, 1 rejected"
+tap_is "$(post "$URL4" -H 'content-type: application/json' -d "$(body gpt-big)")" 429 \
+	"a keyless request from the same address shares that default-tier budget: 429"
+tap_is "$(log_count " key=Bearer $LEAVER ")" 4 "upstream saw the leaver key 4 times (2 as leaver, 2 as unknown)"
+
+tap_is "$(loadgen -c 2 -n 9 -k "$NEWBIE" -m gpt-small)" "sent=9 status_200=7 status_429=2 other=0 errors=0" \
+	"the new account works: newbie gpt-small rpd 7: 7 admitted, 2 rejected"
+
+rows=$(stats_rows)
+tap_is "$(row "$rows" keeper gpt-big)" "10 7" "stats: keeper gpt-big admitted 10 (carried over), rejected 7"
+tap_is "$(row "$rows" keeper gpt-small)" "7 2" "stats: keeper gpt-small admitted 7, rejected 2"
+tap_is "$(row "$rows" newbie gpt-small)" "7 2" "stats: newbie gpt-small admitted 7, rejected 2"
+tap_is "$(row "$rows" '(unknown)' gpt-big)" "2 2" "stats: (unknown) gpt-big admitted 2, rejected 2"
+tap_is "$(awk '$1 == "leaver"' <<<"$rows")" "" "stats: the removed account has no rows left"
+
+# ---- a bad table changes nothing -------------------------------------------------------------
+
+run_rls load "$BAD_RPM" --dev "$BED_GW_DEV"
+tap_ok "load of a table with a negative rpm exits non-zero" test "$RC" -ne 0
+tap_is "$(wc -l <<<"$ERR")" 1 "... with a one-line error"
+tap_like "$ERR" "reload-bad-rpm\.json: tiers\.gold\.gpt-small\.rpm: .*non-negative" \
+	"... that names the file and the field"
+tap_is "$OUT" "" "... and prints nothing on stdout"
+tap_is "$(status_field sha256)" "$(sha_of "$TABLE_B")" "status still shows table B's sha256"
+tap_is "$(status_field generation)" "$((1 - GEN_A))" "status still shows table B's generation"
+tap_is "$(post "$URL4" -H "authorization: Bearer $NEWBIE" -H 'content-type: application/json' \
+	-d "$(body gpt-small)")" 429 "the limits still hold: newbie's gpt-small stays spent"
+tap_is "$(post "$URL4" -H "authorization: Bearer $NEWBIE" -H 'content-type: application/json' \
+	-d "$(body gpt-big)")" 200 "... and newbie's gpt-big still admits"
+
+run_rls load "$BAD_SYNTAX" --dev "$BED_GW_DEV"
+tap_ok "load of a table with a JSON syntax error exits non-zero" test "$RC" -ne 0
+tap_like "$ERR" "^[^"$'\n'"]*reload-bad-syntax\.json:4:[0-9]+: [^"$'\n'"]+$" \
+	"... with one line naming the file, line and column"
+tap_is "$(status_field sha256)" "$(sha_of "$TABLE_B")" "status still shows table B's sha256"
+
+# ---- rlshape check ----------------------------------------------------------------------------
+
+for t in "$TABLE_A" "$TABLE_B"; do
+	run_rls check "$t"
+	tap_is "$RC" 0 "check ${t##*/} exits 0"
+	tap_like "$OUT" "${t##*/}: valid: 2 tiers, 2 accounts, 2 keys, 0 CIDRs" "check ${t##*/} says valid"
+done
+run_rls check "$BAD_RPM"
+tap_is "$RC" 1 "check of the negative-rpm table exits 1"
+tap_is "$(wc -l <<<"$ERR")" 1 "... with a one-line error"
+tap_like "$ERR" "^$BAD_RPM: tiers\.gold\.gpt-small\.rpm: must be a non-negative integer" \
+	"... naming the file and the field"
+run_rls check "$BAD_SYNTAX"
+tap_is "$RC" 1 "check of the syntax-error table exits 1"
+tap_like "$ERR" "^$BAD_SYNTAX:4:[0-9]+: " "... naming the file, line and column"
+run_rls check "$BED_DIR/no-such-table.json"
+tap_is "$RC" 1 "check of a missing file exits 1"
+tap_like "$ERR" "no-such-table\.json: cannot read" "... naming the file"
+
+# ---- load on an interface that does not exist --------------------------------------------------
+
+run_rls load "$TABLE_B" --dev rls-nosuch0
+tap_ok "load --dev rls-nosuch0 exits non-zero" test "$RC" -ne 0
+tap_like "$ERR" 'no such interface "rls-nosuch0"' "... and the message names the interface"
+tap_ok "... and pins nothing for it" test ! -e "$BED_PIN_ROOT/rls-nosuch0"
+tap_is "$(status_field sha256)" "$(sha_of "$TABLE_B")" "status on $BED_GW_DEV is unchanged"
+
+# ---- --help -------------------------------------------------------------------------------------
+
+run_rls --help
+tap_is "$RC" 0 "rlshape --help exits 0"
+tap_like "$OUT" "^Usage: rlshape COMMAND" "rlshape --help prints Usage"
+for cmd in check load unload status stats; do
+	run_rls "$cmd" --help
+	tap_is "$RC" 0 "rlshape $cmd --help exits 0"
+	tap_like "$OUT" "^Usage: rlshape $cmd" "rlshape $cmd --help prints its Usage on stdout"
+done
+
+tap_is "$(($(date +%s) / 86400))" "$START_DAY" "the run stayed inside one UTC day (rpd counts exact)"
+
+# ---- unload -------------------------------------------------------------------------------------
+
+run_rls unload --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "rlshape unload exits 0"
+tap_like "$OUT" "unloaded from $BED_GW_DEV" "rlshape unload says so"
+tap_ok "no XDP program left on $BED_GW_DEV" \
+	bash -c "! ip -n '$BED_GW_NS' link show dev '$BED_GW_DEV' | grep -qE 'xdp|prog/'"
+tap_ok "pins removed ($BED_PIN_DIR)" test ! -e "$BED_PIN_DIR"
+run_rls status --dev "$BED_GW_DEV"
+tap_ok "status --dev $BED_GW_DEV now exits non-zero" test "$RC" -ne 0
+
+tap_done
