@@ -17,9 +17,12 @@ enum rls_model_seen {
 struct rls_request {
 	__u32 key_off, key_len;
 	__u32 key_rank; /* index of the key header that gave the key; lower wins */
-	__u32 model_off, model_len;
+	__u32 model_off, model_len;           /* the model charged, once decided */
+	__u32 header_model_off, header_model_len;
+	__u32 body_model_off, body_model_len;
 	__u8 has_key;
-	__u8 has_model;
+	__u8 has_header_model;
+	__u8 has_body_model;
 	__u8 headers_complete; /* the blank line was inside the window */
 	__u8 model_seen;       /* enum rls_model_seen */
 };
@@ -37,7 +40,10 @@ struct rls_json_state {
 	__u32 pos, len;
 	__s32 depth;
 	__u8 in_string, escaped;
-	__u8 closed; /* the top-level object ended inside the window */
+	__u8 key_expected;  /* at depth 1, the next string is a key */
+	__u8 in_key;        /* the string being read is a top-level key */
+	__u8 closed;        /* the top-level object ended inside the window */
+	__u8 ambiguous;     /* a top-level key or the model could be read two ways */
 };
 
 #endif /* RLS_BPF_HTTP_TYPES_H */

@@ -135,9 +135,9 @@ __noinline int rls_take_header_value(struct rls_scratch *s, __u32 start, __u32 e
 	if (end <= v)
 		return 0;
 	if (flags & RLS_VALUE_MODEL) {
-		s->req.model_off = v;
-		s->req.model_len = end - v;
-		s->req.has_model = 1;
+		s->req.header_model_off = v;
+		s->req.header_model_len = end - v;
+		s->req.has_header_model = 1;
 	} else {
 		s->req.key_off = v;
 		s->req.key_len = end - v;
@@ -180,7 +180,7 @@ __noinline int rls_match_header_line(struct rls_scratch *s, const struct rls_con
 			s->req.key_rank = i;
 		return 0;
 	}
-	if (!s->req.has_model && rls_header_is(s, start, end, &cfg->model_header))
+	if (!s->req.has_header_model && rls_header_is(s, start, end, &cfg->model_header))
 		rls_take_header_value(s, start, end, cfg->model_header.len, RLS_VALUE_MODEL);
 	return 0;
 }
@@ -239,50 +239,89 @@ static long rls_scan_line(__u32 index, struct rls_http_scan *sc)
 }
 
 /*
- * The body's top-level "model" string. A per-byte walk that knows strings and nesting, so a
- * "model" key inside messages[] (or inside a string) cannot stand in for the real one.
+ * The body's top-level "model" string. A per-byte walk that knows strings, nesting and which
+ * top-level strings are keys, so that a "model" inside messages[] or inside a string does not
+ * count. Whatever an upstream's JSON parser could read differently from this walk makes the
+ * model ambiguous, and an ambiguous model is charged as hidden: a second top-level "model"
+ * (parsers disagree on which one wins), a top-level key with an escape (it may spell
+ * "model"), a model value with an escape or longer than any model name.
  */
 static __always_inline bool rls_is_json_ws(__u8 c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* At a top-level key's opening quote: is it "model": "<value>"? */
-static __always_inline bool rls_json_model_value(struct rls_scratch *s, __u32 q)
+enum rls_model_key {
+	RLS_KEY_OTHER,     /* not "model" */
+	RLS_KEY_MODEL,     /* "model": "<name>", name recorded */
+	RLS_KEY_UNREADABLE,/* "model": with a value this walk cannot take at face value */
+};
+
+/* At a top-level key's opening quote q: is it "model", and what is its value? */
+static __always_inline enum rls_model_key rls_json_model_value(struct rls_scratch *s, __u32 q)
 {
 	__u32 len = s->json.len, p = q + 7, k, v;
 
 	if (p >= len || rls_at(s, q + 1) != 'm' || rls_at(s, q + 2) != 'o' ||
 	    rls_at(s, q + 3) != 'd' || rls_at(s, q + 4) != 'e' || rls_at(s, q + 5) != 'l' ||
 	    rls_at(s, q + 6) != '"')
-		return false;
+		return RLS_KEY_OTHER;
 	for (k = 0; k < RLS_OWS_MAX && p < len && rls_is_json_ws(rls_at(s, p)); k++)
 		p++;
 	if (p >= len || rls_at(s, p) != ':')
-		return false;
+		return RLS_KEY_UNREADABLE;
 	p++;
 	for (k = 0; k < RLS_OWS_MAX && p < len && rls_is_json_ws(rls_at(s, p)); k++)
 		p++;
 	if (p >= len || rls_at(s, p) != '"')
-		return false;
+		return RLS_KEY_UNREADABLE;
 	v = ++p;
 	for (k = 0; k < RLS_MODEL_NAME_MAX; k++, p++) {
 		__u8 c;
 
 		if (p >= len)
-			return false; /* the value goes on past the window */
+			return RLS_KEY_UNREADABLE; /* the value goes on past the window */
 		c = rls_at(s, p);
 		if (c == '"')
 			break;
 		if (c == '\\')
-			return false; /* escaped names are not names any tier lists */
+			return RLS_KEY_UNREADABLE;
 	}
 	if (k == 0 || k >= RLS_MODEL_NAME_MAX)
-		return false;
-	s->req.model_off = v;
-	s->req.model_len = k;
-	s->req.has_model = 1;
-	return true;
+		return RLS_KEY_UNREADABLE;
+	s->req.body_model_off = v;
+	s->req.body_model_len = k;
+	return RLS_KEY_MODEL;
+}
+
+static __always_inline void rls_json_top_level_key(struct rls_scratch *s, __u32 q)
+{
+	switch (rls_json_model_value(s, q)) {
+	case RLS_KEY_MODEL:
+		if (s->req.has_body_model)
+			s->json.ambiguous = 1;
+		s->req.has_body_model = 1;
+		break;
+	case RLS_KEY_UNREADABLE:
+		s->json.ambiguous = 1;
+		break;
+	default:
+		break;
+	}
+}
+
+static __always_inline void rls_json_string_byte(struct rls_json_state *js, __u8 c)
+{
+	if (js->escaped) {
+		js->escaped = 0;
+	} else if (c == '\\') {
+		js->escaped = 1;
+		if (js->in_key)
+			js->ambiguous = 1;
+	} else if (c == '"') {
+		js->in_string = 0;
+		js->in_key = 0;
+	}
 }
 
 static long rls_scan_json_byte(__u32 index, struct rls_http_scan *sc)
@@ -292,28 +331,30 @@ static long rls_scan_json_byte(__u32 index, struct rls_http_scan *sc)
 	__u32 pos = js->pos;
 	__u8 c;
 
-	if (pos >= js->len)
+	if (pos >= js->len || js->ambiguous)
 		return 1;
 	js->pos = pos + 1;
 	c = rls_at(s, pos);
 	if (js->in_string) {
-		if (js->escaped)
-			js->escaped = 0;
-		else if (c == '\\')
-			js->escaped = 1;
-		else if (c == '"')
-			js->in_string = 0;
+		rls_json_string_byte(js, c);
 		return 0;
 	}
 	switch (c) {
 	case '"':
-		if (js->depth == 1 && rls_json_model_value(s, pos))
-			return 1;
 		js->in_string = 1;
+		if (js->depth == 1 && js->key_expected) {
+			js->in_key = 1;
+			js->key_expected = 0;
+			rls_json_top_level_key(s, pos);
+		}
 		break;
 	case '{':
 	case '[':
 		js->depth++;
+		js->key_expected = js->depth == 1 && c == '{';
+		break;
+	case ',':
+		js->key_expected = js->depth == 1;
 		break;
 	case '}':
 	case ']':
@@ -327,19 +368,79 @@ static long rls_scan_json_byte(__u32 index, struct rls_http_scan *sc)
 	return 0;
 }
 
-/* Returns true when the body was whole and named no model. */
-static __always_inline bool rls_body_has_no_model(struct rls_http_scan *sc, __u32 body_start,
-						  __u32 len)
+enum rls_body_model {
+	RLS_BODY_NO_MODEL, /* the body is whole and names none */
+	RLS_BODY_MODEL,    /* one readable top-level "model" */
+	RLS_BODY_UNSEEN,   /* not in the window, or ambiguous */
+};
+
+static __always_inline enum rls_body_model rls_body_model(struct rls_http_scan *sc, __u32 body_start,
+							   __u32 len)
 {
 	struct rls_scratch *s = sc->s;
 
 	if (body_start >= len)
-		return false;
+		return RLS_BODY_UNSEEN;
 	__builtin_memset(&s->json, 0, sizeof(s->json));
 	s->json.pos = body_start;
 	s->json.len = len;
 	bpf_loop(len - body_start, rls_scan_json_byte, sc, 0);
-	return !s->req.has_model && s->json.closed;
+	if (s->json.ambiguous)
+		return RLS_BODY_UNSEEN;
+	if (s->req.has_body_model)
+		return RLS_BODY_MODEL;
+	return s->json.closed ? RLS_BODY_NO_MODEL : RLS_BODY_UNSEEN;
+}
+
+/* Do the model header and the body's model name the same model? */
+static __always_inline bool rls_same_model(const struct rls_scratch *s, const struct rls_request *req)
+{
+	__u32 k;
+
+	if (req->header_model_len != req->body_model_len)
+		return false;
+	for (k = 0; k < RLS_MODEL_NAME_MAX; k++) {
+		if (k >= req->body_model_len)
+			break;
+		if (rls_at(s, req->header_model_off + k) != rls_at(s, req->body_model_off + k))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline void rls_charge_model(struct rls_request *req, __u32 off, __u32 len)
+{
+	req->model_off = off;
+	req->model_len = len;
+	req->model_seen = RLS_MODEL_FOUND;
+}
+
+/*
+ * Which model the request is charged to. The header and the body must agree where both are
+ * seen: the upstream reads one of them, and a client must not pick the cheaper one.
+ */
+static __always_inline void rls_decide_model(struct rls_http_scan *sc, enum rls_method_kind method)
+{
+	struct rls_scratch *s = sc->s;
+	struct rls_request *req = &s->req;
+	enum rls_body_model body = RLS_BODY_NO_MODEL;
+
+	if (!req->headers_complete) {
+		req->model_seen = RLS_MODEL_NOT_SEEN;
+		return;
+	}
+	if (method == RLS_METHOD_BODY)
+		body = rls_body_model(sc, s->lines.body_start, s->lines.len);
+	if (body == RLS_BODY_UNSEEN)
+		req->model_seen = RLS_MODEL_NOT_SEEN;
+	else if (body == RLS_BODY_MODEL && req->has_header_model && !rls_same_model(s, req))
+		req->model_seen = RLS_MODEL_NOT_SEEN;
+	else if (body == RLS_BODY_MODEL)
+		rls_charge_model(req, req->body_model_off, req->body_model_len);
+	else if (req->has_header_model)
+		rls_charge_model(req, req->header_model_off, req->header_model_len);
+	else
+		req->model_seen = RLS_MODEL_ABSENT;
 }
 
 /*
@@ -360,16 +461,7 @@ static __always_inline bool rls_parse_request(struct rls_scratch *s, const struc
 	bpf_loop(RLS_SCAN_STEPS, rls_scan_line, &sc, 0);
 	if (s->lines.bad)
 		return false;
-	if (req->has_model)
-		req->model_seen = RLS_MODEL_FOUND;
-	else if (!req->headers_complete)
-		req->model_seen = RLS_MODEL_NOT_SEEN;
-	else if (method == RLS_METHOD_NO_BODY)
-		req->model_seen = RLS_MODEL_ABSENT;
-	else if (rls_body_has_no_model(&sc, s->lines.body_start, len))
-		req->model_seen = RLS_MODEL_ABSENT;
-	else
-		req->model_seen = req->has_model ? RLS_MODEL_FOUND : RLS_MODEL_NOT_SEEN;
+	rls_decide_model(&sc, method);
 	return true;
 }
 

@@ -107,19 +107,23 @@ static __always_inline void rls_admit(struct rls_counter *c, const struct rls_li
 	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
 	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
 	__u64 now_s = now_ns / RLS_NS_PER_SEC, now_ms = now_ns / 1000000, tat = 0, tolerance;
-	__u32 w;
+	__u32 w, reset_ms;
 
 	bpf_spin_lock(&c->lock);
 	for (w = 0; w < RLS_NR_WINDOWS; w++) {
 		window[w] = (__u32)(now_s / rls_window_seconds(w));
 		/* A clock stepped back stays in the window it had: never a fresh budget. */
 		count[w] = (__s32)(window[w] - c->window_start[w]) > 0 ? 0 : c->window_count[w];
-		if (limit[w] == RLS_UNLIMITED || count[w] < limit[w] || v->reason)
+		if (limit[w] == RLS_UNLIMITED || count[w] < limit[w])
+			continue;
+		/* Of all full windows, the one that frees up last says when to retry. */
+		reset_ms = (__u32)(((__u64)window[w] + 1) * rls_window_seconds(w) * 1000 - now_ms);
+		if (v->reason && reset_ms <= v->reset_ms)
 			continue;
 		v->reason = RLS_REASON_RPS + w;
 		v->limit = limit[w];
 		v->remaining = 0;
-		v->reset_ms = (__u32)(((__u64)window[w] + 1) * rls_window_seconds(w) * 1000 - now_ms);
+		v->reset_ms = reset_ms;
 	}
 	if (!v->reason && l->smooth_interval_ns) {
 		tat = c->smooth_tat_ns > now_ns ? c->smooth_tat_ns : now_ns;

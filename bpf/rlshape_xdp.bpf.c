@@ -150,7 +150,11 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 		rls_count_packet(RLS_PKT_MODEL_HIDDEN);
 	if (!id.unlimited) {
 		limits = rls_lookup_limits(live->generation, id.principal.tier, model);
-		counter = limits ? rls_lookup_counter(s, &id, model, &pkt->flow) : NULL;
+		/* A hidden model is charged as the tier's strictest one, to that model's counter. */
+		counter = !limits ? NULL
+			  : rls_lookup_counter(s, &id,
+					       model == RLS_MODEL_HIDDEN ? limits->charge_model : model,
+					       &pkt->flow);
 		if (counter)
 			rls_admit(counter, limits, rls_now_utc_ns(live->cfg), &verdict);
 	}

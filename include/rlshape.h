@@ -154,6 +154,8 @@ struct rls_limits {
 	__u32 concurrency;        /* stored; enforced by a later release */
 	__u64 tpm, tpd;           /* stored; enforced by a later release */
 	__u64 smooth_interval_ns; /* GCRA emission interval 60 s / rpm; 0: no smoothing */
+	__u32 charge_model;       /* RLS_MODEL_HIDDEN's entry: the model whose counter it uses */
+	__u32 pad;
 };
 
 /* ---- state: kept across reloads ---- */

@@ -233,7 +233,8 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 			size_t err_len)
 {
 	struct rls_limit_key key = { .generation = gen };
-	struct rls_limits strictest;
+	const struct rls_tier_entry *strictest;
+	struct rls_limits hidden;
 	size_t i, j;
 
 	for (i = 0; i < t->nr_tiers; i++) {
@@ -241,16 +242,21 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 
 		key.tier = (__u32)i;
 		for (j = 0; j < tier->nr_entries; j++) {
+			struct rls_limits limits = tier->entries[j].limits;
+
 			key.model = planned_model_id(plan, tier->entries[j].model);
-			if (bpf_map_update_elem(maps->limits, &key, &tier->entries[j].limits, BPF_ANY))
+			limits.charge_model = key.model;
+			if (bpf_map_update_elem(maps->limits, &key, &limits, BPF_ANY))
 				return failf(err, err_len, "cannot add the limits of tier \"%s\": %s",
 					     tier->name, errno);
 			(*count)++;
 		}
-		/* What a request whose model cannot be seen in its first segment is charged. */
-		rls_tier_strictest(tier, &strictest);
+		/* A request whose model cannot be seen is charged as the tier's strictest model. */
+		strictest = rls_tier_strictest_entry(tier);
+		hidden = strictest->limits;
+		hidden.charge_model = planned_model_id(plan, strictest->model);
 		key.model = RLS_MODEL_HIDDEN;
-		if (bpf_map_update_elem(maps->limits, &key, &strictest, BPF_ANY))
+		if (bpf_map_update_elem(maps->limits, &key, &hidden, BPF_ANY))
 			return failf(err, err_len, "cannot add the limits of tier \"%s\": %s", tier->name,
 				     errno);
 		(*count)++;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -1332,28 +1333,35 @@ const struct rls_limits *rls_tier_limits(const struct rls_tier *tier, const char
 	return fallback;
 }
 
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-
-void rls_tier_strictest(const struct rls_tier *tier, struct rls_limits *out)
+/* Requests a day the entry admits at most: its tightest window, scaled to a day. */
+static __u64 daily_capacity(const struct rls_limits *l)
 {
-	__u32 burst = RLS_UNLIMITED;
+	const __u32 limits[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
+	__u64 capacity = UINT64_MAX, c;
+	int w;
+
+	for (w = 0; w < RLS_NR_WINDOWS; w++) {
+		if (limits[w] == RLS_UNLIMITED)
+			continue;
+		c = (__u64)limits[w] * (86400 / rls_window_seconds(w));
+		if (c < capacity)
+			capacity = c;
+	}
+	return capacity;
+}
+
+const struct rls_tier_entry *rls_tier_strictest_entry(const struct rls_tier *tier)
+{
+	const struct rls_tier_entry *best = NULL;
+	__u64 best_capacity = 0, c;
 	size_t i;
 
-	set_unlimited(out);
 	for (i = 0; i < tier->nr_entries; i++) {
-		const struct rls_limits *l = &tier->entries[i].limits;
-
-		out->rps = MIN(out->rps, l->rps);
-		out->rpm = MIN(out->rpm, l->rpm);
-		out->rph = MIN(out->rph, l->rph);
-		out->rpd = MIN(out->rpd, l->rpd);
-		out->concurrency = MIN(out->concurrency, l->concurrency);
-		out->tpm = MIN(out->tpm, l->tpm);
-		out->tpd = MIN(out->tpd, l->tpd);
-		/* Entries without smoothing have burst 0, which means "none", not "strictest". */
-		if (l->smooth_interval_ns)
-			burst = MIN(burst, l->burst);
+		c = daily_capacity(&tier->entries[i].limits);
+		if (!best || c < best_capacity) {
+			best = &tier->entries[i];
+			best_capacity = c;
+		}
 	}
-	/* A finite positive minimum rpm comes from an entry that smooths, so burst was set. */
-	set_smoothing(out, burst == RLS_UNLIMITED ? 0 : burst);
+	return best;
 }

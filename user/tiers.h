@@ -79,10 +79,11 @@ void rls_table_free(struct rls_table *table);
 const struct rls_limits *rls_tier_limits(const struct rls_tier *tier, const char *model);
 
 /*
- * The field-wise minimum over every entry of tier: what a request is charged when its model
- * is not visible. Smoothing follows the resulting rpm; burst is the smallest burst among the
- * entries that smooth.
+ * The tier's entry that admits the fewest requests a day (its tightest window scaled to a
+ * day; the first such entry on a tie): a request whose model is not visible is charged as a
+ * request for this model, to its counter and under its limits. Never NULL: every parsed tier
+ * has a "*" entry.
  */
-void rls_tier_strictest(const struct rls_tier *tier, struct rls_limits *out);
+const struct rls_tier_entry *rls_tier_strictest_entry(const struct rls_tier *tier);
 
 #endif /* RLS_TIERS_H */

@@ -264,44 +264,30 @@ static void test_plain_key_equals_digest_form(void **state)
 
 static void test_strictest(void **state)
 {
-	struct rls_limits s;
+	const struct rls_tier_entry *e;
 	struct rls_table t;
 
 	(void)state;
 	load_ok(full_table, &t);
 
-	/* tier1: "*" rpm 200 (burst 3) and R1 rpm 60 (burst 5). */
-	rls_tier_strictest(&t.tiers[1], &s);
-	assert_int_equal(s.rps, RLS_UNLIMITED);
-	assert_int_equal(s.rpm, 60);
-	assert_int_equal(s.rpd, 12000);
-	assert_int_equal(s.concurrency, 50);
-	assert_int_equal(s.tpm, 30000);
-	assert_int_equal(s.tpd, RLS_TOKENS_UNLIMITED);
-	assert_int_equal(s.burst, 3);
-	assert_int_equal(s.smooth_interval_ns, 1000000000ull);
+	/* tier1: "*" rpm 200 (288,000 a day) and R1 rpm 60 with rpd 12000 (12,000 a day). */
+	e = rls_tier_strictest_entry(&t.tiers[1]);
+	assert_string_equal(e->model, "deepseek-ai/DeepSeek-R1");
+	assert_int_equal(e->limits.rpd, 12000);
 
-	/* mixed: a (rpm 600, burst 10, rps 20), b (rpm 120, burst 100, rph 1000), "*" unlimited. */
-	rls_tier_strictest(&t.tiers[5], &s);
-	assert_int_equal(s.rps, 20);
-	assert_int_equal(s.rpm, 120);
-	assert_int_equal(s.rph, 1000);
-	assert_int_equal(s.rpd, RLS_UNLIMITED);
-	assert_int_equal(s.burst, 10);
-	assert_int_equal(s.smooth_interval_ns, 500000000ull);
+	/* mixed: a (rpm 600, rps 20: 864,000 a day), b (rpm 120, rph 1000: 24,000), "*" open. */
+	e = rls_tier_strictest_entry(&t.tiers[5]);
+	assert_string_equal(e->model, "b");
+	assert_int_equal(e->limits.burst, 100);
 
 	/* zero: one model admits nothing, so neither does a request whose model is hidden. */
-	rls_tier_strictest(&t.tiers[6], &s);
-	assert_int_equal(s.rpm, 0);
-	assert_int_equal(s.burst, 0);
-	assert_int_equal(s.smooth_interval_ns, 0);
+	e = rls_tier_strictest_entry(&t.tiers[6]);
+	assert_int_equal(e->limits.rpm, 0);
 
 	/* open: nothing but the implicit "*". */
-	rls_tier_strictest(&t.tiers[3], &s);
-	assert_int_equal(s.rpm, RLS_UNLIMITED);
-	assert_int_equal(s.tpm, RLS_TOKENS_UNLIMITED);
-	assert_int_equal(s.burst, 0);
-	assert_int_equal(s.smooth_interval_ns, 0);
+	e = rls_tier_strictest_entry(&t.tiers[3]);
+	assert_string_equal(e->model, "*");
+	assert_int_equal(e->limits.rpm, RLS_UNLIMITED);
 	rls_table_free(&t);
 }
 

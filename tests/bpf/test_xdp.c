@@ -1,0 +1,2101 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The XDP program under BPF_PROG_TEST_RUN, kernel-selftests style: every test loads a fresh
+ * skeleton (maps never pinned), puts a tier table into it with rls_apply_table(), runs
+ * hand-built frames through the program and checks the verdict, the counters and the bytes
+ * the program wrote.
+ *
+ * Needs root and BPF. A suite that cannot load the program fails, saying why: it never skips.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "rlshape.h"
+#include "tiers.h"
+#include "maps.h"
+#include "apply.h"
+#include "rlshape_xdp.skel.h"
+#include "packets.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define CHECK(cond, ...)                     \
+	do {                                 \
+		if (!(cond))                 \
+			fail_msg(__VA_ARGS__); \
+	} while (0)
+
+#define CHECK_EQ(got, want, what)                                                       \
+	do {                                                                            \
+		long long _g = (long long)(got), _w = (long long)(want);                \
+		if (_g != _w)                                                           \
+			fail_msg("%s: got %lld, expected %lld", what, _g, _w);          \
+	} while (0)
+
+/* ---- addresses (RFC 2544 / RFC 5180 benchmarking ranges only) ---- */
+
+#define SERVER4 "198.18.0.1"
+#define CLIENT4 "198.18.0.10"
+#define SERVER6 "2001:2::1"
+#define CLIENT6 "2001:2::10"
+#define NET4_CLIENT "198.19.128.7"    /* in account netacct's 198.19.128.0/24 */
+#define NET6_CLIENT "2001:2:0:80::7"  /* in account netacct's 2001:2:0:80::/64 */
+#define PORT 8000
+
+/* ---- the tables ---- */
+
+#define KEY_ALICE   "sk-test-alice-0001"
+#define KEY_HASHED  "sk-test-hashed-0002"
+/* printf %s sk-test-hashed-0002 | sha256sum: computed outside the code under test. */
+#define SHA_HASHED  "86a0d584f7a344f261636418b830167887fda98ca869e9bc4561f19c26f0dbf5"
+#define KEY_SMOOTH  "sk-test-smooth-0003"
+#define KEY_HOURLY  "sk-test-hourly-0004"
+#define KEY_MODELS  "sk-test-models-0005"
+#define KEY_EXACT   "sk-test-exact-0006"
+#define KEY_PERSEC  "sk-test-persec-0007"
+#define KEY_PRICEY  "sk-test-pricey-0008"
+#define KEY_TIGHT   "sk-test-tight-0009"
+#define KEY_UNKNOWN "sk-test-nobody-9999"
+
+#define EXACT_RPD 5000
+
+#define TABLE_TIERS                                                                     \
+	"'tiers': {"                                                                    \
+	"  'small':  {'*': {'rpm': 3, 'burst': 3, 'rpd': 1000}},"                       \
+	"  'smooth': {'*': {'rpm': 60}},"                                               \
+	"  'hourly': {'*': {'rph': 2}},"                                                \
+	"  'persec': {'*': {'rps': 2}},"                                                \
+	"  'models': {'gpt-x': {'rpm': 100, 'burst': 100},"                             \
+	"             'gpt-y': {'rpm': 200, 'burst': 200},"                             \
+	"             '*': {'rpm': 50, 'burst': 50}},"                                  \
+	"  'exact':  {'*': {'rpd': 5000}},"                                             \
+	"  'pricey': {'gpt-big': {'rpm': 1}},"                                          \
+	"  'tight':  {'*': {'rps': 1, 'rph': 2}},"                                      \
+	"  'anon':   {'*': {'rpm': 2, 'burst': 2}}"                                     \
+	"},"                                                                            \
+	"'accounts': {"                                                                 \
+	"  'alice':   {'tier': 'small',  'keys': ['" KEY_ALICE "']},"                   \
+	"  'hashed':  {'tier': 'small',  'keys': ['sha256:" SHA_HASHED "']},"           \
+	"  'netacct': {'tier': 'small',  'cidrs': ['198.19.128.0/24', '2001:2:0:80::/64']}," \
+	"  'smooth':  {'tier': 'smooth', 'keys': ['" KEY_SMOOTH "']},"                  \
+	"  'hourly':  {'tier': 'hourly', 'keys': ['" KEY_HOURLY "']},"                  \
+	"  'persec':  {'tier': 'persec', 'keys': ['" KEY_PERSEC "']},"                  \
+	"  'modeler': {'tier': 'models', 'keys': ['" KEY_MODELS "']},"                  \
+	"  'pricey':  {'tier': 'pricey', 'keys': ['" KEY_PRICEY "']},"                  \
+	"  'tight':   {'tier': 'tight',  'keys': ['" KEY_TIGHT "']},"                   \
+	"  'exact':   {'tier': 'exact',  'keys': ['" KEY_EXACT "']}"                    \
+	"}"
+
+#define TABLE_HEAD                                                                      \
+	"{'listen': {'ports': [8000]},"                                                 \
+	" 'identify': {'key_headers': ['authorization', 'x-api-key', 'api-key'],"       \
+	"              'model_header': 'x-model'},"
+
+static const char table_default[] = TABLE_HEAD TABLE_TIERS ", 'default_tier': 'anon'}";
+static const char table_no_default[] = TABLE_HEAD TABLE_TIERS "}";
+
+/* ---- libbpf messages: kept, shown only when loading fails ---- */
+
+static char libbpf_log[16384];
+static size_t libbpf_log_len;
+
+static int libbpf_keep(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char *msg = NULL;
+	size_t n, cap = sizeof(libbpf_log) - 1;
+	int ret;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	ret = vasprintf(&msg, fmt, ap);
+	if (ret <= 0)
+		return 0;
+	n = (size_t)ret;
+	if (n > cap) {
+		/* The verifier log is one message: its verdict is at the end. */
+		memcpy(libbpf_log, msg + n - cap, cap);
+		libbpf_log_len = cap;
+	} else {
+		if (libbpf_log_len + n > cap) {
+			size_t drop = libbpf_log_len + n - cap;
+
+			memmove(libbpf_log, libbpf_log + drop, libbpf_log_len - drop);
+			libbpf_log_len -= drop;
+		}
+		memcpy(libbpf_log + libbpf_log_len, msg, n);
+		libbpf_log_len += n;
+	}
+	libbpf_log[libbpf_log_len] = '\0';
+	free(msg);
+	return 0;
+}
+
+static void show_libbpf_log(void)
+{
+	const char *p = libbpf_log, *nl;
+	size_t shown = 0;
+
+	/* The last ~60 lines, as TAP comments. */
+	for (nl = libbpf_log + libbpf_log_len; nl > libbpf_log && shown < 60; nl--)
+		if (*nl == '\n')
+			shown++;
+	p = nl;
+	while (*p) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			nl = p + strlen(p);
+		if (nl > p)
+			printf("# libbpf: %.*s\n", (int)(nl - p), p);
+		p = *nl ? nl + 1 : nl;
+	}
+}
+
+/* ---- the environment of one test ---- */
+
+struct env {
+	struct rlshape_xdp_bpf *skel;
+	struct rls_maps maps;
+	int prog_fd;
+	int ready;
+	char why[1536];
+};
+
+/* Parse a table written with ' for " and make it live in e's maps. */
+static int env_apply(struct env *e, const char *quoted_table, struct rls_apply_result *result)
+{
+	struct rls_apply_result res;
+	struct rls_table table;
+	char *text, *c, err[1024];
+	int ret;
+
+	text = strdup(quoted_table);
+	if (!text) {
+		snprintf(e->why, sizeof(e->why), "out of memory");
+		return -1;
+	}
+	for (c = text; *c; c++)
+		if (*c == '\'')
+			*c = '"';
+	ret = rls_table_parse("test_xdp.json", text, strlen(text), &table, err, sizeof(err));
+	free(text);
+	if (ret) {
+		snprintf(e->why, sizeof(e->why), "rls_table_parse: %s", err);
+		return -1;
+	}
+	ret = rls_apply_table(&e->maps, &table, result ? result : &res, err, sizeof(err));
+	rls_table_free(&table);
+	if (ret) {
+		snprintf(e->why, sizeof(e->why), "rls_apply_table: %s (%d)", err, ret);
+		return -1;
+	}
+	return 0;
+}
+
+static int env_open(struct env *e, const char *quoted_table)
+{
+	struct bpf_map *map;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	e->prog_fd = -1;
+	libbpf_log_len = 0;
+	libbpf_log[0] = '\0';
+	if (geteuid() != 0) {
+		snprintf(e->why, sizeof(e->why), "not root (euid %u): loading BPF needs root",
+			 (unsigned)geteuid());
+		return -1;
+	}
+	e->skel = rlshape_xdp_bpf__open();
+	if (!e->skel) {
+		snprintf(e->why, sizeof(e->why), "rlshape_xdp_bpf__open: %s", strerror(errno));
+		return -1;
+	}
+	/* Never touch /sys/fs/bpf: private maps only. */
+	bpf_object__for_each_map(map, e->skel->obj) {
+		ret = bpf_map__set_pin_path(map, NULL);
+		if (ret) {
+			snprintf(e->why, sizeof(e->why), "bpf_map__set_pin_path(%s, NULL): %s",
+				 bpf_map__name(map), strerror(-ret));
+			return -1;
+		}
+	}
+	ret = rlshape_xdp_bpf__load(e->skel);
+	if (ret) {
+		show_libbpf_log();
+		snprintf(e->why, sizeof(e->why),
+			 "rlshape_xdp_bpf__load: %s (see the libbpf lines above; needs root with "
+			 "CAP_BPF/CAP_SYS_ADMIN and a kernel with BTF)", strerror(-ret));
+		return -1;
+	}
+	bpf_object__for_each_map(map, e->skel->obj) {
+		if (bpf_map__is_pinned(map)) {
+			snprintf(e->why, sizeof(e->why), "map %s got pinned at %s", bpf_map__name(map),
+				 bpf_map__pin_path(map) ?: "?");
+			return -1;
+		}
+	}
+	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
+	rls_maps_from_skeleton(e->skel, &e->maps);
+	if (env_apply(e, quoted_table, NULL))
+		return -1;
+	e->ready = 1;
+	return 0;
+}
+
+static void env_close(struct env *e)
+{
+	/* The fds in e->maps belong to the skeleton: destroying it closes them. */
+	if (e->skel)
+		rlshape_xdp_bpf__destroy(e->skel);
+	e->skel = NULL;
+	e->ready = 0;
+}
+
+static int setup_with(void **state, const char *table)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -1;
+	if (env_open(e, table))
+		env_close(e); /* e->why says why; the test fails with it */
+	*state = e;
+	return 0;
+}
+
+static int setup_default(void **state)
+{
+	return setup_with(state, table_default);
+}
+
+static int setup_no_default(void **state)
+{
+	return setup_with(state, table_no_default);
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	if (e) {
+		env_close(e);
+		free(e);
+	}
+	*state = NULL;
+	return 0;
+}
+
+static struct env *need_env(void **state)
+{
+	struct env *e = *state;
+
+	if (!e)
+		fail_msg("no test environment (out of memory)");
+	if (!e->ready)
+		fail_msg("cannot load and configure the XDP program: %s", e->why);
+	return e;
+}
+
+/* ---- reading the maps ---- */
+
+static int nr_cpus(void)
+{
+	return rls_nr_cpus();
+}
+
+static struct rls_stats stats_of(struct env *e, __u32 account, __u32 model)
+{
+	struct rls_stats_key key = { .account = account, .model = model };
+	struct rls_stats sum = { 0 }, *per_cpu;
+	int n = nr_cpus(), i, r;
+
+	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
+	assert_non_null(per_cpu);
+	if (bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0) {
+		for (i = 0; i < n; i++) {
+			sum.admitted += per_cpu[i].admitted;
+			for (r = 0; r < RLS_NR_REASONS; r++)
+				sum.rejected[r] += per_cpu[i].rejected[r];
+		}
+	}
+	free(per_cpu);
+	return sum;
+}
+
+static __u64 rejected_total(const struct rls_stats *s)
+{
+	__u64 t = 0;
+	int r;
+
+	for (r = 0; r < RLS_NR_REASONS; r++)
+		t += s->rejected[r];
+	return t;
+}
+
+static __u64 packets_of(struct env *e, __u32 event)
+{
+	__u64 *per_cpu, sum = 0;
+	int n = nr_cpus(), i;
+
+	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
+	assert_non_null(per_cpu);
+	if (bpf_map_lookup_elem(e->maps.packets, &event, per_cpu) == 0)
+		for (i = 0; i < n; i++)
+			sum += per_cpu[i];
+	free(per_cpu);
+	return sum;
+}
+
+static __u32 account_id(struct env *e, const char *name)
+{
+	__u32 id = rls_account_id(&e->maps, name);
+
+	CHECK(id != 0, "account %s has no id in rls_accounts after rls_apply_table()", name);
+	return id;
+}
+
+static __u32 model_id(struct env *e, const char *name)
+{
+	__u32 id = rls_model_id(&e->maps, name);
+
+	CHECK(id != RLS_MODEL_OTHER && id != RLS_MODEL_HIDDEN,
+	      "model %s has no id in rls_models after rls_apply_table()", name);
+	return id;
+}
+
+/* ---- sending ---- */
+
+static const char *xdp_name(int action)
+{
+	switch (action) {
+	case XDP_ABORTED:
+		return "XDP_ABORTED";
+	case XDP_DROP:
+		return "XDP_DROP";
+	case XDP_PASS:
+		return "XDP_PASS";
+	case XDP_TX:
+		return "XDP_TX";
+	case XDP_REDIRECT:
+		return "XDP_REDIRECT";
+	}
+	return "unknown action";
+}
+
+/* One client connection: the client's next sequence number and what it acknowledges. */
+struct conn {
+	int ipv6, vlan, tcp_options;
+	uint16_t tci;
+	const char *client, *server;
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+};
+
+static struct conn conn4(uint16_t sport)
+{
+	struct conn c = { .client = CLIENT4, .server = SERVER4, .sport = sport, .dport = PORT };
+
+	c.seq = 0x10000000u + sport * 7919u;
+	c.ack = 0x70000000u + sport * 104729u;
+	return c;
+}
+
+static struct conn conn6(uint16_t sport)
+{
+	struct conn c = conn4(sport);
+
+	c.ipv6 = 1;
+	c.client = CLIENT6;
+	c.server = SERVER6;
+	return c;
+}
+
+struct result {
+	int action;
+	struct tp_spec spec; /* what was sent (payload pointer not kept) */
+	uint8_t in[TP_MAX_FRAME];
+	size_t in_len;
+	uint8_t out[TP_MAX_FRAME];
+	uint32_t out_len;
+};
+
+static int run_frame(struct env *e, const uint8_t *in, size_t in_len, uint8_t *out,
+		     uint32_t *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)in_len,
+		    .data_out = out, .data_size_out = TP_MAX_FRAME, .repeat = 1);
+	int err;
+
+	err = bpf_prog_test_run_opts(e->prog_fd, &opts);
+	if (err)
+		fail_msg("bpf_prog_test_run_opts on a %zu-byte frame: %s", in_len, strerror(-err));
+	*out_len = opts.data_size_out;
+	return (int)opts.retval;
+}
+
+static struct tp_spec spec_of(const struct conn *c, const void *payload, size_t len,
+			      uint8_t flags)
+{
+	struct tp_spec s = {
+		.ipv6 = c->ipv6, .vlan = c->vlan, .vlan_tci = c->tci, .saddr = c->client,
+		.daddr = c->server, .sport = c->sport, .dport = c->dport, .seq = c->seq,
+		.ack = c->ack, .flags = flags, .payload = payload, .len = len,
+		.tcp_options = c->tcp_options,
+	};
+
+	return s;
+}
+
+static int send_spec(struct env *e, const struct tp_spec *s, struct result *r)
+{
+	r->spec = *s;
+	r->spec.payload = NULL;
+	r->in_len = tp_build(s, r->in, sizeof(r->in));
+	CHECK(r->in_len > 0, "test bug: cannot build the frame");
+	r->action = run_frame(e, r->in, r->in_len, r->out, &r->out_len);
+	return r->action;
+}
+
+/* Send payload on c (ACK|PSH unless flags), and advance c->seq past it. */
+static int conn_send(struct env *e, struct conn *c, const char *payload, size_t len,
+		     uint8_t flags, struct result *r)
+{
+	struct tp_spec s = spec_of(c, payload, len, flags);
+
+	send_spec(e, &s, r);
+	c->seq += (uint32_t)len;
+	return r->action;
+}
+
+/* A request with the given extra header lines ("name: value\r\n" each) and optional body. */
+static size_t http_request(char *buf, size_t cap, const char *headers, const char *body)
+{
+	int n;
+
+	if (body)
+		n = snprintf(buf, cap,
+			     "POST /v1/chat/completions HTTP/1.1\r\n"
+			     "Host: gw.test\r\n"
+			     "%s"
+			     "Content-Type: application/json\r\n"
+			     "Content-Length: %zu\r\n"
+			     "\r\n"
+			     "%s",
+			     headers, strlen(body), body);
+	else
+		n = snprintf(buf, cap,
+			     "GET /v1/models HTTP/1.1\r\n"
+			     "Host: gw.test\r\n"
+			     "%s"
+			     "Accept: */*\r\n"
+			     "\r\n",
+			     headers);
+	CHECK(n > 0 && (size_t)n < cap, "test bug: request does not fit");
+	return (size_t)n;
+}
+
+#define BEARER(key) "Authorization: Bearer " key "\r\n"
+
+static void expect_action(const struct result *r, int want, const char *what)
+{
+	if (r->action != want)
+		fail_msg("%s: program returned %s (%d), expected %s", what, xdp_name(r->action),
+			 r->action, xdp_name(want));
+}
+
+/* A passed packet must leave the program byte for byte as it came. */
+static void expect_untouched(const struct result *r, const char *what)
+{
+	CHECK(r->out_len == r->in_len && !memcmp(r->in, r->out, r->in_len),
+	      "%s: passed packet was modified (%zu bytes in, %u out)", what, r->in_len,
+	      r->out_len);
+}
+
+/* ---- waiting out window boundaries ---- */
+
+static __u64 utc_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+}
+
+/* Make sure at least need_ms remain before the current period_s window ends. */
+static void leave_room_in_window(__u64 period_s, __u64 need_ms)
+{
+	__u64 now = utc_ms(), period = period_s * 1000, left = period - now % period;
+
+	if (left < need_ms)
+		usleep((useconds_t)((left + 20) * 1000));
+}
+
+/* ---- the 429 ---- */
+
+struct reply_429 {
+	long retry_after, retry_after_ms, limit, remaining;
+	char reset[64];
+	char message[128];
+};
+
+/* The value of header name (lower case) in the header block hdrs, or NULL. */
+static const char *header_value(const char *hdrs, const char *name, char *val, size_t cap)
+{
+	const char *line = hdrs;
+	size_t name_len = strlen(name);
+
+	while (*line) {
+		const char *end = strstr(line, "\r\n");
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		if (len > name_len && !strncasecmp(line, name, name_len) && line[name_len] == ':') {
+			const char *v = line + name_len + 1;
+			size_t vlen = len - name_len - 1;
+
+			while (vlen && (*v == ' ' || *v == '\t'))
+				v++, vlen--;
+			while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+				vlen--;
+			if (vlen >= cap)
+				vlen = cap - 1;
+			memcpy(val, v, vlen);
+			val[vlen] = '\0';
+			return val;
+		}
+		if (!end)
+			break;
+		line = end + 2;
+	}
+	return NULL;
+}
+
+static long header_integer(const char *hdrs, const char *name)
+{
+	char val[64], *end;
+	long v;
+
+	CHECK(header_value(hdrs, name, val, sizeof(val)), "429 has no %s header", name);
+	errno = 0;
+	v = strtol(val, &end, 10);
+	CHECK(!errno && end != val && !*end, "429 header %s: \"%s\" is not an integer", name, val);
+	return v;
+}
+
+static void same_bytes(const uint8_t *a, const uint8_t *b, size_t n, const char *what)
+{
+	CHECK(!memcmp(a, b, n), "%s differ", what);
+}
+
+/*
+ * Everything the 429 written over request r must be. want_message: the error message;
+ * want_limit: x-ratelimit-limit-requests, -1 for any.
+ */
+static void check_429(const struct result *r, const char *want_message, long want_limit,
+		      struct reply_429 *out)
+{
+	const struct tp_spec *s = &r->spec;
+	struct tp_parsed in, p;
+	char why[256], text[TP_MAX_FRAME + 1], val[128];
+	const char *body;
+	size_t body_len, addr_len = s->ipv6 ? 16 : 4;
+	json_error_t jerr;
+	json_t *root, *msg;
+
+	expect_action(r, XDP_TX, "over-limit request");
+	CHECK(tp_parse(r->in, r->in_len, &in, why, sizeof(why)) == 0, "test bug: request: %s", why);
+	CHECK(tp_parse(r->out, r->out_len, &p, why, sizeof(why)) == 0, "the 429 frame: %s", why);
+
+	/* Layer 2: turned around, VLAN tag kept. */
+	same_bytes(p.dmac, in.smac, 6, "429 destination MAC and request source MAC");
+	same_bytes(p.smac, in.dmac, 6, "429 source MAC and request destination MAC");
+	CHECK_EQ(p.vlan, in.vlan, "429 carries an 802.1Q tag");
+	if (in.vlan)
+		CHECK_EQ(p.vlan_tci, in.vlan_tci, "429 VLAN TCI");
+
+	/* Layer 3. */
+	CHECK_EQ(p.ipv6, in.ipv6, "429 IP version is 6");
+	same_bytes(p.saddr, in.daddr, addr_len, "429 source address and request destination");
+	same_bytes(p.daddr, in.saddr, addr_len, "429 destination address and request source");
+	CHECK(p.ip_csum_ok, "429 IPv4 header checksum is wrong");
+	CHECK(p.ttl > 1, "429 TTL/hop limit %u", p.ttl);
+	if (!p.ipv6)
+		CHECK((p.frag_off & 0x3fff) == 0, "429 is a fragment (frag_off %#x)", p.frag_off);
+
+	/* Layer 4. */
+	CHECK_EQ(p.sport, in.dport, "429 source port");
+	CHECK_EQ(p.dport, in.sport, "429 destination port");
+	CHECK(p.tcp_csum_ok, "429 TCP checksum is wrong (recomputed over the pseudo-header)");
+	CHECK_EQ(p.seq, in.ack, "429 seq (must be the request's ack_seq)");
+	CHECK_EQ(p.ack, (uint32_t)(in.seq + in.len + !!(in.flags & TP_FIN)),
+		 "429 ack_seq (request seq + payload length, + 1 for a FIN)");
+	CHECK_EQ(p.flags, TP_ACK | TP_PSH | TP_FIN, "429 TCP flags (ACK|PSH|FIN)");
+	CHECK(p.window > 0, "429 advertises a zero window");
+	CHECK(p.len > 0, "429 has no payload");
+
+	/* HTTP. */
+	memcpy(text, p.payload, p.len);
+	text[p.len] = '\0';
+	CHECK(strlen(text) == p.len, "429 payload contains a NUL byte");
+	CHECK(!strncmp(text, "HTTP/1.1 429 Too Many Requests\r\n", 32),
+	      "429 status line: \"%.40s\"", text);
+	body = strstr(text, "\r\n\r\n");
+	CHECK(body, "429 header block does not end");
+	body += 4;
+	body_len = p.len - (size_t)(body - text);
+	text[body - text - 2] = '\0'; /* the header block alone, lines ending \r\n */
+
+	out->retry_after = header_integer(text, "retry-after");
+	out->retry_after_ms = header_integer(text, "retry-after-ms");
+	out->limit = header_integer(text, "x-ratelimit-limit-requests");
+	out->remaining = header_integer(text, "x-ratelimit-remaining-requests");
+	CHECK(out->retry_after >= 1, "retry-after %ld < 1", out->retry_after);
+	CHECK(out->retry_after_ms >= 1, "retry-after-ms %ld < 1", out->retry_after_ms);
+	CHECK_EQ(out->retry_after, (out->retry_after_ms + 999) / 1000,
+		 "retry-after (must be retry-after-ms rounded up to seconds)");
+	if (want_limit >= 0)
+		CHECK_EQ(out->limit, want_limit, "x-ratelimit-limit-requests");
+	CHECK(out->remaining >= 0 && out->remaining <= out->limit,
+	      "x-ratelimit-remaining-requests %ld outside 0..%ld", out->remaining, out->limit);
+	CHECK(header_value(text, "x-ratelimit-reset-requests", out->reset, sizeof(out->reset)),
+	      "429 has no x-ratelimit-reset-requests header");
+	snprintf(val, sizeof(val), "%lds", out->retry_after);
+	CHECK(!strcmp(out->reset, val), "x-ratelimit-reset-requests \"%s\", expected \"%s\" (the "
+	      "retry-after wait in seconds)", out->reset, val);
+	CHECK(header_value(text, "content-type", val, sizeof(val)), "429 has no content-type");
+	CHECK(!strcmp(val, "application/json"), "content-type: %s", val);
+	CHECK(header_value(text, "connection", val, sizeof(val)), "429 has no connection header");
+	CHECK(!strcasecmp(val, "close"), "connection: %s", val);
+	CHECK_EQ(header_integer(text, "content-length"), (long)body_len,
+		 "content-length (bytes after the blank line)");
+
+	root = json_loadb(body, body_len, 0, &jerr);
+	CHECK(root, "429 body is not JSON: %s: \"%s\"", jerr.text, body);
+	msg = json_object_get(json_object_get(root, "error"), "message");
+	if (!json_is_string(msg)) {
+		json_decref(root);
+		fail_msg("429 body has no error.message string: %s", body);
+	}
+	snprintf(out->message, sizeof(out->message), "%s", json_string_value(msg));
+	{
+		json_t *err = json_object_get(root, "error");
+		const char *type = json_string_value(json_object_get(err, "type"));
+		const char *code = json_string_value(json_object_get(err, "code"));
+		int ok = type && code && !strcmp(type, "requests") &&
+			 !strcmp(code, "rate_limit_exceeded");
+
+		json_decref(root);
+		CHECK(ok, "429 body error.type/error.code are not \"requests\"/"
+		      "\"rate_limit_exceeded\": %s", body);
+	}
+	CHECK(!strcmp(out->message, want_message), "429 error.message \"%s\", expected \"%s\"",
+	      out->message, want_message);
+}
+
+/* Quick check that r is a 429 at all (the full check is check_429). */
+static void expect_429(const struct result *r, const char *what)
+{
+	struct tp_parsed p;
+	char why[256];
+
+	expect_action(r, XDP_TX, what);
+	CHECK(tp_parse(r->out, r->out_len, &p, why, sizeof(why)) == 0, "%s: reply frame: %s", what,
+	      why);
+	CHECK(p.len > 13 && !memcmp(p.payload, "HTTP/1.1 429 ", 13), "%s: reply is not a 429",
+	      what);
+}
+
+/* ---- 1, 2: admitted up to the limit, then a 429 ---- */
+
+static void admit_until_limit(struct env *e, struct conn *c, const char *account,
+			      struct result *last)
+{
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct result r;
+	struct rls_stats st;
+	__u32 acct = account_id(e, account);
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		conn_send(e, c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "request under the limit");
+		expect_untouched(&r, "admitted request");
+		st = stats_of(e, acct, RLS_MODEL_OTHER);
+		CHECK_EQ(st.admitted, i + 1, "rls_stats admitted after each admitted request");
+		CHECK_EQ(rejected_total(&st), 0, "rls_stats rejected while under the limit");
+	}
+	conn_send(e, c, req, len, 0, &r);
+	expect_429(&r, "4th request with rpm 3");
+	st = stats_of(e, acct, RLS_MODEL_OTHER);
+	CHECK_EQ(st.admitted, 3, "rls_stats admitted after the 429");
+	CHECK_EQ(rejected_total(&st), 1, "rls_stats rejected after the 429");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_SENT), 1, "rls_packets[REPLY_SENT]");
+	if (last)
+		*last = r;
+}
+
+static void test_ipv4_admit_then_429(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(40001);
+
+	admit_until_limit(e, &c, "alice", NULL);
+}
+
+static void test_ipv6_admit_then_429(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn6(40002);
+	struct result r;
+	struct reply_429 rep;
+
+	leave_room_in_window(60, 5000);
+	admit_until_limit(e, &c, "alice", &r);
+	check_429(&r, "Requests rate limit exceeded", 3, &rep);
+}
+
+static void test_vlan_ipv4_429_keeps_tag(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(40003);
+	struct result r;
+	struct reply_429 rep;
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	int i;
+
+	c.vlan = 1;
+	c.tci = 0x2064; /* PCP 1, VID 100 */
+	leave_room_in_window(60, 3000);
+	for (i = 0; i < 3; i++) {
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "tagged request under the limit");
+		expect_untouched(&r, "tagged admitted request");
+	}
+	CHECK_EQ(stats_of(e, account_id(e, "alice"), 0).admitted, 3, "admitted tagged requests");
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 3, &rep);
+	CHECK_EQ(r.out[12] << 8 | r.out[13], TP_ETH_P_8021Q, "429 TPID");
+	CHECK_EQ(r.out[16] << 8 | r.out[17], TP_ETH_P_IP, "429 ethertype inside the tag");
+}
+
+static void test_vlan_ipv6_429_keeps_tag(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn6(40004);
+	struct result r;
+	struct reply_429 rep;
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	int i;
+
+	c.vlan = 1;
+	c.tci = 42;
+	leave_room_in_window(60, 3000);
+	for (i = 0; i < 3; i++) {
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "tagged IPv6 request under the limit");
+	}
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 3, &rep);
+	CHECK_EQ(r.out[16] << 8 | r.out[17], TP_ETH_P_IPV6, "429 ethertype inside the tag");
+}
+
+/* ---- 3: where the key comes from ---- */
+
+/* One request with the given header lines from CLIENT4; which account was charged. */
+static void expect_charged(struct env *e, uint16_t sport, const char *headers,
+			   const char *account)
+{
+	struct conn c = conn4(sport);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), headers, NULL);
+	__u32 acct = account ? account_id(e, account) : RLS_ACCOUNT_ANONYMOUS;
+	__u64 before = stats_of(e, acct, RLS_MODEL_OTHER).admitted;
+	__u64 anon_before = stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted;
+	struct result r;
+
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, headers);
+	CHECK_EQ(stats_of(e, acct, RLS_MODEL_OTHER).admitted, before + 1,
+		 account ? account : "anonymous (account 0)");
+	if (account)
+		CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted, anon_before,
+			 "anonymous charged for a request with a known key");
+}
+
+static void test_key_x_api_key(void **state)
+{
+	struct env *e = need_env(state);
+
+	expect_charged(e, 41001, "x-api-key: " KEY_ALICE "\r\n", "alice");
+}
+
+static void test_key_api_key(void **state)
+{
+	struct env *e = need_env(state);
+
+	expect_charged(e, 41002, "api-key: " KEY_ALICE "\r\n", "alice");
+}
+
+static void test_key_mixed_case_names(void **state)
+{
+	struct env *e = need_env(state);
+
+	expect_charged(e, 41003, "AUTHORIZATION: Bearer " KEY_ALICE "\r\n", "alice");
+	expect_charged(e, 41004, "X-Api-Key: " KEY_ALICE "\r\n", "alice");
+	expect_charged(e, 41005, "API-KEY:" KEY_ALICE "\r\n", "alice");
+	expect_charged(e, 41006, "authorization: bEaReR   " KEY_HASHED "  \r\n", "hashed");
+	/* The key itself is case-sensitive. */
+	expect_charged(e, 41007, "x-api-key: SK-TEST-ALICE-0001\r\n", NULL);
+	CHECK_EQ(stats_of(e, account_id(e, "alice"), 0).admitted, 3, "alice admitted");
+}
+
+static void test_key_sha256_in_table(void **state)
+{
+	struct env *e = need_env(state);
+
+	expect_charged(e, 41010, BEARER(KEY_HASHED), "hashed");
+	expect_charged(e, 41011, "x-api-key: " KEY_HASHED "\r\n", "hashed");
+	expect_charged(e, 41012, "Api-Key: " KEY_HASHED "\r\n", "hashed");
+	/* The digest itself is not a key. */
+	expect_charged(e, 41013, "x-api-key: sha256:" SHA_HASHED "\r\n", NULL);
+	expect_charged(e, 41014, "x-api-key: " SHA_HASHED "\r\n", NULL);
+}
+
+static void test_key_header_precedence(void **state)
+{
+	struct env *e = need_env(state);
+
+	/* authorization is listed first: it wins wherever it is in the request. */
+	expect_charged(e, 41020, "x-api-key: " KEY_UNKNOWN "\r\n" BEARER(KEY_ALICE), "alice");
+	expect_charged(e, 41021, BEARER(KEY_ALICE) "x-api-key: " KEY_UNKNOWN "\r\n", "alice");
+	/* An authorization value that is not "Bearer <key>" gives no key... */
+	expect_charged(e, 41022, "authorization: " KEY_ALICE "\r\n", NULL);
+	/* ...and the next header in the list is used instead. */
+	expect_charged(e, 41023, "authorization: Basic Zm9vOmJhcg==\r\napi-key: " KEY_HASHED "\r\n",
+		       "hashed");
+}
+
+static void test_unknown_client_default_tier(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "x-api-key: " KEY_UNKNOWN "\r\n", NULL);
+	struct conn c = conn4(42001), other = conn4(42002);
+	struct rls_counter_key ck = { .account = RLS_ACCOUNT_ANONYMOUS, .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct rls_stats st;
+	struct result r;
+
+	other.client = "198.18.0.11";
+	leave_room_in_window(60, 5000);
+	/* anon: rpm 2, burst 2, per client address. */
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st unknown request");
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "2nd unknown request");
+	conn_send(e, &c, req, len, 0, &r);
+	expect_429(&r, "3rd unknown request from the same address (default tier rpm 2)");
+	conn_send(e, &other, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "unknown request from another address (own budget)");
+
+	st = stats_of(e, RLS_ACCOUNT_ANONYMOUS, 0);
+	CHECK_EQ(st.admitted, 3, "anonymous admitted");
+	CHECK_EQ(rejected_total(&st), 1, "anonymous rejected");
+	/* Counted per address in rls_anon_counters, IPv4-mapped. */
+	ck.client[10] = ck.client[11] = 0xff;
+	inet_pton(AF_INET, CLIENT4, ck.client + 12);
+	CHECK(bpf_map_lookup_elem(e->maps.anon_counters, &ck, &counter) == 0,
+	      "no rls_anon_counters entry for the client's IPv4-mapped address");
+	CHECK_EQ(counter.window_count[RLS_WINDOW_MINUTE], 2,
+		 "minute count of the client's anonymous counter");
+}
+
+static void test_account_by_cidr(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "", NULL);
+	__u32 net = account_id(e, "netacct");
+	struct conn c4 = conn4(43001), c6 = conn6(43002), k = conn4(43003);
+	char kreq[1024];
+	size_t klen = http_request(kreq, sizeof(kreq), BEARER(KEY_ALICE), NULL);
+	struct result r;
+
+	c4.client = NET4_CLIENT;
+	c6.client = NET6_CLIENT;
+	conn_send(e, &c4, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "request from the account's IPv4 network");
+	conn_send(e, &c6, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "request from the account's IPv6 network");
+	CHECK_EQ(stats_of(e, net, 0).admitted, 2, "netacct admitted (by CIDR, both families)");
+	CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, 0).admitted, 0, "anonymous admitted");
+	/* One account, one budget: rpm 3 shared by both families. */
+	conn_send(e, &c4, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "3rd request of netacct");
+	conn_send(e, &c6, req, len, 0, &r);
+	expect_429(&r, "4th request of netacct (rpm 3 over both networks)");
+	/* A key wins over the address. */
+	k.client = NET4_CLIENT;
+	conn_send(e, &k, kreq, klen, 0, &r);
+	expect_action(&r, XDP_PASS, "keyed request from netacct's network");
+	CHECK_EQ(stats_of(e, account_id(e, "alice"), 0).admitted, 1,
+		 "alice charged for her key from netacct's network");
+}
+
+static void test_unknown_passes_without_default_tier(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024], kreq[1024];
+	size_t len = http_request(req, sizeof(req), "x-api-key: " KEY_UNKNOWN "\r\n", NULL);
+	size_t klen = http_request(kreq, sizeof(kreq), BEARER(KEY_ALICE), NULL);
+	struct conn c = conn4(44001), k = conn4(44002);
+	struct rls_stats st;
+	struct result r;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "unknown client without default_tier");
+		expect_untouched(&r, "unknown client's request");
+	}
+	st = stats_of(e, RLS_ACCOUNT_ANONYMOUS, 0);
+	CHECK_EQ(rejected_total(&st), 0, "unknown clients rejected without default_tier");
+	/* Known keys are still limited. */
+	for (i = 0; i < 3; i++) {
+		conn_send(e, &k, kreq, klen, 0, &r);
+		expect_action(&r, XDP_PASS, "alice under the limit");
+	}
+	conn_send(e, &k, kreq, klen, 0, &r);
+	expect_429(&r, "alice over the limit in a table without default_tier");
+}
+
+/* ---- 4: the model ---- */
+
+/* One request of account modeler: it must be charged to want_model. */
+static void expect_model(struct env *e, uint16_t sport, const char *headers, const char *body,
+			 __u32 want_model, const char *what)
+{
+	struct conn c = conn4(sport);
+	char req[3600], hdrs[512];
+	size_t len;
+	__u32 acct = account_id(e, "modeler");
+	__u64 before = stats_of(e, acct, want_model).admitted;
+	struct result r;
+
+	snprintf(hdrs, sizeof(hdrs), "%s%s", BEARER(KEY_MODELS), headers);
+	len = http_request(req, sizeof(req), hdrs, body);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, what);
+	CHECK(stats_of(e, acct, want_model).admitted == before + 1,
+	      "%s: rls_stats[modeler, model %u] admitted not incremented", what, want_model);
+}
+
+static void test_model_from_header(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 x = model_id(e, "gpt-x"), y = model_id(e, "gpt-y");
+
+	expect_model(e, 45001, "x-model: gpt-x\r\n", NULL, x, "x-model header");
+	expect_model(e, 45002, "X-Model:  gpt-y \r\n", NULL, y, "X-Model header, mixed case");
+	expect_model(e, 45003, "x-model: gpt-unknown\r\n", NULL, RLS_MODEL_OTHER,
+		     "x-model naming no tier entry");
+	/* A POST with the header: the header decides, the body is not needed. */
+	expect_model(e, 45004, "x-model: gpt-x\r\n", "{\"messages\":[]}", x,
+		     "x-model header on a POST");
+	CHECK_EQ(stats_of(e, account_id(e, "modeler"), y).admitted, 1, "gpt-y admitted");
+}
+
+static void test_model_from_body(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 x = model_id(e, "gpt-x"), y = model_id(e, "gpt-y");
+
+	expect_model(e, 45101, "", "{\"model\":\"gpt-x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+		     x, "model first in the body");
+	expect_model(e, 45102, "",
+		     "{\n  \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],\n  \"model\" : \"gpt-y\"\n}",
+		     y, "model last in the body, with whitespace");
+	expect_model(e, 45103, "", "{\"model\":\"gpt-unknown\"}", RLS_MODEL_OTHER,
+		     "body model naming no tier entry");
+	expect_model(e, 45104, "", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+		     RLS_MODEL_OTHER, "whole body without a model");
+}
+
+static void test_model_nested_not_taken(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 x = model_id(e, "gpt-x"), y = model_id(e, "gpt-y");
+	__u32 acct = account_id(e, "modeler");
+
+	expect_model(e, 45201, "",
+		     "{\"messages\":[{\"role\":\"user\",\"model\":\"gpt-x\",\"content\":\"hi\"}],\"model\":\"gpt-y\"}",
+		     y, "model in messages[] and at the top level");
+	expect_model(e, 45202, "", "{\"messages\":[{\"role\":\"user\",\"model\":\"gpt-x\"}]}",
+		     RLS_MODEL_OTHER, "model only inside messages[]");
+	expect_model(e, 45203, "", "{\"metadata\":{\"model\":\"gpt-x\"},\"model\":\"gpt-y\"}", y,
+		     "model in a nested object and at the top level");
+	expect_model(e, 45204, "",
+		     "{\"prompt\":\"say \\\"model\\\":\\\"gpt-x\\\"\",\"model\":\"gpt-y\"}", y,
+		     "\"model\" inside a string value");
+	CHECK_EQ(stats_of(e, acct, x).admitted, 0, "gpt-x (only ever nested) admitted");
+}
+
+static void test_model_hidden(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 acct = account_id(e, "modeler");
+	/* Charged as the tier's strictest model: "*" (rpm 50) admits fewer a day than gpt-x or gpt-y. */
+	struct rls_counter_key ck = { .account = acct, .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct conn c = conn4(45301), d = conn4(45302);
+	char req[2048];
+	struct result r;
+	__u64 hidden_before = packets_of(e, RLS_PKT_MODEL_HIDDEN);
+	int n;
+
+	/* Headers complete, body cut before "model": the rest comes in later segments. */
+	n = snprintf(req, sizeof(req),
+		     "POST /v1/chat/completions HTTP/1.1\r\n"
+		     "Host: gw.test\r\n" BEARER(KEY_MODELS)
+		     "Content-Type: application/json\r\n"
+		     "Content-Length: 5000\r\n"
+		     "\r\n"
+		     "{\"messages\":[{\"role\":\"user\",\"content\":\"a long prompt that goes on");
+	conn_send(e, &c, req, (size_t)n, 0, &r);
+	expect_action(&r, XDP_PASS, "request whose model is past the segment");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before + 1,
+		 "rls_packets[RLS_PKT_MODEL_HIDDEN]");
+	CHECK_EQ(stats_of(e, acct, RLS_MODEL_HIDDEN).admitted, 1,
+		 "rls_stats[modeler, RLS_MODEL_HIDDEN] admitted");
+	CHECK_EQ(stats_of(e, acct, RLS_MODEL_OTHER).admitted, 0, "rls_stats[modeler, other]");
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0,
+	      "no rls_counters entry {modeler, \"*\"}: the hidden request was not charged to the "
+	      "tier's strictest model (no charge_model in the RLS_MODEL_HIDDEN limits?)");
+	CHECK_EQ(counter.window_count[RLS_WINDOW_MINUTE], 1, "strictest model's minute count");
+
+	/* Header block itself cut by the end of the segment. */
+	n = snprintf(req, sizeof(req),
+		     "POST /v1/chat/completions HTTP/1.1\r\n"
+		     "Host: gw.test\r\n" BEARER(KEY_MODELS)
+		     "Content-Type: application/json\r\n"
+		     "X-Request-Id: 0123456789");
+	conn_send(e, &d, req, (size_t)n, 0, &r);
+	expect_action(&r, XDP_PASS, "request whose header block is cut");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before + 2,
+		 "rls_packets[RLS_PKT_MODEL_HIDDEN] after a cut header block");
+	CHECK_EQ(stats_of(e, acct, RLS_MODEL_HIDDEN).admitted, 2,
+		 "rls_stats[modeler, RLS_MODEL_HIDDEN] admitted");
+}
+
+/*
+ * README "Which model": every model that some tier names has its own counter per account;
+ * models no tier names share the account's "*" counter.
+ */
+static void test_star_counters_per_named_model(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 alice = account_id(e, "alice"), x = model_id(e, "gpt-x");
+	char req[1024];
+	size_t len;
+	struct result r;
+	int i;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 6; i++) {
+		struct conn c = conn4((uint16_t)(45801 + i));
+
+		/* 3 for gpt-x (named by tier models), 3 for models no tier names. */
+		len = http_request(req, sizeof(req),
+				   i < 3 ? BEARER(KEY_ALICE) "x-model: gpt-x\r\n"
+					 : i == 3 ? BEARER(KEY_ALICE) "x-model: unnamed-1\r\n"
+						  : BEARER(KEY_ALICE), NULL);
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, i < 3 ? "alice's gpt-x request" : "alice's other request");
+	}
+	CHECK_EQ(stats_of(e, alice, x).admitted, 3, "alice gpt-x admitted");
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 3, "alice \"*\" admitted");
+	/* Another unnamed model: the shared "*" counter is used up. */
+	{
+		struct conn c = conn4(45810);
+
+		len = http_request(req, sizeof(req), BEARER(KEY_ALICE) "x-model: unnamed-2\r\n", NULL);
+		conn_send(e, &c, req, len, 0, &r);
+		expect_429(&r, "4th request of alice for models no tier names");
+	}
+}
+
+/*
+ * A hidden model is charged the tier's strictest limits: in tier pricey that is gpt-big's
+ * rpm 1, although "*" is unlimited there.
+ */
+static void test_hidden_model_strictest_limits(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 pricey = account_id(e, "pricey");
+	char req[2048];
+	struct rls_stats st;
+	struct result r;
+	int n, i;
+
+	n = snprintf(req, sizeof(req),
+		     "POST /v1/chat/completions HTTP/1.1\r\n"
+		     "Host: gw.test\r\n" BEARER(KEY_PRICEY)
+		     "Content-Type: application/json\r\n"
+		     "Content-Length: 5000\r\n"
+		     "\r\n"
+		     "{\"messages\":[{\"role\":\"user\",\"content\":\"the model comes later");
+	leave_room_in_window(60, 3000);
+	for (i = 0; i < 2; i++) {
+		struct conn c = conn4((uint16_t)(45901 + i));
+
+		conn_send(e, &c, req, (size_t)n, 0, &r);
+		if (i == 0)
+			expect_action(&r, XDP_PASS, "1st hidden-model request of tier pricey");
+		else
+			expect_429(&r, "2nd hidden-model request of tier pricey (strictest: rpm 1)");
+	}
+	st = stats_of(e, pricey, RLS_MODEL_HIDDEN);
+	CHECK_EQ(st.admitted, 1, "pricey hidden admitted");
+	CHECK_EQ(rejected_total(&st), 1, "pricey hidden rejected");
+}
+
+/* A body whose prompt is long enough to push what follows past the 2048-byte parse window. */
+static const char *long_body(char *buf, size_t cap, size_t prompt, const char *before,
+			     const char *after)
+{
+	size_t n;
+
+	n = (size_t)snprintf(buf, cap, "{%s\"messages\":[{\"role\":\"user\",\"content\":\"",
+			     before);
+	CHECK(n + prompt + 64 + strlen(after) < cap, "test bug: long body does not fit");
+	memset(buf + n, 'a', prompt);
+	snprintf(buf + n + prompt, cap - n - prompt, "\"}]%s}", after);
+	return buf;
+}
+
+static void test_model_past_parse_window(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 acct = account_id(e, "modeler"), x = model_id(e, "gpt-x");
+	__u64 hidden_before = packets_of(e, RLS_PKT_MODEL_HIDDEN);
+	char body[3200];
+
+	/* A whole body in one 2.7 kB segment, its model after the first 2048 bytes. */
+	expect_model(e, 45401, "", long_body(body, sizeof(body), 2500, "", ",\"model\":\"gpt-x\""),
+		     RLS_MODEL_HIDDEN, "model past the 2048-byte parse window");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before + 1,
+		 "rls_packets[RLS_PKT_MODEL_HIDDEN]");
+	/* The same size of segment with the model up front. */
+	expect_model(e, 45402, "", long_body(body, sizeof(body), 2500, "\"model\":\"gpt-x\",", ""),
+		     x, "model before a long prompt");
+	CHECK_EQ(stats_of(e, acct, x).admitted, 1, "gpt-x admitted");
+}
+
+/*
+ * Tier pricey names only gpt-big (rpm 1), so every other model is unlimited: a request for
+ * gpt-big that the parser files under another model is a way around the limit. Uses up the
+ * minute's single gpt-big request, then sends body on a new connection: it must be refused.
+ */
+static void expect_pricey_refused(struct env *e, uint16_t sport, const char *const bodies[],
+				  size_t n, const char *bug)
+{
+	struct conn c = conn4(sport);
+	char req[2048];
+	size_t len, i, admitted = 0;
+	struct result r;
+
+	len = http_request(req, sizeof(req), BEARER(KEY_PRICEY), "{\"model\":\"gpt-big\"}");
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "first gpt-big request of the minute");
+	for (i = 0; i < n; i++) {
+		struct conn d = conn4((uint16_t)(sport + 1 + i));
+
+		len = http_request(req, sizeof(req), BEARER(KEY_PRICEY), bodies[i]);
+		conn_send(e, &d, req, len, 0, &r);
+		if (r.action == XDP_PASS) {
+			print_error("# admitted over gpt-big's rpm 1: %s\n", bodies[i]);
+			admitted++;
+		} else {
+			expect_429(&r, bodies[i]);
+		}
+	}
+	if (admitted)
+		fail_msg("BUG: %zu of %zu requests for gpt-big over its rpm 1 were admitted: %s",
+			 admitted, n, bug);
+}
+
+static void test_model_escaped_not_evading(void **state)
+{
+	struct env *e = need_env(state);
+
+	static const char *const bodies[] = {
+		"{\"model\":\"gpt\\u002dbig\",\"messages\":[]}",
+		"{\"mod\\u0065l\":\"gpt-big\",\"messages\":[]}",
+	};
+
+	leave_room_in_window(60, 3000);
+	expect_pricey_refused(e, 45501, bodies, ARRAY_SIZE(bodies),
+			      "bpf/parse_http.h rls_json_model_value() gives up on a backslash (in "
+			      "the value or the key) and "
+			      "the request is charged to \"*\" (here unlimited), while the upstream "
+			      "decodes the name to gpt-big; an escaped name must count as hidden "
+			      "(strictest limits)");
+}
+
+static void test_model_repeated_key_not_evading(void **state)
+{
+	struct env *e = need_env(state);
+
+	static const char *const bodies[] = {
+		"{\"model\":\"gpt-small\",\"messages\":[],\"model\":\"gpt-big\"}",
+	};
+
+	leave_room_in_window(60, 3000);
+	expect_pricey_refused(e, 45601, bodies, ARRAY_SIZE(bodies),
+			      "bpf/parse_http.h stops at the first top-level \"model\", while common "
+			      "upstream JSON parsers (Python json, Go encoding/json) keep the last; "
+			      "a second top-level \"model\" must make the model hidden");
+}
+
+static void test_429_request_with_fin(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(45751);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct reply_429 rep;
+	struct result r;
+	int i;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 3; i++) {
+		struct conn o = conn4((uint16_t)(45752 + i));
+
+		conn_send(e, &o, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "request under the limit");
+	}
+	/* The client sends its request and closes its side at once. */
+	conn_send(e, &c, req, len, TP_ACK | TP_PSH | TP_FIN, &r);
+	check_429(&r, "Requests rate limit exceeded", 3, &rep);
+}
+
+static void test_429_large_request(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(45701);
+	char body[3200], req[3600];
+	size_t len;
+	struct reply_429 rep;
+	struct result r;
+	int i;
+
+	len = http_request(req, sizeof(req), BEARER(KEY_ALICE),
+			   long_body(body, sizeof(body), 2800, "\"model\":\"gpt-x\",", ""));
+	CHECK(len > 2900, "test bug: request of %zu bytes", len);
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 3; i++) {
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "large request under the limit");
+		expect_untouched(&r, "large admitted request");
+	}
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 3, &rep);
+	CHECK(r.out_len < r.in_len, "the 429 (%u bytes) is not shorter than the %zu-byte request",
+	      r.out_len, r.in_len);
+}
+
+/* ---- 5: what is not a request passes, untouched ---- */
+
+static void expect_pass_frame(struct env *e, const uint8_t *frame, size_t len, const char *what)
+{
+	struct result r;
+
+	memcpy(r.in, frame, len);
+	r.in_len = len;
+	r.action = run_frame(e, r.in, r.in_len, r.out, &r.out_len);
+	expect_action(&r, XDP_PASS, what);
+	expect_untouched(&r, what);
+}
+
+static void expect_pass_spec(struct env *e, const struct tp_spec *s, const char *what)
+{
+	struct result r;
+
+	send_spec(e, s, &r);
+	expect_action(&r, XDP_PASS, what);
+	expect_untouched(&r, what);
+}
+
+static void test_malformed_all_pass(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct conn c = conn4(46001), c6 = conn6(46002);
+	uint8_t frame[TP_MAX_FRAME];
+	struct tp_spec s;
+	size_t flen, l3 = 14;
+	struct result r;
+	__u32 alice = account_id(e, "alice");
+	struct rls_stats st;
+	unsigned seed = 12345, i, j;
+	static const uint8_t tls[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc,
+				       0x03, 0x03, 0xaa, 0xbb, 0xcc, 0xdd, 0xee };
+
+	/* Non-HTTP payloads to the watched port. */
+	s = spec_of(&c, tls, sizeof(tls), 0);
+	expect_pass_spec(e, &s, "TLS ClientHello bytes to port 8000");
+	s = spec_of(&c, "HELLO WORLD, NOT HTTP\r\n\r\n", 25, 0);
+	expect_pass_spec(e, &s, "text that is not HTTP");
+	s = spec_of(&c, "GOT /v1/models HTTP/1.1\r\n\r\n", 27, 0);
+	expect_pass_spec(e, &s, "unknown method");
+	s = spec_of(&c, "POST /v1/models XTTP/1.1\r\n" BEARER(KEY_ALICE) "\r\n",
+		    26 + strlen(BEARER(KEY_ALICE)) + 2, 0);
+	expect_pass_spec(e, &s, "request line without HTTP/1.x");
+	s = spec_of(&c, "GET ", 4, 0);
+	expect_pass_spec(e, &s, "4-byte segment");
+
+	/* A valid request, but not to a watched port. */
+	s = spec_of(&c, req, len, 0);
+	s.dport = 8001;
+	expect_pass_spec(e, &s, "request to port 8001");
+	s = spec_of(&c, req, len, 0);
+	s.dport = 80;
+	s.sport = 8000; /* the source port is not the service */
+	expect_pass_spec(e, &s, "request from port 8000 to port 80");
+
+	/* Control segments. */
+	s = spec_of(&c, NULL, 0, TP_ACK);
+	expect_pass_spec(e, &s, "pure ACK");
+	s = spec_of(&c, NULL, 0, TP_SYN);
+	expect_pass_spec(e, &s, "SYN");
+	s = spec_of(&c, req, len, TP_SYN);
+	expect_pass_spec(e, &s, "SYN carrying a request (TFO)");
+	s = spec_of(&c, NULL, 0, TP_RST);
+	expect_pass_spec(e, &s, "RST");
+	s = spec_of(&c, NULL, 0, TP_FIN | TP_ACK);
+	expect_pass_spec(e, &s, "FIN");
+
+	/* Truncations. */
+	s = spec_of(&c, req, len, 0);
+	flen = tp_build(&s, frame, sizeof(frame));
+	tp_put16(frame + l3 + 2, (uint16_t)(tp_get16(frame + l3 + 2) + 100));
+	tp_put16(frame + l3 + 10, 0);
+	tp_put16(frame + l3 + 10, tp_fold(tp_sum(0, frame + l3, 20)));
+	expect_pass_frame(e, frame, flen, "IPv4 total length 100 bytes past the frame");
+	tp_put16(frame + l3 + 2, 30);
+	tp_put16(frame + l3 + 10, 0);
+	tp_put16(frame + l3 + 10, tp_fold(tp_sum(0, frame + l3, 20)));
+	expect_pass_frame(e, frame, flen, "IPv4 total length shorter than IP + TCP headers");
+	flen = tp_build(&s, frame, sizeof(frame));
+	expect_pass_frame(e, frame, l3 + 20 + 10, "TCP header cut after 10 bytes");
+	expect_pass_frame(e, frame, l3 + 20, "IPv4 header, no TCP header");
+	expect_pass_frame(e, frame, l3 + 10, "IPv4 header cut");
+	expect_pass_frame(e, frame, 14, "Ethernet header only");
+	expect_pass_frame(e, frame, l3 + 20 + 20 + 10, "request cut after 10 payload bytes");
+	frame[l3 + 20 + 12] = 0x40; /* doff 4 */
+	expect_pass_frame(e, frame, flen, "TCP data offset 4");
+	frame[l3 + 20 + 12] = 0xf0; /* doff 15: 60 bytes, fine here, but options are garbage */
+	tp_put16(frame + l3 + 2, 20 + 40);
+	tp_put16(frame + l3 + 10, 0);
+	tp_put16(frame + l3 + 10, tp_fold(tp_sum(0, frame + l3, 20)));
+	expect_pass_frame(e, frame, flen, "TCP data offset past the IP length");
+
+	s = spec_of(&c6, req, len, 0);
+	flen = tp_build(&s, frame, sizeof(frame));
+	tp_put16(frame + l3 + 4, (uint16_t)(tp_get16(frame + l3 + 4) + 64));
+	expect_pass_frame(e, frame, flen, "IPv6 payload length past the frame");
+	flen = tp_build(&s, frame, sizeof(frame));
+	expect_pass_frame(e, frame, l3 + 40 + 8, "IPv6, TCP header cut");
+	expect_pass_frame(e, frame, l3 + 30, "IPv6 header cut");
+
+	s = spec_of(&c, req, len, 0);
+	s.vlan = 1;
+	s.vlan_tci = 7;
+	flen = tp_build(&s, frame, sizeof(frame));
+	expect_pass_frame(e, frame, 16, "802.1Q tag cut");
+	expect_pass_frame(e, frame, 18 + 12, "tagged IPv4 header cut");
+
+	/* What the parser deliberately does not follow. */
+	s = spec_of(&c, req, len, 0);
+	s.ip_options = 1;
+	expect_pass_spec(e, &s, "IPv4 with options");
+	s = spec_of(&c6, req, len, 0);
+	s.ipv6_hbh = 1;
+	expect_pass_spec(e, &s, "IPv6 with a hop-by-hop extension header");
+	s = spec_of(&c, req, len, 0);
+	s.frag_off = 0x2000;
+	expect_pass_spec(e, &s, "first IPv4 fragment (MF)");
+	s = spec_of(&c, req, len, 0);
+	s.frag_off = 0x0010;
+	expect_pass_spec(e, &s, "later IPv4 fragment (offset 128)");
+	s = spec_of(&c, req, len, 0);
+	s.vlan = 1;
+	s.vlan_tci = 5;
+	flen = tp_build(&s, frame, sizeof(frame));
+	tp_put16(frame + 12, 0x88a8); /* 802.1ad outer */
+	tp_put16(frame + 16, 0x8100); /* a second tag: not followed */
+	expect_pass_frame(e, frame, flen, "two VLAN tags (QinQ)");
+	s = spec_of(&c, req, len, 0);
+	flen = tp_build(&s, frame, sizeof(frame));
+	frame[l3 + 9] = 17; /* UDP */
+	tp_put16(frame + l3 + 10, 0);
+	tp_put16(frame + l3 + 10, tp_fold(tp_sum(0, frame + l3, 20)));
+	expect_pass_frame(e, frame, flen, "UDP datagram carrying a request");
+	flen = tp_build(&s, frame, sizeof(frame));
+	tp_put16(frame + 12, 0x0806);
+	expect_pass_frame(e, frame, flen, "ARP ethertype");
+
+	/* Garbage: random bytes under every ethertype the parser looks at. */
+	for (i = 0; i < 400; i++) {
+		static const uint16_t types[] = { TP_ETH_P_IP, TP_ETH_P_IPV6, TP_ETH_P_8021Q, 0x88a8,
+						  0x1234 };
+		char what[64];
+
+		flen = 14 + rand_r(&seed) % 200;
+		for (j = 0; j < flen; j++)
+			frame[j] = (uint8_t)rand_r(&seed);
+		tp_put16(frame + 12, types[i % ARRAY_SIZE(types)]);
+		if (i % 3 == 0 && flen > 14 + 20) {
+			/* Plausible IPv4/TCP to port 8000 with random everything else. */
+			tp_put16(frame + 12, TP_ETH_P_IP);
+			frame[14] = 0x45;
+			frame[14 + 9] = 6;
+			tp_put16(frame + 14 + 6, 0);
+			if (flen > 14 + 20 + 4)
+				tp_put16(frame + 14 + 20 + 2, PORT);
+		}
+		snprintf(what, sizeof(what), "garbage frame %u (%zu bytes)", i, flen);
+		expect_pass_frame(e, frame, flen, what);
+	}
+
+	/* Nothing above was charged... */
+	st = stats_of(e, alice, 0);
+	CHECK_EQ(st.admitted, 0, "alice charged for something not a request");
+	CHECK_EQ(rejected_total(&st), 0, "alice rejected");
+	CHECK(packets_of(e, RLS_PKT_UNPARSED) > 0, "rls_packets[RLS_PKT_UNPARSED] never counted");
+	CHECK(packets_of(e, RLS_PKT_NOT_HTTP) > 0, "rls_packets[RLS_PKT_NOT_HTTP] never counted");
+	/* ...and the program still works. */
+	c = conn4(46003);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "a well-formed request afterwards");
+	CHECK_EQ(stats_of(e, alice, 0).admitted, 1, "alice admitted for the well-formed request");
+}
+
+/* ---- 6: the 429 itself ---- */
+
+static void test_429_window_limit(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(47001);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct reply_429 rep;
+	struct result r;
+	struct rls_stats st;
+	int i;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 3; i++) {
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "request under rpm 3");
+	}
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 3, &rep);
+	CHECK_EQ(rep.remaining, 0, "x-ratelimit-remaining-requests at the rpm limit");
+	CHECK(rep.retry_after >= 1 && rep.retry_after <= 60, "retry-after %ld for an rpm window",
+	      rep.retry_after);
+	st = stats_of(e, account_id(e, "alice"), 0);
+	CHECK_EQ(st.rejected[RLS_REASON_RPM], 1, "rls_stats rejected[RLS_REASON_RPM]");
+}
+
+static void test_429_hourly_limit(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn6(47002);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "x-api-key: " KEY_HOURLY "\r\n",
+				  "{\"model\":\"m\",\"messages\":[]}");
+	struct reply_429 rep;
+	struct result r;
+
+	c.tcp_options = 1; /* the 429 must not keep them */
+	leave_room_in_window(3600, 5000);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st request under rph 2");
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "2nd request under rph 2");
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 2, &rep);
+	CHECK_EQ(rep.remaining, 0, "x-ratelimit-remaining-requests at the rph limit");
+	CHECK(rep.retry_after >= 1 && rep.retry_after <= 3600, "retry-after %ld for an rph window",
+	      rep.retry_after);
+	CHECK_EQ(stats_of(e, account_id(e, "hourly"), 0).rejected[RLS_REASON_RPH], 1,
+		 "rls_stats rejected[RLS_REASON_RPH]");
+}
+
+static void test_429_per_second_limit(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(47003);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "api-key: " KEY_PERSEC "\r\n", NULL);
+	struct reply_429 rep;
+	struct result r;
+	int attempt;
+
+	/* Three requests inside one second; retried if a second boundary got in between. */
+	for (attempt = 0; attempt < 5; attempt++) {
+		__u64 t0;
+
+		leave_room_in_window(1, 600);
+		t0 = utc_ms() / 1000;
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "1st request under rps 2");
+		conn_send(e, &c, req, len, 0, &r);
+		conn_send(e, &c, req, len, 0, &r);
+		if (utc_ms() / 1000 == t0)
+			break;
+		usleep(1100 * 1000);
+	}
+	check_429(&r, "Requests rate limit exceeded", 2, &rep);
+	CHECK_EQ(rep.retry_after, 1, "retry-after for an rps window");
+	CHECK(rep.retry_after_ms <= 1000, "retry-after-ms %ld for an rps window",
+	      rep.retry_after_ms);
+	CHECK_EQ(stats_of(e, account_id(e, "persec"), 0).rejected[RLS_REASON_RPS], 1,
+		 "rls_stats rejected[RLS_REASON_RPS]");
+}
+
+static void test_429_burst_smoothing(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(47004);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_SMOOTH), NULL);
+	struct reply_429 rep;
+	struct result r;
+
+	c.vlan = 1;
+	c.tci = 300;
+	/* rpm 60, default burst 1: one request per second. */
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st request under rpm 60");
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Request rate increased too quickly", 60, &rep);
+	CHECK_EQ(rep.retry_after, 1, "retry-after under a 1 s smoothing interval");
+	CHECK(rep.retry_after_ms <= 1000, "retry-after-ms %ld > the 1 s interval",
+	      rep.retry_after_ms);
+	CHECK(rep.remaining >= 1, "x-ratelimit-remaining-requests %ld: rpm 60 is not used up",
+	      rep.remaining);
+	CHECK_EQ(stats_of(e, account_id(e, "smooth"), 0).rejected[RLS_REASON_BURST], 1,
+		 "rls_stats rejected[RLS_REASON_BURST]");
+}
+
+/*
+ * Retry-After must be honest: a client that waits retry-after-ms and retries is admitted
+ * (when nothing else was sent in between).
+ */
+static void retry_after_admits(struct env *e, struct conn *c, const char *req, size_t len,
+			       const struct reply_429 *rep, const char *what, const char *bug)
+{
+	struct result r;
+
+	usleep((useconds_t)(rep->retry_after_ms * 1000 + 30 * 1000));
+	conn_send(e, c, req, len, 0, &r);
+	if (r.action != XDP_PASS)
+		fail_msg("%s%s: retried %ld ms later as retry-after-ms said, the request got %s "
+			 "again%s", bug ? "BUG: " : "", what, rep->retry_after_ms, xdp_name(r.action),
+			 bug ? bug : "");
+}
+
+static void test_retry_after_is_honest(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len;
+	struct reply_429 rep;
+	struct result r;
+	struct conn c;
+
+	/* Smoothing: rpm 60, burst 1. */
+	c = conn4(47101);
+	len = http_request(req, sizeof(req), BEARER(KEY_SMOOTH), NULL);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st request under rpm 60");
+	c = conn4(47102);
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Request rate increased too quickly", 60, &rep);
+	c = conn4(47103);
+	retry_after_admits(e, &c, req, len, &rep, "rpm 60 smoothing", NULL);
+
+	/* A window: rps 2. */
+	len = http_request(req, sizeof(req), BEARER(KEY_PERSEC), NULL);
+	leave_room_in_window(1, 600);
+	c = conn4(47104);
+	conn_send(e, &c, req, len, 0, &r);
+	conn_send(e, &c, req, len, 0, &r);
+	c = conn4(47105);
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 2, &rep);
+	c = conn4(47106);
+	retry_after_admits(e, &c, req, len, &rep, "rps 2 window", NULL);
+}
+
+static void test_retry_after_covers_every_exceeded_window(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_TIGHT), NULL);
+	struct reply_429 rep;
+	struct result r;
+	struct conn c;
+
+	/* Tier tight: rps 1, rph 2. Two requests, each in its own second, use up the hour. */
+	leave_room_in_window(3600, 10000);
+	c = conn4(47201);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st request of tier tight");
+	usleep((useconds_t)((1000 - utc_ms() % 1000 + 20) * 1000));
+	c = conn4(47202);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "2nd request of tier tight, a second later");
+	/* A third in the same second: over rps 1 and over rph 2. */
+	c = conn4(47203);
+	conn_send(e, &c, req, len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", -1, &rep);
+	if (rep.retry_after <= 1)
+		fail_msg("BUG: a request over both rps 1 and rph 2 got retry-after %ld "
+			 "(retry-after-ms %ld, x-ratelimit-limit-requests %ld): only the first "
+			 "exceeded window is reported (bpf/policy.h rls_admit() keeps the first "
+			 "reason and its reset), so a client that obeys it is refused again for "
+			 "the rest of the hour; the reset must be the latest over every exceeded "
+			 "window and the smoothing", rep.retry_after, rep.retry_after_ms, rep.limit);
+	{
+		__u64 to_hour_end = 3600000 - utc_ms() % 3600000;
+
+		CHECK(rep.retry_after_ms + 2000 >= (long)to_hour_end &&
+		      rep.retry_after_ms <= (long)to_hour_end + 2000,
+		      "retry-after-ms %ld, the hour window ends in %llu ms", rep.retry_after_ms,
+		      (unsigned long long)to_hour_end);
+	}
+}
+
+/* ---- 7: retransmissions, and the connection after a 429 ---- */
+
+static void test_retransmit_counted_once(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(48001);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	__u32 alice = account_id(e, "alice");
+	struct result r;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		struct conn again = c;
+
+		conn_send(e, &again, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "request sent (again) with the same seq");
+	}
+	CHECK_EQ(stats_of(e, alice, 0).admitted, 1, "admitted for one request sent 3 times");
+	CHECK_EQ(packets_of(e, RLS_PKT_RETRANSMIT), 2, "rls_packets[RLS_PKT_RETRANSMIT]");
+	/* The next request on the connection is a new one. */
+	c.seq += (uint32_t)len;
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "next request on the connection");
+	CHECK_EQ(stats_of(e, alice, 0).admitted, 2, "admitted after the next request");
+}
+
+/* Use up alice's rpm 3 on another connection, then get a 429 on c. */
+static void rejected_on(struct env *e, struct conn *c, const char *req, size_t len,
+			struct result *r)
+{
+	struct conn other = conn4((uint16_t)(c->sport + 1000));
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		conn_send(e, &other, req, len, 0, r);
+		expect_action(r, XDP_PASS, "request under the limit");
+	}
+	conn_send(e, c, req, len, 0, r);
+	expect_429(r, "request over the limit");
+}
+
+static void test_rejected_retransmit_same_429(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(48101);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	__u32 alice = account_id(e, "alice");
+	struct result first, again;
+	struct reply_429 rep;
+	struct rls_stats st;
+	int i;
+
+	leave_room_in_window(60, 5000);
+	rejected_on(e, &c, req, len, &first);
+	check_429(&first, "Requests rate limit exceeded", 3, &rep);
+	for (i = 0; i < 3; i++) {
+		struct conn resend = c;
+
+		resend.seq -= (uint32_t)len;
+		usleep(20 * 1000); /* time moves on: the stored answer must not */
+		conn_send(e, &resend, req, len, 0, &again);
+		expect_action(&again, XDP_TX, "retransmitted rejected request");
+		CHECK(again.out_len == first.out_len && !memcmp(again.out, first.out, first.out_len),
+		      "the retransmission's 429 differs from the first (%u vs %u bytes)",
+		      again.out_len, first.out_len);
+	}
+	st = stats_of(e, alice, 0);
+	CHECK_EQ(st.admitted, 3, "admitted");
+	CHECK_EQ(rejected_total(&st), 1, "rejected: retransmissions are not charged again");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_SENT), 4, "rls_packets[RLS_PKT_REPLY_SENT]");
+}
+
+static void test_data_after_429_dropped(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(48201);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	static const char more[] = "{\"more\":\"body bytes of the rejected request\"}";
+	struct rls_stats st;
+	struct result r;
+	__u64 dropped = 0;
+
+	rejected_on(e, &c, req, len, &r);
+	/* More of the rejected request, still acknowledging only what it did before. */
+	conn_send(e, &c, more, sizeof(more) - 1, 0, &r);
+	expect_action(&r, XDP_DROP, "client data after the 429");
+	dropped++;
+	/* A new request start pipelined behind it: also kept from the upstream. */
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_DROP, "pipelined request after the 429");
+	dropped++;
+	CHECK_EQ(packets_of(e, RLS_PKT_DROPPED), dropped, "rls_packets[RLS_PKT_DROPPED]");
+	st = stats_of(e, account_id(e, "alice"), 0);
+	CHECK_EQ(rejected_total(&st), 1, "rejected: dropped data is not charged");
+}
+
+static void test_ack_of_429_becomes_rst(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn rounds[3] = { conn6(48301), conn4(48302), conn4(48303) };
+	static const uint8_t client_flags[3] = { TP_ACK | TP_FIN, TP_ACK, TP_RST | TP_ACK };
+	static const char *const client_what[3] = {
+		"client ACK|FIN acknowledging the 429's FIN (IPv6)",
+		"client pure ACK acknowledging the 429's FIN (IPv4)",
+		"client RST after the 429 (IPv4)",
+	};
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct result rej, r;
+	struct tp_parsed p429, in, p;
+	char why[256];
+	uint32_t request_seq;
+	int round;
+
+	for (round = 0; round < 3; round++) {
+		struct conn *cc = &rounds[round];
+		struct env *ee = e;
+
+		if (round) {
+			/* A fresh budget for the next round: reload. */
+			env_close(ee);
+			CHECK(env_open(ee, table_default) == 0, "reload: %s", ee->why);
+		}
+		request_seq = cc->seq;
+		rejected_on(ee, cc, req, len, &rej);
+		CHECK(tp_parse(rej.out, rej.out_len, &p429, why, sizeof(why)) == 0, "429: %s", why);
+
+		/* The client acknowledges the 429 and its FIN, or resets. */
+		cc->ack = p429.seq + (uint32_t)p429.len + 1;
+		conn_send(ee, cc, NULL, 0, client_flags[round], &r);
+		expect_action(&r, XDP_PASS, client_what[round]);
+		CHECK(tp_parse(r.in, r.in_len, &in, why, sizeof(why)) == 0, "ACK: %s", why);
+		CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the RST frame: %s", why);
+		CHECK_EQ(p.flags, TP_RST, "reset flags (RST only)");
+		CHECK_EQ(p.seq, request_seq, "reset seq (the rejected request's seq)");
+		CHECK_EQ(p.len, 0, "reset payload length");
+		CHECK(p.ip_csum_ok, "reset IPv4 header checksum is wrong");
+		CHECK(p.tcp_csum_ok, "reset TCP checksum is wrong");
+		/* Still from the client to the server: it is meant for the upstream. */
+		same_bytes(p.saddr, in.saddr, cc->ipv6 ? 16 : 4, "reset source address");
+		same_bytes(p.daddr, in.daddr, cc->ipv6 ? 16 : 4, "reset destination address");
+		CHECK_EQ(p.sport, in.sport, "reset source port");
+		CHECK_EQ(p.dport, in.dport, "reset destination port");
+		same_bytes(p.dmac, in.dmac, 6, "reset destination MAC");
+		CHECK_EQ(packets_of(ee, RLS_PKT_RESET_UPSTREAM), 1, "rls_packets[RESET_UPSTREAM]");
+
+		/* The flow is forgotten: a late ACK passes untouched. */
+		conn_send(ee, cc, NULL, 0, TP_ACK, &r);
+		expect_action(&r, XDP_PASS, "ACK after the reset");
+		expect_untouched(&r, "ACK after the reset");
+	}
+}
+
+/* ---- a reload (rls_apply_table again) keeps the counters ---- */
+
+static void test_reload_keeps_counters(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49001), d = conn4(49002);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct rls_apply_result res;
+	__u32 alice = account_id(e, "alice"), zero = 0, before, after;
+	struct rls_stats st;
+	struct result r;
+
+	leave_room_in_window(60, 5000);
+	CHECK(bpf_map_lookup_elem(e->maps.active, &zero, &before) == 0, "rls_active lookup");
+	rejected_on(e, &c, req, len, &r);
+	CHECK(env_apply(e, table_default, &res) == 0, "reload: %s", e->why);
+	CHECK(bpf_map_lookup_elem(e->maps.active, &zero, &after) == 0, "rls_active lookup");
+	CHECK_EQ(after, before ^ 1, "live generation after the reload");
+	CHECK_EQ(res.generation, after, "rls_apply_result.generation");
+	CHECK_EQ(account_id(e, "alice"), alice, "alice's account id across the reload");
+	conn_send(e, &d, req, len, 0, &r);
+	expect_429(&r, "alice over rpm 3 after a reload");
+	st = stats_of(e, alice, 0);
+	CHECK_EQ(st.admitted, 3, "alice admitted across the reload");
+	CHECK_EQ(rejected_total(&st), 2, "alice rejected across the reload");
+	/* The same table under the new generation still identifies everyone. */
+	expect_charged(e, 49003, "x-api-key: " KEY_HASHED "\r\n", "hashed");
+}
+
+/* ---- 8: exact across CPUs ---- */
+
+#define EXACT_RUNS_PER_CPU 20000
+
+struct worker {
+	pthread_t thread;
+	int prog_fd;
+	int cpu;
+	int index;
+	int *go; /* 0: wait, 1: run, -1: give up */
+	const char *req;
+	size_t req_len;
+	long pass, tx, other, errors;
+	int wrong_cpu;
+	char why[256];
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t in[TP_MAX_FRAME], out[TP_MAX_FRAME];
+	char client[32];
+	cpu_set_t set;
+	int i, err;
+
+	CPU_ZERO(&set);
+	CPU_SET(w->cpu, &set);
+	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (err)
+		snprintf(w->why, sizeof(w->why), "pthread_setaffinity_np(cpu %d): %s", w->cpu,
+			 strerror(err));
+	snprintf(client, sizeof(client), "198.18.20.%d", 1 + w->index);
+	/* Both workers start together. */
+	while (!__atomic_load_n(w->go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	if (err || __atomic_load_n(w->go, __ATOMIC_ACQUIRE) < 0)
+		return NULL;
+	for (i = 0; i < EXACT_RUNS_PER_CPU; i++) {
+		/* A connection per request: a rejected connection would drop the rest. */
+		struct tp_spec s = {
+			.saddr = client, .daddr = SERVER4, .sport = (uint16_t)(1024 + i),
+			.dport = PORT, .seq = 1000u + (uint32_t)i * 977u, .ack = 1,
+			.payload = w->req, .len = w->req_len,
+		};
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_out = out,
+			    .data_size_out = sizeof(out), .repeat = 1);
+		size_t len = tp_build(&s, in, sizeof(in));
+
+		opts.data_size_in = (__u32)len;
+		if (bpf_prog_test_run_opts(w->prog_fd, &opts)) {
+			w->errors++;
+			continue;
+		}
+		if (opts.retval == XDP_PASS)
+			w->pass++;
+		else if (opts.retval == XDP_TX)
+			w->tx++;
+		else
+			w->other++;
+		if (sched_getcpu() != w->cpu)
+			w->wrong_cpu++;
+	}
+	return NULL;
+}
+
+static void test_exact_across_cpus(void **state)
+{
+	struct env *e = need_env(state);
+	struct rls_counter_key ck = { .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct rls_stats *per_cpu, total = { 0 };
+	struct worker w[2];
+	cpu_set_t allowed;
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_EXACT), NULL);
+	int cpus[2], n = 0, cpu, attempt, i, r, ncpu = nr_cpus(), go, created, err;
+	__u32 exact;
+	__u64 day_before, day_after;
+
+	CHECK(sched_getaffinity(0, sizeof(allowed), &allowed) == 0, "sched_getaffinity: %s",
+	      strerror(errno));
+	for (cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
+		if (CPU_ISSET(cpu, &allowed))
+			cpus[n++] = cpu;
+	if (n < 2)
+		fail_msg("only one CPU is available to this process: exactness across CPUs cannot "
+			 "be shown (run on a machine with at least 2 CPUs)");
+
+	for (attempt = 0;; attempt++) {
+		CHECK(attempt < 3, "the run spanned a UTC day boundary 3 times");
+		if (attempt) {
+			env_close(e);
+			CHECK(env_open(e, table_default) == 0, "reload: %s", e->why);
+		}
+		leave_room_in_window(86400, 60 * 1000);
+		day_before = utc_ms() / 86400000;
+		go = 0;
+		err = 0;
+		for (created = 0; created < 2; created++) {
+			memset(&w[created], 0, sizeof(w[created]));
+			w[created].prog_fd = e->prog_fd;
+			w[created].cpu = cpus[created];
+			w[created].index = created;
+			w[created].go = &go;
+			w[created].req = req;
+			w[created].req_len = len;
+			err = pthread_create(&w[created].thread, NULL, worker_main, &w[created]);
+			if (err)
+				break;
+		}
+		__atomic_store_n(&go, err ? -1 : 1, __ATOMIC_RELEASE);
+		for (i = 0; i < created; i++)
+			pthread_join(w[i].thread, NULL);
+		CHECK(!err, "pthread_create: %s", strerror(err));
+		day_after = utc_ms() / 86400000;
+		if (day_after == day_before)
+			break;
+	}
+	for (i = 0; i < 2; i++) {
+		CHECK(!w[i].why[0], "worker %d: %s", i, w[i].why);
+		CHECK_EQ(w[i].errors, 0, "bpf_prog_test_run_opts failures");
+		CHECK_EQ(w[i].other, 0, "verdicts other than XDP_PASS / XDP_TX");
+		CHECK_EQ(w[i].wrong_cpu, 0, "runs on a CPU other than the pinned one");
+		printf("# worker on cpu %d: %ld admitted, %ld rejected\n", w[i].cpu, w[i].pass,
+		       w[i].tx);
+	}
+
+	exact = account_id(e, "exact");
+	per_cpu = calloc((size_t)ncpu, sizeof(*per_cpu));
+	assert_non_null(per_cpu);
+	{
+		struct rls_stats_key key = { .account = exact, .model = RLS_MODEL_OTHER };
+
+		CHECK(bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0,
+		      "no rls_stats entry for account exact");
+	}
+	for (i = 0; i < ncpu; i++) {
+		total.admitted += per_cpu[i].admitted;
+		for (r = 0; r < RLS_NR_REASONS; r++)
+			total.rejected[r] += per_cpu[i].rejected[r];
+	}
+	for (i = 0; i < 2; i++) {
+		struct rls_stats *s = &per_cpu[cpus[i]];
+
+		unsigned long long seen = s->admitted + rejected_total(s);
+
+		if ((long)seen != w[i].pass + w[i].tx) {
+			free(per_cpu);
+			fail_msg("cpu %d: rls_stats counts %llu outcomes, its worker saw %ld",
+				 cpus[i], seen, w[i].pass + w[i].tx);
+		}
+	}
+	free(per_cpu);
+	CHECK_EQ(total.admitted, EXACT_RPD, "admitted over both CPUs (rpd limit)");
+	CHECK_EQ(total.admitted + rejected_total(&total), 2 * EXACT_RUNS_PER_CPU,
+		 "admitted + rejected over both CPUs (total runs)");
+	CHECK_EQ(total.rejected[RLS_REASON_RPD], 2 * EXACT_RUNS_PER_CPU - EXACT_RPD,
+		 "rejected[RLS_REASON_RPD]");
+	CHECK_EQ(w[0].pass + w[1].pass, EXACT_RPD, "XDP_PASS verdicts");
+	CHECK_EQ(w[0].tx + w[1].tx, 2 * EXACT_RUNS_PER_CPU - EXACT_RPD, "XDP_TX verdicts");
+	ck.account = exact;
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0,
+	      "no rls_counters entry for account exact");
+	CHECK_EQ(counter.window_count[RLS_WINDOW_DAY], EXACT_RPD, "counter's day count");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_default, teardown)
+		T(test_ipv4_admit_then_429),
+		T(test_ipv6_admit_then_429),
+		T(test_vlan_ipv4_429_keeps_tag),
+		T(test_vlan_ipv6_429_keeps_tag),
+		T(test_key_x_api_key),
+		T(test_key_api_key),
+		T(test_key_mixed_case_names),
+		T(test_key_sha256_in_table),
+		T(test_key_header_precedence),
+		T(test_unknown_client_default_tier),
+		T(test_account_by_cidr),
+		cmocka_unit_test_setup_teardown(test_unknown_passes_without_default_tier,
+						setup_no_default, teardown),
+		T(test_model_from_header),
+		T(test_model_from_body),
+		T(test_model_nested_not_taken),
+		T(test_model_hidden),
+		T(test_star_counters_per_named_model),
+		T(test_hidden_model_strictest_limits),
+		T(test_model_past_parse_window),
+		T(test_model_escaped_not_evading),
+		T(test_model_repeated_key_not_evading),
+		T(test_429_large_request),
+		T(test_429_request_with_fin),
+		T(test_malformed_all_pass),
+		T(test_429_window_limit),
+		T(test_429_hourly_limit),
+		T(test_429_per_second_limit),
+		T(test_429_burst_smoothing),
+		T(test_retry_after_is_honest),
+		T(test_retry_after_covers_every_exceeded_window),
+		T(test_retransmit_counted_once),
+		T(test_rejected_retransmit_same_429),
+		T(test_data_after_429_dropped),
+		T(test_ack_of_429_becomes_rst),
+		T(test_reload_keeps_counters),
+		T(test_exact_across_cpus),
+#undef T
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	libbpf_set_print(libbpf_keep);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return cmocka_run_group_tests_name("bpf/test_xdp", tests, NULL, NULL);
+}
