@@ -264,23 +264,43 @@ static __always_inline int rls_reverse_ip(void *data, void *data_end, const stru
 	return 0;
 }
 
+/* Grow the frame by delta bytes at the front, moving its first hdrs bytes there. */
+static __always_inline int rls_grow_front(struct xdp_md *ctx, struct rls_scratch *s, __u32 hdrs,
+					  long delta)
+{
+	if (bpf_xdp_load_bytes(ctx, 0, s->headers, hdrs) || bpf_xdp_adjust_head(ctx, (int)-delta))
+		return -1;
+	return bpf_xdp_store_bytes(ctx, 0, s->headers, hdrs) ? -1 : 0;
+}
+
 /*
  * Make the frame len bytes long, keeping its first hdrs bytes (L2 to L4). Growing at the tail
- * fails where the frame is an skb's own buffer (veth, generic XDP) with little room after it;
- * XDP always leaves XDP_PACKET_HEADROOM before the frame, so the headers then move forward.
+ * fails where the frame is an skb's own buffer (veth, generic XDP) with little room after it,
+ * and XDP guarantees only XDP_PACKET_HEADROOM (256) bytes before it: a small request answered
+ * with a larger 429 may need both, so the growth is split between the two ends.
  */
 static __always_inline int rls_resize_frame(struct xdp_md *ctx, struct rls_scratch *s, __u32 hdrs,
 					    __u32 len)
 {
-	long delta = (long)len - rls_frame_len(ctx);
+	long delta = (long)len - rls_frame_len(ctx), front;
+	__u32 i;
 
 	if (!bpf_xdp_adjust_tail(ctx, (int)delta))
 		return 0;
 	if (delta <= 0 || hdrs == 0 || hdrs > RLS_HEADERS_MAX)
 		return -1;
-	if (bpf_xdp_load_bytes(ctx, 0, s->headers, hdrs) || bpf_xdp_adjust_head(ctx, (int)-delta))
-		return -1;
-	return bpf_xdp_store_bytes(ctx, 0, s->headers, hdrs) ? -1 : 0;
+	for (i = 0; i < 4; i++) {
+		front = i == 0 ? delta : 256 - 64 * (long)(i - 1); /* delta, 256, 192, 128 */
+		if (front > delta)
+			continue;
+		if (front < delta && bpf_xdp_adjust_tail(ctx, (int)(delta - front)))
+			continue;
+		if (!rls_grow_front(ctx, s, hdrs, front))
+			return 0;
+		if (front < delta)
+			bpf_xdp_adjust_tail(ctx, (int)(front - delta)); /* undo the tail */
+	}
+	return -1;
 }
 
 /*

@@ -187,12 +187,17 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 	if (pkt->payload_len && pkt->seq == request_seq) {
 		s->rejection = flow->rejection;
 		action = rls_send_429(ctx, pkt, s, &s->rejection, &reply_end);
-		if (action == XDP_TX)
+		if (action == XDP_TX) {
+			/* The first attempt may have failed: this is the 429 the client will ack. */
+			flow->reply_end = reply_end;
 			rls_count_packet(RLS_PKT_REPLY_SENT);
+		}
 		return action;
 	}
+	/* reply_end 0: no 429 went out yet; only the client's retransmission can change that. */
 	if ((pkt->tcp_flags & TCP_FLAG_RST) ||
-	    ((pkt->tcp_flags & TCP_FLAG_ACK) && (__s32)(pkt->ack_seq - flow->reply_end) >= 0)) {
+	    ((pkt->tcp_flags & TCP_FLAG_ACK) && flow->reply_end &&
+	     (__s32)(pkt->ack_seq - flow->reply_end) >= 0)) {
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		rls_count_packet(RLS_PKT_RESET_UPSTREAM);
 		return rls_reset_upstream(ctx, pkt, request_seq);

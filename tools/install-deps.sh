@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install what rlshape needs to build and test on Debian 12, and mount bpffs.
 # Idempotent: asks apt only when a package is missing. Must run as root.
+#
+#   tools/install-deps.sh           build and test dependencies
+#   tools/install-deps.sh --bench   also what bench/compare.sh runs: nginx, haproxy, wrk
 set -euo pipefail
 
 # The one list of Debian packages the project needs.
@@ -8,6 +11,21 @@ PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjansson-dev
 	libcmocka-dev pkg-config make gcc iproute2 curl ethtool python3
 )
+# What bench/compare.sh compares rlshape with, and its load generator.
+BENCH_PACKAGES=(nginx haproxy wrk)
+
+case ${1:-} in
+"") ;;
+--bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+-h | --help)
+	echo "usage: tools/install-deps.sh [--bench]"
+	exit 0
+	;;
+*)
+	echo "install-deps: unknown option '$1' (usage: tools/install-deps.sh [--bench])" >&2
+	exit 2
+	;;
+esac
 
 if [[ $(id -u) -ne 0 ]]; then
 	echo "install-deps: must run as root (apt-get install, mount -t bpf)" >&2
