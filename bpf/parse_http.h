@@ -257,11 +257,17 @@ enum rls_model_key {
 	RLS_KEY_UNREADABLE,/* "model": with a value this walk cannot take at face value */
 };
 
-/* At a top-level key's opening quote q: is it "model", and what is its value? */
-static __always_inline enum rls_model_key rls_json_model_value(struct rls_scratch *s, __u32 q)
+/*
+ * At a top-level key's opening quote q: is it "model", and what is its value? A global
+ * function: its loops are verified once, not once for every state of the byte walk.
+ */
+__noinline int rls_json_model_value(struct rls_scratch *s, __u32 q)
 {
-	__u32 len = s->json.len, p = q + 7, k, v;
+	__u32 len, p = q + 7, k, v;
 
+	if (!s)
+		return RLS_KEY_OTHER;
+	len = s->json.len;
 	if (p >= len || rls_at(s, q + 1) != 'm' || rls_at(s, q + 2) != 'o' ||
 	    rls_at(s, q + 3) != 'd' || rls_at(s, q + 4) != 'e' || rls_at(s, q + 5) != 'l' ||
 	    rls_at(s, q + 6) != '"')
