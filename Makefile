@@ -96,5 +96,8 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lpthread
 
+# The importer's tests compile its source in.
+$(BUILD)/tests/unit/test_import: tools/rls-import.c
+
 clean:
 	rm -rf $(BUILD)

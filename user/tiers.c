@@ -1358,7 +1358,10 @@ const struct rls_tier_entry *rls_tier_strictest_entry(const struct rls_tier *tie
 
 	for (i = 0; i < tier->nr_entries; i++) {
 		c = daily_capacity(&tier->entries[i].limits);
-		if (!best || c < best_capacity) {
+		/* A model that admits nothing (retired) prices no request: the upstream refuses it. */
+		if (c == 0 && best)
+			continue;
+		if (!best || c < best_capacity || best_capacity == 0) {
 			best = &tier->entries[i];
 			best_capacity = c;
 		}

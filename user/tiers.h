@@ -80,9 +80,9 @@ const struct rls_limits *rls_tier_limits(const struct rls_tier *tier, const char
 
 /*
  * The tier's entry that admits the fewest requests a day (its tightest window scaled to a
- * day; the first such entry on a tie): a request whose model is not visible is charged as a
- * request for this model, to its counter and under its limits. Never NULL: every parsed tier
- * has a "*" entry.
+ * day; the first such entry on a tie), leaving out entries that admit nothing at all unless
+ * every entry does: a request whose model is not visible is charged as a request for this
+ * model, to its counter and under its limits. Never NULL: every parsed tier has a "*" entry.
  */
 const struct rls_tier_entry *rls_tier_strictest_entry(const struct rls_tier *tier);
 
