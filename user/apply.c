@@ -159,27 +159,31 @@ static __u32 planned_model_id(const struct id_plan *plan, const char *model)
 	return RLS_MODEL_OTHER;
 }
 
-/* Keys of a map whose leading generation field (at gen_offset) equals gen. */
-static int delete_generation(int fd, size_t key_size, size_t gen_offset, __u32 gen, bool in_network_order)
+/* Does this key (of a map being swept) go? */
+typedef bool (*rls_key_doomed)(int fd, const void *key, const void *ctx);
+
+/*
+ * Delete every key of fd that doomed() picks. Keys are collected first: deleting while
+ * walking with bpf_map_get_next_key() would skip entries. Returns how many went.
+ */
+static size_t delete_keys_where(int fd, size_t key_size, rls_key_doomed doomed, const void *ctx)
 {
-	unsigned char *keys = NULL, *grown, key[64], next[64];
+	unsigned char key[64], next[64], *keys = NULL, *grown;
 	size_t n = 0, cap = 0, i;
 	void *prev = NULL;
-	__u32 want = in_network_order ? htonl(gen) : gen, have;
 
+	if (key_size > sizeof(key))
+		return 0;
 	while (bpf_map_get_next_key(fd, prev, next) == 0) {
 		memcpy(key, next, key_size);
 		prev = key;
-		memcpy(&have, key + gen_offset, sizeof(have));
-		if (have != want)
+		if (!doomed(fd, key, ctx))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 256;
 			grown = realloc(keys, cap * key_size);
-			if (!grown) {
-				free(keys);
-				return -ENOMEM;
-			}
+			if (!grown)
+				break;
 			keys = grown;
 		}
 		memcpy(keys + n++ * key_size, key, key_size);
@@ -187,7 +191,31 @@ static int delete_generation(int fd, size_t key_size, size_t gen_offset, __u32 g
 	for (i = 0; i < n; i++)
 		bpf_map_delete_elem(fd, keys + i * key_size);
 	free(keys);
-	return 0;
+	return n;
+}
+
+struct generation_match {
+	size_t offset;
+	__u32 value; /* as stored: network order for the LPM trie */
+};
+
+static bool in_generation(int fd, const void *key, const void *ctx)
+{
+	const struct generation_match *m = ctx;
+	__u32 have;
+
+	(void)fd;
+	memcpy(&have, (const unsigned char *)key + m->offset, sizeof(have));
+	return have == m->value;
+}
+
+/* Keys of a map whose generation field (at gen_offset) equals gen. */
+static void delete_generation(int fd, size_t key_size, size_t gen_offset, __u32 gen,
+			      bool in_network_order)
+{
+	struct generation_match m = { gen_offset, in_network_order ? htonl(gen) : gen };
+
+	delete_keys_where(fd, key_size, in_generation, &m);
 }
 
 static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
@@ -354,76 +382,38 @@ static bool model_kept(const struct id_plan *plan, __u32 id)
 	return false;
 }
 
-/*
- * Remove entries of a map keyed by (account, model, ...) whose account or model the table no
- * longer has. Keys are collected first: deleting while walking would skip entries.
- */
-static size_t prune_by_ids(int fd, size_t key_size, const struct id_plan *plan, size_t nr_accounts)
+struct kept_ids {
+	const struct id_plan *plan;
+	size_t nr_accounts;
+};
+
+/* Keys that start with (account, model): do they name an account or model that is gone? */
+static bool names_removed_id(int fd, const void *key, const void *ctx)
 {
-	unsigned char key[64], next[64], *doomed = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-	void *prev = NULL;
+	const struct kept_ids *k = ctx;
 	__u32 ids[2];
 
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, key_size);
-		prev = key;
-		memcpy(ids, key, sizeof(ids)); /* every such key starts with account, model */
-		if (account_kept(plan, nr_accounts, ids[0]) && model_kept(plan, ids[1]))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			grown = realloc(doomed, cap * key_size);
-			if (!grown)
-				break;
-			doomed = grown;
-		}
-		memcpy(doomed + n++ * key_size, key, key_size);
-	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(fd, doomed + i * key_size);
-	free(doomed);
-	return n;
+	(void)fd;
+	memcpy(ids, key, sizeof(ids));
+	return !account_kept(k->plan, k->nr_accounts, ids[0]) || !model_kept(k->plan, ids[1]);
 }
 
-static void forget_removed_accounts(const struct rls_maps *maps, const struct id_plan *plan,
-				    size_t nr_accounts)
+static bool account_removed(int fd, const void *key, const void *ctx)
 {
-	__u32 key, next, *prev = NULL, *doomed = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-
-	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (account_kept(plan, nr_accounts, key))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			grown = realloc(doomed, cap * sizeof(*doomed));
-			if (!grown)
-				break;
-			doomed = grown;
-		}
-		doomed[n++] = key;
-	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(maps->accounts, &doomed[i]);
-	free(doomed);
-}
-
-static void forget_removed_models(const struct rls_maps *maps, const struct id_plan *plan)
-{
-	struct rls_model_name key, next, *prev = NULL;
+	const struct kept_ids *k = ctx;
 	__u32 id;
 
-	while (bpf_map_get_next_key(maps->models, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->models, &key, &id) == 0 && !model_kept(plan, id)) {
-			bpf_map_delete_elem(maps->models, &key);
-			prev = NULL; /* the walk's position is gone: start over */
-		}
-	}
+	(void)fd;
+	memcpy(&id, key, sizeof(id));
+	return !account_kept(k->plan, k->nr_accounts, id);
+}
+
+static bool model_removed(int fd, const void *key, const void *ctx)
+{
+	const struct kept_ids *k = ctx;
+	__u32 id;
+
+	return bpf_map_lookup_elem(fd, key, &id) == 0 && !model_kept(k->plan, id);
 }
 
 /*
@@ -443,33 +433,23 @@ static bool counter_is_idle(const struct rls_counter *c, __u64 now_ns)
 	return c->smooth_tat_ns <= now_ns;
 }
 
+static bool anonymous_idle(int fd, const void *key, const void *ctx)
+{
+	struct rls_counter value;
+
+	return bpf_map_lookup_elem_flags(fd, key, &value, BPF_F_LOCK) == 0 &&
+	       counter_is_idle(&value, *(const __u64 *)ctx);
+}
+
 static size_t prune_idle_anonymous(const struct rls_maps *maps)
 {
-	struct rls_counter_key key, next, *prev = NULL, *doomed = NULL, *grown;
-	struct rls_counter value;
 	struct timespec now;
-	size_t n = 0, cap = 0, i;
+	__u64 now_ns;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	while (bpf_map_get_next_key(maps->anon_counters, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem_flags(maps->anon_counters, &key, &value, BPF_F_LOCK) ||
-		    !counter_is_idle(&value, (__u64)now.tv_sec * RLS_NS_PER_SEC + now.tv_nsec))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			grown = realloc(doomed, cap * sizeof(*doomed));
-			if (!grown)
-				break;
-			doomed = grown;
-		}
-		doomed[n++] = key;
-	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(maps->anon_counters, &doomed[i]);
-	free(doomed);
-	return n;
+	now_ns = (__u64)now.tv_sec * RLS_NS_PER_SEC + (__u64)now.tv_nsec;
+	return delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key),
+				 anonymous_idle, &now_ns);
 }
 
 /* Undo names this attempt added, so a failed load leaves the maps as they were. */
@@ -496,6 +476,7 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 {
 	__u32 live = live_generation(maps), next = live ^ 1, zero = 0;
 	struct id_plan plan = {};
+	struct kept_ids kept;
 	int ret;
 
 	memset(result, 0, sizeof(*result));
@@ -528,15 +509,17 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	 * The old generation stays: a packet that read rls_active just before the switch may
 	 * still look its key and limits up there. The next load clears it before writing.
 	 */
+	kept.plan = &plan;
+	kept.nr_accounts = table->nr_accounts;
 	result->counters_removed =
-		prune_by_ids(maps->counters, sizeof(struct rls_counter_key), &plan,
-			     table->nr_accounts) +
-		prune_by_ids(maps->anon_counters, sizeof(struct rls_counter_key), &plan,
-			     table->nr_accounts);
-	prune_by_ids(maps->stats, sizeof(struct rls_stats_key), &plan, table->nr_accounts);
+		delete_keys_where(maps->counters, sizeof(struct rls_counter_key), names_removed_id,
+				  &kept) +
+		delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key),
+				  names_removed_id, &kept);
+	delete_keys_where(maps->stats, sizeof(struct rls_stats_key), names_removed_id, &kept);
 	result->idle_removed = prune_idle_anonymous(maps);
-	forget_removed_accounts(maps, &plan, table->nr_accounts);
-	forget_removed_models(maps, &plan);
+	delete_keys_where(maps->accounts, sizeof(__u32), account_removed, &kept);
+	delete_keys_where(maps->models, sizeof(struct rls_model_name), model_removed, &kept);
 	result->generation = next;
 	result->nr_accounts = table->nr_accounts;
 	result->nr_models = plan.nr_models;
