@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 #define PROG "mock-upstream"
 
 #define MAX_LISTENERS   16
@@ -88,64 +90,6 @@ static atomic_ulong completion_seq;
 
 /* ---- growable string buffer ----------------------------------------------------------- */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;       /* sticky: callers check once at the end instead of after every append */
-};
-
-static bool sb_reserve(struct sbuf *b, size_t extra)
-{
-	size_t cap = b->cap ? b->cap : 256;
-	char *p;
-
-	if (b->oom)
-		return false;
-	if (b->len + extra + 1 <= b->cap)
-		return true;
-	while (cap < b->len + extra + 1)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
-
-static void sb_add(struct sbuf *b, const void *data, size_t n)
-{
-	if (!sb_reserve(b, n))
-		return;
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !sb_reserve(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
 static void sb_json_escaped(struct sbuf *b, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -160,30 +104,7 @@ static void sb_json_escaped(struct sbuf *b, const char *s, size_t n)
 	}
 }
 
-static void sb_free(struct sbuf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
 /* ---- small parsing helpers ------------------------------------------------------------ */
-
-static bool parse_ulong(const char *s, size_t n, unsigned long max, unsigned long *out)
-{
-	unsigned long v = 0;
-
-	if (!n || n > 20)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return false;
-		if (v > (max - (unsigned long)(s[i] - '0')) / 10)
-			return false;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
 
 /* "P,C" as in --tokens and x-mock-tokens. */
 static bool parse_tokens(const char *s, size_t n, unsigned long *p, unsigned long *c)
@@ -201,32 +122,7 @@ static bool is_tchar(unsigned char ch)
 	return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
-static bool span_ieq(const char *s, size_t n, const char *lit)
-{
-	return strlen(lit) == n && !strncasecmp(s, lit, n);
-}
-
 /* Does the comma-separated header value contain token tok (case-insensitive)? */
-static bool list_has_token(const char *v, size_t n, const char *tok)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		size_t start, end;
-
-		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		start = i;
-		while (i < n && v[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-			end--;
-		if (span_ieq(v + start, end - start, tok))
-			return true;
-	}
-	return false;
-}
 
 /* ---- minimal JSON scanner: just enough to read model/stream/stream_options ------------- */
 
