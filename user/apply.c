@@ -13,6 +13,7 @@
 /* Ids the new table uses, by position: accounts[i] is table->accounts[i]. */
 struct id_plan {
 	__u32 *accounts;
+	__u32 *accounts_sorted; /* the same ids, sorted: account_kept() searches it */
 	bool *account_is_new;
 	size_t nr_models;
 	const char **model_names; /* every model some tier names, once */
@@ -58,17 +59,68 @@ __u32 rls_model_id(const struct rls_maps *maps, const char *name)
 	return bpf_map_lookup_elem(maps->models, &key, &id) == 0 ? id : RLS_MODEL_OTHER;
 }
 
-static __u32 highest_account_id(const struct rls_maps *maps)
-{
-	__u32 key, next, *prev = NULL, high = 0;
+/*
+ * The accounts the maps already know, by name. Read in one walk: each walk of a map sized for
+ * millions of entries visits every bucket, so a walk per account would make a load quadratic.
+ */
+struct account_index {
+	struct named_id {
+		char name[RLS_ACCOUNT_NAME_MAX];
+		__u32 id;
+	} *v;
+	size_t n;
+	__u32 highest;
+};
 
+static int compare_ids(const void *a, const void *b)
+{
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(((const struct named_id *)a)->name, ((const struct named_id *)b)->name);
+}
+
+static int read_account_index(const struct rls_maps *maps, struct account_index *idx)
+{
+	struct rls_account_name value;
+	__u32 key, next, *prev = NULL;
+	size_t cap = 0;
+	void *grown;
+
+	memset(idx, 0, sizeof(*idx));
 	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (key > high)
-			high = key;
+		if (bpf_map_lookup_elem(maps->accounts, &key, &value))
+			continue;
+		if (idx->n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			grown = realloc(idx->v, cap * sizeof(*idx->v));
+			if (!grown)
+				return -ENOMEM;
+			idx->v = grown;
+		}
+		memcpy(idx->v[idx->n].name, value.name, sizeof(value.name));
+		idx->v[idx->n].name[sizeof(value.name) - 1] = '\0';
+		idx->v[idx->n++].id = key;
+		if (key > idx->highest)
+			idx->highest = key;
 	}
-	return high;
+	qsort(idx->v, idx->n, sizeof(*idx->v), compare_names);
+	return 0;
+}
+
+static __u32 indexed_account_id(const struct account_index *idx, const char *name)
+{
+	struct named_id want = {}, *found;
+
+	snprintf(want.name, sizeof(want.name), "%s", name);
+	found = bsearch(&want, idx->v, idx->n, sizeof(*idx->v), compare_names);
+	return found ? found->id : 0;
 }
 
 static __u32 highest_model_id(const struct rls_maps *maps)
@@ -98,6 +150,7 @@ static bool listed(const char **names, size_t n, const char *name)
 static void plan_free(struct id_plan *plan)
 {
 	free(plan->accounts);
+	free(plan->accounts_sorted);
 	free(plan->account_is_new);
 	free(plan->model_names);
 	free(plan->models);
@@ -108,26 +161,39 @@ static void plan_free(struct id_plan *plan)
 /* Existing names keep their ids, so their counters carry over; new names get fresh ones. */
 static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, struct id_plan *plan)
 {
+	struct account_index known;
 	size_t i, j, n = 0, cap = 0;
-	__u32 next_account = highest_account_id(maps) + 1, next_model = highest_model_id(maps) + 1;
+	__u32 next_account, next_model = highest_model_id(maps) + 1;
+
+	if (read_account_index(maps, &known)) {
+		free(known.v);
+		return -ENOMEM;
+	}
+	next_account = known.highest + 1;
 
 	for (i = 0; i < t->nr_tiers; i++)
 		cap += t->tiers[i].nr_entries;
 	plan->accounts = calloc(t->nr_accounts + 1, sizeof(*plan->accounts));
+	plan->accounts_sorted = calloc(t->nr_accounts + 1, sizeof(*plan->accounts_sorted));
 	plan->account_is_new = calloc(t->nr_accounts + 1, sizeof(*plan->account_is_new));
 	plan->model_names = calloc(cap + 1, sizeof(*plan->model_names));
 	plan->models = calloc(cap + 1, sizeof(*plan->models));
 	plan->model_is_new = calloc(cap + 1, sizeof(*plan->model_is_new));
-	if (!plan->accounts || !plan->account_is_new || !plan->model_names || !plan->models ||
-	    !plan->model_is_new)
+	if (!plan->accounts || !plan->accounts_sorted || !plan->account_is_new ||
+	    !plan->model_names || !plan->models || !plan->model_is_new) {
+		free(known.v);
 		return -ENOMEM;
+	}
 	for (i = 0; i < t->nr_accounts; i++) {
-		plan->accounts[i] = rls_account_id(maps, t->accounts[i].name);
+		plan->accounts[i] = indexed_account_id(&known, t->accounts[i].name);
 		if (!plan->accounts[i]) {
 			plan->accounts[i] = next_account++;
 			plan->account_is_new[i] = true;
 		}
 	}
+	free(known.v);
+	memcpy(plan->accounts_sorted, plan->accounts, t->nr_accounts * sizeof(*plan->accounts));
+	qsort(plan->accounts_sorted, t->nr_accounts, sizeof(*plan->accounts_sorted), compare_ids);
 	for (i = 0; i < t->nr_tiers; i++) {
 		for (j = 0; j < t->tiers[i].nr_entries; j++) {
 			const char *model = t->tiers[i].entries[j].model;
@@ -360,14 +426,9 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 
 static bool account_kept(const struct id_plan *plan, size_t n, __u32 id)
 {
-	size_t i;
-
 	if (id == RLS_ACCOUNT_ANONYMOUS)
 		return true;
-	for (i = 0; i < n; i++)
-		if (plan->accounts[i] == id)
-			return true;
-	return false;
+	return bsearch(&id, plan->accounts_sorted, n, sizeof(id), compare_ids) != NULL;
 }
 
 static bool model_kept(const struct id_plan *plan, __u32 id)
