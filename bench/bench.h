@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What the benchmark programs share: a private skeleton of the XDP program (maps never
+ * pinned) with a tier table applied, frames built once by the test suite's packet builder and
+ * then varied per run (sequence number, client address and port) with incremental checksum
+ * updates, and readers for the program's counters.
+ *
+ * Addresses: the server is 198.18.0.1, clients come from 198.19.0.0/16 (RFC 2544 range only).
+ */
+#ifndef RLS_BENCH_H
+#define RLS_BENCH_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "rlshape.h"
+#include "tiers.h"
+#include "maps.h"
+#include "apply.h"
+#include "rlshape_xdp.skel.h"
+#include "../tests/bpf/packets.h"
+
+#define BENCH_SERVER     "198.18.0.1"
+#define BENCH_CLIENT_NET 0xc6130000u /* 198.19.0.0/16, host byte order */
+#define BENCH_PORT       8000
+
+/* The scale tables bench/scale.sh writes: account i has one key. */
+#define BENCH_SCALE_ACCOUNT_FMT "acct-%07u"
+#define BENCH_SCALE_KEY_FMT     "sk-scale-%07u"
+#define BENCH_MODEL             "gpt-bench"
+
+/* "PROGRAM: message" on stderr, exit 1. */
+static inline __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+/* ---- libbpf: warnings only ---- */
+
+static inline int bench_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG || level == LIBBPF_INFO)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* ---- the program with a table, private to this process ---- */
+
+struct bench_env {
+	struct rlshape_xdp_bpf *skel;
+	struct rls_maps maps;
+	int prog_fd;
+};
+
+/* Load the XDP program with unpinned maps. Returns 0, or -1 with why. */
+static inline int bench_env_load(struct bench_env *e, char *why, size_t why_len)
+{
+	struct bpf_map *map;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	e->prog_fd = -1;
+	libbpf_set_print(bench_libbpf_print);
+	e->skel = rlshape_xdp_bpf__open();
+	if (!e->skel) {
+		snprintf(why, why_len, "rlshape_xdp_bpf__open: %s", strerror(errno));
+		return -1;
+	}
+	/* Never touch /sys/fs/bpf: a running rlshape keeps its own maps. */
+	bpf_object__for_each_map(map, e->skel->obj) {
+		ret = bpf_map__set_pin_path(map, NULL);
+		if (ret) {
+			snprintf(why, why_len, "bpf_map__set_pin_path(%s): %s", bpf_map__name(map),
+				 strerror(-ret));
+			return -1;
+		}
+	}
+	ret = rlshape_xdp_bpf__load(e->skel);
+	if (ret) {
+		snprintf(why, why_len, "loading the XDP program: %s (root with CAP_BPF and "
+			 "CAP_SYS_ADMIN, and a kernel with BTF, are needed)", strerror(-ret));
+		return -1;
+	}
+	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
+	rls_maps_from_skeleton(e->skel, &e->maps);
+	return 0;
+}
+
+/*
+ * bench_env_load(), then make a table live: the table from the file path, or from text (path
+ * then only names it in messages). Returns 0, or -1 with why.
+ */
+static inline int bench_env_open(struct bench_env *e, const char *path, const char *text,
+				 char *why, size_t why_len)
+{
+	struct rls_apply_result res;
+	struct rls_table table;
+	char err[1024];
+	int ret;
+
+	if (bench_env_load(e, why, why_len))
+		return -1;
+	if (text)
+		ret = rls_table_parse(path, text, strlen(text), &table, err, sizeof(err));
+	else
+		ret = rls_table_load(path, &table, err, sizeof(err));
+	if (ret) {
+		snprintf(why, why_len, "%s", err);
+		return -1;
+	}
+	ret = rls_apply_table(&e->maps, &table, &res, err, sizeof(err));
+	rls_table_free(&table);
+	if (ret) {
+		snprintf(why, why_len, "rls_apply_table: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static inline void bench_env_close(struct bench_env *e)
+{
+	if (e->skel)
+		rlshape_xdp_bpf__destroy(e->skel); /* closes the fds in e->maps too */
+	e->skel = NULL;
+}
+
+/* ---- counters ---- */
+
+static inline __u64 bench_packets(const struct bench_env *e, __u32 event)
+{
+	int n = rls_nr_cpus(), i;
+	__u64 *v = calloc((size_t)n, sizeof(*v)), sum = 0;
+
+	if (v && bpf_map_lookup_elem(e->maps.packets, &event, v) == 0)
+		for (i = 0; i < n; i++)
+			sum += v[i];
+	free(v);
+	return sum;
+}
+
+/* Admitted and rejected (all reasons) of (account, model), summed over CPUs. */
+static inline void bench_stats(const struct bench_env *e, __u32 account, __u32 model,
+			       __u64 *admitted, __u64 *rejected)
+{
+	struct rls_stats_key key = { .account = account, .model = model };
+	int n = rls_nr_cpus(), i, r;
+	struct rls_stats *v = calloc((size_t)n, sizeof(*v));
+
+	*admitted = *rejected = 0;
+	if (v && bpf_map_lookup_elem(e->maps.stats, &key, v) == 0) {
+		for (i = 0; i < n; i++) {
+			*admitted += v[i].admitted;
+			for (r = 0; r < RLS_NR_REASONS; r++)
+				*rejected += v[i].rejected[r];
+		}
+	}
+	free(v);
+}
+
+/* CLOCK_TAI less this is the UTC the data path counts windows in (rls_config). */
+static inline __s64 bench_tai_minus_utc_ns(const struct bench_env *e)
+{
+	struct rls_config cfg;
+	__u32 zero = 0, gen = 0;
+
+	if (bpf_map_lookup_elem(e->maps.active, &zero, &gen))
+		return 0;
+	gen &= 1;
+	if (bpf_map_lookup_elem(e->maps.config, &gen, &cfg))
+		return 0;
+	return cfg.tai_minus_utc_ns;
+}
+
+static inline __u64 bench_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+/* ---- frames: built once, then varied per run ---- */
+
+/* An IPv4 TCP segment from a client to BENCH_SERVER:BENCH_PORT. */
+struct bench_frame {
+	uint8_t buf[TP_MAX_FRAME];
+	size_t len;
+	size_t payload_len;
+	uint32_t seq;
+	uint32_t client; /* host byte order */
+	uint16_t sport;
+};
+
+#define BENCH_L3 14
+#define BENCH_L4 (BENCH_L3 + 20)
+
+static inline int bench_frame_build(struct bench_frame *f, uint32_t client, uint16_t sport,
+				    uint32_t seq, uint8_t flags, const void *payload, size_t len)
+{
+	char saddr[INET_ADDRSTRLEN];
+	struct in_addr a = { .s_addr = htonl(client) };
+	struct tp_spec s = {
+		.daddr = BENCH_SERVER, .sport = sport, .dport = BENCH_PORT, .seq = seq,
+		.ack = 0x70000001u, .flags = flags, .payload = payload, .len = len,
+	};
+
+	inet_ntop(AF_INET, &a, saddr, sizeof(saddr));
+	s.saddr = saddr;
+	f->len = tp_build(&s, f->buf, sizeof(f->buf));
+	f->payload_len = len;
+	f->seq = seq;
+	f->client = client;
+	f->sport = sport;
+	return f->len ? 0 : -1;
+}
+
+/* RFC 1624: the checksum at p after one 16-bit word changed from old to new. */
+static inline void bench_csum16(uint8_t *p, uint16_t old, uint16_t new)
+{
+	uint32_t sum = (uint16_t)~tp_get16(p) + (uint32_t)(uint16_t)~old + new;
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	tp_put16(p, (uint16_t)~sum);
+}
+
+static inline void bench_csum32(uint8_t *p, uint32_t old, uint32_t new)
+{
+	bench_csum16(p, (uint16_t)(old >> 16), (uint16_t)(new >> 16));
+	bench_csum16(p, (uint16_t)old, (uint16_t)new);
+}
+
+static inline void bench_frame_set_seq(struct bench_frame *f, uint32_t seq)
+{
+	tp_put32(f->buf + BENCH_L4 + 4, seq);
+	bench_csum32(f->buf + BENCH_L4 + 16, f->seq, seq);
+	f->seq = seq;
+}
+
+/* A different connection: client address (in the IP and the TCP pseudo-header) and port. */
+static inline void bench_frame_set_client(struct bench_frame *f, uint32_t client, uint16_t sport)
+{
+	tp_put32(f->buf + BENCH_L3 + 12, client);
+	bench_csum32(f->buf + BENCH_L3 + 10, f->client, client);
+	bench_csum32(f->buf + BENCH_L4 + 16, f->client, client);
+	tp_put16(f->buf + BENCH_L4, sport);
+	bench_csum16(f->buf + BENCH_L4 + 16, f->sport, sport);
+	f->client = client;
+	f->sport = sport;
+}
+
+/* Connection number n: a client address in 198.19.0.0/16 and a port from 1024. */
+static inline void bench_conn(uint64_t n, uint32_t *client, uint16_t *sport)
+{
+	*client = BENCH_CLIENT_NET + (uint32_t)((n / 60000) & 0xffff);
+	*sport = (uint16_t)(1024 + n % 60000);
+}
+#define BENCH_NR_CONNS (65536ull * 60000ull)
+
+/* Are both checksums right? (The data path does not check them; the bench does.) */
+static inline int bench_frame_ok(const struct bench_frame *f)
+{
+	struct tp_parsed p;
+	char why[128];
+
+	return tp_parse(f->buf, f->len, &p, why, sizeof(why)) == 0 && p.ip_csum_ok &&
+	       p.tcp_csum_ok && p.seq == f->seq && p.sport == f->sport;
+}
+
+/* One run of prog on frame f: the XDP action, and the kernel's measured ns in *ns. */
+static inline int bench_run(int prog_fd, const struct bench_frame *f, uint8_t *out, __u32 *ns)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f->buf, .data_size_in = (__u32)f->len,
+		    .data_out = out, .data_size_out = TP_MAX_FRAME, .repeat = 1);
+	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+
+	if (err)
+		return err < 0 ? err : -EINVAL;
+	if (ns)
+		*ns = opts.duration;
+	return (int)opts.retval;
+}
+
+static inline const char *bench_xdp_name(int action)
+{
+	switch (action) {
+	case XDP_ABORTED:
+		return "XDP_ABORTED";
+	case XDP_DROP:
+		return "XDP_DROP";
+	case XDP_PASS:
+		return "XDP_PASS";
+	case XDP_TX:
+		return "XDP_TX";
+	case XDP_REDIRECT:
+		return "XDP_REDIRECT";
+	}
+	return "error";
+}
+
+/* ---- a request as an OpenAI-compatible client sends it ---- */
+
+/*
+ * POST /v1/chat/completions with extra header lines before the key header, the key in
+ * Authorization (omitted when key is NULL), the model in x-model when model_header, and the
+ * JSON body (messages first, then "model", the order the OpenAI Python client uses).
+ */
+static inline size_t bench_request(char *buf, size_t cap, const char *extra_headers,
+				   const char *key, int model_header, const char *body)
+{
+	int n = snprintf(buf, cap,
+			 "POST /v1/chat/completions HTTP/1.1\r\n"
+			 "Host: 198.18.0.1:8000\r\n"
+			 "%s"
+			 "%s%s%s"
+			 "%s"
+			 "Content-Type: application/json\r\n"
+			 "Content-Length: %zu\r\n"
+			 "\r\n"
+			 "%s",
+			 extra_headers ? extra_headers : "", key ? "Authorization: Bearer " : "",
+			 key ? key : "", key ? "\r\n" : "",
+			 model_header ? "x-model: " BENCH_MODEL "\r\n" : "", strlen(body), body);
+
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+#define BENCH_BODY                                                                      \
+	"{\"messages\":[{\"role\":\"system\",\"content\":\"You are a helpful assistant.\"}," \
+	"{\"role\":\"user\",\"content\":\"Write a haiku about rate limits.\"}],"            \
+	"\"model\":\"" BENCH_MODEL "\",\"max_tokens\":64,\"stream\":false}"
+
+#endif /* RLS_BENCH_H */

@@ -1,0 +1,748 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * prog_cost: what rlshape's XDP program costs per packet, measured by the kernel itself with
+ * BPF_PROG_TEST_RUN on hand-built frames, against a no-op XDP program (the floor).
+ *
+ * Each case runs as a series of single runs (bpf_prog_test_run_opts with repeat = 1), and the
+ * frame is changed between runs where the program keeps state: a request start gets a new
+ * sequence number every run (the same seq on a connection is a retransmission, neither parsed
+ * nor charged again), and a rejected request also gets a new connection every run (new data
+ * on a connection that got a 429 is dropped as "data after the 429"). The figure is
+ * opts.duration, the kernel's own time for the one run: no syscall, no copying. Its median
+ * over the runs of a round is that round's figure; the report gives the median over rounds,
+ * and the ratio to the floor measured the same way in the same round.
+ *
+ * The stateless cases (the floor, a pure ACK, a body segment) are also measured with one call
+ * of .repeat = N, where the kernel reruns the program on the same buffer: the cost of the
+ * program without the per-run timer reads.
+ *
+ *   prog_cost [--runs N] [--rounds R] [--repeat N] [--cases LIST] [--summary FILE]
+ *   prog_cost --table FILE --accounts N [...]   a table of bench/scale.sh
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <sched.h>
+
+#include "bench.h"
+#include "xdp_pass.skel.h"
+
+#define MAX_ROUNDS 64
+#define HIST_NS    100000 /* per-run times above 100 us are counted, not binned */
+#define MAX_FRAMES 1024   /* distinct keys cycled through with --table */
+
+#define KEY_ADMIT "sk-bench-admit-0001"
+#define KEY_DENY  "sk-bench-denied-0001"
+
+/* Limits no bench run reaches, with every window and the smoothing in play. */
+#define BENCH_LIMITS "{\"rpm\": 1000000000, \"burst\": 1000000000, \"rph\": 4000000000, \"rpd\": 4000000000}"
+
+static const char builtin_table[] =
+	"{\"listen\": {\"ports\": [8000]},\n"
+	" \"identify\": {\"key_headers\": [\"authorization\", \"x-api-key\", \"api-key\"],\n"
+	"              \"model_header\": \"x-model\"},\n"
+	" \"tiers\": {\"bench\": {\"*\": " BENCH_LIMITS ", \"" BENCH_MODEL "\": " BENCH_LIMITS "},\n"
+	"           \"spent\": {\"*\": {\"rpd\": 1}}},\n"
+	" \"accounts\": {\"bench\": {\"tier\": \"bench\", \"keys\": [\"" KEY_ADMIT "\"]},\n"
+	"              \"spent\": {\"tier\": \"spent\", \"keys\": [\"" KEY_DENY "\"]}}}\n";
+
+enum case_id { C_FLOOR, C_ACK, C_BODY, C_REQ, C_REQ_1K, C_BODY_MODEL, C_REJECT, NR_CASES };
+
+struct bcase {
+	const char *name;
+	const char *what;
+	int on_pass;     /* runs on the no-op program */
+	int expect;      /* XDP action every run must return */
+	int vary_seq;    /* a new request start every run */
+	int vary_conn;   /* a new connection every run */
+	int stateless;   /* also measured with .repeat */
+	int selected;
+	struct bench_frame *frames;
+	size_t nframes, next;
+	uint64_t conn_next;
+	/* per round */
+	double p50[MAX_ROUNDS], p90[MAX_ROUNDS], mean[MAX_ROUNDS], rep[MAX_ROUNDS];
+	uint64_t unexpected;
+	int last_bad_action;
+};
+
+static struct bcase cases[NR_CASES] = {
+	[C_FLOOR] = { "floor", "no-op XDP program (XDP_PASS) on the small request frame", 1,
+		      XDP_PASS, 1, 0, 1 },
+	[C_ACK] = { "ack", "pure ACK (no payload) to the watched port", 0, XDP_PASS, 0, 0, 1 },
+	[C_BODY] = { "body", "body segment of an admitted request (payload starts no request)", 0,
+		     XDP_PASS, 0, 0, 1 },
+	[C_REQ] = { "request", "request start, small headers, key + x-model: admitted", 0,
+		    XDP_PASS, 1, 0, 0 },
+	[C_REQ_1K] = { "request_1k", "request start, 1 KB of other headers before the key", 0,
+		       XDP_PASS, 1, 0, 0 },
+	[C_BODY_MODEL] = { "body_model", "request start, model only in the JSON body (after messages)",
+			   0, XDP_PASS, 1, 0, 0 },
+	[C_REJECT] = { "rejected", "request start over its limit: rewritten into the 429 (XDP_TX)", 0,
+		       XDP_TX, 1, 1, 0 },
+};
+
+static uint8_t out_buf[TP_MAX_FRAME];
+static uint32_t hist[HIST_NS];
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+	double s[MAX_ROUNDS];
+
+	if (n <= 0)
+		return 0;
+	memcpy(s, v, sizeof(*v) * (size_t)n);
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* The value below which a fraction q of the runs fall (runs of HIST_NS or more count as HIST_NS). */
+static double hist_quantile(uint64_t total, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)total), seen = 0;
+	uint32_t i;
+
+	if ((double)want < q * (double)total || want == 0)
+		want++;
+	for (i = 0; i < HIST_NS; i++) {
+		seen += hist[i];
+		if (seen >= want)
+			return i;
+	}
+	return HIST_NS;
+}
+
+static void one_frame(struct bcase *c, uint64_t conn, uint32_t seq, uint8_t flags,
+		      const char *payload, size_t len)
+{
+	uint32_t client;
+	uint16_t sport;
+
+	if (!len && payload)
+		die("a request does not fit its buffer");
+	c->frames = calloc(1, sizeof(*c->frames));
+	if (!c->frames)
+		die("out of memory");
+	c->nframes = 1;
+	bench_conn(conn, &client, &sport);
+	if (bench_frame_build(c->frames, client, sport, seq, flags, payload, len))
+		die("cannot build the %s frame", c->name);
+	c->conn_next = conn + 1;
+}
+
+/* About 1 KB of what real clients send before the key: user agent, tracing, cookies. */
+static void other_headers(char *buf, size_t cap, size_t want)
+{
+	static const char *const lines[] = {
+		"User-Agent: OpenAI/Python 1.54.4\r\n",
+		"Accept: application/json\r\n",
+		"Accept-Encoding: gzip, deflate\r\n",
+		"Connection: keep-alive\r\n",
+		"X-Stainless-Lang: python\r\n",
+		"X-Stainless-Package-Version: 1.54.4\r\n",
+		"X-Stainless-OS: Linux\r\n",
+		"X-Stainless-Arch: x64\r\n",
+		"X-Stainless-Runtime: CPython\r\n",
+		"X-Stainless-Runtime-Version: 3.11.2\r\n",
+		"X-Stainless-Retry-Count: 0\r\n",
+		"X-Request-Id: 5f1c9e0a-44b2-4d8e-9a57-2c6f0e1b7d33\r\n",
+		"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+		"tracestate: rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\r\n",
+		"X-Forwarded-For: 198.19.200.1, 198.19.200.2\r\n",
+		"X-Forwarded-Proto: http\r\n",
+	};
+	size_t len = 0, i = 0;
+
+	buf[0] = '\0';
+	while (len < want) {
+		const char *l = lines[i % (sizeof(lines) / sizeof(lines[0]))];
+		size_t n = strlen(l);
+
+		if (i >= sizeof(lines) / sizeof(lines[0])) {
+			/* Fill the rest with a cookie of the exact length. */
+			size_t room = want - len, pad;
+
+			if (room < sizeof("Cookie: s=\r\n"))
+				room = sizeof("Cookie: s=\r\n");
+			pad = room - (sizeof("Cookie: s=\r\n") - 1);
+			if (len + room >= cap)
+				die("header buffer too small");
+			len += (size_t)snprintf(buf + len, cap - len, "Cookie: s=");
+			for (; pad; pad--)
+				buf[len++] = "0123456789abcdef"[pad % 16];
+			len += (size_t)snprintf(buf + len, cap - len, "\r\n");
+			break;
+		}
+		if (len + n >= cap)
+			die("header buffer too small");
+		memcpy(buf + len, l, n + 1);
+		len += n;
+		i++;
+	}
+}
+
+static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_keys)
+{
+	char req[TP_MAX_FRAME], hdrs[1200];
+	static const char body_seg[] =
+		"{\"role\":\"user\",\"content\":\"Continue the story from where it stopped, in the "
+		"same voice, with the same characters, and end it within three paragraphs.\"},"
+		"{\"role\":\"assistant\",\"content\":\"The gateway hummed. Requests arrived in "
+		"bursts, each one carrying a key and a model, and each one was counted before it "
+		"reached the GPUs.\"}]}";
+	size_t len;
+	unsigned i;
+
+	/* The floor runs on the same frame as the small request. */
+	len = bench_request(req, sizeof(req), NULL, KEY_ADMIT, 1, BENCH_BODY);
+	one_frame(&cases[C_FLOOR], 0, 1000, 0, req, len);
+	one_frame(&cases[C_ACK], 1, 5000, TP_ACK, NULL, 0);
+	/* The body segment's connection: its request start is sent first (see warm_up). */
+	one_frame(&cases[C_BODY], 2, 9000 + 1000000, 0, body_seg, sizeof(body_seg) - 1);
+	if (!table) {
+		one_frame(&cases[C_REQ], 3, 1000, 0, req, len);
+		other_headers(hdrs, sizeof(hdrs), 1024);
+		if (strlen(hdrs) != 1024)
+			die("other headers are %zu bytes, not 1024", strlen(hdrs));
+		len = bench_request(req, sizeof(req), hdrs, KEY_ADMIT, 1, BENCH_BODY);
+		one_frame(&cases[C_REQ_1K], 4, 1000, 0, req, len);
+		len = bench_request(req, sizeof(req), NULL, KEY_ADMIT, 0, BENCH_BODY);
+		one_frame(&cases[C_BODY_MODEL], 5, 1000, 0, req, len);
+		len = bench_request(req, sizeof(req), NULL, KEY_DENY, 1, BENCH_BODY);
+		one_frame(&cases[C_REJECT], 1000, 1000, 0, req, len);
+		return;
+	}
+	/* A scale table: cycle through keys spread evenly over its accounts, a connection each. */
+	cases[C_REQ].nframes = nr_keys < nr_accounts ? nr_keys : nr_accounts;
+	cases[C_REQ].frames = calloc(cases[C_REQ].nframes, sizeof(struct bench_frame));
+	if (!cases[C_REQ].frames)
+		die("out of memory");
+	for (i = 0; i < cases[C_REQ].nframes; i++) {
+		unsigned account = (unsigned)((uint64_t)i * nr_accounts / cases[C_REQ].nframes);
+		char key[64];
+		uint32_t client;
+		uint16_t sport;
+
+		snprintf(key, sizeof(key), BENCH_SCALE_KEY_FMT, account);
+		len = bench_request(req, sizeof(req), NULL, key, 1, BENCH_BODY);
+		bench_conn(100 + i, &client, &sport);
+		if (!len || bench_frame_build(&cases[C_REQ].frames[i], client, sport, 1000, 0, req, len))
+			die("cannot build the request frame for key %s", key);
+	}
+}
+
+/*
+ * A big table into the private skeleton. rls_apply_table() finds each account's id with a
+ * walk over rls_accounts (rls_account_id(): BPF_MAP_GET_NEXT_KEY through the whole map, for
+ * every account of the table), so a table of 100,000 accounts would take minutes to apply
+ * here, and one of 1,000,000 far longer (BENCHMARKS.md, "Scale"). So only the table's first
+ * account goes through rls_apply_table() (limits, models, configuration, the switch to the
+ * new generation), and the others are written the way it writes them on a fresh load:
+ * account i gets id i + 1, its name in rls_accounts, and each of its keys' SHA-256 under the
+ * live generation in rls_api_keys, mapped to (id, tier index). The data path then finds
+ * exactly the entries `rlshape load` would have made.
+ */
+static void load_big_table(struct bench_env *e, const char *path, unsigned long nr_accounts)
+{
+	struct rls_apply_result res;
+	struct rls_table t;
+	char err[1024], why[1536];
+	__u32 zero = 0, gen = 0;
+	size_t n, i, j;
+
+	if (bench_env_load(e, why, sizeof(why)))
+		die("%s", why);
+	if (rls_table_load(path, &t, err, sizeof(err)))
+		die("%s", err);
+	if (t.nr_accounts != nr_accounts)
+		die("%s has %zu accounts, not %lu", path, t.nr_accounts, nr_accounts);
+	for (i = 0; i < t.nr_accounts; i++)
+		if (t.accounts[i].nr_cidrs)
+			die("%s: account %s has CIDRs: a scale table has keys only", path,
+			    t.accounts[i].name);
+	n = t.nr_accounts;
+	t.nr_accounts = 1;
+	if (rls_apply_table(&e->maps, &t, &res, err, sizeof(err)))
+		die("rls_apply_table: %s", err);
+	t.nr_accounts = n;
+	if (rls_account_id(&e->maps, t.accounts[0].name) != 1)
+		die("the first account did not get id 1");
+	if (bpf_map_lookup_elem(e->maps.active, &zero, &gen))
+		die("cannot read rls_active");
+	gen &= 1;
+	for (i = 1; i < n; i++) {
+		const struct rls_account *a = &t.accounts[i];
+		struct rls_principal who = { .account = (__u32)i + 1, .tier = (__u32)a->tier };
+		struct rls_account_name name = {};
+
+		snprintf(name.name, sizeof(name.name), "%s", a->name);
+		if (bpf_map_update_elem(e->maps.accounts, &who.account, &name, BPF_NOEXIST))
+			die("account %s: %s", a->name, strerror(errno));
+		for (j = 0; j < a->nr_keys; j++) {
+			struct rls_api_key key = { .generation = gen };
+
+			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
+			if (bpf_map_update_elem(e->maps.api_keys, &key, &who, BPF_NOEXIST))
+				die("a key of account %s: %s", a->name, strerror(errno));
+		}
+	}
+	rls_table_free(&t);
+}
+
+/* What the kernel charges for the skeleton's maps: the memlock bpftool prints. */
+static unsigned long long maps_memlock(const struct bench_env *e)
+{
+	unsigned long long total = 0, v;
+	struct bpf_map *map;
+	char path[64], line[256];
+	FILE *f;
+
+	bpf_object__for_each_map(map, e->skel->obj) {
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", bpf_map__fd(map));
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "memlock: %llu", &v) == 1)
+				total += v;
+		fclose(f);
+	}
+	return total;
+}
+
+/* The next frame of a case, made a distinct segment where the program keeps state. */
+static struct bench_frame *next_frame(struct bcase *c)
+{
+	struct bench_frame *f = &c->frames[c->next++ % c->nframes];
+
+	if (c->vary_conn) {
+		uint32_t client;
+		uint16_t sport;
+
+		bench_conn(c->conn_next++ % BENCH_NR_CONNS, &client, &sport);
+		bench_frame_set_client(f, client, sport);
+	}
+	if (c->vary_seq)
+		bench_frame_set_seq(f, f->seq + (uint32_t)f->payload_len);
+	return f;
+}
+
+struct verdict_check {
+	__u64 seen, request, not_http, hidden, reply, admitted, rejected;
+};
+
+static void snapshot(const struct bench_env *e, __u32 account, __u32 model, struct verdict_check *v)
+{
+	v->seen = bench_packets(e, RLS_PKT_SEEN);
+	v->request = bench_packets(e, RLS_PKT_REQUEST);
+	v->not_http = bench_packets(e, RLS_PKT_NOT_HTTP);
+	v->hidden = bench_packets(e, RLS_PKT_MODEL_HIDDEN);
+	v->reply = bench_packets(e, RLS_PKT_REPLY_SENT);
+	bench_stats(e, account, model, &v->admitted, &v->rejected);
+}
+
+static int run_checked(int fd, struct bcase *c, struct bench_frame *f)
+{
+	int action = bench_run(fd, f, out_buf, NULL);
+
+	if (action < 0)
+		die("bpf_prog_test_run_opts (%s): %s", c->name, strerror(-action));
+	if (!bench_frame_ok(f))
+		die("bench bug: the %s frame's checksums are wrong", c->name);
+	return action;
+}
+
+/*
+ * Before timing: put the state in place (the body segment's request, the spent account's one
+ * request, the counters of every key) and check that each case takes the path it is named
+ * after, from the program's own counters. A case that silently took a cheaper path (a key not
+ * found, a model not seen) would measure the wrong thing.
+ */
+static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_mode,
+			      unsigned nr_accounts)
+{
+	__u32 model = rls_model_id(&e->maps, BENCH_MODEL), acct, spent;
+	struct verdict_check a, b;
+	struct bench_frame f;
+	char req[TP_MAX_FRAME];
+	size_t len, i;
+	int action;
+
+	if (model == RLS_MODEL_OTHER)
+		die("the table names no model \"%s\"", BENCH_MODEL);
+	if (cases[C_FLOOR].selected && run_checked(pass_fd, &cases[C_FLOOR], cases[C_FLOOR].frames) != XDP_PASS)
+		die("the no-op program did not pass");
+
+	/* Pure ACK: seen, nothing else. */
+	snapshot(e, 0, 0, &a);
+	action = run_checked(e->prog_fd, &cases[C_ACK], cases[C_ACK].frames);
+	snapshot(e, 0, 0, &b);
+	if (action != XDP_PASS || b.seen != a.seen + 1 || b.request != a.request ||
+	    b.not_http != a.not_http)
+		die("the pure ACK did not take the short path (action %s)", bench_xdp_name(action));
+
+	/* Body segment: its connection first carries an admitted request. */
+	len = bench_request(req, sizeof(req), NULL, table_mode ? NULL : KEY_ADMIT, 1, BENCH_BODY);
+	f = *cases[C_BODY].frames;
+	if (bench_frame_build(&f, f.client, f.sport, 9000, 0, req, len))
+		die("cannot build the body segment's request");
+	if (run_checked(e->prog_fd, &cases[C_BODY], &f) != XDP_PASS)
+		die("the body segment's request was not admitted");
+	snapshot(e, 0, 0, &a);
+	action = run_checked(e->prog_fd, &cases[C_BODY], cases[C_BODY].frames);
+	snapshot(e, 0, 0, &b);
+	if (action != XDP_PASS || b.not_http != a.not_http + 1 || b.request != a.request)
+		die("the body segment was not seen as a non-request segment");
+
+	if (table_mode) {
+		/* Every key once: its counter and stats entries exist before timing. */
+		struct bcase *c = &cases[C_REQ];
+
+		snapshot(e, 0, 0, &a);
+		for (i = 0; i < c->nframes; i++) {
+			action = run_checked(e->prog_fd, c, next_frame(c));
+			if (action != XDP_PASS)
+				die("key %zu: %s, expected XDP_PASS", i, bench_xdp_name(action));
+		}
+		snapshot(e, 0, 0, &b);
+		if (b.request != a.request + c->nframes || b.hidden != a.hidden)
+			die("warm-up: %llu request starts counted, expected %zu",
+			    (unsigned long long)(b.request - a.request), c->nframes);
+		for (i = 0; i < c->nframes; i += c->nframes > 1 ? c->nframes - 1 : 1) {
+			unsigned account = (unsigned)((uint64_t)i * nr_accounts / c->nframes);
+			struct rls_account_name got;
+			char name[64];
+			__u64 adm, rej;
+
+			/* load_big_table() gave account i the id i + 1. */
+			acct = account + 1;
+			snprintf(name, sizeof(name), BENCH_SCALE_ACCOUNT_FMT, account);
+			if (bpf_map_lookup_elem(e->maps.accounts, &acct, &got) ||
+			    strncmp(got.name, name, sizeof(got.name)))
+				die("account %s is not id %u (is the table from bench/scale.sh?)", name,
+				    acct);
+			bench_stats(e, acct, model, &adm, &rej);
+			if (adm != 1 || rej)
+				die("account %s: admitted %llu, rejected %llu after one request (is "
+				    "the table from bench/scale.sh?)", name, (unsigned long long)adm,
+				    (unsigned long long)rej);
+		}
+		return;
+	}
+
+	acct = rls_account_id(&e->maps, "bench");
+	spent = rls_account_id(&e->maps, "spent");
+	if (!acct || !spent)
+		die("the built-in table's accounts are missing");
+	for (i = C_REQ; i <= C_BODY_MODEL; i++) {
+		struct bcase *c = &cases[i];
+
+		snapshot(e, acct, model, &a);
+		action = run_checked(e->prog_fd, c, next_frame(c));
+		snapshot(e, acct, model, &b);
+		if (action != XDP_PASS || b.request != a.request + 1 || b.hidden != a.hidden ||
+		    b.admitted != a.admitted + 1)
+			die("case %s: not admitted to (bench, %s) (action %s, admitted +%llu, "
+			    "hidden +%llu)", c->name, BENCH_MODEL, bench_xdp_name(action),
+			    (unsigned long long)(b.admitted - a.admitted),
+			    (unsigned long long)(b.hidden - a.hidden));
+	}
+	/* The spent account's one request of the day, then a rejection. */
+	snapshot(e, spent, model, &a);
+	action = run_checked(e->prog_fd, &cases[C_REJECT], next_frame(&cases[C_REJECT]));
+	action = action == XDP_PASS ? run_checked(e->prog_fd, &cases[C_REJECT],
+						  next_frame(&cases[C_REJECT]))
+				    : -1;
+	snapshot(e, spent, model, &b);
+	if (action != XDP_TX || b.reply != a.reply + 1 || b.rejected != a.rejected + 1)
+		die("case rejected: no 429 (action %s)", bench_xdp_name(action));
+}
+
+/* One round of one case: n single runs. */
+static void measure_runs(struct bcase *c, int fd, uint64_t n, int round)
+{
+	uint64_t i;
+	double sum = 0;
+	__u32 ns;
+	int action;
+
+	memset(hist, 0, sizeof(hist));
+	for (i = 0; i < n; i++) {
+		action = bench_run(fd, next_frame(c), out_buf, &ns);
+		if (action < 0)
+			die("bpf_prog_test_run_opts (%s): %s", c->name, strerror(-action));
+		if (action != c->expect) {
+			c->unexpected++;
+			c->last_bad_action = action;
+		}
+		sum += ns;
+		if (ns < HIST_NS)
+			hist[ns]++;
+	}
+	c->p50[round] = hist_quantile(n, 0.50);
+	c->p90[round] = hist_quantile(n, 0.90);
+	c->mean[round] = sum / (double)n;
+}
+
+/* One call with .repeat = n: the kernel's average per run on one buffer. */
+static void measure_repeat(struct bcase *c, int fd, uint64_t n, int round)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = c->frames->buf,
+		    .data_size_in = (__u32)c->frames->len, .data_out = out_buf,
+		    .data_size_out = TP_MAX_FRAME, .repeat = (__u32)n);
+	int err = bpf_prog_test_run_opts(fd, &opts);
+
+	if (err)
+		die("bpf_prog_test_run_opts (%s, repeat %llu): %s", c->name, (unsigned long long)n,
+		    strerror(-err));
+	if ((int)opts.retval != c->expect) {
+		c->unexpected++;
+		c->last_bad_action = (int)opts.retval;
+	}
+	c->rep[round] = opts.duration;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: prog_cost [OPTIONS]\n\n"
+		"Per-packet cost of rlshape's XDP program under BPF_PROG_TEST_RUN, against a no-op\n"
+		"XDP program, on hand-built frames. Prints a Markdown section.\n\n"
+		"  --runs N        single runs per case, over all rounds (default 1000000)\n"
+		"  --rounds R      rounds; cases are interleaved within each (default 5)\n"
+		"  --repeat N      stateless cases: also one .repeat = N call per round (default\n"
+		"                  1000000; 0: skip)\n"
+		"  --cases LIST    comma-separated: floor,ack,body,request,request_1k,body_model,\n"
+		"                  rejected (default: all; floor is always measured)\n"
+		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
+		"                  measures floor and request, cycling through up to %d keys\n"
+		"  --accounts N    the number of accounts in --table\n"
+		"  --keys K        with --table: how many keys, spread evenly over the accounts, the\n"
+		"                  request case cycles through (default and most %d)\n"
+		"  --cpu N         CPU to pin to (default: the last one allowed)\n"
+		"  --summary FILE  append 'prog_cost.CASE.FIELD<TAB>VALUE' lines to FILE\n"
+		"  --no-markdown   print nothing but errors\n",
+		MAX_FRAMES, MAX_FRAMES);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "runs", required_argument, NULL, 'n' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "repeat", required_argument, NULL, 'R' },
+		{ "cases", required_argument, NULL, 'c' },
+		{ "table", required_argument, NULL, 't' },
+		{ "accounts", required_argument, NULL, 'a' },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "cpu", required_argument, NULL, 'p' },
+		{ "summary", required_argument, NULL, 's' },
+		{ "no-markdown", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t runs = 1000000, repeat = 1000000, per_round;
+	const char *table = NULL, *summary = NULL, *case_list = NULL;
+	unsigned long nr_accounts = 0;
+	unsigned nr_keys = MAX_FRAMES;
+	int rounds = 5, cpu = -1, markdown = 1, opt, i, r, failed = 0;
+	unsigned long long memlock_loaded;
+	struct xdp_pass_bpf *pass;
+	struct bench_env env;
+	char why[1536];
+	cpu_set_t set;
+	FILE *sf = NULL;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			runs = strtoull(optarg, NULL, 10);
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		case 'R':
+			repeat = strtoull(optarg, NULL, 10);
+			break;
+		case 'c':
+			case_list = optarg;
+			break;
+		case 't':
+			table = optarg;
+			break;
+		case 'a':
+			nr_accounts = strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			nr_keys = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			cpu = atoi(optarg);
+			break;
+		case 's':
+			summary = optarg;
+			break;
+		case 'q':
+			markdown = 0;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || rounds < 1 || rounds > MAX_ROUNDS || runs < (uint64_t)rounds ||
+	    (table && !nr_accounts) || (!table && nr_accounts) || !nr_keys || nr_keys > MAX_FRAMES) {
+		usage(stderr);
+		return 2;
+	}
+	per_round = runs / (uint64_t)rounds;
+
+	for (i = 0; i < NR_CASES; i++)
+		cases[i].selected = table ? (i == C_FLOOR || i == C_REQ) : 1;
+	if (case_list) {
+		char *copy = strdup(case_list), *tok, *save = NULL;
+
+		for (i = 0; i < NR_CASES; i++)
+			cases[i].selected = i == C_FLOOR;
+		for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			for (i = 0; i < NR_CASES && strcmp(tok, cases[i].name); i++)
+				;
+			if (i == NR_CASES || (table && i != C_FLOOR && i != C_REQ))
+				die("unknown case \"%s\"%s", tok, table ? " with --table" : "");
+			cases[i].selected = 1;
+		}
+		free(copy);
+	}
+
+	/* One CPU for everything: the program's per-CPU scratch and maps stay warm there. */
+	if (sched_getaffinity(0, sizeof(set), &set))
+		die("sched_getaffinity: %s", strerror(errno));
+	if (cpu < 0)
+		for (i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				cpu = i;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("cannot pin to CPU %d: %s", cpu, strerror(errno));
+
+	if (geteuid() != 0)
+		die("needs root (BPF_PROG_TEST_RUN on XDP programs)");
+	if (table)
+		load_big_table(&env, table, nr_accounts);
+	else if (bench_env_open(&env, "prog_cost.json", builtin_table, why, sizeof(why)))
+		die("%s", why);
+	memlock_loaded = maps_memlock(&env);
+	pass = xdp_pass_bpf__open_and_load();
+	if (!pass)
+		die("loading the no-op XDP program: %s", strerror(errno));
+
+	build_frames(table, (unsigned)nr_accounts, nr_keys);
+	warm_up_and_check(&env, bpf_program__fd(pass->progs.xdp_pass), table != NULL,
+			  (unsigned)nr_accounts);
+
+	for (r = 0; r < rounds; r++) {
+		for (i = 0; i < NR_CASES; i++) {
+			struct bcase *c = &cases[i];
+			int fd = c->on_pass ? bpf_program__fd(pass->progs.xdp_pass) : env.prog_fd;
+
+			if (!c->selected)
+				continue;
+			measure_runs(c, fd, per_round, r);
+			if (c->stateless && repeat)
+				measure_repeat(c, fd, repeat, r);
+		}
+	}
+
+	if (summary) {
+		sf = fopen(summary, "a");
+		if (!sf)
+			die("%s: %s", summary, strerror(errno));
+	}
+	if (sf) {
+		fprintf(sf, "prog_cost.maps.memlock_loaded\t%llu\n", memlock_loaded);
+		fprintf(sf, "prog_cost.maps.memlock_after\t%llu\n", maps_memlock(&env));
+	}
+	if (markdown) {
+		printf("%llu single runs per case (repeat = 1 each, the frame changed between runs "
+		       "where the program keeps state), in %d interleaved rounds, pinned to CPU %d. "
+		       "Figures are the kernel's own opts.duration: the median ns of a round's runs, "
+		       "then the median over rounds; the ratio is taken within each round.%s\n\n",
+		       (unsigned long long)(per_round * (uint64_t)rounds), rounds, cpu,
+		       table ? " Table: a bench/scale.sh table; the request case cycles through keys "
+			       "spread over its accounts, one connection each." : "");
+		printf("| case | packet | median ns | x floor | ns over floor | p90 ns | mean ns |\n");
+		printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+	}
+	for (i = 0; i < NR_CASES; i++) {
+		struct bcase *c = &cases[i];
+		double ratio[MAX_ROUNDS], over[MAX_ROUNDS], m;
+
+		if (!c->selected)
+			continue;
+		for (r = 0; r < rounds; r++) {
+			ratio[r] = c->p50[r] / (cases[C_FLOOR].p50[r] > 0 ? cases[C_FLOOR].p50[r] : 1);
+			over[r] = c->p50[r] - cases[C_FLOOR].p50[r];
+		}
+		m = median(c->p50, rounds);
+		if (markdown)
+			printf("| %s | %s | %.0f | %.2f | %.0f | %.0f | %.1f |\n", c->name, c->what, m,
+			       median(ratio, rounds), median(over, rounds), median(c->p90, rounds),
+			       median(c->mean, rounds));
+		if (sf) {
+			fprintf(sf, "prog_cost.%s.median_ns\t%.0f\n", c->name, m);
+			fprintf(sf, "prog_cost.%s.ratio\t%.2f\n", c->name, median(ratio, rounds));
+			fprintf(sf, "prog_cost.%s.over_ns\t%.0f\n", c->name, median(over, rounds));
+			fprintf(sf, "prog_cost.%s.mean_ns\t%.1f\n", c->name, median(c->mean, rounds));
+		}
+	}
+	if (repeat) {
+		if (markdown) {
+			printf("\nThe stateless cases again, as one call with .repeat = %llu per round "
+			       "(the kernel reruns the program on one buffer and reports the average; no "
+			       "per-run timer reads): median over %d rounds.\n\n",
+			       (unsigned long long)repeat, rounds);
+			printf("| case | ns per run (.repeat) | x floor |\n| --- | ---: | ---: |\n");
+		}
+		for (i = 0; i < NR_CASES; i++) {
+			struct bcase *c = &cases[i];
+			double ratio[MAX_ROUNDS];
+
+			if (!c->selected || !c->stateless)
+				continue;
+			for (r = 0; r < rounds; r++)
+				ratio[r] = c->rep[r] / (cases[C_FLOOR].rep[r] > 0 ? cases[C_FLOOR].rep[r] : 1);
+			if (markdown)
+				printf("| %s | %.0f | %.2f |\n", c->name, median(c->rep, rounds),
+				       median(ratio, rounds));
+			if (sf) {
+				fprintf(sf, "prog_cost.%s.repeat_ns\t%.0f\n", c->name, median(c->rep, rounds));
+				fprintf(sf, "prog_cost.%s.repeat_ratio\t%.2f\n", c->name,
+					median(ratio, rounds));
+			}
+		}
+	}
+	for (i = 0; i < NR_CASES; i++) {
+		if (!cases[i].unexpected)
+			continue;
+		failed = 1;
+		printf("\n**Unexpected verdicts:** case %s returned %s (not %s) in %llu runs: its "
+		       "figures do not measure what the case says.\n", cases[i].name,
+		       bench_xdp_name(cases[i].last_bad_action), bench_xdp_name(cases[i].expect),
+		       (unsigned long long)cases[i].unexpected);
+	}
+	if (sf)
+		fclose(sf);
+	xdp_pass_bpf__destroy(pass);
+	bench_env_close(&env);
+	return failed;
+}

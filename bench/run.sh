@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# bench/run.sh [--quick | --smoke] [--out FILE]
+#
+# Runs every rlshape benchmark and prints one Markdown report, ending in a summary table:
+#   1. per-packet cost of the XDP program (build/bench/prog_cost, BPF_PROG_TEST_RUN)
+#   2. scale with the tier table's size (bench/scale.sh)
+#   3. accuracy under a saturating load on every CPU (build/bench/accuracy)
+#   4. rlshape against nginx and HAProxy (bench/compare.sh, when it exists)
+#
+#   (default)  the full run, `make bench`: under 10 minutes; writes bench/results/LATEST.md
+#   --quick    fewer runs, smaller tables, `make bench-quick`: under 2 minutes; also writes
+#              bench/results/LATEST.md (its header says which mode made it)
+#   --smoke    tiny counts, under a minute: proves the scripts work (tests/e2e/90_bench_smoke.sh);
+#              writes no file unless --out is given
+#   --out FILE write the report to FILE instead
+#
+# Measured, never pass/fail: it exits non-zero only when a part could not run. Needs root.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$PWD
+BUILD_DIR=${BUILD:-build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$REPO/$BUILD_DIR
+
+mode=full
+out=""
+out_given=0
+while (($#)); do
+	case $1 in
+	--quick) mode=quick ;;
+	--smoke) mode=smoke ;;
+	--out)
+		out=${2:?--out needs a file}
+		out_given=1
+		shift
+		;;
+	-h | --help)
+		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "run.sh: unknown argument '$1' (see --help)" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+if ((!out_given)) && [[ $mode != smoke ]]; then
+	out=$REPO/bench/results/LATEST.md
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "run.sh: root is required (BPF_PROG_TEST_RUN, network namespaces)" >&2
+	exit 1
+fi
+
+# What each mode runs. prog_cost: single runs per case (over all rounds), rounds, .repeat.
+case $mode in
+full)
+	PROG_COST_ARGS=(--runs 1000000 --rounds 5 --repeat 1000000)
+	ACCURACY_ARGS=(--rps 20000 --rps-seconds 10 --rpm 12000 --burst 1000 --rpm-seconds 5
+		--rpd 100000 --rpd-seconds 2)
+	SUB_MODE=()
+	;;
+quick)
+	PROG_COST_ARGS=(--runs 200000 --rounds 5 --repeat 200000)
+	ACCURACY_ARGS=(--rps 20000 --rps-seconds 3 --rpm 12000 --burst 500 --rpm-seconds 2
+		--rpd 50000 --rpd-seconds 1)
+	SUB_MODE=(--quick)
+	;;
+smoke)
+	PROG_COST_ARGS=(--runs 6000 --rounds 3 --repeat 10000)
+	ACCURACY_ARGS=(--rps 2000 --rps-seconds 2.2 --rpm 6000 --burst 50 --rpm-seconds 0.5
+		--rpd 2000 --rpd-seconds 0.3)
+	SUB_MODE=(--smoke)
+	;;
+esac
+
+# Build what runs here (make bench has built everything already: then this is a no-op).
+if ! make --no-print-directory -s -C "$REPO" "$BUILD_DIR/rlshape" "$BUILD_DIR/xdp_pass.bpf.o" \
+	"$BUILD_DIR/bench/prog_cost" "$BUILD_DIR/bench/accuracy" >&2; then
+	echo "run.sh: the build failed" >&2
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rls-bench.XXXXXX")
+cleanup() {
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+report=$tmp/report.md
+summary=$tmp/summary.tsv
+: >"$report"
+: >"$summary"
+failed=()
+
+emit() {
+	printf '%s\n' "$@" | tee -a "$report"
+}
+
+# section TITLE CMD...: runs CMD, its stdout (Markdown) under "## TITLE"; headings CMD prints
+# itself go one level down.
+section() {
+	local title=$1 rc=0 t0=$SECONDS
+	shift
+	echo "run.sh: $title ..." >&2
+	"$@" >"$tmp/section.md" || rc=$?
+	emit "## $title" ""
+	sed 's/^#/##/' "$tmp/section.md" | tee -a "$report"
+	if ((rc == 130 || rc == 143)); then
+		echo "run.sh: interrupted" >&2
+		exit "$rc"
+	fi
+	if ((rc != 0)); then
+		emit "" "**This part failed (exit status $rc); its messages went to stderr.**"
+		failed+=("$title")
+	fi
+	emit "" "_Took $((SECONDS - t0)) s._" ""
+}
+
+val() { # KEY: the value of a summary line, or "n/a"
+	awk -F'\t' -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "n/a" : v) }' "$summary"
+}
+
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[[ -n $cpu_model ]] || cpu_model=$(uname -m)
+commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
+if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+	commit+=" (with uncommitted changes)"
+fi
+started=$SECONDS
+
+emit "# rlshape benchmarks" "" \
+	"- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+	"- mode: $mode (\`bench/run.sh${SUB_MODE[*]:+ ${SUB_MODE[*]}}\`)" \
+	"- machine: $cpu_model, $(nproc) cores, kernel $(uname -r)" \
+	"- commit: $commit" "" \
+	"Absolute times on a shared machine are not a claim: other work on the host moves them" \
+	"from run to run. Compare ratios taken within one run, and medians; BENCHMARKS.md says" \
+	"what each figure measures and how to reproduce it." ""
+
+section "Per-packet cost (bench/prog_cost.c)" \
+	"$BUILD_DIR/bench/prog_cost" "${PROG_COST_ARGS[@]}" --summary "$summary"
+section "Scale with the table's size (bench/scale.sh)" \
+	"$REPO/bench/scale.sh" "${SUB_MODE[@]}" --summary "$summary"
+section "Accuracy under saturation (bench/accuracy.c)" \
+	"$BUILD_DIR/bench/accuracy" "${ACCURACY_ARGS[@]}" --summary "$summary"
+compare_note=""
+if [[ -f $REPO/bench/compare.sh ]]; then
+	section "Comparison with nginx and HAProxy (bench/compare.sh)" \
+		bash "$REPO/bench/compare.sh" "${SUB_MODE[@]}"
+	compare_note="see the section above"
+else
+	emit "## Comparison with nginx and HAProxy (bench/compare.sh)" "" \
+		"bench/compare.sh does not exist in this tree: this section was not run." ""
+	compare_note="not run: bench/compare.sh does not exist"
+fi
+
+# ---- the summary ----
+ns() { # CASE: "median ns (x ratio; +ns over the floor)"
+	echo "$(val "prog_cost.$1.median_ns") ns (x $(val "prog_cost.$1.ratio");" \
+		"+$(val "prog_cost.$1.over_ns") ns over the floor)"
+}
+acc() { # TEST
+	echo "$(val "accuracy.$1.allowed") | $(val "accuracy.$1.admitted") | $(val "accuracy.$1.error")"
+}
+sizes=$(awk -F'\t' '$1 ~ /^scale\.[0-9]+\.request_median_ns$/ { split($1, p, "."); print p[2] }' "$summary")
+
+emit "## Summary" "" \
+	"| figure | value |" "| --- | --- |" \
+	"| no-op XDP program (the floor), single runs | $(val prog_cost.floor.median_ns) ns |" \
+	"| pure ACK to the watched port | $(ns ack) |" \
+	"| body segment of an admitted request | $(ns body) |" \
+	"| request start, small headers, admitted | $(ns request) |" \
+	"| request start, 1 KB of headers before the key | $(ns request_1k) |" \
+	"| request start, model only in the JSON body | $(ns body_model) |" \
+	"| request start rejected with the 429 | $(ns rejected) |" \
+	"| .repeat: floor / ACK / body segment | $(val prog_cost.floor.repeat_ns) / $(val prog_cost.ack.repeat_ns) (x $(val prog_cost.ack.repeat_ratio)) / $(val prog_cost.body.repeat_ns) (x $(val prog_cost.body.repeat_ratio)) ns |"
+commas() {
+	sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"
+}
+for n in $sizes; do
+	emit "| $(commas "$n") account$( ((n == 1)) || echo s): \`rlshape load\` / reload / maps memlock / request start | $(val "scale.$n.load_s") s / $(val "scale.$n.reload") / $(awk -v b="$(val "scale.$n.bench_memlock_bytes")" 'BEGIN { printf "%.1f MiB", b / 1048576 }') / $(val "scale.$n.request_median_ns") ns (x $(val "scale.$n.request_ratio")) |"
+done
+emit "" "| accuracy | allowed | admitted | error |" "| --- | ---: | ---: | ---: |" \
+	"| rps (all full 1-s windows) | $(acc rps) |" \
+	"| rpm + burst (GCRA, one minute window) | $(acc rpm) |" \
+	"| rpd | $(acc rpd) |" "" \
+	"Comparison with nginx and HAProxy: $compare_note." ""
+if ((${#failed[@]})); then
+	emit "**Parts that failed:** $(printf '%s; ' "${failed[@]}")" ""
+fi
+emit "_Whole run: $((SECONDS - started)) s._"
+
+if [[ -n $out ]]; then
+	mkdir -p "$(dirname "$out")"
+	cp "$report" "$out"
+	echo "run.sh: report written to $out" >&2
+else
+	echo "run.sh: --smoke writes no report file (give --out FILE for one)" >&2
+fi
+((${#failed[@]} == 0))
