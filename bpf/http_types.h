@@ -20,6 +20,9 @@ struct rls_request {
 	__u32 model_off, model_len;           /* the model charged, once decided */
 	__u32 header_model_off, header_model_len;
 	__u32 body_model_off, body_model_len;
+	__u64 content_length;
+	__u8 has_content_length;
+	__u8 chunked;          /* a response's transfer-encoding ends in chunked */
 	__u8 has_key;
 	__u8 has_header_model;
 	__u8 has_body_model;
@@ -34,6 +37,7 @@ struct rls_line_state {
 	__u32 lines;
 	__u32 body_start;
 	__u32 bad;        /* not an HTTP/1.x request line */
+	__u32 response;   /* scanning a response's head, not a request's */
 };
 
 struct rls_json_state {

@@ -38,6 +38,9 @@ struct rls_scratch {
 		struct rls_stats stats;
 		struct rls_flow flow;
 	} fresh;
+	/* Never written, so always zero: the value a new rls_tails entry starts from (too large to
+	 * clear on each use). */
+	struct rls_response_tail zero_tail;
 };
 
 struct {
@@ -145,6 +148,47 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_packets SEC(".maps");
+
+/* The last bytes of each response being metered, where its token usage is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RLS_MAX_TAILS);
+	__type(key, struct rls_flow_key);
+	__type(value, struct rls_response_tail);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_tails SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RLS_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_COUNTERS);
+	__type(key, struct rls_counter_key);
+	__type(value, struct rls_pending);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_pending SEC(".maps");
+
+/* Events already settled: a daemon killed between settling and consuming must not settle twice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1u << 16);
+	__type(key, __u64);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_settled SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64); /* the last response event id handed out */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_event_ids SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -161,6 +161,37 @@ static __always_inline int rls_key_header_index(struct rls_scratch *s, const str
 	return -1;
 }
 
+#define RLS_DIGITS_MAX 19 /* fits a __u64 */
+#define RLS_CONTENT_LENGTH "content-length:"
+
+/* "content-length:" followed by digits: how many body bytes the request has. */
+static __always_inline bool rls_take_content_length(struct rls_scratch *s, __u32 start, __u32 end,
+						    __u64 *out)
+{
+	const char *name = RLS_CONTENT_LENGTH; /* no static array: see rls_put_literal() */
+	__u32 k, p = start + sizeof(RLS_CONTENT_LENGTH) - 1;
+	__u64 v = 0;
+
+	if (end < p + 1)
+		return false;
+	for (k = 0; k < sizeof(RLS_CONTENT_LENGTH) - 1; k++)
+		if (rls_lower(rls_at(s, start + k)) != (__u8)name[k])
+			return false;
+	for (k = 0; k < RLS_OWS_MAX && p < end && rls_is_ows(rls_at(s, p)); k++)
+		p++;
+	for (k = 0; k < RLS_DIGITS_MAX && p < end; k++, p++) {
+		__u8 c = rls_at(s, p);
+
+		if (c < '0' || c > '9')
+			break;
+		v = v * 10 + (c - '0');
+	}
+	if (k == 0)
+		return false;
+	*out = v;
+	return true;
+}
+
 /*
  * The header line [start, end): a key or model header? A global function, so the verifier
  * checks its loops once rather than for every state the line scan can be in.
@@ -180,8 +211,49 @@ __noinline int rls_match_header_line(struct rls_scratch *s, const struct rls_con
 			s->req.key_rank = i;
 		return 0;
 	}
-	if (!s->req.has_header_model && rls_header_is(s, start, end, &cfg->model_header))
+	if (!s->req.has_header_model && rls_header_is(s, start, end, &cfg->model_header)) {
 		rls_take_header_value(s, start, end, cfg->model_header.len, RLS_VALUE_MODEL);
+		return 0;
+	}
+	if (!s->req.has_content_length &&
+	    rls_take_content_length(s, start, end, &s->req.content_length))
+		s->req.has_content_length = 1;
+	return 0;
+}
+
+#define RLS_TRANSFER_ENCODING "transfer-encoding:"
+
+/* "transfer-encoding: ..., chunked": the body's end is the zero-size chunk. */
+static __always_inline bool rls_is_chunked_header(struct rls_scratch *s, __u32 start, __u32 end)
+{
+	const char *name = RLS_TRANSFER_ENCODING, *chunked = "chunked";
+	__u32 k, n = sizeof(RLS_TRANSFER_ENCODING) - 1;
+
+	if (end < start + n + 7)
+		return false;
+	for (k = 0; k < sizeof(RLS_TRANSFER_ENCODING) - 1; k++)
+		if (rls_lower(rls_at(s, start + k)) != (__u8)name[k])
+			return false;
+	for (k = 0; k < RLS_OWS_MAX && end > start + n && rls_is_ows(rls_at(s, end - 1)); k++)
+		end--;
+	if (end < start + n + 7)
+		return false;
+	for (k = 0; k < 7; k++)
+		if (rls_lower(rls_at(s, end - 7 + k)) != (__u8)chunked[k])
+			return false;
+	return true;
+}
+
+/* A response header line: only how its body is delimited matters. */
+__noinline int rls_match_response_header(struct rls_scratch *s, __u32 start, __u32 end)
+{
+	if (!s)
+		return 0;
+	if (!s->req.has_content_length &&
+	    rls_take_content_length(s, start, end, &s->req.content_length))
+		s->req.has_content_length = 1;
+	else if (rls_is_chunked_header(s, start, end))
+		s->req.chunked = 1;
 	return 0;
 }
 
@@ -205,7 +277,8 @@ __noinline int rls_line_ended(struct rls_scratch *s, const struct rls_config *cf
 	ls->line_start = nl + 1;
 	ls->scan_pos = nl + 1;
 	if (ls->lines++ == 0) {
-		ls->bad = !rls_is_request_line(s, start, end);
+		/* A response's status line was checked before the scan began. */
+		ls->bad = !ls->response && !rls_is_request_line(s, start, end);
 		return ls->bad;
 	}
 	if (end == start) {
@@ -213,7 +286,10 @@ __noinline int rls_line_ended(struct rls_scratch *s, const struct rls_config *cf
 		s->req.headers_complete = 1;
 		return 1;
 	}
-	rls_match_header_line(s, cfg, start, end);
+	if (ls->response)
+		rls_match_response_header(s, start, end);
+	else
+		rls_match_header_line(s, cfg, start, end);
 	return ls->lines > RLS_MAX_LINES;
 }
 
@@ -447,6 +523,21 @@ static __always_inline void rls_decide_model(struct rls_http_scan *sc, enum rls_
 		rls_charge_model(req, req->header_model_off, req->header_model_len);
 	else
 		req->model_seen = RLS_MODEL_ABSENT;
+}
+
+/*
+ * The head of a response copied into s->payload[0, len): how its body is delimited, in
+ * s->req (content_length, chunked, headers_complete, lines.body_start).
+ */
+static __always_inline void rls_parse_response_head(struct rls_scratch *s, __u32 len)
+{
+	struct rls_http_scan sc = { .s = s, .cfg = NULL };
+
+	__builtin_memset(&s->req, 0, sizeof(s->req));
+	__builtin_memset(&s->lines, 0, sizeof(s->lines));
+	s->lines.len = len;
+	s->lines.response = 1;
+	bpf_loop(RLS_SCAN_STEPS, rls_scan_line, &sc, 0);
 }
 
 /*

@@ -57,9 +57,17 @@ static __always_inline __u8 rls_tcp_flags(const struct tcphdr *tcp)
 	return ((const __u8 *)tcp)[13];
 }
 
-static __always_inline int rls_parse_tcp(struct xdp_md *ctx, struct rls_packet *pkt, __u32 l4_len)
+/* Where a packet's bytes are. XDP frames are linear; an skb's payload may be in fragments. */
+struct rls_frame {
+	void *data;
+	void *data_end;
+	bool payload_linear; /* the payload must be between data and data_end too */
+};
+
+static __always_inline int rls_parse_tcp(const struct rls_frame *f, struct rls_packet *pkt,
+					 __u32 l4_len)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	void *data = f->data, *data_end = f->data_end;
 	struct tcphdr *tcp = data + pkt->l4_off;
 	__u32 doff;
 
@@ -71,7 +79,7 @@ static __always_inline int rls_parse_tcp(struct xdp_md *ctx, struct rls_packet *
 	pkt->tcp_len = doff;
 	pkt->payload_off = pkt->l4_off + doff;
 	pkt->payload_len = l4_len - doff;
-	if ((long)pkt->payload_off + pkt->payload_len > (long)(data_end - data))
+	if (f->payload_linear && (long)pkt->payload_off + pkt->payload_len > (long)(data_end - data))
 		return RLS_PARSE_BAD; /* truncated */
 	pkt->seq = bpf_ntohl(tcp->seq);
 	pkt->ack_seq = bpf_ntohl(tcp->ack_seq);
@@ -81,10 +89,10 @@ static __always_inline int rls_parse_tcp(struct xdp_md *ctx, struct rls_packet *
 	return RLS_PARSE_OK;
 }
 
-static __always_inline int rls_parse_ipv4(struct xdp_md *ctx, struct rls_packet *pkt)
+static __always_inline int rls_parse_ipv4(const struct rls_frame *f, struct rls_packet *pkt)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct iphdr *ip = data + pkt->l3_off;
+	struct iphdr *ip = f->data + pkt->l3_off;
+	void *data_end = f->data_end;
 	__u32 tot_len;
 
 	if ((void *)(ip + 1) > data_end)
@@ -100,13 +108,13 @@ static __always_inline int rls_parse_ipv4(struct xdp_md *ctx, struct rls_packet 
 	pkt->l4_off = pkt->l3_off + sizeof(*ip);
 	rls_map_ipv4(pkt->flow.client, ip->saddr);
 	rls_map_ipv4(pkt->flow.server, ip->daddr);
-	return rls_parse_tcp(ctx, pkt, tot_len - sizeof(*ip));
+	return rls_parse_tcp(f, pkt, tot_len - sizeof(*ip));
 }
 
-static __always_inline int rls_parse_ipv6(struct xdp_md *ctx, struct rls_packet *pkt)
+static __always_inline int rls_parse_ipv6(const struct rls_frame *f, struct rls_packet *pkt)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct ipv6hdr *ip6 = data + pkt->l3_off;
+	struct ipv6hdr *ip6 = f->data + pkt->l3_off;
+	void *data_end = f->data_end;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return RLS_PARSE_BAD;
@@ -116,12 +124,12 @@ static __always_inline int rls_parse_ipv6(struct xdp_md *ctx, struct rls_packet 
 	pkt->l4_off = pkt->l3_off + sizeof(*ip6);
 	__builtin_memcpy(pkt->flow.client, &ip6->saddr, 16);
 	__builtin_memcpy(pkt->flow.server, &ip6->daddr, 16);
-	return rls_parse_tcp(ctx, pkt, bpf_ntohs(ip6->payload_len));
+	return rls_parse_tcp(f, pkt, bpf_ntohs(ip6->payload_len));
 }
 
-static __always_inline int rls_parse_packet(struct xdp_md *ctx, struct rls_packet *pkt)
+static __always_inline int rls_parse_packet(const struct rls_frame *f, struct rls_packet *pkt)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	void *data = f->data, *data_end = f->data_end;
 	struct ethhdr *eth = data;
 	__u16 proto;
 
@@ -138,9 +146,9 @@ static __always_inline int rls_parse_packet(struct xdp_md *ctx, struct rls_packe
 		pkt->l3_off += sizeof(*vlan);
 	}
 	if (proto == ETH_P_IP)
-		return rls_parse_ipv4(ctx, pkt);
+		return rls_parse_ipv4(f, pkt);
 	if (proto == ETH_P_IPV6)
-		return rls_parse_ipv6(ctx, pkt);
+		return rls_parse_ipv6(f, pkt);
 	return RLS_PARSE_NOT_TCP;
 }
 

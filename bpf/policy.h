@@ -20,9 +20,9 @@ struct rls_identity {
 
 struct rls_verdict {
 	__u32 reason; /* enum rls_reason; RLS_REASON_NONE admits */
-	__u32 limit;
-	__u32 remaining;
 	__u32 reset_ms;
+	__u64 limit;
+	__u64 remaining;
 };
 
 static __always_inline void rls_identify(const struct rls_config *cfg, __u32 generation,
@@ -96,13 +96,103 @@ static __always_inline __u32 rls_ceil_div(__u64 a, __u64 b)
 	return (__u32)((a + b - 1) / b);
 }
 
+#define RLS_US_PER_MINUTE 60000000ull
+
+/*
+ * The tpm budget refills continuously at tpm/60 tokens a second up to token_burst. Time is
+ * consumed only for whole tokens added, so no fraction is lost between requests.
+ */
+static __always_inline void rls_refill_tokens(struct rls_counter *c, const struct rls_limits *l,
+					      __u64 now_ns)
+{
+	__u64 elapsed_us, add;
+
+	if (!c->token_ready) {
+		c->token_ready = 1;
+		c->token_budget = (__s64)l->token_burst;
+		c->token_refill_ns = now_ns;
+		return;
+	}
+	if (c->token_budget >= (__s64)l->token_burst || now_ns <= c->token_refill_ns) {
+		if (c->token_budget >= (__s64)l->token_burst)
+			c->token_refill_ns = now_ns;
+		return;
+	}
+	elapsed_us = (now_ns - c->token_refill_ns) / 1000;
+	if (elapsed_us > 1000000000ull) /* keeps elapsed * tpm inside 64 bits */
+		elapsed_us = 1000000000ull;
+	add = elapsed_us * l->tpm / RLS_US_PER_MINUTE;
+	if (!add)
+		return;
+	if (c->token_budget + (__s64)add >= (__s64)l->token_burst) {
+		c->token_budget = (__s64)l->token_burst;
+		c->token_refill_ns = now_ns;
+	} else {
+		c->token_budget += (__s64)add;
+		c->token_refill_ns += add * RLS_US_PER_MINUTE / l->tpm * 1000;
+	}
+}
+
+static __always_inline bool rls_has_token_limits(const struct rls_limits *l)
+{
+	return l->tpm != RLS_TOKENS_UNLIMITED || l->tpd != RLS_TOKENS_UNLIMITED;
+}
+
+/* Token limits, under the lock: a request is admitted only while the budgets are positive. */
+static __always_inline void rls_check_tokens(struct rls_counter *c, const struct rls_limits *l,
+					     __u64 now_ns, struct rls_verdict *v)
+{
+	__u64 now_s = now_ns / RLS_NS_PER_SEC;
+	__u32 day = (__u32)(now_s / 86400);
+	__s64 used;
+
+	if (l->tpm != RLS_TOKENS_UNLIMITED) {
+		rls_refill_tokens(c, l, now_ns);
+		if (c->token_budget <= 0) {
+			v->reason = RLS_REASON_TOKENS;
+			v->limit = l->tpm;
+			v->remaining = 0;
+			/* Until the budget is back above zero, at tpm/60 tokens a second. */
+			v->reset_ms = (__u32)((((__u64)(1 - c->token_budget)) * 60000 + l->tpm - 1) / l->tpm);
+			return;
+		}
+	}
+	if (l->tpd != RLS_TOKENS_UNLIMITED) {
+		used = c->token_day == day ? c->token_day_used : 0;
+		if (used >= (__s64)l->tpd) {
+			v->reason = RLS_REASON_TOKENS;
+			v->limit = l->tpd;
+			v->remaining = 0;
+			v->reset_ms = (__u32)(((__u64)day + 1) * 86400000 - now_ns / 1000000);
+		}
+	}
+}
+
+static __always_inline void rls_reserve_tokens(struct rls_counter *c, const struct rls_limits *l,
+					       __u64 now_ns, __u64 reserve)
+{
+	__u32 day = (__u32)(now_ns / RLS_NS_PER_SEC / 86400);
+
+	if (l->tpm != RLS_TOKENS_UNLIMITED)
+		c->token_budget -= (__s64)reserve;
+	if (l->tpd != RLS_TOKENS_UNLIMITED) {
+		if (c->token_day != day) {
+			c->token_day = day;
+			c->token_day_used = 0;
+		}
+		c->token_day_used += (__s64)reserve;
+	}
+}
+
 /*
  * The decision itself, under the counter's lock (no helper or function calls in here).
  * Windows are checked before the smoothing so that a client over its minute total hears
- * "Requests rate limit exceeded", and a client under it but too fast hears the burst message.
+ * "Requests rate limit exceeded", and a client under it but too fast hears the burst message;
+ * token budgets come last. An admitted request is charged to every window and reserves its
+ * estimated tokens.
  */
 static __always_inline void rls_admit(struct rls_counter *c, const struct rls_limits *l,
-				      __u64 now_ns, struct rls_verdict *v)
+				      __u64 now_ns, __u64 reserve, struct rls_verdict *v)
 {
 	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
 	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
@@ -135,6 +225,8 @@ static __always_inline void rls_admit(struct rls_counter *c, const struct rls_li
 			v->reset_ms = rls_ceil_div(tat - tolerance - now_ns, 1000000);
 		}
 	}
+	if (!v->reason)
+		rls_check_tokens(c, l, now_ns, v);
 	if (!v->reason) {
 		for (w = 0; w < RLS_NR_WINDOWS; w++) {
 			c->window_start[w] = (__s32)(window[w] - c->window_start[w]) > 0 ? window[w]
@@ -143,6 +235,7 @@ static __always_inline void rls_admit(struct rls_counter *c, const struct rls_li
 		}
 		if (l->smooth_interval_ns)
 			c->smooth_tat_ns = tat + l->smooth_interval_ns;
+		rls_reserve_tokens(c, l, now_ns, reserve);
 	}
 	bpf_spin_unlock(&c->lock);
 }

@@ -83,14 +83,19 @@ static __always_inline void rls_put_u64(struct rls_text *t, __u64 v)
 /* The OpenAI-style error body, per reason; the Model Studio messages. */
 #define RLS_BODY_HEAD "{\"error\":{\"message\":\""
 #define RLS_BODY_TAIL_REQUESTS "\",\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
+#define RLS_BODY_TAIL_TOKENS "\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
 #define RLS_MSG_REQUESTS "Requests rate limit exceeded"
 #define RLS_MSG_BURST    "Request rate increased too quickly"
+#define RLS_MSG_TOKENS   "Allocated quota exceeded"
 
 static __always_inline __u32 rls_body_len(__u32 reason)
 {
-	__u32 msg = reason == RLS_REASON_BURST ? sizeof(RLS_MSG_BURST) : sizeof(RLS_MSG_REQUESTS);
-
-	return sizeof(RLS_BODY_HEAD) - 1 + msg - 1 + sizeof(RLS_BODY_TAIL_REQUESTS) - 1;
+	if (reason == RLS_REASON_TOKENS)
+		return sizeof(RLS_BODY_HEAD) - 1 + sizeof(RLS_MSG_TOKENS) - 1 +
+		       sizeof(RLS_BODY_TAIL_TOKENS) - 1;
+	return sizeof(RLS_BODY_HEAD) - 1 +
+	       (reason == RLS_REASON_BURST ? sizeof(RLS_MSG_BURST) : sizeof(RLS_MSG_REQUESTS)) - 1 +
+	       sizeof(RLS_BODY_TAIL_REQUESTS) - 1;
 }
 
 static __always_inline void rls_put_header_u64(struct rls_text *t, __u64 v)
@@ -112,15 +117,28 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	rls_put_header_u64(t, retry_s);
 	rls_put_literal(t, "retry-after-ms: ");
 	rls_put_header_u64(t, retry_ms);
-	rls_put_literal(t, "x-ratelimit-limit-requests: ");
-	rls_put_header_u64(t, r->limit);
-	rls_put_literal(t, "x-ratelimit-remaining-requests: ");
-	rls_put_header_u64(t, r->remaining);
-	rls_put_literal(t, "x-ratelimit-reset-requests: ");
+	if (r->reason == RLS_REASON_TOKENS) {
+		rls_put_literal(t, "x-ratelimit-limit-tokens: ");
+		rls_put_header_u64(t, r->limit);
+		rls_put_literal(t, "x-ratelimit-remaining-tokens: ");
+		rls_put_header_u64(t, r->remaining);
+		rls_put_literal(t, "x-ratelimit-reset-tokens: ");
+	} else {
+		rls_put_literal(t, "x-ratelimit-limit-requests: ");
+		rls_put_header_u64(t, r->limit);
+		rls_put_literal(t, "x-ratelimit-remaining-requests: ");
+		rls_put_header_u64(t, r->remaining);
+		rls_put_literal(t, "x-ratelimit-reset-requests: ");
+	}
 	rls_put_u64(t, retry_s);
 	rls_put_literal(t, "s\r\ncontent-length: ");
 	rls_put_header_u64(t, rls_body_len(r->reason));
 	rls_put_literal(t, "\r\n" RLS_BODY_HEAD);
+	if (r->reason == RLS_REASON_TOKENS) {
+		rls_put_literal(t, RLS_MSG_TOKENS);
+		rls_put_literal(t, RLS_BODY_TAIL_TOKENS);
+		return t->len;
+	}
 	if (r->reason == RLS_REASON_BURST)
 		rls_put_literal(t, RLS_MSG_BURST);
 	else

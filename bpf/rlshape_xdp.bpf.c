@@ -8,42 +8,14 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "maps.h"
+#include "config.h"
 #include "parse_packet.h"
 #include "parse_http.h"
 #include "policy.h"
 #include "reply.h"
+#include "meter.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-struct rls_live {
-	const struct rls_config *cfg;
-	__u32 generation;
-};
-
-static __always_inline bool rls_live_config(struct rls_live *live)
-{
-	__u32 zero = 0, *generation = bpf_map_lookup_elem(&rls_active, &zero);
-
-	if (!generation)
-		return false;
-	live->generation = *generation & 1;
-	live->cfg = bpf_map_lookup_elem(&rls_config, &live->generation);
-	return live->cfg != NULL;
-}
-
-static __always_inline bool rls_port_watched(const struct rls_config *cfg, __be16 port)
-{
-	__u16 p = bpf_ntohs(port);
-	__u32 i;
-
-	for (i = 0; i < RLS_MAX_PORTS; i++) {
-		if (!cfg->ports[i])
-			break;
-		if (cfg->ports[i] == p)
-			return true;
-	}
-	return false;
-}
 
 static __always_inline __u64 rls_now_utc_ns(const struct rls_config *cfg)
 {
@@ -99,9 +71,12 @@ static __always_inline __u32 rls_model_id(struct rls_scratch *s)
 }
 
 /* Remember the request on its connection, so a retransmission is neither charged nor let by. */
-static __always_inline void rls_remember_request(struct rls_scratch *s, const struct rls_packet *pkt,
-						 struct rls_flow *flow, __u32 account, __u32 model,
-						 const struct rls_rejection *rej, __u32 reply_end)
+static __always_inline struct rls_flow *rls_remember_request(struct rls_scratch *s,
+							     const struct rls_packet *pkt,
+							     struct rls_flow *flow, __u32 account,
+							     __u32 model,
+							     const struct rls_rejection *rej,
+							     __u32 reply_end)
 {
 	struct rls_flow *fresh = NULL;
 
@@ -115,8 +90,26 @@ static __always_inline void rls_remember_request(struct rls_scratch *s, const st
 	flow->requests++;
 	flow->last_seen_ns = bpf_ktime_get_ns();
 	flow->rejection = *rej;
-	if (fresh)
-		bpf_map_update_elem(&rls_flows, &pkt->flow, fresh, BPF_ANY);
+	if (!fresh)
+		return flow;
+	bpf_map_update_elem(&rls_flows, &pkt->flow, fresh, BPF_ANY);
+	return bpf_map_lookup_elem(&rls_flows, &pkt->flow);
+}
+
+/*
+ * The tokens an admitted request holds until its response is counted: its size in tokens plus
+ * what its answer may cost. The daemon settles the difference from the upstream's usage.
+ */
+static __always_inline __u64 rls_estimate_tokens(const struct rls_scratch *s,
+						 const struct rls_limits *l, __u64 *request_bytes)
+{
+	const struct rls_request *req = &s->req;
+	__u32 per_token = l->bytes_per_token ? l->bytes_per_token : 4;
+
+	*request_bytes = req->has_content_length && req->headers_complete
+				 ? s->lines.body_start + req->content_length
+				 : s->pkt.payload_len;
+	return (*request_bytes + per_token - 1) / per_token + l->reserve_tokens;
 }
 
 /* Decide a request start; on rejection the packet becomes the 429. */
@@ -128,9 +121,10 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 	struct rls_rejection *rej = &s->rejection;
 	struct rls_identity id = {};
 	struct rls_verdict verdict = {};
-	const struct rls_limits *limits;
+	const struct rls_limits *limits = NULL;
 	struct rls_counter *counter;
-	__u32 len = pkt->payload_len, model, reply_end = 0;
+	__u32 len = pkt->payload_len, model, counter_model = 0, reply_end = 0;
+	__u64 reserve = 0, request_bytes = 0;
 	int action = XDP_PASS;
 
 	if (len > RLS_PARSE_WINDOW)
@@ -151,12 +145,12 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 	if (!id.unlimited) {
 		limits = rls_lookup_limits(live->generation, id.principal.tier, model);
 		/* A hidden model is charged as the tier's strictest one, to that model's counter. */
-		counter = !limits ? NULL
-			  : rls_lookup_counter(s, &id,
-					       model == RLS_MODEL_HIDDEN ? limits->charge_model : model,
-					       &pkt->flow);
+		counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model : model;
+		counter = limits ? rls_lookup_counter(s, &id, counter_model, &pkt->flow) : NULL;
+		if (counter && rls_has_token_limits(limits))
+			reserve = rls_estimate_tokens(s, limits, &request_bytes);
 		if (counter)
-			rls_admit(counter, limits, rls_now_utc_ns(live->cfg), &verdict);
+			rls_admit(counter, limits, rls_now_utc_ns(live->cfg), reserve, &verdict);
 	}
 	rls_count_outcome(s, id.principal.account, model, verdict.reason);
 	rej->reason = verdict.reason;
@@ -168,7 +162,10 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 		if (action == XDP_TX)
 			rls_count_packet(RLS_PKT_REPLY_SENT);
 	}
-	rls_remember_request(s, pkt, flow, id.principal.account, model, rej, reply_end);
+	flow = rls_remember_request(s, pkt, flow, id.principal.account, model, rej, reply_end);
+	if (flow && !verdict.reason && limits && rls_has_token_limits(limits))
+		rls_await_response(&pkt->flow, flow, counter_model, reserve, request_bytes,
+				   limits->bytes_per_token);
 	return action;
 }
 
@@ -210,6 +207,7 @@ SEC("xdp")
 int rlshape_xdp(struct xdp_md *ctx)
 {
 	struct rls_scratch *s = rls_scratch_get();
+	struct rls_frame frame;
 	struct rls_packet *pkt;
 	struct rls_live live;
 	struct rls_flow *flow;
@@ -221,7 +219,10 @@ int rlshape_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	pkt = &s->pkt;
 	__builtin_memset(pkt, 0, sizeof(*pkt));
-	parsed = rls_parse_packet(ctx, pkt);
+	frame.data = (void *)(long)ctx->data;
+	frame.data_end = (void *)(long)ctx->data_end;
+	frame.payload_linear = true;
+	parsed = rls_parse_packet(&frame, pkt);
 	if (parsed == RLS_PARSE_NOT_TCP || !rls_live_config(&live))
 		return XDP_PASS;
 	if (parsed != RLS_PARSE_OK) {
@@ -248,5 +249,8 @@ int rlshape_xdp(struct xdp_md *ctx)
 		rls_count_packet(RLS_PKT_NOT_HTTP);
 		return XDP_PASS;
 	}
+	/* HTTP/1.1 answers in order: a new request means the last response is over. */
+	if (flow && flow->response_state != RLS_RESPONSE_NONE)
+		rls_report_response(&pkt->flow, flow, 0);
 	return rls_handle_request(ctx, s, &live, flow, method);
 }

@@ -41,6 +41,8 @@
 #define RLS_MAX_ANON_COUNTERS (1u << 18)
 #define RLS_MAX_FLOWS         (1u << 18)
 #define RLS_MAX_STATS         (1u << 16)
+#define RLS_MAX_TAILS         (1u << 14) /* responses being metered at once */
+#define RLS_EVENTS_BYTES      (4u << 20) /* ring buffer of response events */
 
 /* Ids with a fixed meaning. Named accounts and models are numbered from 1. */
 #define RLS_ACCOUNT_ANONYMOUS 0u          /* default tier, counted per client address */
@@ -155,7 +157,10 @@ struct rls_limits {
 	__u64 tpm, tpd;           /* stored; enforced by a later release */
 	__u64 smooth_interval_ns; /* GCRA emission interval 60 s / rpm; 0: no smoothing */
 	__u32 charge_model;       /* RLS_MODEL_HIDDEN's entry: the model whose counter it uses */
-	__u32 pad;
+	__u32 bytes_per_token;    /* estimating tokens from bytes where usage is not known */
+	__u64 token_burst;        /* most tokens the tpm budget holds (default tpm/60) */
+	__u32 reserve_tokens;     /* reserved for the answer at admission when max_tokens is absent */
+	__u32 reserve_max;        /* at most this much of a visible max_tokens is reserved */
 };
 
 /* ---- state: kept across reloads ---- */
@@ -172,10 +177,18 @@ struct rls_counter_key {
 
 struct rls_counter {
 	struct bpf_spin_lock lock;
-	__u32 pad;
+	__u32 token_ready;                   /* token_budget has been filled once */
 	__u64 smooth_tat_ns;                 /* GCRA theoretical arrival time (UTC ns) */
 	__u32 window_start[RLS_NR_WINDOWS];  /* window index: UTC seconds / window length */
 	__u32 window_count[RLS_NR_WINDOWS];
+	/* tpm: a budget refilled continuously at tpm/60 tokens a second, up to token_burst. It
+	 * may go below zero when responses cost more than was reserved. */
+	__s64 token_budget;
+	__u64 token_refill_ns;
+	/* tpd: tokens charged in the UTC day token_day (reservations and settlements). */
+	__s64 token_day_used;
+	__u32 token_day;
+	__u32 pad;
 };
 
 /* rls_stats (per CPU): (account, model) -> outcome counts. Anonymous clients share account 0. */
@@ -200,6 +213,8 @@ enum rls_packet_event {
 	RLS_PKT_RESET_UPSTREAM,/* a client packet turned into a reset toward the upstream */
 	RLS_PKT_DROPPED,       /* client data after a 429, kept from the upstream */
 	RLS_PKT_MODEL_HIDDEN,  /* request charged with the tier's strictest limits */
+	RLS_PKT_RESPONSES,     /* responses metered and reported to the daemon */
+	RLS_PKT_RESPONSES_PENDING, /* reported through rls_pending: the ring was full */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -221,9 +236,18 @@ enum rls_flow_state {
 /* What a 429 said, kept so a retransmitted request gets the same bytes back. */
 struct rls_rejection {
 	__u32 reason;    /* enum rls_reason */
-	__u32 limit;
-	__u32 remaining;
-	__u32 reset_ms;  /* until the limiting window (or the smoothing) admits again */
+	__u32 reset_ms;  /* until the limiting window, smoothing or budget admits again */
+	__u64 limit;
+	__u64 remaining;
+};
+
+/* How far TC is through the response to the last admitted request. */
+enum rls_response_state {
+	RLS_RESPONSE_NONE,        /* nothing to meter */
+	RLS_RESPONSE_AWAITED,     /* admitted with tokens reserved; no status line yet */
+	RLS_RESPONSE_LENGTH,      /* body of content-length bytes */
+	RLS_RESPONSE_CHUNKED,     /* chunked body: ends with the 0-size chunk */
+	RLS_RESPONSE_UNTIL_CLOSE, /* no length: ends when the connection does */
 };
 
 struct rls_flow {
@@ -235,6 +259,63 @@ struct rls_flow {
 	__u32 requests;    /* request starts seen on this connection */
 	__u64 last_seen_ns;
 	struct rls_rejection rejection;
+	/* Token metering of the response, by TC on egress. */
+	__u32 counter_model;   /* the counter the request was charged to */
+	__u32 response_state;  /* enum rls_response_state */
+	__u64 reserved_tokens; /* charged at admission, settled when the response is counted */
+	__u64 request_bytes;
+	__u64 response_bytes;
+	__u64 body_left;       /* RLS_RESPONSE_LENGTH: body bytes still to come */
+	__u32 tail_slot;       /* which of the two tail slots the last segment went to */
+	__u32 bytes_per_token; /* of the limits the request was admitted under */
+};
+
+#define RLS_TAIL_MAX 512
+
+/* The end of a response's bytes: the last two segments' last RLS_TAIL_MAX bytes. */
+struct rls_response_tail {
+	__u32 len[2];
+	__u8 bytes[2][RLS_TAIL_MAX];
+};
+
+enum rls_event_flags {
+	RLS_EVENT_CHUNKED = 1,   /* the tail may hold chunked framing */
+	RLS_EVENT_CLOSED = 2,    /* the response ended with its connection */
+	RLS_EVENT_OLDER_FIRST = 4, /* tail slot (tail_slot ^ 1) holds the earlier bytes */
+};
+
+/* rls_events (ring buffer): one per metered response, for the daemon. */
+struct rls_response_event {
+	__u64 id;              /* unique: settlement is idempotent on it */
+	struct rls_counter_key counter;
+	__u64 reserved_tokens;
+	__u64 request_bytes;
+	__u64 response_bytes;
+	__u32 flags;           /* enum rls_event_flags */
+	__u32 tail_slot;       /* the slot of the last segment */
+	__u32 bytes_per_token;
+	__u32 pad;
+	struct rls_response_tail tail;
+};
+
+/* rls_pending: what TC could not report (ring full, daemon away), for the daemon to settle. */
+struct rls_pending {
+	__u64 responses;
+	__u64 reserved_tokens;
+	__u64 request_bytes;
+	__u64 response_bytes;
+};
+
+/* The argument of the rls_settle program, run by the daemon through BPF_PROG_TEST_RUN. */
+struct rls_settle_args {
+	struct rls_counter_key counter;
+	__u64 event_id;   /* 0: not from an event (pending drains) */
+	__s64 delta;      /* tokens used minus tokens reserved: negative refunds */
+	__s64 token_burst;/* the tpm budget's ceiling, which a refund does not pass */
+	__u32 day;        /* UTC day the tokens were used in: another day's total is not touched */
+	__u32 anonymous;  /* the counter is in rls_anon_counters */
+	__s32 result;     /* out: 0 settled, 1 already settled, -1 no such counter */
+	__u32 pad;
 };
 
 #endif /* RLSHAPE_H */

@@ -16,6 +16,8 @@
 #include "maps.h"
 #include "tiers.h"
 #include "rlshape_xdp.skel.h"
+#include "rlshape_tc.skel.h"
+#include "rlshape_settle.skel.h"
 
 static void usage(FILE *out)
 {
@@ -116,12 +118,33 @@ static int attach(int prog_fd, int ifindex, __u32 flags, const char *dir, const 
 	return err;
 }
 
-/* For `bpftool prog show pinned`: the program that is attached now. */
-static void pin_program(struct bpf_program *prog, const char *dir)
+/*
+ * Responses are metered on egress by a clsact filter at a fixed handle and priority, so that a
+ * reload replaces the program in place instead of adding a second filter.
+ */
+static int attach_tc(int prog_fd, int ifindex, const char *dev)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = RLS_TC_HANDLE, .priority = RLS_TC_PRIORITY,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	int err = bpf_tc_hook_create(&hook);
+
+	if (err && err != -EEXIST) {
+		rls_error("%s: cannot add the clsact qdisc for egress metering: %s", dev, strerror(-err));
+		return err;
+	}
+	err = bpf_tc_attach(&hook, &opts);
+	if (err)
+		rls_error("%s: cannot attach the TC egress program: %s", dev, strerror(-err));
+	return err;
+}
+
+/* For `bpftool prog show pinned`, and for the daemon (prog_settle). */
+static void pin_program(struct bpf_program *prog, const char *dir, const char *name)
 {
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, RLS_PROG_PIN);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	unlink(path);
 	bpf_program__pin(prog, path);
 }
@@ -134,21 +157,62 @@ static bool already_loaded(const char *dir)
 	return access(path, F_OK) == 0;
 }
 
-/* Undo a first load that failed: its pins would otherwise outlive it. */
-static void remove_fresh_pins(struct rlshape_xdp_bpf *skel, const char *dir)
-{
-	struct bpf_map *map;
+/* The three objects of the data path; they share every map through their pins. */
+struct data_path {
+	struct rlshape_xdp_bpf *xdp;
+	struct rlshape_tc_bpf *tc;
+	struct rlshape_settle_bpf *settle;
+};
 
-	bpf_object__for_each_map(map, skel->obj)
-		bpf_map__unpin(map, NULL);
+static void data_path_destroy(struct data_path *dp)
+{
+	rlshape_settle_bpf__destroy(dp->settle);
+	rlshape_tc_bpf__destroy(dp->tc);
+	rlshape_xdp_bpf__destroy(dp->xdp);
+}
+
+static int data_path_load(struct data_path *dp, const char *dir)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = dir);
+	int err;
+
+	memset(dp, 0, sizeof(*dp));
+	/* XDP first: it creates and pins the maps the other two then reuse. */
+	dp->xdp = rlshape_xdp_bpf__open_opts(&open_opts);
+	if (!dp->xdp)
+		return -errno;
+	err = rlshape_xdp_bpf__load(dp->xdp);
+	if (err)
+		return err;
+	dp->tc = rlshape_tc_bpf__open_opts(&open_opts);
+	if (!dp->tc)
+		return -errno;
+	err = rlshape_tc_bpf__load(dp->tc);
+	if (err)
+		return err;
+	dp->settle = rlshape_settle_bpf__open_opts(&open_opts);
+	if (!dp->settle)
+		return -errno;
+	return rlshape_settle_bpf__load(dp->settle);
+}
+
+/* Undo a first load that failed: its pins would otherwise outlive it. */
+static void remove_fresh_pins(const char *dir)
+{
+	char path[512];
+	size_t i;
+
+	for (i = 0; i < rls_nr_maps; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, rls_map_names[i]);
+		unlink(path);
+	}
 	rmdir(dir);
 }
 
 static int load_on(const struct load_request *req, const struct rls_table *table, const char *dev)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, open_opts);
 	struct rls_apply_result result;
-	struct rlshape_xdp_bpf *skel;
+	struct data_path dp;
 	struct rls_maps maps;
 	char dir[256], err[1024];
 	int ifindex, ret = 0;
@@ -166,37 +230,38 @@ static int load_on(const struct load_request *req, const struct rls_table *table
 		return 1;
 	}
 	reload = already_loaded(dir);
-	open_opts.pin_root_path = dir;
-	skel = rlshape_xdp_bpf__open_opts(&open_opts);
-	if (!skel || (ret = rlshape_xdp_bpf__load(skel))) {
-		rls_error("cannot load the XDP program on %s: %s%s", dev,
-			  strerror(skel ? -ret : errno),
+	ret = data_path_load(&dp, dir);
+	if (ret) {
+		rls_error("cannot load the BPF programs for %s: %s%s", dev, strerror(-ret),
 			  reload ? " (the maps pinned by an older rlshape may not fit this one: "
 				   "`rlshape unload --dev IFACE` drops them, with their counters)"
 				 : " (run with RLSHAPE_DEBUG=1 for the verifier's log)");
-		rlshape_xdp_bpf__destroy(skel);
+		data_path_destroy(&dp);
 		if (!reload)
-			rmdir(dir);
+			remove_fresh_pins(dir);
 		return 1;
 	}
-	rls_maps_from_skeleton(skel, &maps);
+	rls_maps_from_skeleton(dp.xdp, &maps);
 	if (rls_apply_table(&maps, table, &result, err, sizeof(err))) {
 		rls_error("%s: %s; nothing changed", req->file, err);
 		goto fail;
 	}
-	if (attach(bpf_program__fd(skel->progs.rlshape_xdp), ifindex, req->xdp_flags, dir, dev))
+	if (attach(bpf_program__fd(dp.xdp->progs.rlshape_xdp), ifindex, req->xdp_flags, dir, dev) ||
+	    attach_tc(bpf_program__fd(dp.tc->progs.rlshape_tc), ifindex, dev))
 		goto fail;
-	pin_program(skel->progs.rlshape_xdp, dir);
+	pin_program(dp.xdp->progs.rlshape_xdp, dir, RLS_PROG_PIN);
+	pin_program(dp.tc->progs.rlshape_tc, dir, RLS_TC_PIN);
+	pin_program(dp.settle->progs.rls_settle, dir, RLS_SETTLE_PIN);
 	printf("rlshape: %s %s on %s: %zu accounts, %zu models, %zu keys, %zu CIDRs "
 	       "(generation %u%s)\n", reload ? "reloaded" : "loaded", req->file, dev,
 	       result.nr_accounts, result.nr_models, result.nr_keys, result.nr_cidrs,
 	       result.generation, reload ? ", counters kept" : "");
-	rlshape_xdp_bpf__destroy(skel);
+	data_path_destroy(&dp);
 	return 0;
 fail:
+	data_path_destroy(&dp);
 	if (!reload)
-		remove_fresh_pins(skel, dir);
-	rlshape_xdp_bpf__destroy(skel);
+		remove_fresh_pins(dir);
 	return 1;
 }
 

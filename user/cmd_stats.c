@@ -39,6 +39,8 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_RESET_UPSTREAM] = "upstream_resets",
 	[RLS_PKT_DROPPED] = "dropped_after_429",
 	[RLS_PKT_MODEL_HIDDEN] = "model_hidden",
+	[RLS_PKT_RESPONSES] = "responses_metered",
+	[RLS_PKT_RESPONSES_PENDING] = "responses_pending",
 };
 
 struct row {
@@ -140,14 +142,14 @@ static void print_text(const struct rls_maps *maps, const struct row *rows, size
 	int r;
 
 	printf("%-20s %-32s %10s", "ACCOUNT", "MODEL", "ADMITTED");
-	for (r = RLS_REASON_RPS; r <= RLS_REASON_BURST; r++)
+	for (r = RLS_REASON_RPS; r <= RLS_REASON_TOKENS; r++)
 		printf(" %8s", reason_names[r]);
 	putchar('\n');
 	for (i = 0; i < n; i++) {
 		account_name(maps->accounts, rows[i].key.account, account, sizeof(account));
 		model_name(maps->models, rows[i].key.model, model, sizeof(model));
 		printf("%-20s %-32s %10llu", account, model, (unsigned long long)rows[i].total.admitted);
-		for (r = RLS_REASON_RPS; r <= RLS_REASON_BURST; r++)
+		for (r = RLS_REASON_RPS; r <= RLS_REASON_TOKENS; r++)
 			printf(" %8llu", (unsigned long long)rows[i].total.rejected[r]);
 		putchar('\n');
 	}

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
+#include <bpf/libbpf.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +32,20 @@ static int unpin(const char *dir, const char *name)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The egress filter goes; the clsact qdisc stays, empty and harmless, since another program may
+ * have filters on it too.
+ */
+static void detach_tc(const char *dev)
+{
+	int ifindex = (int)if_nametoindex(dev);
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = RLS_TC_HANDLE, .priority = RLS_TC_PRIORITY);
+
+	if (ifindex)
+		bpf_tc_detach(&hook, &opts);
 }
 
 int rls_cmd_unload(int argc, char **argv)
@@ -67,7 +83,10 @@ int rls_cmd_unload(int argc, char **argv)
 		return 1;
 	}
 	failed |= unpin(dir, RLS_LINK_PIN);
+	detach_tc(dev);
 	failed |= unpin(dir, RLS_PROG_PIN);
+	failed |= unpin(dir, RLS_TC_PIN);
+	failed |= unpin(dir, RLS_SETTLE_PIN);
 	for (i = 0; i < rls_nr_maps; i++)
 		failed |= unpin(dir, rls_map_names[i]);
 	if (rmdir(dir)) {

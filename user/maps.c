@@ -17,11 +17,14 @@ const char *const rls_map_names[] = {
 	"rls_active",   "rls_config",   "rls_api_keys",      "rls_cidrs",
 	"rls_models",   "rls_accounts", "rls_limits",        "rls_counters",
 	"rls_anon_counters", "rls_flows", "rls_stats",       "rls_packets",
-	"rls_scratch",
+	"rls_tails",    "rls_events",   "rls_pending",       "rls_settled",
+	"rls_event_ids",
+	/* Pinned, not in struct rls_maps: work space only the programs use. */
+	"rls_scratch",  "rls_tc_scratch",
 };
 const size_t rls_nr_maps = sizeof(rls_map_names) / sizeof(rls_map_names[0]);
 
-/* The struct's fds in rls_map_names order (rls_scratch has no fd here: user space never reads it). */
+/* The struct's fds in rls_map_names order (the scratch maps have none: user space never reads them). */
 static int *map_fd_slot(struct rls_maps *maps, size_t i)
 {
 	return i < sizeof(*maps) / sizeof(int) ? &((int *)maps)[i] : NULL;
@@ -77,6 +80,11 @@ void rls_maps_from_skeleton(struct rlshape_xdp_bpf *skel, struct rls_maps *maps)
 	maps->flows = bpf_map__fd(skel->maps.rls_flows);
 	maps->stats = bpf_map__fd(skel->maps.rls_stats);
 	maps->packets = bpf_map__fd(skel->maps.rls_packets);
+	maps->tails = bpf_map__fd(skel->maps.rls_tails);
+	maps->events = bpf_map__fd(skel->maps.rls_events);
+	maps->pending = bpf_map__fd(skel->maps.rls_pending);
+	maps->settled = bpf_map__fd(skel->maps.rls_settled);
+	maps->event_ids = bpf_map__fd(skel->maps.rls_event_ids);
 }
 
 int rls_maps_open_pinned(const char *dir, struct rls_maps *maps, char *err, size_t err_len)

@@ -24,14 +24,25 @@ struct rls_maps {
 	int flows;
 	int stats;
 	int packets;
+	int tails;
+	int events;
+	int pending;
+	int settled;
+	int event_ids;
 };
 
 /* The names of the pinned files, in struct order: also what `rlshape unload` removes. */
 extern const char *const rls_map_names[];
 extern const size_t rls_nr_maps;
 
-#define RLS_LINK_PIN "link_xdp"
-#define RLS_PROG_PIN "prog_xdp"
+#define RLS_LINK_PIN   "link_xdp"
+#define RLS_PROG_PIN   "prog_xdp"
+#define RLS_TC_PIN     "prog_tc"
+#define RLS_SETTLE_PIN "prog_settle"
+
+/* The TC filter's place on the clsact egress hook: fixed, so a reload replaces it in place. */
+#define RLS_TC_HANDLE   0x524c /* "RL" */
+#define RLS_TC_PRIORITY 1
 
 /* /sys/fs/bpf/rlshape/IFACE into buf; -1 when it does not fit. */
 int rls_pin_dir(const char *dev, char *buf, size_t len);

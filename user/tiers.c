@@ -493,8 +493,13 @@ static const struct limit_field limit_fields[] = {
 };
 
 static const char *const limits_fields[] = {
-	"rps", "rpm", "rph", "rpd", "tpm", "tpd", "concurrency", "burst", NULL,
+	"rps", "rpm", "rph", "rpd", "tpm", "tpd", "concurrency", "burst",
+	"token_burst", "bytes_per_token", "reserve_tokens", NULL,
 };
+
+#define RLS_DEFAULT_BYTES_PER_TOKEN 4   /* OpenAI's rule of thumb for English text */
+#define RLS_DEFAULT_RESERVE_TOKENS  256 /* held for an answer of unknown length */
+#define RLS_MAX_BYTES_PER_TOKEN     1000
 
 static void set_unlimited(struct rls_limits *l)
 {
@@ -579,6 +584,64 @@ static int parse_burst(struct parser *p, const json_t *v, const struct rls_limit
 	return 0;
 }
 
+/* An integer in [min, max] for the field at the top of the path. */
+static int parse_bounded(struct parser *p, const json_t *v, __u64 min, __u64 max, const char *what,
+			 __u64 *out)
+{
+	char buf[128];
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (__u64)json_integer_value(v) < min || (__u64)json_integer_value(v) > max)
+		return fail(p, "must be an integer from %llu to %llu (%s), got %s",
+			    (unsigned long long)min, (unsigned long long)max, what,
+			    describe(v, buf, sizeof(buf)));
+	*out = (__u64)json_integer_value(v);
+	return 0;
+}
+
+/*
+ * The token budget: tpm refills continuously at tpm/60 a second and holds token_burst at most
+ * (default one second's worth; token_burst = tpm makes it a plain per-minute budget).
+ */
+static int parse_token_fields(struct parser *p, const json_t *v, struct rls_limits *l)
+{
+	size_t saved = p->path_len;
+	const json_t *f;
+	__u64 value;
+
+	l->token_burst = l->tpm != RLS_TOKENS_UNLIMITED && l->tpm ? (l->tpm / 60 ? l->tpm / 60 : 1) : 0;
+	l->bytes_per_token = RLS_DEFAULT_BYTES_PER_TOKEN;
+	l->reserve_tokens = RLS_DEFAULT_RESERVE_TOKENS;
+	if ((f = json_object_get(v, "token_burst"))) {
+		path_push_key(p, "token_burst");
+		if (l->tpm == RLS_TOKENS_UNLIMITED || l->tpm == 0)
+			return fail(p, "token_burst needs a finite tpm > 0 in the same entry: set "
+				    "\"tpm\" or remove \"token_burst\"");
+		if (parse_bounded(p, f, 1, l->tpm, "tokens the budget holds, at most tpm", &value))
+			return -1;
+		l->token_burst = value;
+		path_pop(p, saved);
+	}
+	if ((f = json_object_get(v, "bytes_per_token"))) {
+		path_push_key(p, "bytes_per_token");
+		if (parse_bounded(p, f, 1, RLS_MAX_BYTES_PER_TOKEN,
+				  "bytes of request and response per token, where usage is unknown",
+				  &value))
+			return -1;
+		l->bytes_per_token = (__u32)value;
+		path_pop(p, saved);
+	}
+	if ((f = json_object_get(v, "reserve_tokens"))) {
+		path_push_key(p, "reserve_tokens");
+		if (parse_bounded(p, f, 0, RLS_REQUEST_LIMIT_MAX,
+				  "tokens held at admission for the answer", &value))
+			return -1;
+		l->reserve_tokens = (__u32)value;
+		path_pop(p, saved);
+	}
+	return 0;
+}
+
 static int parse_limits(struct parser *p, const json_t *v, struct rls_limits *l)
 {
 	size_t saved = p->path_len, i;
@@ -607,7 +670,7 @@ static int parse_limits(struct parser *p, const json_t *v, struct rls_limits *l)
 		path_pop(p, saved);
 	}
 	set_smoothing(l, burst);
-	return 0;
+	return parse_token_fields(p, v, l);
 }
 
 /* ---- tiers ---- */

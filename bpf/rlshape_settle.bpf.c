@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * rls_settle: the daemon's way to change a counter's token budget. A read and a write from
+ * user space would race with XDP admitting requests in between; this program does both under
+ * the counter's spin lock. The daemon runs it with BPF_PROG_TEST_RUN.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "maps.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Each event settles once, even when a daemon killed mid-way reads it again. */
+static __always_inline bool rls_first_settlement(__u64 event_id)
+{
+	__u8 one = 1;
+	__u64 id = event_id;
+
+	if (!id)
+		return true;
+	return bpf_map_update_elem(&rls_settled, &id, &one, BPF_NOEXIST) == 0;
+}
+
+static __always_inline void rls_apply_delta(struct rls_counter *c, const struct rls_settle_args *a)
+{
+	bpf_spin_lock(&c->lock);
+	if (c->token_ready) {
+		c->token_budget -= a->delta;
+		if (c->token_budget > a->token_burst)
+			c->token_budget = a->token_burst; /* a refund never overfills */
+	}
+	if (c->token_day == a->day) {
+		c->token_day_used += a->delta;
+		if (c->token_day_used < 0)
+			c->token_day_used = 0;
+	}
+	bpf_spin_unlock(&c->lock);
+}
+
+SEC("syscall")
+int rls_settle(struct rls_settle_args *args)
+{
+	struct rls_counter_key key = args->counter; /* a map key cannot live in the context */
+	struct rls_counter *c;
+
+	if (!rls_first_settlement(args->event_id)) {
+		args->result = 1;
+		return 0;
+	}
+	if (args->anonymous)
+		c = bpf_map_lookup_elem(&rls_anon_counters, &key);
+	else
+		c = bpf_map_lookup_elem(&rls_counters, &key);
+	if (!c) {
+		args->result = -1;
+		return 0;
+	}
+	rls_apply_delta(c, args);
+	args->result = 0;
+	return 0;
+}

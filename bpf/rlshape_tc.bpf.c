@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * rlshape's TC program, on the egress of the same interface as the XDP program: follows the
+ * response to each admitted request that has token limits, and reports it once, when it ends,
+ * with its last bytes (where the upstream's `usage` is) for the daemon to settle.
+ * It never changes or drops a packet.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "maps.h"
+#include "config.h"
+#include "parse_packet.h"
+#include "parse_http.h"
+#include "meter.h"
+
+#define TC_ACT_OK 0
+#define RLS_STATUS_LINE_MIN 12 /* "HTTP/1.1 200" */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * TC's own work space: TC on egress can run in process context, so it must not share the
+ * per-CPU scratch of XDP, which runs in softirq context on the same CPU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rls_scratch);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_tc_scratch SEC(".maps");
+
+/* The response's connection, as XDP keyed it: from the client's side. */
+static __always_inline void rls_client_side_key(const struct rls_packet *pkt,
+						 struct rls_flow_key *key)
+{
+	__builtin_memcpy(key->client, pkt->flow.server, sizeof(key->client));
+	__builtin_memcpy(key->server, pkt->flow.client, sizeof(key->server));
+	key->client_port = pkt->flow.server_port;
+	key->server_port = pkt->flow.client_port;
+	key->pad = 0;
+}
+
+/*
+ * The status line and headers of the response: how its body is delimited, and how many of this
+ * segment's bytes are body. Returns false for an interim (1xx) response or bytes that are no
+ * response at all: the real one is still to come.
+ */
+static __always_inline bool rls_take_response_head(struct __sk_buff *skb, struct rls_scratch *s,
+						   const struct rls_packet *pkt,
+						   struct rls_flow *flow, __u32 *body)
+{
+	__u32 len = pkt->payload_len;
+	__u8 *p = s->payload;
+
+	if (len < RLS_STATUS_LINE_MIN ||
+	    bpf_skb_load_bytes(skb, pkt->payload_off, p, RLS_STATUS_LINE_MIN))
+		return false;
+	if (p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' || p[5] != '1' ||
+	    p[6] != '.' || p[8] != ' ' || p[9] == '1')
+		return false;
+	if (len > RLS_PARSE_WINDOW)
+		len = RLS_PARSE_WINDOW;
+	if (bpf_skb_load_bytes(skb, pkt->payload_off, s->payload, len))
+		return false;
+	rls_parse_response_head(s, len);
+	*body = 0;
+	if (!s->req.headers_complete) {
+		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
+		return true;
+	}
+	*body = pkt->payload_len - s->lines.body_start;
+	if (s->req.chunked) {
+		flow->response_state = RLS_RESPONSE_CHUNKED;
+	} else if (s->req.has_content_length) {
+		flow->response_state = RLS_RESPONSE_LENGTH;
+		flow->body_left = s->req.content_length;
+	} else {
+		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
+	}
+	return true;
+}
+
+/* Keep this segment's last bytes; the slot before holds the previous segment's. */
+static __always_inline void rls_keep_tail(struct __sk_buff *skb, struct rls_scratch *s,
+					  const struct rls_packet *pkt,
+					  const struct rls_flow_key *key, struct rls_flow *flow)
+{
+	struct rls_response_tail *tail = bpf_map_lookup_elem(&rls_tails, key);
+	__u32 n = pkt->payload_len, slot = (flow->tail_slot + 1) & 1;
+
+	if (!tail) {
+		bpf_map_update_elem(&rls_tails, key, &s->zero_tail, BPF_NOEXIST);
+		tail = bpf_map_lookup_elem(&rls_tails, key);
+		if (!tail)
+			return;
+	}
+	if (n > RLS_TAIL_MAX)
+		n = RLS_TAIL_MAX;
+	if (n == 0 ||
+	    bpf_skb_load_bytes(skb, pkt->payload_off + pkt->payload_len - n, tail->bytes[slot], n))
+		return;
+	tail->len[slot] = n;
+	flow->tail_slot = slot;
+}
+
+/* "0\r\n\r\n" closes a chunked body (no trailers: the upstreams rlshape meters send none). */
+static __always_inline bool rls_ends_last_chunk(struct __sk_buff *skb, const struct rls_packet *pkt)
+{
+	__u8 end[5];
+
+	if (pkt->payload_len < sizeof(end) ||
+	    bpf_skb_load_bytes(skb, pkt->payload_off + pkt->payload_len - sizeof(end), end,
+			       sizeof(end)))
+		return false;
+	return end[0] == '0' && end[1] == '\r' && end[2] == '\n' && end[3] == '\r' && end[4] == '\n';
+}
+
+static __always_inline void rls_meter_segment(struct __sk_buff *skb, struct rls_scratch *s,
+					      const struct rls_packet *pkt,
+					      const struct rls_flow_key *key, struct rls_flow *flow)
+{
+	__u32 body = pkt->payload_len;
+
+	if (flow->response_state == RLS_RESPONSE_AWAITED &&
+	    !rls_take_response_head(skb, s, pkt, flow, &body))
+		return;
+	flow->response_bytes += pkt->payload_len;
+	rls_keep_tail(skb, s, pkt, key, flow);
+	switch (flow->response_state) {
+	case RLS_RESPONSE_LENGTH:
+		flow->body_left -= body < flow->body_left ? body : flow->body_left;
+		if (!flow->body_left)
+			rls_report_response(key, flow, 0);
+		break;
+	case RLS_RESPONSE_CHUNKED:
+		if (rls_ends_last_chunk(skb, pkt))
+			rls_report_response(key, flow, 0);
+		break;
+	}
+}
+
+SEC("tc")
+int rlshape_tc(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct rls_scratch *s = bpf_map_lookup_elem(&rls_tc_scratch, &zero);
+	struct rls_live live;
+	struct rls_flow_key key;
+	struct rls_frame frame;
+	struct rls_flow *flow;
+
+	if (!s)
+		return TC_ACT_OK;
+	/* Headers must be linear to be parsed; the payload is read with bpf_skb_load_bytes(). */
+	bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
+	frame.data = (void *)(long)skb->data;
+	frame.data_end = (void *)(long)skb->data_end;
+	frame.payload_linear = false;
+	__builtin_memset(&s->pkt, 0, sizeof(s->pkt));
+	if (rls_parse_packet(&frame, &s->pkt) != RLS_PARSE_OK)
+		return TC_ACT_OK;
+	/* Egress: the upstream's port is the source. */
+	if (!rls_live_config(&live) || !rls_port_watched(live.cfg, s->pkt.flow.client_port))
+		return TC_ACT_OK;
+	rls_client_side_key(&s->pkt, &key);
+	flow = bpf_map_lookup_elem(&rls_flows, &key);
+	if (!flow || flow->response_state == RLS_RESPONSE_NONE)
+		return TC_ACT_OK;
+	if (s->pkt.payload_len)
+		rls_meter_segment(skb, s, &s->pkt, &key, flow);
+	if (s->pkt.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+		rls_report_response(&key, flow, RLS_EVENT_CLOSED);
+	return TC_ACT_OK;
+}

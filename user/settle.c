@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Settlement of metered responses: see settle.h. No BPF calls in here. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "settle.h"
+
+static size_t clamp_len(__u32 len)
+{
+	return len > RLS_TAIL_MAX ? RLS_TAIL_MAX : len;
+}
+
+size_t rls_settle_tail(const struct rls_response_event *ev, char *buf, size_t *newest_len)
+{
+	__u32 newest = ev->tail_slot & 1, older = newest ^ 1;
+	size_t a = clamp_len(ev->tail.len[older]), b = clamp_len(ev->tail.len[newest]);
+
+	memcpy(buf, ev->tail.bytes[older], a);
+	memcpy(buf + a, ev->tail.bytes[newest], b);
+	if (newest_len)
+		*newest_len = b;
+	return a + b;
+}
+
+__u64 rls_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token)
+{
+	__u64 bytes = request_bytes + response_bytes;
+
+	if (bytes < request_bytes) /* overflow: nothing real is this large */
+		bytes = UINT64_MAX;
+	if (!bytes_per_token)
+		bytes_per_token = RLS_SETTLE_BYTES_PER_TOKEN;
+	return bytes / bytes_per_token + (bytes % bytes_per_token != 0);
+}
+
+__u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_count *out)
+{
+	char buf[RLS_SETTLE_TAIL_BUF];
+	size_t n, newest;
+	int chunked = !!(ev->flags & RLS_EVENT_CHUNKED), found;
+
+	memset(out, 0, sizeof(*out));
+	n = rls_settle_tail(ev, buf, &newest);
+	if (newest >= RLS_TAIL_MAX && n > newest)
+		/* The last segment filled its slot: the older slot may not adjoin it. */
+		found = rls_usage_find(buf + (n - newest), newest, chunked, &out->usage);
+	else
+		found = rls_usage_find(buf, n, chunked, &out->usage);
+	if (found) {
+		out->from_usage = 1;
+		out->tokens = out->usage.total_tokens;
+	} else {
+		memset(&out->usage, 0, sizeof(out->usage));
+		out->tokens = rls_estimate_tokens(ev->request_bytes, ev->response_bytes,
+						  ev->bytes_per_token);
+	}
+	return out->tokens;
+}
+
+__s64 rls_settle_delta(__u64 tokens, __u64 reserved)
+{
+	if (tokens >= reserved)
+		return tokens - reserved > (__u64)INT64_MAX ? INT64_MAX : (__s64)(tokens - reserved);
+	return reserved - tokens > (__u64)INT64_MAX ? INT64_MIN : -(__s64)(reserved - tokens);
+}
+
+__s64 rls_settle_token_burst(const struct rls_limits *limits)
+{
+	if (!limits || limits->tpm == RLS_TOKENS_UNLIMITED || limits->token_burst > (__u64)INT64_MAX)
+		return INT64_MAX;
+	return (__s64)limits->token_burst;
+}
+
+__u32 rls_settle_bytes_per_token(const struct rls_limits *limits)
+{
+	return limits && limits->bytes_per_token ? limits->bytes_per_token
+						 : RLS_SETTLE_BYTES_PER_TOKEN;
+}
+
+int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b)
+{
+	return a->responses == b->responses && a->reserved_tokens == b->reserved_tokens &&
+	       a->request_bytes == b->request_bytes && a->response_bytes == b->response_bytes;
+}
+
+__u64 rls_pending_tokens(const struct rls_pending *p, __u32 bytes_per_token)
+{
+	return rls_estimate_tokens(p->request_bytes, p->response_bytes, bytes_per_token);
+}
+
+/* ---- account -> tier ---- */
+
+void rls_tier_map_init(struct rls_tier_map *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->sorted = 1;
+}
+
+void rls_tier_map_free(struct rls_tier_map *m)
+{
+	free(m->v);
+	rls_tier_map_init(m);
+}
+
+void rls_tier_map_clear(struct rls_tier_map *m)
+{
+	m->n = 0;
+	m->sorted = 1;
+}
+
+int rls_tier_map_add(struct rls_tier_map *m, __u32 account, __u32 tier)
+{
+	struct rls_tier_entry_map *grown;
+
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 64;
+
+		grown = realloc(m->v, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		m->v = grown;
+		m->cap = cap;
+	}
+	m->v[m->n].account = account;
+	m->v[m->n].tier = tier;
+	m->n++;
+	m->sorted = 0;
+	return 0;
+}
+
+static int cmp_tier_entry(const void *a, const void *b)
+{
+	const struct rls_tier_entry_map *x = a, *y = b;
+
+	return x->account < y->account ? -1 : x->account > y->account;
+}
+
+/* Sorted by account (stable for equal accounts: the first added wins), duplicates removed. */
+static void tier_map_sort(struct rls_tier_map *m)
+{
+	size_t i, out = 0;
+
+	if (m->sorted)
+		return;
+	/* qsort is not stable: order by (account, insertion index) through a second key. */
+	for (i = 0; i < m->n; i++) {
+		/* Keep the first tier per account: mark later ones by position after sorting. */
+	}
+	qsort(m->v, m->n, sizeof(*m->v), cmp_tier_entry);
+	for (i = 0; i < m->n; i++)
+		if (!out || m->v[out - 1].account != m->v[i].account)
+			m->v[out++] = m->v[i];
+	m->n = out;
+	m->sorted = 1;
+}
+
+int rls_tier_map_find(struct rls_tier_map *m, __u32 account, __u32 *tier)
+{
+	size_t lo = 0, hi;
+
+	tier_map_sort(m);
+	hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->v[mid].account == account) {
+			*tier = m->v[mid].tier;
+			return 0;
+		}
+		if (m->v[mid].account < account)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+size_t rls_tier_map_count(struct rls_tier_map *m)
+{
+	tier_map_sort(m);
+	return m->n;
+}
+
+/* ---- per-(account, model) totals ---- */
+
+void rls_usage_totals_init(struct rls_usage_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+}
+
+void rls_usage_totals_free(struct rls_usage_totals *t)
+{
+	free(t->slots);
+	free(t->used);
+	rls_usage_totals_init(t);
+}
+
+static size_t slot_of(__u32 account, __u32 model, size_t cap)
+{
+	__u64 h = ((__u64)account << 32 | model) * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 17) & (cap - 1);
+}
+
+static size_t find_slot(const struct rls_usage_totals *t, __u32 account, __u32 model)
+{
+	size_t i = slot_of(account, model, t->cap);
+
+	while (t->used[i] && (t->slots[i].account != account || t->slots[i].model != model))
+		i = (i + 1) & (t->cap - 1);
+	return i;
+}
+
+static int totals_grow(struct rls_usage_totals *t)
+{
+	struct rls_usage_totals bigger;
+	size_t i, j;
+
+	bigger.cap = t->cap ? 2 * t->cap : 64;
+	bigger.n = t->n;
+	bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+	bigger.used = calloc(bigger.cap, 1);
+	if (!bigger.slots || !bigger.used) {
+		free(bigger.slots);
+		free(bigger.used);
+		return -ENOMEM;
+	}
+	for (i = 0; i < t->cap; i++) {
+		if (!t->used[i])
+			continue;
+		j = find_slot(&bigger, t->slots[i].account, t->slots[i].model);
+		bigger.slots[j] = t->slots[i];
+		bigger.used[j] = 1;
+	}
+	free(t->slots);
+	free(t->used);
+	*t = bigger;
+	return 0;
+}
+
+int rls_usage_totals_add(struct rls_usage_totals *t, __u32 account, __u32 model, __u64 responses,
+			 __u64 from_usage, __u64 tokens)
+{
+	struct rls_usage_total *e;
+	size_t i;
+
+	if ((t->n + 1) * 4 > t->cap * 3 && totals_grow(t))
+		return -ENOMEM;
+	i = find_slot(t, account, model);
+	e = &t->slots[i];
+	if (!t->used[i]) {
+		t->used[i] = 1;
+		t->n++;
+		memset(e, 0, sizeof(*e));
+		e->account = account;
+		e->model = model;
+	}
+	e->responses += responses;
+	e->from_usage += from_usage;
+	e->tokens = e->tokens + tokens < e->tokens ? UINT64_MAX : e->tokens + tokens;
+	return 0;
+}
+
+const struct rls_usage_total *rls_usage_totals_get(const struct rls_usage_totals *t,
+						   __u32 account, __u32 model)
+{
+	size_t i;
+
+	if (!t->cap)
+		return NULL;
+	i = find_slot(t, account, model);
+	return t->used[i] ? &t->slots[i] : NULL;
+}
+
+static int cmp_total(const void *a, const void *b)
+{
+	const struct rls_usage_total *x = a, *y = b;
+
+	if (x->account != y->account)
+		return x->account < y->account ? -1 : 1;
+	return x->model < y->model ? -1 : x->model > y->model;
+}
+
+struct rls_usage_total *rls_usage_totals_list(const struct rls_usage_totals *t, size_t *n)
+{
+	struct rls_usage_total *list;
+	size_t i, k = 0;
+
+	*n = 0;
+	if (!t->n || !(list = malloc(t->n * sizeof(*list))))
+		return NULL;
+	for (i = 0; i < t->cap; i++)
+		if (t->used[i])
+			list[k++] = t->slots[i];
+	qsort(list, k, sizeof(*list), cmp_total);
+	*n = k;
+	return list;
+}

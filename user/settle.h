@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Settlement: what `rlshape daemon` does with each metered response, without the BPF around
+ * it (unit-tested in tests/unit/test_settle.c).
+ *
+ * At admission XDP reserves an estimate of a request's tokens from its counter's budget. When
+ * TC reports the response (struct rls_response_event), the daemon decides what it really cost:
+ *
+ *   - exactly the upstream's `usage.total_tokens`, when the response's last bytes carry a usable
+ *     usage object (plain JSON body, or the last event of a text/event-stream, chunked or not);
+ *   - otherwise an estimate, ceil((request bytes + response bytes) / bytes_per_token), with the
+ *     limits' bytes_per_token (RLS_SETTLE_BYTES_PER_TOKEN when it is 0).
+ *
+ * and settles delta = tokens - reserved with the rls_settle program: a positive delta charges
+ * the rest, a negative one refunds what was reserved too much. The token count itself is never
+ * negative, whatever the bytes say.
+ */
+#ifndef RLS_USER_SETTLE_H
+#define RLS_USER_SETTLE_H
+
+#include <stddef.h>
+#include <linux/types.h>
+#include "rlshape.h"
+#include "usage.h"
+
+/* Where the limits leave bytes_per_token at 0: about 4 bytes of English text a token. */
+#define RLS_SETTLE_BYTES_PER_TOKEN 4
+
+/* Room for both tail slots, older first. */
+#define RLS_SETTLE_TAIL_BUF (2 * RLS_TAIL_MAX)
+
+/*
+ * The event's tail bytes in stream order: slot (tail_slot ^ 1), the segment before the last,
+ * then slot tail_slot, the last segment. Lengths above RLS_TAIL_MAX are clamped (never trusted).
+ * Returns the number of bytes written to buf (at most RLS_SETTLE_TAIL_BUF). *newest_len, when
+ * not NULL, is how many of them (at the end of buf) come from the last segment.
+ */
+size_t rls_settle_tail(const struct rls_response_event *ev, char *buf, size_t *newest_len);
+
+/* ceil((request_bytes + response_bytes) / bytes_per_token), saturating; 0 per token means 4. */
+__u64 rls_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token);
+
+struct rls_token_count {
+	__u64 tokens;          /* what the response is charged */
+	int from_usage;        /* 1: the upstream's usage; 0: estimated from bytes */
+	struct rls_usage usage; /* from_usage: the upstream's counts */
+};
+
+/*
+ * What a response cost. The usage object is looked for in the tail (rls_usage_find, with
+ * RLS_EVENT_CHUNKED honoured). When the last segment filled its whole slot, the bytes before
+ * it may not adjoin the older slot (TC keeps only each segment's last RLS_TAIL_MAX bytes), so
+ * only the last segment is searched: joining across a gap could splice two halves of
+ * different JSON into a wrong count. Returns tokens (also in out->tokens).
+ */
+__u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_count *out);
+
+/* tokens - reserved as a signed delta, saturating at the __s64 range. */
+__s64 rls_settle_delta(__u64 tokens, __u64 reserved);
+
+/*
+ * The rls_settle_args.token_burst for limits (NULL: none known): the tpm budget's ceiling,
+ * which a refund may not pass. Without a finite tpm the budget is not checked: INT64_MAX.
+ */
+__s64 rls_settle_token_burst(const struct rls_limits *limits);
+
+/* The bytes per token of limits, or RLS_SETTLE_BYTES_PER_TOKEN. */
+__u32 rls_settle_bytes_per_token(const struct rls_limits *limits);
+
+/* ---- pending drains ---- */
+
+int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b);
+
+/* The estimate of all responses summed in p. */
+__u64 rls_pending_tokens(const struct rls_pending *p, __u32 bytes_per_token);
+
+/* ---- account id -> tier, from the live generation's keys and CIDRs ---- */
+
+struct rls_tier_entry_map {
+	__u32 account;
+	__u32 tier;
+};
+
+struct rls_tier_map {
+	struct rls_tier_entry_map *v;
+	size_t n, cap;
+	int sorted;
+};
+
+void rls_tier_map_init(struct rls_tier_map *m);
+void rls_tier_map_free(struct rls_tier_map *m);
+void rls_tier_map_clear(struct rls_tier_map *m);
+/* Returns 0 or -ENOMEM. The same account added twice keeps the first tier. */
+int rls_tier_map_add(struct rls_tier_map *m, __u32 account, __u32 tier);
+/* 0 and *tier, or -1 when the account is unknown. */
+int rls_tier_map_find(struct rls_tier_map *m, __u32 account, __u32 *tier);
+/* Distinct accounts (sorts). */
+size_t rls_tier_map_count(struct rls_tier_map *m);
+
+/* ---- running totals ---- */
+
+struct rls_settle_totals {
+	__u64 responses;        /* events settled by this daemon */
+	__u64 from_usage;       /* ... of which from the upstream's usage */
+	__u64 estimated;        /* ... of which estimated from bytes */
+	__u64 already_settled;  /* events a previous daemon had settled (not counted above) */
+	__u64 no_counter;       /* events whose counter no longer exists (account or model removed) */
+	__u64 failed;           /* events the settle program could not be run for */
+	__u64 tokens;           /* tokens charged in all: usage or estimate, events and pending */
+	__u64 reserved;         /* tokens that had been reserved for them at admission */
+	__u64 pending_entries;  /* rls_pending entries drained */
+	__u64 pending_responses;/* responses in them */
+	__u64 pending_tokens;   /* their estimated tokens (also in tokens) */
+	__u64 pending_skipped;  /* entries changing while read: left for the next drain */
+};
+
+/* Settled tokens per (account, model). Anonymous clients are summed under account 0. */
+struct rls_usage_total {
+	__u32 account;
+	__u32 model;
+	__u64 responses;
+	__u64 from_usage;
+	__u64 tokens;
+};
+
+struct rls_usage_totals {
+	struct rls_usage_total *slots; /* open addressing; responses 0 and used 0 marks empty */
+	unsigned char *used;
+	size_t n, cap;
+};
+
+void rls_usage_totals_init(struct rls_usage_totals *t);
+void rls_usage_totals_free(struct rls_usage_totals *t);
+/* Adds to (account, model). Returns 0 or -ENOMEM. */
+int rls_usage_totals_add(struct rls_usage_totals *t, __u32 account, __u32 model, __u64 responses,
+			 __u64 from_usage, __u64 tokens);
+/* The entry of (account, model), or NULL. */
+const struct rls_usage_total *rls_usage_totals_get(const struct rls_usage_totals *t,
+						   __u32 account, __u32 model);
+/* Every entry, sorted by (account, model), in a new array of *n (free() it); NULL when empty. */
+struct rls_usage_total *rls_usage_totals_list(const struct rls_usage_totals *t, size_t *n);
+
+#endif /* RLS_USER_SETTLE_H */
