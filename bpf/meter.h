@@ -79,7 +79,7 @@ __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_fl
 		ev->request_bytes = flow->request_bytes;
 		ev->response_bytes = flow->response_bytes;
 		ev->flags = flags | (flow->response_state == RLS_RESPONSE_CHUNKED ? RLS_EVENT_CHUNKED : 0);
-		ev->tail_slot = flow->tail_slot & 1;
+		ev->tail_slot = flow->tail_slot & (RLS_TAIL_SLOTS - 1);
 		ev->bytes_per_token = flow->bytes_per_token;
 		ev->pad = 0;
 		rls_copy_tail(&ev->tail, tail);

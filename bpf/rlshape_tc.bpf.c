@@ -82,13 +82,13 @@ static __always_inline bool rls_take_response_head(struct __sk_buff *skb, struct
 	return true;
 }
 
-/* Keep this segment's last bytes; the slot before holds the previous segment's. */
+/* Keep this segment's last bytes in the next slot of the ring. */
 static __always_inline void rls_keep_tail(struct __sk_buff *skb, struct rls_scratch *s,
 					  const struct rls_packet *pkt,
 					  const struct rls_flow_key *key, struct rls_flow *flow)
 {
 	struct rls_response_tail *tail = bpf_map_lookup_elem(&rls_tails, key);
-	__u32 n = pkt->payload_len, slot = (flow->tail_slot + 1) & 1;
+	__u32 n = pkt->payload_len, slot = (flow->tail_slot + 1) & (RLS_TAIL_SLOTS - 1);
 
 	if (!tail) {
 		bpf_map_update_elem(&rls_tails, key, &s->zero_tail, BPF_NOEXIST);
@@ -102,6 +102,7 @@ static __always_inline void rls_keep_tail(struct __sk_buff *skb, struct rls_scra
 	    bpf_skb_load_bytes(skb, pkt->payload_off + pkt->payload_len - n, tail->bytes[slot], n))
 		return;
 	tail->len[slot] = n;
+	tail->whole[slot] = n == pkt->payload_len;
 	flow->tail_slot = slot;
 }
 

@@ -41,8 +41,8 @@
 #define RLS_MAX_ANON_COUNTERS (1u << 18)
 #define RLS_MAX_FLOWS         (1u << 18)
 #define RLS_MAX_STATS         (1u << 16)
-#define RLS_MAX_TAILS         (1u << 14) /* responses being metered at once */
-#define RLS_EVENTS_BYTES      (4u << 20) /* ring buffer of response events */
+#define RLS_MAX_TAILS         4096       /* responses being metered at once (4 KiB each) */
+#define RLS_EVENTS_BYTES      (16u << 20) /* ring buffer of response events, ~4,000 of them */
 
 /* Ids with a fixed meaning. Named accounts and models are numbered from 1. */
 #define RLS_ACCOUNT_ANONYMOUS 0u          /* default tier, counted per client address */
@@ -270,18 +270,24 @@ struct rls_flow {
 	__u32 bytes_per_token; /* of the limits the request was admitted under */
 };
 
-#define RLS_TAIL_MAX 512
+#define RLS_TAIL_SLOTS 8   /* segments kept */
+#define RLS_TAIL_MAX   512 /* bytes kept of each: its last ones */
 
-/* The end of a response's bytes: the last two segments' last RLS_TAIL_MAX bytes. */
+/*
+ * The end of a response's bytes: the last RLS_TAIL_MAX bytes of each of its last
+ * RLS_TAIL_SLOTS segments, a ring of slots. A stream's usage event is followed by small
+ * segments ("data: [DONE]", the last chunk), so one slot would not do. Slots join into one
+ * run of bytes only where the later slot holds its whole segment.
+ */
 struct rls_response_tail {
-	__u32 len[2];
-	__u8 bytes[2][RLS_TAIL_MAX];
+	__u32 len[RLS_TAIL_SLOTS];   /* bytes in the slot */
+	__u32 whole[RLS_TAIL_SLOTS]; /* the slot holds its whole segment */
+	__u8 bytes[RLS_TAIL_SLOTS][RLS_TAIL_MAX];
 };
 
 enum rls_event_flags {
 	RLS_EVENT_CHUNKED = 1,   /* the tail may hold chunked framing */
 	RLS_EVENT_CLOSED = 2,    /* the response ended with its connection */
-	RLS_EVENT_OLDER_FIRST = 4, /* tail slot (tail_slot ^ 1) holds the earlier bytes */
 };
 
 /* rls_events (ring buffer): one per metered response, for the daemon. */
@@ -292,7 +298,7 @@ struct rls_response_event {
 	__u64 request_bytes;
 	__u64 response_bytes;
 	__u32 flags;           /* enum rls_event_flags */
-	__u32 tail_slot;       /* the slot of the last segment */
+	__u32 tail_slot;       /* the slot of the last segment; the ring runs backwards from it */
 	__u32 bytes_per_token;
 	__u32 pad;
 	struct rls_response_tail tail;

@@ -12,16 +12,28 @@ static size_t clamp_len(__u32 len)
 	return len > RLS_TAIL_MAX ? RLS_TAIL_MAX : len;
 }
 
-size_t rls_settle_tail(const struct rls_response_event *ev, char *buf, size_t *newest_len)
+size_t rls_settle_tail(const struct rls_response_event *ev, char *buf)
 {
-	__u32 newest = ev->tail_slot & 1, older = newest ^ 1;
-	size_t a = clamp_len(ev->tail.len[older]), b = clamp_len(ev->tail.len[newest]);
+	__u32 newest = ev->tail_slot % RLS_TAIL_SLOTS, first = newest, k, slot;
+	size_t n = 0, len;
 
-	memcpy(buf, ev->tail.bytes[older], a);
-	memcpy(buf + a, ev->tail.bytes[newest], b);
-	if (newest_len)
-		*newest_len = b;
-	return a + b;
+	/* Walk back while the slot after holds its whole segment: no bytes are missing between. */
+	for (k = 1; k < RLS_TAIL_SLOTS; k++) {
+		if (!ev->tail.whole[first])
+			break;
+		slot = (newest + RLS_TAIL_SLOTS - k) % RLS_TAIL_SLOTS;
+		if (!ev->tail.len[slot])
+			break;
+		first = slot;
+	}
+	for (slot = first;; slot = (slot + 1) % RLS_TAIL_SLOTS) {
+		len = clamp_len(ev->tail.len[slot]);
+		memcpy(buf + n, ev->tail.bytes[slot], len);
+		n += len;
+		if (slot == newest)
+			break;
+	}
+	return n;
 }
 
 __u64 rls_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token)
@@ -38,16 +50,12 @@ __u64 rls_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes
 __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_count *out)
 {
 	char buf[RLS_SETTLE_TAIL_BUF];
-	size_t n, newest;
+	size_t n;
 	int chunked = !!(ev->flags & RLS_EVENT_CHUNKED), found;
 
 	memset(out, 0, sizeof(*out));
-	n = rls_settle_tail(ev, buf, &newest);
-	if (newest >= RLS_TAIL_MAX && n > newest)
-		/* The last segment filled its slot: the older slot may not adjoin it. */
-		found = rls_usage_find(buf + (n - newest), newest, chunked, &out->usage);
-	else
-		found = rls_usage_find(buf, n, chunked, &out->usage);
+	n = rls_settle_tail(ev, buf);
+	found = rls_usage_find(buf, n, chunked, &out->usage);
 	if (found) {
 		out->from_usage = 1;
 		out->tokens = out->usage.total_tokens;
@@ -134,20 +142,21 @@ static int cmp_tier_entry(const void *a, const void *b)
 {
 	const struct rls_tier_entry_map *x = a, *y = b;
 
-	return x->account < y->account ? -1 : x->account > y->account;
+	if (x->account != y->account)
+		return x->account < y->account ? -1 : 1;
+	return x->tier < y->tier ? -1 : x->tier > y->tier;
 }
 
-/* Sorted by account (stable for equal accounts: the first added wins), duplicates removed. */
+/*
+ * Sorted by account, one entry each. Every key and CIDR of an account carries its one tier;
+ * should two ever disagree, the lowest tier id is kept, whatever the order they came in.
+ */
 static void tier_map_sort(struct rls_tier_map *m)
 {
 	size_t i, out = 0;
 
 	if (m->sorted)
 		return;
-	/* qsort is not stable: order by (account, insertion index) through a second key. */
-	for (i = 0; i < m->n; i++) {
-		/* Keep the first tier per account: mark later ones by position after sorting. */
-	}
 	qsort(m->v, m->n, sizeof(*m->v), cmp_tier_entry);
 	for (i = 0; i < m->n; i++)
 		if (!out || m->v[out - 1].account != m->v[i].account)

@@ -26,16 +26,17 @@
 /* Where the limits leave bytes_per_token at 0: about 4 bytes of English text a token. */
 #define RLS_SETTLE_BYTES_PER_TOKEN 4
 
-/* Room for both tail slots, older first. */
-#define RLS_SETTLE_TAIL_BUF (2 * RLS_TAIL_MAX)
+/* Room for every tail slot. */
+#define RLS_SETTLE_TAIL_BUF (RLS_TAIL_SLOTS * RLS_TAIL_MAX)
 
 /*
- * The event's tail bytes in stream order: slot (tail_slot ^ 1), the segment before the last,
- * then slot tail_slot, the last segment. Lengths above RLS_TAIL_MAX are clamped (never trusted).
- * Returns the number of bytes written to buf (at most RLS_SETTLE_TAIL_BUF). *newest_len, when
- * not NULL, is how many of them (at the end of buf) come from the last segment.
+ * The event's last bytes as one contiguous run, in stream order: the newest slot, preceded by
+ * each older slot for as long as the slot after it holds its whole segment (otherwise bytes
+ * are missing between the two, and joining them could splice two halves of different JSON).
+ * Lengths above RLS_TAIL_MAX are clamped, never trusted. Returns the bytes written to buf
+ * (at most RLS_SETTLE_TAIL_BUF).
  */
-size_t rls_settle_tail(const struct rls_response_event *ev, char *buf, size_t *newest_len);
+size_t rls_settle_tail(const struct rls_response_event *ev, char *buf);
 
 /* ceil((request_bytes + response_bytes) / bytes_per_token), saturating; 0 per token means 4. */
 __u64 rls_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token);
@@ -47,11 +48,9 @@ struct rls_token_count {
 };
 
 /*
- * What a response cost. The usage object is looked for in the tail (rls_usage_find, with
- * RLS_EVENT_CHUNKED honoured). When the last segment filled its whole slot, the bytes before
- * it may not adjoin the older slot (TC keeps only each segment's last RLS_TAIL_MAX bytes), so
- * only the last segment is searched: joining across a gap could splice two halves of
- * different JSON into a wrong count. Returns tokens (also in out->tokens).
+ * What a response cost. The usage object is looked for in the tail's contiguous run
+ * (rls_usage_find, with RLS_EVENT_CHUNKED honoured); without one, the cost is estimated from
+ * bytes. Returns tokens (also in out->tokens).
  */
 __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_count *out);
 
@@ -90,7 +89,7 @@ struct rls_tier_map {
 void rls_tier_map_init(struct rls_tier_map *m);
 void rls_tier_map_free(struct rls_tier_map *m);
 void rls_tier_map_clear(struct rls_tier_map *m);
-/* Returns 0 or -ENOMEM. The same account added twice keeps the first tier. */
+/* Returns 0 or -ENOMEM. An account added twice with two tiers keeps the lower tier id. */
 int rls_tier_map_add(struct rls_tier_map *m, __u32 account, __u32 tier);
 /* 0 and *tier, or -1 when the account is unknown. */
 int rls_tier_map_find(struct rls_tier_map *m, __u32 account, __u32 *tier);

@@ -1,0 +1,720 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * `rlshape daemon`: turns the responses TC metered into tokens and settles them against the
+ * token budgets that XDP checks at admission.
+ *
+ * Where the accounting lives, so that a restart or a SIGKILL loses nothing:
+ *   - Response events wait in the pinned rls_events ring until a daemon consumes them. libbpf
+ *     advances the ring's consumer position after each event's callback returns, so an event
+ *     is consumed only after it has been settled.
+ *   - A daemon killed after settling an event but before consuming it leaves the event in the
+ *     ring; the next daemon settles it again, and the kernel refuses the second settlement by
+ *     its id (rls_settled): counted here as "already settled".
+ *   - What TC could not put in the ring (full, or nobody reading it for long) is summed per
+ *     counter in rls_pending, which the daemon drains at start and every drain interval.
+ *
+ * Draining rls_pending. TC adds to an entry in place with atomic adds; user space cannot
+ * subtract atomically from a map value, so an entry is taken out whole:
+ *   1. the entries are read (value A);
+ *   2. each is read again just before it is taken; if it changed (TC is adding to it) or is
+ *      still empty (TC has just created it), it is left for the next drain and nothing of it is
+ *      settled this round;
+ *   3. it is removed with one BPF_MAP_LOOKUP_AND_DELETE_ELEM, which returns exactly what was
+ *      in it when it was unlinked, and only that is settled (as an estimate from its bytes,
+ *      with event id 0): what TC adds afterwards goes to a new entry, for the next drain.
+ *   The one add that can still be lost is a TC program that had looked the entry up before the
+ *   unlink and adds after it: a window of a few instructions, and only for responses that had
+ *   already missed the ring. Removing before settling means a daemon killed in between loses
+ *   that entry's settlement (its reservation stays charged) rather than settling it twice.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cli.h"
+#include "maps.h"
+#include "settle.h"
+
+#define DEFAULT_DRAIN_MS 1000
+#define POLL_MS          100
+#define SETTLE_TRIES     3
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: rlshape daemon [--dev IFACE] [--config FILE] [--drain-interval-ms N]\n\n"
+		"Runs in the foreground and settles token usage: for each response the TC program\n"
+		"metered, the upstream's usage (total_tokens) when the response carries it, otherwise\n"
+		"an estimate of ceil((request + response bytes) / bytes_per_token) (4 by default),\n"
+		"minus what was reserved at admission, is charged to (or refunded from) the\n"
+		"account's token budget. rlshape must be loaded on IFACE first.\n\n"
+		"Signals: SIGTERM and SIGINT stop it (exit 0); SIGHUP reloads FILE as `rlshape load\n"
+		"FILE --dev IFACE` does (a failed reload keeps the live table and the daemon);\n"
+		"SIGUSR1 logs the running totals. It logs to stderr, one line per event of note.\n\n"
+		"Options:\n"
+		"  -d, --dev IFACE            the interface (default: the only one loaded)\n"
+		"  -c, --config FILE          the tier table SIGHUP reloads\n"
+		"  -i, --drain-interval-ms N  how often responses that missed the ring are settled\n"
+		"                             (default %d)\n"
+		"  -v, --verbose              log every settlement\n"
+		"  -h, --help                 this text\n", DEFAULT_DRAIN_MS);
+}
+
+static volatile sig_atomic_t stop_signal, reload_requested, totals_requested;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else if (sig == SIGUSR1)
+		totals_requested = 1;
+	else
+		stop_signal = sig;
+}
+
+struct daemon {
+	const char *dev;
+	const char *config;
+	char dir[256];
+	int verbose;
+	struct rls_maps maps;
+	int settle_fd;
+	__u32 events_id, settle_id; /* to notice a new load (unload + load) replacing them */
+	struct ring_buffer *rb;
+	/* The live table, as far as settling needs it. */
+	__u32 generation;
+	__u32 default_tier;
+	struct rls_tier_map tiers;
+	struct rls_settle_totals totals;
+	struct rls_usage_totals usage;
+	__u64 settle_errors_logged;
+	int unloaded; /* the pins are gone: waiting for a load */
+	int reopen_failed;
+};
+
+static void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void dlog(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("rlshape daemon: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static __u32 fd_id(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	/* struct bpf_map_info and bpf_prog_info both start with type, id. */
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+static __u32 pinned_id(const char *dir, const char *name)
+{
+	char path[512];
+	__u32 id;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	id = fd_id(fd);
+	close(fd);
+	return id;
+}
+
+/* ---- the live table ---- */
+
+static int read_generation(struct daemon *d, __u32 *generation)
+{
+	__u32 zero = 0, gen;
+
+	if (bpf_map_lookup_elem(d->maps.active, &zero, &gen))
+		return -errno;
+	*generation = gen & 1;
+	return 0;
+}
+
+/* account -> tier from the live generation's keys and CIDRs, and the default tier. */
+static int refresh_table(struct daemon *d)
+{
+	struct rls_api_key key, next, *prev = NULL;
+	struct rls_cidr_key ckey, cnext, *cprev = NULL;
+	struct rls_principal p;
+	struct rls_config cfg;
+	__u32 gen;
+	int err;
+
+	err = read_generation(d, &gen);
+	if (err)
+		return err;
+	rls_tier_map_clear(&d->tiers);
+	while (bpf_map_get_next_key(d->maps.api_keys, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (key.generation == gen && bpf_map_lookup_elem(d->maps.api_keys, &key, &p) == 0 &&
+		    rls_tier_map_add(&d->tiers, p.account, p.tier))
+			return -ENOMEM;
+	}
+	while (bpf_map_get_next_key(d->maps.cidrs, cprev, &cnext) == 0) {
+		ckey = cnext;
+		cprev = &ckey;
+		if (ntohl(ckey.generation) == gen &&
+		    bpf_map_lookup_elem(d->maps.cidrs, &ckey, &p) == 0 &&
+		    rls_tier_map_add(&d->tiers, p.account, p.tier))
+			return -ENOMEM;
+	}
+	d->default_tier = bpf_map_lookup_elem(d->maps.config, &gen, &cfg) == 0 ? cfg.default_tier
+										 : RLS_TIER_NONE;
+	d->generation = gen;
+	dlog("table generation %u is live: %zu accounts, default tier %s", gen,
+	     rls_tier_map_count(&d->tiers), d->default_tier == RLS_TIER_NONE ? "none" : "set");
+	return 0;
+}
+
+/* The limits a counter was admitted under: its tier's entry for the model, else "*". */
+static int counter_limits(struct daemon *d, const struct rls_counter_key *counter,
+			  struct rls_limits *out)
+{
+	struct rls_limit_key key = { .generation = d->generation, .model = counter->model };
+
+	if (counter->account == RLS_ACCOUNT_ANONYMOUS)
+		key.tier = d->default_tier;
+	else if (rls_tier_map_find(&d->tiers, counter->account, &key.tier))
+		return -1;
+	if (key.tier == RLS_TIER_NONE)
+		return -1;
+	if (bpf_map_lookup_elem(d->maps.limits, &key, out) == 0)
+		return 0;
+	key.model = RLS_MODEL_OTHER;
+	return bpf_map_lookup_elem(d->maps.limits, &key, out) ? -1 : 0;
+}
+
+/* ---- settling ---- */
+
+static __u32 utc_day(void)
+{
+	return (__u32)(time(NULL) / 86400);
+}
+
+/* Runs rls_settle. Returns its result (0 settled, 1 already settled, -1 no counter), or -2. */
+static int settle(struct daemon *d, const struct rls_counter_key *counter, __u64 event_id,
+		  __s64 delta)
+{
+	struct rls_settle_args args;
+	struct rls_limits limits;
+	int tries, err = 0;
+
+	memset(&args, 0, sizeof(args));
+	args.counter = *counter;
+	args.event_id = event_id;
+	args.delta = delta;
+	args.token_burst = rls_settle_token_burst(counter_limits(d, counter, &limits) ? NULL
+										       : &limits);
+	args.day = utc_day();
+	args.anonymous = counter->account == RLS_ACCOUNT_ANONYMOUS;
+	for (tries = 0; tries < SETTLE_TRIES; tries++) {
+		/* A syscall program writes its results back into ctx_in; ctx_out is refused. */
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+
+		args.result = -2;
+		if (bpf_prog_test_run_opts(d->settle_fd, &opts) == 0)
+			return args.result;
+		err = -errno;
+		if (err != -EINTR && err != -EAGAIN)
+			break;
+	}
+	if (d->settle_errors_logged++ < 10)
+		dlog("cannot run %s/%s: %s", d->dir, RLS_SETTLE_PIN, strerror(-err));
+	return -2;
+}
+
+static void count_result(struct daemon *d, int result)
+{
+	if (result == 1)
+		d->totals.already_settled++;
+	else if (result == -1)
+		d->totals.no_counter++;
+	else if (result < 0)
+		d->totals.failed++;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct daemon *d = ctx;
+	struct rls_response_event ev;
+	struct rls_token_count tc;
+	__s64 delta;
+	int result;
+
+	if (size < sizeof(ev)) {
+		dlog("ignored a response event of %zu bytes (expected %zu): rlshape and the loaded "
+		     "programs differ in version", size, sizeof(ev));
+		d->totals.failed++;
+		return 0;
+	}
+	memcpy(&ev, data, sizeof(ev));
+	rls_event_tokens(&ev, &tc);
+	delta = rls_settle_delta(tc.tokens, ev.reserved_tokens);
+	result = settle(d, &ev.counter, ev.id, delta);
+	if (d->verbose)
+		dlog("event %llu: account %u model %u: %llu tokens (%s; %llu+%llu bytes, tail "
+		     "%u+%u%s), reserved %llu, delta %lld: %s",
+		     (unsigned long long)ev.id, ev.counter.account, ev.counter.model,
+		     (unsigned long long)tc.tokens, tc.from_usage ? "usage" : "estimate",
+		     (unsigned long long)ev.request_bytes, (unsigned long long)ev.response_bytes,
+		     ev.tail.len[(ev.tail_slot & 1) ^ 1], ev.tail.len[ev.tail_slot & 1],
+		     ev.flags & RLS_EVENT_CHUNKED ? ", chunked" : "",
+		     (unsigned long long)ev.reserved_tokens, (long long)delta,
+		     result == 0 ? "settled" : result == 1 ? "already settled"
+			       : result == -1 ? "no such counter" : "failed");
+	count_result(d, result);
+	if (result != 0)
+		return 0;
+	d->totals.responses++;
+	if (tc.from_usage)
+		d->totals.from_usage++;
+	else
+		d->totals.estimated++;
+	d->totals.tokens += tc.tokens;
+	d->totals.reserved += ev.reserved_tokens;
+	rls_usage_totals_add(&d->usage, ev.counter.account, ev.counter.model, 1, tc.from_usage,
+			     tc.tokens);
+	return 0;
+}
+
+struct pending_entry {
+	struct rls_counter_key key;
+	struct rls_pending value;
+};
+
+/* See the top of this file for why it reads twice and removes with lookup-and-delete. */
+static void drain_pending(struct daemon *d)
+{
+	struct rls_counter_key key, next, *prev = NULL;
+	struct pending_entry *list = NULL, *grown;
+	struct rls_pending again, taken;
+	struct rls_limits limits;
+	size_t n = 0, cap = 0, i;
+	__u64 entries = 0, responses = 0, tokens = 0, skipped = 0;
+
+	while (bpf_map_get_next_key(d->maps.pending, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(list, cap * sizeof(*list));
+			if (!grown)
+				break;
+			list = grown;
+		}
+		list[n].key = key;
+		if (bpf_map_lookup_elem(d->maps.pending, &key, &list[n].value) == 0)
+			n++;
+	}
+	for (i = 0; i < n; i++) {
+		const struct rls_counter_key *k = &list[i].key;
+		__u64 est;
+		int result;
+
+		if (bpf_map_lookup_elem(d->maps.pending, k, &again))
+			continue;
+		if (!again.responses || !rls_pending_equal(&again, &list[i].value)) {
+			skipped++;
+			continue;
+		}
+		if (bpf_map_lookup_and_delete_elem(d->maps.pending, k, &taken)) {
+			if (errno != EINVAL && errno != EOPNOTSUPP && errno != 524 /* ENOTSUPP */)
+				continue;
+			/* A kernel without lookup-and-delete on hash maps (before 5.14). */
+			if (bpf_map_delete_elem(d->maps.pending, k))
+				continue;
+			taken = again;
+		}
+		if (!taken.responses)
+			continue;
+		est = rls_pending_tokens(&taken, rls_settle_bytes_per_token(
+						counter_limits(d, k, &limits) ? NULL : &limits));
+		result = settle(d, k, 0, rls_settle_delta(est, taken.reserved_tokens));
+		count_result(d, result);
+		if (result != 0)
+			continue;
+		entries++;
+		responses += taken.responses;
+		tokens += est;
+		d->totals.reserved += taken.reserved_tokens;
+		rls_usage_totals_add(&d->usage, k->account, k->model, taken.responses, 0, est);
+	}
+	free(list);
+	d->totals.pending_entries += entries;
+	d->totals.pending_responses += responses;
+	d->totals.pending_tokens += tokens;
+	d->totals.pending_skipped += skipped;
+	d->totals.tokens += tokens;
+	if (entries || skipped)
+		dlog("drained pending: %llu responses of %llu counters settled as %llu estimated "
+		     "tokens%s", (unsigned long long)responses, (unsigned long long)entries,
+		     (unsigned long long)tokens,
+		     skipped ? "; some counters were being added to: left for the next drain" : "");
+}
+
+/* ---- opening, and noticing that the data path was replaced or removed ---- */
+
+static void close_all(struct daemon *d)
+{
+	ring_buffer__free(d->rb);
+	d->rb = NULL;
+	if (d->settle_fd >= 0)
+		close(d->settle_fd);
+	d->settle_fd = -1;
+	rls_maps_close(&d->maps);
+}
+
+static int open_all(struct daemon *d, char *err, size_t err_len)
+{
+	char path[512];
+	int ret;
+
+	d->settle_fd = -1;
+	ret = rls_maps_open_pinned(d->dir, &d->maps, err, err_len);
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "%s/%s", d->dir, RLS_SETTLE_PIN);
+	d->settle_fd = bpf_obj_get(path);
+	if (d->settle_fd < 0) {
+		ret = -errno;
+		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
+		close_all(d);
+		return ret;
+	}
+	d->rb = ring_buffer__new(d->maps.events, on_event, d, NULL);
+	if (!d->rb) {
+		ret = -errno;
+		snprintf(err, err_len, "%s/rls_events: cannot read the ring buffer: %s", d->dir,
+			 strerror(-ret));
+		close_all(d);
+		return ret;
+	}
+	d->events_id = fd_id(d->maps.events);
+	d->settle_id = fd_id(d->settle_fd);
+	return 0;
+}
+
+/* A reload re-pins prog_settle; an unload removes everything; a new load makes new maps. */
+static void check_pins(struct daemon *d)
+{
+	char err[512], path[512];
+	__u32 events = pinned_id(d->dir, "rls_events"), prog = pinned_id(d->dir, RLS_SETTLE_PIN);
+	int fd;
+
+	if (!events || !prog) {
+		if (!d->unloaded)
+			dlog("rlshape was unloaded from %s; waiting for `rlshape load`", d->dev);
+		d->unloaded = 1;
+		return;
+	}
+	if (events != d->events_id) {
+		/* What is left in the old ring was settled or is lost with the old counters. */
+		if (d->rb)
+			ring_buffer__consume(d->rb);
+		close_all(d);
+		if (open_all(d, err, sizeof(err))) {
+			if (!d->reopen_failed++)
+				dlog("rlshape was loaded again on %s but cannot be opened: %s", d->dev,
+				     err);
+			d->unloaded = 1;
+			return;
+		}
+		d->reopen_failed = 0;
+		dlog("rlshape was loaded again on %s: settling for the new maps", d->dev);
+		d->unloaded = 0;
+		refresh_table(d);
+		drain_pending(d);
+		return;
+	}
+	d->unloaded = 0;
+	if (prog != d->settle_id) {
+		snprintf(path, sizeof(path), "%s/%s", d->dir, RLS_SETTLE_PIN);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			close(d->settle_fd);
+			d->settle_fd = fd;
+			d->settle_id = fd_id(fd);
+		}
+	}
+}
+
+/* ---- SIGHUP ---- */
+
+static void reload(struct daemon *d)
+{
+	pid_t pid;
+	int status;
+
+	if (!d->config) {
+		dlog("SIGHUP: no --config table to reload; rereading the live table");
+	} else {
+		dlog("SIGHUP: reloading %s on %s", d->config, d->dev);
+		pid = fork();
+		if (pid == 0) {
+			/* `load` reports on stdout: keep it with the daemon's log. */
+			dup2(STDERR_FILENO, STDOUT_FILENO);
+			execl("/proc/self/exe", "rlshape", "load", d->config, "--dev", d->dev,
+			      (char *)NULL);
+			fprintf(stderr, "rlshape daemon: cannot run /proc/self/exe: %s\n",
+				strerror(errno));
+			_exit(127);
+		}
+		if (pid < 0) {
+			dlog("reload of %s failed: cannot fork: %s; the live table stays", d->config,
+			     strerror(errno));
+		} else {
+			pid_t w;
+
+			while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+				;
+			if (w < 0)
+				dlog("reload of %s: cannot wait for `rlshape load`: %s", d->config,
+				     strerror(errno));
+			else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+				dlog("reloaded %s", d->config);
+			else if (WIFEXITED(status))
+				dlog("reload of %s failed (exit %d); the live table stays",
+				     d->config, WEXITSTATUS(status));
+			else
+				dlog("reload of %s failed (signal %d); the live table stays",
+				     d->config, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		}
+	}
+	check_pins(d);
+	if (!d->unloaded)
+		refresh_table(d);
+}
+
+/* ---- totals ---- */
+
+static void model_names(int fd, char (*names)[RLS_MODEL_NAME_MAX], const __u32 *ids, size_t n)
+{
+	struct rls_model_name key, next, *prev = NULL;
+	size_t i;
+	__u32 id;
+
+	for (i = 0; i < n; i++)
+		snprintf(names[i], RLS_MODEL_NAME_MAX, ids[i] == RLS_MODEL_OTHER ? "*" : "#%u",
+			 ids[i]);
+	while (fd >= 0 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &id))
+			continue;
+		for (i = 0; i < n; i++)
+			if (ids[i] == id && id != RLS_MODEL_OTHER)
+				snprintf(names[i], RLS_MODEL_NAME_MAX, "%.*s",
+					 RLS_MODEL_NAME_MAX - 1, key.name);
+	}
+}
+
+static void log_totals(struct daemon *d, const char *when)
+{
+	const struct rls_settle_totals *t = &d->totals;
+	struct rls_usage_total *list;
+	char (*models)[RLS_MODEL_NAME_MAX] = NULL;
+	struct rls_account_name account;
+	__u32 *ids = NULL;
+	size_t n, i;
+
+	dlog("%s: %llu responses settled (%llu from usage, %llu estimated), %llu already settled, "
+	     "%llu without counter, %llu failed; %llu tokens charged against %llu reserved; "
+	     "pending: %llu responses in %llu drained entries, %llu estimated tokens",
+	     when, (unsigned long long)t->responses, (unsigned long long)t->from_usage,
+	     (unsigned long long)t->estimated, (unsigned long long)t->already_settled,
+	     (unsigned long long)t->no_counter, (unsigned long long)t->failed,
+	     (unsigned long long)t->tokens, (unsigned long long)t->reserved,
+	     (unsigned long long)t->pending_responses, (unsigned long long)t->pending_entries,
+	     (unsigned long long)t->pending_tokens);
+	list = rls_usage_totals_list(&d->usage, &n);
+	if (!list)
+		return;
+	ids = calloc(n, sizeof(*ids));
+	models = calloc(n, sizeof(*models));
+	for (i = 0; ids && models && i < n; i++)
+		ids[i] = list[i].model;
+	if (ids && models)
+		model_names(d->maps.models, models, ids, n);
+	for (i = 0; i < n; i++) {
+		char name[RLS_ACCOUNT_NAME_MAX];
+
+		if (list[i].account == RLS_ACCOUNT_ANONYMOUS)
+			snprintf(name, sizeof(name), "(unknown)");
+		else if (d->maps.accounts >= 0 &&
+			 bpf_map_lookup_elem(d->maps.accounts, &list[i].account, &account) == 0)
+			snprintf(name, sizeof(name), "%.*s", RLS_ACCOUNT_NAME_MAX - 1, account.name);
+		else
+			snprintf(name, sizeof(name), "#%u", list[i].account);
+		dlog("%s: account %s model %s: %llu tokens in %llu responses (%llu from usage)", when,
+		     name, models ? models[i] : "?", (unsigned long long)list[i].tokens,
+		     (unsigned long long)list[i].responses, (unsigned long long)list[i].from_usage);
+	}
+	free(models);
+	free(ids);
+	free(list);
+}
+
+/* ---- the command ---- */
+
+static int parse_ms(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 3600000)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+int rls_cmd_daemon(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dev", required_argument, NULL, 'd' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "drain-interval-ms", required_argument, NULL, 'i' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: poll returns EINTR */
+	const char *given = NULL;
+	char dev[64], err[768], config[PATH_MAX];
+	long interval = DEFAULT_DRAIN_MS, next_drain;
+	struct daemon d;
+	int c, ret = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.settle_fd = -1;
+	rls_tier_map_init(&d.tiers);
+	rls_usage_totals_init(&d.usage);
+	while ((c = getopt_long(argc, argv, "d:c:i:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			given = optarg;
+			break;
+		case 'c':
+			/* SIGHUP may come after a chdir of whoever started us: keep it absolute. */
+			if (!realpath(optarg, config)) {
+				rls_error("--config %s: %s", optarg, strerror(errno));
+				return 1;
+			}
+			d.config = config;
+			break;
+		case 'i':
+			if (parse_ms(optarg, &interval)) {
+				rls_error("--drain-interval-ms must be a whole number of milliseconds "
+					  "from 1 to 3600000, not \"%s\"", optarg);
+				return 2;
+			}
+			break;
+		case 'v':
+			d.verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (rls_choose_dev(given, dev, sizeof(dev)) || rls_pin_dir(dev, d.dir, sizeof(d.dir)))
+		return 1;
+	d.dev = dev;
+	if (open_all(&d, err, sizeof(err))) {
+		rls_error("rlshape is not loaded on %s; run `rlshape load FILE --dev %s` first (%s)",
+			  dev, dev, err);
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	dlog("settling token usage on %s (drain every %ld ms%s%s)", dev, interval,
+	     d.config ? ", SIGHUP reloads " : "", d.config ? d.config : "");
+	if (refresh_table(&d))
+		dlog("cannot read the live table of %s; limits are looked up again at the next reload",
+		     dev);
+	drain_pending(&d);
+	next_drain = now_ms() + interval;
+	while (!stop_signal) {
+		__u32 gen = d.generation;
+		int n = d.unloaded ? 0 : ring_buffer__poll(d.rb, POLL_MS);
+
+		if (d.unloaded)
+			usleep(POLL_MS * 1000);
+		if (n < 0 && n != -EINTR) {
+			dlog("cannot read %s/rls_events: %s", d.dir, strerror(-n));
+			ret = 1;
+			break;
+		}
+		if (reload_requested) {
+			reload_requested = 0;
+			reload(&d);
+		}
+		if (totals_requested) {
+			totals_requested = 0;
+			log_totals(&d, "totals");
+		}
+		/* Someone ran `rlshape load` without telling us: the account map may be stale. */
+		if (!d.unloaded && read_generation(&d, &gen) == 0 && gen != d.generation)
+			refresh_table(&d);
+		if (now_ms() >= next_drain) {
+			check_pins(&d);
+			if (!d.unloaded)
+				drain_pending(&d);
+			next_drain = now_ms() + interval;
+		}
+	}
+	if (!d.unloaded && d.rb) {
+		/* What is already in the ring is settled now rather than by the next daemon. */
+		ring_buffer__consume(d.rb);
+		drain_pending(&d);
+	}
+	if (stop_signal)
+		dlog("stopping on %s", strsignal(stop_signal));
+	log_totals(&d, "at exit");
+	close_all(&d);
+	rls_tier_map_free(&d.tiers);
+	rls_usage_totals_free(&d.usage);
+	return ret;
+}
