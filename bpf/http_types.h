@@ -21,6 +21,8 @@ struct rls_request {
 	__u32 header_model_off, header_model_len;
 	__u32 body_model_off, body_model_len;
 	__u64 content_length;
+	__u64 max_tokens;      /* the body's top-level max_tokens or max_completion_tokens */
+	__u8 has_max_tokens;
 	__u8 has_content_length;
 	__u8 chunked;          /* a response's transfer-encoding ends in chunked */
 	__u8 has_key;

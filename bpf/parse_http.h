@@ -376,8 +376,68 @@ __noinline int rls_json_model_value(struct rls_scratch *s, __u32 q)
 	return RLS_KEY_MODEL;
 }
 
+#define RLS_MAX_TOKENS_KEY     "max_tokens\""
+#define RLS_MAX_COMPLETION_KEY "max_completion_tokens\""
+
+/* Does the string at q + 1 start with key (which ends in its closing quote)? */
+static __always_inline bool rls_json_key_is(const struct rls_scratch *s, __u32 q, const char *key,
+					    __u32 key_len)
+{
+	__u32 k;
+
+	for (k = 0; k < 24; k++) {
+		if (k >= key_len)
+			break;
+		if (rls_at(s, q + 1 + k) != (__u8)key[k])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * At a top-level key's opening quote q: "max_tokens" or "max_completion_tokens" with a number?
+ * How much answer a request asks for, to reserve at admission. A global function: verified once.
+ */
+__noinline int rls_json_max_tokens(struct rls_scratch *s, __u32 q)
+{
+	__u32 len, p, k;
+	__u64 v = 0;
+
+	if (!s)
+		return 0;
+	len = s->json.len;
+	if (q + 12 < len && rls_json_key_is(s, q, RLS_MAX_TOKENS_KEY, sizeof(RLS_MAX_TOKENS_KEY) - 1))
+		p = q + sizeof(RLS_MAX_TOKENS_KEY);
+	else if (q + 23 < len && rls_json_key_is(s, q, RLS_MAX_COMPLETION_KEY,
+						  sizeof(RLS_MAX_COMPLETION_KEY) - 1))
+		p = q + sizeof(RLS_MAX_COMPLETION_KEY);
+	else
+		return 0;
+	for (k = 0; k < RLS_OWS_MAX && p < len && rls_is_json_ws(rls_at(s, p)); k++)
+		p++;
+	if (p >= len || rls_at(s, p) != ':')
+		return 0;
+	p++;
+	for (k = 0; k < RLS_OWS_MAX && p < len && rls_is_json_ws(rls_at(s, p)); k++)
+		p++;
+	for (k = 0; k < RLS_DIGITS_MAX && p < len; k++, p++) {
+		__u8 c = rls_at(s, p);
+
+		if (c < '0' || c > '9')
+			break;
+		v = v * 10 + (c - '0');
+	}
+	if (k == 0)
+		return 0;
+	s->req.max_tokens = v;
+	s->req.has_max_tokens = 1;
+	return 1;
+}
+
 static __always_inline void rls_json_top_level_key(struct rls_scratch *s, __u32 q)
 {
+	if (rls_json_max_tokens(s, q))
+		return;
 	switch (rls_json_model_value(s, q)) {
 	case RLS_KEY_MODEL:
 		if (s->req.has_body_model)

@@ -106,10 +106,16 @@ static __always_inline __u64 rls_estimate_tokens(const struct rls_scratch *s,
 	const struct rls_request *req = &s->req;
 	__u32 per_token = l->bytes_per_token ? l->bytes_per_token : 4;
 
+	/* Counted before the answer: the request's own size. */
 	*request_bytes = req->has_content_length && req->headers_complete
 				 ? s->lines.body_start + req->content_length
 				 : s->pkt.payload_len;
-	return (*request_bytes + per_token - 1) / per_token + l->reserve_tokens;
+	__u64 answer = l->reserve_tokens;
+
+	/* A visible max_tokens says how long the answer may be, up to reserve_max. */
+	if (req->has_max_tokens)
+		answer = req->max_tokens < l->reserve_max ? req->max_tokens : l->reserve_max;
+	return (*request_bytes + per_token - 1) / per_token + answer;
 }
 
 /* Decide a request start; on rejection the packet becomes the 429. */

@@ -494,11 +494,12 @@ static const struct limit_field limit_fields[] = {
 
 static const char *const limits_fields[] = {
 	"rps", "rpm", "rph", "rpd", "tpm", "tpd", "concurrency", "burst",
-	"token_burst", "bytes_per_token", "reserve_tokens", NULL,
+	"token_burst", "bytes_per_token", "reserve_tokens", "reserve_max", NULL,
 };
 
 #define RLS_DEFAULT_BYTES_PER_TOKEN 4   /* OpenAI's rule of thumb for English text */
 #define RLS_DEFAULT_RESERVE_TOKENS  256 /* held for an answer of unknown length */
+#define RLS_DEFAULT_RESERVE_MAX     4096 /* at most this much of a visible max_tokens is held */
 #define RLS_MAX_BYTES_PER_TOKEN     1000
 
 static void set_unlimited(struct rls_limits *l)
@@ -612,6 +613,15 @@ static int parse_token_fields(struct parser *p, const json_t *v, struct rls_limi
 	l->token_burst = l->tpm != RLS_TOKENS_UNLIMITED && l->tpm ? (l->tpm / 60 ? l->tpm / 60 : 1) : 0;
 	l->bytes_per_token = RLS_DEFAULT_BYTES_PER_TOKEN;
 	l->reserve_tokens = RLS_DEFAULT_RESERVE_TOKENS;
+	l->reserve_max = RLS_DEFAULT_RESERVE_MAX;
+	if ((f = json_object_get(v, "reserve_max"))) {
+		path_push_key(p, "reserve_max");
+		if (parse_bounded(p, f, 0, RLS_REQUEST_LIMIT_MAX,
+				  "most tokens held for a request's max_tokens", &value))
+			return -1;
+		l->reserve_max = (__u32)value;
+		path_pop(p, saved);
+	}
 	if ((f = json_object_get(v, "token_burst"))) {
 		path_push_key(p, "token_burst");
 		if (l->tpm == RLS_TOKENS_UNLIMITED || l->tpm == 0)

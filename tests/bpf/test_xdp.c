@@ -70,6 +70,7 @@
 #define KEY_EXACT   "sk-test-exact-0006"
 #define KEY_PERSEC  "sk-test-persec-0007"
 #define KEY_PRICEY  "sk-test-pricey-0008"
+#define KEY_TOKENS  "sk-test-tokens-0009"
 #define KEY_TIGHT   "sk-test-tight-0009"
 #define KEY_UNKNOWN "sk-test-nobody-9999"
 
@@ -86,6 +87,7 @@
 	"             '*': {'rpm': 50, 'burst': 50}},"                                  \
 	"  'exact':  {'*': {'rpd': 5000}},"                                             \
 	"  'pricey': {'gpt-big': {'rpm': 1}},"                                          \
+	"  'tokens': {'*': {'tpd': 100000000, 'reserve_tokens': 100, 'reserve_max': 500}}," \
 	"  'tight':  {'*': {'rps': 1, 'rph': 2}},"                                      \
 	"  'anon':   {'*': {'rpm': 2, 'burst': 2}}"                                     \
 	"},"                                                                            \
@@ -98,6 +100,7 @@
 	"  'persec':  {'tier': 'persec', 'keys': ['" KEY_PERSEC "']},"                  \
 	"  'modeler': {'tier': 'models', 'keys': ['" KEY_MODELS "']},"                  \
 	"  'pricey':  {'tier': 'pricey', 'keys': ['" KEY_PRICEY "']},"                  \
+	"  'tokener': {'tier': 'tokens', 'keys': ['" KEY_TOKENS "']},"                  \
 	"  'tight':   {'tier': 'tight',  'keys': ['" KEY_TIGHT "']},"                   \
 	"  'exact':   {'tier': 'exact',  'keys': ['" KEY_EXACT "']}"                    \
 	"}"
@@ -1275,6 +1278,40 @@ static void test_model_repeated_key_not_evading(void **state)
 			      "a second top-level \"model\" must make the model hidden");
 }
 
+/* How many tokens one admitted request of account tokener reserved (its tpd total grows by it). */
+static __s64 tokens_reserved_by(struct env *e, uint16_t sport, const char *body, size_t *req_len)
+{
+	struct rls_counter_key ck = { .account = account_id(e, "tokener"), .model = RLS_MODEL_OTHER };
+	struct rls_counter before = {}, after = {};
+	struct conn c = conn4(sport);
+	char req[2048];
+	struct result r;
+
+	bpf_map_lookup_elem(e->maps.counters, &ck, &before);
+	*req_len = http_request(req, sizeof(req), BEARER(KEY_TOKENS), body);
+	conn_send(e, &c, req, *req_len, 0, &r);
+	expect_action(&r, XDP_PASS, "request under its token limits");
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &after) == 0, "tokener's counter");
+	return after.token_day_used - before.token_day_used;
+}
+
+/* The reservation: the request's size in tokens plus its max_tokens, capped, or reserve_tokens. */
+static void test_reservation_uses_max_tokens(void **state)
+{
+	struct env *e = need_env(state);
+	size_t len;
+	__s64 got;
+
+	got = tokens_reserved_by(e, 46001, "{\"model\":\"m\",\"max_tokens\":300}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "reservation with max_tokens 300");
+	got = tokens_reserved_by(e, 46002, "{\"max_completion_tokens\": 250,\"model\":\"m\"}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 250), "reservation with max_completion_tokens 250");
+	got = tokens_reserved_by(e, 46003, "{\"model\":\"m\",\"max_tokens\":99999}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens capped at reserve_max 500");
+	got = tokens_reserved_by(e, 46004, "{\"model\":\"m\",\"messages\":[{\"max_tokens\":9}]}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 100), "no top-level max_tokens: reserve_tokens 100");
+}
+
 static void test_429_request_with_fin(void **state)
 {
 	struct env *e = need_env(state);
@@ -2076,6 +2113,7 @@ int main(void)
 		T(test_model_past_parse_window),
 		T(test_model_escaped_not_evading),
 		T(test_model_repeated_key_not_evading),
+		T(test_reservation_uses_max_tokens),
 		T(test_429_large_request),
 		T(test_429_request_with_fin),
 		T(test_malformed_all_pass),

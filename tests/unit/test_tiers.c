@@ -460,7 +460,7 @@ static const struct bad_table bad_tables[] = {
 	    ": identify.key_header: unknown field"),
 	BAD("unknown_field_limits", LIMITS("'rmp': 10"),
 	    ": tiers.free.\"*\".rmp: unknown field (expected one of: rps, rpm, rph, rpd, tpm, "
-	    "tpd, concurrency, burst, token_burst, bytes_per_token, reserve_tokens)"),
+	    "tpd, concurrency, burst, token_burst, bytes_per_token, reserve_tokens, reserve_max)"),
 	BAD("unknown_field_account", ACCOUNT("'key': ['sk-1']"),
 	    ": accounts.acme.key: unknown field (expected one of: tier, keys, cidrs)"),
 
