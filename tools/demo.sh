@@ -48,7 +48,7 @@ send() { # label, loadgen arguments...
 }
 
 step "Traffic: 20 requests back to back from each client, over keep-alive connections"
-send "acme (tier1), DeepSeek-R1: rpm 60, burst 5" --requests 20 --connections 2 \
+send "acme (tier1), DeepSeek-R1: tpm 30000, rpm 60" --requests 20 --connections 2 \
 	--key sk-acme-1 --model deepseek-ai/DeepSeek-R1
 send "acme (tier1), any other model: rpm 200" --requests 20 --connections 2 \
 	--key sk-acme-1 --model Qwen/Qwen3-32B
