@@ -18,12 +18,6 @@ struct rls_identity {
 	__u8 unlimited; /* unknown client and no default tier: passes */
 };
 
-struct rls_verdict {
-	__u32 reason; /* enum rls_reason; RLS_REASON_NONE admits */
-	__u32 reset_ms;
-	__u64 limit;
-	__u64 remaining;
-};
 
 static __always_inline void rls_identify(const struct rls_config *cfg, __u32 generation,
 					 const struct rls_flow_key *flow,
@@ -140,7 +134,7 @@ static __always_inline bool rls_has_token_limits(const struct rls_limits *l)
 
 /* Token limits, under the lock: a request is admitted only while the budgets are positive. */
 static __always_inline void rls_check_tokens(struct rls_counter *c, const struct rls_limits *l,
-					     __u64 now_ns, struct rls_verdict *v)
+					     __u64 now_ns, struct rls_rejection *v)
 {
 	__u64 now_s = now_ns / RLS_NS_PER_SEC;
 	__u32 day = (__u32)(now_s / 86400);
@@ -192,7 +186,7 @@ static __always_inline void rls_reserve_tokens(struct rls_counter *c, const stru
  * estimated tokens.
  */
 static __always_inline void rls_admit(struct rls_counter *c, const struct rls_limits *l,
-				      __u64 now_ns, __u64 reserve, struct rls_verdict *v)
+				      __u64 now_ns, __u64 reserve, struct rls_rejection *v)
 {
 	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
 	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
@@ -215,6 +209,10 @@ static __always_inline void rls_admit(struct rls_counter *c, const struct rls_li
 		v->remaining = 0;
 		v->reset_ms = reset_ms;
 	}
+	/* Where rpd applies, every 429 also says where the day stands. */
+	v->day_limit = l->rpd;
+	v->day_remaining = l->rpd > count[RLS_WINDOW_DAY] ? l->rpd - count[RLS_WINDOW_DAY] : 0;
+	v->day_reset_s = (__u32)(((__u64)window[RLS_WINDOW_DAY] + 1) * 86400 - now_s);
 	if (!v->reason && l->smooth_interval_ns) {
 		tat = c->smooth_tat_ns > now_ns ? c->smooth_tat_ns : now_ns;
 		tolerance = (__u64)(l->burst ? l->burst - 1 : 0) * l->smooth_interval_ns;

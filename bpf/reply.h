@@ -131,7 +131,17 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 		rls_put_literal(t, "x-ratelimit-reset-requests: ");
 	}
 	rls_put_u64(t, retry_s);
-	rls_put_literal(t, "s\r\ncontent-length: ");
+	rls_put_literal(t, "s\r\n");
+	if (r->day_limit != RLS_UNLIMITED) {
+		rls_put_literal(t, "x-ratelimit-limit-requests-day: ");
+		rls_put_header_u64(t, r->day_limit);
+		rls_put_literal(t, "x-ratelimit-remaining-requests-day: ");
+		rls_put_header_u64(t, r->day_remaining);
+		rls_put_literal(t, "x-ratelimit-reset-requests-day: ");
+		rls_put_u64(t, r->day_reset_s);
+		rls_put_literal(t, "s\r\n");
+	}
+	rls_put_literal(t, "content-length: ");
 	rls_put_header_u64(t, rls_body_len(r->reason));
 	rls_put_literal(t, "\r\n" RLS_BODY_HEAD);
 	if (r->reason == RLS_REASON_TOKENS) {

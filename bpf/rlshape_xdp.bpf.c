@@ -124,15 +124,16 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 					      enum rls_method_kind method)
 {
 	const struct rls_packet *pkt = &s->pkt;
-	struct rls_rejection *rej = &s->rejection;
+	struct rls_rejection *rej = &s->rejection; /* what admission decides, in scratch memory */
 	struct rls_identity id = {};
-	struct rls_verdict verdict = {};
 	const struct rls_limits *limits = NULL;
 	struct rls_counter *counter;
 	__u32 len = pkt->payload_len, model, counter_model = 0, reply_end = 0;
 	__u64 reserve = 0, request_bytes = 0;
 	int action = XDP_PASS;
 
+	__builtin_memset(rej, 0, sizeof(*rej));
+	rej->day_limit = RLS_UNLIMITED;
 	if (len > RLS_PARSE_WINDOW)
 		len = RLS_PARSE_WINDOW;
 	if (len == 0 || bpf_xdp_load_bytes(ctx, pkt->payload_off, s->payload, len))
@@ -156,20 +157,16 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 		if (counter && rls_has_token_limits(limits))
 			reserve = rls_estimate_tokens(s, limits, &request_bytes);
 		if (counter)
-			rls_admit(counter, limits, rls_now_utc_ns(live->cfg), reserve, &verdict);
+			rls_admit(counter, limits, rls_now_utc_ns(live->cfg), reserve, rej);
 	}
-	rls_count_outcome(s, id.principal.account, model, verdict.reason);
-	rej->reason = verdict.reason;
-	rej->limit = verdict.limit;
-	rej->remaining = verdict.remaining;
-	rej->reset_ms = verdict.reset_ms;
-	if (verdict.reason) {
+	rls_count_outcome(s, id.principal.account, model, rej->reason);
+	if (rej->reason) {
 		action = rls_send_429(ctx, pkt, s, rej, &reply_end);
 		if (action == XDP_TX)
 			rls_count_packet(RLS_PKT_REPLY_SENT);
 	}
 	flow = rls_remember_request(s, pkt, flow, id.principal.account, model, rej, reply_end);
-	if (flow && !verdict.reason && limits && rls_has_token_limits(limits))
+	if (flow && !rej->reason && limits && rls_has_token_limits(limits))
 		rls_await_response(&pkt->flow, flow, counter_model, reserve, request_bytes,
 				   limits->bytes_per_token);
 	return action;

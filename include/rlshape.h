@@ -239,6 +239,11 @@ struct rls_rejection {
 	__u32 reset_ms;  /* until the limiting window, smoothing or budget admits again */
 	__u64 limit;
 	__u64 remaining;
+	/* The day window whenever rpd applies: SambaNova's x-ratelimit-*-requests-day headers. */
+	__u32 day_limit; /* RLS_UNLIMITED: no rpd, no -day headers */
+	__u32 day_remaining;
+	__u32 day_reset_s;
+	__u32 pad;
 };
 
 /* How far TC is through the response to the last admitted request. */

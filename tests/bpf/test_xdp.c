@@ -1539,6 +1539,52 @@ static void test_malformed_all_pass(void **state)
 
 /* ---- 6: the 429 itself ---- */
 
+/* The 429's HTTP bytes, as a string, from a result that is a 429. */
+static const char *http_of(struct result *r, char *buf, size_t cap)
+{
+	const void *p = memmem(r->out, r->out_len, "HTTP/1.1 429", 12);
+	size_t n = p ? r->out_len - (size_t)((const uint8_t *)p - r->out) : 0;
+
+	CHECK(p != NULL, "no HTTP/1.1 429 in the reply");
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* SambaNova sends x-ratelimit-*-requests-day whenever an RPD limit applies: so does the 429. */
+static void test_429_day_headers_where_rpd_applies(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(47051), d = conn4(47061);
+	char req[1024], http[2048], val[64];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct result r;
+	long reset;
+	int i;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 4; i++)
+		conn_send(e, &c, req, len, 0, &r); /* alice: rpm 3 and rpd 1000; the 4th is refused */
+	http_of(&r, http, sizeof(http));
+	CHECK(header_value(http, "x-ratelimit-limit-requests-day", val, sizeof(val)) &&
+	      !strcmp(val, "1000"), "x-ratelimit-limit-requests-day: 1000, got %s", val);
+	CHECK(header_value(http, "x-ratelimit-remaining-requests-day", val, sizeof(val)) &&
+	      !strcmp(val, "997"), "x-ratelimit-remaining-requests-day: 997, got %s", val);
+	CHECK(header_value(http, "x-ratelimit-reset-requests-day", val, sizeof(val)), "reset-day");
+	reset = strtol(val, NULL, 10);
+	CHECK(reset >= 1 && reset <= 86400 && val[strlen(val) - 1] == 's',
+	      "x-ratelimit-reset-requests-day within a day, got %s", val);
+
+	/* smooth: rpm 60 and no rpd, so no -day headers. */
+	len = http_request(req, sizeof(req), BEARER(KEY_SMOOTH), NULL);
+	for (i = 0; i < 2; i++)
+		conn_send(e, &d, req, len, 0, &r);
+	http_of(&r, http, sizeof(http));
+	CHECK(!strstr(http, "requests-day"), "no -day header without rpd:\n%s", http);
+}
+
 static void test_429_window_limit(void **state)
 {
 	struct env *e = need_env(state);
@@ -2114,6 +2160,7 @@ int main(void)
 		T(test_model_escaped_not_evading),
 		T(test_model_repeated_key_not_evading),
 		T(test_reservation_uses_max_tokens),
+		T(test_429_day_headers_where_rpd_applies),
 		T(test_429_large_request),
 		T(test_429_request_with_fin),
 		T(test_malformed_all_pass),

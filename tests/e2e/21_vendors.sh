@@ -275,6 +275,13 @@ tap_ok "sambanova 429: \"$MSG_WINDOW\", x-ratelimit-limit-requests 4, remaining 
 	check429 "$BED_DIR/sn.http" requests "$MSG_WINDOW" 4
 tap_is "$(log_count " key=Bearer $SN_KEY model=DeepSeek-R1 ")" 4 \
 	"sambanova: the upstream saw exactly the 4 admitted requests"
+sn_http=$(tr -d '\r' <"$BED_DIR/sn.http")
+tap_like "$sn_http" $'\nx-ratelimit-limit-requests-day: 4\n' \
+	"sambanova 429 carries x-ratelimit-limit-requests-day (an RPD limit applies)"
+tap_like "$sn_http" $'\nx-ratelimit-remaining-requests-day: 0\n' \
+	"sambanova 429 carries x-ratelimit-remaining-requests-day: 0"
+tap_like "$sn_http" $'\nx-ratelimit-reset-requests-day: [0-9]+s\n' \
+	"sambanova 429 carries x-ratelimit-reset-requests-day"
 unload sambanova
 
 # ---- model-studio: a retired model (rpm 0) and the RPS = RPM/60 pacing -----------------------------
