@@ -47,15 +47,25 @@ send() { # label, loadgen arguments...
 	bed_client build/tools/loadgen --target "$BED_UP4:8000" "$@" || true
 }
 
+# What each client is, in examples/tiers.json; a vendor's table has no accounts, so there
+# every client is an unknown one, charged to the table's default tier per address.
+label() { # default-table label, vendor-table label
+	if [[ -n "$vendor" ]]; then echo "$2"; else echo "$1"; fi
+}
+if [[ -n "$vendor" ]]; then
+	echo "$table has no accounts: every client below is charged to its default tier, per address."
+fi
+
 step "Traffic: 20 requests back to back from each client, over keep-alive connections"
-send "acme (tier1), DeepSeek-R1: tpm 30000, rpm 60" --requests 20 --connections 2 \
-	--key sk-acme-1 --model deepseek-ai/DeepSeek-R1
-send "acme (tier1), any other model: rpm 200" --requests 20 --connections 2 \
-	--key sk-acme-1 --model Qwen/Qwen3-32B
-send "globex (tier2), DeepSeek-R1: rpm 120, burst 10" --requests 20 --connections 2 \
-	--key sk-globex-1 --key-header x-api-key --model deepseek-ai/DeepSeek-R1
-send "no key (free tier, per address): rpm 3" --requests 20 --connections 1 \
-	--model deepseek-ai/DeepSeek-R1 --save-429 "$BED_DIR/429.txt"
+send "$(label "acme (tier1), DeepSeek-R1: tpm 30000, rpm 60" "key sk-acme-1, DeepSeek-R1")" \
+	--requests 20 --connections 2 --key sk-acme-1 --model deepseek-ai/DeepSeek-R1
+send "$(label "acme (tier1), any other model: rpm 200" "key sk-acme-1, Qwen3-32B")" \
+	--requests 20 --connections 2 --key sk-acme-1 --model Qwen/Qwen3-32B
+send "$(label "globex (tier2), DeepSeek-R1: rpm 120, burst 10" "key sk-globex-1, DeepSeek-R1")" \
+	--requests 20 --connections 2 --key sk-globex-1 --key-header x-api-key \
+	--model deepseek-ai/DeepSeek-R1
+send "$(label "no key (free tier, per address): rpm 3" "no key, DeepSeek-R1")" \
+	--requests 20 --connections 1 --model deepseek-ai/DeepSeek-R1 --save-429 "$BED_DIR/429.txt"
 
 step "What a rejected client received, built in the kernel by XDP"
 cat "$BED_DIR/429.txt"
