@@ -18,6 +18,7 @@
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
 #define RLS_REPLY_WINDOW 65535
 #define RLS_CSUM_CHUNK   256 /* bpf_csum_diff() takes at most 512 bytes per call */
+#define RLS_SAFE_GROWTH  192 /* bytes a frame can grow by on veth and generic XDP */
 
 _Static_assert((RLS_REPLY_MAX & RLS_REPLY_MASK) == 0, "reply buffer must be a power of two");
 
@@ -104,8 +105,9 @@ static __always_inline void rls_put_header_u64(struct rls_text *t, __u64 v)
 	rls_put_literal(t, "\r\n");
 }
 
-/* The 429's bytes into t; returns its length. */
-static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_rejection *r)
+/* The 429's bytes into t; returns its length. with_day: SambaNova's -day headers too. */
+static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_rejection *r,
+					   bool with_day)
 {
 	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
 	__u64 retry_s = (retry_ms + 999) / 1000;
@@ -132,7 +134,7 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	}
 	rls_put_u64(t, retry_s);
 	rls_put_literal(t, "s\r\n");
-	if (r->day_limit != RLS_UNLIMITED) {
+	if (with_day && r->day_limit != RLS_UNLIMITED) {
 		rls_put_literal(t, "x-ratelimit-limit-requests-day: ");
 		rls_put_header_u64(t, r->day_limit);
 		rls_put_literal(t, "x-ratelimit-remaining-requests-day: ");
@@ -161,7 +163,7 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
  * A global function: the verifier checks it once, not once per path that reaches a 429.
  * Leaves s->reply zero past the text, as rls_csum_buffer() needs. Returns the length.
  */
-__noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r)
+__noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r, __u32 with_day)
 {
 	struct rls_text text;
 	__u32 i;
@@ -172,7 +174,7 @@ __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *
 		((__u64 *)s->reply)[i] = 0;
 	text.s = s;
 	text.len = 0;
-	return rls_write_429(&text, r);
+	return rls_write_429(&text, r, with_day);
 }
 
 static __always_inline __u16 rls_csum_fold(__u64 sum)
@@ -352,7 +354,14 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	hdrs = pkt->l4_off + sizeof(struct tcphdr);
 	client_seq_end = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
 	server_seq = pkt->ack_seq;
-	body_len = rls_build_429(s, r) & RLS_REPLY_MASK;
+	/*
+	 * The -day headers only where the 429 still fits the room XDP has to grow a frame that
+	 * is an skb's own buffer (measured: about 200 bytes). Decided by the request's size
+	 * alone, so a retransmitted request gets the same bytes back.
+	 */
+	body_len = rls_build_429(s, r, 1) & RLS_REPLY_MASK;
+	if (body_len > pkt->payload_len + RLS_SAFE_GROWTH)
+		body_len = rls_build_429(s, r, 0) & RLS_REPLY_MASK;
 	if (body_len == 0 || rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ||
 	    bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
 		return XDP_DROP;

@@ -194,8 +194,11 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 		}
 		return action;
 	}
-	/* reply_end 0: no 429 went out yet; only the client's retransmission can change that. */
-	if ((pkt->tcp_flags & TCP_FLAG_RST) ||
+	/*
+	 * reply_end 0: no 429 went out yet; only the client's retransmission can change that.
+	 * A client that closes (FIN or RST) is done either way: the upstream must forget it too.
+	 */
+	if ((pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) ||
 	    ((pkt->tcp_flags & TCP_FLAG_ACK) && flow->reply_end &&
 	     (__s32)(pkt->ack_seq - flow->reply_end) >= 0)) {
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
@@ -237,6 +240,11 @@ int rlshape_xdp(struct xdp_md *ctx)
 	rls_count_packet(RLS_PKT_SEEN);
 
 	flow = bpf_map_lookup_elem(&rls_flows, &pkt->flow);
+	/* A new connection on a reused port owes nothing to the last one on it. */
+	if (flow && (pkt->tcp_flags & TCP_FLAG_SYN)) {
+		bpf_map_delete_elem(&rls_flows, &pkt->flow);
+		return XDP_PASS;
+	}
 	if (flow && flow->state == RLS_FLOW_REJECTED)
 		return rls_handle_rejected_flow(ctx, s, flow);
 	if (pkt->payload_len < sizeof(start) || (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)))

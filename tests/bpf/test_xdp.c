@@ -1557,13 +1557,17 @@ static const char *http_of(struct result *r, char *buf, size_t cap)
 static void test_429_day_headers_where_rpd_applies(void **state)
 {
 	struct env *e = need_env(state);
-	struct conn c = conn4(47051), d = conn4(47061);
-	char req[1024], http[2048], val[64];
-	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct conn c = conn4(47051), d = conn4(47061), g = conn4(47071);
+	char req[1024], http[2048], val[64], body[512];
+	size_t len;
 	struct result r;
 	long reset;
 	int i;
 
+	/* A request of a realistic size: the -day headers fit the room XDP has to grow it. */
+	snprintf(body, sizeof(body), "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+		 "\"content\":\"%0200d\"}]}", 0);
+	len = http_request(req, sizeof(req), BEARER(KEY_ALICE), body);
 	leave_room_in_window(60, 5000);
 	for (i = 0; i < 4; i++)
 		conn_send(e, &c, req, len, 0, &r); /* alice: rpm 3 and rpd 1000; the 4th is refused */
@@ -1576,6 +1580,13 @@ static void test_429_day_headers_where_rpd_applies(void **state)
 	reset = strtol(val, NULL, 10);
 	CHECK(reset >= 1 && reset <= 86400 && val[strlen(val) - 1] == 's',
 	      "x-ratelimit-reset-requests-day within a day, got %s", val);
+
+	/* A bare GET is too small to grow by that much: the 429 leaves the -day headers out. */
+	len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	conn_send(e, &g, req, len, 0, &r);
+	http_of(&r, http, sizeof(http));
+	CHECK(!strstr(http, "requests-day") && strstr(http, "x-ratelimit-limit-requests: 3"),
+	      "a small request's 429: the request headers, no -day headers:\n%s", http);
 
 	/* smooth: rpm 60 and no rpd, so no -day headers. */
 	len = http_request(req, sizeof(req), BEARER(KEY_SMOOTH), NULL);
