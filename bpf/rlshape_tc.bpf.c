@@ -15,6 +15,7 @@
 #include "meter.h"
 
 #define TC_ACT_OK 0
+#define RLS_HEADERS_LINEAR 128 /* Ethernet, VLAN, IP and TCP with options */
 #define RLS_STATUS_LINE_MIN 12 /* "HTTP/1.1 200" */
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -30,6 +31,13 @@ struct {
 	__type(value, struct rls_scratch);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_tc_scratch SEC(".maps");
+
+static __always_inline long rls_linear_len(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data, *data_end = (void *)(long)skb->data_end;
+
+	return data_end - data;
+}
 
 /* The response's connection, as XDP keyed it: from the client's side. */
 static __always_inline void rls_client_side_key(const struct rls_packet *pkt,
@@ -154,8 +162,16 @@ int rlshape_tc(struct __sk_buff *skb)
 
 	if (!s)
 		return TC_ACT_OK;
-	/* Headers must be linear to be parsed; the payload is read with bpf_skb_load_bytes(). */
-	bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
+	/*
+	 * Headers must be linear to be parsed; the payload is read with bpf_skb_load_bytes().
+	 * Pull only when they are not: the pull also makes the bytes writable, which for TCP's
+	 * cloned skbs means a copy of the head, on every packet this program reads and never
+	 * writes.
+	 */
+	if (rls_linear_len(skb) < RLS_HEADERS_LINEAR && rls_linear_len(skb) < (long)skb->len)
+		bpf_skb_pull_data(skb, skb->len < RLS_HEADERS_LINEAR ? skb->len : RLS_HEADERS_LINEAR);
+	/* Read the context anew: clang must not reuse a field address (the verifier forbids it). */
+	asm volatile("" : "+r"(skb));
 	frame.data = (void *)(long)skb->data;
 	frame.data_end = (void *)(long)skb->data_end;
 	frame.payload_linear = false;
