@@ -7,6 +7,9 @@
  * is not an HTTP response (refused, reset, timed out, truncated) is counted as an error and
  * never retried: a silent retry would hide exactly what the tests measure, and could push
  * one more request through the limiter than the test sent.
+ *
+ * --cut-off plays the client that gives up mid-answer: it hangs up on every 200 as soon as the
+ * head is in, so the tests can watch what the limiter does with answers nobody reads to the end.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +50,7 @@
 #define STATUS_CODES    1000
 
 enum model_in { MODEL_IN_BODY, MODEL_IN_HEADER, MODEL_IN_NONE };
+enum cut_off { CUT_OFF_NONE, CUT_OFF_FIN, CUT_OFF_RST };
 
 struct config {
 	const char *target;
@@ -64,6 +69,7 @@ struct config {
 	const char *save_429;
 	unsigned long body_pad;
 	unsigned long timeout_ms;
+	enum cut_off cut_off;
 	bool new_connection;
 	bool stream;
 	bool json;
@@ -82,6 +88,7 @@ static struct config cfg = {
 struct stats {
 	unsigned long sent;
 	unsigned long errors;
+	unsigned long cut;          /* also counted in status[200] */
 	unsigned long status[STATUS_CODES];
 };
 
@@ -153,6 +160,32 @@ static void conn_close(struct conn *c)
 		close(c->fd);
 	c->fd = -1;
 	c->off = c->len = 0;
+}
+
+/*
+ * --cut-off: hang up mid-answer. Linux answers close() with a RST instead of a FIN when received
+ * bytes are still unread, so fin first drops what already arrived; rst asks for the reset
+ * outright with a zero linger time.
+ */
+static void conn_cut(struct conn *c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	int queued = 0;
+
+	if (cfg.cut_off == CUT_OFF_RST) {
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	} else if (!ioctl(c->fd, FIONREAD, &queued)) {
+		/* Only what is queued now: a fast server must not make this read the whole body. */
+		while (queued > 0) {
+			size_t n = queued < BUF_SIZE ? (size_t)queued : BUF_SIZE;
+			ssize_t r = recv(c->fd, c->buf, n, MSG_DONTWAIT);
+
+			if (r <= 0)
+				break;
+			queued -= (int)r;
+		}
+	}
+	conn_close(c);
 }
 
 static bool conn_open(struct conn *c)
@@ -440,17 +473,26 @@ static void save_429(const struct sbuf *raw)
 	pthread_mutex_unlock(&save_lock);
 }
 
-/* One request on c (connecting if needed). Returns the HTTP status, or -1 on error. */
-static int one_request(struct conn *c)
+/*
+ * One request on c (connecting if needed). Returns the HTTP status, or -1 on error; *cut tells
+ * whether --cut-off hung up on it after the head, leaving the body unread.
+ */
+static int one_request(struct conn *c, bool *cut)
 {
 	struct sbuf save = { 0 };
 	struct response rs;
 	bool ok;
 
+	*cut = false;
 	c->deadline = mono_ms() + cfg.timeout_ms;
 	if (c->fd < 0 && !conn_open(c))
 		return -1;
-	ok = send_all(c, request, request_len) && read_head(c, &rs, &save) && read_body(c, &rs);
+	ok = send_all(c, request, request_len) && read_head(c, &rs, &save);
+	*cut = ok && cfg.cut_off != CUT_OFF_NONE && rs.status == 200;
+	if (*cut)
+		conn_cut(c);
+	else
+		ok = ok && read_body(c, &rs);
 	if (ok && rs.save)
 		save_429(&save);
 	sb_free(&save);
@@ -466,9 +508,11 @@ static void *worker_main(void *arg)
 
 	c.buf = malloc(BUF_SIZE);
 	while (atomic_fetch_add(&next_request, 1) < cfg.requests) {
-		int status = c.buf ? one_request(&c) : -1;
+		bool cut = false;
+		int status = c.buf ? one_request(&c, &cut) : -1;
 
 		st->sent++;
+		st->cut += cut;
 		if (status < 0)
 			st->errors++;
 		else
@@ -534,6 +578,7 @@ static void merge(struct stats *total, const struct stats *w)
 {
 	total->sent += w->sent;
 	total->errors += w->errors;
+	total->cut += w->cut;
 	for (int i = 0; i < STATUS_CODES; i++)
 		total->status[i] += w->status[i];
 }
@@ -547,12 +592,16 @@ static void report(const struct stats *t)
 		if (i != 200 && i != 429)
 			other += t->status[i];
 	if (!cfg.json) {
-		printf("sent=%lu status_200=%lu status_429=%lu other=%lu errors=%lu\n", t->sent,
+		printf("sent=%lu status_200=%lu status_429=%lu other=%lu errors=%lu", t->sent,
 		       t->status[200], t->status[429], other, t->errors);
+		if (cfg.cut_off != CUT_OFF_NONE)
+			printf(" cut=%lu", t->cut);
+		putchar('\n');
 		return;
 	}
 	printf("{\"sent\":%lu,\"status_200\":%lu,\"status_429\":%lu,\"other\":%lu,\"errors\":%lu,"
-	       "\"status\":{", t->sent, t->status[200], t->status[429], other, t->errors);
+	       "\"cut\":%lu,\"status\":{", t->sent, t->status[200], t->status[429], other,
+	       t->errors, t->cut);
 	for (int i = 0; i < STATUS_CODES; i++) {
 		if (!t->status[i])
 			continue;
@@ -624,17 +673,23 @@ static void usage(FILE *out)
 "  -H, --header 'NAME: VALUE' add a request header; repeatable (e.g. x-mock-delay-ms: 500)\n"
 "  -s, --stream               ask for a streamed answer with usage (stream_options)\n"
 "  -N, --new-connection       one connection per request (sends connection: close)\n"
+"      --cut-off fin|rst      hang up on every 200 once its status line and headers are in,\n"
+"                             body unread: fin closes (FIN), rst resets (SO_LINGER 0, RST);\n"
+"                             counted in status_200 and in cut, not an error; the next\n"
+"                             request opens a new connection. Other statuses read as usual\n"
 "  -b, --body-pad BYTES       add BYTES of filler to the message content\n"
 "  -T, --timeout-ms MS        per request, connect to last byte (default 5000)\n"
 "  -S, --save-429 FILE        write the first 429 response seen (headers and body) to FILE\n"
 "  -j, --json                 print the result as JSON\n"
 "  -h, --help                 show this help\n"
 "\n"
-"Output: sent=N status_200=A status_429=B other=C errors=E\n"
+"Output: sent=N status_200=A status_429=B other=C errors=E [cut=K with --cut-off]\n"
 "  --json adds \"status\": {\"<code>\": count, ...}. Errors are requests that got no\n"
-"  complete HTTP response (refused, reset, timed out); they are not retried.\n"
+"  complete HTTP response (refused, reset, timed out); they are not retried. cut: 200s\n"
+"  that --cut-off hung up on (also in status_200).\n"
 "\n"
-"Exit status: 0 when every request got an HTTP response, 1 otherwise, 2 on bad usage.\n");
+"Exit status: 0 when every request got an HTTP response (cut ones count as answered),\n"
+"1 otherwise, 2 on bad usage.\n");
 }
 
 static void __attribute__((noreturn)) usage_error(const char *fmt, const char *arg)
@@ -740,7 +795,17 @@ static void set_model_in(const char *arg)
 		usage_error("bad --model-in '%s': want body, header or none", arg);
 }
 
-enum { OPT_MODEL_HEADER = 256 };
+enum { OPT_MODEL_HEADER = 256, OPT_CUT_OFF };
+
+static void set_cut_off(const char *arg)
+{
+	if (!strcmp(arg, "fin"))
+		cfg.cut_off = CUT_OFF_FIN;
+	else if (!strcmp(arg, "rst"))
+		cfg.cut_off = CUT_OFF_RST;
+	else
+		usage_error("bad --cut-off '%s': want fin or rst", arg);
+}
 
 static void parse_option(int opt, const char *arg)
 {
@@ -759,6 +824,7 @@ static void parse_option(int opt, const char *arg)
 	case 'H': add_header(arg); break;
 	case 's': cfg.stream = true; break;
 	case 'N': cfg.new_connection = true; break;
+	case OPT_CUT_OFF: set_cut_off(arg); break;
 	case 'b': cfg.body_pad = number("--body-pad", arg, 0, PAD_MAX); break;
 	case 'T': cfg.timeout_ms = number("--timeout-ms", arg, 1, TIMEOUT_MAX_MS); break;
 	case 'S': cfg.save_429 = arg; break;
@@ -799,6 +865,7 @@ static void parse_args(int argc, char **argv)
 		{ "header",         required_argument, NULL, 'H' },
 		{ "stream",         no_argument,       NULL, 's' },
 		{ "new-connection", no_argument,       NULL, 'N' },
+		{ "cut-off",        required_argument, NULL, OPT_CUT_OFF },
 		{ "body-pad",       required_argument, NULL, 'b' },
 		{ "timeout-ms",     required_argument, NULL, 'T' },
 		{ "save-429",       required_argument, NULL, 'S' },

@@ -9,8 +9,11 @@
  * and a test reading the file mid-run never sees half a line.
  *
  * Every blocking wait also polls a self-pipe that SIGTERM/SIGINT write to, so a held request
- * (--delay-ms, x-mock-delay-ms) or an idle keep-alive connection never delays shutdown and
- * every thread is joined before exit (valgrind stays quiet).
+ * (--delay-ms, x-mock-delay-ms, x-mock-hold-file, x-mock-event-delay-ms) or an idle keep-alive
+ * connection never delays shutdown and every thread is joined before exit (valgrind stays quiet).
+ * The holds also watch the client's socket: a client that closes or resets while its request is
+ * held gets no answer and frees its thread at once, so tests that kill clients do not pile up
+ * threads waiting on nobody.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,6 +52,8 @@
 #define IDLE_TIMEOUT_MS 120000            /* idle keep-alive and stalled peers */
 #define TOKENS_MAX      1000000ul         /* 4 MB of "tok " at most */
 #define DELAY_MAX_MS    3600000ul
+#define HOLD_POLL_MS    10                /* x-mock-hold-file: how often to look for the file */
+#define HOLD_PATH_MAX   4096
 #define STREAM_EVENTS   16                /* content events per streamed answer, at most */
 #define THREAD_STACK    (256 * 1024)      /* thread per connection: keep them cheap */
 #define DRAIN_WAIT_S    5
@@ -352,6 +357,43 @@ static bool hold(unsigned long ms)
 	return n == 0;
 }
 
+static unsigned long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sleep that a shutdown or a departing client cuts short. 1: slept ms, 0: the client closed or
+ * reset its connection, -1: shutting down. Only POLLRDHUP is asked for (POLLHUP and POLLERR come
+ * anyway): a pipelined next request must not wake the sleep, a FIN or a RST must. A client that
+ * only half-closes counts as gone too, as it does for most servers.
+ */
+static int hold_conn(const struct conn *c, unsigned long ms)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = c->fd, .events = POLLRDHUP },
+		{ .fd = stop_pipe[0], .events = POLLIN },
+	};
+	unsigned long long until = mono_ms() + ms, now;
+	int n;
+
+	for (;;) {
+		now = mono_ms();
+		n = poll(pfd, 2, now < until ? (int)(until - now) : 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || pfd[1].revents)
+			return -1;
+		if (pfd[0].revents)
+			return 0;
+		if (now >= until)
+			return 1;
+	}
+}
+
 static bool send_all(struct conn *c, const void *data, size_t n)
 {
 	const char *p = data;
@@ -438,7 +480,8 @@ struct request {
 	char authorization[VALUE_MAX], x_api_key[VALUE_MAX], api_key[VALUE_MAX];
 	char x_model[VALUE_MAX];
 	bool has_tokens, has_delay;
-	unsigned long prompt_tokens, completion_tokens, delay_ms;
+	unsigned long prompt_tokens, completion_tokens, delay_ms, event_delay_ms;
+	char hold_file[HOLD_PATH_MAX];  /* x-mock-hold-file, "" when not held */
 	struct sbuf body;
 };
 
@@ -532,6 +575,15 @@ static bool header_mock(struct request *rq, const char *name, size_t nl, const c
 		if (!parse_ulong(v, n, DELAY_MAX_MS, &rq->delay_ms))
 			return fail(e, 400, "x-mock-delay-ms wants milliseconds (0..3600000)");
 		rq->has_delay = true;
+	} else if (span_ieq(name, nl, "x-mock-event-delay-ms")) {
+		if (!parse_ulong(v, n, DELAY_MAX_MS, &rq->event_delay_ms))
+			return fail(e, 400, "x-mock-event-delay-ms wants milliseconds (0..3600000)");
+	} else if (span_ieq(name, nl, "x-mock-hold-file")) {
+		/* Truncating would wait on some other file, forever: refuse instead. */
+		if (!n || n >= sizeof(rq->hold_file))
+			return fail(e, 400, "x-mock-hold-file wants a path (1..4095 bytes)");
+		memcpy(rq->hold_file, v, n);
+		rq->hold_file[n] = '\0';
 	}
 	return true;
 }
@@ -864,6 +916,7 @@ struct answer {
 	long long created;
 	struct sbuf model;          /* JSON-escaped */
 	unsigned long prompt, completion;
+	unsigned long event_delay;  /* ms before each event but the first, or mid-body */
 	bool stream, usage, include_usage, keep_alive, chunked;
 };
 
@@ -883,6 +936,7 @@ static void answer_init(struct answer *a, const struct request *rq, const struct
 	a->prompt = rq->has_tokens ? rq->prompt_tokens : cfg.prompt_tokens;
 	a->completion = rq->has_tokens ? rq->completion_tokens : cfg.completion_tokens;
 	a->stream = bi->stream;
+	a->event_delay = rq->event_delay_ms;
 	a->usage = !cfg.hide_usage;
 	a->include_usage = a->usage && bi->include_usage;
 	a->keep_alive = rq->keep_alive;
@@ -916,9 +970,16 @@ static void add_head(struct sbuf *b, const char *type, size_t len, const struct 
 	sb_printf(b, "connection: %s\r\n\r\n", a->keep_alive ? "keep-alive" : "close");
 }
 
+/* x-mock-event-delay-ms: the pause between two parts of an answer; false to stop sending. */
+static bool pace(const struct conn *c, const struct answer *a)
+{
+	return !a->event_delay || hold_conn(c, a->event_delay) > 0;
+}
+
 static bool answer_completion(struct conn *c, const struct answer *a, bool head_only)
 {
 	struct sbuf body = { 0 }, head = { 0 };
+	size_t half;
 	bool ok;
 
 	sb_printf(&body, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,"
@@ -932,8 +993,11 @@ static bool answer_completion(struct conn *c, const struct answer *a, bool head_
 	}
 	sb_str(&body, "}\n");
 	add_head(&head, "application/json", body.len, a);
+	/* With an event delay the body goes in two halves, so a client can be caught mid-body. */
+	half = a->event_delay ? body.len / 2 : body.len;
 	ok = !head.oom && !body.oom && send_all(c, head.p, head.len) &&
-	     (head_only || send_all(c, body.p, body.len));
+	     (head_only || (send_all(c, body.p, half) && pace(c, a) &&
+			    send_all(c, body.p + half, body.len - half)));
 	sb_free(&head);
 	sb_free(&body);
 	return ok;
@@ -984,7 +1048,7 @@ static bool stream_content(struct conn *c, const struct answer *a, struct sbuf *
 		add_tokens(d, n);
 		sb_str(d, "\"},\"logprobs\":null,\"finish_reason\":null}");
 		chunk_end(d, a);
-		if (!send_event(c, a, d))
+		if (!pace(c, a) || !send_event(c, a, d))
 			return false;
 	}
 	return true;
@@ -998,17 +1062,19 @@ static bool stream_tail(struct conn *c, const struct answer *a, struct sbuf *d)
 	chunk_start(d, a);
 	sb_str(d, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}");
 	chunk_end(d, a);
-	if (!send_event(c, a, d))
+	if (!pace(c, a) || !send_event(c, a, d))
 		return false;
 	if (a->include_usage) {
 		chunk_start(d, a);
 		sb_str(d, "],");
 		add_usage(d, a);
 		sb_str(d, "}");
-		if (!send_event(c, a, d))
+		if (!pace(c, a) || !send_event(c, a, d))
 			return false;
 	}
-	return send_event(c, a, &dn) && (!a->chunked || send_all(c, "0\r\n\r\n", 5));
+	/* The last chunk rides with [DONE]: no pause between them. */
+	return pace(c, a) && send_event(c, a, &dn) &&
+	       (!a->chunked || send_all(c, "0\r\n\r\n", 5));
 }
 
 static bool answer_stream(struct conn *c, const struct answer *a)
@@ -1066,6 +1132,40 @@ static bool respond(struct conn *c, const struct request *rq, const struct body_
 	return ok && a.keep_alive;
 }
 
+/*
+ * x-mock-hold-file: answer once PATH exists, so a test can keep requests in flight and release
+ * them when it chooses. Gives up waiting after DELAY_MAX_MS and answers. Returns as hold_conn().
+ */
+static int hold_for_file(const struct conn *c, const char *path)
+{
+	unsigned long long until = mono_ms() + DELAY_MAX_MS;
+	struct stat st;
+	int r;
+
+	while (stat(path, &st)) {
+		if (mono_ms() >= until)
+			return 1;
+		r = hold_conn(c, HOLD_POLL_MS);
+		if (r <= 0)
+			return r;
+	}
+	return 1;
+}
+
+/*
+ * Hold a logged request: until its hold file exists, then for its delay, so a released request
+ * still takes its usual time. false: shutting down or the client left, so no answer.
+ */
+static bool hold_request(const struct conn *c, const struct request *rq)
+{
+	unsigned long ms = rq->has_delay ? rq->delay_ms : cfg.delay_ms;
+
+	if (rq->hold_file[0] && hold_for_file(c, rq->hold_file) <= 0)
+		return false;
+	/* No wait, nothing to watch: a client that half-closed after its request gets its answer. */
+	return ms ? hold_conn(c, ms) > 0 : hold(0);
+}
+
 /* Returns true to keep the connection for another request. */
 static bool serve_one(struct conn *c)
 {
@@ -1087,7 +1187,7 @@ static bool serve_one(struct conn *c)
 	}
 	scan_body(rq->body.p, rq->body.len, &bi);
 	log_request(c, rq, &bi);
-	if (hold(rq->has_delay ? rq->delay_ms : cfg.delay_ms))
+	if (hold_request(c, rq))
 		keep = respond(c, rq, &bi);
 out:
 	sb_free(&rq->body);
@@ -1400,6 +1500,12 @@ static void usage(FILE *out)
 "Per-request overrides (request headers):\n"
 "  x-mock-tokens: P,C         usage for this answer\n"
 "  x-mock-delay-ms: N         hold this request N ms before answering\n"
+"  x-mock-hold-file: PATH     hold this request until PATH exists (at most 3600000 ms), then\n"
+"                             for its delay; the request is logged before the hold\n"
+"  x-mock-event-delay-ms: N   pause N ms before each streamed event after the role event\n"
+"                             (content, finish, usage, [DONE]); a non-streamed POST answer\n"
+"                             sends its head and first half of the body, pauses, the rest\n"
+"  A client that closes or resets its connection during a hold or pause gets no answer.\n"
 "\n"
 "SIGTERM or SIGINT: stop, exit 0. Exit 1 on a runtime failure, 2 on bad usage.\n",
 		MAX_LISTENERS, DEFAULT_PROMPT_TOKENS, DEFAULT_COMPLETION_TOKENS);
