@@ -19,23 +19,12 @@
 #   - `rlshape unload` detaches it, and requests pass again.
 set -euo pipefail
 
-# shellcheck source=tests/lib/bed.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/bed.sh"
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 10_limits
 
-BUILD_DIR=${BUILD:-build}
-[[ $BUILD_DIR == /* ]] || BUILD_DIR=$BED_REPO/$BUILD_DIR
-RLS=$BUILD_DIR/rlshape
-MOCK=$BUILD_DIR/tools/mock-upstream
-LOADGEN=$BUILD_DIR/tools/loadgen
 TABLE=$BED_REPO/tests/e2e/data/limits.json
 PORT=8000
-
-for f in "$RLS" "$MOCK" "$LOADGEN"; do
-	if [[ ! -x $f ]]; then
-		echo "10_limits: $f is missing: run make" >&2
-		exit 1
-	fi
-done
 
 KEY_ACME=acme-plain-key-1
 KEY_BETA=beta-secret-key-2 # the table holds only its sha256: digest
@@ -59,10 +48,6 @@ URL6="http://[$BED_UP6]:$PORT/v1/chat/completions"
 
 # ---- helpers ------------------------------------------------------------------------------
 
-rls() {
-	bed_gw "$RLS" "$@"
-}
-
 # post NAME URL [CURL ARGS...]: one request; the whole response goes to $BED_DIR/NAME.http,
 # the status code to stdout ("000" when there was no HTTP response).
 post() {
@@ -80,13 +65,6 @@ body() { # MODEL
 # summary's errors= says so).
 loadgen() {
 	bed_client "$LOADGEN" --target "$@" 2>&1 || true
-}
-
-# Lines of the upstream's log that match the extended regex.
-log_count() {
-	local n
-	n=$(grep -cE -- "$1" "$UP_LOG" 2>/dev/null) || true
-	echo "${n:-0}"
 }
 
 # 429 checker: check429 FILE MESSAGE LIMIT REMAINING_REGEX MAX_RETRY_AFTER_S
@@ -107,7 +85,6 @@ for line in lines[1:]:
     name, _, value = line.partition(":")
     hdr.setdefault(name.strip().lower(), value.strip())
 
-
 def need(name, pattern):
     value = hdr.get(name)
     if value is None:
@@ -117,7 +94,6 @@ def need(name, pattern):
     else:
         return value
     return None
-
 
 ra = need("retry-after", r"[1-9][0-9]*")
 ra_ms = need("retry-after-ms", r"[1-9][0-9]*")

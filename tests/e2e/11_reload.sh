@@ -14,27 +14,16 @@
 # tables; --dev of a missing interface; --help of every subcommand; unload.
 set -euo pipefail
 
-# shellcheck source=tests/lib/bed.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/bed.sh"
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 11_reload
 
-BUILD_DIR=${BUILD:-build}
-[[ $BUILD_DIR == /* ]] || BUILD_DIR=$BED_REPO/$BUILD_DIR
-RLS=$BUILD_DIR/rlshape
-MOCK=$BUILD_DIR/tools/mock-upstream
-LOADGEN=$BUILD_DIR/tools/loadgen
 DATA=$BED_REPO/tests/e2e/data
 TABLE_A=$DATA/reload-a.json
 TABLE_B=$DATA/reload-b.json
 BAD_RPM=$DATA/reload-bad-rpm.json
 BAD_SYNTAX=$DATA/reload-bad-syntax.json
 PORT=8000
-
-for f in "$RLS" "$MOCK" "$LOADGEN"; do
-	if [[ ! -x $f ]]; then
-		echo "11_reload: $f is missing: run make" >&2
-		exit 1
-	fi
-done
 
 KEEPER=keeper-key-1
 LEAVER=leaver-key-1
@@ -49,10 +38,6 @@ tap_ok "mock-upstream is listening" bed_wait_file "$BED_DIR/upstream.ready" 20
 URL4="http://$BED_UP4:$PORT/v1/chat/completions"
 
 # ---- helpers ------------------------------------------------------------------------------
-
-rls() {
-	bed_gw "$RLS" "$@"
-}
 
 # run_rls ARGS...: sets OUT (stdout), ERR (stderr) and RC of `rlshape ARGS...`.
 run_rls() {
@@ -75,12 +60,6 @@ body() { # MODEL
 
 loadgen() { # ARGS...: loadgen's one-line summary
 	bed_client "$LOADGEN" --target "$BED_UP4:$PORT" "$@" 2>&1 || true
-}
-
-log_count() { # ERE: matching lines of the upstream's log
-	local n
-	n=$(grep -cE -- "$1" "$UP_LOG" 2>/dev/null) || true
-	echo "${n:-0}"
 }
 
 status_field() { # FIELD: from `rlshape status --json` for our interface

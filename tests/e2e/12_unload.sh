@@ -6,24 +6,14 @@
 # shows the link, the program and the table, and a reload frees the program it replaced.
 set -euo pipefail
 
-# shellcheck source=tests/lib/bed.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/bed.sh"
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 12_unload
 
-BUILD_DIR=${BUILD:-build}
-[[ $BUILD_DIR == /* ]] || BUILD_DIR=$BED_REPO/$BUILD_DIR
-RLS=$BUILD_DIR/rlshape
-MOCK=$BUILD_DIR/tools/mock-upstream
-LOADGEN=$BUILD_DIR/tools/loadgen
 TABLE=$BED_REPO/tests/e2e/data/unload.json
 PORT=8000
 KEY=solo-key-1
 
-for f in "$RLS" "$MOCK" "$LOADGEN"; do
-	if [[ ! -x $f ]]; then
-		echo "12_unload: $f is missing: run make" >&2
-		exit 1
-	fi
-done
 if ! command -v bpftool >/dev/null; then
 	echo "12_unload: bpftool is missing (tools/install-deps.sh installs it)" >&2
 	exit 1
@@ -36,10 +26,6 @@ bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
 	--ready-file "$BED_DIR/upstream.ready"
 tap_ok "mock-upstream is listening" bed_wait_file "$BED_DIR/upstream.ready" 20
 URL4="http://$BED_UP4:$PORT/v1/chat/completions"
-
-rls() {
-	bed_gw "$RLS" "$@"
-}
 
 run_rls() { # ARGS...: sets OUT, ERR, RC
 	RC=0

@@ -12,22 +12,13 @@
 #     and the retired models listed with 0.
 set -euo pipefail
 
-# shellcheck source=tests/lib/bed.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/bed.sh" # the TAP helpers only
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh" # the TAP helpers and programs only
+suite_programs 20_examples
 
-BUILD_DIR=${BUILD:-build}
-[[ $BUILD_DIR == /* ]] || BUILD_DIR=$BED_REPO/$BUILD_DIR
-IMPORT=$BUILD_DIR/tools/rls-import
-RLS=$BUILD_DIR/rlshape
 EXAMPLES=$BED_REPO/examples
 SEEDS=$(cd "$BED_REPO/.." && pwd)/shared/seeds
 
-for f in "$IMPORT" "$RLS"; do
-	if [[ ! -x $f ]]; then
-		echo "20_examples: $f is missing: run make" >&2
-		exit 1
-	fi
-done
 for seed in 000_6afe7aca4454e22b 001_deb61a3e5e92ab4f 002_07ec6d900f4d3295 003_da777cd72bc3f0b6; do
 	if [[ ! -r $SEEDS/$seed.txt ]]; then
 		echo "20_examples: $SEEDS/$seed.txt is missing: the seeds live in ../shared/seeds beside the checkout" >&2
@@ -86,16 +77,13 @@ import json, re, sys
 
 seeds, examples = sys.argv[1], sys.argv[2]
 
-
 def seed(name):
     with open(f"{seeds}/{name}.txt", encoding="utf-8") as f:
         return f.read()
 
-
 def table(vendor):
     with open(f"{examples}/{vendor}/tiers.json", encoding="utf-8") as f:
         return json.load(f)
-
 
 def num(text):
     text = text.strip()
@@ -105,14 +93,11 @@ def num(text):
         raise ValueError(f"not a number in the seed: {text!r}")
     return int(text.replace(",", ""))
 
-
 def grouped(v):
     return "Unlimited" if v == "unlimited" else f"{v:,}"
 
-
 def check(desc, got, want):
     print(f"{desc}\t{got}\t{want}")
-
 
 # GMI Cloud: a markdown table per tab; every row.
 gmi = table("gmi-cloud")["tiers"]
@@ -178,7 +163,6 @@ for m, rpm, rpd in seed_rows:
 ms = table("model-studio")["tiers"]
 lines = [l.strip() for l in seed("003_da777cd72bc3f0b6").splitlines() if l.strip()]
 
-
 def find(start, *marks):
     """The line index of marks[-1], after each earlier mark in turn, from start."""
     i = start
@@ -186,10 +170,8 @@ def find(start, *marks):
         i = lines.index(mark, i) + 1
     return i - 1
 
-
 def after(i, n):
     return lines[i + 1:i + 1 + n]
-
 
 def spot(tier, heading, model, fields, n=None):
     """The n lines after model (in the section under heading) are its fields' values."""
@@ -199,7 +181,6 @@ def spot(tier, heading, model, fields, n=None):
     got = {f: ms[tier][model].get(f) for f in fields}
     check(f"model-studio: seed: {tier} {model} " +
           ", ".join(f"{f.upper()} {v}" for f, v in zip(fields, vals)), got, want)
-
 
 LM = ("Text generation - Qwen", "Qwen language models")
 spot("global", LM + ("Global",), "qwen3-max", ["rpm", "tpm"])

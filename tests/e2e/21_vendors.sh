@@ -22,23 +22,13 @@
 #                 second gets "Request rate increased too quickly".
 set -euo pipefail
 
-# shellcheck source=tests/lib/bed.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/bed.sh"
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 21_vendors
 
-BUILD_DIR=${BUILD:-build}
-[[ $BUILD_DIR == /* ]] || BUILD_DIR=$BED_REPO/$BUILD_DIR
-RLS=$BUILD_DIR/rlshape
-MOCK=$BUILD_DIR/tools/mock-upstream
-LOADGEN=$BUILD_DIR/tools/loadgen
 EXAMPLES=$BED_REPO/examples
 PORT=8000 # every example listens on 8000
 
-for f in "$RLS" "$MOCK" "$LOADGEN"; do
-	if [[ ! -x $f ]]; then
-		echo "21_vendors: $f is missing: run make" >&2
-		exit 1
-	fi
-done
 for v in gmi-cloud moonshot sambanova model-studio; do
 	if [[ ! -r $EXAMPLES/$v/tiers.json ]]; then
 		echo "21_vendors: $EXAMPLES/$v/tiers.json is missing" >&2
@@ -62,18 +52,8 @@ tap_ok "mock-upstream is listening on $BED_UP4:$PORT" bed_wait_file "$BED_DIR/up
 
 # ---- helpers ------------------------------------------------------------------------------
 
-rls() {
-	bed_gw "$RLS" "$@"
-}
-
 loadgen() { # ARGS...: its one-line summary
 	bed_client "$LOADGEN" --target "$BED_UP4:$PORT" "$@" 2>&1 || true
-}
-
-log_count() { # ERE: lines of the upstream's log that match
-	local n
-	n=$(grep -cE -- "$1" "$UP_LOG" 2>/dev/null) || true
-	echo "${n:-0}"
 }
 
 # vendor_table VENDOR OUT EDITS_JSON: examples/VENDOR/tiers.json with the edits applied.

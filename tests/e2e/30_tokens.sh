@@ -19,25 +19,15 @@
 #   5. kill -9 of the daemon under traffic, restart: the ledger still equals the upstream's totals.
 set -euo pipefail
 
-# shellcheck source=tests/lib/bed.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/bed.sh"
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 30_tokens
 
-BUILD_DIR=${BUILD:-build}
-[[ $BUILD_DIR == /* ]] || BUILD_DIR=$BED_REPO/$BUILD_DIR
-RLS=$BUILD_DIR/rlshape
-MOCK=$BUILD_DIR/tools/mock-upstream
-LOADGEN=$BUILD_DIR/tools/loadgen
 TABLE=$BED_REPO/tests/e2e/data/tokens.json
 PORT=8000        # mock-upstream reporting usage
 HIDDEN_PORT=8001 # mock-upstream --hide-usage
 BPT=4            # bytes_per_token: the table leaves it at its default
 
-for f in "$RLS" "$MOCK" "$LOADGEN"; do
-	if [[ ! -x $f ]]; then
-		echo "30_tokens: $f is missing: run make" >&2
-		exit 1
-	fi
-done
 if ! "$RLS" daemon --help >/dev/null 2>&1; then
 	echo "30_tokens: $RLS has no working \`daemon\` command" >&2
 	exit 1
@@ -61,10 +51,6 @@ tap_ok "mock-upstream listening on :$PORT (usage) and :$HIDDEN_PORT (--hide-usag
 	bed_wait_until 20 test -e "$BED_DIR/upstream.ready" -a -e "$BED_DIR/hidden.ready"
 
 # ---- helpers ------------------------------------------------------------------------------
-
-rls() {
-	bed_gw "$RLS" "$@"
-}
 
 loadgen() { # ARGS...: its one-line summary
 	bed_client "$LOADGEN" --target "$@" 2>&1 || true
@@ -108,7 +94,6 @@ request = head.encode() + body
 
 lock = threading.Lock()
 res = {"sent": 0, "200": 0, "429": 0, "other": 0, "usage": 0, "with_usage": 0, "estimate": 0}
-
 
 class Conn:
     def __init__(self):
@@ -160,7 +145,6 @@ class Conn:
             data = self.take(int(hdrs.get("content-length", "0")))
         return code, status + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in hdrs.items()), data, hdrs
 
-
 def usage_of(data):
     if stream:
         u = None
@@ -173,7 +157,6 @@ def usage_of(data):
         return json.loads(data).get("usage")
     except ValueError:
         return None
-
 
 def worker(count):
     c = None
@@ -201,7 +184,6 @@ def worker(count):
             c = None
     if c:
         c.s.close()
-
 
 threads = [threading.Thread(target=worker, args=(n // conns + (i < n % conns),)) for i in range(conns)]
 for t in threads:
