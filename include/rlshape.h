@@ -54,6 +54,8 @@
 
 #define RLS_NS_PER_SEC 1000000000ull
 
+#define RLS_SLOT_EPOCHS 8 /* a concurrency slot expires 7 to 8 epochs after it was taken */
+
 enum rls_window {
 	RLS_WINDOW_SECOND,
 	RLS_WINDOW_MINUTE,
@@ -85,8 +87,8 @@ enum rls_reason {
 	RLS_REASON_RPH,
 	RLS_REASON_RPD,
 	RLS_REASON_BURST,       /* the per-second smoothing of rpm */
-	RLS_REASON_TOKENS,      /* reserved: token limits */
-	RLS_REASON_CONCURRENCY, /* reserved: concurrency limits */
+	RLS_REASON_TOKENS,      /* a tpm or tpd budget is spent */
+	RLS_REASON_CONCURRENCY, /* every concurrency slot is held */
 	RLS_NR_REASONS,
 };
 
@@ -153,14 +155,15 @@ struct rls_limit_key {
 struct rls_limits {
 	__u32 rps, rpm, rph, rpd; /* RLS_UNLIMITED: no limit; 0 admits nothing */
 	__u32 burst;              /* requests back to back under the rpm smoothing */
-	__u32 concurrency;        /* stored; enforced by a later release */
-	__u64 tpm, tpd;           /* stored; enforced by a later release */
+	__u32 concurrency;        /* requests in flight at once (include/slot_ring.h) */
+	__u64 tpm, tpd;           /* tokens per minute and per UTC day */
 	__u64 smooth_interval_ns; /* GCRA emission interval 60 s / rpm; 0: no smoothing */
 	__u32 charge_model;       /* RLS_MODEL_HIDDEN's entry: the model whose counter it uses */
 	__u32 bytes_per_token;    /* estimating tokens from bytes where usage is not known */
 	__u64 token_burst;        /* most tokens the tpm budget holds (default tpm/60) */
 	__u32 reserve_tokens;     /* reserved for the answer at admission when max_tokens is absent */
 	__u32 reserve_max;        /* at most this much of a visible max_tokens is reserved */
+	__u64 max_hold_ns;        /* concurrency: a slot not given back by then is expired */
 };
 
 /* ---- state: kept across reloads ---- */
@@ -189,6 +192,16 @@ struct rls_counter {
 	__s64 token_day_used;
 	__u32 token_day;
 	__u32 pad;
+	/*
+	 * Concurrency: slots held by requests in flight, counted by the epoch they were taken in,
+	 * so that slots nobody gives back expire a whole epoch at a time (include/slot_ring.h).
+	 */
+	__u32 slots_held;
+	__u32 slots_peak;       /* the most ever held at once */
+	__u64 slots_expired;    /* freed by max_hold_seconds, not by their response's end */
+	__u64 slot_epoch;       /* the newest epoch the ring accounts for */
+	__u64 slot_epoch_ns;    /* the length of an epoch: max_hold / (RLS_SLOT_EPOCHS - 1) */
+	__u32 slot_count[RLS_SLOT_EPOCHS]; /* slots held, by epoch taken (modulo the ring) */
 };
 
 /* rls_stats (per CPU): (account, model) -> outcome counts. Anonymous clients share account 0. */
@@ -248,8 +261,8 @@ struct rls_rejection {
 
 /* How far TC is through the response to the last admitted request. */
 enum rls_response_state {
-	RLS_RESPONSE_NONE,        /* nothing to meter */
-	RLS_RESPONSE_AWAITED,     /* admitted with tokens reserved; no status line yet */
+	RLS_RESPONSE_NONE,        /* nothing to follow */
+	RLS_RESPONSE_AWAITED,     /* admitted (tokens reserved or a slot held); no status line yet */
 	RLS_RESPONSE_LENGTH,      /* body of content-length bytes */
 	RLS_RESPONSE_CHUNKED,     /* chunked body: ends with the 0-size chunk */
 	RLS_RESPONSE_UNTIL_CLOSE, /* no length: ends when the connection does */
@@ -271,8 +284,15 @@ struct rls_flow {
 	__u64 request_bytes;
 	__u64 response_bytes;
 	__u64 body_left;       /* RLS_RESPONSE_LENGTH: body bytes still to come */
-	__u32 tail_slot;       /* which of the two tail slots the last segment went to */
+	__u32 tail_slot;       /* the tail slot the last segment went to */
 	__u32 bytes_per_token; /* of the limits the request was admitted under */
+	__u32 meter_tokens;    /* the response is reported to the daemon: tokens are limited */
+	/* Concurrency: the slot the request in flight holds until its response ends. */
+	__u32 slot_held;       /* 1 while held: whoever clears it (XDP or TC) gives it back */
+	__u32 slot_shared;     /* in the anonymous overflow counter (client all zero) */
+	__u32 pad;
+	__u64 slot_epoch;      /* the epoch it was taken in */
+	__u64 slot_epoch_ns;   /* the counter's epoch length then */
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

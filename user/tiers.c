@@ -494,14 +494,22 @@ static const struct limit_field limit_fields[] = {
 
 static const char *const limits_fields[] = {
 	"rps", "rpm", "rph", "rpd", "tpm", "tpd", "concurrency", "burst",
-	"token_burst", "bytes_per_token", "reserve_tokens", "reserve_max", NULL,
+	"token_burst", "bytes_per_token", "reserve_tokens", "reserve_max", "max_hold_seconds", NULL,
 };
 
 #define RLS_DEFAULT_BYTES_PER_TOKEN 4   /* OpenAI's rule of thumb for English text */
 #define RLS_DEFAULT_RESERVE_TOKENS  256 /* held for an answer of unknown length */
 #define RLS_DEFAULT_RESERVE_MAX     4096 /* at most this much of a visible max_tokens is held */
 #define RLS_MAX_BYTES_PER_TOKEN     1000
+/*
+ * A concurrency slot nobody gives back (the client vanished, the upstream never answered) is
+ * freed after this long: 600 s is an OpenAI client's default timeout, so by then the client
+ * has given up on the request anyway.
+ */
+#define RLS_DEFAULT_MAX_HOLD_SECONDS 600
+#define RLS_MAX_HOLD_SECONDS_MAX     604800 /* a week: a slot held longer is surely lost */
 
+/* No limit at all; max_hold_ns stays 0: without a concurrency limit no slot is held. */
 static void set_unlimited(struct rls_limits *l)
 {
 	memset(l, 0, sizeof(*l));
@@ -652,6 +660,32 @@ static int parse_token_fields(struct parser *p, const json_t *v, struct rls_limi
 	return 0;
 }
 
+/*
+ * A request holds a concurrency slot from admission until its response ends; max_hold_seconds
+ * frees a slot nothing gives back. It only means something under a finite concurrency, where
+ * it defaults to RLS_DEFAULT_MAX_HOLD_SECONDS; without one max_hold_ns stays 0.
+ */
+static int parse_max_hold(struct parser *p, const json_t *v, struct rls_limits *l)
+{
+	size_t saved = p->path_len;
+	__u64 seconds = RLS_DEFAULT_MAX_HOLD_SECONDS;
+	const json_t *f;
+
+	if ((f = json_object_get(v, "max_hold_seconds"))) {
+		path_push_key(p, "max_hold_seconds");
+		if (l->concurrency == RLS_UNLIMITED)
+			return fail(p, "max_hold_seconds needs a finite concurrency in the same "
+				    "entry: set \"concurrency\" or remove \"max_hold_seconds\"");
+		if (parse_bounded(p, f, 1, RLS_MAX_HOLD_SECONDS_MAX,
+				  "seconds before a concurrency slot nothing gave back is freed",
+				  &seconds))
+			return -1;
+		path_pop(p, saved);
+	}
+	l->max_hold_ns = l->concurrency == RLS_UNLIMITED ? 0 : seconds * RLS_NS_PER_SEC;
+	return 0;
+}
+
 static int parse_limits(struct parser *p, const json_t *v, struct rls_limits *l)
 {
 	size_t saved = p->path_len, i;
@@ -680,7 +714,9 @@ static int parse_limits(struct parser *p, const json_t *v, struct rls_limits *l)
 		path_pop(p, saved);
 	}
 	set_smoothing(l, burst);
-	return parse_token_fields(p, v, l);
+	if (parse_token_fields(p, v, l))
+		return -1;
+	return parse_max_hold(p, v, l);
 }
 
 /* ---- tiers ---- */

@@ -460,7 +460,8 @@ static const struct bad_table bad_tables[] = {
 	    ": identify.key_header: unknown field"),
 	BAD("unknown_field_limits", LIMITS("'rmp': 10"),
 	    ": tiers.free.\"*\".rmp: unknown field (expected one of: rps, rpm, rph, rpd, tpm, "
-	    "tpd, concurrency, burst, token_burst, bytes_per_token, reserve_tokens, reserve_max)"),
+	    "tpd, concurrency, burst, token_burst, bytes_per_token, reserve_tokens, reserve_max, "
+	    "max_hold_seconds)"),
 	BAD("unknown_field_account", ACCOUNT("'key': ['sk-1']"),
 	    ": accounts.acme.key: unknown field (expected one of: tier, keys, cidrs)"),
 
@@ -515,6 +516,30 @@ static const struct bad_table bad_tables[] = {
 	    ": tiers.free.\"*\".burst: must be a positive integer", "got 0"),
 	BAD("burst_unlimited", LIMITS("'rpm': 10, 'burst': 'unlimited'"),
 	    ": tiers.free.\"*\".burst: must be a positive integer", "got \"unlimited\""),
+
+	/* max_hold_seconds */
+	BAD("max_hold_zero", LIMITS("'concurrency': 4, 'max_hold_seconds': 0"),
+	    ": tiers.free.\"*\".max_hold_seconds: must be an integer from 1 to 604800 (seconds "
+	    "before a concurrency slot nothing gave back is freed), got 0"),
+	BAD("max_hold_over_a_week", LIMITS("'concurrency': 4, 'max_hold_seconds': 604801"),
+	    ": tiers.free.\"*\".max_hold_seconds: must be an integer from 1 to 604800",
+	    "got 604801"),
+	BAD("max_hold_string", LIMITS("'concurrency': 4, 'max_hold_seconds': '600'"),
+	    ": tiers.free.\"*\".max_hold_seconds: must be an integer from 1 to 604800",
+	    "got \"600\""),
+	BAD("max_hold_negative", LIMITS("'concurrency': 4, 'max_hold_seconds': -1"),
+	    ": tiers.free.\"*\".max_hold_seconds: must be an integer from 1 to 604800",
+	    "got -1"),
+	BAD("max_hold_without_concurrency",
+	    "{" LISTEN ", 'tiers': {'free': {'deepseek-ai/DeepSeek-R1': "
+	    "{'rpm': 60, 'max_hold_seconds': 60}}}}",
+	    ": tiers.free.\"deepseek-ai/DeepSeek-R1\".max_hold_seconds: max_hold_seconds needs a "
+	    "finite concurrency in the same entry: set \"concurrency\" or remove "
+	    "\"max_hold_seconds\""),
+	BAD("max_hold_with_unlimited_concurrency",
+	    LIMITS("'concurrency': 'unlimited', 'max_hold_seconds': 60"),
+	    ": tiers.free.\"*\".max_hold_seconds: max_hold_seconds needs a finite concurrency in "
+	    "the same entry: set \"concurrency\" or remove \"max_hold_seconds\""),
 
 	/* names */
 	BAD("model_name_too_long", "{" LISTEN ", 'tiers': {'free': {'" A64 "': {}}}}",
@@ -682,6 +707,88 @@ static void test_parse_from_memory(void **state)
 	assert_int_equal(rls_table_parse("tiers.json", text, strlen(text), &t, NULL, 0), -1);
 }
 
+/* ---- max_hold_seconds ---- */
+
+#define NS 1000000000ull
+
+/* A finite concurrency gets 600 s (an OpenAI client's default timeout) unless told otherwise. */
+static void test_max_hold_default(void **state)
+{
+	struct rls_table t;
+
+	(void)state;
+	load_ok(LIMITS("'concurrency': 4"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.concurrency, 4);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_hold_ns, 600 * NS);
+	rls_table_free(&t);
+
+	/* concurrency 0 admits nothing; a max_hold_seconds with it is harmless. */
+	load_ok(LIMITS("'concurrency': 0"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_hold_ns, 600 * NS);
+	rls_table_free(&t);
+	load_ok(LIMITS("'concurrency': 0, 'max_hold_seconds': 5"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.concurrency, 0);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_hold_ns, 5 * NS);
+	rls_table_free(&t);
+}
+
+static void test_max_hold_explicit(void **state)
+{
+	struct rls_table t;
+
+	(void)state;
+	load_ok(LIMITS("'max_hold_seconds': 30, 'concurrency': 2"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_hold_ns, 30 * NS);
+	rls_table_free(&t);
+	load_ok(LIMITS("'concurrency': 2, 'max_hold_seconds': 1"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_hold_ns, NS);
+	rls_table_free(&t);
+	load_ok(LIMITS("'concurrency': 2, 'max_hold_seconds': 604800"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_hold_ns, 604800 * NS);
+	rls_table_free(&t);
+}
+
+/* No concurrency limit, no slot to expire: absent, "unlimited" and the implicit "*" alike. */
+static void test_max_hold_zero_without_concurrency(void **state)
+{
+	const struct rls_limits *l;
+	struct rls_table t;
+
+	(void)state;
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {"
+		"'a': {'rpm': 60}, 'b': {'concurrency': 'unlimited'}, 'c': {'concurrency': 3}}}}",
+		&t);
+	assert_int_equal(t.tiers[0].nr_entries, 4);
+	l = rls_tier_limits(&t.tiers[0], "a");
+	assert_int_equal(l->concurrency, RLS_UNLIMITED);
+	assert_int_equal(l->max_hold_ns, 0);
+	l = rls_tier_limits(&t.tiers[0], "b");
+	assert_int_equal(l->concurrency, RLS_UNLIMITED);
+	assert_int_equal(l->max_hold_ns, 0);
+	l = rls_tier_limits(&t.tiers[0], "other"); /* the implicit unlimited "*" */
+	assert_string_equal(t.tiers[0].entries[3].model, "*");
+	assert_ptr_equal(l, &t.tiers[0].entries[3].limits);
+	assert_int_equal(l->max_hold_ns, 0);
+	l = rls_tier_limits(&t.tiers[0], "c");
+	assert_int_equal(l->max_hold_ns, 600 * NS);
+	rls_table_free(&t);
+}
+
+/* Hidden models are priced by requests a day; concurrency has no say. */
+static void test_strictest_ignores_concurrency(void **state)
+{
+	const struct rls_tier_entry *e;
+	struct rls_table t;
+
+	(void)state;
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {"
+		"'narrow': {'rpm': 600, 'concurrency': 1, 'max_hold_seconds': 10},"
+		" 'wide': {'rpd': 1000, 'concurrency': 100}}}}", &t);
+	e = rls_tier_strictest_entry(&t.tiers[0]);
+	assert_string_equal(e->model, "wide");
+	rls_table_free(&t);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -691,6 +798,10 @@ int main(void)
 		cmocka_unit_test(test_plain_key_equals_digest_form),
 		cmocka_unit_test(test_strictest),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_max_hold_default),
+		cmocka_unit_test(test_max_hold_explicit),
+		cmocka_unit_test(test_max_hold_zero_without_concurrency),
+		cmocka_unit_test(test_strictest_ignores_concurrency),
 		cmocka_unit_test(test_sha256_vectors),
 		cmocka_unit_test(test_sha256_matches_key_hash),
 		cmocka_unit_test(test_table_hash_is_sha256sum),
