@@ -22,6 +22,12 @@ static __always_inline bool rls_live_config(struct rls_live *live)
 	return live->cfg != NULL;
 }
 
+/* UTC, for calendar windows and slot epochs: the kernel's TAI less the offset load read. */
+static __always_inline __u64 rls_now_utc_ns(const struct rls_config *cfg)
+{
+	return bpf_ktime_get_tai_ns() - cfg->tai_minus_utc_ns;
+}
+
 static __always_inline bool rls_port_watched(const struct rls_config *cfg, __be16 port)
 {
 	__u16 p = bpf_ntohs(port);

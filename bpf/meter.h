@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Token metering of responses. XDP marks an admitted request's flow as awaiting its response
- * (with the tokens it reserved); TC on egress follows the response segment by segment, keeps
- * its last bytes (where the upstream puts `usage`) and reports it once, when it ends, through
- * the rls_events ring buffer. What the ring cannot take goes to rls_pending, so no response
- * is ever lost to the daemon, only its exact usage.
+ * Token metering of responses. TC on egress keeps the last bytes of a response whose request
+ * reserved tokens (where the upstream puts `usage`), and when the response ends it is reported
+ * once through the rls_events ring buffer. What the ring cannot take goes to rls_pending, so
+ * no response is ever lost to the daemon, only its exact usage.
  */
 #ifndef RLS_BPF_METER_H
 #define RLS_BPF_METER_H
@@ -52,8 +51,8 @@ static __always_inline void rls_report_pending(const struct rls_counter_key *cou
 }
 
 /*
- * The response on this flow is over (or the next request began): report it and stop
- * metering. Called from XDP and from TC; a global function, verified once.
+ * The response on this flow is over (or the next request began): report it, with its tail.
+ * Called from XDP and from TC; a global function, verified once.
  */
 __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_flow *flow,
 				   __u32 flags)
@@ -64,7 +63,7 @@ __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_fl
 	__u32 zero = 0;
 	__u64 *ids;
 
-	if (!key || !flow || flow->response_state == RLS_RESPONSE_NONE)
+	if (!key || !flow)
 		return 0;
 	tail = bpf_map_lookup_elem(&rls_tails, key);
 	rls_counter_key_of(key, flow, &counter);
@@ -86,26 +85,9 @@ __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_fl
 		bpf_ringbuf_submit(ev, 0);
 		rls_count_packet(RLS_PKT_RESPONSES);
 	}
-	flow->response_state = RLS_RESPONSE_NONE;
 	if (tail)
 		bpf_map_delete_elem(&rls_tails, key);
 	return 0;
-}
-
-/* XDP admitted a request that has token limits: meter its response. */
-static __always_inline void rls_await_response(const struct rls_flow_key *key, struct rls_flow *flow,
-					       __u32 counter_model, __u64 reserved,
-					       __u64 request_bytes, __u32 bytes_per_token)
-{
-	flow->bytes_per_token = bytes_per_token;
-	flow->counter_model = counter_model;
-	flow->response_state = RLS_RESPONSE_AWAITED;
-	flow->reserved_tokens = reserved;
-	flow->request_bytes = request_bytes;
-	flow->response_bytes = 0;
-	flow->body_left = 0;
-	flow->tail_slot = 0;
-	bpf_map_delete_elem(&rls_tails, key);
 }
 
 #endif /* RLS_BPF_METER_H */

@@ -11,6 +11,7 @@
 #define RLS_BPF_POLICY_H
 
 #include "maps.h"
+#include "slot_ring.h"
 
 struct rls_identity {
 	struct rls_principal principal;
@@ -58,10 +59,12 @@ static __always_inline const struct rls_limits *rls_lookup_limits(__u32 generati
 	return bpf_map_lookup_elem(&rls_limits, &key);
 }
 
+/* The counter of (account, model[, client]); *shared: the anonymous overflow counter. */
 static __always_inline struct rls_counter *rls_lookup_counter(struct rls_scratch *s,
 							      const struct rls_identity *id,
 							      __u32 model,
-							      const struct rls_flow_key *flow)
+							      const struct rls_flow_key *flow,
+							      __u32 *shared)
 {
 	struct rls_counter_key key = { .account = id->principal.account, .model = model };
 	void *map = &rls_counters;
@@ -80,6 +83,7 @@ static __always_inline struct rls_counter *rls_lookup_counter(struct rls_scratch
 	if (c || !id->anonymous)
 		return c;
 	/* The map is full: this address shares the overflow counter. */
+	*shared = 1;
 	__builtin_memset(key.client, 0, sizeof(key.client));
 	bpf_map_update_elem(map, &key, rls_fresh_value(s), BPF_NOEXIST);
 	return bpf_map_lookup_elem(map, &key);
@@ -178,16 +182,38 @@ static __always_inline void rls_reserve_tokens(struct rls_counter *c, const stru
 	}
 }
 
+static __always_inline bool rls_has_concurrency_limit(const struct rls_limits *l)
+{
+	return l->concurrency != RLS_UNLIMITED;
+}
+
+/* Concurrency, under the lock: every slot held (expired ones freed first) rejects. */
+static __always_inline void rls_check_slots(struct rls_counter *c, const struct rls_limits *l,
+					    __u64 now_ns, struct rls_rejection *v)
+{
+	if (!rls_has_concurrency_limit(l) ||
+	    !rls_slots_full(c, l->concurrency, l->max_hold_ns, now_ns))
+		return;
+	v->reason = RLS_REASON_CONCURRENCY;
+	v->limit = l->concurrency;
+	v->remaining = 0;
+	/* When a slot frees is the upstream's business: the vendors say to retry in a second. */
+	v->reset_ms = 1000;
+}
+
 /*
  * The decision itself, under the counter's lock (no helper or function calls in here).
  * Windows are checked before the smoothing so that a client over its minute total hears
  * "Requests rate limit exceeded", and a client under it but too fast hears the burst message;
- * token budgets come last. An admitted request is charged to every window and reserves its
- * estimated tokens.
+ * concurrency and token budgets come last. An admitted request is charged to every window,
+ * reserves its estimated tokens and takes a slot where concurrency is limited: returns 1 when
+ * it took one, in epoch *slot_epoch.
  */
-static __always_inline void rls_admit(struct rls_counter *c, const struct rls_limits *l,
-				      __u64 now_ns, __u64 reserve, struct rls_rejection *v)
+static __always_inline int rls_admit(struct rls_counter *c, const struct rls_limits *l,
+				     __u64 now_ns, __u64 reserve, struct rls_rejection *v,
+				     __u64 *slot_epoch)
 {
+	int slot_taken = 0;
 	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
 	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
 	__u64 now_s = now_ns / RLS_NS_PER_SEC, now_ms = now_ns / 1000000, tat = 0, tolerance;
@@ -224,6 +250,8 @@ static __always_inline void rls_admit(struct rls_counter *c, const struct rls_li
 		}
 	}
 	if (!v->reason)
+		rls_check_slots(c, l, now_ns, v);
+	if (!v->reason)
 		rls_check_tokens(c, l, now_ns, v);
 	if (!v->reason) {
 		for (w = 0; w < RLS_NR_WINDOWS; w++) {
@@ -234,8 +262,13 @@ static __always_inline void rls_admit(struct rls_counter *c, const struct rls_li
 		if (l->smooth_interval_ns)
 			c->smooth_tat_ns = tat + l->smooth_interval_ns;
 		rls_reserve_tokens(c, l, now_ns, reserve);
+		if (rls_has_concurrency_limit(l)) {
+			*slot_epoch = rls_slots_take(c);
+			slot_taken = 1;
+		}
 	}
 	bpf_spin_unlock(&c->lock);
+	return slot_taken;
 }
 
 static __always_inline void rls_count_outcome(struct rls_scratch *s, __u32 account, __u32 model,

@@ -85,15 +85,21 @@ static __always_inline void rls_put_u64(struct rls_text *t, __u64 v)
 #define RLS_BODY_HEAD "{\"error\":{\"message\":\""
 #define RLS_BODY_TAIL_REQUESTS "\",\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
 #define RLS_BODY_TAIL_TOKENS "\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
-#define RLS_MSG_REQUESTS "Requests rate limit exceeded"
-#define RLS_MSG_BURST    "Request rate increased too quickly"
-#define RLS_MSG_TOKENS   "Allocated quota exceeded"
+#define RLS_BODY_TAIL_CONCURRENCY \
+	"\",\"type\":\"concurrency\",\"param\":null,\"code\":\"concurrency_limit_exceeded\"}}\n"
+#define RLS_MSG_REQUESTS    "Requests rate limit exceeded"
+#define RLS_MSG_BURST       "Request rate increased too quickly"
+#define RLS_MSG_TOKENS      "Allocated quota exceeded"
+#define RLS_MSG_CONCURRENCY "Too many concurrent requests"
 
 static __always_inline __u32 rls_body_len(__u32 reason)
 {
 	if (reason == RLS_REASON_TOKENS)
 		return sizeof(RLS_BODY_HEAD) - 1 + sizeof(RLS_MSG_TOKENS) - 1 +
 		       sizeof(RLS_BODY_TAIL_TOKENS) - 1;
+	if (reason == RLS_REASON_CONCURRENCY)
+		return sizeof(RLS_BODY_HEAD) - 1 + sizeof(RLS_MSG_CONCURRENCY) - 1 +
+		       sizeof(RLS_BODY_TAIL_CONCURRENCY) - 1;
 	return sizeof(RLS_BODY_HEAD) - 1 +
 	       (reason == RLS_REASON_BURST ? sizeof(RLS_MSG_BURST) : sizeof(RLS_MSG_REQUESTS)) - 1 +
 	       sizeof(RLS_BODY_TAIL_REQUESTS) - 1;
@@ -125,6 +131,12 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 		rls_put_literal(t, "x-ratelimit-remaining-tokens: ");
 		rls_put_header_u64(t, r->remaining);
 		rls_put_literal(t, "x-ratelimit-reset-tokens: ");
+	} else if (r->reason == RLS_REASON_CONCURRENCY) {
+		rls_put_literal(t, "x-ratelimit-limit-concurrency: ");
+		rls_put_header_u64(t, r->limit);
+		rls_put_literal(t, "x-ratelimit-remaining-concurrency: ");
+		rls_put_header_u64(t, r->remaining);
+		rls_put_literal(t, "x-ratelimit-reset-concurrency: ");
 	} else {
 		rls_put_literal(t, "x-ratelimit-limit-requests: ");
 		rls_put_header_u64(t, r->limit);
@@ -149,6 +161,11 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	if (r->reason == RLS_REASON_TOKENS) {
 		rls_put_literal(t, RLS_MSG_TOKENS);
 		rls_put_literal(t, RLS_BODY_TAIL_TOKENS);
+		return t->len;
+	}
+	if (r->reason == RLS_REASON_CONCURRENCY) {
+		rls_put_literal(t, RLS_MSG_CONCURRENCY);
+		rls_put_literal(t, RLS_BODY_TAIL_CONCURRENCY);
 		return t->len;
 	}
 	if (r->reason == RLS_REASON_BURST)

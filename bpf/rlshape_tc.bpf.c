@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * rlshape's TC program, on the egress of the same interface as the XDP program: follows the
- * response to each admitted request that has token limits, and reports it once, when it ends,
- * with its last bytes (where the upstream's `usage` is) for the daemon to settle.
+ * response to each admitted request that reserved tokens or holds a concurrency slot, and ends
+ * it at its last byte or the upstream's close: the tokens are reported with the response's last
+ * bytes (where the upstream's `usage` is) for the daemon to settle, and the slot is given back.
  * It never changes or drops a packet.
  */
 #include "vmlinux.h"
@@ -12,7 +13,7 @@
 #include "config.h"
 #include "parse_packet.h"
 #include "parse_http.h"
-#include "meter.h"
+#include "response.h"
 
 #define TC_ACT_OK 0
 #define RLS_HEADERS_LINEAR 128 /* Ethernet, VLAN, IP and TCP with options */
@@ -50,6 +51,13 @@ static __always_inline void rls_client_side_key(const struct rls_packet *pkt,
 	key->pad = 0;
 }
 
+/* 204 and 304 have no body, whatever their headers say (RFC 9112, 6.3). */
+static __always_inline bool rls_status_has_no_body(const __u8 *p)
+{
+	return (p[9] == '2' && p[10] == '0' && p[11] == '4') ||
+	       (p[9] == '3' && p[10] == '0' && p[11] == '4');
+}
+
 /*
  * The status line and headers of the response: how its body is delimited, and how many of this
  * segment's bytes are body. Returns false for an interim (1xx) response or bytes that are no
@@ -79,7 +87,10 @@ static __always_inline bool rls_take_response_head(struct __sk_buff *skb, struct
 		return true;
 	}
 	*body = pkt->payload_len - s->lines.body_start;
-	if (s->req.chunked) {
+	if (rls_status_has_no_body(p)) {
+		flow->response_state = RLS_RESPONSE_LENGTH;
+		flow->body_left = 0;
+	} else if (s->req.chunked) {
 		flow->response_state = RLS_RESPONSE_CHUNKED;
 	} else if (s->req.has_content_length) {
 		flow->response_state = RLS_RESPONSE_LENGTH;
@@ -136,16 +147,17 @@ static __always_inline void rls_meter_segment(struct __sk_buff *skb, struct rls_
 	    !rls_take_response_head(skb, s, pkt, flow, &body))
 		return;
 	flow->response_bytes += pkt->payload_len;
-	rls_keep_tail(skb, s, pkt, key, flow);
+	if (flow->meter_tokens)
+		rls_keep_tail(skb, s, pkt, key, flow);
 	switch (flow->response_state) {
 	case RLS_RESPONSE_LENGTH:
 		flow->body_left -= body < flow->body_left ? body : flow->body_left;
 		if (!flow->body_left)
-			rls_report_response(key, flow, 0);
+			rls_end_response(key, flow, 0);
 		break;
 	case RLS_RESPONSE_CHUNKED:
 		if (rls_ends_last_chunk(skb, pkt))
-			rls_report_response(key, flow, 0);
+			rls_end_response(key, flow, 0);
 		break;
 	}
 }
@@ -183,11 +195,11 @@ int rlshape_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	rls_client_side_key(&s->pkt, &key);
 	flow = bpf_map_lookup_elem(&rls_flows, &key);
-	if (!flow || flow->response_state == RLS_RESPONSE_NONE)
+	if (!flow || (flow->response_state == RLS_RESPONSE_NONE && !flow->slot_held))
 		return TC_ACT_OK;
-	if (s->pkt.payload_len)
+	if (s->pkt.payload_len && flow->response_state != RLS_RESPONSE_NONE)
 		rls_meter_segment(skb, s, &s->pkt, &key, flow);
 	if (s->pkt.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
-		rls_report_response(&key, flow, RLS_EVENT_CLOSED);
+		rls_end_response(&key, flow, RLS_EVENT_CLOSED);
 	return TC_ACT_OK;
 }

@@ -13,14 +13,9 @@
 #include "parse_http.h"
 #include "policy.h"
 #include "reply.h"
-#include "meter.h"
+#include "response.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-static __always_inline __u64 rls_now_utc_ns(const struct rls_config *cfg)
-{
-	return bpf_ktime_get_tai_ns() - cfg->tai_minus_utc_ns;
-}
 
 /* A global function, so the verifier walks SHA-256's rounds once. */
 __noinline int rls_hash_api_key(struct rls_scratch *s, __u32 len)
@@ -118,6 +113,28 @@ static __always_inline __u64 rls_estimate_tokens(const struct rls_scratch *s,
 	return (*request_bytes + per_token - 1) / per_token + answer;
 }
 
+/* Decide under the counter's lock; what the response must settle or free goes to *a. */
+static __always_inline void rls_decide(struct rls_scratch *s, const struct rls_live *live,
+				       const struct rls_identity *id, const struct rls_limits *limits,
+				       struct rls_admission *a)
+{
+	struct rls_counter *counter;
+	__u64 now_ns;
+
+	counter = rls_lookup_counter(s, id, a->counter_model, &s->pkt.flow, &a->slot_shared);
+	if (!counter)
+		return;
+	if (rls_has_token_limits(limits)) {
+		a->meter_tokens = 1;
+		a->bytes_per_token = limits->bytes_per_token;
+		a->reserved_tokens = rls_estimate_tokens(s, limits, &a->request_bytes);
+	}
+	now_ns = rls_now_utc_ns(live->cfg);
+	a->slot_taken = rls_admit(counter, limits, now_ns, a->reserved_tokens, &s->rejection,
+				  &a->slot_epoch);
+	a->slot_epoch_ns = rls_slot_epoch_ns(limits->max_hold_ns);
+}
+
 /* Decide a request start; on rejection the packet becomes the 429. */
 static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scratch *s,
 					      const struct rls_live *live, struct rls_flow *flow,
@@ -126,10 +143,9 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 	const struct rls_packet *pkt = &s->pkt;
 	struct rls_rejection *rej = &s->rejection; /* what admission decides, in scratch memory */
 	struct rls_identity id = {};
+	struct rls_admission admission = {};
 	const struct rls_limits *limits = NULL;
-	struct rls_counter *counter;
-	__u32 len = pkt->payload_len, model, counter_model = 0, reply_end = 0;
-	__u64 reserve = 0, request_bytes = 0;
+	__u32 len = pkt->payload_len, model, reply_end = 0;
 	int action = XDP_PASS;
 
 	__builtin_memset(rej, 0, sizeof(*rej));
@@ -152,12 +168,10 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 	if (!id.unlimited) {
 		limits = rls_lookup_limits(live->generation, id.principal.tier, model);
 		/* A hidden model is charged as the tier's strictest one, to that model's counter. */
-		counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model : model;
-		counter = limits ? rls_lookup_counter(s, &id, counter_model, &pkt->flow) : NULL;
-		if (counter && rls_has_token_limits(limits))
-			reserve = rls_estimate_tokens(s, limits, &request_bytes);
-		if (counter)
-			rls_admit(counter, limits, rls_now_utc_ns(live->cfg), reserve, rej);
+		admission.counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model
+									       : model;
+		if (limits)
+			rls_decide(s, live, &id, limits, &admission);
 	}
 	rls_count_outcome(s, id.principal.account, model, rej->reason);
 	if (rej->reason) {
@@ -166,9 +180,8 @@ static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scr
 			rls_count_packet(RLS_PKT_REPLY_SENT);
 	}
 	flow = rls_remember_request(s, pkt, flow, id.principal.account, model, rej, reply_end);
-	if (flow && !rej->reason && limits && rls_has_token_limits(limits))
-		rls_await_response(&pkt->flow, flow, counter_model, reserve, request_bytes,
-				   limits->bytes_per_token);
+	if (flow && !rej->reason && (admission.meter_tokens || admission.slot_taken))
+		rls_follow_response(&pkt->flow, flow, &admission);
 	return action;
 }
 
@@ -209,6 +222,20 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 	return XDP_DROP;
 }
 
+/*
+ * A client that resets is gone: its response is over. A client's FIN ends its wait too (a
+ * client that half-closes and still reads is rare in HTTP/1.1): its slot comes back now, while
+ * the response is still metered for tokens up to the upstream's own close.
+ */
+static __always_inline void rls_note_client_close(const struct rls_flow_key *key,
+						  struct rls_flow *flow, __u8 tcp_flags)
+{
+	if (tcp_flags & TCP_FLAG_RST)
+		rls_end_response(key, flow, RLS_EVENT_CLOSED);
+	else if (tcp_flags & TCP_FLAG_FIN)
+		rls_give_back_slot(key, flow);
+}
+
 SEC("xdp")
 int rlshape_xdp(struct xdp_md *ctx)
 {
@@ -242,11 +269,14 @@ int rlshape_xdp(struct xdp_md *ctx)
 	flow = bpf_map_lookup_elem(&rls_flows, &pkt->flow);
 	/* A new connection on a reused port owes nothing to the last one on it. */
 	if (flow && (pkt->tcp_flags & TCP_FLAG_SYN)) {
+		rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		return XDP_PASS;
 	}
 	if (flow && flow->state == RLS_FLOW_REJECTED)
 		return rls_handle_rejected_flow(ctx, s, flow);
+	if (flow)
+		rls_note_client_close(&pkt->flow, flow, pkt->tcp_flags);
 	if (pkt->payload_len < sizeof(start) || (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)))
 		return XDP_PASS;
 	if (flow && flow->request_seq == pkt->seq) {
@@ -261,7 +291,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	/* HTTP/1.1 answers in order: a new request means the last response is over. */
-	if (flow && flow->response_state != RLS_RESPONSE_NONE)
-		rls_report_response(&pkt->flow, flow, 0);
+	if (flow)
+		rls_end_response(&pkt->flow, flow, 0);
 	return rls_handle_request(ctx, s, &live, flow, method);
 }

@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 
 #include "apply.h"
+#include "slot_ring.h"
 
 /* Ids the new table uses, by position: accounts[i] is table->accounts[i]. */
 struct id_plan {
@@ -478,20 +479,23 @@ static bool model_removed(int fd, const void *key, const void *ctx)
 }
 
 /*
- * An anonymous counter whose every window has ended, and whose smoothing has caught up, holds
- * nothing the next request would not start afresh: remove it, so that client addresses that
- * came and went do not fill the map. (A request counted between the read and the delete is
- * forgotten; that is one request, once, for an address idle for a day.)
+ * An anonymous counter whose every window has ended, whose smoothing has caught up, and that
+ * holds no concurrency slot, holds nothing the next request would not start afresh: remove it,
+ * so that client addresses that came and went do not fill the map. (A request counted between
+ * the read and the delete is forgotten; that is one request, once, for an address idle for a
+ * day.)
  */
 static bool counter_is_idle(const struct rls_counter *c, __u64 now_ns)
 {
+	struct rls_counter slots = *c;
 	__u64 now_s = now_ns / RLS_NS_PER_SEC;
 	int w;
 
 	for (w = 0; w < RLS_NR_WINDOWS; w++)
 		if (c->window_start[w] >= now_s / rls_window_seconds(w))
 			return false;
-	return c->smooth_tat_ns <= now_ns;
+	rls_slots_expire(&slots, now_ns);
+	return c->smooth_tat_ns <= now_ns && slots.slots_held == 0;
 }
 
 static bool anonymous_idle(int fd, const void *key, const void *ctx)

@@ -3,19 +3,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <bpf/bpf.h>
 #include <jansson.h>
 
 #include "cli.h"
 #include "maps.h"
+#include "slot_ring.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: rlshape stats [--dev IFACE] [--json]\n\n"
 		     "Shows, for each account and model, the requests admitted and those rejected by\n"
 		     "reason (rps, rpm, rph, rpd: a window was full; burst: the per-second smoothing\n"
-		     "of rpm), and what the data path did with packets. Unknown clients charged to the\n"
-		     "default tier are summed under \"(unknown)\".\n\n"
+		     "of rpm; tokens: a token budget was spent; concurrency: every slot was held),\n"
+		     "the concurrency slots held now, the most ever held at once and those freed by\n"
+		     "max_hold_seconds (expired), and what the data path did with packets. Unknown\n"
+		     "clients charged to the default tier are summed under \"(unknown)\"; their peak\n"
+		     "is the highest of one address.\n\n"
 		     "Options:\n"
 		     "  -d, --dev IFACE   the interface (default: the only one loaded)\n"
 		     "  -j, --json        machine-readable output\n"
@@ -46,6 +51,17 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 struct row {
 	struct rls_stats_key key;
 	struct rls_stats total;
+};
+
+/* Concurrency of one (account, model), as the slot ring stands now. */
+struct slot_row {
+	struct rls_stats_key key;
+	__u64 held, peak, expired;
+};
+
+struct slot_rows {
+	struct slot_row *rows;
+	size_t n, cap;
 };
 
 static void account_name(int fd, __u32 id, char *out, size_t len)
@@ -119,6 +135,62 @@ static struct row *read_rows(const struct rls_maps *maps, size_t *n)
 	return rows;
 }
 
+static __u64 now_utc_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (__u64)now.tv_sec * RLS_NS_PER_SEC + (__u64)now.tv_nsec;
+}
+
+/* The row of (account, model), added if new; NULL when out of memory. */
+static struct slot_row *slot_row_of(struct slot_rows *t, __u32 account, __u32 model)
+{
+	struct slot_row *grown;
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->rows[i].key.account == account && t->rows[i].key.model == model)
+			return &t->rows[i];
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 16;
+		grown = realloc(t->rows, t->cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		t->rows = grown;
+	}
+	memset(&t->rows[t->n], 0, sizeof(t->rows[t->n]));
+	t->rows[t->n].key.account = account;
+	t->rows[t->n].key.model = model;
+	return &t->rows[t->n++];
+}
+
+/*
+ * Counters that ever held a slot, with what has expired by now taken off, as the next
+ * admission would. Anonymous counters (one per address) add up into their account's row.
+ */
+static void read_slot_counters(int fd, __u64 now_ns, struct slot_rows *t)
+{
+	struct rls_counter_key key, next, *prev = NULL;
+	struct rls_counter c;
+	struct slot_row *row;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem_flags(fd, &key, &c, BPF_F_LOCK) || !c.slot_epoch_ns)
+			continue;
+		rls_slots_expire(&c, now_ns);
+		row = slot_row_of(t, key.account, key.model);
+		if (!row)
+			return;
+		row->held += c.slots_held;
+		row->expired += c.slots_expired;
+		if (c.slots_peak > row->peak)
+			row->peak = c.slots_peak;
+	}
+}
+
 static void read_packets(const struct rls_maps *maps, __u64 *totals)
 {
 	int cpus = rls_nr_cpus(), cpu;
@@ -134,24 +206,44 @@ static void read_packets(const struct rls_maps *maps, __u64 *totals)
 	free(percpu);
 }
 
+static int reason_width(int reason)
+{
+	int len = (int)strlen(reason_names[reason]);
+
+	return len > 8 ? len : 8;
+}
+
 static void print_text(const struct rls_maps *maps, const struct row *rows, size_t n,
-		       const __u64 *packets)
+		       const struct slot_rows *slots, const __u64 *packets)
 {
 	char account[RLS_ACCOUNT_NAME_MAX], model[RLS_MODEL_NAME_MAX];
 	size_t i;
 	int r;
 
 	printf("%-20s %-32s %10s", "ACCOUNT", "MODEL", "ADMITTED");
-	for (r = RLS_REASON_RPS; r <= RLS_REASON_TOKENS; r++)
-		printf(" %8s", reason_names[r]);
+	for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
+		printf(" %*s", reason_width(r), reason_names[r]);
 	putchar('\n');
 	for (i = 0; i < n; i++) {
 		account_name(maps->accounts, rows[i].key.account, account, sizeof(account));
 		model_name(maps->models, rows[i].key.model, model, sizeof(model));
 		printf("%-20s %-32s %10llu", account, model, (unsigned long long)rows[i].total.admitted);
-		for (r = RLS_REASON_RPS; r <= RLS_REASON_TOKENS; r++)
-			printf(" %8llu", (unsigned long long)rows[i].total.rejected[r]);
+		for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
+			printf(" %*llu", reason_width(r), (unsigned long long)rows[i].total.rejected[r]);
 		putchar('\n');
+	}
+	if (slots->n) {
+		printf("\n%-20s %-32s %10s %10s %10s\n", "ACCOUNT", "MODEL", "SLOTS_HELD", "PEAK",
+		       "EXPIRED");
+		for (i = 0; i < slots->n; i++) {
+			const struct slot_row *sr = &slots->rows[i];
+
+			account_name(maps->accounts, sr->key.account, account, sizeof(account));
+			model_name(maps->models, sr->key.model, model, sizeof(model));
+			printf("%-20s %-32s %10llu %10llu %10llu\n", account, model,
+			       (unsigned long long)sr->held, (unsigned long long)sr->peak,
+			       (unsigned long long)sr->expired);
+		}
 	}
 	printf("\npackets:");
 	for (r = 0; r < RLS_NR_PACKET_EVENTS; r++)
@@ -160,10 +252,11 @@ static void print_text(const struct rls_maps *maps, const struct row *rows, size
 }
 
 static void print_json(const struct rls_maps *maps, const struct row *rows, size_t n,
-		       const __u64 *packets)
+		       const struct slot_rows *slots, const __u64 *packets)
 {
 	char account[RLS_ACCOUNT_NAME_MAX], model[RLS_MODEL_NAME_MAX];
 	json_t *root = json_object(), *list = json_array(), *pk = json_object();
+	json_t *concurrency = json_array();
 	size_t i;
 	int r;
 
@@ -180,9 +273,21 @@ static void print_json(const struct rls_maps *maps, const struct row *rows, size
 						      (json_int_t)rows[i].total.admitted,
 						      "rejected", rejected));
 	}
+	for (i = 0; i < slots->n; i++) {
+		const struct slot_row *sr = &slots->rows[i];
+
+		account_name(maps->accounts, sr->key.account, account, sizeof(account));
+		model_name(maps->models, sr->key.model, model, sizeof(model));
+		json_array_append_new(concurrency,
+				      json_pack("{s:s, s:s, s:I, s:I, s:I}", "account", account,
+						"model", model, "held", (json_int_t)sr->held,
+						"peak", (json_int_t)sr->peak, "expired",
+						(json_int_t)sr->expired));
+	}
 	for (r = 0; r < RLS_NR_PACKET_EVENTS; r++)
 		json_object_set_new(pk, packet_event_names[r], json_integer((json_int_t)packets[r]));
 	json_object_set_new(root, "requests", list);
+	json_object_set_new(root, "concurrency", concurrency);
 	json_object_set_new(root, "packets", pk);
 	json_dumpf(root, stdout, JSON_INDENT(2));
 	putchar('\n');
@@ -200,8 +305,10 @@ int rls_cmd_stats(int argc, char **argv)
 	const char *given = NULL;
 	char dev[64], dir[256], err[512];
 	__u64 packets[RLS_NR_PACKET_EVENTS] = {};
+	struct slot_rows slots = { 0 };
 	struct rls_maps maps;
 	struct row *rows;
+	__u64 now_ns;
 	size_t n;
 	int c, json = 0;
 
@@ -225,12 +332,16 @@ int rls_cmd_stats(int argc, char **argv)
 		return 1;
 	}
 	rows = read_rows(&maps, &n);
+	now_ns = now_utc_ns();
+	read_slot_counters(maps.counters, now_ns, &slots);
+	read_slot_counters(maps.anon_counters, now_ns, &slots);
 	read_packets(&maps, packets);
 	if (json)
-		print_json(&maps, rows, n, packets);
+		print_json(&maps, rows, n, &slots, packets);
 	else
-		print_text(&maps, rows, n, packets);
+		print_text(&maps, rows, n, &slots, packets);
 	free(rows);
+	free(slots.rows);
 	rls_maps_close(&maps);
 	return 0;
 }

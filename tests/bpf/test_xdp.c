@@ -72,6 +72,8 @@
 #define KEY_PRICEY  "sk-test-pricey-0008"
 #define KEY_TOKENS  "sk-test-tokens-0009"
 #define KEY_TIGHT   "sk-test-tight-0009"
+#define KEY_DUO     "sk-test-duo-0010"
+#define KEY_SOLO    "sk-test-solo-0011"
 #define KEY_UNKNOWN "sk-test-nobody-9999"
 
 #define EXACT_RPD 5000
@@ -89,6 +91,8 @@
 	"  'pricey': {'gpt-big': {'rpm': 1}},"                                          \
 	"  'tokens': {'*': {'tpd': 100000000, 'reserve_tokens': 100, 'reserve_max': 500}}," \
 	"  'tight':  {'*': {'rps': 1, 'rph': 2}},"                                      \
+	"  'pair':   {'*': {'concurrency': 2}},"                                        \
+	"  'single': {'*': {'concurrency': 1, 'max_hold_seconds': 3600}},"              \
 	"  'anon':   {'*': {'rpm': 2, 'burst': 2}}"                                     \
 	"},"                                                                            \
 	"'accounts': {"                                                                 \
@@ -102,6 +106,8 @@
 	"  'pricey':  {'tier': 'pricey', 'keys': ['" KEY_PRICEY "']},"                  \
 	"  'tokener': {'tier': 'tokens', 'keys': ['" KEY_TOKENS "']},"                  \
 	"  'tight':   {'tier': 'tight',  'keys': ['" KEY_TIGHT "']},"                   \
+	"  'duo':     {'tier': 'pair',   'keys': ['" KEY_DUO "']},"                     \
+	"  'solo':    {'tier': 'single', 'keys': ['" KEY_SOLO "']},"                    \
 	"  'exact':   {'tier': 'exact',  'keys': ['" KEY_EXACT "']}"                    \
 	"}"
 
@@ -721,6 +727,119 @@ static void expect_429(const struct result *r, const char *what)
 	      why);
 	CHECK(p.len > 13 && !memcmp(p.payload, "HTTP/1.1 429 ", 13), "%s: reply is not a 429",
 	      what);
+}
+
+/* ---- concurrency: a slot from admission to the end of the request ---- */
+
+static struct rls_counter counter_of(struct env *e, const char *account)
+{
+	struct rls_counter_key key = { .account = account_id(e, account), .model = RLS_MODEL_OTHER };
+	struct rls_counter c;
+
+	memset(&c, 0, sizeof(c));
+	CHECK(bpf_map_lookup_elem_flags(e->maps.counters, &key, &c, BPF_F_LOCK) == 0,
+	      "no rls_counters entry for %s", account);
+	return c;
+}
+
+static void expect_slots_held(struct env *e, const char *account, __u32 want, const char *what)
+{
+	struct rls_counter c = counter_of(e, account);
+
+	if (c.slots_held != want)
+		fail_msg("%s: %s holds %u slots, expected %u", what, account, c.slots_held, want);
+}
+
+/* The concurrency 429: checksums, headers and the OpenAI-style body. */
+static void check_concurrency_429(const struct result *r, long want_limit)
+{
+	char text[TP_MAX_FRAME + 1], why[256];
+	struct tp_parsed p;
+
+	expect_429(r, "request over the concurrency limit");
+	CHECK(tp_parse(r->out, r->out_len, &p, why, sizeof(why)) == 0, "the 429 frame: %s", why);
+	CHECK(p.ip_csum_ok && p.tcp_csum_ok, "concurrency 429 checksums");
+	memcpy(text, p.payload, p.len);
+	text[p.len] = '\0';
+	CHECK_EQ(header_integer(text, "retry-after"), 1, "retry-after");
+	CHECK_EQ(header_integer(text, "retry-after-ms"), 1000, "retry-after-ms");
+	CHECK_EQ(header_integer(text, "x-ratelimit-limit-concurrency"), want_limit,
+		 "x-ratelimit-limit-concurrency");
+	CHECK_EQ(header_integer(text, "x-ratelimit-remaining-concurrency"), 0,
+		 "x-ratelimit-remaining-concurrency");
+	CHECK(strstr(text, "\r\n\r\n{\"error\":{\"message\":\"Too many concurrent requests\","
+			   "\"type\":\"concurrency\",\"param\":null,"
+			   "\"code\":\"concurrency_limit_exceeded\"}}\n"),
+	      "concurrency 429 body: %s", text);
+}
+
+static void test_concurrency_limit_and_close(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn a = conn4(41001), b = conn4(41002), c = conn6(41003), d = conn4(41004);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_DUO), "{\"model\":\"m\"}");
+	struct result r;
+	struct rls_counter counter;
+
+	conn_send(e, &a, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "first request");
+	conn_send(e, &b, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "second request");
+	expect_slots_held(e, "duo", 2, "two requests in flight");
+	conn_send(e, &c, req, len, 0, &r);
+	check_concurrency_429(&r, 2);
+	CHECK_EQ(stats_of(e, account_id(e, "duo"), RLS_MODEL_OTHER).rejected[RLS_REASON_CONCURRENCY],
+		 1, "rls_stats rejected[concurrency]");
+	expect_slots_held(e, "duo", 2, "a rejected request takes no slot");
+
+	/* The client's FIN ends its request; so does its RST. */
+	conn_send(e, &a, "", 0, TP_ACK | TP_FIN, &r);
+	expect_action(&r, XDP_PASS, "client FIN");
+	expect_slots_held(e, "duo", 1, "after the client's FIN");
+	conn_send(e, &d, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "request after a FIN");
+	expect_slots_held(e, "duo", 2, "the freed slot is taken again");
+	conn_send(e, &b, "", 0, TP_RST, &r);
+	expect_action(&r, XDP_PASS, "client RST");
+	expect_slots_held(e, "duo", 1, "after the client's RST");
+	/* A second FIN on a closing connection gives nothing back twice. */
+	conn_send(e, &a, "", 0, TP_ACK | TP_FIN, &r);
+	expect_action(&r, XDP_PASS, "FIN again");
+	expect_slots_held(e, "duo", 1, "a repeated FIN");
+	counter = counter_of(e, "duo");
+	CHECK_EQ(counter.slots_peak, 2, "slots_peak");
+	CHECK_EQ(counter.slots_expired, 0, "slots_expired");
+}
+
+static void test_concurrency_keepalive_one_slot(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn ka = conn4(41101), other = conn4(41102);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_SOLO), "{\"model\":\"m\"}");
+	struct result r;
+	struct tp_spec again;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		conn_send(e, &ka, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "a request after the last on the same connection");
+		expect_slots_held(e, "solo", 1, "keep-alive, one request after another");
+	}
+	/* A retransmission of the request in flight takes no second slot. */
+	again = spec_of(&ka, req, len, TP_ACK | TP_PSH);
+	again.seq -= (uint32_t)len;
+	send_spec(e, &again, &r);
+	expect_action(&r, XDP_PASS, "retransmitted request");
+	expect_slots_held(e, "solo", 1, "after a retransmission");
+	CHECK_EQ(counter_of(e, "solo").slots_peak, 1, "slots_peak on one keep-alive connection");
+	conn_send(e, &other, req, len, 0, &r);
+	check_concurrency_429(&r, 1);
+	/* A new connection on the same ports (SYN) owes nothing to the last one's request. */
+	conn_send(e, &ka, "", 0, TP_SYN, &r);
+	expect_action(&r, XDP_PASS, "SYN on a reused port");
+	expect_slots_held(e, "solo", 0, "after a SYN reused the connection's ports");
 }
 
 /* ---- 1, 2: admitted up to the limit, then a 429 ---- */
@@ -2185,6 +2304,8 @@ int main(void)
 		T(test_rejected_retransmit_same_429),
 		T(test_data_after_429_dropped),
 		T(test_ack_of_429_becomes_rst),
+		T(test_concurrency_limit_and_close),
+		T(test_concurrency_keepalive_one_slot),
 		T(test_reload_keeps_counters),
 		T(test_exact_across_cpus),
 #undef T

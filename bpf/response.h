@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Following the response to an admitted request. XDP marks the flow as awaiting a response when
+ * the request reserved tokens or holds a concurrency slot; TC on egress follows the response
+ * segment by segment (rlshape_tc.bpf.c) and ends it at its last byte or at the connection's
+ * close. A new request on the same connection also ends it: HTTP/1.1 answers in order. The end
+ * reports the tokens to the daemon (meter.h) and gives the slot back (slots.h).
+ */
+#ifndef RLS_BPF_RESPONSE_H
+#define RLS_BPF_RESPONSE_H
+
+#include "maps.h"
+#include "meter.h"
+#include "slots.h"
+
+struct rls_admission {
+	__u32 counter_model;   /* the counter the request was charged to */
+	__u32 meter_tokens;    /* tokens reserved: report the response */
+	__u64 reserved_tokens;
+	__u64 request_bytes;
+	__u32 bytes_per_token;
+	__u32 slot_taken;
+	__u32 slot_shared;
+	__u64 slot_epoch;
+	__u64 slot_epoch_ns;
+};
+
+static __always_inline void rls_follow_response(const struct rls_flow_key *key,
+						struct rls_flow *flow,
+						const struct rls_admission *a)
+{
+	flow->counter_model = a->counter_model;
+	flow->meter_tokens = a->meter_tokens;
+	flow->bytes_per_token = a->bytes_per_token;
+	flow->reserved_tokens = a->reserved_tokens;
+	flow->request_bytes = a->request_bytes;
+	flow->response_bytes = 0;
+	flow->body_left = 0;
+	flow->tail_slot = 0;
+	if (a->meter_tokens)
+		bpf_map_delete_elem(&rls_tails, key);
+	if (a->slot_taken)
+		rls_hold_slot(flow, a->slot_epoch, a->slot_epoch_ns, a->slot_shared);
+	flow->response_state = RLS_RESPONSE_AWAITED;
+}
+
+/* Only one of XDP and TC ends a response: the one that moves its state to NONE. */
+static __always_inline bool rls_claim_response_end(struct rls_flow *flow)
+{
+	__u32 state, i;
+
+	/* TC may move the state on (AWAITED to LENGTH) in between: try again once. */
+	for (i = 0; i < 2; i++) {
+		state = *(volatile __u32 *)&flow->response_state;
+		if (state == RLS_RESPONSE_NONE)
+			return false;
+		if (__sync_bool_compare_and_swap(&flow->response_state, state, RLS_RESPONSE_NONE))
+			return true;
+	}
+	return false;
+}
+
+/* The response is over, or its connection is: report the tokens and give the slot back. */
+static __always_inline void rls_end_response(const struct rls_flow_key *key, struct rls_flow *flow,
+					     __u32 flags)
+{
+	if (rls_claim_response_end(flow) && flow->meter_tokens)
+		rls_report_response(key, flow, flags);
+	rls_give_back_slot(key, flow);
+}
+
+#endif /* RLS_BPF_RESPONSE_H */
