@@ -86,7 +86,7 @@ static __always_inline void rls_put_u64(struct rls_text *t, __u64 v)
 #define RLS_BODY_TAIL_REQUESTS "\",\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
 #define RLS_BODY_TAIL_TOKENS "\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
 #define RLS_BODY_TAIL_CONCURRENCY \
-	"\",\"type\":\"concurrency\",\"param\":null,\"code\":\"concurrency_limit_exceeded\"}}\n"
+	"\",\"type\":\"concurrency\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
 #define RLS_MSG_REQUESTS    "Requests rate limit exceeded"
 #define RLS_MSG_BURST       "Request rate increased too quickly"
 #define RLS_MSG_TOKENS      "Allocated quota exceeded"

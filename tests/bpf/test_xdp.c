@@ -769,7 +769,7 @@ static void check_concurrency_429(const struct result *r, long want_limit)
 		 "x-ratelimit-remaining-concurrency");
 	CHECK(strstr(text, "\r\n\r\n{\"error\":{\"message\":\"Too many concurrent requests\","
 			   "\"type\":\"concurrency\",\"param\":null,"
-			   "\"code\":\"concurrency_limit_exceeded\"}}\n"),
+			   "\"code\":\"rate_limit_exceeded\"}}\n"),
 	      "concurrency 429 body: %s", text);
 }
 

@@ -14,7 +14,8 @@
 #                 (The video model's RPH is TBD in the example: no rph to test.)
 #   moonshot      Tier0 "*", RPM 3 with burst 3 as in the example: 3 admitted back to back,
 #                 then "Requests rate limit exceeded" (retried once with a second account when
-#                 a UTC minute boundary fell inside the run).
+#                 a UTC minute boundary fell inside the run); concurrency 1: with one request
+#                 held at the upstream the next gets "Too many concurrent requests".
 #   sambanova     sambacloud DeepSeek-R1, RPD (scaled 12,000 -> 4): 4 admitted, then
 #                 "Requests rate limit exceeded" with limit 4.
 #   model-studio  global: a retired model (rpm 0) admits nothing; qwen-plus-2025-12-01 (RPM 60,
@@ -218,9 +219,10 @@ unload gmi-cloud
 MOON_TABLE=$BED_DIR/moonshot.json
 vendor_table moonshot "$MOON_TABLE" \
 	'{"accounts": {"moon-a": {"tier": "Tier0", "keys": ["moon-key-a"]},
-	               "moon-b": {"tier": "Tier0", "keys": ["moon-key-b"]}}}' >/dev/null
-tap_diag "moonshot: the example's Tier0 as is (rpm 3, burst 3)"
-load moonshot "$MOON_TABLE" 2
+	               "moon-b": {"tier": "Tier0", "keys": ["moon-key-b"]},
+	               "moon-c": {"tier": "Tier0", "keys": ["moon-key-c"]}}}' >/dev/null
+tap_diag "moonshot: the example's Tier0 as is (rpm 3, burst 3, concurrency 1)"
+load moonshot "$MOON_TABLE" 3
 for acct in a b; do
 	bed_wait_until 10 minute_has_room
 	before=$(($(date -u +%s) / 60))
@@ -235,6 +237,29 @@ tap_ok "moonshot 429: \"$MSG_WINDOW\", x-ratelimit-limit-requests 3, remaining 0
 	check429 "$BED_DIR/moon-$acct.http" requests "$MSG_WINDOW" 3
 tap_is "$(log_count " key=Bearer moon-key-$acct model=kimi-k2 ")" 3 \
 	"moonshot: the upstream saw exactly the 3 admitted requests of moon-$acct"
+
+# Tier0's concurrency 1: one request held at the upstream, the next one is refused; two
+# admitted in all, inside rpm 3 whatever the minute.
+bed_spawn bed_client curl -sS --noproxy '*' --max-time 30 -o /dev/null -w '%{http_code}' \
+	-H 'authorization: Bearer moon-key-c' -H "x-mock-hold-file: $BED_DIR/moon-c.go" \
+	--data '{"model":"kimi-k2","messages":[]}' "http://$BED_UP4:$PORT/v1/chat/completions"
+moon_held=$BED_LAST_PID
+moon_held_log=$BED_LAST_LOG
+moon_c_arrived() {
+	(($(log_count ' key=Bearer moon-key-c ') >= 1))
+}
+tap_ok "moonshot: moon-c's first request is held at the upstream" bed_wait_until 20 moon_c_arrived
+tap_is "$(loadgen -c 1 -n 1 -k moon-key-c -m kimi-k2 --save-429 "$BED_DIR/moon-c.http")" \
+	"sent=1 status_200=0 status_429=1 other=0 errors=0" \
+	"moonshot: Tier0 (concurrency 1): a second request while one is in flight is rejected"
+tap_ok "moonshot 429: \"Too many concurrent requests\", x-ratelimit-limit-concurrency 1" \
+	check429 "$BED_DIR/moon-c.http" concurrency "Too many concurrent requests" 1
+touch "$BED_DIR/moon-c.go"
+bed_wait_until 20 eval "! kill -0 $moon_held 2>/dev/null" || true
+tap_is "$(cat "$moon_held_log")" 200 "moonshot: the held request finishes with 200"
+tap_is "$(loadgen -c 1 -n 1 -k moon-key-c -m kimi-k2)" \
+	"sent=1 status_200=1 status_429=0 other=0 errors=0" \
+	"moonshot: once it finished, the next request is admitted"
 unload moonshot
 
 # ---- sambanova: RPD of a production model ---------------------------------------------------------
@@ -303,7 +328,10 @@ unload model-studio
 
 # ---- nothing left --------------------------------------------------------------------------------
 
-tap_is "$(log_count .)" 9 "the upstream's log holds exactly the 9 admitted requests (1 + 3 + 4 + 1)"
+# moon-a's 3 (and moon-b's, when a minute boundary made the run go again), moon-c's 2.
+moon_ab=$(log_count ' key=Bearer moon-key-[ab] ')
+tap_is "$(log_count .)" $((1 + moon_ab + 2 + 4 + 1)) \
+	"the upstream's log holds exactly the admitted requests (1 + $moon_ab + 2 + 4 + 1)"
 tap_ok "no XDP program left on $BED_GW_DEV" \
 	bash -c "! ip -n '$BED_GW_NS' link show dev '$BED_GW_DEV' | grep -qE 'xdp|prog/'"
 tap_ok "no pin directory left ($BED_PIN_DIR)" test ! -e "$BED_PIN_DIR"

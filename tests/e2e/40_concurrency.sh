@@ -138,7 +138,7 @@ for name, value in want.items():
 try:
     err = json.loads(body)["error"]
     if err != {"message": "Too many concurrent requests", "type": "concurrency",
-               "param": None, "code": "concurrency_limit_exceeded"}:
+               "param": None, "code": "rate_limit_exceeded"}:
         errs.append("error object %r" % err)
 except (ValueError, KeyError, TypeError) as e:
     errs.append("body %r: %s" % (body, e))
