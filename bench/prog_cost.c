@@ -32,20 +32,27 @@
 
 #define KEY_ADMIT "sk-bench-admit-0001"
 #define KEY_DENY  "sk-bench-denied-0001"
+#define KEY_SLOTS "sk-bench-slots-0001"
 
 /* Limits no bench run reaches, with every window and the smoothing in play. */
 #define BENCH_LIMITS "{\"rpm\": 1000000000, \"burst\": 1000000000, \"rph\": 4000000000, \"rpd\": 4000000000}"
+/* The same, and one request in flight at a time: a slot taken at admission, given back at the end. */
+#define BENCH_LIMITS_SLOTS "{\"rpm\": 1000000000, \"burst\": 1000000000, \"rph\": 4000000000, \"rpd\": 4000000000, \"concurrency\": 1}"
 
 static const char builtin_table[] =
 	"{\"listen\": {\"ports\": [8000]},\n"
 	" \"identify\": {\"key_headers\": [\"authorization\", \"x-api-key\", \"api-key\"],\n"
 	"              \"model_header\": \"x-model\"},\n"
 	" \"tiers\": {\"bench\": {\"*\": " BENCH_LIMITS ", \"" BENCH_MODEL "\": " BENCH_LIMITS "},\n"
+	"           \"slots\": {\"*\": " BENCH_LIMITS_SLOTS ", \"" BENCH_MODEL "\": " BENCH_LIMITS_SLOTS "},\n"
 	"           \"spent\": {\"*\": {\"rpd\": 1}}},\n"
 	" \"accounts\": {\"bench\": {\"tier\": \"bench\", \"keys\": [\"" KEY_ADMIT "\"]},\n"
+	"              \"slots\": {\"tier\": \"slots\", \"keys\": [\"" KEY_SLOTS "\"]},\n"
 	"              \"spent\": {\"tier\": \"spent\", \"keys\": [\"" KEY_DENY "\"]}}}\n";
 
-enum case_id { C_FLOOR, C_ACK, C_BODY, C_REQ, C_REQ_1K, C_BODY_MODEL, C_REJECT, NR_CASES };
+enum case_id {
+	C_FLOOR, C_ACK, C_BODY, C_REQ, C_REQ_1K, C_BODY_MODEL, C_REQ_SLOT, C_REJECT, NR_CASES
+};
 
 struct bcase {
 	const char *name;
@@ -77,6 +84,9 @@ static struct bcase cases[NR_CASES] = {
 		       XDP_PASS, 1, 0, 0 },
 	[C_BODY_MODEL] = { "body_model", "request start, model only in the JSON body (after messages)",
 			   0, XDP_PASS, 1, 0, 0 },
+	/* The same connection, a new request start every run: each gives back the last one's slot. */
+	[C_REQ_SLOT] = { "request_slot", "request start on a keep-alive connection under concurrency "
+			 "1: the last request's slot given back, a new one taken", 0, XDP_PASS, 1, 0, 0 },
 	[C_REJECT] = { "rejected", "request start over its limit: rewritten into the 429 (XDP_TX)", 0,
 		       XDP_TX, 1, 1, 0 },
 };
@@ -214,6 +224,8 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
 		one_frame(&cases[C_REQ_1K], 4, 1000, 0, req, len);
 		len = bench_request(req, sizeof(req), NULL, KEY_ADMIT, 0, BENCH_BODY);
 		one_frame(&cases[C_BODY_MODEL], 5, 1000, 0, req, len);
+		len = bench_request(req, sizeof(req), NULL, KEY_SLOTS, 1, BENCH_BODY);
+		one_frame(&cases[C_REQ_SLOT], 6, 1000, 0, req, len);
 		len = bench_request(req, sizeof(req), NULL, KEY_DENY, 1, BENCH_BODY);
 		one_frame(&cases[C_REJECT], 1000, 1000, 0, req, len);
 		return;
@@ -367,7 +379,7 @@ static int run_checked(int fd, struct bcase *c, struct bench_frame *f)
 static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_mode,
 			      unsigned nr_accounts)
 {
-	__u32 model = rls_model_id(&e->maps, BENCH_MODEL), acct, spent;
+	__u32 model = rls_model_id(&e->maps, BENCH_MODEL), acct, spent, slots;
 	struct verdict_check a, b;
 	struct bench_frame f;
 	char req[TP_MAX_FRAME];
@@ -438,7 +450,8 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 
 	acct = rls_account_id(&e->maps, "bench");
 	spent = rls_account_id(&e->maps, "spent");
-	if (!acct || !spent)
+	slots = rls_account_id(&e->maps, "slots");
+	if (!acct || !spent || !slots)
 		die("the built-in table's accounts are missing");
 	for (i = C_REQ; i <= C_BODY_MODEL; i++) {
 		struct bcase *c = &cases[i];
@@ -452,6 +465,34 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 			    "hidden +%llu)", c->name, BENCH_MODEL, bench_xdp_name(action),
 			    (unsigned long long)(b.admitted - a.admitted),
 			    (unsigned long long)(b.hidden - a.hidden));
+	}
+	/*
+	 * Two request starts on one connection under concurrency 1: both admitted, so the second
+	 * gave back the first one's slot before taking its own. One slot held, never two.
+	 */
+	{
+		struct bcase *c = &cases[C_REQ_SLOT];
+		struct rls_counter_key ckey = { .account = slots, .model = model };
+		struct rls_counter counter;
+		int action2;
+
+		snapshot(e, slots, model, &a);
+		action = run_checked(e->prog_fd, c, next_frame(c));
+		action2 = run_checked(e->prog_fd, c, next_frame(c));
+		snapshot(e, slots, model, &b);
+		if (action != XDP_PASS || action2 != XDP_PASS || b.request != a.request + 2 ||
+		    b.hidden != a.hidden || b.admitted != a.admitted + 2 || b.rejected != a.rejected)
+			die("case %s: two request starts not both admitted to (slots, %s) (actions %s, "
+			    "%s, admitted +%llu, rejected +%llu)", c->name, BENCH_MODEL,
+			    bench_xdp_name(action), bench_xdp_name(action2),
+			    (unsigned long long)(b.admitted - a.admitted),
+			    (unsigned long long)(b.rejected - a.rejected));
+		if (bpf_map_lookup_elem_flags(e->maps.counters, &ckey, &counter, BPF_F_LOCK))
+			die("case %s: no counter for (slots, %s): %s", c->name, BENCH_MODEL,
+			    strerror(errno));
+		if (counter.slots_held != 1 || counter.slots_peak != 1)
+			die("case %s: %u slots held, %u at most, expected 1 and 1 (the last request's "
+			    "slot not given back?)", c->name, counter.slots_held, counter.slots_peak);
 	}
 	/* The spent account's one request of the day, then a rejection. */
 	snapshot(e, spent, model, &a);
@@ -519,7 +560,7 @@ static void usage(FILE *out)
 		"  --repeat N      stateless cases: also one .repeat = N call per round (default\n"
 		"                  1000000; 0: skip)\n"
 		"  --cases LIST    comma-separated: floor,ack,body,request,request_1k,body_model,\n"
-		"                  rejected (default: all; floor is always measured)\n"
+		"                  request_slot,rejected (default: all; floor is always measured)\n"
 		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
 		"                  measures floor and request, cycling through up to %d keys\n"
 		"  --accounts N    the number of accounts in --table\n"

@@ -176,6 +176,7 @@ emit "## Summary" "" \
 	"| request start, small headers, admitted | $(ns request) |" \
 	"| request start, 1 KB of headers before the key | $(ns request_1k) |" \
 	"| request start, model only in the JSON body | $(ns body_model) |" \
+	"| request start under concurrency 1, keep-alive (slot given back and taken) | $(ns request_slot) |" \
 	"| request start rejected with the 429 | $(ns rejected) |" \
 	"| .repeat: floor / ACK / body segment | $(val prog_cost.floor.repeat_ns) / $(val prog_cost.ack.repeat_ns) (x $(val prog_cost.ack.repeat_ratio)) / $(val prog_cost.body.repeat_ns) (x $(val prog_cost.body.repeat_ratio)) ns |"
 commas() {

@@ -48,7 +48,7 @@ has "header: absolute times are not a claim" 'not a claim'
 
 # 1. Per-packet cost: every case with median, ratio, ns over floor, p90, mean.
 has "section: per-packet cost" '^## Per-packet cost'
-for c in floor ack body request request_1k body_model rejected; do
+for c in floor ack body request request_1k body_model request_slot rejected; do
 	has "per-packet cost: $c has numbers" "^\| $c \| [^|]+ \| $N \| $N \| -?$N \| $N \| $N \|$"
 done
 for c in floor ack body; do
