@@ -9,7 +9,8 @@
 #   2. 1,000 requests cut off mid-response (500 by the client's RST, 500 by its FIN) and
 #      clients killed with SIGKILL mid-stream leave zero slots held, none of them expired;
 #   3. keep-alive: 20 plain and 10 streamed requests one after another on one connection, at
-#      concurrency 1, are all admitted: one slot at a time;
+#      concurrency 1, are all admitted: one slot at a time; and a response's own last byte
+#      (content-length or chunked) gives the slot back while the connection stays open;
 #   4. an upstream that never answers: the slot is freed after max_hold_seconds (3 s), counted
 #      as expired, not earlier; the late close of that request frees nothing twice.
 set -euo pipefail
@@ -233,6 +234,52 @@ tap_is "$(loadgen -n 10 -c 1 -s -k solo-key -m ka-model)" \
 tap_is "$(slots solo '*' peak)" 1 "solo never held more than one slot"
 tap_ok "solo holds no slot afterwards" bed_wait_until 10 held_is solo '*' 0
 tap_is "$(slots solo '*' expired)" 0 "no solo slot expired"
+
+# The response's own end gives the slot back, with the connection still open and no next
+# request: TC at the last byte of a content-length body, and of a chunked event stream.
+# keepopen.py HOST PORT KEY STREAM DIR: one request, the whole response read, then DIR/done;
+# the connection stays open until DIR/go exists.
+cat >"$BED_DIR/keepopen.py" <<'PY'
+import os, socket, sys, time
+
+host, port, key, stream, d = sys.argv[1:6]
+body = ('{"model":"ka-model","stream":true,"messages":[]}' if stream == "1"
+        else '{"model":"ka-model","messages":[]}')
+s = socket.create_connection((host, int(port)), timeout=20)
+s.sendall(("POST /v1/chat/completions HTTP/1.1\r\nhost: up\r\nauthorization: Bearer %s\r\n"
+           "content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+           % (key, len(body), body)).encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(65536)
+head, _, rest = buf.partition(b"\r\n\r\n")
+status = head.split(b" ")[1].decode()
+if b"transfer-encoding: chunked" in head.lower():
+    while not rest.endswith(b"0\r\n\r\n"):
+        rest += s.recv(65536)
+else:
+    length = int([l.split(b":")[1] for l in head.lower().split(b"\r\n")
+                  if l.startswith(b"content-length:")][0])
+    while len(rest) < length:
+        rest += s.recv(65536)
+open(os.path.join(d, "done"), "w").write(status)
+while not os.path.exists(os.path.join(d, "go")):
+    time.sleep(0.01)
+s.close()
+PY
+for stream in 0 1; do
+	kind=$( ((stream)) && echo "a chunked event stream" || echo "a content-length body")
+	dir=$BED_DIR/keepopen-$stream
+	mkdir -p "$dir"
+	bed_spawn bed_client python3 "$BED_DIR/keepopen.py" "$BED_UP4" "$PORT" solo-key "$stream" "$dir"
+	pid=$BED_LAST_PID
+	tap_ok "solo: $kind read to its end on a connection left open" bed_wait_file "$dir/done" 20
+	tap_is "$(cat "$dir/done")" 200 "solo: that response was a 200"
+	tap_ok "solo: the response's last byte gave the slot back (TC), the connection still open" \
+		bed_wait_until 10 held_is solo '*' 0
+	touch "$dir/go"
+	bed_wait_until 20 exited "$pid" || true
+done
 
 # ---- 4. an upstream that never answers ----------------------------------------------------
 
