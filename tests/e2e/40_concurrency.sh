@@ -9,8 +9,9 @@
 #   2. 1,000 requests cut off mid-response (500 by the client's RST, 500 by its FIN) and
 #      clients killed with SIGKILL mid-stream leave zero slots held, none of them expired;
 #   3. keep-alive: 20 plain and 10 streamed requests one after another on one connection, at
-#      concurrency 1, are all admitted: one slot at a time; and a response's own last byte
-#      (content-length or chunked) gives the slot back while the connection stays open;
+#      concurrency 1, are all admitted: one slot at a time; and a response's own end (the last
+#      byte of a content-length body, the last chunk, the upstream's FIN for an HTTP/1.0
+#      stream) gives the slot back while the client keeps its side open;
 #   4. an upstream that never answers: the slot is freed after max_hold_seconds (3 s), counted
 #      as expired, not earlier; the late close of that request frees nothing twice.
 set -euo pipefail
@@ -237,24 +238,32 @@ tap_is "$(slots solo '*' expired)" 0 "no solo slot expired"
 
 # The response's own end gives the slot back, with the connection still open and no next
 # request: TC at the last byte of a content-length body, and of a chunked event stream.
-# keepopen.py HOST PORT KEY STREAM DIR: one request, the whole response read, then DIR/done;
-# the connection stays open until DIR/go exists.
+# And the upstream's FIN, where it ends the response (HTTP/1.0, streamed until close).
+# keepopen.py HOST PORT KEY MODE DIR: one request (MODE 0 plain, 1 streamed, 2 streamed over
+# HTTP/1.0), the whole response read, then DIR/done; the client's side of the connection stays
+# open until DIR/go exists.
 cat >"$BED_DIR/keepopen.py" <<'PY'
 import os, socket, sys, time
 
-host, port, key, stream, d = sys.argv[1:6]
-body = ('{"model":"ka-model","stream":true,"messages":[]}' if stream == "1"
+host, port, key, mode, d = sys.argv[1:6]
+body = ('{"model":"ka-model","stream":true,"messages":[]}' if mode != "0"
         else '{"model":"ka-model","messages":[]}')
 s = socket.create_connection((host, int(port)), timeout=20)
-s.sendall(("POST /v1/chat/completions HTTP/1.1\r\nhost: up\r\nauthorization: Bearer %s\r\n"
+s.sendall(("POST /v1/chat/completions HTTP/1.%s\r\nhost: up\r\nauthorization: Bearer %s\r\n"
            "content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-           % (key, len(body), body)).encode())
+           % ("0" if mode == "2" else "1", key, len(body), body)).encode())
 buf = b""
 while b"\r\n\r\n" not in buf:
     buf += s.recv(65536)
 head, _, rest = buf.partition(b"\r\n\r\n")
 status = head.split(b" ")[1].decode()
-if b"transfer-encoding: chunked" in head.lower():
+if mode == "2":
+    while True:
+        more = s.recv(65536)
+        if not more:
+            break
+        rest += more
+elif b"transfer-encoding: chunked" in head.lower():
     while not rest.endswith(b"0\r\n\r\n"):
         rest += s.recv(65536)
 else:
@@ -267,15 +276,17 @@ while not os.path.exists(os.path.join(d, "go")):
     time.sleep(0.01)
 s.close()
 PY
-for stream in 0 1; do
-	kind=$( ((stream)) && echo "a chunked event stream" || echo "a content-length body")
-	dir=$BED_DIR/keepopen-$stream
+KEEPOPEN_KIND=("a content-length body" "a chunked event stream" "an HTTP/1.0 stream")
+KEEPOPEN_END=("its last byte" "its last chunk" "the upstream's FIN")
+for mode in 0 1 2; do
+	dir=$BED_DIR/keepopen-$mode
 	mkdir -p "$dir"
-	bed_spawn bed_client python3 "$BED_DIR/keepopen.py" "$BED_UP4" "$PORT" solo-key "$stream" "$dir"
+	bed_spawn bed_client python3 "$BED_DIR/keepopen.py" "$BED_UP4" "$PORT" solo-key "$mode" "$dir"
 	pid=$BED_LAST_PID
-	tap_ok "solo: $kind read to its end on a connection left open" bed_wait_file "$dir/done" 20
+	tap_ok "solo: ${KEEPOPEN_KIND[mode]} read to its end, the client's side left open" \
+		bed_wait_file "$dir/done" 20
 	tap_is "$(cat "$dir/done")" 200 "solo: that response was a 200"
-	tap_ok "solo: the response's last byte gave the slot back (TC), the connection still open" \
+	tap_ok "solo: ${KEEPOPEN_END[mode]} gave the slot back (TC), with no client FIN" \
 		bed_wait_until 10 held_is solo '*' 0
 	touch "$dir/go"
 	bed_wait_until 20 exited "$pid" || true
