@@ -132,7 +132,8 @@ static __always_inline void rls_decide(struct rls_scratch *s, const struct rls_l
 	now_ns = rls_now_utc_ns(live->cfg);
 	a->slot_taken = rls_admit(counter, limits, now_ns, a->reserved_tokens, &s->rejection,
 				  &a->slot_epoch);
-	a->slot_epoch_ns = rls_slot_epoch_ns(limits->max_hold_ns);
+	if (a->slot_taken)
+		a->slot_epoch_ns = rls_slot_epoch_ns(limits->max_hold_ns);
 }
 
 /* Decide a request start; on rejection the packet becomes the 429. */
