@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,13 +144,13 @@ static __u64 now_utc_ns(void)
 	return (__u64)now.tv_sec * RLS_NS_PER_SEC + (__u64)now.tv_nsec;
 }
 
-/* The row of (account, model), added if new; NULL when out of memory. */
-static struct slot_row *slot_row_of(struct slot_rows *t, __u32 account, __u32 model)
+/* The row of (account, model) among rows[from..], added if new; NULL when out of memory. */
+static struct slot_row *slot_row_of(struct slot_rows *t, size_t from, __u32 account, __u32 model)
 {
 	struct slot_row *grown;
 	size_t i;
 
-	for (i = 0; i < t->n; i++)
+	for (i = from; i < t->n; i++)
 		if (t->rows[i].key.account == account && t->rows[i].key.model == model)
 			return &t->rows[i];
 	if (t->n == t->cap) {
@@ -167,11 +168,13 @@ static struct slot_row *slot_row_of(struct slot_rows *t, __u32 account, __u32 mo
 
 /*
  * Counters that ever held a slot, with what has expired by now taken off, as the next
- * admission would. Anonymous counters (one per address) add up into their account's row.
+ * admission would. Named counters are a row each; anonymous ones (one per address) add up
+ * into one row per model, so only those rows are searched.
  */
-static void read_slot_counters(int fd, __u64 now_ns, struct slot_rows *t)
+static void read_slot_counters(int fd, __u64 now_ns, bool anonymous, struct slot_rows *t)
 {
 	struct rls_counter_key key, next, *prev = NULL;
+	size_t from = t->n;
 	struct rls_counter c;
 	struct slot_row *row;
 
@@ -181,7 +184,7 @@ static void read_slot_counters(int fd, __u64 now_ns, struct slot_rows *t)
 		if (bpf_map_lookup_elem_flags(fd, &key, &c, BPF_F_LOCK) || !c.slot_epoch_ns)
 			continue;
 		rls_slots_expire(&c, now_ns);
-		row = slot_row_of(t, key.account, key.model);
+		row = slot_row_of(t, anonymous ? from : t->n, key.account, key.model);
 		if (!row)
 			return;
 		row->held += c.slots_held;
@@ -333,8 +336,8 @@ int rls_cmd_stats(int argc, char **argv)
 	}
 	rows = read_rows(&maps, &n);
 	now_ns = now_utc_ns();
-	read_slot_counters(maps.counters, now_ns, &slots);
-	read_slot_counters(maps.anon_counters, now_ns, &slots);
+	read_slot_counters(maps.counters, now_ns, false, &slots);
+	read_slot_counters(maps.anon_counters, now_ns, true, &slots);
 	read_packets(&maps, packets);
 	if (json)
 		print_json(&maps, rows, n, &slots, packets);
