@@ -84,7 +84,7 @@ $(BUILD)/user/%.o: user/%.c $(USER_HDRS) $(SKELS) | $(BUILD)/user
 $(BUILD)/rlshape: $(USER_OBJS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tools/%: tools/%.c tools/text.h $(USER_HDRS) | $(BUILD)/tools
+$(BUILD)/tools/%: tools/%.c $(wildcard tools/*.h) $(USER_HDRS) | $(BUILD)/tools
 	$(CC) $(CFLAGS) $< -o $@ -lpthread
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(USER_HDRS) | $(BUILD)/tests/unit

@@ -9,17 +9,7 @@
 #define RLS_BPF_METER_H
 
 #include "maps.h"
-
-static __always_inline void rls_counter_key_of(const struct rls_flow_key *key,
-					       const struct rls_flow *flow,
-					       struct rls_counter_key *out)
-{
-	__builtin_memset(out, 0, sizeof(*out));
-	out->account = flow->account;
-	out->model = flow->counter_model;
-	if (flow->account == RLS_ACCOUNT_ANONYMOUS)
-		__builtin_memcpy(out->client, key->client, sizeof(out->client));
-}
+#include "flow_counter.h"
 
 /* Too large for __builtin_memcpy in BPF: word by word. */
 static __always_inline void rls_copy_tail(struct rls_response_tail *to,
@@ -66,7 +56,7 @@ __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_fl
 	if (!key || !flow)
 		return 0;
 	tail = bpf_map_lookup_elem(&rls_tails, key);
-	rls_counter_key_of(key, flow, &counter);
+	rls_flow_counter_key(key, flow, &counter);
 	ev = bpf_ringbuf_reserve(&rls_events, sizeof(*ev), 0);
 	if (!ev) {
 		rls_report_pending(&counter, flow);

@@ -19,8 +19,8 @@ struct rls_admission {
 	__u64 reserved_tokens;
 	__u64 request_bytes;
 	__u32 bytes_per_token;
+	__u32 counter_shared;  /* charged to the anonymous overflow counter */
 	__u32 slot_taken;
-	__u32 slot_shared;
 	__u64 slot_epoch;
 	__u64 slot_epoch_ns;
 };
@@ -30,6 +30,7 @@ static __always_inline void rls_follow_response(const struct rls_flow_key *key,
 						const struct rls_admission *a)
 {
 	flow->counter_model = a->counter_model;
+	flow->counter_shared = a->counter_shared;
 	flow->meter_tokens = a->meter_tokens;
 	flow->bytes_per_token = a->bytes_per_token;
 	flow->reserved_tokens = a->reserved_tokens;
@@ -40,7 +41,7 @@ static __always_inline void rls_follow_response(const struct rls_flow_key *key,
 	if (a->meter_tokens)
 		bpf_map_delete_elem(&rls_tails, key);
 	if (a->slot_taken)
-		rls_hold_slot(flow, a->slot_epoch, a->slot_epoch_ns, a->slot_shared);
+		rls_hold_slot(flow, a->slot_epoch, a->slot_epoch_ns);
 	flow->response_state = RLS_RESPONSE_AWAITED;
 }
 
@@ -66,7 +67,9 @@ static __always_inline void rls_end_response(const struct rls_flow_key *key, str
 {
 	if (rls_claim_response_end(flow) && flow->meter_tokens)
 		rls_report_response(key, flow, flags);
-	rls_give_back_slot(key, flow);
+	/* Most ends hold no slot: spare them the call (which checks again, atomically). */
+	if (flow->slot_held)
+		rls_give_back_slot(key, flow);
 }
 
 #endif /* RLS_BPF_RESPONSE_H */

@@ -121,7 +121,7 @@ static __always_inline void rls_decide(struct rls_scratch *s, const struct rls_l
 	struct rls_counter *counter;
 	__u64 now_ns;
 
-	counter = rls_lookup_counter(s, id, a->counter_model, &s->pkt.flow, &a->slot_shared);
+	counter = rls_lookup_counter(s, id, a->counter_model, &s->pkt.flow, &a->counter_shared);
 	if (!counter)
 		return;
 	if (rls_has_token_limits(limits)) {
@@ -233,7 +233,7 @@ static __always_inline void rls_note_client_close(const struct rls_flow_key *key
 {
 	if (tcp_flags & TCP_FLAG_RST)
 		rls_end_response(key, flow, RLS_EVENT_CLOSED);
-	else if (tcp_flags & TCP_FLAG_FIN)
+	else if ((tcp_flags & TCP_FLAG_FIN) && flow->slot_held)
 		rls_give_back_slot(key, flow);
 }
 

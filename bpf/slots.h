@@ -10,30 +10,14 @@
 
 #include "maps.h"
 #include "config.h"
+#include "flow_counter.h"
 #include "slot_ring.h"
 
-/* The counter the flow's slot was taken from, as rls_lookup_counter() found it. */
-static __always_inline void *rls_slot_counter_key(const struct rls_flow_key *key,
-						  const struct rls_flow *flow,
-						  struct rls_counter_key *out)
-{
-	__builtin_memset(out, 0, sizeof(*out));
-	out->account = flow->account;
-	out->model = flow->counter_model;
-	if (flow->account != RLS_ACCOUNT_ANONYMOUS)
-		return &rls_counters;
-	if (!flow->slot_shared)
-		__builtin_memcpy(out->client, key->client, sizeof(out->client));
-	return &rls_anon_counters;
-}
-
 /* Remember the slot taken at admission on the request's flow. */
-static __always_inline void rls_hold_slot(struct rls_flow *flow, __u64 epoch, __u64 epoch_ns,
-					  __u32 shared)
+static __always_inline void rls_hold_slot(struct rls_flow *flow, __u64 epoch, __u64 epoch_ns)
 {
 	flow->slot_epoch = epoch;
 	flow->slot_epoch_ns = epoch_ns;
-	flow->slot_shared = shared;
 	flow->slot_held = 1;
 }
 
@@ -52,7 +36,7 @@ __noinline int rls_give_back_slot(const struct rls_flow_key *key, struct rls_flo
 
 	if (!key || !flow || !__sync_bool_compare_and_swap(&flow->slot_held, 1, 0))
 		return 0;
-	map = rls_slot_counter_key(key, flow, &counter_key);
+	map = rls_flow_counter_key(key, flow, &counter_key);
 	c = bpf_map_lookup_elem(map, &counter_key);
 	if (!c || !rls_live_config(&live))
 		return 0;

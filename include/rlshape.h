@@ -287,9 +287,9 @@ struct rls_flow {
 	__u32 tail_slot;       /* the tail slot the last segment went to */
 	__u32 bytes_per_token; /* of the limits the request was admitted under */
 	__u32 meter_tokens;    /* the response is reported to the daemon: tokens are limited */
+	__u32 counter_shared;  /* charged to the anonymous overflow counter (client all zero) */
 	/* Concurrency: the slot the request in flight holds until its response ends. */
 	__u32 slot_held;       /* 1 while held: whoever clears it (XDP or TC) gives it back */
-	__u32 slot_shared;     /* in the anonymous overflow counter (client all zero) */
 	__u32 pad;
 	__u64 slot_epoch;      /* the epoch it was taken in */
 	__u64 slot_epoch_ns;   /* the counter's epoch length then */

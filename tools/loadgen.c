@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "text.h"
 
 #define PROG "loadgen"
@@ -117,14 +118,6 @@ static void sb_json_escaped(struct sbuf *b, const char *s)
 }
 
 /* ---- small parsing helpers ------------------------------------------------------------ */
-
-static unsigned long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-}
 
 /* ---- connection I/O with a per-request deadline --------------------------------------- */
 

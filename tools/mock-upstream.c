@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "text.h"
 
 #define PROG "mock-upstream"
@@ -355,14 +356,6 @@ static bool hold(unsigned long ms)
 		n = poll(&pfd, 1, (int)ms);
 	} while (n < 0 && errno == EINTR);
 	return n == 0;
-}
-
-static unsigned long long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
 }
 
 /*
