@@ -22,7 +22,7 @@
 #
 # Prints a Markdown section on stdout (progress goes to stderr); --json FILE also writes the
 # results, every round included. Exits non-zero only when something could not be measured.
-# Needs root, `tools/install-deps.sh --bench` (nginx, haproxy, wrk) and `make`.
+# Needs root, `tools/install-deps.sh` (it installs nginx, haproxy and wrk with the rest) and `make`.
 set -euo pipefail
 
 usage() {
@@ -110,7 +110,7 @@ note() {
 [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, XDP)"
 for tool in wrk nginx haproxy curl python3; do
 	command -v "$tool" >/dev/null ||
-		die "$tool is missing: run tools/install-deps.sh --bench"
+		die "$tool is missing: run tools/install-deps.sh (or make check)"
 done
 for f in "$build/rlshape" "$build/tools/mock-upstream" "$build/rlshape_xdp.bpf.o" \
 	"$build/xdp_pass.bpf.o"; do

@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# Install what rlshape needs to build and test on Debian 12, and mount bpffs.
+# Install what rlshape needs to build, test and benchmark on Debian 12, and mount bpffs.
 # Idempotent: asks apt only when a package is missing. Must run as root.
 #
-#   tools/install-deps.sh           build and test dependencies
-#   tools/install-deps.sh --bench   also what bench/compare.sh runs: nginx, haproxy, wrk
+#   tools/install-deps.sh           everything `make check` and `make bench` run
+#
+# One list, not a build list and a bench list: `make check` runs the benchmark's smoke test
+# and the end-to-end suites run nginx and scapy, so a fresh machine needs all of it.
 set -euo pipefail
 
 # The one list of Debian packages the project needs.
 PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjansson-dev
 	libcmocka-dev pkg-config make gcc iproute2 curl ethtool python3
+	# The end-to-end suites: nginx as a real upstream, scapy for forged segments.
+	nginx python3-scapy
+	# What bench/compare.sh compares rlshape with, and its load generator.
+	haproxy wrk
 )
-# What bench/compare.sh compares rlshape with, and its load generator.
-BENCH_PACKAGES=(nginx haproxy wrk)
 
 case ${1:-} in
-"") ;;
---bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+"" | --bench) ;; # --bench: kept for old scripts; everything is installed anyway
 -h | --help)
-	echo "usage: tools/install-deps.sh [--bench]"
+	echo "usage: tools/install-deps.sh"
 	exit 0
 	;;
 *)
-	echo "install-deps: unknown option '$1' (usage: tools/install-deps.sh [--bench])" >&2
+	echo "install-deps: unknown option '$1' (usage: tools/install-deps.sh)" >&2
 	exit 2
 	;;
 esac
