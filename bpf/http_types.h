@@ -52,4 +52,24 @@ struct rls_json_state {
 	__u8 ambiguous;     /* a top-level key or the model could be read two ways */
 };
 
+/*
+ * The stream scan's position (bpf/http_stream.h), in per-CPU scratch memory rather than on the
+ * stack: the verifier does not track values in map memory, so the step callback is verified
+ * once, not once per value its position could take.
+ */
+struct rls_scan {
+	__u32 pos;  /* next byte of the payload window */
+	__u32 len;  /* bytes in the payload window */
+	__u32 stop; /* enum rls_scan_stop */
+	__u32 pad;
+};
+
+/* The client segment being followed: which of its bytes the payload window holds. */
+struct rls_segment {
+	__u32 base;     /* the window's first byte, as an offset into the segment's payload */
+	__u32 total;    /* the segment's payload bytes */
+	__u32 forgotten; /* the connection was reset and its flow deleted */
+	__u32 action;   /* the verdict once a round decides it */
+};
+
 #endif /* RLS_BPF_HTTP_TYPES_H */

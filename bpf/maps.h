@@ -30,6 +30,8 @@ struct rls_scratch {
 	struct rls_request req;
 	struct rls_line_state lines;
 	struct rls_json_state json;
+	struct rls_scan scan;
+	struct rls_segment seg;
 	struct rls_packet pkt;
 	struct rls_rejection rejection;
 	/* Zeroed values for map inserts, off the stack. */
@@ -125,11 +127,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_anon_counters SEC(".maps");
 
+/*
+ * Connections being followed. Not LRU: an evicted connection would lose its place in its
+ * byte stream and the concurrency slot it holds. Entries go when both sides have closed or
+ * either has reset; a new connection the map cannot hold is reset, never followed blind.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, RLS_MAX_FLOWS);
 	__type(key, struct rls_flow_key);
 	__type(value, struct rls_flow);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_flows SEC(".maps");
 

@@ -23,6 +23,7 @@ struct rls_admission {
 	__u32 slot_taken;
 	__u64 slot_epoch;
 	__u64 slot_epoch_ns;
+	__u64 now_ns;          /* UTC, when the request was decided */
 };
 
 static __always_inline void rls_follow_response(const struct rls_flow_key *key,

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * rlshape's XDP program, on the gateway's client-facing interface: counts every HTTP/1.x
- * request to a watched port against its account's limits and answers over-limit requests with
- * a 429 from here, so the upstream never sees them.
+ * rlshape's XDP program, on the gateway's client-facing interface: follows each connection's
+ * byte stream to a watched port, counts every HTTP/1.1 request in it once, whatever its
+ * segments, and answers an over-limit request with a 429 from here, so the upstream never
+ * gets it whole.
+ *
+ * A request is decided when its last byte arrives: by then its key, its model header and its
+ * body's "model" have all been read, and the upstream, which cannot act on a request it has
+ * not finished reading, has not acted yet.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -11,179 +16,274 @@
 #include "config.h"
 #include "parse_packet.h"
 #include "parse_http.h"
+#include "http_stream.h"
+#include "connection.h"
 #include "policy.h"
 #include "reply.h"
 #include "response.h"
+#include "segment.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* A global function, so the verifier walks SHA-256's rounds once. */
-__noinline int rls_hash_api_key(struct rls_scratch *s, __u32 len)
-{
-	if (!s)
-		return -1;
-	return rls_key_hash_in(&s->sha256, s->key, len, s->api_key.sha256);
-}
+/* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
+#define RLS_REQUESTS_PER_SEGMENT 32
+#define RLS_ROUNDS_MAX (2 * RLS_REQUESTS_PER_SEGMENT + RLS_SUM_CHUNKS / 8 + 4)
 
-/* The key's account via its SHA-256, or NULL. */
-static __always_inline const struct rls_principal *rls_principal_by_key(struct xdp_md *ctx,
-									 struct rls_scratch *s,
-									 const struct rls_packet *pkt,
-									 __u32 generation)
-{
-	__u32 len = s->req.key_len, i;
+/* What a round of the stream scan tells the segment's loop. */
+enum rls_round {
+	RLS_ROUND_GO_ON,
+	RLS_ROUND_DONE, /* the verdict is in s->seg.action */
+};
 
-	if (!s->req.has_key || len == 0 || len > RLS_API_KEY_MAX)
-		return NULL;
-	for (i = 0; i < RLS_KEY_HASH_BUF / 8; i++)
-		((__u64 *)s->key)[i] = 0;
-	if (bpf_xdp_load_bytes(ctx, pkt->payload_off + s->req.key_off, s->key, len))
-		return NULL;
-	if (rls_hash_api_key(s, len))
+/* The account of the key the request carried, or NULL. */
+static __always_inline const struct rls_principal *rls_principal_of(struct rls_scratch *s,
+								     const struct rls_stream *st,
+								     __u32 generation)
+{
+	if (!(st->request_flags & RLS_REQ_HAS_KEY))
 		return NULL;
 	s->api_key.generation = generation;
+	__builtin_memcpy(s->api_key.sha256, st->key_sha256, RLS_SHA256_LEN);
 	return bpf_map_lookup_elem(&rls_api_keys, &s->api_key);
 }
 
-static __always_inline __u32 rls_model_id(struct rls_scratch *s)
+/* The request's model id: a named model, RLS_MODEL_OTHER, or RLS_MODEL_HIDDEN. */
+static __always_inline __u32 rls_request_model(struct rls_scratch *s, const struct rls_stream *st)
 {
-	const struct rls_request *req = &s->req;
-	__u32 len = req->model_len, i, *id;
+	__u32 len, *id;
 
-	if (req->model_seen == RLS_MODEL_NOT_SEEN)
+	if (!rls_stream_model(s, st, &len))
 		return RLS_MODEL_HIDDEN;
-	if (req->model_seen != RLS_MODEL_FOUND || len == 0 || len >= RLS_MODEL_NAME_MAX)
+	if (len == 0)
 		return RLS_MODEL_OTHER;
-	for (i = 0; i < RLS_MODEL_NAME_MAX / 8; i++)
-		((__u64 *)s->model.name)[i] = 0;
-	for (i = 0; i < RLS_MODEL_NAME_MAX - 1; i++) {
-		if (i >= len)
-			break;
-		s->model.name[i] = s->payload[(req->model_off + i) & RLS_WINDOW_MASK];
-	}
 	id = bpf_map_lookup_elem(&rls_models, &s->model);
 	return id ? *id : RLS_MODEL_OTHER;
-}
-
-/* Remember the request on its connection, so a retransmission is neither charged nor let by. */
-static __always_inline struct rls_flow *rls_remember_request(struct rls_scratch *s,
-							     const struct rls_packet *pkt,
-							     struct rls_flow *flow, __u32 account,
-							     __u32 model,
-							     const struct rls_rejection *rej,
-							     __u32 reply_end)
-{
-	struct rls_flow *fresh = NULL;
-
-	if (!flow)
-		flow = fresh = rls_fresh_value(s);
-	flow->state = rej->reason ? RLS_FLOW_REJECTED : RLS_FLOW_ADMITTED;
-	flow->account = account;
-	flow->model = model;
-	flow->request_seq = pkt->seq;
-	flow->reply_end = reply_end;
-	flow->requests++;
-	flow->last_seen_ns = bpf_ktime_get_ns();
-	flow->rejection = *rej;
-	if (!fresh)
-		return flow;
-	bpf_map_update_elem(&rls_flows, &pkt->flow, fresh, BPF_ANY);
-	return bpf_map_lookup_elem(&rls_flows, &pkt->flow);
 }
 
 /*
  * The tokens an admitted request holds until its response is counted: its size in tokens plus
  * what its answer may cost. The daemon settles the difference from the upstream's usage.
  */
-static __always_inline __u64 rls_estimate_tokens(const struct rls_scratch *s,
-						 const struct rls_limits *l, __u64 *request_bytes)
+static __always_inline __u64 rls_estimate_tokens(const struct rls_stream *st,
+						 const struct rls_limits *l, __u64 request_bytes)
 {
-	const struct rls_request *req = &s->req;
 	__u32 per_token = l->bytes_per_token ? l->bytes_per_token : 4;
-
-	/* Counted before the answer: the request's own size. */
-	*request_bytes = req->has_content_length && req->headers_complete
-				 ? s->lines.body_start + req->content_length
-				 : s->pkt.payload_len;
 	__u64 answer = l->reserve_tokens;
 
 	/* A visible max_tokens says how long the answer may be, up to reserve_max. */
-	if (req->has_max_tokens)
-		answer = req->max_tokens < l->reserve_max ? req->max_tokens : l->reserve_max;
-	return (*request_bytes + per_token - 1) / per_token + answer;
+	if (st->request_flags & RLS_REQ_HAS_MAX_TOKENS)
+		answer = st->max_tokens < l->reserve_max ? st->max_tokens : l->reserve_max;
+	return (request_bytes + per_token - 1) / per_token + answer;
 }
 
-/* Decide under the counter's lock; what the response must settle or free goes to *a. */
-static __always_inline void rls_decide(struct rls_scratch *s, const struct rls_live *live,
-				       const struct rls_identity *id, const struct rls_limits *limits,
-				       struct rls_admission *a)
+/*
+ * Decide under the counter's lock; what the response must settle or free goes to *a. A global
+ * function, with its own stack frame: the 429's writers below the caller need the room.
+ */
+__noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
+			  const struct rls_identity *id, const struct rls_limits *limits,
+			  struct rls_admission *a)
 {
 	struct rls_counter *counter;
-	__u64 now_ns;
 
+	if (!s || !st || !id || !limits || !a)
+		return 0;
 	counter = rls_lookup_counter(s, id, a->counter_model, &s->pkt.flow, &a->counter_shared);
 	if (!counter)
-		return;
+		return 0;
 	if (rls_has_token_limits(limits)) {
 		a->meter_tokens = 1;
 		a->bytes_per_token = limits->bytes_per_token;
-		a->reserved_tokens = rls_estimate_tokens(s, limits, &a->request_bytes);
+		a->reserved_tokens = rls_estimate_tokens(st, limits, a->request_bytes);
 	}
-	now_ns = rls_now_utc_ns(live->cfg);
-	a->slot_taken = rls_admit(counter, limits, now_ns, a->reserved_tokens, &s->rejection,
+	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, &s->rejection,
 				  &a->slot_epoch);
 	if (a->slot_taken)
 		a->slot_epoch_ns = rls_slot_epoch_ns(limits->max_hold_ns);
+	return 0;
 }
 
-/* Decide a request start; on rejection the packet becomes the 429. */
-static __always_inline int rls_handle_request(struct xdp_md *ctx, struct rls_scratch *s,
-					      const struct rls_live *live, struct rls_flow *flow,
-					      enum rls_method_kind method)
+/*
+ * The upstream must forget the connection: this segment becomes a reset at the sequence number
+ * the upstream expects, and the flow is forgotten. The client's next segment then meets no
+ * connection and is answered with a reset by whoever holds its address.
+ */
+static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_scratch *s,
+						 __u32 event)
+{
+	rls_count_packet(event);
+	s->seg.forgotten = 1;
+	bpf_map_delete_elem(&rls_flows, &s->pkt.flow);
+	return rls_reset_upstream(ctx, &s->pkt, s->pkt.seq);
+}
+
+/*
+ * A refused request. Where it started in this very segment after the end of an admitted one,
+ * the admitted bytes go on and the rest is cut off, to be answered when the client sends it
+ * again; otherwise this segment becomes the 429. Either way the upstream never gets the
+ * request whole, and the flow remembers where it expects to be answered.
+ */
+static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
+				      struct rls_flow *flow)
 {
 	const struct rls_packet *pkt = &s->pkt;
-	struct rls_rejection *rej = &s->rejection; /* what admission decides, in scratch memory */
+	__s32 start = (__s32)(flow->stream.request_start - pkt->seq);
+	__u32 reply_end = 0;
+	int action;
+
+	flow->state = RLS_FLOW_REJECTED;
+	flow->rejection = s->rejection;
+	if (start > 0) {
+		flow->request_seq = flow->stream.request_start;
+		flow->reply_end = 0;
+		if (rls_trim_payload(ctx, s, pkt, (__u32)start)) {
+			/* Could not cut: nothing of it goes on, the client sends it all again. */
+			flow->request_seq = pkt->seq;
+			return XDP_DROP;
+		}
+		rls_count_packet(RLS_PKT_PIPELINED_WAIT);
+		return XDP_PASS;
+	}
+	flow->request_seq = pkt->seq;
+	action = rls_send_429(ctx, pkt, s, &s->rejection, &reply_end);
+	flow->reply_end = reply_end;
+	if (action == XDP_TX)
+		rls_count_packet(RLS_PKT_REPLY_SENT);
+	return action;
+}
+
+/*
+ * A request's last byte is in this segment, just before end_off: decide it. Returns XDP_PASS
+ * to go on with the segment, or the verdict for it when the request is refused. A global
+ * function: verified once.
+ */
+__noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, struct rls_flow *flow,
+				 const struct rls_config *cfg, __u32 generation)
+{
 	struct rls_identity id = {};
 	struct rls_admission admission = {};
 	const struct rls_limits *limits = NULL;
-	__u32 len = pkt->payload_len, model, reply_end = 0;
-	int action = XDP_PASS;
+	struct rls_stream *st;
+	__u32 model;
 
-	__builtin_memset(rej, 0, sizeof(*rej));
-	rej->day_limit = RLS_UNLIMITED;
-	if (len > RLS_PARSE_WINDOW)
-		len = RLS_PARSE_WINDOW;
-	if (len == 0 || bpf_xdp_load_bytes(ctx, pkt->payload_off, s->payload, len))
+	if (!s || !flow || !cfg)
 		return XDP_PASS;
-	if (!rls_parse_request(s, live->cfg, len, method)) {
-		rls_count_packet(RLS_PKT_NOT_HTTP);
-		return XDP_PASS;
-	}
-	rls_count_packet(RLS_PKT_REQUEST);
-
-	rls_identify(live->cfg, live->generation, &pkt->flow,
-		     rls_principal_by_key(ctx, s, pkt, live->generation), &id);
-	model = rls_model_id(s);
+	st = &flow->stream;
+	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
+	s->rejection.day_limit = RLS_UNLIMITED;
+	rls_identify(cfg, generation, &s->pkt.flow, rls_principal_of(s, st, generation), &id);
+	model = rls_request_model(s, st);
 	if (model == RLS_MODEL_HIDDEN)
 		rls_count_packet(RLS_PKT_MODEL_HIDDEN);
+	admission.request_bytes = s->pkt.seq + s->seg.base + s->scan.pos - st->request_start;
 	if (!id.unlimited) {
-		limits = rls_lookup_limits(live->generation, id.principal.tier, model);
+		limits = rls_lookup_limits(generation, id.principal.tier, model);
 		/* A hidden model is charged as the tier's strictest one, to that model's counter. */
 		admission.counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model
 									       : model;
+		admission.now_ns = rls_now_utc_ns(cfg);
 		if (limits)
-			rls_decide(s, live, &id, limits, &admission);
+			rls_decide(s, st, &id, limits, &admission);
 	}
-	rls_count_outcome(s, id.principal.account, model, rej->reason);
-	if (rej->reason) {
-		action = rls_send_429(ctx, pkt, s, rej, &reply_end);
-		if (action == XDP_TX)
-			rls_count_packet(RLS_PKT_REPLY_SENT);
+	rls_count_outcome(s, id.principal.account, model, s->rejection.reason);
+	flow->account = id.principal.account;
+	flow->model = model;
+	flow->requests++;
+	flow->last_seen_ns = bpf_ktime_get_ns();
+	if (s->rejection.reason)
+		return rls_refuse(ctx, s, flow);
+	flow->state = RLS_FLOW_ADMITTED;
+	if (admission.meter_tokens || admission.slot_taken)
+		rls_follow_response(&s->pkt.flow, flow, &admission);
+	return XDP_PASS;
+}
+
+/* Load the segment's payload from s->seg.base into the window; false when none is left. */
+static __always_inline bool rls_load_window(struct xdp_md *ctx, struct rls_scratch *s)
+{
+	__u32 len = s->seg.total - s->seg.base;
+
+	if (s->seg.base >= s->seg.total)
+		return false;
+	if (len > RLS_PARSE_WINDOW)
+		len = RLS_PARSE_WINDOW;
+	if (len == 0 || bpf_xdp_load_bytes(ctx, s->pkt.payload_off + s->seg.base, s->payload, len))
+		return false;
+	s->scan.pos = 0;
+	s->scan.len = len;
+	return true;
+}
+
+/*
+ * One round: scan on until the stream says something must be done, and do it. A global
+ * function, so that the segment's loop over rounds is verified once per round, not once per
+ * path through a round.
+ */
+__noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struct rls_flow *flow,
+				const struct rls_config *cfg, __u32 generation)
+{
+	struct rls_stream *st;
+	int action;
+
+	if (!s || !flow || !cfg)
+		return RLS_ROUND_DONE;
+	st = &flow->stream;
+	switch (rls_stream_scan(s, st, cfg)) {
+	case RLS_STOP_NEED_BYTES:
+		s->seg.base += s->scan.len;
+		if (rls_load_window(ctx, s))
+			return RLS_ROUND_GO_ON;
+		s->seg.action = XDP_PASS;
+		return RLS_ROUND_DONE;
+	case RLS_STOP_REQUEST_START:
+		st->request_start = s->pkt.seq + s->seg.base + s->scan.pos;
+		rls_count_packet(RLS_PKT_REQUEST);
+		/* HTTP/1.1 answers in order: a new request means the last response is over. */
+		if (flow->requests)
+			rls_end_response(&s->pkt.flow, flow, 0);
+		return RLS_ROUND_GO_ON;
+	case RLS_STOP_REQUEST_END:
+		action = rls_request_ended(ctx, s, flow, cfg, generation);
+		if (action == XDP_PASS)
+			return RLS_ROUND_GO_ON;
+		s->seg.action = action;
+		return RLS_ROUND_DONE;
+	case RLS_STOP_HTTP2:
+		if (cfg->http2_pass) {
+			st->phase = RLS_PHASE_TUNNEL;
+			rls_count_packet(RLS_PKT_HTTP2);
+			return RLS_ROUND_GO_ON;
+		}
+		s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_HTTP2);
+		return RLS_ROUND_DONE;
+	default:
+		s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+		return RLS_ROUND_DONE;
 	}
-	flow = rls_remember_request(s, pkt, flow, id.principal.account, model, rej, reply_end);
-	if (flow && !rej->reason && (admission.meter_tokens || admission.slot_taken))
-		rls_follow_response(&pkt->flow, flow, &admission);
-	return action;
+}
+
+/* Parse this segment's payload from offset on, deciding every request that ends in it. */
+static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scratch *s,
+					      struct rls_flow *flow, const struct rls_live *live,
+					      __u32 offset)
+{
+	const struct rls_packet *pkt = &s->pkt;
+	__u32 i;
+
+	s->seg.base = offset;
+	s->seg.total = pkt->payload_len;
+	s->seg.action = XDP_PASS;
+	s->seg.forgotten = 0;
+	if (!rls_load_window(ctx, s))
+		return XDP_PASS;
+	for (i = 0; i < RLS_ROUNDS_MAX; i++)
+		if (rls_stream_round(ctx, s, flow, live->cfg, live->generation) == RLS_ROUND_DONE)
+			break;
+	if (i == RLS_ROUNDS_MAX)
+		return rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+	if (s->seg.action == XDP_PASS && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED)
+		flow->stream.next_seq = pkt->seq + pkt->payload_len;
+	return (int)s->seg.action;
 }
 
 /*
@@ -223,18 +323,119 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 	return XDP_DROP;
 }
 
-/*
- * A client that resets is gone: its response is over. A client's FIN ends its wait too (a
- * client that half-closes and still reads is rare in HTTP/1.1): its slot comes back now, while
- * the response is still metered for tokens up to the upstream's own close.
- */
-static __always_inline void rls_note_client_close(const struct rls_flow_key *key,
-						  struct rls_flow *flow, __u8 tcp_flags)
+/* Forget a connection both sides have closed, or either has reset. */
+static __always_inline void rls_note_closed(const struct rls_flow_key *key, struct rls_flow *flow,
+					    __u32 who)
 {
-	if (tcp_flags & TCP_FLAG_RST)
-		rls_end_response(key, flow, RLS_EVENT_CLOSED);
-	else if ((tcp_flags & TCP_FLAG_FIN) && flow->slot_held)
-		rls_give_back_slot(key, flow);
+	__u32 closed = __sync_fetch_and_or(&flow->closed, who) | who;
+
+	if (closed == (RLS_CLOSED_CLIENT | RLS_CLOSED_SERVER))
+		bpf_map_delete_elem(&rls_flows, key);
+}
+
+/*
+ * The client's RST or FIN, where the stream is: a reset ends the response and the connection;
+ * a FIN ends the client's wait (a client that half-closes and still reads is rare in
+ * HTTP/1.1): its slot comes back now, while the response is still metered for tokens up to
+ * the upstream's own close. Anywhere else in the sequence space they are not the client's.
+ */
+static __always_inline void rls_client_close(struct rls_scratch *s, struct rls_flow *flow)
+{
+	const struct rls_packet *pkt = &s->pkt;
+
+	if (pkt->tcp_flags & TCP_FLAG_RST) {
+		rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
+		bpf_map_delete_elem(&rls_flows, &pkt->flow);
+		return;
+	}
+	if (flow->slot_held)
+		rls_give_back_slot(&pkt->flow, flow);
+	rls_note_closed(&pkt->flow, flow, RLS_CLOSED_CLIENT);
+}
+
+/* Start following a connection whose next byte is at seq. */
+static __always_inline struct rls_flow *rls_start_flow(struct rls_scratch *s, __u32 seq,
+						       bool routed)
+{
+	struct rls_flow *fresh = rls_fresh_value(s);
+
+	fresh->stream.next_seq = seq;
+	fresh->stream.stream_start = seq;
+	fresh->stream.phase = RLS_PHASE_IDLE;
+	fresh->stream.routed = routed;
+	if (bpf_map_update_elem(&rls_flows, &s->pkt.flow, fresh, BPF_ANY))
+		return NULL;
+	return bpf_map_lookup_elem(&rls_flows, &s->pkt.flow);
+}
+
+/* Data on a connection not followed yet: a real connection's first bytes, or not ours. */
+static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch *s,
+					  const struct rls_live *live)
+{
+	const struct rls_packet *pkt = &s->pkt;
+	struct rls_socket_view view;
+	struct rls_flow *flow;
+
+	switch (rls_socket_view(ctx, pkt, &view)) {
+	case RLS_CONN_ROUTED:
+	case RLS_CONN_NEW:
+	case RLS_CONN_MIDSTREAM: /* followed from here: it must start a request, or is reset */
+		break;
+	case RLS_CONN_OUT_OF_ORDER:
+		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
+		return XDP_DROP;
+	default:
+		rls_count_packet(RLS_PKT_NOT_CONNECTION);
+		return XDP_PASS;
+	}
+	flow = rls_start_flow(s, pkt->seq, view.conn == RLS_CONN_ROUTED);
+	if (!flow)
+		return rls_reset_connection(ctx, s, RLS_PKT_FLOWS_FULL);
+	return rls_follow_segment(ctx, s, flow, live, 0);
+}
+
+/*
+ * A segment not where the followed stream is. Behind it: a retransmission, harmless if the
+ * kernel already holds those bytes; if the kernel lacks bytes the parser has read (it dropped
+ * them after XDP saw them), what the server will read may differ: the connection is reset.
+ * Ahead of it: a gap, dropped so that the client sends it again in order. A local connection
+ * that is new on the same addresses and ports starts afresh.
+ */
+static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch *s,
+					  struct rls_flow *flow, const struct rls_live *live)
+{
+	const struct rls_packet *pkt = &s->pkt;
+	struct rls_stream *st = &flow->stream;
+	__s32 behind = (__s32)(st->next_seq - pkt->seq);
+	__s32 past = (__s32)(pkt->seq + pkt->payload_len - st->next_seq);
+	struct rls_socket_view view = {};
+
+	if (!st->routed) {
+		rls_socket_view(ctx, pkt, &view);
+		if (view.conn == RLS_CONN_NEW && pkt->seq != st->stream_start) {
+			rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
+			flow = rls_start_flow(s, pkt->seq, false);
+			if (!flow)
+				return rls_reset_connection(ctx, s, RLS_PKT_FLOWS_FULL);
+			return rls_follow_segment(ctx, s, flow, live, 0);
+		}
+		if (view.conn == RLS_CONN_NOT_OURS) {
+			rls_count_packet(RLS_PKT_NOT_CONNECTION);
+			return XDP_PASS;
+		}
+	}
+	if (behind < 0) {
+		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
+		return XDP_DROP;
+	}
+	if (!st->routed && (__s32)(st->next_seq - view.rcv_nxt) > 0 &&
+	    (__s32)(pkt->seq + pkt->payload_len - view.rcv_nxt) > 0)
+		return rls_reset_connection(ctx, s, RLS_PKT_DESYNC);
+	if (past <= 0) {
+		rls_count_packet(RLS_PKT_RETRANSMIT);
+		return XDP_PASS;
+	}
+	return rls_follow_segment(ctx, s, flow, live, (__u32)behind);
 }
 
 SEC("xdp")
@@ -245,9 +446,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 	struct rls_packet *pkt;
 	struct rls_live live;
 	struct rls_flow *flow;
-	enum rls_method_kind method;
-	__u8 start[8];
-	int parsed;
+	int action;
 
 	if (!s)
 		return XDP_PASS;
@@ -256,10 +455,10 @@ int rlshape_xdp(struct xdp_md *ctx)
 	frame.data = (void *)(long)ctx->data;
 	frame.data_end = (void *)(long)ctx->data_end;
 	frame.payload_linear = true;
-	parsed = rls_parse_packet(&frame, pkt);
-	if (parsed == RLS_PARSE_NOT_TCP || !rls_live_config(&live))
+	action = rls_parse_packet(&frame, pkt);
+	if (action == RLS_PARSE_NOT_TCP || !rls_live_config(&live))
 		return XDP_PASS;
-	if (parsed != RLS_PARSE_OK) {
+	if (action != RLS_PARSE_OK) {
 		rls_count_packet(RLS_PKT_UNPARSED);
 		return XDP_PASS;
 	}
@@ -268,31 +467,40 @@ int rlshape_xdp(struct xdp_md *ctx)
 	rls_count_packet(RLS_PKT_SEEN);
 
 	flow = bpf_map_lookup_elem(&rls_flows, &pkt->flow);
-	/* A new connection on a reused port owes nothing to the last one on it. */
-	if (flow && (pkt->tcp_flags & TCP_FLAG_SYN)) {
-		rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
-		bpf_map_delete_elem(&rls_flows, &pkt->flow);
-		return XDP_PASS;
-	}
 	if (flow && flow->state == RLS_FLOW_REJECTED)
 		return rls_handle_rejected_flow(ctx, s, flow);
-	if (flow)
-		rls_note_client_close(&pkt->flow, flow, pkt->tcp_flags);
-	if (pkt->payload_len < sizeof(start) || (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_RST)))
-		return XDP_PASS;
-	if (flow && flow->request_seq == pkt->seq) {
-		rls_count_packet(RLS_PKT_RETRANSMIT);
+	if (pkt->tcp_flags & TCP_FLAG_SYN) {
+		/*
+		 * A routed connection on reused ports starts afresh: its new stream begins
+		 * anywhere. (A local one is told apart by its socket at its first data.)
+		 */
+		if (flow && flow->stream.routed) {
+			rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
+			bpf_map_delete_elem(&rls_flows, &pkt->flow);
+		}
+		/* Data on a SYN (TCP Fast Open) would reach the server unread: the client sends
+		 * it again after the handshake. */
+		if (pkt->payload_len) {
+			rls_count_packet(RLS_PKT_OUT_OF_ORDER);
+			return XDP_DROP;
+		}
 		return XDP_PASS;
 	}
-	if (bpf_xdp_load_bytes(ctx, pkt->payload_off, start, sizeof(start)))
-		return XDP_PASS;
-	method = rls_request_method(start, pkt->payload_len);
-	if (method == RLS_METHOD_NONE) {
-		rls_count_packet(RLS_PKT_NOT_HTTP);
-		return XDP_PASS;
+	if (!flow)
+		return pkt->payload_len ? rls_new_stream(ctx, s, &live) : XDP_PASS;
+	if (pkt->seq != flow->stream.next_seq) {
+		if (!pkt->payload_len)
+			return XDP_PASS; /* a bare ACK, FIN or RST off the stream: not the client's */
+		return rls_off_stream(ctx, s, flow, &live);
 	}
-	/* HTTP/1.1 answers in order: a new request means the last response is over. */
-	if (flow)
-		rls_end_response(&pkt->flow, flow, 0);
-	return rls_handle_request(ctx, s, &live, flow, method);
+	action = XDP_PASS;
+	s->seg.forgotten = 0;
+	if (pkt->payload_len && !(pkt->tcp_flags & TCP_FLAG_RST))
+		action = rls_follow_segment(ctx, s, flow, &live, 0);
+	if (action == XDP_PASS && !s->seg.forgotten && (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) &&
+	    flow->state != RLS_FLOW_REJECTED) {
+		flow->stream.next_seq += !!(pkt->tcp_flags & TCP_FLAG_FIN);
+		rls_client_close(s, flow);
+	}
+	return action;
 }

@@ -111,6 +111,8 @@ struct rls_config {
 	__u64 loaded_at;        /* UTC seconds */
 	__u8 table_sha256[RLS_SHA256_LEN];
 	char table_path[192];
+	__u32 http2_pass;       /* an HTTP/2 prior-knowledge preface: 1 passed unread, 0 reset */
+	__u32 pad;
 };
 
 /* rls_api_keys: SHA-256 of an API key -> its account. The plain key is never stored. */
@@ -228,6 +230,13 @@ enum rls_packet_event {
 	RLS_PKT_MODEL_HIDDEN,  /* request charged with the tier's strictest limits */
 	RLS_PKT_RESPONSES,     /* responses metered and reported to the daemon */
 	RLS_PKT_RESPONSES_PENDING, /* reported through rls_pending: the ring was full */
+	RLS_PKT_NOT_CONNECTION,  /* data for no established local connection: forged, never charged */
+	RLS_PKT_OUT_OF_ORDER,    /* a segment past a gap in the client's stream: dropped, resent */
+	RLS_PKT_STREAM_RESET,    /* a connection reset: bytes no HTTP/1.1 server reads alike */
+	RLS_PKT_DESYNC,          /* the kernel lacks bytes the parser read: connection reset */
+	RLS_PKT_HTTP2,           /* an HTTP/2 prior-knowledge preface on a watched port */
+	RLS_PKT_FLOWS_FULL,      /* a new connection the flows map could not hold: reset */
+	RLS_PKT_PIPELINED_WAIT,  /* a rejected request held until the answers before it are out */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -240,6 +249,119 @@ struct rls_flow_key {
 	__u16 server_port;
 	__u32 pad;
 };
+
+/*
+ * The request parser's place in a connection's byte stream (bpf/http_stream.h). The client's
+ * bytes are parsed once, in order, whatever their segments: every field below carries what a
+ * request has shown so far from one segment to the next.
+ */
+enum rls_stream_phase {
+	RLS_PHASE_IDLE,        /* between requests: empty lines are skipped (RFC 9112, 2.2) */
+	RLS_PHASE_METHOD,      /* the method token */
+	RLS_PHASE_TARGET,      /* the request target and version, to the line's end */
+	RLS_PHASE_LINE_START,  /* the first byte of a header line, or the head's empty line */
+	RLS_PHASE_NAME,        /* a header name */
+	RLS_PHASE_VALUE,       /* a header value */
+	RLS_PHASE_BODY,        /* a content-length body */
+	RLS_PHASE_CHUNK_SIZE,  /* a chunk's size in hex */
+	RLS_PHASE_CHUNK_EXT,   /* a chunk extension: to the line's end, not body */
+	RLS_PHASE_CHUNK_DATA,
+	RLS_PHASE_CHUNK_END,   /* the line end after a chunk's data */
+	RLS_PHASE_TRAILER,     /* a trailer line after the last chunk */
+	RLS_PHASE_TRAILER_START,
+	RLS_PHASE_TUNNEL,      /* not HTTP/1.1 any more (HTTP/2 passed by the table): not parsed */
+	RLS_PHASE_BROKEN,      /* bytes no HTTP/1.1 server reads alike: the connection is reset */
+};
+
+/* What the current header line is, by its name. */
+enum rls_header_kind {
+	RLS_HDR_OTHER,
+	RLS_HDR_KEY,            /* one of the table's key headers (key_rank says which) */
+	RLS_HDR_MODEL,          /* the table's model header */
+	RLS_HDR_CONTENT_LENGTH,
+	RLS_HDR_TRANSFER_ENCODING,
+};
+
+/* Candidate header names while a name is read: a bit each. */
+#define RLS_NAME_KEY0              0x01 /* .. 0x08: key_headers[0..3] */
+#define RLS_NAME_MODEL             0x10
+#define RLS_NAME_CONTENT_LENGTH    0x20
+#define RLS_NAME_TRANSFER_ENCODING 0x40
+
+/* What a request has shown, bits of rls_stream.request_flags. */
+enum rls_request_flag {
+	RLS_REQ_HAS_KEY = 1,
+	RLS_REQ_HAS_HEADER_MODEL = 2,
+	RLS_REQ_HAS_BODY_MODEL = 4,
+	RLS_REQ_MODEL_AMBIGUOUS = 8, /* read two ways, or not readable: the strictest model */
+	RLS_REQ_CONTENT_LENGTH = 16,
+	RLS_REQ_CHUNKED = 32,
+	RLS_REQ_HAS_MAX_TOKENS = 64,
+	RLS_REQ_BODY_UNSEEN = 128,   /* not JSON, or past the scanned size: the strictest model */
+	RLS_REQ_HEAD = 256,          /* a HEAD request: its response has no body */
+	RLS_REQ_JSON_DONE = 512,     /* the body's top-level object has closed */
+	RLS_REQ_PRI = 1024,          /* the method is PRI: an HTTP/2 preface if the version says so */
+};
+
+/* Top-level JSON keys that matter. */
+enum rls_json_key {
+	RLS_JSON_KEY_OTHER,
+	RLS_JSON_KEY_MODEL,
+	RLS_JSON_KEY_MAX_TOKENS, /* "max_tokens" or "max_completion_tokens" */
+};
+
+/* The body's JSON as far as the scan has read it: which top-level key, which value. */
+enum rls_json_expect {
+	RLS_JSON_START,     /* whitespace, then the top-level '{' */
+	RLS_JSON_ANY,       /* inside the object */
+	RLS_JSON_COLON,     /* after a top-level key */
+	RLS_JSON_VALUE,     /* after the colon of a top-level key */
+	RLS_JSON_MODEL,     /* inside the top-level "model" string */
+	RLS_JSON_NUMBER,    /* the digits of a top-level max_tokens */
+	RLS_JSON_KEY,       /* inside a top-level key */
+};
+
+#define RLS_STREAM_KEY_MAX  256 /* RLS_API_KEY_MAX, rounded up to a power of two */
+#define RLS_JSON_KEY_MAX    32  /* long enough for "max_completion_tokens" */
+
+struct rls_stream {
+	__u32 next_seq;        /* the next client byte the parser expects */
+	__u32 stream_start;    /* the connection's first data byte */
+	__u32 request_start;   /* the current request's first byte */
+	__u32 request_flags;   /* enum rls_request_flag */
+	__u8 phase;            /* enum rls_stream_phase */
+	__u8 routed;           /* no local socket: the gateway forwards this connection */
+	__u8 name_cand;        /* RLS_NAME_* still matching the name read so far */
+	__u8 header_kind;      /* enum rls_header_kind of the current line */
+	__u8 key_rank;         /* the key header that gave the key; lower wins */
+	__u8 line_rank;        /* the key header the current line is */
+	__u8 bearer_pos;       /* of "bearer " matched, then 7 once the key proper starts */
+	__u8 json_expect;      /* enum rls_json_expect */
+	__u16 name_len;
+	__u16 value_len;       /* bytes stored of the current value */
+	__u16 value_trim;      /* value_len without trailing whitespace */
+	__u8 header_model_len, body_model_len;
+	__u8 json_in_string, json_escaped, json_key_len, json_key_expected;
+	__u8 json_key_kind;    /* enum rls_json_key of the last top-level key */
+	__u8 method_len;
+	__u16 pad;
+	__s32 json_depth;
+	__u32 chunk_digits;
+	__u64 version_tail;    /* the request line's last 8 bytes: its HTTP version */
+	__u64 content_length;
+	__u64 body_left;       /* of the content-length body or the current chunk */
+	__u64 body_scanned;    /* body bytes the JSON scan has read */
+	__u64 max_tokens;
+	__u64 value_number;    /* a content-length or max_tokens being read */
+	__u8 key_sha256[RLS_SHA256_LEN];
+	__u8 value[RLS_STREAM_KEY_MAX]; /* the key or model being read */
+	char header_model[RLS_MODEL_NAME_MAX];
+	char body_model[RLS_MODEL_NAME_MAX];
+	__u8 json_key[RLS_JSON_KEY_MAX];
+};
+
+#define RLS_CLOSED_CLIENT 1 /* the client's FIN, in order */
+#define RLS_CLOSED_SERVER 2 /* the upstream's FIN */
 
 enum rls_flow_state {
 	RLS_FLOW_ADMITTED = 1,
@@ -290,9 +412,10 @@ struct rls_flow {
 	__u32 counter_shared;  /* charged to the anonymous overflow counter (client all zero) */
 	/* Concurrency: the slot the request in flight holds until its response ends. */
 	__u32 slot_held;       /* 1 while held: whoever clears it (XDP or TC) gives it back */
-	__u32 pad;
+	__u32 closed;          /* RLS_CLOSED_* bits: who has closed; both, and the flow is deleted */
 	__u64 slot_epoch;      /* the epoch it was taken in */
 	__u64 slot_epoch_ns;   /* the counter's epoch length then */
+	struct rls_stream stream; /* where the client's byte stream is parsed up to */
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

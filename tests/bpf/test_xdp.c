@@ -1183,48 +1183,47 @@ static void test_model_nested_not_taken(void **state)
 static void test_model_hidden(void **state)
 {
 	struct env *e = need_env(state);
-	__u32 acct = account_id(e, "modeler");
+	__u32 acct = account_id(e, "modeler"), x = model_id(e, "gpt-x");
 	/* Charged as the tier's strictest model: "*" (rpm 50) admits fewer a day than gpt-x or gpt-y. */
 	struct rls_counter_key ck = { .account = acct, .model = RLS_MODEL_OTHER };
 	struct rls_counter counter;
 	struct conn c = conn4(45301), d = conn4(45302);
+	static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+				   "Host: gw.test\r\n" BEARER(KEY_MODELS)
+				   "Content-Type: application/json\r\n";
+	static const char body1[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"a prompt\"}],";
+	static const char body2[] = "\"model\":\"gpt-x\"}";
+	static const char form[] = "model=gpt-x&prompt=hello";
 	char req[2048];
 	struct result r;
 	__u64 hidden_before = packets_of(e, RLS_PKT_MODEL_HIDDEN);
 	int n;
 
-	/* Headers complete, body cut before "model": the rest comes in later segments. */
-	n = snprintf(req, sizeof(req),
-		     "POST /v1/chat/completions HTTP/1.1\r\n"
-		     "Host: gw.test\r\n" BEARER(KEY_MODELS)
-		     "Content-Type: application/json\r\n"
-		     "Content-Length: 5000\r\n"
-		     "\r\n"
-		     "{\"messages\":[{\"role\":\"user\",\"content\":\"a long prompt that goes on");
+	/* Headers complete, body cut before "model": nothing is decided until its last byte. */
+	n = snprintf(req, sizeof(req), "%sContent-Length: %zu\r\n\r\n%s", head,
+		     strlen(body1) + strlen(body2), body1);
 	conn_send(e, &c, req, (size_t)n, 0, &r);
-	expect_action(&r, XDP_PASS, "request whose model is past the segment");
+	expect_action(&r, XDP_PASS, "a request whose model is still to come");
+	CHECK_EQ(stats_of(e, acct, x).admitted + stats_of(e, acct, RLS_MODEL_HIDDEN).admitted, 0,
+		 "requests decided before their last byte");
+	conn_send(e, &c, body2, strlen(body2), 0, &r);
+	expect_action(&r, XDP_PASS, "the request's last segment, with its model");
+	CHECK_EQ(stats_of(e, acct, x).admitted, 1, "rls_stats[modeler, gpt-x] admitted");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before, "rls_packets[MODEL_HIDDEN]");
+
+	/* A body that is no JSON object: the model cannot be read, the strictest one is charged. */
+	n = snprintf(req, sizeof(req), "%sContent-Length: %zu\r\n\r\n%s", head, strlen(form),
+		     form);
+	conn_send(e, &d, req, (size_t)n, 0, &r);
+	expect_action(&r, XDP_PASS, "a form body");
 	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before + 1,
 		 "rls_packets[RLS_PKT_MODEL_HIDDEN]");
 	CHECK_EQ(stats_of(e, acct, RLS_MODEL_HIDDEN).admitted, 1,
 		 "rls_stats[modeler, RLS_MODEL_HIDDEN] admitted");
-	CHECK_EQ(stats_of(e, acct, RLS_MODEL_OTHER).admitted, 0, "rls_stats[modeler, other]");
 	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0,
 	      "no rls_counters entry {modeler, \"*\"}: the hidden request was not charged to the "
 	      "tier's strictest model (no charge_model in the RLS_MODEL_HIDDEN limits?)");
 	CHECK_EQ(counter.window_count[RLS_WINDOW_MINUTE], 1, "strictest model's minute count");
-
-	/* Header block itself cut by the end of the segment. */
-	n = snprintf(req, sizeof(req),
-		     "POST /v1/chat/completions HTTP/1.1\r\n"
-		     "Host: gw.test\r\n" BEARER(KEY_MODELS)
-		     "Content-Type: application/json\r\n"
-		     "X-Request-Id: 0123456789");
-	conn_send(e, &d, req, (size_t)n, 0, &r);
-	expect_action(&r, XDP_PASS, "request whose header block is cut");
-	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before + 2,
-		 "rls_packets[RLS_PKT_MODEL_HIDDEN] after a cut header block");
-	CHECK_EQ(stats_of(e, acct, RLS_MODEL_HIDDEN).admitted, 2,
-		 "rls_stats[modeler, RLS_MODEL_HIDDEN] admitted");
 }
 
 /*
@@ -1280,10 +1279,10 @@ static void test_hidden_model_strictest_limits(void **state)
 	n = snprintf(req, sizeof(req),
 		     "POST /v1/chat/completions HTTP/1.1\r\n"
 		     "Host: gw.test\r\n" BEARER(KEY_PRICEY)
-		     "Content-Type: application/json\r\n"
-		     "Content-Length: 5000\r\n"
+		     "Content-Type: application/x-www-form-urlencoded\r\n"
+		     "Content-Length: 24\r\n"
 		     "\r\n"
-		     "{\"messages\":[{\"role\":\"user\",\"content\":\"the model comes later");
+		     "model=gpt-big&prompt=hi!");
 	leave_room_in_window(60, 3000);
 	for (i = 0; i < 2; i++) {
 		struct conn c = conn4((uint16_t)(45901 + i));
@@ -1320,15 +1319,15 @@ static void test_model_past_parse_window(void **state)
 	__u64 hidden_before = packets_of(e, RLS_PKT_MODEL_HIDDEN);
 	char body[3200];
 
-	/* A whole body in one 2.7 kB segment, its model after the first 2048 bytes. */
+	/* A whole body in one 2.7 kB segment, its model after the first 2048 bytes: found. */
 	expect_model(e, 45401, "", long_body(body, sizeof(body), 2500, "", ",\"model\":\"gpt-x\""),
-		     RLS_MODEL_HIDDEN, "model past the 2048-byte parse window");
-	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before + 1,
+		     x, "model past the first 2048-byte window");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before,
 		 "rls_packets[RLS_PKT_MODEL_HIDDEN]");
 	/* The same size of segment with the model up front. */
 	expect_model(e, 45402, "", long_body(body, sizeof(body), 2500, "\"model\":\"gpt-x\",", ""),
 		     x, "model before a long prompt");
-	CHECK_EQ(stats_of(e, acct, x).admitted, 1, "gpt-x admitted");
+	CHECK_EQ(stats_of(e, acct, x).admitted, 2, "gpt-x admitted");
 }
 
 /*
@@ -1491,6 +1490,22 @@ static void expect_pass_frame(struct env *e, const uint8_t *frame, size_t len, c
 	expect_untouched(&r, what);
 }
 
+/* The frame came back as a bare RST toward the upstream, at the segment's own sequence. */
+static void expect_reset_spec(struct env *e, const struct tp_spec *s, const char *what)
+{
+	__u64 before = packets_of(e, RLS_PKT_STREAM_RESET);
+	size_t l4 = 14 + (s->vlan ? 4 : 0) + (s->ipv6 ? 40 : 20);
+	struct result r;
+
+	send_spec(e, s, &r);
+	expect_action(&r, XDP_PASS, what);
+	CHECK(r.out_len == l4 + 20, "%s: the reset frame is %u bytes, not %zu", what, r.out_len,
+	      l4 + 20);
+	CHECK_EQ(r.out[l4 + 13], TP_RST, "TCP flags of the reset");
+	CHECK_EQ(tp_get32(r.out + l4 + 4), s->seq, "the reset's sequence number");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), before + 1, "rls_packets[STREAM_RESET]");
+}
+
 static void expect_pass_spec(struct env *e, const struct tp_spec *s, const char *what)
 {
 	struct result r;
@@ -1516,17 +1531,25 @@ static void test_malformed_all_pass(void **state)
 	static const uint8_t tls[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc,
 				       0x03, 0x03, 0xaa, 0xbb, 0xcc, 0xdd, 0xee };
 
-	/* Non-HTTP payloads to the watched port. */
+	/*
+	 * Bytes to the watched port that no HTTP/1.1 server reads as a request: the connection
+	 * is reset (the segment becomes a RST toward the upstream), never passed unread.
+	 */
 	s = spec_of(&c, tls, sizeof(tls), 0);
-	expect_pass_spec(e, &s, "TLS ClientHello bytes to port 8000");
+	expect_reset_spec(e, &s, "TLS ClientHello bytes to port 8000");
 	s = spec_of(&c, "HELLO WORLD, NOT HTTP\r\n\r\n", 25, 0);
-	expect_pass_spec(e, &s, "text that is not HTTP");
-	s = spec_of(&c, "GOT /v1/models HTTP/1.1\r\n\r\n", 27, 0);
-	expect_pass_spec(e, &s, "unknown method");
+	s.sport++;
+	expect_reset_spec(e, &s, "text that is not HTTP");
 	s = spec_of(&c, "POST /v1/models XTTP/1.1\r\n" BEARER(KEY_ALICE) "\r\n",
 		    26 + strlen(BEARER(KEY_ALICE)) + 2, 0);
-	expect_pass_spec(e, &s, "request line without HTTP/1.x");
+	s.sport += 2;
+	expect_reset_spec(e, &s, "request line without HTTP/1.x");
+	s = spec_of(&c, "get /v1/models HTTP/1.1\r\n\r\n", 27, 0);
+	s.sport += 3;
+	expect_reset_spec(e, &s, "a method in lower case");
+	/* The start of a request: passed, and followed on. */
 	s = spec_of(&c, "GET ", 4, 0);
+	s.sport += 4;
 	expect_pass_spec(e, &s, "4-byte segment");
 
 	/* A valid request, but not to a watched port. */
@@ -1544,7 +1567,8 @@ static void test_malformed_all_pass(void **state)
 	s = spec_of(&c, NULL, 0, TP_SYN);
 	expect_pass_spec(e, &s, "SYN");
 	s = spec_of(&c, req, len, TP_SYN);
-	expect_pass_spec(e, &s, "SYN carrying a request (TFO)");
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_DROP, "SYN carrying a request (TFO): the server would read it unseen");
 	s = spec_of(&c, NULL, 0, TP_RST);
 	expect_pass_spec(e, &s, "RST");
 	s = spec_of(&c, NULL, 0, TP_FIN | TP_ACK);
@@ -1648,7 +1672,7 @@ static void test_malformed_all_pass(void **state)
 	CHECK_EQ(st.admitted, 0, "alice charged for something not a request");
 	CHECK_EQ(rejected_total(&st), 0, "alice rejected");
 	CHECK(packets_of(e, RLS_PKT_UNPARSED) > 0, "rls_packets[RLS_PKT_UNPARSED] never counted");
-	CHECK(packets_of(e, RLS_PKT_NOT_HTTP) > 0, "rls_packets[RLS_PKT_NOT_HTTP] never counted");
+	CHECK(packets_of(e, RLS_PKT_STREAM_RESET) > 0, "rls_packets[RLS_PKT_STREAM_RESET] never counted");
 	/* ...and the program still works. */
 	c = conn4(46003);
 	conn_send(e, &c, req, len, 0, &r);

@@ -1,0 +1,862 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The client's side of an HTTP/1.1 connection, parsed as one byte stream: request line,
+ * headers, a content-length or chunked body, and the body's top-level JSON "model", whatever
+ * the segments the bytes arrived in. The parser's whole state lives in the connection's flow
+ * (struct rls_stream), so a request split at any byte reads the same as one in one segment,
+ * and several requests in one segment are each found.
+ *
+ * The scan runs over the segment's bytes copied into per-CPU scratch memory, one bpf_loop()
+ * step per byte or per run of bytes that cannot matter (a header value nobody asked for, the
+ * inside of a JSON string, a body past its model), and stops where the XDP program must act:
+ * a request starts, a request ends (its last byte is here: decide now), or the bytes are not
+ * HTTP/1.1 a server would read as this parser does.
+ */
+#ifndef RLS_BPF_HTTP_STREAM_H
+#define RLS_BPF_HTTP_STREAM_H
+
+#include "maps.h"
+#include "parse_http.h"
+
+/* Where a scan stopped: what the XDP program must do before it goes on. */
+enum rls_scan_stop {
+	RLS_STOP_NEED_BYTES,    /* the segment is used up */
+	RLS_STOP_REQUEST_START, /* a request's first byte is at scan.pos */
+	RLS_STOP_REQUEST_END,   /* a request's last byte is just before scan.pos */
+	RLS_STOP_BROKEN,        /* not HTTP/1.1 as a server reads it */
+	RLS_STOP_HTTP2,         /* the HTTP/2 prior-knowledge preface */
+};
+
+#define RLS_RUN_MAX       256       /* bytes one step skips at most */
+#define RLS_METHOD_MAX    20        /* longer method tokens are not HTTP an API serves */
+#define RLS_BODY_SCAN_MAX (1u << 20) /* body bytes searched for the model; past it, strictest */
+#define RLS_LENGTH_MAX    (1ull << 40) /* content-length or chunk size: larger is not served */
+#define RLS_CHUNK_DIGITS_MAX 10
+
+/* The version at the end of a request line, as the last 8 bytes read into a u64. */
+#define RLS_VERSION(a, b, c, d, e, f, g, h)                                                \
+	((__u64)(a) << 56 | (__u64)(b) << 48 | (__u64)(c) << 40 | (__u64)(d) << 32 |     \
+	 (__u64)(e) << 24 | (__u64)(f) << 16 | (__u64)(g) << 8 | (__u64)(h))
+#define RLS_HTTP_1_1 RLS_VERSION('H', 'T', 'T', 'P', '/', '1', '.', '1')
+#define RLS_HTTP_1_0 RLS_VERSION('H', 'T', 'T', 'P', '/', '1', '.', '0')
+#define RLS_HTTP_2_0 RLS_VERSION('H', 'T', 'T', 'P', '/', '2', '.', '0')
+#define RLS_CHUNKED_TAIL RLS_VERSION(0, 'c', 'h', 'u', 'n', 'k', 'e', 'd')
+
+struct rls_stream_ctx {
+	struct rls_scratch *s;
+	struct rls_stream *st;
+	const struct rls_config *cfg;
+};
+
+static __always_inline bool rls_is_hex(__u8 c, __u32 *v)
+{
+	if (c >= '0' && c <= '9')
+		*v = c - '0';
+	else if (c >= 'a' && c <= 'f')
+		*v = c - 'a' + 10;
+	else if (c >= 'A' && c <= 'F')
+		*v = c - 'A' + 10;
+	else
+		return false;
+	return true;
+}
+
+/* Every header name the table asks about, as RLS_NAME_* bits. */
+static __always_inline __u8 rls_all_names(const struct rls_config *cfg)
+{
+	__u8 bits = RLS_NAME_CONTENT_LENGTH | RLS_NAME_TRANSFER_ENCODING;
+	__u32 n = cfg->nr_key_headers < RLS_MAX_KEY_HEADERS ? cfg->nr_key_headers
+							     : RLS_MAX_KEY_HEADERS;
+
+	bits |= (__u8)((1u << n) - 1);
+	if (cfg->model_header.len)
+		bits |= RLS_NAME_MODEL;
+	return bits;
+}
+
+static __always_inline bool rls_name_char_is(const struct rls_header_name *h, __u32 pos, __u8 c)
+{
+	return pos < h->len && pos < RLS_HEADER_NAME_MAX && (__u8)h->name[pos] == c;
+}
+
+#define RLS_NAME_CONTENT_LENGTH_STR    "content-length"
+#define RLS_NAME_TRANSFER_ENCODING_STR "transfer-encoding"
+
+/* The fixed names, one byte at a time (no static array: see rls_put_literal()). */
+static __always_inline bool rls_fixed_char_is(__u32 bit, __u32 pos, __u8 c)
+{
+	const char *name;
+	__u32 len;
+
+	if (bit == RLS_NAME_CONTENT_LENGTH) {
+		name = RLS_NAME_CONTENT_LENGTH_STR;
+		len = sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1;
+	} else {
+		name = RLS_NAME_TRANSFER_ENCODING_STR;
+		len = sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1;
+	}
+	return pos < len && (__u8)name[pos & 31] == c;
+}
+
+/* Drop the candidates that the name's next byte c (lower case) rules out. */
+static __always_inline __u8 rls_narrow_names(const struct rls_config *cfg, __u8 cand, __u32 pos,
+					     __u8 c)
+{
+	__u32 i;
+
+	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++)
+		if ((cand & (1u << i)) && !rls_name_char_is(&cfg->key_headers[i], pos, c))
+			cand &= ~(1u << i);
+	if ((cand & RLS_NAME_MODEL) && !rls_name_char_is(&cfg->model_header, pos, c))
+		cand &= ~RLS_NAME_MODEL;
+	if ((cand & RLS_NAME_CONTENT_LENGTH) && !rls_fixed_char_is(RLS_NAME_CONTENT_LENGTH, pos, c))
+		cand &= ~RLS_NAME_CONTENT_LENGTH;
+	if ((cand & RLS_NAME_TRANSFER_ENCODING) &&
+	    !rls_fixed_char_is(RLS_NAME_TRANSFER_ENCODING, pos, c))
+		cand &= ~RLS_NAME_TRANSFER_ENCODING;
+	return cand;
+}
+
+/* At the name's colon: which header this line is; a key header that cannot win is "other". */
+static __always_inline void rls_name_done(struct rls_stream *st, const struct rls_config *cfg)
+{
+	__u32 n = st->name_len, i;
+	__u8 cand = st->name_cand;
+
+	st->header_kind = RLS_HDR_OTHER;
+	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
+		if ((cand & (1u << i)) && cfg->key_headers[i].len == n) {
+			if (i < st->key_rank) {
+				st->header_kind = RLS_HDR_KEY;
+				st->line_rank = i;
+			}
+			return;
+		}
+	}
+	if ((cand & RLS_NAME_MODEL) && cfg->model_header.len == n) {
+		/* A second model header: the upstream may read either one. */
+		if (st->request_flags & RLS_REQ_HAS_HEADER_MODEL)
+			st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS;
+		else
+			st->header_kind = RLS_HDR_MODEL;
+	} else if ((cand & RLS_NAME_CONTENT_LENGTH) && n == sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1) {
+		st->header_kind = RLS_HDR_CONTENT_LENGTH;
+	} else if ((cand & RLS_NAME_TRANSFER_ENCODING) &&
+		   n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1) {
+		st->header_kind = RLS_HDR_TRANSFER_ENCODING;
+	}
+}
+
+/* A new request: forget everything the last one showed. */
+static __always_inline void rls_request_begin(struct rls_stream *st)
+{
+	st->request_flags = 0;
+	st->key_rank = RLS_MAX_KEY_HEADERS;
+	st->header_model_len = 0;
+	st->body_model_len = 0;
+	st->content_length = 0;
+	st->body_left = 0;
+	st->body_scanned = 0;
+	st->max_tokens = 0;
+	st->value_number = 0;
+	st->method_len = 0;
+	st->json_expect = RLS_JSON_START;
+	st->json_depth = 0;
+	st->json_in_string = 0;
+	st->json_escaped = 0;
+	st->json_key_expected = 0;
+	st->json_key_len = 0;
+	st->json_key_kind = RLS_JSON_KEY_OTHER;
+	st->phase = RLS_PHASE_METHOD;
+}
+
+/* A global function: SHA-256's rounds are verified once, not at every place a key can end. */
+__noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st)
+{
+	__u32 len, i;
+
+	if (!s || !st)
+		return -1;
+	len = st->value_trim;
+	if (len == 0 || len > RLS_API_KEY_MAX)
+		return -1;
+	for (i = 0; i < RLS_KEY_HASH_BUF / 8; i++)
+		((__u64 *)s->key)[i] = 0;
+	for (i = 0; i < RLS_STREAM_KEY_MAX; i++) {
+		if (i >= len)
+			break;
+		s->key[i] = st->value[i];
+	}
+	if (rls_key_hash_in(&s->sha256, s->key, len, s->api_key.sha256))
+		return -1;
+	__builtin_memcpy(st->key_sha256, s->api_key.sha256, RLS_SHA256_LEN);
+	return 0;
+}
+
+/* The line of a key header has ended: the key is the request's if it is well formed. */
+static __always_inline void rls_key_line_done(struct rls_stream_ctx *c)
+{
+	struct rls_stream *st = c->st;
+	bool bearer = c->cfg->key_headers[st->line_rank & (RLS_MAX_KEY_HEADERS - 1)].bearer;
+
+	if (st->value_len == 0xffff || (bearer && st->bearer_pos != 8))
+		return;
+	if (rls_stream_hash_key(c->s, st))
+		return;
+	st->key_rank = st->line_rank;
+	st->request_flags |= RLS_REQ_HAS_KEY;
+}
+
+/*
+ * "transfer-encoding: ..., chunked": the body is chunked. Anything else in a request is
+ * refused by a conforming server (RFC 9112, 6.3), so the parser calls it broken too.
+ */
+static __always_inline int rls_transfer_encoding_done(struct rls_stream *st)
+{
+	__u64 tail = st->value_number;
+
+	if ((tail & 0x00ffffffffffffffull) != RLS_CHUNKED_TAIL)
+		return -1;
+	if (st->value_len > 7 && (tail >> 56) != ',')
+		return -1;
+	st->request_flags |= RLS_REQ_CHUNKED;
+	return 0;
+}
+
+/* The end of a header line; returns -1 when the request is broken. */
+static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
+{
+	struct rls_stream *st = c->st;
+
+	switch (st->header_kind) {
+	case RLS_HDR_KEY:
+		rls_key_line_done(c);
+		break;
+	case RLS_HDR_MODEL:
+		if (st->value_len == 0xffff) {
+			st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS;
+		} else if (st->value_trim) {
+			st->header_model_len = (__u8)st->value_trim;
+			st->request_flags |= RLS_REQ_HAS_HEADER_MODEL;
+		}
+		break;
+	case RLS_HDR_CONTENT_LENGTH:
+		/* Digits only, and two content-lengths must agree: a server refuses anything else. */
+		if (st->value_len == 0 || st->value_len == 0xffff)
+			return -1;
+		if ((st->request_flags & RLS_REQ_CONTENT_LENGTH) &&
+		    st->content_length != st->value_number)
+			return -1;
+		st->content_length = st->value_number;
+		st->request_flags |= RLS_REQ_CONTENT_LENGTH;
+		break;
+	case RLS_HDR_TRANSFER_ENCODING:
+		return rls_transfer_encoding_done(st);
+	}
+	return 0;
+}
+
+/* Bytes that can wait for the line's end: skip to the '\n' (not past it). */
+static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct rls_scan *sc)
+{
+	__u32 pos = sc->pos, k;
+
+	for (k = 0; k < RLS_RUN_MAX; k++) {
+		if (pos >= sc->len || rls_at(s, pos) == '\n')
+			break;
+		pos++;
+	}
+	sc->pos = pos;
+}
+
+/* One byte of a header value, by what the header is. Returns -1 for a broken request. */
+static __always_inline int rls_value_byte(struct rls_stream_ctx *c, __u8 b)
+{
+	struct rls_stream *st = c->st;
+	bool ows = rls_is_ows(b) || b == '\r';
+
+	switch (st->header_kind) {
+	case RLS_HDR_KEY: {
+		bool bearer = c->cfg->key_headers[st->line_rank & (RLS_MAX_KEY_HEADERS - 1)].bearer;
+		const char *scheme = "bearer";
+
+		if (st->value_len == 0xffff)
+			return 0;
+		if (bearer && st->bearer_pos < 8) {
+			if (st->bearer_pos == 0 && ows)
+				return 0;
+			if (st->bearer_pos < 6) {
+				if (rls_lower(b) != (__u8)scheme[st->bearer_pos & 7])
+					st->value_len = 0xffff; /* not a bearer key: ignored */
+				else
+					st->bearer_pos++;
+				return 0;
+			}
+			if (st->bearer_pos == 6) {
+				if (!ows)
+					st->value_len = 0xffff;
+				else
+					st->bearer_pos = 7;
+				return 0;
+			}
+			if (ows)
+				return 0;
+			st->bearer_pos = 8;
+		}
+		if (st->value_len == 0 && ows)
+			return 0;
+		if (st->value_len >= RLS_API_KEY_MAX) {
+			st->value_len = 0xffff; /* longer than any key: ignored */
+			return 0;
+		}
+		st->value[st->value_len & (RLS_STREAM_KEY_MAX - 1)] = b;
+		st->value_len++;
+		if (!ows)
+			st->value_trim = st->value_len;
+		return 0;
+	}
+	case RLS_HDR_MODEL:
+		if (st->value_len == 0xffff || (st->value_len == 0 && ows))
+			return 0;
+		if (st->value_len >= RLS_MODEL_NAME_MAX - 1) {
+			st->value_len = 0xffff; /* longer than any model name */
+			return 0;
+		}
+		st->header_model[st->value_len & (RLS_MODEL_NAME_MAX - 1)] = b;
+		st->value_len++;
+		if (!ows)
+			st->value_trim = st->value_len;
+		return 0;
+	case RLS_HDR_CONTENT_LENGTH:
+		if (ows)
+			return 0;
+		if (b < '0' || b > '9' || st->value_number >= RLS_LENGTH_MAX)
+			return -1;
+		st->value_number = st->value_number * 10 + (b - '0');
+		st->value_len = 1;
+		return 0;
+	case RLS_HDR_TRANSFER_ENCODING:
+		if (ows)
+			return 0;
+		st->value_number = st->value_number << 8 | rls_lower(b);
+		if (st->value_len < 0xfff0)
+			st->value_len++;
+		return 0;
+	}
+	return 0;
+}
+
+/* The head's empty line: how the body is framed, or the request ends here. */
+static __always_inline int rls_head_done(struct rls_stream *st)
+{
+	if (st->request_flags & RLS_REQ_CHUNKED) {
+		st->phase = RLS_PHASE_CHUNK_SIZE;
+		st->chunk_digits = 0;
+		st->body_left = 0;
+		return RLS_STOP_NEED_BYTES;
+	}
+	if (st->content_length) {
+		st->phase = RLS_PHASE_BODY;
+		st->body_left = st->content_length;
+		return RLS_STOP_NEED_BYTES;
+	}
+	st->phase = RLS_PHASE_IDLE;
+	return RLS_STOP_REQUEST_END;
+}
+
+static __always_inline bool rls_json_ws(__u8 c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Whatever an upstream's JSON parser could read otherwise makes the model the strictest. */
+static __always_inline void rls_json_give_up(struct rls_stream *st, __u32 why)
+{
+	st->request_flags |= why;
+}
+
+static __always_inline bool rls_json_scanning(const struct rls_stream *st)
+{
+	return !(st->request_flags &
+		 (RLS_REQ_JSON_DONE | RLS_REQ_MODEL_AMBIGUOUS | RLS_REQ_BODY_UNSEEN));
+}
+
+#define RLS_JSON_MODEL_KEY       "model"
+#define RLS_JSON_MAX_TOKENS_KEY  "max_tokens"
+#define RLS_JSON_MAX_COMPL_KEY   "max_completion_tokens"
+
+static __always_inline bool rls_json_key_equals(const struct rls_stream *st, const char *key,
+						__u32 len)
+{
+	__u32 k;
+
+	if (st->json_key_len != len)
+		return false;
+	for (k = 0; k < RLS_JSON_KEY_MAX; k++) {
+		if (k >= len)
+			break;
+		if (st->json_key[k] != (__u8)key[k])
+			return false;
+	}
+	return true;
+}
+
+static __always_inline __u8 rls_json_key_kind(const struct rls_stream *st)
+{
+	if (rls_json_key_equals(st, RLS_JSON_MODEL_KEY, sizeof(RLS_JSON_MODEL_KEY) - 1))
+		return RLS_JSON_KEY_MODEL;
+	if (rls_json_key_equals(st, RLS_JSON_MAX_TOKENS_KEY, sizeof(RLS_JSON_MAX_TOKENS_KEY) - 1) ||
+	    rls_json_key_equals(st, RLS_JSON_MAX_COMPL_KEY, sizeof(RLS_JSON_MAX_COMPL_KEY) - 1))
+		return RLS_JSON_KEY_MAX_TOKENS;
+	return RLS_JSON_KEY_OTHER;
+}
+
+/* Structure outside strings: nesting, and where a top-level key may start. */
+static __always_inline void rls_json_structure(struct rls_stream *st, __u8 b)
+{
+	switch (b) {
+	case '"':
+		if (st->json_depth == 1 && st->json_key_expected) {
+			st->json_expect = RLS_JSON_KEY;
+			st->json_key_len = 0;
+			st->json_key_expected = 0;
+		} else {
+			st->json_in_string = 1;
+		}
+		break;
+	case '{':
+	case '[':
+		st->json_depth++;
+		break;
+	case '}':
+	case ']':
+		st->json_depth--;
+		if (st->json_depth <= 0)
+			st->request_flags |= RLS_REQ_JSON_DONE;
+		break;
+	case ',':
+		st->json_key_expected = st->json_depth == 1;
+		break;
+	}
+}
+
+/*
+ * Read the body's JSON: at most limit bytes from sc->pos, at least one. Returns the bytes
+ * consumed. Inside strings that are not a top-level key or the model, bytes are skipped a
+ * run at a time up to the next quote or backslash.
+ */
+static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_scan *sc,
+					   __u32 limit)
+{
+	struct rls_scratch *s = c->s;
+	struct rls_stream *st = c->st;
+	__u32 pos = sc->pos, k, digit;
+	__u8 b;
+
+	if (st->json_in_string) {
+		if (st->json_escaped) {
+			st->json_escaped = 0;
+			return 1;
+		}
+		for (k = 0; k < RLS_RUN_MAX && k < limit; k++) {
+			b = rls_at(s, pos + k);
+			if (b == '"') {
+				st->json_in_string = 0;
+				return k + 1;
+			}
+			if (b == '\\') {
+				st->json_escaped = 1;
+				return k + 1;
+			}
+		}
+		return k ? k : 1;
+	}
+	b = rls_at(s, pos);
+	switch (st->json_expect) {
+	case RLS_JSON_START:
+		if (rls_json_ws(b))
+			return 1;
+		if (b != '{') {
+			rls_json_give_up(st, RLS_REQ_BODY_UNSEEN); /* not a JSON object */
+			return 1;
+		}
+		st->json_depth = 1;
+		st->json_key_expected = 1;
+		st->json_expect = RLS_JSON_ANY;
+		return 1;
+	case RLS_JSON_KEY:
+		if (b == '\\') {
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
+			return 1;
+		}
+		if (b == '"') {
+			st->json_key_kind = rls_json_key_kind(st);
+			st->json_expect = RLS_JSON_COLON;
+			return 1;
+		}
+		if (st->json_key_len < RLS_JSON_KEY_MAX)
+			st->json_key[st->json_key_len & (RLS_JSON_KEY_MAX - 1)] = b;
+		if (st->json_key_len < 0xff)
+			st->json_key_len++;
+		return 1;
+	case RLS_JSON_COLON:
+		if (rls_json_ws(b))
+			return 1;
+		if (b != ':') {
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+			return 1;
+		}
+		st->json_expect = RLS_JSON_VALUE;
+		return 1;
+	case RLS_JSON_VALUE:
+		if (rls_json_ws(b))
+			return 1;
+		if (st->json_key_kind == RLS_JSON_KEY_MODEL) {
+			/* A second top-level "model", or one that is not a plain string. */
+			if ((st->request_flags & RLS_REQ_HAS_BODY_MODEL) || b != '"') {
+				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+				return 1;
+			}
+			st->body_model_len = 0;
+			st->json_expect = RLS_JSON_MODEL;
+			return 1;
+		}
+		if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS && b >= '0' && b <= '9') {
+			st->value_number = b - '0';
+			st->json_expect = RLS_JSON_NUMBER;
+			return 1;
+		}
+		st->json_expect = RLS_JSON_ANY;
+		rls_json_structure(st, b);
+		return 1;
+	case RLS_JSON_MODEL:
+		if (b == '\\' || (b != '"' && st->body_model_len >= RLS_MODEL_NAME_MAX - 1)) {
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+			return 1;
+		}
+		if (b == '"') {
+			if (st->body_model_len == 0)
+				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+			st->request_flags |= RLS_REQ_HAS_BODY_MODEL;
+			st->json_expect = RLS_JSON_ANY;
+			return 1;
+		}
+		st->body_model[st->body_model_len & (RLS_MODEL_NAME_MAX - 1)] = b;
+		st->body_model_len++;
+		return 1;
+	case RLS_JSON_NUMBER:
+		if (rls_is_hex(b, &digit) && b <= '9') {
+			if (st->value_number < RLS_LENGTH_MAX)
+				st->value_number = st->value_number * 10 + digit;
+			return 1;
+		}
+		st->max_tokens = st->value_number;
+		st->request_flags |= RLS_REQ_HAS_MAX_TOKENS;
+		st->json_expect = RLS_JSON_ANY;
+		rls_json_structure(st, b);
+		return 1;
+	default:
+		rls_json_structure(st, b);
+		return 1;
+	}
+}
+
+/*
+ * Body bytes (of a content-length body or a chunk): through the JSON scan while it still
+ * matters, skipped in one go once it does not. Returns true when the body or chunk is over.
+ */
+static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_scan *sc)
+{
+	struct rls_stream *st = c->st;
+	__u64 avail = sc->len - sc->pos, n = st->body_left < avail ? st->body_left : avail;
+
+	if (rls_json_scanning(st) && st->body_scanned >= RLS_BODY_SCAN_MAX)
+		rls_json_give_up(st, RLS_REQ_BODY_UNSEEN);
+	if (rls_json_scanning(st))
+		n = rls_json_step(c, sc, (__u32)n);
+	sc->pos += (__u32)n;
+	st->body_left -= n;
+	st->body_scanned += n;
+	return st->body_left == 0;
+}
+
+/* One step of the scan: a byte or a run of bytes. Returns 1 to stop (sc->stop says why). */
+static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
+{
+	struct rls_scratch *s = c->s;
+	struct rls_stream *st = c->st;
+	struct rls_scan *sc = &s->scan;
+	__u32 digit;
+	__u8 b;
+
+	if (sc->pos >= sc->len) {
+		sc->stop = RLS_STOP_NEED_BYTES;
+		return 1;
+	}
+	b = rls_at(s, sc->pos);
+	switch (st->phase) {
+	case RLS_PHASE_IDLE:
+		if (b == '\r' || b == '\n') {
+			sc->pos++;
+			return 0;
+		}
+		rls_request_begin(st);
+		sc->stop = RLS_STOP_REQUEST_START;
+		return 1;
+	case RLS_PHASE_METHOD:
+		sc->pos++;
+		if (b == ' ') {
+			if (st->method_len == 4 && st->value_number == RLS_VERSION(0, 0, 0, 0, 'H', 'E', 'A', 'D'))
+				st->request_flags |= RLS_REQ_HEAD;
+			if (st->method_len == 3 && st->value_number == RLS_VERSION(0, 0, 0, 0, 0, 'P', 'R', 'I'))
+				st->request_flags |= RLS_REQ_PRI;
+			st->version_tail = 0;
+			st->phase = RLS_PHASE_TARGET;
+			return 0;
+		}
+		if (b < 'A' || b > 'Z' || st->method_len >= RLS_METHOD_MAX)
+			goto broken;
+		st->value_number = st->value_number << 8 | b;
+		st->method_len++;
+		return 0;
+	case RLS_PHASE_TARGET: {
+		__u32 from = sc->pos, start, k;
+
+		rls_skip_to_line_end(s, sc);
+		/* Only the line's last 8 bytes (CR aside) can be its version. */
+		start = sc->pos - from > 9 ? sc->pos - 9 : from;
+		for (k = 0; k < 9; k++) {
+			__u8 v;
+
+			if (start + k >= sc->pos)
+				break;
+			v = rls_at(s, start + k);
+			if (v != '\r')
+				st->version_tail = st->version_tail << 8 | v;
+		}
+		if (sc->pos >= sc->len)
+			return 0;
+		sc->pos++; /* the '\n' */
+		if ((st->request_flags & RLS_REQ_PRI) && st->version_tail == RLS_HTTP_2_0) {
+			sc->stop = RLS_STOP_HTTP2;
+			return 1;
+		}
+		if (st->version_tail != RLS_HTTP_1_1 && st->version_tail != RLS_HTTP_1_0)
+			goto broken;
+		st->header_kind = RLS_HDR_OTHER;
+		st->phase = RLS_PHASE_LINE_START;
+		return 0;
+	}
+	case RLS_PHASE_LINE_START:
+		if (b == '\r') {
+			sc->pos++;
+			return 0;
+		}
+		if (b == '\n') {
+			sc->pos++;
+			sc->stop = rls_head_done(st);
+			return sc->stop != RLS_STOP_NEED_BYTES;
+		}
+		if (rls_is_ows(b)) {
+			/*
+			 * obs-fold: the line goes on the last header's value, which a server
+			 * either refuses or reads joined. A key or model so continued is not
+			 * taken; a framing header so continued is refused.
+			 */
+			if (st->header_kind == RLS_HDR_MODEL)
+				st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS;
+			if (st->header_kind == RLS_HDR_KEY && st->key_rank == st->line_rank)
+				st->request_flags &= ~RLS_REQ_HAS_KEY;
+			if (st->header_kind == RLS_HDR_CONTENT_LENGTH ||
+			    st->header_kind == RLS_HDR_TRANSFER_ENCODING)
+				goto broken;
+			st->header_kind = RLS_HDR_OTHER;
+			st->phase = RLS_PHASE_VALUE;
+			return 0;
+		}
+		st->name_len = 0;
+		st->name_cand = rls_all_names(c->cfg);
+		st->phase = RLS_PHASE_NAME;
+		return 0;
+	case RLS_PHASE_NAME:
+		sc->pos++;
+		if (b == ':') {
+			rls_name_done(st, c->cfg);
+			st->value_len = 0;
+			st->value_trim = 0;
+			st->value_number = 0;
+			st->bearer_pos = 0;
+			st->phase = RLS_PHASE_VALUE;
+			return 0;
+		}
+		if (b == '\n')
+			goto broken; /* a header line without a colon */
+		if (st->name_cand)
+			st->name_cand = rls_narrow_names(c->cfg, st->name_cand, st->name_len,
+							 rls_lower(b));
+		if (st->name_len < 0xffff)
+			st->name_len++;
+		return 0;
+	case RLS_PHASE_VALUE:
+		if (st->header_kind == RLS_HDR_OTHER) {
+			rls_skip_to_line_end(s, sc);
+			if (sc->pos >= sc->len)
+				return 0;
+			b = '\n';
+		}
+		sc->pos++;
+		if (b == '\n') {
+			if (rls_header_line_done(c))
+				goto broken;
+			st->phase = RLS_PHASE_LINE_START;
+			return 0;
+		}
+		if (rls_value_byte(c, b))
+			goto broken;
+		return 0;
+	case RLS_PHASE_BODY:
+		if (!rls_body_bytes(c, sc))
+			return 0;
+		st->phase = RLS_PHASE_IDLE;
+		sc->stop = RLS_STOP_REQUEST_END;
+		return 1;
+	case RLS_PHASE_CHUNK_SIZE:
+		sc->pos++;
+		if (rls_is_hex(b, &digit)) {
+			if (st->chunk_digits >= RLS_CHUNK_DIGITS_MAX)
+				goto broken;
+			st->chunk_digits++;
+			st->body_left = st->body_left * 16 + digit;
+			if (st->body_left >= RLS_LENGTH_MAX)
+				goto broken;
+			return 0;
+		}
+		if (b == '\r')
+			return 0;
+		if (b == ';' || rls_is_ows(b)) {
+			st->phase = RLS_PHASE_CHUNK_EXT;
+			return 0;
+		}
+		if (b != '\n')
+			goto broken;
+		goto chunk_size_done;
+	case RLS_PHASE_CHUNK_EXT:
+		/* Extensions are not body: whatever they hold is skipped, never scanned. */
+		rls_skip_to_line_end(s, sc);
+		if (sc->pos >= sc->len)
+			return 0;
+		sc->pos++;
+		goto chunk_size_done;
+	case RLS_PHASE_CHUNK_DATA:
+		if (rls_body_bytes(c, sc))
+			st->phase = RLS_PHASE_CHUNK_END;
+		return 0;
+	case RLS_PHASE_CHUNK_END:
+		sc->pos++;
+		if (b == '\r')
+			return 0;
+		if (b != '\n')
+			goto broken;
+		st->phase = RLS_PHASE_CHUNK_SIZE;
+		st->chunk_digits = 0;
+		st->body_left = 0;
+		return 0;
+	case RLS_PHASE_TRAILER_START:
+		sc->pos++;
+		if (b == '\r')
+			return 0;
+		if (b == '\n') {
+			st->phase = RLS_PHASE_IDLE;
+			sc->stop = RLS_STOP_REQUEST_END;
+			return 1;
+		}
+		st->phase = RLS_PHASE_TRAILER;
+		return 0;
+	case RLS_PHASE_TRAILER:
+		rls_skip_to_line_end(s, sc);
+		if (sc->pos >= sc->len)
+			return 0;
+		sc->pos++;
+		st->phase = RLS_PHASE_TRAILER_START;
+		return 0;
+	case RLS_PHASE_TUNNEL:
+		sc->pos = sc->len;
+		return 0;
+	default:
+		goto broken;
+	}
+
+chunk_size_done:
+	if (st->chunk_digits == 0)
+		goto broken;
+	st->phase = st->body_left ? RLS_PHASE_CHUNK_DATA : RLS_PHASE_TRAILER_START;
+	return 0;
+broken:
+	st->phase = RLS_PHASE_BROKEN;
+	sc->stop = RLS_STOP_BROKEN;
+	return 1;
+}
+
+/* Bytes one scan may take: each step takes at least one. */
+#define RLS_SCAN_STEPS_MAX (RLS_PARSE_WINDOW + 8)
+
+/* Scan s->payload[scan.pos, scan.len) until something must be done; returns the stop. */
+static __always_inline __u32 rls_stream_scan(struct rls_scratch *s, struct rls_stream *st,
+					     const struct rls_config *cfg)
+{
+	struct rls_stream_ctx c = { .s = s, .st = st, .cfg = cfg };
+
+	s->scan.stop = RLS_STOP_NEED_BYTES;
+	bpf_loop(RLS_SCAN_STEPS_MAX, rls_stream_step, &c, 0);
+	return s->scan.stop;
+}
+
+/*
+ * The model the request is charged to, once its last byte is here: the body's top-level
+ * "model" where it has one the scan could read alone, else the model header, else none;
+ * header and body must agree. Writes the name to s->model, zero padded; returns false when
+ * the model is hidden (ambiguous, unreadable, or past the scanned size): the strictest one.
+ */
+static __always_inline bool rls_stream_model(struct rls_scratch *s, const struct rls_stream *st,
+					     __u32 *len)
+{
+	__u32 flags = st->request_flags, k;
+	bool body = (flags & RLS_REQ_CHUNKED) || st->content_length;
+	const char *name;
+
+	*len = 0;
+	for (k = 0; k < RLS_MODEL_NAME_MAX / 8; k++)
+		((__u64 *)s->model.name)[k] = 0;
+	if (flags & (RLS_REQ_MODEL_AMBIGUOUS | RLS_REQ_BODY_UNSEEN))
+		return false;
+	if (body && !(flags & RLS_REQ_JSON_DONE))
+		return false; /* a body that is not a whole JSON object */
+	if (flags & RLS_REQ_HAS_BODY_MODEL) {
+		if ((flags & RLS_REQ_HAS_HEADER_MODEL) &&
+		    (st->header_model_len != st->body_model_len))
+			return false;
+		if (flags & RLS_REQ_HAS_HEADER_MODEL) {
+			for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
+				if (k >= st->body_model_len)
+					break;
+				if (st->header_model[k] != st->body_model[k])
+					return false;
+			}
+		}
+		name = st->body_model;
+		*len = st->body_model_len;
+	} else if (flags & RLS_REQ_HAS_HEADER_MODEL) {
+		name = st->header_model;
+		*len = st->header_model_len;
+	} else {
+		return true; /* no model named: the tier's "*" */
+	}
+	for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
+		if (k >= *len)
+			break;
+		s->model.name[k] = name[k];
+	}
+	return true;
+}
+
+#endif /* RLS_BPF_HTTP_STREAM_H */
