@@ -443,6 +443,8 @@ static bool model_kept(const struct id_plan *plan, __u32 id)
 			return true;
 	return false;
 }
+	cfg.http2_pass = t->http2_pass;
+	cfg.anonymous_ipv6_prefix = t->anonymous_ipv6_prefix;
 
 struct kept_ids {
 	const struct id_plan *plan;
