@@ -54,6 +54,10 @@
 
 #define RLS_NS_PER_SEC 1000000000ull
 
+/* Bytes a frame can grow by at its tail on veth and generic XDP: the 429 leaves its optional
+ * -day headers out past this. It can also grow into the XDP_PACKET_HEADROOM before it. */
+#define RLS_SAFE_GROWTH 192
+
 #define RLS_SLOT_EPOCHS 8 /* a concurrency slot expires 7 to 8 epochs after it was taken */
 
 enum rls_window {
@@ -230,6 +234,7 @@ enum rls_packet_event {
 	RLS_PKT_MODEL_HIDDEN,  /* request charged with the tier's strictest limits */
 	RLS_PKT_RESPONSES,     /* responses metered and reported to the daemon */
 	RLS_PKT_RESPONSES_PENDING, /* reported through rls_pending: the ring was full */
+	RLS_PKT_COUNTER_FULL,  /* no counter could be found or made (map full): refused, not passed */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -259,6 +264,7 @@ struct rls_rejection {
 	__u32 day_remaining;
 	__u32 day_reset_s;
 	__u32 pad;
+	__u64 request_id; /* x-request-id: names this rejection in the client's and our logs */
 };
 
 /* How far TC is through the response to the last admitted request. */
@@ -289,7 +295,12 @@ struct rls_flow {
 	__u32 tail_slot;       /* the tail slot the last segment went to */
 	__u32 bytes_per_token; /* of the limits the request was admitted under */
 	__u32 meter_tokens;    /* the response is reported to the daemon: tokens are limited */
-	__u32 counter_shared;  /* charged to the anonymous overflow counter (client all zero) */
+	/*
+	 * Anonymous counters: how many low bits of the client address the counter's key clears,
+	 * so clients that differ only there share it: 0 (IPv4, or a /128 prefix), 128 minus
+	 * anonymous_ipv6_prefix for IPv6, 128 for the overflow counter of a full rls_anon_counters.
+	 */
+	__u32 counter_shared;
 	/* Concurrency: the slot the request in flight holds until its response ends. */
 	__u32 slot_held;       /* 1 while held: whoever clears it (XDP or TC) gives it back */
 	__u32 pad;
