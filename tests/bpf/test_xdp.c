@@ -2387,13 +2387,19 @@ static void send_anonymous(struct env *e, const char *client, uint16_t sport, st
 	conn_send(e, &c, req, len, 0, r);
 }
 
-static __u32 minute_count(struct env *e, const struct rls_counter_key *key, const char *what)
+static struct rls_counter anon_counter_of(struct env *e, const struct rls_counter_key *key,
+					  const char *what)
 {
 	struct rls_counter c;
 
 	CHECK(bpf_map_lookup_elem_flags(e->maps.anon_counters, key, &c, BPF_F_LOCK) == 0,
 	      "no rls_anon_counters entry for %s", what);
-	return c.window_count[RLS_WINDOW_MINUTE];
+	return c;
+}
+
+static __u32 minute_count(struct env *e, const struct rls_counter_key *key, const char *what)
+{
+	return anon_counter_of(e, key, what).window_count[RLS_WINDOW_MINUTE];
 }
 
 /* The default tier's rpm 2 is spent by the first two clients and refuses the third: one counter. */
@@ -2447,6 +2453,34 @@ static void test_anonymous_ipv6_prefix_128_per_address(void **state)
 	send_anonymous(e, "2001:2:0:1::b", 49103, &r);
 	expect_action(&r, XDP_PASS, "the next address of the /64, counted on its own at /128");
 	CHECK_EQ(minute_count(e, &one, "2001:2:0:1::a"), 2, "2001:2:0:1::a's own minute count");
+}
+
+/* A slot taken on the /64's counter is given back to it: TC and XDP find the same counter. */
+static void test_anonymous_ipv6_prefix_slots(void **state)
+{
+	struct env *e = need_env(state);
+	struct rls_counter_key net1 = anon_key(RLS_MODEL_OTHER, "2001:2:0:1::");
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "", "{\"model\":\"m\"}");
+	struct conn a = conn6(49401), b = conn6(49402), c = conn6(49403);
+	struct result r;
+
+	CHECK(env_apply(e, TABLE_HEAD TABLE_TIERS ", 'default_tier': 'pair'}", NULL) == 0, "%s",
+	      e->why);
+	a.client = "2001:2:0:1::a";
+	b.client = "2001:2:0:1::b";
+	c.client = "2001:2:0:1::c";
+	conn_send(e, &a, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st request of the /64 (concurrency 2)");
+	conn_send(e, &b, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "2nd request of the /64, another address");
+	CHECK_EQ(anon_counter_of(e, &net1, "the /64").slots_held, 2, "slots the /64 holds");
+	conn_send(e, &c, req, len, 0, &r);
+	check_concurrency_429(&r, 2);
+	conn_send(e, &a, "", 0, TP_ACK | TP_FIN, &r);
+	expect_action(&r, XDP_PASS, "client FIN");
+	CHECK_EQ(anon_counter_of(e, &net1, "the /64").slots_held, 1,
+		 "slots the /64 holds after one client's FIN");
 }
 
 /* Fill rls_anon_counters with made-up addresses (2001:2:ff00::/40) until it refuses more. */
@@ -2584,6 +2618,7 @@ int main(void)
 		T(test_429_tiny_get_fits),
 		T(test_anonymous_ipv6_per_prefix),
 		T(test_anonymous_ipv6_prefix_128_per_address),
+		T(test_anonymous_ipv6_prefix_slots),
 		T(test_overflow_counters_made_at_load),
 		T(test_full_anonymous_map_shares_overflow),
 		T(test_no_counter_at_all_refused),
