@@ -115,7 +115,7 @@ struct rls_config {
 	__u64 loaded_at;        /* UTC seconds */
 	__u8 table_sha256[RLS_SHA256_LEN];
 	char table_path[192];
-	__u32 http2_pass;            /* listen.http2 "pass": HTTP/2 prior knowledge passes (else refused) */
+	__u32 http2_pass;            /* listen.http2 "pass": HTTP/2 prior knowledge passes, else refused */
 	__u32 anonymous_ipv6_prefix; /* bits of an IPv6 client's address its anonymous counter keys on */
 };
 
