@@ -22,7 +22,6 @@ _Static_assert((RLS_PARSE_WINDOW & RLS_WINDOW_MASK) == 0, "window must be a powe
 
 struct rls_http_scan {
 	struct rls_scratch *s;
-	const struct rls_config *cfg;
 };
 
 static __always_inline __u8 rls_at(const struct rls_scratch *s, __u32 i)
@@ -112,7 +111,7 @@ __noinline int rls_match_response_header(struct rls_scratch *s, __u32 start, __u
  * when the scan should stop. A global function, so that the verifier checks it once instead
  * of once for every place in the chunk where the line could have ended.
  */
-__noinline int rls_line_ended(struct rls_scratch *s, const struct rls_config *cfg, __u32 nl)
+__noinline int rls_line_ended(struct rls_scratch *s, __u32 nl)
 {
 	struct rls_line_state *ls;
 	__u32 start, end;
@@ -153,7 +152,7 @@ static long rls_scan_line(__u32 index, struct rls_http_scan *sc)
 		if (nl >= ls->len)
 			return 1; /* the header block goes on past the window */
 		if (rls_at(s, nl) == '\n')
-			return rls_line_ended(s, sc->cfg, nl) ? 1 : 0;
+			return rls_line_ended(s, nl) ? 1 : 0;
 	}
 	ls->scan_pos = from + RLS_LINE_CHUNK;
 	return 0;
@@ -165,7 +164,7 @@ static long rls_scan_line(__u32 index, struct rls_http_scan *sc)
  */
 static __always_inline void rls_parse_response_head(struct rls_scratch *s, __u32 len)
 {
-	struct rls_http_scan sc = { .s = s, .cfg = NULL };
+	struct rls_http_scan sc = { .s = s };
 
 	__builtin_memset(&s->req, 0, sizeof(s->req));
 	__builtin_memset(&s->lines, 0, sizeof(s->lines));

@@ -52,6 +52,17 @@ static __always_inline void rls_map_ipv4(__u8 out[16], __be32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
+/* ::ffff:0:0/96, as rls_map_ipv4() writes IPv4 addresses. */
+static __always_inline bool rls_is_ipv4_mapped(const __u8 addr[16])
+{
+	__u32 i;
+
+	for (i = 0; i < 10; i++)
+		if (addr[i])
+			return false;
+	return addr[10] == 0xff && addr[11] == 0xff;
+}
+
 static __always_inline __u8 rls_tcp_flags(const struct tcphdr *tcp)
 {
 	return ((const __u8 *)tcp)[13];

@@ -11,13 +11,30 @@
 #define RLS_BPF_POLICY_H
 
 #include "maps.h"
+#include "flow_counter.h"
 #include "slot_ring.h"
 
 struct rls_identity {
 	struct rls_principal principal;
 	__u8 anonymous; /* charged per client address under the default tier */
 	__u8 unlimited; /* unknown client and no default tier: passes */
+	__u8 shared_bits; /* anonymous: low address bits its counter ignores (rls_flow.counter_shared) */
 };
+
+/*
+ * An IPv6 client owns a whole prefix (a /64 at least), so counting it per address would give it
+ * 2^64 budgets and let it fill rls_anon_counters: its counter keys on the prefix only. IPv4
+ * clients are counted per address.
+ */
+static __always_inline __u32 rls_anonymous_shared_bits(const struct rls_config *cfg,
+						       const __u8 client[16])
+{
+	__u32 prefix = cfg->anonymous_ipv6_prefix;
+
+	if (rls_is_ipv4_mapped(client) || prefix >= RLS_CLIENT_ADDR_BITS)
+		return 0;
+	return RLS_CLIENT_ADDR_BITS - prefix;
+}
 
 
 static __always_inline void rls_identify(const struct rls_config *cfg, __u32 generation,
@@ -42,6 +59,7 @@ static __always_inline void rls_identify(const struct rls_config *cfg, __u32 gen
 		return;
 	}
 	id->anonymous = 1;
+	id->shared_bits = (__u8)rls_anonymous_shared_bits(cfg, flow->client);
 	id->principal.account = RLS_ACCOUNT_ANONYMOUS;
 	id->principal.tier = cfg->default_tier;
 }
@@ -59,7 +77,35 @@ static __always_inline const struct rls_limits *rls_lookup_limits(__u32 generati
 	return bpf_map_lookup_elem(&rls_limits, &key);
 }
 
-/* The counter of (account, model[, client]); *shared: the anonymous overflow counter. */
+/*
+ * A random 64-bit id, not a counter: it stays unique across CPUs, reloads and gateways
+ * without shared state, and tells a client nothing about how many requests others made.
+ */
+static __always_inline __u64 rls_new_request_id(void)
+{
+	return (__u64)bpf_get_prandom_u32() << 32 | bpf_get_prandom_u32();
+}
+
+/*
+ * No counter could be found or made: the map is full, or (anonymous) even the overflow counter
+ * `rlshape load` creates is gone. Unlimited would be the wrong way to fail: the request is
+ * refused like a full per-second window, so the client retries in a second. Its limit is not
+ * known here: 0.
+ */
+static __always_inline void rls_reject_without_counter(struct rls_rejection *v)
+{
+	v->reason = RLS_REASON_RPS;
+	v->reset_ms = 1000;
+	v->limit = 0;
+	v->remaining = 0;
+	v->request_id = rls_new_request_id();
+	rls_count_packet(RLS_PKT_COUNTER_FULL);
+}
+
+/*
+ * The counter of (account, model[, client prefix]); *shared: rls_flow.counter_shared. NULL
+ * means no counter: s->rejection then refuses the request.
+ */
 static __always_inline struct rls_counter *rls_lookup_counter(struct rls_scratch *s,
 							      const struct rls_identity *id,
 							      __u32 model,
@@ -72,6 +118,8 @@ static __always_inline struct rls_counter *rls_lookup_counter(struct rls_scratch
 
 	if (id->anonymous) {
 		__builtin_memcpy(key.client, flow->client, sizeof(key.client));
+		rls_clear_client_bits(key.client, id->shared_bits);
+		*shared = id->shared_bits;
 		map = &rls_anon_counters;
 	}
 	c = bpf_map_lookup_elem(map, &key);
@@ -80,13 +128,15 @@ static __always_inline struct rls_counter *rls_lookup_counter(struct rls_scratch
 	/* Two CPUs may race to create it: NOEXIST keeps the first, both then share it. */
 	bpf_map_update_elem(map, &key, rls_fresh_value(s), BPF_NOEXIST);
 	c = bpf_map_lookup_elem(map, &key);
-	if (c || !id->anonymous)
-		return c;
-	/* The map is full: this address shares the overflow counter. */
-	*shared = 1;
-	__builtin_memset(key.client, 0, sizeof(key.client));
-	bpf_map_update_elem(map, &key, rls_fresh_value(s), BPF_NOEXIST);
-	return bpf_map_lookup_elem(map, &key);
+	if (!c && id->anonymous) {
+		/* The map is full: this client shares the overflow counter `rlshape load` made. */
+		*shared = RLS_CLIENT_ADDR_BITS;
+		__builtin_memset(key.client, 0, sizeof(key.client));
+		c = bpf_map_lookup_elem(map, &key);
+	}
+	if (!c)
+		rls_reject_without_counter(&s->rejection);
+	return c;
 }
 
 static __always_inline __u32 rls_ceil_div(__u64 a, __u64 b)
@@ -268,6 +318,9 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 		}
 	}
 	bpf_spin_unlock(&c->lock);
+	/* Out of the lock: it allows no helper calls. */
+	if (v->reason)
+		v->request_id = rls_new_request_id();
 	return slot_taken;
 }
 

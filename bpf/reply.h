@@ -18,7 +18,6 @@
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
 #define RLS_REPLY_WINDOW 65535
 #define RLS_CSUM_CHUNK   256 /* bpf_csum_diff() takes at most 512 bytes per call */
-#define RLS_SAFE_GROWTH  192 /* bytes a frame can grow by on veth and generic XDP */
 
 _Static_assert((RLS_REPLY_MAX & RLS_REPLY_MASK) == 0, "reply buffer must be a power of two");
 
@@ -111,6 +110,24 @@ static __always_inline void rls_put_header_u64(struct rls_text *t, __u64 v)
 	rls_put_literal(t, "\r\n");
 }
 
+/* v as 16 lower-case hex digits, computed: no lookup table (see rls_put_literal). */
+static __always_inline void rls_put_hex64(struct rls_text *t, __u64 v)
+{
+	__u32 i;
+	__u8 nibble;
+
+	for (i = 0; i < 16; i++) {
+		nibble = (v >> (60 - 4 * i)) & 0xf;
+		rls_put_char(t, nibble < 10 ? '0' + nibble : 'a' + nibble - 10);
+	}
+}
+
+/*
+ * Past a minute the official OpenAI SDKs would sleep out retry-after (hours, for a day window)
+ * or retry at once on their own backoff: x-should-retry says whether retrying is worth it.
+ */
+#define RLS_RETRY_WORTH_MS 60000
+
 /* The 429's bytes into t; returns its length. with_day: SambaNova's -day headers too. */
 static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_rejection *r,
 					   bool with_day)
@@ -121,10 +138,16 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	rls_put_literal(t, "HTTP/1.1 429 Too Many Requests\r\n"
 			   "content-type: application/json\r\n"
 			   "connection: close\r\n"
-			   "retry-after: ");
+			   "x-request-id: req_");
+	rls_put_hex64(t, r->request_id);
+	rls_put_literal(t, "\r\nretry-after: ");
 	rls_put_header_u64(t, retry_s);
 	rls_put_literal(t, "retry-after-ms: ");
 	rls_put_header_u64(t, retry_ms);
+	if (retry_ms > RLS_RETRY_WORTH_MS)
+		rls_put_literal(t, "x-should-retry: false\r\n");
+	else
+		rls_put_literal(t, "x-should-retry: true\r\n");
 	if (r->reason == RLS_REASON_TOKENS) {
 		rls_put_literal(t, "x-ratelimit-limit-tokens: ");
 		rls_put_header_u64(t, r->limit);

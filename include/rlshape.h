@@ -54,6 +54,10 @@
 
 #define RLS_NS_PER_SEC 1000000000ull
 
+/* Bytes a frame can grow by at its tail on veth and generic XDP: the 429 leaves its optional
+ * -day headers out past this. It can also grow into the XDP_PACKET_HEADROOM before it. */
+#define RLS_SAFE_GROWTH 192
+
 #define RLS_SLOT_EPOCHS 8 /* a concurrency slot expires 7 to 8 epochs after it was taken */
 
 enum rls_window {
@@ -111,8 +115,8 @@ struct rls_config {
 	__u64 loaded_at;        /* UTC seconds */
 	__u8 table_sha256[RLS_SHA256_LEN];
 	char table_path[192];
-	__u32 http2_pass;       /* an HTTP/2 prior-knowledge preface: 1 passed unread, 0 reset */
-	__u32 pad;
+	__u32 http2_pass;            /* listen.http2 "pass": HTTP/2 prior knowledge passes, else reset */
+	__u32 anonymous_ipv6_prefix; /* bits of an IPv6 client's address its anonymous counter keys on */
 };
 
 /* rls_api_keys: SHA-256 of an API key -> its account. The plain key is never stored. */
@@ -230,13 +234,14 @@ enum rls_packet_event {
 	RLS_PKT_MODEL_HIDDEN,  /* request charged with the tier's strictest limits */
 	RLS_PKT_RESPONSES,     /* responses metered and reported to the daemon */
 	RLS_PKT_RESPONSES_PENDING, /* reported through rls_pending: the ring was full */
+	RLS_PKT_COUNTER_FULL,  /* no counter could be found or made (map full): refused, not passed */
 	RLS_PKT_NOT_CONNECTION,  /* data for no established local connection: forged, never charged */
 	RLS_PKT_OUT_OF_ORDER,    /* a segment past a gap in the client's stream: dropped, resent */
 	RLS_PKT_STREAM_RESET,    /* a connection reset: bytes no HTTP/1.1 server reads alike */
 	RLS_PKT_DESYNC,          /* the kernel lacks bytes the parser read: connection reset */
 	RLS_PKT_HTTP2,           /* an HTTP/2 prior-knowledge preface on a watched port */
 	RLS_PKT_FLOWS_FULL,      /* a new connection the flows map could not hold: reset */
-	RLS_PKT_PIPELINED_WAIT,  /* a rejected request held until the answers before it are out */
+	RLS_PKT_PIPELINED_WAIT,  /* a refused request cut off its segment, answered when resent */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -379,6 +384,7 @@ struct rls_rejection {
 	__u32 day_remaining;
 	__u32 day_reset_s;
 	__u32 pad;
+	__u64 request_id; /* x-request-id: names this rejection in the client's and our logs */
 };
 
 /* How far TC is through the response to the last admitted request. */
@@ -409,7 +415,12 @@ struct rls_flow {
 	__u32 tail_slot;       /* the tail slot the last segment went to */
 	__u32 bytes_per_token; /* of the limits the request was admitted under */
 	__u32 meter_tokens;    /* the response is reported to the daemon: tokens are limited */
-	__u32 counter_shared;  /* charged to the anonymous overflow counter (client all zero) */
+	/*
+	 * Anonymous counters: how many low bits of the client address the counter's key clears,
+	 * so clients that differ only there share it: 0 (IPv4, or a /128 prefix), 128 minus
+	 * anonymous_ipv6_prefix for IPv6, 128 for the overflow counter of a full rls_anon_counters.
+	 */
+	__u32 counter_shared;
 	/* Concurrency: the slot the request in flight holds until its response ends. */
 	__u32 slot_held;       /* 1 while held: whoever clears it (XDP or TC) gives it back */
 	__u32 closed;          /* RLS_CLOSED_* bits: who has closed; both, and the flow is deleted */

@@ -392,6 +392,33 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 	return 0;
 }
 
+/*
+ * The counters unknown clients share once rls_anon_counters is full (client all zero): one for
+ * "*" and one for each model some tier names, since the default tier's "*" charges each named
+ * model to a counter of its own (a hidden model is charged as one of these too). Made while the
+ * table is loaded, not when the map is already full: a request that finds neither its own
+ * counter nor the overflow one is refused. Existing ones keep their counts. Returns how many
+ * could not be made (the map is full).
+ */
+static size_t write_overflow_counters(const struct rls_maps *maps, const struct rls_table *t,
+				      const struct id_plan *plan)
+{
+	struct rls_counter_key key = { .account = RLS_ACCOUNT_ANONYMOUS, .model = RLS_MODEL_OTHER };
+	struct rls_counter fresh = {};
+	size_t i, missing = 0;
+
+	if (t->default_tier < 0)
+		return 0;
+	for (i = 0; i <= plan->nr_models; i++) {
+		if (i > 0)
+			key.model = plan->models[i - 1];
+		if (bpf_map_update_elem(maps->anon_counters, &key, &fresh, BPF_NOEXIST) &&
+		    errno != EEXIST)
+			missing++;
+	}
+	return missing;
+}
+
 /* CLOCK_TAI - CLOCK_REALTIME: a whole number of seconds (37 s today, 0 if never set). */
 static __s64 tai_minus_utc_ns(void)
 {
@@ -416,6 +443,8 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	cfg.nr_key_headers = (__u32)t->nr_key_headers;
 	memcpy(cfg.key_headers, t->key_headers, sizeof(cfg.key_headers));
 	cfg.model_header = t->model_header;
+	cfg.http2_pass = t->http2_pass;
+	cfg.anonymous_ipv6_prefix = t->anonymous_ipv6_prefix;
 	cfg.tai_minus_utc_ns = tai_minus_utc_ns();
 	cfg.loaded_at = (__u64)time(NULL);
 	memcpy(cfg.table_sha256, t->sha256, sizeof(cfg.table_sha256));
@@ -498,11 +527,20 @@ static bool counter_is_idle(const struct rls_counter *c, __u64 now_ns)
 	return c->smooth_tat_ns <= now_ns && slots.slots_held == 0;
 }
 
+static bool is_overflow_counter(const struct rls_counter_key *key)
+{
+	static const __u8 none[sizeof(key->client)];
+
+	return !memcmp(key->client, none, sizeof(none));
+}
+
+/* The overflow counters stay: they must exist before the map fills up. */
 static bool anonymous_idle(int fd, const void *key, const void *ctx)
 {
 	struct rls_counter value;
 
-	return bpf_map_lookup_elem_flags(fd, key, &value, BPF_F_LOCK) == 0 &&
+	return !is_overflow_counter(key) &&
+	       bpf_map_lookup_elem_flags(fd, key, &value, BPF_F_LOCK) == 0 &&
 	       counter_is_idle(&value, *(const __u64 *)ctx);
 }
 
@@ -559,6 +597,8 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 		ret = write_limits(maps, table, &plan, next, &result->nr_limits, err, err_len);
 	if (!ret)
 		ret = write_principals(maps, table, &plan, next, result, err, err_len);
+	if (!ret)
+		result->overflow_missing = write_overflow_counters(maps, table, &plan);
 	if (!ret)
 		ret = write_config(maps, table, next, err, err_len);
 	if (!ret && bpf_map_update_elem(maps->active, &zero, &next, BPF_ANY))

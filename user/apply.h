@@ -17,6 +17,9 @@ struct rls_apply_result {
 	size_t nr_accounts, nr_models, nr_keys, nr_cidrs, nr_limits;
 	size_t counters_removed; /* of accounts or models no longer in the table */
 	size_t idle_removed;     /* anonymous counters with nothing left to count */
+	/* Overflow counters the full rls_anon_counters had no room for: until idle counters are
+	 * pruned (the next load), new unknown clients of those models are refused. */
+	size_t overflow_missing;
 };
 
 /*

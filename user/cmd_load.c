@@ -256,6 +256,10 @@ static int load_on(const struct load_request *req, const struct rls_table *table
 	       "(generation %u%s)\n", reload ? "reloaded" : "loaded", req->file, dev,
 	       result.nr_accounts, result.nr_models, result.nr_keys, result.nr_cidrs,
 	       result.generation, reload ? ", counters kept" : "");
+	if (result.overflow_missing)
+		fprintf(stderr, "rlshape: warning: rls_anon_counters is full: %zu model(s) have no "
+			"overflow counter, so new unknown clients of them get 429 until a load finds "
+			"room (it removes idle counters)\n", result.overflow_missing);
 	data_path_destroy(&dp);
 	return 0;
 fail:

@@ -47,6 +47,7 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_MODEL_HIDDEN] = "model_hidden",
 	[RLS_PKT_RESPONSES] = "responses_metered",
 	[RLS_PKT_RESPONSES_PENDING] = "responses_pending",
+	[RLS_PKT_COUNTER_FULL] = "refused_counter_full",
 };
 
 struct row {
@@ -168,8 +169,8 @@ static struct slot_row *slot_row_of(struct slot_rows *t, size_t from, __u32 acco
 
 /*
  * Counters that ever held a slot, with what has expired by now taken off, as the next
- * admission would. Named counters are a row each; anonymous ones (one per address) add up
- * into one row per model, so only those rows are searched.
+ * admission would. Named counters are a row each; anonymous ones (per address or IPv6 prefix)
+ * add up into one row per model, so only those rows are searched.
  */
 static void read_slot_counters(int fd, __u64 now_ns, bool anonymous, struct slot_rows *t)
 {

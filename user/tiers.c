@@ -322,16 +322,34 @@ static int parse_dev(struct parser *p, const json_t *v, struct rls_table *t)
 	return 0;
 }
 
+/* What an HTTP/2 prior-knowledge connection (its "PRI * HTTP/2.0" preface) meets. */
+static int parse_http2(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	char buf[128];
+
+	if (!v)
+		return 0;
+	if (json_is_string(v) && !strcmp(json_string_value(v), "refuse"))
+		t->http2_pass = false;
+	else if (json_is_string(v) && !strcmp(json_string_value(v), "pass"))
+		t->http2_pass = true;
+	else
+		return fail(p, "must be \"refuse\" (HTTP/2 cannot be counted here: refuse it so "
+			    "clients fall back to HTTP/1.1) or \"pass\" (let it through unlimited), "
+			    "got %s", describe(v, buf, sizeof(buf)));
+	return 0;
+}
+
 static int parse_listen(struct parser *p, const json_t *v, struct rls_table *t)
 {
-	static const char *const fields[] = { "ports", "dev", NULL };
+	static const char *const fields[] = { "ports", "dev", "http2", NULL };
 	size_t here;
 
 	path_push_key(p, "listen");
 	here = p->path_len;
 	if (!v)
 		return fail(p, "required: e.g. \"listen\": {\"ports\": [8000], \"dev\": \"eth0\"}");
-	if (expect_object(p, v, "with \"ports\" and optionally \"dev\"") ||
+	if (expect_object(p, v, "with \"ports\" and optionally \"dev\" and \"http2\"") ||
 	    reject_unknown_fields(p, v, fields))
 		return -1;
 	path_push_key(p, "ports");
@@ -340,6 +358,10 @@ static int parse_listen(struct parser *p, const json_t *v, struct rls_table *t)
 	path_pop(p, here);
 	path_push_key(p, "dev");
 	if (parse_dev(p, json_object_get(v, "dev"), t))
+		return -1;
+	path_pop(p, here);
+	path_push_key(p, "http2");
+	if (parse_http2(p, json_object_get(v, "http2"), t))
 		return -1;
 	path_reset(p);
 	return 0;
@@ -832,6 +854,21 @@ static int parse_default_tier(struct parser *p, const json_t *v, struct rls_tabl
 	return 0;
 }
 
+static int parse_anonymous_ipv6_prefix(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	__u64 prefix;
+
+	path_push_key(p, "anonymous_ipv6_prefix");
+	if (v && parse_bounded(p, v, RLS_ANON_IPV6_PREFIX_MIN, 128,
+			       "bits of an IPv6 client address that its default-tier counter keys on",
+			       &prefix))
+		return -1;
+	if (v)
+		t->anonymous_ipv6_prefix = (__u32)prefix;
+	path_reset(p);
+	return 0;
+}
+
 /* ---- accounts: keys ---- */
 
 static int hex_digit(char c)
@@ -1281,7 +1318,8 @@ static int reject_shared(struct parser *p, const struct rls_table *t, bool keys)
 static int parse_root(struct parser *p, const json_t *root, struct rls_table *t)
 {
 	static const char *const fields[] = {
-		"listen", "identify", "tiers", "accounts", "default_tier", NULL,
+		"listen", "identify", "tiers", "accounts", "default_tier", "anonymous_ipv6_prefix",
+		NULL,
 	};
 	char buf[128];
 
@@ -1294,6 +1332,7 @@ static int parse_root(struct parser *p, const json_t *root, struct rls_table *t)
 	    parse_tiers(p, json_object_get(root, "tiers"), t) ||
 	    parse_accounts(p, json_object_get(root, "accounts"), t) ||
 	    parse_default_tier(p, json_object_get(root, "default_tier"), t) ||
+	    parse_anonymous_ipv6_prefix(p, json_object_get(root, "anonymous_ipv6_prefix"), t) ||
 	    reject_shared(p, t, true) || reject_shared(p, t, false))
 		return -1;
 	return 0;
@@ -1303,6 +1342,7 @@ static void init_table(struct rls_table *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->default_tier = -1;
+	t->anonymous_ipv6_prefix = RLS_ANON_IPV6_PREFIX_DEFAULT;
 }
 
 int rls_table_parse(const char *path_for_messages, const char *text, size_t len,

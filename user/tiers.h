@@ -10,12 +10,17 @@
 #ifndef RLS_TIERS_H
 #define RLS_TIERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rlshape.h"
 
 #define RLS_TIER_NAME_MAX 64 /* bytes incl. NUL */
 #define RLS_DEV_NAME_MAX  16 /* IFNAMSIZ */
+
+/* An IPv6 client owns a /64 at least (RFC 6177); a /32 is a whole provider's allocation. */
+#define RLS_ANON_IPV6_PREFIX_DEFAULT 64
+#define RLS_ANON_IPV6_PREFIX_MIN     32
 
 struct rls_tier_entry {
 	char model[RLS_MODEL_NAME_MAX]; /* "*": every model the tier does not name */
@@ -60,6 +65,8 @@ struct rls_table {
 	size_t nr_accounts;
 	struct rls_account *accounts; /* in file order */
 	long default_tier; /* index into tiers; -1: unknown clients pass unlimited */
+	bool http2_pass;   /* listen.http2 "pass"; default "refuse" */
+	__u32 anonymous_ipv6_prefix; /* default-tier IPv6 clients are counted per this prefix */
 };
 
 /*

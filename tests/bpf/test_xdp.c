@@ -56,6 +56,8 @@
 #define CLIENT6 "2001:2::10"
 #define NET4_CLIENT "198.19.128.7"    /* in account netacct's 198.19.128.0/24 */
 #define NET6_CLIENT "2001:2:0:80::7"  /* in account netacct's 2001:2:0:80::/64 */
+#define DAY4_NET    "198.19.129.0/24" /* account dayone: rpd 1, by address */
+#define DAY4_CLIENT "198.19.129.9"
 #define PORT 8000
 
 /* ---- the tables ---- */
@@ -93,7 +95,8 @@
 	"  'tight':  {'*': {'rps': 1, 'rph': 2}},"                                      \
 	"  'pair':   {'*': {'concurrency': 2}},"                                        \
 	"  'single': {'*': {'concurrency': 1, 'max_hold_seconds': 3600}},"              \
-	"  'anon':   {'*': {'rpm': 2, 'burst': 2}}"                                     \
+	"  'anon':   {'*': {'rpm': 2, 'burst': 2}},"                                    \
+	"  'daily':  {'*': {'rpd': 1}}"                                                 \
 	"},"                                                                            \
 	"'accounts': {"                                                                 \
 	"  'alice':   {'tier': 'small',  'keys': ['" KEY_ALICE "']},"                   \
@@ -108,7 +111,8 @@
 	"  'tight':   {'tier': 'tight',  'keys': ['" KEY_TIGHT "']},"                   \
 	"  'duo':     {'tier': 'pair',   'keys': ['" KEY_DUO "']},"                     \
 	"  'solo':    {'tier': 'single', 'keys': ['" KEY_SOLO "']},"                    \
-	"  'exact':   {'tier': 'exact',  'keys': ['" KEY_EXACT "']}"                    \
+	"  'exact':   {'tier': 'exact',  'keys': ['" KEY_EXACT "']},"                   \
+	"  'dayone':  {'tier': 'daily',  'cidrs': ['" DAY4_NET "']}"                     \
 	"}"
 
 #define TABLE_HEAD                                                                      \
@@ -561,6 +565,8 @@ struct reply_429 {
 	long retry_after, retry_after_ms, limit, remaining;
 	char reset[64];
 	char message[128];
+	char request_id[64];
+	char should_retry[16];
 };
 
 /* The value of header name (lower case) in the header block hdrs, or NULL. */
@@ -604,6 +610,30 @@ static long header_integer(const char *hdrs, const char *name)
 	v = strtol(val, &end, 10);
 	CHECK(!errno && end != val && !*end, "429 header %s: \"%s\" is not an integer", name, val);
 	return v;
+}
+
+/*
+ * The headers every kind of 429 has whatever its size: x-request-id "req_" and 16 lower-case
+ * hex digits, and x-should-retry "false" exactly when the wait is over a minute.
+ */
+static void check_429_id_and_retry(const char *hdrs, struct reply_429 *out)
+{
+	const char *id = out->request_id;
+	long retry_ms = header_integer(hdrs, "retry-after-ms");
+	size_t i;
+
+	CHECK(header_value(hdrs, "x-request-id", out->request_id, sizeof(out->request_id)),
+	      "429 has no x-request-id header");
+	CHECK(strlen(id) == 20 && !strncmp(id, "req_", 4), "x-request-id \"%s\" is not req_ and "
+	      "16 hex digits", id);
+	for (i = 4; i < 20; i++)
+		CHECK(strchr("0123456789abcdef", id[i]) && id[i], "x-request-id \"%s\": '%c' is not "
+		      "a lower-case hex digit", id, id[i]);
+	CHECK(header_value(hdrs, "x-should-retry", out->should_retry, sizeof(out->should_retry)),
+	      "429 has no x-should-retry header");
+	CHECK(!strcmp(out->should_retry, retry_ms > 60000 ? "false" : "true"),
+	      "x-should-retry \"%s\" for a wait of %ld ms (false past a minute, else true)",
+	      out->should_retry, retry_ms);
 }
 
 static void same_bytes(const uint8_t *a, const uint8_t *b, size_t n, const char *what)
@@ -692,6 +722,7 @@ static void check_429(const struct result *r, const char *want_message, long wan
 	CHECK(!strcasecmp(val, "close"), "connection: %s", val);
 	CHECK_EQ(header_integer(text, "content-length"), (long)body_len,
 		 "content-length (bytes after the blank line)");
+	check_429_id_and_retry(text, out);
 
 	root = json_loadb(body, body_len, 0, &jerr);
 	CHECK(root, "429 body is not JSON: %s: \"%s\"", jerr.text, body);
@@ -754,6 +785,7 @@ static void expect_slots_held(struct env *e, const char *account, __u32 want, co
 static void check_concurrency_429(const struct result *r, long want_limit)
 {
 	char text[TP_MAX_FRAME + 1], why[256];
+	struct reply_429 rep;
 	struct tp_parsed p;
 
 	expect_429(r, "request over the concurrency limit");
@@ -767,6 +799,7 @@ static void check_concurrency_429(const struct result *r, long want_limit)
 		 "x-ratelimit-limit-concurrency");
 	CHECK_EQ(header_integer(text, "x-ratelimit-remaining-concurrency"), 0,
 		 "x-ratelimit-remaining-concurrency");
+	check_429_id_and_retry(text, &rep);
 	CHECK(strstr(text, "\r\n\r\n{\"error\":{\"message\":\"Too many concurrent requests\","
 			   "\"type\":\"concurrency\",\"param\":null,"
 			   "\"code\":\"rate_limit_exceeded\"}}\n"),
@@ -1760,6 +1793,8 @@ static void test_429_window_limit(void **state)
 	CHECK_EQ(rep.remaining, 0, "x-ratelimit-remaining-requests at the rpm limit");
 	CHECK(rep.retry_after >= 1 && rep.retry_after <= 60, "retry-after %ld for an rpm window",
 	      rep.retry_after);
+	CHECK(!strcmp(rep.should_retry, "true"), "x-should-retry \"%s\" within a minute",
+	      rep.should_retry);
 	st = stats_of(e, account_id(e, "alice"), 0);
 	CHECK_EQ(st.rejected[RLS_REASON_RPM], 1, "rls_stats rejected[RLS_REASON_RPM]");
 }
@@ -1785,6 +1820,9 @@ static void test_429_hourly_limit(void **state)
 	CHECK_EQ(rep.remaining, 0, "x-ratelimit-remaining-requests at the rph limit");
 	CHECK(rep.retry_after >= 1 && rep.retry_after <= 3600, "retry-after %ld for an rph window",
 	      rep.retry_after);
+	if (rep.retry_after_ms > 60000)
+		CHECK(!strcmp(rep.should_retry, "false"), "x-should-retry \"%s\" for an hour window "
+		      "%ld ms away", rep.should_retry, rep.retry_after_ms);
 	CHECK_EQ(stats_of(e, account_id(e, "hourly"), 0).rejected[RLS_REASON_RPH], 1,
 		 "rls_stats rejected[RLS_REASON_RPH]");
 }
@@ -2287,6 +2325,274 @@ static void test_exact_across_cpus(void **state)
 	CHECK_EQ(counter.window_count[RLS_WINDOW_DAY], EXACT_RPD, "counter's day count");
 }
 
+/* ---- the 429's id, and its size for the smallest request ---- */
+
+static void test_429_request_ids_unique(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	char ids[4][64];
+	struct reply_429 rep;
+	struct result r;
+	int i, j;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 3; i++) {
+		struct conn c = conn4((uint16_t)(48201 + i));
+
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "request under rpm 3");
+	}
+	for (i = 0; i < 4; i++) {
+		struct conn c = conn4((uint16_t)(48211 + i));
+
+		conn_send(e, &c, req, len, 0, &r);
+		check_429(&r, "Requests rate limit exceeded", 3, &rep);
+		snprintf(ids[i], sizeof(ids[i]), "%s", rep.request_id);
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(ids[i], ids[j]), "rejections %d and %d share x-request-id %s", j,
+			      i, ids[i]);
+	}
+}
+
+/*
+ * The smallest request the parser takes, over a day limit: its 429 is the longest the frame
+ * must grow by (a day's wait in every number, x-should-retry: false). Without the -day
+ * headers it must fit the headroom plus the tail room XDP has on veth and generic XDP.
+ */
+static void test_429_tiny_get_fits(void **state)
+{
+	static const char tiny[] = "GET / HTTP/1.1\r\n\r\n";
+	struct env *e = need_env(state);
+	struct conn c = conn4(48301);
+	char http[TP_MAX_FRAME + 1];
+	struct reply_429 rep;
+	struct result r;
+	long growth;
+
+	c.client = DAY4_CLIENT;
+	conn_send(e, &c, tiny, sizeof(tiny) - 1, 0, &r);
+	expect_action(&r, XDP_PASS, "tiny GET under rpd 1");
+	conn_send(e, &c, tiny, sizeof(tiny) - 1, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 1, &rep);
+	CHECK(!strcmp(rep.should_retry, "false"), "x-should-retry \"%s\" for a day window",
+	      rep.should_retry);
+	CHECK(rep.retry_after > 60, "retry-after %ld for an rpd window", rep.retry_after);
+	http_of(&r, http, sizeof(http));
+	CHECK(!strstr(http, "requests-day"), "a tiny GET's 429 has -day headers:\n%s", http);
+	growth = (long)r.out_len - (long)r.in_len;
+	CHECK(growth <= XDP_PACKET_HEADROOM + RLS_SAFE_GROWTH,
+	      "the tiny GET's 429 grows the frame by %ld bytes, more than the %d of headroom and "
+	      "%d of tail room XDP can give", growth, XDP_PACKET_HEADROOM, RLS_SAFE_GROWTH);
+	printf("# tiny GET (%zu bytes): 429 of %u bytes, the frame grows by %ld of %d\n",
+	       sizeof(tiny) - 1, r.out_len, growth, XDP_PACKET_HEADROOM + RLS_SAFE_GROWTH);
+}
+
+/* ---- anonymous clients: per IPv6 prefix, and a full rls_anon_counters ---- */
+
+static struct rls_counter_key anon_key(__u32 model, const char *ipv6)
+{
+	struct rls_counter_key key = { .account = RLS_ACCOUNT_ANONYMOUS, .model = model };
+
+	if (ipv6)
+		CHECK(inet_pton(AF_INET6, ipv6, key.client) == 1, "test bug: %s", ipv6);
+	return key;
+}
+
+/* One anonymous GET from client on a new connection. */
+static void send_anonymous(struct env *e, const char *client, uint16_t sport, struct result *r)
+{
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "", NULL);
+	struct conn c = strchr(client, ':') ? conn6(sport) : conn4(sport);
+
+	c.client = client;
+	conn_send(e, &c, req, len, 0, r);
+}
+
+static struct rls_counter anon_counter_of(struct env *e, const struct rls_counter_key *key,
+					  const char *what)
+{
+	struct rls_counter c;
+
+	CHECK(bpf_map_lookup_elem_flags(e->maps.anon_counters, key, &c, BPF_F_LOCK) == 0,
+	      "no rls_anon_counters entry for %s", what);
+	return c;
+}
+
+static __u32 minute_count(struct env *e, const struct rls_counter_key *key, const char *what)
+{
+	return anon_counter_of(e, key, what).window_count[RLS_WINDOW_MINUTE];
+}
+
+/* The default tier's rpm 2 is spent by the first two clients and refuses the third: one counter. */
+static void expect_one_budget(struct env *e, const char *const clients[3], uint16_t sport,
+			      const char *what)
+{
+	struct result r;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		send_anonymous(e, clients[i], (uint16_t)(sport + i), &r);
+		if (i < 2)
+			expect_action(&r, XDP_PASS, what);
+		else
+			expect_429(&r, what);
+	}
+}
+
+static void test_anonymous_ipv6_per_prefix(void **state)
+{
+	struct env *e = need_env(state);
+	struct rls_counter_key net1 = anon_key(RLS_MODEL_OTHER, "2001:2:0:1::");
+	struct rls_counter_key one = anon_key(RLS_MODEL_OTHER, "2001:2:0:1::a");
+	struct result r;
+
+	leave_room_in_window(60, 5000);
+	expect_one_budget(e, (const char *const[]){ "2001:2:0:1::a", "2001:2:0:1:ffff:ffff:ffff:fffe",
+						    "2001:2:0:1::c" },
+			  49001, "three addresses of 2001:2:0:1::/64 (default tier rpm 2)");
+	send_anonymous(e, "2001:2:0:2::a", 49004, &r);
+	expect_action(&r, XDP_PASS, "a request from the next /64 (a budget of its own)");
+	CHECK_EQ(minute_count(e, &net1, "2001:2:0:1::/64"), 2, "the /64's minute count");
+	CHECK(bpf_map_lookup_elem(e->maps.anon_counters, &one, &(struct rls_counter){}) != 0,
+	      "a per-address counter exists for 2001:2:0:1::a");
+}
+
+static void test_anonymous_ipv6_prefix_128_per_address(void **state)
+{
+	struct env *e = need_env(state);
+	struct rls_counter_key one = anon_key(RLS_MODEL_OTHER, "2001:2:0:1::a");
+	struct result r;
+	int i;
+
+	CHECK(env_apply(e, TABLE_HEAD TABLE_TIERS ", 'default_tier': 'anon',"
+		       " 'anonymous_ipv6_prefix': 128}", NULL) == 0, "%s", e->why);
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 2; i++) {
+		send_anonymous(e, "2001:2:0:1::a", (uint16_t)(49101 + i), &r);
+		expect_action(&r, XDP_PASS, "request from 2001:2:0:1::a under rpm 2");
+	}
+	send_anonymous(e, "2001:2:0:1::b", 49103, &r);
+	expect_action(&r, XDP_PASS, "the next address of the /64, counted on its own at /128");
+	CHECK_EQ(minute_count(e, &one, "2001:2:0:1::a"), 2, "2001:2:0:1::a's own minute count");
+}
+
+/* A slot taken on the /64's counter is given back to it: TC and XDP find the same counter. */
+static void test_anonymous_ipv6_prefix_slots(void **state)
+{
+	struct env *e = need_env(state);
+	struct rls_counter_key net1 = anon_key(RLS_MODEL_OTHER, "2001:2:0:1::");
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "", "{\"model\":\"m\"}");
+	struct conn a = conn6(49401), b = conn6(49402), c = conn6(49403);
+	struct result r;
+
+	CHECK(env_apply(e, TABLE_HEAD TABLE_TIERS ", 'default_tier': 'pair'}", NULL) == 0, "%s",
+	      e->why);
+	a.client = "2001:2:0:1::a";
+	b.client = "2001:2:0:1::b";
+	c.client = "2001:2:0:1::c";
+	conn_send(e, &a, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st request of the /64 (concurrency 2)");
+	conn_send(e, &b, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "2nd request of the /64, another address");
+	CHECK_EQ(anon_counter_of(e, &net1, "the /64").slots_held, 2, "slots the /64 holds");
+	conn_send(e, &c, req, len, 0, &r);
+	check_concurrency_429(&r, 2);
+	conn_send(e, &a, "", 0, TP_ACK | TP_FIN, &r);
+	expect_action(&r, XDP_PASS, "client FIN");
+	CHECK_EQ(anon_counter_of(e, &net1, "the /64").slots_held, 1,
+		 "slots the /64 holds after one client's FIN");
+}
+
+/* Fill rls_anon_counters with made-up addresses (2001:2:ff00::/40) until it refuses more. */
+static void fill_anonymous_counters(struct env *e)
+{
+	enum { CHUNK = 8192 };
+	struct rls_counter_key *keys = calloc(CHUNK, sizeof(*keys));
+	struct rls_counter *values = calloc(CHUNK, sizeof(*values));
+	__u32 next = 0, i, count;
+	int err = 0;
+
+	CHECK(keys && values, "out of memory");
+	while (!err) {
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+
+		for (i = 0; i < CHUNK; i++) {
+			keys[i] = anon_key(RLS_MODEL_OTHER, "2001:2:ff00::");
+			memcpy(keys[i].client + 12, &(__u32){ htonl(next + i) }, 4);
+		}
+		count = CHUNK;
+		err = bpf_map_update_batch(e->maps.anon_counters, keys, values, &count, &opts);
+		next += count;
+		CHECK(next <= RLS_MAX_ANON_COUNTERS, "rls_anon_counters took %u entries", next);
+	}
+	free(keys);
+	free(values);
+	CHECK(errno == E2BIG || errno == ENOMEM, "filling rls_anon_counters stopped at %u: %s",
+	      next, strerror(errno));
+	CHECK(next > RLS_MAX_ANON_COUNTERS - 64, "rls_anon_counters full after only %u", next);
+}
+
+static void test_overflow_counters_made_at_load(void **state)
+{
+	struct env *e = need_env(state);
+	const char *models[] = { "gpt-x", "gpt-y", "gpt-big" };
+	struct rls_counter_key key = anon_key(RLS_MODEL_OTHER, NULL);
+	size_t i;
+
+	minute_count(e, &key, "the overflow counter of \"*\"");
+	for (i = 0; i < ARRAY_SIZE(models); i++) {
+		key.model = model_id(e, models[i]);
+		minute_count(e, &key, models[i]);
+	}
+}
+
+static void test_full_anonymous_map_shares_overflow(void **state)
+{
+	struct env *e = need_env(state);
+	struct rls_counter_key overflow = anon_key(RLS_MODEL_OTHER, NULL);
+	struct rls_counter_key own = anon_key(RLS_MODEL_OTHER, NULL);
+	struct result r;
+
+	fill_anonymous_counters(e);
+	leave_room_in_window(60, 5000);
+	expect_one_budget(e, (const char *const[]){ "198.18.0.20", "2001:2:0:7::1", "198.18.0.21" },
+			  49201, "new IPv4 and IPv6 clients of a full map (the overflow counter's rpm 2)");
+	send_anonymous(e, "2001:2:0:8::1", 49204, &r);
+	expect_429(&r, "another new IPv6 client: the overflow counter's rpm 2 is spent");
+	CHECK_EQ(minute_count(e, &overflow, "the overflow counter"), 2, "overflow minute count");
+	own.client[10] = own.client[11] = 0xff;
+	inet_pton(AF_INET, "198.18.0.20", own.client + 12);
+	CHECK(bpf_map_lookup_elem(e->maps.anon_counters, &own, &(struct rls_counter){}) != 0,
+	      "a counter of its own for 198.18.0.20 in a full map");
+	CHECK_EQ(packets_of(e, RLS_PKT_COUNTER_FULL), 0, "rls_packets[RLS_PKT_COUNTER_FULL]");
+}
+
+static void test_no_counter_at_all_refused(void **state)
+{
+	struct env *e = need_env(state);
+	struct rls_counter_key overflow = anon_key(RLS_MODEL_OTHER, NULL);
+	struct reply_429 rep;
+	struct result r;
+	struct rls_stats st;
+
+	CHECK(bpf_map_delete_elem(e->maps.anon_counters, &overflow) == 0,
+	      "deleting the overflow counter: %s", strerror(errno));
+	fill_anonymous_counters(e);
+	send_anonymous(e, "198.18.0.30", 49301, &r);
+	check_429(&r, "Requests rate limit exceeded", 0, &rep);
+	CHECK_EQ(rep.retry_after_ms, 1000, "retry-after-ms without a counter");
+	send_anonymous(e, "2001:2:0:9::1", 49302, &r);
+	expect_429(&r, "new IPv6 client, no counter to be had");
+	CHECK_EQ(packets_of(e, RLS_PKT_COUNTER_FULL), 2, "rls_packets[RLS_PKT_COUNTER_FULL]");
+	st = stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER);
+	CHECK_EQ(st.admitted, 0, "anonymous admitted without a counter");
+	CHECK_EQ(st.rejected[RLS_REASON_RPS], 2, "anonymous rejected[RLS_REASON_RPS]");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2332,6 +2638,14 @@ int main(void)
 		T(test_concurrency_keepalive_one_slot),
 		T(test_reload_keeps_counters),
 		T(test_exact_across_cpus),
+		T(test_429_request_ids_unique),
+		T(test_429_tiny_get_fits),
+		T(test_anonymous_ipv6_per_prefix),
+		T(test_anonymous_ipv6_prefix_128_per_address),
+		T(test_anonymous_ipv6_prefix_slots),
+		T(test_overflow_counters_made_at_load),
+		T(test_full_anonymous_map_shares_overflow),
+		T(test_no_counter_at_all_refused),
 #undef T
 	};
 

@@ -70,6 +70,7 @@ loadgen() {
 # 429 checker: check429 FILE MESSAGE LIMIT REMAINING_REGEX MAX_RETRY_AFTER_S
 cat >"$BED_DIR/check429.py" <<'PY'
 import json, re, sys
+from check429_headers import check_id_and_retry
 
 path, want_msg, want_limit, want_remaining, max_retry = sys.argv[1:6]
 raw = open(path, "rb").read().decode("utf-8", "replace")
@@ -120,13 +121,14 @@ else:
                       "code": "rate_limit_exceeded"}}
     if doc != want:
         errs.append("body %r" % doc)
+check_id_and_retry(hdr, errs)
 if errs:
     print("\n".join(errs))
     sys.exit(1)
 PY
 
 check429() {
-	python3 "$BED_DIR/check429.py" "$@"
+	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"
 }
 
 MSG_WINDOW="Requests rate limit exceeded"

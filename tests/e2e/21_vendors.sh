@@ -87,6 +87,7 @@ vendor_table() {
 # x-ratelimit-limit-<TYPE> = LIMIT with remaining 0.
 cat >"$BED_DIR/check429.py" <<'PY'
 import json, sys
+from check429_headers import check_id_and_retry
 
 path, kind, msg, limit = sys.argv[1:5]
 raw = open(path, "rb").read().decode("utf-8", "replace")
@@ -110,12 +111,13 @@ else:
     want = {"error": {"message": msg, "type": kind, "param": None, "code": "rate_limit_exceeded"}}
     if doc != want:
         errs.append("body %r" % doc)
+check_id_and_retry(hdr, errs)
 if errs:
     print("\n".join(errs))
     sys.exit(1)
 PY
 check429() {
-	python3 "$BED_DIR/check429.py" "$@"
+	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"
 }
 
 MSG_WINDOW="Requests rate limit exceeded"

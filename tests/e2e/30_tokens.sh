@@ -298,6 +298,7 @@ decided_is() { # ACCOUNT N
 # the time the budget BUDGET needs to get back above zero at TPM/60 tokens a second.
 cat >"$BED_DIR/check429.py" <<'PY'
 import json, re, sys
+from check429_headers import check_id_and_retry
 
 path, want_limit, budget, tpm = sys.argv[1:5]
 raw = open(path, "rb").read().decode("utf-8", "replace")
@@ -350,12 +351,13 @@ else:
                       "code": "rate_limit_exceeded"}}
     if doc != want:
         errs.append("body %r" % doc)
+check_id_and_retry(hdr, errs)
 if errs:
     print("\n".join(errs))
     sys.exit(1)
 PY
 check429() {
-	python3 "$BED_DIR/check429.py" "$@"
+	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"
 }
 
 start_daemon() {

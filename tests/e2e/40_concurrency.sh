@@ -112,6 +112,7 @@ upstream_established() {
 # check429 FILE LIMIT: the concurrency 429, header by header, and its JSON body.
 cat >"$BED_DIR/check429.py" <<'PY'
 import json, sys
+from check429_headers import check_id_and_retry
 
 path, want_limit = sys.argv[1:3]
 raw = open(path, "rb").read().decode("utf-8", "replace")
@@ -144,12 +145,13 @@ try:
         errs.append("error object %r" % err)
 except (ValueError, KeyError, TypeError) as e:
     errs.append("body %r: %s" % (body, e))
+check_id_and_retry(hdr, errs)
 if errs:
     print("\n".join(errs))
     sys.exit(1)
 PY
 check429() {
-	python3 "$BED_DIR/check429.py" "$@"
+	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"
 }
 
 # ---- load ---------------------------------------------------------------------------------

@@ -310,6 +310,8 @@ static void test_defaults(void **state)
 	assert_int_equal(t.default_tier, -1);
 	assert_int_equal(t.nr_accounts, 0);
 	assert_null(t.accounts);
+	assert_false(t.http2_pass);
+	assert_int_equal(t.anonymous_ipv6_prefix, 64);
 	rls_table_free(&t);
 
 	load_ok("{'listen': {'ports': [8000]}, 'identify': {'model_header': null},"
@@ -317,6 +319,36 @@ static void test_defaults(void **state)
 	assert_int_equal(t.model_header.len, 0);
 	assert_int_equal(t.nr_key_headers, 3);
 	rls_table_free(&t);
+}
+
+static void test_http2_values(void **state)
+{
+	struct rls_table t;
+
+	(void)state;
+	load_ok("{'listen': {'ports': [8000], 'http2': 'pass'}, 'tiers': {'free': {}}}", &t);
+	assert_true(t.http2_pass);
+	rls_table_free(&t);
+	load_ok("{'listen': {'ports': [8000], 'http2': 'refuse'}, 'tiers': {'free': {}}}", &t);
+	assert_false(t.http2_pass);
+	rls_table_free(&t);
+}
+
+static void test_anonymous_ipv6_prefix_values(void **state)
+{
+	static const __u32 prefixes[] = { 32, 48, 56, 64, 128 };
+	char text[256];
+	struct rls_table t;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_SIZE(prefixes); i++) {
+		snprintf(text, sizeof(text), "{'listen': {'ports': [8000]}, 'tiers': {'free': {}},"
+			 " 'default_tier': 'free', 'anonymous_ipv6_prefix': %u}", prefixes[i]);
+		load_ok(text, &t);
+		assert_int_equal(t.anonymous_ipv6_prefix, prefixes[i]);
+		rls_table_free(&t);
+	}
 }
 
 /* ---- SHA-256 of the table file ---- */
@@ -453,9 +485,9 @@ static const struct bad_table bad_tables[] = {
 	/* unknown fields, at every level */
 	BAD("unknown_field_top", WITH("'default': 'free'"),
 	    ": default: unknown field (expected one of: listen, identify, tiers, accounts, "
-	    "default_tier)"),
+	    "default_tier, anonymous_ipv6_prefix)"),
 	BAD("unknown_field_listen", "{'listen': {'ports': [1], 'port': 2}, " TIERS "}",
-	    ": listen.port: unknown field (expected one of: ports, dev)"),
+	    ": listen.port: unknown field (expected one of: ports, dev, http2)"),
 	BAD("unknown_field_identify", IDENTIFY("'key_header': ['a']"),
 	    ": identify.key_header: unknown field"),
 	BAD("unknown_field_limits", LIMITS("'rmp': 10"),
@@ -633,6 +665,23 @@ static const struct bad_table bad_tables[] = {
 	    ": listen.dev: \"eth0/1\" is not a valid interface name"),
 	BAD("dev_too_long", "{'listen': {'ports': [1], 'dev': 'abcdefghijklmnop'}, " TIERS "}",
 	    ": listen.dev: interface names are 1..15 bytes, got 16"),
+	BAD("http2_unknown_word", "{'listen': {'ports': [1], 'http2': 'allow'}, " TIERS "}",
+	    ": listen.http2: must be \"refuse\" (HTTP/2 cannot be counted here", "or \"pass\"",
+	    "got \"allow\""),
+	BAD("http2_case_matters", "{'listen': {'ports': [1], 'http2': 'PASS'}, " TIERS "}",
+	    ": listen.http2: must be \"refuse\"", "got \"PASS\""),
+	BAD("http2_boolean", "{'listen': {'ports': [1], 'http2': true}, " TIERS "}",
+	    ": listen.http2: must be \"refuse\"", "got true"),
+
+	/* anonymous_ipv6_prefix */
+	BAD("ipv6_prefix_too_short", WITH("'anonymous_ipv6_prefix': 31"),
+	    ": anonymous_ipv6_prefix: must be an integer from 32 to 128", "got 31"),
+	BAD("ipv6_prefix_too_long", WITH("'anonymous_ipv6_prefix': 129"),
+	    ": anonymous_ipv6_prefix: must be an integer from 32 to 128", "got 129"),
+	BAD("ipv6_prefix_string", WITH("'anonymous_ipv6_prefix': '/64'"),
+	    ": anonymous_ipv6_prefix: must be an integer from 32 to 128", "got \"/64\""),
+	BAD("ipv6_prefix_real", WITH("'anonymous_ipv6_prefix': 64.0"),
+	    ": anonymous_ipv6_prefix: must be an integer", "got 64.0"),
 
 	/* identify */
 	BAD("bad_header_name", IDENTIFY("'key_headers': ['x api']"),
@@ -798,6 +847,8 @@ int main(void)
 		cmocka_unit_test(test_plain_key_equals_digest_form),
 		cmocka_unit_test(test_strictest),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_http2_values),
+		cmocka_unit_test(test_anonymous_ipv6_prefix_values),
 		cmocka_unit_test(test_max_hold_default),
 		cmocka_unit_test(test_max_hold_explicit),
 		cmocka_unit_test(test_max_hold_zero_without_concurrency),
