@@ -21,6 +21,7 @@ enum rls_connection {
 	RLS_CONN_NEW,          /* a local connection whose first data byte this segment holds */
 	RLS_CONN_MIDSTREAM,    /* a local connection, this segment next in its stream */
 	RLS_CONN_OUT_OF_ORDER, /* a local connection, this segment past a gap in its stream */
+	RLS_CONN_LISTENER,     /* only a listener: forged, or a SYN-cookie handshake's end */
 	RLS_CONN_NOT_OURS,     /* no established connection takes it: forged, or a stray */
 };
 
@@ -74,10 +75,9 @@ static __always_inline __u32 rls_request_sock_view(struct bpf_sock *sk, const st
 }
 
 /*
- * Look the segment's connection up. A global function: verified once. A segment with
- * SYN-cookie handshake completion (the listener is all the lookup finds) is not ours yet: it
- * is dropped by the caller as out of order, and the client's retransmission, after its own
- * ACK made the socket, is followed.
+ * Look the segment's connection up. A global function: verified once. Data that only a
+ * listener would take is forged, or (rarely) completes a SYN-cookie handshake with its own
+ * ACK: the caller drops it either way, and a real client sends it again once its socket exists.
  */
 __noinline int rls_socket_view(struct xdp_md *ctx, const struct rls_packet *pkt,
 			       struct rls_socket_view *v)
@@ -113,7 +113,7 @@ __noinline int rls_socket_view(struct xdp_md *ctx, const struct rls_packet *pkt,
 	else if (state == BPF_TCP_NEW_SYN_RECV)
 		conn = rls_request_sock_view(sk, pkt, v);
 	else if (state == BPF_TCP_LISTEN)
-		conn = RLS_CONN_OUT_OF_ORDER; /* see above: dropped, resent once the socket exists */
+		conn = RLS_CONN_LISTENER;
 	else
 		conn = RLS_CONN_NOT_OURS;
 	bpf_sk_release(sk);

@@ -384,6 +384,9 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 	case RLS_CONN_OUT_OF_ORDER:
 		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
 		return XDP_DROP;
+	case RLS_CONN_LISTENER:
+		rls_count_packet(RLS_PKT_NOT_CONNECTION);
+		return XDP_DROP;
 	default:
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_PASS;

@@ -225,7 +225,7 @@ struct rls_stats {
 enum rls_packet_event {
 	RLS_PKT_SEEN,          /* TCP to a watched port */
 	RLS_PKT_REQUEST,       /* started an HTTP request */
-	RLS_PKT_NOT_HTTP,      /* payload that does not start a request */
+	RLS_PKT_NOT_HTTP,      /* retired (segments are no longer judged alone); keeps the numbering */
 	RLS_PKT_UNPARSED,      /* could not be parsed: passed */
 	RLS_PKT_RETRANSMIT,    /* a request start seen before: not charged again */
 	RLS_PKT_REPLY_SENT,    /* a 429 transmitted */

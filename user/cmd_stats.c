@@ -48,6 +48,13 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_RESPONSES] = "responses_metered",
 	[RLS_PKT_RESPONSES_PENDING] = "responses_pending",
 	[RLS_PKT_COUNTER_FULL] = "refused_counter_full",
+	[RLS_PKT_NOT_CONNECTION] = "not_a_connection",
+	[RLS_PKT_OUT_OF_ORDER] = "out_of_order_dropped",
+	[RLS_PKT_STREAM_RESET] = "not_http_reset",
+	[RLS_PKT_DESYNC] = "desync_reset",
+	[RLS_PKT_HTTP2] = "http2_preface",
+	[RLS_PKT_FLOWS_FULL] = "flows_full_reset",
+	[RLS_PKT_PIPELINED_WAIT] = "pipelined_cut",
 };
 
 struct row {

@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What the BPF_PROG_TEST_RUN suites share: a fresh skeleton per test with private maps and a
+ * tier table applied, hand-built frames on client connections, and readers of the counters.
+ * Test files include it once; everything here is static inline so each takes what it uses.
+ */
+#ifndef RLS_TEST_HARNESS_H
+#define RLS_TEST_HARNESS_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "rlshape.h"
+#include "tiers.h"
+#include "maps.h"
+#include "apply.h"
+#include "rlshape_xdp.skel.h"
+#include "packets.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define CHECK(cond, ...)                     \
+	do {                                 \
+		if (!(cond))                 \
+			fail_msg(__VA_ARGS__); \
+	} while (0)
+
+#define CHECK_EQ(got, want, what)                                                       \
+	do {                                                                            \
+		long long _g = (long long)(got), _w = (long long)(want);                \
+		if (_g != _w)                                                           \
+			fail_msg("%s: got %lld, expected %lld", what, _g, _w);          \
+	} while (0)
+
+/* ---- addresses (RFC 2544 / RFC 5180 benchmarking ranges only) ---- */
+
+#define SERVER4 "198.18.0.1"
+#define CLIENT4 "198.18.0.10"
+#define SERVER6 "2001:2::1"
+#define CLIENT6 "2001:2::10"
+#define NET4_CLIENT "198.19.128.7"    /* in account netacct's 198.19.128.0/24 */
+#define NET6_CLIENT "2001:2:0:80::7"  /* in account netacct's 2001:2:0:80::/64 */
+#define DAY4_NET    "198.19.129.0/24" /* account dayone: rpd 1, by address */
+#define DAY4_CLIENT "198.19.129.9"
+#define PORT 8000
+
+/* ---- libbpf messages: kept, shown only when loading fails ---- */
+
+static char libbpf_log[16384];
+static size_t libbpf_log_len;
+
+static inline int libbpf_keep(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char *msg = NULL;
+	size_t n, cap = sizeof(libbpf_log) - 1;
+	int ret;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	ret = vasprintf(&msg, fmt, ap);
+	if (ret <= 0)
+		return 0;
+	n = (size_t)ret;
+	if (n > cap) {
+		/* The verifier log is one message: its verdict is at the end. */
+		memcpy(libbpf_log, msg + n - cap, cap);
+		libbpf_log_len = cap;
+	} else {
+		if (libbpf_log_len + n > cap) {
+			size_t drop = libbpf_log_len + n - cap;
+
+			memmove(libbpf_log, libbpf_log + drop, libbpf_log_len - drop);
+			libbpf_log_len -= drop;
+		}
+		memcpy(libbpf_log + libbpf_log_len, msg, n);
+		libbpf_log_len += n;
+	}
+	libbpf_log[libbpf_log_len] = '\0';
+	free(msg);
+	return 0;
+}
+
+static inline void show_libbpf_log(void)
+{
+	const char *p = libbpf_log, *nl;
+	size_t shown = 0;
+
+	/* The last ~60 lines, as TAP comments. */
+	for (nl = libbpf_log + libbpf_log_len; nl > libbpf_log && shown < 60; nl--)
+		if (*nl == '\n')
+			shown++;
+	p = nl;
+	while (*p) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			nl = p + strlen(p);
+		if (nl > p)
+			printf("# libbpf: %.*s\n", (int)(nl - p), p);
+		p = *nl ? nl + 1 : nl;
+	}
+}
+
+/* ---- the environment of one test ---- */
+
+struct env {
+	struct rlshape_xdp_bpf *skel;
+	struct rls_maps maps;
+	int prog_fd;
+	int ready;
+	char why[1536];
+};
+
+/* Parse a table written with ' for " and make it live in e's maps. */
+static inline int env_apply(struct env *e, const char *quoted_table, struct rls_apply_result *result)
+{
+	struct rls_apply_result res;
+	struct rls_table table;
+	char *text, *c, err[1024];
+	int ret;
+
+	text = strdup(quoted_table);
+	if (!text) {
+		snprintf(e->why, sizeof(e->why), "out of memory");
+		return -1;
+	}
+	for (c = text; *c; c++)
+		if (*c == '\'')
+			*c = '"';
+	ret = rls_table_parse("test_xdp.json", text, strlen(text), &table, err, sizeof(err));
+	free(text);
+	if (ret) {
+		snprintf(e->why, sizeof(e->why), "rls_table_parse: %s", err);
+		return -1;
+	}
+	ret = rls_apply_table(&e->maps, &table, result ? result : &res, err, sizeof(err));
+	rls_table_free(&table);
+	if (ret) {
+		snprintf(e->why, sizeof(e->why), "rls_apply_table: %s (%d)", err, ret);
+		return -1;
+	}
+	return 0;
+}
+
+static inline int env_open(struct env *e, const char *quoted_table)
+{
+	struct bpf_map *map;
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	e->prog_fd = -1;
+	libbpf_log_len = 0;
+	libbpf_log[0] = '\0';
+	if (geteuid() != 0) {
+		snprintf(e->why, sizeof(e->why), "not root (euid %u): loading BPF needs root",
+			 (unsigned)geteuid());
+		return -1;
+	}
+	e->skel = rlshape_xdp_bpf__open();
+	if (!e->skel) {
+		snprintf(e->why, sizeof(e->why), "rlshape_xdp_bpf__open: %s", strerror(errno));
+		return -1;
+	}
+	/* Never touch /sys/fs/bpf: private maps only. */
+	bpf_object__for_each_map(map, e->skel->obj) {
+		ret = bpf_map__set_pin_path(map, NULL);
+		if (ret) {
+			snprintf(e->why, sizeof(e->why), "bpf_map__set_pin_path(%s, NULL): %s",
+				 bpf_map__name(map), strerror(-ret));
+			return -1;
+		}
+	}
+	ret = rlshape_xdp_bpf__load(e->skel);
+	if (ret) {
+		show_libbpf_log();
+		snprintf(e->why, sizeof(e->why),
+			 "rlshape_xdp_bpf__load: %s (see the libbpf lines above; needs root with "
+			 "CAP_BPF/CAP_SYS_ADMIN and a kernel with BTF)", strerror(-ret));
+		return -1;
+	}
+	bpf_object__for_each_map(map, e->skel->obj) {
+		if (bpf_map__is_pinned(map)) {
+			snprintf(e->why, sizeof(e->why), "map %s got pinned at %s", bpf_map__name(map),
+				 bpf_map__pin_path(map) ?: "?");
+			return -1;
+		}
+	}
+	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
+	rls_maps_from_skeleton(e->skel, &e->maps);
+	if (env_apply(e, quoted_table, NULL))
+		return -1;
+	e->ready = 1;
+	return 0;
+}
+
+static inline void env_close(struct env *e)
+{
+	/* The fds in e->maps belong to the skeleton: destroying it closes them. */
+	if (e->skel)
+		rlshape_xdp_bpf__destroy(e->skel);
+	e->skel = NULL;
+	e->ready = 0;
+}
+
+static inline int setup_with(void **state, const char *table)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -1;
+	if (env_open(e, table))
+		env_close(e); /* e->why says why; the test fails with it */
+	*state = e;
+	return 0;
+}
+
+static inline int teardown(void **state)
+{
+	struct env *e = *state;
+
+	if (e) {
+		env_close(e);
+		free(e);
+	}
+	*state = NULL;
+	return 0;
+}
+
+static inline struct env *need_env(void **state)
+{
+	struct env *e = *state;
+
+	if (!e)
+		fail_msg("no test environment (out of memory)");
+	if (!e->ready)
+		fail_msg("cannot load and configure the XDP program: %s", e->why);
+	return e;
+}
+
+/* ---- reading the maps ---- */
+
+static inline int nr_cpus(void)
+{
+	return rls_nr_cpus();
+}
+
+static inline struct rls_stats stats_of(struct env *e, __u32 account, __u32 model)
+{
+	struct rls_stats_key key = { .account = account, .model = model };
+	struct rls_stats sum = { 0 }, *per_cpu;
+	int n = nr_cpus(), i, r;
+
+	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
+	assert_non_null(per_cpu);
+	if (bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0) {
+		for (i = 0; i < n; i++) {
+			sum.admitted += per_cpu[i].admitted;
+			for (r = 0; r < RLS_NR_REASONS; r++)
+				sum.rejected[r] += per_cpu[i].rejected[r];
+		}
+	}
+	free(per_cpu);
+	return sum;
+}
+
+static inline __u64 rejected_total(const struct rls_stats *s)
+{
+	__u64 t = 0;
+	int r;
+
+	for (r = 0; r < RLS_NR_REASONS; r++)
+		t += s->rejected[r];
+	return t;
+}
+
+static inline __u64 packets_of(struct env *e, __u32 event)
+{
+	__u64 *per_cpu, sum = 0;
+	int n = nr_cpus(), i;
+
+	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
+	assert_non_null(per_cpu);
+	if (bpf_map_lookup_elem(e->maps.packets, &event, per_cpu) == 0)
+		for (i = 0; i < n; i++)
+			sum += per_cpu[i];
+	free(per_cpu);
+	return sum;
+}
+
+static inline __u32 account_id(struct env *e, const char *name)
+{
+	__u32 id = rls_account_id(&e->maps, name);
+
+	CHECK(id != 0, "account %s has no id in rls_accounts after rls_apply_table()", name);
+	return id;
+}
+
+static inline __u32 model_id(struct env *e, const char *name)
+{
+	__u32 id = rls_model_id(&e->maps, name);
+
+	CHECK(id != RLS_MODEL_OTHER && id != RLS_MODEL_HIDDEN,
+	      "model %s has no id in rls_models after rls_apply_table()", name);
+	return id;
+}
+
+/* ---- sending ---- */
+
+static inline const char *xdp_name(int action)
+{
+	switch (action) {
+	case XDP_ABORTED:
+		return "XDP_ABORTED";
+	case XDP_DROP:
+		return "XDP_DROP";
+	case XDP_PASS:
+		return "XDP_PASS";
+	case XDP_TX:
+		return "XDP_TX";
+	case XDP_REDIRECT:
+		return "XDP_REDIRECT";
+	}
+	return "unknown action";
+}
+
+/* One client connection: the client's next sequence number and what it acknowledges. */
+struct conn {
+	int ipv6, vlan, tcp_options;
+	uint16_t tci;
+	const char *client, *server;
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+};
+
+static inline struct conn conn4(uint16_t sport)
+{
+	struct conn c = { .client = CLIENT4, .server = SERVER4, .sport = sport, .dport = PORT };
+
+	c.seq = 0x10000000u + sport * 7919u;
+	c.ack = 0x70000000u + sport * 104729u;
+	return c;
+}
+
+static inline struct conn conn6(uint16_t sport)
+{
+	struct conn c = conn4(sport);
+
+	c.ipv6 = 1;
+	c.client = CLIENT6;
+	c.server = SERVER6;
+	return c;
+}
+
+struct result {
+	int action;
+	struct tp_spec spec; /* what was sent (payload pointer not kept) */
+	uint8_t in[TP_MAX_FRAME];
+	size_t in_len;
+	uint8_t out[TP_MAX_FRAME];
+	uint32_t out_len;
+};
+
+static inline int run_frame(struct env *e, const uint8_t *in, size_t in_len, uint8_t *out,
+		     uint32_t *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)in_len,
+		    .data_out = out, .data_size_out = TP_MAX_FRAME, .repeat = 1);
+	int err;
+
+	err = bpf_prog_test_run_opts(e->prog_fd, &opts);
+	if (err)
+		fail_msg("bpf_prog_test_run_opts on a %zu-byte frame: %s", in_len, strerror(-err));
+	*out_len = opts.data_size_out;
+	return (int)opts.retval;
+}
+
+static inline struct tp_spec spec_of(const struct conn *c, const void *payload, size_t len,
+			      uint8_t flags)
+{
+	struct tp_spec s = {
+		.ipv6 = c->ipv6, .vlan = c->vlan, .vlan_tci = c->tci, .saddr = c->client,
+		.daddr = c->server, .sport = c->sport, .dport = c->dport, .seq = c->seq,
+		.ack = c->ack, .flags = flags, .payload = payload, .len = len,
+		.tcp_options = c->tcp_options,
+	};
+
+	return s;
+}
+
+static inline int send_spec(struct env *e, const struct tp_spec *s, struct result *r)
+{
+	r->spec = *s;
+	r->spec.payload = NULL;
+	r->in_len = tp_build(s, r->in, sizeof(r->in));
+	CHECK(r->in_len > 0, "test bug: cannot build the frame");
+	r->action = run_frame(e, r->in, r->in_len, r->out, &r->out_len);
+	return r->action;
+}
+
+/* Send payload on c (ACK|PSH unless flags), and advance c->seq past it. */
+static inline int conn_send(struct env *e, struct conn *c, const char *payload, size_t len,
+		     uint8_t flags, struct result *r)
+{
+	struct tp_spec s = spec_of(c, payload, len, flags);
+
+	send_spec(e, &s, r);
+	c->seq += (uint32_t)len;
+	return r->action;
+}
+
+/* A request with the given extra header lines ("name: value\r\n" each) and optional body. */
+static inline size_t http_request(char *buf, size_t cap, const char *headers, const char *body)
+{
+	int n;
+
+	if (body)
+		n = snprintf(buf, cap,
+			     "POST /v1/chat/completions HTTP/1.1\r\n"
+			     "Host: gw.test\r\n"
+			     "%s"
+			     "Content-Type: application/json\r\n"
+			     "Content-Length: %zu\r\n"
+			     "\r\n"
+			     "%s",
+			     headers, strlen(body), body);
+	else
+		n = snprintf(buf, cap,
+			     "GET /v1/models HTTP/1.1\r\n"
+			     "Host: gw.test\r\n"
+			     "%s"
+			     "Accept: */*\r\n"
+			     "\r\n",
+			     headers);
+	CHECK(n > 0 && (size_t)n < cap, "test bug: request does not fit");
+	return (size_t)n;
+}
+
+#define BEARER(key) "Authorization: Bearer " key "\r\n"
+
+static inline void expect_action(const struct result *r, int want, const char *what)
+{
+	if (r->action != want)
+		fail_msg("%s: program returned %s (%d), expected %s", what, xdp_name(r->action),
+			 r->action, xdp_name(want));
+}
+
+/* A passed packet must leave the program byte for byte as it came. */
+static inline void expect_untouched(const struct result *r, const char *what)
+{
+	CHECK(r->out_len == r->in_len && !memcmp(r->in, r->out, r->in_len),
+	      "%s: passed packet was modified (%zu bytes in, %u out)", what, r->in_len,
+	      r->out_len);
+}
+
+/* ---- waiting out window boundaries ---- */
+
+static inline __u64 utc_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (__u64)ts.tv_sec * 1000 + (__u64)ts.tv_nsec / 1000000;
+}
+
+/* Make sure at least need_ms remain before the current period_s window ends. */
+static inline void leave_room_in_window(__u64 period_s, __u64 need_ms)
+{
+	__u64 now = utc_ms(), period = period_s * 1000, left = period - now % period;
+
+	if (left < need_ms)
+		usleep((useconds_t)((left + 20) * 1000));
+}
+
+#endif /* RLS_TEST_HARNESS_H */
