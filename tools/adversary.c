@@ -190,8 +190,8 @@ static void build_request(struct request *r, const char *way)
 		sb_printf(b, "x-model: %s\r\n", cfg.header_model);
 	r->key_start = b->len;
 	if (cfg.key)
-		sb_printf(b, "authorization: Bearer %s%s\r\n",
-			  !strcmp(way, "bearer-spaces") ? "                    " : "", cfg.key);
+		sb_printf(b, "authorization: Bearer%s%s\r\n",
+			  !strcmp(way, "bearer-spaces") ? "                    " : " ", cfg.key);
 	if (chunked)
 		sb_str(b, "transfer-encoding: chunked\r\n\r\n");
 	else
@@ -540,22 +540,6 @@ static bool send_bytewise(struct conn *c, const struct request *r)
 	return true;
 }
 
-/* The urgent byte and the request in one segment: the byte is sent first, flagged urgent, with
- * the request behind it (TCP_CORK holds both until uncorked). A receiver without SO_OOBINLINE,
- * nginx included, takes the byte out of the stream and reads only the request. */
-static bool send_urgent(struct conn *c, const struct request *r)
-{
-	int on = 1, off = 0;
-
-	if (setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)))
-		return false;
-	if (!wr(c, "!", 1, MSG_OOB) || !wr(c, r->b.p, r->b.len, 0))
-		return false;
-	if (setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off)))
-		return false;
-	return drained(c);
-}
-
 /* Headers, then the body only after the server says 100 Continue. A final answer instead of
  * 100 is left unread for the caller (the body is then not sent). */
 static bool send_expect(struct conn *c, const struct request *r)
@@ -601,18 +585,18 @@ static bool repair_seq(int fd, int queue, uint32_t *seq)
 }
 
 /*
- * The request as one TCP segment cut into IPv4 fragments of --frag-size bytes, the first one
- * holding the TCP header and the request's first bytes. The socket is put in repair mode to
- * learn its sequence numbers and to queue the request as already sent (so it ACKs and
- * retransmits as usual); the fragments themselves go out through a raw socket.
+ * data as one TCP segment written by hand: the socket is put in repair mode to learn its
+ * sequence numbers and to queue data as already sent (so it ACKs and retransmits as usual), and
+ * the segment goes out through a raw socket, cut into IPv4 fragments of frag bytes (0: whole),
+ * the first one holding the TCP header and data's first bytes. urg: data[0] is urgent.
  */
-static bool send_fragments(struct conn *c, const struct request *r)
+static bool send_raw(struct conn *c, const char *data, size_t len, bool urg, size_t frag)
 {
 	struct sockaddr_in src, dst;
 	socklen_t sl = sizeof(src), dl = sizeof(dst);
 	uint32_t snd, rcv, sum;
 	int on = 1, off = TCP_REPAIR_OFF_NO_WP, raw = -1, q = TCP_SEND_QUEUE;
-	size_t tlen = sizeof(struct tcphdr) + r->b.len, pos;
+	size_t tlen = sizeof(struct tcphdr) + len, pos;
 	uint8_t *seg_buf = NULL, pkt[1500];
 	struct tcphdr th = { 0 };
 	uint16_t id = (uint16_t)(mono_ms() * 2654435761u >> 7);
@@ -627,7 +611,7 @@ static bool send_fragments(struct conn *c, const struct request *r)
 	}
 	if (!repair_seq(c->fd, TCP_RECV_QUEUE, &rcv) || !repair_seq(c->fd, TCP_SEND_QUEUE, &snd) ||
 	    setsockopt(c->fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ||
-	    send(c->fd, r->b.p, r->b.len, 0) != (ssize_t)r->b.len ||
+	    send(c->fd, data, len, 0) != (ssize_t)len ||
 	    setsockopt(c->fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)))
 		goto out;
 
@@ -645,8 +629,10 @@ static bool send_fragments(struct conn *c, const struct request *r)
 	th.ack = 1;
 	th.psh = 1;
 	th.window = htons(1024);
+	th.urg = urg;
+	th.urg_ptr = htons(urg);     /* Linux: the urgent byte is the one before the pointer */
 	memcpy(seg_buf, &th, sizeof(th));
-	memcpy(seg_buf + sizeof(th), r->b.p, r->b.len);
+	memcpy(seg_buf + sizeof(th), data, len);
 	sum = csum_add(0, &src.sin_addr, 4);
 	sum = csum_add(sum, &dst.sin_addr, 4);
 	sum += IPPROTO_TCP + (uint32_t)tlen;
@@ -654,9 +640,11 @@ static bool send_fragments(struct conn *c, const struct request *r)
 	th.check = htons(csum_fold(sum));
 	memcpy(seg_buf, &th, sizeof(th));
 
-	for (pos = 0; pos < tlen; pos += cfg.frag_size) {
+	if (!frag || frag > sizeof(pkt) - sizeof(struct iphdr))
+		frag = sizeof(pkt) - sizeof(struct iphdr);
+	for (pos = 0; pos < tlen; pos += frag) {
 		struct iphdr *ip = (struct iphdr *)pkt;
-		size_t n = tlen - pos < cfg.frag_size ? tlen - pos : cfg.frag_size;
+		size_t n = tlen - pos < frag ? tlen - pos : frag;
 
 		memset(ip, 0, sizeof(*ip));
 		ip->version = 4;
@@ -680,6 +668,26 @@ out:
 	if (raw >= 0)
 		close(raw);
 	free(seg_buf);
+	return ok;
+}
+
+static bool send_fragments(struct conn *c, const struct request *r)
+{
+	return send_raw(c, r->b.p, r->b.len, false, cfg.frag_size);
+}
+
+/* An urgent byte and the request behind it in one segment. The kernel sends an urgent byte at
+ * once, in a segment of its own, whatever TCP_CORK says: hence by hand. A receiver without
+ * SO_OOBINLINE, nginx included, takes the byte out of the stream and reads only the request. */
+static bool send_urgent(struct conn *c, const struct request *r)
+{
+	struct sbuf b = { 0 };
+	bool ok;
+
+	sb_str(&b, "!");
+	sb_add(&b, r->b.p, r->b.len);
+	ok = !b.oom && send_raw(c, b.p, b.len, true, 0);
+	sb_free(&b);
 	return ok;
 }
 
@@ -714,8 +722,8 @@ static const struct way ways[] = {
 	{ "ip-fragments", "one TCP segment in IPv4 fragments of --frag-size (24) bytes, built by "
 	  "hand (TCP_REPAIR + raw socket; needs CAP_NET_ADMIN and CAP_NET_RAW)",
 	  send_fragments, NULL, true, false },
-	{ "urgent-oob", "an urgent byte (MSG_OOB) in front of the request line, same segment",
-	  send_urgent, NULL, false, false },
+	{ "urgent-oob", "an urgent byte in front of the request line, same segment (by hand, as "
+	  "ip-fragments)", send_urgent, NULL, true, false },
 	{ "expect-100", "expect: 100-continue: the headers, then the body after 100 Continue",
 	  send_expect, NULL, false, false },
 	{ "bytewise", "one byte per segment for the whole request (each waits for the last ACK)",

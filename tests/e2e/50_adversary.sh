@@ -234,6 +234,113 @@ adv() { # TARGET ARGS...: the adversary in the client's namespace, its summary l
 
 # ---- the harness checks itself: the ways produce what they claim ------------------------------
 
+# What the gateway's interface receives from each way (AF_PACKET on the gateway's veth, after
+# XDP passed it): tests/e2e's claim about each layout, checked on the frames themselves.
+cat >"$BED_DIR/layout.py" <<'PY'
+# layout.py sniff IFACE DST PORT PCAP READY | check PCAP
+import re, sys
+from scapy.all import IP, TCP, PcapReader
+if sys.argv[1] == "sniff":
+    # A plain AF_PACKET socket and a hand-written pcap: scapy's own sniffer falls behind
+    # one-byte segments and loses frames.
+    import socket, struct, time
+    iface, dst, port, pcap, ready = sys.argv[2:7]
+    dst4, port = socket.inet_aton(dst), int(port)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+    s.bind((iface, 0))
+    out = open(pcap, "wb", buffering=0)
+    out.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    open(ready, "w").close()
+    while True:
+        f = s.recv(65535)
+        et = f[12:14]
+        if et == b"\x08\x00":
+            ip = f[14:]
+            ihl = (ip[0] & 15) * 4
+            frag = struct.unpack("!H", ip[6:8])[0] & 0x3fff
+            keep = ip[16:20] == dst4 and ip[9] == 6 and (
+                frag or struct.unpack("!H", ip[ihl + 2:ihl + 4])[0] == port)
+        elif et == b"\x86\xdd":
+            keep = f[20] == 6 and struct.unpack("!H", f[56:58])[0] == port
+        else:
+            keep = False
+        if keep:
+            t = time.time()
+            out.write(struct.pack("<IIII", int(t), int(t % 1 * 1e6), len(f), len(f)) + f)
+conns, frags = {}, {}
+def seg(sport, ihl, tcp, payload, nfrags=0, first_frag=0):
+    c = conns.setdefault(sport, {"segs": [], "ihl": set(), "urg": [], "frags": []})
+    if payload:
+        c["segs"].append(payload)
+        c["ihl"].add(ihl)
+        c["urg"].append(tcp.urgptr if "U" in tcp.flags else 0)
+        if nfrags:
+            c["frags"].append((nfrags, first_frag))
+for p in PcapReader(sys.argv[2]):
+    if IP in p and (p[IP].flags.MF or p[IP].frag):
+        ip = p[IP]
+        d = frags.setdefault((ip.src, ip.id), {})
+        d[ip.frag * 8] = (bytes(ip.payload), bool(ip.flags.MF))
+        offs = sorted(d)
+        data = b"".join(d[o][0] for o in offs)
+        if not d[offs[-1]][1] and sum(len(d[o][0]) for o in offs) == offs[-1] + len(d[offs[-1]][0]):
+            tcp = TCP(data)
+            seg(tcp.sport, ip.ihl, tcp, bytes(tcp.payload), len(d), len(d[0][0]) - 20)
+            del frags[(ip.src, ip.id)]
+        continue
+    tcp = p[TCP]
+    seg(tcp.sport, p[IP].ihl if IP in p else 0, tcp, bytes(tcp.payload))
+
+LINE = b"POST /v1/chat/completions HTTP/1.1\r\n"
+def check(way, c):
+    s, n = c["segs"], len(c["segs"])
+    if way == "plain": return n == 1 and s[0].startswith(LINE)
+    if way == "split-method": return n == 2 and s[0] == b"POST"
+    if way == "leading-crlf": return n == 1 and s[0].startswith(b"\r\n" + LINE)
+    if way == "ip-options": return c["ihl"] == {6}
+    if way == "keepalive-lastbyte":
+        return sum(1 for x in s if x.startswith(b"}" + LINE)) == 5 and all(
+            x.startswith(LINE) or x.startswith(b"}") for x in s)
+    if way == "pipeline": return s[0].count(LINE) >= 2
+    if way == "small-mss": return n >= 4 and max(map(len, s)) <= 88
+    if way == "reqline-alone": return n == 2 and s[0] == LINE
+    if way == "key-2nd-segment": return n == 2 and s[1].startswith(b"authorization: Bearer")
+    if way == "many-headers": return n == 1 and len(re.findall(rb"\r\nx-h\d\d: ", s[0])) == 70 \
+        and s[0].index(b"x-h69") < s[0].index(b"authorization")
+    if way == "bearer-spaces": return n == 1 and b"authorization: Bearer" + b" " * 20 + b"s" in s[0]
+    if way == "second-model": return n == 2 and s[0].endswith(b"\"}]") and \
+        s[1] == b',"model":"pricey"}'
+    if way == "chunked-ext": return n == 1 and re.search(
+        rb'\r\n\r\n[0-9a-f]+;\{"model":"cheap"\}\r\n\{"model":"pricey"', s[0]) is not None
+    if way == "ip-fragments": return n == 1 and c["frags"] and c["frags"][0][0] >= 3 and \
+        c["frags"][0][1] <= 4
+    if way == "urgent-oob": return n == 1 and s[0].startswith(b"!" + LINE) and c["urg"][0] == 1
+    if way == "expect-100": return n == 2 and s[0].endswith(b"\r\n\r\n") and \
+        b"expect: 100-continue" in s[0] and s[1].startswith(b"{")
+    if way == "bytewise": return n > 100 and max(map(len, s)) == 1
+    return False
+res = {}
+for sport, c in conns.items():
+    m = re.search(rb"x-way: self-([a-z0-9-]+)\r\n", b"".join(c["segs"]))
+    if m:
+        w = m.group(1).decode()
+        r = res.setdefault(w, [0, 0, ""])
+        r[0] += 1
+        if not check(w, c):
+            r[1] += 1
+            r[2] = r[2] or "segments %s%s" % ([len(x) for x in c["segs"]][:12],
+                                             " IHL %s" % sorted(c["ihl"]))
+for w, (n, bad, why) in sorted(res.items()):
+    print("%s connections=%d %s" % (w, n, "as claimed" if not bad else
+                                    "%d not as claimed, e.g. %s" % (bad, why)))
+PY
+bed_spawn bed_gw "$PY" "$BED_DIR/layout.py" sniff "$BED_GW_DEV" "$BED_GW_CLIENT4" "$SYNC_PORT" \
+	"$BED_DIR/layout.pcap" "$BED_DIR/layout.ready"
+LAYOUT_PID=$BED_LAST_PID
+tap_ok "a sniffer on $BED_GW_DEV records what reaches the gateway on port $SYNC_PORT" \
+	bed_wait_file "$BED_DIR/layout.ready" 30
+
 # Over the unwatched port nothing is limited: every way must get its 6 answers from nginx, which
 # must read each as one whole request with its key and body (so the layouts are real requests).
 for w in "${WAYS[@]}"; do
@@ -247,6 +354,19 @@ for w in "${WAYS[@]}"; do
 			"harness: way $w, unwatched port: 6 answered, nginx logged 6 with key and body"
 	fi
 done
+# Every frame up to the last sync request is in the capture: then stop the sniffer, and read it.
+tap_ok "the sniffer saw everything up to the last sync request" \
+	bed_wait_until 20 grep -qa "x-way: sync-$SYNC_N" "$BED_DIR/layout.pcap"
+kill "$LAYOUT_PID" 2>/dev/null || true
+wait "$LAYOUT_PID" 2>/dev/null || true
+"$PY" "$BED_DIR/layout.py" check "$BED_DIR/layout.pcap" >"$BED_DIR/layout.txt" 2>&1 || true
+for w in "${WAYS[@]}"; do
+	want=6
+	[[ $w == pipeline || $w == keepalive-lastbyte ]] && want=1
+	tap_is "$(grep "^$w " "$BED_DIR/layout.txt" || head -3 "$BED_DIR/layout.txt")" \
+		"$w connections=$want as claimed" "layout: way $w reaches the gateway as it claims"
+done
+
 # The model nginx's body holds for the ways that play with it.
 tap_like "$(grep -m1 'way=self-second-model ' "$ACCESS")" \
 	'body="\{\\"model\\":\\"cheap\\",.*,\\"model\\":\\"pricey\\"\}"' \
@@ -330,7 +450,7 @@ cat >"$BED_DIR/forge.py" <<'PY'
 # Sniffs the interface meanwhile, and a second past the last frame; prints
 #   sent=N replies=N replies_429=N   (TCP from DST:DPORT to SRC carrying data)
 import random, sys, threading
-from scapy.all import AsyncSniffer, Ether, IP, TCP, Raw, conf, sendp
+from scapy.all import AsyncSniffer, Ether, IP, TCP, Raw, conf, get_if_hwaddr, sendp
 conf.verb = 0
 iface, gw_mac, mode = sys.argv[1:4]
 args = sys.argv[4:]
@@ -366,7 +486,9 @@ sn = AsyncSniffer(iface=iface, lfilter=mine, store=True, started_callback=starte
 sn.start()
 if not started.wait(10):
     sys.exit("the sniffer did not start")
-sendp([Ether(dst=gw_mac) / IP(src=src, dst=dst) / f for f in frames], iface=iface)
+# The attacker's own MAC: scapy, finding no route, would send 00:00:00:00:00:00, which the
+# bridge drops as an invalid source.
+sendp([Ether(src=get_if_hwaddr(iface), dst=gw_mac) / IP(src=src, dst=dst) / f for f in frames], iface=iface)
 threading.Event().wait(1.0)   # replies come within microseconds: a bounded look, not a sync
 got = sn.stop() or []
 n429 = sum(1 for p in got if bytes(p[TCP].payload).startswith(b"HTTP/1.1 429"))
@@ -380,11 +502,16 @@ forge() {
 # a) 6 requests with victim a's key from a spoofed address, no handshake.
 snapshot_stats
 r429_before=$(packets replies_429)
+seen_before=$(packets seen)
+req_before=$(packets requests)
 got=$(forge request "$FORGED4" 0 "$BED_GW_CLIENT4" "$PORT" victim-key-a forged-a 6)
 tap_is "$got" "sent=6 replies=0 replies_429=0" \
 	"a) 6 forged requests with victim a's key from $FORGED4, no handshake: nothing sent back to it"
 snapshot_stats
 tap_is "$(packets replies_429)" "$r429_before" "a) rlshape sent no 429 for them (replies_429 unchanged)"
+tap_ok "a) the forged frames reached rlshape's XDP program (packets seen +$(($(packets seen) - seen_before)))" \
+	test "$(($(packets seen) - seen_before))" -ge 6
+tap_diag "a) packets: requests +$(($(packets requests) - req_before))"
 tap_is "$(stats_rows victim-a)" none "a) victim a: nothing admitted or rejected on its account"
 got=$(adv "$BED_GW_CLIENT4:$PORT" --way plain --key victim-key-a --count 3 --marker victim-a)
 sync_log
@@ -393,11 +520,15 @@ tap_is "$(seen forged-a)" 0 "a) nginx logged none of the forged requests"
 
 # b) and c): a victim with a live keep-alive connection, its request 2 held back until the
 # forged segments are in.
-flows_dump() {
+flows_dump() { # CLIENT_PORT: the victim's entries in rls_flows (its port is kept big-endian)
 	bpftool -j map dump pinned "$BED_PIN_DIR/rls_flows" | "$PY" -c '
 import json, sys
-for e in sorted(json.dumps(x.get("formatted", x), sort_keys=True) for x in json.load(sys.stdin)):
-    print(e)'
+port = int(sys.argv[1])
+port = (port >> 8) | ((port & 0xff) << 8)
+for x in json.load(sys.stdin):
+    f = x.get("formatted", x)
+    if f["key"]["client_port"] == port:
+        print(json.dumps(f, sort_keys=True))' "$1"
 }
 victim() { # LETTER FORGE-ARGS...: one victim run; the results as TAP
 	local v=$1 log tuple sport
@@ -412,14 +543,15 @@ victim() { # LETTER FORGE-ARGS...: one victim run; the results as TAP
 	sport=${tuple##*:}
 	tap_like "$tuple" "^$BED_CLIENT4:[0-9]+\$" "$v) ss shows the victim's connection ($tuple)"
 	local before after
-	before=$(flows_dump)
+	before=$(flows_dump "$sport")
 	for kind in "$@"; do
 		got=$(forge inject "$BED_CLIENT4" "$sport" "$BED_GW_CLIENT4" "$PORT" "$kind" 4)
 		tap_like "$got" "^sent=4 replies=[0-9]+ replies_429=0\$" \
 			"$v) 4 forged ${kind%%/*} segments with wrong seq into it: no 429 from rlshape"
 	done
-	after=$(flows_dump)
-	tap_is "$after" "$before" "$v) rls_flows unchanged by the forged segments"
+	after=$(flows_dump "$sport")
+	tap_like "$before" '"key"' "$v) rls_flows has the victim's connection"
+	tap_is "$after" "$before" "$v) its rls_flows entry is unchanged by the forged segments"
 	tap_ok "$v) the victim's connection is still established" \
 		bash -c "ip netns exec '$BED_CLIENT_NS' ss -Htn state established '( sport = :$sport )' | grep -q ."
 	: >"$BED_DIR/gate-$v.2"
