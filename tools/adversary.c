@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/sockios.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
@@ -126,6 +125,7 @@ struct request {
 	size_t key_start;           /* the key header's first byte */
 	size_t body_start;          /* after the blank line */
 	size_t split_body;          /* second-model: where the second "model" starts */
+	size_t split;               /* the ways of two segments: where the second one starts */
 };
 
 static void json_body(struct sbuf *b, const char *model, bool model_last, size_t pad)
@@ -176,6 +176,10 @@ static void build_request(struct request *r, const char *way)
 
 	memset(r, 0, sizeof(*r));
 	build_body(r, &body, way);
+	if (!strcmp(way, "leading-crlf"))
+		sb_str(b, "\r\n");
+	else if (!strcmp(way, "urgent-oob"))
+		sb_str(b, "!");             /* the urgent byte */
 	sb_str(b, "POST /v1/chat/completions HTTP/1.1\r\n");
 	r->line_end = b->len;
 	sb_printf(b, "host: %s\r\nuser-agent: rlshape-adversary\r\n", cfg.host);
@@ -208,6 +212,8 @@ static void build_request(struct request *r, const char *way)
 		sb_add(b, body.p, body.len);
 	}
 	sb_free(&body);
+	r->split = !strcmp(way, "split-method") ? 4 : !strcmp(way, "reqline-alone") ? r->line_end :
+		   !strcmp(way, "key-2nd-segment") ? r->key_start : r->split_body;
 	if (b->oom) {
 		fprintf(stderr, PROG ": out of memory\n");
 		exit(1);
@@ -475,21 +481,9 @@ static bool send_whole(struct conn *c, const struct request *r)
 	return seg(c, r->b.p, r->b.len);
 }
 
-static bool send_split_method(struct conn *c, const struct request *r)
+static bool send_split(struct conn *c, const struct request *r)
 {
-	return seg(c, r->b.p, 4) && seg(c, r->b.p + 4, r->b.len - 4);
-}
-
-static bool send_leading_crlf(struct conn *c, const struct request *r)
-{
-	struct sbuf b = { 0 };
-	bool ok;
-
-	sb_str(&b, "\r\n");
-	sb_add(&b, r->b.p, r->b.len);
-	ok = !b.oom && seg(c, b.p, b.len);
-	sb_free(&b);
-	return ok;
+	return seg(c, r->b.p, r->split) && seg(c, r->b.p + r->split, r->b.len - r->split);
 }
 
 static bool setup_ip_options(int fd)
@@ -513,23 +507,6 @@ static bool setup_mss(int fd)
 		return false;
 	}
 	return true;
-}
-
-static bool send_reqline_alone(struct conn *c, const struct request *r)
-{
-	return seg(c, r->b.p, r->line_end) && seg(c, r->b.p + r->line_end, r->b.len - r->line_end);
-}
-
-static bool send_key_second(struct conn *c, const struct request *r)
-{
-	return seg(c, r->b.p, r->key_start) &&
-	       seg(c, r->b.p + r->key_start, r->b.len - r->key_start);
-}
-
-static bool send_second_model(struct conn *c, const struct request *r)
-{
-	return seg(c, r->b.p, r->split_body) &&
-	       seg(c, r->b.p + r->split_body, r->b.len - r->split_body);
 }
 
 static bool send_bytewise(struct conn *c, const struct request *r)
@@ -681,23 +658,16 @@ static bool send_fragments(struct conn *c, const struct request *r)
  * SO_OOBINLINE, nginx included, takes the byte out of the stream and reads only the request. */
 static bool send_urgent(struct conn *c, const struct request *r)
 {
-	struct sbuf b = { 0 };
-	bool ok;
-
-	sb_str(&b, "!");
-	sb_add(&b, r->b.p, r->b.len);
-	ok = !b.oom && send_raw(c, b.p, b.len, true, 0);
-	sb_free(&b);
-	return ok;
+	return send_raw(c, r->b.p, r->b.len, true, 0);
 }
 
 static const struct way ways[] = {
 	{ "plain", "the whole request in one write, a new connection each (the baseline)",
 	  send_whole, NULL, false, false },
 	{ "split-method", "a first segment of 4 bytes (\"POST\"), the rest in a second one",
-	  send_split_method, NULL, false, false },
+	  send_split, NULL, false, false },
 	{ "leading-crlf", "an empty line (CRLF) before the request line, in the same segment",
-	  send_leading_crlf, NULL, false, false },
+	  send_whole, NULL, false, false },
 	{ "ip-options", "IPv4 options on the socket (IP_OPTIONS NOP NOP NOP EOL: IHL 6)",
 	  send_whole, setup_ip_options, true, false },
 	{ "keepalive-lastbyte", "one keep-alive connection; each segment starts with the previous "
@@ -707,16 +677,16 @@ static const struct way ways[] = {
 	{ "small-mss", "TCP_MAXSEG --mss (88) before connect: the request in many small segments",
 	  send_whole, setup_mss, false, false },
 	{ "reqline-alone", "the request line alone in the first segment, the rest in a second",
-	  send_reqline_alone, NULL, false, false },
+	  send_split, NULL, false, false },
 	{ "key-2nd-segment", "the headers before the key in one segment, the key and the rest in "
-	  "a second", send_key_second, NULL, false, false },
+	  "a second", send_split, NULL, false, false },
 	{ "many-headers", "70 short headers before the key, one segment",
 	  send_whole, NULL, false, false },
 	{ "bearer-spaces", "20 spaces between \"Bearer\" and the key",
 	  send_whole, NULL, false, false },
 	{ "second-model", "body {\"model\":\"cheap\",...} in the first segment, then a second top-level "
 	  ",\"model\":\"M\"} (which JSON parsers keeping the last duplicate read) in a second",
-	  send_second_model, NULL, false, false },
+	  send_split, NULL, false, false },
 	{ "chunked-ext", "transfer-encoding: chunked whose chunk extension is {\"model\":\"cheap\"}; the "
 	  "chunk holds the real body", send_whole, NULL, false, false },
 	{ "ip-fragments", "one TCP segment in IPv4 fragments of --frag-size (24) bytes, built by "
@@ -901,32 +871,32 @@ static unsigned long number(const char *opt, const char *arg, unsigned long min,
 static void parse_target(const char *arg)
 {
 	const char *colon = strrchr(arg, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST };
-	struct addrinfo *res;
-	char host[256];
-	size_t hlen;
-	int err;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&cfg.addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&cfg.addr;
+	unsigned long port;
+	char host[INET6_ADDRSTRLEN + 2];
+	size_t hlen = colon ? (size_t)(colon - arg) : 0;
 
-	if (!colon || !colon[1] || (hlen = (size_t)(colon - arg)) == 0 || hlen >= sizeof(host))
+	cfg.target = arg;
+	if (!hlen || hlen >= sizeof(host) || !parse_ulong(colon + 1, strlen(colon + 1), 65535, &port))
 		usage_error("bad --target '%s': want ADDR:PORT, e.g. 198.18.1.1:8000", arg);
 	memcpy(host, arg, hlen);
 	host[hlen] = '\0';
-	if (host[0] == '[') {
-		if (hlen < 3 || host[hlen - 1] != ']')
-			usage_error("bad --target '%s': unbalanced [", arg);
+	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
 		host[hlen - 1] = '\0';
-		memmove(host, host + 1, hlen - 1);
-	} else if (strchr(host, ':')) {
-		usage_error("bad --target '%s': IPv6 addresses go in brackets", arg);
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		cfg.addr_len = sizeof(*a6);
+		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1)
+			return;
+	} else {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		cfg.addr_len = sizeof(*a4);
+		if (inet_pton(AF_INET, host, &a4->sin_addr) == 1)
+			return;
 	}
-	err = getaddrinfo(host, colon + 1, &hints, &res);
-	if (err)
-		usage_error("bad --target '%s': %s (numeric addresses only)", arg, gai_strerror(err));
-	memcpy(&cfg.addr, res->ai_addr, res->ai_addrlen);
-	cfg.addr_len = res->ai_addrlen;
-	freeaddrinfo(res);
-	cfg.target = arg;
+	usage_error("bad --target '%s': a numeric IPv4 address, or IPv6 in brackets", arg);
 }
 
 static bool printable(const char *s)
