@@ -544,12 +544,18 @@ victim() { # LETTER FORGE-ARGS...: one victim run; the results as TAP
 	tap_like "$tuple" "^$BED_CLIENT4:[0-9]+\$" "$v) ss shows the victim's connection ($tuple)"
 	local before after
 	before=$(flows_dump "$sport")
+	snapshot_stats
+	local seen0
+	seen0=$(packets seen)
 	for kind in "$@"; do
 		got=$(forge inject "$BED_CLIENT4" "$sport" "$BED_GW_CLIENT4" "$PORT" "$kind" 4)
 		tap_like "$got" "^sent=4 replies=[0-9]+ replies_429=0\$" \
 			"$v) 4 forged ${kind%%/*} segments with wrong seq into it: no 429 from rlshape"
 	done
 	after=$(flows_dump "$sport")
+	snapshot_stats
+	tap_ok "$v) the forged segments reached rlshape's XDP program (packets seen +$(($(packets seen) - seen0)))" \
+		test "$(($(packets seen) - seen0))" -ge "$((4 * $#))"
 	tap_like "$before" '"key"' "$v) rls_flows has the victim's connection"
 	tap_is "$after" "$before" "$v) its rls_flows entry is unchanged by the forged segments"
 	tap_ok "$v) the victim's connection is still established" \
