@@ -12,8 +12,9 @@ set -euo pipefail
 PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjansson-dev
 	libcmocka-dev pkg-config make gcc iproute2 curl ethtool python3
-	# The end-to-end suites: nginx as a real upstream, scapy for forged segments.
-	nginx python3-scapy
+	# The end-to-end suites: nginx as a real upstream, scapy for forged segments, node for the
+	# official OpenAI Node SDK (50_adversary installs it from the npm registry with npm ci).
+	nginx python3-scapy nodejs
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
 )
@@ -42,6 +43,13 @@ for pkg in "${PACKAGES[@]}"; do
 		missing+=("$pkg")
 	fi
 done
+
+# npm: Debian's package, unless nodejs came from elsewhere with npm bundled (NodeSource's
+# nodejs conflicts with Debian's npm package).
+if ! command -v npm >/dev/null && [[ $(dpkg-query -W -f='${Status}' npm 2>/dev/null || true) != \
+	"install ok installed" ]]; then
+	missing+=(npm)
+fi
 
 did=()
 if ((${#missing[@]})); then
