@@ -169,6 +169,7 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 	if (!s || !flow || !cfg)
 		return XDP_PASS;
 	st = &flow->stream;
+	rls_count_packet(RLS_PKT_REQUEST);
 	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
 	s->rejection.day_limit = RLS_UNLIMITED;
 	rls_identify(cfg, generation, &s->pkt.flow, rls_principal_of(s, st, generation), &id);
@@ -237,7 +238,6 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		return RLS_ROUND_DONE;
 	case RLS_STOP_REQUEST_START:
 		st->request_start = s->pkt.seq + s->seg.base + s->scan.pos;
-		rls_count_packet(RLS_PKT_REQUEST);
 		/* HTTP/1.1 answers in order: a new request means the last response is over. */
 		if (flow->requests)
 			rls_end_response(&s->pkt.flow, flow, 0);

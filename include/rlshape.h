@@ -224,7 +224,7 @@ struct rls_stats {
 /* rls_packets (per CPU array): what the data path did with packets, by enum rls_packet_event. */
 enum rls_packet_event {
 	RLS_PKT_SEEN,          /* TCP to a watched port */
-	RLS_PKT_REQUEST,       /* started an HTTP request */
+	RLS_PKT_REQUEST,       /* an HTTP request read to its last byte and decided */
 	RLS_PKT_NOT_HTTP,      /* retired (segments are no longer judged alone); keeps the numbering */
 	RLS_PKT_UNPARSED,      /* could not be parsed: passed */
 	RLS_PKT_RETRANSMIT,    /* a request start seen before: not charged again */

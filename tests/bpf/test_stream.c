@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The stream tracker under BPF_PROG_TEST_RUN: the same requests cut into segments every way a
+ * client can cut them, pipelined, reordered, retransmitted, forged. Each case says what must be
+ * charged, to which account and model, and when (never before the request's last byte).
+ *
+ * The suite runs in a network namespace of its own, so that the socket lookups of the program
+ * see only what a test made: in the routed cases nothing at all, in the local cases a real
+ * listener and a real connection on loopback.
+ */
+#include "harness.h"
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#define KEY_COUNT  "sk-stream-count-0001"
+#define KEY_PRICEY "sk-stream-pricey-0002"
+#define KEY_SOLO   "sk-stream-solo-0003"
+
+/*
+ * "count" counts: its limits are far away. "pricey" has two requests a day of model pricey,
+ * the strictest model of its tier, so a request read as hidden is charged there too.
+ */
+static const char table[] =
+	"{'listen': {'ports': [8000]},"
+	" 'identify': {'key_headers': ['authorization', 'x-api-key'], 'model_header': 'x-model'},"
+	" 'tiers': {"
+	"   'wide':   {'*': {'rpm': 1000000, 'burst': 1000000}},"
+	"   'paid':   {'pricey': {'rpd': 2}, 'cheap': {'rpm': 100000, 'burst': 100000},"
+	"              '*': {'rpm': 100000, 'burst': 100000}},"
+	"   'single': {'*': {'concurrency': 1, 'max_hold_seconds': 3600}}"
+	" },"
+	" 'accounts': {"
+	"   'count':  {'tier': 'wide',   'keys': ['" KEY_COUNT "']},"
+	"   'pricey': {'tier': 'paid',   'keys': ['" KEY_PRICEY "']},"
+	"   'solo':   {'tier': 'single', 'keys': ['" KEY_SOLO "']}"
+	" },"
+	" 'default_tier': 'wide'}";
+
+static const char table_http2_pass[] =
+	"{'listen': {'ports': [8000], 'http2': 'pass'},"
+	" 'tiers': {'wide': {'*': {'rpm': 1000}}}, 'default_tier': 'wide'}";
+
+static int setup(void **state)
+{
+	return setup_with(state, table);
+}
+
+static int setup_http2_pass(void **state)
+{
+	return setup_with(state, table_http2_pass);
+}
+
+/* A request whose key, model header and body model all have to be read right. */
+static size_t full_request(char *buf, size_t cap, const char *key, const char *model)
+{
+	char hdrs[256], body[256];
+
+	snprintf(hdrs, sizeof(hdrs), "Authorization: Bearer %s\r\nX-Model: %s\r\n", key, model);
+	snprintf(body, sizeof(body),
+		 "{\"messages\":[{\"role\":\"user\",\"content\":\"say \\\"model\\\": no\"}],"
+		 "\"model\":\"%s\",\"max_tokens\":5}", model);
+	return http_request(buf, cap, hdrs, body);
+}
+
+static __u64 admitted(struct env *e, const char *account, const char *model)
+{
+	__u32 m = model ? model_id(e, model) : RLS_MODEL_HIDDEN;
+
+	return stats_of(e, account_id(e, account), m).admitted;
+}
+
+/* Send bytes [from, to) of buf on c as one segment; expect XDP_PASS. */
+static void send_part(struct env *e, struct conn *c, const char *buf, size_t from, size_t to,
+		      const char *what)
+{
+	struct result r;
+
+	conn_send(e, c, buf + from, to - from, 0, &r);
+	expect_action(&r, XDP_PASS, what);
+	expect_untouched(&r, what);
+}
+
+/* ---- every way of cutting one request ---- */
+
+static void test_split_at_every_byte(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024], what[96];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap"), k;
+	__u64 before;
+
+	for (k = 1; k < len; k++) {
+		struct conn c = conn4((uint16_t)(20000 + k));
+
+		before = admitted(e, "count", "cheap");
+		snprintf(what, sizeof(what), "bytes [0, %zu) of a %zu-byte request", k, len);
+		send_part(e, &c, req, 0, k, what);
+		CHECK_EQ(admitted(e, "count", "cheap"), before,
+			 "a request charged before its last byte");
+		snprintf(what, sizeof(what), "bytes [%zu, %zu)", k, len);
+		send_part(e, &c, req, k, len, what);
+		if (admitted(e, "count", "cheap") != before + 1)
+			fail_msg("split at byte %zu of %zu: charged %llu times to (count, cheap)", k,
+				 len, (unsigned long long)(admitted(e, "count", "cheap") - before));
+	}
+	CHECK_EQ(admitted(e, "count", NULL), 0, "requests charged as hidden");
+	CHECK_EQ(stats_of(e, account_id(e, "count"), RLS_MODEL_OTHER).admitted, 0,
+		 "requests charged to no model");
+}
+
+static void test_one_byte_segments(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn6(21001);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap"), k;
+
+	for (k = 0; k < len; k++)
+		send_part(e, &c, req, k, k + 1, "a one-byte segment");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "(count, cheap) admitted after 1-byte segments");
+}
+
+/* ---- how a request may be written: one table, one connection each ---- */
+
+struct shape {
+	const char *name;
+	const char *bytes; /* the request, whole */
+	const char *account;
+	const char *model; /* NULL: hidden (the strictest model) */
+	size_t cut;        /* also send it cut here; 0: in one segment only */
+};
+
+#define POST_HEAD "POST /v1/chat/completions HTTP/1.1\r\nHost: gw.test\r\n"
+#define BODY_CHEAP "{\"model\":\"cheap\"}"
+
+static const struct shape shapes[] = {
+	{ "leading empty lines", "\r\n\r\n" POST_HEAD "Authorization: Bearer " KEY_COUNT
+	  "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap", 3 },
+	{ "bare LF line ends", "POST /v1/chat/completions HTTP/1.1\nAuthorization: Bearer "
+	  KEY_COUNT "\nContent-Length: 17\n\n" BODY_CHEAP, "count", "cheap", 40 },
+	{ "20 spaces after Bearer", POST_HEAD "authorization:   Bearer                    "
+	  KEY_COUNT "   \r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap", 60 },
+	{ "key in x-api-key", POST_HEAD "X-Api-Key: " KEY_COUNT "\r\nContent-Length: 17\r\n\r\n"
+	  BODY_CHEAP, "count", "cheap", 0 },
+	{ "model only in the header", "GET /v1/models HTTP/1.1\r\nX-Model: cheap\r\n"
+	  "Authorization: Bearer " KEY_COUNT "\r\n\r\n", "count", "cheap", 20 },
+	{ "model last, after a long prompt", POST_HEAD "Authorization: Bearer " KEY_COUNT
+	  "\r\nContent-Length: 87\r\n\r\n{\"messages\":[{\"role\":\"user\",\"content\":"
+	  "\"model: pricey, {\\\"model\\\":1}\"}],\"model\":\"cheap\"}", "count", "cheap", 120 },
+	{ "chunked, the model in a chunk extension and the body", POST_HEAD
+	  "Authorization: Bearer " KEY_PRICEY "\r\nTransfer-Encoding: chunked\r\n\r\n"
+	  "5;{\"model\":\"cheap\"}\r\n{\"mod\r\n"
+	  "d ; x=\"model\\\":\\\"cheap\"\r\nel\":\"pricey\"}\r\n0\r\n\r\n", "pricey", "pricey", 110 },
+	{ "chunked with trailers", POST_HEAD "Authorization: Bearer " KEY_COUNT
+	  "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n11\r\n" BODY_CHEAP "\r\n0\r\n"
+	  "X-Trailer: {\"model\":\"pricey\"}\r\n\r\n", "count", "cheap", 100 },
+	{ "a second top-level model", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nContent-Length: 34\r\n\r\n{\"model\":\"pricey\",\"model\":\"cheap\"}", "pricey", NULL,
+	  100 },
+	{ "header and body disagree", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nX-Model: cheap\r\nContent-Length: 18\r\n\r\n{\"model\":\"pricey\"}", "pricey", NULL,
+	  0 },
+	{ "an escape in the model", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nContent-Length: 22\r\n\r\n{\"model\":\"ch\\u0065ap\"}", "pricey", NULL, 0 },
+	{ "an escape in a top-level key", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nContent-Length: 22\r\n\r\n{\"m\\u006fdel\":\"cheap\"}", "pricey", NULL, 0 },
+	{ "a model header folded (obs-fold)", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nX-Model: cheap\r\n pricey\r\nContent-Length: 2\r\n\r\n{}", "pricey", NULL, 0 },
+	{ "expect 100-continue", POST_HEAD "Authorization: Bearer " KEY_COUNT
+	  "\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap",
+	  117 },
+};
+
+static void send_shape(struct env *e, const struct shape *sh, uint16_t sport, size_t cut)
+{
+	struct conn c = conn4(sport);
+	size_t len = strlen(sh->bytes);
+	const char *model = sh->model;
+	__u64 before = admitted(e, sh->account, model);
+
+	CHECK(cut < len, "test bug: shape '%s' cut at %zu of %zu", sh->name, cut, len);
+	if (cut)
+		send_part(e, &c, sh->bytes, 0, cut, sh->name);
+	send_part(e, &c, sh->bytes, cut, len, sh->name);
+	if (admitted(e, sh->account, model) != before + 1)
+		fail_msg("%s (cut at %zu): not charged once to (%s, %s)", sh->name, cut, sh->account,
+			 model ? model : "hidden");
+}
+
+static void test_request_shapes(void **state)
+{
+	struct env *e = need_env(state);
+	size_t i;
+
+	leave_room_in_window(86400, 60 * 1000);
+	for (i = 0; i < ARRAY_SIZE(shapes); i++) {
+		/* Each pricey shape spends one of pricey's two a day: start each from zero. */
+		bpf_map_delete_elem(e->maps.counters, &(struct rls_counter_key){
+			.account = account_id(e, "pricey"), .model = model_id(e, "pricey") });
+		send_shape(e, &shapes[i], (uint16_t)(22000 + 2 * i), 0);
+		if (shapes[i].cut) {
+			bpf_map_delete_elem(e->maps.counters, &(struct rls_counter_key){
+				.account = account_id(e, "pricey"), .model = model_id(e, "pricey") });
+			send_shape(e, &shapes[i], (uint16_t)(22001 + 2 * i), shapes[i].cut);
+		}
+	}
+}
+
+/* ---- several requests in one segment, each starting anywhere ---- */
+
+static void test_pipelined(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(23001);
+	char one[1024], all[4096];
+	size_t len = full_request(one, sizeof(one), KEY_COUNT, "cheap"), n = 0, i, k;
+
+	for (i = 0; i < 3; i++) {
+		memcpy(all + n, one, len);
+		n += len;
+	}
+	send_part(e, &c, all, 0, n, "three requests in one segment");
+	CHECK_EQ(admitted(e, "count", "cheap"), 3, "three pipelined requests");
+	/* Each segment the previous request's last byte and all of the next but its last. */
+	for (k = 0, i = 0; i < 3; i++) {
+		size_t end = (i + 1) * len - 1;
+
+		send_part(e, &c, all, k, end, "a request but its last byte");
+		k = end;
+	}
+	send_part(e, &c, all, k, n, "the last byte");
+	CHECK_EQ(admitted(e, "count", "cheap"), 6, "requests starting mid-segment");
+}
+
+/* A refused request behind admitted ones in the same segment is cut off, answered when resent. */
+static void test_pipelined_refusal_cut(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(23101);
+	char one[1024], all[4096];
+	size_t len = full_request(one, sizeof(one), KEY_PRICEY, "pricey"), n = 0, i;
+	uint32_t start = c.seq;
+	struct result r;
+	struct tp_spec s;
+
+	leave_room_in_window(86400, 60 * 1000);
+	for (i = 0; i < 3; i++) {
+		memcpy(all + n, one, len);
+		n += len;
+	}
+	conn_send(e, &c, all, n, 0, &r);
+	expect_action(&r, XDP_PASS, "two admitted requests and a refused one");
+	CHECK_EQ(r.out_len, r.in_len - len, "the segment's length after the refused request's cut");
+	{
+		size_t l3 = 14, l4 = l3 + 20, tcp_len = r.out_len - l4;
+
+		CHECK_EQ(tp_get16(r.out + l3 + 2), r.out_len - l3, "IPv4 total length after the cut");
+		CHECK_EQ(tp_fold(tp_sum(0, r.out + l3, 20)), 0, "IPv4 header checksum after the cut");
+		CHECK_EQ(tp_tcp_csum(0, r.out + l3 + 12, r.out + l3 + 16, r.out + l4, tcp_len), 0,
+			 "TCP checksum after the cut");
+		CHECK(!memcmp(r.out + l4 + 20, all, 2 * len), "the admitted requests' bytes changed");
+	}
+	CHECK_EQ(admitted(e, "pricey", "pricey"), 2, "pricey admitted");
+	CHECK_EQ(packets_of(e, RLS_PKT_PIPELINED_WAIT), 1, "rls_packets[PIPELINED_WAIT]");
+	/* The client sends the refused request again, alone: now it is answered. */
+	s = spec_of(&c, all + 2 * len, len, 0);
+	s.seq = start + (uint32_t)(2 * len);
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_TX, "the refused request, sent again");
+	CHECK(!memcmp(r.out + 54, "HTTP/1.1 429 ", 13), "the answer is not a 429");
+	CHECK_EQ(stats_of(e, account_id(e, "pricey"), model_id(e, "pricey")).rejected[RLS_REASON_RPD],
+		 1, "pricey rejected by rpd");
+}
+
+/* ---- order, retransmission ---- */
+
+static void test_out_of_order_dropped_then_counted(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(24001);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap"), cut = len / 2;
+	uint32_t start = c.seq;
+	struct tp_spec s;
+	struct result r;
+
+	send_part(e, &c, req, 0, 10, "the first 10 bytes");
+	/* The second half before the first: a gap. */
+	s = spec_of(&c, req + cut, len - cut, 0);
+	s.seq = start + (uint32_t)cut;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_DROP, "a segment past a gap");
+	CHECK_EQ(packets_of(e, RLS_PKT_OUT_OF_ORDER), 1, "rls_packets[OUT_OF_ORDER]");
+	send_part(e, &c, req, 10, cut, "the gap filled");
+	send_part(e, &c, req, cut, len, "the dropped segment, sent again");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "charged once, in order");
+}
+
+static void test_retransmissions(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(24101);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap"), cut = 77;
+	uint32_t start = c.seq;
+	struct tp_spec s;
+	struct result r;
+
+	send_part(e, &c, req, 0, cut, "first part");
+	/* A retransmission that carries new bytes after the old: read from where the stream is. */
+	s = spec_of(&c, req, len, 0);
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "old and new bytes in one segment");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "charged once");
+	c.seq = start + (uint32_t)len;
+	/* The whole request again: a retransmission, not a request. */
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the whole request again");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "charged once after a retransmission");
+	CHECK(packets_of(e, RLS_PKT_RETRANSMIT) >= 1, "rls_packets[RETRANSMIT] not counted");
+}
+
+/* ---- a client's close, only where its stream is ---- */
+
+static void test_off_stream_fin_rst_change_nothing(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(25001), other = conn4(25002);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "Authorization: Bearer " KEY_SOLO "\r\n", "{}");
+	struct rls_counter_key ck = { .account = account_id(e, "solo"), .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct tp_spec s;
+	struct result r;
+
+	send_part(e, &c, req, 0, len, "a request holding solo's one slot");
+	s = spec_of(&c, NULL, 0, TP_RST);
+	s.seq += 1000;
+	send_spec(e, &s, &r);
+	s = spec_of(&c, NULL, 0, TP_FIN | TP_ACK);
+	s.seq -= 5000;
+	send_spec(e, &s, &r);
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0, "no counter for solo");
+	CHECK_EQ(counter.slots_held, 1, "slots held after a forged RST and FIN");
+	conn_send(e, &other, req, len, 0, &r);
+	expect_action(&r, XDP_TX, "a second request while the slot is held");
+	/* The client's own FIN, where its stream is, gives the slot back. */
+	s = spec_of(&c, NULL, 0, TP_FIN | TP_ACK);
+	send_spec(e, &s, &r);
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0, "no counter for solo");
+	CHECK_EQ(counter.slots_held, 0, "slots held after the client's FIN");
+}
+
+/* ---- not HTTP/1.1 ---- */
+
+#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+static void test_http2_preface_refused(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(26001);
+	struct result r;
+
+	conn_send(e, &c, H2_PREFACE, sizeof(H2_PREFACE) - 1, 0, &r);
+	expect_action(&r, XDP_PASS, "the HTTP/2 preface, made a reset");
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the preface became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_HTTP2), 1, "rls_packets[HTTP2]");
+}
+
+static void test_http2_preface_passed(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(26101);
+	char req[512];
+	size_t len = http_request(req, sizeof(req), "", NULL);
+
+	send_part(e, &c, H2_PREFACE, 0, sizeof(H2_PREFACE) - 1, "the HTTP/2 preface");
+	/* What follows is not read: the table passes HTTP/2 uncounted, as the README says. */
+	send_part(e, &c, req, 0, len, "bytes after the preface");
+	CHECK_EQ(packets_of(e, RLS_PKT_HTTP2), 1, "rls_packets[HTTP2]");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), 0, "requests read after an HTTP/2 preface");
+}
+
+/* ---- a body past the scanned size ---- */
+
+static void test_body_past_scan_limit_is_hidden(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(27001);
+	size_t body = (1u << 20) + 4096, chunk = 1400, sent = 0, n;
+	char head[256], *pad = malloc(chunk);
+	int hl;
+
+	assert_non_null(pad);
+	memset(pad, ' ', chunk);
+	pad[0] = '{';
+	hl = snprintf(head, sizeof(head), POST_HEAD "Authorization: Bearer " KEY_PRICEY
+		      "\r\nContent-Length: %zu\r\n\r\n", body);
+	send_part(e, &c, head, 0, (size_t)hl, "the head");
+	while (sent < body) {
+		n = body - sent < chunk ? body - sent : chunk;
+		if (sent + n == body) {
+			/* The model, at the very end: past what is scanned. */
+			memcpy(pad + n - 17, "\"model\":\"cheap\"}", 16);
+			pad[n - 1] = '}';
+		}
+		send_part(e, &c, pad, 0, n, "a body segment");
+		pad[0] = ' ';
+		sent += n;
+	}
+	free(pad);
+	CHECK_EQ(admitted(e, "pricey", NULL), 1, "a body past 1 MiB charged as hidden");
+	CHECK_EQ(admitted(e, "pricey", "cheap"), 0, "charged to the model at its end");
+}
+
+/* ---- real connections: only a connection's own bytes count ---- */
+
+struct local_conn {
+	int listener, client, server;
+	uint16_t port;  /* the client's */
+	uint32_t seq;   /* the server's rcv_nxt: the client's next byte */
+	uint32_t ack;   /* the server's snd_nxt */
+};
+
+/* The server socket's stream position, read in repair mode (which also keeps it quiet). */
+static int queue_seq(int fd, int queue, uint32_t *seq)
+{
+	socklen_t sl = sizeof(*seq);
+	int on = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &queue, sizeof(queue)))
+		return -1;
+	return getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &sl);
+}
+
+static void local_close(struct local_conn *lc)
+{
+	if (lc->client >= 0)
+		close(lc->client);
+	if (lc->server >= 0)
+		close(lc->server);
+	if (lc->listener >= 0)
+		close(lc->listener);
+}
+
+/* A listener on 127.0.0.1:8000 and one connection to it, in this suite's own namespace. */
+static void local_open(struct local_conn *lc)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	socklen_t al = sizeof(a);
+	int on = 1;
+
+	lc->client = lc->server = -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lc->listener = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(lc->listener >= 0, "socket: %s", strerror(errno));
+	setsockopt(lc->listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	CHECK(!bind(lc->listener, (struct sockaddr *)&a, sizeof(a)) && !listen(lc->listener, 4),
+	      "listen on 127.0.0.1:%d: %s", PORT, strerror(errno));
+	lc->client = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(lc->client >= 0 && !connect(lc->client, (struct sockaddr *)&a, sizeof(a)),
+	      "connect to 127.0.0.1:%d: %s", PORT, strerror(errno));
+	lc->server = accept(lc->listener, NULL, NULL);
+	CHECK(lc->server >= 0, "accept: %s", strerror(errno));
+	CHECK(!getsockname(lc->client, (struct sockaddr *)&a, &al), "getsockname: %s",
+	      strerror(errno));
+	lc->port = ntohs(a.sin_port);
+	CHECK(!queue_seq(lc->server, TCP_RECV_QUEUE, &lc->seq) &&
+	      !queue_seq(lc->server, TCP_SEND_QUEUE, &lc->ack),
+	      "TCP_REPAIR on the server socket: %s", strerror(errno));
+}
+
+static struct conn local_conn_of(const struct local_conn *lc)
+{
+	struct conn c = conn4(lc->port);
+
+	c.client = "127.0.0.1";
+	c.server = "127.0.0.1";
+	c.seq = lc->seq;
+	c.ack = lc->ack;
+	return c;
+}
+
+static void test_local_forged_and_real(void **state)
+{
+	struct env *e = need_env(state);
+	struct local_conn lc;
+	struct conn c, forged;
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	struct tp_spec s;
+	struct result r;
+
+	local_open(&lc);
+	c = local_conn_of(&lc);
+	/* A request with no connection: only the listener would take it. */
+	forged = c;
+	forged.sport = (uint16_t)(lc.port + 1);
+	conn_send(e, &forged, req, len, 0, &r);
+	expect_action(&r, XDP_DROP, "a request on no connection");
+	/* On the real connection's ports, far from where its stream is. */
+	forged = c;
+	forged.seq += 0x40000000u;
+	conn_send(e, &forged, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "a request off the connection's sequence");
+	expect_untouched(&r, "a request off the connection's sequence");
+	CHECK_EQ(admitted(e, "count", "cheap"), 0, "forged requests charged");
+	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), 2, "rls_packets[NOT_CONNECTION]");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_SENT), 0, "429s sent to forged segments");
+
+	/* The connection's own bytes, where its socket expects them. */
+	send_part(e, &c, req, 0, len, "the connection's request");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "the real request charged");
+	/* A forged RST off the stream leaves the flow. */
+	s = spec_of(&c, NULL, 0, TP_RST);
+	s.seq -= 7;
+	send_spec(e, &s, &r);
+	/*
+	 * The kernel never got the request (PROG_TEST_RUN delivers nothing), so a segment that
+	 * carries those bytes again is what a client sends after the kernel dropped what XDP
+	 * read: the server would read bytes the parser did not. The connection is reset.
+	 */
+	s = spec_of(&c, req, len, 0);
+	s.seq = lc.seq;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "bytes the kernel lacks, sent again");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the resend became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_DESYNC), 1, "rls_packets[DESYNC]");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "charged after the reset");
+	local_close(&lc);
+}
+
+/* The suite's own network namespace, with loopback up: nothing else's sockets are seen. */
+static int own_namespace(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd;
+
+	if (unshare(CLONE_NEWNET)) {
+		printf("Bail out! unshare(CLONE_NEWNET): %s (needs root)\n", strerror(errno));
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) ||
+	    (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr))) {
+		printf("Bail out! bringing lo up: %s\n", strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_split_at_every_byte),
+		T(test_one_byte_segments),
+		T(test_request_shapes),
+		T(test_pipelined),
+		T(test_pipelined_refusal_cut),
+		T(test_out_of_order_dropped_then_counted),
+		T(test_retransmissions),
+		T(test_off_stream_fin_rst_change_nothing),
+		T(test_http2_preface_refused),
+		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
+						teardown),
+		T(test_body_past_scan_limit_is_hidden),
+		T(test_local_forged_and_real),
+#undef T
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	libbpf_set_print(libbpf_keep);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (own_namespace())
+		return 1;
+	return cmocka_run_group_tests_name("bpf/test_stream", tests, NULL, NULL);
+}
