@@ -90,7 +90,7 @@ $(BUILD)/tools/%: tools/%.c $(wildcard tools/*.h) $(USER_HDRS) | $(BUILD)/tools
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(USER_HDRS) | $(BUILD)/tests/unit
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/bpf/%: tests/bpf/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/tests/bpf
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/tests/bpf
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka -lpthread
 
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/bench

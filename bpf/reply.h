@@ -128,27 +128,45 @@ static __always_inline void rls_put_hex64(struct rls_text *t, __u64 v)
  */
 #define RLS_RETRY_WORTH_MS 60000
 
-/* The 429's bytes into t; returns its length. with_day: SambaNova's -day headers too. */
+/*
+ * How much a 429 says. Every 429 has the status, retry-after, x-should-retry and
+ * x-request-id; retry-after-ms and the JSON error, the x-ratelimit-* headers and SambaNova's
+ * -day headers go where the frame has room for them. A request's last segment may be a single
+ * byte, and XDP can grow a frame only as far as its buffer allows: on veth, whose small
+ * frames sit in buffers cut to their size, about 220 bytes; in a NIC driver's page, plenty.
+ */
+enum rls_429_detail {
+	RLS_429_BARE,    /* no body, no retry-after-ms: for a frame with almost no room */
+	RLS_429_COMPACT,
+	RLS_429_LIMITS, /* with the x-ratelimit-* headers */
+	RLS_429_FULL,   /* and the -day headers where rpd applies */
+};
+
+/* The 429's bytes into t; returns its length. detail: enum rls_429_detail. */
 static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_rejection *r,
-					   bool with_day)
+					   __u32 detail)
 {
 	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
 	__u64 retry_s = (retry_ms + 999) / 1000;
 
-	rls_put_literal(t, "HTTP/1.1 429 Too Many Requests\r\n"
-			   "content-type: application/json\r\n"
-			   "connection: close\r\n"
+	rls_put_literal(t, "HTTP/1.1 429 Too Many Requests\r\n");
+	if (detail != RLS_429_BARE)
+		rls_put_literal(t, "content-type: application/json\r\n");
+	rls_put_literal(t, "connection: close\r\n"
 			   "x-request-id: req_");
 	rls_put_hex64(t, r->request_id);
 	rls_put_literal(t, "\r\nretry-after: ");
 	rls_put_header_u64(t, retry_s);
-	rls_put_literal(t, "retry-after-ms: ");
-	rls_put_header_u64(t, retry_ms);
+	if (detail != RLS_429_BARE) {
+		rls_put_literal(t, "retry-after-ms: ");
+		rls_put_header_u64(t, retry_ms);
+	}
 	if (retry_ms > RLS_RETRY_WORTH_MS)
 		rls_put_literal(t, "x-should-retry: false\r\n");
 	else
 		rls_put_literal(t, "x-should-retry: true\r\n");
-	if (r->reason == RLS_REASON_TOKENS) {
+	if (detail <= RLS_429_COMPACT) {
+	} else if (r->reason == RLS_REASON_TOKENS) {
 		rls_put_literal(t, "x-ratelimit-limit-tokens: ");
 		rls_put_header_u64(t, r->limit);
 		rls_put_literal(t, "x-ratelimit-remaining-tokens: ");
@@ -167,9 +185,11 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 		rls_put_header_u64(t, r->remaining);
 		rls_put_literal(t, "x-ratelimit-reset-requests: ");
 	}
-	rls_put_u64(t, retry_s);
-	rls_put_literal(t, "s\r\n");
-	if (with_day && r->day_limit != RLS_UNLIMITED) {
+	if (detail > RLS_429_COMPACT) {
+		rls_put_u64(t, retry_s);
+		rls_put_literal(t, "s\r\n");
+	}
+	if (detail == RLS_429_FULL && r->day_limit != RLS_UNLIMITED) {
 		rls_put_literal(t, "x-ratelimit-limit-requests-day: ");
 		rls_put_header_u64(t, r->day_limit);
 		rls_put_literal(t, "x-ratelimit-remaining-requests-day: ");
@@ -177,6 +197,10 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 		rls_put_literal(t, "x-ratelimit-reset-requests-day: ");
 		rls_put_u64(t, r->day_reset_s);
 		rls_put_literal(t, "s\r\n");
+	}
+	if (detail == RLS_429_BARE) {
+		rls_put_literal(t, "content-length: 0\r\n\r\n");
+		return t->len;
 	}
 	rls_put_literal(t, "content-length: ");
 	rls_put_header_u64(t, rls_body_len(r->reason));
@@ -203,7 +227,7 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
  * A global function: the verifier checks it once, not once per path that reaches a 429.
  * Leaves s->reply zero past the text, as rls_csum_buffer() needs. Returns the length.
  */
-__noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r, __u32 with_day)
+__noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r, __u32 detail)
 {
 	struct rls_text text;
 	__u32 i;
@@ -214,7 +238,7 @@ __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *
 		((__u64 *)s->reply)[i] = 0;
 	text.s = s;
 	text.len = 0;
-	return rls_write_429(&text, r, with_day);
+	return rls_write_429(&text, r, detail);
 }
 
 static __always_inline __u16 rls_csum_fold(__u64 sum)
@@ -399,11 +423,19 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	 * is an skb's own buffer (measured: about 200 bytes). Decided by the request's size
 	 * alone, so a retransmitted request gets the same bytes back.
 	 */
-	body_len = rls_build_429(s, r, 1) & RLS_REPLY_MASK;
+	body_len = rls_build_429(s, r, RLS_429_FULL) & RLS_REPLY_MASK;
 	if (body_len > pkt->payload_len + RLS_SAFE_GROWTH)
-		body_len = rls_build_429(s, r, 0) & RLS_REPLY_MASK;
-	if (body_len == 0 || rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ||
-	    bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
+		body_len = rls_build_429(s, r, RLS_429_LIMITS) & RLS_REPLY_MASK;
+	/* No room even for that (a frame in a small buffer): a smaller 429, never none. */
+	if (body_len && rls_resize_frame(ctx, s, hdrs, hdrs + body_len)) {
+		body_len = rls_build_429(s, r, RLS_429_COMPACT) & RLS_REPLY_MASK;
+		if (rls_resize_frame(ctx, s, hdrs, hdrs + body_len)) {
+			body_len = rls_build_429(s, r, RLS_429_BARE) & RLS_REPLY_MASK;
+			if (rls_resize_frame(ctx, s, hdrs, hdrs + body_len))
+				return XDP_DROP;
+		}
+	}
+	if (body_len == 0 || bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
 		return XDP_DROP;
 
 	data = (void *)(long)ctx->data;

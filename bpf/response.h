@@ -73,4 +73,29 @@ static __always_inline void rls_end_response(const struct rls_flow_key *key, str
 		rls_give_back_slot(key, flow);
 }
 
+/* Forget a connection both sides have closed. */
+static __always_inline void rls_note_closed(const struct rls_flow_key *key, struct rls_flow *flow,
+					    __u32 who)
+{
+	__u32 closed = __sync_fetch_and_or(&flow->closed, who) | who;
+
+	if (closed == (RLS_CLOSED_CLIENT | RLS_CLOSED_SERVER))
+		bpf_map_delete_elem(&rls_flows, key);
+}
+
+/*
+ * May a 429 go to the client now, at the sequence number it acknowledges? Only if it cannot
+ * overlap an answer the upstream owes: no request was admitted on the connection, or the
+ * upstream has sent something since the last one was and the client has all of it. (A client
+ * that pipelines a refused request behind admitted ones waits for their answers: its request
+ * is dropped until then, and answered when it sends it again.)
+ */
+static __always_inline bool rls_may_answer(const struct rls_flow *flow, __u32 ack_seq)
+{
+	if (!flow->admitted_any)
+		return true;
+	return flow->server_seen && flow->server_next != flow->admitted_mark &&
+	       ack_seq == flow->server_next;
+}
+
 #endif /* RLS_BPF_RESPONSE_H */

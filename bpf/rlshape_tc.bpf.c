@@ -162,6 +162,20 @@ static __always_inline void rls_meter_segment(struct __sk_buff *skb, struct rls_
 	}
 }
 
+/* Where the upstream's side of the stream is: a 429 from XDP must start after it. */
+static __always_inline void rls_note_server_bytes(const struct rls_packet *pkt,
+						  struct rls_flow *flow)
+{
+	__u32 next = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
+
+	if (!pkt->payload_len && !(pkt->tcp_flags & TCP_FLAG_FIN))
+		return;
+	if (!flow->server_seen || (__s32)(next - flow->server_next) > 0) {
+		flow->server_next = next;
+		flow->server_seen = 1;
+	}
+}
+
 SEC("tc")
 int rlshape_tc(struct __sk_buff *skb)
 {
@@ -195,11 +209,17 @@ int rlshape_tc(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	rls_client_side_key(&s->pkt, &key);
 	flow = bpf_map_lookup_elem(&rls_flows, &key);
-	if (!flow || (flow->response_state == RLS_RESPONSE_NONE && !flow->slot_held))
+	if (!flow)
 		return TC_ACT_OK;
+	rls_note_server_bytes(&s->pkt, flow);
 	if (s->pkt.payload_len && flow->response_state != RLS_RESPONSE_NONE)
 		rls_meter_segment(skb, s, &s->pkt, &key, flow);
-	if (s->pkt.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
+	if (s->pkt.tcp_flags & TCP_FLAG_RST) {
 		rls_end_response(&key, flow, RLS_EVENT_CLOSED);
+		bpf_map_delete_elem(&rls_flows, &key);
+	} else if (s->pkt.tcp_flags & TCP_FLAG_FIN) {
+		rls_end_response(&key, flow, RLS_EVENT_CLOSED);
+		rls_note_closed(&key, flow, RLS_CLOSED_SERVER);
+	}
 	return TC_ACT_OK;
 }

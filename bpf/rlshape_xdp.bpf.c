@@ -145,6 +145,11 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 		return XDP_PASS;
 	}
 	flow->request_seq = pkt->seq;
+	if (!rls_may_answer(flow, pkt->ack_seq)) {
+		flow->reply_end = 0;
+		rls_count_packet(RLS_PKT_PIPELINED_WAIT);
+		return XDP_DROP;
+	}
 	action = rls_send_429(ctx, pkt, s, &s->rejection, &reply_end);
 	flow->reply_end = reply_end;
 	if (action == XDP_TX)
@@ -194,6 +199,8 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 	if (s->rejection.reason)
 		return rls_refuse(ctx, s, flow);
 	flow->state = RLS_FLOW_ADMITTED;
+	flow->admitted_mark = flow->server_next;
+	flow->admitted_any = 1;
 	if (admission.meter_tokens || admission.slot_taken)
 		rls_follow_response(&s->pkt.flow, flow, &admission);
 	return XDP_PASS;
@@ -244,7 +251,8 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		return RLS_ROUND_GO_ON;
 	case RLS_STOP_REQUEST_END:
 		action = rls_request_ended(ctx, s, flow, cfg, generation);
-		if (action == XDP_PASS)
+		/* A refused request ends the segment, even where its cut segment still passes. */
+		if (flow->state != RLS_FLOW_REJECTED)
 			return RLS_ROUND_GO_ON;
 		s->seg.action = action;
 		return RLS_ROUND_DONE;
@@ -299,6 +307,10 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 	int action;
 
 	if (pkt->payload_len && pkt->seq == request_seq) {
+		if (!rls_may_answer(flow, pkt->ack_seq)) {
+			rls_count_packet(RLS_PKT_PIPELINED_WAIT);
+			return XDP_DROP;
+		}
 		s->rejection = flow->rejection;
 		action = rls_send_429(ctx, pkt, s, &s->rejection, &reply_end);
 		if (action == XDP_TX) {
@@ -321,16 +333,6 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 	}
 	rls_count_packet(RLS_PKT_DROPPED);
 	return XDP_DROP;
-}
-
-/* Forget a connection both sides have closed, or either has reset. */
-static __always_inline void rls_note_closed(const struct rls_flow_key *key, struct rls_flow *flow,
-					    __u32 who)
-{
-	__u32 closed = __sync_fetch_and_or(&flow->closed, who) | who;
-
-	if (closed == (RLS_CLOSED_CLIENT | RLS_CLOSED_SERVER))
-		bpf_map_delete_elem(&rls_flows, key);
 }
 
 /*

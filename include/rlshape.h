@@ -427,6 +427,11 @@ struct rls_flow {
 	__u64 slot_epoch;      /* the epoch it was taken in */
 	__u64 slot_epoch_ns;   /* the counter's epoch length then */
 	struct rls_stream stream; /* where the client's byte stream is parsed up to */
+	/* The upstream's side, as TC sees it leave: a 429 must not overlap an answer. */
+	__u32 server_next;     /* the upstream's next sequence number */
+	__u32 server_seen;     /* server_next is known */
+	__u32 admitted_mark;   /* server_next when the last request was admitted */
+	__u32 admitted_any;    /* a request on this connection was admitted */
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

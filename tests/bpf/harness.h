@@ -345,6 +345,7 @@ struct conn {
 	const char *client, *server;
 	uint16_t sport, dport;
 	uint32_t seq, ack;
+	int silent_upstream; /* conn_send does not answer admitted requests */
 };
 
 static inline struct conn conn4(uint16_t sport)
@@ -413,6 +414,41 @@ static inline int send_spec(struct env *e, const struct tp_spec *s, struct resul
 }
 
 /* Send payload on c (ACK|PSH unless flags), and advance c->seq past it. */
+/* The connection's key in rls_flows, as the program makes it. */
+static inline struct rls_flow_key conn_flow_key(const struct conn *c)
+{
+	struct rls_flow_key k = { .client_port = htons(c->sport), .server_port = htons(c->dport) };
+
+	if (c->ipv6) {
+		inet_pton(AF_INET6, c->client, k.client);
+		inet_pton(AF_INET6, c->server, k.server);
+	} else {
+		k.client[10] = k.client[11] = k.server[10] = k.server[11] = 0xff;
+		inet_pton(AF_INET, c->client, k.client + 12);
+		inet_pton(AF_INET, c->server, k.server + 12);
+	}
+	return k;
+}
+
+/*
+ * The upstream TC would see in a real deployment, played here: every admitted request is
+ * answered at once with 100 bytes, which the client then acknowledges. (A 429 waits until the
+ * upstream has answered what was admitted before it: rls_may_answer().)
+ */
+static inline void conn_upstream_answers(struct env *e, struct conn *c)
+{
+	struct rls_flow_key k = conn_flow_key(c);
+	struct rls_flow f;
+
+	if (bpf_map_lookup_elem(e->maps.flows, &k, &f) || !f.admitted_any ||
+	    (f.server_seen && f.server_next != f.admitted_mark))
+		return;
+	f.server_next = (f.server_seen ? f.server_next : c->ack) + 100;
+	f.server_seen = 1;
+	if (bpf_map_update_elem(e->maps.flows, &k, &f, BPF_EXIST) == 0)
+		c->ack = f.server_next;
+}
+
 static inline int conn_send(struct env *e, struct conn *c, const char *payload, size_t len,
 		     uint8_t flags, struct result *r)
 {
@@ -420,6 +456,8 @@ static inline int conn_send(struct env *e, struct conn *c, const char *payload, 
 
 	send_spec(e, &s, r);
 	c->seq += (uint32_t)len;
+	if (!c->silent_upstream)
+		conn_upstream_answers(e, c);
 	return r->action;
 }
 

@@ -243,18 +243,20 @@ static void test_pipelined_refusal_cut(void **state)
 	struct conn c = conn4(23101);
 	char one[1024], all[4096];
 	size_t len = full_request(one, sizeof(one), KEY_PRICEY, "pricey"), n = 0, i;
-	uint32_t start = c.seq;
+	uint32_t start = c.seq, ack_before = c.ack;
 	struct result r;
 	struct tp_spec s;
 
 	leave_room_in_window(86400, 60 * 1000);
-	for (i = 0; i < 3; i++) {
+	/* Four requests in one segment: two fit the day, the third is refused, the fourth
+	 * comes after a refused request and is never read. */
+	for (i = 0; i < 4; i++) {
 		memcpy(all + n, one, len);
 		n += len;
 	}
 	conn_send(e, &c, all, n, 0, &r);
-	expect_action(&r, XDP_PASS, "two admitted requests and a refused one");
-	CHECK_EQ(r.out_len, r.in_len - len, "the segment's length after the refused request's cut");
+	expect_action(&r, XDP_PASS, "two admitted requests and two more");
+	CHECK_EQ(r.out_len, r.in_len - 2 * len, "the segment's length after the refused request's cut");
 	{
 		size_t l3 = 14, l4 = l3 + 20, tcp_len = r.out_len - l4;
 
@@ -265,10 +267,18 @@ static void test_pipelined_refusal_cut(void **state)
 		CHECK(!memcmp(r.out + l4 + 20, all, 2 * len), "the admitted requests' bytes changed");
 	}
 	CHECK_EQ(admitted(e, "pricey", "pricey"), 2, "pricey admitted");
+	CHECK_EQ(stats_of(e, account_id(e, "pricey"), model_id(e, "pricey")).rejected[RLS_REASON_RPD],
+		 1, "pricey rejected by rpd: the request after a refused one is not read");
 	CHECK_EQ(packets_of(e, RLS_PKT_PIPELINED_WAIT), 1, "rls_packets[PIPELINED_WAIT]");
-	/* The client sends the refused request again, alone: now it is answered. */
-	s = spec_of(&c, all + 2 * len, len, 0);
+	/* Sent again before the two answers are out: held (the 429 would overlap them). */
+	s = spec_of(&c, all + 2 * len, 2 * len, 0);
 	s.seq = start + (uint32_t)(2 * len);
+	s.ack = ack_before;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_DROP, "the refused request, sent again before the answers");
+	CHECK_EQ(packets_of(e, RLS_PKT_PIPELINED_WAIT), 2, "rls_packets[PIPELINED_WAIT]");
+	/* Sent again once the client has the answers: now it is answered. */
+	s.ack = c.ack;
 	send_spec(e, &s, &r);
 	expect_action(&r, XDP_TX, "the refused request, sent again");
 	CHECK(!memcmp(r.out + 54, "HTTP/1.1 429 ", 13), "the answer is not a 429");
