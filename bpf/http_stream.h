@@ -691,11 +691,14 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		}
 		if (b == '\n')
 			goto broken; /* a header line without a colon */
-		if (st->name_cand)
-			st->name_cand = rls_narrow_names(c->cfg, st->name_cand, st->name_len,
-							 rls_lower(b));
-		if (st->name_len < 0xffff)
-			st->name_len++;
+		st->name_cand = rls_narrow_names(c->cfg, st->name_cand, st->name_len, rls_lower(b));
+		st->name_len++;
+		/* No header asked about has this name: the rest of the line is skipped a run at
+		 * a time (a line without a colon is then the upstream's to refuse). */
+		if (!st->name_cand) {
+			st->header_kind = RLS_HDR_OTHER;
+			st->phase = RLS_PHASE_VALUE;
+		}
 		return 0;
 	case RLS_PHASE_VALUE:
 		if (st->header_kind == RLS_HDR_OTHER) {
