@@ -195,7 +195,6 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 	flow->account = id.principal.account;
 	flow->model = model;
 	flow->requests++;
-	flow->last_seen_ns = bpf_ktime_get_ns();
 	if (s->rejection.reason)
 		return rls_refuse(ctx, s, flow);
 	flow->state = RLS_FLOW_ADMITTED;
@@ -282,6 +281,8 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	s->seg.total = pkt->payload_len;
 	s->seg.action = XDP_PASS;
 	s->seg.forgotten = 0;
+	/* When the client last spoke: the daemon removes entries of connections gone silent. */
+	flow->last_seen_ns = bpf_ktime_get_ns();
 	if (!rls_load_window(ctx, s))
 		return XDP_PASS;
 	for (i = 0; i < RLS_ROUNDS_MAX; i++)

@@ -403,7 +403,7 @@ struct rls_flow {
 	__u32 request_seq; /* client sequence number of the last request start */
 	__u32 reply_end;   /* REJECTED: our sequence number after the 429 and its FIN */
 	__u32 requests;    /* request starts seen on this connection */
-	__u64 last_seen_ns;
+	__u64 last_seen_ns;    /* CLOCK_MONOTONIC: the client's last data, the upstream's FIN */
 	struct rls_rejection rejection;
 	/* Token metering of the response, by TC on egress. */
 	__u32 counter_model;   /* the counter the request was charged to */

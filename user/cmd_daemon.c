@@ -45,8 +45,10 @@
 #include "cli.h"
 #include "maps.h"
 #include "settle.h"
+#include "flows.h"
 
 #define DEFAULT_DRAIN_MS 1000
+#define REAP_INTERVAL_MS 10000 /* stale rls_flows entries: seconds matter, not milliseconds */
 #define POLL_MS          100
 #define SETTLE_TRIES     3
 
@@ -376,6 +378,20 @@ static void drain_pending(struct daemon *d)
 
 /* ---- opening, and noticing that the data path was replaced or removed ---- */
 
+/* Connections that went away without a close reaching the gateway (user/flows.h). */
+static void reap_flows(struct daemon *d)
+{
+	struct timespec ts;
+	long n;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	n = rls_reap_flows(d->maps.flows, (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec);
+	if (n < 0)
+		dlog("cannot walk %s/rls_flows: %s", d->dir, strerror((int)-n));
+	else if (n > 0 && d->verbose)
+		dlog("removed %ld stale connections from rls_flows", n);
+}
+
 static void close_all(struct daemon *d)
 {
 	ring_buffer__free(d->rb);
@@ -612,7 +628,7 @@ int rls_cmd_daemon(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: poll returns EINTR */
 	const char *given = NULL;
 	char dev[64], err[768], config[PATH_MAX];
-	long interval = DEFAULT_DRAIN_MS, next_drain;
+	long interval = DEFAULT_DRAIN_MS, next_drain, next_reap;
 	struct daemon d;
 	int c, ret = 0;
 
@@ -676,6 +692,7 @@ int rls_cmd_daemon(int argc, char **argv)
 		     dev);
 	drain_pending(&d);
 	next_drain = now_ms() + interval;
+	next_reap = now_ms() + REAP_INTERVAL_MS;
 	while (!stop_signal) {
 		__u32 gen = d.generation;
 		int n = d.unloaded ? 0 : ring_buffer__poll(d.rb, POLL_MS);
@@ -703,6 +720,11 @@ int rls_cmd_daemon(int argc, char **argv)
 			if (!d.unloaded)
 				drain_pending(&d);
 			next_drain = now_ms() + interval;
+		}
+		if (now_ms() >= next_reap) {
+			if (!d.unloaded)
+				reap_flows(&d);
+			next_reap = now_ms() + REAP_INTERVAL_MS;
 		}
 	}
 	if (!d.unloaded && d.rb) {

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <bpf/bpf.h>
+
+#include "flows.h"
+
+#define NS_PER_S 1000000000ull
+
+/*
+ * A connection between requests (its stream idle, no response being followed) may go after a
+ * quarter of an hour: if it comes back, its next request starts a new entry where it stands.
+ * Anywhere else in a request it goes after an hour; a stream that comes back mid-request is
+ * then reset, never followed blind. One whose upstream closed goes after two minutes.
+ */
+bool rls_flow_stale(const struct rls_flow *flow, __u64 now_ns)
+{
+	__u64 idle = now_ns > flow->last_seen_ns ? now_ns - flow->last_seen_ns : 0;
+	bool between = flow->stream.phase == RLS_PHASE_IDLE && !flow->slot_held &&
+		       flow->response_state == RLS_RESPONSE_NONE;
+
+	if ((flow->closed & RLS_CLOSED_SERVER) && idle >= RLS_FLOW_IDLE_AFTER_CLOSE_S * NS_PER_S)
+		return true;
+	if (between && idle >= RLS_FLOW_IDLE_BETWEEN_S * NS_PER_S)
+		return true;
+	return idle >= RLS_FLOW_IDLE_ANY_S * NS_PER_S;
+}
+
+long rls_reap_flows(int fd, __u64 now_ns)
+{
+	struct rls_flow_key key, next, *stale = NULL, *grown;
+	size_t n = 0, cap = 0, i;
+	struct rls_flow flow;
+	void *prev = NULL;
+	long deleted = 0;
+
+	/* Collect first: deleting while walking makes the walk start over. */
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &flow) || !rls_flow_stale(&flow, now_ns))
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(stale, cap * sizeof(*stale));
+			if (!grown) {
+				free(stale);
+				return -ENOMEM;
+			}
+			stale = grown;
+		}
+		stale[n++] = key;
+	}
+	for (i = 0; i < n; i++) {
+		/* Looked at again: the connection may have spoken in between. */
+		if (bpf_map_lookup_elem(fd, &stale[i], &flow) || !rls_flow_stale(&flow, now_ns))
+			continue;
+		if (bpf_map_delete_elem(fd, &stale[i]) == 0)
+			deleted++;
+	}
+	free(stale);
+	return deleted;
+}
