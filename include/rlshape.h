@@ -228,6 +228,8 @@ enum rls_packet_event {
 	RLS_PKT_MODEL_HIDDEN,  /* request charged with the tier's strictest limits */
 	RLS_PKT_RESPONSES,     /* responses metered and reported to the daemon */
 	RLS_PKT_RESPONSES_PENDING, /* reported through rls_pending: the ring was full */
+	RLS_PKT_FRAGMENT_DROPPED,  /* a first IP fragment to a watched port: never reassembled */
+	RLS_PKT_URGENT_DROPPED,    /* TCP urgent data to a watched port: the server skips a byte */
 	RLS_NR_PACKET_EVENTS,
 };
 

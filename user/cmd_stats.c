@@ -47,6 +47,8 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_MODEL_HIDDEN] = "model_hidden",
 	[RLS_PKT_RESPONSES] = "responses_metered",
 	[RLS_PKT_RESPONSES_PENDING] = "responses_pending",
+	[RLS_PKT_FRAGMENT_DROPPED] = "fragments_dropped",
+	[RLS_PKT_URGENT_DROPPED] = "urgent_dropped",
 };
 
 struct row {
