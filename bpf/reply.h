@@ -322,7 +322,10 @@ static __always_inline void rls_swap_macs(struct ethhdr *eth)
 	__builtin_memcpy(eth->h_dest, tmp, 6);
 }
 
-/* Turn the addresses around and give the IP header the new length. */
+/*
+ * Turn the addresses around and give the IP header the new length. The header is the fixed
+ * one only: rls_strip_ip_extras() has removed IPv4 options and IPv6 extension headers.
+ */
 static __always_inline int rls_reverse_ip(void *data, void *data_end, const struct rls_packet *pkt,
 					  __u32 tcp_total)
 {
@@ -337,6 +340,7 @@ static __always_inline int rls_reverse_ip(void *data, void *data_end, const stru
 		tmp = ip6->saddr;
 		ip6->saddr = ip6->daddr;
 		ip6->daddr = tmp;
+		ip6->nexthdr = IPPROTO_TCP_; /* the extension headers were stripped */
 		ip6->payload_len = bpf_htons(tcp_total);
 		ip6->hop_limit = 64;
 	} else {
@@ -348,6 +352,7 @@ static __always_inline int rls_reverse_ip(void *data, void *data_end, const stru
 		tmp = ip->saddr;
 		ip->saddr = ip->daddr;
 		ip->daddr = tmp;
+		ip->ihl = 5; /* the options were stripped */
 		ip->tot_len = bpf_htons(sizeof(*ip) + tcp_total);
 		ip->ttl = 64;
 		ip->id = 0;
@@ -356,6 +361,52 @@ static __always_inline int rls_reverse_ip(void *data, void *data_end, const stru
 		ip->check = rls_csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
 	}
 	return 0;
+}
+
+/* The IPv4 header's checksum over hdr_len bytes, options included; -1 if out of bounds. */
+static __always_inline int rls_ipv4_header_csum(struct iphdr *ip, void *data_end, __u32 hdr_len)
+{
+	__u64 sum = 0;
+	__u32 i;
+
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	ip->check = 0;
+	for (i = 0; i < 60 / 4; i++) {
+		__u32 *word = (__u32 *)ip + i;
+
+		if (i * 4 >= hdr_len)
+			break;
+		if ((void *)(word + 1) > data_end)
+			return -1;
+		sum += *word;
+	}
+	ip->check = rls_csum_fold(sum);
+	return 0;
+}
+
+/*
+ * Remove IPv4 options or IPv6 extension headers from the front of the frame by moving L2 and
+ * the fixed IP header forward over them; returns the TCP header's new offset, or -1. A reply
+ * must not echo them: a source route or a routing header would steer the 429 where the client
+ * chose, and a fragment header would make it a fragment. rls_reverse_ip() then fixes ihl and
+ * nexthdr.
+ */
+static __always_inline long rls_strip_ip_extras(struct xdp_md *ctx, struct rls_scratch *s,
+						const struct rls_packet *pkt)
+{
+	__u32 l3_off = pkt->l3_off, fixed = pkt->ipv6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	__u32 keep = l3_off + fixed, extra;
+
+	if (l3_off > 64 || pkt->l4_off < keep || pkt->l4_off > RLS_L4_OFF_MAX)
+		return -1;
+	extra = pkt->l4_off - keep;
+	if (extra == 0)
+		return keep;
+	if (keep > RLS_HEADERS_MAX || bpf_xdp_load_bytes(ctx, 0, s->headers, keep) ||
+	    bpf_xdp_adjust_head(ctx, (int)extra) || bpf_xdp_store_bytes(ctx, 0, s->headers, keep))
+		return -1;
+	return keep;
 }
 
 /* Grow the frame by delta bytes at the front, moving its first hdrs bytes there. */
@@ -410,12 +461,14 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	struct tcphdr *tcp;
 	__s64 pseudo;
 	__u64 sum;
+	long l4_off;
 
 	if (!pkt || !s || !r || !reply_end)
 		return XDP_DROP;
-	if (pkt->l4_off > 128)
+	l4_off = rls_strip_ip_extras(ctx, s, pkt);
+	if (l4_off < 0 || l4_off > 128)
 		return XDP_DROP;
-	hdrs = pkt->l4_off + sizeof(struct tcphdr);
+	hdrs = l4_off + sizeof(struct tcphdr);
 	client_seq_end = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
 	server_seq = pkt->ack_seq;
 	/*
@@ -445,7 +498,7 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	rls_swap_macs(data);
 	if (rls_reverse_ip(data, data_end, pkt, sizeof(struct tcphdr) + body_len))
 		return XDP_DROP;
-	tcp = data + (pkt->l4_off & 0xff);
+	tcp = data + (l4_off & 0xff);
 	if ((void *)(tcp + 1) > data_end)
 		return XDP_DROP;
 	{
@@ -480,36 +533,43 @@ __noinline int rls_reset_upstream(struct xdp_md *ctx, const struct rls_packet *p
 				  __u32 request_seq)
 {
 	void *data, *data_end;
-	__u32 keep;
+	__u32 keep, ip_hdr_len, l3_off, l4_off;
 	struct tcphdr *tcp;
 	__s64 pseudo;
 	__u64 sum;
 
-	if (!pkt || pkt->l4_off > 128)
+	if (!pkt)
 		return XDP_DROP;
-	keep = pkt->l4_off + sizeof(struct tcphdr);
+	/* Masked, not only checked: the verifier sees these re-read after the helper calls. */
+	l3_off = pkt->l3_off & 0x3f;
+	l4_off = pkt->l4_off & RLS_L4_OFF_MAX;
+	if (l4_off < l3_off + sizeof(struct iphdr))
+		return XDP_DROP;
+	/* IP options and extension headers stay: the reset goes on the way the client sent it. */
+	ip_hdr_len = l4_off - l3_off;
+	keep = l4_off + sizeof(struct tcphdr);
 	if (bpf_xdp_adjust_tail(ctx, (int)((long)keep - rls_frame_len(ctx))))
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	tcp = data + (pkt->l4_off & 0xff);
+	tcp = data + (l4_off & RLS_L4_OFF_MAX);
 	if ((void *)(tcp + 1) > data_end)
 		return XDP_DROP;
 	/* rls_reverse_ip() twice would swap back: fix the length in place instead. */
 	if (pkt->ipv6) {
-		struct ipv6hdr *ip6 = data + (pkt->l3_off & 0xff);
+		struct ipv6hdr *ip6 = data + (l3_off & 0x3f);
 
-		if ((void *)(ip6 + 1) > data_end)
+		if ((void *)(ip6 + 1) > data_end || ip_hdr_len < sizeof(*ip6))
 			return XDP_DROP;
-		ip6->payload_len = bpf_htons(sizeof(*tcp));
+		ip6->payload_len = bpf_htons(ip_hdr_len - sizeof(*ip6) + sizeof(*tcp));
 	} else {
-		struct iphdr *ip = data + (pkt->l3_off & 0xff);
+		struct iphdr *ip = data + (l3_off & 0x3f);
 
 		if ((void *)(ip + 1) > data_end)
 			return XDP_DROP;
-		ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*tcp));
-		ip->check = 0;
-		ip->check = rls_csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+		ip->tot_len = bpf_htons(ip_hdr_len + sizeof(*tcp));
+		if (rls_ipv4_header_csum(ip, data_end, ip_hdr_len))
+			return XDP_DROP;
 	}
 	tcp->seq = bpf_htonl(request_seq);
 	tcp->ack_seq = 0;

@@ -242,6 +242,8 @@ enum rls_packet_event {
 	RLS_PKT_HTTP2,           /* an HTTP/2 prior-knowledge preface on a watched port */
 	RLS_PKT_FLOWS_FULL,      /* a new connection the flows map could not hold: reset */
 	RLS_PKT_PIPELINED_WAIT,  /* a refused request cut off its segment, answered when resent */
+	RLS_PKT_FRAGMENT_DROPPED,  /* a first IP fragment to a watched port: never reassembled */
+	RLS_PKT_URGENT_DROPPED,    /* TCP urgent data to a watched port: the server skips a byte */
 	RLS_NR_PACKET_EVENTS,
 };
 

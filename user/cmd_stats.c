@@ -55,6 +55,8 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_HTTP2] = "http2_preface",
 	[RLS_PKT_FLOWS_FULL] = "flows_full_reset",
 	[RLS_PKT_PIPELINED_WAIT] = "pipelined_cut",
+	[RLS_PKT_FRAGMENT_DROPPED] = "fragments_dropped",
+	[RLS_PKT_URGENT_DROPPED] = "urgent_dropped",
 };
 
 struct row {

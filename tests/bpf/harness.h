@@ -346,6 +346,9 @@ struct conn {
 	uint16_t sport, dport;
 	uint32_t seq, ack;
 	int silent_upstream; /* conn_send does not answer admitted requests */
+	uint16_t outer_tpid, outer_tci; /* a second, outer VLAN tag when outer_tpid is set */
+	int ip_options;                 /* IPv4 option words */
+	const char *ipv6_chain;         /* IPv6 extension headers, as in tp_spec */
 };
 
 static inline struct conn conn4(uint16_t sport)
@@ -397,7 +400,8 @@ static inline struct tp_spec spec_of(const struct conn *c, const void *payload, 
 		.ipv6 = c->ipv6, .vlan = c->vlan, .vlan_tci = c->tci, .saddr = c->client,
 		.daddr = c->server, .sport = c->sport, .dport = c->dport, .seq = c->seq,
 		.ack = c->ack, .flags = flags, .payload = payload, .len = len,
-		.tcp_options = c->tcp_options,
+		.tcp_options = c->tcp_options, .outer_tpid = c->outer_tpid,
+		.outer_tci = c->outer_tci, .ip_options = c->ip_options, .ipv6_chain = c->ipv6_chain,
 	};
 
 	return s;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Hand-built test frames for BPF_PROG_TEST_RUN: Ethernet (optionally one 802.1Q tag), IPv4 or
- * IPv6, TCP, payload, with correct IP and TCP checksums; and a parser that takes a frame the
+ * Hand-built test frames for BPF_PROG_TEST_RUN: Ethernet (up to two VLAN tags), IPv4 (with
+ * options) or IPv6 (with a chain of extension headers), TCP, payload, with correct IP and TCP checksums; and a parser that takes a frame the
  * program wrote apart again and verifies its checksums independently of the program's code.
  *
  * Byte offsets are written out by hand on purpose: nothing here shares code or headers with
@@ -19,12 +19,14 @@
 #define TP_ETH_P_IP    0x0800
 #define TP_ETH_P_IPV6  0x86DD
 #define TP_ETH_P_8021Q 0x8100
+#define TP_ETH_P_8021AD 0x88A8
 
 #define TP_FIN 0x01
 #define TP_SYN 0x02
 #define TP_RST 0x04
 #define TP_PSH 0x08
 #define TP_ACK 0x10
+#define TP_URG 0x20
 
 #define TP_MAX_FRAME 4096
 
@@ -36,6 +38,8 @@ struct tp_spec {
 	int ipv6;
 	int vlan;           /* add one 802.1Q tag carrying vlan_tci */
 	uint16_t vlan_tci;
+	uint16_t outer_tpid; /* with vlan: an outer tag (0x88a8 or 0x8100) in front of it */
+	uint16_t outer_tci;
 	const char *saddr;  /* client (source) address, text */
 	const char *daddr;  /* server (destination) address, text */
 	uint16_t sport, dport;
@@ -44,10 +48,17 @@ struct tp_spec {
 	const void *payload;
 	size_t len;
 	/* Deliberate oddities. */
-	int ip_options;     /* IPv4: 4 bytes of NOP options (ihl 6) */
-	int ipv6_hbh;       /* IPv6: an 8-byte hop-by-hop header before TCP */
+	int ip_options;     /* IPv4: this many 4-byte words of options, 1 to 10 (ihl 6 to 15) */
+	int ipv6_hbh;       /* IPv6: an 8-byte hop-by-hop header before TCP (chain "h") */
+	/*
+	 * IPv6: extension headers before TCP, one letter each: h hop-by-hop (8 bytes),
+	 * d destination options (16), r routing (24, segments left 0), f fragment (8).
+	 */
+	const char *ipv6_chain;
+	uint16_t ipv6_frag;  /* the fragment header's offset/M field (host order): 1 = M */
 	uint16_t frag_off;  /* IPv4 frag_off field (host order), e.g. 0x2000 = MF */
 	int tcp_options;    /* 12 bytes of TCP options (NOP NOP timestamps): doff 8 */
+	uint16_t urg_ptr;   /* TCP urgent pointer (with TP_URG in flags) */
 };
 
 static inline uint32_t tp_sum(uint32_t sum, const uint8_t *p, size_t len)
@@ -119,18 +130,83 @@ static inline uint16_t tp_tcp_csum(int ipv6, const uint8_t *saddr, const uint8_t
  * Build the frame into buf (at least TP_MAX_FRAME bytes). Returns its length, 0 on a bad
  * spec (unparsable address, too long).
  */
+/* Bytes of one IPv6 extension header by its letter in tp_spec.ipv6_chain; 0 if unknown. */
+static inline size_t tp_ext_len(char kind)
+{
+	switch (kind) {
+	case 'h':
+	case 'f':
+		return 8;
+	case 'd':
+		return 16;
+	case 'r':
+		return 24;
+	}
+	return 0;
+}
+
+static inline uint8_t tp_ext_proto(char kind)
+{
+	switch (kind) {
+	case 'h':
+		return 0;
+	case 'r':
+		return 43;
+	case 'f':
+		return 44;
+	case 'd':
+		return 60;
+	}
+	return 6;
+}
+
+/* Write the extension header kind at h, followed by next; returns its length. */
+static inline size_t tp_put_ext(uint8_t *h, char kind, uint8_t next, const struct tp_spec *s)
+{
+	size_t len = tp_ext_len(kind);
+
+	h[0] = next;
+	h[1] = (uint8_t)(len / 8 - 1);
+	switch (kind) {
+	case 'h':
+	case 'd':
+		h[2] = 1; /* PadN filling the rest */
+		h[3] = (uint8_t)(len - 4);
+		break;
+	case 'r':
+		h[2] = 4; /* segment routing header, done: segments left 0 */
+		h[3] = 0;
+		h[4] = 0; /* last entry */
+		memset(h + 8, 0x20, 16); /* one segment, an address nobody routes */
+		break;
+	case 'f':
+		tp_put16(h + 2, s->ipv6_frag);
+		tp_put32(h + 4, 0x0badf00d); /* identification */
+		break;
+	}
+	return len;
+}
+
 static inline size_t tp_build(const struct tp_spec *s, uint8_t *buf, size_t cap)
 {
 	uint8_t saddr[16], daddr[16];
-	size_t off = 0, l3, l4, ip_hlen, tcp_hlen = s->tcp_options ? 32 : 20, ext = 0, total;
+	size_t off = 0, l3, l4, ip_hlen, tcp_hlen = s->tcp_options ? 32 : 20, ext = 0, total, i;
 	int af = s->ipv6 ? AF_INET6 : AF_INET;
+	const char *chain = s->ipv6_chain ? s->ipv6_chain : (s->ipv6_hbh ? "h" : "");
 
 	if (inet_pton(af, s->saddr, saddr) != 1 || inet_pton(af, s->daddr, daddr) != 1)
 		return 0;
-	ip_hlen = s->ipv6 ? 40 : (s->ip_options ? 24 : 20);
-	if (s->ipv6 && s->ipv6_hbh)
-		ext = 8;
-	total = 14 + (s->vlan ? 4 : 0) + ip_hlen + ext + tcp_hlen + s->len;
+	if (s->ip_options < 0 || s->ip_options > 10)
+		return 0;
+	ip_hlen = s->ipv6 ? 40 : 20 + 4 * (size_t)s->ip_options;
+	if (s->ipv6)
+		for (i = 0; chain[i]; i++) {
+			if (!tp_ext_len(chain[i]))
+				return 0;
+			ext += tp_ext_len(chain[i]);
+		}
+	total = 14 + (s->vlan ? 4 : 0) + (s->vlan && s->outer_tpid ? 4 : 0) + ip_hlen + ext +
+		tcp_hlen + s->len;
 	if (total > cap)
 		return 0;
 	memset(buf, 0, total);
@@ -138,6 +214,11 @@ static inline size_t tp_build(const struct tp_spec *s, uint8_t *buf, size_t cap)
 	memcpy(buf, tp_server_mac, 6); /* destination: the gateway */
 	memcpy(buf + 6, tp_client_mac, 6);
 	off = 12;
+	if (s->vlan && s->outer_tpid) {
+		tp_put16(buf + off, s->outer_tpid);
+		tp_put16(buf + off + 2, s->outer_tci);
+		off += 4;
+	}
 	if (s->vlan) {
 		tp_put16(buf + off, TP_ETH_P_8021Q);
 		tp_put16(buf + off + 2, s->vlan_tci);
@@ -151,18 +232,12 @@ static inline size_t tp_build(const struct tp_spec *s, uint8_t *buf, size_t cap)
 	if (s->ipv6) {
 		buf[l3] = 0x60;
 		tp_put16(buf + l3 + 4, (uint16_t)(ext + tcp_hlen + s->len));
-		buf[l3 + 6] = ext ? 0 : 6; /* next header: hop-by-hop or TCP */
+		buf[l3 + 6] = tp_ext_proto(chain[0]); /* TCP when the chain is empty */
 		buf[l3 + 7] = 64;
 		memcpy(buf + l3 + 8, saddr, 16);
 		memcpy(buf + l3 + 24, daddr, 16);
-		if (ext) {
-			uint8_t *h = buf + l3 + 40;
-
-			h[0] = 6;  /* next: TCP */
-			h[1] = 0;  /* 8 bytes */
-			h[2] = 1;  /* PadN option filling the rest */
-			h[3] = 4;
-		}
+		for (i = 0, off = l3 + 40; chain[i]; i++)
+			off += tp_put_ext(buf + off, chain[i], tp_ext_proto(chain[i + 1]), s);
 	} else {
 		buf[l3] = (uint8_t)(0x40 | ip_hlen / 4);
 		tp_put16(buf + l3 + 2, (uint16_t)(ip_hlen + tcp_hlen + s->len));
@@ -172,8 +247,25 @@ static inline size_t tp_build(const struct tp_spec *s, uint8_t *buf, size_t cap)
 		buf[l3 + 9] = 6;
 		memcpy(buf + l3 + 12, saddr, 4);
 		memcpy(buf + l3 + 16, daddr, 4);
-		if (s->ip_options)
-			memset(buf + l3 + 20, 1, 4); /* NOP x4 */
+		if (s->ip_options) {
+			/*
+			 * A loose source route (RFC 791) already followed to its end, then
+			 * NOPs: what a reply must not echo.
+			 */
+			size_t opt_len = ip_hlen - 20;
+			uint8_t *o = buf + l3 + 20;
+
+			memset(o, 1, opt_len);
+			if (opt_len >= 8) {
+				o[0] = 0x83;
+				o[1] = 7;
+				o[2] = 8; /* pointer past the one address: route complete */
+				o[3] = 198;
+				o[4] = 18;
+				o[5] = 0;
+				o[6] = 99;
+			}
+		}
 		tp_put16(buf + l3 + 10, tp_fold(tp_sum(0, buf + l3, ip_hlen)));
 	}
 
@@ -184,6 +276,7 @@ static inline size_t tp_build(const struct tp_spec *s, uint8_t *buf, size_t cap)
 	buf[l4 + 12] = (uint8_t)((tcp_hlen / 4) << 4);
 	buf[l4 + 13] = s->flags ? s->flags : (TP_ACK | TP_PSH);
 	tp_put16(buf + l4 + 14, 64240);
+	tp_put16(buf + l4 + 18, s->urg_ptr);
 	if (s->tcp_options) {
 		uint8_t *o = buf + l4 + 20;
 
@@ -202,11 +295,14 @@ static inline size_t tp_build(const struct tp_spec *s, uint8_t *buf, size_t cap)
 
 /* A frame taken apart. Addresses: IPv4 in the first 4 bytes. */
 struct tp_parsed {
-	int ipv6, vlan;
-	uint16_t vlan_tci;
+	int ipv6, vlan;        /* vlan: the number of tags, 0 to 2 */
+	uint16_t vlan_tci;     /* the inner (last) tag's */
+	uint16_t outer_tpid, outer_tci; /* with two tags: the first one */
 	uint8_t dmac[6], smac[6];
 	uint8_t saddr[16], daddr[16];
 	size_t l3_off, l4_off;
+	size_t ip_hdr_len;     /* IPv4 ihl * 4, or IPv6 40 + its extension headers */
+	int ipv6_exts;         /* IPv6 extension headers walked */
 	unsigned ip_len;       /* IPv4 total length or IPv6 payload length, as in the header */
 	unsigned ttl;
 	uint16_t frag_off;
@@ -236,8 +332,16 @@ static inline int tp_parse(const uint8_t *buf, size_t frame_len, struct tp_parse
 	memcpy(p->dmac, buf, 6);
 	memcpy(p->smac, buf + 6, 6);
 	proto = tp_get16(buf + off);
-	if (proto == TP_ETH_P_8021Q) {
-		p->vlan = 1;
+	while (proto == TP_ETH_P_8021Q || proto == TP_ETH_P_8021AD) {
+		if (p->vlan == 2 || frame_len < off + 6) {
+			snprintf(why, why_len, "a third VLAN tag, or a tag cut");
+			return -1;
+		}
+		if (p->vlan == 1) {
+			p->outer_tpid = tp_get16(buf + off - 4);
+			p->outer_tci = p->vlan_tci;
+		}
+		p->vlan++;
 		p->vlan_tci = tp_get16(buf + off + 2);
 		off += 4;
 		proto = tp_get16(buf + off);
@@ -268,16 +372,16 @@ static inline int tp_parse(const uint8_t *buf, size_t frame_len, struct tp_parse
 		p->ip_csum_ok = tp_fold(tp_sum(0, buf + l3, ihl)) == 0;
 		memcpy(p->saddr, buf + l3 + 12, 4);
 		memcpy(p->daddr, buf + l3 + 16, 4);
+		p->ip_hdr_len = ihl;
 		l4 = l3 + ihl;
 		l4_len = p->ip_len - ihl;
 	} else if (proto == TP_ETH_P_IPV6) {
+		uint8_t next;
+		size_t ext = 0;
+
 		p->ipv6 = 1;
 		if (frame_len < l3 + 40) {
 			snprintf(why, why_len, "IPv6 header cut");
-			return -1;
-		}
-		if (buf[l3 + 6] != 6) {
-			snprintf(why, why_len, "IPv6 next header %u, not TCP", buf[l3 + 6]);
 			return -1;
 		}
 		p->ip_len = tp_get16(buf + l3 + 4);
@@ -287,11 +391,33 @@ static inline int tp_parse(const uint8_t *buf, size_t frame_len, struct tp_parse
 				 p->ip_len, frame_len - l3 - 40);
 			return -1;
 		}
+		/* Hop-by-hop, routing, fragment, destination options: walked to TCP. */
+		for (next = buf[l3 + 6]; next == 0 || next == 43 || next == 44 || next == 60;) {
+			size_t len;
+
+			if (l3 + 40 + ext + 8 > frame_len) {
+				snprintf(why, why_len, "IPv6 extension header %u cut", next);
+				return -1;
+			}
+			len = next == 44 ? 8 : (buf[l3 + 40 + ext + 1] + 1u) * 8u;
+			if (ext + len > p->ip_len) {
+				snprintf(why, why_len, "IPv6 extension header %u past the payload", next);
+				return -1;
+			}
+			next = buf[l3 + 40 + ext];
+			ext += len;
+			p->ipv6_exts++;
+		}
+		if (next != 6) {
+			snprintf(why, why_len, "IPv6 next header %u, not TCP", next);
+			return -1;
+		}
 		p->ip_csum_ok = 1;
 		memcpy(p->saddr, buf + l3 + 8, 16);
 		memcpy(p->daddr, buf + l3 + 24, 16);
-		l4 = l3 + 40;
-		l4_len = p->ip_len;
+		p->ip_hdr_len = 40 + ext;
+		l4 = l3 + 40 + ext;
+		l4_len = p->ip_len - ext;
 	} else {
 		snprintf(why, why_len, "ethertype %#x", proto);
 		return -1;
