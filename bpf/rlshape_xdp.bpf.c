@@ -471,9 +471,10 @@ int rlshape_xdp(struct xdp_md *ctx)
 	if (!rls_port_watched(live.cfg, pkt->flow.server_port))
 		return XDP_PASS;
 	rls_count_packet(RLS_PKT_SEEN);
-	int ip_verdict = rls_ip_layer_verdict(pkt); /* fragments, urgent data: dropped */
-	if (ip_verdict >= 0)
-		return ip_verdict;
+	/* First fragments and urgent data: dropped (parse_packet.h). */
+	action = rls_ip_layer_verdict(pkt);
+	if (action >= 0)
+		return action;
 
 	flow = bpf_map_lookup_elem(&rls_flows, &pkt->flow);
 	if (flow && flow->state == RLS_FLOW_REJECTED)
