@@ -46,6 +46,7 @@ struct worker {
 	pthread_t thread;
 	int cpu;
 	int prog_fd;
+	int flows_fd; /* rls_flows: a refused connection's entry is deleted as the client leaves */
 	pthread_barrier_t *start;
 	atomic_int *stop;
 	_Atomic __u64 *deadline; /* kernel UTC ns: send nothing at or after it (0: not set) */
@@ -139,9 +140,12 @@ static void *worker_main(void *arg)
 			return NULL;
 		}
 		{
+			/* rls_flows never evicts: the closed connection's entry goes, or it fills. */
+			struct rls_flow_key k = bench_flow_key(&w->frame);
 			uint32_t client;
 			uint16_t sport;
 
+			bpf_map_delete_elem(w->flows_fd, &k);
 			bench_conn(w->conn_next++, &client, &sport);
 			bench_frame_set_client(&w->frame, client, sport);
 			bench_frame_set_seq(&w->frame, w->frame.seq + 1000000);
@@ -205,6 +209,7 @@ static void run_test(const struct bench_env *e, enum test_id t, double seconds,
 
 		w->cpu = cpus[i];
 		w->prog_fd = e->prog_fd;
+		w->flows_fd = e->maps.flows;
 		w->start = &start;
 		w->stop = &stop;
 		w->deadline = &deadline;

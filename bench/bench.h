@@ -31,6 +31,7 @@
 #include "apply.h"
 #include "rlshape_xdp.skel.h"
 #include "../tests/bpf/packets.h"
+#include "../tests/bpf/own_netns.h"
 
 #define BENCH_SERVER     "198.18.0.1"
 #define BENCH_CLIENT_NET 0xc6130000u /* 198.19.0.0/16, host byte order */
@@ -276,6 +277,18 @@ static inline void bench_conn(uint64_t n, uint32_t *client, uint16_t *sport)
 }
 #define BENCH_NR_CONNS (65536ull * 60000ull)
 
+/* The frame's connection as the program keys it in rls_flows (IPv4-mapped addresses). */
+static inline struct rls_flow_key bench_flow_key(const struct bench_frame *f)
+{
+	struct rls_flow_key k = { .client_port = htons(f->sport), .server_port = htons(BENCH_PORT) };
+	uint32_t client = htonl(f->client);
+
+	k.client[10] = k.client[11] = k.server[10] = k.server[11] = 0xff;
+	memcpy(k.client + 12, &client, 4);
+	inet_pton(AF_INET, BENCH_SERVER, k.server + 12);
+	return k;
+}
+
 /* Are both checksums right? (The data path does not check them; the bench does.) */
 static inline int bench_frame_ok(const struct bench_frame *f)
 {
@@ -321,11 +334,13 @@ static inline const char *bench_xdp_name(int action)
 
 /*
  * POST /v1/chat/completions with extra header lines before the key header, the key in
- * Authorization (omitted when key is NULL), the model in x-model when model_header, and the
- * JSON body (messages first, then "model", the order the OpenAI Python client uses).
+ * Authorization (omitted when key is NULL), the model in x-model when model_header, a
+ * Content-Length of content_length, and body: all of the body, or (content_length larger) its
+ * first bytes, the rest to follow in later segments.
  */
-static inline size_t bench_request(char *buf, size_t cap, const char *extra_headers,
-				   const char *key, int model_header, const char *body)
+static inline size_t bench_request_head(char *buf, size_t cap, const char *extra_headers,
+					const char *key, int model_header, const char *body,
+					uint64_t content_length)
 {
 	int n = snprintf(buf, cap,
 			 "POST /v1/chat/completions HTTP/1.1\r\n"
@@ -334,14 +349,22 @@ static inline size_t bench_request(char *buf, size_t cap, const char *extra_head
 			 "%s%s%s"
 			 "%s"
 			 "Content-Type: application/json\r\n"
-			 "Content-Length: %zu\r\n"
+			 "Content-Length: %llu\r\n"
 			 "\r\n"
 			 "%s",
 			 extra_headers ? extra_headers : "", key ? "Authorization: Bearer " : "",
 			 key ? key : "", key ? "\r\n" : "",
-			 model_header ? "x-model: " BENCH_MODEL "\r\n" : "", strlen(body), body);
+			 model_header ? "x-model: " BENCH_MODEL "\r\n" : "",
+			 (unsigned long long)content_length, body);
 
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* A whole request, its JSON body (messages first, then "model", as the OpenAI Python client). */
+static inline size_t bench_request(char *buf, size_t cap, const char *extra_headers,
+				   const char *key, int model_header, const char *body)
+{
+	return bench_request_head(buf, cap, extra_headers, key, model_header, body, strlen(body));
 }
 
 #define BENCH_BODY                                                                      \

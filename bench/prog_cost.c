@@ -12,9 +12,20 @@
  * over the runs of a round is that round's figure; the report gives the median over rounds,
  * and the ratio to the floor measured the same way in the same round.
  *
- * The stateless cases (the floor, a pure ACK, a body segment) are also measured with one call
- * of .repeat = N, where the kernel reruns the program on the same buffer: the cost of the
- * program without the per-run timer reads.
+ * The program follows each connection's byte stream (bpf/http_stream.h): a segment is read
+ * only where the stream is, so every case sends its connection's next bytes in order. A body
+ * segment continues a request whose head (with a large Content-Length) went first, untimed;
+ * before the JSON scan's limit (1 MiB of body) the case moves to a fresh connection and a new
+ * head, so that every timed byte is scanned. Two sizes of body segment give the scan's cost
+ * per byte (the slope between them).
+ *
+ * The stateless cases (the floor, a pure ACK) are also measured with one call of .repeat = N,
+ * where the kernel reruns the program on the same buffer: the cost of the program without the
+ * per-run timer reads.
+ *
+ * The process runs in a network namespace of its own: the program looks every segment's
+ * connection up among the local sockets, and with none there it follows the connection as
+ * routed. A listener of the machine's on port 8000 would change the measured path.
  *
  *   prog_cost [--runs N] [--rounds R] [--repeat N] [--cases LIST] [--summary FILE]
  *   prog_cost --table FILE --accounts N [...]   a table of bench/scale.sh
@@ -34,6 +45,19 @@
 #define KEY_DENY  "sk-bench-denied-0001"
 #define KEY_SLOTS "sk-bench-slots-0001"
 
+/*
+ * The body cases. A head declares a body longer than the scan ever reads on one connection, so
+ * no request ends during the timed runs; its first body bytes open the JSON up to the messages
+ * array, and every segment after it holds whole message objects.
+ */
+#define BODY_PREFIX        "{\"messages\":["
+#define BODY_SCAN_MAX      (1u << 20) /* RLS_BODY_SCAN_MAX (bpf/http_stream.h) */
+#define BODY_DECLARED      (4ull * BODY_SCAN_MAX)
+#define BODY_BIG           1400 /* a full segment's payload, less TCP options */
+#define BODY_SMALL         256
+#define BODY_CONN_BASE     10000000ull /* connection numbers far from the other cases' */
+#define BODY_CONNS_EACH    10000000ull
+
 /* Limits no bench run reaches, with every window and the smoothing in play. */
 #define BENCH_LIMITS "{\"rpm\": 1000000000, \"burst\": 1000000000, \"rph\": 4000000000, \"rpd\": 4000000000}"
 /* The same, and one request in flight at a time: a slot taken at admission, given back at the end. */
@@ -51,7 +75,7 @@ static const char builtin_table[] =
 	"              \"spent\": {\"tier\": \"spent\", \"keys\": [\"" KEY_DENY "\"]}}}\n";
 
 enum case_id {
-	C_FLOOR, C_ACK, C_BODY, C_REQ, C_REQ_1K, C_BODY_MODEL, C_REQ_SLOT, C_REJECT, NR_CASES
+	C_FLOOR, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_1K, C_BODY_MODEL, C_REQ_SLOT, C_REJECT, NR_CASES
 };
 
 struct bcase {
@@ -62,10 +86,17 @@ struct bcase {
 	int vary_seq;    /* a new request start every run */
 	int vary_conn;   /* a new connection every run */
 	int stateless;   /* also measured with .repeat */
+	int forget;      /* delete the run's flow after it (a new connection each run) */
+	size_t body;     /* a body segment of this many bytes, in order (see body_next) */
 	int selected;
 	struct bench_frame *frames;
 	size_t nframes, next;
 	uint64_t conn_next;
+	/* body cases: the head that opens each connection, body bytes sent on it since */
+	struct bench_frame *head;
+	uint64_t body_sent, heads;
+	uint64_t off_path;  /* rounds whose counters or flow show another path */
+	char off_why[256];
 	/* per round */
 	double p50[MAX_ROUNDS], p90[MAX_ROUNDS], mean[MAX_ROUNDS], rep[MAX_ROUNDS];
 	uint64_t unexpected;
@@ -75,9 +106,12 @@ struct bcase {
 static struct bcase cases[NR_CASES] = {
 	[C_FLOOR] = { "floor", "no-op XDP program (XDP_PASS) on the small request frame", 1,
 		      XDP_PASS, 1, 0, 1 },
-	[C_ACK] = { "ack", "pure ACK (no payload) to the watched port", 0, XDP_PASS, 0, 0, 1 },
-	[C_BODY] = { "body", "body segment of an admitted request (payload starts no request)", 0,
-		     XDP_PASS, 0, 0, 1 },
+	[C_ACK] = { "ack", "pure ACK (no payload) on a followed connection, where its stream is", 0,
+		    XDP_PASS, 0, 0, 1 },
+	[C_BODY] = { "body", "body segment of 1400 bytes of JSON messages, in order: scanned", 0,
+		     XDP_PASS, 0, 0, 0, 0, BODY_BIG },
+	[C_BODY_SMALL] = { "body_small", "body segment of 256 bytes of JSON messages, in order: "
+			   "scanned", 0, XDP_PASS, 0, 0, 0, 0, BODY_SMALL },
 	[C_REQ] = { "request", "request start, small headers, key + x-model: admitted", 0,
 		    XDP_PASS, 1, 0, 0 },
 	[C_REQ_1K] = { "request_1k", "request start, 1 KB of other headers before the key", 0,
@@ -87,8 +121,9 @@ static struct bcase cases[NR_CASES] = {
 	/* The same connection, a new request start every run: each gives back the last one's slot. */
 	[C_REQ_SLOT] = { "request_slot", "request start on a keep-alive connection under concurrency "
 			 "1: the last request's slot given back, a new one taken", 0, XDP_PASS, 1, 0, 0 },
+	/* Its flow is deleted after each run: 1,000,000 connections would fill rls_flows. */
 	[C_REJECT] = { "rejected", "request start over its limit: rewritten into the 429 (XDP_TX)", 0,
-		       XDP_TX, 1, 1, 0 },
+		       XDP_TX, 1, 1, 0, 1 },
 };
 
 static uint8_t out_buf[TP_MAX_FRAME];
@@ -197,24 +232,78 @@ static void other_headers(char *buf, size_t cap, size_t want)
 	}
 }
 
+/*
+ * size bytes of a chat history inside "messages": user and assistant messages with long
+ * contents (prose, with the \n and \" escapes real ones have), as many as fit, the last one cut
+ * to fit exactly. A segment ends where a message object does, so the JSON scan is in the same
+ * place (in the array, between messages) after each one, and the same bytes can follow again.
+ */
+static void body_segment(char *buf, size_t size)
+{
+	static const char text[] =
+		"The gateway hummed through the night. Requests arrived in bursts, each one "
+		"carrying a key and a model, and each one was counted before it reached the GPUs.\\n"
+		"\\nShe asked the assistant: \\\"Why was my request refused?\\\" and it answered "
+		"that the account had spent its tokens for the minute, and that the header said when "
+		"to try again.\\n- first, read the retry-after header;\\n- then wait that long;\\n"
+		"- and only then send the request again, unchanged.\\n";
+	static const char *const opens[] = { "{\"role\":\"user\",\"content\":\"",
+					     "{\"role\":\"assistant\",\"content\":\"" };
+	static const char close_obj[] = "\"},";
+	size_t len = 0, t = 0, m, k, room, want;
+
+	for (m = 0; len < size; m++) {
+		const char *open = opens[m % 2];
+		size_t over = strlen(open) + sizeof(close_obj) - 1;
+
+		room = size - len;
+		if (room < over + 16)
+			die("bench bug: %zu bytes left for a message", room);
+		/* Contents of 300 to 560 bytes; the last message takes what is left. */
+		want = 300 + (m * 131) % 260;
+		if (room - over < want + over + 16)
+			want = room - over;
+		memcpy(buf + len, open, strlen(open));
+		len += strlen(open);
+		for (k = 0; k < want; k++, t++)
+			buf[len + k] = text[t % (sizeof(text) - 1)];
+		/* A content cut after a backslash would escape its closing quote. */
+		if (buf[len + want - 1] == '\\')
+			buf[len + want - 1] = ' ';
+		len += want;
+		memcpy(buf + len, close_obj, sizeof(close_obj) - 1);
+		len += sizeof(close_obj) - 1;
+	}
+	if (len != size)
+		die("bench bug: a body segment of %zu bytes, not %zu", len, size);
+}
+
+/* A body case: its segment, and the head that opens each of its connections. */
+static void body_frames(struct bcase *c, uint64_t conn, const char *key)
+{
+	char req[TP_MAX_FRAME], seg[BODY_BIG];
+	size_t len;
+
+	body_segment(seg, c->body);
+	len = bench_request_head(req, sizeof(req), NULL, key, 1, BODY_PREFIX, BODY_DECLARED);
+	one_frame(c, conn, 1000, 0, req, len);
+	c->head = c->frames;
+	one_frame(c, conn, 1000 + (uint32_t)len, 0, seg, c->body);
+}
+
 static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_keys)
 {
 	char req[TP_MAX_FRAME], hdrs[1200];
-	static const char body_seg[] =
-		"{\"role\":\"user\",\"content\":\"Continue the story from where it stopped, in the "
-		"same voice, with the same characters, and end it within three paragraphs.\"},"
-		"{\"role\":\"assistant\",\"content\":\"The gateway hummed. Requests arrived in "
-		"bursts, each one carrying a key and a model, and each one was counted before it "
-		"reached the GPUs.\"}]}";
 	size_t len;
 	unsigned i;
 
 	/* The floor runs on the same frame as the small request. */
 	len = bench_request(req, sizeof(req), NULL, KEY_ADMIT, 1, BENCH_BODY);
 	one_frame(&cases[C_FLOOR], 0, 1000, 0, req, len);
-	one_frame(&cases[C_ACK], 1, 5000, TP_ACK, NULL, 0);
-	/* The body segment's connection: its request start is sent first (see warm_up). */
-	one_frame(&cases[C_BODY], 2, 9000 + 1000000, 0, body_seg, sizeof(body_seg) - 1);
+	/* The ACK's connection carries a request first (warm_up): the ACK comes after it. */
+	one_frame(&cases[C_ACK], 1, 5000 + (uint32_t)len, TP_ACK, NULL, 0);
+	body_frames(&cases[C_BODY], BODY_CONN_BASE, table ? NULL : KEY_ADMIT);
+	body_frames(&cases[C_BODY_SMALL], BODY_CONN_BASE + BODY_CONNS_EACH, table ? NULL : KEY_ADMIT);
 	if (!table) {
 		one_frame(&cases[C_REQ], 3, 1000, 0, req, len);
 		other_headers(hdrs, sizeof(hdrs), 1024);
@@ -328,10 +417,55 @@ static unsigned long long maps_memlock(const struct bench_env *e)
 	return total;
 }
 
-/* The next frame of a case, made a distinct segment where the program keeps state. */
-static struct bench_frame *next_frame(struct bcase *c)
+static int run_checked(int fd, struct bcase *c, struct bench_frame *f);
+
+/* The program's state for f's connection goes, as when both sides have closed. */
+static void forget_flow(const struct bench_env *e, const struct bench_frame *f)
 {
-	struct bench_frame *f = &c->frames[c->next++ % c->nframes];
+	struct rls_flow_key k = bench_flow_key(f);
+
+	if (bpf_map_delete_elem(e->maps.flows, &k) && errno != ENOENT)
+		die("deleting a flow: %s", strerror(errno));
+}
+
+/*
+ * The body case's next segment: the bytes after the last one on its connection, or, when the
+ * next would reach past what the JSON scan reads of a body, the first segment after a new
+ * head on a fresh connection (the head runs here, untimed; the old connection is forgotten, so
+ * that rls_flows does not fill).
+ */
+static struct bench_frame *body_next(const struct bench_env *e, struct bcase *c)
+{
+	struct bench_frame *f = c->frames;
+	uint32_t client;
+	uint16_t sport;
+
+	if (c->heads && sizeof(BODY_PREFIX) - 1 + c->body_sent + c->body <= BODY_SCAN_MAX) {
+		bench_frame_set_seq(f, f->seq + (uint32_t)f->payload_len);
+		c->body_sent += c->body;
+		return f;
+	}
+	if (c->heads)
+		forget_flow(e, f);
+	bench_conn(c->conn_next++, &client, &sport);
+	bench_frame_set_client(c->head, client, sport);
+	bench_frame_set_client(f, client, sport);
+	if (run_checked(e->prog_fd, c, c->head) != XDP_PASS && !c->off_path++)
+		snprintf(c->off_why, sizeof(c->off_why), "a head was not passed");
+	bench_frame_set_seq(f, c->head->seq + (uint32_t)c->head->payload_len);
+	c->heads++;
+	c->body_sent = c->body;
+	return f;
+}
+
+/* The next frame of a case, made a distinct segment where the program keeps state. */
+static struct bench_frame *next_frame(const struct bench_env *e, struct bcase *c)
+{
+	struct bench_frame *f;
+
+	if (c->body)
+		return body_next(e, c);
+	f = &c->frames[c->next++ % c->nframes];
 
 	if (c->vary_conn) {
 		uint32_t client;
@@ -346,14 +480,25 @@ static struct bench_frame *next_frame(struct bcase *c)
 }
 
 struct verdict_check {
-	__u64 seen, request, not_http, hidden, reply, admitted, rejected;
+	__u64 seen, request, off_stream, hidden, reply, admitted, rejected;
+};
+
+/* Segments the stream tracker did not read where its stream is, or read and gave up on. */
+static const __u32 off_stream_events[] = {
+	RLS_PKT_UNPARSED, RLS_PKT_RETRANSMIT, RLS_PKT_DROPPED, RLS_PKT_NOT_CONNECTION,
+	RLS_PKT_OUT_OF_ORDER, RLS_PKT_STREAM_RESET, RLS_PKT_DESYNC, RLS_PKT_FLOWS_FULL,
+	RLS_PKT_PIPELINED_WAIT,
 };
 
 static void snapshot(const struct bench_env *e, __u32 account, __u32 model, struct verdict_check *v)
 {
+	size_t i;
+
 	v->seen = bench_packets(e, RLS_PKT_SEEN);
 	v->request = bench_packets(e, RLS_PKT_REQUEST);
-	v->not_http = bench_packets(e, RLS_PKT_NOT_HTTP);
+	v->off_stream = 0;
+	for (i = 0; i < sizeof(off_stream_events) / sizeof(off_stream_events[0]); i++)
+		v->off_stream += bench_packets(e, off_stream_events[i]);
 	v->hidden = bench_packets(e, RLS_PKT_MODEL_HIDDEN);
 	v->reply = bench_packets(e, RLS_PKT_REPLY_SENT);
 	bench_stats(e, account, model, &v->admitted, &v->rejected);
@@ -368,6 +513,36 @@ static int run_checked(int fd, struct bcase *c, struct bench_frame *f)
 	if (!bench_frame_ok(f))
 		die("bench bug: the %s frame's checksums are wrong", c->name);
 	return action;
+}
+
+/*
+ * Is the body case's connection where its last segment left it: in the body, the JSON scan
+ * still on (not given up, the top-level object not closed), every body byte sent counted as
+ * read? Returns 0, or -1 with why.
+ */
+static int body_check(const struct bench_env *e, const struct bcase *c, char *why, size_t n)
+{
+	const struct bench_frame *f = c->frames;
+	struct rls_flow_key k = bench_flow_key(f);
+	struct rls_flow fl;
+	const struct rls_stream *st = &fl.stream;
+
+	if (bpf_map_lookup_elem(e->maps.flows, &k, &fl)) {
+		snprintf(why, n, "its connection is not followed");
+		return -1;
+	}
+	if (st->phase != RLS_PHASE_BODY || st->next_seq != f->seq + (uint32_t)f->payload_len ||
+	    st->body_scanned != sizeof(BODY_PREFIX) - 1 + c->body_sent) {
+		snprintf(why, n, "the stream is elsewhere (phase %u, %llu body bytes read, expected "
+			 "%zu)", st->phase, (unsigned long long)st->body_scanned,
+			 sizeof(BODY_PREFIX) - 1 + (size_t)c->body_sent);
+		return -1;
+	}
+	if (st->request_flags & (RLS_REQ_JSON_DONE | RLS_REQ_MODEL_AMBIGUOUS | RLS_REQ_BODY_UNSEEN)) {
+		snprintf(why, n, "the JSON scan stopped (request flags %#x)", st->request_flags);
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -391,26 +566,60 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 	if (cases[C_FLOOR].selected && run_checked(pass_fd, &cases[C_FLOOR], cases[C_FLOOR].frames) != XDP_PASS)
 		die("the no-op program did not pass");
 
-	/* Pure ACK: seen, nothing else. */
-	snapshot(e, 0, 0, &a);
-	action = run_checked(e->prog_fd, &cases[C_ACK], cases[C_ACK].frames);
-	snapshot(e, 0, 0, &b);
-	if (action != XDP_PASS || b.seen != a.seen + 1 || b.request != a.request ||
-	    b.not_http != a.not_http)
-		die("the pure ACK did not take the short path (action %s)", bench_xdp_name(action));
+	/* Pure ACK: its connection first carries a request; then the ACK is seen, nothing else. */
+	if (cases[C_ACK].selected) {
+		struct bcase *c = &cases[C_ACK];
+		struct rls_flow_key k = bench_flow_key(c->frames);
+		struct rls_flow fl;
 
-	/* Body segment: its connection first carries an admitted request. */
-	len = bench_request(req, sizeof(req), NULL, table_mode ? NULL : KEY_ADMIT, 1, BENCH_BODY);
-	f = *cases[C_BODY].frames;
-	if (bench_frame_build(&f, f.client, f.sport, 9000, 0, req, len))
-		die("cannot build the body segment's request");
-	if (run_checked(e->prog_fd, &cases[C_BODY], &f) != XDP_PASS)
-		die("the body segment's request was not admitted");
-	snapshot(e, 0, 0, &a);
-	action = run_checked(e->prog_fd, &cases[C_BODY], cases[C_BODY].frames);
-	snapshot(e, 0, 0, &b);
-	if (action != XDP_PASS || b.not_http != a.not_http + 1 || b.request != a.request)
-		die("the body segment was not seen as a non-request segment");
+		len = bench_request(req, sizeof(req), NULL, KEY_ADMIT, 1, BENCH_BODY);
+		f = *c->frames;
+		if (bench_frame_build(&f, f.client, f.sport, c->frames->seq - (uint32_t)len, 0, req,
+				      len))
+			die("cannot build the ACK's request");
+		snapshot(e, 0, 0, &a);
+		action = run_checked(e->prog_fd, c, &f);
+		snapshot(e, 0, 0, &b);
+		if (action != XDP_PASS || b.request != a.request + 1)
+			die("the ACK's connection: its request was not decided");
+		snapshot(e, 0, 0, &a);
+		action = run_checked(e->prog_fd, c, c->frames);
+		snapshot(e, 0, 0, &b);
+		if (action != XDP_PASS || b.seen != a.seen + 1 || b.request != a.request ||
+		    b.off_stream != a.off_stream)
+			die("the pure ACK did not take the short path (action %s)",
+			    bench_xdp_name(action));
+		if (bpf_map_lookup_elem(e->maps.flows, &k, &fl) ||
+		    fl.stream.next_seq != c->frames->seq)
+			die("the pure ACK is not where its followed connection's stream is");
+	}
+
+	/* Body segments: a head, then segments in order; nothing decided, every byte scanned. */
+	for (i = C_BODY; i <= C_BODY_SMALL; i++) {
+		struct bcase *c = &cases[i];
+		char why[256];
+		int k;
+
+		if (!c->selected)
+			continue;
+		snapshot(e, 0, 0, &a);
+		for (k = 0; k < 3; k++) {
+			action = run_checked(e->prog_fd, c, next_frame(e, c));
+			if (action != XDP_PASS)
+				die("case %s: a body segment got %s", c->name, bench_xdp_name(action));
+		}
+		snapshot(e, 0, 0, &b);
+		if (b.seen != a.seen + 4 || b.request != a.request || b.off_stream != a.off_stream ||
+		    c->off_path)
+			die("case %s: a head and 3 segments were not read in order without a "
+			    "request decided (seen +%llu, decided +%llu, off the stream +%llu)%s%s",
+			    c->name, (unsigned long long)(b.seen - a.seen),
+			    (unsigned long long)(b.request - a.request),
+			    (unsigned long long)(b.off_stream - a.off_stream),
+			    c->off_path ? ": " : "", c->off_why);
+		if (body_check(e, c, why, sizeof(why)))
+			die("case %s: %s", c->name, why);
+	}
 
 	if (table_mode) {
 		/* Every key once: its counter and stats entries exist before timing. */
@@ -418,7 +627,7 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 
 		snapshot(e, 0, 0, &a);
 		for (i = 0; i < c->nframes; i++) {
-			action = run_checked(e->prog_fd, c, next_frame(c));
+			action = run_checked(e->prog_fd, c, next_frame(e, c));
 			if (action != XDP_PASS)
 				die("key %zu: %s, expected XDP_PASS", i, bench_xdp_name(action));
 		}
@@ -457,7 +666,7 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 		struct bcase *c = &cases[i];
 
 		snapshot(e, acct, model, &a);
-		action = run_checked(e->prog_fd, c, next_frame(c));
+		action = run_checked(e->prog_fd, c, next_frame(e, c));
 		snapshot(e, acct, model, &b);
 		if (action != XDP_PASS || b.request != a.request + 1 || b.hidden != a.hidden ||
 		    b.admitted != a.admitted + 1)
@@ -477,8 +686,8 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 		int action2;
 
 		snapshot(e, slots, model, &a);
-		action = run_checked(e->prog_fd, c, next_frame(c));
-		action2 = run_checked(e->prog_fd, c, next_frame(c));
+		action = run_checked(e->prog_fd, c, next_frame(e, c));
+		action2 = run_checked(e->prog_fd, c, next_frame(e, c));
 		snapshot(e, slots, model, &b);
 		if (action != XDP_PASS || action2 != XDP_PASS || b.request != a.request + 2 ||
 		    b.hidden != a.hidden || b.admitted != a.admitted + 2 || b.rejected != a.rejected)
@@ -496,35 +705,63 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 	}
 	/* The spent account's one request of the day, then a rejection. */
 	snapshot(e, spent, model, &a);
-	action = run_checked(e->prog_fd, &cases[C_REJECT], next_frame(&cases[C_REJECT]));
+	action = run_checked(e->prog_fd, &cases[C_REJECT], next_frame(e, &cases[C_REJECT]));
 	action = action == XDP_PASS ? run_checked(e->prog_fd, &cases[C_REJECT],
-						  next_frame(&cases[C_REJECT]))
+						  next_frame(e, &cases[C_REJECT]))
 				    : -1;
 	snapshot(e, spent, model, &b);
 	if (action != XDP_TX || b.reply != a.reply + 1 || b.rejected != a.rejected + 1)
 		die("case rejected: no 429 (action %s)", bench_xdp_name(action));
 }
 
-/* One round of one case: n single runs. */
-static void measure_runs(struct bcase *c, int fd, uint64_t n, int round)
+/*
+ * One round of one case: n single runs. A body case must leave the counters as it found them
+ * but for the segments seen (no request decided, nothing off its stream) and its connection
+ * still in the body with the scan on; a round that does not is reported with the case.
+ */
+static void measure_runs(const struct bench_env *e, struct bcase *c, int fd, uint64_t n,
+			 int round)
 {
-	uint64_t i;
+	struct verdict_check a, b;
+	struct bench_frame *f;
+	uint64_t i, heads = c->heads;
 	double sum = 0;
+	char why[192];
 	__u32 ns;
 	int action;
 
+	if (c->body)
+		snapshot(e, 0, 0, &a);
 	memset(hist, 0, sizeof(hist));
 	for (i = 0; i < n; i++) {
-		action = bench_run(fd, next_frame(c), out_buf, &ns);
+		f = next_frame(e, c);
+		action = bench_run(fd, f, out_buf, &ns);
 		if (action < 0)
 			die("bpf_prog_test_run_opts (%s): %s", c->name, strerror(-action));
 		if (action != c->expect) {
 			c->unexpected++;
 			c->last_bad_action = action;
 		}
+		if (c->forget)
+			forget_flow(e, f);
 		sum += ns;
 		if (ns < HIST_NS)
 			hist[ns]++;
+	}
+	if (c->body) {
+		snapshot(e, 0, 0, &b);
+		if (b.seen != a.seen + n + (c->heads - heads) || b.request != a.request ||
+		    b.off_stream != a.off_stream) {
+			if (!c->off_path++)
+				snprintf(c->off_why, sizeof(c->off_why), "round %d: seen +%llu for %llu "
+					 "segments and %llu heads, decided +%llu, off the stream +%llu",
+					 round + 1, (unsigned long long)(b.seen - a.seen),
+					 (unsigned long long)n, (unsigned long long)(c->heads - heads),
+					 (unsigned long long)(b.request - a.request),
+					 (unsigned long long)(b.off_stream - a.off_stream));
+		} else if (body_check(e, c, why, sizeof(why)) && !c->off_path++) {
+			snprintf(c->off_why, sizeof(c->off_why), "round %d: %s", round + 1, why);
+		}
 	}
 	c->p50[round] = hist_quantile(n, 0.50);
 	c->p90[round] = hist_quantile(n, 0.90);
@@ -549,6 +786,55 @@ static void measure_repeat(struct bcase *c, int fd, uint64_t n, int round)
 	c->rep[round] = opts.duration;
 }
 
+/*
+ * The body scan per byte, two ways, each taken within a round and then its median: the slope
+ * between the two segment sizes (what one more body byte costs: the per-segment work, the
+ * flow lookup and the window's load, cancels), and a segment's cost over a pure ACK on a
+ * followed connection, per byte of it (everything a body segment adds, fixed costs included).
+ */
+static void body_scan_report(int markdown, FILE *sf, int rounds)
+{
+	const struct bcase *big = &cases[C_BODY], *small = &cases[C_BODY_SMALL], *ack = &cases[C_ACK];
+	double slope[MAX_ROUNDS], per[2][MAX_ROUNDS];
+	const struct bcase *both[2] = { small, big };
+	int r, j;
+
+	for (r = 0; r < rounds; r++) {
+		slope[r] = (big->p50[r] - small->p50[r]) / (double)(big->body - small->body);
+		for (j = 0; j < 2; j++)
+			per[j][r] = (both[j]->p50[r] - ack->p50[r]) / (double)both[j]->body;
+	}
+	if (markdown) {
+		printf("\nThe body scan: segments of a JSON chat history in order, every byte read by "
+		       "the scan (a new connection and head, untimed, before the 1 MiB it reads of a "
+		       "body). Per byte: the slope between the two sizes, and a segment's cost over the "
+		       "pure ACK divided by its bytes; both taken within each round, median over "
+		       "rounds.\n\n");
+		printf("| case | body bytes per segment | median ns | ns over ack | ns over ack per byte "
+		       "|\n| --- | ---: | ---: | ---: | ---: |\n");
+	}
+	for (j = 0; j < 2; j++) {
+		double over[MAX_ROUNDS];
+
+		for (r = 0; r < rounds; r++)
+			over[r] = both[j]->p50[r] - ack->p50[r];
+		if (markdown)
+			printf("| %s | %zu | %.0f | %.0f | %.3f |\n", both[j]->name, both[j]->body,
+			       median(both[j]->p50, rounds), median(over, rounds),
+			       median(per[j], rounds));
+		if (sf) {
+			fprintf(sf, "prog_cost.%s.bytes\t%zu\n", both[j]->name, both[j]->body);
+			fprintf(sf, "prog_cost.%s.over_ack_ns_per_byte\t%.3f\n", both[j]->name,
+				median(per[j], rounds));
+		}
+	}
+	if (markdown)
+		printf("\nBody scan per byte (slope, %s against %s): %.3f ns per byte.\n", big->name,
+		       small->name, median(slope, rounds));
+	if (sf)
+		fprintf(sf, "prog_cost.body.ns_per_byte\t%.3f\n", median(slope, rounds));
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -559,8 +845,9 @@ static void usage(FILE *out)
 		"  --rounds R      rounds; cases are interleaved within each (default 5)\n"
 		"  --repeat N      stateless cases: also one .repeat = N call per round (default\n"
 		"                  1000000; 0: skip)\n"
-		"  --cases LIST    comma-separated: floor,ack,body,request,request_1k,body_model,\n"
-		"                  request_slot,rejected (default: all; floor is always measured)\n"
+		"  --cases LIST    comma-separated: floor,ack,body,body_small,request,request_1k,\n"
+		"                  body_model,request_slot,rejected (default: all; floor is\n"
+		"                  always measured)\n"
 		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
 		"                  measures floor and request, cycling through up to %d keys\n"
 		"  --accounts N    the number of accounts in --table\n"
@@ -678,6 +965,8 @@ int main(int argc, char **argv)
 
 	if (geteuid() != 0)
 		die("needs root (BPF_PROG_TEST_RUN on XDP programs)");
+	if (own_netns(why, sizeof(why)))
+		die("%s", why);
 	if (table)
 		load_big_table(&env, table, nr_accounts);
 	else if (bench_env_open(&env, "prog_cost.json", builtin_table, why, sizeof(why)))
@@ -698,7 +987,7 @@ int main(int argc, char **argv)
 
 			if (!c->selected)
 				continue;
-			measure_runs(c, fd, per_round, r);
+			measure_runs(&env, c, fd, per_round, r);
 			if (c->stateless && repeat)
 				measure_repeat(c, fd, repeat, r);
 		}
@@ -746,6 +1035,8 @@ int main(int argc, char **argv)
 			fprintf(sf, "prog_cost.%s.mean_ns\t%.1f\n", c->name, median(c->mean, rounds));
 		}
 	}
+	if (cases[C_BODY].selected && cases[C_BODY_SMALL].selected && cases[C_ACK].selected)
+		body_scan_report(markdown, sf, rounds);
 	if (repeat) {
 		if (markdown) {
 			printf("\nThe stateless cases again, as one call with .repeat = %llu per round "
@@ -773,6 +1064,12 @@ int main(int argc, char **argv)
 		}
 	}
 	for (i = 0; i < NR_CASES; i++) {
+		if (cases[i].off_path) {
+			failed = 1;
+			printf("\n**Off its path:** case %s, %llu rounds (the first: %s): its figures do "
+			       "not measure what the case says.\n", cases[i].name,
+			       (unsigned long long)cases[i].off_path, cases[i].off_why);
+		}
 		if (!cases[i].unexpected)
 			continue;
 		failed = 1;

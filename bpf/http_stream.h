@@ -634,7 +634,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			if (v != '\r')
 				st->version_tail = st->version_tail << 8 | v;
 		}
-		if (sc->pos >= sc->len)
+		/* A run ends at the line's end, the segment's, or after RLS_RUN_MAX bytes. */
+		if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
 			return 0;
 		sc->pos++; /* the '\n' */
 		if ((st->request_flags & RLS_REQ_PRI) && st->version_tail == RLS_HTTP_2_0) {
@@ -703,7 +704,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 	case RLS_PHASE_VALUE:
 		if (st->header_kind == RLS_HDR_OTHER) {
 			rls_skip_to_line_end(s, sc);
-			if (sc->pos >= sc->len)
+			/* A value longer than one run goes on in the next step. */
+			if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
 				return 0;
 			b = '\n';
 		}

@@ -9,6 +9,7 @@
  * listener and a real connection on loopback.
  */
 #include "harness.h"
+#include "own_netns.h"
 
 #include <net/if.h>
 #include <netinet/in.h>
@@ -136,6 +137,9 @@ struct shape {
 
 #define POST_HEAD "POST /v1/chat/completions HTTP/1.1\r\nHost: gw.test\r\n"
 #define BODY_CHEAP "{\"model\":\"cheap\"}"
+/* 300 bytes: longer than one step of the scan skips (RLS_RUN_MAX, 256) */
+#define LONG_30  "abcdefghijklmnopqrstuvwxyz0123"
+#define LONG_300 LONG_30 LONG_30 LONG_30 LONG_30 LONG_30 LONG_30 LONG_30 LONG_30 LONG_30 LONG_30
 
 static const struct shape shapes[] = {
 	{ "leading empty lines", "\r\n\r\n" POST_HEAD "Authorization: Bearer " KEY_COUNT
@@ -170,6 +174,9 @@ static const struct shape shapes[] = {
 	  "\r\nContent-Length: 22\r\n\r\n{\"m\\u006fdel\":\"cheap\"}", "pricey", NULL, 0 },
 	{ "a model header folded (obs-fold)", POST_HEAD "Authorization: Bearer " KEY_PRICEY
 	  "\r\nX-Model: cheap\r\n pricey\r\nContent-Length: 2\r\n\r\n{}", "pricey", NULL, 0 },
+	{ "a target and a header value longer than one run", "POST /v1/chat/completions?q="
+	  LONG_300 " HTTP/1.1\r\nHost: gw.test\r\nCookie: s=" LONG_300 "\r\nAuthorization: Bearer "
+	  KEY_COUNT "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap", 450 },
 	{ "expect 100-continue", POST_HEAD "Authorization: Bearer " KEY_COUNT
 	  "\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap",
 	  117 },
@@ -547,29 +554,9 @@ static void test_local_forged_and_real(void **state)
 	local_close(&lc);
 }
 
-/* The suite's own network namespace, with loopback up: nothing else's sockets are seen. */
-static int own_namespace(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd;
-
-	if (unshare(CLONE_NEWNET)) {
-		printf("Bail out! unshare(CLONE_NEWNET): %s (needs root)\n", strerror(errno));
-		return -1;
-	}
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) ||
-	    (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr))) {
-		printf("Bail out! bringing lo up: %s\n", strerror(errno));
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
 int main(void)
 {
+	char why[256];
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_split_at_every_byte),
@@ -591,7 +578,9 @@ int main(void)
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	libbpf_set_print(libbpf_keep);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (own_namespace())
+	if (own_netns(why, sizeof(why))) {
+		printf("Bail out! %s\n", why);
 		return 1;
+	}
 	return cmocka_run_group_tests_name("bpf/test_stream", tests, NULL, NULL);
 }

@@ -48,12 +48,16 @@ has "header: absolute times are not a claim" 'not a claim'
 
 # 1. Per-packet cost: every case with median, ratio, ns over floor, p90, mean.
 has "section: per-packet cost" '^## Per-packet cost'
-for c in floor ack body request request_1k body_model request_slot rejected; do
+for c in floor ack body body_small request request_1k body_model request_slot rejected; do
 	has "per-packet cost: $c has numbers" "^\| $c \| [^|]+ \| $N \| $N \| -?$N \| $N \| $N \|$"
 done
-for c in floor ack body; do
+for c in floor ack; do
 	has "per-packet cost: $c with .repeat has numbers" "^\| $c \| $N \| $N \|$"
 done
+for c in body_small body; do
+	has "body scan: $c has bytes, ns, ns over ack and per byte" "^\| $c \| [0-9]+ \| $N \| -?$N \| -?$N \|$"
+done
+has "body scan: the slope per byte" "^Body scan per byte \(slope, body against body_small\): -?$N ns per byte\.$"
 
 # 2. Scale: a row per size with load, reload, memory and the request's cost.
 has "section: scale" '^## Scale'
@@ -87,6 +91,7 @@ fi
 has "section: summary" '^## Summary'
 has "summary: the floor" "^\| no-op XDP program \(the floor\), single runs \| $N ns \|$"
 has "summary: the admitted request start" "^\| request start, small headers, admitted \| $N ns \(x $N; \+-?$N ns over the floor\) \|$"
+has "summary: the body scan per byte" "^\| body scan per byte: [^|]+ \| -?$N / -?$N ns \|$"
 has "summary: the 429" "^\| request start rejected with the 429 \| $N ns \(x $N; \+-?$N ns over the floor\) \|$"
 has "summary: scale rows" "^\| 1,000 accounts: .* \| (> )?$N s / .* / $N MiB / $N ns \(x $N\) \|$"
 for l in 'rps' 'rpm \+ burst' 'rpd'; do
