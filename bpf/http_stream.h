@@ -748,7 +748,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 	case RLS_PHASE_CHUNK_EXT:
 		/* Extensions are not body: whatever they hold is skipped, never scanned. */
 		rls_skip_to_line_end(s, sc);
-		if (sc->pos >= sc->len)
+		if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
 			return 0;
 		sc->pos++;
 		goto chunk_size_done;
@@ -779,7 +779,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		return 0;
 	case RLS_PHASE_TRAILER:
 		rls_skip_to_line_end(s, sc);
-		if (sc->pos >= sc->len)
+		if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
 			return 0;
 		sc->pos++;
 		st->phase = RLS_PHASE_TRAILER_START;

@@ -159,6 +159,9 @@ static const struct shape shapes[] = {
 	  "Authorization: Bearer " KEY_PRICEY "\r\nTransfer-Encoding: chunked\r\n\r\n"
 	  "5;{\"model\":\"cheap\"}\r\n{\"mod\r\n"
 	  "d ; x=\"model\\\":\\\"cheap\"\r\nel\":\"pricey\"}\r\n0\r\n\r\n", "pricey", "pricey", 110 },
+	{ "chunk extension and trailer longer than a run", POST_HEAD "Authorization: Bearer "
+	  KEY_COUNT "\r\nTransfer-Encoding: chunked\r\n\r\n11;x=" LONG_300 "\r\n" BODY_CHEAP
+	  "\r\n0\r\nX-Long: " LONG_300 "\r\n\r\n", "count", "cheap", 200 },
 	{ "chunked with trailers", POST_HEAD "Authorization: Bearer " KEY_COUNT
 	  "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n11\r\n" BODY_CHEAP "\r\n0\r\n"
 	  "X-Trailer: {\"model\":\"pricey\"}\r\n\r\n", "count", "cheap", 100 },
