@@ -257,16 +257,64 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 }
 
 /* Bytes that can wait for the line's end: skip to the '\n' (not past it). */
-static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct rls_scan *sc)
-{
-	__u32 pos = sc->pos, k;
+/*
+ * Word at a time: bytes that cannot matter are skipped eight at a time, testing a whole word
+ * for the byte that ends the run. The test says exactly whether a word holds the byte, not
+ * where: the word that does is then read a byte at a time.
+ */
+#define RLS_WORD_ONES  0x0101010101010101ull
+#define RLS_WORD_HIGHS 0x8080808080808080ull
 
-	for (k = 0; k < RLS_RUN_MAX; k++) {
-		if (pos >= sc->len || rls_at(s, pos) == '\n')
+static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
+{
+	__u64 x = w ^ (RLS_WORD_ONES * c);
+
+	return (x - RLS_WORD_ONES) & ~x & RLS_WORD_HIGHS;
+}
+
+/*
+ * Eight bytes of the window from i. Unaligned, which BPF allows in map memory where the CPU
+ * does; a word from near the window's end runs into the next scratch field, which is in
+ * bounds and never looked at past the caller's end.
+ */
+static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
+{
+	return *(const __u64 *)(const void *)&s->payload[i & RLS_WINDOW_MASK];
+}
+
+/* Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. */
+static __always_inline __u32 rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end,
+					      __u8 c, __u8 c2)
+{
+	__u32 pos = from, k;
+	__u64 w;
+
+	if (end - from > RLS_RUN_MAX)
+		end = from + RLS_RUN_MAX;
+	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
+		if (pos + 8 > end)
+			break;
+		w = rls_word_at(s, pos);
+		if (rls_word_has(w, c) || rls_word_has(w, c2))
+			break;
+		pos += 8;
+	}
+	for (k = 0; k < 8; k++) {
+		__u8 b;
+
+		if (pos >= end)
+			break;
+		b = rls_at(s, pos);
+		if (b == c || b == c2)
 			break;
 		pos++;
 	}
-	sc->pos = pos;
+	return pos;
+}
+
+static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct rls_scan *sc)
+{
+	sc->pos = rls_find_run_end(s, sc->pos, sc->len, '\n', '\n');
 }
 
 /* One byte of a header value, by what the header is. Returns -1 for a broken request. */
@@ -458,18 +506,14 @@ static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_
 			st->json_escaped = 0;
 			return 1;
 		}
-		for (k = 0; k < RLS_RUN_MAX && k < limit; k++) {
-			b = rls_at(s, pos + k);
-			if (b == '"') {
-				st->json_in_string = 0;
-				return k + 1;
-			}
-			if (b == '\\') {
-				st->json_escaped = 1;
-				return k + 1;
-			}
-		}
-		return k ? k : 1;
+		k = rls_find_run_end(s, pos, pos + limit, '"', '\\') - pos;
+		if (k >= limit || k >= RLS_RUN_MAX)
+			return k ? k : 1;
+		if (rls_at(s, pos + k) == '"')
+			st->json_in_string = 0;
+		else
+			st->json_escaped = 1;
+		return k + 1;
 	}
 	b = rls_at(s, pos);
 	switch (st->json_expect) {
@@ -484,21 +528,34 @@ static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_
 		st->json_key_expected = 1;
 		st->json_expect = RLS_JSON_ANY;
 		return 1;
-	case RLS_JSON_KEY:
-		if (b == '\\') {
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
-			return 1;
+	case RLS_JSON_KEY: {
+		/* A top-level key: read up to its closing quote in one step. */
+		__u32 n;
+
+		for (n = 0; n < RLS_JSON_KEY_MAX + 1 && n < limit; n++) {
+			b = rls_at(s, pos + n);
+			if (b == '\\') {
+				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
+				return n + 1;
+			}
+			if (b == '"') {
+				st->json_key_kind = rls_json_key_kind(st);
+				st->json_expect = RLS_JSON_COLON;
+				return n + 1;
+			}
+			if (st->json_key_len < RLS_JSON_KEY_MAX)
+				st->json_key[st->json_key_len & (RLS_JSON_KEY_MAX - 1)] = b;
+			if (st->json_key_len < 0xff)
+				st->json_key_len++;
 		}
-		if (b == '"') {
-			st->json_key_kind = rls_json_key_kind(st);
+		if (n < limit) {
+			/* Longer than any key that matters: the rest is an ordinary string. */
+			st->json_key_kind = RLS_JSON_KEY_OTHER;
+			st->json_in_string = 1;
 			st->json_expect = RLS_JSON_COLON;
-			return 1;
 		}
-		if (st->json_key_len < RLS_JSON_KEY_MAX)
-			st->json_key[st->json_key_len & (RLS_JSON_KEY_MAX - 1)] = b;
-		if (st->json_key_len < 0xff)
-			st->json_key_len++;
-		return 1;
+		return n ? n : 1;
+	}
 	case RLS_JSON_COLON:
 		if (rls_json_ws(b))
 			return 1;
@@ -603,22 +660,31 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		rls_request_begin(st);
 		sc->stop = RLS_STOP_REQUEST_START;
 		return 1;
-	case RLS_PHASE_METHOD:
-		sc->pos++;
-		if (b == ' ') {
-			if (st->method_len == 4 && st->value_number == RLS_VERSION(0, 0, 0, 0, 'H', 'E', 'A', 'D'))
-				st->request_flags |= RLS_REQ_HEAD;
-			if (st->method_len == 3 && st->value_number == RLS_VERSION(0, 0, 0, 0, 0, 'P', 'R', 'I'))
-				st->request_flags |= RLS_REQ_PRI;
-			st->version_tail = 0;
-			st->phase = RLS_PHASE_TARGET;
-			return 0;
+	case RLS_PHASE_METHOD: {
+		__u32 k;
+
+		for (k = 0; k < RLS_METHOD_MAX + 1; k++) {
+			if (sc->pos >= sc->len)
+				return 0;
+			b = rls_at(s, sc->pos);
+			sc->pos++;
+			if (b == ' ')
+				break;
+			if (b < 'A' || b > 'Z' || st->method_len >= RLS_METHOD_MAX)
+				goto broken;
+			st->value_number = st->value_number << 8 | b;
+			st->method_len++;
 		}
-		if (b < 'A' || b > 'Z' || st->method_len >= RLS_METHOD_MAX)
+		if (b != ' ')
 			goto broken;
-		st->value_number = st->value_number << 8 | b;
-		st->method_len++;
+		if (st->method_len == 4 && st->value_number == RLS_VERSION(0, 0, 0, 0, 'H', 'E', 'A', 'D'))
+			st->request_flags |= RLS_REQ_HEAD;
+		if (st->method_len == 3 && st->value_number == RLS_VERSION(0, 0, 0, 0, 0, 'P', 'R', 'I'))
+			st->request_flags |= RLS_REQ_PRI;
+		st->version_tail = 0;
+		st->phase = RLS_PHASE_TARGET;
 		return 0;
+	}
 	case RLS_PHASE_TARGET: {
 		__u32 from = sc->pos, start, k;
 
@@ -679,28 +745,38 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		st->name_cand = rls_all_names(c->cfg);
 		st->phase = RLS_PHASE_NAME;
 		return 0;
-	case RLS_PHASE_NAME:
-		sc->pos++;
-		if (b == ':') {
-			rls_name_done(st, c->cfg);
-			st->value_len = 0;
-			st->value_trim = 0;
-			st->value_number = 0;
-			st->bearer_pos = 0;
-			st->phase = RLS_PHASE_VALUE;
-			return 0;
+	case RLS_PHASE_NAME: {
+		/* The whole name in one step: it is short, and each byte narrows the candidates. */
+		__u32 k;
+
+		for (k = 0; k < RLS_HEADER_NAME_MAX + 1; k++) {
+			if (sc->pos >= sc->len)
+				return 0;
+			b = rls_at(s, sc->pos);
+			sc->pos++;
+			if (b == ':') {
+				rls_name_done(st, c->cfg);
+				st->value_len = 0;
+				st->value_trim = 0;
+				st->value_number = 0;
+				st->bearer_pos = 0;
+				st->phase = RLS_PHASE_VALUE;
+				return 0;
+			}
+			if (b == '\n')
+				goto broken; /* a header line without a colon */
+			st->name_cand = rls_narrow_names(c->cfg, st->name_cand, st->name_len,
+							 rls_lower(b));
+			st->name_len++;
+			/* No header asked about has this name: the rest of the line is skipped a
+			 * run at a time (a line without a colon is then the upstream's to refuse). */
+			if (!st->name_cand)
+				break;
 		}
-		if (b == '\n')
-			goto broken; /* a header line without a colon */
-		st->name_cand = rls_narrow_names(c->cfg, st->name_cand, st->name_len, rls_lower(b));
-		st->name_len++;
-		/* No header asked about has this name: the rest of the line is skipped a run at
-		 * a time (a line without a colon is then the upstream's to refuse). */
-		if (!st->name_cand) {
-			st->header_kind = RLS_HDR_OTHER;
-			st->phase = RLS_PHASE_VALUE;
-		}
+		st->header_kind = RLS_HDR_OTHER;
+		st->phase = RLS_PHASE_VALUE;
 		return 0;
+	}
 	case RLS_PHASE_VALUE:
 		if (st->header_kind == RLS_HDR_OTHER) {
 			rls_skip_to_line_end(s, sc);
