@@ -44,12 +44,12 @@
 /*
  * Extension headers walked before giving up. RFC 8200 (4.1) lets each of the four walked here
  * occur once, destination options twice: five at most in a conforming chain. A longer chain
- * is RLS_PARSE_BAD (passed, counted as unparsed): its TCP header, and so its port, lies past
- * where the parser looked, so it cannot be dropped only when it goes to a watched port, and
- * dropping every such packet would judge traffic that is not ours. Linux does accept such
- * chains, so a raw-socket client could hide a request behind nine headers: a known gap.
- * The bound is what the verifier affords: 8 costs ~270k of its 1M instructions for the XDP
- * program, 16 no longer loads.
+ * is RLS_PARSE_TOO_DEEP: its TCP header, and so its port, lies past where the parser looked,
+ * so it cannot be dropped only when it goes to a watched port. Linux accepts such chains, so
+ * passing them would let a raw-socket client hide a request behind nine headers: they are
+ * dropped whatever their port (no conforming sender makes one). The bound is what the
+ * verifier affords: 8 costs ~270k of its 1M instructions for the XDP program, 16 no longer
+ * loads.
  */
 #define RLS_IPV6_EXT_MAX 8
 
@@ -82,6 +82,7 @@ enum rls_parse_result {
 	RLS_PARSE_OK,
 	RLS_PARSE_NOT_TCP, /* not for us at all (later fragments included: they hold no TCP header) */
 	RLS_PARSE_BAD,     /* TCP we could not follow: truncated, lengths that do not add up */
+	RLS_PARSE_TOO_DEEP, /* an IPv6 extension chain longer than any sender makes: dropped */
 };
 
 static __always_inline void rls_map_ipv4(__u8 out[16], __be32 addr)
@@ -257,7 +258,7 @@ static __always_inline int rls_parse_ipv6(const struct rls_frame *f, struct rls_
 		}
 	}
 	if (next != IPPROTO_TCP_)
-		return RLS_PARSE_BAD; /* the chain is longer than RLS_IPV6_EXT_MAX */
+		return RLS_PARSE_TOO_DEEP; /* the chain is longer than RLS_IPV6_EXT_MAX */
 	if (off > end)
 		return RLS_PARSE_BAD; /* the last header runs past the payload length */
 	if (first_fragment)

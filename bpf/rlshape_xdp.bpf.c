@@ -464,6 +464,10 @@ int rlshape_xdp(struct xdp_md *ctx)
 	action = rls_parse_packet(&frame, pkt);
 	if (action == RLS_PARSE_NOT_TCP || !rls_live_config(&live))
 		return XDP_PASS;
+	if (action == RLS_PARSE_TOO_DEEP) {
+		rls_count_packet(RLS_PKT_DEEP_IPV6_DROPPED);
+		return XDP_DROP;
+	}
 	if (action != RLS_PARSE_OK) {
 		rls_count_packet(RLS_PKT_UNPARSED);
 		return XDP_PASS;

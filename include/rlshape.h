@@ -244,6 +244,7 @@ enum rls_packet_event {
 	RLS_PKT_PIPELINED_WAIT,  /* a refused request cut off its segment, answered when resent */
 	RLS_PKT_FRAGMENT_DROPPED,  /* a first IP fragment to a watched port: never reassembled */
 	RLS_PKT_URGENT_DROPPED,    /* TCP urgent data to a watched port: the server skips a byte */
+	RLS_PKT_DEEP_IPV6_DROPPED, /* an IPv6 extension chain past RLS_IPV6_EXT_MAX, any port */
 	RLS_NR_PACKET_EVENTS,
 };
 
