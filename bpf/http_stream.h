@@ -171,26 +171,40 @@ static __always_inline void rls_request_begin(struct rls_stream *st)
 }
 
 /* A global function: SHA-256's rounds are verified once, not at every place a key can end. */
-__noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st)
+__noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st, __u32 off)
 {
 	__u32 len, i;
 
-	if (!s || !st)
+	if (!s || !st || off > 8)
 		return -1;
-	len = st->value_trim;
+	len = st->value_trim > off ? st->value_trim - off : 0;
 	if (len == 0 || len > RLS_API_KEY_MAX)
 		return -1;
 	for (i = 0; i < RLS_KEY_HASH_BUF / 8; i++)
 		((__u64 *)s->key)[i] = 0;
-	for (i = 0; i < RLS_STREAM_KEY_MAX; i++) {
+	for (i = 0; i < RLS_API_KEY_MAX; i++) {
 		if (i >= len)
 			break;
-		s->key[i] = st->value[i];
+		s->key[i] = st->value[(off + i) & (RLS_STREAM_KEY_MAX - 1)];
 	}
 	if (rls_key_hash_in(&s->sha256, s->key, len, s->api_key.sha256))
 		return -1;
 	__builtin_memcpy(st->key_sha256, s->api_key.sha256, RLS_SHA256_LEN);
 	return 0;
+}
+
+/* Does the value start with "Bearer " (the scheme is case-insensitive, RFC 9110 11.1)? */
+static __always_inline bool rls_value_is_bearer(const struct rls_stream *st)
+{
+	const char *scheme = "bearer ";
+	__u32 k;
+
+	if (st->value_trim <= 7)
+		return false;
+	for (k = 0; k < 7; k++)
+		if (rls_lower(st->value[k]) != (__u8)scheme[k])
+			return false;
+	return true;
 }
 
 /* The line of a key header has ended: the key is the request's if it is well formed. */
@@ -199,9 +213,9 @@ static __always_inline void rls_key_line_done(struct rls_stream_ctx *c)
 	struct rls_stream *st = c->st;
 	bool bearer = c->cfg->key_headers[st->line_rank & (RLS_MAX_KEY_HEADERS - 1)].bearer;
 
-	if (st->value_len == 0xffff || (bearer && st->bearer_pos != 8))
+	if (st->value_len == 0xffff || (bearer && !rls_value_is_bearer(st)))
 		return;
-	if (rls_stream_hash_key(c->s, st))
+	if (rls_stream_hash_key(c->s, st, bearer ? 7 : 0))
 		return;
 	st->key_rank = st->line_rank;
 	st->request_flags |= RLS_REQ_HAS_KEY;
@@ -232,14 +246,24 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 	case RLS_HDR_KEY:
 		rls_key_line_done(c);
 		break;
-	case RLS_HDR_MODEL:
-		if (st->value_len == 0xffff) {
-			st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS;
-		} else if (st->value_trim) {
-			st->header_model_len = (__u8)st->value_trim;
-			st->request_flags |= RLS_REQ_HAS_HEADER_MODEL;
+	case RLS_HDR_MODEL: {
+		__u32 k;
+
+		if (st->value_len == 0xffff || st->value_trim >= RLS_MODEL_NAME_MAX) {
+			st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS; /* longer than any model name */
+			break;
 		}
+		if (!st->value_trim)
+			break;
+		for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
+			if (k >= st->value_trim)
+				break;
+			st->header_model[k] = st->value[k];
+		}
+		st->header_model_len = (__u8)st->value_trim;
+		st->request_flags |= RLS_REQ_HAS_HEADER_MODEL;
 		break;
+	}
 	case RLS_HDR_CONTENT_LENGTH:
 		/* Digits only, and two content-lengths must agree: a server refuses anything else. */
 		if (st->value_len == 0 || st->value_len == 0xffff)
@@ -317,64 +341,60 @@ static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct r
 	sc->pos = rls_find_run_end(s, sc->pos, sc->len, '\n', '\n');
 }
 
-/* One byte of a header value, by what the header is. Returns -1 for a broken request. */
+/*
+ * A key or model value, a run at a time up to the line's end (not past it): leading
+ * whitespace dropped, and every run of whitespace inside kept as one space, so that any
+ * amount of it around a value or after "Bearer" fits; whether it is well formed is judged at
+ * the line's end. CR counts as whitespace (it ends the line before the LF). A global
+ * function: verified once.
+ */
+__noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
+{
+	struct rls_scan *sc;
+	__u32 k;
+	__u8 b;
+
+	if (!s || !st)
+		return 0;
+	sc = &s->scan;
+	/*
+	 * The value's length stays in map memory, not in a register: the verifier does not
+	 * follow it there, so the paths through a byte meet again at the next one.
+	 */
+	for (k = 0; k < RLS_RUN_MAX; k++) {
+		if (sc->pos >= sc->len)
+			break;
+		b = rls_at(s, sc->pos);
+		if (b == '\n')
+			break;
+		sc->pos++;
+		if (st->value_len == 0xffff)
+			continue;
+		if (rls_is_ows(b) || b == '\r') {
+			if (st->value_len == 0 ||
+			    st->value[(st->value_len - 1) & (RLS_STREAM_KEY_MAX - 1)] == ' ')
+				continue;
+			b = ' ';
+		}
+		if (st->value_len >= RLS_STREAM_KEY_MAX - 1) {
+			st->value_len = 0xffff; /* longer than any key or model: not taken */
+			continue;
+		}
+		st->value[st->value_len & (RLS_STREAM_KEY_MAX - 1)] = b;
+		st->value_len++;
+		if (b != ' ')
+			st->value_trim = st->value_len;
+	}
+	return 0;
+}
+
+/* One byte of a framing header's value. Returns -1 for a broken request. */
 static __always_inline int rls_value_byte(struct rls_stream_ctx *c, __u8 b)
 {
 	struct rls_stream *st = c->st;
 	bool ows = rls_is_ows(b) || b == '\r';
 
 	switch (st->header_kind) {
-	case RLS_HDR_KEY: {
-		bool bearer = c->cfg->key_headers[st->line_rank & (RLS_MAX_KEY_HEADERS - 1)].bearer;
-		const char *scheme = "bearer";
-
-		if (st->value_len == 0xffff)
-			return 0;
-		if (bearer && st->bearer_pos < 8) {
-			if (st->bearer_pos == 0 && ows)
-				return 0;
-			if (st->bearer_pos < 6) {
-				if (rls_lower(b) != (__u8)scheme[st->bearer_pos & 7])
-					st->value_len = 0xffff; /* not a bearer key: ignored */
-				else
-					st->bearer_pos++;
-				return 0;
-			}
-			if (st->bearer_pos == 6) {
-				if (!ows)
-					st->value_len = 0xffff;
-				else
-					st->bearer_pos = 7;
-				return 0;
-			}
-			if (ows)
-				return 0;
-			st->bearer_pos = 8;
-		}
-		if (st->value_len == 0 && ows)
-			return 0;
-		if (st->value_len >= RLS_API_KEY_MAX) {
-			st->value_len = 0xffff; /* longer than any key: ignored */
-			return 0;
-		}
-		st->value[st->value_len & (RLS_STREAM_KEY_MAX - 1)] = b;
-		st->value_len++;
-		if (!ows)
-			st->value_trim = st->value_len;
-		return 0;
-	}
-	case RLS_HDR_MODEL:
-		if (st->value_len == 0xffff || (st->value_len == 0 && ows))
-			return 0;
-		if (st->value_len >= RLS_MODEL_NAME_MAX - 1) {
-			st->value_len = 0xffff; /* longer than any model name */
-			return 0;
-		}
-		st->header_model[st->value_len & (RLS_MODEL_NAME_MAX - 1)] = b;
-		st->value_len++;
-		if (!ows)
-			st->value_trim = st->value_len;
-		return 0;
 	case RLS_HDR_CONTENT_LENGTH:
 		if (ows)
 			return 0;
@@ -778,8 +798,12 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		return 0;
 	}
 	case RLS_PHASE_VALUE:
-		if (st->header_kind == RLS_HDR_OTHER) {
-			rls_skip_to_line_end(s, sc);
+		if (st->header_kind == RLS_HDR_OTHER || st->header_kind == RLS_HDR_KEY ||
+		    st->header_kind == RLS_HDR_MODEL) {
+			if (st->header_kind == RLS_HDR_OTHER)
+				rls_skip_to_line_end(s, sc);
+			else
+				rls_take_value_run(s, st);
 			/* A value longer than one run goes on in the next step. */
 			if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
 				return 0;
