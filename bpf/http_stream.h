@@ -306,20 +306,26 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
 	return *(const __u64 *)(const void *)&s->payload[i & RLS_WINDOW_MASK];
 }
 
-/* Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. */
-static __always_inline __u32 rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end,
-					      __u8 c, __u8 c2)
+/*
+ * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. A
+ * global function: its result is opaque to the verifier, so the paths of a caller's loop
+ * meet again whatever it returned.
+ */
+__noinline int rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end, __u32 c,
+				__u32 c2)
 {
 	__u32 pos = from, k;
 	__u64 w;
 
+	if (!s)
+		return (int)from;
 	if (end - from > RLS_RUN_MAX)
 		end = from + RLS_RUN_MAX;
 	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
 		if (pos + 8 > end)
 			break;
 		w = rls_word_at(s, pos);
-		if (rls_word_has(w, c) || rls_word_has(w, c2))
+		if (rls_word_has(w, (__u8)c) || rls_word_has(w, (__u8)c2))
 			break;
 		pos += 8;
 	}
@@ -338,7 +344,7 @@ static __always_inline __u32 rls_find_run_end(const struct rls_scratch *s, __u32
 
 static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct rls_scan *sc)
 {
-	sc->pos = rls_find_run_end(s, sc->pos, sc->len, '\n', '\n');
+	sc->pos = (__u32)rls_find_run_end(s, sc->pos, sc->len, '\n', '\n');
 }
 
 /*
@@ -508,6 +514,55 @@ static __always_inline void rls_json_structure(struct rls_stream *st, __u8 b)
 	}
 }
 
+#define RLS_JSON_TOKENS 16 /* strings and structure bytes one step reads at most */
+
+/*
+ * Inside the top-level object, where nothing is read but nesting and where strings end:
+ * strings (found a word at a time) and structure bytes, up to RLS_JSON_TOKENS of them in one
+ * step, until a top-level key begins or the object closes. Returns the bytes consumed, at
+ * least one. A global function: verified once.
+ */
+__noinline int rls_json_scan_nested(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
+{
+	__u32 from, end, q, t;
+
+	if (!s || !st)
+		return 1;
+	from = s->scan.pos;
+	end = from + limit;
+	/* The stream position stays in map memory: paths through a token meet at the next. */
+	for (t = 0; t < RLS_JSON_TOKENS; t++) {
+		if (s->scan.pos >= end)
+			break;
+		if (st->json_in_string) {
+			if (st->json_escaped) {
+				st->json_escaped = 0;
+				s->scan.pos++;
+				continue;
+			}
+			q = (__u32)rls_find_run_end(s, s->scan.pos, end, '"', '\\');
+			if (q >= end || (rls_at(s, q) != '"' && rls_at(s, q) != '\\')) {
+				s->scan.pos = q; /* a long string: goes on in the next token */
+				continue;
+			}
+			if (rls_at(s, q) == '"')
+				st->json_in_string = 0;
+			else
+				st->json_escaped = 1;
+			s->scan.pos = q + 1;
+			continue;
+		}
+		if (st->json_expect != RLS_JSON_ANY ||
+		    (st->request_flags & RLS_REQ_JSON_DONE))
+			break;
+		rls_json_structure(st, rls_at(s, s->scan.pos));
+		s->scan.pos++;
+	}
+	q = s->scan.pos - from;
+	s->scan.pos = from; /* the caller moves the position by what is returned */
+	return q ? q : 1;
+}
+
 /*
  * Read the body's JSON: at most limit bytes from sc->pos, at least one. Returns the bytes
  * consumed. Inside strings that are not a top-level key or the model, bytes are skipped a
@@ -518,23 +573,11 @@ static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_
 {
 	struct rls_scratch *s = c->s;
 	struct rls_stream *st = c->st;
-	__u32 pos = sc->pos, k, digit;
+	__u32 pos = sc->pos, digit;
 	__u8 b;
 
-	if (st->json_in_string) {
-		if (st->json_escaped) {
-			st->json_escaped = 0;
-			return 1;
-		}
-		k = rls_find_run_end(s, pos, pos + limit, '"', '\\') - pos;
-		if (k >= limit || k >= RLS_RUN_MAX)
-			return k ? k : 1;
-		if (rls_at(s, pos + k) == '"')
-			st->json_in_string = 0;
-		else
-			st->json_escaped = 1;
-		return k + 1;
-	}
+	if (st->json_in_string || st->json_expect == RLS_JSON_ANY)
+		return (__u32)rls_json_scan_nested(s, st, limit);
 	b = rls_at(s, pos);
 	switch (st->json_expect) {
 	case RLS_JSON_START:
