@@ -649,21 +649,36 @@ static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_
 		st->json_expect = RLS_JSON_ANY;
 		rls_json_structure(st, b);
 		return 1;
-	case RLS_JSON_MODEL:
-		if (b == '\\' || (b != '"' && st->body_model_len >= RLS_MODEL_NAME_MAX - 1)) {
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-			return 1;
+	case RLS_JSON_MODEL: {
+		/* The model's name to its closing quote, in one step where it is all here. */
+		__u32 q = (__u32)rls_find_run_end(s, pos, pos + limit, '"', '\\'), k;
+
+		for (k = 0; k < RLS_MODEL_NAME_MAX; k++) {
+			if (pos + k >= q)
+				break;
+			if (st->body_model_len >= RLS_MODEL_NAME_MAX - 1) {
+				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* longer than any name */
+				return 1;
+			}
+			st->body_model[st->body_model_len & (RLS_MODEL_NAME_MAX - 1)] =
+				rls_at(s, pos + k);
+			st->body_model_len++;
 		}
-		if (b == '"') {
-			if (st->body_model_len == 0)
+		if (pos + k < q)
+			return k ? k : 1;
+		if (q >= pos + limit || rls_at(s, q) != '"') {
+			if (q < pos + limit && rls_at(s, q) == '\\') {
 				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-			st->request_flags |= RLS_REQ_HAS_BODY_MODEL;
-			st->json_expect = RLS_JSON_ANY;
-			return 1;
+				return k + 1;
+			}
+			return k ? k : 1; /* the name goes on in the next segment */
 		}
-		st->body_model[st->body_model_len & (RLS_MODEL_NAME_MAX - 1)] = b;
-		st->body_model_len++;
-		return 1;
+		if (st->body_model_len == 0)
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+		st->request_flags |= RLS_REQ_HAS_BODY_MODEL;
+		st->json_expect = RLS_JSON_ANY;
+		return k + 1;
+	}
 	case RLS_JSON_NUMBER:
 		if (rls_is_hex(b, &digit) && b <= '9') {
 			if (st->value_number < RLS_LENGTH_MAX)
@@ -807,7 +822,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		st->name_len = 0;
 		st->name_cand = rls_all_names(c->cfg);
 		st->phase = RLS_PHASE_NAME;
-		return 0;
+		__attribute__((fallthrough)); /* the name in the same step */
 	case RLS_PHASE_NAME: {
 		/* The whole name in one step: it is short, and each byte narrows the candidates. */
 		__u32 k;
@@ -838,6 +853,12 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		}
 		st->header_kind = RLS_HDR_OTHER;
 		st->phase = RLS_PHASE_VALUE;
+		/* A line nobody asked about: skipped in the same step, to its end if it is here. */
+		rls_skip_to_line_end(s, sc);
+		if (sc->pos < sc->len && rls_at(s, sc->pos) == '\n') {
+			sc->pos++;
+			st->phase = RLS_PHASE_LINE_START;
+		}
 		return 0;
 	}
 	case RLS_PHASE_VALUE:
