@@ -21,7 +21,6 @@
 /* Where a scan stopped: what the XDP program must do before it goes on. */
 enum rls_scan_stop {
 	RLS_STOP_NEED_BYTES,    /* the segment is used up */
-	RLS_STOP_REQUEST_START, /* a request's first byte is at scan.pos */
 	RLS_STOP_REQUEST_END,   /* a request's last byte is just before scan.pos */
 	RLS_STOP_BROKEN,        /* not HTTP/1.1 as a server reads it */
 	RLS_STOP_HTTP2,         /* the HTTP/2 prior-knowledge preface */
@@ -620,35 +619,43 @@ static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_
 		return n ? n : 1;
 	}
 	case RLS_JSON_COLON:
-		if (rls_json_ws(b))
-			return 1;
-		if (b != ':') {
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-			return 1;
-		}
-		st->json_expect = RLS_JSON_VALUE;
-		return 1;
-	case RLS_JSON_VALUE:
-		if (rls_json_ws(b))
-			return 1;
-		if (st->json_key_kind == RLS_JSON_KEY_MODEL) {
-			/* A second top-level "model", or one that is not a plain string. */
-			if ((st->request_flags & RLS_REQ_HAS_BODY_MODEL) || b != '"') {
-				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-				return 1;
+	case RLS_JSON_VALUE: {
+		/* A top-level key's colon and its value's first byte, in one step. */
+		__u32 n;
+
+		for (n = 0; n < 16 && n < limit; n++) {
+			b = rls_at(s, pos + n);
+			if (rls_json_ws(b))
+				continue;
+			if (st->json_expect == RLS_JSON_COLON) {
+				if (b != ':') {
+					rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+					return n + 1;
+				}
+				st->json_expect = RLS_JSON_VALUE;
+				continue;
 			}
-			st->body_model_len = 0;
-			st->json_expect = RLS_JSON_MODEL;
-			return 1;
+			if (st->json_key_kind == RLS_JSON_KEY_MODEL) {
+				/* A second top-level "model", or one that is not a plain string. */
+				if ((st->request_flags & RLS_REQ_HAS_BODY_MODEL) || b != '"') {
+					rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+					return n + 1;
+				}
+				st->body_model_len = 0;
+				st->json_expect = RLS_JSON_MODEL;
+				return n + 1;
+			}
+			if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS && b >= '0' && b <= '9') {
+				st->value_number = b - '0';
+				st->json_expect = RLS_JSON_NUMBER;
+				return n + 1;
+			}
+			st->json_expect = RLS_JSON_ANY;
+			rls_json_structure(st, b);
+			return n + 1;
 		}
-		if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS && b >= '0' && b <= '9') {
-			st->value_number = b - '0';
-			st->json_expect = RLS_JSON_NUMBER;
-			return 1;
-		}
-		st->json_expect = RLS_JSON_ANY;
-		rls_json_structure(st, b);
-		return 1;
+		return n ? n : 1;
+	}
 	case RLS_JSON_MODEL: {
 		/* The model's name to its closing quote, in one step where it is all here. */
 		__u32 q = (__u32)rls_find_run_end(s, pos, pos + limit, '"', '\\'), k;
@@ -735,9 +742,11 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			sc->pos++;
 			return 0;
 		}
+		/* The XDP program ends the last response before it decides this request. */
 		rls_request_begin(st);
-		sc->stop = RLS_STOP_REQUEST_START;
-		return 1;
+		st->request_start = s->pkt.seq + s->seg.base + sc->pos;
+		s->seg.started = 1;
+		return 0;
 	case RLS_PHASE_METHOD: {
 		__u32 k;
 

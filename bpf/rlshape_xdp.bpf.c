@@ -221,6 +221,16 @@ static __always_inline bool rls_load_window(struct xdp_md *ctx, struct rls_scrat
 	return true;
 }
 
+/* HTTP/1.1 answers in order: a new request on the connection means the last response is over. */
+static __always_inline void rls_request_began(struct rls_scratch *s, struct rls_flow *flow)
+{
+	if (!s->seg.started)
+		return;
+	s->seg.started = 0;
+	if (flow->requests)
+		rls_end_response(&s->pkt.flow, flow, 0);
+}
+
 /*
  * One round: scan on until the stream says something must be done, and do it. A global
  * function, so that the segment's loop over rounds is verified once per round, not once per
@@ -240,15 +250,11 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		s->seg.base += s->scan.len;
 		if (rls_load_window(ctx, s))
 			return RLS_ROUND_GO_ON;
+		rls_request_began(s, flow); /* a request that goes on in the next segment */
 		s->seg.action = XDP_PASS;
 		return RLS_ROUND_DONE;
-	case RLS_STOP_REQUEST_START:
-		st->request_start = s->pkt.seq + s->seg.base + s->scan.pos;
-		/* HTTP/1.1 answers in order: a new request means the last response is over. */
-		if (flow->requests)
-			rls_end_response(&s->pkt.flow, flow, 0);
-		return RLS_ROUND_GO_ON;
 	case RLS_STOP_REQUEST_END:
+		rls_request_began(s, flow);
 		action = rls_request_ended(ctx, s, flow, cfg, generation);
 		/* A refused request ends the segment, even where its cut segment still passes. */
 		if (flow->state != RLS_FLOW_REJECTED)
@@ -281,6 +287,7 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	s->seg.total = pkt->payload_len;
 	s->seg.action = XDP_PASS;
 	s->seg.forgotten = 0;
+	s->seg.started = 0;
 	/* When the client last spoke: the daemon removes entries of connections gone silent. */
 	flow->last_seen_ns = bpf_ktime_get_ns();
 	if (!rls_load_window(ctx, s))
