@@ -9,8 +9,8 @@
  * The scan runs over the segment's bytes copied into per-CPU scratch memory, one bpf_loop()
  * step per byte or per run of bytes that cannot matter (a header value nobody asked for, the
  * inside of a JSON string, a body past its model), and stops where the XDP program must act:
- * a request starts, a request ends (its last byte is here: decide now), or the bytes are not
- * HTTP/1.1 a server would read as this parser does.
+ * a request ends (its last byte is here: decide now), or the bytes are not HTTP/1.1 a server
+ * would read as this parser does.
  */
 #ifndef RLS_BPF_HTTP_STREAM_H
 #define RLS_BPF_HTTP_STREAM_H
@@ -39,7 +39,6 @@ enum rls_scan_stop {
 #define RLS_HTTP_1_1 RLS_VERSION('H', 'T', 'T', 'P', '/', '1', '.', '1')
 #define RLS_HTTP_1_0 RLS_VERSION('H', 'T', 'T', 'P', '/', '1', '.', '0')
 #define RLS_HTTP_2_0 RLS_VERSION('H', 'T', 'T', 'P', '/', '2', '.', '0')
-#define RLS_CHUNKED_TAIL RLS_VERSION(0, 'c', 'h', 'u', 'n', 'k', 'e', 'd')
 
 struct rls_stream_ctx {
 	struct rls_scratch *s;
@@ -226,13 +225,47 @@ static __always_inline void rls_key_line_done(struct rls_stream_ctx *c)
  */
 static __always_inline int rls_transfer_encoding_done(struct rls_stream *st)
 {
-	__u64 tail = st->value_number;
+	const char *chunked = "chunked";
+	__u32 n = st->value_trim, k;
+	__u8 before;
 
-	if ((tail & 0x00ffffffffffffffull) != RLS_CHUNKED_TAIL)
+	if (st->value_len == 0xffff || n < 7)
 		return -1;
-	if (st->value_len > 7 && (tail >> 56) != ',')
-		return -1;
+	for (k = 0; k < 7; k++)
+		if (rls_lower(st->value[(n - 7 + k) & (RLS_STREAM_KEY_MAX - 1)]) != (__u8)chunked[k])
+			return -1;
+	/* "chunked" alone, or the last of a list: ",chunked" or ", chunked". */
+	if (n > 7) {
+		before = st->value[(n - 8) & (RLS_STREAM_KEY_MAX - 1)];
+		if (before == ' ' && n > 8)
+			before = st->value[(n - 9) & (RLS_STREAM_KEY_MAX - 1)];
+		if (before != ',')
+			return -1;
+	}
 	st->request_flags |= RLS_REQ_CHUNKED;
+	return 0;
+}
+
+/* A content-length's value: digits only (RFC 9110 8.6); -1 for anything else. */
+static __always_inline int rls_content_length_value(const struct rls_stream *st, __u64 *out)
+{
+	__u32 n = st->value_trim, k;
+	__u64 v = 0;
+	__u8 b;
+
+	if (st->value_len == 0xffff || n == 0 || n > 13) /* 13 digits: past RLS_LENGTH_MAX */
+		return -1;
+	for (k = 0; k < 13; k++) {
+		if (k >= n)
+			break;
+		b = st->value[k];
+		if (b < '0' || b > '9')
+			return -1;
+		v = v * 10 + (b - '0');
+	}
+	if (v >= RLS_LENGTH_MAX)
+		return -1;
+	*out = v;
 	return 0;
 }
 
@@ -263,16 +296,18 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 		st->request_flags |= RLS_REQ_HAS_HEADER_MODEL;
 		break;
 	}
-	case RLS_HDR_CONTENT_LENGTH:
+	case RLS_HDR_CONTENT_LENGTH: {
+		__u64 v;
+
 		/* Digits only, and two content-lengths must agree: a server refuses anything else. */
-		if (st->value_len == 0 || st->value_len == 0xffff)
+		if (rls_content_length_value(st, &v))
 			return -1;
-		if ((st->request_flags & RLS_REQ_CONTENT_LENGTH) &&
-		    st->content_length != st->value_number)
+		if ((st->request_flags & RLS_REQ_CONTENT_LENGTH) && st->content_length != v)
 			return -1;
-		st->content_length = st->value_number;
+		st->content_length = v;
 		st->request_flags |= RLS_REQ_CONTENT_LENGTH;
 		break;
+	}
 	case RLS_HDR_TRANSFER_ENCODING:
 		return rls_transfer_encoding_done(st);
 	}
@@ -389,32 +424,6 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 		st->value_len++;
 		if (b != ' ')
 			st->value_trim = st->value_len;
-	}
-	return 0;
-}
-
-/* One byte of a framing header's value. Returns -1 for a broken request. */
-static __always_inline int rls_value_byte(struct rls_stream_ctx *c, __u8 b)
-{
-	struct rls_stream *st = c->st;
-	bool ows = rls_is_ows(b) || b == '\r';
-
-	switch (st->header_kind) {
-	case RLS_HDR_CONTENT_LENGTH:
-		if (ows)
-			return 0;
-		if (b < '0' || b > '9' || st->value_number >= RLS_LENGTH_MAX)
-			return -1;
-		st->value_number = st->value_number * 10 + (b - '0');
-		st->value_len = 1;
-		return 0;
-	case RLS_HDR_TRANSFER_ENCODING:
-		if (ows)
-			return 0;
-		st->value_number = st->value_number << 8 | rls_lower(b);
-		if (st->value_len < 0xfff0)
-			st->value_len++;
-		return 0;
 	}
 	return 0;
 }
@@ -846,7 +855,6 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 				st->value_len = 0;
 				st->value_trim = 0;
 				st->value_number = 0;
-				st->bearer_pos = 0;
 				st->phase = RLS_PHASE_VALUE;
 				return 0;
 			}
@@ -871,26 +879,17 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		return 0;
 	}
 	case RLS_PHASE_VALUE:
-		if (st->header_kind == RLS_HDR_OTHER || st->header_kind == RLS_HDR_KEY ||
-		    st->header_kind == RLS_HDR_MODEL) {
-			if (st->header_kind == RLS_HDR_OTHER)
-				rls_skip_to_line_end(s, sc);
-			else
-				rls_take_value_run(s, st);
-			/* A value longer than one run goes on in the next step. */
-			if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
-				return 0;
-			b = '\n';
-		}
-		sc->pos++;
-		if (b == '\n') {
-			if (rls_header_line_done(c))
-				goto broken;
-			st->phase = RLS_PHASE_LINE_START;
+		if (st->header_kind == RLS_HDR_OTHER)
+			rls_skip_to_line_end(s, sc);
+		else
+			rls_take_value_run(s, st);
+		/* A value longer than one run goes on in the next step. */
+		if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
 			return 0;
-		}
-		if (rls_value_byte(c, b))
+		sc->pos++;
+		if (rls_header_line_done(c))
 			goto broken;
+		st->phase = RLS_PHASE_LINE_START;
 		return 0;
 	case RLS_PHASE_BODY:
 		if (!rls_body_bytes(c, sc))

@@ -343,7 +343,7 @@ struct rls_stream {
 	__u8 header_kind;      /* enum rls_header_kind of the current line */
 	__u8 key_rank;         /* the key header that gave the key; lower wins */
 	__u8 line_rank;        /* the key header the current line is */
-	__u8 bearer_pos;       /* of "bearer " matched, then 7 once the key proper starts */
+	__u8 pad0;
 	__u8 json_expect;      /* enum rls_json_expect */
 	__u16 name_len;
 	__u16 value_len;       /* bytes stored of the current value */
