@@ -3,6 +3,9 @@
 #ifndef RLS_TOOLS_CLOCK_H
 #define RLS_TOOLS_CLOCK_H
 
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <time.h>
 
 static inline unsigned long long mono_ms(void)
@@ -11,6 +14,25 @@ static inline unsigned long long mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+/* true when fd is ready for events before the deadline (mono_ms). */
+static inline bool wait_fd_until(int fd, short events, unsigned long long deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	unsigned long long now;
+	int n;
+
+	for (;;) {
+		now = mono_ms();
+		if (now >= deadline)
+			return false;
+		n = poll(&pfd, 1, (int)(deadline - now));
+		if (n > 0)
+			return true;
+		if (n < 0 && errno != EINTR)
+			return false;
+	}
 }
 
 #endif /* RLS_TOOLS_CLOCK_H */

@@ -131,20 +131,7 @@ struct conn {
 /* true when fd is ready before the deadline. */
 static bool wait_fd(struct conn *c, short events)
 {
-	struct pollfd pfd = { .fd = c->fd, .events = events };
-	unsigned long long now;
-	int n;
-
-	for (;;) {
-		now = mono_ms();
-		if (now >= c->deadline)
-			return false;
-		n = poll(&pfd, 1, (int)(c->deadline - now));
-		if (n > 0)
-			return true;
-		if (n < 0 && errno != EINTR)
-			return false;
-	}
+	return wait_fd_until(c->fd, events, c->deadline);
 }
 
 static void conn_close(struct conn *c)
