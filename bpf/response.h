@@ -88,14 +88,17 @@ static __always_inline void rls_note_closed(const struct rls_flow_key *key, stru
  * overlap an answer the upstream owes: no request was admitted on the connection, or the
  * upstream has sent something since the last one was and the client has all of it. (A client
  * that pipelines a refused request behind admitted ones waits for their answers: its request
- * is dropped until then, and answered when it sends it again.)
+ * is dropped until then, and answered when it sends it again.) Where TC has seen nothing of
+ * the upstream (its answers leave by another interface), the client's own acknowledgements
+ * are all there is: it must have received something since the admission.
  */
 static __always_inline bool rls_may_answer(const struct rls_flow *flow, __u32 ack_seq)
 {
 	if (!flow->admitted_any)
 		return true;
-	return flow->server_seen && flow->server_next != flow->admitted_mark &&
-	       ack_seq == flow->server_next;
+	if (!flow->server_seen)
+		return ack_seq != flow->admitted_ack;
+	return flow->server_next != flow->admitted_mark && ack_seq == flow->server_next;
 }
 
 #endif /* RLS_BPF_RESPONSE_H */

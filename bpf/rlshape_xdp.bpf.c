@@ -199,6 +199,7 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 		return rls_refuse(ctx, s, flow);
 	flow->state = RLS_FLOW_ADMITTED;
 	flow->admitted_mark = flow->server_next;
+	flow->admitted_ack = s->pkt.ack_seq;
 	flow->admitted_any = 1;
 	if (admission.meter_tokens || admission.slot_taken)
 		rls_follow_response(&s->pkt.flow, flow, &admission);

@@ -435,6 +435,8 @@ struct rls_flow {
 	__u32 server_seen;     /* server_next is known */
 	__u32 admitted_mark;   /* server_next when the last request was admitted */
 	__u32 admitted_any;    /* a request on this connection was admitted */
+	__u32 admitted_ack;    /* what the client acknowledged of the upstream then */
+	__u32 pad1;
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

@@ -296,6 +296,34 @@ static void test_pipelined_refusal_cut(void **state)
 		 1, "pricey rejected by rpd");
 }
 
+/*
+ * Where TC sees nothing of the upstream (its answers leave by another interface), a refused
+ * request behind an admitted one is answered once the client acknowledges something new.
+ */
+static void test_refusal_without_tc_waits_for_the_clients_ack(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(23201);
+	char one[1024];
+	size_t len = full_request(one, sizeof(one), KEY_PRICEY, "pricey");
+	struct result r;
+	struct tp_spec s;
+	int i;
+
+	leave_room_in_window(86400, 60 * 1000);
+	c.silent_upstream = 1;
+	for (i = 0; i < 2; i++)
+		send_part(e, &c, one, 0, len, "an admitted request, its answer unseen");
+	s = spec_of(&c, one, len, 0);
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_DROP, "refused, the client has received nothing since");
+	s.ack += 300; /* the client now acknowledges 300 bytes of answers */
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_TX, "refused, sent again after the client received its answers");
+	CHECK(!memcmp(r.out + 54, "HTTP/1.1 429 ", 13), "the answer is not a 429");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), s.ack, "the 429 starts where the client stands");
+}
+
 /* ---- order, retransmission ---- */
 
 static void test_out_of_order_dropped_then_counted(void **state)
@@ -567,6 +595,7 @@ int main(void)
 		T(test_request_shapes),
 		T(test_pipelined),
 		T(test_pipelined_refusal_cut),
+		T(test_refusal_without_tc_waits_for_the_clients_ack),
 		T(test_out_of_order_dropped_then_counted),
 		T(test_retransmissions),
 		T(test_off_stream_fin_rst_change_nothing),
