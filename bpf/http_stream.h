@@ -856,7 +856,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 				st->value_trim = 0;
 				st->value_number = 0;
 				st->phase = RLS_PHASE_VALUE;
-				return 0;
+				goto value; /* in the same step */
 			}
 			if (b == '\n')
 				goto broken; /* a header line without a colon */
@@ -879,6 +879,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		return 0;
 	}
 	case RLS_PHASE_VALUE:
+value:
 		if (st->header_kind == RLS_HDR_OTHER)
 			rls_skip_to_line_end(s, sc);
 		else
