@@ -510,8 +510,11 @@ static bool send_expect(struct conn *c, const struct request *r)
 {
 	struct response rs;
 
-	if (!seg(c, r->b.p, r->body_start))
+	/* drained() stops early when an answer is readable: that is the 100 (or a final answer)
+	 * this function waits for, not a failure. */
+	if (!wr(c, r->b.p, r->body_start, 0))
 		return false;
+	drained(c);
 	if (read_head(c, &rs) != OUT_OK)
 		return false;
 	if (rs.status != 100) {
