@@ -67,7 +67,7 @@ __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_fl
 		ev->reserved_tokens = flow->reserved_tokens;
 		ev->request_bytes = flow->request_bytes;
 		ev->response_bytes = flow->response_bytes;
-		ev->flags = flags | (flow->response_state == RLS_RESPONSE_CHUNKED ? RLS_EVENT_CHUNKED : 0);
+		ev->flags = flags;
 		ev->tail_slot = flow->tail_slot & (RLS_TAIL_SLOTS - 1);
 		ev->bytes_per_token = flow->bytes_per_token;
 		ev->pad = 0;

@@ -46,8 +46,11 @@ static __always_inline void rls_follow_response(const struct rls_flow_key *key,
 	flow->response_state = RLS_RESPONSE_AWAITED;
 }
 
-/* Only one of XDP and TC ends a response: the one that moves its state to NONE. */
-static __always_inline bool rls_claim_response_end(struct rls_flow *flow)
+/*
+ * Only one of XDP and TC ends a response: the one that moves its state to NONE. Returns the
+ * state it ended (how the body was framed), or RLS_RESPONSE_NONE when the other one did.
+ */
+static __always_inline __u32 rls_claim_response_end(struct rls_flow *flow)
 {
 	__u32 state, i;
 
@@ -55,19 +58,23 @@ static __always_inline bool rls_claim_response_end(struct rls_flow *flow)
 	for (i = 0; i < 2; i++) {
 		state = *(volatile __u32 *)&flow->response_state;
 		if (state == RLS_RESPONSE_NONE)
-			return false;
+			return RLS_RESPONSE_NONE;
 		if (__sync_bool_compare_and_swap(&flow->response_state, state, RLS_RESPONSE_NONE))
-			return true;
+			return state;
 	}
-	return false;
+	return RLS_RESPONSE_NONE;
 }
 
 /* The response is over, or its connection is: report the tokens and give the slot back. */
 static __always_inline void rls_end_response(const struct rls_flow_key *key, struct rls_flow *flow,
 					     __u32 flags)
 {
-	if (rls_claim_response_end(flow) && flow->meter_tokens)
-		rls_report_response(key, flow, flags);
+	__u32 ended = rls_claim_response_end(flow);
+
+	/* Its framing, from the state it ended in: the claim has just reset that state. */
+	if (ended != RLS_RESPONSE_NONE && flow->meter_tokens)
+		rls_report_response(key, flow,
+				    flags | (ended == RLS_RESPONSE_CHUNKED ? RLS_EVENT_CHUNKED : 0));
 	/* Most ends hold no slot: spare them the call (which checks again, atomically). */
 	if (flow->slot_held)
 		rls_give_back_slot(key, flow);

@@ -474,6 +474,7 @@ struct request {
 	char x_model[VALUE_MAX];
 	bool has_tokens, has_delay;
 	unsigned long prompt_tokens, completion_tokens, delay_ms, event_delay_ms;
+	unsigned long chunk_size;       /* x-mock-chunk-size: a plain answer sent chunked, 0: not */
 	char hold_file[HOLD_PATH_MAX];  /* x-mock-hold-file, "" when not held */
 	struct sbuf body;
 };
@@ -571,6 +572,10 @@ static bool header_mock(struct request *rq, const char *name, size_t nl, const c
 	} else if (span_ieq(name, nl, "x-mock-event-delay-ms")) {
 		if (!parse_ulong(v, n, DELAY_MAX_MS, &rq->event_delay_ms))
 			return fail(e, 400, "x-mock-event-delay-ms wants milliseconds (0..3600000)");
+	} else if (span_ieq(name, nl, "x-mock-chunk-size")) {
+		/* As a proxy that re-chunks an answer would: chunk framing anywhere in it. */
+		if (!parse_ulong(v, n, 65536, &rq->chunk_size) || !rq->chunk_size)
+			return fail(e, 400, "x-mock-chunk-size wants bytes per chunk (1..65536)");
 	} else if (span_ieq(name, nl, "x-mock-hold-file")) {
 		/* Truncating would wait on some other file, forever: refuse instead. */
 		if (!n || n >= sizeof(rq->hold_file))
@@ -910,6 +915,7 @@ struct answer {
 	struct sbuf model;          /* JSON-escaped */
 	unsigned long prompt, completion;
 	unsigned long event_delay;  /* ms before each event but the first, or mid-body */
+	unsigned long chunk_size;   /* a plain answer in chunks of this many bytes; 0: not */
 	bool stream, usage, include_usage, keep_alive, chunked;
 };
 
@@ -934,7 +940,8 @@ static void answer_init(struct answer *a, const struct request *rq, const struct
 	a->include_usage = a->usage && bi->include_usage;
 	a->keep_alive = rq->keep_alive;
 	/* HTTP/1.0 has no chunked coding: stream until close instead. */
-	a->chunked = a->stream && rq->minor == 1;
+	a->chunked = (a->stream || rq->chunk_size) && rq->minor == 1;
+	a->chunk_size = a->stream ? 0 : rq->chunk_size;
 	if (a->stream && !a->chunked)
 		a->keep_alive = false;
 }
@@ -969,6 +976,25 @@ static bool pace(const struct conn *c, const struct answer *a)
 	return !a->event_delay || hold_conn(c, a->event_delay) > 0;
 }
 
+/* The body in chunks of size bytes, then the last chunk: framing wherever it falls. */
+static bool send_chunks(struct conn *c, const struct sbuf *body, unsigned long size)
+{
+	struct sbuf out = { 0 };
+	size_t off, n;
+	bool ok;
+
+	for (off = 0; off < body->len; off += n) {
+		n = body->len - off < size ? body->len - off : size;
+		sb_printf(&out, "%zx\r\n", n);
+		sb_add(&out, body->p + off, n);
+		sb_str(&out, "\r\n");
+	}
+	sb_str(&out, "0\r\n\r\n");
+	ok = !out.oom && send_all(c, out.p, out.len);
+	sb_free(&out);
+	return ok;
+}
+
 static bool answer_completion(struct conn *c, const struct answer *a, bool head_only)
 {
 	struct sbuf body = { 0 }, head = { 0 };
@@ -986,6 +1012,13 @@ static bool answer_completion(struct conn *c, const struct answer *a, bool head_
 	}
 	sb_str(&body, "}\n");
 	add_head(&head, "application/json", body.len, a);
+	if (a->chunked && a->chunk_size) {
+		ok = !head.oom && !body.oom && send_all(c, head.p, head.len) &&
+		     (head_only || send_chunks(c, &body, a->chunk_size));
+		sb_free(&head);
+		sb_free(&body);
+		return ok;
+	}
 	/* With an event delay the body goes in two halves, so a client can be caught mid-body. */
 	half = a->event_delay ? body.len / 2 : body.len;
 	ok = !head.oom && !body.oom && send_all(c, head.p, head.len) &&
@@ -1492,6 +1525,7 @@ static void usage(FILE *out)
 "\n"
 "Per-request overrides (request headers):\n"
 "  x-mock-tokens: P,C         usage for this answer\n"
+"  x-mock-chunk-size: N       a plain answer sent chunked, N bytes a chunk\n"
 "  x-mock-delay-ms: N         hold this request N ms before answering\n"
 "  x-mock-hold-file: PATH     hold this request until PATH exists (at most 3600000 ms), then\n"
 "                             for its delay; the request is logged before the hold\n"

@@ -78,6 +78,7 @@ stream = "--stream" in opts
 delay = opts[opts.index("--delay-ms") + 1] if "--delay-ms" in opts else None
 words = int(opts[opts.index("--prompt-words") + 1]) if "--prompt-words" in opts else prompt
 save429 = opts[opts.index("--save-429") + 1] if "--save-429" in opts else None
+chunk = opts[opts.index("--chunk-size") + 1] if "--chunk-size" in opts else None
 BPT = 4
 
 body = {"model": "mock-model", "messages": [{"role": "user", "content": "tok " * words}]}
@@ -89,6 +90,8 @@ head = ("POST /v1/chat/completions HTTP/1.1\r\nhost: %s\r\nauthorization: Bearer
         "content-type: application/json\r\nx-mock-tokens: %d,%d\r\n" % (target, key, prompt, completion))
 if delay:
     head += "x-mock-delay-ms: %s\r\n" % delay
+if chunk:
+    head += "x-mock-chunk-size: %s\r\n" % chunk
 head += "content-length: %d\r\n\r\n" % len(body)
 request = head.encode() + body
 
@@ -370,7 +373,7 @@ start_daemon() {
 
 out=$(rls load "$TABLE" --dev "$BED_GW_DEV" 2>&1) && st=0 || st=$?
 tap_is "$st" 0 "rlshape load exits 0"
-tap_like "$out" "loaded .*tokens\.json on $BED_GW_DEV: 8 accounts" "rlshape load reports the table"
+tap_like "$out" "loaded .*tokens\.json on $BED_GW_DEV: 9 accounts" "rlshape load reports the table"
 start_daemon
 tap_ok "rlshape daemon --dev $BED_GW_DEV is running" _bed_alive "$DAEMON_PID"
 
@@ -405,14 +408,17 @@ tap_is "$(grep -c 'key=Bearer tok-key-minute ' "$UP_LOG")" 3 "the upstream saw t
 
 # Sizes: small answers in one segment, 1000-token ones over several, a prompt-only one, and
 # several connections at once. Each row: N CONNS PROMPT,COMPLETION.
-seen_plain=0 seen_stream=0
+seen_plain=0 seen_stream=0 seen_chunked=0
 ACCOUNTING="6 2 7,13
 4 2 100,1000
 2 1 12000,1
 3 3 0,2500"
-for kind in plain stream; do
+# chunked: plain answers sent chunked 7 bytes a chunk, as a proxy that re-chunks would: the
+# usage crosses chunk framing, which the daemon must take out to read it (issue 11, item 3).
+for kind in plain stream chunked; do
 	opt=""
 	[[ $kind == stream ]] && opt=--stream
+	[[ $kind == chunked ]] && opt="--chunk-size 7"
 	want=0
 	seen=0
 	all_ok=1
