@@ -186,6 +186,26 @@ static __always_inline bool rls_has_token_limits(const struct rls_limits *l)
 	return l->tpm != RLS_TOKENS_UNLIMITED || l->tpd != RLS_TOKENS_UNLIMITED;
 }
 
+/*
+ * How long a deficit of tokens takes to refill at tpm a minute, in ms, at most what reset_ms
+ * holds (49.7 days): a deficit no settlement should leave (they are capped) must still give a
+ * wait that does not wrap around to a short one.
+ */
+static __always_inline __u32 rls_refill_wait_ms(__s64 deficit, __u64 tpm)
+{
+	__u64 d = deficit > 0 ? (__u64)deficit : 0, minutes, rest, part;
+
+	if (!tpm)
+		return 0xffffffff;
+	minutes = d / tpm;
+	rest = d % tpm;
+	if (minutes >= 0xffffffffull / 60000)
+		return 0xffffffff;
+	/* rest * 60000 fits 64 bits for any tpm below 2^48; past it a ms more or less is nothing. */
+	part = tpm < (1ull << 48) ? (rest * 60000 + tpm - 1) / tpm : rest / (tpm / 60000) + 1;
+	return (__u32)(minutes * 60000 + part);
+}
+
 /* Token limits, under the lock: a request is admitted only while the budgets are positive. */
 static __always_inline void rls_check_tokens(struct rls_counter *c, const struct rls_limits *l,
 					     __u64 now_ns, struct rls_rejection *v)
@@ -201,7 +221,7 @@ static __always_inline void rls_check_tokens(struct rls_counter *c, const struct
 			v->limit = l->tpm;
 			v->remaining = 0;
 			/* Until the budget is back above zero, at tpm/60 tokens a second. */
-			v->reset_ms = (__u32)((((__u64)(1 - c->token_budget)) * 60000 + l->tpm - 1) / l->tpm);
+			v->reset_ms = rls_refill_wait_ms(1 - c->token_budget, l->tpm);
 			return;
 		}
 	}

@@ -54,6 +54,14 @@
 
 #define RLS_NS_PER_SEC 1000000000ull
 
+/*
+ * What one response may be charged at most (a tier entry's max_response_tokens): by default
+ * more than any model's context holds, and the table may not go past 2^40, so that no sum of
+ * settlements nears the 64 bits the budgets are kept in.
+ */
+#define RLS_DEFAULT_MAX_RESPONSE_TOKENS 2000000ull
+#define RLS_MAX_RESPONSE_TOKENS         (1ull << 40)
+
 /* Bytes a frame can grow by at its tail on veth and generic XDP: the 429 leaves its optional
  * -day headers out past this. It can also grow into the XDP_PACKET_HEADROOM before it. */
 #define RLS_SAFE_GROWTH 192
@@ -170,6 +178,7 @@ struct rls_limits {
 	__u32 reserve_tokens;     /* reserved for the answer at admission when max_tokens is absent */
 	__u32 reserve_max;        /* at most this much of a visible max_tokens is reserved */
 	__u64 max_hold_ns;        /* concurrency: a slot not given back by then is expired */
+	__u64 max_response_tokens;/* what one response may be charged at most, whatever its usage */
 };
 
 /* ---- state: kept across reloads ---- */

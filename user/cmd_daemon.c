@@ -262,6 +262,8 @@ static int on_event(void *ctx, void *data, size_t size)
 	struct daemon *d = ctx;
 	struct rls_response_event ev;
 	struct rls_token_count tc;
+	struct rls_limits limits;
+	__u64 charged;
 	__s64 delta;
 	int result;
 
@@ -273,6 +275,12 @@ static int on_event(void *ctx, void *data, size_t size)
 	}
 	memcpy(&ev, data, sizeof(ev));
 	rls_event_tokens(&ev, &tc);
+	charged = rls_settle_cap_tokens(tc.tokens, counter_limits(d, &ev.counter, &limits) ? NULL
+											     : &limits);
+	if (charged < tc.tokens) {
+		d->totals.capped++;
+		tc.tokens = charged;
+	}
 	delta = rls_settle_delta(tc.tokens, ev.reserved_tokens);
 	result = settle(d, &ev.counter, ev.id, delta);
 	if (d->verbose)

@@ -67,6 +67,14 @@ __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_cou
 	return out->tokens;
 }
 
+__u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits)
+{
+	__u64 cap = limits && limits->max_response_tokens ? limits->max_response_tokens
+							  : RLS_DEFAULT_MAX_RESPONSE_TOKENS;
+
+	return tokens > cap ? cap : tokens;
+}
+
 __s64 rls_settle_delta(__u64 tokens, __u64 reserved)
 {
 	if (tokens >= reserved)

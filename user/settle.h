@@ -26,6 +26,7 @@
 /* Where the limits leave bytes_per_token at 0: about 4 bytes of English text a token. */
 #define RLS_SETTLE_BYTES_PER_TOKEN 4
 
+
 /* Room for every tail slot. */
 #define RLS_SETTLE_TAIL_BUF (RLS_TAIL_SLOTS * RLS_TAIL_MAX)
 
@@ -62,6 +63,13 @@ __s64 rls_settle_delta(__u64 tokens, __u64 reserved);
  * which a refund may not pass. Without a finite tpm the budget is not checked: INT64_MAX.
  */
 __s64 rls_settle_token_burst(const struct rls_limits *limits);
+
+/*
+ * The tokens one response is charged: its count, but never more than its limits'
+ * max_response_tokens. One absurd usage ("total_tokens": 2^53) must not lock an account out for
+ * years; the cap keeps every later sum far inside 64 bits.
+ */
+__u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits);
 
 /* The bytes per token of limits, or RLS_SETTLE_BYTES_PER_TOKEN. */
 __u32 rls_settle_bytes_per_token(const struct rls_limits *limits);
@@ -100,6 +108,7 @@ size_t rls_tier_map_count(struct rls_tier_map *m);
 
 struct rls_settle_totals {
 	__u64 responses;        /* events settled by this daemon */
+	__u64 capped;           /* ... whose usage was more than max_response_tokens */
 	__u64 from_usage;       /* ... of which from the upstream's usage */
 	__u64 estimated;        /* ... of which estimated from bytes */
 	__u64 already_settled;  /* events a previous daemon had settled (not counted above) */

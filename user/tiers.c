@@ -516,7 +516,8 @@ static const struct limit_field limit_fields[] = {
 
 static const char *const limits_fields[] = {
 	"rps", "rpm", "rph", "rpd", "tpm", "tpd", "concurrency", "burst",
-	"token_burst", "bytes_per_token", "reserve_tokens", "reserve_max", "max_hold_seconds", NULL,
+	"token_burst", "bytes_per_token", "reserve_tokens", "reserve_max", "max_hold_seconds",
+	"max_response_tokens", NULL,
 };
 
 #define RLS_DEFAULT_BYTES_PER_TOKEN 4   /* OpenAI's rule of thumb for English text */
@@ -644,6 +645,15 @@ static int parse_token_fields(struct parser *p, const json_t *v, struct rls_limi
 	l->bytes_per_token = RLS_DEFAULT_BYTES_PER_TOKEN;
 	l->reserve_tokens = RLS_DEFAULT_RESERVE_TOKENS;
 	l->reserve_max = RLS_DEFAULT_RESERVE_MAX;
+	l->max_response_tokens = RLS_DEFAULT_MAX_RESPONSE_TOKENS;
+	if ((f = json_object_get(v, "max_response_tokens"))) {
+		path_push_key(p, "max_response_tokens");
+		if (parse_bounded(p, f, 1, RLS_MAX_RESPONSE_TOKENS,
+				  "most tokens one response is charged, whatever its usage says", &value))
+			return -1;
+		l->max_response_tokens = value;
+		path_pop(p, saved);
+	}
 	if ((f = json_object_get(v, "reserve_max"))) {
 		path_push_key(p, "reserve_max");
 		if (parse_bounded(p, f, 0, RLS_REQUEST_LIMIT_MAX,

@@ -20,6 +20,7 @@
 #define KEY_COUNT  "sk-stream-count-0001"
 #define KEY_PRICEY "sk-stream-pricey-0002"
 #define KEY_SOLO   "sk-stream-solo-0003"
+#define KEY_TPM    "sk-stream-tpm-0004"
 
 /*
  * "count" counts: its limits are far away. "pricey" has two requests a day of model pricey,
@@ -32,12 +33,14 @@ static const char table[] =
 	"   'wide':   {'*': {'rpm': 1000000, 'burst': 1000000}},"
 	"   'paid':   {'pricey': {'rpd': 2}, 'cheap': {'rpm': 100000, 'burst': 100000},"
 	"              '*': {'rpm': 100000, 'burst': 100000}},"
-	"   'single': {'*': {'concurrency': 1, 'max_hold_seconds': 3600}}"
+	"   'single': {'*': {'concurrency': 1, 'max_hold_seconds': 3600}},"
+	"   'minute': {'*': {'tpm': 1000}}"
 	" },"
 	" 'accounts': {"
 	"   'count':  {'tier': 'wide',   'keys': ['" KEY_COUNT "']},"
 	"   'pricey': {'tier': 'paid',   'keys': ['" KEY_PRICEY "']},"
-	"   'solo':   {'tier': 'single', 'keys': ['" KEY_SOLO "']}"
+	"   'solo':   {'tier': 'single', 'keys': ['" KEY_SOLO "']},"
+	"   'tpmer':  {'tier': 'minute', 'keys': ['" KEY_TPM "']}"
 	" },"
 	" 'default_tier': 'wide'}";
 
@@ -435,6 +438,42 @@ static void test_http2_preface_passed(void **state)
 	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), 0, "requests read after an HTTP/2 preface");
 }
 
+/* ---- the token 429's wait never wraps around ---- */
+
+/*
+ * Issue 11, item 4: a budget driven to -1.8e16 by absurd usages made the wait
+ * ((1 - budget) * 60000) overflow, and the 429 told the client a wrapped, wrong time. The
+ * wait is now at most what retry-after-ms holds.
+ */
+static void test_token_wait_saturates(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(28001), d = conn4(28002);
+	struct rls_counter_key ck = { .account = account_id(e, "tpmer"), .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	char req[512], text[2048];
+	size_t len = http_request(req, sizeof(req), "Authorization: Bearer " KEY_TPM "\r\n", NULL);
+	const char *ms;
+	struct result r;
+
+	send_part(e, &c, req, 0, len, "a request that starts the budget");
+	CHECK(bpf_map_lookup_elem_flags(e->maps.counters, &ck, &counter, BPF_F_LOCK) == 0,
+	      "no counter for tpmer");
+	counter.token_budget = -18014398509481984ll; /* what two 2^53-token usages leave */
+	CHECK(bpf_map_update_elem(e->maps.counters, &ck, &counter, BPF_F_LOCK | BPF_EXIST) == 0,
+	      "cannot set tpmer's budget: %s", strerror(errno));
+	conn_send(e, &d, req, len, 0, &r);
+	expect_action(&r, XDP_TX, "a request on a spent token budget");
+	CHECK(r.out_len > 54 && r.out_len - 54 < sizeof(text), "the 429 is %u bytes", r.out_len);
+	memcpy(text, r.out + 54, r.out_len - 54);
+	text[r.out_len - 54] = '\0';
+	ms = strstr(text, "retry-after-ms: ");
+	CHECK(ms != NULL, "no retry-after-ms in the 429: %s", text);
+	CHECK(!strncmp(ms + 16, "4294967295\r\n", 12),
+	      "retry-after-ms is not the longest wait it can say: %.30s", ms);
+	CHECK(strstr(text, "x-should-retry: false\r\n") != NULL, "x-should-retry is not false");
+}
+
 /* ---- a body past the scanned size ---- */
 
 static void test_body_past_scan_limit_is_hidden(void **state)
@@ -603,6 +642,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
+		T(test_token_wait_saturates),
 		T(test_local_forged_and_real),
 #undef T
 	};

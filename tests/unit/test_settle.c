@@ -413,6 +413,31 @@ static void test_estimate(void **state)
 	assert_true(rls_estimate_tokens(UINT64_MAX, 1, 4) == UINT64_MAX / 4 + 1);
 }
 
+/*
+ * Issue 11, item 4: two responses claiming total_tokens 2^53 drove a budget to -1.8e16. A
+ * response is charged at most its limits' max_response_tokens (the default without limits).
+ */
+static void test_absurd_usage_capped(void **state)
+{
+	struct rls_response_event *ev = new_event();
+	struct rls_limits limits = { .max_response_tokens = 50000 };
+	struct rls_token_count tc;
+	const char *body = "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,"
+			   "\"total_tokens\":9007199254740992}}";
+
+	(void)state;
+	put_slot(ev, 1, body, strlen(body));
+	ev->tail_slot = 1;
+	ev->response_bytes = strlen(body);
+	assert_true(rls_event_tokens(ev, &tc) == 9007199254740992ull);
+	assert_int_equal(rls_settle_cap_tokens(tc.tokens, &limits), 50000);
+	assert_int_equal(rls_settle_cap_tokens(tc.tokens, NULL), RLS_DEFAULT_MAX_RESPONSE_TOKENS);
+	assert_int_equal(rls_settle_cap_tokens(30, &limits), 30);
+	/* Two such responses, settled, stay far inside a 64-bit budget. */
+	assert_true(-2 * rls_settle_delta(rls_settle_cap_tokens(tc.tokens, NULL), 0) > -(1ll << 42));
+	free(ev);
+}
+
 static void test_delta(void **state)
 {
 	(void)state;
@@ -561,6 +586,7 @@ int main(void)
 		cmocka_unit_test(test_full_newest_slot_not_joined),
 		cmocka_unit_test(test_malformed_estimated_never_negative),
 		cmocka_unit_test(test_estimate),
+		cmocka_unit_test(test_absurd_usage_capped),
 		cmocka_unit_test(test_delta),
 		cmocka_unit_test(test_token_burst_and_ratio),
 		cmocka_unit_test(test_pending),

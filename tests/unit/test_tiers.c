@@ -493,7 +493,7 @@ static const struct bad_table bad_tables[] = {
 	BAD("unknown_field_limits", LIMITS("'rmp': 10"),
 	    ": tiers.free.\"*\".rmp: unknown field (expected one of: rps, rpm, rph, rpd, tpm, "
 	    "tpd, concurrency, burst, token_burst, bytes_per_token, reserve_tokens, reserve_max, "
-	    "max_hold_seconds)"),
+	    "max_hold_seconds, max_response_tokens)"),
 	BAD("unknown_field_account", ACCOUNT("'key': ['sk-1']"),
 	    ": accounts.acme.key: unknown field (expected one of: tier, keys, cidrs)"),
 
@@ -550,6 +550,13 @@ static const struct bad_table bad_tables[] = {
 	    ": tiers.free.\"*\".burst: must be a positive integer", "got \"unlimited\""),
 
 	/* max_hold_seconds */
+	BAD("max_response_tokens_zero", LIMITS("'tpm': 1000, 'max_response_tokens': 0"),
+	    ": tiers.free.\"*\".max_response_tokens: must be an integer from 1 to 1099511627776"),
+	BAD("max_response_tokens_too_large",
+	    LIMITS("'tpm': 1000, 'max_response_tokens': 1099511627777"),
+	    ": tiers.free.\"*\".max_response_tokens: must be an integer from 1 to 1099511627776"),
+	BAD("max_response_tokens_string", LIMITS("'max_response_tokens': '5'"),
+	    ": tiers.free.\"*\".max_response_tokens: must be an integer"),
 	BAD("max_hold_zero", LIMITS("'concurrency': 4, 'max_hold_seconds': 0"),
 	    ": tiers.free.\"*\".max_hold_seconds: must be an integer from 1 to 604800 (seconds "
 	    "before a concurrency slot nothing gave back is freed), got 0"),
@@ -781,6 +788,20 @@ static void test_max_hold_default(void **state)
 	rls_table_free(&t);
 }
 
+/* One response is charged at most max_response_tokens: 2,000,000 unless the entry says. */
+static void test_max_response_tokens(void **state)
+{
+	struct rls_table t;
+
+	(void)state;
+	load_ok(LIMITS("'tpm': 1000"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_response_tokens, 2000000);
+	rls_table_free(&t);
+	load_ok(LIMITS("'tpd': 1000, 'max_response_tokens': 32768"), &t);
+	assert_int_equal(t.tiers[0].entries[0].limits.max_response_tokens, 32768);
+	rls_table_free(&t);
+}
+
 static void test_max_hold_explicit(void **state)
 {
 	struct rls_table t;
@@ -851,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_anonymous_ipv6_prefix_values),
 		cmocka_unit_test(test_max_hold_default),
 		cmocka_unit_test(test_max_hold_explicit),
+		cmocka_unit_test(test_max_response_tokens),
 		cmocka_unit_test(test_max_hold_zero_without_concurrency),
 		cmocka_unit_test(test_strictest_ignores_concurrency),
 		cmocka_unit_test(test_sha256_vectors),
