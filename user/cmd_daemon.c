@@ -563,11 +563,13 @@ static void log_totals(struct daemon *d, const char *when)
 	__u32 *ids = NULL;
 	size_t n, i;
 
-	dlog("%s: %llu responses settled (%llu from usage, %llu estimated), %llu already settled, "
+	dlog("%s: %llu responses settled (%llu from usage, %llu estimated, %llu capped at "
+	     "max_response_tokens), %llu already settled, "
 	     "%llu without counter, %llu failed; %llu tokens charged against %llu reserved; "
 	     "pending: %llu responses in %llu drained entries, %llu estimated tokens",
 	     when, (unsigned long long)t->responses, (unsigned long long)t->from_usage,
-	     (unsigned long long)t->estimated, (unsigned long long)t->already_settled,
+	     (unsigned long long)t->estimated, (unsigned long long)t->capped,
+	     (unsigned long long)t->already_settled,
 	     (unsigned long long)t->no_counter, (unsigned long long)t->failed,
 	     (unsigned long long)t->tokens, (unsigned long long)t->reserved,
 	     (unsigned long long)t->pending_responses, (unsigned long long)t->pending_entries,
