@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -1392,17 +1393,42 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 }
 
 /* The whole file in one malloc'd buffer; NULL with errno set on failure. */
-static char *read_file(const char *path, size_t *len)
+/*
+ * A table is a regular file of at most RLS_TABLE_MAX_BYTES: a FIFO would block a load (and a
+ * daemon's reload) for ever, and a device such as /dev/zero would be read without end.
+ */
+#define RLS_TABLE_MAX_BYTES (1ull << 30)
+
+static char *read_file(const char *path, size_t *len, const char **why)
 {
 	size_t cap = 64 * 1024, used = 0;
 	char *buf = NULL;
+	struct stat st;
 	int fd, saved;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	*why = NULL;
+	/* O_NONBLOCK: opening a FIFO with no writer must not wait. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		*why = "not a regular file (a FIFO or a device?): give the table as a file";
+		close(fd);
+		return NULL;
+	}
+	if ((unsigned long long)st.st_size > RLS_TABLE_MAX_BYTES) {
+		*why = "larger than 1 GiB: no table is that large";
+		close(fd);
+		return NULL;
+	}
 	for (;;) {
 		ssize_t n;
+
+		if (used >= RLS_TABLE_MAX_BYTES) {
+			*why = "grew past 1 GiB while being read";
+			errno = EFBIG;
+			goto fail;
+		}
 
 		if (!buf || used == cap) {
 			char *bigger = malloc(buf ? cap * 2 : cap);
@@ -1442,15 +1468,16 @@ fail:
 
 int rls_table_load(const char *path, struct rls_table *table, char *err, size_t err_len)
 {
+	const char *why;
 	size_t len;
 	char *text;
 	int ret;
 
 	init_table(table);
-	text = read_file(path, &len);
+	text = read_file(path, &len, &why);
 	if (!text) {
 		if (err && err_len) {
-			snprintf(err, err_len, "%s: cannot read: %s", path, strerror(errno));
+			snprintf(err, err_len, "%s: cannot read: %s", path, why ? why : strerror(errno));
 			make_one_line(err);
 		}
 		return -1;

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cmocka.h>
 
 #include "key_hash.h"
@@ -736,13 +738,37 @@ static void test_unreadable_missing(void **state)
 
 static void test_unreadable_directory(void **state)
 {
-	const char *const phrases[] = { "/tmp: cannot read: Is a directory", NULL };
+	const char *const phrases[] = { "/tmp: cannot read: not a regular file", NULL };
 	struct rls_table t;
 	char err[512];
 
 	(void)state;
 	assert_int_equal(rls_table_load("/tmp", &t, err, sizeof(err)), -1);
 	assert_message(err, "/tmp", phrases, NULL);
+}
+
+/*
+ * Issue 11, item 5: a table read from /dev/zero grew without end, and one from a FIFO blocked
+ * the load (and a daemon's SIGHUP reload) for ever. Both are refused at once, saying why.
+ */
+static void test_unbounded_sources_refused(void **state)
+{
+	const char *const zero[] = { "/dev/zero: cannot read: not a regular file", NULL };
+	const char *const fifo_phrases[] = { ": cannot read: not a regular file (a FIFO", NULL };
+	char dir[] = "/tmp/rls-test-fifo-XXXXXX", fifo[64], err[512];
+	struct rls_table t;
+
+	(void)state;
+	assert_int_equal(rls_table_load("/dev/zero", &t, err, sizeof(err)), -1);
+	assert_message(err, "/dev/zero", zero, NULL);
+	assert_empty(&t);
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/tiers.json", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(rls_table_load(fifo, &t, err, sizeof(err)), -1);
+	unlink(fifo);
+	rmdir(dir);
+	assert_message(err, fifo, fifo_phrases, NULL);
 }
 
 /* The caller's name for the text is what messages show, and a short buffer still gets a line. */
@@ -880,6 +906,7 @@ int main(void)
 		cmocka_unit_test(test_table_hash_is_sha256sum),
 		cmocka_unit_test(test_unreadable_missing),
 		cmocka_unit_test(test_unreadable_directory),
+		cmocka_unit_test(test_unbounded_sources_refused),
 		cmocka_unit_test(test_parse_from_memory),
 	};
 	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(bad_tables)];
