@@ -101,8 +101,9 @@ static void print_text(const struct instance *in)
 
 	hex(in->cfg.table_sha256, RLS_SHA256_LEN, sha);
 	utc_time(in->cfg.loaded_at, when, sizeof(when));
-	if (in->attached)
-		if_indextoname(in->ifindex, ifname);
+	/* The ifindex is the link's namespace's: here it may name nothing, or another interface. */
+	if (in->attached && (!if_indextoname(in->ifindex, ifname) || strcmp(ifname, in->dev)))
+		snprintf(ifname, sizeof(ifname), "(elsewhere)");
 	printf("%s:\n", in->dev);
 	if (in->attached)
 		printf("  attached   XDP link %u, program %u, interface %s (ifindex %u)\n",

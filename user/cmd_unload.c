@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <net/if.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,39 @@ static void detach_tc(const char *dev)
 		bpf_tc_detach(&hook, &opts);
 }
 
+/*
+ * Pins are seen from every network namespace, interfaces only from their own: an unload run
+ * elsewhere would remove the pins and leave the TC program attached. The XDP link knows its
+ * ifindex; the interface of that name here must be the one.
+ */
+static int in_this_namespace(const char *dev, const char *dir)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info), here;
+	char path[512];
+	int link;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RLS_LINK_PIN);
+	link = bpf_obj_get(path);
+	if (link < 0)
+		return 0; /* no link: nothing attached to tell by */
+	if (bpf_obj_get_info_by_fd(link, &info, &len)) {
+		close(link);
+		return 0;
+	}
+	close(link);
+	here = if_nametoindex(dev);
+	if (here == info.xdp.ifindex)
+		return 0;
+	rls_error("rlshape on %s is attached to ifindex %u of another network namespace (%s here): "
+		  "run unload in the interface's namespace, e.g. `nsenter --net=/var/run/netns/NS "
+		  "rlshape unload --dev %s`; nothing was changed",
+		  dev, info.xdp.ifindex, here ? "the interface of that name is another one"
+					       : "no interface of that name",
+		  dev);
+	return -1;
+}
+
 int rls_cmd_unload(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -82,6 +116,8 @@ int rls_cmd_unload(int argc, char **argv)
 			  dev, dir);
 		return 1;
 	}
+	if (in_this_namespace(dev, dir))
+		return 1;
 	failed |= unpin(dir, RLS_LINK_PIN);
 	detach_tc(dev);
 	failed |= unpin(dir, RLS_PROG_PIN);

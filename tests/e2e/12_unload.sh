@@ -156,6 +156,17 @@ tap_diag "program $PROG_ID, link $LINK_ID, maps $MAP_IDS(the program's: $PROG_MA
 
 # ---- unload -------------------------------------------------------------------------------------
 
+# From another network namespace (here the suite's own, where the interface is not): pins are
+# seen from everywhere, interfaces only from their own namespace. Refused, nothing changed.
+RC=0
+"$RLS" unload --dev "$BED_GW_DEV" >"$BED_DIR/rls.out" 2>"$BED_DIR/rls.err" || RC=$?
+tap_is "$RC" 1 "rlshape unload from another network namespace exits 1"
+tap_like "$(cat "$BED_DIR/rls.err")" "another network namespace.*nothing was changed" \
+	"... and says to run it in the interface's namespace"
+tap_ok "... and the pins are all still there" test -e "$BED_PIN_DIR/rls_flows" \
+	-a -e "$BED_PIN_DIR/link_xdp"
+tap_like "$(bed_gw ip link show dev "$BED_GW_DEV")" "xdp" "... and XDP is still attached"
+
 run_rls unload --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "rlshape unload exits 0"
 tap_is "$OUT" "rlshape: unloaded from $BED_GW_DEV" "rlshape unload says so"
