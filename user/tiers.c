@@ -786,6 +786,39 @@ static int parse_tier(struct parser *p, const json_t *v, struct rls_tier *tier)
 	return 0;
 }
 
+/*
+ * What the maps hold: the live table and the next one side by side, each at most RLS_MAX_LIMITS
+ * (tier, model) entries, with one more per tier for a hidden model, and RLS_MAX_MODELS model
+ * names. A table past either would load once and then make every reload fail: say so here.
+ */
+static int check_map_room(struct parser *p, const struct rls_table *t)
+{
+	size_t i, j, entries = 0, models;
+	json_t *names = json_object();
+
+	if (!names)
+		return fail_oom(p);
+	for (i = 0; i < t->nr_tiers; i++) {
+		entries += t->tiers[i].nr_entries + 1;
+		for (j = 0; j < t->tiers[i].nr_entries; j++)
+			if (strcmp(t->tiers[i].entries[j].model, "*") &&
+			    json_object_set_new(names, t->tiers[i].entries[j].model, json_null())) {
+				json_decref(names);
+				return fail_oom(p);
+			}
+	}
+	models = json_object_size(names);
+	json_decref(names);
+	if (models > RLS_MAX_MODELS)
+		return fail(p, "%zu model names, at most %u fit the models map: name fewer models "
+			    "(those a tier does not name share its \"*\")", models, RLS_MAX_MODELS);
+	if (entries > RLS_MAX_LIMITS)
+		return fail(p, "%zu limit entries (one per tier and model, and one per tier for "
+			    "hidden models), at most %u fit the limits map: name fewer models per tier "
+			    "or merge tiers", entries, RLS_MAX_LIMITS);
+	return 0;
+}
+
 static int parse_tiers(struct parser *p, const json_t *v, struct rls_table *t)
 {
 	const char *name;
@@ -819,6 +852,8 @@ static int parse_tiers(struct parser *p, const json_t *v, struct rls_table *t)
 		path_pop(p, saved);
 		i++;
 	}
+	if (check_map_room(p, t))
+		return -1;
 	path_reset(p);
 	return 0;
 }

@@ -293,6 +293,54 @@ static void test_strictest(void **state)
 	rls_table_free(&t);
 }
 
+/* A table of tiers tiers, each naming models models m0, m1, ... with an rpm each. */
+static char *big_table(size_t tiers, size_t models, size_t *len)
+{
+	size_t cap = 64 + tiers * (32 + models * 32), n = 0, i, j;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	n += (size_t)snprintf(text + n, cap - n, "{\"listen\": {\"ports\": [8000]}, \"tiers\": {");
+	for (i = 0; i < tiers; i++) {
+		n += (size_t)snprintf(text + n, cap - n, "%s\"t%zu\": {", i ? "," : "", i);
+		for (j = 0; j < models; j++)
+			n += (size_t)snprintf(text + n, cap - n, "%s\"m%zu\": {\"rpm\": 5}",
+					      j ? "," : "", j);
+		n += (size_t)snprintf(text + n, cap - n, "}");
+	}
+	n += (size_t)snprintf(text + n, cap - n, "}}");
+	assert_true(n < cap);
+	*len = n;
+	return text;
+}
+
+/*
+ * Issue 11, item 2: a table the maps could hold only once loaded, and then made every reload
+ * fail ("Argument list too long"). check says what the maps hold, naming the field.
+ */
+static void test_map_room(void **state)
+{
+	struct rls_table t;
+	char err[1024], *text;
+	size_t len;
+
+	(void)state;
+	text = big_table(1, RLS_MAX_MODELS + 1, &len);
+	assert_int_equal(rls_table_parse("big.json", text, len, &t, err, sizeof(err)), -1);
+	free(text);
+	assert_non_null(strstr(err, "big.json: tiers: 4097 model names, at most 4096 fit the models map"));
+	text = big_table(17, 4000, &len); /* 17 x (4000 + "*" + hidden) = 68,034 */
+	assert_int_equal(rls_table_parse("big.json", text, len, &t, err, sizeof(err)), -1);
+	free(text);
+	assert_non_null(strstr(err, "big.json: tiers: 68034 limit entries"));
+	assert_non_null(strstr(err, "at most 65536 fit the limits map"));
+	text = big_table(16, 4000, &len); /* 64,032: fits */
+	if (rls_table_parse("big.json", text, len, &t, err, sizeof(err)))
+		fail_msg("a table that fits the maps refused: %s", err);
+	free(text);
+	rls_table_free(&t);
+}
+
 static void test_defaults(void **state)
 {
 	struct rls_table t;
@@ -907,6 +955,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_missing),
 		cmocka_unit_test(test_unreadable_directory),
 		cmocka_unit_test(test_unbounded_sources_refused),
+		cmocka_unit_test(test_map_room),
 		cmocka_unit_test(test_parse_from_memory),
 	};
 	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(bad_tables)];
