@@ -14,6 +14,10 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 CFLAGS     ?= -O2 -g
 CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iuser
+# SANITIZE=1: user space and tests built with UBSan and ASan (make check-sanitize uses it).
+ifdef SANITIZE
+CFLAGS     += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
 LDLIBS     := -lbpf -lelf -lz -ljansson
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
               -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Ibpf -I$(BUILD)
@@ -38,7 +42,7 @@ BENCHES    := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 TEST_SRCS := $(wildcard tests/unit/*.c) $(wildcard tests/bpf/*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps check demo bench bench-quick clean
+.PHONY: all deps check demo bench bench-quick clean sanitized-tests
 .DELETE_ON_ERROR:
 # BPF objects and skeletons are outputs in their own right: tests attach the objects.
 .SECONDARY:
@@ -48,9 +52,16 @@ all: $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS) $(TESTS) $(BENCHES)
 deps:
 	@tools/install-deps.sh
 
+# The unit and BPF suites run twice: as built, and built with ASan and UBSan in a tree of their
+# own (SAN_BUILD), where undefined behaviour or a bad access fails the suite.
+SAN_BUILD ?= $(BUILD)/sanitized
+
 check: deps
 	@$(MAKE) --no-print-directory all
-	@tests/run-all.sh
+	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SANITIZE=1 sanitized-tests
+	@RLS_SANITIZED_BUILD=$(SAN_BUILD) tests/run-all.sh
+
+sanitized-tests: $(TESTS)
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS)

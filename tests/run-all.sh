@@ -2,7 +2,10 @@
 # Run every rlshape test suite and sum up their TAP results.
 #
 #   tests/run-all.sh                 all suites, in this order:
-#                                      build/tests/unit/*, build/tests/bpf/*, tests/e2e/*.sh
+#                                      build/tests/unit/*, build/tests/bpf/*, then the same
+#                                      built with ASan and UBSan when RLS_SANITIZED_BUILD names
+#                                      their build tree (san-unit/NAME, san-bpf/NAME), then
+#                                      tests/e2e/*.sh
 #   RLS_TESTS=REGEX tests/run-all.sh only suites whose name (unit/NAME, bpf/NAME,
 #                                      e2e/NAME.sh) matches the extended regex
 #
@@ -43,6 +46,13 @@ for kind in unit bpf; do
 		[[ -f $f && -x $f ]] && suites+=("$kind/${f##*/}"$'\t'"$f")
 	done
 done
+if [[ -n ${RLS_SANITIZED_BUILD:-} ]]; then
+	for kind in unit bpf; do
+		for f in "$RLS_SANITIZED_BUILD/tests/$kind"/*; do
+			[[ -f $f && -x $f ]] && suites+=("san-$kind/${f##*/}"$'\t'"$f")
+		done
+	done
+fi
 for f in tests/e2e/*.sh; do
 	suites+=("e2e/${f##*/}"$'\t'"$f")
 done

@@ -111,7 +111,9 @@ static int read_account_index(const struct rls_maps *maps, struct account_index 
 		if (key > idx->highest)
 			idx->highest = key;
 	}
-	qsort(idx->v, idx->n, sizeof(*idx->v), compare_names);
+	/* qsort() and bsearch() want a real array even for no elements (C11 7.22.5). */
+	if (idx->n)
+		qsort(idx->v, idx->n, sizeof(*idx->v), compare_names);
 	return 0;
 }
 
@@ -120,7 +122,7 @@ static __u32 indexed_account_id(const struct account_index *idx, const char *nam
 	struct named_id want = {}, *found;
 
 	snprintf(want.name, sizeof(want.name), "%s", name);
-	found = bsearch(&want, idx->v, idx->n, sizeof(*idx->v), compare_names);
+	found = idx->n ? bsearch(&want, idx->v, idx->n, sizeof(*idx->v), compare_names) : NULL;
 	return found ? found->id : 0;
 }
 
@@ -193,8 +195,12 @@ static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, stru
 		}
 	}
 	free(known.v);
-	memcpy(plan->accounts_sorted, plan->accounts, t->nr_accounts * sizeof(*plan->accounts));
-	qsort(plan->accounts_sorted, t->nr_accounts, sizeof(*plan->accounts_sorted), compare_ids);
+	if (t->nr_accounts) {
+		memcpy(plan->accounts_sorted, plan->accounts,
+		       t->nr_accounts * sizeof(*plan->accounts));
+		qsort(plan->accounts_sorted, t->nr_accounts, sizeof(*plan->accounts_sorted),
+		      compare_ids);
+	}
 	for (i = 0; i < t->nr_tiers; i++) {
 		for (j = 0; j < t->tiers[i].nr_entries; j++) {
 			const char *model = t->tiers[i].entries[j].model;
@@ -458,7 +464,7 @@ static bool account_kept(const struct id_plan *plan, size_t n, __u32 id)
 {
 	if (id == RLS_ACCOUNT_ANONYMOUS)
 		return true;
-	return bsearch(&id, plan->accounts_sorted, n, sizeof(id), compare_ids) != NULL;
+	return n && bsearch(&id, plan->accounts_sorted, n, sizeof(id), compare_ids) != NULL;
 }
 
 static bool model_kept(const struct id_plan *plan, __u32 id)

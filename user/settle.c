@@ -165,7 +165,8 @@ static void tier_map_sort(struct rls_tier_map *m)
 
 	if (m->sorted)
 		return;
-	qsort(m->v, m->n, sizeof(*m->v), cmp_tier_entry);
+	if (m->n)
+		qsort(m->v, m->n, sizeof(*m->v), cmp_tier_entry);
 	for (i = 0; i < m->n; i++)
 		if (!out || m->v[out - 1].account != m->v[i].account)
 			m->v[out++] = m->v[i];
@@ -311,7 +312,8 @@ struct rls_usage_total *rls_usage_totals_list(const struct rls_usage_totals *t, 
 	for (i = 0; i < t->cap; i++)
 		if (t->used[i])
 			list[k++] = t->slots[i];
-	qsort(list, k, sizeof(*list), cmp_total);
+	if (k)
+		qsort(list, k, sizeof(*list), cmp_total);
 	*n = k;
 	return list;
 }

@@ -1269,7 +1269,8 @@ static const struct item_ref *find_repeat(struct item_ref *refs, size_t n,
 	const struct item_ref *repeat = NULL;
 	size_t i;
 
-	qsort(refs, n, sizeof(*refs), cmp_refs);
+	if (n)
+		qsort(refs, n, sizeof(*refs), cmp_refs);
 	for (i = 1; i < n; i++) {
 		if (cmp_items(&refs[i - 1], &refs[i]))
 			continue;
