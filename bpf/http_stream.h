@@ -581,7 +581,7 @@ static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_
 {
 	struct rls_scratch *s = c->s;
 	struct rls_stream *st = c->st;
-	__u32 pos = sc->pos, digit;
+	__u32 pos = sc->pos;
 	__u8 b;
 
 	if (st->json_in_string || st->json_expect == RLS_JSON_ANY)
@@ -696,9 +696,9 @@ static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_
 		return k + 1;
 	}
 	case RLS_JSON_NUMBER:
-		if (rls_is_hex(b, &digit) && b <= '9') {
+		if (b >= '0' && b <= '9') {
 			if (st->value_number < RLS_LENGTH_MAX)
-				st->value_number = st->value_number * 10 + digit;
+				st->value_number = st->value_number * 10 + (b - '0');
 			return 1;
 		}
 		st->max_tokens = st->value_number;
@@ -773,8 +773,6 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		}
 		if (b != ' ')
 			goto broken;
-		if (st->method_len == 4 && st->value_number == RLS_VERSION(0, 0, 0, 0, 'H', 'E', 'A', 'D'))
-			st->request_flags |= RLS_REQ_HEAD;
 		if (st->method_len == 3 && st->value_number == RLS_VERSION(0, 0, 0, 0, 0, 'P', 'R', 'I'))
 			st->request_flags |= RLS_REQ_PRI;
 		st->version_tail = 0;
@@ -854,7 +852,6 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 				rls_name_done(st, c->cfg);
 				st->value_len = 0;
 				st->value_trim = 0;
-				st->value_number = 0;
 				st->phase = RLS_PHASE_VALUE;
 				goto value; /* in the same step */
 			}

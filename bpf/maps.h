@@ -27,9 +27,8 @@ struct rls_scratch {
 	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
 	struct rls_model_name model;
 	struct rls_api_key api_key;
-	struct rls_request req;
+	struct rls_response_head resp;
 	struct rls_line_state lines;
-	struct rls_json_state json;
 	struct rls_scan scan;
 	struct rls_segment seg;
 	struct rls_packet pkt;

@@ -98,11 +98,11 @@ __noinline int rls_match_response_header(struct rls_scratch *s, __u32 start, __u
 {
 	if (!s)
 		return 0;
-	if (!s->req.has_content_length &&
-	    rls_take_content_length(s, start, end, &s->req.content_length))
-		s->req.has_content_length = 1;
+	if (!s->resp.has_content_length &&
+	    rls_take_content_length(s, start, end, &s->resp.content_length))
+		s->resp.has_content_length = 1;
 	else if (rls_is_chunked_header(s, start, end))
-		s->req.chunked = 1;
+		s->resp.chunked = 1;
 	return 0;
 }
 
@@ -130,7 +130,7 @@ __noinline int rls_line_ended(struct rls_scratch *s, __u32 nl)
 		return 0;
 	if (end == start) {
 		ls->body_start = nl + 1;
-		s->req.headers_complete = 1;
+		s->resp.headers_complete = 1;
 		return 1;
 	}
 	rls_match_response_header(s, start, end);
@@ -160,16 +160,15 @@ static long rls_scan_line(__u32 index, struct rls_http_scan *sc)
 
 /*
  * The head of a response copied into s->payload[0, len): how its body is delimited, in
- * s->req (content_length, chunked, headers_complete, lines.body_start).
+ * s->resp (content_length, chunked, headers_complete) and s->lines.body_start.
  */
 static __always_inline void rls_parse_response_head(struct rls_scratch *s, __u32 len)
 {
 	struct rls_http_scan sc = { .s = s };
 
-	__builtin_memset(&s->req, 0, sizeof(s->req));
+	__builtin_memset(&s->resp, 0, sizeof(s->resp));
 	__builtin_memset(&s->lines, 0, sizeof(s->lines));
 	s->lines.len = len;
-	s->lines.response = 1;
 	bpf_loop(RLS_SCAN_STEPS, rls_scan_line, &sc, 0);
 }
 

@@ -132,8 +132,8 @@ static __always_inline void rls_put_hex64(struct rls_text *t, __u64 v)
  * How much a 429 says. Every 429 has the status, retry-after, x-should-retry and
  * x-request-id; retry-after-ms and the JSON error, the x-ratelimit-* headers and SambaNova's
  * -day headers go where the frame has room for them. A request's last segment may be a single
- * byte, and XDP can grow a frame only as far as its buffer allows: on veth, whose small
- * frames sit in buffers cut to their size, about 220 bytes; in a NIC driver's page, plenty.
+ * byte, and XDP can grow a frame only as far as its buffer allows: on veth a one-byte
+ * segment had room for the bare 429 (151 bytes) but not always for the compact one (324).
  */
 enum rls_429_detail {
 	RLS_429_BARE,    /* no body, no retry-after-ms: for a frame with almost no room */

@@ -82,7 +82,7 @@ static __always_inline bool rls_take_response_head(struct __sk_buff *skb, struct
 		return false;
 	rls_parse_response_head(s, len);
 	*body = 0;
-	if (!s->req.headers_complete) {
+	if (!s->resp.headers_complete) {
 		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
 		return true;
 	}
@@ -90,11 +90,11 @@ static __always_inline bool rls_take_response_head(struct __sk_buff *skb, struct
 	if (rls_status_has_no_body(p)) {
 		flow->response_state = RLS_RESPONSE_LENGTH;
 		flow->body_left = 0;
-	} else if (s->req.chunked) {
+	} else if (s->resp.chunked) {
 		flow->response_state = RLS_RESPONSE_CHUNKED;
-	} else if (s->req.has_content_length) {
+	} else if (s->resp.has_content_length) {
 		flow->response_state = RLS_RESPONSE_LENGTH;
-		flow->body_left = s->req.content_length;
+		flow->body_left = s->resp.content_length;
 	} else {
 		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
 	}

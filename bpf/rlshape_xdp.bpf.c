@@ -27,7 +27,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
 #define RLS_REQUESTS_PER_SEGMENT 32
-#define RLS_ROUNDS_MAX (2 * RLS_REQUESTS_PER_SEGMENT + RLS_SUM_CHUNKS / 8 + 4)
+/* Windows of RLS_PARSE_WINDOW bytes a segment of a jumbo frame's payload fills. */
+#define RLS_WINDOWS_MAX ((9216 + RLS_PARSE_WINDOW - 1) / RLS_PARSE_WINDOW)
+/* A round ends at a request's end or a window's: one more for the last. */
+#define RLS_ROUNDS_MAX (RLS_REQUESTS_PER_SEGMENT + RLS_WINDOWS_MAX + 1)
 
 /* What a round of the stream scan tells the segment's loop. */
 enum rls_round {
@@ -118,6 +121,30 @@ static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_s
 }
 
 /*
+ * This segment, the refused request's last (or the client's resend of it), becomes its 429,
+ * unless that would overlap answers the upstream still owes (rls_may_answer()): then it is
+ * dropped, and the client's next resend is answered.
+ */
+static __always_inline int rls_answer_refused(struct xdp_md *ctx, struct rls_scratch *s,
+					      struct rls_flow *flow)
+{
+	__u32 reply_end = 0;
+	int action;
+
+	if (!rls_may_answer(flow, s->pkt.ack_seq)) {
+		rls_count_packet(RLS_PKT_PIPELINED_WAIT);
+		return XDP_DROP;
+	}
+	action = rls_send_429(ctx, &s->pkt, s, &flow->rejection, &reply_end);
+	if (action == XDP_TX) {
+		/* An earlier attempt may have failed: this is the 429 the client will ack. */
+		flow->reply_end = reply_end;
+		rls_count_packet(RLS_PKT_REPLY_SENT);
+	}
+	return action;
+}
+
+/*
  * A refused request. Where it started in this very segment after the end of an admitted one,
  * the admitted bytes go on and the rest is cut off, to be answered when the client sends it
  * again; otherwise this segment becomes the 429. Either way the upstream never gets the
@@ -128,14 +155,12 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 {
 	const struct rls_packet *pkt = &s->pkt;
 	__s32 start = (__s32)(flow->stream.request_start - pkt->seq);
-	__u32 reply_end = 0;
-	int action;
 
 	flow->state = RLS_FLOW_REJECTED;
 	flow->rejection = s->rejection;
+	flow->reply_end = 0;
 	if (start > 0) {
 		flow->request_seq = flow->stream.request_start;
-		flow->reply_end = 0;
 		if (rls_trim_payload(ctx, s, pkt, (__u32)start)) {
 			/* Could not cut: nothing of it goes on, the client sends it all again. */
 			flow->request_seq = pkt->seq;
@@ -145,22 +170,13 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 		return XDP_PASS;
 	}
 	flow->request_seq = pkt->seq;
-	if (!rls_may_answer(flow, pkt->ack_seq)) {
-		flow->reply_end = 0;
-		rls_count_packet(RLS_PKT_PIPELINED_WAIT);
-		return XDP_DROP;
-	}
-	action = rls_send_429(ctx, pkt, s, &s->rejection, &reply_end);
-	flow->reply_end = reply_end;
-	if (action == XDP_TX)
-		rls_count_packet(RLS_PKT_REPLY_SENT);
-	return action;
+	return rls_answer_refused(ctx, s, flow);
 }
 
 /*
- * A request's last byte is in this segment, just before end_off: decide it. Returns XDP_PASS
- * to go on with the segment, or the verdict for it when the request is refused. A global
- * function: verified once.
+ * A request's last byte is in this segment, just before the scan's position: decide it.
+ * Returns XDP_PASS, or the segment's verdict when the request is refused (the flow is then
+ * RLS_FLOW_REJECTED). A global function: verified once.
  */
 __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, struct rls_flow *flow,
 				 const struct rls_config *cfg, __u32 generation)
@@ -312,23 +328,10 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 						    struct rls_flow *flow)
 {
 	const struct rls_packet *pkt = &s->pkt;
-	__u32 reply_end = 0, request_seq = flow->request_seq;
-	int action;
+	__u32 request_seq = flow->request_seq;
 
-	if (pkt->payload_len && pkt->seq == request_seq) {
-		if (!rls_may_answer(flow, pkt->ack_seq)) {
-			rls_count_packet(RLS_PKT_PIPELINED_WAIT);
-			return XDP_DROP;
-		}
-		s->rejection = flow->rejection;
-		action = rls_send_429(ctx, pkt, s, &s->rejection, &reply_end);
-		if (action == XDP_TX) {
-			/* The first attempt may have failed: this is the 429 the client will ack. */
-			flow->reply_end = reply_end;
-			rls_count_packet(RLS_PKT_REPLY_SENT);
-		}
-		return action;
-	}
+	if (pkt->payload_len && pkt->seq == request_seq)
+		return rls_answer_refused(ctx, s, flow);
 	/*
 	 * reply_end 0: no 429 went out yet; only the client's retransmission can change that.
 	 * A client that closes (FIN or RST) is done either way: the upstream must forget it too.
@@ -379,15 +382,24 @@ static __always_inline struct rls_flow *rls_start_flow(struct rls_scratch *s, __
 	return bpf_map_lookup_elem(&rls_flows, &s->pkt.flow);
 }
 
+/* Follow a stream from this segment's first byte on; a full rls_flows resets it instead. */
+static __always_inline int rls_follow_from_here(struct xdp_md *ctx, struct rls_scratch *s,
+						const struct rls_live *live, bool routed)
+{
+	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq, routed);
+
+	if (!flow)
+		return rls_reset_connection(ctx, s, RLS_PKT_FLOWS_FULL);
+	return rls_follow_segment(ctx, s, flow, live, 0);
+}
+
 /* Data on a connection not followed yet: a real connection's first bytes, or not ours. */
 static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch *s,
 					  const struct rls_live *live)
 {
-	const struct rls_packet *pkt = &s->pkt;
 	struct rls_socket_view view;
-	struct rls_flow *flow;
 
-	switch (rls_socket_view(ctx, pkt, &view)) {
+	switch (rls_socket_view(ctx, &s->pkt, &view)) {
 	case RLS_CONN_ROUTED:
 	case RLS_CONN_NEW:
 	case RLS_CONN_MIDSTREAM: /* followed from here: it must start a request, or is reset */
@@ -402,10 +414,7 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_PASS;
 	}
-	flow = rls_start_flow(s, pkt->seq, view.conn == RLS_CONN_ROUTED);
-	if (!flow)
-		return rls_reset_connection(ctx, s, RLS_PKT_FLOWS_FULL);
-	return rls_follow_segment(ctx, s, flow, live, 0);
+	return rls_follow_from_here(ctx, s, live, view.conn == RLS_CONN_ROUTED);
 }
 
 /*
@@ -428,12 +437,11 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_socket_view(ctx, pkt, &view);
 		if (view.conn == RLS_CONN_NEW && pkt->seq != st->stream_start) {
 			rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
-			flow = rls_start_flow(s, pkt->seq, false);
-			if (!flow)
-				return rls_reset_connection(ctx, s, RLS_PKT_FLOWS_FULL);
-			return rls_follow_segment(ctx, s, flow, live, 0);
+			return rls_follow_from_here(ctx, s, live, false);
 		}
-		if (view.conn == RLS_CONN_NOT_OURS) {
+		/* No established socket (any more): the kernel answers it, nothing here changes. */
+		if (view.conn == RLS_CONN_NOT_OURS || view.conn == RLS_CONN_LISTENER ||
+		    view.conn == RLS_CONN_ROUTED) {
 			rls_count_packet(RLS_PKT_NOT_CONNECTION);
 			return XDP_PASS;
 		}

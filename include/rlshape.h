@@ -315,7 +315,6 @@ enum rls_request_flag {
 	RLS_REQ_CHUNKED = 32,
 	RLS_REQ_HAS_MAX_TOKENS = 64,
 	RLS_REQ_BODY_UNSEEN = 128,   /* not JSON, or past the scanned size: the strictest model */
-	RLS_REQ_HEAD = 256,          /* a HEAD request: its response has no body */
 	RLS_REQ_JSON_DONE = 512,     /* the body's top-level object has closed */
 	RLS_REQ_PRI = 1024,          /* the method is PRI: an HTTP/2 preface if the version says so */
 };
@@ -352,7 +351,6 @@ struct rls_stream {
 	__u8 header_kind;      /* enum rls_header_kind of the current line */
 	__u8 key_rank;         /* the key header that gave the key; lower wins */
 	__u8 line_rank;        /* the key header the current line is */
-	__u8 pad0;
 	__u8 json_expect;      /* enum rls_json_expect */
 	__u16 name_len;
 	__u16 value_len;       /* bytes stored of the current value */

@@ -134,32 +134,12 @@ check429() {
 MSG_WINDOW="Requests rate limit exceeded"
 MSG_BURST="Request rate increased too quickly"
 
-# snapshot_stats: `rlshape stats --json` once, as lines "ACCOUNT MODEL ADMITTED rps rpm rph rpd
-# burst" and "packets EVENT COUNT" in $BED_DIR/stats.txt (python starts slowly: once, not per row).
-cat >"$BED_DIR/stats.py" <<'PY'
-import json, sys
-
-doc = json.load(sys.stdin)
-for r in doc["requests"]:
-    rej = r["rejected"]
-    print(r["account"], r["model"], r["admitted"],
-          *(rej[k] for k in ("rps", "rpm", "rph", "rpd", "burst", "tokens", "concurrency")))
-for k, v in doc["packets"].items():
-    print("packets", k, v)
-PY
-snapshot_stats() {
-	rls stats --dev "$BED_GW_DEV" --json >"$BED_DIR/stats.json"
-	python3 "$BED_DIR/stats.py" <"$BED_DIR/stats.json" >"$BED_DIR/stats.txt"
-}
 # stats_row ACCOUNT MODEL: "ADMITTED rps rpm rph rpd burst" from the snapshot, or "none".
 stats_row() {
 	local row
 	row=$(awk -v a="$1" -v m="$2" '$1 == a && $2 == m { print $3, $4, $5, $6, $7, $8 }' \
 		"$BED_DIR/stats.txt")
 	echo "${row:-none}"
-}
-packets() { # EVENT
-	awk -v e="$1" '$1 == "packets" && $2 == e { print $3 }' "$BED_DIR/stats.txt"
 }
 
 # Connections from the client's addresses that the upstream still holds ESTABLISHED.

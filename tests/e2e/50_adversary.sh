@@ -204,29 +204,12 @@ out=$(rls load "$TABLE" --dev "$BED_GW_DEV" 2>&1) && st=0 || st=$?
 tap_is "$st" 0 "rlshape load exits 0"
 [[ $st == 0 ]] || tap_diag "$out"
 
-# stats: `rlshape stats --json` as "ACCOUNT MODEL ADMITTED rps rpm rph rpd burst" lines and
-# "packets EVENT COUNT" lines in $BED_DIR/stats.txt.
-cat >"$BED_DIR/stats.py" <<'PY'
-import json, sys
-doc = json.load(sys.stdin)
-for r in doc["requests"]:
-    rej = r["rejected"]
-    print(r["account"], r["model"], r["admitted"],
-          *(rej[k] for k in ("rps", "rpm", "rph", "rpd", "burst")))
-for k, v in doc["packets"].items():
-    print("packets", k, v)
-PY
-snapshot_stats() {
-	rls stats --dev "$BED_GW_DEV" --json >"$BED_DIR/stats.json"
-	"$PY" "$BED_DIR/stats.py" <"$BED_DIR/stats.json" >"$BED_DIR/stats.txt"
-}
-stats_rows() { # ACCOUNT: "MODEL ADMITTED rps rpm rph rpd burst; ..." or "none"
+stats_rows() { # ACCOUNT: "MODEL ADMITTED rps rpm rph rpd burst tokens concurrency; ..." or "none"
 	local rows
 	rows=$(awk -v a="$1" '$1 == a { $1 = ""; sub(/^ /, ""); printf "%s; ", $0 }' \
 		"$BED_DIR/stats.txt")
 	echo "${rows:-none}"
 }
-packets() { awk -v e="$1" '$1 == "packets" && $2 == e { print $3 }' "$BED_DIR/stats.txt"; }
 
 adv() { # TARGET ARGS...: the adversary in the client's namespace, its summary line
 	bed_client "$ADV" --target "$@" 2>>"$BED_DIR/adversary.err" || true
@@ -451,7 +434,7 @@ fi
 
 snapshot_stats
 for s in adv-hdr adv-body node-hdr node-body; do
-	tap_is "$(stats_rows "sdk-$s")" "gpt-sdk 3 0 0 0 1 0; " \
+	tap_is "$(stats_rows "sdk-$s")" "gpt-sdk 3 0 0 0 1 0 0 0; " \
 		"stats: sdk-$s charged to gpt-sdk only (3 admitted, 1 rpd), not tiny, not (hidden)"
 done
 
@@ -588,7 +571,7 @@ victim b fin rst
 victim c "victim-key-c/forged-c"
 tap_is "$(seen forged-c)" 0 "c) nginx logged none of the forged requests"
 snapshot_stats
-tap_like "$(stats_rows victim-c)" "^pricey 2 0 0 0 0 0; \$" \
+tap_like "$(stats_rows victim-c)" "^pricey 2 0 0 0 0 0 0 0; \$" \
 	"c) stats: victim c charged for its own 2 requests only"
 
 tap_diag "packets: $(awk '$1 == "packets" { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"

@@ -34,3 +34,25 @@ log_count() {
 	n=$(grep -cE -- "$1" "$UP_LOG" 2>/dev/null) || true
 	echo "${n:-0}"
 }
+
+# snapshot_stats: `rlshape stats --json` once, as lines "ACCOUNT MODEL ADMITTED rps rpm rph rpd
+# burst tokens concurrency" and "packets EVENT COUNT" in $BED_DIR/stats.txt (python starts
+# slowly: once per snapshot, not per row). packets EVENT: that count from the snapshot.
+snapshot_stats() {
+	[[ -e $BED_DIR/stats_rows.py ]] || cat >"$BED_DIR/stats_rows.py" <<'PY'
+import json, sys
+
+doc = json.load(sys.stdin)
+for r in doc["requests"]:
+    rej = r["rejected"]
+    print(r["account"], r["model"], r["admitted"],
+          *(rej[k] for k in ("rps", "rpm", "rph", "rpd", "burst", "tokens", "concurrency")))
+for k, v in doc["packets"].items():
+    print("packets", k, v)
+PY
+	rls stats --dev "$BED_GW_DEV" --json >"$BED_DIR/stats.json"
+	python3 "$BED_DIR/stats_rows.py" <"$BED_DIR/stats.json" >"$BED_DIR/stats.txt"
+}
+packets() {
+	awk -v e="$1" '$1 == "packets" && $2 == e { print $3 }' "$BED_DIR/stats.txt"
+}
