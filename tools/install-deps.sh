@@ -13,8 +13,9 @@ PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjansson-dev
 	libcmocka-dev pkg-config make gcc iproute2 curl ethtool python3
 	# The end-to-end suites: nginx as a real upstream, scapy for forged segments, node for the
-	# official OpenAI Node SDK (50_adversary installs it from the npm registry with npm ci).
-	nginx python3-scapy nodejs
+	# official OpenAI Node SDK (50_adversary installs it from the npm registry with npm ci, over
+	# TLS: ca-certificates, which Debian's npm pulls in but an npm bundled with nodejs may not).
+	nginx python3-scapy nodejs ca-certificates
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
 )
