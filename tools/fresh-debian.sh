@@ -24,7 +24,7 @@
 # Mounts are made in a mount namespace of their own (unshare), so none of them can leak
 # onto this machine's, and they all go away with the last process inside. /sys is a new
 # sysfs with no BPF filesystem on it, as on a fresh machine: install-deps mounts its own, so
-# pins made inside never meet this machine's. The output is kept in a log beside DIR
+# pins made inside never meet this machine's. /dev and /run are new too. The output is kept in a log beside DIR
 # (DIR.log), which survives DIR's removal. The last line printed is make check's
 # "N passed, N failed, N skipped"; the exit status is make check's.
 set -euo pipefail
@@ -46,14 +46,29 @@ die() {
 # The mounts of a fresh machine, made in the current (private) mount namespace, then CMD in
 # the chroot with a root login's environment and nothing of this session's.
 enter() {
-	local dir=$1
+	local dir=$1 name major minor
 	shift
 	# DIR a mount point of its own, so that the chroot's / is one, as a machine's is: `ip netns
 	# exec` runs `mount --make-rslave /`, which fails on a plain directory.
 	mount --bind "$dir" "$dir"
 	mount -t proc proc "$dir/proc"
 	mount -t sysfs sysfs "$dir/sys"
-	mount --rbind /dev "$dir/dev"
+	# A /dev of its own, not this machine's: what runs inside (dpkg's scripts, the tests) can
+	# then remove or replace a node without touching the host's.
+	mount -t tmpfs -o mode=755,nosuid tmpfs "$dir/dev"
+	local node
+	for node in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+		IFS=: read -r name major minor <<<"$node"
+		mknod -m 666 "$dir/dev/$name" c "$major" "$minor"
+	done
+	mkdir "$dir/dev/pts" "$dir/dev/shm"
+	mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$dir/dev/pts"
+	ln -s pts/ptmx "$dir/dev/ptmx"
+	mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$dir/dev/shm"
+	ln -s /proc/self/fd "$dir/dev/fd"
+	ln -s /proc/self/fd/0 "$dir/dev/stdin"
+	ln -s /proc/self/fd/1 "$dir/dev/stdout"
+	ln -s /proc/self/fd/2 "$dir/dev/stderr"
 	mount -t tmpfs -o mode=755 tmpfs "$dir/run" # ip netns add makes /run/netns in it
 	exec chroot "$dir" /usr/bin/env -i HOME=/root PATH="$ROOT_PATH" CI=true \
 		TERM="${TERM:-dumb}" "$@"
@@ -141,6 +156,7 @@ if [[ -n $dir ]]; then
 else
 	dir=$(mktemp -d /var/tmp/rlshape-fresh.XXXXXX)
 fi
+chmod 755 "$dir" # the chroot's /: mktemp's 0700 would shut out apt's _apt, nginx's www-data
 log=$dir.log
 : >"$log"
 
