@@ -9,16 +9,18 @@
 #include <bpf/bpf.h>
 
 #include "apply.h"
+#include "ids.h"
 #include "slot_ring.h"
 
-/* Ids the new table uses, by position: accounts[i] is table->accounts[i]. */
+/* Ids the new table uses, by position: accounts[i] is table->accounts[i], models[i] is
+ * table->models[i]. */
 struct id_plan {
 	__u32 *accounts;
-	__u32 *accounts_sorted; /* the same ids, sorted: account_kept() searches it */
+	__u32 *accounts_sorted; /* the same ids, sorted: account_kept() searches them */
 	bool *account_is_new;
-	size_t nr_models;
-	const char **model_names; /* every model some tier names, once */
 	__u32 *models;
+	__u32 *models_sorted; /* model_kept() */
+	struct rls_named_id *models_by_name; /* planned_model_id() */
 	bool *model_is_new;
 };
 
@@ -61,93 +63,85 @@ __u32 rls_model_id(const struct rls_maps *maps, const char *name)
 }
 
 /*
- * The accounts the maps already know, by name. Read in one walk: each walk of a map sized for
- * millions of entries visits every bucket, so a walk per account would make a load quadratic.
+ * The names the maps already know, with their ids. Each map is read in one walk: a walk of a
+ * map sized for millions of entries visits every bucket, so a walk (or a lookup by walking)
+ * per name would make a load quadratic.
  */
-struct account_index {
-	struct named_id {
-		char name[RLS_ACCOUNT_NAME_MAX];
-		__u32 id;
-	} *v;
-	size_t n;
-	__u32 highest;
+struct known_names {
+	char (*names)[RLS_ACCOUNT_NAME_MAX];
+	struct rls_named_id *v; /* v[i].name is names[i] once read_known_*() returns */
+	size_t n, cap;
 };
 
-static int compare_ids(const void *a, const void *b)
+_Static_assert(RLS_MODEL_NAME_MAX == RLS_ACCOUNT_NAME_MAX, "known_names holds both");
+
+static int known_add(struct known_names *k, const char *name, __u32 id)
 {
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+	void *names, *v;
 
-	return x < y ? -1 : x > y;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(((const struct named_id *)a)->name, ((const struct named_id *)b)->name);
-}
-
-static int read_account_index(const struct rls_maps *maps, struct account_index *idx)
-{
-	struct rls_account_name value;
-	__u32 key, next, *prev = NULL;
-	size_t cap = 0;
-	void *grown;
-
-	memset(idx, 0, sizeof(*idx));
-	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->accounts, &key, &value))
-			continue;
-		if (idx->n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			grown = realloc(idx->v, cap * sizeof(*idx->v));
-			if (!grown)
-				return -ENOMEM;
-			idx->v = grown;
-		}
-		memcpy(idx->v[idx->n].name, value.name, sizeof(value.name));
-		idx->v[idx->n].name[sizeof(value.name) - 1] = '\0';
-		idx->v[idx->n++].id = key;
-		if (key > idx->highest)
-			idx->highest = key;
+	if (k->n == k->cap) {
+		k->cap = k->cap ? k->cap * 2 : 1024;
+		names = realloc(k->names, k->cap * sizeof(*k->names));
+		if (names)
+			k->names = names;
+		v = realloc(k->v, k->cap * sizeof(*k->v));
+		if (v)
+			k->v = v;
+		if (!names || !v)
+			return -ENOMEM;
 	}
-	/* qsort() and bsearch() want a real array even for no elements (C11 7.22.5). */
-	if (idx->n)
-		qsort(idx->v, idx->n, sizeof(*idx->v), compare_names);
+	memcpy(k->names[k->n], name, sizeof(k->names[k->n]));
+	k->names[k->n][sizeof(k->names[k->n]) - 1] = '\0';
+	k->v[k->n++].id = id;
 	return 0;
 }
 
-static __u32 indexed_account_id(const struct account_index *idx, const char *name)
+/* The names are all in: point at them (realloc may have moved them) and sort by name. */
+static void known_done(struct known_names *k)
 {
-	struct named_id want = {}, *found;
+	size_t i;
 
-	snprintf(want.name, sizeof(want.name), "%s", name);
-	found = idx->n ? bsearch(&want, idx->v, idx->n, sizeof(*idx->v), compare_names) : NULL;
-	return found ? found->id : 0;
+	for (i = 0; i < k->n; i++)
+		k->v[i].name = k->names[i];
+	rls_sort_by_name(k->v, k->n);
 }
 
-static __u32 highest_model_id(const struct rls_maps *maps)
+static void known_free(struct known_names *k)
+{
+	free(k->names);
+	free(k->v);
+	memset(k, 0, sizeof(*k));
+}
+
+static int read_known_accounts(const struct rls_maps *maps, struct known_names *k)
+{
+	struct rls_account_name value;
+	__u32 key, next, *prev = NULL;
+
+	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps->accounts, &key, &value) == 0 &&
+		    known_add(k, value.name, key))
+			return -ENOMEM;
+	}
+	known_done(k);
+	return 0;
+}
+
+static int read_known_models(const struct rls_maps *maps, struct known_names *k)
 {
 	struct rls_model_name key, next, *prev = NULL;
-	__u32 id, high = 0;
+	__u32 id;
 
 	while (bpf_map_get_next_key(maps->models, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(maps->models, &key, &id) == 0 && id > high && id != RLS_MODEL_HIDDEN)
-			high = id;
+		if (bpf_map_lookup_elem(maps->models, &key, &id) == 0 && known_add(k, key.name, id))
+			return -ENOMEM;
 	}
-	return high;
-}
-
-static bool listed(const char **names, size_t n, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
+	known_done(k);
+	return 0;
 }
 
 static void plan_free(struct id_plan *plan)
@@ -155,81 +149,72 @@ static void plan_free(struct id_plan *plan)
 	free(plan->accounts);
 	free(plan->accounts_sorted);
 	free(plan->account_is_new);
-	free(plan->model_names);
 	free(plan->models);
+	free(plan->models_sorted);
+	free(plan->models_by_name);
 	free(plan->model_is_new);
 	memset(plan, 0, sizeof(*plan));
 }
 
-/* Existing names keep their ids, so their counters carry over; new names get fresh ones. */
+/*
+ * Existing names keep their ids, so their counters carry over; new names get the lowest ids no
+ * name in the maps holds (rls_plan_ids()). Returns 0, -ENOMEM or -ENOSPC.
+ */
 static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, struct id_plan *plan)
 {
-	struct account_index known;
-	size_t i, j, n = 0, cap = 0;
-	__u32 next_account, next_model = highest_model_id(maps) + 1;
+	size_t i, nr_accounts = t->nr_accounts, nr_models = t->nr_models;
+	struct known_names known = {};
+	const char **account_names;
+	int ret = -ENOMEM;
 
-	if (read_account_index(maps, &known)) {
-		free(known.v);
-		return -ENOMEM;
-	}
-	next_account = known.highest + 1;
+	account_names = calloc(nr_accounts + 1, sizeof(*account_names));
+	plan->accounts = calloc(nr_accounts + 1, sizeof(*plan->accounts));
+	plan->accounts_sorted = calloc(nr_accounts + 1, sizeof(*plan->accounts_sorted));
+	plan->account_is_new = calloc(nr_accounts + 1, sizeof(*plan->account_is_new));
+	plan->models = calloc(nr_models + 1, sizeof(*plan->models));
+	plan->models_sorted = calloc(nr_models + 1, sizeof(*plan->models_sorted));
+	plan->models_by_name = calloc(nr_models + 1, sizeof(*plan->models_by_name));
+	plan->model_is_new = calloc(nr_models + 1, sizeof(*plan->model_is_new));
+	if (!account_names || !plan->accounts || !plan->accounts_sorted ||
+	    !plan->account_is_new || !plan->models || !plan->models_sorted ||
+	    !plan->models_by_name || !plan->model_is_new)
+		goto out;
+	for (i = 0; i < nr_accounts; i++)
+		account_names[i] = t->accounts[i].name;
 
-	for (i = 0; i < t->nr_tiers; i++)
-		cap += t->tiers[i].nr_entries;
-	plan->accounts = calloc(t->nr_accounts + 1, sizeof(*plan->accounts));
-	plan->accounts_sorted = calloc(t->nr_accounts + 1, sizeof(*plan->accounts_sorted));
-	plan->account_is_new = calloc(t->nr_accounts + 1, sizeof(*plan->account_is_new));
-	plan->model_names = calloc(cap + 1, sizeof(*plan->model_names));
-	plan->models = calloc(cap + 1, sizeof(*plan->models));
-	plan->model_is_new = calloc(cap + 1, sizeof(*plan->model_is_new));
-	if (!plan->accounts || !plan->accounts_sorted || !plan->account_is_new ||
-	    !plan->model_names || !plan->models || !plan->model_is_new) {
-		free(known.v);
-		return -ENOMEM;
-	}
-	for (i = 0; i < t->nr_accounts; i++) {
-		plan->accounts[i] = indexed_account_id(&known, t->accounts[i].name);
-		if (!plan->accounts[i]) {
-			plan->accounts[i] = next_account++;
-			plan->account_is_new[i] = true;
-		}
-	}
-	free(known.v);
-	if (t->nr_accounts) {
-		memcpy(plan->accounts_sorted, plan->accounts,
-		       t->nr_accounts * sizeof(*plan->accounts));
-		qsort(plan->accounts_sorted, t->nr_accounts, sizeof(*plan->accounts_sorted),
-		      compare_ids);
-	}
-	for (i = 0; i < t->nr_tiers; i++) {
-		for (j = 0; j < t->tiers[i].nr_entries; j++) {
-			const char *model = t->tiers[i].entries[j].model;
+	ret = read_known_accounts(maps, &known);
+	if (!ret)
+		ret = rls_plan_ids(known.v, known.n, account_names, nr_accounts,
+				   RLS_ACCOUNT_ANONYMOUS + 1, UINT32_MAX, plan->accounts,
+				   plan->account_is_new);
+	known_free(&known);
+	if (!ret)
+		ret = read_known_models(maps, &known);
+	if (!ret)
+		ret = rls_plan_ids(known.v, known.n, t->models, nr_models, RLS_MODEL_OTHER + 1,
+				   RLS_MODEL_HIDDEN - 1, plan->models, plan->model_is_new);
+	known_free(&known);
+	if (ret)
+		goto out;
 
-			if (strcmp(model, "*") == 0 || listed(plan->model_names, n, model))
-				continue;
-			plan->model_names[n] = model;
-			plan->models[n] = rls_model_id(maps, model);
-			if (plan->models[n] == RLS_MODEL_OTHER) {
-				plan->models[n] = next_model++;
-				plan->model_is_new[n] = true;
-			}
-			n++;
-		}
-	}
-	plan->nr_models = n;
-	return 0;
+	memcpy(plan->accounts_sorted, plan->accounts, nr_accounts * sizeof(*plan->accounts));
+	rls_sort_ids(plan->accounts_sorted, nr_accounts);
+	memcpy(plan->models_sorted, plan->models, nr_models * sizeof(*plan->models));
+	rls_sort_ids(plan->models_sorted, nr_models);
+	for (i = 0; i < nr_models; i++)
+		plan->models_by_name[i] = (struct rls_named_id){ t->models[i], plan->models[i] };
+	rls_sort_by_name(plan->models_by_name, nr_models);
+out:
+	free(account_names);
+	return ret;
 }
 
-static __u32 planned_model_id(const struct id_plan *plan, const char *model)
+static __u32 planned_model_id(const struct id_plan *plan, const struct rls_table *t,
+			      const char *model)
 {
-	size_t i;
-
 	if (strcmp(model, "*") == 0)
 		return RLS_MODEL_OTHER;
-	for (i = 0; i < plan->nr_models; i++)
-		if (strcmp(plan->model_names[i], model) == 0)
-			return plan->models[i];
-	return RLS_MODEL_OTHER;
+	return rls_find_id(plan->models_by_name, t->nr_models, model, RLS_MODEL_OTHER);
 }
 
 /* Does this key (of a map being swept) go? */
@@ -316,15 +301,15 @@ static int write_names(const struct rls_maps *maps, const struct rls_table *t,
 			return failf(err, err_len, "cannot add account \"%s\": %s",
 				     t->accounts[i].name, errno);
 	}
-	for (i = 0; i < plan->nr_models; i++) {
+	for (i = 0; i < t->nr_models; i++) {
 		struct rls_model_name name = {};
 
 		if (!plan->model_is_new[i])
 			continue;
-		snprintf(name.name, sizeof(name.name), "%s", plan->model_names[i]);
+		snprintf(name.name, sizeof(name.name), "%s", t->models[i]);
 		if (bpf_map_update_elem(maps->models, &name, &plan->models[i], BPF_ANY))
-			return failf(err, err_len, "cannot add model \"%s\": %s",
-				     plan->model_names[i], errno);
+			return failf(err, err_len, "cannot add model \"%s\": %s", t->models[i],
+				     errno);
 	}
 	return 0;
 }
@@ -345,7 +330,7 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 		for (j = 0; j < tier->nr_entries; j++) {
 			struct rls_limits limits = tier->entries[j].limits;
 
-			key.model = planned_model_id(plan, tier->entries[j].model);
+			key.model = planned_model_id(plan, t, tier->entries[j].model);
 			limits.charge_model = key.model;
 			if (bpf_map_update_elem(maps->limits, &key, &limits, BPF_ANY))
 				return failf(err, err_len, "cannot add the limits of tier \"%s\": %s",
@@ -355,7 +340,7 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 		/* A request whose model cannot be seen is charged as the tier's strictest model. */
 		strictest = rls_tier_strictest_entry(tier);
 		hidden = strictest->limits;
-		hidden.charge_model = planned_model_id(plan, strictest->model);
+		hidden.charge_model = planned_model_id(plan, t, strictest->model);
 		key.model = RLS_MODEL_HIDDEN;
 		if (bpf_map_update_elem(maps->limits, &key, &hidden, BPF_ANY))
 			return failf(err, err_len, "cannot add the limits of tier \"%s\": %s", tier->name,
@@ -415,7 +400,7 @@ static size_t write_overflow_counters(const struct rls_maps *maps, const struct 
 
 	if (t->default_tier < 0)
 		return 0;
-	for (i = 0; i <= plan->nr_models; i++) {
+	for (i = 0; i <= t->nr_models; i++) {
 		if (i > 0)
 			key.model = plan->models[i - 1];
 		if (bpf_map_update_elem(maps->anon_counters, &key, &fresh, BPF_NOEXIST) &&
@@ -460,29 +445,21 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	return 0;
 }
 
-static bool account_kept(const struct id_plan *plan, size_t n, __u32 id)
-{
-	if (id == RLS_ACCOUNT_ANONYMOUS)
-		return true;
-	return n && bsearch(&id, plan->accounts_sorted, n, sizeof(id), compare_ids) != NULL;
-}
-
-static bool model_kept(const struct id_plan *plan, __u32 id)
-{
-	size_t i;
-
-	if (id == RLS_MODEL_OTHER || id == RLS_MODEL_HIDDEN)
-		return true;
-	for (i = 0; i < plan->nr_models; i++)
-		if (plan->models[i] == id)
-			return true;
-	return false;
-}
-
 struct kept_ids {
 	const struct id_plan *plan;
-	size_t nr_accounts;
+	size_t nr_accounts, nr_models;
 };
+
+static bool account_kept(const struct kept_ids *k, __u32 id)
+{
+	return id == RLS_ACCOUNT_ANONYMOUS || rls_has_id(k->plan->accounts_sorted, k->nr_accounts, id);
+}
+
+static bool model_kept(const struct kept_ids *k, __u32 id)
+{
+	return id == RLS_MODEL_OTHER || id == RLS_MODEL_HIDDEN ||
+	       rls_has_id(k->plan->models_sorted, k->nr_models, id);
+}
 
 /* Keys that start with (account, model): do they name an account or model that is gone? */
 static bool names_removed_id(int fd, const void *key, const void *ctx)
@@ -492,7 +469,7 @@ static bool names_removed_id(int fd, const void *key, const void *ctx)
 
 	(void)fd;
 	memcpy(ids, key, sizeof(ids));
-	return !account_kept(k->plan, k->nr_accounts, ids[0]) || !model_kept(k->plan, ids[1]);
+	return !account_kept(k, ids[0]) || !model_kept(k, ids[1]);
 }
 
 static bool account_removed(int fd, const void *key, const void *ctx)
@@ -502,7 +479,7 @@ static bool account_removed(int fd, const void *key, const void *ctx)
 
 	(void)fd;
 	memcpy(&id, key, sizeof(id));
-	return !account_kept(k->plan, k->nr_accounts, id);
+	return !account_kept(k, id);
 }
 
 static bool model_removed(int fd, const void *key, const void *ctx)
@@ -510,7 +487,7 @@ static bool model_removed(int fd, const void *key, const void *ctx)
 	const struct kept_ids *k = ctx;
 	__u32 id;
 
-	return bpf_map_lookup_elem(fd, key, &id) == 0 && !model_kept(k->plan, id);
+	return bpf_map_lookup_elem(fd, key, &id) == 0 && !model_kept(k, id);
 }
 
 /*
@@ -570,12 +547,12 @@ static void forget_new_names(const struct rls_maps *maps, const struct rls_table
 	for (i = 0; i < t->nr_accounts; i++)
 		if (plan->account_is_new && plan->account_is_new[i])
 			bpf_map_delete_elem(maps->accounts, &plan->accounts[i]);
-	for (i = 0; i < plan->nr_models; i++) {
+	for (i = 0; i < t->nr_models; i++) {
 		struct rls_model_name name = {};
 
-		if (!plan->model_is_new[i])
+		if (!plan->model_is_new || !plan->model_is_new[i])
 			continue;
-		snprintf(name.name, sizeof(name.name), "%s", plan->model_names[i]);
+		snprintf(name.name, sizeof(name.name), "%s", t->models[i]);
 		bpf_map_delete_elem(maps->models, &name);
 	}
 }
@@ -591,7 +568,8 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	memset(result, 0, sizeof(*result));
 	ret = plan_ids(maps, table, &plan);
 	if (ret) {
-		snprintf(err, err_len, "out of memory");
+		snprintf(err, err_len, ret == -ENOSPC ? "no account or model id is free: `rlshape "
+			 "unload` and load again (counters start afresh)" : "out of memory");
 		plan_free(&plan);
 		return ret;
 	}
@@ -622,6 +600,7 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	 */
 	kept.plan = &plan;
 	kept.nr_accounts = table->nr_accounts;
+	kept.nr_models = table->nr_models;
 	result->counters_removed =
 		delete_keys_where(maps->counters, sizeof(struct rls_counter_key), names_removed_id,
 				  &kept) +
@@ -633,7 +612,7 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	delete_keys_where(maps->models, sizeof(struct rls_model_name), model_removed, &kept);
 	result->generation = next;
 	result->nr_accounts = table->nr_accounts;
-	result->nr_models = plan.nr_models;
+	result->nr_models = table->nr_models;
 	plan_free(&plan);
 	return 0;
 }

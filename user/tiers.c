@@ -786,6 +786,35 @@ static int parse_tier(struct parser *p, const json_t *v, struct rls_tier *tier)
 	return 0;
 }
 
+/* t->models: every model some tier names, once, in file order. */
+static int list_models(struct parser *p, struct rls_table *t)
+{
+	size_t i, j, entries = 0;
+	json_t *seen = json_object();
+
+	for (i = 0; i < t->nr_tiers; i++)
+		entries += t->tiers[i].nr_entries;
+	t->models = calloc(entries + 1, sizeof(*t->models));
+	if (!seen || !t->models) {
+		json_decref(seen);
+		return fail_oom(p);
+	}
+	for (i = 0; i < t->nr_tiers; i++)
+		for (j = 0; j < t->tiers[i].nr_entries; j++) {
+			const char *model = t->tiers[i].entries[j].model;
+
+			if (!strcmp(model, "*") || json_object_get(seen, model))
+				continue;
+			if (json_object_set_new(seen, model, json_null())) {
+				json_decref(seen);
+				return fail_oom(p);
+			}
+			t->models[t->nr_models++] = model;
+		}
+	json_decref(seen);
+	return 0;
+}
+
 /*
  * What the maps hold: the live table and the next one side by side, each at most RLS_MAX_LIMITS
  * (tier, model) entries, with one more per tier for a hidden model, and RLS_MAX_MODELS model
@@ -793,25 +822,14 @@ static int parse_tier(struct parser *p, const json_t *v, struct rls_tier *tier)
  */
 static int check_map_room(struct parser *p, const struct rls_table *t)
 {
-	size_t i, j, entries = 0, models;
-	json_t *names = json_object();
+	size_t i, entries = 0;
 
-	if (!names)
-		return fail_oom(p);
-	for (i = 0; i < t->nr_tiers; i++) {
+	for (i = 0; i < t->nr_tiers; i++)
 		entries += t->tiers[i].nr_entries + 1;
-		for (j = 0; j < t->tiers[i].nr_entries; j++)
-			if (strcmp(t->tiers[i].entries[j].model, "*") &&
-			    json_object_set_new(names, t->tiers[i].entries[j].model, json_null())) {
-				json_decref(names);
-				return fail_oom(p);
-			}
-	}
-	models = json_object_size(names);
-	json_decref(names);
-	if (models > RLS_MAX_MODELS)
+	if (t->nr_models > RLS_MAX_MODELS)
 		return fail(p, "%zu model names, at most %u fit the models map: name fewer models "
-			    "(those a tier does not name share its \"*\")", models, RLS_MAX_MODELS);
+			    "(those a tier does not name share its \"*\")", t->nr_models,
+			    RLS_MAX_MODELS);
 	if (entries > RLS_MAX_LIMITS)
 		return fail(p, "%zu limit entries (one per tier and model, and one per tier for "
 			    "hidden models), at most %u fit the limits map: name fewer models per tier "
@@ -852,7 +870,7 @@ static int parse_tiers(struct parser *p, const json_t *v, struct rls_table *t)
 		path_pop(p, saved);
 		i++;
 	}
-	if (check_map_room(p, t))
+	if (list_models(p, t) || check_map_room(p, t))
 		return -1;
 	path_reset(p);
 	return 0;
@@ -1531,6 +1549,7 @@ void rls_table_free(struct rls_table *table)
 	for (i = 0; i < table->nr_tiers; i++)
 		free(table->tiers[i].entries);
 	free(table->tiers);
+	free(table->models);
 	for (i = 0; i < table->nr_accounts; i++) {
 		free(table->accounts[i].keys);
 		free(table->accounts[i].cidrs);
