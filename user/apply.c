@@ -10,6 +10,7 @@
 
 #include "apply.h"
 #include "ids.h"
+#include "map_walk.h"
 #include "slot_ring.h"
 
 /* Ids the new table uses, by position: accounts[i] is table->accounts[i], models[i] is
@@ -71,14 +72,17 @@ struct known_names {
 	char (*names)[RLS_ACCOUNT_NAME_MAX];
 	struct rls_named_id *v; /* v[i].name is names[i] once read_known_*() returns */
 	size_t n, cap;
+	int error;
 };
 
 _Static_assert(RLS_MODEL_NAME_MAX == RLS_ACCOUNT_NAME_MAX, "known_names holds both");
 
-static int known_add(struct known_names *k, const char *name, __u32 id)
+static void known_add(struct known_names *k, const char *name, __u32 id)
 {
 	void *names, *v;
 
+	if (k->error)
+		return;
 	if (k->n == k->cap) {
 		k->cap = k->cap ? k->cap * 2 : 1024;
 		names = realloc(k->names, k->cap * sizeof(*k->names));
@@ -87,23 +91,27 @@ static int known_add(struct known_names *k, const char *name, __u32 id)
 		v = realloc(k->v, k->cap * sizeof(*k->v));
 		if (v)
 			k->v = v;
-		if (!names || !v)
-			return -ENOMEM;
+		if (!names || !v) {
+			k->error = -ENOMEM;
+			return;
+		}
 	}
 	memcpy(k->names[k->n], name, sizeof(k->names[k->n]));
 	k->names[k->n][sizeof(k->names[k->n]) - 1] = '\0';
 	k->v[k->n++].id = id;
-	return 0;
 }
 
 /* The names are all in: point at them (realloc may have moved them) and sort by name. */
-static void known_done(struct known_names *k)
+static int known_done(struct known_names *k, int walked)
 {
 	size_t i;
 
+	if (walked || k->error)
+		return walked ? walked : k->error;
 	for (i = 0; i < k->n; i++)
 		k->v[i].name = k->names[i];
 	rls_sort_by_name(k->v, k->n);
+	return 0;
 }
 
 static void known_free(struct known_names *k)
@@ -113,35 +121,24 @@ static void known_free(struct known_names *k)
 	memset(k, 0, sizeof(*k));
 }
 
+static void add_known_account(const void *key, const void *value, void *known)
+{
+	known_add(known, ((const struct rls_account_name *)value)->name, *(const __u32 *)key);
+}
+
+static void add_known_model(const void *key, const void *value, void *known)
+{
+	known_add(known, ((const struct rls_model_name *)key)->name, *(const __u32 *)value);
+}
+
 static int read_known_accounts(const struct rls_maps *maps, struct known_names *k)
 {
-	struct rls_account_name value;
-	__u32 key, next, *prev = NULL;
-
-	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->accounts, &key, &value) == 0 &&
-		    known_add(k, value.name, key))
-			return -ENOMEM;
-	}
-	known_done(k);
-	return 0;
+	return known_done(k, rls_map_walk(maps->accounts, 0, add_known_account, k));
 }
 
 static int read_known_models(const struct rls_maps *maps, struct known_names *k)
 {
-	struct rls_model_name key, next, *prev = NULL;
-	__u32 id;
-
-	while (bpf_map_get_next_key(maps->models, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->models, &key, &id) == 0 && known_add(k, key.name, id))
-			return -ENOMEM;
-	}
-	known_done(k);
-	return 0;
+	return known_done(k, rls_map_walk(maps->models, 0, add_known_model, k));
 }
 
 static void plan_free(struct id_plan *plan)
@@ -217,39 +214,51 @@ static __u32 planned_model_id(const struct id_plan *plan, const struct rls_table
 	return rls_find_id(plan->models_by_name, t->nr_models, model, RLS_MODEL_OTHER);
 }
 
-/* Does this key (of a map being swept) go? */
-typedef bool (*rls_key_doomed)(int fd, const void *key, const void *ctx);
+/* Does this entry (of a map being swept) go? */
+typedef bool (*rls_key_doomed)(const void *key, const void *value, const void *ctx);
+
+struct sweep {
+	rls_key_doomed doomed;
+	const void *ctx;
+	size_t key_size, n, cap;
+	unsigned char *keys;
+	bool out_of_memory;
+};
+
+static void collect_doomed(const void *key, const void *value, void *sweep)
+{
+	struct sweep *w = sweep;
+	void *grown;
+
+	if (w->out_of_memory || !w->doomed(key, value, w->ctx))
+		return;
+	if (w->n == w->cap) {
+		grown = realloc(w->keys, (w->cap ? w->cap * 2 : 256) * w->key_size);
+		if (!grown) {
+			w->out_of_memory = true;
+			return;
+		}
+		w->keys = grown;
+		w->cap = w->cap ? w->cap * 2 : 256;
+	}
+	memcpy(w->keys + w->n++ * w->key_size, key, w->key_size);
+}
 
 /*
- * Delete every key of fd that doomed() picks. Keys are collected first: deleting while
- * walking with bpf_map_get_next_key() would skip entries. Returns how many went.
+ * Delete every entry of fd that doomed() picks; read_flags: BPF_F_LOCK to see values with
+ * their lock held, else 0. Keys are collected first: deleting while walking would skip
+ * entries. Returns how many went.
  */
-static size_t delete_keys_where(int fd, size_t key_size, rls_key_doomed doomed, const void *ctx)
+static size_t delete_keys_where(int fd, size_t key_size, __u64 read_flags, rls_key_doomed doomed,
+				const void *ctx)
 {
-	unsigned char key[64], next[64], *keys = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-	void *prev = NULL;
+	struct sweep w = { .doomed = doomed, .ctx = ctx, .key_size = key_size };
+	size_t deleted;
 
-	if (key_size > sizeof(key))
-		return 0;
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, key_size);
-		prev = key;
-		if (!doomed(fd, key, ctx))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			grown = realloc(keys, cap * key_size);
-			if (!grown)
-				break;
-			keys = grown;
-		}
-		memcpy(keys + n++ * key_size, key, key_size);
-	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(fd, keys + i * key_size);
-	free(keys);
-	return n;
+	rls_map_walk(fd, read_flags, collect_doomed, &w);
+	deleted = rls_map_delete_keys(fd, w.keys, w.n, key_size);
+	free(w.keys);
+	return deleted;
 }
 
 struct generation_match {
@@ -257,12 +266,12 @@ struct generation_match {
 	__u32 value; /* as stored: network order for the LPM trie */
 };
 
-static bool in_generation(int fd, const void *key, const void *ctx)
+static bool in_generation(const void *key, const void *value, const void *ctx)
 {
 	const struct generation_match *m = ctx;
 	__u32 have;
 
-	(void)fd;
+	(void)value;
 	memcpy(&have, (const unsigned char *)key + m->offset, sizeof(have));
 	return have == m->value;
 }
@@ -273,7 +282,7 @@ static void delete_generation(int fd, size_t key_size, size_t gen_offset, __u32 
 {
 	struct generation_match m = { gen_offset, in_network_order ? htonl(gen) : gen };
 
-	delete_keys_where(fd, key_size, in_generation, &m);
+	delete_keys_where(fd, key_size, 0, in_generation, &m);
 }
 
 static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
@@ -286,21 +295,94 @@ static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
 			  offsetof(struct rls_limit_key, generation), gen, false);
 }
 
+/*
+ * Entries of one map gathered for one rls_map_update_many() call (a million accounts are a
+ * million entries: one system call each was most of a load), with the account each is for.
+ */
+#define WRITE_BATCH 4096
+
+struct batch_writer {
+	int fd;
+	size_t key_size, value_size, n;
+	unsigned char *keys, *values;
+	size_t account[WRITE_BATCH];
+};
+
+static struct batch_writer *batch_writer(int fd, size_t key_size, size_t value_size)
+{
+	struct batch_writer *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	*w = (struct batch_writer){ .fd = fd, .key_size = key_size, .value_size = value_size };
+	w->keys = malloc(WRITE_BATCH * key_size);
+	w->values = malloc(WRITE_BATCH * value_size);
+	if (!w->keys || !w->values) {
+		free(w->keys);
+		free(w->values);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void batch_writer_free(struct batch_writer *w)
+{
+	if (!w)
+		return;
+	free(w->keys);
+	free(w->values);
+	free(w);
+}
+
+/* Write what is gathered. Returns 0, or -errno with *account the one whose entry failed. */
+static int batch_flush(struct batch_writer *w, size_t *account)
+{
+	size_t failed = 0;
+	int ret = 0;
+
+	if (w->n)
+		ret = rls_map_update_many(w->fd, w->keys, w->values, w->n, w->key_size,
+					  w->value_size, BPF_ANY, &failed);
+	if (ret)
+		*account = w->account[failed];
+	w->n = 0;
+	return ret;
+}
+
+static int batch_add(struct batch_writer *w, const void *key, const void *value, size_t account,
+		     size_t *failed_account)
+{
+	memcpy(w->keys + w->n * w->key_size, key, w->key_size);
+	memcpy(w->values + w->n * w->value_size, value, w->value_size);
+	w->account[w->n++] = account;
+	return w->n == WRITE_BATCH ? batch_flush(w, failed_account) : 0;
+}
+
 static int write_names(const struct rls_maps *maps, const struct rls_table *t,
 		       const struct id_plan *plan, char *err, size_t err_len)
 {
-	size_t i;
+	struct batch_writer *w;
+	size_t i, failed = 0;
+	int ret = 0;
 
-	for (i = 0; i < t->nr_accounts; i++) {
+	w = batch_writer(maps->accounts, sizeof(__u32), sizeof(struct rls_account_name));
+	if (!w)
+		return failf(err, err_len, "cannot add the %s accounts: %s", "new", ENOMEM);
+	for (i = 0; i < t->nr_accounts && !ret; i++) {
 		struct rls_account_name name = {};
 
 		if (!plan->account_is_new[i])
 			continue;
 		snprintf(name.name, sizeof(name.name), "%s", t->accounts[i].name);
-		if (bpf_map_update_elem(maps->accounts, &plan->accounts[i], &name, BPF_ANY))
-			return failf(err, err_len, "cannot add account \"%s\": %s",
-				     t->accounts[i].name, errno);
+		ret = batch_add(w, &plan->accounts[i], &name, i, &failed);
 	}
+	if (!ret)
+		ret = batch_flush(w, &failed);
+	batch_writer_free(w);
+	if (ret)
+		return failf(err, err_len, "cannot add account \"%s\": %s", t->accounts[failed].name,
+			     -ret);
 	for (i = 0; i < t->nr_models; i++) {
 		struct rls_model_name name = {};
 
@@ -354,32 +436,44 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 			    const struct id_plan *plan, __u32 gen, struct rls_apply_result *r,
 			    char *err, size_t err_len)
 {
-	size_t i, j;
+	struct batch_writer *keys;
+	size_t i, j, failed = 0;
+	int ret = 0;
 
-	for (i = 0; i < t->nr_accounts; i++) {
+	keys = batch_writer(maps->api_keys, sizeof(struct rls_api_key), sizeof(struct rls_principal));
+	if (!keys)
+		return failf(err, err_len, "cannot add the %s keys: %s", "new", ENOMEM);
+	for (i = 0; i < t->nr_accounts && !ret; i++) {
 		const struct rls_account *a = &t->accounts[i];
 		struct rls_principal who = { .account = plan->accounts[i], .tier = (__u32)a->tier };
 
-		for (j = 0; j < a->nr_keys; j++) {
+		for (j = 0; j < a->nr_keys && !ret; j++) {
 			struct rls_api_key key = { .generation = gen };
 
 			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
-			if (bpf_map_update_elem(maps->api_keys, &key, &who, BPF_ANY))
-				return failf(err, err_len, "cannot add a key of account \"%s\": %s",
-					     a->name, errno);
-			r->nr_keys++;
+			ret = batch_add(keys, &key, &who, i, &failed);
 		}
-		for (j = 0; j < a->nr_cidrs; j++) {
+		/* The LPM trie takes one entry a call; an account has few CIDRs. */
+		for (j = 0; j < a->nr_cidrs && !ret; j++) {
 			struct rls_cidr_key key = { .prefixlen = 32 + a->cidrs[j].prefixlen,
 						    .generation = htonl(gen) };
 
 			memcpy(key.addr, a->cidrs[j].addr, sizeof(key.addr));
-			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY))
+			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY)) {
+				batch_writer_free(keys);
 				return failf(err, err_len, "cannot add a CIDR of account \"%s\": %s",
 					     a->name, errno);
+			}
 			r->nr_cidrs++;
 		}
+		r->nr_keys += a->nr_keys;
 	}
+	if (!ret)
+		ret = batch_flush(keys, &failed);
+	batch_writer_free(keys);
+	if (ret)
+		return failf(err, err_len, "cannot add a key of account \"%s\": %s",
+			     t->accounts[failed].name, -ret);
 	return 0;
 }
 
@@ -462,32 +556,33 @@ static bool model_kept(const struct kept_ids *k, __u32 id)
 }
 
 /* Keys that start with (account, model): do they name an account or model that is gone? */
-static bool names_removed_id(int fd, const void *key, const void *ctx)
+static bool names_removed_id(const void *key, const void *value, const void *ctx)
 {
 	const struct kept_ids *k = ctx;
 	__u32 ids[2];
 
-	(void)fd;
+	(void)value;
 	memcpy(ids, key, sizeof(ids));
 	return !account_kept(k, ids[0]) || !model_kept(k, ids[1]);
 }
 
-static bool account_removed(int fd, const void *key, const void *ctx)
+static bool account_removed(const void *key, const void *value, const void *ctx)
 {
 	const struct kept_ids *k = ctx;
 	__u32 id;
 
-	(void)fd;
+	(void)value;
 	memcpy(&id, key, sizeof(id));
 	return !account_kept(k, id);
 }
 
-static bool model_removed(int fd, const void *key, const void *ctx)
+static bool model_removed(const void *key, const void *value, const void *ctx)
 {
-	const struct kept_ids *k = ctx;
 	__u32 id;
 
-	return bpf_map_lookup_elem(fd, key, &id) == 0 && !model_kept(k, id);
+	(void)key;
+	memcpy(&id, value, sizeof(id));
+	return !model_kept(ctx, id);
 }
 
 /*
@@ -518,13 +613,13 @@ static bool is_overflow_counter(const struct rls_counter_key *key)
 }
 
 /* The overflow counters stay: they must exist before the map fills up. */
-static bool anonymous_idle(int fd, const void *key, const void *ctx)
+/* Read with BPF_F_LOCK: the value as of one moment, not half of an update. */
+static bool anonymous_idle(const void *key, const void *value, const void *ctx)
 {
-	struct rls_counter value;
+	struct rls_counter counter;
 
-	return !is_overflow_counter(key) &&
-	       bpf_map_lookup_elem_flags(fd, key, &value, BPF_F_LOCK) == 0 &&
-	       counter_is_idle(&value, *(const __u64 *)ctx);
+	memcpy(&counter, value, sizeof(counter));
+	return !is_overflow_counter(key) && counter_is_idle(&counter, *(const __u64 *)ctx);
 }
 
 static size_t prune_idle_anonymous(const struct rls_maps *maps)
@@ -534,7 +629,7 @@ static size_t prune_idle_anonymous(const struct rls_maps *maps)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ns = (__u64)now.tv_sec * RLS_NS_PER_SEC + (__u64)now.tv_nsec;
-	return delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key),
+	return delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key), BPF_F_LOCK,
 				 anonymous_idle, &now_ns);
 }
 
@@ -568,8 +663,11 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	memset(result, 0, sizeof(*result));
 	ret = plan_ids(maps, table, &plan);
 	if (ret) {
-		snprintf(err, err_len, ret == -ENOSPC ? "no account or model id is free: `rlshape "
-			 "unload` and load again (counters start afresh)" : "out of memory");
+		if (ret == -ENOSPC)
+			snprintf(err, err_len, "no account or model id is free: `rlshape unload` "
+				 "and load again (counters start afresh)");
+		else
+			failf(err, err_len, "cannot read the %s names: %s", "live", -ret);
 		plan_free(&plan);
 		return ret;
 	}
@@ -602,14 +700,14 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	kept.nr_accounts = table->nr_accounts;
 	kept.nr_models = table->nr_models;
 	result->counters_removed =
-		delete_keys_where(maps->counters, sizeof(struct rls_counter_key), names_removed_id,
-				  &kept) +
-		delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key),
+		delete_keys_where(maps->counters, sizeof(struct rls_counter_key), 0,
+				  names_removed_id, &kept) +
+		delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key), 0,
 				  names_removed_id, &kept);
-	delete_keys_where(maps->stats, sizeof(struct rls_stats_key), names_removed_id, &kept);
+	delete_keys_where(maps->stats, sizeof(struct rls_stats_key), 0, names_removed_id, &kept);
 	result->idle_removed = prune_idle_anonymous(maps);
-	delete_keys_where(maps->accounts, sizeof(__u32), account_removed, &kept);
-	delete_keys_where(maps->models, sizeof(struct rls_model_name), model_removed, &kept);
+	delete_keys_where(maps->accounts, sizeof(__u32), 0, account_removed, &kept);
+	delete_keys_where(maps->models, sizeof(struct rls_model_name), 0, model_removed, &kept);
 	result->generation = next;
 	result->nr_accounts = table->nr_accounts;
 	result->nr_models = table->nr_models;
