@@ -23,7 +23,20 @@ struct id_plan {
 	__u32 *models_sorted; /* model_kept() */
 	struct rls_named_id *models_by_name; /* planned_model_id() */
 	bool *model_is_new;
+	/* Names the maps held before that the table no longer has: none, and the sweep of that
+	 * name map after the switch has nothing to do. */
+	size_t accounts_dropped, models_dropped;
 };
+
+/* How many of the n names were known (not new): the known ones the table dropped are the rest. */
+static size_t nr_known_kept(const bool *is_new, size_t n)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < n; i++)
+		kept += !is_new[i];
+	return kept;
+}
 
 static int failf(char *err, size_t err_len, const char *fmt, const char *what, int e)
 {
@@ -184,12 +197,16 @@ static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, stru
 		ret = rls_plan_ids(known.v, known.n, account_names, nr_accounts,
 				   RLS_ACCOUNT_ANONYMOUS + 1, UINT32_MAX, plan->accounts,
 				   plan->account_is_new);
+	if (!ret)
+		plan->accounts_dropped = known.n - nr_known_kept(plan->account_is_new, nr_accounts);
 	known_free(&known);
 	if (!ret)
 		ret = read_known_models(maps, &known);
 	if (!ret)
 		ret = rls_plan_ids(known.v, known.n, t->models, nr_models, RLS_MODEL_OTHER + 1,
 				   RLS_MODEL_HIDDEN - 1, plan->models, plan->model_is_new);
+	if (!ret)
+		plan->models_dropped = known.n - nr_known_kept(plan->model_is_new, nr_models);
 	known_free(&known);
 	if (ret)
 		goto out;
@@ -706,8 +723,11 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 				  names_removed_id, &kept);
 	delete_keys_where(maps->stats, sizeof(struct rls_stats_key), 0, names_removed_id, &kept);
 	result->idle_removed = prune_idle_anonymous(maps);
-	delete_keys_where(maps->accounts, sizeof(__u32), 0, account_removed, &kept);
-	delete_keys_where(maps->models, sizeof(struct rls_model_name), 0, model_removed, &kept);
+	if (plan.accounts_dropped)
+		delete_keys_where(maps->accounts, sizeof(__u32), 0, account_removed, &kept);
+	if (plan.models_dropped)
+		delete_keys_where(maps->models, sizeof(struct rls_model_name), 0, model_removed,
+				  &kept);
 	result->generation = next;
 	result->nr_accounts = table->nr_accounts;
 	result->nr_models = table->nr_models;
