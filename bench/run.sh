@@ -8,7 +8,7 @@
 #   3. accuracy under a saturating load on every CPU (build/bench/accuracy)
 #   4. rlshape against nginx and HAProxy (bench/compare.sh, when it exists)
 #
-#   (default)  the full run, `make bench`: under 10 minutes; writes bench/results/LATEST.md
+#   (default)  the full run, `make bench`: about 10 minutes; writes bench/results/LATEST.md
 #   --quick    fewer runs, smaller tables, `make bench-quick`: under 2 minutes; also writes
 #              bench/results/LATEST.md (its header says which mode made it)
 #   --smoke    tiny counts, under a minute: proves the scripts work (tests/e2e/90_bench_smoke.sh);

@@ -9,8 +9,9 @@
 #   models-4k   the caps: 16 tiers naming 4,094 of 4,096 models each (65,536 limit entries)
 #   accounts-N  N accounts with one API key each, in one tier (10k, 100k, 1M)
 # REV is $RLS_LOAD_BASELINE, by default c573427: the last commit before model ids were
-# planned by sort and merge (issue 11, item 2). --smoke: the two small tables, one run, and
-# this build as its own baseline (no scratch build). Prints a Markdown section on stdout.
+# planned by sort and merge (issue 11, item 2). --quick (4k models, 100k accounts, one run)
+# and --smoke (1k models, 10k accounts) time this build only: the scratch build alone takes
+# most of a minute. Prints a Markdown section on stdout.
 # Measured, never pass/fail. Everything it makes is removed on exit, also on failure.
 set -euo pipefail
 
@@ -19,13 +20,13 @@ cd "$REPO"
 AFTER=$(realpath -m "${BUILD:-build}/rlshape")
 baseline=${RLS_LOAD_BASELINE:-c573427}
 
-# Cases, and how many times each binary runs each (medians are taken over them).
+# Cases as CASE:RUNS, how many times each binary runs it (the median is taken over them).
 case ${1:-} in
-"") CASES=(models-1k models-4k accounts-10000 accounts-100000 accounts-1000000) RUNS=3 ;;
---quick) CASES=(models-1k models-4k accounts-10000 accounts-100000) RUNS=3 ;;
---smoke) CASES=(models-1k accounts-10000) RUNS=1 ;;
+"") CASES=(models-1k:3 models-4k:3 accounts-10000:3 accounts-100000:3 accounts-1000000:1) ;;
+--quick) CASES=(models-4k:1 accounts-100000:1) ;;
+--smoke) CASES=(models-1k:1 accounts-10000:1) ;;
 *)
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 	[[ $1 == -h || $1 == --help ]]
 	exit
 	;;
@@ -44,8 +45,8 @@ bed_up >&2 # traps EXIT, INT, TERM: bed_down removes namespaces, pins and $BED_D
 # ---- the baseline --------------------------------------------------------------------------
 
 BEFORE="" before_note=""
-if [[ ${1:-} == --smoke ]]; then
-	BEFORE=$AFTER before_note="this build (--smoke: no scratch build)"
+if [[ -n ${1:-} ]]; then
+	before_note="not measured with $1 (make bench measures it)"
 elif ! rev=$(git -C "$REPO" rev-parse --short --verify -q "$baseline^{commit}"); then
 	before_note="not measured: $baseline is not a commit of this checkout"
 else
@@ -138,11 +139,12 @@ ratio() { # AFTER BEFORE
 }
 
 rows=()
-for c in "${CASES[@]}"; do
+for c_runs in "${CASES[@]}"; do
+	c=${c_runs%:*} runs=${c_runs#*:}
 	echo "table_load.sh: $c ..." >&2
 	table=$(table_of "$c")
 	: >"$BED_DIR/after" && : >"$BED_DIR/before"
-	for ((i = 0; i < RUNS; i++)); do
+	for ((i = 0; i < runs; i++)); do
 		# Alternate which goes first, so neither always runs on a warmer machine.
 		if ((i % 2)); then
 			round "$AFTER" "$table" "$BED_DIR/after"
@@ -152,7 +154,7 @@ for c in "${CASES[@]}"; do
 			round "$AFTER" "$table" "$BED_DIR/after"
 		fi
 	done
-	row="| $c |"
+	row="| $c ($runs) |"
 	for col in 1 2 3; do
 		a=$(median "$BED_DIR/after" "$col")
 		b=n/a
@@ -163,7 +165,7 @@ for c in "${CASES[@]}"; do
 	rm -f "$table"
 done
 
-echo "Wall time in seconds, median of $RUNS run(s) each, before: $before_note; after: this" \
+echo "Wall time in seconds, the median of (N) runs; before: $before_note; after: this" \
 	"build. \`load\` is fresh (nothing loaded), the reload is of the same table over it; both" \
 	"on a veth of the test bed, and include loading the BPF programs (the verifier). The ratio" \
 	"is after / before, from the same run."
