@@ -3,11 +3,12 @@
 #
 # Runs every rlshape benchmark and prints one Markdown report, ending in a summary table:
 #   1. per-packet cost of the XDP program (build/bench/prog_cost, BPF_PROG_TEST_RUN)
-#   2. scale with the tier table's size (bench/scale.sh)
+#   2. scale with the tier table's size (bench/scale.sh), and the table's load against an
+#      earlier commit's (bench/table_load.sh)
 #   3. accuracy under a saturating load on every CPU (build/bench/accuracy)
 #   4. rlshape against nginx and HAProxy (bench/compare.sh, when it exists)
 #
-#   (default)  the full run, `make bench`: under 10 minutes; writes bench/results/LATEST.md
+#   (default)  the full run, `make bench`: about 10 minutes; writes bench/results/LATEST.md
 #   --quick    fewer runs, smaller tables, `make bench-quick`: under 2 minutes; also writes
 #              bench/results/LATEST.md (its header says which mode made it)
 #   --smoke    tiny counts, under a minute: proves the scripts work (tests/e2e/90_bench_smoke.sh);
@@ -145,6 +146,8 @@ section "Per-packet cost (bench/prog_cost.c)" \
 	"$BUILD_DIR/bench/prog_cost" "${PROG_COST_ARGS[@]}" --summary "$summary"
 section "Scale with the table's size (bench/scale.sh)" \
 	"$REPO/bench/scale.sh" "${SUB_MODE[@]}" --summary "$summary"
+section "Table load before and after (bench/table_load.sh)" \
+	"$REPO/bench/table_load.sh" "${SUB_MODE[@]}"
 section "Accuracy under saturation (bench/accuracy.c)" \
 	"$BUILD_DIR/bench/accuracy" "${ACCURACY_ARGS[@]}" --summary "$summary"
 compare_note=""

@@ -9,18 +9,34 @@
 #include <bpf/bpf.h>
 
 #include "apply.h"
+#include "ids.h"
+#include "map_walk.h"
 #include "slot_ring.h"
 
-/* Ids the new table uses, by position: accounts[i] is table->accounts[i]. */
+/* Ids the new table uses, by position: accounts[i] is table->accounts[i], models[i] is
+ * table->models[i]. */
 struct id_plan {
 	__u32 *accounts;
-	__u32 *accounts_sorted; /* the same ids, sorted: account_kept() searches it */
+	__u32 *accounts_sorted; /* the same ids, sorted: account_kept() searches them */
 	bool *account_is_new;
-	size_t nr_models;
-	const char **model_names; /* every model some tier names, once */
 	__u32 *models;
+	__u32 *models_sorted; /* model_kept() */
+	struct rls_named_id *models_by_name; /* planned_model_id() */
 	bool *model_is_new;
+	/* Names the maps held before that the table no longer has: none, and the sweep of that
+	 * name map after the switch has nothing to do. */
+	size_t accounts_dropped, models_dropped;
 };
+
+/* How many of the n names were known (not new): the known ones the table dropped are the rest. */
+static size_t nr_known_kept(const bool *is_new, size_t n)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < n; i++)
+		kept += !is_new[i];
+	return kept;
+}
 
 static int failf(char *err, size_t err_len, const char *fmt, const char *what, int e)
 {
@@ -61,93 +77,81 @@ __u32 rls_model_id(const struct rls_maps *maps, const char *name)
 }
 
 /*
- * The accounts the maps already know, by name. Read in one walk: each walk of a map sized for
- * millions of entries visits every bucket, so a walk per account would make a load quadratic.
+ * The names the maps already know, with their ids. Each map is read in one walk: a walk of a
+ * map sized for millions of entries visits every bucket, so a walk (or a lookup by walking)
+ * per name would make a load quadratic.
  */
-struct account_index {
-	struct named_id {
-		char name[RLS_ACCOUNT_NAME_MAX];
-		__u32 id;
-	} *v;
-	size_t n;
-	__u32 highest;
+struct known_names {
+	char (*names)[RLS_ACCOUNT_NAME_MAX];
+	struct rls_named_id *v; /* v[i].name is names[i] once read_known_*() returns */
+	size_t n, cap;
+	int error;
 };
 
-static int compare_ids(const void *a, const void *b)
+_Static_assert(RLS_MODEL_NAME_MAX == RLS_ACCOUNT_NAME_MAX, "known_names holds both");
+
+static void known_add(struct known_names *k, const char *name, __u32 id)
 {
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
+	void *names, *v;
 
-	return x < y ? -1 : x > y;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(((const struct named_id *)a)->name, ((const struct named_id *)b)->name);
-}
-
-static int read_account_index(const struct rls_maps *maps, struct account_index *idx)
-{
-	struct rls_account_name value;
-	__u32 key, next, *prev = NULL;
-	size_t cap = 0;
-	void *grown;
-
-	memset(idx, 0, sizeof(*idx));
-	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->accounts, &key, &value))
-			continue;
-		if (idx->n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			grown = realloc(idx->v, cap * sizeof(*idx->v));
-			if (!grown)
-				return -ENOMEM;
-			idx->v = grown;
+	if (k->error)
+		return;
+	if (k->n == k->cap) {
+		k->cap = k->cap ? k->cap * 2 : 1024;
+		names = realloc(k->names, k->cap * sizeof(*k->names));
+		if (names)
+			k->names = names;
+		v = realloc(k->v, k->cap * sizeof(*k->v));
+		if (v)
+			k->v = v;
+		if (!names || !v) {
+			k->error = -ENOMEM;
+			return;
 		}
-		memcpy(idx->v[idx->n].name, value.name, sizeof(value.name));
-		idx->v[idx->n].name[sizeof(value.name) - 1] = '\0';
-		idx->v[idx->n++].id = key;
-		if (key > idx->highest)
-			idx->highest = key;
 	}
-	/* qsort() and bsearch() want a real array even for no elements (C11 7.22.5). */
-	if (idx->n)
-		qsort(idx->v, idx->n, sizeof(*idx->v), compare_names);
-	return 0;
+	memcpy(k->names[k->n], name, sizeof(k->names[k->n]));
+	k->names[k->n][sizeof(k->names[k->n]) - 1] = '\0';
+	k->v[k->n++].id = id;
 }
 
-static __u32 indexed_account_id(const struct account_index *idx, const char *name)
-{
-	struct named_id want = {}, *found;
-
-	snprintf(want.name, sizeof(want.name), "%s", name);
-	found = idx->n ? bsearch(&want, idx->v, idx->n, sizeof(*idx->v), compare_names) : NULL;
-	return found ? found->id : 0;
-}
-
-static __u32 highest_model_id(const struct rls_maps *maps)
-{
-	struct rls_model_name key, next, *prev = NULL;
-	__u32 id, high = 0;
-
-	while (bpf_map_get_next_key(maps->models, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->models, &key, &id) == 0 && id > high && id != RLS_MODEL_HIDDEN)
-			high = id;
-	}
-	return high;
-}
-
-static bool listed(const char **names, size_t n, const char *name)
+/* The names are all in: point at them (realloc may have moved them) and sort by name. */
+static int known_done(struct known_names *k, int walked)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return true;
-	return false;
+	if (walked || k->error)
+		return walked ? walked : k->error;
+	for (i = 0; i < k->n; i++)
+		k->v[i].name = k->names[i];
+	rls_sort_by_name(k->v, k->n);
+	return 0;
+}
+
+static void known_free(struct known_names *k)
+{
+	free(k->names);
+	free(k->v);
+	memset(k, 0, sizeof(*k));
+}
+
+static void add_known_account(const void *key, const void *value, void *known)
+{
+	known_add(known, ((const struct rls_account_name *)value)->name, *(const __u32 *)key);
+}
+
+static void add_known_model(const void *key, const void *value, void *known)
+{
+	known_add(known, ((const struct rls_model_name *)key)->name, *(const __u32 *)value);
+}
+
+static int read_known_accounts(const struct rls_maps *maps, struct known_names *k)
+{
+	return known_done(k, rls_map_walk(maps->accounts, 0, add_known_account, k));
+}
+
+static int read_known_models(const struct rls_maps *maps, struct known_names *k)
+{
+	return known_done(k, rls_map_walk(maps->models, 0, add_known_model, k));
 }
 
 static void plan_free(struct id_plan *plan)
@@ -155,116 +159,123 @@ static void plan_free(struct id_plan *plan)
 	free(plan->accounts);
 	free(plan->accounts_sorted);
 	free(plan->account_is_new);
-	free(plan->model_names);
 	free(plan->models);
+	free(plan->models_sorted);
+	free(plan->models_by_name);
 	free(plan->model_is_new);
 	memset(plan, 0, sizeof(*plan));
 }
 
-/* Existing names keep their ids, so their counters carry over; new names get fresh ones. */
+/*
+ * Existing names keep their ids, so their counters carry over; new names get the lowest ids no
+ * name in the maps holds (rls_plan_ids()). Returns 0, -ENOMEM or -ENOSPC.
+ */
 static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, struct id_plan *plan)
 {
-	struct account_index known;
-	size_t i, j, n = 0, cap = 0;
-	__u32 next_account, next_model = highest_model_id(maps) + 1;
+	size_t i, nr_accounts = t->nr_accounts, nr_models = t->nr_models;
+	struct known_names known = {};
+	const char **account_names;
+	int ret = -ENOMEM;
 
-	if (read_account_index(maps, &known)) {
-		free(known.v);
-		return -ENOMEM;
-	}
-	next_account = known.highest + 1;
+	account_names = calloc(nr_accounts + 1, sizeof(*account_names));
+	plan->accounts = calloc(nr_accounts + 1, sizeof(*plan->accounts));
+	plan->accounts_sorted = calloc(nr_accounts + 1, sizeof(*plan->accounts_sorted));
+	plan->account_is_new = calloc(nr_accounts + 1, sizeof(*plan->account_is_new));
+	plan->models = calloc(nr_models + 1, sizeof(*plan->models));
+	plan->models_sorted = calloc(nr_models + 1, sizeof(*plan->models_sorted));
+	plan->models_by_name = calloc(nr_models + 1, sizeof(*plan->models_by_name));
+	plan->model_is_new = calloc(nr_models + 1, sizeof(*plan->model_is_new));
+	if (!account_names || !plan->accounts || !plan->accounts_sorted ||
+	    !plan->account_is_new || !plan->models || !plan->models_sorted ||
+	    !plan->models_by_name || !plan->model_is_new)
+		goto out;
+	for (i = 0; i < nr_accounts; i++)
+		account_names[i] = t->accounts[i].name;
 
-	for (i = 0; i < t->nr_tiers; i++)
-		cap += t->tiers[i].nr_entries;
-	plan->accounts = calloc(t->nr_accounts + 1, sizeof(*plan->accounts));
-	plan->accounts_sorted = calloc(t->nr_accounts + 1, sizeof(*plan->accounts_sorted));
-	plan->account_is_new = calloc(t->nr_accounts + 1, sizeof(*plan->account_is_new));
-	plan->model_names = calloc(cap + 1, sizeof(*plan->model_names));
-	plan->models = calloc(cap + 1, sizeof(*plan->models));
-	plan->model_is_new = calloc(cap + 1, sizeof(*plan->model_is_new));
-	if (!plan->accounts || !plan->accounts_sorted || !plan->account_is_new ||
-	    !plan->model_names || !plan->models || !plan->model_is_new) {
-		free(known.v);
-		return -ENOMEM;
-	}
-	for (i = 0; i < t->nr_accounts; i++) {
-		plan->accounts[i] = indexed_account_id(&known, t->accounts[i].name);
-		if (!plan->accounts[i]) {
-			plan->accounts[i] = next_account++;
-			plan->account_is_new[i] = true;
-		}
-	}
-	free(known.v);
-	if (t->nr_accounts) {
-		memcpy(plan->accounts_sorted, plan->accounts,
-		       t->nr_accounts * sizeof(*plan->accounts));
-		qsort(plan->accounts_sorted, t->nr_accounts, sizeof(*plan->accounts_sorted),
-		      compare_ids);
-	}
-	for (i = 0; i < t->nr_tiers; i++) {
-		for (j = 0; j < t->tiers[i].nr_entries; j++) {
-			const char *model = t->tiers[i].entries[j].model;
+	ret = read_known_accounts(maps, &known);
+	if (!ret)
+		ret = rls_plan_ids(known.v, known.n, account_names, nr_accounts,
+				   RLS_ACCOUNT_ANONYMOUS + 1, UINT32_MAX, plan->accounts,
+				   plan->account_is_new);
+	if (!ret)
+		plan->accounts_dropped = known.n - nr_known_kept(plan->account_is_new, nr_accounts);
+	known_free(&known);
+	if (!ret)
+		ret = read_known_models(maps, &known);
+	if (!ret)
+		ret = rls_plan_ids(known.v, known.n, t->models, nr_models, RLS_MODEL_OTHER + 1,
+				   RLS_MODEL_HIDDEN - 1, plan->models, plan->model_is_new);
+	if (!ret)
+		plan->models_dropped = known.n - nr_known_kept(plan->model_is_new, nr_models);
+	known_free(&known);
+	if (ret)
+		goto out;
 
-			if (strcmp(model, "*") == 0 || listed(plan->model_names, n, model))
-				continue;
-			plan->model_names[n] = model;
-			plan->models[n] = rls_model_id(maps, model);
-			if (plan->models[n] == RLS_MODEL_OTHER) {
-				plan->models[n] = next_model++;
-				plan->model_is_new[n] = true;
-			}
-			n++;
-		}
-	}
-	plan->nr_models = n;
-	return 0;
+	memcpy(plan->accounts_sorted, plan->accounts, nr_accounts * sizeof(*plan->accounts));
+	rls_sort_ids(plan->accounts_sorted, nr_accounts);
+	memcpy(plan->models_sorted, plan->models, nr_models * sizeof(*plan->models));
+	rls_sort_ids(plan->models_sorted, nr_models);
+	for (i = 0; i < nr_models; i++)
+		plan->models_by_name[i] = (struct rls_named_id){ t->models[i], plan->models[i] };
+	rls_sort_by_name(plan->models_by_name, nr_models);
+out:
+	free(account_names);
+	return ret;
 }
 
-static __u32 planned_model_id(const struct id_plan *plan, const char *model)
+static __u32 planned_model_id(const struct id_plan *plan, const struct rls_table *t,
+			      const char *model)
 {
-	size_t i;
-
 	if (strcmp(model, "*") == 0)
 		return RLS_MODEL_OTHER;
-	for (i = 0; i < plan->nr_models; i++)
-		if (strcmp(plan->model_names[i], model) == 0)
-			return plan->models[i];
-	return RLS_MODEL_OTHER;
+	return rls_find_id(plan->models_by_name, t->nr_models, model, RLS_MODEL_OTHER);
 }
 
-/* Does this key (of a map being swept) go? */
-typedef bool (*rls_key_doomed)(int fd, const void *key, const void *ctx);
+/* Does this entry (of a map being swept) go? */
+typedef bool (*rls_key_doomed)(const void *key, const void *value, const void *ctx);
+
+struct sweep {
+	rls_key_doomed doomed;
+	const void *ctx;
+	size_t key_size, n, cap;
+	unsigned char *keys;
+	bool out_of_memory;
+};
+
+static void collect_doomed(const void *key, const void *value, void *sweep)
+{
+	struct sweep *w = sweep;
+	void *grown;
+
+	if (w->out_of_memory || !w->doomed(key, value, w->ctx))
+		return;
+	if (w->n == w->cap) {
+		grown = realloc(w->keys, (w->cap ? w->cap * 2 : 256) * w->key_size);
+		if (!grown) {
+			w->out_of_memory = true;
+			return;
+		}
+		w->keys = grown;
+		w->cap = w->cap ? w->cap * 2 : 256;
+	}
+	memcpy(w->keys + w->n++ * w->key_size, key, w->key_size);
+}
 
 /*
- * Delete every key of fd that doomed() picks. Keys are collected first: deleting while
- * walking with bpf_map_get_next_key() would skip entries. Returns how many went.
+ * Delete every entry of fd that doomed() picks; read_flags: BPF_F_LOCK to see values with
+ * their lock held, else 0. Keys are collected first: deleting while walking would skip
+ * entries. Returns how many went.
  */
-static size_t delete_keys_where(int fd, size_t key_size, rls_key_doomed doomed, const void *ctx)
+static size_t delete_keys_where(int fd, size_t key_size, __u64 read_flags, rls_key_doomed doomed,
+				const void *ctx)
 {
-	unsigned char key[64], next[64], *keys = NULL, *grown;
-	size_t n = 0, cap = 0, i;
-	void *prev = NULL;
+	struct sweep w = { .doomed = doomed, .ctx = ctx, .key_size = key_size };
+	size_t deleted;
 
-	if (key_size > sizeof(key))
-		return 0;
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, key_size);
-		prev = key;
-		if (!doomed(fd, key, ctx))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			grown = realloc(keys, cap * key_size);
-			if (!grown)
-				break;
-			keys = grown;
-		}
-		memcpy(keys + n++ * key_size, key, key_size);
-	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(fd, keys + i * key_size);
-	free(keys);
-	return n;
+	rls_map_walk(fd, read_flags, collect_doomed, &w);
+	deleted = rls_map_delete_keys(fd, w.keys, w.n, key_size);
+	free(w.keys);
+	return deleted;
 }
 
 struct generation_match {
@@ -272,12 +283,12 @@ struct generation_match {
 	__u32 value; /* as stored: network order for the LPM trie */
 };
 
-static bool in_generation(int fd, const void *key, const void *ctx)
+static bool in_generation(const void *key, const void *value, const void *ctx)
 {
 	const struct generation_match *m = ctx;
 	__u32 have;
 
-	(void)fd;
+	(void)value;
 	memcpy(&have, (const unsigned char *)key + m->offset, sizeof(have));
 	return have == m->value;
 }
@@ -288,7 +299,7 @@ static void delete_generation(int fd, size_t key_size, size_t gen_offset, __u32 
 {
 	struct generation_match m = { gen_offset, in_network_order ? htonl(gen) : gen };
 
-	delete_keys_where(fd, key_size, in_generation, &m);
+	delete_keys_where(fd, key_size, 0, in_generation, &m);
 }
 
 static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
@@ -301,30 +312,103 @@ static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
 			  offsetof(struct rls_limit_key, generation), gen, false);
 }
 
+/*
+ * Entries of one map gathered for one rls_map_update_many() call (a million accounts are a
+ * million entries: one system call each was most of a load), with the account each is for.
+ */
+#define WRITE_BATCH 4096
+
+struct batch_writer {
+	int fd;
+	size_t key_size, value_size, n;
+	unsigned char *keys, *values;
+	size_t account[WRITE_BATCH];
+};
+
+static struct batch_writer *batch_writer(int fd, size_t key_size, size_t value_size)
+{
+	struct batch_writer *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	*w = (struct batch_writer){ .fd = fd, .key_size = key_size, .value_size = value_size };
+	w->keys = malloc(WRITE_BATCH * key_size);
+	w->values = malloc(WRITE_BATCH * value_size);
+	if (!w->keys || !w->values) {
+		free(w->keys);
+		free(w->values);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+static void batch_writer_free(struct batch_writer *w)
+{
+	if (!w)
+		return;
+	free(w->keys);
+	free(w->values);
+	free(w);
+}
+
+/* Write what is gathered. Returns 0, or -errno with *account the one whose entry failed. */
+static int batch_flush(struct batch_writer *w, size_t *account)
+{
+	size_t failed = 0;
+	int ret = 0;
+
+	if (w->n)
+		ret = rls_map_update_many(w->fd, w->keys, w->values, w->n, w->key_size,
+					  w->value_size, BPF_ANY, &failed);
+	if (ret)
+		*account = w->account[failed];
+	w->n = 0;
+	return ret;
+}
+
+static int batch_add(struct batch_writer *w, const void *key, const void *value, size_t account,
+		     size_t *failed_account)
+{
+	memcpy(w->keys + w->n * w->key_size, key, w->key_size);
+	memcpy(w->values + w->n * w->value_size, value, w->value_size);
+	w->account[w->n++] = account;
+	return w->n == WRITE_BATCH ? batch_flush(w, failed_account) : 0;
+}
+
 static int write_names(const struct rls_maps *maps, const struct rls_table *t,
 		       const struct id_plan *plan, char *err, size_t err_len)
 {
-	size_t i;
+	struct batch_writer *w;
+	size_t i, failed = 0;
+	int ret = 0;
 
-	for (i = 0; i < t->nr_accounts; i++) {
+	w = batch_writer(maps->accounts, sizeof(__u32), sizeof(struct rls_account_name));
+	if (!w)
+		return failf(err, err_len, "cannot add the %s accounts: %s", "new", ENOMEM);
+	for (i = 0; i < t->nr_accounts && !ret; i++) {
 		struct rls_account_name name = {};
 
 		if (!plan->account_is_new[i])
 			continue;
 		snprintf(name.name, sizeof(name.name), "%s", t->accounts[i].name);
-		if (bpf_map_update_elem(maps->accounts, &plan->accounts[i], &name, BPF_ANY))
-			return failf(err, err_len, "cannot add account \"%s\": %s",
-				     t->accounts[i].name, errno);
+		ret = batch_add(w, &plan->accounts[i], &name, i, &failed);
 	}
-	for (i = 0; i < plan->nr_models; i++) {
+	if (!ret)
+		ret = batch_flush(w, &failed);
+	batch_writer_free(w);
+	if (ret)
+		return failf(err, err_len, "cannot add account \"%s\": %s", t->accounts[failed].name,
+			     -ret);
+	for (i = 0; i < t->nr_models; i++) {
 		struct rls_model_name name = {};
 
 		if (!plan->model_is_new[i])
 			continue;
-		snprintf(name.name, sizeof(name.name), "%s", plan->model_names[i]);
+		snprintf(name.name, sizeof(name.name), "%s", t->models[i]);
 		if (bpf_map_update_elem(maps->models, &name, &plan->models[i], BPF_ANY))
-			return failf(err, err_len, "cannot add model \"%s\": %s",
-				     plan->model_names[i], errno);
+			return failf(err, err_len, "cannot add model \"%s\": %s", t->models[i],
+				     errno);
 	}
 	return 0;
 }
@@ -345,7 +429,7 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 		for (j = 0; j < tier->nr_entries; j++) {
 			struct rls_limits limits = tier->entries[j].limits;
 
-			key.model = planned_model_id(plan, tier->entries[j].model);
+			key.model = planned_model_id(plan, t, tier->entries[j].model);
 			limits.charge_model = key.model;
 			if (bpf_map_update_elem(maps->limits, &key, &limits, BPF_ANY))
 				return failf(err, err_len, "cannot add the limits of tier \"%s\": %s",
@@ -355,7 +439,7 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 		/* A request whose model cannot be seen is charged as the tier's strictest model. */
 		strictest = rls_tier_strictest_entry(tier);
 		hidden = strictest->limits;
-		hidden.charge_model = planned_model_id(plan, strictest->model);
+		hidden.charge_model = planned_model_id(plan, t, strictest->model);
 		key.model = RLS_MODEL_HIDDEN;
 		if (bpf_map_update_elem(maps->limits, &key, &hidden, BPF_ANY))
 			return failf(err, err_len, "cannot add the limits of tier \"%s\": %s", tier->name,
@@ -369,32 +453,44 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 			    const struct id_plan *plan, __u32 gen, struct rls_apply_result *r,
 			    char *err, size_t err_len)
 {
-	size_t i, j;
+	struct batch_writer *keys;
+	size_t i, j, failed = 0;
+	int ret = 0;
 
-	for (i = 0; i < t->nr_accounts; i++) {
+	keys = batch_writer(maps->api_keys, sizeof(struct rls_api_key), sizeof(struct rls_principal));
+	if (!keys)
+		return failf(err, err_len, "cannot add the %s keys: %s", "new", ENOMEM);
+	for (i = 0; i < t->nr_accounts && !ret; i++) {
 		const struct rls_account *a = &t->accounts[i];
 		struct rls_principal who = { .account = plan->accounts[i], .tier = (__u32)a->tier };
 
-		for (j = 0; j < a->nr_keys; j++) {
+		for (j = 0; j < a->nr_keys && !ret; j++) {
 			struct rls_api_key key = { .generation = gen };
 
 			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
-			if (bpf_map_update_elem(maps->api_keys, &key, &who, BPF_ANY))
-				return failf(err, err_len, "cannot add a key of account \"%s\": %s",
-					     a->name, errno);
-			r->nr_keys++;
+			ret = batch_add(keys, &key, &who, i, &failed);
 		}
-		for (j = 0; j < a->nr_cidrs; j++) {
+		/* The LPM trie takes one entry a call; an account has few CIDRs. */
+		for (j = 0; j < a->nr_cidrs && !ret; j++) {
 			struct rls_cidr_key key = { .prefixlen = 32 + a->cidrs[j].prefixlen,
 						    .generation = htonl(gen) };
 
 			memcpy(key.addr, a->cidrs[j].addr, sizeof(key.addr));
-			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY))
+			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY)) {
+				batch_writer_free(keys);
 				return failf(err, err_len, "cannot add a CIDR of account \"%s\": %s",
 					     a->name, errno);
+			}
 			r->nr_cidrs++;
 		}
+		r->nr_keys += a->nr_keys;
 	}
+	if (!ret)
+		ret = batch_flush(keys, &failed);
+	batch_writer_free(keys);
+	if (ret)
+		return failf(err, err_len, "cannot add a key of account \"%s\": %s",
+			     t->accounts[failed].name, -ret);
 	return 0;
 }
 
@@ -415,7 +511,7 @@ static size_t write_overflow_counters(const struct rls_maps *maps, const struct 
 
 	if (t->default_tier < 0)
 		return 0;
-	for (i = 0; i <= plan->nr_models; i++) {
+	for (i = 0; i <= t->nr_models; i++) {
 		if (i > 0)
 			key.model = plan->models[i - 1];
 		if (bpf_map_update_elem(maps->anon_counters, &key, &fresh, BPF_NOEXIST) &&
@@ -460,57 +556,50 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	return 0;
 }
 
-static bool account_kept(const struct id_plan *plan, size_t n, __u32 id)
-{
-	if (id == RLS_ACCOUNT_ANONYMOUS)
-		return true;
-	return n && bsearch(&id, plan->accounts_sorted, n, sizeof(id), compare_ids) != NULL;
-}
-
-static bool model_kept(const struct id_plan *plan, __u32 id)
-{
-	size_t i;
-
-	if (id == RLS_MODEL_OTHER || id == RLS_MODEL_HIDDEN)
-		return true;
-	for (i = 0; i < plan->nr_models; i++)
-		if (plan->models[i] == id)
-			return true;
-	return false;
-}
-
 struct kept_ids {
 	const struct id_plan *plan;
-	size_t nr_accounts;
+	size_t nr_accounts, nr_models;
 };
 
+static bool account_kept(const struct kept_ids *k, __u32 id)
+{
+	return id == RLS_ACCOUNT_ANONYMOUS || rls_has_id(k->plan->accounts_sorted, k->nr_accounts, id);
+}
+
+static bool model_kept(const struct kept_ids *k, __u32 id)
+{
+	return id == RLS_MODEL_OTHER || id == RLS_MODEL_HIDDEN ||
+	       rls_has_id(k->plan->models_sorted, k->nr_models, id);
+}
+
 /* Keys that start with (account, model): do they name an account or model that is gone? */
-static bool names_removed_id(int fd, const void *key, const void *ctx)
+static bool names_removed_id(const void *key, const void *value, const void *ctx)
 {
 	const struct kept_ids *k = ctx;
 	__u32 ids[2];
 
-	(void)fd;
+	(void)value;
 	memcpy(ids, key, sizeof(ids));
-	return !account_kept(k->plan, k->nr_accounts, ids[0]) || !model_kept(k->plan, ids[1]);
+	return !account_kept(k, ids[0]) || !model_kept(k, ids[1]);
 }
 
-static bool account_removed(int fd, const void *key, const void *ctx)
+static bool account_removed(const void *key, const void *value, const void *ctx)
 {
 	const struct kept_ids *k = ctx;
 	__u32 id;
 
-	(void)fd;
+	(void)value;
 	memcpy(&id, key, sizeof(id));
-	return !account_kept(k->plan, k->nr_accounts, id);
+	return !account_kept(k, id);
 }
 
-static bool model_removed(int fd, const void *key, const void *ctx)
+static bool model_removed(const void *key, const void *value, const void *ctx)
 {
-	const struct kept_ids *k = ctx;
 	__u32 id;
 
-	return bpf_map_lookup_elem(fd, key, &id) == 0 && !model_kept(k->plan, id);
+	(void)key;
+	memcpy(&id, value, sizeof(id));
+	return !model_kept(ctx, id);
 }
 
 /*
@@ -541,13 +630,13 @@ static bool is_overflow_counter(const struct rls_counter_key *key)
 }
 
 /* The overflow counters stay: they must exist before the map fills up. */
-static bool anonymous_idle(int fd, const void *key, const void *ctx)
+/* Read with BPF_F_LOCK: the value as of one moment, not half of an update. */
+static bool anonymous_idle(const void *key, const void *value, const void *ctx)
 {
-	struct rls_counter value;
+	struct rls_counter counter;
 
-	return !is_overflow_counter(key) &&
-	       bpf_map_lookup_elem_flags(fd, key, &value, BPF_F_LOCK) == 0 &&
-	       counter_is_idle(&value, *(const __u64 *)ctx);
+	memcpy(&counter, value, sizeof(counter));
+	return !is_overflow_counter(key) && counter_is_idle(&counter, *(const __u64 *)ctx);
 }
 
 static size_t prune_idle_anonymous(const struct rls_maps *maps)
@@ -557,7 +646,7 @@ static size_t prune_idle_anonymous(const struct rls_maps *maps)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ns = (__u64)now.tv_sec * RLS_NS_PER_SEC + (__u64)now.tv_nsec;
-	return delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key),
+	return delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key), BPF_F_LOCK,
 				 anonymous_idle, &now_ns);
 }
 
@@ -570,12 +659,12 @@ static void forget_new_names(const struct rls_maps *maps, const struct rls_table
 	for (i = 0; i < t->nr_accounts; i++)
 		if (plan->account_is_new && plan->account_is_new[i])
 			bpf_map_delete_elem(maps->accounts, &plan->accounts[i]);
-	for (i = 0; i < plan->nr_models; i++) {
+	for (i = 0; i < t->nr_models; i++) {
 		struct rls_model_name name = {};
 
-		if (!plan->model_is_new[i])
+		if (!plan->model_is_new || !plan->model_is_new[i])
 			continue;
-		snprintf(name.name, sizeof(name.name), "%s", plan->model_names[i]);
+		snprintf(name.name, sizeof(name.name), "%s", t->models[i]);
 		bpf_map_delete_elem(maps->models, &name);
 	}
 }
@@ -591,7 +680,11 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	memset(result, 0, sizeof(*result));
 	ret = plan_ids(maps, table, &plan);
 	if (ret) {
-		snprintf(err, err_len, "out of memory");
+		if (ret == -ENOSPC)
+			snprintf(err, err_len, "no account or model id is free: `rlshape unload` "
+				 "and load again (counters start afresh)");
+		else
+			failf(err, err_len, "cannot read the %s names: %s", "live", -ret);
 		plan_free(&plan);
 		return ret;
 	}
@@ -622,18 +715,22 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 	 */
 	kept.plan = &plan;
 	kept.nr_accounts = table->nr_accounts;
+	kept.nr_models = table->nr_models;
 	result->counters_removed =
-		delete_keys_where(maps->counters, sizeof(struct rls_counter_key), names_removed_id,
-				  &kept) +
-		delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key),
+		delete_keys_where(maps->counters, sizeof(struct rls_counter_key), 0,
+				  names_removed_id, &kept) +
+		delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key), 0,
 				  names_removed_id, &kept);
-	delete_keys_where(maps->stats, sizeof(struct rls_stats_key), names_removed_id, &kept);
+	delete_keys_where(maps->stats, sizeof(struct rls_stats_key), 0, names_removed_id, &kept);
 	result->idle_removed = prune_idle_anonymous(maps);
-	delete_keys_where(maps->accounts, sizeof(__u32), account_removed, &kept);
-	delete_keys_where(maps->models, sizeof(struct rls_model_name), model_removed, &kept);
+	if (plan.accounts_dropped)
+		delete_keys_where(maps->accounts, sizeof(__u32), 0, account_removed, &kept);
+	if (plan.models_dropped)
+		delete_keys_where(maps->models, sizeof(struct rls_model_name), 0, model_removed,
+				  &kept);
 	result->generation = next;
 	result->nr_accounts = table->nr_accounts;
-	result->nr_models = plan.nr_models;
+	result->nr_models = table->nr_models;
 	plan_free(&plan);
 	return 0;
 }

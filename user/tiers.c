@@ -786,6 +786,35 @@ static int parse_tier(struct parser *p, const json_t *v, struct rls_tier *tier)
 	return 0;
 }
 
+/* t->models: every model some tier names, once, in file order. */
+static int list_models(struct parser *p, struct rls_table *t)
+{
+	size_t i, j, entries = 0;
+	json_t *seen = json_object();
+
+	for (i = 0; i < t->nr_tiers; i++)
+		entries += t->tiers[i].nr_entries;
+	t->models = calloc(entries + 1, sizeof(*t->models));
+	if (!seen || !t->models) {
+		json_decref(seen);
+		return fail_oom(p);
+	}
+	for (i = 0; i < t->nr_tiers; i++)
+		for (j = 0; j < t->tiers[i].nr_entries; j++) {
+			const char *model = t->tiers[i].entries[j].model;
+
+			if (!strcmp(model, "*") || json_object_get(seen, model))
+				continue;
+			if (json_object_set_new(seen, model, json_null())) {
+				json_decref(seen);
+				return fail_oom(p);
+			}
+			t->models[t->nr_models++] = model;
+		}
+	json_decref(seen);
+	return 0;
+}
+
 /*
  * What the maps hold: the live table and the next one side by side, each at most RLS_MAX_LIMITS
  * (tier, model) entries, with one more per tier for a hidden model, and RLS_MAX_MODELS model
@@ -793,25 +822,14 @@ static int parse_tier(struct parser *p, const json_t *v, struct rls_tier *tier)
  */
 static int check_map_room(struct parser *p, const struct rls_table *t)
 {
-	size_t i, j, entries = 0, models;
-	json_t *names = json_object();
+	size_t i, entries = 0;
 
-	if (!names)
-		return fail_oom(p);
-	for (i = 0; i < t->nr_tiers; i++) {
+	for (i = 0; i < t->nr_tiers; i++)
 		entries += t->tiers[i].nr_entries + 1;
-		for (j = 0; j < t->tiers[i].nr_entries; j++)
-			if (strcmp(t->tiers[i].entries[j].model, "*") &&
-			    json_object_set_new(names, t->tiers[i].entries[j].model, json_null())) {
-				json_decref(names);
-				return fail_oom(p);
-			}
-	}
-	models = json_object_size(names);
-	json_decref(names);
-	if (models > RLS_MAX_MODELS)
+	if (t->nr_models > RLS_MAX_MODELS)
 		return fail(p, "%zu model names, at most %u fit the models map: name fewer models "
-			    "(those a tier does not name share its \"*\")", models, RLS_MAX_MODELS);
+			    "(those a tier does not name share its \"*\")", t->nr_models,
+			    RLS_MAX_MODELS);
 	if (entries > RLS_MAX_LIMITS)
 		return fail(p, "%zu limit entries (one per tier and model, and one per tier for "
 			    "hidden models), at most %u fit the limits map: name fewer models per tier "
@@ -852,7 +870,7 @@ static int parse_tiers(struct parser *p, const json_t *v, struct rls_table *t)
 		path_pop(p, saved);
 		i++;
 	}
-	if (check_map_room(p, t))
+	if (list_models(p, t) || check_map_room(p, t))
 		return -1;
 	path_reset(p);
 	return 0;
@@ -1392,12 +1410,78 @@ static void init_table(struct rls_table *t)
 	t->anonymous_ipv6_prefix = RLS_ANON_IPV6_PREFIX_DEFAULT;
 }
 
+/*
+ * A table is a regular file of at most RLS_TABLE_MAX_BYTES: a FIFO would block a load (and a
+ * daemon's reload) for ever, and a device such as /dev/zero would be read without end.
+ */
+#define RLS_TABLE_MAX_BYTES (1ull << 30)
+
+/*
+ * Where jansson's allocations go while a table is parsed: large chunks handed out in order, and
+ * a free that does nothing; the whole arena is wiped (it held the plain-text API keys) and
+ * released at once when the parse is done. A million accounts are several million small
+ * objects: allocating them one by one and freeing them one by one took more than half of the
+ * parse. rlshape has no threads, so nothing else uses jansson while a table is parsed.
+ */
+struct arena_chunk {
+	struct arena_chunk *prev;
+	size_t used, size;
+	max_align_t data[];
+};
+
+static struct arena_chunk *arena;
+
+#define ARENA_CHUNK (4u << 20)
+
+static void *arena_alloc(size_t n)
+{
+	struct arena_chunk *c = arena;
+	size_t need = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+	void *p;
+
+	if (n > RLS_TABLE_MAX_BYTES)
+		return NULL; /* no part of a table is larger than the table */
+	if (!c || c->size - c->used < need) {
+		size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+
+		c = malloc(sizeof(*c) + size);
+		if (!c)
+			return NULL;
+		c->prev = arena;
+		c->used = 0;
+		c->size = size;
+		arena = c;
+	}
+	p = (unsigned char *)c->data + c->used;
+	c->used += need;
+	return p;
+}
+
+static void arena_free(void *p)
+{
+	(void)p;
+}
+
+static void arena_release(void)
+{
+	struct arena_chunk *c, *prev;
+
+	for (c = arena; c; c = prev) {
+		prev = c->prev;
+		explicit_bzero(c->data, c->used);
+		free(c);
+	}
+	arena = NULL;
+}
+
 int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 		    struct rls_table *table, char *err, size_t err_len)
 {
 	struct parser p = {
 		.file = path_for_messages, .err = err, .err_len = err_len, .table = table,
 	};
+	json_malloc_t saved_malloc;
+	json_free_t saved_free;
 	json_error_t jerr;
 	json_t *root;
 	int ret;
@@ -1407,6 +1491,10 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 		err[0] = '\0';
 	if (strlen(path_for_messages) >= sizeof(table->path))
 		return fail(&p, "path is too long");
+	/* Every jansson object of this parse lives in the arena and goes with it: none is freed
+	 * one by one, none outlives this function. */
+	json_get_alloc_funcs(&saved_malloc, &saved_free);
+	json_set_alloc_funcs(arena_alloc, arena_free);
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		if (err && err_len) {
@@ -1414,11 +1502,12 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 				 jerr.column, jerr.text);
 			make_one_line(err);
 		}
-		return -1;
+		ret = -1;
+	} else {
+		ret = parse_root(&p, root, table);
 	}
-	ret = parse_root(&p, root, table);
-	json_decref(root);
-	json_decref(p.tier_ids);
+	json_set_alloc_funcs(saved_malloc, saved_free);
+	arena_release();
 	if (ret) {
 		rls_table_free(table);
 		return -1;
@@ -1429,12 +1518,6 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 }
 
 /* The whole file in one malloc'd buffer; NULL with errno set on failure. */
-/*
- * A table is a regular file of at most RLS_TABLE_MAX_BYTES: a FIFO would block a load (and a
- * daemon's reload) for ever, and a device such as /dev/zero would be read without end.
- */
-#define RLS_TABLE_MAX_BYTES (1ull << 30)
-
 static char *read_file(const char *path, size_t *len, const char **why)
 {
 	size_t cap = 64 * 1024, used = 0;
@@ -1531,6 +1614,7 @@ void rls_table_free(struct rls_table *table)
 	for (i = 0; i < table->nr_tiers; i++)
 		free(table->tiers[i].entries);
 	free(table->tiers);
+	free(table->models);
 	for (i = 0; i < table->nr_accounts; i++) {
 		free(table->accounts[i].keys);
 		free(table->accounts[i].cidrs);

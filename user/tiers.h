@@ -62,6 +62,8 @@ struct rls_table {
 	struct rls_header_name model_header; /* len 0: the model comes only from the JSON body */
 	size_t nr_tiers;
 	struct rls_tier *tiers; /* in file order */
+	size_t nr_models;
+	const char **models; /* every model some tier names, once, in file order; "*" is not one */
 	size_t nr_accounts;
 	struct rls_account *accounts; /* in file order */
 	long default_tier; /* index into tiers; -1: unknown clients pass unlimited */

@@ -11,7 +11,11 @@
 # counted; the removed account's key is charged to the default tier; the new account works;
 # `rlshape status` shows the new table's sha256 and a flipped generation. A bad table
 # changes nothing (one-line error naming the file and field); `rlshape check` on good and bad
-# tables; --dev of a missing interface; --help of every subcommand; unload.
+# tables; --dev of a missing interface; --help of every subcommand.
+# Tables at the caps (4,096 models, 65,536 limit entries, written by write_caps_table): one
+# loads, reloads as is and as a table of 4,096 other models, with the counters the new table
+# still has kept; a table one past either cap is refused by check and by load, naming the
+# field and the cap, and changes nothing. Then unload.
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -84,13 +88,13 @@ sha_of() {
 	sha256sum "$1" | cut -d' ' -f1
 }
 
-# The run takes well under a minute: keep it inside one UTC day (the rpd windows).
+# The run takes about a minute: keep it inside one UTC day (the rpd windows).
 day_has_room() {
 	local now
 	now=$(date +%s)
-	((86400 - now % 86400 > 60))
+	((86400 - now % 86400 > 180))
 }
-bed_wait_until 65 day_has_room
+bed_wait_until 185 day_has_room
 START_DAY=$(($(date +%s) / 86400))
 
 # ---- table A ------------------------------------------------------------------------------
@@ -229,6 +233,103 @@ for cmd in check load unload status stats; do
 	tap_is "$RC" 0 "rlshape $cmd --help exits 0"
 	tap_like "$OUT" "^Usage: rlshape $cmd" "rlshape $cmd --help prints its Usage on stdout"
 done
+
+# ---- tables at the caps ----------------------------------------------------------------------
+
+# write_caps_table FILE PREFIX [past]: 16 tiers of 4,094 models each plus "*" (with the hidden
+# model's entry, 65,536 limit entries), naming PREFIX-0000 to PREFIX-4095 in all (4,096
+# models). past "models": one more model (in t00, and t01 names one fewer: still 65,536
+# entries); past "limits": t15 names one more of the 4,096 (65,537 entries). Account capper
+# (key capper-key-1) is in t00: PREFIX-0000 rpd 3, "*" rpd 6; every other entry rpd 1000.
+write_caps_table() {
+	python3 - "$@" <<'PY'
+import json, sys
+path, prefix = sys.argv[1], sys.argv[2]
+past = sys.argv[3] if len(sys.argv) > 3 else ""
+name = lambda i: "%s-%04d" % (prefix, i)
+tiers = {}
+for k in range(16):
+    first = 0 if k % 2 == 0 else 2  # t00 names 0..4093, t01 2..4095: all 4,096 in all
+    count = 4094 - (past == "models" and k == 1) + (past == "limits" and k == 15)
+    tier = {name((first + j) % 4096): {"rpd": 1000} for j in range(count)}
+    tier["*"] = {"rpd": 6}
+    tiers["t%02d" % k] = tier
+if past == "models":
+    tiers["t00"][name(4096)] = {"rpd": 1000}
+tiers["t00"][name(0)] = {"rpd": 3}
+json.dump({"listen": {"ports": [8000]}, "tiers": tiers,
+           "accounts": {"capper": {"tier": "t00", "keys": ["capper-key-1"]}}},
+          open(path, "w"))
+PY
+}
+CAPS=$BED_DIR/caps.json
+CAPS_NEW=$BED_DIR/caps-new.json
+PAST_MODELS=$BED_DIR/caps-past-models.json
+PAST_LIMITS=$BED_DIR/caps-past-limits.json
+write_caps_table "$CAPS" m
+write_caps_table "$CAPS_NEW" n
+write_caps_table "$PAST_MODELS" m models
+write_caps_table "$PAST_LIMITS" m limits
+CAPPER=capper-key-1
+
+capper() { # N MODEL: loadgen's summary of N requests of capper's for MODEL
+	loadgen -c 1 -n "$1" -k "$CAPPER" -m "$2"
+}
+sent() { # N ADMITTED: loadgen's summary line when ADMITTED of N requests get a 200
+	echo "sent=$1 status_200=$2 status_429=$(($1 - $2)) other=0 errors=0"
+}
+
+for t in "$CAPS" "$CAPS_NEW"; do
+	run_rls check "$t"
+	tap_is "$RC" 0 "check ${t##*/} (4,096 models, 65,536 limit entries) exits 0"
+done
+run_rls load "$CAPS" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "load of the table at the caps exits 0"
+tap_like "$OUT" "^rlshape: reloaded .*caps\.json on $BED_GW_DEV: 1 accounts, 4096 models" \
+	"... and says 4096 models"
+tap_is "$(status_field models)" 4096 "status counts 4096 models"
+tap_is "$(capper 2 m-0000)" "$(sent 2 2)" "capper uses 2 of m-0000's rpd 3"
+tap_is "$(capper 2 other-model)" "$(sent 2 2)" "capper uses 2 of \"*\"'s rpd 6"
+
+run_rls load "$CAPS" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "reload of the same table at the caps exits 0 (the maps hold both)"
+tap_is "$(capper 2 m-0000)" "$(sent 2 1)" "m-0000's count carried over: 1 admitted, 1 refused"
+tap_is "$(capper 1 other-model)" "$(sent 1 1)" "capper uses a 3rd of \"*\"'s rpd 6"
+GEN_CAPS=$(status_field generation)
+
+# One past either cap: refused by check and by load, naming the field and the cap.
+for past in "$PAST_MODELS:4097 model names, at most 4096 fit the models map" \
+	"$PAST_LIMITS:65537 limit entries .*at most 65536 fit the limits map"; do
+	t=${past%%:*} why=${past#*:}
+	run_rls check "$t"
+	tap_is "$RC" 1 "check ${t##*/} exits 1"
+	tap_like "$ERR" "^$t: tiers: $why" "... naming the file, the field and the cap"
+	tap_is "$(wc -l <<<"$ERR")" 1 "... on one line"
+	run_rls load "$t" --dev "$BED_GW_DEV"
+	tap_ok "load ${t##*/} exits non-zero" test "$RC" -ne 0
+	tap_like "$ERR" "^$t: tiers: $why" "... naming the file, the field and the cap"
+	tap_is "$(status_field sha256)" "$(sha_of "$CAPS")" "... and the table at the caps stays live"
+	tap_is "$(status_field generation)" "$GEN_CAPS" "... in the same generation"
+done
+tap_is "$(capper 1 other-model)" "$(sent 1 1)" \
+	"the refused loads changed nothing: capper uses a 4th of \"*\"'s rpd 6"
+
+# 4,096 other models over the 4,096 live ones: the maps hold both while the new one is written.
+run_rls load "$CAPS_NEW" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "reload with 4,096 new models over 4,096 live ones exits 0"
+tap_is "$(status_field sha256)" "$(sha_of "$CAPS_NEW")" "... and the new table is live"
+tap_is "$(status_field models)" 4096 "status counts 4096 models"
+tap_is "$(capper 3 other-model)" "$(sent 3 2)" \
+	"\"*\" carried over the new models: the last 2 of its rpd 6 admitted, then refused"
+tap_is "$(capper 3 n-0000)" "$(sent 3 3)" "the new n-0000 counts from zero"
+tap_is "$(capper 1 m-0000)" "$(sent 1 0)" "m-0000, no longer named, is charged to the spent \"*\""
+
+# And back: the m models return (on ids the n models did not hold) without their old counts.
+run_rls load "$CAPS" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "reload back to the first table at the caps exits 0"
+tap_is "$(capper 4 m-0000)" "$(sent 4 3)" \
+	"m-0000 came back without its old count (it went with the name): rpd 3 admitted, then refused"
+tap_is "$(capper 1 n-0000)" "$(sent 1 0)" "n-0000, gone, is charged to the spent \"*\""
 
 tap_is "$(($(date +%s) / 86400))" "$START_DAY" "the run stayed inside one UTC day (rpd counts exact)"
 

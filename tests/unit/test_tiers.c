@@ -341,6 +341,25 @@ static void test_map_room(void **state)
 	rls_table_free(&t);
 }
 
+/* t.models: what `rlshape load` numbers, each model once, in file order, without "*". */
+static void test_models_listed_once(void **state)
+{
+	struct rls_table t;
+
+	(void)state;
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {"
+		"'gold': {'m2': {'rpm': 1}, '*': {'rpm': 2}, 'm1': {'rpm': 3}},"
+		"'free': {'m1': {'rpm': 4}, 'm3': {'rpm': 5}, 'm2': {'rpm': 6}}}}", &t);
+	assert_int_equal(t.nr_models, 3);
+	assert_string_equal(t.models[0], "m2");
+	assert_string_equal(t.models[1], "m1");
+	assert_string_equal(t.models[2], "m3");
+	rls_table_free(&t);
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {'*': {'rpm': 3}}}}", &t);
+	assert_int_equal(t.nr_models, 0);
+	rls_table_free(&t);
+}
+
 static void test_defaults(void **state)
 {
 	struct rls_table t;
@@ -956,6 +975,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_directory),
 		cmocka_unit_test(test_unbounded_sources_refused),
 		cmocka_unit_test(test_map_room),
+		cmocka_unit_test(test_models_listed_once),
 		cmocka_unit_test(test_parse_from_memory),
 	};
 	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(bad_tables)];

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# bench/table_load.sh [--quick|--smoke]
+#
+# `rlshape check`, a fresh `rlshape load` and a reload of the same table, timed for this build
+# ("after") and for the rlshape of commit REV ("before", built from `git archive REV` in a
+# scratch directory), alternating between the two in one run, so that their ratio is what
+# counts. Tables (written by gen_* below):
+#   models-1k   one tier naming 1,024 models
+#   models-4k   the caps: 16 tiers naming 4,094 of 4,096 models each (65,536 limit entries)
+#   accounts-N  N accounts with one API key each, in one tier (10k, 100k, 1M)
+# REV is $RLS_LOAD_BASELINE, by default c573427: the last commit before model ids were
+# planned by sort and merge (issue 11, item 2). --quick (4k models, 100k accounts, one run)
+# and --smoke (1k models, 10k accounts) time this build only: the scratch build alone takes
+# most of a minute. Prints a Markdown section on stdout.
+# Measured, never pass/fail. Everything it makes is removed on exit, also on failure.
+set -euo pipefail
+
+REPO=$(realpath "$(dirname "${BASH_SOURCE[0]}")/..")
+cd "$REPO"
+AFTER=$(realpath -m "${BUILD:-build}/rlshape")
+baseline=${RLS_LOAD_BASELINE:-c573427}
+
+# Cases as CASE:RUNS, how many times each binary runs it (the median is taken over them).
+case ${1:-} in
+"") CASES=(models-1k:3 models-4k:3 accounts-10000:3 accounts-100000:3 accounts-1000000:1) ;;
+--quick) CASES=(models-4k:1 accounts-100000:1) ;;
+--smoke) CASES=(models-1k:1 accounts-10000:1) ;;
+*)
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+	[[ $1 == -h || $1 == --help ]]
+	exit
+	;;
+esac
+LIMIT=300 # seconds, per command: the baseline's 1M-account reload took about 20
+
+if [[ ! -x $AFTER ]]; then
+	echo "table_load.sh: $AFTER is missing: run make" >&2
+	exit 1
+fi
+
+# shellcheck source=tests/lib/bed.sh
+source "$REPO/tests/lib/bed.sh"
+bed_up >&2 # traps EXIT, INT, TERM: bed_down removes namespaces, pins and $BED_DIR
+
+# ---- the baseline --------------------------------------------------------------------------
+
+BEFORE="" before_note=""
+if [[ -n ${1:-} ]]; then
+	before_note="not measured with $1 (make bench measures it)"
+elif ! rev=$(git -C "$REPO" rev-parse --short --verify -q "$baseline^{commit}"); then
+	before_note="not measured: $baseline is not a commit of this checkout"
+else
+	mkdir "$BED_DIR/base"
+	if git -C "$REPO" archive "$rev" | tar -x -C "$BED_DIR/base" &&
+		make -s -C "$BED_DIR/base" -j2 build/rlshape >"$BED_DIR/base.log" 2>&1; then
+		BEFORE=$BED_DIR/base/build/rlshape before_note="commit $rev, built in a scratch directory"
+	else
+		before_note="not measured: commit $rev did not build (see its make output)"
+		tail -n 20 "$BED_DIR/base.log" >&2 || true
+	fi
+fi
+
+# ---- tables ----------------------------------------------------------------------------------
+
+gen_models() { # TIERS PER_TIER MODELS FILE
+	awk -v tiers="$1" -v per="$2" -v models="$3" 'BEGIN {
+		printf "{\"listen\": {\"ports\": [8000]}, \"tiers\": {"
+		for (t = 0; t < tiers; t++) {
+			printf "%s\"t%02d\": {\"*\": {\"rpm\": 60}", (t ? ", " : ""), t
+			for (j = 0; j < per; j++)
+				printf ", \"model-%04d\": {\"rpm\": 600}", (2 * (t % 2) + j) % models
+			printf "}"
+		}
+		printf "}, \"accounts\": {\"a\": {\"tier\": \"t00\", \"keys\": [\"sk-a\"]}}}\n"
+	}' >"$4"
+}
+
+gen_accounts() { # N FILE (N at most 1,000,000: %g prints larger numbers with an exponent)
+	{
+		echo '{"listen": {"ports": [8000]}, "tiers": {"t": {"*": {"rpm": 60}}}, "accounts": {'
+		seq -f '%07g' 0 $(($1 - 1)) |
+			sed 's/.*/"acct-&": {"tier": "t", "keys": ["sk-load-&"]},/; $s/,$//'
+		echo '}}'
+	} >"$2"
+}
+
+table_of() { # CASE: writes its table, prints its path
+	local f=$BED_DIR/$1.json
+	case $1 in
+	models-1k) gen_models 1 1024 1024 "$f" ;;
+	models-4k) gen_models 16 4094 4096 "$f" ;;
+	accounts-*) gen_accounts "${1#accounts-}" "$f" ;;
+	esac
+	echo "$f"
+}
+
+# ---- timing --------------------------------------------------------------------------------
+
+# seconds BINARY ARGS...: the wall time of BINARY ARGS in the gateway's namespace, in seconds,
+# or "failed" (its stderr goes to $BED_DIR/last.err).
+seconds() {
+	local t0=$EPOCHREALTIME rc=0
+	timeout -k 5 "$LIMIT" nsenter --net="/var/run/netns/$BED_GW_NS" -- "$@" \
+		>/dev/null 2>"$BED_DIR/last.err" || rc=$?
+	if ((rc != 0)); then
+		echo failed
+		return
+	fi
+	awk -v a="${t0/,/.}" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { printf "%.3f", b - a }'
+}
+
+unload() { # BINARY
+	nsenter --net="/var/run/netns/$BED_GW_NS" -- "$1" unload --dev "$BED_GW_DEV" \
+		>/dev/null 2>&1 || true
+	rm -rf "$BED_PIN_DIR"
+}
+
+# One round of BINARY on TABLE: "CHECK LOAD RELOAD" seconds, appended to FILE.
+round() { # BINARY TABLE FILE
+	local c l r
+	c=$(seconds "$1" check "$2")
+	l=$(seconds "$1" load "$2" --dev "$BED_GW_DEV")
+	r=$(seconds "$1" load "$2" --dev "$BED_GW_DEV")
+	unload "$1"
+	echo "$c $l $r" >>"$3"
+}
+
+median() { # FILE COLUMN: the median of a column ("failed" if any run failed)
+	if awk -v c="$2" '$c == "failed" { bad = 1 } END { exit !bad }' "$1"; then
+		echo failed
+		return
+	fi
+	awk -v c="$2" '{ print $c }' "$1" | sort -n |
+		awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+ratio() { # AFTER BEFORE
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+
+rows=()
+for c_runs in "${CASES[@]}"; do
+	c=${c_runs%:*} runs=${c_runs#*:}
+	echo "table_load.sh: $c ..." >&2
+	table=$(table_of "$c")
+	: >"$BED_DIR/after" && : >"$BED_DIR/before"
+	for ((i = 0; i < runs; i++)); do
+		# Alternate which goes first, so neither always runs on a warmer machine.
+		if ((i % 2)); then
+			round "$AFTER" "$table" "$BED_DIR/after"
+			[[ -z $BEFORE ]] || round "$BEFORE" "$table" "$BED_DIR/before"
+		else
+			[[ -z $BEFORE ]] || round "$BEFORE" "$table" "$BED_DIR/before"
+			round "$AFTER" "$table" "$BED_DIR/after"
+		fi
+	done
+	row="| $c ($runs) |"
+	for col in 1 2 3; do
+		a=$(median "$BED_DIR/after" "$col")
+		b=n/a
+		[[ -z $BEFORE ]] || b=$(median "$BED_DIR/before" "$col")
+		row+=" $b | $a | $(ratio "$a" "$b") |"
+	done
+	rows+=("$row")
+	rm -f "$table"
+done
+
+echo "Wall time in seconds, the median of (N) runs; before: $before_note; after: this" \
+	"build. \`load\` is fresh (nothing loaded), the reload is of the same table over it; both" \
+	"on a veth of the test bed, and include loading the BPF programs (the verifier). The ratio" \
+	"is after / before, from the same run."
+echo
+echo "| table | check before | check after | ratio | load before | load after | ratio | reload before | reload after | ratio |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${rows[@]}"
