@@ -51,26 +51,32 @@
 #define REAP_INTERVAL_MS 10000 /* stale rls_flows entries: seconds matter, not milliseconds */
 #define POLL_MS          100
 #define SETTLE_TRIES     3
+#define DEFAULT_RELOAD_TIMEOUT_S 300 /* a 1 GiB table loads in far less */
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: rlshape daemon [--dev IFACE] [--config FILE] [--drain-interval-ms N]\n\n"
+		"Usage: rlshape daemon [--dev IFACE] [--config FILE] [--drain-interval-ms N]\n"
+		"                      [--reload-timeout-s N]\n\n"
 		"Runs in the foreground and settles token usage: for each response the TC program\n"
 		"metered, the upstream's usage (total_tokens) when the response carries it, otherwise\n"
 		"an estimate of ceil((request + response bytes) / bytes_per_token) (4 by default),\n"
 		"minus what was reserved at admission, is charged to (or refunded from) the\n"
 		"account's token budget. rlshape must be loaded on IFACE first.\n\n"
 		"Signals: SIGTERM and SIGINT stop it (exit 0); SIGHUP reloads FILE as `rlshape load\n"
-		"FILE --dev IFACE` does (a failed reload keeps the live table and the daemon);\n"
+		"FILE --dev IFACE` does, in a child process, while the daemon goes on settling (a\n"
+		"failed reload keeps the live table and the daemon; a SIGHUP during a reload\n"
+		"reloads once more after it);\n"
 		"SIGUSR1 logs the running totals. It logs to stderr, one line per event of note.\n\n"
 		"Options:\n"
 		"  -d, --dev IFACE            the interface (default: the only one loaded)\n"
 		"  -c, --config FILE          the tier table SIGHUP reloads\n"
 		"  -i, --drain-interval-ms N  how often responses that missed the ring are settled\n"
 		"                             (default %d)\n"
+		"  -t, --reload-timeout-s N   a reload still running after N seconds is killed\n"
+		"                             (default %d)\n"
 		"  -v, --verbose              log every settlement\n"
-		"  -h, --help                 this text\n", DEFAULT_DRAIN_MS);
+		"  -h, --help                 this text\n", DEFAULT_DRAIN_MS, DEFAULT_RELOAD_TIMEOUT_S);
 }
 
 static volatile sig_atomic_t stop_signal, reload_requested, totals_requested;
@@ -81,7 +87,7 @@ static void on_signal(int sig)
 		reload_requested = 1;
 	else if (sig == SIGUSR1)
 		totals_requested = 1;
-	else
+	else if (sig != SIGCHLD)
 		stop_signal = sig;
 }
 
@@ -103,6 +109,13 @@ struct daemon {
 	__u64 settle_errors_logged;
 	int unloaded; /* the pins are gone: waiting for a load */
 	int reopen_failed;
+	/* The running SIGHUP reload, if any (see start_reload). */
+	long reload_timeout_s;
+	pid_t reload_pid;       /* its `rlshape load`, 0 when none runs */
+	long reload_deadline;   /* now_ms() past which it is killed */
+	int reload_killed;
+	int reload_again;       /* a SIGHUP came while it ran */
+	__u32 reload_from;      /* the live generation when it started */
 };
 
 static void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -139,6 +152,14 @@ static __u32 pinned_id(const char *dir, const char *name)
 	id = fd_id(fd);
 	close(fd);
 	return id;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
 /* ---- the live table ---- */
@@ -484,51 +505,130 @@ static void check_pins(struct daemon *d)
 	}
 }
 
-/* ---- SIGHUP ---- */
+/* ---- SIGHUP ----
+ *
+ * A reload runs `rlshape load` in a child and does not wait for it: the loop keeps settling
+ * while the table is read and written (a large one takes tens of seconds), reaps the child
+ * when it ends (SIGCHLD interrupts the poll), and kills it when it has run longer than
+ * --reload-timeout-s. A SIGHUP during a reload is kept for one more reload after it: the
+ * file may have changed again after the running load read it.
+ */
 
-static void reload(struct daemon *d)
+static void start_reload(struct daemon *d)
 {
+	__u32 gen = 0;
 	pid_t pid;
-	int status;
 
 	if (!d->config) {
 		dlog("SIGHUP: no --config table to reload; rereading the live table");
-	} else {
-		dlog("SIGHUP: reloading %s on %s", d->config, d->dev);
-		pid = fork();
-		if (pid == 0) {
-			/* `load` reports on stdout: keep it with the daemon's log. */
-			dup2(STDERR_FILENO, STDOUT_FILENO);
-			execl("/proc/self/exe", "rlshape", "load", d->config, "--dev", d->dev,
-			      (char *)NULL);
-			fprintf(stderr, "rlshape daemon: cannot run /proc/self/exe: %s\n",
-				strerror(errno));
-			_exit(127);
-		}
-		if (pid < 0) {
-			dlog("reload of %s failed: cannot fork: %s; the live table stays", d->config,
-			     strerror(errno));
-		} else {
-			pid_t w;
-
-			while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-				;
-			if (w < 0)
-				dlog("reload of %s: cannot wait for `rlshape load`: %s", d->config,
-				     strerror(errno));
-			else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-				dlog("reloaded %s", d->config);
-			else if (WIFEXITED(status))
-				dlog("reload of %s failed (exit %d); the live table stays",
-				     d->config, WEXITSTATUS(status));
-			else
-				dlog("reload of %s failed (signal %d); the live table stays",
-				     d->config, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-		}
+		check_pins(d);
+		if (!d->unloaded)
+			refresh_table(d);
+		return;
 	}
+	pid = fork();
+	if (pid == 0) {
+		/* `load` reports on stdout: keep it with the daemon's log. */
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		execl("/proc/self/exe", "rlshape", "load", d->config, "--dev", d->dev,
+		      (char *)NULL);
+		fprintf(stderr, "rlshape daemon: cannot run /proc/self/exe: %s\n", strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0) {
+		dlog("reload of %s failed: cannot fork: %s; the live table stays", d->config,
+		     strerror(errno));
+		return;
+	}
+	d->reload_pid = pid;
+	d->reload_killed = 0;
+	d->reload_deadline = now_ms() + d->reload_timeout_s * 1000L;
+	d->reload_from = read_generation(d, &gen) == 0 ? gen : d->generation;
+	dlog("SIGHUP: reloading %s on %s (rlshape load, pid %d; killed if it runs past %ld s); "
+	     "settling goes on meanwhile", d->config, d->dev, (int)pid, d->reload_timeout_s);
+}
+
+static void on_sighup(struct daemon *d)
+{
+	if (!d->reload_pid) {
+		start_reload(d);
+		return;
+	}
+	if (!d->reload_again)
+		dlog("SIGHUP during the reload of %s (pid %d): %s is loaded again once it ends",
+		     d->config, (int)d->reload_pid, d->config);
+	d->reload_again = 1;
+}
+
+/* What the generation says once a killed load is gone: it may have switched before the kill. */
+static const char *live_after_kill(struct daemon *d)
+{
+	__u32 gen = 0;
+
+	if (read_generation(d, &gen) == 0 && gen != d->reload_from)
+		return "it had already switched to the new table, which is live";
+	return "the live table stays";
+}
+
+/* The reload child: reaped when it has ended, killed when it has run too long. */
+static void watch_reload(struct daemon *d)
+{
+	int status;
+	pid_t w;
+
+	if (!d->reload_pid)
+		return;
+	w = waitpid(d->reload_pid, &status, WNOHANG);
+	if (w == 0) {
+		if (!d->reload_killed && now_ms() >= d->reload_deadline) {
+			dlog("reload of %s: rlshape load (pid %d) still running after %ld s "
+			     "(--reload-timeout-s): killing it", d->config, (int)d->reload_pid,
+			     d->reload_timeout_s);
+			kill(d->reload_pid, SIGKILL);
+			d->reload_killed = 1;
+		}
+		return;
+	}
+	if (w < 0 && errno == EINTR)
+		return;
+	if (w < 0)
+		dlog("reload of %s: cannot wait for rlshape load (pid %d): %s", d->config,
+		     (int)d->reload_pid, strerror(errno));
+	else if (d->reload_killed)
+		dlog("reload of %s killed after %ld s; %s", d->config, d->reload_timeout_s,
+		     live_after_kill(d));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		dlog("reloaded %s", d->config);
+	else if (WIFEXITED(status))
+		dlog("reload of %s failed (exit %d); the live table stays", d->config,
+		     WEXITSTATUS(status));
+	else
+		dlog("reload of %s failed (signal %d); %s", d->config,
+		     WIFSIGNALED(status) ? WTERMSIG(status) : 0, live_after_kill(d));
+	d->reload_pid = 0;
 	check_pins(d);
 	if (!d->unloaded)
 		refresh_table(d);
+	if (d->reload_again) {
+		d->reload_again = 0;
+		start_reload(d);
+	}
+}
+
+/* Stopping with a reload running: no `load` is left behind, running unwatched. */
+static void stop_reload(struct daemon *d)
+{
+	int status;
+
+	if (!d->reload_pid)
+		return;
+	kill(d->reload_pid, SIGKILL);
+	dlog("stopping during the reload of %s: rlshape load (pid %d) killed; the table is the "
+	     "new one only if it had switched already (rlshape status says which)", d->config,
+	     (int)d->reload_pid);
+	/* Not waited for: one stuck in the kernel would hold the exit; init reaps it. */
+	waitpid(d->reload_pid, &status, WNOHANG);
+	d->reload_pid = 0;
 }
 
 /* ---- totals ---- */
@@ -604,25 +704,17 @@ static void log_totals(struct daemon *d, const char *when)
 
 /* ---- the command ---- */
 
-static int parse_ms(const char *s, long *out)
+static int parse_count(const char *s, long max, long *out)
 {
 	char *end;
 	long v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 3600000)
+	if (errno || end == s || *end || v < 1 || v > max)
 		return -1;
 	*out = v;
 	return 0;
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
 int rls_cmd_daemon(int argc, char **argv)
@@ -631,6 +723,7 @@ int rls_cmd_daemon(int argc, char **argv)
 		{ "dev", required_argument, NULL, 'd' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "drain-interval-ms", required_argument, NULL, 'i' },
+		{ "reload-timeout-s", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -644,9 +737,10 @@ int rls_cmd_daemon(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.settle_fd = -1;
+	d.reload_timeout_s = DEFAULT_RELOAD_TIMEOUT_S;
 	rls_tier_map_init(&d.tiers);
 	rls_usage_totals_init(&d.usage);
-	while ((c = getopt_long(argc, argv, "d:c:i:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:i:t:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			given = optarg;
@@ -660,9 +754,16 @@ int rls_cmd_daemon(int argc, char **argv)
 			d.config = config;
 			break;
 		case 'i':
-			if (parse_ms(optarg, &interval)) {
+			if (parse_count(optarg, 3600000, &interval)) {
 				rls_error("--drain-interval-ms must be a whole number of milliseconds "
 					  "from 1 to 3600000, not \"%s\"", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (parse_count(optarg, 86400, &d.reload_timeout_s)) {
+				rls_error("--reload-timeout-s must be a whole number of seconds from 1 "
+					  "to 86400, not \"%s\"", optarg);
 				return 2;
 			}
 			break;
@@ -694,6 +795,7 @@ int rls_cmd_daemon(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL); /* a reload ended: the poll returns to reap it */
 	signal(SIGPIPE, SIG_IGN);
 	dlog("settling token usage on %s (drain every %ld ms%s%s)", dev, interval,
 	     d.config ? ", SIGHUP reloads " : "", d.config ? d.config : "");
@@ -716,8 +818,9 @@ int rls_cmd_daemon(int argc, char **argv)
 		}
 		if (reload_requested) {
 			reload_requested = 0;
-			reload(&d);
+			on_sighup(&d);
 		}
+		watch_reload(&d);
 		if (totals_requested) {
 			totals_requested = 0;
 			log_totals(&d, "totals");
@@ -737,6 +840,7 @@ int rls_cmd_daemon(int argc, char **argv)
 			next_reap = now_ms() + REAP_INTERVAL_MS;
 		}
 	}
+	stop_reload(&d);
 	if (!d.unloaded && d.rb) {
 		/* What is already in the ring is settled now rather than by the next daemon. */
 		ring_buffer__consume(d.rb);

@@ -56,3 +56,23 @@ PY
 packets() {
 	awk -v e="$1" '$1 == "packets" && $2 == e { print $3 }' "$BED_DIR/stats.txt"
 }
+
+# token_day_used ACCOUNT: token_day_used of (ACCOUNT, "*") in the pinned rls_counters, the
+# exact ledger of reservations and settlements; -1 while the account has no counter.
+token_day_used() {
+	[[ -e $BED_DIR/day_used.py ]] || cat >"$BED_DIR/day_used.py" <<'PY'
+import json, subprocess, sys
+
+pins, name = sys.argv[1:3]
+def entries(m):
+    cmd = ["bpftool", "-j", "map", "dump", "pinned", "%s/%s" % (pins, m)]
+    return [e["formatted"] for e in json.loads(subprocess.check_output(cmd))]
+acct = next((e["key"] for e in entries("rls_accounts") if e["value"]["name"] == name), None)
+print(next((e["value"]["token_day_used"] for e in entries("rls_counters")
+            if e["key"]["account"] == acct and e["key"]["model"] == 0), -1))
+PY
+	python3 "$BED_DIR/day_used.py" "$BED_PIN_DIR" "$1"
+}
+token_day_used_is() { # ACCOUNT WANT
+	[[ $(token_day_used "$1") == "$2" ]]
+}
