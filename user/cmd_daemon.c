@@ -10,8 +10,12 @@
  *   - A daemon killed after settling an event but before consuming it leaves the event in the
  *     ring; the next daemon settles it again, and the kernel refuses the second settlement by
  *     its id (rls_settled): counted here as "already settled".
- *   - What TC could not put in the ring (full, or nobody reading it for long) is summed per
- *     counter in rls_pending, which the daemon drains at start and every drain interval.
+ *   - What TC could not put in the ring (full, or nobody reading it for long) is parked whole
+ *     in rls_parked, keyed by event id, and settled exactly like the ring's events: at start,
+ *     every drain interval and at exit. Each is removed after it is settled, so a daemon
+ *     killed in between settles it again and the kernel refuses that by its id, as above.
+ *   - What rls_parked could not take either (full) is summed per counter in rls_pending,
+ *     which the daemon drains with it, as an estimate.
  *
  * Draining rls_pending. TC adds to an entry in place with atomic adds; user space cannot
  * subtract atomically from a map value, so an entry is taken out whole:
@@ -330,6 +334,36 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/*
+ * The keys of a hash map, walked before anything is removed (a walk whose last key is gone
+ * starts again from the first). A malloc'd array of *n keys; NULL when empty or out of memory.
+ */
+static void *map_keys(int fd, size_t key_size, size_t *n)
+{
+	char *keys = NULL, *grown;
+	size_t cap = 0;
+
+	*n = 0;
+	for (;;) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(keys, cap * key_size);
+			if (!grown)
+				break;
+			keys = grown;
+		}
+		if (bpf_map_get_next_key(fd, *n ? keys + (*n - 1) * key_size : NULL,
+					 keys + *n * key_size))
+			break;
+		(*n)++;
+	}
+	if (!*n) {
+		free(keys);
+		keys = NULL;
+	}
+	return keys;
+}
+
 struct pending_entry {
 	struct rls_counter_key key;
 	struct rls_pending value;
@@ -338,27 +372,21 @@ struct pending_entry {
 /* See the top of this file for why it reads twice and removes with lookup-and-delete. */
 static void drain_pending(struct daemon *d)
 {
-	struct rls_counter_key key, next, *prev = NULL;
-	struct pending_entry *list = NULL, *grown;
+	struct rls_counter_key *keys;
+	struct pending_entry *list;
 	struct rls_pending again, taken;
 	struct rls_limits limits;
-	size_t n = 0, cap = 0, i;
+	size_t n = 0, nkeys, i;
 	__u64 entries = 0, responses = 0, tokens = 0, skipped = 0;
 
-	while (bpf_map_get_next_key(d->maps.pending, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			grown = realloc(list, cap * sizeof(*list));
-			if (!grown)
-				break;
-			list = grown;
-		}
-		list[n].key = key;
-		if (bpf_map_lookup_elem(d->maps.pending, &key, &list[n].value) == 0)
+	keys = map_keys(d->maps.pending, sizeof(*keys), &nkeys);
+	list = calloc(nkeys ? nkeys : 1, sizeof(*list));
+	for (i = 0; list && i < nkeys; i++) {
+		list[n].key = keys[i];
+		if (bpf_map_lookup_elem(d->maps.pending, &keys[i], &list[n].value) == 0)
 			n++;
 	}
+	free(keys);
 	for (i = 0; i < n; i++) {
 		const struct rls_counter_key *k = &list[i].key;
 		__u64 est;
@@ -403,6 +431,35 @@ static void drain_pending(struct daemon *d)
 		     "tokens%s", (unsigned long long)responses, (unsigned long long)entries,
 		     (unsigned long long)tokens,
 		     skipped ? "; some counters were being added to: left for the next drain" : "");
+}
+
+/* The events the full ring parked: settled exactly, as the ring's are, then removed. */
+static void drain_parked(struct daemon *d)
+{
+	struct rls_response_event ev;
+	__u64 settled = d->totals.responses, taken = 0, *ids;
+	size_t n, i;
+
+	ids = map_keys(d->maps.parked, sizeof(*ids), &n);
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(d->maps.parked, &ids[i], &ev))
+			continue;
+		on_event(d, &ev, sizeof(ev));
+		if (bpf_map_delete_elem(d->maps.parked, &ids[i]) == 0)
+			taken++;
+	}
+	free(ids);
+	d->totals.parked += taken;
+	if (taken)
+		dlog("drained parked: %llu responses the full ring could not take, %llu settled now",
+		     (unsigned long long)taken, (unsigned long long)(d->totals.responses - settled));
+}
+
+/* Everything that went around the ring: parked events exactly, pending sums by estimate. */
+static void drain_off_ring(struct daemon *d)
+{
+	drain_parked(d);
+	drain_pending(d);
 }
 
 /* ---- opening, and noticing that the data path was replaced or removed ---- */
@@ -490,7 +547,7 @@ static void check_pins(struct daemon *d)
 		dlog("rlshape was loaded again on %s: settling for the new maps", d->dev);
 		d->unloaded = 0;
 		refresh_table(d);
-		drain_pending(d);
+		drain_off_ring(d);
 		return;
 	}
 	d->unloaded = 0;
@@ -666,13 +723,14 @@ static void log_totals(struct daemon *d, const char *when)
 	dlog("%s: %llu responses settled (%llu from usage, %llu estimated, %llu capped at "
 	     "max_response_tokens), %llu already settled, "
 	     "%llu without counter, %llu failed; %llu tokens charged against %llu reserved; "
+	     "parked: %llu events taken from rls_parked; "
 	     "pending: %llu responses in %llu drained entries, %llu estimated tokens",
 	     when, (unsigned long long)t->responses, (unsigned long long)t->from_usage,
 	     (unsigned long long)t->estimated, (unsigned long long)t->capped,
 	     (unsigned long long)t->already_settled,
 	     (unsigned long long)t->no_counter, (unsigned long long)t->failed,
 	     (unsigned long long)t->tokens, (unsigned long long)t->reserved,
-	     (unsigned long long)t->pending_responses, (unsigned long long)t->pending_entries,
+	     (unsigned long long)t->parked, (unsigned long long)t->pending_responses, (unsigned long long)t->pending_entries,
 	     (unsigned long long)t->pending_tokens);
 	list = rls_usage_totals_list(&d->usage, &n);
 	if (!list)
@@ -802,7 +860,7 @@ int rls_cmd_daemon(int argc, char **argv)
 	if (refresh_table(&d))
 		dlog("cannot read the live table of %s; limits are looked up again at the next reload",
 		     dev);
-	drain_pending(&d);
+	drain_off_ring(&d);
 	next_drain = now_ms() + interval;
 	next_reap = now_ms() + REAP_INTERVAL_MS;
 	while (!stop_signal) {
@@ -831,7 +889,7 @@ int rls_cmd_daemon(int argc, char **argv)
 		if (now_ms() >= next_drain) {
 			check_pins(&d);
 			if (!d.unloaded)
-				drain_pending(&d);
+				drain_off_ring(&d);
 			next_drain = now_ms() + interval;
 		}
 		if (now_ms() >= next_reap) {
@@ -844,7 +902,7 @@ int rls_cmd_daemon(int argc, char **argv)
 	if (!d.unloaded && d.rb) {
 		/* What is already in the ring is settled now rather than by the next daemon. */
 		ring_buffer__consume(d.rb);
-		drain_pending(&d);
+		drain_off_ring(&d);
 	}
 	if (stop_signal)
 		dlog("stopping on %s", strsignal(stop_signal));

@@ -21,18 +21,10 @@ KEY=tok-key-crash # account "crash", tier daily: tpd only, huge
 ACCOUNT=crash
 USAGE=50          # x-mock-tokens 5,45: what the upstream reports for each answer
 
-# tpd counts the UTC day: the run (well under a minute) must stay inside one.
-day_has_room() {
-	(($(date -u +%s) % 86400 < 86400 - 90))
-}
-bed_wait_until 95 day_has_room
+suite_one_day 90 # the run takes well under a minute
 
 bed_up
-
-UP_LOG=$BED_DIR/upstream.log
-bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
-	--ready-file "$BED_DIR/upstream.ready"
-tap_ok "mock-upstream is listening" bed_wait_file "$BED_DIR/upstream.ready" 20
+suite_upstream "$PORT"
 
 # The table the daemon reloads: a copy, so that the mark holds only this test's opens.
 TABLE=$BED_DIR/tokens.json

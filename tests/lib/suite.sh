@@ -28,6 +28,24 @@ rls() {
 	bed_gw "$RLS" "$@"
 }
 
+# suite_one_day SECONDS: waits, if it must, until SECONDS more fit in this UTC day: tpd and rpd
+# ledgers are exact only inside one.
+_suite_day_has_room() {
+	(($(date -u +%s) % 86400 < 86400 - $1))
+}
+suite_one_day() {
+	bed_wait_until $(($1 + 5)) _suite_day_has_room "$1"
+}
+
+# suite_upstream PORT: mock-upstream on $BED_UP4:PORT, logging to $UP_LOG; one test that it
+# listens.
+suite_upstream() {
+	UP_LOG=$BED_DIR/upstream.log
+	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$1" --log "$UP_LOG" \
+		--ready-file "$BED_DIR/upstream.ready"
+	tap_ok "mock-upstream is listening on :$1" bed_wait_file "$BED_DIR/upstream.ready" 20
+}
+
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.
 log_count() {
 	local n
