@@ -55,7 +55,7 @@
 #define REAP_INTERVAL_MS 10000 /* stale rls_flows entries: seconds matter, not milliseconds */
 #define POLL_MS          100
 #define SETTLE_TRIES     3
-#define DEFAULT_RELOAD_TIMEOUT_S 300 /* a 1 GiB table loads in far less */
+#define DEFAULT_RELOAD_TIMEOUT_S 300 /* 10x the 30 s a large table was seen to take */
 
 static void usage(FILE *out)
 {
@@ -730,8 +730,8 @@ static void log_totals(struct daemon *d, const char *when)
 	     (unsigned long long)t->already_settled,
 	     (unsigned long long)t->no_counter, (unsigned long long)t->failed,
 	     (unsigned long long)t->tokens, (unsigned long long)t->reserved,
-	     (unsigned long long)t->parked, (unsigned long long)t->pending_responses, (unsigned long long)t->pending_entries,
-	     (unsigned long long)t->pending_tokens);
+	     (unsigned long long)t->parked, (unsigned long long)t->pending_responses,
+	     (unsigned long long)t->pending_entries, (unsigned long long)t->pending_tokens);
 	list = rls_usage_totals_list(&d->usage, &n);
 	if (!list)
 		return;

@@ -102,7 +102,8 @@ wait_settled() {
 start_daemon
 hold
 hup_until_held "SIGHUP: the reload's rlshape load is held in open() of the table"
-tap_is "$(log_lines "SIGHUP: reloading $TABLE")" 1 "the daemon logged the reload's start"
+tap_ok "the daemon logged the reload's start" \
+	bed_wait_until 10 log_has "SIGHUP: reloading $TABLE" 1
 tap_is "$(respond 20)" "sent=20 status_200=20 status_429=0 other=0 errors=0" \
 	"20 answers of $USAGE tokens while the reload runs"
 wait_settled "during the reload they are settled exactly: token_day_used = 20 x $USAGE" \
