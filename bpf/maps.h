@@ -42,6 +42,8 @@ struct rls_scratch {
 	/* Never written, so always zero: the value a new rls_tails entry starts from (too large to
 	 * clear on each use). */
 	struct rls_response_tail zero_tail;
+	/* A response event the full ring could not take, built here to be parked (meter.h). */
+	struct rls_response_event parked;
 };
 
 struct {
@@ -170,6 +172,19 @@ struct {
 	__uint(max_entries, RLS_EVENTS_BYTES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_events SEC(".maps");
+
+/*
+ * Response events the ring could not take (full: the daemon is away or behind), whole, tail
+ * included, so that the daemon settles them exactly. Preallocated (~17 MiB): an insert from
+ * the data path never waits for memory, and the capacity is exactly RLS_MAX_PARKED.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_PARKED);
+	__type(key, __u64); /* the event's id */
+	__type(value, struct rls_response_event);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rls_parked SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -2,8 +2,10 @@
 /*
  * Token metering of responses. TC on egress keeps the last bytes of a response whose request
  * reserved tokens (where the upstream puts `usage`), and when the response ends it is reported
- * once through the rls_events ring buffer. What the ring cannot take goes to rls_pending, so
- * no response is ever lost to the daemon, only its exact usage.
+ * once through the rls_events ring buffer. What the ring cannot take (the daemon is away or
+ * behind) is parked whole in rls_parked, which the daemon settles as exactly as the ring;
+ * only what that map cannot take either goes to rls_pending, summed per counter and estimated
+ * from its bytes. No response is ever lost to the daemon; past both, only its exact usage.
  */
 #ifndef RLS_BPF_METER_H
 #define RLS_BPF_METER_H
@@ -21,7 +23,7 @@ static __always_inline void rls_copy_tail(struct rls_response_tail *to,
 		((__u64 *)to)[i] = from ? ((const __u64 *)from)[i] : 0;
 }
 
-/* The ring is full or the daemon is away: add the response to its counter's pending sums. */
+/* Ring and rls_parked are full: add the response to its counter's pending sums. */
 static __always_inline void rls_report_pending(const struct rls_counter_key *counter,
 					       const struct rls_flow *flow)
 {
@@ -40,40 +42,56 @@ static __always_inline void rls_report_pending(const struct rls_counter_key *cou
 	rls_count_packet(RLS_PKT_RESPONSES_PENDING);
 }
 
+static __always_inline void rls_fill_event(struct rls_response_event *ev,
+					   const struct rls_counter_key *counter,
+					   const struct rls_flow *flow, __u32 flags,
+					   const struct rls_response_tail *tail)
+{
+	__u32 zero = 0;
+	__u64 *ids = bpf_map_lookup_elem(&rls_event_ids, &zero);
+
+	ev->id = ids ? __sync_fetch_and_add(ids, 1) + 1 : 0;
+	ev->counter = *counter;
+	ev->reserved_tokens = flow->reserved_tokens;
+	ev->request_bytes = flow->request_bytes;
+	ev->response_bytes = flow->response_bytes;
+	ev->flags = flags;
+	ev->tail_slot = flow->tail_slot & (RLS_TAIL_SLOTS - 1);
+	ev->bytes_per_token = flow->bytes_per_token;
+	ev->pad = 0;
+	rls_copy_tail(&ev->tail, tail);
+}
+
 /*
  * The response on this flow is over (or the next request began): report it, with its tail.
+ * spare is the caller's own per-CPU room for an event the full ring cannot take: the event is
+ * built there and copied into rls_parked whole, so that the daemon never reads half of one.
  * Called from XDP and from TC; a global function, verified once.
  */
 __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_flow *flow,
-				   __u32 flags)
+				   __u32 flags, struct rls_response_event *spare)
 {
 	struct rls_response_tail *tail;
 	struct rls_response_event *ev;
 	struct rls_counter_key counter;
-	__u32 zero = 0;
-	__u64 *ids;
 
 	if (!key || !flow)
 		return 0;
 	tail = bpf_map_lookup_elem(&rls_tails, key);
 	rls_flow_counter_key(key, flow, &counter);
 	ev = bpf_ringbuf_reserve(&rls_events, sizeof(*ev), 0);
-	if (!ev) {
-		rls_report_pending(&counter, flow);
-	} else {
-		ids = bpf_map_lookup_elem(&rls_event_ids, &zero);
-		ev->id = ids ? __sync_fetch_and_add(ids, 1) + 1 : 0;
-		ev->counter = counter;
-		ev->reserved_tokens = flow->reserved_tokens;
-		ev->request_bytes = flow->request_bytes;
-		ev->response_bytes = flow->response_bytes;
-		ev->flags = flags;
-		ev->tail_slot = flow->tail_slot & (RLS_TAIL_SLOTS - 1);
-		ev->bytes_per_token = flow->bytes_per_token;
-		ev->pad = 0;
-		rls_copy_tail(&ev->tail, tail);
+	if (ev) {
+		rls_fill_event(ev, &counter, flow, flags, tail);
 		bpf_ringbuf_submit(ev, 0);
 		rls_count_packet(RLS_PKT_RESPONSES);
+	} else if (spare) {
+		rls_fill_event(spare, &counter, flow, flags, tail);
+		if (bpf_map_update_elem(&rls_parked, &spare->id, spare, BPF_NOEXIST) == 0)
+			rls_count_packet(RLS_PKT_RESPONSES_PARKED);
+		else
+			rls_report_pending(&counter, flow);
+	} else {
+		rls_report_pending(&counter, flow);
 	}
 	if (tail)
 		bpf_map_delete_elem(&rls_tails, key);

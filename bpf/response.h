@@ -65,16 +65,20 @@ static __always_inline __u32 rls_claim_response_end(struct rls_flow *flow)
 	return RLS_RESPONSE_NONE;
 }
 
-/* The response is over, or its connection is: report the tokens and give the slot back. */
-static __always_inline void rls_end_response(const struct rls_flow_key *key, struct rls_flow *flow,
-					     __u32 flags)
+/*
+ * The response is over, or its connection is: report the tokens and give the slot back. s is
+ * the caller's scratch (XDP's or TC's own), where an event the full ring cannot take is built.
+ */
+static __always_inline void rls_end_response(struct rls_scratch *s, const struct rls_flow_key *key,
+					     struct rls_flow *flow, __u32 flags)
 {
 	__u32 ended = rls_claim_response_end(flow);
 
 	/* Its framing, from the state it ended in: the claim has just reset that state. */
 	if (ended != RLS_RESPONSE_NONE && flow->meter_tokens)
 		rls_report_response(key, flow,
-				    flags | (ended == RLS_RESPONSE_CHUNKED ? RLS_EVENT_CHUNKED : 0));
+				    flags | (ended == RLS_RESPONSE_CHUNKED ? RLS_EVENT_CHUNKED : 0),
+				    &s->parked);
 	/* Most ends hold no slot: spare them the call (which checks again, atomically). */
 	if (flow->slot_held)
 		rls_give_back_slot(key, flow);

@@ -153,11 +153,11 @@ static __always_inline void rls_meter_segment(struct __sk_buff *skb, struct rls_
 	case RLS_RESPONSE_LENGTH:
 		flow->body_left -= body < flow->body_left ? body : flow->body_left;
 		if (!flow->body_left)
-			rls_end_response(key, flow, 0);
+			rls_end_response(s, key, flow, 0);
 		break;
 	case RLS_RESPONSE_CHUNKED:
 		if (rls_ends_last_chunk(skb, pkt))
-			rls_end_response(key, flow, 0);
+			rls_end_response(s, key, flow, 0);
 		break;
 	}
 }
@@ -215,11 +215,11 @@ int rlshape_tc(struct __sk_buff *skb)
 	if (s->pkt.payload_len && flow->response_state != RLS_RESPONSE_NONE)
 		rls_meter_segment(skb, s, &s->pkt, &key, flow);
 	if (s->pkt.tcp_flags & TCP_FLAG_RST) {
-		rls_end_response(&key, flow, RLS_EVENT_CLOSED);
+		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		bpf_map_delete_elem(&rls_flows, &key);
 	} else if (s->pkt.tcp_flags & TCP_FLAG_FIN) {
 		flow->last_seen_ns = bpf_ktime_get_ns();
-		rls_end_response(&key, flow, RLS_EVENT_CLOSED);
+		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		rls_note_closed(&key, flow, RLS_CLOSED_SERVER);
 	}
 	return TC_ACT_OK;

@@ -245,7 +245,7 @@ static __always_inline void rls_request_began(struct rls_scratch *s, struct rls_
 		return;
 	s->seg.started = 0;
 	if (flow->requests)
-		rls_end_response(&s->pkt.flow, flow, 0);
+		rls_end_response(s, &s->pkt.flow, flow, 0);
 }
 
 /*
@@ -358,7 +358,7 @@ static __always_inline void rls_client_close(struct rls_scratch *s, struct rls_f
 	const struct rls_packet *pkt = &s->pkt;
 
 	if (pkt->tcp_flags & TCP_FLAG_RST) {
-		rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
+		rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		return;
 	}
@@ -436,7 +436,7 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 	if (!st->routed) {
 		rls_socket_view(ctx, pkt, &view);
 		if (view.conn == RLS_CONN_NEW && pkt->seq != st->stream_start) {
-			rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
+			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
 			return rls_follow_from_here(ctx, s, live, false);
 		}
 		/* No established socket (any more): the kernel answers it, nothing here changes. */
@@ -505,7 +505,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 		 * anywhere. (A local one is told apart by its socket at its first data.)
 		 */
 		if (flow && flow->stream.routed) {
-			rls_end_response(&pkt->flow, flow, RLS_EVENT_CLOSED);
+			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
 			bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		}
 		/* Data on a SYN (TCP Fast Open) would reach the server unread: the client sends

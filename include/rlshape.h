@@ -42,7 +42,8 @@
 #define RLS_MAX_FLOWS         (1u << 18)
 #define RLS_MAX_STATS         (1u << 16)
 #define RLS_MAX_TAILS         4096       /* responses being metered at once (4 KiB each) */
-#define RLS_EVENTS_BYTES      (16u << 20) /* ring buffer of response events, ~4,000 of them */
+#define RLS_EVENTS_BYTES      (16u << 20) /* ring buffer of response events: 3,956 of them */
+#define RLS_MAX_PARKED        4096       /* response events the full ring parks in rls_parked */
 
 /* Ids with a fixed meaning. Named accounts and models are numbered from 1. */
 #define RLS_ACCOUNT_ANONYMOUS 0u          /* default tier, counted per client address */
@@ -242,7 +243,7 @@ enum rls_packet_event {
 	RLS_PKT_DROPPED,       /* client data after a 429, kept from the upstream */
 	RLS_PKT_MODEL_HIDDEN,  /* request charged with the tier's strictest limits */
 	RLS_PKT_RESPONSES,     /* responses metered and reported to the daemon */
-	RLS_PKT_RESPONSES_PENDING, /* reported through rls_pending: the ring was full */
+	RLS_PKT_RESPONSES_PENDING, /* reported through rls_pending: ring and rls_parked were full */
 	RLS_PKT_COUNTER_FULL,  /* no counter could be found or made (map full): refused, not passed */
 	RLS_PKT_NOT_CONNECTION,  /* data for no established local connection: forged, never charged */
 	RLS_PKT_OUT_OF_ORDER,    /* a segment past a gap in the client's stream: dropped, resent */
@@ -254,6 +255,7 @@ enum rls_packet_event {
 	RLS_PKT_FRAGMENT_DROPPED,  /* a first IP fragment to a watched port: never reassembled */
 	RLS_PKT_URGENT_DROPPED,    /* TCP urgent data to a watched port: the server skips a byte */
 	RLS_PKT_DEEP_IPV6_DROPPED, /* an IPv6 extension chain past RLS_IPV6_EXT_MAX, any port */
+	RLS_PKT_RESPONSES_PARKED,  /* reported through rls_parked: the ring was full */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -466,7 +468,11 @@ enum rls_event_flags {
 	RLS_EVENT_CLOSED = 2,    /* the response ended with its connection */
 };
 
-/* rls_events (ring buffer): one per metered response, for the daemon. */
+/*
+ * rls_events (ring buffer): one per metered response, for the daemon; rls_parked holds the
+ * same events, keyed by id, when the ring is full. A ring record is the event plus an 8-byte
+ * header: 4,240 bytes, 3,956 of them in RLS_EVENTS_BYTES.
+ */
 struct rls_response_event {
 	__u64 id;              /* unique: settlement is idempotent on it */
 	struct rls_counter_key counter;
@@ -480,7 +486,7 @@ struct rls_response_event {
 	struct rls_response_tail tail;
 };
 
-/* rls_pending: what TC could not report (ring full, daemon away), for the daemon to settle. */
+/* rls_pending: what neither the ring nor rls_parked could take, summed per counter. */
 struct rls_pending {
 	__u64 responses;
 	__u64 reserved_tokens;

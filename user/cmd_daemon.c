@@ -10,8 +10,12 @@
  *   - A daemon killed after settling an event but before consuming it leaves the event in the
  *     ring; the next daemon settles it again, and the kernel refuses the second settlement by
  *     its id (rls_settled): counted here as "already settled".
- *   - What TC could not put in the ring (full, or nobody reading it for long) is summed per
- *     counter in rls_pending, which the daemon drains at start and every drain interval.
+ *   - What TC could not put in the ring (full, or nobody reading it for long) is parked whole
+ *     in rls_parked, keyed by event id, and settled exactly like the ring's events: at start,
+ *     every drain interval and at exit. Each is removed after it is settled, so a daemon
+ *     killed in between settles it again and the kernel refuses that by its id, as above.
+ *   - What rls_parked could not take either (full) is summed per counter in rls_pending,
+ *     which the daemon drains with it, as an estimate.
  *
  * Draining rls_pending. TC adds to an entry in place with atomic adds; user space cannot
  * subtract atomically from a map value, so an entry is taken out whole:
@@ -51,26 +55,32 @@
 #define REAP_INTERVAL_MS 10000 /* stale rls_flows entries: seconds matter, not milliseconds */
 #define POLL_MS          100
 #define SETTLE_TRIES     3
+#define DEFAULT_RELOAD_TIMEOUT_S 300 /* 10x the 30 s a large table was seen to take */
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: rlshape daemon [--dev IFACE] [--config FILE] [--drain-interval-ms N]\n\n"
+		"Usage: rlshape daemon [--dev IFACE] [--config FILE] [--drain-interval-ms N]\n"
+		"                      [--reload-timeout-s N]\n\n"
 		"Runs in the foreground and settles token usage: for each response the TC program\n"
 		"metered, the upstream's usage (total_tokens) when the response carries it, otherwise\n"
 		"an estimate of ceil((request + response bytes) / bytes_per_token) (4 by default),\n"
 		"minus what was reserved at admission, is charged to (or refunded from) the\n"
 		"account's token budget. rlshape must be loaded on IFACE first.\n\n"
 		"Signals: SIGTERM and SIGINT stop it (exit 0); SIGHUP reloads FILE as `rlshape load\n"
-		"FILE --dev IFACE` does (a failed reload keeps the live table and the daemon);\n"
+		"FILE --dev IFACE` does, in a child process, while the daemon goes on settling (a\n"
+		"failed reload keeps the live table and the daemon; a SIGHUP during a reload\n"
+		"reloads once more after it);\n"
 		"SIGUSR1 logs the running totals. It logs to stderr, one line per event of note.\n\n"
 		"Options:\n"
 		"  -d, --dev IFACE            the interface (default: the only one loaded)\n"
 		"  -c, --config FILE          the tier table SIGHUP reloads\n"
 		"  -i, --drain-interval-ms N  how often responses that missed the ring are settled\n"
 		"                             (default %d)\n"
+		"  -t, --reload-timeout-s N   a reload still running after N seconds is killed\n"
+		"                             (default %d)\n"
 		"  -v, --verbose              log every settlement\n"
-		"  -h, --help                 this text\n", DEFAULT_DRAIN_MS);
+		"  -h, --help                 this text\n", DEFAULT_DRAIN_MS, DEFAULT_RELOAD_TIMEOUT_S);
 }
 
 static volatile sig_atomic_t stop_signal, reload_requested, totals_requested;
@@ -81,7 +91,7 @@ static void on_signal(int sig)
 		reload_requested = 1;
 	else if (sig == SIGUSR1)
 		totals_requested = 1;
-	else
+	else if (sig != SIGCHLD)
 		stop_signal = sig;
 }
 
@@ -103,6 +113,13 @@ struct daemon {
 	__u64 settle_errors_logged;
 	int unloaded; /* the pins are gone: waiting for a load */
 	int reopen_failed;
+	/* The running SIGHUP reload, if any (see start_reload). */
+	long reload_timeout_s;
+	pid_t reload_pid;       /* its `rlshape load`, 0 when none runs */
+	long reload_deadline;   /* now_ms() past which it is killed */
+	int reload_killed;
+	int reload_again;       /* a SIGHUP came while it ran */
+	__u32 reload_from;      /* the live generation when it started */
 };
 
 static void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -139,6 +156,14 @@ static __u32 pinned_id(const char *dir, const char *name)
 	id = fd_id(fd);
 	close(fd);
 	return id;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
 /* ---- the live table ---- */
@@ -309,6 +334,36 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/*
+ * The keys of a hash map, walked before anything is removed (a walk whose last key is gone
+ * starts again from the first). A malloc'd array of *n keys; NULL when empty or out of memory.
+ */
+static void *map_keys(int fd, size_t key_size, size_t *n)
+{
+	char *keys = NULL, *grown;
+	size_t cap = 0;
+
+	*n = 0;
+	for (;;) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(keys, cap * key_size);
+			if (!grown)
+				break;
+			keys = grown;
+		}
+		if (bpf_map_get_next_key(fd, *n ? keys + (*n - 1) * key_size : NULL,
+					 keys + *n * key_size))
+			break;
+		(*n)++;
+	}
+	if (!*n) {
+		free(keys);
+		keys = NULL;
+	}
+	return keys;
+}
+
 struct pending_entry {
 	struct rls_counter_key key;
 	struct rls_pending value;
@@ -317,27 +372,21 @@ struct pending_entry {
 /* See the top of this file for why it reads twice and removes with lookup-and-delete. */
 static void drain_pending(struct daemon *d)
 {
-	struct rls_counter_key key, next, *prev = NULL;
-	struct pending_entry *list = NULL, *grown;
+	struct rls_counter_key *keys;
+	struct pending_entry *list;
 	struct rls_pending again, taken;
 	struct rls_limits limits;
-	size_t n = 0, cap = 0, i;
+	size_t n = 0, nkeys, i;
 	__u64 entries = 0, responses = 0, tokens = 0, skipped = 0;
 
-	while (bpf_map_get_next_key(d->maps.pending, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			grown = realloc(list, cap * sizeof(*list));
-			if (!grown)
-				break;
-			list = grown;
-		}
-		list[n].key = key;
-		if (bpf_map_lookup_elem(d->maps.pending, &key, &list[n].value) == 0)
+	keys = map_keys(d->maps.pending, sizeof(*keys), &nkeys);
+	list = calloc(nkeys ? nkeys : 1, sizeof(*list));
+	for (i = 0; list && i < nkeys; i++) {
+		list[n].key = keys[i];
+		if (bpf_map_lookup_elem(d->maps.pending, &keys[i], &list[n].value) == 0)
 			n++;
 	}
+	free(keys);
 	for (i = 0; i < n; i++) {
 		const struct rls_counter_key *k = &list[i].key;
 		__u64 est;
@@ -382,6 +431,35 @@ static void drain_pending(struct daemon *d)
 		     "tokens%s", (unsigned long long)responses, (unsigned long long)entries,
 		     (unsigned long long)tokens,
 		     skipped ? "; some counters were being added to: left for the next drain" : "");
+}
+
+/* The events the full ring parked: settled exactly, as the ring's are, then removed. */
+static void drain_parked(struct daemon *d)
+{
+	struct rls_response_event ev;
+	__u64 settled = d->totals.responses, taken = 0, *ids;
+	size_t n, i;
+
+	ids = map_keys(d->maps.parked, sizeof(*ids), &n);
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(d->maps.parked, &ids[i], &ev))
+			continue;
+		on_event(d, &ev, sizeof(ev));
+		if (bpf_map_delete_elem(d->maps.parked, &ids[i]) == 0)
+			taken++;
+	}
+	free(ids);
+	d->totals.parked += taken;
+	if (taken)
+		dlog("drained parked: %llu responses the full ring could not take, %llu settled now",
+		     (unsigned long long)taken, (unsigned long long)(d->totals.responses - settled));
+}
+
+/* Everything that went around the ring: parked events exactly, pending sums by estimate. */
+static void drain_off_ring(struct daemon *d)
+{
+	drain_parked(d);
+	drain_pending(d);
 }
 
 /* ---- opening, and noticing that the data path was replaced or removed ---- */
@@ -469,7 +547,7 @@ static void check_pins(struct daemon *d)
 		dlog("rlshape was loaded again on %s: settling for the new maps", d->dev);
 		d->unloaded = 0;
 		refresh_table(d);
-		drain_pending(d);
+		drain_off_ring(d);
 		return;
 	}
 	d->unloaded = 0;
@@ -484,51 +562,130 @@ static void check_pins(struct daemon *d)
 	}
 }
 
-/* ---- SIGHUP ---- */
+/* ---- SIGHUP ----
+ *
+ * A reload runs `rlshape load` in a child and does not wait for it: the loop keeps settling
+ * while the table is read and written (a large one takes tens of seconds), reaps the child
+ * when it ends (SIGCHLD interrupts the poll), and kills it when it has run longer than
+ * --reload-timeout-s. A SIGHUP during a reload is kept for one more reload after it: the
+ * file may have changed again after the running load read it.
+ */
 
-static void reload(struct daemon *d)
+static void start_reload(struct daemon *d)
 {
+	__u32 gen = 0;
 	pid_t pid;
-	int status;
 
 	if (!d->config) {
 		dlog("SIGHUP: no --config table to reload; rereading the live table");
-	} else {
-		dlog("SIGHUP: reloading %s on %s", d->config, d->dev);
-		pid = fork();
-		if (pid == 0) {
-			/* `load` reports on stdout: keep it with the daemon's log. */
-			dup2(STDERR_FILENO, STDOUT_FILENO);
-			execl("/proc/self/exe", "rlshape", "load", d->config, "--dev", d->dev,
-			      (char *)NULL);
-			fprintf(stderr, "rlshape daemon: cannot run /proc/self/exe: %s\n",
-				strerror(errno));
-			_exit(127);
-		}
-		if (pid < 0) {
-			dlog("reload of %s failed: cannot fork: %s; the live table stays", d->config,
-			     strerror(errno));
-		} else {
-			pid_t w;
-
-			while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
-				;
-			if (w < 0)
-				dlog("reload of %s: cannot wait for `rlshape load`: %s", d->config,
-				     strerror(errno));
-			else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-				dlog("reloaded %s", d->config);
-			else if (WIFEXITED(status))
-				dlog("reload of %s failed (exit %d); the live table stays",
-				     d->config, WEXITSTATUS(status));
-			else
-				dlog("reload of %s failed (signal %d); the live table stays",
-				     d->config, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-		}
+		check_pins(d);
+		if (!d->unloaded)
+			refresh_table(d);
+		return;
 	}
+	pid = fork();
+	if (pid == 0) {
+		/* `load` reports on stdout: keep it with the daemon's log. */
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		execl("/proc/self/exe", "rlshape", "load", d->config, "--dev", d->dev,
+		      (char *)NULL);
+		fprintf(stderr, "rlshape daemon: cannot run /proc/self/exe: %s\n", strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0) {
+		dlog("reload of %s failed: cannot fork: %s; the live table stays", d->config,
+		     strerror(errno));
+		return;
+	}
+	d->reload_pid = pid;
+	d->reload_killed = 0;
+	d->reload_deadline = now_ms() + d->reload_timeout_s * 1000L;
+	d->reload_from = read_generation(d, &gen) == 0 ? gen : d->generation;
+	dlog("SIGHUP: reloading %s on %s (rlshape load, pid %d; killed if it runs past %ld s); "
+	     "settling goes on meanwhile", d->config, d->dev, (int)pid, d->reload_timeout_s);
+}
+
+static void on_sighup(struct daemon *d)
+{
+	if (!d->reload_pid) {
+		start_reload(d);
+		return;
+	}
+	if (!d->reload_again)
+		dlog("SIGHUP during the reload of %s (pid %d): %s is loaded again once it ends",
+		     d->config, (int)d->reload_pid, d->config);
+	d->reload_again = 1;
+}
+
+/* What the generation says once a killed load is gone: it may have switched before the kill. */
+static const char *live_after_kill(struct daemon *d)
+{
+	__u32 gen = 0;
+
+	if (read_generation(d, &gen) == 0 && gen != d->reload_from)
+		return "it had already switched to the new table, which is live";
+	return "the live table stays";
+}
+
+/* The reload child: reaped when it has ended, killed when it has run too long. */
+static void watch_reload(struct daemon *d)
+{
+	int status;
+	pid_t w;
+
+	if (!d->reload_pid)
+		return;
+	w = waitpid(d->reload_pid, &status, WNOHANG);
+	if (w == 0) {
+		if (!d->reload_killed && now_ms() >= d->reload_deadline) {
+			dlog("reload of %s: rlshape load (pid %d) still running after %ld s "
+			     "(--reload-timeout-s): killing it", d->config, (int)d->reload_pid,
+			     d->reload_timeout_s);
+			kill(d->reload_pid, SIGKILL);
+			d->reload_killed = 1;
+		}
+		return;
+	}
+	if (w < 0 && errno == EINTR)
+		return;
+	if (w < 0)
+		dlog("reload of %s: cannot wait for rlshape load (pid %d): %s", d->config,
+		     (int)d->reload_pid, strerror(errno));
+	else if (d->reload_killed)
+		dlog("reload of %s killed after %ld s; %s", d->config, d->reload_timeout_s,
+		     live_after_kill(d));
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		dlog("reloaded %s", d->config);
+	else if (WIFEXITED(status))
+		dlog("reload of %s failed (exit %d); the live table stays", d->config,
+		     WEXITSTATUS(status));
+	else
+		dlog("reload of %s failed (signal %d); %s", d->config,
+		     WIFSIGNALED(status) ? WTERMSIG(status) : 0, live_after_kill(d));
+	d->reload_pid = 0;
 	check_pins(d);
 	if (!d->unloaded)
 		refresh_table(d);
+	if (d->reload_again) {
+		d->reload_again = 0;
+		start_reload(d);
+	}
+}
+
+/* Stopping with a reload running: no `load` is left behind, running unwatched. */
+static void stop_reload(struct daemon *d)
+{
+	int status;
+
+	if (!d->reload_pid)
+		return;
+	kill(d->reload_pid, SIGKILL);
+	dlog("stopping during the reload of %s: rlshape load (pid %d) killed; the table is the "
+	     "new one only if it had switched already (rlshape status says which)", d->config,
+	     (int)d->reload_pid);
+	/* Not waited for: one stuck in the kernel would hold the exit; init reaps it. */
+	waitpid(d->reload_pid, &status, WNOHANG);
+	d->reload_pid = 0;
 }
 
 /* ---- totals ---- */
@@ -566,14 +723,15 @@ static void log_totals(struct daemon *d, const char *when)
 	dlog("%s: %llu responses settled (%llu from usage, %llu estimated, %llu capped at "
 	     "max_response_tokens), %llu already settled, "
 	     "%llu without counter, %llu failed; %llu tokens charged against %llu reserved; "
+	     "parked: %llu events taken from rls_parked; "
 	     "pending: %llu responses in %llu drained entries, %llu estimated tokens",
 	     when, (unsigned long long)t->responses, (unsigned long long)t->from_usage,
 	     (unsigned long long)t->estimated, (unsigned long long)t->capped,
 	     (unsigned long long)t->already_settled,
 	     (unsigned long long)t->no_counter, (unsigned long long)t->failed,
 	     (unsigned long long)t->tokens, (unsigned long long)t->reserved,
-	     (unsigned long long)t->pending_responses, (unsigned long long)t->pending_entries,
-	     (unsigned long long)t->pending_tokens);
+	     (unsigned long long)t->parked, (unsigned long long)t->pending_responses,
+	     (unsigned long long)t->pending_entries, (unsigned long long)t->pending_tokens);
 	list = rls_usage_totals_list(&d->usage, &n);
 	if (!list)
 		return;
@@ -604,25 +762,17 @@ static void log_totals(struct daemon *d, const char *when)
 
 /* ---- the command ---- */
 
-static int parse_ms(const char *s, long *out)
+static int parse_count(const char *s, long max, long *out)
 {
 	char *end;
 	long v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 3600000)
+	if (errno || end == s || *end || v < 1 || v > max)
 		return -1;
 	*out = v;
 	return 0;
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
 int rls_cmd_daemon(int argc, char **argv)
@@ -631,6 +781,7 @@ int rls_cmd_daemon(int argc, char **argv)
 		{ "dev", required_argument, NULL, 'd' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "drain-interval-ms", required_argument, NULL, 'i' },
+		{ "reload-timeout-s", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -644,9 +795,10 @@ int rls_cmd_daemon(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.settle_fd = -1;
+	d.reload_timeout_s = DEFAULT_RELOAD_TIMEOUT_S;
 	rls_tier_map_init(&d.tiers);
 	rls_usage_totals_init(&d.usage);
-	while ((c = getopt_long(argc, argv, "d:c:i:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:i:t:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			given = optarg;
@@ -660,9 +812,16 @@ int rls_cmd_daemon(int argc, char **argv)
 			d.config = config;
 			break;
 		case 'i':
-			if (parse_ms(optarg, &interval)) {
+			if (parse_count(optarg, 3600000, &interval)) {
 				rls_error("--drain-interval-ms must be a whole number of milliseconds "
 					  "from 1 to 3600000, not \"%s\"", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (parse_count(optarg, 86400, &d.reload_timeout_s)) {
+				rls_error("--reload-timeout-s must be a whole number of seconds from 1 "
+					  "to 86400, not \"%s\"", optarg);
 				return 2;
 			}
 			break;
@@ -694,13 +853,14 @@ int rls_cmd_daemon(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL); /* a reload ended: the poll returns to reap it */
 	signal(SIGPIPE, SIG_IGN);
 	dlog("settling token usage on %s (drain every %ld ms%s%s)", dev, interval,
 	     d.config ? ", SIGHUP reloads " : "", d.config ? d.config : "");
 	if (refresh_table(&d))
 		dlog("cannot read the live table of %s; limits are looked up again at the next reload",
 		     dev);
-	drain_pending(&d);
+	drain_off_ring(&d);
 	next_drain = now_ms() + interval;
 	next_reap = now_ms() + REAP_INTERVAL_MS;
 	while (!stop_signal) {
@@ -716,8 +876,9 @@ int rls_cmd_daemon(int argc, char **argv)
 		}
 		if (reload_requested) {
 			reload_requested = 0;
-			reload(&d);
+			on_sighup(&d);
 		}
+		watch_reload(&d);
 		if (totals_requested) {
 			totals_requested = 0;
 			log_totals(&d, "totals");
@@ -728,7 +889,7 @@ int rls_cmd_daemon(int argc, char **argv)
 		if (now_ms() >= next_drain) {
 			check_pins(&d);
 			if (!d.unloaded)
-				drain_pending(&d);
+				drain_off_ring(&d);
 			next_drain = now_ms() + interval;
 		}
 		if (now_ms() >= next_reap) {
@@ -737,10 +898,11 @@ int rls_cmd_daemon(int argc, char **argv)
 			next_reap = now_ms() + REAP_INTERVAL_MS;
 		}
 	}
+	stop_reload(&d);
 	if (!d.unloaded && d.rb) {
 		/* What is already in the ring is settled now rather than by the next daemon. */
 		ring_buffer__consume(d.rb);
-		drain_pending(&d);
+		drain_off_ring(&d);
 	}
 	if (stop_signal)
 		dlog("stopping on %s", strsignal(stop_signal));

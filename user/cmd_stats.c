@@ -58,6 +58,7 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_FRAGMENT_DROPPED] = "fragments_dropped",
 	[RLS_PKT_URGENT_DROPPED] = "urgent_dropped",
 	[RLS_PKT_DEEP_IPV6_DROPPED] = "deep_ipv6_dropped",
+	[RLS_PKT_RESPONSES_PARKED] = "responses_parked",
 };
 
 struct row {

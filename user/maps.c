@@ -18,7 +18,7 @@ const char *const rls_map_names[] = {
 	"rls_models",   "rls_accounts", "rls_limits",        "rls_counters",
 	"rls_anon_counters", "rls_flows", "rls_stats",       "rls_packets",
 	"rls_tails",    "rls_events",   "rls_pending",       "rls_settled",
-	"rls_event_ids",
+	"rls_event_ids", "rls_parked",
 	/* Pinned, not in struct rls_maps: work space only the programs use. */
 	"rls_scratch",  "rls_tc_scratch",
 };
@@ -85,6 +85,7 @@ void rls_maps_from_skeleton(struct rlshape_xdp_bpf *skel, struct rls_maps *maps)
 	maps->pending = bpf_map__fd(skel->maps.rls_pending);
 	maps->settled = bpf_map__fd(skel->maps.rls_settled);
 	maps->event_ids = bpf_map__fd(skel->maps.rls_event_ids);
+	maps->parked = bpf_map__fd(skel->maps.rls_parked);
 }
 
 int rls_maps_open_pinned(const char *dir, struct rls_maps *maps, char *err, size_t err_len)

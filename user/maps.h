@@ -29,6 +29,7 @@ struct rls_maps {
 	int pending;
 	int settled;
 	int event_ids;
+	int parked;
 };
 
 /* The names of the pinned files, in struct order: also what `rlshape unload` removes. */

@@ -116,6 +116,7 @@ struct rls_settle_totals {
 	__u64 failed;           /* events the settle program could not be run for */
 	__u64 tokens;           /* tokens charged in all: usage or estimate, events and pending */
 	__u64 reserved;         /* tokens that had been reserved for them at admission */
+	__u64 parked;           /* events taken from rls_parked (settled above, like the ring's) */
 	__u64 pending_entries;  /* rls_pending entries drained */
 	__u64 pending_responses;/* responses in them */
 	__u64 pending_tokens;   /* their estimated tokens (also in tokens) */

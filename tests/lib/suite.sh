@@ -28,6 +28,24 @@ rls() {
 	bed_gw "$RLS" "$@"
 }
 
+# suite_one_day SECONDS: waits, if it must, until SECONDS more fit in this UTC day: tpd and rpd
+# ledgers are exact only inside one.
+_suite_day_has_room() {
+	(($(date -u +%s) % 86400 < 86400 - $1))
+}
+suite_one_day() {
+	bed_wait_until $(($1 + 5)) _suite_day_has_room "$1"
+}
+
+# suite_upstream PORT: mock-upstream on $BED_UP4:PORT, logging to $UP_LOG; one test that it
+# listens.
+suite_upstream() {
+	UP_LOG=$BED_DIR/upstream.log
+	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$1" --log "$UP_LOG" \
+		--ready-file "$BED_DIR/upstream.ready"
+	tap_ok "mock-upstream is listening on :$1" bed_wait_file "$BED_DIR/upstream.ready" 20
+}
+
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.
 log_count() {
 	local n
@@ -55,4 +73,24 @@ PY
 }
 packets() {
 	awk -v e="$1" '$1 == "packets" && $2 == e { print $3 }' "$BED_DIR/stats.txt"
+}
+
+# token_day_used ACCOUNT: token_day_used of (ACCOUNT, "*") in the pinned rls_counters, the
+# exact ledger of reservations and settlements; -1 while the account has no counter.
+token_day_used() {
+	[[ -e $BED_DIR/day_used.py ]] || cat >"$BED_DIR/day_used.py" <<'PY'
+import json, subprocess, sys
+
+pins, name = sys.argv[1:3]
+def entries(m):
+    cmd = ["bpftool", "-j", "map", "dump", "pinned", "%s/%s" % (pins, m)]
+    return [e["formatted"] for e in json.loads(subprocess.check_output(cmd))]
+acct = next((e["key"] for e in entries("rls_accounts") if e["value"]["name"] == name), None)
+print(next((e["value"]["token_day_used"] for e in entries("rls_counters")
+            if e["key"]["account"] == acct and e["key"]["model"] == 0), -1))
+PY
+	python3 "$BED_DIR/day_used.py" "$BED_PIN_DIR" "$1"
+}
+token_day_used_is() { # ACCOUNT WANT
+	[[ $(token_day_used "$1") == "$2" ]]
 }
