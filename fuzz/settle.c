@@ -260,7 +260,7 @@ static void drain_pending(struct model *m, struct fuzz_input *in)
 	p.response_bytes = fuzz_take(in, 8) >> fuzz_below(in, 64);
 
 	/* As the daemon's drain_pending() does. */
-	tokens = rls_pending_tokens(&p, rls_settle_bytes_per_token(&m->l));
+	tokens = rls_pending_tokens(&p, &m->l);
 	delta = rls_settle_delta(tokens, p.reserved_tokens);
 
 	FUZZ_CHECK((i128)tokens <= (i128)p.responses * m->l.max_response_tokens,
