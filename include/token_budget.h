@@ -16,12 +16,15 @@
 
 /*
  * The tpm budget refills continuously at tpm/60 tokens a second up to token_burst. Time is
- * consumed only for whole tokens added, so no fraction is lost between requests.
+ * consumed only for whole tokens added, so no fraction is lost between requests. However long
+ * the budget was below zero and whatever tpm the table gives, one refill adds all the time
+ * since the last: a client that waited out a 429's retry-after is admitted (see
+ * rls_refill_wait_ms()), and no product of time and tpm wraps around 64 bits.
  */
 RLS_TOKEN_INLINE void rls_refill_tokens(struct rls_counter *c, const struct rls_limits *l,
 					__u64 now_ns)
 {
-	__u64 elapsed_us, add;
+	__u64 elapsed_us, minutes, rest_us, room, add_rest, rest_used_us;
 
 	if (!c->token_ready) {
 		c->token_ready = 1;
@@ -34,19 +37,31 @@ RLS_TOKEN_INLINE void rls_refill_tokens(struct rls_counter *c, const struct rls_
 			c->token_refill_ns = now_ns;
 		return;
 	}
-	elapsed_us = (now_ns - c->token_refill_ns) / 1000;
-	if (elapsed_us > 1000000000ull) /* keeps elapsed * tpm inside 64 bits */
-		elapsed_us = 1000000000ull;
-	add = elapsed_us * l->tpm / RLS_US_PER_MINUTE;
-	if (!add)
+	if (!l->tpm)
 		return;
-	if (c->token_budget + (__s64)add >= (__s64)l->token_burst) {
-		c->token_budget = (__s64)l->token_burst;
-		c->token_refill_ns = now_ns;
-	} else {
-		c->token_budget += (__s64)add;
-		c->token_refill_ns += add * RLS_US_PER_MINUTE / l->tpm * 1000;
-	}
+	elapsed_us = (now_ns - c->token_refill_ns) / 1000;
+	/* Tokens until full: at most 2^64 - 1 from a budget of -2^63. */
+	room = (__u64)l->token_burst - (__u64)c->token_budget;
+	minutes = elapsed_us / RLS_US_PER_MINUTE;
+	rest_us = elapsed_us % RLS_US_PER_MINUTE;
+	if (minutes > room / l->tpm)
+		goto full;
+	room -= minutes * l->tpm;
+	/* rest_us * tpm / 60e6, taken apart so that it cannot wrap: tpm = q * 60e6 + r. */
+	add_rest = rest_us * (l->tpm / RLS_US_PER_MINUTE) +
+		   rest_us * (l->tpm % RLS_US_PER_MINUTE) / RLS_US_PER_MINUTE;
+	if (add_rest >= room)
+		goto full;
+	if (!minutes && !add_rest)
+		return;
+	c->token_budget += (__s64)(minutes * l->tpm + add_rest);
+	/* Past 2^38 tokens a minute (4,581 a microsecond) a microsecond's fraction is not kept. */
+	rest_used_us = l->tpm < (1ull << 38) ? add_rest * RLS_US_PER_MINUTE / l->tpm : rest_us;
+	c->token_refill_ns += (minutes * RLS_US_PER_MINUTE + rest_used_us) * 1000;
+	return;
+full:
+	c->token_budget = (__s64)l->token_burst;
+	c->token_refill_ns = now_ns;
 }
 
 /*
