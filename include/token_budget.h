@@ -14,6 +14,27 @@
 
 #define RLS_US_PER_MINUTE 60000000ull
 
+#define RLS_TOKENS_S64_MAX 0x7fffffffffffffffll
+
+/* a - b and a + b, saturating at -(2^63 - 1) and 2^63 - 1: budgets never wrap around. */
+RLS_TOKEN_INLINE __s64 rls_token_sub(__s64 a, __s64 b)
+{
+	if (b > 0 && a < -RLS_TOKENS_S64_MAX + b)
+		return -RLS_TOKENS_S64_MAX;
+	if (b < 0 && a > RLS_TOKENS_S64_MAX + b)
+		return RLS_TOKENS_S64_MAX;
+	return a - b;
+}
+
+RLS_TOKEN_INLINE __s64 rls_token_add(__s64 a, __s64 b)
+{
+	if (b > 0 && a > RLS_TOKENS_S64_MAX - b)
+		return RLS_TOKENS_S64_MAX;
+	if (b < 0 && a < -RLS_TOKENS_S64_MAX - b)
+		return -RLS_TOKENS_S64_MAX;
+	return a + b;
+}
+
 /*
  * The tpm budget refills continuously at tpm/60 tokens a second up to token_burst. Time is
  * consumed only for whole tokens added, so no fraction is lost between requests. However long
@@ -71,17 +92,18 @@ full:
  */
 RLS_TOKEN_INLINE __u32 rls_refill_wait_ms(__s64 deficit, __u64 tpm)
 {
-	__u64 d = deficit > 0 ? (__u64)deficit : 0, minutes, rest, part;
+	__u64 d = deficit > 0 ? (__u64)deficit : 0, minutes, rest, part, ms;
 
 	if (!tpm)
 		return 0xffffffff;
 	minutes = d / tpm;
 	rest = d % tpm;
-	if (minutes >= 0xffffffffull / 60000)
+	if (minutes > 0xffffffffull / 60000)
 		return 0xffffffff;
 	/* rest * 60000 fits 64 bits for any tpm below 2^48; past it a ms more or less is nothing. */
 	part = tpm < (1ull << 48) ? (rest * 60000 + tpm - 1) / tpm : rest / (tpm / 60000) + 1;
-	return (__u32)(minutes * 60000 + part);
+	ms = minutes * 60000 + part;
+	return ms > 0xffffffffull ? 0xffffffff : (__u32)ms;
 }
 
 /* Token limits, under the lock: a request is admitted only while the budgets are positive. */
@@ -99,7 +121,7 @@ RLS_TOKEN_INLINE void rls_check_tokens(struct rls_counter *c, const struct rls_l
 			v->limit = l->tpm;
 			v->remaining = 0;
 			/* Until the budget is back above zero, at tpm/60 tokens a second. */
-			v->reset_ms = rls_refill_wait_ms(1 - c->token_budget, l->tpm);
+			v->reset_ms = rls_refill_wait_ms(rls_token_sub(1, c->token_budget), l->tpm);
 			return;
 		}
 	}
@@ -130,17 +152,21 @@ RLS_TOKEN_INLINE void rls_reserve_tokens(struct rls_counter *c, const struct rls
 	}
 }
 
-/* A settlement: delta (tokens used minus reserved) charged, or refunded up to token_burst. */
+/*
+ * A settlement: delta (tokens used minus reserved) charged, or refunded up to token_burst.
+ * Nothing wraps, however near the ends of 64 bits the budget and delta are: a refund to a
+ * budget near 2^63 must not turn it into one near -2^63.
+ */
 RLS_TOKEN_INLINE void rls_settle_token_delta(struct rls_counter *c, __s64 delta,
 					      __s64 token_burst, __u32 day)
 {
 	if (c->token_ready) {
-		c->token_budget -= delta;
+		c->token_budget = rls_token_sub(c->token_budget, delta);
 		if (c->token_budget > token_burst)
 			c->token_budget = token_burst; /* a refund never overfills */
 	}
 	if (c->token_day == day) {
-		c->token_day_used += delta;
+		c->token_day_used = rls_token_add(c->token_day_used, delta);
 		if (c->token_day_used < 0)
 			c->token_day_used = 0;
 	}

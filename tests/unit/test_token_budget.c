@@ -100,12 +100,53 @@ static void test_settlement(void **state)
 	assert_true(c.token_budget == -150);
 }
 
+/*
+ * The longest wait reset_ms holds (49.7 days) is said exactly up to its end, not rounded up to
+ * it a minute early (found by fuzz/settle.c: a wait of 4,294,966,718 ms said as 4,294,967,295).
+ */
+static void test_longest_wait(void **state)
+{
+	(void)state;
+	assert_int_equal(rls_refill_wait_ms(2147483359, 30000), 4294966718u);
+	assert_int_equal(rls_refill_wait_ms(2147483647, 30000), 4294967294u);
+	assert_int_equal(rls_refill_wait_ms(2147483648, 30000), 0xffffffffu);
+	assert_int_equal(rls_refill_wait_ms(INT64_MAX, 30000), 0xffffffffu);
+	assert_int_equal(rls_refill_wait_ms(1, 0), 0xffffffffu);
+	assert_int_equal(rls_refill_wait_ms(0, 30000), 0);
+}
+
+/*
+ * A refund near the top of the 64-bit range clamps at token_burst instead of wrapping to a
+ * budget of about -2^63 (found by fuzz/settle.c with a token_burst of 2^63 - 2^48), and a
+ * charge saturates where a wait can still be computed from it.
+ */
+static void test_settlement_saturates(void **state)
+{
+	struct rls_limits l = tpm_limits(INT64_MAX, INT64_MAX - 10);
+	struct rls_counter c = { 0 };
+
+	(void)state;
+	spend(&c, &l, 5);
+	rls_settle_token_delta(&c, -1000, INT64_MAX - 10, 0);
+	assert_true(c.token_budget == INT64_MAX - 10);
+
+	l = tpm_limits(60, 1);
+	memset(&c, 0, sizeof(c));
+	spend(&c, &l, INT64_MAX);
+	assert_true(c.token_budget == 1 - INT64_MAX);
+	rls_settle_token_delta(&c, INT64_MAX, 1, 0);
+	assert_true(c.token_budget == -INT64_MAX);
+	assert_int_equal(ask(&c, &l, START), 0xffffffff);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_admitted_after_the_announced_wait),
 		cmocka_unit_test(test_refill_never_wraps),
 		cmocka_unit_test(test_settlement),
+		cmocka_unit_test(test_settlement_saturates),
+		cmocka_unit_test(test_longest_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
