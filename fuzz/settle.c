@@ -283,26 +283,15 @@ static void pass_time(struct model *m, struct fuzz_input *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static void (*const step[])(struct model *, struct fuzz_input *) = {
+		pass_time, admit, settle_event, drain_pending,
+	};
 	struct fuzz_input in = { data, size };
 	struct model m;
 	int ops;
 
 	setup(&m, &in);
-	for (ops = 0; ops < 512 && in.size; ops++) {
-		switch (fuzz_take(&in, 1) % 4) {
-		case 0:
-			pass_time(&m, &in);
-			break;
-		case 1:
-			admit(&m, &in);
-			break;
-		case 2:
-			settle_event(&m, &in);
-			break;
-		case 3:
-			drain_pending(&m, &in);
-			break;
-		}
-	}
+	for (ops = 0; ops < 512 && in.size; ops++)
+		step[fuzz_take(&in, 1) % (sizeof(step) / sizeof(step[0]))](&m, &in);
 	return 0;
 }
