@@ -3,6 +3,7 @@
 #   make            build the BPF objects, skeletons, the rlshape command and the tools
 #   make check      install what is missing (Debian), build, run every test suite
 #   make demo       install what is missing, run the namespace demo, clean up
+#   make fuzz       run every libFuzzer harness for FUZZ_SECONDS each (default 60)
 #   make clean
 
 BUILD    ?= build
@@ -42,7 +43,7 @@ BENCHES    := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 TEST_SRCS := $(wildcard tests/unit/*.c) $(wildcard tests/bpf/*.c)
 TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps check demo bench bench-quick clean sanitized-tests
+.PHONY: all deps check demo bench bench-quick clean sanitized-tests fuzzers fuzz
 .DELETE_ON_ERROR:
 # BPF objects and skeletons are outputs in their own right: tests attach the objects.
 .SECONDARY:
@@ -59,6 +60,7 @@ SAN_BUILD ?= $(BUILD)/sanitized
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SANITIZE=1 sanitized-tests
+	@$(MAKE) --no-print-directory fuzzers
 	@RLS_SANITIZED_BUILD=$(SAN_BUILD) tests/run-all.sh
 
 sanitized-tests: $(TESTS)
@@ -109,6 +111,37 @@ $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/bench
 
 # The importer's tests compile its source in.
 $(BUILD)/tests/unit/test_import: tools/rls-import.c
+
+# ---- libFuzzer harnesses (fuzz/*.c; fuzz/run.sh runs them) ----
+# The user-space code they drive is built again with clang and coverage instrumentation, in a
+# tree of its own, so the fuzzer sees its branches and ASan/UBSan check it. A harness that
+# needs more (libbpf, skeletons, root) gets a rule of its own below the pattern rule.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iuser $(FUZZ_SAN)
+FUZZ_HARNESSES := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c))
+FUZZERS      := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_HARNESSES))
+# What the user-space harnesses link: the parsers and the settlement, nothing that needs BPF.
+FUZZ_OBJS    := $(patsubst %,$(BUILD)/fuzz/obj/%.o,tiers sha256_file usage settle)
+
+fuzzers: $(FUZZERS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzzers
+	@BUILD=$(BUILD) fuzz/run.sh --seconds $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+$(BUILD)/fuzz $(BUILD)/fuzz/obj:
+	@mkdir -p $@
+
+$(BUILD)/fuzz/obj/%.o: user/%.c $(USER_HDRS) | $(BUILD)/fuzz/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_OBJS) $(USER_HDRS) | $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ -ljansson
+
+# The importer's harness compiles its source in, as its unit test does.
+$(BUILD)/fuzz/import_csv: tools/rls-import.c
 
 clean:
 	rm -rf $(BUILD)

@@ -13,6 +13,7 @@
 #include "maps.h"
 #include "flow_counter.h"
 #include "slot_ring.h"
+#include "token_budget.h"
 
 struct rls_identity {
 	struct rls_principal principal;
@@ -144,112 +145,9 @@ static __always_inline __u32 rls_ceil_div(__u64 a, __u64 b)
 	return (__u32)((a + b - 1) / b);
 }
 
-#define RLS_US_PER_MINUTE 60000000ull
-
-/*
- * The tpm budget refills continuously at tpm/60 tokens a second up to token_burst. Time is
- * consumed only for whole tokens added, so no fraction is lost between requests.
- */
-static __always_inline void rls_refill_tokens(struct rls_counter *c, const struct rls_limits *l,
-					      __u64 now_ns)
-{
-	__u64 elapsed_us, add;
-
-	if (!c->token_ready) {
-		c->token_ready = 1;
-		c->token_budget = (__s64)l->token_burst;
-		c->token_refill_ns = now_ns;
-		return;
-	}
-	if (c->token_budget >= (__s64)l->token_burst || now_ns <= c->token_refill_ns) {
-		if (c->token_budget >= (__s64)l->token_burst)
-			c->token_refill_ns = now_ns;
-		return;
-	}
-	elapsed_us = (now_ns - c->token_refill_ns) / 1000;
-	if (elapsed_us > 1000000000ull) /* keeps elapsed * tpm inside 64 bits */
-		elapsed_us = 1000000000ull;
-	add = elapsed_us * l->tpm / RLS_US_PER_MINUTE;
-	if (!add)
-		return;
-	if (c->token_budget + (__s64)add >= (__s64)l->token_burst) {
-		c->token_budget = (__s64)l->token_burst;
-		c->token_refill_ns = now_ns;
-	} else {
-		c->token_budget += (__s64)add;
-		c->token_refill_ns += add * RLS_US_PER_MINUTE / l->tpm * 1000;
-	}
-}
-
 static __always_inline bool rls_has_token_limits(const struct rls_limits *l)
 {
 	return l->tpm != RLS_TOKENS_UNLIMITED || l->tpd != RLS_TOKENS_UNLIMITED;
-}
-
-/*
- * How long a deficit of tokens takes to refill at tpm a minute, in ms, at most what reset_ms
- * holds (49.7 days): a deficit no settlement should leave (they are capped) must still give a
- * wait that does not wrap around to a short one.
- */
-static __always_inline __u32 rls_refill_wait_ms(__s64 deficit, __u64 tpm)
-{
-	__u64 d = deficit > 0 ? (__u64)deficit : 0, minutes, rest, part;
-
-	if (!tpm)
-		return 0xffffffff;
-	minutes = d / tpm;
-	rest = d % tpm;
-	if (minutes >= 0xffffffffull / 60000)
-		return 0xffffffff;
-	/* rest * 60000 fits 64 bits for any tpm below 2^48; past it a ms more or less is nothing. */
-	part = tpm < (1ull << 48) ? (rest * 60000 + tpm - 1) / tpm : rest / (tpm / 60000) + 1;
-	return (__u32)(minutes * 60000 + part);
-}
-
-/* Token limits, under the lock: a request is admitted only while the budgets are positive. */
-static __always_inline void rls_check_tokens(struct rls_counter *c, const struct rls_limits *l,
-					     __u64 now_ns, struct rls_rejection *v)
-{
-	__u64 now_s = now_ns / RLS_NS_PER_SEC;
-	__u32 day = (__u32)(now_s / 86400);
-	__s64 used;
-
-	if (l->tpm != RLS_TOKENS_UNLIMITED) {
-		rls_refill_tokens(c, l, now_ns);
-		if (c->token_budget <= 0) {
-			v->reason = RLS_REASON_TOKENS;
-			v->limit = l->tpm;
-			v->remaining = 0;
-			/* Until the budget is back above zero, at tpm/60 tokens a second. */
-			v->reset_ms = rls_refill_wait_ms(1 - c->token_budget, l->tpm);
-			return;
-		}
-	}
-	if (l->tpd != RLS_TOKENS_UNLIMITED) {
-		used = c->token_day == day ? c->token_day_used : 0;
-		if (used >= (__s64)l->tpd) {
-			v->reason = RLS_REASON_TOKENS;
-			v->limit = l->tpd;
-			v->remaining = 0;
-			v->reset_ms = (__u32)(((__u64)day + 1) * 86400000 - now_ns / 1000000);
-		}
-	}
-}
-
-static __always_inline void rls_reserve_tokens(struct rls_counter *c, const struct rls_limits *l,
-					       __u64 now_ns, __u64 reserve)
-{
-	__u32 day = (__u32)(now_ns / RLS_NS_PER_SEC / 86400);
-
-	if (l->tpm != RLS_TOKENS_UNLIMITED)
-		c->token_budget -= (__s64)reserve;
-	if (l->tpd != RLS_TOKENS_UNLIMITED) {
-		if (c->token_day != day) {
-			c->token_day = day;
-			c->token_day_used = 0;
-		}
-		c->token_day_used += (__s64)reserve;
-	}
 }
 
 static __always_inline bool rls_has_concurrency_limit(const struct rls_limits *l)

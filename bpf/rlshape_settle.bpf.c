@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "maps.h"
+#include "token_budget.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -19,22 +20,6 @@ static __always_inline bool rls_first_settlement(__u64 event_id)
 	if (!id)
 		return true;
 	return bpf_map_update_elem(&rls_settled, &id, &one, BPF_NOEXIST) == 0;
-}
-
-static __always_inline void rls_apply_delta(struct rls_counter *c, const struct rls_settle_args *a)
-{
-	bpf_spin_lock(&c->lock);
-	if (c->token_ready) {
-		c->token_budget -= a->delta;
-		if (c->token_budget > a->token_burst)
-			c->token_budget = a->token_burst; /* a refund never overfills */
-	}
-	if (c->token_day == a->day) {
-		c->token_day_used += a->delta;
-		if (c->token_day_used < 0)
-			c->token_day_used = 0;
-	}
-	bpf_spin_unlock(&c->lock);
 }
 
 SEC("syscall")
@@ -55,7 +40,9 @@ int rls_settle(struct rls_settle_args *args)
 		args->result = -1;
 		return 0;
 	}
-	rls_apply_delta(c, args);
+	bpf_spin_lock(&c->lock);
+	rls_settle_token_delta(c, args->delta, args->token_burst, args->day);
+	bpf_spin_unlock(&c->lock);
 	args->result = 0;
 	return 0;
 }

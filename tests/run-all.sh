@@ -4,8 +4,8 @@
 #   tests/run-all.sh                 all suites, in this order:
 #                                      build/tests/unit/*, build/tests/bpf/*, then the same
 #                                      built with ASan and UBSan when RLS_SANITIZED_BUILD names
-#                                      their build tree (san-unit/NAME, san-bpf/NAME), then
-#                                      tests/e2e/*.sh
+#                                      their build tree (san-unit/NAME, san-bpf/NAME), a short
+#                                      run of every fuzzer (fuzz/run.sh), then tests/e2e/*.sh
 #   RLS_TESTS=REGEX tests/run-all.sh only suites whose name (unit/NAME, bpf/NAME,
 #                                      e2e/NAME.sh) matches the extended regex
 #
@@ -53,6 +53,8 @@ if [[ -n ${RLS_SANITIZED_BUILD:-} ]]; then
 		done
 	done
 fi
+# The fuzzers' short run: one result per harness; a missing fuzzer binary fails it.
+suites+=("fuzz/run.sh"$'\t'"fuzz/run.sh")
 for f in tests/e2e/*.sh; do
 	suites+=("e2e/${f##*/}"$'\t'"$f")
 done

@@ -12,6 +12,9 @@ set -euo pipefail
 PACKAGES=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjansson-dev
 	libcmocka-dev pkg-config make gcc iproute2 curl ethtool python3
+	# libFuzzer and clang's sanitizer runtimes (make fuzz; make check runs each fuzzer briefly):
+	# clang-14 only recommends them, and recommends are not installed here.
+	libclang-rt-14-dev
 	# The end-to-end suites: nginx as a real upstream, scapy for forged segments, node for the
 	# official OpenAI Node SDK (50_adversary installs it from the npm registry with npm ci, over
 	# TLS: ca-certificates, which Debian's npm pulls in but an npm bundled with nodejs may not).

@@ -408,8 +408,7 @@ static void drain_pending(struct daemon *d)
 		}
 		if (!taken.responses)
 			continue;
-		est = rls_pending_tokens(&taken, rls_settle_bytes_per_token(
-						counter_limits(d, k, &limits) ? NULL : &limits));
+		est = rls_pending_tokens(&taken, counter_limits(d, k, &limits) ? NULL : &limits);
 		result = settle(d, k, 0, rls_settle_delta(est, taken.reserved_tokens));
 		count_result(d, result);
 		if (result != 0)

@@ -67,12 +67,18 @@ __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_cou
 	return out->tokens;
 }
 
-__u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits)
+__u64 rls_settle_cap_responses(__u64 tokens, __u64 responses, const struct rls_limits *limits)
 {
-	__u64 cap = limits && limits->max_response_tokens ? limits->max_response_tokens
-							  : RLS_DEFAULT_MAX_RESPONSE_TOKENS;
+	__u64 each = limits && limits->max_response_tokens ? limits->max_response_tokens
+							   : RLS_DEFAULT_MAX_RESPONSE_TOKENS;
+	__u64 cap = responses > UINT64_MAX / each ? UINT64_MAX : responses * each;
 
 	return tokens > cap ? cap : tokens;
+}
+
+__u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits)
+{
+	return rls_settle_cap_responses(tokens, 1, limits);
 }
 
 __s64 rls_settle_delta(__u64 tokens, __u64 reserved)
@@ -101,9 +107,11 @@ int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b)
 	       a->request_bytes == b->request_bytes && a->response_bytes == b->response_bytes;
 }
 
-__u64 rls_pending_tokens(const struct rls_pending *p, __u32 bytes_per_token)
+__u64 rls_pending_tokens(const struct rls_pending *p, const struct rls_limits *limits)
 {
-	return rls_estimate_tokens(p->request_bytes, p->response_bytes, bytes_per_token);
+	return rls_settle_cap_responses(rls_estimate_tokens(p->request_bytes, p->response_bytes,
+							    rls_settle_bytes_per_token(limits)),
+					p->responses, limits);
 }
 
 /* ---- account -> tier ---- */

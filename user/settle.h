@@ -71,6 +71,9 @@ __s64 rls_settle_token_burst(const struct rls_limits *limits);
  */
 __u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits);
 
+/* The same for responses settled together: at most max_response_tokens each (saturating). */
+__u64 rls_settle_cap_responses(__u64 tokens, __u64 responses, const struct rls_limits *limits);
+
 /* The bytes per token of limits, or RLS_SETTLE_BYTES_PER_TOKEN. */
 __u32 rls_settle_bytes_per_token(const struct rls_limits *limits);
 
@@ -78,8 +81,12 @@ __u32 rls_settle_bytes_per_token(const struct rls_limits *limits);
 
 int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b);
 
-/* The estimate of all responses summed in p. */
-__u64 rls_pending_tokens(const struct rls_pending *p, __u32 bytes_per_token);
+/*
+ * What the responses summed in p are charged (limits NULL: none known): the estimate from
+ * their bytes at the limits' bytes_per_token, but at most max_response_tokens per response, as
+ * each would have been charged had it reached the daemon through the ring.
+ */
+__u64 rls_pending_tokens(const struct rls_pending *p, const struct rls_limits *limits);
 
 /* ---- account id -> tier, from the live generation's keys and CIDRs ---- */
 
