@@ -116,19 +116,22 @@ tap_is "$(loadgen -c 1 -n 2 -k "$LEAVER" -m gpt-big)" "sent=2 status_200=2 statu
 
 # ---- reload to table B while keeper's loadgen run is in flight -------------------------------
 
-# 12 requests for keeper's 6 remaining gpt-big, on 2 connections; each admitted request is
-# held 500 ms upstream, so the run lasts well over a second.
+# 12 requests for keeper's 6 remaining gpt-big, on 2 connections. The upstream holds each
+# until the hold file exists, so the run is in flight for as long as the test says, however
+# slow the machine: the first request of each connection is held across the reload.
+hold_file=$BED_DIR/reload-keeper.go
 bed_spawn bed_client "$LOADGEN" --target "$BED_UP4:$PORT" -c 2 -n 12 -k "$KEEPER" -m gpt-big \
-	-H 'x-mock-delay-ms: 500'
+	-H "x-mock-hold-file: $hold_file"
 bg_pid=$BED_LAST_PID
 bg_log=$BED_LAST_LOG
-keeper_big_logged() {
-	(($(log_count " key=Bearer $KEEPER model=gpt-big ") >= 5))
+keeper_big_held() {
+	(($(log_count " key=Bearer $KEEPER model=gpt-big ") >= 6))
 }
-tap_ok "keeper's background run reached the upstream" bed_wait_until 10 keeper_big_logged
+tap_ok "keeper's background run reached the upstream (2 requests held)" bed_wait_until 10 keeper_big_held
 run_rls load "$TABLE_B" --dev "$BED_GW_DEV"
 in_flight=no
 kill -0 "$bg_pid" 2>/dev/null && in_flight=yes
+touch "$hold_file"
 tap_is "$RC" 0 "reload with table B exits 0"
 tap_is "$in_flight" yes "the reload finished while the loadgen run was still in flight"
 tap_like "$OUT" "^rlshape: reloaded .*reload-b\.json on $BED_GW_DEV.*counters kept" \
