@@ -80,7 +80,7 @@ loadgen() { # ARGS...: its one-line summary
 # slots ACCOUNT MODEL FIELD: held, peak or expired of `rlshape stats --json` ("-" if no row);
 # rejected ACCOUNT MODEL: its concurrency rejections.
 slots() {
-	rls stats --json | python3 -c '
+	rls stats --dev "$BED_GW_DEV" --json | python3 -c '
 import json, sys
 account, model, field = sys.argv[1:4]
 rows = [r for r in json.load(sys.stdin)["concurrency"]
@@ -89,7 +89,7 @@ print(rows[0][field] if rows else "-")' "$@"
 }
 
 rejected() {
-	rls stats --json | python3 -c '
+	rls stats --dev "$BED_GW_DEV" --json | python3 -c '
 import json, sys
 account, model = sys.argv[1:3]
 print(sum(r["rejected"]["concurrency"] for r in json.load(sys.stdin)["requests"]
@@ -323,7 +323,7 @@ tap_is "$(slots hung '*' expired)" 1 "still one expired"
 
 # ---- stats, text ------------------------------------------------------------------------------
 
-out=$(rls stats)
+out=$(rls stats --dev "$BED_GW_DEV")
 tap_like "$out" $'SLOTS_HELD +PEAK +EXPIRED\n' "rlshape stats shows the concurrency table"
 tap_like "$out" $'\nduo +\\* +0 +2 +0\n' "stats: duo * held 0, peak 2, expired 0"
 
