@@ -29,7 +29,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define RLS_REQUESTS_PER_SEGMENT 32
 /* Windows of RLS_PARSE_WINDOW bytes a segment of a jumbo frame's payload fills. */
 #define RLS_WINDOWS_MAX ((9216 + RLS_PARSE_WINDOW - 1) / RLS_PARSE_WINDOW)
-/* A round ends at a request's end or a window's: one more for the last. */
+/* A round ends at a request's end or a window's, or resets at the request past the limit. */
 #define RLS_ROUNDS_MAX (RLS_REQUESTS_PER_SEGMENT + RLS_WINDOWS_MAX + 1)
 
 /* What a round of the stream scan tells the segment's loop. */
@@ -271,6 +271,12 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		s->seg.action = XDP_PASS;
 		return RLS_ROUND_DONE;
 	case RLS_STOP_REQUEST_END:
+		/* A flood of tiny pipelined requests: the whole segment is reset, none reaches
+		 * the upstream (those decided before it are counted, never served). */
+		if (++s->seg.requests > RLS_REQUESTS_PER_SEGMENT) {
+			s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+			return RLS_ROUND_DONE;
+		}
 		rls_request_began(s, flow);
 		action = rls_request_ended(ctx, s, flow, cfg, generation);
 		/* A refused request ends the segment, even where its cut segment still passes. */
@@ -305,6 +311,7 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	s->seg.action = XDP_PASS;
 	s->seg.forgotten = 0;
 	s->seg.started = 0;
+	s->seg.requests = 0;
 	/* When the client last spoke: the daemon removes entries of connections gone silent. */
 	flow->last_seen_ns = bpf_ktime_get_ns();
 	if (!rls_load_window(ctx, s))

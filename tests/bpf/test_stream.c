@@ -249,6 +249,36 @@ static void test_pipelined(void **state)
 	CHECK_EQ(admitted(e, "count", "cheap"), 6, "requests starting mid-segment");
 }
 
+/*
+ * README: a single segment holding more than 32 requests is reset. The packet fuzzer found 33 to
+ * 36 small requests in one 1,400-byte segment passed: the loop's bound counted the segment's
+ * windows too, so the limit grew with how few windows the segment filled.
+ */
+static void test_more_than_32_requests_in_a_segment(void **state)
+{
+	struct env *e = need_env(state);
+	static const char one[] = "GET / HTTP/1.1\r\n\r\n";
+	char all[64 * sizeof(one)];
+	size_t len = sizeof(one) - 1, n = 0, i;
+	struct conn c = conn4(23301), d = conn4(23302);
+	struct result r;
+
+	for (i = 0; i < 33; i++) {
+		memcpy(all + n, one, len);
+		n += len;
+	}
+	/* 32 pass, counted. */
+	send_part(e, &c, all, 0, n - len, "32 requests in one segment");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), 32, "requests decided in a segment of 32");
+	/* 33: the segment becomes a reset, counted as a stream reset. */
+	conn_send(e, &d, all, n, 0, &r);
+	expect_action(&r, XDP_PASS, "33 requests in one segment, made a reset");
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "33 requests in one segment became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), 1, "rls_packets[STREAM_RESET]");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), 64, "requests decided: 32 of each segment");
+}
+
 /* A refused request behind admitted ones in the same segment is cut off, answered when resent. */
 static void test_pipelined_refusal_cut(void **state)
 {
@@ -633,6 +663,7 @@ int main(void)
 		T(test_one_byte_segments),
 		T(test_request_shapes),
 		T(test_pipelined),
+		T(test_more_than_32_requests_in_a_segment),
 		T(test_pipelined_refusal_cut),
 		T(test_refusal_without_tc_waits_for_the_clients_ack),
 		T(test_out_of_order_dropped_then_counted),
