@@ -109,13 +109,16 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 /*
  * The upstream must forget the connection: this segment becomes a reset at the sequence number
  * the upstream expects, and the flow is forgotten. The client's next segment then meets no
- * connection and is answered with a reset by whoever holds its address.
+ * connection and is answered with a reset by whoever holds its address. A response the flow
+ * still awaits will never come: it ends here (reported, its slot given back).
  */
 static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_scratch *s,
-						 __u32 event)
+						 struct rls_flow *flow, __u32 event)
 {
 	rls_count_packet(event);
 	s->seg.forgotten = 1;
+	if (flow)
+		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CLOSED);
 	bpf_map_delete_elem(&rls_flows, &s->pkt.flow);
 	return rls_reset_upstream(ctx, &s->pkt, s->pkt.seq);
 }
@@ -274,7 +277,7 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		/* A flood of tiny pipelined requests: the whole segment is reset, none reaches
 		 * the upstream (those decided before it are counted, never served). */
 		if (++s->seg.requests > RLS_REQUESTS_PER_SEGMENT) {
-			s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+			s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET);
 			return RLS_ROUND_DONE;
 		}
 		rls_request_began(s, flow);
@@ -290,10 +293,10 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 			rls_count_packet(RLS_PKT_HTTP2);
 			return RLS_ROUND_GO_ON;
 		}
-		s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_HTTP2);
+		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_HTTP2);
 		return RLS_ROUND_DONE;
 	default:
-		s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET);
 		return RLS_ROUND_DONE;
 	}
 }
@@ -320,7 +323,7 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 		if (rls_stream_round(ctx, s, flow, live->cfg, live->generation) == RLS_ROUND_DONE)
 			break;
 	if (i == RLS_ROUNDS_MAX)
-		return rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+		return rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET);
 	if (s->seg.action == XDP_PASS && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED)
 		flow->stream.next_seq = pkt->seq + pkt->payload_len;
 	return (int)s->seg.action;
@@ -396,7 +399,7 @@ static __always_inline int rls_follow_from_here(struct xdp_md *ctx, struct rls_s
 	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq, routed);
 
 	if (!flow)
-		return rls_reset_connection(ctx, s, RLS_PKT_FLOWS_FULL);
+		return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL);
 	return rls_follow_segment(ctx, s, flow, live, 0);
 }
 
@@ -459,7 +462,7 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 	}
 	if (!st->routed && (__s32)(st->next_seq - view.rcv_nxt) > 0 &&
 	    (__s32)(pkt->seq + pkt->payload_len - view.rcv_nxt) > 0)
-		return rls_reset_connection(ctx, s, RLS_PKT_DESYNC);
+		return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC);
 	if (past <= 0) {
 		rls_count_packet(RLS_PKT_RETRANSMIT);
 		return XDP_PASS;

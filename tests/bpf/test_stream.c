@@ -437,6 +437,35 @@ static void test_off_stream_fin_rst_change_nothing(void **state)
 	CHECK_EQ(counter.slots_held, 0, "slots held after the client's FIN");
 }
 
+/*
+ * A connection XDP resets itself (bytes no server reads alike) gets no answer to what it had
+ * admitted: its response ends there, and its slot comes back. The packet fuzzer found the
+ * reset deleted the flow with the response still awaited: no event for the daemon, and the
+ * slot held until it expired (an hour here, ten minutes by default: a concurrency-1 account
+ * locked out by one garbled request).
+ */
+static void test_reset_gives_back_the_slot(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(25101), d = conn4(25102);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "Authorization: Bearer " KEY_SOLO "\r\n", "{}");
+	static const char garbled[] = "get / HTTP/1.1\r\n\r\n";
+	struct rls_counter_key ck = { .account = account_id(e, "solo"), .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct result r;
+
+	c.silent_upstream = 1;
+	send_part(e, &c, req, 0, len, "a request holding solo's one slot");
+	conn_send(e, &c, garbled, sizeof(garbled) - 1, 0, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the garbled request became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), 1, "rls_packets[STREAM_RESET]");
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0, "no counter for solo");
+	CHECK_EQ(counter.slots_held, 0, "slots held after XDP reset the connection");
+	conn_send(e, &d, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "solo's next request, on another connection");
+}
+
 /* ---- not HTTP/1.1 ---- */
 
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -669,6 +698,7 @@ int main(void)
 		T(test_out_of_order_dropped_then_counted),
 		T(test_retransmissions),
 		T(test_off_stream_fin_rst_change_nothing),
+		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
 						teardown),
