@@ -392,15 +392,19 @@ static __always_inline struct rls_flow *rls_start_flow(struct rls_scratch *s, __
 	return bpf_map_lookup_elem(&rls_flows, &s->pkt.flow);
 }
 
-/* Follow a stream from this segment's first byte on; a full rls_flows resets it instead. */
+/*
+ * Follow a stream from offset bytes into this segment on (where the socket's next byte is; 0
+ * for a routed connection); a full rls_flows resets it instead.
+ */
 static __always_inline int rls_follow_from_here(struct xdp_md *ctx, struct rls_scratch *s,
-						const struct rls_live *live, bool routed)
+						const struct rls_live *live, bool routed,
+						__u32 offset)
 {
-	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq, routed);
+	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq + offset, routed);
 
 	if (!flow)
 		return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL);
-	return rls_follow_segment(ctx, s, flow, live, 0);
+	return rls_follow_segment(ctx, s, flow, live, offset);
 }
 
 /* Data on a connection not followed yet: a real connection's first bytes, or not ours. */
@@ -412,7 +416,8 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 	switch (rls_socket_view(ctx, &s->pkt, &view)) {
 	case RLS_CONN_ROUTED:
 	case RLS_CONN_NEW:
-	case RLS_CONN_MIDSTREAM: /* followed from here: it must start a request, or is reset */
+	case RLS_CONN_MIDSTREAM: /* followed from the socket's next byte: it must start a
+				   * request, or is reset */
 		break;
 	case RLS_CONN_OUT_OF_ORDER:
 		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
@@ -424,7 +429,9 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_PASS;
 	}
-	return rls_follow_from_here(ctx, s, live, view.conn == RLS_CONN_ROUTED);
+	if (view.conn == RLS_CONN_ROUTED)
+		return rls_follow_from_here(ctx, s, live, true, 0);
+	return rls_follow_from_here(ctx, s, live, false, view.rcv_nxt - s->pkt.seq);
 }
 
 /*
@@ -447,7 +454,7 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_socket_view(ctx, pkt, &view);
 		if (view.conn == RLS_CONN_NEW && pkt->seq != st->stream_start) {
 			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
-			return rls_follow_from_here(ctx, s, live, false);
+			return rls_follow_from_here(ctx, s, live, false, 0);
 		}
 		/* No established socket (any more): the kernel answers it, nothing here changes. */
 		if (view.conn == RLS_CONN_NOT_OURS || view.conn == RLS_CONN_LISTENER ||

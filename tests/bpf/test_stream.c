@@ -683,6 +683,45 @@ static void test_local_forged_and_real(void **state)
 	local_close(&lc);
 }
 
+/* The server socket takes bytes as if they had arrived (repair mode writes its receive queue). */
+static void local_receive(const struct local_conn *lc, const char *bytes, size_t len)
+{
+	int q = TCP_RECV_QUEUE;
+
+	CHECK(!setsockopt(lc->server, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) &&
+	      send(lc->server, bytes, len, 0) == (ssize_t)len,
+	      "writing %zu bytes to the server's receive queue: %s", len, strerror(errno));
+}
+
+/*
+ * A resend that starts behind what the socket holds and goes on past it: the kernel takes its
+ * new bytes, so XDP must read them. The packet fuzzer found such a segment passed unread as
+ * "not a connection" (the socket lookup saw a sequence number behind rcv_nxt): a client that
+ * sent one byte and then everything again from the start had its requests served uncounted.
+ */
+static void test_local_resend_with_new_bytes(void **state)
+{
+	struct env *e = need_env(state);
+	struct local_conn lc;
+	struct conn c;
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	struct tp_spec s;
+	struct result r;
+
+	local_open(&lc);
+	c = local_conn_of(&lc);
+	send_part(e, &c, req, 0, 1, "the request's first byte");
+	local_receive(&lc, req, 1);
+	s = spec_of(&c, req, len, 0);
+	s.seq = lc.seq;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the first byte again, and the rest");
+	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), 0, "rls_packets[NOT_CONNECTION]");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "the request behind a resent byte");
+	local_close(&lc);
+}
+
 int main(void)
 {
 	char why[256];
@@ -705,6 +744,7 @@ int main(void)
 		T(test_body_past_scan_limit_is_hidden),
 		T(test_token_wait_saturates),
 		T(test_local_forged_and_real),
+		T(test_local_resend_with_new_bytes),
 #undef T
 	};
 
