@@ -29,6 +29,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define RLS_REQUESTS_PER_SEGMENT 32
 /* Windows of RLS_PARSE_WINDOW bytes a segment of a jumbo frame's payload fills. */
 #define RLS_WINDOWS_MAX ((9216 + RLS_PARSE_WINDOW - 1) / RLS_PARSE_WINDOW)
+/* Bytes before a routed stream's first read byte a client may still send: a window's worth. */
+#define RLS_REWIND_MAX (1u << 16)
 /* A round ends at a request's end or a window's, or resets at the request past the limit. */
 #define RLS_ROUNDS_MAX (RLS_REQUESTS_PER_SEGMENT + RLS_WINDOWS_MAX + 1)
 
@@ -465,6 +467,20 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 	}
 	if (behind < 0) {
 		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
+		return XDP_DROP;
+	}
+	/*
+	 * A routed stream is followed from the first bytes XDP saw. A segment from before them
+	 * (they came past a gap, or rlshape started mid-connection) holds bytes the parser never
+	 * read, which the upstream would read: reset, at this segment's own sequence number. One
+	 * from further before than any window holds is no client's (forged, or stale): dropped,
+	 * as the upstream's kernel would, so that a blind forger must hit a window to reset.
+	 * (Past 4 GiB of a connection's requests the distance wraps: a late resend may be reset.)
+	 */
+	if (st->routed && (__u32)behind > st->next_seq - st->stream_start) {
+		if (st->stream_start - pkt->seq <= RLS_REWIND_MAX)
+			return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC);
+		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_DROP;
 	}
 	if (!st->routed && (__s32)(st->next_seq - view.rcv_nxt) > 0 &&

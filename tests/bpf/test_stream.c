@@ -406,6 +406,43 @@ static void test_retransmissions(void **state)
 	CHECK(packets_of(e, RLS_PKT_RETRANSMIT) >= 1, "rls_packets[RETRANSMIT] not counted");
 }
 
+/*
+ * A routed connection is followed from the first bytes XDP sees. A segment from before them
+ * was never read: passed as a retransmission, its requests reached the upstream uncounted (the
+ * packet fuzzer found it: the second of two pipelined requests sent first, then the first).
+ * It is reset now, at the segment's own sequence number, where the upstream expects it.
+ */
+static void test_routed_bytes_before_the_first_read_are_reset(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(24201);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	uint32_t start = c.seq;
+	struct tp_spec s;
+	struct result r;
+
+	/* The second request first: its bytes start a request, so XDP follows from there. */
+	s = spec_of(&c, req, len, 0);
+	s.seq = start + (uint32_t)len;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the second request, first");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "the second request");
+	/* From further before than any window: no client's; dropped, nothing reset. */
+	s.seq = start - 0x40000000u;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_DROP, "a segment a quarter of the sequence space before");
+	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), 1, "rls_packets[NOT_CONNECTION]");
+	/* Then the first: never read, and the upstream would serve it. */
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the first request, after the second");
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "bytes before the followed stream became a RST");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start, "the reset's sequence number");
+	CHECK_EQ(packets_of(e, RLS_PKT_DESYNC), 1, "rls_packets[DESYNC]");
+}
+
 /* ---- a client's close, only where its stream is ---- */
 
 static void test_off_stream_fin_rst_change_nothing(void **state)
@@ -736,6 +773,7 @@ int main(void)
 		T(test_refusal_without_tc_waits_for_the_clients_ack),
 		T(test_out_of_order_dropped_then_counted),
 		T(test_retransmissions),
+		T(test_routed_bytes_before_the_first_read_are_reset),
 		T(test_off_stream_fin_rst_change_nothing),
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
