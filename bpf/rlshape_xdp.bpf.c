@@ -109,20 +109,27 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 }
 
 /*
- * The upstream must forget the connection: this segment becomes a reset at the sequence number
- * the upstream expects, and the flow is forgotten. The client's next segment then meets no
+ * The upstream must forget the connection: this segment becomes a reset at seq, the sequence
+ * number the upstream expects (a reset anywhere else its socket ignores), and the flow is
+ * forgotten. The client's next segment then meets no
  * connection and is answered with a reset by whoever holds its address. A response the flow
  * still awaits will never come: it ends here (reported, its slot given back).
  */
 static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_scratch *s,
-						 struct rls_flow *flow, __u32 event)
+						 struct rls_flow *flow, __u32 event, __u32 seq)
 {
 	rls_count_packet(event);
 	s->seg.forgotten = 1;
 	if (flow)
 		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CLOSED);
 	bpf_map_delete_elem(&rls_flows, &s->pkt.flow);
-	return rls_reset_upstream(ctx, &s->pkt, s->pkt.seq);
+	return rls_reset_upstream(ctx, &s->pkt, seq);
+}
+
+/* The upstream's next byte, where this segment's unread bytes begin. */
+static __always_inline __u32 rls_first_new_byte(const struct rls_scratch *s)
+{
+	return s->pkt.seq + s->seg.from;
 }
 
 /*
@@ -159,22 +166,26 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 				      struct rls_flow *flow)
 {
 	const struct rls_packet *pkt = &s->pkt;
+	__u32 first_new = rls_first_new_byte(s);
 	__s32 start = (__s32)(flow->stream.request_start - pkt->seq);
 
 	flow->state = RLS_FLOW_REJECTED;
 	flow->rejection = s->rejection;
 	flow->reply_end = 0;
-	if (start > 0) {
+	/* The request began among this segment's new bytes, after the end of an admitted one. */
+	if ((__s32)(flow->stream.request_start - first_new) > 0) {
 		flow->request_seq = flow->stream.request_start;
 		if (rls_trim_payload(ctx, s, pkt, (__u32)start)) {
 			/* Could not cut: nothing of it goes on, the client sends it all again. */
-			flow->request_seq = pkt->seq;
+			flow->request_seq = first_new;
 			return XDP_DROP;
 		}
 		rls_count_packet(RLS_PKT_PIPELINED_WAIT);
 		return XDP_PASS;
 	}
-	flow->request_seq = pkt->seq;
+	/* Its start is in an earlier segment (or in bytes of this one the upstream holds): the
+	 * upstream's next byte is where the client resends from, and where its reset goes. */
+	flow->request_seq = first_new;
 	return rls_answer_refused(ctx, s, flow);
 }
 
@@ -279,7 +290,8 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		/* A flood of tiny pipelined requests: the whole segment is reset, none reaches
 		 * the upstream (those decided before it are counted, never served). */
 		if (++s->seg.requests > RLS_REQUESTS_PER_SEGMENT) {
-			s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET);
+			s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET,
+						     rls_first_new_byte(s));
 			return RLS_ROUND_DONE;
 		}
 		rls_request_began(s, flow);
@@ -295,10 +307,12 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 			rls_count_packet(RLS_PKT_HTTP2);
 			return RLS_ROUND_GO_ON;
 		}
-		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_HTTP2);
+		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_HTTP2,
+						     rls_first_new_byte(s));
 		return RLS_ROUND_DONE;
 	default:
-		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET);
+		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET,
+						     rls_first_new_byte(s));
 		return RLS_ROUND_DONE;
 	}
 }
@@ -312,6 +326,7 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	__u32 i;
 
 	s->seg.base = offset;
+	s->seg.from = offset;
 	s->seg.total = pkt->payload_len;
 	s->seg.action = XDP_PASS;
 	s->seg.forgotten = 0;
@@ -325,7 +340,8 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 		if (rls_stream_round(ctx, s, flow, live->cfg, live->generation) == RLS_ROUND_DONE)
 			break;
 	if (i == RLS_ROUNDS_MAX)
-		return rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET);
+		return rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET,
+						     rls_first_new_byte(s));
 	if (s->seg.action == XDP_PASS && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED)
 		flow->stream.next_seq = pkt->seq + pkt->payload_len;
 	return (int)s->seg.action;
@@ -405,7 +421,8 @@ static __always_inline int rls_follow_from_here(struct xdp_md *ctx, struct rls_s
 	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq + offset, routed);
 
 	if (!flow)
-		return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL);
+		return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL,
+					    s->pkt.seq + offset);
 	return rls_follow_segment(ctx, s, flow, live, offset);
 }
 
@@ -479,13 +496,13 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 	 */
 	if (st->routed && (__u32)behind > st->next_seq - st->stream_start) {
 		if (st->stream_start - pkt->seq <= RLS_REWIND_MAX)
-			return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC);
+			return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC, pkt->seq);
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_DROP;
 	}
 	if (!st->routed && (__s32)(st->next_seq - view.rcv_nxt) > 0 &&
 	    (__s32)(pkt->seq + pkt->payload_len - view.rcv_nxt) > 0)
-		return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC);
+		return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC, view.rcv_nxt);
 	if (past <= 0) {
 		rls_count_packet(RLS_PKT_RETRANSMIT);
 		return XDP_PASS;

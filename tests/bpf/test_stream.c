@@ -443,6 +443,52 @@ static void test_routed_bytes_before_the_first_read_are_reset(void **state)
 	CHECK_EQ(packets_of(e, RLS_PKT_DESYNC), 1, "rls_packets[DESYNC]");
 }
 
+/*
+ * A resend that carries old bytes and new: where it is refused or reset, the reset toward the
+ * upstream must come at the first new byte, the upstream's next, or its socket ignores it
+ * (RFC 5961) and stays open. The packet fuzzer found both at the resend's first, old byte.
+ */
+static void test_resend_resets_at_the_upstreams_next_byte(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(24301), d = conn4(24302), f = conn4(24303);
+	char req[1024], parsed_why[128];
+	static const char broken[] = "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n";
+	size_t len = full_request(req, sizeof(req), KEY_PRICEY, "pricey"), i;
+	uint32_t start = c.seq;
+	struct tp_parsed p;
+	struct tp_spec s;
+	struct result r;
+
+	leave_room_in_window(86400, 60 * 1000);
+	for (i = 0; i < 2; i++)
+		send_part(e, &d, req, 0, len, "one of pricey's two a day");
+	/* Refused in a resend: 40 bytes were passed before, the rest is new. */
+	c.silent_upstream = 1;
+	send_part(e, &c, req, 0, 40, "the refused request's first 40 bytes");
+	s = spec_of(&c, req, len, 0);
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_TX, "the whole request again, over the limit");
+	CHECK(tp_parse(r.out, r.out_len, &p, parsed_why, sizeof(parsed_why)) == 0, "the 429: %s",
+	      parsed_why);
+	s = spec_of(&c, NULL, 0, TP_ACK);
+	s.seq = start + (uint32_t)len;
+	s.ack = p.seq + (uint32_t)p.len + 1;
+	send_spec(e, &s, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the acknowledgement of the 429 became a RST");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start + 40, "the RST after a refused resend");
+	/* Broken in a resend: the first 10 bytes were passed before. */
+	start = f.seq;
+	send_part(e, &f, broken, 0, 10, "a request's first 10 bytes");
+	s = spec_of(&f, broken, sizeof(broken) - 1, 0);
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the request again, with a bad content-length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "a broken resend became a RST");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start + 10, "the RST of a broken resend");
+}
+
 /* ---- a client's close, only where its stream is ---- */
 
 static void test_off_stream_fin_rst_change_nothing(void **state)
@@ -774,6 +820,7 @@ int main(void)
 		T(test_out_of_order_dropped_then_counted),
 		T(test_retransmissions),
 		T(test_routed_bytes_before_the_first_read_are_reset),
+		T(test_resend_resets_at_the_upstreams_next_byte),
 		T(test_off_stream_fin_rst_change_nothing),
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
