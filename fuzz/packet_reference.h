@@ -21,7 +21,7 @@
 #include <string.h>
 
 /* The accounts and model classes of the fuzzer's table (packet_stream.c). */
-enum ref_account { REF_ANON, REF_COUNT, REF_PRICEY, REF_METER, REF_NR_ACCOUNTS };
+enum ref_account { REF_ANON, REF_COUNT, REF_PRICEY, REF_METER, REF_SOLO, REF_NR_ACCOUNTS };
 enum ref_class { REF_OTHER, REF_M_PRICEY, REF_M_CHEAP, REF_HIDDEN, REF_NR_CLASSES,
 		 REF_ANY = REF_NR_CLASSES /* invalid JSON: the upstream refuses it, any class */ };
 

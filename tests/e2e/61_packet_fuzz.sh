@@ -26,7 +26,7 @@ if ((rc != 0)); then
 fi
 tap_like "${execs:-0}" '^[1-9][0-9]*$' "the fuzzer reports its executions"
 [[ -z $report ]] || tap_diag "$report"
-for p in 0 1 2 3 4 5; do
+for p in 0 1 2 3 4 5 6; do
 	line=$(grep "^pktfuzz: property $p checked" <<<"$report" || true)
 	n=$(sed -n 's/.* checked \([0-9]*\) times.*/\1/p' <<<"$line")
 	what=$(sed -n 's/.* times: //p' <<<"$line")
