@@ -88,6 +88,7 @@ static const char *const prop_names[P_NR] = {
 };
 static unsigned long long prop_checked[P_NR];
 static unsigned long long executions, local_runs, refusals, resets, xdp_runs, tc_runs;
+static unsigned long long ref_stops[4], requests_complete; /* what the reference saw */
 
 static void report(void);
 
@@ -176,6 +177,10 @@ static void report(void)
 	printf("pktfuzz: executions %llu (on a real loopback connection %llu), xdp runs %llu, "
 	       "tc runs %llu, refusals %llu, resets %llu\n", executions, local_runs, xdp_runs,
 	       tc_runs, refusals, resets);
+	printf("pktfuzz: reference: %llu complete requests; streams that end %llu, break %llu, "
+	       "open HTTP/2 %llu, leave the common reading %llu\n", requests_complete,
+	       ref_stops[REF_END], ref_stops[REF_BROKEN], ref_stops[REF_HTTP2],
+	       ref_stops[REF_UNSURE]);
 	for (i = 0; i < P_NR; i++)
 		printf("pktfuzz: property %d checked %llu times: %s\n", i, prop_checked[i],
 		       prop_names[i]);
@@ -1392,6 +1397,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(have_buf, 0, stream_len);
 	ref_parse(stream, stream_len, &ref);
+	ref_stops[ref.stop]++;
+	requests_complete += ref.n;
 	if (debug) {
 		fprintf(stderr, "stream %zu bytes: ", stream_len);
 		for (i = 0; i < stream_len && i < 600; i++)
@@ -1412,6 +1419,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		z.c.vlan = (mode & 8) ? 1 : 0;
 		z.c.tci = 7;
 		z.c.tcp_options = (mode & 0x10) ? 1 : 0;
+		/* IP options or IPv6 extension headers: XDP follows them to TCP, and the frames
+		 * it writes (a cut segment, a reset, a 429) must still parse. */
+		if (mode & 0x20) {
+			z.c.ip_options = z.c.ipv6 ? 0 : 2;
+			z.c.ipv6_chain = z.c.ipv6 ? "hd" : NULL;
+		}
 		z.isn = 0x10000000u + u16(&r) * 65537u;
 		z.srv_isn = z.srv_next = 0x70000000u + u16(&r) * 977u;
 	}
