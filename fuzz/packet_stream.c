@@ -17,10 +17,14 @@
  *   (e) sound: no program errs; every frame the programs write parses with good checksums;
  *       TC never changes a packet; a broken stream is reset before its bytes reach the upstream;
  *   (t) metered: one event per admitted metered response, its usage read exactly where the
- *       response was followed alone, and what it is charged within max_response_tokens.
+ *       response was followed alone, and what it is charged within max_response_tokens;
+ *   (s) slots: no concurrency slot outlives its connection.
  *
  * A mismatch aborts (libFuzzer keeps the input). `fuzz/packet_stream -help=1` for libFuzzer's
- * options; PKTFUZZ_REPORT=1 prints how often each property was checked at exit.
+ * options; PKTFUZZ_REPORT=1 prints how often each property was checked at exit, and
+ * PKTFUZZ_DEBUG=1 what an input sent and what came of it (run it on a kept input alone).
+ * It needs root: it makes a network namespace of its own, where it loads the programs with
+ * private maps (nothing pinned) and listens on 127.0.0.1:8000 for its real connections.
  */
 #include "harness.h"
 #include "own_netns.h"
@@ -544,7 +548,6 @@ struct sim {
 	size_t refused_read_end; /* the stream offset where the refused segment's bytes ended */
 	/* What XDP has read: the stream's parse position (segments passed, not forged). */
 	size_t xdp_read;
-	size_t segments_passed;
 	/* The upstream's answers: one per complete request it holds. */
 	size_t answered;
 	int answer_chunked[256];
@@ -819,15 +822,13 @@ static void upstream_answers(struct sim *z)
 
 /* ---- sending a client segment through XDP ---- */
 
-static int xdp_frame(struct sim *z, const struct tp_spec *s, uint8_t *out, uint32_t *out_len,
-		     size_t *in_len)
+static int xdp_frame(const struct tp_spec *s, uint8_t *out, uint32_t *out_len, size_t *in_len)
 {
 	static uint8_t in[TP_MAX_FRAME];
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_out = out,
 		    .data_size_out = TP_MAX_FRAME, .repeat = 1);
 	int err;
 
-	(void)z;
 	*in_len = tp_build(s, in, sizeof(in));
 	if (!*in_len)
 		FAIL("cannot build a %zu-byte client frame", s->len);
@@ -908,7 +909,7 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 		z->cli_ack = z->srv_next;
 	s.ack = z->cli_ack;
 	packets_snapshot(before);
-	action = xdp_frame(z, &s, out, &out_len, &in_len);
+	action = xdp_frame(&s, out, &out_len, &in_len);
 	packets_snapshot(after);
 	if (after[RLS_PKT_UNPARSED] != before[RLS_PKT_UNPARSED])
 		FAIL("XDP could not parse a well-formed frame ([%zu, %zu) of the stream)", off,
@@ -935,7 +936,6 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 			prop_checked[P_SOUND]++;
 			if (ends > 32)
 				FAIL("a segment that ends %zu requests passed", ends);
-			z->segments_passed++;
 			if (off + len > z->xdp_read)
 				z->xdp_read = off + len;
 		}
@@ -1016,7 +1016,7 @@ static void forged(struct sim *z, unsigned kind)
 	if (!z->local && !had)
 		return;
 	tally_read(&t_before);
-	action = xdp_frame(z, &s, out, &out_len, &in_len);
+	action = xdp_frame(&s, out, &out_len, &in_len);
 	tally_read(&t_after);
 	has = bpf_map_lookup_elem(env.maps.flows, &k, &f_after) == 0;
 	prop_checked[P_FORGED]++;
@@ -1518,7 +1518,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			ack.seq = z.isn + (uint32_t)(z.xdp_read > z.rcv ? z.xdp_read : z.rcv);
 			ack.ack = z.reply_end;
-			action = xdp_frame(&z, &ack, out, &out_len, &in_len);
+			action = xdp_frame(&ack, out, &out_len, &in_len);
 			if (action != (XDP_PASS | 0x100))
 				FAIL("the client's acknowledgement of the 429 did not reset the "
 				     "upstream (XDP %s)", xdp_name(action & 0xff));
