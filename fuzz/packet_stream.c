@@ -29,7 +29,6 @@
 #include "harness.h"
 #include "own_netns.h"
 #include "packet_reference.h"
-#include "rlshape_tc.skel.h"
 #include "settle.h"
 
 #include <ctype.h>
@@ -149,26 +148,9 @@ static int on_event(void *ctx, void *data, size_t size)
 
 static void load_tc(void)
 {
-	struct bpf_map *map;
-	int err;
-
-	tc_skel = rlshape_tc_bpf__open();
+	tc_skel = env_load_tc(&env);
 	if (!tc_skel)
-		FAIL("rlshape_tc_bpf__open: %s", strerror(errno));
-	/* TC shares the XDP object's maps, as `rlshape load` does through their pins. */
-	bpf_object__for_each_map(map, tc_skel->obj) {
-		struct bpf_map *mine;
-
-		bpf_map__set_pin_path(map, NULL);
-		mine = bpf_object__find_map_by_name(env.skel->obj, bpf_map__name(map));
-		if (mine && bpf_map__reuse_fd(map, bpf_map__fd(mine)))
-			FAIL("reusing map %s for TC", bpf_map__name(map));
-	}
-	err = rlshape_tc_bpf__load(tc_skel);
-	if (err) {
-		show_libbpf_log();
-		FAIL("rlshape_tc_bpf__load: %s", strerror(-err));
-	}
+		FAIL("loading the TC program: %s", env.why);
 	tc_fd = bpf_program__fd(tc_skel->progs.rlshape_tc);
 }
 
@@ -739,6 +721,7 @@ static void answer(struct sim *z, size_t idx)
 {
 	struct rd *r = z->r;
 	unsigned b = u8(r), cut = 1 + u8(r) % 200;
+	static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	static const uint64_t absurd[] = { 9007199254740992ull, 9007199254740991ull, 4999, 5000,
 					   5001, 123456789 };
 	uint64_t total = (b & 0x30) == 0x30 ? absurd[u8(r) % 6] : 20 + u8(r) * 7;
@@ -783,6 +766,14 @@ static void answer(struct sim *z, size_t idx)
 		n = hl + bl;
 		usage_raw = hl + usage_at;
 	}
+	/* An interim 100 Continue in front of it, in the same segment. */
+	if (b & 8) {
+		memmove(resp + sizeof(interim) - 1, resp, n);
+		memcpy(resp, interim, sizeof(interim) - 1);
+		n += sizeof(interim) - 1;
+		hl += sizeof(interim) - 1;
+		usage_raw += sizeof(interim) - 1;
+	}
 	/* In one or more segments: the last holds the usage when it is long enough. */
 	split = (b & 0x40) ? (n > 600 ? n - 600 : n / 2) : 0;
 	if (idx < 256) {
@@ -794,6 +785,9 @@ static void answer(struct sim *z, size_t idx)
 		 * cut in two is followed to the connection's close instead (by design). */
 		z->answer_head_whole[idx] = !split || split >= hl;
 	}
+	/* An interim 100 Continue first, in a segment of its own: TC waits for the real head. */
+	if (b & 4)
+		tc_frame(z, (const uint8_t *)interim, sizeof(interim) - 1, 0);
 	if (split) {
 		tc_frame(z, (const uint8_t *)resp, split, 0);
 		tc_frame(z, (const uint8_t *)resp + split, n - split, 0);

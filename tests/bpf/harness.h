@@ -31,6 +31,7 @@
 #include "maps.h"
 #include "apply.h"
 #include "rlshape_xdp.skel.h"
+#include "rlshape_tc.skel.h"
 #include "packets.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -217,6 +218,42 @@ static inline int env_open(struct env *e, const char *quoted_table)
 		return -1;
 	e->ready = 1;
 	return 0;
+}
+
+/*
+ * The TC program on e's maps, as `rlshape load` shares them through their pins. Returns the
+ * skeleton (the caller destroys it), or NULL with e->why set.
+ */
+static inline struct rlshape_tc_bpf *env_load_tc(struct env *e)
+{
+	struct rlshape_tc_bpf *tc = rlshape_tc_bpf__open();
+	struct bpf_map *map;
+	int err;
+
+	if (!tc) {
+		snprintf(e->why, sizeof(e->why), "rlshape_tc_bpf__open: %s", strerror(errno));
+		return NULL;
+	}
+	bpf_object__for_each_map(map, tc->obj) {
+		struct bpf_map *xdp_map = bpf_object__find_map_by_name(e->skel->obj,
+									bpf_map__name(map));
+
+		bpf_map__set_pin_path(map, NULL);
+		if (xdp_map && (err = bpf_map__reuse_fd(map, bpf_map__fd(xdp_map)))) {
+			snprintf(e->why, sizeof(e->why), "sharing map %s with TC: %s",
+				 bpf_map__name(map), strerror(-err));
+			rlshape_tc_bpf__destroy(tc);
+			return NULL;
+		}
+	}
+	err = rlshape_tc_bpf__load(tc);
+	if (err) {
+		show_libbpf_log();
+		snprintf(e->why, sizeof(e->why), "rlshape_tc_bpf__load: %s", strerror(-err));
+		rlshape_tc_bpf__destroy(tc);
+		return NULL;
+	}
+	return tc;
 }
 
 static inline void env_close(struct env *e)

@@ -616,6 +616,47 @@ static void test_token_wait_saturates(void **state)
 	CHECK(strstr(text, "x-should-retry: false\r\n") != NULL, "x-should-retry is not false");
 }
 
+/* ---- TC: the response's head ---- */
+
+/*
+ * An interim 100 Continue and the final response in one segment: TC must follow the final
+ * one. The packet fuzzer found it took the segment for an interim response alone: the final
+ * head was never read, no response byte counted, and the response was charged by the estimate
+ * from the request's bytes at the connection's close.
+ */
+static void test_interim_response_then_final_in_one_segment(void **state)
+{
+	struct env *e = need_env(state);
+	struct rlshape_tc_bpf *tc = env_load_tc(e);
+	struct conn c = conn4(28101);
+	static const char answer[] = "HTTP/1.1 100 Continue\r\n\r\n"
+				     "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+	char req[512];
+	size_t len = http_request(req, sizeof(req), "Authorization: Bearer " KEY_TPM "\r\n"
+				  "Expect: 100-continue\r\n", "{}");
+	struct rls_flow_key k = conn_flow_key(&c);
+	struct rls_flow f;
+	struct tp_spec s = {
+		.saddr = SERVER4, .daddr = CLIENT4, .sport = PORT, .dport = c.sport,
+		.seq = c.ack, .payload = answer, .len = sizeof(answer) - 1,
+	};
+	uint8_t in[TP_MAX_FRAME], out[TP_MAX_FRAME];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_out = out,
+		    .data_size_out = sizeof(out), .repeat = 1);
+
+	CHECK(tc != NULL, "cannot load the TC program: %s", e->why);
+	c.silent_upstream = 1;
+	send_part(e, &c, req, 0, len, "a request with token limits");
+	s.ack = c.seq;
+	opts.data_size_in = (__u32)tp_build(&s, in, sizeof(in));
+	CHECK(bpf_prog_test_run_opts(bpf_program__fd(tc->progs.rlshape_tc), &opts) == 0,
+	      "TC test run: %s", strerror(errno));
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "no flow for the connection");
+	rlshape_tc_bpf__destroy(tc);
+	CHECK_EQ(f.response_state, RLS_RESPONSE_NONE,
+		 "the response's state after its last byte (0: ended)");
+}
+
 /* ---- a body past the scanned size ---- */
 
 static void test_body_past_scan_limit_is_hidden(void **state)
@@ -828,6 +869,7 @@ int main(void)
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
 		T(test_token_wait_saturates),
+		T(test_interim_response_then_final_in_one_segment),
 		T(test_local_forged_and_real),
 		T(test_local_resend_with_new_bytes),
 #undef T
