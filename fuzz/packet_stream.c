@@ -28,6 +28,7 @@
  */
 #include "harness.h"
 #include "own_netns.h"
+#include "fuzz.h"
 #include "packet_reference.h"
 #include "settle.h"
 
@@ -95,12 +96,11 @@ static unsigned long long ref_stops[4], requests_complete; /* what the reference
 
 static void report(void);
 
+/* A broken property: what was checked so far, then fuzz.h's report and abort. */
 #define FAIL(...)                                                              \
 	do {                                                                   \
-		fprintf(stderr, "packet_stream: " __VA_ARGS__);                \
-		fprintf(stderr, "\n");                                         \
 		report();                                                      \
-		abort();                                                       \
+		fuzz_fail(__VA_ARGS__);                                        \
 	} while (0)
 
 /*
@@ -232,19 +232,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* ---- reading the input ---- */
 
-struct rd {
-	const uint8_t *p;
-	size_t n, i;
-};
-
-static unsigned u8(struct rd *r)
+static unsigned u8(struct fuzz_input *r)
 {
-	return r->i < r->n ? r->p[r->i++] : 0;
+	return (unsigned)fuzz_take(r, 1);
 }
 
-static unsigned u16(struct rd *r)
+static unsigned u16(struct fuzz_input *r)
 {
-	return u8(r) | u8(r) << 8;
+	return (unsigned)fuzz_take(r, 2);
 }
 
 /* ---- the client's stream: requests from a small grammar ---- */
@@ -299,7 +294,7 @@ static void header(const char *name, int name_case, const char *ws, const char *
 }
 
 /* The JSON body: the model where asked, in one of the ways README reads (or hides) it. */
-static size_t json_body(struct rd *r, char *out, size_t cap, int huge)
+static size_t json_body(struct fuzz_input *r, char *out, size_t cap, int huge)
 {
 	unsigned b = u8(r), kind = b & 7, which = (b >> 3) & 3, late = b & 0x20, max_tokens = b & 0x40;
 	const char *m = models[which] ? models[which] : "gpt-unnamed";
@@ -348,7 +343,7 @@ static size_t json_body(struct rd *r, char *out, size_t cap, int huge)
 static char body_buf[STREAM_MAX];
 
 /* One request, from about eight bytes of input. */
-static void gen_request(struct rd *r, int allow_huge)
+static void gen_request(struct fuzz_input *r, int allow_huge)
 {
 	unsigned b0 = u8(r), b1 = u8(r), b2 = u8(r), b3 = u8(r), b4 = u8(r), b5 = u8(r);
 	const char *eol = (b0 & 0x20) ? "\n" : "\r\n";
@@ -479,7 +474,7 @@ static void gen_request(struct rd *r, int allow_huge)
 }
 
 /* Flip, insert or delete a few bytes anywhere. */
-static void mutate(struct rd *r)
+static void mutate(struct fuzz_input *r)
 {
 	unsigned n = u8(r) & 3, i;
 
@@ -541,7 +536,7 @@ struct sim {
 	size_t answer_read[256];  /* what XDP had read when the answer went out */
 	int answer_usage_kept[256]; /* the usage object lies in the bytes TC keeps */
 	int answer_head_whole[256]; /* its status line and headers came in one segment */
-	struct rd *r;
+	struct fuzz_input *r;
 	const struct ref_result *ref;
 };
 
@@ -719,7 +714,7 @@ static void tc_frame(struct sim *z, const uint8_t *payload, size_t len, uint8_t 
 /* A response with usage, content-length or chunked, cut as the input says. */
 static void answer(struct sim *z, size_t idx)
 {
-	struct rd *r = z->r;
+	struct fuzz_input *r = z->r;
 	unsigned b = u8(r), cut = 1 + u8(r) % 200;
 	static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	static const uint64_t absurd[] = { 9007199254740992ull, 9007199254740991ull, 4999, 5000,
@@ -1355,7 +1350,7 @@ static struct seg segs[SEGS_MAX];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct rd r = { .p = data, .n = size };
+	struct fuzz_input r = { .data = data, .size = size };
 	struct sim z;
 	struct ref_result ref = { .keys = fuzz_keys, .nr_keys = ARRAY_SIZE(fuzz_keys) };
 	struct expect x = { .exact = 0 };
