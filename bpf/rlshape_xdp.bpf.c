@@ -122,8 +122,40 @@ static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_s
 	s->seg.forgotten = 1;
 	if (flow)
 		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CLOSED);
-	bpf_map_delete_elem(&rls_flows, &s->pkt.flow);
+	/*
+	 * A routed connection's next byte at the upstream is not known here, so the reset may
+	 * miss it, and bytes passed before may still wait there: its flow stays, reset, and no
+	 * byte of it passes again unread (rls_handle_reset_flow()).
+	 */
+	if (flow && flow->stream.routed)
+		flow->state = RLS_FLOW_RESET;
+	else
+		bpf_map_delete_elem(&rls_flows, &s->pkt.flow);
 	return rls_reset_upstream(ctx, &s->pkt, seq);
+}
+
+/*
+ * A routed connection XDP has reset: its data becomes a reset at its own sequence number (the
+ * client's resend from the upstream's next byte is one the upstream takes), until the client
+ * closes or a SYN starts a new connection on the same ports.
+ */
+static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_scratch *s,
+						 const struct rls_stream *st)
+{
+	const struct rls_packet *pkt = &s->pkt;
+
+	/* Further than a window from where the stream was: no client's (rls_off_stream()). */
+	if ((__u32)(pkt->seq - (st->stream_start - RLS_REWIND_MAX)) >
+	    st->next_seq - st->stream_start + 2 * RLS_REWIND_MAX) {
+		rls_count_packet(RLS_PKT_NOT_CONNECTION);
+		return pkt->payload_len ? XDP_DROP : XDP_PASS;
+	}
+	if (pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN))
+		bpf_map_delete_elem(&rls_flows, &pkt->flow);
+	if (!pkt->payload_len)
+		return XDP_PASS;
+	rls_count_packet(RLS_PKT_RESET_UPSTREAM);
+	return rls_reset_upstream(ctx, pkt, pkt->seq);
 }
 
 /* The upstream's next byte, where this segment's unread bytes begin. */
@@ -568,6 +600,8 @@ int rlshape_xdp(struct xdp_md *ctx)
 	}
 	if (!flow)
 		return pkt->payload_len ? rls_new_stream(ctx, s, &live) : XDP_PASS;
+	if (flow->state == RLS_FLOW_RESET)
+		return rls_handle_reset_flow(ctx, s, &flow->stream);
 	if (pkt->seq != flow->stream.next_seq) {
 		if (!pkt->payload_len)
 			return XDP_PASS; /* a bare ACK, FIN or RST off the stream: not the client's */

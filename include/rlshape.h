@@ -383,6 +383,7 @@ struct rls_stream {
 enum rls_flow_state {
 	RLS_FLOW_ADMITTED = 1,
 	RLS_FLOW_REJECTED,   /* a 429 was sent: client data is kept from the upstream */
+	RLS_FLOW_RESET,      /* routed, reset by XDP: its data is reset too, never passed */
 };
 
 /* What a 429 said, kept so a retransmitted request gets the same bytes back. */

@@ -444,6 +444,52 @@ static void test_routed_bytes_before_the_first_read_are_reset(void **state)
 }
 
 /*
+ * A routed connection XDP has reset stays reset: where the upstream ignored the reset (it was
+ * not at its next byte: XDP cannot know it on a routed connection), bytes passed before it are
+ * still queued there, and a stream followed anew from further back would let them complete a
+ * request unread. The packet fuzzer found one served so: the request's last byte sent first.
+ */
+static void test_routed_reset_stays_reset(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(24401);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	uint32_t start = c.seq;
+	struct tp_spec s;
+	struct result r;
+
+	/* The request's last byte first: a stream of an empty line, followed from there. */
+	s = spec_of(&c, req + len - 1, 1, 0);
+	s.seq = start + (uint32_t)len - 1;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the request's last byte, first");
+	/* Bytes before it, never read: reset. */
+	s = spec_of(&c, req + 10, len - 11, 0);
+	s.seq = start + 10;
+	send_spec(e, &s, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "bytes before the followed stream became a RST");
+	/* The rest from the start: still reset, never followed anew. */
+	s = spec_of(&c, req, len - 1, 0);
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the request from its start, after a reset");
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "a reset connection's data became a RST");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start, "the reset's sequence number");
+	/* A new connection on the same ports (SYN) is followed afresh. */
+	s = spec_of(&c, NULL, 0, TP_SYN);
+	s.seq = start + 100000;
+	send_spec(e, &s, &r);
+	s = spec_of(&c, req, len, 0);
+	s.seq = start + 100001;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "a request on a new connection on the same ports");
+	expect_untouched(&r, "a request on a new connection on the same ports");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "the request on the new connection");
+}
+
+/*
  * A resend that carries old bytes and new: where it is refused or reset, the reset toward the
  * upstream must come at the first new byte, the upstream's next, or its socket ignores it
  * (RFC 5961) and stays open. The packet fuzzer found both at the resend's first, old byte.
@@ -862,6 +908,7 @@ int main(void)
 		T(test_retransmissions),
 		T(test_routed_bytes_before_the_first_read_are_reset),
 		T(test_resend_resets_at_the_upstreams_next_byte),
+		T(test_routed_reset_stays_reset),
 		T(test_off_stream_fin_rst_change_nothing),
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),

@@ -1232,8 +1232,11 @@ static void test_malformed_all_pass(void **state)
 	CHECK_EQ(rejected_total(&st), 0, "alice rejected");
 	CHECK(packets_of(e, RLS_PKT_UNPARSED) > 0, "rls_packets[RLS_PKT_UNPARSED] never counted");
 	CHECK(packets_of(e, RLS_PKT_STREAM_RESET) > 0, "rls_packets[RLS_PKT_STREAM_RESET] never counted");
-	/* ...and the program still works. */
+	/* ...and the program still works (a new connection on ports reset above: its SYN first). */
 	c = conn4(46003);
+	s = spec_of(&c, NULL, 0, TP_SYN);
+	s.seq = c.seq - 1;
+	expect_pass_spec(e, &s, "SYN of a new connection");
 	conn_send(e, &c, req, len, 0, &r);
 	expect_action(&r, XDP_PASS, "a well-formed request afterwards");
 	CHECK_EQ(stats_of(e, alice, 0).admitted, 1, "alice admitted for the well-formed request");
