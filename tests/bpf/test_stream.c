@@ -406,6 +406,15 @@ static void test_retransmissions(void **state)
 	CHECK(packets_of(e, RLS_PKT_RETRANSMIT) >= 1, "rls_packets[RETRANSMIT] not counted");
 }
 
+/* The segment became a bare RST toward the upstream at seq (IPv4, no options). */
+static void expect_reset_at(const struct result *r, uint32_t seq, const char *what)
+{
+	expect_action(r, XDP_PASS, what);
+	CHECK_EQ(r->out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r->out[14 + 20 + 13], TP_RST, "the segment became a RST");
+	CHECK_EQ(tp_get32(r->out + 14 + 20 + 4), seq, "the reset's sequence number");
+}
+
 /*
  * A routed connection is followed from the first bytes XDP sees. A segment from before them
  * was never read: passed as a retransmission, its requests reached the upstream uncounted (the
@@ -436,10 +445,7 @@ static void test_routed_bytes_before_the_first_read_are_reset(void **state)
 	/* Then the first: never read, and the upstream would serve it. */
 	s.seq = start;
 	send_spec(e, &s, &r);
-	expect_action(&r, XDP_PASS, "the first request, after the second");
-	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
-	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "bytes before the followed stream became a RST");
-	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start, "the reset's sequence number");
+	expect_reset_at(&r, start, "the first request, after the second");
 	CHECK_EQ(packets_of(e, RLS_PKT_DESYNC), 1, "rls_packets[DESYNC]");
 }
 
@@ -451,11 +457,11 @@ static void test_routed_bytes_before_the_first_read_are_reset(void **state)
  */
 static void test_routed_reset_stays_reset(void **state)
 {
-	struct env *e = need_env(state);
 	struct conn c = conn4(24401);
-	char req[1024];
-	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
 	uint32_t start = c.seq;
+	char req[1024];
+	struct env *e = need_env(state);
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
 	struct tp_spec s;
 	struct result r;
 
@@ -473,10 +479,7 @@ static void test_routed_reset_stays_reset(void **state)
 	s = spec_of(&c, req, len - 1, 0);
 	s.seq = start;
 	send_spec(e, &s, &r);
-	expect_action(&r, XDP_PASS, "the request from its start, after a reset");
-	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
-	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "a reset connection's data became a RST");
-	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start, "the reset's sequence number");
+	expect_reset_at(&r, start, "the request from its start, after a reset");
 	/* A new connection on the same ports (SYN) is followed afresh. */
 	s = spec_of(&c, NULL, 0, TP_SYN);
 	s.seq = start + 100000;
