@@ -874,13 +874,13 @@ static void local_receive(const struct local_conn *lc, const char *bytes, size_t
  */
 static void test_local_resend_with_new_bytes(void **state)
 {
-	struct env *e = need_env(state);
-	struct local_conn lc;
-	struct conn c;
 	char req[1024];
 	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
-	struct tp_spec s;
+	struct env *e = need_env(state);
+	struct local_conn lc;
 	struct result r;
+	struct tp_spec s;
+	struct conn c;
 
 	local_open(&lc);
 	c = local_conn_of(&lc);
