@@ -30,7 +30,7 @@
 #include "tiers.h"
 #include "maps.h"
 #include "apply.h"
-#include "rlshape_xdp.skel.h"
+#include "rlshape.skel.h"
 #include "packets.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -119,7 +119,7 @@ static inline void show_libbpf_log(void)
 /* ---- the environment of one test ---- */
 
 struct env {
-	struct rlshape_xdp_bpf *skel;
+	struct rlshape_bpf *skel;
 	struct rls_maps maps;
 	int prog_fd;
 	int ready;
@@ -171,9 +171,9 @@ static inline int env_open(struct env *e, const char *quoted_table)
 			 (unsigned)geteuid());
 		return -1;
 	}
-	e->skel = rlshape_xdp_bpf__open();
+	e->skel = rlshape_bpf__open();
 	if (!e->skel) {
-		snprintf(e->why, sizeof(e->why), "rlshape_xdp_bpf__open: %s", strerror(errno));
+		snprintf(e->why, sizeof(e->why), "rlshape_bpf__open: %s", strerror(errno));
 		return -1;
 	}
 	/* Never touch /sys/fs/bpf: private maps only. */
@@ -185,11 +185,11 @@ static inline int env_open(struct env *e, const char *quoted_table)
 			return -1;
 		}
 	}
-	ret = rlshape_xdp_bpf__load(e->skel);
+	ret = rlshape_bpf__load(e->skel);
 	if (ret) {
 		show_libbpf_log();
 		snprintf(e->why, sizeof(e->why),
-			 "rlshape_xdp_bpf__load: %s (see the libbpf lines above; needs root with "
+			 "rlshape_bpf__load: %s (see the libbpf lines above; needs root with "
 			 "CAP_BPF/CAP_SYS_ADMIN and a kernel with BTF)", strerror(-ret));
 		return -1;
 	}
@@ -212,7 +212,7 @@ static inline void env_close(struct env *e)
 {
 	/* The fds in e->maps belong to the skeleton: destroying it closes them. */
 	if (e->skel)
-		rlshape_xdp_bpf__destroy(e->skel);
+		rlshape_bpf__destroy(e->skel);
 	e->skel = NULL;
 	e->ready = 0;
 }
