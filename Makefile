@@ -144,5 +144,11 @@ $(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_OBJS) $(USER_HDRS) | $(BUI
 # The importer's harness compiles its source in, as its unit test does.
 $(BUILD)/fuzz/import_csv: tools/rls-import.c
 
+# The packet fuzzer drives the XDP and TC programs (BPF_PROG_TEST_RUN, as root): it links
+# libbpf, the skeletons and the BPF suites' harness, and the user-space objects as built.
+$(BUILD)/fuzz/packet_stream: fuzz/packet_stream.c fuzz/packet_reference.h $(wildcard tests/bpf/*.h) \
+                             $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itests/bpf -fsanitize=fuzzer $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+
 clean:
 	rm -rf $(BUILD)

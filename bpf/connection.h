@@ -19,7 +19,7 @@
 enum rls_connection {
 	RLS_CONN_ROUTED,       /* no local socket would take it: the gateway forwards it */
 	RLS_CONN_NEW,          /* a local connection whose first data byte this segment holds */
-	RLS_CONN_MIDSTREAM,    /* a local connection, this segment next in its stream */
+	RLS_CONN_MIDSTREAM,    /* a local connection, this segment holding its next byte */
 	RLS_CONN_OUT_OF_ORDER, /* a local connection, this segment past a gap in its stream */
 	RLS_CONN_LISTENER,     /* only a listener: forged, or a SYN-cookie handshake's end */
 	RLS_CONN_NOT_OURS,     /* no established connection takes it: forged, or a stray */
@@ -51,6 +51,11 @@ static __always_inline __u32 rls_established_view(struct bpf_sock *sk, const str
 	window = tp->rcv_wnd;
 	if (pkt->seq == v->rcv_nxt)
 		return tp->bytes_received == 0 ? RLS_CONN_NEW : RLS_CONN_MIDSTREAM;
+	/* Behind the next byte and past it: the kernel takes the bytes it lacks (a resend with
+	 * new bytes after the old), so they are this connection's to read. */
+	if ((__s32)(pkt->seq - v->rcv_nxt) < 0 &&
+	    (__s32)(pkt->seq + pkt->payload_len - v->rcv_nxt) > 0)
+		return RLS_CONN_MIDSTREAM;
 	/* Inside the window the kernel would queue it: ours, but not yet. Outside: not ours. */
 	if (pkt->seq - v->rcv_nxt < window)
 		return RLS_CONN_OUT_OF_ORDER;

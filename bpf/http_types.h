@@ -44,6 +44,8 @@ struct rls_segment {
 	__u32 forgotten; /* the connection was reset and its flow deleted */
 	__u32 action;   /* the verdict once a round decides it */
 	__u32 started;  /* a request began: the last response on the connection is over */
+	__u32 requests; /* requests that ended in this segment */
+	__u32 from;     /* where its unread bytes begin: the upstream's next byte */
 	__u32 pad;
 };
 

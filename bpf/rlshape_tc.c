@@ -55,35 +55,53 @@ static __always_inline bool rls_status_has_no_body(const __u8 *p)
 	       (p[9] == '3' && p[10] == '0' && p[11] == '4');
 }
 
+/* Interim (1xx) heads one segment may hold before the final one. */
+#define RLS_INTERIM_MAX 2
+
 /*
  * The status line and headers of the response: how its body is delimited, and how many of this
- * segment's bytes are body. Returns false for an interim (1xx) response or bytes that are no
- * response at all: the real one is still to come.
+ * segment's bytes are body. Interim (1xx) responses before it in the same segment are skipped
+ * (an upstream may send 100 Continue and its answer together). Returns false when the segment
+ * holds no final head at its start, or after its interim ones: the real one is still to come.
  */
 static __always_inline bool rls_take_response_head(struct __sk_buff *skb, struct rls_scratch *s,
 						   const struct rls_packet *pkt,
 						   struct rls_flow *flow, __u32 *body)
 {
-	__u32 len = pkt->payload_len;
+	__u32 off = 0, len, i;
 	__u8 *p = s->payload;
 
-	if (len < RLS_STATUS_LINE_MIN ||
-	    bpf_skb_load_bytes(skb, pkt->payload_off, p, RLS_STATUS_LINE_MIN))
+	for (i = 0; i <= RLS_INTERIM_MAX; i++) {
+		if (off > pkt->payload_len || pkt->payload_len - off < RLS_STATUS_LINE_MIN ||
+		    bpf_skb_load_bytes(skb, pkt->payload_off + off, p, RLS_STATUS_LINE_MIN))
+			return false;
+		if (p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' ||
+		    p[5] != '1' || p[6] != '.' || p[8] != ' ')
+			return false;
+		len = pkt->payload_len - off;
+		if (len > RLS_PARSE_WINDOW)
+			len = RLS_PARSE_WINDOW;
+		/* Checked above, said again for the verifier: the load is never empty. */
+		if (len < RLS_STATUS_LINE_MIN)
+			return false;
+		if (bpf_skb_load_bytes(skb, pkt->payload_off + off, s->payload, len))
+			return false;
+		rls_parse_response_head(s, len);
+		if (p[9] != '1')
+			break;
+		/* An interim head: the final one may follow it in this segment. */
+		if (!s->resp.headers_complete)
+			return false;
+		off += s->lines.body_start;
+	}
+	if (i > RLS_INTERIM_MAX)
 		return false;
-	if (p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' || p[5] != '1' ||
-	    p[6] != '.' || p[8] != ' ' || p[9] == '1')
-		return false;
-	if (len > RLS_PARSE_WINDOW)
-		len = RLS_PARSE_WINDOW;
-	if (bpf_skb_load_bytes(skb, pkt->payload_off, s->payload, len))
-		return false;
-	rls_parse_response_head(s, len);
 	*body = 0;
 	if (!s->resp.headers_complete) {
 		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
 		return true;
 	}
-	*body = pkt->payload_len - s->lines.body_start;
+	*body = pkt->payload_len - off - s->lines.body_start;
 	if (rls_status_has_no_body(p)) {
 		flow->response_state = RLS_RESPONSE_LENGTH;
 		flow->body_left = 0;

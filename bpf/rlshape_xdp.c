@@ -27,7 +27,9 @@
 #define RLS_REQUESTS_PER_SEGMENT 32
 /* Windows of RLS_PARSE_WINDOW bytes a segment of a jumbo frame's payload fills. */
 #define RLS_WINDOWS_MAX ((9216 + RLS_PARSE_WINDOW - 1) / RLS_PARSE_WINDOW)
-/* A round ends at a request's end or a window's: one more for the last. */
+/* Bytes before a routed stream's first read byte a client may still send: a window's worth. */
+#define RLS_REWIND_MAX (1u << 16)
+/* A round ends at a request's end or a window's, or resets at the request past the limit. */
 #define RLS_ROUNDS_MAX (RLS_REQUESTS_PER_SEGMENT + RLS_WINDOWS_MAX + 1)
 
 /* What a round of the stream scan tells the segment's loop. */
@@ -105,17 +107,27 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 }
 
 /*
- * The upstream must forget the connection: this segment becomes a reset at the sequence number
- * the upstream expects, and the flow is forgotten. The client's next segment then meets no
- * connection and is answered with a reset by whoever holds its address.
+ * The upstream must forget the connection: this segment becomes a reset at seq, the sequence
+ * number the upstream expects (a reset anywhere else its socket ignores), and the flow is
+ * forgotten. The client's next segment then meets no
+ * connection and is answered with a reset by whoever holds its address. A response the flow
+ * still awaits will never come: it ends here (reported, its slot given back).
  */
 static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_scratch *s,
-						 __u32 event)
+						 struct rls_flow *flow, __u32 event, __u32 seq)
 {
 	rls_count_packet(event);
 	s->seg.forgotten = 1;
+	if (flow)
+		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CLOSED);
 	bpf_map_delete_elem(&rls_flows, &s->pkt.flow);
-	return rls_reset_upstream(ctx, &s->pkt, s->pkt.seq);
+	return rls_reset_upstream(ctx, &s->pkt, seq);
+}
+
+/* The upstream's next byte, where this segment's unread bytes begin. */
+static __always_inline __u32 rls_first_new_byte(const struct rls_scratch *s)
+{
+	return s->pkt.seq + s->seg.from;
 }
 
 /*
@@ -152,22 +164,26 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 				      struct rls_flow *flow)
 {
 	const struct rls_packet *pkt = &s->pkt;
+	__u32 first_new = rls_first_new_byte(s);
 	__s32 start = (__s32)(flow->stream.request_start - pkt->seq);
 
 	flow->state = RLS_FLOW_REJECTED;
 	flow->rejection = s->rejection;
 	flow->reply_end = 0;
-	if (start > 0) {
+	/* The request began among this segment's new bytes, after the end of an admitted one. */
+	if ((__s32)(flow->stream.request_start - first_new) > 0) {
 		flow->request_seq = flow->stream.request_start;
 		if (rls_trim_payload(ctx, s, pkt, (__u32)start)) {
 			/* Could not cut: nothing of it goes on, the client sends it all again. */
-			flow->request_seq = pkt->seq;
+			flow->request_seq = first_new;
 			return XDP_DROP;
 		}
 		rls_count_packet(RLS_PKT_PIPELINED_WAIT);
 		return XDP_PASS;
 	}
-	flow->request_seq = pkt->seq;
+	/* Its start is in an earlier segment (or in bytes of this one the upstream holds): the
+	 * upstream's next byte is where the client resends from, and where its reset goes. */
+	flow->request_seq = first_new;
 	return rls_answer_refused(ctx, s, flow);
 }
 
@@ -269,6 +285,13 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		s->seg.action = XDP_PASS;
 		return RLS_ROUND_DONE;
 	case RLS_STOP_REQUEST_END:
+		/* A flood of tiny pipelined requests: the whole segment is reset, none reaches
+		 * the upstream (those decided before it are counted, never served). */
+		if (++s->seg.requests > RLS_REQUESTS_PER_SEGMENT) {
+			s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET,
+						     rls_first_new_byte(s));
+			return RLS_ROUND_DONE;
+		}
 		rls_request_began(s, flow);
 		action = rls_request_ended(ctx, s, flow, cfg, generation);
 		/* A refused request ends the segment, even where its cut segment still passes. */
@@ -282,10 +305,12 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 			rls_count_packet(RLS_PKT_HTTP2);
 			return RLS_ROUND_GO_ON;
 		}
-		s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_HTTP2);
+		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_HTTP2,
+						     rls_first_new_byte(s));
 		return RLS_ROUND_DONE;
 	default:
-		s->seg.action = rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+		s->seg.action = rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET,
+						     rls_first_new_byte(s));
 		return RLS_ROUND_DONE;
 	}
 }
@@ -299,10 +324,12 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	__u32 i;
 
 	s->seg.base = offset;
+	s->seg.from = offset;
 	s->seg.total = pkt->payload_len;
 	s->seg.action = XDP_PASS;
 	s->seg.forgotten = 0;
 	s->seg.started = 0;
+	s->seg.requests = 0;
 	/* When the client last spoke: the daemon removes entries of connections gone silent. */
 	flow->last_seen_ns = bpf_ktime_get_ns();
 	if (!rls_load_window(ctx, s))
@@ -311,7 +338,8 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 		if (rls_stream_round(ctx, s, flow, live->cfg, live->generation) == RLS_ROUND_DONE)
 			break;
 	if (i == RLS_ROUNDS_MAX)
-		return rls_reset_connection(ctx, s, RLS_PKT_STREAM_RESET);
+		return rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET,
+						     rls_first_new_byte(s));
 	if (s->seg.action == XDP_PASS && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED)
 		flow->stream.next_seq = pkt->seq + pkt->payload_len;
 	return (int)s->seg.action;
@@ -380,15 +408,20 @@ static __always_inline struct rls_flow *rls_start_flow(struct rls_scratch *s, __
 	return bpf_map_lookup_elem(&rls_flows, &s->pkt.flow);
 }
 
-/* Follow a stream from this segment's first byte on; a full rls_flows resets it instead. */
+/*
+ * Follow a stream from offset bytes into this segment on (where the socket's next byte is; 0
+ * for a routed connection); a full rls_flows resets it instead.
+ */
 static __always_inline int rls_follow_from_here(struct xdp_md *ctx, struct rls_scratch *s,
-						const struct rls_live *live, bool routed)
+						const struct rls_live *live, bool routed,
+						__u32 offset)
 {
-	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq, routed);
+	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq + offset, routed);
 
 	if (!flow)
-		return rls_reset_connection(ctx, s, RLS_PKT_FLOWS_FULL);
-	return rls_follow_segment(ctx, s, flow, live, 0);
+		return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL,
+					    s->pkt.seq + offset);
+	return rls_follow_segment(ctx, s, flow, live, offset);
 }
 
 /* Data on a connection not followed yet: a real connection's first bytes, or not ours. */
@@ -400,7 +433,8 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 	switch (rls_socket_view(ctx, &s->pkt, &view)) {
 	case RLS_CONN_ROUTED:
 	case RLS_CONN_NEW:
-	case RLS_CONN_MIDSTREAM: /* followed from here: it must start a request, or is reset */
+	case RLS_CONN_MIDSTREAM: /* followed from the socket's next byte: it must start a
+				   * request, or is reset */
 		break;
 	case RLS_CONN_OUT_OF_ORDER:
 		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
@@ -412,7 +446,9 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_PASS;
 	}
-	return rls_follow_from_here(ctx, s, live, view.conn == RLS_CONN_ROUTED);
+	if (view.conn == RLS_CONN_ROUTED)
+		return rls_follow_from_here(ctx, s, live, true, 0);
+	return rls_follow_from_here(ctx, s, live, false, view.rcv_nxt - s->pkt.seq);
 }
 
 /*
@@ -435,7 +471,7 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_socket_view(ctx, pkt, &view);
 		if (view.conn == RLS_CONN_NEW && pkt->seq != st->stream_start) {
 			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
-			return rls_follow_from_here(ctx, s, live, false);
+			return rls_follow_from_here(ctx, s, live, false, 0);
 		}
 		/* No established socket (any more): the kernel answers it, nothing here changes. */
 		if (view.conn == RLS_CONN_NOT_OURS || view.conn == RLS_CONN_LISTENER ||
@@ -448,9 +484,23 @@ static __always_inline int rls_off_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
 		return XDP_DROP;
 	}
+	/*
+	 * A routed stream is followed from the first bytes XDP saw. A segment from before them
+	 * (they came past a gap, or rlshape started mid-connection) holds bytes the parser never
+	 * read, which the upstream would read: reset, at this segment's own sequence number. One
+	 * from further before than any window holds is no client's (forged, or stale): dropped,
+	 * as the upstream's kernel would, so that a blind forger must hit a window to reset.
+	 * (Past 4 GiB of a connection's requests the distance wraps: a late resend may be reset.)
+	 */
+	if (st->routed && (__u32)behind > st->next_seq - st->stream_start) {
+		if (st->stream_start - pkt->seq <= RLS_REWIND_MAX)
+			return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC, pkt->seq);
+		rls_count_packet(RLS_PKT_NOT_CONNECTION);
+		return XDP_DROP;
+	}
 	if (!st->routed && (__s32)(st->next_seq - view.rcv_nxt) > 0 &&
 	    (__s32)(pkt->seq + pkt->payload_len - view.rcv_nxt) > 0)
-		return rls_reset_connection(ctx, s, RLS_PKT_DESYNC);
+		return rls_reset_connection(ctx, s, flow, RLS_PKT_DESYNC, view.rcv_nxt);
 	if (past <= 0) {
 		rls_count_packet(RLS_PKT_RETRANSMIT);
 		return XDP_PASS;

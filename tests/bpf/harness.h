@@ -157,6 +157,12 @@ static inline int env_apply(struct env *e, const char *quoted_table, struct rls_
 	return 0;
 }
 
+/*
+ * When set, called between opening the skeleton and loading it: the packet fuzzer makes the
+ * maps it empties after every input small (emptying a hash map walks all its buckets).
+ */
+static int (*env_before_load)(struct rlshape_bpf *skel);
+
 static inline int env_open(struct env *e, const char *quoted_table)
 {
 	struct bpf_map *map;
@@ -184,6 +190,11 @@ static inline int env_open(struct env *e, const char *quoted_table)
 				 bpf_map__name(map), strerror(-ret));
 			return -1;
 		}
+	}
+	if (env_before_load && (ret = env_before_load(e->skel))) {
+		snprintf(e->why, sizeof(e->why), "adjusting the maps before loading: %s",
+			 strerror(-ret));
+		return -1;
 	}
 	ret = rlshape_bpf__load(e->skel);
 	if (ret) {

@@ -249,6 +249,36 @@ static void test_pipelined(void **state)
 	CHECK_EQ(admitted(e, "count", "cheap"), 6, "requests starting mid-segment");
 }
 
+/*
+ * README: a single segment holding more than 32 requests is reset. The packet fuzzer found 33 to
+ * 36 small requests in one 1,400-byte segment passed: the loop's bound counted the segment's
+ * windows too, so the limit grew with how few windows the segment filled.
+ */
+static void test_more_than_32_requests_in_a_segment(void **state)
+{
+	struct env *e = need_env(state);
+	static const char one[] = "GET / HTTP/1.1\r\n\r\n";
+	char all[64 * sizeof(one)];
+	size_t len = sizeof(one) - 1, n = 0, i;
+	struct conn c = conn4(23301), d = conn4(23302);
+	struct result r;
+
+	for (i = 0; i < 33; i++) {
+		memcpy(all + n, one, len);
+		n += len;
+	}
+	/* 32 pass, counted. */
+	send_part(e, &c, all, 0, n - len, "32 requests in one segment");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), 32, "requests decided in a segment of 32");
+	/* 33: the segment becomes a reset, counted as a stream reset. */
+	conn_send(e, &d, all, n, 0, &r);
+	expect_action(&r, XDP_PASS, "33 requests in one segment, made a reset");
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "33 requests in one segment became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), 1, "rls_packets[STREAM_RESET]");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), 64, "requests decided: 32 of each segment");
+}
+
 /* A refused request behind admitted ones in the same segment is cut off, answered when resent. */
 static void test_pipelined_refusal_cut(void **state)
 {
@@ -376,6 +406,89 @@ static void test_retransmissions(void **state)
 	CHECK(packets_of(e, RLS_PKT_RETRANSMIT) >= 1, "rls_packets[RETRANSMIT] not counted");
 }
 
+/*
+ * A routed connection is followed from the first bytes XDP sees. A segment from before them
+ * was never read: passed as a retransmission, its requests reached the upstream uncounted (the
+ * packet fuzzer found it: the second of two pipelined requests sent first, then the first).
+ * It is reset now, at the segment's own sequence number, where the upstream expects it.
+ */
+static void test_routed_bytes_before_the_first_read_are_reset(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(24201);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	uint32_t start = c.seq;
+	struct tp_spec s;
+	struct result r;
+
+	/* The second request first: its bytes start a request, so XDP follows from there. */
+	s = spec_of(&c, req, len, 0);
+	s.seq = start + (uint32_t)len;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the second request, first");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "the second request");
+	/* From further before than any window: no client's; dropped, nothing reset. */
+	s.seq = start - 0x40000000u;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_DROP, "a segment a quarter of the sequence space before");
+	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), 1, "rls_packets[NOT_CONNECTION]");
+	/* Then the first: never read, and the upstream would serve it. */
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the first request, after the second");
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "bytes before the followed stream became a RST");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start, "the reset's sequence number");
+	CHECK_EQ(packets_of(e, RLS_PKT_DESYNC), 1, "rls_packets[DESYNC]");
+}
+
+/*
+ * A resend that carries old bytes and new: where it is refused or reset, the reset toward the
+ * upstream must come at the first new byte, the upstream's next, or its socket ignores it
+ * (RFC 5961) and stays open. The packet fuzzer found both at the resend's first, old byte.
+ */
+static void test_resend_resets_at_the_upstreams_next_byte(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(24301), d = conn4(24302), f = conn4(24303);
+	char req[1024], parsed_why[128];
+	static const char broken[] = "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n";
+	size_t len = full_request(req, sizeof(req), KEY_PRICEY, "pricey"), i;
+	uint32_t start = c.seq;
+	struct tp_parsed p;
+	struct tp_spec s;
+	struct result r;
+
+	leave_room_in_window(86400, 60 * 1000);
+	for (i = 0; i < 2; i++)
+		send_part(e, &d, req, 0, len, "one of pricey's two a day");
+	/* Refused in a resend: 40 bytes were passed before, the rest is new. */
+	c.silent_upstream = 1;
+	send_part(e, &c, req, 0, 40, "the refused request's first 40 bytes");
+	s = spec_of(&c, req, len, 0);
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_TX, "the whole request again, over the limit");
+	CHECK(tp_parse(r.out, r.out_len, &p, parsed_why, sizeof(parsed_why)) == 0, "the 429: %s",
+	      parsed_why);
+	s = spec_of(&c, NULL, 0, TP_ACK);
+	s.seq = start + (uint32_t)len;
+	s.ack = p.seq + (uint32_t)p.len + 1;
+	send_spec(e, &s, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the acknowledgement of the 429 became a RST");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start + 40, "the RST after a refused resend");
+	/* Broken in a resend: the first 10 bytes were passed before. */
+	start = f.seq;
+	send_part(e, &f, broken, 0, 10, "a request's first 10 bytes");
+	s = spec_of(&f, broken, sizeof(broken) - 1, 0);
+	s.seq = start;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the request again, with a bad content-length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "a broken resend became a RST");
+	CHECK_EQ(tp_get32(r.out + 14 + 20 + 4), start + 10, "the RST of a broken resend");
+}
+
 /* ---- a client's close, only where its stream is ---- */
 
 static void test_off_stream_fin_rst_change_nothing(void **state)
@@ -405,6 +518,35 @@ static void test_off_stream_fin_rst_change_nothing(void **state)
 	send_spec(e, &s, &r);
 	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0, "no counter for solo");
 	CHECK_EQ(counter.slots_held, 0, "slots held after the client's FIN");
+}
+
+/*
+ * A connection XDP resets itself (bytes no server reads alike) gets no answer to what it had
+ * admitted: its response ends there, and its slot comes back. The packet fuzzer found the
+ * reset deleted the flow with the response still awaited: no event for the daemon, and the
+ * slot held until it expired (an hour here, ten minutes by default: a concurrency-1 account
+ * locked out by one garbled request).
+ */
+static void test_reset_gives_back_the_slot(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(25101), d = conn4(25102);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "Authorization: Bearer " KEY_SOLO "\r\n", "{}");
+	static const char garbled[] = "get / HTTP/1.1\r\n\r\n";
+	struct rls_counter_key ck = { .account = account_id(e, "solo"), .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct result r;
+
+	c.silent_upstream = 1;
+	send_part(e, &c, req, 0, len, "a request holding solo's one slot");
+	conn_send(e, &c, garbled, sizeof(garbled) - 1, 0, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the garbled request became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), 1, "rls_packets[STREAM_RESET]");
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0, "no counter for solo");
+	CHECK_EQ(counter.slots_held, 0, "slots held after XDP reset the connection");
+	conn_send(e, &d, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "solo's next request, on another connection");
 }
 
 /* ---- not HTTP/1.1 ---- */
@@ -472,6 +614,44 @@ static void test_token_wait_saturates(void **state)
 	CHECK(!strncmp(ms + 16, "4294967295\r\n", 12),
 	      "retry-after-ms is not the longest wait it can say: %.30s", ms);
 	CHECK(strstr(text, "x-should-retry: false\r\n") != NULL, "x-should-retry is not false");
+}
+
+/* ---- TC: the response's head ---- */
+
+/*
+ * An interim 100 Continue and the final response in one segment: TC must follow the final
+ * one. The packet fuzzer found it took the segment for an interim response alone: the final
+ * head was never read, no response byte counted, and the response was charged by the estimate
+ * from the request's bytes at the connection's close.
+ */
+static void test_interim_response_then_final_in_one_segment(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(28101);
+	static const char answer[] = "HTTP/1.1 100 Continue\r\n\r\n"
+				     "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+	char req[512];
+	size_t len = http_request(req, sizeof(req), "Authorization: Bearer " KEY_TPM "\r\n"
+				  "Expect: 100-continue\r\n", "{}");
+	struct rls_flow_key k = conn_flow_key(&c);
+	struct rls_flow f;
+	struct tp_spec s = {
+		.saddr = SERVER4, .daddr = CLIENT4, .sport = PORT, .dport = c.sport,
+		.seq = c.ack, .payload = answer, .len = sizeof(answer) - 1,
+	};
+	uint8_t in[TP_MAX_FRAME], out[TP_MAX_FRAME];
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_out = out,
+		    .data_size_out = sizeof(out), .repeat = 1);
+
+	c.silent_upstream = 1;
+	send_part(e, &c, req, 0, len, "a request with token limits");
+	s.ack = c.seq;
+	opts.data_size_in = (__u32)tp_build(&s, in, sizeof(in));
+	CHECK(bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.rlshape_tc), &opts) == 0,
+	      "TC test run: %s", strerror(errno));
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "no flow for the connection");
+	CHECK_EQ(f.response_state, RLS_RESPONSE_NONE,
+		 "the response's state after its last byte (0: ended)");
 }
 
 /* ---- a body past the scanned size ---- */
@@ -624,6 +804,45 @@ static void test_local_forged_and_real(void **state)
 	local_close(&lc);
 }
 
+/* The server socket takes bytes as if they had arrived (repair mode writes its receive queue). */
+static void local_receive(const struct local_conn *lc, const char *bytes, size_t len)
+{
+	int q = TCP_RECV_QUEUE;
+
+	CHECK(!setsockopt(lc->server, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) &&
+	      send(lc->server, bytes, len, 0) == (ssize_t)len,
+	      "writing %zu bytes to the server's receive queue: %s", len, strerror(errno));
+}
+
+/*
+ * A resend that starts behind what the socket holds and goes on past it: the kernel takes its
+ * new bytes, so XDP must read them. The packet fuzzer found such a segment passed unread as
+ * "not a connection" (the socket lookup saw a sequence number behind rcv_nxt): a client that
+ * sent one byte and then everything again from the start had its requests served uncounted.
+ */
+static void test_local_resend_with_new_bytes(void **state)
+{
+	struct env *e = need_env(state);
+	struct local_conn lc;
+	struct conn c;
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	struct tp_spec s;
+	struct result r;
+
+	local_open(&lc);
+	c = local_conn_of(&lc);
+	send_part(e, &c, req, 0, 1, "the request's first byte");
+	local_receive(&lc, req, 1);
+	s = spec_of(&c, req, len, 0);
+	s.seq = lc.seq;
+	send_spec(e, &s, &r);
+	expect_action(&r, XDP_PASS, "the first byte again, and the rest");
+	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), 0, "rls_packets[NOT_CONNECTION]");
+	CHECK_EQ(admitted(e, "count", "cheap"), 1, "the request behind a resent byte");
+	local_close(&lc);
+}
+
 int main(void)
 {
 	char why[256];
@@ -633,17 +852,23 @@ int main(void)
 		T(test_one_byte_segments),
 		T(test_request_shapes),
 		T(test_pipelined),
+		T(test_more_than_32_requests_in_a_segment),
 		T(test_pipelined_refusal_cut),
 		T(test_refusal_without_tc_waits_for_the_clients_ack),
 		T(test_out_of_order_dropped_then_counted),
 		T(test_retransmissions),
+		T(test_routed_bytes_before_the_first_read_are_reset),
+		T(test_resend_resets_at_the_upstreams_next_byte),
 		T(test_off_stream_fin_rst_change_nothing),
+		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
 		T(test_token_wait_saturates),
+		T(test_interim_response_then_final_in_one_segment),
 		T(test_local_forged_and_real),
+		T(test_local_resend_with_new_bytes),
 #undef T
 	};
 
