@@ -24,7 +24,8 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
               -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Ibpf -I$(BUILD)
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
-BPF_HDRS  := $(wildcard bpf/*.h) $(wildcard include/*.h)
+# bpf/*.c: the entry files bpf/rlshape.bpf.c includes, one per program.
+BPF_HDRS  := $(wildcard bpf/*.h) $(filter-out %.bpf.c,$(wildcard bpf/*.c)) $(wildcard include/*.h)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 

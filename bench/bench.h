@@ -29,7 +29,7 @@
 #include "tiers.h"
 #include "maps.h"
 #include "apply.h"
-#include "rlshape_xdp.skel.h"
+#include "rlshape.skel.h"
 #include "../tests/bpf/packets.h"
 #include "../tests/bpf/own_netns.h"
 
@@ -67,7 +67,7 @@ static inline int bench_libbpf_print(enum libbpf_print_level level, const char *
 /* ---- the program with a table, private to this process ---- */
 
 struct bench_env {
-	struct rlshape_xdp_bpf *skel;
+	struct rlshape_bpf *skel;
 	struct rls_maps maps;
 	int prog_fd;
 };
@@ -81,9 +81,9 @@ static inline int bench_env_load(struct bench_env *e, char *why, size_t why_len)
 	memset(e, 0, sizeof(*e));
 	e->prog_fd = -1;
 	libbpf_set_print(bench_libbpf_print);
-	e->skel = rlshape_xdp_bpf__open();
+	e->skel = rlshape_bpf__open();
 	if (!e->skel) {
-		snprintf(why, why_len, "rlshape_xdp_bpf__open: %s", strerror(errno));
+		snprintf(why, why_len, "rlshape_bpf__open: %s", strerror(errno));
 		return -1;
 	}
 	/* Never touch /sys/fs/bpf: a running rlshape keeps its own maps. */
@@ -95,7 +95,7 @@ static inline int bench_env_load(struct bench_env *e, char *why, size_t why_len)
 			return -1;
 		}
 	}
-	ret = rlshape_xdp_bpf__load(e->skel);
+	ret = rlshape_bpf__load(e->skel);
 	if (ret) {
 		snprintf(why, why_len, "loading the XDP program: %s (root with CAP_BPF and "
 			 "CAP_SYS_ADMIN, and a kernel with BTF, are needed)", strerror(-ret));
@@ -140,7 +140,7 @@ static inline int bench_env_open(struct bench_env *e, const char *path, const ch
 static inline void bench_env_close(struct bench_env *e)
 {
 	if (e->skel)
-		rlshape_xdp_bpf__destroy(e->skel); /* closes the fds in e->maps too */
+		rlshape_bpf__destroy(e->skel); /* closes the fds in e->maps too */
 	e->skel = NULL;
 }
 

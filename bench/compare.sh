@@ -112,7 +112,7 @@ for tool in wrk nginx haproxy curl python3; do
 	command -v "$tool" >/dev/null ||
 		die "$tool is missing: run tools/install-deps.sh (or make check)"
 done
-for f in "$build/rlshape" "$build/tools/mock-upstream" "$build/rlshape_xdp.bpf.o" \
+for f in "$build/rlshape" "$build/tools/mock-upstream" "$build/rlshape.bpf.o" \
 	"$build/xdp_pass.bpf.o"; do
 	[[ -x $f || ($f == *.o && -r $f) ]] || die "$f is missing: run make"
 done

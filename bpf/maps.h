@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Every map of the data path. All are pinned by name under the pin root the loader chooses
- * (/sys/fs/bpf/rlshape/IFACE), so a reload reuses them and keeps the counters.
+ * Every map of the data path. Two kinds, told apart by name (user/maps.c, rls_map_is_scratch):
+ * - state: tables, counters, connections, events. `rlshape load` pins each under
+ *   /sys/fs/bpf/rlshape/IFACE by its name, and a reload reuses the pin, keeping the counters.
+ * - scratch, named *_scratch: per-CPU work space, meaningless between two packets. Never
+ *   pinned, so each load gets fresh ones of its own layout: growing RLS_PARSE_WINDOW or
+ *   struct rls_scratch cannot make a reload fail.
+ * A name, rather than a BTF decl tag or a map flag, because libbpf gives user space the name of
+ * each map of an object but not its decl tags, map flags mean something to the kernel, and
+ * the name is what bpftool shows next to the pin.
+ * No map asks for LIBBPF_PIN_BY_NAME: tests and benchmarks load this object with private maps.
  */
 #ifndef RLS_BPF_MAPS_H
 #define RLS_BPF_MAPS_H
@@ -51,7 +59,6 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32); /* the live generation: 0 or 1 */
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_active SEC(".maps");
 
 struct {
@@ -59,7 +66,6 @@ struct {
 	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct rls_config);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_config SEC(".maps");
 
 struct {
@@ -68,7 +74,6 @@ struct {
 	__type(key, struct rls_api_key);
 	__type(value, struct rls_principal);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_api_keys SEC(".maps");
 
 struct {
@@ -77,7 +82,6 @@ struct {
 	__type(key, struct rls_cidr_key);
 	__type(value, struct rls_principal);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_cidrs SEC(".maps");
 
 struct {
@@ -85,7 +89,6 @@ struct {
 	__uint(max_entries, 2 * RLS_MAX_MODELS);
 	__type(key, struct rls_model_name);
 	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_models SEC(".maps");
 
 struct {
@@ -94,7 +97,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rls_account_name);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_accounts SEC(".maps");
 
 struct {
@@ -102,7 +104,6 @@ struct {
 	__uint(max_entries, 2 * RLS_MAX_LIMITS);
 	__type(key, struct rls_limit_key);
 	__type(value, struct rls_limits);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_limits SEC(".maps");
 
 struct {
@@ -111,7 +112,6 @@ struct {
 	__type(key, struct rls_counter_key);
 	__type(value, struct rls_counter);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_counters SEC(".maps");
 
 /*
@@ -125,7 +125,6 @@ struct {
 	__type(key, struct rls_counter_key);
 	__type(value, struct rls_counter);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_anon_counters SEC(".maps");
 
 /*
@@ -139,7 +138,6 @@ struct {
 	__type(key, struct rls_flow_key);
 	__type(value, struct rls_flow);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_flows SEC(".maps");
 
 struct {
@@ -147,7 +145,6 @@ struct {
 	__uint(max_entries, RLS_MAX_STATS);
 	__type(key, struct rls_stats_key);
 	__type(value, struct rls_stats);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_stats SEC(".maps");
 
 struct {
@@ -155,7 +152,6 @@ struct {
 	__uint(max_entries, RLS_NR_PACKET_EVENTS);
 	__type(key, __u32);
 	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_packets SEC(".maps");
 
 /* The last bytes of each response being metered, where its token usage is. */
@@ -164,13 +160,11 @@ struct {
 	__uint(max_entries, RLS_MAX_TAILS);
 	__type(key, struct rls_flow_key);
 	__type(value, struct rls_response_tail);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_tails SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, RLS_EVENTS_BYTES);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_events SEC(".maps");
 
 /*
@@ -183,7 +177,6 @@ struct {
 	__uint(max_entries, RLS_MAX_PARKED);
 	__type(key, __u64); /* the event's id */
 	__type(value, struct rls_response_event);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_parked SEC(".maps");
 
 struct {
@@ -192,7 +185,6 @@ struct {
 	__type(key, struct rls_counter_key);
 	__type(value, struct rls_pending);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_pending SEC(".maps");
 
 /* Events already settled: a daemon killed between settling and consuming must not settle twice. */
@@ -201,7 +193,6 @@ struct {
 	__uint(max_entries, 1u << 16);
 	__type(key, __u64);
 	__type(value, __u8);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_settled SEC(".maps");
 
 struct {
@@ -209,7 +200,6 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64); /* the last response event id handed out */
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_event_ids SEC(".maps");
 
 struct {
@@ -217,7 +207,6 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rls_scratch);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_scratch SEC(".maps");
 
 static __always_inline void rls_count_packet(enum rls_packet_event event)

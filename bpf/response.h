@@ -2,7 +2,7 @@
 /*
  * Following the response to an admitted request. XDP marks the flow as awaiting a response when
  * the request reserved tokens or holds a concurrency slot; TC on egress follows the response
- * segment by segment (rlshape_tc.bpf.c) and ends it at its last byte or at the connection's
+ * segment by segment (rlshape_tc.c) and ends it at its last byte or at the connection's
  * close. A new request on the same connection also ends it: HTTP/1.1 answers in order. The end
  * reports the tokens to the daemon (meter.h) and gives the slot back (slots.h).
  */

@@ -123,7 +123,6 @@ static void feature(unsigned a, unsigned b)
 /* ---- the environment, set up once ---- */
 
 static struct env env;
-static struct rlshape_tc_bpf *tc_skel;
 static int tc_fd;
 static struct ring_buffer *events_rb;
 static __u32 account_ids[REF_NR_ACCOUNTS], model_pricey, model_cheap;
@@ -146,12 +145,10 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* TC is in the XDP program's object, on the same maps, as `rlshape load` loads it. */
 static void load_tc(void)
 {
-	tc_skel = env_load_tc(&env);
-	if (!tc_skel)
-		FAIL("loading the TC program: %s", env.why);
-	tc_fd = bpf_program__fd(tc_skel->progs.rlshape_tc);
+	tc_fd = bpf_program__fd(env.skel->progs.rlshape_tc);
 }
 
 static void report(void)
@@ -174,7 +171,7 @@ static void report(void)
 }
 
 /* The maps emptied after every input, small: emptying walks every bucket of a hash map. */
-static int small_maps(struct rlshape_xdp_bpf *skel)
+static int small_maps(struct rlshape_bpf *skel)
 {
 	struct bpf_map *const maps[] = { skel->maps.rls_flows, skel->maps.rls_counters,
 					 skel->maps.rls_anon_counters, skel->maps.rls_stats,

@@ -15,9 +15,7 @@
 #include "cli.h"
 #include "maps.h"
 #include "tiers.h"
-#include "rlshape_xdp.skel.h"
-#include "rlshape_tc.skel.h"
-#include "rlshape_settle.skel.h"
+#include "rlshape.skel.h"
 
 static void usage(FILE *out)
 {
@@ -157,62 +155,52 @@ static bool already_loaded(const char *dir)
 	return access(path, F_OK) == 0;
 }
 
-/* The three objects of the data path; they share every map through their pins. */
-struct data_path {
-	struct rlshape_xdp_bpf *xdp;
-	struct rlshape_tc_bpf *tc;
-	struct rlshape_settle_bpf *settle;
-};
-
-static void data_path_destroy(struct data_path *dp)
+/*
+ * The data path's one object, its state maps reusing the pins under dir (or pinned there when
+ * new), its scratch maps fresh. *skel is set even on failure, for the caller to destroy.
+ */
+static int data_path_load(struct rlshape_bpf **skel, const char *dir)
 {
-	rlshape_settle_bpf__destroy(dp->settle);
-	rlshape_tc_bpf__destroy(dp->tc);
-	rlshape_xdp_bpf__destroy(dp->xdp);
-}
-
-static int data_path_load(struct data_path *dp, const char *dir)
-{
-	LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = dir);
 	int err;
 
-	memset(dp, 0, sizeof(*dp));
-	/* XDP first: it creates and pins the maps the other two then reuse. */
-	dp->xdp = rlshape_xdp_bpf__open_opts(&open_opts);
-	if (!dp->xdp)
+	*skel = rlshape_bpf__open();
+	if (!*skel)
 		return -errno;
-	err = rlshape_xdp_bpf__load(dp->xdp);
+	err = rls_pin_state_maps((*skel)->obj, dir);
 	if (err)
 		return err;
-	dp->tc = rlshape_tc_bpf__open_opts(&open_opts);
-	if (!dp->tc)
-		return -errno;
-	err = rlshape_tc_bpf__load(dp->tc);
-	if (err)
-		return err;
-	dp->settle = rlshape_settle_bpf__open_opts(&open_opts);
-	if (!dp->settle)
-		return -errno;
-	return rlshape_settle_bpf__load(dp->settle);
+	return rlshape_bpf__load(*skel);
 }
 
 /* Undo a first load that failed: its pins would otherwise outlive it. */
-static void remove_fresh_pins(const char *dir)
+static void remove_fresh_pins(struct rlshape_bpf *skel, const char *dir)
 {
-	char path[512];
-	size_t i;
+	if (skel)
+		rls_unpin_maps(skel->obj, dir);
+	rmdir(dir);
+}
 
-	for (i = 0; i < rls_nr_maps; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, rls_map_names[i]);
+/*
+ * A scratch map pinned by an older rlshape (which pinned them all): nothing uses the pin, and
+ * leaving it would keep a map of the old layout alive until unload.
+ */
+static void remove_stale_scratch_pins(struct bpf_object *obj, const char *dir)
+{
+	struct bpf_map *map;
+	char path[512];
+
+	bpf_object__for_each_map(map, obj) {
+		if (!rls_map_is_scratch(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
 		unlink(path);
 	}
-	rmdir(dir);
 }
 
 static int load_on(const struct load_request *req, const struct rls_table *table, const char *dev)
 {
 	struct rls_apply_result result;
-	struct data_path dp;
+	struct rlshape_bpf *skel = NULL;
 	struct rls_maps maps;
 	char dir[256], err[1024];
 	int ifindex, ret = 0;
@@ -230,28 +218,29 @@ static int load_on(const struct load_request *req, const struct rls_table *table
 		return 1;
 	}
 	reload = already_loaded(dir);
-	ret = data_path_load(&dp, dir);
+	ret = data_path_load(&skel, dir);
 	if (ret) {
 		rls_error("cannot load the BPF programs for %s: %s%s", dev, strerror(-ret),
 			  reload ? " (the maps pinned by an older rlshape may not fit this one: "
 				   "`rlshape unload --dev IFACE` drops them, with their counters)"
 				 : " (run with RLSHAPE_DEBUG=1 for the verifier's log)");
-		data_path_destroy(&dp);
 		if (!reload)
-			remove_fresh_pins(dir);
+			remove_fresh_pins(skel, dir);
+		rlshape_bpf__destroy(skel);
 		return 1;
 	}
-	rls_maps_from_skeleton(dp.xdp, &maps);
+	rls_maps_from_skeleton(skel, &maps);
 	if (rls_apply_table(&maps, table, &result, err, sizeof(err))) {
 		rls_error("%s: %s; nothing changed", req->file, err);
 		goto fail;
 	}
-	if (attach(bpf_program__fd(dp.xdp->progs.rlshape_xdp), ifindex, req->xdp_flags, dir, dev) ||
-	    attach_tc(bpf_program__fd(dp.tc->progs.rlshape_tc), ifindex, dev))
+	if (attach(bpf_program__fd(skel->progs.rlshape_xdp), ifindex, req->xdp_flags, dir, dev) ||
+	    attach_tc(bpf_program__fd(skel->progs.rlshape_tc), ifindex, dev))
 		goto fail;
-	pin_program(dp.xdp->progs.rlshape_xdp, dir, RLS_PROG_PIN);
-	pin_program(dp.tc->progs.rlshape_tc, dir, RLS_TC_PIN);
-	pin_program(dp.settle->progs.rls_settle, dir, RLS_SETTLE_PIN);
+	pin_program(skel->progs.rlshape_xdp, dir, RLS_PROG_PIN);
+	pin_program(skel->progs.rlshape_tc, dir, RLS_TC_PIN);
+	pin_program(skel->progs.rls_settle, dir, RLS_SETTLE_PIN);
+	remove_stale_scratch_pins(skel->obj, dir);
 	printf("rlshape: %s %s on %s: %zu accounts, %zu models, %zu keys, %zu CIDRs "
 	       "(generation %u%s)\n", reload ? "reloaded" : "loaded", req->file, dev,
 	       result.nr_accounts, result.nr_models, result.nr_keys, result.nr_cidrs,
@@ -260,12 +249,12 @@ static int load_on(const struct load_request *req, const struct rls_table *table
 		fprintf(stderr, "rlshape: warning: rls_anon_counters is full: %zu model(s) have no "
 			"overflow counter, so new unknown clients of them get 429 until a load finds "
 			"room (it removes idle counters)\n", result.overflow_missing);
-	data_path_destroy(&dp);
+	rlshape_bpf__destroy(skel);
 	return 0;
 fail:
-	data_path_destroy(&dp);
 	if (!reload)
-		remove_fresh_pins(dir);
+		remove_fresh_pins(skel, dir);
+	rlshape_bpf__destroy(skel);
 	return 1;
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "maps.h"
+#include "rlshape.skel.h"
 
 static void usage(FILE *out)
 {
@@ -82,6 +83,21 @@ static int in_this_namespace(const char *dev, const char *dir)
 	return -1;
 }
 
+/* The maps' pins are those of the maps of the object this rlshape loads: opened, never loaded. */
+static int unpin_maps(const char *dir)
+{
+	struct rlshape_bpf *skel = rlshape_bpf__open();
+	int failed;
+
+	if (!skel) {
+		rls_error("cannot open rlshape's BPF object to find its maps: %s", strerror(errno));
+		return -1;
+	}
+	failed = rls_unpin_maps(skel->obj, dir);
+	rlshape_bpf__destroy(skel);
+	return failed;
+}
+
 int rls_cmd_unload(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -91,7 +107,6 @@ int rls_cmd_unload(int argc, char **argv)
 	};
 	const char *given = NULL;
 	char dev[64], dir[256];
-	size_t i;
 	int c, failed = 0;
 
 	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
@@ -123,8 +138,7 @@ int rls_cmd_unload(int argc, char **argv)
 	failed |= unpin(dir, RLS_PROG_PIN);
 	failed |= unpin(dir, RLS_TC_PIN);
 	failed |= unpin(dir, RLS_SETTLE_PIN);
-	for (i = 0; i < rls_nr_maps; i++)
-		failed |= unpin(dir, rls_map_names[i]);
+	failed |= unpin_maps(dir);
 	if (rmdir(dir)) {
 		rls_error("cannot remove %s: %s (something else is pinned there)", dir, strerror(errno));
 		return 1;

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stddef.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -11,24 +13,8 @@
 #include <bpf/libbpf.h>
 
 #include "maps.h"
-#include "rlshape_xdp.skel.h"
-
-const char *const rls_map_names[] = {
-	"rls_active",   "rls_config",   "rls_api_keys",      "rls_cidrs",
-	"rls_models",   "rls_accounts", "rls_limits",        "rls_counters",
-	"rls_anon_counters", "rls_flows", "rls_stats",       "rls_packets",
-	"rls_tails",    "rls_events",   "rls_pending",       "rls_settled",
-	"rls_event_ids", "rls_parked",
-	/* Pinned, not in struct rls_maps: work space only the programs use. */
-	"rls_scratch",  "rls_tc_scratch",
-};
-const size_t rls_nr_maps = sizeof(rls_map_names) / sizeof(rls_map_names[0]);
-
-/* The struct's fds in rls_map_names order (the scratch maps have none: user space never reads them). */
-static int *map_fd_slot(struct rls_maps *maps, size_t i)
-{
-	return i < sizeof(*maps) / sizeof(int) ? &((int *)maps)[i] : NULL;
-}
+#include "cli.h"
+#include "rlshape.skel.h"
 
 int rls_pin_dir(const char *dev, char *buf, size_t len)
 {
@@ -66,40 +52,99 @@ int rls_prepare_pin_dir(const char *dir)
 	return 0;
 }
 
-void rls_maps_from_skeleton(struct rlshape_xdp_bpf *skel, struct rls_maps *maps)
+bool rls_map_is_scratch(const struct bpf_map *map)
 {
-	maps->active = bpf_map__fd(skel->maps.rls_active);
-	maps->config = bpf_map__fd(skel->maps.rls_config);
-	maps->api_keys = bpf_map__fd(skel->maps.rls_api_keys);
-	maps->cidrs = bpf_map__fd(skel->maps.rls_cidrs);
-	maps->models = bpf_map__fd(skel->maps.rls_models);
-	maps->accounts = bpf_map__fd(skel->maps.rls_accounts);
-	maps->limits = bpf_map__fd(skel->maps.rls_limits);
-	maps->counters = bpf_map__fd(skel->maps.rls_counters);
-	maps->anon_counters = bpf_map__fd(skel->maps.rls_anon_counters);
-	maps->flows = bpf_map__fd(skel->maps.rls_flows);
-	maps->stats = bpf_map__fd(skel->maps.rls_stats);
-	maps->packets = bpf_map__fd(skel->maps.rls_packets);
-	maps->tails = bpf_map__fd(skel->maps.rls_tails);
-	maps->events = bpf_map__fd(skel->maps.rls_events);
-	maps->pending = bpf_map__fd(skel->maps.rls_pending);
-	maps->settled = bpf_map__fd(skel->maps.rls_settled);
-	maps->event_ids = bpf_map__fd(skel->maps.rls_event_ids);
-	maps->parked = bpf_map__fd(skel->maps.rls_parked);
+	static const char suffix[] = "_scratch";
+	const char *name = bpf_map__name(map);
+	size_t len = strlen(name);
+
+	return len >= sizeof(suffix) - 1 && !strcmp(name + len - (sizeof(suffix) - 1), suffix);
+}
+
+/* .rodata, .bss and the like are the program's own constants and globals: never shared. */
+bool rls_map_is_state(const struct bpf_map *map)
+{
+	return !bpf_map__is_internal(map) && !rls_map_is_scratch(map);
+}
+
+static int map_pin_path(const char *dir, const struct bpf_map *map, char *path, size_t len)
+{
+	int n = snprintf(path, len, "%s/%s", dir, bpf_map__name(map));
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int rls_pin_state_maps(struct bpf_object *obj, const char *dir)
+{
+	struct bpf_map *map;
+	char path[512];
+	int err;
+
+	bpf_object__for_each_map(map, obj) {
+		if (!rls_map_is_state(map)) {
+			err = bpf_map__set_pin_path(map, NULL);
+		} else {
+			err = map_pin_path(dir, map, path, sizeof(path));
+			if (!err)
+				err = bpf_map__set_pin_path(map, path);
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int rls_unpin_maps(struct bpf_object *obj, const char *dir)
+{
+	struct bpf_map *map;
+	char path[512];
+	int failed = 0;
+
+	bpf_object__for_each_map(map, obj) {
+		if (bpf_map__is_internal(map) || map_pin_path(dir, map, path, sizeof(path)))
+			continue;
+		if (unlink(path) && errno != ENOENT) {
+			rls_error("cannot remove %s: %s", path, strerror(errno));
+			failed = -1;
+		}
+	}
+	return failed;
+}
+
+void rls_maps_from_skeleton(struct rlshape_bpf *skel, struct rls_maps *maps)
+{
+#define RLS_MAP_FROM_SKELETON(name) maps->name = bpf_map__fd(skel->maps.rls_##name);
+	RLS_USER_MAPS(RLS_MAP_FROM_SKELETON)
+#undef RLS_MAP_FROM_SKELETON
+}
+
+/* The pin of each field of struct rls_maps: "rls_" and the field's name. */
+static const struct {
+	const char *pin;
+	size_t offset;
+} user_maps[] = {
+#define RLS_USER_MAP(name) { "rls_" #name, offsetof(struct rls_maps, name) },
+	RLS_USER_MAPS(RLS_USER_MAP)
+#undef RLS_USER_MAP
+};
+#define NR_USER_MAPS (sizeof(user_maps) / sizeof(user_maps[0]))
+
+static int *user_map_fd(struct rls_maps *maps, size_t i)
+{
+	return (int *)((char *)maps + user_maps[i].offset);
 }
 
 int rls_maps_open_pinned(const char *dir, struct rls_maps *maps, char *err, size_t err_len)
 {
 	char path[512];
 	size_t i;
-	int *slot;
 
-	for (i = 0; (slot = map_fd_slot(maps, i)); i++)
-		*slot = -1;
-	for (i = 0; (slot = map_fd_slot(maps, i)); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, rls_map_names[i]);
-		*slot = bpf_obj_get(path);
-		if (*slot < 0) {
+	for (i = 0; i < NR_USER_MAPS; i++)
+		*user_map_fd(maps, i) = -1;
+	for (i = 0; i < NR_USER_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, user_maps[i].pin);
+		*user_map_fd(maps, i) = bpf_obj_get(path);
+		if (*user_map_fd(maps, i) < 0) {
 			int e = -errno;
 
 			snprintf(err, err_len, "%s: %s", path, strerror(-e));
@@ -113,12 +158,11 @@ int rls_maps_open_pinned(const char *dir, struct rls_maps *maps, char *err, size
 void rls_maps_close(struct rls_maps *maps)
 {
 	size_t i;
-	int *slot;
 
-	for (i = 0; (slot = map_fd_slot(maps, i)); i++) {
-		if (*slot >= 0)
-			close(*slot);
-		*slot = -1;
+	for (i = 0; i < NR_USER_MAPS; i++) {
+		if (*user_map_fd(maps, i) >= 0)
+			close(*user_map_fd(maps, i));
+		*user_map_fd(maps, i) = -1;
 	}
 }
 

@@ -6,35 +6,30 @@
 #ifndef RLS_USER_MAPS_H
 #define RLS_USER_MAPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "rlshape.h"
 
-struct rlshape_xdp_bpf;
+struct rlshape_bpf;
+struct bpf_map;
+struct bpf_object;
+
+/*
+ * The state maps user space reads or writes, by their name in bpf/maps.h less "rls_": the
+ * fields of struct rls_maps. A name missing from the object fails the build (the skeleton has
+ * no such member). Pinning does not go by this list: every state map of the object is pinned
+ * (rls_pin_state_maps), used here or not.
+ */
+#define RLS_USER_MAPS(X) \
+	X(active) X(config) X(api_keys) X(cidrs) X(models) X(accounts) X(limits) X(counters) \
+	X(anon_counters) X(flows) X(stats) X(packets) X(tails) X(events) X(pending) X(settled) \
+	X(event_ids) X(parked)
 
 struct rls_maps {
-	int active;
-	int config;
-	int api_keys;
-	int cidrs;
-	int models;
-	int accounts;
-	int limits;
-	int counters;
-	int anon_counters;
-	int flows;
-	int stats;
-	int packets;
-	int tails;
-	int events;
-	int pending;
-	int settled;
-	int event_ids;
-	int parked;
+#define RLS_MAP_FD(name) int name;
+	RLS_USER_MAPS(RLS_MAP_FD)
+#undef RLS_MAP_FD
 };
-
-/* The names of the pinned files, in struct order: also what `rlshape unload` removes. */
-extern const char *const rls_map_names[];
-extern const size_t rls_nr_maps;
 
 #define RLS_LINK_PIN   "link_xdp"
 #define RLS_PROG_PIN   "prog_xdp"
@@ -51,7 +46,25 @@ int rls_pin_dir(const char *dev, char *buf, size_t len);
 /* Mount the BPF filesystem on /sys/fs/bpf unless it is there, and create dir with parents. */
 int rls_prepare_pin_dir(const char *dir);
 
-void rls_maps_from_skeleton(struct rlshape_xdp_bpf *skel, struct rls_maps *maps);
+/* Scratch maps (named *_scratch, see bpf/maps.h) are work space: never pinned, never reused. */
+bool rls_map_is_scratch(const struct bpf_map *map);
+
+/* Tables, counters, connections, events: pinned, and reused by the next load. */
+bool rls_map_is_state(const struct bpf_map *map);
+
+/*
+ * Before loading obj: each state map pinned as dir/NAME (libbpf reuses an existing pin, else
+ * creates the map and pins it there), scratch maps left unpinned. Returns 0 or -errno.
+ */
+int rls_pin_state_maps(struct bpf_object *obj, const char *dir);
+
+/*
+ * Remove the pins of obj's maps under dir: every state map's, and any scratch map's an older
+ * rlshape (which pinned them) left. Returns 0, or -1 after naming the pin it could not remove.
+ */
+int rls_unpin_maps(struct bpf_object *obj, const char *dir);
+
+void rls_maps_from_skeleton(struct rlshape_bpf *skel, struct rls_maps *maps);
 
 /* Open the pinned maps under dir. Returns 0, or -errno naming the first that failed in err. */
 int rls_maps_open_pinned(const char *dir, struct rls_maps *maps, char *err, size_t err_len);

@@ -30,8 +30,7 @@
 #include "tiers.h"
 #include "maps.h"
 #include "apply.h"
-#include "rlshape_xdp.skel.h"
-#include "rlshape_tc.skel.h"
+#include "rlshape.skel.h"
 #include "packets.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -120,7 +119,7 @@ static inline void show_libbpf_log(void)
 /* ---- the environment of one test ---- */
 
 struct env {
-	struct rlshape_xdp_bpf *skel;
+	struct rlshape_bpf *skel;
 	struct rls_maps maps;
 	int prog_fd;
 	int ready;
@@ -162,7 +161,7 @@ static inline int env_apply(struct env *e, const char *quoted_table, struct rls_
  * When set, called between opening the skeleton and loading it: the packet fuzzer makes the
  * maps it empties after every input small (emptying a hash map walks all its buckets).
  */
-static int (*env_before_load)(struct rlshape_xdp_bpf *skel);
+static int (*env_before_load)(struct rlshape_bpf *skel);
 
 static inline int env_open(struct env *e, const char *quoted_table)
 {
@@ -178,9 +177,9 @@ static inline int env_open(struct env *e, const char *quoted_table)
 			 (unsigned)geteuid());
 		return -1;
 	}
-	e->skel = rlshape_xdp_bpf__open();
+	e->skel = rlshape_bpf__open();
 	if (!e->skel) {
-		snprintf(e->why, sizeof(e->why), "rlshape_xdp_bpf__open: %s", strerror(errno));
+		snprintf(e->why, sizeof(e->why), "rlshape_bpf__open: %s", strerror(errno));
 		return -1;
 	}
 	/* Never touch /sys/fs/bpf: private maps only. */
@@ -197,11 +196,11 @@ static inline int env_open(struct env *e, const char *quoted_table)
 			 strerror(-ret));
 		return -1;
 	}
-	ret = rlshape_xdp_bpf__load(e->skel);
+	ret = rlshape_bpf__load(e->skel);
 	if (ret) {
 		show_libbpf_log();
 		snprintf(e->why, sizeof(e->why),
-			 "rlshape_xdp_bpf__load: %s (see the libbpf lines above; needs root with "
+			 "rlshape_bpf__load: %s (see the libbpf lines above; needs root with "
 			 "CAP_BPF/CAP_SYS_ADMIN and a kernel with BTF)", strerror(-ret));
 		return -1;
 	}
@@ -220,47 +219,11 @@ static inline int env_open(struct env *e, const char *quoted_table)
 	return 0;
 }
 
-/*
- * The TC program on e's maps, as `rlshape load` shares them through their pins. Returns the
- * skeleton (the caller destroys it), or NULL with e->why set.
- */
-static inline struct rlshape_tc_bpf *env_load_tc(struct env *e)
-{
-	struct rlshape_tc_bpf *tc = rlshape_tc_bpf__open();
-	struct bpf_map *map;
-	int err;
-
-	if (!tc) {
-		snprintf(e->why, sizeof(e->why), "rlshape_tc_bpf__open: %s", strerror(errno));
-		return NULL;
-	}
-	bpf_object__for_each_map(map, tc->obj) {
-		struct bpf_map *xdp_map = bpf_object__find_map_by_name(e->skel->obj,
-									bpf_map__name(map));
-
-		bpf_map__set_pin_path(map, NULL);
-		if (xdp_map && (err = bpf_map__reuse_fd(map, bpf_map__fd(xdp_map)))) {
-			snprintf(e->why, sizeof(e->why), "sharing map %s with TC: %s",
-				 bpf_map__name(map), strerror(-err));
-			rlshape_tc_bpf__destroy(tc);
-			return NULL;
-		}
-	}
-	err = rlshape_tc_bpf__load(tc);
-	if (err) {
-		show_libbpf_log();
-		snprintf(e->why, sizeof(e->why), "rlshape_tc_bpf__load: %s", strerror(-err));
-		rlshape_tc_bpf__destroy(tc);
-		return NULL;
-	}
-	return tc;
-}
-
 static inline void env_close(struct env *e)
 {
 	/* The fds in e->maps belong to the skeleton: destroying it closes them. */
 	if (e->skel)
-		rlshape_xdp_bpf__destroy(e->skel);
+		rlshape_bpf__destroy(e->skel);
 	e->skel = NULL;
 	e->ready = 0;
 }

@@ -676,7 +676,6 @@ static void test_token_wait_saturates(void **state)
 static void test_interim_response_then_final_in_one_segment(void **state)
 {
 	struct env *e = need_env(state);
-	struct rlshape_tc_bpf *tc = env_load_tc(e);
 	struct conn c = conn4(28101);
 	static const char answer[] = "HTTP/1.1 100 Continue\r\n\r\n"
 				     "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
@@ -693,15 +692,13 @@ static void test_interim_response_then_final_in_one_segment(void **state)
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_out = out,
 		    .data_size_out = sizeof(out), .repeat = 1);
 
-	CHECK(tc != NULL, "cannot load the TC program: %s", e->why);
 	c.silent_upstream = 1;
 	send_part(e, &c, req, 0, len, "a request with token limits");
 	s.ack = c.seq;
 	opts.data_size_in = (__u32)tp_build(&s, in, sizeof(in));
-	CHECK(bpf_prog_test_run_opts(bpf_program__fd(tc->progs.rlshape_tc), &opts) == 0,
+	CHECK(bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.rlshape_tc), &opts) == 0,
 	      "TC test run: %s", strerror(errno));
 	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "no flow for the connection");
-	rlshape_tc_bpf__destroy(tc);
 	CHECK_EQ(f.response_state, RLS_RESPONSE_NONE,
 		 "the response's state after its last byte (0: ended)");
 }

@@ -19,8 +19,6 @@
 #define RLS_HEADERS_LINEAR 128 /* Ethernet, VLAN, IP and TCP with options */
 #define RLS_STATUS_LINE_MIN 12 /* "HTTP/1.1 200" */
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
 /*
  * TC's own work space: TC on egress can run in process context, so it must not share the
  * per-CPU scratch of XDP, which runs in softirq context on the same CPU.
@@ -30,7 +28,6 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rls_scratch);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rls_tc_scratch SEC(".maps");
 
 static __always_inline long rls_linear_len(struct __sk_buff *skb)

@@ -23,8 +23,6 @@
 #include "response.h"
 #include "segment.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
 #define RLS_REQUESTS_PER_SEGMENT 32
 /* Windows of RLS_PARSE_WINDOW bytes a segment of a jumbo frame's payload fills. */

@@ -9,8 +9,6 @@
 #include "maps.h"
 #include "token_budget.h"
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
 /* Each event settles once, even when a daemon killed mid-way reads it again. */
 static __always_inline bool rls_first_settlement(__u64 event_id)
 {
