@@ -643,24 +643,6 @@ static bool parse_header_line(struct request *rq, const char *line, size_t n,
 	return apply_header(rq, line, nl, v, vl, e);
 }
 
-/* Next line of the header block at *pos (up to end), without its CR LF or bare LF. */
-static bool next_line(const char *buf, size_t end, size_t *pos, const char **line, size_t *n)
-{
-	const char *nl;
-
-	if (*pos >= end)
-		return false;
-	nl = memchr(buf + *pos, '\n', end - *pos);
-	if (!nl)
-		return false;
-	*line = buf + *pos;
-	*n = (size_t)(nl - *line);
-	*pos += *n + 1;
-	if (*n && (*line)[*n - 1] == '\r')
-		(*n)--;
-	return true;
-}
-
 /* Find the blank line that ends the header block; returns its end offset from c->off or 0. */
 static size_t head_end(const struct conn *c)
 {
@@ -712,9 +694,9 @@ static int read_head(struct conn *c, struct request *rq, struct http_error *e)
 		return head_error(e, 431, "request header block too large");
 	pos = c->off;
 	end += c->off;
-	if (!next_line(c->buf, end, &pos, &line, &n) || !parse_request_line(rq, line, n, e))
+	if (!text_next_line(c->buf, end, &pos, &line, &n) || !parse_request_line(rq, line, n, e))
 		return e->status ? 1 : head_error(e, 400, "malformed request line");
-	while (next_line(c->buf, end, &pos, &line, &n) && n) {
+	while (text_next_line(c->buf, end, &pos, &line, &n) && n) {
 		if (!parse_header_line(rq, line, n, e))
 			return 1;
 	}
@@ -752,7 +734,7 @@ static bool read_line(struct conn *c, const char **line, size_t *n)
 
 	for (;;) {
 		pos = c->off;
-		if (next_line(c->buf, c->len, &pos, line, n)) {
+		if (text_next_line(c->buf, c->len, &pos, line, n)) {
 			c->off = pos;
 			return true;
 		}

@@ -121,4 +121,23 @@ static inline bool list_has_token(const char *v, size_t n, const char *tok)
 	return false;
 }
 
+/* Next line of buf[*pos..end), without its CR LF or bare LF; *pos moves past it. */
+static inline bool text_next_line(const char *buf, size_t end, size_t *pos, const char **line,
+				  size_t *n)
+{
+	const char *nl;
+
+	if (*pos >= end)
+		return false;
+	nl = memchr(buf + *pos, '\n', end - *pos);
+	if (!nl)
+		return false;
+	*line = buf + *pos;
+	*n = (size_t)(nl - *line);
+	*pos += *n + 1;
+	if (*n && (*line)[*n - 1] == '\r')
+		(*n)--;
+	return true;
+}
+
 #endif /* RLS_TOOLS_TEXT_H */
