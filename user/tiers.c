@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "hex_digit.h"
 #include "key_hash.h"
 #include "sha256_file.h"
 #include "tiers.h"
@@ -935,17 +936,6 @@ static int parse_anonymous_ipv6_prefix(struct parser *p, const json_t *v, struct
 
 /* ---- accounts: keys ---- */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_digest(struct parser *p, const char *hex, size_t len, __u8 out[RLS_SHA256_LEN])
 {
 	size_t i;
@@ -954,11 +944,11 @@ static int parse_digest(struct parser *p, const char *hex, size_t len, __u8 out[
 		return fail(p, "\"sha256:\" must be followed by 64 hex digits, got %zu characters",
 			    len);
 	for (i = 0; i < len; i++)
-		if (hex_digit(hex[i]) < 0)
+		if (rls_hex_digit(hex[i]) < 0)
 			return fail(p, "\"sha256:\" digest has a non-hex character at position %zu "
 				    "(expected 64 hex digits)", i);
 	for (i = 0; i < RLS_SHA256_LEN; i++)
-		out[i] = (__u8)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
+		out[i] = (__u8)(rls_hex_digit(hex[2 * i]) << 4 | rls_hex_digit(hex[2 * i + 1]));
 	return 0;
 }
 
