@@ -522,7 +522,6 @@ static const char *const limits_fields[] = {
 	"max_response_tokens", NULL,
 };
 
-#define RLS_DEFAULT_BYTES_PER_TOKEN 4   /* OpenAI's rule of thumb for English text */
 #define RLS_DEFAULT_RESERVE_TOKENS  256 /* held for an answer of unknown length */
 #define RLS_DEFAULT_RESERVE_MAX     4096 /* at most this much of a visible max_tokens is held */
 #define RLS_MAX_BYTES_PER_TOKEN     1000
