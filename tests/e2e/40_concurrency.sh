@@ -112,19 +112,11 @@ upstream_established() {
 # check429 FILE LIMIT: the concurrency 429, header by header, and its JSON body.
 cat >"$BED_DIR/check429.py" <<'PY'
 import json, sys
-from check429_headers import check_id_and_retry
+from check429_headers import finish, read_429
 
 path, want_limit = sys.argv[1:3]
-raw = open(path, "rb").read().decode("utf-8", "replace")
-head, sep, body = raw.partition("\r\n\r\n")
 errs = []
-lines = head.split("\r\n")
-if lines[0] != "HTTP/1.1 429 Too Many Requests":
-    errs.append("status line %r" % lines[0])
-hdr = {}
-for line in lines[1:]:
-    name, _, value = line.partition(":")
-    hdr[name.strip().lower()] = value.strip()
+hdr, body, _ = read_429(path, errs, last_wins=True)
 want = {
     "retry-after": "1",
     "retry-after-ms": "1000",
@@ -145,10 +137,7 @@ try:
         errs.append("error object %r" % err)
 except (ValueError, KeyError, TypeError) as e:
     errs.append("body %r: %s" % (body, e))
-check_id_and_retry(hdr, errs)
-if errs:
-    print("\n".join(errs))
-    sys.exit(1)
+finish(hdr, errs)
 PY
 check429() {
 	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"
