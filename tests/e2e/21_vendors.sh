@@ -38,18 +38,12 @@ for v in gmi-cloud moonshot sambanova model-studio; do
 done
 
 # The RPD count must not straddle a UTC midnight: the run takes well under 90 s.
-day_has_room() {
-	(($(date -u +%s) % 86400 < 86400 - 120))
-}
-bed_wait_until 130 day_has_room
+suite_one_day 120
 START_DAY=$(($(date -u +%s) / 86400))
 
 bed_up
 
-UP_LOG=$BED_DIR/upstream.log
-bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
-	--ready-file "$BED_DIR/upstream.ready"
-tap_ok "mock-upstream is listening on $BED_UP4:$PORT" bed_wait_file "$BED_DIR/upstream.ready" 20
+suite_upstream "$PORT"
 
 # ---- helpers ------------------------------------------------------------------------------
 

@@ -34,10 +34,7 @@ if ! "$RLS" daemon --help >/dev/null 2>&1; then
 fi
 
 # tpd counts the UTC day: the whole run (well under two minutes) must stay inside one.
-day_has_room() {
-	(($(date -u +%s) % 86400 < 86400 - 150))
-}
-bed_wait_until 160 day_has_room
+suite_one_day 150
 START_DAY=$(($(date -u +%s) / 86400))
 
 bed_up

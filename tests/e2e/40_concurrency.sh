@@ -26,10 +26,7 @@ MAX_HOLD_S=3 # the "stuck" tier's max_hold_seconds
 
 bed_up
 
-UP_LOG=$BED_DIR/upstream.log
-bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
-	--ready-file "$BED_DIR/upstream.ready"
-tap_ok "mock-upstream is listening" bed_wait_file "$BED_DIR/upstream.ready" 20
+suite_upstream "$PORT"
 URL="http://$BED_UP4:$PORT/v1/chat/completions"
 
 # ---- helpers ------------------------------------------------------------------------------
