@@ -1614,20 +1614,6 @@ void rls_table_free(struct rls_table *table)
 
 /* ---- lookups ---- */
 
-const struct rls_limits *rls_tier_limits(const struct rls_tier *tier, const char *model)
-{
-	const struct rls_limits *fallback = NULL;
-	size_t i;
-
-	for (i = 0; i < tier->nr_entries; i++) {
-		if (!strcmp(tier->entries[i].model, model))
-			return &tier->entries[i].limits;
-		if (!strcmp(tier->entries[i].model, "*"))
-			fallback = &tier->entries[i].limits;
-	}
-	return fallback;
-}
-
 /* Requests a day the entry admits at most: its tightest window, scaled to a day. */
 static __u64 daily_capacity(const struct rls_limits *l)
 {
