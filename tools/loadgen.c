@@ -294,25 +294,6 @@ static bool read_head(struct http_conn *c, struct response *rs, struct sbuf *sav
 	return true;
 }
 
-static bool parse_chunk_size(const char *line, size_t n, unsigned long long *size)
-{
-	unsigned long long v = 0;
-	size_t i = 0;
-
-	for (; i < n && isxdigit((unsigned char)line[i]); i++) {
-		if (v >> 56)
-			return false;
-		v = v * 16 + (unsigned long long)(isdigit((unsigned char)line[i]) ?
-			line[i] - '0' : (tolower((unsigned char)line[i]) - 'a' + 10));
-	}
-	if (!i)
-		return false;
-	while (i < n && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	*size = v;
-	return i == n || line[i] == ';';
-}
-
 static bool read_chunked(struct http_conn *c, struct sbuf *sink)
 {
 	unsigned long long size;
@@ -320,7 +301,7 @@ static bool read_chunked(struct http_conn *c, struct sbuf *sink)
 	size_t n;
 
 	for (;;) {
-		if (!read_line(c, &line, &n) || !parse_chunk_size(line, n, &size))
+		if (!read_line(c, &line, &n) || !text_chunk_size(line, n, ~0ull >> 4, &size))
 			return false;
 		if (!size)
 			break;

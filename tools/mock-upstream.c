@@ -706,27 +706,6 @@ static int read_head(struct conn *c, struct request *rq, struct http_error *e)
 	return 0;
 }
 
-static bool parse_chunk_size(const char *line, size_t n, unsigned long *size)
-{
-	unsigned long v = 0;
-	size_t i = 0;
-
-	for (; i < n && isxdigit((unsigned char)line[i]); i++) {
-		if (v > (BODY_MAX >> 4))
-			return false;
-		v = v * 16 + (unsigned long)(isdigit((unsigned char)line[i]) ?
-			line[i] - '0' : (tolower((unsigned char)line[i]) - 'a' + 10));
-	}
-	if (!i)
-		return false;
-	while (i < n && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	if (i < n && line[i] != ';')     /* chunk extensions are allowed and ignored */
-		return false;
-	*size = v;
-	return true;
-}
-
 /* One line from the connection (chunk sizes, trailers), consumed; false on error or EOF. */
 static bool read_line(struct conn *c, const char **line, size_t *n)
 {
@@ -747,12 +726,12 @@ static bool read_chunked(struct conn *c, struct request *rq, struct http_error *
 {
 	const char *line;
 	size_t n;
-	unsigned long size;
+	unsigned long long size;
 
 	for (;;) {
 		if (!read_line(c, &line, &n))
 			return fail(e, 400, "truncated chunked body");
-		if (!parse_chunk_size(line, n, &size))
+		if (!text_chunk_size(line, n, BODY_MAX, &size))
 			return fail(e, 400, "bad chunk size line");
 		if (!size)
 			break;
