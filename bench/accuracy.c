@@ -283,7 +283,7 @@ static void run_test(const struct bench_env *e, enum test_id t, double seconds,
 	}
 	qsort(r->adm, r->nr_adm, sizeof(*r->adm), cmp_stamp_a);
 	r->seconds = (double)(r->last_a - r->first_b) / 1e9;
-	bench_stats(e, rls_account_id(&e->maps, test_accounts[t]), RLS_MODEL_OTHER,
+	bench_stats(e, map_account_id(&e->maps, test_accounts[t]), RLS_MODEL_OTHER,
 		    &r->map_admitted, &r->map_rejected);
 }
 

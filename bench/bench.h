@@ -32,6 +32,7 @@
 #include "rlshape.skel.h"
 #include "../tests/bpf/packets.h"
 #include "../tests/bpf/own_netns.h"
+#include "../tests/bpf/map_names.h"
 
 #define BENCH_SERVER     "198.18.0.1"
 #define BENCH_CLIENT_NET 0xc6130000u /* 198.19.0.0/16, host byte order */
@@ -315,19 +316,9 @@ static inline int bench_run(int prog_fd, const struct bench_frame *f, uint8_t *o
 
 static inline const char *bench_xdp_name(int action)
 {
-	switch (action) {
-	case XDP_ABORTED:
-		return "XDP_ABORTED";
-	case XDP_DROP:
-		return "XDP_DROP";
-	case XDP_PASS:
-		return "XDP_PASS";
-	case XDP_TX:
-		return "XDP_TX";
-	case XDP_REDIRECT:
-		return "XDP_REDIRECT";
-	}
-	return "error";
+	const char *name = xdp_action_name(action);
+
+	return name ? name : "error";
 }
 
 /* ---- a request as an OpenAI-compatible client sends it ---- */

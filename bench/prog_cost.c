@@ -340,7 +340,7 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
 
 /*
  * A big table into the private skeleton. rls_apply_table() finds each account's id with a
- * walk over rls_accounts (rls_account_id(): BPF_MAP_GET_NEXT_KEY through the whole map, for
+ * walk over rls_accounts (map_account_id(): BPF_MAP_GET_NEXT_KEY through the whole map, for
  * every account of the table), so a table of 100,000 accounts would take minutes to apply
  * here, and one of 1,000,000 far longer (BENCHMARKS.md, "Scale"). So only the table's first
  * account goes through rls_apply_table() (limits, models, configuration, the switch to the
@@ -372,7 +372,7 @@ static void load_big_table(struct bench_env *e, const char *path, unsigned long 
 	if (rls_apply_table(&e->maps, &t, &res, err, sizeof(err)))
 		die("rls_apply_table: %s", err);
 	t.nr_accounts = n;
-	if (rls_account_id(&e->maps, t.accounts[0].name) != 1)
+	if (map_account_id(&e->maps, t.accounts[0].name) != 1)
 		die("the first account did not get id 1");
 	if (bpf_map_lookup_elem(e->maps.active, &zero, &gen))
 		die("cannot read rls_active");
@@ -554,7 +554,7 @@ static int body_check(const struct bench_env *e, const struct bcase *c, char *wh
 static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_mode,
 			      unsigned nr_accounts)
 {
-	__u32 model = rls_model_id(&e->maps, BENCH_MODEL), acct, spent, slots;
+	__u32 model = map_model_id(&e->maps, BENCH_MODEL), acct, spent, slots;
 	struct verdict_check a, b;
 	struct bench_frame f;
 	char req[TP_MAX_FRAME];
@@ -657,9 +657,9 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
 		return;
 	}
 
-	acct = rls_account_id(&e->maps, "bench");
-	spent = rls_account_id(&e->maps, "spent");
-	slots = rls_account_id(&e->maps, "slots");
+	acct = map_account_id(&e->maps, "bench");
+	spent = map_account_id(&e->maps, "spent");
+	slots = map_account_id(&e->maps, "slots");
 	if (!acct || !spent || !slots)
 		die("the built-in table's accounts are missing");
 	for (i = C_REQ; i <= C_BODY_MODEL; i++) {

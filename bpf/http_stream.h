@@ -17,6 +17,7 @@
 
 #include "maps.h"
 #include "parse_http.h"
+#include "hex_digit.h"
 
 /* Where a scan stopped: what the XDP program must do before it goes on. */
 enum rls_scan_stop {
@@ -48,14 +49,11 @@ struct rls_stream_ctx {
 
 static __always_inline bool rls_is_hex(__u8 c, __u32 *v)
 {
-	if (c >= '0' && c <= '9')
-		*v = c - '0';
-	else if (c >= 'a' && c <= 'f')
-		*v = c - 'a' + 10;
-	else if (c >= 'A' && c <= 'F')
-		*v = c - 'A' + 10;
-	else
+	int d = rls_hex_digit((char)c);
+
+	if (d < 0)
 		return false;
+	*v = (__u32)d;
 	return true;
 }
 

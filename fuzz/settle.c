@@ -205,8 +205,8 @@ static void check_tail(const struct rls_response_event *ev)
 
 static void check_estimate(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token)
 {
-	__u64 est = rls_estimate_tokens(request_bytes, response_bytes, bytes_per_token);
-	__u32 per = bytes_per_token ? bytes_per_token : RLS_SETTLE_BYTES_PER_TOKEN;
+	__u64 est = rls_settle_estimate_tokens(request_bytes, response_bytes, bytes_per_token);
+	__u32 per = bytes_per_token ? bytes_per_token : RLS_DEFAULT_BYTES_PER_TOKEN;
 	i128 bytes = (i128)request_bytes + response_bytes;
 
 	if (bytes > UINT64_MAX)

@@ -18,6 +18,7 @@
 
 #include "fuzz.h"
 #include "tiers.h"
+#include "../tests/lib/tier_limits.h"
 
 #define FILE_NAME "fuzz.json"
 
@@ -127,7 +128,7 @@ static void check_table(const struct rls_table *t)
 		FUZZ_CHECK(defaults == 1, "tier %s has %zu \"*\" entries", tier->name, defaults);
 		FUZZ_CHECK(strictest >= tier->entries && strictest < tier->entries + tier->nr_entries,
 			   "the strictest entry is one of the tier's");
-		FUZZ_CHECK(rls_tier_limits(tier, "*") && rls_tier_limits(tier, "no such model"),
+		FUZZ_CHECK(tier_limits(tier, "*") && tier_limits(tier, "no such model"),
 			   "every model has limits");
 	}
 	for (i = 0; i < t->nr_accounts; i++) {

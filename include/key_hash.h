@@ -109,6 +109,19 @@ RLS_INLINE void rls_sha256_init(__u32 state[8])
 	state[4] = 0x510e527f; state[5] = 0x9b05688c; state[6] = 0x1f83d9ab; state[7] = 0x5be0cd19;
 }
 
+/* The digest of a finished state: its words, big-endian (FIPS 180-4 6.2.2, step 4). */
+RLS_INLINE void rls_sha256_digest(const __u32 state[8], __u8 out[RLS_SHA256_LEN])
+{
+	__u32 i;
+
+	for (i = 0; i < 8; i++) {
+		out[i * 4] = (__u8)(state[i] >> 24);
+		out[i * 4 + 1] = (__u8)(state[i] >> 16);
+		out[i * 4 + 2] = (__u8)(state[i] >> 8);
+		out[i * 4 + 3] = (__u8)state[i];
+	}
+}
+
 /*
  * SHA-256 of the len-byte key at the start of buf (RLS_KEY_HASH_BUF bytes, zero past the key,
  * clobbered by the padding) into out. Returns 0, or -1 when the key is longer than
@@ -128,12 +141,7 @@ RLS_INLINE int rls_key_hash_in(struct rls_sha256_work *work, __u8 *buf, __u32 le
 			break;
 		rls_sha256_block_in(work->state, work->w, buf + i * 64);
 	}
-	for (i = 0; i < 8; i++) {
-		out[i * 4] = (__u8)(work->state[i] >> 24);
-		out[i * 4 + 1] = (__u8)(work->state[i] >> 16);
-		out[i * 4 + 2] = (__u8)(work->state[i] >> 8);
-		out[i * 4 + 3] = (__u8)work->state[i];
-	}
+	rls_sha256_digest(work->state, out);
 	return 0;
 }
 

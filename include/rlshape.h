@@ -167,6 +167,12 @@ struct rls_limit_key {
 	__u32 model;
 };
 
+/*
+ * Bytes a token where limits leave bytes_per_token at 0 and where a table does not set it:
+ * about 4 bytes of English text a token (OpenAI's rule of thumb). Both sides estimate with it.
+ */
+#define RLS_DEFAULT_BYTES_PER_TOKEN 4
+
 struct rls_limits {
 	__u32 rps, rpm, rph, rpd; /* RLS_UNLIMITED: no limit; 0 admits nothing */
 	__u32 burst;              /* requests back to back under the rpm smoothing */

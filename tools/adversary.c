@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "http_conn.h"
 #include "text.h"
 
 #define PROG "adversary"
@@ -93,12 +94,9 @@ struct response {
 };
 
 struct conn {
-	int fd;
+	struct http_conn io;
 	bool have_head;             /* head holds a final answer read early (expect-100) */
 	struct response head;
-	char *buf;
-	size_t off, len;
-	unsigned long long deadline;
 	unsigned long retrans;      /* summed over the connections closed so far */
 };
 
@@ -222,23 +220,18 @@ static void build_request(struct request *r, const char *way)
 
 /* ---- connections ------------------------------------------------------------------------ */
 
-static bool wait_fd(struct conn *c, short events)
-{
-	return wait_fd_until(c->fd, events, c->deadline);
-}
-
 static void conn_close(struct conn *c)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
 
-	if (c->fd >= 0) {
-		if (!getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+	if (c->io.fd >= 0) {
+		if (!getsockopt(c->io.fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
 			c->retrans += ti.tcpi_total_retrans;
-		close(c->fd);
+		close(c->io.fd);
 	}
-	c->fd = -1;
-	c->off = c->len = 0;
+	c->io.fd = -1;
+	c->io.off = c->io.len = 0;
 	c->have_head = false;
 }
 
@@ -246,18 +239,19 @@ static bool conn_open(struct conn *c)
 {
 	int one = 1, err = 0;
 	socklen_t len = sizeof(err);
-	c->off = c->len = 0;
-	c->fd = socket(cfg.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
+	c->io.off = c->io.len = 0;
+	c->io.fd = socket(cfg.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->io.fd < 0)
 		return false;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (cfg.way->setup && !cfg.way->setup(c->fd)) {
+	setsockopt(c->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (cfg.way->setup && !cfg.way->setup(c->io.fd)) {
 		conn_close(c);
 		return false;
 	}
-	if (connect(c->fd, (struct sockaddr *)&cfg.addr, cfg.addr_len) && errno != EINPROGRESS)
+	if (connect(c->io.fd, (struct sockaddr *)&cfg.addr, cfg.addr_len) && errno != EINPROGRESS)
 		goto fail;
-	if (!wait_fd(c, POLLOUT) || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
+	if (!http_conn_wait(&c->io, POLLOUT) ||
+	    getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
 		goto fail;
 	return true;
 fail:
@@ -270,93 +264,32 @@ fail:
 static bool drained(struct conn *c)
 {
 	for (;;) {
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		struct pollfd pfd = { .fd = c->io.fd, .events = POLLIN };
 		int queued = 0;
 
-		if (ioctl(c->fd, SIOCOUTQ, &queued))
+		if (ioctl(c->io.fd, SIOCOUTQ, &queued))
 			return false;
 		if (!queued)
 			return true;
-		if (mono_ms() >= c->deadline)
+		if (mono_ms() >= c->io.deadline)
 			return false;
 		if (poll(&pfd, 1, 1) > 0)
 			return false;
 	}
 }
 
-/* One write, all of it; false when the peer is gone or the deadline passed. */
-static bool wr(struct conn *c, const char *p, size_t n, int flags)
-{
-	while (n) {
-		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | flags);
-
-		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!wait_fd(c, POLLOUT))
-				return false;
-			continue;
-		}
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* A write that is a segment of its own: the next write waits until this one is ACKed. */
 static bool seg(struct conn *c, const char *p, size_t n)
 {
-	return wr(c, p, n, 0) && drained(c);
+	return http_conn_send(&c->io, p, n, 0) && drained(c);
 }
 
 /* ---- responses -------------------------------------------------------------------------- */
 
-static ssize_t fill(struct conn *c)
-{
-	ssize_t r;
-
-	if (c->off) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	if (c->len == BUF_SIZE)
-		return -1;
-	for (;;) {
-		r = recv(c->fd, c->buf + c->len, BUF_SIZE - c->len, 0);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!wait_fd(c, POLLIN))
-				return -2;  /* deadline */
-			continue;
-		}
-		if (r > 0)
-			c->len += (size_t)r;
-		return r < 0 ? -1 : r;
-	}
-}
-
-/* Next line without its CRLF; 1 ok, 0 closed, -1 error, -2 deadline. */
+/* Next line without its CRLF; 1 ok, else as http_conn_read_line says. */
 static int read_line(struct conn *c, const char **line, size_t *n)
 {
-	for (;;) {
-		const char *start = c->buf + c->off;
-		const char *nl = memchr(start, '\n', c->len - c->off);
-		ssize_t r;
-
-		if (nl) {
-			*line = start;
-			*n = (size_t)(nl - start);
-			c->off += *n + 1;
-			if (*n && start[*n - 1] == '\r')
-				(*n)--;
-			return 1;
-		}
-		if (c->len - c->off > HEAD_MAX)
-			return -1;
-		r = fill(c);
-		if (r <= 0)
-			return r == 0 ? 0 : (int)r;
-	}
+	return http_conn_read_line(&c->io, line, n, HEAD_MAX);
 }
 
 enum outcome { OUT_OK, OUT_LIMITED, OUT_CLOSED, OUT_TIMEOUT, OUT_OTHER, OUT_N };
@@ -374,7 +307,7 @@ static enum outcome read_head(struct conn *c, struct response *rs)
 	memset(rs, 0, sizeof(*rs));
 	r = read_line(c, &line, &n);
 	if (r <= 0)
-		return r == -2 ? OUT_TIMEOUT : OUT_CLOSED;
+		return r == HTTP_IO_DEADLINE ? OUT_TIMEOUT : OUT_CLOSED;
 	if (n < 12 || memcmp(line, "HTTP/1.", 7) || !parse_ulong(line + 9, 3, 999, &st))
 		return OUT_OTHER;
 	rs->status = (int)st;
@@ -385,7 +318,7 @@ static enum outcome read_head(struct conn *c, struct response *rs)
 
 		r = read_line(c, &line, &n);
 		if (r <= 0)
-			return r == -2 ? OUT_TIMEOUT : OUT_OTHER;
+			return r == HTTP_IO_DEADLINE ? OUT_TIMEOUT : OUT_OTHER;
 		if (!n)
 			return OUT_OK;
 		colon = memchr(line, ':', n);
@@ -416,15 +349,15 @@ static enum outcome read_body(struct conn *c, struct response *rs)
 		return OUT_OK;
 	if (!rs->has_length)
 		rs->close = true;
-	while (c->len - c->off < want) {
-		ssize_t r = fill(c);
+	while (c->io.len - c->io.off < want) {
+		ssize_t r = http_conn_fill(&c->io);
 
 		if (r == 0 && !rs->has_length)
 			break;
 		if (r <= 0)
-			return r == -2 ? OUT_TIMEOUT : OUT_OTHER;
+			return r == HTTP_IO_DEADLINE ? OUT_TIMEOUT : OUT_OTHER;
 	}
-	c->off += rs->has_length ? want : c->len - c->off;
+	c->io.off += rs->has_length ? want : c->io.len - c->io.off;
 	return OUT_OK;
 }
 
@@ -512,7 +445,7 @@ static bool send_expect(struct conn *c, const struct request *r)
 
 	/* drained() stops early when an answer is readable: that is the 100 (or a final answer)
 	 * this function waits for, not a failure. */
-	if (!wr(c, r->b.p, r->body_start, 0))
+	if (!http_conn_send(&c->io, r->b.p, r->body_start, 0))
 		return false;
 	drained(c);
 	if (read_head(c, &rs) != OUT_OK)
@@ -569,17 +502,18 @@ static bool send_raw(struct conn *c, const char *data, size_t len, bool urg, siz
 	uint16_t id = (uint16_t)(mono_ms() * 2654435761u >> 7);
 	bool ok = false;
 
-	if (getsockname(c->fd, (struct sockaddr *)&src, &sl) ||
-	    getpeername(c->fd, (struct sockaddr *)&dst, &dl) || tlen > 60000)
+	if (getsockname(c->io.fd, (struct sockaddr *)&src, &sl) ||
+	    getpeername(c->io.fd, (struct sockaddr *)&dst, &dl) || tlen > 60000)
 		return false;
-	if (setsockopt(c->fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on))) {
+	if (setsockopt(c->io.fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on))) {
 		fprintf(stderr, PROG ": TCP_REPAIR: %s (needs CAP_NET_ADMIN)\n", strerror(errno));
 		return false;
 	}
-	if (!repair_seq(c->fd, TCP_RECV_QUEUE, &rcv) || !repair_seq(c->fd, TCP_SEND_QUEUE, &snd) ||
-	    setsockopt(c->fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ||
-	    send(c->fd, data, len, 0) != (ssize_t)len ||
-	    setsockopt(c->fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)))
+	if (!repair_seq(c->io.fd, TCP_RECV_QUEUE, &rcv) ||
+	    !repair_seq(c->io.fd, TCP_SEND_QUEUE, &snd) ||
+	    setsockopt(c->io.fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q)) ||
+	    send(c->io.fd, data, len, 0) != (ssize_t)len ||
+	    setsockopt(c->io.fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)))
 		goto out;
 
 	seg_buf = malloc(tlen);
@@ -732,8 +666,8 @@ static void run_each(struct conn *c, const struct request *r, struct tally *t)
 {
 	for (unsigned long i = 0; i < cfg.count; i++) {
 		gate(i);
-		c->deadline = mono_ms() + cfg.timeout_ms;
-		if (c->fd < 0 && !conn_open(c)) {
+		c->io.deadline = mono_ms() + cfg.timeout_ms;
+		if (c->io.fd < 0 && !conn_open(c)) {
 			note(t, i, OUT_CLOSED);
 			continue;
 		}
@@ -749,7 +683,7 @@ static void run_pipeline(struct conn *c, const struct request *r, struct tally *
 
 	for (i = 0; i < cfg.count; i++)
 		sb_add(&all, r->b.p, r->b.len);
-	c->deadline = mono_ms() + cfg.timeout_ms;
+	c->io.deadline = mono_ms() + cfg.timeout_ms;
 	if (all.oom || !conn_open(c)) {
 		for (i = 0; i < cfg.count; i++)
 			note(t, i, OUT_CLOSED);
@@ -758,7 +692,7 @@ static void run_pipeline(struct conn *c, const struct request *r, struct tally *
 	}
 	seg(c, all.p, all.len);
 	for (i = 0; i < cfg.count; i++)
-		note(t, i, c->fd < 0 ? OUT_CLOSED : read_response(c));
+		note(t, i, c->io.fd < 0 ? OUT_CLOSED : read_response(c));
 	sb_free(&all);
 }
 
@@ -774,8 +708,8 @@ static void run_lastbyte(struct conn *c, const struct request *r, struct tally *
 	sb_add(&s, r->b.p + n - 1, 1);
 	sb_add(&s, r->b.p, n - 1);
 	for (i = 0; i < cfg.count; i++) {
-		c->deadline = mono_ms() + cfg.timeout_ms;
-		if (c->fd < 0) {
+		c->io.deadline = mono_ms() + cfg.timeout_ms;
+		if (c->io.fd < 0) {
 			carry = false;
 			if (!conn_open(c)) {
 				note(t, i, OUT_CLOSED);
@@ -786,7 +720,7 @@ static void run_lastbyte(struct conn *c, const struct request *r, struct tally *
 			/* [last byte of i-1][request i but its last byte]: answers i-1. */
 			seg(c, s.p, s.len);
 			note(t, i - 1, read_response(c));
-			if (c->fd < 0) {    /* i's bytes went with a closed connection: again */
+			if (c->io.fd < 0) {    /* i's bytes went with a closed connection: again */
 				i--;
 				carry = false;
 				continue;
@@ -797,7 +731,7 @@ static void run_lastbyte(struct conn *c, const struct request *r, struct tally *
 		carry = true;
 	}
 	if (carry) {
-		c->deadline = mono_ms() + cfg.timeout_ms;
+		c->io.deadline = mono_ms() + cfg.timeout_ms;
 		seg(c, r->b.p + n - 1, 1);
 		note(t, cfg.count - 1, read_response(c));
 	}
@@ -919,7 +853,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct conn c = { .fd = -1 };
+	struct conn c = { .io = { .fd = -1, .cap = BUF_SIZE } };
 	struct request r;
 	struct tally t = { 0 };
 	bool body_size_set = false;
@@ -987,8 +921,8 @@ int main(int argc, char **argv)
 	cfg.host = host;
 
 	build_request(&r, cfg.way->name);
-	c.buf = malloc(BUF_SIZE);
-	if (!c.buf) {
+	c.io.buf = malloc(BUF_SIZE);
+	if (!c.io.buf) {
 		fprintf(stderr, PROG ": out of memory\n");
 		return 1;
 	}
@@ -1004,7 +938,7 @@ int main(int argc, char **argv)
 	for (int o = 0; o < OUT_N; o++)
 		printf(" %s=%lu", outcome_names[o], t.n[o]);
 	printf(" retrans=%lu\n", c.retrans);
-	free(c.buf);
+	free(c.io.buf);
 	sb_free(&r.b);
 	return t.n[OUT_TIMEOUT] + t.n[OUT_OTHER] ? 1 : 0;
 }

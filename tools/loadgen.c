@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "http_conn.h"
 #include "text.h"
 
 #define PROG "loadgen"
@@ -121,20 +122,7 @@ static void sb_json_escaped(struct sbuf *b, const char *s)
 
 /* ---- connection I/O with a per-request deadline --------------------------------------- */
 
-struct conn {
-	int fd;
-	char *buf;
-	size_t off, len;            /* unread bytes are buf[off..len) */
-	unsigned long long deadline;
-};
-
-/* true when fd is ready before the deadline. */
-static bool wait_fd(struct conn *c, short events)
-{
-	return wait_fd_until(c->fd, events, c->deadline);
-}
-
-static void conn_close(struct conn *c)
+static void conn_close(struct http_conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -147,7 +135,7 @@ static void conn_close(struct conn *c)
  * bytes are still unread, so fin first drops what already arrived; rst asks for the reset
  * outright with a zero linger time.
  */
-static void conn_cut(struct conn *c)
+static void conn_cut(struct http_conn *c)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	int queued = 0;
@@ -168,7 +156,7 @@ static void conn_cut(struct conn *c)
 	conn_close(c);
 }
 
-static bool conn_open(struct conn *c)
+static bool conn_open(struct http_conn *c)
 {
 	int one = 1, err = 0;
 	socklen_t len = sizeof(err);
@@ -180,7 +168,7 @@ static bool conn_open(struct conn *c)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, (struct sockaddr *)&cfg.addr, cfg.addr_len) && errno != EINPROGRESS)
 		goto fail;
-	if (!wait_fd(c, POLLOUT) ||
+	if (!http_conn_wait(c, POLLOUT) ||
 	    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
 		goto fail;
 	return true;
@@ -189,63 +177,15 @@ fail:
 	return false;
 }
 
-static bool send_all(struct conn *c, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!wait_fd(c, POLLOUT))
-				return false;
-			continue;
-		}
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* >0: bytes read, 0: peer closed, -1: error or deadline. */
-static ssize_t fill(struct conn *c)
-{
-	ssize_t r;
-
-	if (c->off) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	if (c->len == BUF_SIZE)
-		return -1;
-	for (;;) {
-		r = recv(c->fd, c->buf + c->len, BUF_SIZE - c->len, 0);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!wait_fd(c, POLLIN))
-				return -1;
-			continue;
-		}
-		if (r > 0)
-			c->len += (size_t)r;
-		return r < 0 ? -1 : r;
-	}
-}
-
-static size_t avail(const struct conn *c)
-{
-	return c->len - c->off;
-}
-
 /* Read and drop n body bytes, keeping them in sink (when given) up to SAVE_BODY_MAX. */
-static bool consume(struct conn *c, size_t n, struct sbuf *sink)
+static bool consume(struct http_conn *c, size_t n, struct sbuf *sink)
 {
 	while (n) {
 		size_t k;
 
-		if (!avail(c) && fill(c) <= 0)
+		if (!http_conn_avail(c) && http_conn_fill(c) <= 0)
 			return false;
-		k = avail(c) < n ? avail(c) : n;
+		k = http_conn_avail(c) < n ? http_conn_avail(c) : n;
 		if (sink && sink->len < SAVE_BODY_MAX)
 			sb_add(sink, c->buf + c->off, k);
 		c->off += k;
@@ -254,24 +194,10 @@ static bool consume(struct conn *c, size_t n, struct sbuf *sink)
 	return true;
 }
 
-/* Next CRLF- (or LF-) terminated line, consumed; the returned span excludes the terminator. */
-static bool read_line(struct conn *c, const char **line, size_t *n)
+/* A head or trailer line, or a chunk size line; false on any failure. */
+static bool read_line(struct http_conn *c, const char **line, size_t *n)
 {
-	for (;;) {
-		const char *start = c->buf + c->off;
-		const char *nl = memchr(start, '\n', avail(c));
-
-		if (nl) {
-			*line = start;
-			*n = (size_t)(nl - start);
-			c->off += *n + 1;
-			if (*n && start[*n - 1] == '\r')
-				(*n)--;
-			return true;
-		}
-		if (avail(c) > HEAD_MAX || fill(c) <= 0)
-			return false;
-	}
+	return http_conn_read_line(c, line, n, HEAD_MAX) > 0;
 }
 
 /* ---- responses ------------------------------------------------------------------------ */
@@ -342,7 +268,7 @@ static bool want_save(int status)
 }
 
 /* Status line and headers, skipping interim 1xx responses. */
-static bool read_head(struct conn *c, struct response *rs, struct sbuf *save)
+static bool read_head(struct http_conn *c, struct response *rs, struct sbuf *save)
 {
 	const char *line;
 	size_t n;
@@ -368,33 +294,14 @@ static bool read_head(struct conn *c, struct response *rs, struct sbuf *save)
 	return true;
 }
 
-static bool parse_chunk_size(const char *line, size_t n, unsigned long long *size)
-{
-	unsigned long long v = 0;
-	size_t i = 0;
-
-	for (; i < n && isxdigit((unsigned char)line[i]); i++) {
-		if (v >> 56)
-			return false;
-		v = v * 16 + (unsigned long long)(isdigit((unsigned char)line[i]) ?
-			line[i] - '0' : (tolower((unsigned char)line[i]) - 'a' + 10));
-	}
-	if (!i)
-		return false;
-	while (i < n && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	*size = v;
-	return i == n || line[i] == ';';
-}
-
-static bool read_chunked(struct conn *c, struct sbuf *sink)
+static bool read_chunked(struct http_conn *c, struct sbuf *sink)
 {
 	unsigned long long size;
 	const char *line;
 	size_t n;
 
 	for (;;) {
-		if (!read_line(c, &line, &n) || !parse_chunk_size(line, n, &size))
+		if (!read_line(c, &line, &n) || !text_chunk_size(line, n, ~0ull >> 4, &size))
 			return false;
 		if (!size)
 			break;
@@ -408,13 +315,13 @@ static bool read_chunked(struct conn *c, struct sbuf *sink)
 	return true;
 }
 
-static bool read_until_close(struct conn *c, struct sbuf *sink)
+static bool read_until_close(struct http_conn *c, struct sbuf *sink)
 {
 	for (;;) {
 		ssize_t r;
 
-		consume(c, avail(c), sink);
-		r = fill(c);
+		consume(c, http_conn_avail(c), sink);
+		r = http_conn_fill(c);
 		if (r == 0)
 			return true;
 		if (r < 0)
@@ -422,7 +329,7 @@ static bool read_until_close(struct conn *c, struct sbuf *sink)
 	}
 }
 
-static bool read_body(struct conn *c, struct response *rs)
+static bool read_body(struct http_conn *c, struct response *rs)
 {
 	if (rs->status == 204 || rs->status == 304 || rs->status == 101)
 		return true;
@@ -457,7 +364,7 @@ static void save_429(const struct sbuf *raw)
  * One request on c (connecting if needed). Returns the HTTP status, or -1 on error; *cut tells
  * whether --cut-off hung up on it after the head, leaving the body unread.
  */
-static int one_request(struct conn *c, bool *cut)
+static int one_request(struct http_conn *c, bool *cut)
 {
 	struct sbuf save = { 0 };
 	struct response rs;
@@ -467,7 +374,7 @@ static int one_request(struct conn *c, bool *cut)
 	c->deadline = mono_ms() + cfg.timeout_ms;
 	if (c->fd < 0 && !conn_open(c))
 		return -1;
-	ok = send_all(c, request, request_len) && read_head(c, &rs, &save);
+	ok = http_conn_send(c, request, request_len, 0) && read_head(c, &rs, &save);
 	*cut = ok && cfg.cut_off != CUT_OFF_NONE && rs.status == 200;
 	if (*cut)
 		conn_cut(c);
@@ -484,7 +391,7 @@ static int one_request(struct conn *c, bool *cut)
 static void *worker_main(void *arg)
 {
 	struct stats *st = arg;
-	struct conn c = { .fd = -1 };
+	struct http_conn c = { .fd = -1, .cap = BUF_SIZE };
 
 	c.buf = malloc(BUF_SIZE);
 	while (atomic_fetch_add(&next_request, 1) < cfg.requests) {

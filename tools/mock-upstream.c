@@ -643,24 +643,6 @@ static bool parse_header_line(struct request *rq, const char *line, size_t n,
 	return apply_header(rq, line, nl, v, vl, e);
 }
 
-/* Next line of the header block at *pos (up to end), without its CR LF or bare LF. */
-static bool next_line(const char *buf, size_t end, size_t *pos, const char **line, size_t *n)
-{
-	const char *nl;
-
-	if (*pos >= end)
-		return false;
-	nl = memchr(buf + *pos, '\n', end - *pos);
-	if (!nl)
-		return false;
-	*line = buf + *pos;
-	*n = (size_t)(nl - *line);
-	*pos += *n + 1;
-	if (*n && (*line)[*n - 1] == '\r')
-		(*n)--;
-	return true;
-}
-
 /* Find the blank line that ends the header block; returns its end offset from c->off or 0. */
 static size_t head_end(const struct conn *c)
 {
@@ -712,9 +694,9 @@ static int read_head(struct conn *c, struct request *rq, struct http_error *e)
 		return head_error(e, 431, "request header block too large");
 	pos = c->off;
 	end += c->off;
-	if (!next_line(c->buf, end, &pos, &line, &n) || !parse_request_line(rq, line, n, e))
+	if (!text_next_line(c->buf, end, &pos, &line, &n) || !parse_request_line(rq, line, n, e))
 		return e->status ? 1 : head_error(e, 400, "malformed request line");
-	while (next_line(c->buf, end, &pos, &line, &n) && n) {
+	while (text_next_line(c->buf, end, &pos, &line, &n) && n) {
 		if (!parse_header_line(rq, line, n, e))
 			return 1;
 	}
@@ -724,27 +706,6 @@ static int read_head(struct conn *c, struct request *rq, struct http_error *e)
 	return 0;
 }
 
-static bool parse_chunk_size(const char *line, size_t n, unsigned long *size)
-{
-	unsigned long v = 0;
-	size_t i = 0;
-
-	for (; i < n && isxdigit((unsigned char)line[i]); i++) {
-		if (v > (BODY_MAX >> 4))
-			return false;
-		v = v * 16 + (unsigned long)(isdigit((unsigned char)line[i]) ?
-			line[i] - '0' : (tolower((unsigned char)line[i]) - 'a' + 10));
-	}
-	if (!i)
-		return false;
-	while (i < n && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	if (i < n && line[i] != ';')     /* chunk extensions are allowed and ignored */
-		return false;
-	*size = v;
-	return true;
-}
-
 /* One line from the connection (chunk sizes, trailers), consumed; false on error or EOF. */
 static bool read_line(struct conn *c, const char **line, size_t *n)
 {
@@ -752,7 +713,7 @@ static bool read_line(struct conn *c, const char **line, size_t *n)
 
 	for (;;) {
 		pos = c->off;
-		if (next_line(c->buf, c->len, &pos, line, n)) {
+		if (text_next_line(c->buf, c->len, &pos, line, n)) {
 			c->off = pos;
 			return true;
 		}
@@ -765,12 +726,12 @@ static bool read_chunked(struct conn *c, struct request *rq, struct http_error *
 {
 	const char *line;
 	size_t n;
-	unsigned long size;
+	unsigned long long size;
 
 	for (;;) {
 		if (!read_line(c, &line, &n))
 			return fail(e, 400, "truncated chunked body");
-		if (!parse_chunk_size(line, n, &size))
+		if (!text_chunk_size(line, n, BODY_MAX, &size))
 			return fail(e, 400, "bad chunk size line");
 		if (!size)
 			break;

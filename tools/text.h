@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex_digit.h"
+
 struct sbuf {
 	char *p;
 	size_t len, cap;
@@ -119,6 +121,50 @@ static inline bool list_has_token(const char *v, size_t n, const char *tok)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * A chunk-size line (RFC 9112 7.1): hex digits, optional blanks, then the end or a ';' and
+ * extensions (ignored). false for anything else, or once the digits read so far pass max / 16:
+ * a guard against overflow, not an exact limit (the caller checks the size it accepts).
+ */
+static inline bool text_chunk_size(const char *line, size_t n, unsigned long long max,
+				   unsigned long long *size)
+{
+	unsigned long long v = 0;
+	size_t i = 0;
+	int d;
+
+	for (; i < n && (d = rls_hex_digit(line[i])) >= 0; i++) {
+		if (v > (max >> 4))
+			return false;
+		v = v * 16 + (unsigned long long)d;
+	}
+	if (!i)
+		return false;
+	while (i < n && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	*size = v;
+	return i == n || line[i] == ';';
+}
+
+/* Next line of buf[*pos..end), without its CR LF or bare LF; *pos moves past it. */
+static inline bool text_next_line(const char *buf, size_t end, size_t *pos, const char **line,
+				  size_t *n)
+{
+	const char *nl;
+
+	if (*pos >= end)
+		return false;
+	nl = memchr(buf + *pos, '\n', end - *pos);
+	if (!nl)
+		return false;
+	*line = buf + *pos;
+	*n = (size_t)(nl - *line);
+	*pos += *n + 1;
+	if (*n && (*line)[*n - 1] == '\r')
+		(*n)--;
+	return true;
 }
 
 #endif /* RLS_TOOLS_TEXT_H */

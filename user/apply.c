@@ -52,30 +52,6 @@ static __u32 live_generation(const struct rls_maps *maps)
 	return gen & 1;
 }
 
-__u32 rls_account_id(const struct rls_maps *maps, const char *name)
-{
-	struct rls_account_name value;
-	__u32 key, next, *prev = NULL;
-
-	while (bpf_map_get_next_key(maps->accounts, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->accounts, &key, &value) == 0 &&
-		    strncmp(value.name, name, sizeof(value.name)) == 0)
-			return key;
-	}
-	return 0;
-}
-
-__u32 rls_model_id(const struct rls_maps *maps, const char *name)
-{
-	struct rls_model_name key = {};
-	__u32 id;
-
-	snprintf(key.name, sizeof(key.name), "%s", name);
-	return bpf_map_lookup_elem(maps->models, &key, &id) == 0 ? id : RLS_MODEL_OTHER;
-}
-
 /*
  * The names the maps already know, with their ids. Each map is read in one walk: a walk of a
  * map sized for millions of entries visits every bucket, so a walk (or a lookup by walking)

@@ -29,10 +29,4 @@ struct rls_apply_result {
 int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 		    struct rls_apply_result *result, char *err, size_t err_len);
 
-/* The account id a name has in the maps, 0 if none (ids start at 1). */
-__u32 rls_account_id(const struct rls_maps *maps, const char *name);
-
-/* The model id a name has in the maps, RLS_MODEL_OTHER if none. */
-__u32 rls_model_id(const struct rls_maps *maps, const char *name);
-
 #endif /* RLS_USER_APPLY_H */

@@ -36,14 +36,14 @@ size_t rls_settle_tail(const struct rls_response_event *ev, char *buf)
 	return n;
 }
 
-__u64 rls_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token)
+__u64 rls_settle_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token)
 {
 	__u64 bytes = request_bytes + response_bytes;
 
 	if (bytes < request_bytes) /* overflow: nothing real is this large */
 		bytes = UINT64_MAX;
 	if (!bytes_per_token)
-		bytes_per_token = RLS_SETTLE_BYTES_PER_TOKEN;
+		bytes_per_token = RLS_DEFAULT_BYTES_PER_TOKEN;
 	return bytes / bytes_per_token + (bytes % bytes_per_token != 0);
 }
 
@@ -61,7 +61,7 @@ __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_cou
 		out->tokens = out->usage.total_tokens;
 	} else {
 		memset(&out->usage, 0, sizeof(out->usage));
-		out->tokens = rls_estimate_tokens(ev->request_bytes, ev->response_bytes,
+		out->tokens = rls_settle_estimate_tokens(ev->request_bytes, ev->response_bytes,
 						  ev->bytes_per_token);
 	}
 	return out->tokens;
@@ -98,7 +98,7 @@ __s64 rls_settle_token_burst(const struct rls_limits *limits)
 __u32 rls_settle_bytes_per_token(const struct rls_limits *limits)
 {
 	return limits && limits->bytes_per_token ? limits->bytes_per_token
-						 : RLS_SETTLE_BYTES_PER_TOKEN;
+						 : RLS_DEFAULT_BYTES_PER_TOKEN;
 }
 
 int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b)
@@ -109,7 +109,7 @@ int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b)
 
 __u64 rls_pending_tokens(const struct rls_pending *p, const struct rls_limits *limits)
 {
-	return rls_settle_cap_responses(rls_estimate_tokens(p->request_bytes, p->response_bytes,
+	return rls_settle_cap_responses(rls_settle_estimate_tokens(p->request_bytes, p->response_bytes,
 							    rls_settle_bytes_per_token(limits)),
 					p->responses, limits);
 }

@@ -9,7 +9,7 @@
  *   - exactly the upstream's `usage.total_tokens`, when the response's last bytes carry a usable
  *     usage object (plain JSON body, or the last event of a text/event-stream, chunked or not);
  *   - otherwise an estimate, ceil((request bytes + response bytes) / bytes_per_token), with the
- *     limits' bytes_per_token (RLS_SETTLE_BYTES_PER_TOKEN when it is 0).
+ *     limits' bytes_per_token (RLS_DEFAULT_BYTES_PER_TOKEN when it is 0).
  *
  * and settles delta = tokens - reserved with the rls_settle program: a positive delta charges
  * the rest, a negative one refunds what was reserved too much. The token count itself is never
@@ -22,10 +22,6 @@
 #include <linux/types.h>
 #include "rlshape.h"
 #include "usage.h"
-
-/* Where the limits leave bytes_per_token at 0: about 4 bytes of English text a token. */
-#define RLS_SETTLE_BYTES_PER_TOKEN 4
-
 
 /* Room for every tail slot. */
 #define RLS_SETTLE_TAIL_BUF (RLS_TAIL_SLOTS * RLS_TAIL_MAX)
@@ -40,7 +36,7 @@
 size_t rls_settle_tail(const struct rls_response_event *ev, char *buf);
 
 /* ceil((request_bytes + response_bytes) / bytes_per_token), saturating; 0 per token means 4. */
-__u64 rls_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token);
+__u64 rls_settle_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u32 bytes_per_token);
 
 struct rls_token_count {
 	__u64 tokens;          /* what the response is charged */
@@ -74,7 +70,7 @@ __u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits);
 /* The same for responses settled together: at most max_response_tokens each (saturating). */
 __u64 rls_settle_cap_responses(__u64 tokens, __u64 responses, const struct rls_limits *limits);
 
-/* The bytes per token of limits, or RLS_SETTLE_BYTES_PER_TOKEN. */
+/* The bytes per token of limits, or RLS_DEFAULT_BYTES_PER_TOKEN. */
 __u32 rls_settle_bytes_per_token(const struct rls_limits *limits);
 
 /* ---- pending drains ---- */

@@ -8,11 +8,6 @@
 #include "key_hash.h"
 #include "sha256_file.h"
 
-static const __u32 sha256_init[8] = {
-	0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-	0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-};
-
 /* The final one or two blocks: the leftover bytes, 0x80, zeros, the bit length (FIPS 180-4 5.1.1). */
 static void hash_tail(__u32 state[8], const __u8 *rest, size_t rest_len, __u64 total_len)
 {
@@ -40,15 +35,10 @@ int rls_sha256_file_bytes(const void *data, size_t len, __u8 out[32])
 
 	if (!data && len)
 		return -1;
-	memcpy(state, sha256_init, sizeof(state));
+	rls_sha256_init(state);
 	for (i = 0; i < full; i += 64)
 		rls_sha256_block(state, bytes + i);
 	hash_tail(state, bytes + full, len - full, len);
-	for (i = 0; i < 8; i++) {
-		out[i * 4] = (__u8)(state[i] >> 24);
-		out[i * 4 + 1] = (__u8)(state[i] >> 16);
-		out[i * 4 + 2] = (__u8)(state[i] >> 8);
-		out[i * 4 + 3] = (__u8)state[i];
-	}
+	rls_sha256_digest(state, out);
 	return 0;
 }

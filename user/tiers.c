@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "hex_digit.h"
 #include "key_hash.h"
 #include "sha256_file.h"
 #include "tiers.h"
@@ -521,7 +522,6 @@ static const char *const limits_fields[] = {
 	"max_response_tokens", NULL,
 };
 
-#define RLS_DEFAULT_BYTES_PER_TOKEN 4   /* OpenAI's rule of thumb for English text */
 #define RLS_DEFAULT_RESERVE_TOKENS  256 /* held for an answer of unknown length */
 #define RLS_DEFAULT_RESERVE_MAX     4096 /* at most this much of a visible max_tokens is held */
 #define RLS_MAX_BYTES_PER_TOKEN     1000
@@ -935,17 +935,6 @@ static int parse_anonymous_ipv6_prefix(struct parser *p, const json_t *v, struct
 
 /* ---- accounts: keys ---- */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_digest(struct parser *p, const char *hex, size_t len, __u8 out[RLS_SHA256_LEN])
 {
 	size_t i;
@@ -954,11 +943,11 @@ static int parse_digest(struct parser *p, const char *hex, size_t len, __u8 out[
 		return fail(p, "\"sha256:\" must be followed by 64 hex digits, got %zu characters",
 			    len);
 	for (i = 0; i < len; i++)
-		if (hex_digit(hex[i]) < 0)
+		if (rls_hex_digit(hex[i]) < 0)
 			return fail(p, "\"sha256:\" digest has a non-hex character at position %zu "
 				    "(expected 64 hex digits)", i);
 	for (i = 0; i < RLS_SHA256_LEN; i++)
-		out[i] = (__u8)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
+		out[i] = (__u8)(rls_hex_digit(hex[2 * i]) << 4 | rls_hex_digit(hex[2 * i + 1]));
 	return 0;
 }
 
@@ -1624,20 +1613,6 @@ void rls_table_free(struct rls_table *table)
 }
 
 /* ---- lookups ---- */
-
-const struct rls_limits *rls_tier_limits(const struct rls_tier *tier, const char *model)
-{
-	const struct rls_limits *fallback = NULL;
-	size_t i;
-
-	for (i = 0; i < tier->nr_entries; i++) {
-		if (!strcmp(tier->entries[i].model, model))
-			return &tier->entries[i].limits;
-		if (!strcmp(tier->entries[i].model, "*"))
-			fallback = &tier->entries[i].limits;
-	}
-	return fallback;
-}
 
 /* Requests a day the entry admits at most: its tightest window, scaled to a day. */
 static __u64 daily_capacity(const struct rls_limits *l)

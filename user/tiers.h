@@ -84,9 +84,6 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 
 void rls_table_free(struct rls_table *table);
 
-/* The limits a request for model gets in tier: its own entry, else the "*" entry. */
-const struct rls_limits *rls_tier_limits(const struct rls_tier *tier, const char *model);
-
 /*
  * The tier's entry that admits the fewest requests a day (its tightest window scaled to a
  * day; the first such entry on a tie), leaving out entries that admit nothing at all unless

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "hex_digit.h"
 #include "usage.h"
 
 #define CHUNK_SIZE_HEX_MAX 15 /* more hex digits than any real chunk; keeps size_t exact */
@@ -19,17 +20,6 @@ static const char usage_key[] = "\"usage\"";
 #define USAGE_KEY_LEN (sizeof(usage_key) - 1)
 
 /* ---- chunked framing ------------------------------------------------------------------ */
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * Length of the framing "\r\n<hex>[BWS][;ext]\r\n" starting at d[p], with the chunk size in
@@ -47,10 +37,10 @@ static size_t chunk_header_at(const char *d, size_t len, size_t p, size_t *size)
 	else if (p != 0)
 		return 0;
 	*size = 0;
-	for (; i < len && hex_value(d[i]) >= 0; i++, digits++) {
+	for (; i < len && rls_hex_digit(d[i]) >= 0; i++, digits++) {
 		if (digits == CHUNK_SIZE_HEX_MAX)
 			return 0;
-		*size = *size * 16 + (size_t)hex_value(d[i]);
+		*size = *size * 16 + (size_t)rls_hex_digit(d[i]);
 	}
 	if (!digits)
 		return 0;
@@ -84,7 +74,7 @@ static int framing_cut_short(const char *d, size_t len, size_t p)
 		return 0;
 	if (i == len)
 		return 1;
-	if (hex_value(d[i]) < 0)
+	if (rls_hex_digit(d[i]) < 0)
 		return 0;
 	while (i < len && d[i] != '\r' && d[i] != '\n') /* size, BWS, extensions */
 		i++;

@@ -29,6 +29,7 @@
 #include "rlshape.h"
 #include "tiers.h"
 #include "maps.h"
+#include "map_names.h"
 #include "apply.h"
 #include "rlshape.skel.h"
 #include "packets.h"
@@ -315,7 +316,7 @@ static inline __u64 packets_of(struct env *e, __u32 event)
 
 static inline __u32 account_id(struct env *e, const char *name)
 {
-	__u32 id = rls_account_id(&e->maps, name);
+	__u32 id = map_account_id(&e->maps, name);
 
 	CHECK(id != 0, "account %s has no id in rls_accounts after rls_apply_table()", name);
 	return id;
@@ -323,7 +324,7 @@ static inline __u32 account_id(struct env *e, const char *name)
 
 static inline __u32 model_id(struct env *e, const char *name)
 {
-	__u32 id = rls_model_id(&e->maps, name);
+	__u32 id = map_model_id(&e->maps, name);
 
 	CHECK(id != RLS_MODEL_OTHER && id != RLS_MODEL_HIDDEN,
 	      "model %s has no id in rls_models after rls_apply_table()", name);
@@ -334,19 +335,9 @@ static inline __u32 model_id(struct env *e, const char *name)
 
 static inline const char *xdp_name(int action)
 {
-	switch (action) {
-	case XDP_ABORTED:
-		return "XDP_ABORTED";
-	case XDP_DROP:
-		return "XDP_DROP";
-	case XDP_PASS:
-		return "XDP_PASS";
-	case XDP_TX:
-		return "XDP_TX";
-	case XDP_REDIRECT:
-		return "XDP_REDIRECT";
-	}
-	return "unknown action";
+	const char *name = xdp_action_name(action);
+
+	return name ? name : "unknown action";
 }
 
 /* One client connection: the client's next sequence number and what it acknowledges. */

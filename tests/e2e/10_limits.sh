@@ -69,62 +69,29 @@ loadgen() {
 
 # 429 checker: check429 FILE MESSAGE LIMIT REMAINING_REGEX MAX_RETRY_AFTER_S
 cat >"$BED_DIR/check429.py" <<'PY'
-import json, re, sys
-from check429_headers import check_id_and_retry
+import re, sys
+from check429_headers import (check_error_body, check_length, check_waits_agree, finish,
+                              need, read_429)
 
 path, want_msg, want_limit, want_remaining, max_retry = sys.argv[1:6]
-raw = open(path, "rb").read().decode("utf-8", "replace")
-head, sep, body = raw.partition("\r\n\r\n")
 errs = []
-if not sep:
+hdr, body, ended = read_429(path, errs)
+if not ended:
     errs.append("no end of headers")
-lines = head.split("\r\n")
-if lines[0] != "HTTP/1.1 429 Too Many Requests":
-    errs.append("status line %r" % lines[0])
-hdr = {}
-for line in lines[1:]:
-    name, _, value = line.partition(":")
-    hdr.setdefault(name.strip().lower(), value.strip())
-
-def need(name, pattern):
-    value = hdr.get(name)
-    if value is None:
-        errs.append("missing " + name)
-    elif not re.fullmatch(pattern, value):
-        errs.append("%s: %r does not match %s" % (name, value, pattern))
-    else:
-        return value
-    return None
-
-ra = need("retry-after", r"[1-9][0-9]*")
-ra_ms = need("retry-after-ms", r"[1-9][0-9]*")
-need("x-ratelimit-limit-requests", re.escape(want_limit))
-need("x-ratelimit-remaining-requests", want_remaining)
-reset = need("x-ratelimit-reset-requests", r"[0-9]+s")
-need("content-type", r"application/json")
-need("connection", r"close")
-length = need("content-length", r"[0-9]+")
+ra = need(hdr, errs, "retry-after", r"[1-9][0-9]*")
+ra_ms = need(hdr, errs, "retry-after-ms", r"[1-9][0-9]*")
+need(hdr, errs, "x-ratelimit-limit-requests", re.escape(want_limit))
+need(hdr, errs, "x-ratelimit-remaining-requests", want_remaining)
+reset = need(hdr, errs, "x-ratelimit-reset-requests", r"[0-9]+s")
+need(hdr, errs, "content-type", r"application/json")
+need(hdr, errs, "connection", r"close")
+length = need(hdr, errs, "content-length", r"[0-9]+")
 if ra and int(ra) > int(max_retry):
     errs.append("retry-after %s > %s" % (ra, max_retry))
-if ra and ra_ms and int(ra) != (int(ra_ms) + 999) // 1000:
-    errs.append("retry-after %s disagrees with retry-after-ms %s" % (ra, ra_ms))
-if ra and reset and reset != ra + "s":
-    errs.append("x-ratelimit-reset-requests %s, retry-after %s" % (reset, ra))
-if length and int(length) != len(body.encode()):
-    errs.append("content-length %s, body is %d bytes" % (length, len(body.encode())))
-try:
-    doc = json.loads(body)
-except ValueError as e:
-    errs.append("body is not JSON (%s): %r" % (e, body))
-else:
-    want = {"error": {"message": want_msg, "type": "requests", "param": None,
-                      "code": "rate_limit_exceeded"}}
-    if doc != want:
-        errs.append("body %r" % doc)
-check_id_and_retry(hdr, errs)
-if errs:
-    print("\n".join(errs))
-    sys.exit(1)
+check_waits_agree(ra, ra_ms, reset, "x-ratelimit-reset-requests", errs)
+check_length(length, body, errs)
+check_error_body(body, errs, want_msg, "requests")
+finish(hdr, errs)
 PY
 
 check429() {

@@ -43,20 +43,6 @@ URL4="http://$BED_UP4:$PORT/v1/chat/completions"
 
 # ---- helpers ------------------------------------------------------------------------------
 
-# run_rls ARGS...: sets OUT (stdout), ERR (stderr) and RC of `rlshape ARGS...`.
-run_rls() {
-	RC=0
-	rls "$@" >"$BED_DIR/rls.out" 2>"$BED_DIR/rls.err" || RC=$?
-	OUT=$(cat "$BED_DIR/rls.out")
-	ERR=$(cat "$BED_DIR/rls.err")
-}
-
-post() { # URL [CURL ARGS...]: the status code
-	local url=$1
-	shift
-	bed_client curl -sS -g --noproxy '*' --connect-timeout 5 --max-time 10 -o /dev/null \
-		-w '%{http_code}' "$@" "$url" 2>>"$BED_DIR/curl.err" || true
-}
 
 body() { # MODEL
 	printf '{"model":"%s","messages":[{"role":"user","content":"hi"}]}' "$1"
@@ -89,12 +75,7 @@ sha_of() {
 }
 
 # The run takes about a minute: keep it inside one UTC day (the rpd windows).
-day_has_room() {
-	local now
-	now=$(date +%s)
-	((86400 - now % 86400 > 180))
-}
-bed_wait_until 185 day_has_room
+suite_one_day 180
 START_DAY=$(($(date +%s) / 86400))
 
 # ---- table A ------------------------------------------------------------------------------
@@ -143,7 +124,7 @@ tap_ok "the background loadgen run finished" bed_wait_until 30 bg_done
 wait "$bg_pid" 2>/dev/null || true
 tap_is "$(tail -n1 "$bg_log")" "sent=12 status_200=6 status_429=6 other=0 errors=0" \
 	"across the reload keeper got exactly its 6 remaining gpt-big requests"
-tap_is "$(post "$URL4" -H "authorization: Bearer $KEEPER" -H 'content-type: application/json' \
+tap_is "$(post_status "$URL4" -H "authorization: Bearer $KEEPER" -H 'content-type: application/json' \
 	-d "$(body gpt-big)")" 429 "keeper's gpt-big budget is spent after the reload"
 tap_is "$(log_count " key=Bearer $KEEPER model=gpt-big ")" 10 \
 	"upstream saw keeper's gpt-big exactly rpd (10) times in all"
@@ -164,7 +145,7 @@ tap_is "$(log_count " key=Bearer $KEEPER model=gpt-small ")" 7 "upstream saw kee
 # leaver is gone: its key is now an unknown key, charged to free (* rpd 2) per client address.
 tap_is "$(loadgen -c 1 -n 3 -k "$LEAVER" -m gpt-big)" "sent=3 status_200=2 status_429=1 other=0 errors=0" \
 	"the removed account's key is charged to the default tier (rpd 2): 2 admitted, 1 rejected"
-tap_is "$(post "$URL4" -H 'content-type: application/json' -d "$(body gpt-big)")" 429 \
+tap_is "$(post_status "$URL4" -H 'content-type: application/json' -d "$(body gpt-big)")" 429 \
 	"a keyless request from the same address shares that default-tier budget: 429"
 tap_is "$(log_count " key=Bearer $LEAVER ")" 4 "upstream saw the leaver key 4 times (2 as leaver, 2 as unknown)"
 
@@ -188,9 +169,9 @@ tap_like "$ERR" "reload-bad-rpm\.json: tiers\.gold\.gpt-small\.rpm: .*non-negati
 tap_is "$OUT" "" "... and prints nothing on stdout"
 tap_is "$(status_field sha256)" "$(sha_of "$TABLE_B")" "status still shows table B's sha256"
 tap_is "$(status_field generation)" "$((1 - GEN_A))" "status still shows table B's generation"
-tap_is "$(post "$URL4" -H "authorization: Bearer $NEWBIE" -H 'content-type: application/json' \
+tap_is "$(post_status "$URL4" -H "authorization: Bearer $NEWBIE" -H 'content-type: application/json' \
 	-d "$(body gpt-small)")" 429 "the limits still hold: newbie's gpt-small stays spent"
-tap_is "$(post "$URL4" -H "authorization: Bearer $NEWBIE" -H 'content-type: application/json' \
+tap_is "$(post_status "$URL4" -H "authorization: Bearer $NEWBIE" -H 'content-type: application/json' \
 	-d "$(body gpt-big)")" 200 "... and newbie's gpt-big still admits"
 
 run_rls load "$BAD_SYNTAX" --dev "$BED_GW_DEV"

@@ -22,25 +22,9 @@ fi
 
 bed_up
 
-UP_LOG=$BED_DIR/upstream.log
-bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
-	--ready-file "$BED_DIR/upstream.ready"
-tap_ok "mock-upstream is listening" bed_wait_file "$BED_DIR/upstream.ready" 20
+suite_upstream "$PORT"
 URL4="http://$BED_UP4:$PORT/v1/chat/completions"
 
-run_rls() { # ARGS...: sets OUT, ERR, RC
-	RC=0
-	rls "$@" >"$BED_DIR/rls.out" 2>"$BED_DIR/rls.err" || RC=$?
-	OUT=$(cat "$BED_DIR/rls.out")
-	ERR=$(cat "$BED_DIR/rls.err")
-}
-
-post() { # URL [CURL ARGS...]: the status code
-	local url=$1
-	shift
-	bed_client curl -sS -g --noproxy '*' --connect-timeout 5 --max-time 10 -o /dev/null \
-		-w '%{http_code}' "$@" "$url" 2>>"$BED_DIR/curl.err" || true
-}
 
 json_field() { # FIELD: from a JSON object (or the first element of an array) on stdin
 	python3 -c '
@@ -66,12 +50,7 @@ gone() {
 }
 
 # solo's gpt-big has rpd 2: its three requests must not straddle a UTC midnight.
-day_has_room() {
-	local now
-	now=$(date +%s)
-	((86400 - now % 86400 > 30))
-}
-bed_wait_until 35 day_has_room
+suite_one_day 30
 
 # ---- load, reload, traffic --------------------------------------------------------------------
 
@@ -100,7 +79,7 @@ tap_ok "the replaced program had maps of its own (.rodata ...)" test -n "$FIRST_
 
 codes=""
 for _ in 1 2 3; do
-	codes+="$(post "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+	codes+="$(post_status "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
 		-d '{"model":"gpt-big","messages":[]}') "
 done
 tap_is "$codes" "200 200 429 " "solo gpt-big (rpd 2): 200 200 429"
@@ -204,7 +183,7 @@ tap_ok "$BED_PIN_DIR is gone" test ! -e "$BED_PIN_DIR"
 		bed_wait_until 10 gone map $MAP_IDS $PROG_MAP_IDS
 }
 
-tap_is "$(post "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+tap_is "$(post_status "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
 	-d '{"model":"gpt-big","messages":[]}')" 200 "requests pass again: the spent key gets a 200"
 tap_ok "the upstream never saw solo's rejected request" \
 	test "$(grep -c ' key=Bearer solo-key-1 model=gpt-big ' "$UP_LOG")" -eq 3
@@ -222,7 +201,7 @@ tap_ok "stats --dev $BED_GW_DEV exits non-zero" test "$RC" -ne 0
 run_rls load "$TABLE" --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "load after unload exits 0"
 tap_like "$OUT" "^rlshape: loaded " "... as a first load (\"loaded\", not \"reloaded\")"
-tap_is "$(post "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+tap_is "$(post_status "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
 	-d '{"model":"gpt-big","messages":[]}')" 200 "... with fresh counters: solo's gpt-big admits again"
 run_rls unload --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "final unload exits 0"

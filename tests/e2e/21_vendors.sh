@@ -38,18 +38,12 @@ for v in gmi-cloud moonshot sambanova model-studio; do
 done
 
 # The RPD count must not straddle a UTC midnight: the run takes well under 90 s.
-day_has_room() {
-	(($(date -u +%s) % 86400 < 86400 - 120))
-}
-bed_wait_until 130 day_has_room
+suite_one_day 120
 START_DAY=$(($(date -u +%s) / 86400))
 
 bed_up
 
-UP_LOG=$BED_DIR/upstream.log
-bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
-	--ready-file "$BED_DIR/upstream.ready"
-tap_ok "mock-upstream is listening on $BED_UP4:$PORT" bed_wait_file "$BED_DIR/upstream.ready" 20
+suite_upstream "$PORT"
 
 # ---- helpers ------------------------------------------------------------------------------
 
@@ -86,35 +80,17 @@ vendor_table() {
 # check429 FILE TYPE MESSAGE LIMIT: the status line, the JSON body (message, type, code) and
 # x-ratelimit-limit-<TYPE> = LIMIT with remaining 0.
 cat >"$BED_DIR/check429.py" <<'PY'
-import json, sys
-from check429_headers import check_id_and_retry
+import sys
+from check429_headers import check_error_body, finish, read_429
 
 path, kind, msg, limit = sys.argv[1:5]
-raw = open(path, "rb").read().decode("utf-8", "replace")
-head, _, body = raw.partition("\r\n\r\n")
-lines = head.split("\r\n")
-hdr = {}
-for line in lines[1:]:
-    name, _, value = line.partition(":")
-    hdr.setdefault(name.strip().lower(), value.strip())
 errs = []
-if lines[0] != "HTTP/1.1 429 Too Many Requests":
-    errs.append("status line %r" % lines[0])
+hdr, body, _ = read_429(path, errs)
 for name, want in (("x-ratelimit-limit-" + kind, limit), ("x-ratelimit-remaining-" + kind, "0")):
     if hdr.get(name) != want:
         errs.append("%s: %r, want %r" % (name, hdr.get(name), want))
-try:
-    doc = json.loads(body)
-except ValueError as e:
-    errs.append("body is not JSON (%s): %r" % (e, body))
-else:
-    want = {"error": {"message": msg, "type": kind, "param": None, "code": "rate_limit_exceeded"}}
-    if doc != want:
-        errs.append("body %r" % doc)
-check_id_and_retry(hdr, errs)
-if errs:
-    print("\n".join(errs))
-    sys.exit(1)
+check_error_body(body, errs, msg, kind)
+finish(hdr, errs)
 PY
 check429() {
 	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"

@@ -34,10 +34,7 @@ if ! "$RLS" daemon --help >/dev/null 2>&1; then
 fi
 
 # tpd counts the UTC day: the whole run (well under two minutes) must stay inside one.
-day_has_room() {
-	(($(date -u +%s) % 86400 < 86400 - 150))
-}
-bed_wait_until 160 day_has_room
+suite_one_day 150
 START_DAY=$(($(date -u +%s) / 86400))
 
 bed_up
@@ -300,64 +297,34 @@ decided_is() { # ACCOUNT N
 # check429 FILE LIMIT BUDGET TPM: the token 429, every header; with TPM, retry-after-ms must be
 # the time the budget BUDGET needs to get back above zero at TPM/60 tokens a second.
 cat >"$BED_DIR/check429.py" <<'PY'
-import json, re, sys
-from check429_headers import check_id_and_retry
+import re, sys
+from check429_headers import (check_error_body, check_length, check_waits_agree, finish,
+                              need, read_429)
 
 path, want_limit, budget, tpm = sys.argv[1:5]
-raw = open(path, "rb").read().decode("utf-8", "replace")
-head, sep, body = raw.partition("\r\n\r\n")
 errs = []
-lines = head.split("\r\n")
-if lines[0] != "HTTP/1.1 429 Too Many Requests":
-    errs.append("status line %r" % lines[0])
-hdr = {}
-for line in lines[1:]:
-    name, _, value = line.partition(":")
-    hdr.setdefault(name.strip().lower(), value.strip())
-def need(name, pattern):
-    value = hdr.get(name)
-    if value is None:
-        errs.append("missing " + name)
-    elif not re.fullmatch(pattern, value):
-        errs.append("%s: %r does not match %s" % (name, value, pattern))
-    else:
-        return value
-ra = need("retry-after", r"[1-9][0-9]*")
-ra_ms = need("retry-after-ms", r"[1-9][0-9]*")
-need("x-ratelimit-limit-tokens", re.escape(want_limit))
-need("x-ratelimit-remaining-tokens", "0")
-reset = need("x-ratelimit-reset-tokens", r"[0-9]+s")
-need("content-type", "application/json")
-need("connection", "close")
-length = need("content-length", "[0-9]+")
+hdr, body, _ = read_429(path, errs)
+ra = need(hdr, errs, "retry-after", r"[1-9][0-9]*")
+ra_ms = need(hdr, errs, "retry-after-ms", r"[1-9][0-9]*")
+need(hdr, errs, "x-ratelimit-limit-tokens", re.escape(want_limit))
+need(hdr, errs, "x-ratelimit-remaining-tokens", "0")
+reset = need(hdr, errs, "x-ratelimit-reset-tokens", r"[0-9]+s")
+need(hdr, errs, "content-type", "application/json")
+need(hdr, errs, "connection", "close")
+length = need(hdr, errs, "content-length", "[0-9]+")
 for h in hdr:
     if h.endswith("-requests"):
         errs.append("a token 429 with a request header: " + h)
-if ra and ra_ms and int(ra) != (int(ra_ms) + 999) // 1000:
-    errs.append("retry-after %s disagrees with retry-after-ms %s" % (ra, ra_ms))
-if ra and reset and reset != ra + "s":
-    errs.append("x-ratelimit-reset-tokens %s, retry-after %s" % (reset, ra))
+check_waits_agree(ra, ra_ms, reset, "x-ratelimit-reset-tokens", errs)
 if ra_ms and tpm != "-":
     b, t = int(budget), int(tpm)
     want = ((1 - b) * 60000 + t - 1) // t
     if int(ra_ms) != want:
         errs.append("retry-after-ms %s, but budget %d refills to 1 at %d/60 a second in %d ms"
                     % (ra_ms, b, t, want))
-if length and int(length) != len(body.encode()):
-    errs.append("content-length %s, body is %d bytes" % (length, len(body.encode())))
-try:
-    doc = json.loads(body)
-except ValueError as e:
-    errs.append("body is not JSON (%s): %r" % (e, body))
-else:
-    want = {"error": {"message": "Allocated quota exceeded", "type": "tokens", "param": None,
-                      "code": "rate_limit_exceeded"}}
-    if doc != want:
-        errs.append("body %r" % doc)
-check_id_and_retry(hdr, errs)
-if errs:
-    print("\n".join(errs))
-    sys.exit(1)
+check_length(length, body, errs)
+check_error_body(body, errs, "Allocated quota exceeded", "tokens")
+finish(hdr, errs)
 PY
 check429() {
 	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"

@@ -26,10 +26,7 @@ MAX_HOLD_S=3 # the "stuck" tier's max_hold_seconds
 
 bed_up
 
-UP_LOG=$BED_DIR/upstream.log
-bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
-	--ready-file "$BED_DIR/upstream.ready"
-tap_ok "mock-upstream is listening" bed_wait_file "$BED_DIR/upstream.ready" 20
+suite_upstream "$PORT"
 URL="http://$BED_UP4:$PORT/v1/chat/completions"
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -112,19 +109,11 @@ upstream_established() {
 # check429 FILE LIMIT: the concurrency 429, header by header, and its JSON body.
 cat >"$BED_DIR/check429.py" <<'PY'
 import json, sys
-from check429_headers import check_id_and_retry
+from check429_headers import finish, read_429
 
 path, want_limit = sys.argv[1:3]
-raw = open(path, "rb").read().decode("utf-8", "replace")
-head, sep, body = raw.partition("\r\n\r\n")
 errs = []
-lines = head.split("\r\n")
-if lines[0] != "HTTP/1.1 429 Too Many Requests":
-    errs.append("status line %r" % lines[0])
-hdr = {}
-for line in lines[1:]:
-    name, _, value = line.partition(":")
-    hdr[name.strip().lower()] = value.strip()
+hdr, body, _ = read_429(path, errs, last_wins=True)
 want = {
     "retry-after": "1",
     "retry-after-ms": "1000",
@@ -145,10 +134,7 @@ try:
         errs.append("error object %r" % err)
 except (ValueError, KeyError, TypeError) as e:
     errs.append("body %r: %s" % (body, e))
-check_id_and_retry(hdr, errs)
-if errs:
-    print("\n".join(errs))
-    sys.exit(1)
+finish(hdr, errs)
 PY
 check429() {
 	PYTHONPATH="$BED_REPO/tests/lib" python3 "$BED_DIR/check429.py" "$@"

@@ -28,6 +28,23 @@ rls() {
 	bed_gw "$RLS" "$@"
 }
 
+# run_rls ARGS...: sets OUT (stdout), ERR (stderr) and RC of `rlshape ARGS...`.
+run_rls() {
+	RC=0
+	rls "$@" >"$BED_DIR/rls.out" 2>"$BED_DIR/rls.err" || RC=$?
+	OUT=$(cat "$BED_DIR/rls.out")
+	ERR=$(cat "$BED_DIR/rls.err")
+}
+
+# post_status URL [CURL ARGS...]: one request from the client; its status code ("000" when
+# there was no HTTP response).
+post_status() {
+	local url=$1
+	shift
+	bed_client curl -sS -g --noproxy '*' --connect-timeout 5 --max-time 10 -o /dev/null \
+		-w '%{http_code}' "$@" "$url" 2>>"$BED_DIR/curl.err" || true
+}
+
 # suite_one_day SECONDS: waits, if it must, until SECONDS more fit in this UTC day: tpd and rpd
 # ledgers are exact only inside one.
 _suite_day_has_room() {

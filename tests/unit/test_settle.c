@@ -402,15 +402,15 @@ static void test_malformed_estimated_never_negative(void **state)
 static void test_estimate(void **state)
 {
 	(void)state;
-	assert_int_equal(rls_estimate_tokens(0, 0, 4), 0);
-	assert_int_equal(rls_estimate_tokens(1, 0, 4), 1);
-	assert_int_equal(rls_estimate_tokens(4, 4, 4), 2);
-	assert_int_equal(rls_estimate_tokens(4, 5, 4), 3);
-	assert_int_equal(rls_estimate_tokens(9, 0, 0), 3);
-	assert_int_equal(rls_estimate_tokens(7, 0, 1), 7);
+	assert_int_equal(rls_settle_estimate_tokens(0, 0, 4), 0);
+	assert_int_equal(rls_settle_estimate_tokens(1, 0, 4), 1);
+	assert_int_equal(rls_settle_estimate_tokens(4, 4, 4), 2);
+	assert_int_equal(rls_settle_estimate_tokens(4, 5, 4), 3);
+	assert_int_equal(rls_settle_estimate_tokens(9, 0, 0), 3);
+	assert_int_equal(rls_settle_estimate_tokens(7, 0, 1), 7);
 	/* Saturates instead of wrapping around to a small count. */
-	assert_true(rls_estimate_tokens(UINT64_MAX, UINT64_MAX, 1) == UINT64_MAX);
-	assert_true(rls_estimate_tokens(UINT64_MAX, 1, 4) == UINT64_MAX / 4 + 1);
+	assert_true(rls_settle_estimate_tokens(UINT64_MAX, UINT64_MAX, 1) == UINT64_MAX);
+	assert_true(rls_settle_estimate_tokens(UINT64_MAX, 1, 4) == UINT64_MAX / 4 + 1);
 }
 
 /*
@@ -463,8 +463,8 @@ static void test_token_burst_and_ratio(void **state)
 	assert_int_equal(rls_settle_token_burst(&l), 500);
 	l.token_burst = RLS_TOKENS_UNLIMITED;
 	assert_true(rls_settle_token_burst(&l) == INT64_MAX);
-	assert_int_equal(rls_settle_bytes_per_token(NULL), RLS_SETTLE_BYTES_PER_TOKEN);
-	assert_int_equal(rls_settle_bytes_per_token(&l), RLS_SETTLE_BYTES_PER_TOKEN);
+	assert_int_equal(rls_settle_bytes_per_token(NULL), RLS_DEFAULT_BYTES_PER_TOKEN);
+	assert_int_equal(rls_settle_bytes_per_token(&l), RLS_DEFAULT_BYTES_PER_TOKEN);
 	l.bytes_per_token = 3;
 	assert_int_equal(rls_settle_bytes_per_token(&l), 3);
 }

@@ -21,6 +21,7 @@
 #include "key_hash.h"
 #include "sha256_file.h"
 #include "tiers.h"
+#include "../lib/tier_limits.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -159,18 +160,18 @@ static void test_full_table_limits(void **state)
 
 	/* tier1: "*" then the named model, in file order. */
 	assert_int_equal(t.tiers[1].nr_entries, 2);
-	l = rls_tier_limits(&t.tiers[1], "some-other-model");
+	l = tier_limits(&t.tiers[1], "some-other-model");
 	assert_ptr_equal(l, &t.tiers[1].entries[0].limits);
 	assert_int_equal(l->burst, 3); /* 200 / 60 */
 	assert_int_equal(l->smooth_interval_ns, 300000000ull);
 	assert_int_equal(l->tpd, RLS_TOKENS_UNLIMITED);
-	l = rls_tier_limits(&t.tiers[1], "deepseek-ai/DeepSeek-R1");
+	l = tier_limits(&t.tiers[1], "deepseek-ai/DeepSeek-R1");
 	assert_string_equal(t.tiers[1].entries[1].model, "deepseek-ai/DeepSeek-R1");
 	assert_int_equal(l->rpm, 60);
 	assert_int_equal(l->rpd, 12000);
 	assert_int_equal(l->burst, 5);
 	assert_int_equal(l->smooth_interval_ns, 1000000000ull);
-	assert_ptr_equal(rls_tier_limits(&t.tiers[1], "deepseek-ai/deepseek-r1"),
+	assert_ptr_equal(tier_limits(&t.tiers[1], "deepseek-ai/deepseek-r1"),
 			 &t.tiers[1].entries[0].limits); /* case-sensitive */
 
 	/* blocked: 0 admits nothing; "unlimited" in any case; no smoothing without finite rpm. */
@@ -184,7 +185,7 @@ static void test_full_table_limits(void **state)
 	/* open: no "*" in the file, so an unlimited one is added. */
 	assert_int_equal(t.tiers[3].nr_entries, 1);
 	assert_string_equal(t.tiers[3].entries[0].model, "*");
-	l = rls_tier_limits(&t.tiers[3], "anything");
+	l = tier_limits(&t.tiers[3], "anything");
 	assert_int_equal(l->rps, RLS_UNLIMITED);
 	assert_int_equal(l->rpm, RLS_UNLIMITED);
 	assert_int_equal(l->rpd, RLS_UNLIMITED);
@@ -922,17 +923,17 @@ static void test_max_hold_zero_without_concurrency(void **state)
 		"'a': {'rpm': 60}, 'b': {'concurrency': 'unlimited'}, 'c': {'concurrency': 3}}}}",
 		&t);
 	assert_int_equal(t.tiers[0].nr_entries, 4);
-	l = rls_tier_limits(&t.tiers[0], "a");
+	l = tier_limits(&t.tiers[0], "a");
 	assert_int_equal(l->concurrency, RLS_UNLIMITED);
 	assert_int_equal(l->max_hold_ns, 0);
-	l = rls_tier_limits(&t.tiers[0], "b");
+	l = tier_limits(&t.tiers[0], "b");
 	assert_int_equal(l->concurrency, RLS_UNLIMITED);
 	assert_int_equal(l->max_hold_ns, 0);
-	l = rls_tier_limits(&t.tiers[0], "other"); /* the implicit unlimited "*" */
+	l = tier_limits(&t.tiers[0], "other"); /* the implicit unlimited "*" */
 	assert_string_equal(t.tiers[0].entries[3].model, "*");
 	assert_ptr_equal(l, &t.tiers[0].entries[3].limits);
 	assert_int_equal(l->max_hold_ns, 0);
-	l = rls_tier_limits(&t.tiers[0], "c");
+	l = tier_limits(&t.tiers[0], "c");
 	assert_int_equal(l->max_hold_ns, 600 * NS);
 	rls_table_free(&t);
 }
