@@ -207,12 +207,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!events_rb)
 		FAIL("ring_buffer__new: %s", strerror(errno));
 	account_ids[REF_ANON] = RLS_ACCOUNT_ANONYMOUS;
-	account_ids[REF_COUNT] = rls_account_id(&env.maps, "count");
-	account_ids[REF_PRICEY] = rls_account_id(&env.maps, "pricey");
-	account_ids[REF_METER] = rls_account_id(&env.maps, "meter");
-	account_ids[REF_SOLO] = rls_account_id(&env.maps, "solo");
-	model_pricey = rls_model_id(&env.maps, "pricey");
-	model_cheap = rls_model_id(&env.maps, "cheap");
+	account_ids[REF_COUNT] = map_account_id(&env.maps, "count");
+	account_ids[REF_PRICEY] = map_account_id(&env.maps, "pricey");
+	account_ids[REF_METER] = map_account_id(&env.maps, "meter");
+	account_ids[REF_SOLO] = map_account_id(&env.maps, "solo");
+	model_pricey = map_model_id(&env.maps, "pricey");
+	model_cheap = map_model_id(&env.maps, "cheap");
 	if (!account_ids[REF_COUNT] || !account_ids[REF_PRICEY] || !account_ids[REF_METER] ||
 	    !account_ids[REF_SOLO])
 		FAIL("the table's accounts have no ids");
