@@ -33,6 +33,7 @@ int rls_cmd_unload(int argc, char **argv);
 int rls_cmd_status(int argc, char **argv);
 int rls_cmd_stats(int argc, char **argv);
 int rls_cmd_daemon(int argc, char **argv);
+int rls_cmd_import(int argc, char **argv);
 
 /* "rlshape: " + message, on stderr. */
 void rls_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -64,8 +64,8 @@ static int set_value(const struct rls_cmd_spec *spec, const struct rls_opt *o, c
 	char *field = (char *)cfg + o->offset;
 	char choices[256];
 	unsigned long v;
+	size_t i, *count;
 	char *end;
-	size_t i;
 
 	switch (o->kind) {
 	case RLS_OPT_FLAG:
@@ -79,6 +79,7 @@ static int set_value(const struct rls_cmd_spec *spec, const struct rls_opt *o, c
 		}
 		*(const char **)field = arg;
 		return 0;
+	case RLS_OPT_UINT_LIST:
 	case RLS_OPT_UINT:
 		/* strtoul would take "-1" and " 5"; only digits are a whole number here. */
 		errno = 0;
@@ -88,7 +89,17 @@ static int set_value(const struct rls_cmd_spec *spec, const struct rls_opt *o, c
 				    o->what, o->min, o->max, arg);
 			return -1;
 		}
-		*(unsigned long *)field = v;
+		if (o->kind == RLS_OPT_UINT) {
+			*(unsigned long *)field = v;
+			return 0;
+		}
+		count = (size_t *)((char *)cfg + o->count_offset);
+		if (*count >= o->list_max) {
+			usage_error(spec, "--%s may be given at most %zu times", o->long_name,
+				    o->list_max);
+			return -1;
+		}
+		((unsigned long *)field)[(*count)++] = v;
 		return 0;
 	case RLS_OPT_ENUM:
 		for (i = 0; o->choices[i].name; i++) {
@@ -213,9 +224,10 @@ static void print_usage_line(const struct rls_cmd_spec *spec, FILE *out)
 		col += fprintf(out, " %s", spec->operand);
 	for (i = 0; i < n; i++) {
 		const struct rls_opt *o = &spec->opts[i];
-		int len = snprintf(item, sizeof(item), "%s--%s%s%s%s", o->required ? "" : "[",
+		int len = snprintf(item, sizeof(item), "%s--%s%s%s%s%s", o->required ? "" : "[",
 				   o->long_name, o->kind == RLS_OPT_FLAG ? "" : " ",
-				   o->kind == RLS_OPT_FLAG ? "" : o->metavar, o->required ? "" : "]");
+				   o->kind == RLS_OPT_FLAG ? "" : o->metavar, o->required ? "" : "]",
+				   o->kind == RLS_OPT_UINT_LIST ? "..." : "");
 
 		if (col + 1 + len > USAGE_WIDTH) {
 			col = fprintf(out, "\n%*s", indent, "") - 1;

@@ -16,6 +16,8 @@ enum rls_opt_kind {
 	RLS_OPT_STRING, /* sets a const char * */
 	RLS_OPT_UINT,   /* a whole number from min to max; sets an unsigned long */
 	RLS_OPT_ENUM,   /* one of choices[] by name; sets an unsigned int to its value */
+	RLS_OPT_UINT_LIST, /* RLS_OPT_UINT that may be repeated: appends to an unsigned long
+			    * array, up to list_max, counting in the size_t at count_offset */
 };
 
 struct rls_opt_choice {
@@ -31,7 +33,8 @@ struct rls_opt {
 	const char *what;        /* the value in an error: "an interface name" */
 	const char *help;        /* may hold '\n' for more lines */
 	size_t offset;           /* where the value goes in the command's struct */
-	unsigned long min, max;  /* RLS_OPT_UINT */
+	unsigned long min, max;  /* RLS_OPT_UINT, RLS_OPT_UINT_LIST */
+	size_t count_offset, list_max; /* RLS_OPT_UINT_LIST */
 	const struct rls_opt_choice *choices; /* RLS_OPT_ENUM, ended by a NULL name */
 	bool required;
 };
