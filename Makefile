@@ -110,9 +110,6 @@ $(BUILD)/tests/bpf/%: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER
 $(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lpthread
 
-# The importer's tests compile its source in.
-$(BUILD)/tests/unit/test_import: tools/rls-import.c
-
 # ---- libFuzzer harnesses (fuzz/*.c; fuzz/run.sh runs them) ----
 # The user-space code they drive is built again with clang and coverage instrumentation, in a
 # tree of its own, so the fuzzer sees its branches and ASan/UBSan check it. A harness that
@@ -124,7 +121,7 @@ FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iu
 FUZZ_HARNESSES := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c))
 FUZZERS      := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_HARNESSES))
 # What the user-space harnesses link: the parsers and the settlement, nothing that needs BPF.
-FUZZ_OBJS    := $(patsubst %,$(BUILD)/fuzz/obj/%.o,tiers sha256_file usage settle)
+FUZZ_OBJS    := $(patsubst %,$(BUILD)/fuzz/obj/%.o,tiers sha256_file usage settle import_csv)
 
 fuzzers: $(FUZZERS)
 
@@ -140,9 +137,6 @@ $(BUILD)/fuzz/obj/%.o: user/%.c $(USER_HDRS) | $(BUILD)/fuzz/obj
 
 $(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_OBJS) $(USER_HDRS) | $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJS) -o $@ -ljansson
-
-# The importer's harness compiles its source in, as its unit test does.
-$(BUILD)/fuzz/import_csv: tools/rls-import.c
 
 # The packet fuzzer drives the XDP and TC programs (BPF_PROG_TEST_RUN, as root): it links
 # libbpf, the skeletons and the BPF suites' harness, and the user-space objects as built.

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The importer's CSV reader (tools/rls-import.c, compiled in without its main(), as
- * tests/unit/test_import.c does) on arbitrary CSV. The first byte of the input picks the
+ * The importer's CSV reader (user/import_csv.c, what `rlshape import` runs) on arbitrary CSV. The first byte of the input picks the
  * options (column names, default tier, ports), the rest is the file. Properties:
  *
  *   - a refused file gives one line naming the file and, where it names a line, one of the
@@ -10,8 +9,13 @@
  *     and `load` run), with the tiers, entries and default tier the importer counted;
  *   - importing is deterministic: the same bytes twice.
  */
-#define RLS_IMPORT_NO_MAIN
-#include "../tools/rls-import.c"
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "import_csv.h"
+#include "tiers.h"
 
 #include "fuzz.h"
 

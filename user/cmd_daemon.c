@@ -32,7 +32,6 @@
  *   that entry's settlement (its reservation stays charged) rather than settling it twice.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,11 +56,40 @@
 #define SETTLE_TRIES     3
 #define DEFAULT_RELOAD_TIMEOUT_S 300 /* 10x the 30 s a large table was seen to take */
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: rlshape daemon [--dev IFACE] [--config FILE] [--drain-interval-ms N]\n"
-		"                      [--reload-timeout-s N]\n\n"
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+struct daemon_request {
+	const char *dev;
+	const char *config;
+	unsigned long drain_interval_ms;
+	unsigned long reload_timeout_s;
+	bool verbose;
+};
+
+static const struct rls_opt daemon_opts[] = {
+	RLS_OPT_DEV(struct daemon_request, dev, "the interface (default: the only one loaded)"),
+	{ .long_name = "config", .short_name = 'c', .kind = RLS_OPT_STRING, .metavar = "FILE",
+	  .what = "the path of a tier table", .help = "the tier table SIGHUP reloads",
+	  .offset = offsetof(struct daemon_request, config) },
+	{ .long_name = "drain-interval-ms", .short_name = 'i', .kind = RLS_OPT_UINT, .metavar = "N",
+	  .what = "a whole number of milliseconds", .min = 1, .max = 3600000,
+	  .help = "how often responses that missed the ring are settled\n"
+		  "(default " XSTR(DEFAULT_DRAIN_MS) ")",
+	  .offset = offsetof(struct daemon_request, drain_interval_ms) },
+	{ .long_name = "reload-timeout-s", .short_name = 't', .kind = RLS_OPT_UINT, .metavar = "N",
+	  .what = "a whole number of seconds", .min = 1, .max = 86400,
+	  .help = "a reload still running after N seconds is killed\n"
+		  "(default " XSTR(DEFAULT_RELOAD_TIMEOUT_S) ")",
+	  .offset = offsetof(struct daemon_request, reload_timeout_s) },
+	{ .long_name = "verbose", .short_name = 'v', .kind = RLS_OPT_FLAG,
+	  .help = "log every settlement", .offset = offsetof(struct daemon_request, verbose) },
+	{ NULL },
+};
+
+static const struct rls_cmd_spec daemon_spec = {
+	.name = "daemon",
+	.description =
 		"Runs in the foreground and settles token usage: for each response the TC program\n"
 		"metered, the upstream's usage (total_tokens) when the response carries it, otherwise\n"
 		"an estimate of ceil((request + response bytes) / bytes_per_token) (4 by default),\n"
@@ -71,17 +99,9 @@ static void usage(FILE *out)
 		"FILE --dev IFACE` does, in a child process, while the daemon goes on settling (a\n"
 		"failed reload keeps the live table and the daemon; a SIGHUP during a reload\n"
 		"reloads once more after it);\n"
-		"SIGUSR1 logs the running totals. It logs to stderr, one line per event of note.\n\n"
-		"Options:\n"
-		"  -d, --dev IFACE            the interface (default: the only one loaded)\n"
-		"  -c, --config FILE          the tier table SIGHUP reloads\n"
-		"  -i, --drain-interval-ms N  how often responses that missed the ring are settled\n"
-		"                             (default %d)\n"
-		"  -t, --reload-timeout-s N   a reload still running after N seconds is killed\n"
-		"                             (default %d)\n"
-		"  -v, --verbose              log every settlement\n"
-		"  -h, --help                 this text\n", DEFAULT_DRAIN_MS, DEFAULT_RELOAD_TIMEOUT_S);
-}
+		"SIGUSR1 logs the running totals. It logs to stderr, one line per event of note.\n",
+	.opts = daemon_opts,
+};
 
 static volatile sig_atomic_t stop_signal, reload_requested, totals_requested;
 
@@ -761,85 +781,38 @@ static void log_totals(struct daemon *d, const char *when)
 
 /* ---- the command ---- */
 
-static int parse_count(const char *s, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 int rls_cmd_daemon(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "drain-interval-ms", required_argument, NULL, 'i' },
-		{ "reload-timeout-s", required_argument, NULL, 't' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	struct daemon_request req = {
+		.drain_interval_ms = DEFAULT_DRAIN_MS,
+		.reload_timeout_s = DEFAULT_RELOAD_TIMEOUT_S,
 	};
+	enum rls_opts_result parsed;
 	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: poll returns EINTR */
-	const char *given = NULL;
 	char dev[64], err[768], config[PATH_MAX];
-	long interval = DEFAULT_DRAIN_MS, next_drain, next_reap;
+	long interval, next_drain, next_reap;
 	struct daemon d;
-	int c, ret = 0;
+	int ret = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.settle_fd = -1;
-	d.reload_timeout_s = DEFAULT_RELOAD_TIMEOUT_S;
 	rls_tier_map_init(&d.tiers);
 	rls_usage_totals_init(&d.usage);
-	while ((c = getopt_long(argc, argv, "d:c:i:t:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			given = optarg;
-			break;
-		case 'c':
-			/* SIGHUP may come after a chdir of whoever started us: keep it absolute. */
-			if (!realpath(optarg, config)) {
-				rls_error("--config %s: %s", optarg, strerror(errno));
-				return 1;
-			}
-			d.config = config;
-			break;
-		case 'i':
-			if (parse_count(optarg, 3600000, &interval)) {
-				rls_error("--drain-interval-ms must be a whole number of milliseconds "
-					  "from 1 to 3600000, not \"%s\"", optarg);
-				return 2;
-			}
-			break;
-		case 't':
-			if (parse_count(optarg, 86400, &d.reload_timeout_s)) {
-				rls_error("--reload-timeout-s must be a whole number of seconds from 1 "
-					  "to 86400, not \"%s\"", optarg);
-				return 2;
-			}
-			break;
-		case 'v':
-			d.verbose = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+	parsed = rls_opts_parse(&daemon_spec, argc, argv, &req);
+	if (parsed != RLS_OPTS_OK)
+		return rls_opts_exit_code(parsed);
+	/* SIGHUP may come after a chdir of whoever started us: keep the config absolute. */
+	if (req.config) {
+		if (!realpath(req.config, config)) {
+			rls_error("--config %s: %s", req.config, strerror(errno));
+			return 1;
 		}
+		d.config = config;
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (rls_choose_dev(given, dev, sizeof(dev)) || rls_pin_dir(dev, d.dir, sizeof(d.dir)))
+	interval = (long)req.drain_interval_ms;
+	d.reload_timeout_s = (long)req.reload_timeout_s;
+	d.verbose = req.verbose;
+	if (rls_choose_dev(req.dev, dev, sizeof(dev)) || rls_pin_dir(dev, d.dir, sizeof(d.dir)))
 		return 1;
 	d.dev = dev;
 	if (open_all(&d, err, sizeof(err))) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,25 +14,9 @@
 #include "apply.h"
 #include "cli.h"
 #include "maps.h"
+#include "opts.h"
 #include "tiers.h"
 #include "rlshape.skel.h"
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: rlshape load FILE [--dev IFACE] [--mode native|skb]\n\n"
-		"Validates the tier table FILE, attaches rlshape's XDP program to IFACE (or to the\n"
-		"interface the table names in listen.dev), pins it and its maps under\n"
-		RLS_PIN_ROOT "/IFACE/ and makes the table live.\n\n"
-		"Loading again on the same interface swaps the table atomically and keeps the\n"
-		"counters of every (account, model) the new table still has. When the table is\n"
-		"invalid, nothing that is loaded changes.\n\n"
-		"Options:\n"
-		"  -d, --dev IFACE   client-facing interface of the gateway\n"
-		"  -m, --mode MODE   native (default: the driver runs XDP) or skb (generic XDP,\n"
-		"                    for drivers without XDP support; slower)\n"
-		"  -h, --help        this text\n");
-}
 
 struct load_request {
 	const char *file;
@@ -40,44 +24,37 @@ struct load_request {
 	__u32 xdp_flags;
 };
 
-static int parse_args(int argc, char **argv, struct load_request *req)
-{
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c;
+static const struct rls_opt_choice xdp_modes[] = {
+	{ "native", 0 },
+	{ "skb", XDP_FLAGS_SKB_MODE },
+	{ NULL },
+};
 
-	while ((c = getopt_long(argc, argv, "d:m:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			req->dev = optarg;
-			break;
-		case 'm':
-			if (!strcmp(optarg, "skb")) {
-				req->xdp_flags = XDP_FLAGS_SKB_MODE;
-			} else if (strcmp(optarg, "native")) {
-				rls_error("--mode must be native or skb, not \"%s\"", optarg);
-				return 2;
-			}
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return 2;
-	}
-	req->file = argv[optind];
-	return 0;
-}
+static const struct rls_opt load_opts[] = {
+	{ .long_name = "dev", .short_name = 'd', .kind = RLS_OPT_STRING, .metavar = "IFACE",
+	  .what = "an interface name", .help = "client-facing interface of the gateway",
+	  .offset = offsetof(struct load_request, dev) },
+	{ .long_name = "mode", .short_name = 'm', .kind = RLS_OPT_ENUM, .metavar = "native|skb",
+	  .what = "native or skb", .choices = xdp_modes,
+	  .help = "native (default: the driver runs XDP) or skb (generic XDP,\n"
+		  "for drivers without XDP support; slower)",
+	  .offset = offsetof(struct load_request, xdp_flags) },
+	{ NULL },
+};
+
+static const struct rls_cmd_spec load_spec = {
+	.name = "load",
+	.operand = "FILE",
+	.operand_offset = offsetof(struct load_request, file),
+	.description =
+		"Validates the tier table FILE, attaches rlshape's XDP program to IFACE (or to the\n"
+		"interface the table names in listen.dev), pins it and its maps under\n"
+		RLS_PIN_ROOT "/IFACE/ and makes the table live.\n\n"
+		"Loading again on the same interface swaps the table atomically and keeps the\n"
+		"counters of every (account, model) the new table still has. When the table is\n"
+		"invalid, nothing that is loaded changes.\n",
+	.opts = load_opts,
+};
 
 /* Point the pinned link at the new program, or create and pin the link on first load. */
 static int attach(int prog_fd, int ifindex, __u32 flags, const char *dir, const char *dev)
@@ -266,9 +243,9 @@ int rls_cmd_load(int argc, char **argv)
 	const char *dev;
 	int ret;
 
-	ret = parse_args(argc, argv, &req);
-	if (ret)
-		return ret == 1 ? 0 : ret;
+	ret = rls_opts_parse(&load_spec, argc, argv, &req);
+	if (ret != RLS_OPTS_OK)
+		return rls_opts_exit_code(ret);
 	if (rls_table_load(req.file, &table, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;

@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,21 +11,24 @@
 #include "maps.h"
 #include "slot_ring.h"
 
-static void usage(FILE *out)
-{
-	fprintf(out, "Usage: rlshape stats [--dev IFACE] [--json]\n\n"
-		     "Shows, for each account and model, the requests admitted and those rejected by\n"
-		     "reason (rps, rpm, rph, rpd: a window was full; burst: the per-second smoothing\n"
-		     "of rpm; tokens: a token budget was spent; concurrency: every slot was held),\n"
-		     "the concurrency slots held now, the most ever held at once and those freed by\n"
-		     "max_hold_seconds (expired), and what the data path did with packets. Unknown\n"
-		     "clients charged to the default tier are summed under \"(unknown)\"; their peak\n"
-		     "is the highest of one address.\n\n"
-		     "Options:\n"
-		     "  -d, --dev IFACE   the interface (default: the only one loaded)\n"
-		     "  -j, --json        machine-readable output\n"
-		     "  -h, --help        this text\n");
-}
+static const struct rls_opt stats_opts[] = {
+	RLS_OPT_DEV(struct rls_view_request, dev, "the interface (default: the only one loaded)"),
+	RLS_OPT_JSON(struct rls_view_request, json, "machine-readable output"),
+	{ NULL },
+};
+
+static const struct rls_cmd_spec stats_spec = {
+	.name = "stats",
+	.description =
+		"Shows, for each account and model, the requests admitted and those rejected by\n"
+		"reason (rps, rpm, rph, rpd: a window was full; burst: the per-second smoothing\n"
+		"of rpm; tokens: a token budget was spent; concurrency: every slot was held),\n"
+		"the concurrency slots held now, the most ever held at once and those freed by\n"
+		"max_hold_seconds (expired), and what the data path did with packets. Unknown\n"
+		"clients charged to the default tier are summed under \"(unknown)\"; their peak\n"
+		"is the highest of one address.\n",
+	.opts = stats_opts,
+};
 
 static const char *const reason_names[RLS_NR_REASONS] = {
 	[RLS_REASON_RPS] = "rps",       [RLS_REASON_RPM] = "rpm",
@@ -311,13 +313,7 @@ static void print_json(const struct rls_maps *maps, const struct row *rows, size
 
 int rls_cmd_stats(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *given = NULL;
+	struct rls_view_request req = { 0 };
 	char dev[64], dir[256], err[512];
 	__u64 packets[RLS_NR_PACKET_EVENTS] = {};
 	struct slot_rows slots = { 0 };
@@ -325,22 +321,12 @@ int rls_cmd_stats(int argc, char **argv)
 	struct row *rows;
 	__u64 now_ns;
 	size_t n;
-	int c, json = 0;
+	enum rls_opts_result ret;
 
-	while ((c = getopt_long(argc, argv, "d:jh", opts, NULL)) != -1) {
-		if (c == 'd') {
-			given = optarg;
-		} else if (c == 'j') {
-			json = 1;
-		} else if (c == 'h') {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (rls_choose_dev(given, dev, sizeof(dev)) || rls_pin_dir(dev, dir, sizeof(dir)))
+	ret = rls_opts_parse(&stats_spec, argc, argv, &req);
+	if (ret != RLS_OPTS_OK)
+		return rls_opts_exit_code(ret);
+	if (rls_choose_dev(req.dev, dev, sizeof(dev)) || rls_pin_dir(dev, dir, sizeof(dir)))
 		return 1;
 	if (rls_maps_open_pinned(dir, &maps, err, sizeof(err))) {
 		rls_error("rlshape is not loaded on %s (%s)", dev, err);
@@ -351,7 +337,7 @@ int rls_cmd_stats(int argc, char **argv)
 	read_slot_counters(maps.counters, now_ns, false, &slots);
 	read_slot_counters(maps.anon_counters, now_ns, true, &slots);
 	read_packets(&maps, packets);
-	if (json)
+	if (req.json)
 		print_json(&maps, rows, n, &slots, packets);
 	else
 		print_text(&maps, rows, n, &slots, packets);

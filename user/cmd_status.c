@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <dirent.h>
-#include <getopt.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,16 +11,19 @@
 #include "cli.h"
 #include "maps.h"
 
-static void usage(FILE *out)
-{
-	fprintf(out, "Usage: rlshape status [--dev IFACE] [--json]\n\n"
-		     "Shows each interface rlshape is attached to: the XDP link and program, the tier\n"
-		     "table that is live (its path, SHA-256 and when it was loaded) and its ports.\n\n"
-		     "Options:\n"
-		     "  -d, --dev IFACE   only this interface\n"
-		     "  -j, --json        one JSON object per interface, in an array\n"
-		     "  -h, --help        this text\n");
-}
+static const struct rls_opt status_opts[] = {
+	RLS_OPT_DEV(struct rls_view_request, dev, "only this interface"),
+	RLS_OPT_JSON(struct rls_view_request, json, "one JSON object per interface, in an array"),
+	{ NULL },
+};
+
+static const struct rls_cmd_spec status_spec = {
+	.name = "status",
+	.description =
+		"Shows each interface rlshape is attached to: the XDP link and program, the tier\n"
+		"table that is live (its path, SHA-256 and when it was loaded) and its ports.\n",
+	.opts = status_opts,
+};
 
 struct instance {
 	char dev[256];
@@ -138,57 +140,41 @@ static json_t *to_json(const struct instance *in)
 
 int rls_cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *only = NULL;
-	json_t *all = json_array();
+	struct rls_view_request req = { 0 };
+	enum rls_opts_result ret;
+	json_t *all;
 	struct instance in;
 	struct dirent *e;
-	int c, json = 0, shown = 0, failed = 0;
+	int shown = 0, failed = 0;
 	DIR *d;
 
-	while ((c = getopt_long(argc, argv, "d:jh", opts, NULL)) != -1) {
-		if (c == 'd') {
-			only = optarg;
-		} else if (c == 'j') {
-			json = 1;
-		} else if (c == 'h') {
-			usage(stdout);
-			json_decref(all);
-			return 0;
-		} else {
-			usage(stderr);
-			json_decref(all);
-			return 2;
-		}
-	}
+	ret = rls_opts_parse(&status_spec, argc, argv, &req);
+	if (ret != RLS_OPTS_OK)
+		return rls_opts_exit_code(ret);
+	all = json_array();
 	d = opendir(RLS_PIN_ROOT);
 	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.' || e->d_type != DT_DIR || (only && strcmp(only, e->d_name)))
+		if (e->d_name[0] == '.' || e->d_type != DT_DIR || (req.dev && strcmp(req.dev, e->d_name)))
 			continue;
 		if (read_instance(e->d_name, &in)) {
 			failed = 1;
 			continue;
 		}
 		shown++;
-		if (json)
+		if (req.json)
 			json_array_append_new(all, to_json(&in));
 		else
 			print_text(&in);
 	}
 	if (d)
 		closedir(d);
-	if (json) {
+	if (req.json) {
 		json_dumpf(all, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else if (!shown && !failed) {
-		printf(only ? "rlshape is not loaded on %s\n" : "rlshape is not loaded on any interface%s\n",
-		       only ? only : "");
+		printf(req.dev ? "rlshape is not loaded on %s\n" : "rlshape is not loaded on any interface%s\n",
+		       req.dev ? req.dev : "");
 	}
 	json_decref(all);
-	return failed || (only && !shown) ? 1 : 0;
+	return failed || (req.dev && !shown) ? 1 : 0;
 }

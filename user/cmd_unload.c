@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
-#include <getopt.h>
 #include <net/if.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -12,16 +11,23 @@
 #include "maps.h"
 #include "rlshape.skel.h"
 
-static void usage(FILE *out)
-{
-	fprintf(out, "Usage: rlshape unload [--dev IFACE]\n\n"
-		     "Detaches rlshape from IFACE and removes its pins under " RLS_PIN_ROOT "/IFACE/:\n"
-		     "the program, the link and every map, counters included. --dev may be left out\n"
-		     "when rlshape is loaded on one interface only.\n\n"
-		     "Options:\n"
-		     "  -d, --dev IFACE   the interface to detach from\n"
-		     "  -h, --help        this text\n");
-}
+struct unload_request {
+	const char *dev;
+};
+
+static const struct rls_opt unload_opts[] = {
+	RLS_OPT_DEV(struct unload_request, dev, "the interface to detach from"),
+	{ NULL },
+};
+
+static const struct rls_cmd_spec unload_spec = {
+	.name = "unload",
+	.description =
+		"Detaches rlshape from IFACE and removes its pins under " RLS_PIN_ROOT "/IFACE/:\n"
+		"the program, the link and every map, counters included. --dev may be left out\n"
+		"when rlshape is loaded on one interface only.\n",
+	.opts = unload_opts,
+};
 
 /* Removing the link's pin drops its last reference, which detaches the program. */
 static int unpin(const char *dir, const char *name)
@@ -100,31 +106,15 @@ static int unpin_maps(const char *dir)
 
 int rls_cmd_unload(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *given = NULL;
+	struct unload_request req = { 0 };
 	char dev[64], dir[256];
-	int c, failed = 0;
+	enum rls_opts_result ret;
+	int failed = 0;
 
-	while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-		if (c == 'd') {
-			given = optarg;
-		} else if (c == 'h') {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (rls_choose_dev(given, dev, sizeof(dev)) || rls_pin_dir(dev, dir, sizeof(dir)))
+	ret = rls_opts_parse(&unload_spec, argc, argv, &req);
+	if (ret != RLS_OPTS_OK)
+		return rls_opts_exit_code(ret);
+	if (rls_choose_dev(req.dev, dev, sizeof(dev)) || rls_pin_dir(dev, dir, sizeof(dir)))
 		return 1;
 	if (access(dir, F_OK)) {
 		rls_error("rlshape is not loaded on %s (no %s); `rlshape status` shows where it is",

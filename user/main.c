@@ -14,6 +14,7 @@ static const struct rls_command commands[] = {
 	{ "unload", "detach from an interface and remove every pin", rls_cmd_unload },
 	{ "status", "show where rlshape is attached, and with which table", rls_cmd_status },
 	{ "stats", "show admitted and rejected requests by account, model and reason", rls_cmd_stats },
+	{ "import", "turn a vendor's rate-limit table (CSV) into a tier table", rls_cmd_import },
 	{ "daemon", "settle token usage of metered responses (foreground)", rls_cmd_daemon },
 };
 

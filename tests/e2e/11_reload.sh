@@ -212,7 +212,7 @@ tap_is "$(status_field sha256)" "$(sha_of "$TABLE_B")" "status on $BED_GW_DEV is
 run_rls --help
 tap_is "$RC" 0 "rlshape --help exits 0"
 tap_like "$OUT" "^Usage: rlshape COMMAND" "rlshape --help prints Usage"
-for cmd in check load unload status stats; do
+for cmd in check load unload status stats daemon import; do
 	run_rls "$cmd" --help
 	tap_is "$RC" 0 "rlshape $cmd --help exits 0"
 	tap_like "$OUT" "^Usage: rlshape $cmd" "rlshape $cmd --help prints its Usage on stdout"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The vendor examples: examples/<vendor>/ holds the vendor's rate-limit table as CSV,
-# transcribed from its page in ../shared/seeds/, and the tiers.json that build/tools/rls-import
+# transcribed from its page in ../shared/seeds/, and the tiers.json that `rlshape import`
 # makes of it. This suite (TAP; no root, no namespaces) checks, for each vendor:
 #   - regenerating tiers.json from the CSV gives the committed file byte for byte (and twice
 #     in a row the same bytes);
@@ -50,21 +50,31 @@ for v in "${VENDORS[@]}"; do
 	args=()
 	[[ -z ${ARGS[$v]} ]] || IFS='|' read -r -a args <<<"${ARGS[$v]}"
 	out=$TMP/$v.json
-	tap_ok "$v: rls-import $v.csv${args[*]:+ ${args[*]}} succeeds" \
-		"$IMPORT" "$dir/$v.csv" "${args[@]}" -o "$out"
+	tap_ok "$v: rlshape import $v.csv${args[*]:+ ${args[*]}} succeeds" \
+		"$RLS" import "$dir/$v.csv" "${args[@]}" -o "$out"
 	if cmp -s "$out" "$dir/tiers.json"; then
 		tap_ok "$v: the regenerated tiers.json is byte-identical to the committed one" true
 	else
 		tap_ok "$v: the regenerated tiers.json is byte-identical to the committed one" false
 		tap_diag "$(diff -u "$dir/tiers.json" "$out" 2>&1 | head -40 || true)"
-		tap_diag "regenerate it: $IMPORT examples/$v/$v.csv ${ARGS[$v]//|/ } -o examples/$v/tiers.json"
+		tap_diag "regenerate it: $RLS import examples/$v/$v.csv ${ARGS[$v]//|/ } -o examples/$v/tiers.json"
 	fi
-	"$IMPORT" "$dir/$v.csv" "${args[@]}" >"$TMP/$v.again.json" 2>/dev/null || true
+	"$RLS" import "$dir/$v.csv" "${args[@]}" >"$TMP/$v.again.json" 2>/dev/null || true
 	tap_ok "$v: importing twice (-o and standard output) gives the same bytes" \
 		cmp "$out" "$TMP/$v.again.json"
 	tap_ok "$v: rlshape check accepts examples/$v/tiers.json" "$RLS" check "$dir/tiers.json"
 	tap_ok "$v: README.md says what was transcribed" test -s "$dir/README.md"
 done
+
+# A usage error names the option, says where the help is, exits 2 and writes nothing.
+rc=0
+"$RLS" import "$EXAMPLES/moonshot/moonshot.csv" --listen-port 0 -o "$TMP/none.json" \
+	2>"$TMP/usage.err" || rc=$?
+tap_is "$rc" 2 "rlshape import --listen-port 0 exits 2"
+tap_is "$(cat "$TMP/usage.err")" \
+	'rlshape import: --listen-port must be a TCP port from 1 to 65535, not "0"; see rlshape import --help' \
+	"rlshape import --listen-port 0 names the option and the help"
+tap_ok "rlshape import wrote nothing after a usage error" test ! -e "$TMP/none.json"
 
 # ---- values against the seed text -------------------------------------------------------
 #

@@ -5,7 +5,7 @@
 # shellcheck source=tests/lib/bed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bed.sh"
 
-# suite_programs SUITE: the built programs as $RLS, $MOCK, $LOADGEN and $IMPORT (under $BUILD,
+# suite_programs SUITE: the built programs as $RLS, $MOCK and $LOADGEN (under $BUILD,
 # default build/); exits, saying what to run, when one is missing.
 suite_programs() {
 	local f
@@ -14,8 +14,7 @@ suite_programs() {
 	RLS=$BUILD_DIR/rlshape
 	MOCK=$BUILD_DIR/tools/mock-upstream
 	LOADGEN=$BUILD_DIR/tools/loadgen
-	IMPORT=$BUILD_DIR/tools/rls-import
-	for f in "$RLS" "$MOCK" "$LOADGEN" "$IMPORT"; do
+	for f in "$RLS" "$MOCK" "$LOADGEN"; do
 		if [[ ! -x $f ]]; then
 			echo "$1: $f is missing: run make" >&2
 			exit 1

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * rls-import: a vendor's rate-limit table as CSV in, a tiers.json for rlshape out.
+ * `rlshape import`: a vendor's rate-limit table as CSV in, a tiers.json for rlshape out.
+ * This file reads the CSV and builds the table; user/cmd_import.c is the command.
  *
- *   rls-import FILE.csv [--tier-column NAME] [--model-column NAME] [--listen-port N]...
- *              [--default-tier NAME] [-o tiers.json]
+ *   rlshape import FILE.csv [--tier-column NAME] [--model-column NAME] [--listen-port N]...
+ *                 [--default-tier NAME] [-o tiers.json]
  *
  * The CSV (RFC 4180: quoted cells, "" for a quote inside one, LF or CRLF line ends) has a
  * header row naming its columns, case-insensitively:
@@ -31,23 +32,20 @@
  *
  * The output is deterministic: tiers in the order they first appear, models within a tier
  * in the order they first appear, limits in a fixed order (rps rpm rph rpd burst tpm tpd
- * concurrency), so that importing the same CSV twice gives the same bytes. It has no
+ * concurrency), so that importing the same CSV twice gives the same bytes. jansson writes
+ * it, and rlshape's own table parser (what `rlshape check` runs) must accept it before it is
+ * given out. It has no
  * accounts: the operator adds them. With --default-tier, unknown clients are counted under
  * that tier; without it they pass unlimited.
  *
  * Every error is one line, "FILE:LINE:COLUMN (header): what is wrong; what to do", where LINE
  * is the line of the file (1 is the header) and COLUMN the cell's position in its row
  * (1 is the first), and the exit status is 1.
- *
- * This file is compiled on its own (no library but libc). Built with -DRLS_IMPORT_NO_MAIN,
- * it has no main() and tests/unit/test_import.c includes it to test rls_import() directly.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -57,13 +55,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <jansson.h>
 
+#include "import_csv.h"
 #include "rlshape.h"
 #include "tiers.h"
 
-#define IMPORT_MAX_FILE     (64u << 20) /* bytes of CSV read at most */
 #define IMPORT_REQUEST_MAX  ((uint64_t)RLS_UNLIMITED - 1)
 #define IMPORT_TOKEN_MAX    ((uint64_t)INT64_MAX) /* what the table's JSON parser accepts */
 
@@ -87,20 +84,6 @@ enum value_kind { V_NONE, V_UNLIMITED, V_NUMBER };
 struct value {
 	enum value_kind kind; /* V_NONE: no limit, the field is left out */
 	uint64_t n;
-};
-
-/* ---- options and result ---- */
-
-struct import_opts {
-	const char *model_column; /* NULL: "model" */
-	const char *tier_column;  /* NULL: "tier" */
-	const char *default_tier; /* NULL: none */
-	unsigned ports[RLS_MAX_PORTS];
-	size_t nr_ports;          /* 0: 8000 */
-};
-
-struct import_stats {
-	size_t rows, tiers, models, entries;
 };
 
 /* ---- messages ---- */
@@ -211,28 +194,9 @@ static void sb_put(struct sbuf *b, const char *s, size_t n)
 	b->s[b->len] = '\0';
 }
 
-static void sb_puts(struct sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
 static void sb_putc(struct sbuf *b, char c)
 {
 	sb_put(b, &c, 1);
-}
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	char tmp[128];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		sb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 /* ---- CSV reading ---- */
@@ -991,127 +955,86 @@ static int import_row(struct importer *im, const struct csv_row *r, const struct
 	return 0;
 }
 
-/* ---- JSON output ---- */
+/* ---- the table as JSON ---- */
 
-static void json_string(struct sbuf *b, const char *s)
+static json_t *limits_json(const struct value v[L_COUNT])
 {
-	sb_putc(b, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			sb_putc(b, '\\');
-			sb_putc(b, (char)c);
-		} else if (c < 0x20 || c == 0x7f) {
-			sb_printf(b, "\\u%04x", c);
-		} else {
-			sb_putc(b, (char)c);
-		}
-	}
-	sb_putc(b, '"');
-}
-
-static size_t json_string_len(const char *s)
-{
-	struct sbuf b = { 0 };
-	size_t n;
-
-	json_string(&b, s);
-	n = b.len;
-	free(b.s);
-	return n;
-}
-
-static void json_limits(struct sbuf *b, const struct value v[L_COUNT])
-{
-	bool first = true;
+	json_t *limits = json_object();
 	int l;
 
-	sb_putc(b, '{');
-	for (l = 0; l < L_COUNT; l++) {
-		if (v[l].kind == V_NONE)
-			continue;
-		sb_puts(b, first ? " " : ", ");
-		first = false;
-		sb_printf(b, "\"%s\": ", limit_names[l]);
+	for (l = 0; limits && l < L_COUNT; l++) {
 		if (v[l].kind == V_UNLIMITED)
-			sb_puts(b, "\"unlimited\"");
-		else
-			sb_printf(b, "%" PRIu64, v[l].n);
+			json_object_set_new(limits, limit_names[l], json_string("unlimited"));
+		else if (v[l].kind == V_NUMBER)
+			json_object_set_new(limits, limit_names[l], json_integer((json_int_t)v[l].n));
 	}
-	sb_puts(b, first ? "}" : " }");
+	return limits;
 }
 
-static void write_json(struct sbuf *b, const struct table *t, const struct import_opts *o)
+/* NULL when out of memory. jansson keeps keys in the order they are set. */
+static json_t *table_json(const struct table *t, const struct import_opts *o)
 {
-	size_t i, j, k;
+	json_t *root = json_object(), *listen = json_object(), *ports = json_array();
+	json_t *tiers = json_object();
+	size_t i, j;
 
-	sb_puts(b, "{\n  \"listen\": { \"ports\": [");
+	if (!root || !listen || !ports || !tiers) {
+		json_decref(root);
+		json_decref(listen);
+		json_decref(ports);
+		json_decref(tiers);
+		return NULL;
+	}
 	if (!o->nr_ports)
-		sb_puts(b, "8000");
+		json_array_append_new(ports, json_integer(RLS_IMPORT_DEFAULT_PORT));
 	for (i = 0; i < o->nr_ports; i++)
-		sb_printf(b, "%s%u", i ? ", " : "", o->ports[i]);
-	sb_puts(b, "] },\n  \"tiers\": {\n");
+		json_array_append_new(ports, json_integer((json_int_t)o->ports[i]));
+	json_object_set_new(listen, "ports", ports);
+	json_object_set_new(root, "listen", listen);
 	for (i = 0; i < t->nr_tiers; i++) {
 		const struct tier *tier = &t->tiers[i];
-		size_t width = 0;
+		json_t *models = json_object();
 
-		for (j = 0; j < tier->n; j++) {
-			size_t w = json_string_len(tier->entries[j].model);
-
-			width = w > width ? w : width;
-		}
-		sb_puts(b, "    ");
-		json_string(b, tier->name);
-		sb_puts(b, ": {\n");
-		for (j = 0; j < tier->n; j++) {
-			const struct entry *e = &tier->entries[j];
-			size_t w = json_string_len(e->model);
-
-			sb_puts(b, "      ");
-			json_string(b, e->model);
-			sb_putc(b, ':');
-			for (k = w; k <= width; k++)
-				sb_putc(b, ' ');
-			json_limits(b, e->v);
-			sb_puts(b, j + 1 < tier->n ? ",\n" : "\n");
-		}
-		sb_puts(b, i + 1 < t->nr_tiers ? "    },\n" : "    }\n");
+		for (j = 0; models && j < tier->n; j++)
+			json_object_set_new(models, tier->entries[j].model,
+					    limits_json(tier->entries[j].v));
+		json_object_set_new(tiers, tier->name, models);
 	}
-	sb_puts(b, "  }");
-	if (o->default_tier) {
-		sb_puts(b, ",\n  \"default_tier\": ");
-		json_string(b, o->default_tier);
+	json_object_set_new(root, "tiers", tiers);
+	if (o->default_tier)
+		json_object_set_new(root, "default_tier", json_string(o->default_tier));
+	return root;
+}
+
+char *rls_import_dumps(const json_t *table)
+{
+	char *text = json_dumps(table, JSON_INDENT(2) | JSON_PRESERVE_ORDER), *lined;
+
+	/* A text file ends with a newline; json_dumps leaves it out. */
+	if (!text || asprintf(&lined, "%s\n", text) < 0)
+		lined = NULL;
+	free(text);
+	return lined;
+}
+
+/* The table must be one rlshape's parser, the one `check` and `load` run, accepts. */
+static int validate(struct importer *im, const char *json)
+{
+	struct rls_table parsed;
+	char label[512], why[1024];
+
+	snprintf(label, sizeof(label), "%s: the imported table", im->file);
+	if (rls_table_parse(label, json, strlen(json), &parsed, why, sizeof(why))) {
+		snprintf(im->err, im->err_len, "%s", why);
+		return -1;
 	}
-	sb_puts(b, "\n}\n");
+	rls_table_free(&parsed);
+	return 0;
 }
 
 /* ---- the whole import ---- */
 
-static int check_opts(struct importer *im, const struct import_opts *o)
-{
-	size_t i, j;
-
-	if (o->nr_ports > RLS_MAX_PORTS)
-		return fail_at(im, 0, 0, NULL, "%zu listen ports given, at most %d are supported",
-			       o->nr_ports, RLS_MAX_PORTS);
-	for (i = 0; i < o->nr_ports; i++) {
-		if (o->ports[i] < 1 || o->ports[i] > 65535)
-			return fail_at(im, 0, 0, NULL, "listen port %u is not a TCP port (1-65535)",
-				       o->ports[i]);
-		for (j = 0; j < i; j++)
-			if (o->ports[i] == o->ports[j])
-				return fail_at(im, 0, 0, NULL, "listen port %u is given twice",
-					       o->ports[i]);
-	}
-	return 0;
-}
-
-/*
- * Imports the CSV text (len bytes; file names it in messages). Returns 0 and the tiers.json
- * text in *json (malloc'd, NUL-terminated), or -1 with a one-line message in err.
- */
-static int rls_import(const char *file, const char *text, size_t len, const struct import_opts *o,
+int rls_import(const char *file, const char *text, size_t len, const struct import_opts *o,
 		      char **json, struct import_stats *stats, char *err, size_t err_len)
 {
 	struct importer im = { .file = file, .err = err, .err_len = err_len };
@@ -1119,7 +1042,8 @@ static int rls_import(const char *file, const char *text, size_t len, const stru
 	struct row_state st = { 0 };
 	struct header h = { 0 };
 	struct table t = { 0 };
-	struct sbuf out = { 0 };
+	json_t *out = NULL;
+	char *dumped = NULL;
 	size_t rows = 0, i;
 	struct csv c;
 	int ret = -1, got;
@@ -1127,8 +1051,6 @@ static int rls_import(const char *file, const char *text, size_t len, const stru
 	*json = NULL;
 	if (err && err_len)
 		err[0] = '\0';
-	if (check_opts(&im, o))
-		goto out;
 	if (memchr(text, '\0', len)) {
 		fail_at(&im, 0, 0, NULL, "NUL byte: this is not a text file; export the table as "
 			"CSV (UTF-8)");
@@ -1182,28 +1104,26 @@ static int rls_import(const char *file, const char *text, size_t len, const stru
 			goto out;
 		}
 	}
-	/* Each tier's entries, its implicit "*" and its strictest entry are map entries. */
-	if (t.nr_entries + 2 * t.nr_tiers > RLS_MAX_LIMITS) {
-		fail_at(&im, 0, 0, NULL, "%zu (tier, model) rows: rlshape holds at most %d limits "
-			"entries, counting two per tier", t.nr_entries, RLS_MAX_LIMITS);
-		goto out;
-	}
-	write_json(&out, &t, o);
-	if (out.oom) {
+	out = table_json(&t, o);
+	dumped = out ? rls_import_dumps(out) : NULL;
+	if (!dumped) {
 		fail_oom(&im);
 		goto out;
 	}
+	if (validate(&im, dumped))
+		goto out;
 	if (stats) {
 		stats->rows = rows;
 		stats->tiers = t.nr_tiers;
 		stats->models = t.models.n + t.any_star; /* "*" counted as one */
 		stats->entries = t.nr_entries;
 	}
-	*json = out.s;
-	out.s = NULL;
+	*json = dumped;
+	dumped = NULL;
 	ret = 0;
 out:
-	free(out.s);
+	free(dumped);
+	json_decref(out);
 	free(h.cols);
 	csv_row_free(&header_row);
 	csv_row_free(&row);
@@ -1211,240 +1131,3 @@ out:
 	return ret;
 }
 
-#ifndef RLS_IMPORT_NO_MAIN
-
-/* ---- the command ---- */
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"Usage: rls-import FILE.csv [--tier-column NAME] [--model-column NAME]\n"
-		"                  [--listen-port N]... [--default-tier NAME] [-o tiers.json]\n"
-		"\n"
-		"Turns a vendor's rate-limit table, saved as CSV, into a tiers.json for rlshape.\n"
-		"\n"
-		"The first row names the columns (case-insensitive):\n"
-		"  model          model name (at most 63 bytes), or * for every other model\n"
-		"  tier           tier name (at most 63 bytes)\n"
-		"  rps rpm rph rpd tpm tpd concurrency burst\n"
-		"                 limits, as in tiers.json\n"
-		"  #anything      a note: the column is not read\n"
-		"A limit cell holds digits (1500000 or \"1,500,000\", quoted because of the\n"
-		"commas), Unlimited, or - for no limit. An empty cell repeats the cell above it\n"
-		"(as the vendors' merged cells do); in the first row, an empty limit means no\n"
-		"limit, and the model and tier must be written. Rows of empty cells are skipped.\n"
-		"\n"
-		"Options:\n"
-		"  --model-column NAME  the header of the model names (default: model)\n"
-		"  --tier-column NAME   the header of the tier names (default: tier)\n"
-		"  --listen-port N      listen.ports in the table; repeat for up to 8 (default 8000)\n"
-		"  --default-tier NAME  the tier of unknown clients (default: they pass unlimited)\n"
-		"  -o FILE              write the table to FILE, replacing it whole (without -o,\n"
-		"                       or with -o -: to standard output)\n"
-		"\n"
-		"The table has no accounts: add them, then `rlshape check FILE`. Errors name the\n"
-		"file, line, column and header (\"x.csv:7:3 (rpm): ...\") and exit 1.\n");
-}
-
-static int read_all(const char *path, char **text, size_t *len, char *err, size_t err_len)
-{
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
-	struct stat stbuf;
-
-	if (!buf) {
-		snprintf(err, err_len, "rls-import: out of memory");
-		goto fail;
-	}
-	if (fd < 0) {
-		snprintf(err, err_len, "rls-import: cannot open %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!fstat(fd, &stbuf) && S_ISDIR(stbuf.st_mode)) {
-		snprintf(err, err_len, "rls-import: %s is a directory; give the CSV file", path);
-		goto fail;
-	}
-	for (;;) {
-		ssize_t got;
-
-		if (n == cap) {
-			char *bigger;
-
-			if (cap >= IMPORT_MAX_FILE) {
-				snprintf(err, err_len, "rls-import: %s is larger than %u MiB: this is "
-					 "not a tier table", path, IMPORT_MAX_FILE >> 20);
-				goto fail;
-			}
-			bigger = realloc(buf, 2 * cap);
-			if (!bigger) {
-				snprintf(err, err_len, "rls-import: out of memory");
-				goto fail;
-			}
-			buf = bigger;
-			cap *= 2;
-		}
-		got = read(fd, buf + n, cap - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			snprintf(err, err_len, "rls-import: cannot read %s: %s", path,
-				 strerror(errno));
-			goto fail;
-		}
-		if (!got)
-			break;
-		n += (size_t)got;
-	}
-	if (fd != STDIN_FILENO)
-		close(fd);
-	*text = buf;
-	*len = n;
-	return 0;
-fail:
-	if (fd >= 0 && fd != STDIN_FILENO)
-		close(fd);
-	free(buf);
-	return -1;
-}
-
-/* Write through a temporary file and rename: never a half-written table. */
-static int write_file(const char *path, const char *text)
-{
-	size_t len = strlen(text), off = 0;
-	char *tmp = NULL;
-	int fd;
-
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
-		fprintf(stderr, "rls-import: out of memory\n");
-		return -1;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		fprintf(stderr, "rls-import: cannot create %s: %s\n", tmp, strerror(errno));
-		free(tmp);
-		return -1;
-	}
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto fail;
-		off += (size_t)n;
-	}
-	if (fchmod(fd, 0644) || fsync(fd))
-		goto fail;
-	if (close(fd)) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path))
-		goto fail;
-	free(tmp);
-	return 0;
-fail:
-	fprintf(stderr, "rls-import: cannot write %s: %s\n", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	free(tmp);
-	return -1;
-}
-
-int main(int argc, char **argv)
-{
-	enum { OPT_TIER = 256, OPT_MODEL, OPT_PORT, OPT_DEFAULT };
-	static const struct option opts[] = {
-		{ "tier-column", required_argument, NULL, OPT_TIER },
-		{ "model-column", required_argument, NULL, OPT_MODEL },
-		{ "listen-port", required_argument, NULL, OPT_PORT },
-		{ "default-tier", required_argument, NULL, OPT_DEFAULT },
-		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	struct import_opts o = { 0 };
-	struct import_stats stats = { 0 };
-	const char *output = NULL;
-	char err[2048], *text = NULL, *json = NULL;
-	size_t len = 0;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_TIER:
-			o.tier_column = optarg;
-			break;
-		case OPT_MODEL:
-			o.model_column = optarg;
-			break;
-		case OPT_DEFAULT:
-			o.default_tier = optarg;
-			break;
-		case OPT_PORT: {
-			char *end;
-			unsigned long port;
-
-			errno = 0;
-			port = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || port < 1 || port > 65535) {
-				fprintf(stderr, "rls-import: --listen-port %s: give a TCP port, "
-					"1-65535\n", optarg);
-				return 2;
-			}
-			if (o.nr_ports == RLS_MAX_PORTS) {
-				fprintf(stderr, "rls-import: more than %d --listen-port options\n",
-					RLS_MAX_PORTS);
-				return 2;
-			}
-			o.ports[o.nr_ports++] = (unsigned)port;
-			break;
-		}
-		case 'o':
-			output = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return 2;
-	}
-	if (read_all(argv[optind], &text, &len, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	if (rls_import(strcmp(argv[optind], "-") ? argv[optind] : "<stdin>", text, len, &o,
-		       &json, &stats, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
-		free(text);
-		return 1;
-	}
-	free(text);
-	if (output && strcmp(output, "-")) {
-		if (write_file(output, json)) {
-			free(json);
-			return 1;
-		}
-		fprintf(stderr, "%s: %zu row%s, %zu tier%s, %zu model%s -> %s\n", argv[optind],
-			stats.rows, stats.rows == 1 ? "" : "s", stats.tiers,
-			stats.tiers == 1 ? "" : "s", stats.models, stats.models == 1 ? "" : "s",
-			output);
-	} else if (fputs(json, stdout) == EOF || fflush(stdout)) {
-		fprintf(stderr, "rls-import: cannot write the table: %s\n", strerror(errno));
-		free(json);
-		return 1;
-	}
-	free(json);
-	return 0;
-}
-
-#endif /* RLS_IMPORT_NO_MAIN */
