@@ -70,7 +70,7 @@ static __always_inline __u32 rls_request_model(struct rls_scratch *s, const stru
 static __always_inline __u64 rls_estimate_tokens(const struct rls_stream *st,
 						 const struct rls_limits *l, __u64 request_bytes)
 {
-	__u32 per_token = l->bytes_per_token ? l->bytes_per_token : 4;
+	__u32 per_token = l->bytes_per_token ? l->bytes_per_token : RLS_DEFAULT_BYTES_PER_TOKEN;
 	__u64 answer = l->reserve_tokens;
 
 	/* A visible max_tokens says how long the answer may be, up to reserve_max. */
