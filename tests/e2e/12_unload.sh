@@ -100,7 +100,7 @@ run_rls load "$TABLE" --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "a reload over an rls_scratch pin of another layout exits 0"
 tap_like "$OUT" "^rlshape: reloaded .*counters kept" "... as a reload that kept the counters"
 tap_ok "... and removes the stale scratch pin" test ! -e "$BED_PIN_DIR/rls_scratch"
-tap_is "$(post "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+tap_is "$(post_status "$URL4" -H "authorization: Bearer $KEY" -H 'content-type: application/json' \
 	-d '{"model":"gpt-big","messages":[]}')" 429 "... and solo's spent gpt-big (rpd 2) still gets 429"
 PROG_BEFORE_SCRATCH=$PROG_ID
 PROG_ID=$(rls status --dev "$BED_GW_DEV" --json | json_field prog_id)
