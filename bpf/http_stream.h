@@ -113,8 +113,13 @@ static __always_inline __u8 rls_narrow_names(const struct rls_config *cfg, __u8 
 	return cand;
 }
 
-/* At the name's colon: which header this line is; a key header that cannot win is "other". */
-static __always_inline void rls_name_done(struct rls_stream *st, const struct rls_config *cfg)
+/*
+ * At the name's colon: which header this line is; a key header that cannot win is "other".
+ * -1: the header that gave the request its key comes again. Servers and frameworks differ on
+ * which of two values they read, so charging either lets a client be served under the other:
+ * the stream is broken, as for two framings.
+ */
+static __always_inline int rls_name_done(struct rls_stream *st, const struct rls_config *cfg)
 {
 	__u32 n = st->name_len, i;
 	__u8 cand = st->name_cand;
@@ -122,11 +127,13 @@ static __always_inline void rls_name_done(struct rls_stream *st, const struct rl
 	st->header_kind = RLS_HDR_OTHER;
 	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
 		if ((cand & (1u << i)) && cfg->key_headers[i].len == n) {
+			if (i == st->key_rank)
+				return -1;
 			if (i < st->key_rank) {
 				st->header_kind = RLS_HDR_KEY;
 				st->line_rank = i;
 			}
-			return;
+			return 0;
 		}
 	}
 	if ((cand & RLS_NAME_MODEL) && cfg->model_header.len == n) {
@@ -141,6 +148,7 @@ static __always_inline void rls_name_done(struct rls_stream *st, const struct rl
 		   n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1) {
 		st->header_kind = RLS_HDR_TRANSFER_ENCODING;
 	}
+	return 0;
 }
 
 /* A new request: forget everything the last one showed. */
@@ -847,7 +855,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			b = rls_at(s, sc->pos);
 			sc->pos++;
 			if (b == ':') {
-				rls_name_done(st, c->cfg);
+				if (rls_name_done(st, c->cfg))
+					goto broken; /* the key header twice */
 				st->value_len = 0;
 				st->value_trim = 0;
 				st->phase = RLS_PHASE_VALUE;

@@ -656,8 +656,12 @@ static inline size_t ref_parse(const uint8_t *b, size_t len, struct ref_result *
 				last_kind = 1;
 				/* README: the first configured key header present with a well-formed
 				 * key wins; authorization's value is "Bearer <key>" (any case, any
-				 * whitespace); a key is 1 to 247 bytes. Of two of the same rank, the
-				 * first. */
+				 * whitespace); a key is 1 to 247 bytes. The header that gave the key,
+				 * again: reset at its colon (the upstream may read either value). */
+				if (rank == key_rank) {
+					ref_stop(r, REF_BROKEN, colon);
+					return r->n;
+				}
 				if (rank == 0) {
 					if (kl <= 7 || !ref_ieq(k, 7, "bearer "))
 						kl = 0;

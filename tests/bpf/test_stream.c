@@ -615,6 +615,29 @@ static void test_http2_preface_refused(void **state)
 	CHECK_EQ(packets_of(e, RLS_PKT_HTTP2), 1, "rls_packets[HTTP2]");
 }
 
+/*
+ * The header that gave a request its key, twice: an upstream may read the second, so the
+ * first must not decide who is charged (a junk or cheap key first, the real one second).
+ */
+static void test_key_header_twice_resets(void **state)
+{
+	static const char req[] = POST_HEAD "Authorization: Bearer sk-junk-0000\r\n"
+				  "Authorization: Bearer " KEY_COUNT "\r\nContent-Length: 17\r\n\r\n"
+				  BODY_CHEAP;
+	struct env *e = need_env(state);
+	struct conn c = conn4(26101);
+	__u64 resets = packets_of(e, RLS_PKT_STREAM_RESET);
+	__u64 before = admitted(e, "count", "cheap");
+	struct result r;
+
+	conn_send(e, &c, req, sizeof(req) - 1, 0, &r);
+	expect_action(&r, XDP_PASS, "a request with two authorization headers, made a reset");
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the request became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), resets + 1, "rls_packets[STREAM_RESET]");
+	CHECK_EQ(admitted(e, "count", "cheap"), before, "count's admitted (count, cheap)");
+}
+
 static void test_http2_preface_passed(void **state)
 {
 	struct env *e = need_env(state);
@@ -912,6 +935,7 @@ int main(void)
 		T(test_off_stream_fin_rst_change_nothing),
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
+		T(test_key_header_twice_resets),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
