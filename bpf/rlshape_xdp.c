@@ -284,14 +284,18 @@ static __always_inline bool rls_load_window(struct xdp_md *ctx, struct rls_scrat
 	return true;
 }
 
-/* HTTP/1.1 answers in order: a new request on the connection means the last response is over. */
+/*
+ * HTTP/1.1 answers in order: a new request on the connection means the last response is over.
+ * One still open here was not seen to its end (a pipelining client): marked cut, so that the
+ * daemon never refunds its reservation on the strength of bytes it did not see.
+ */
 static __always_inline void rls_request_began(struct rls_scratch *s, struct rls_flow *flow)
 {
 	if (!s->seg.started)
 		return;
 	s->seg.started = 0;
 	if (flow->requests)
-		rls_end_response(s, &s->pkt.flow, flow, 0);
+		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CUT);
 }
 
 /*

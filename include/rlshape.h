@@ -473,6 +473,7 @@ struct rls_response_tail {
 enum rls_event_flags {
 	RLS_EVENT_CHUNKED = 1,   /* the tail may hold chunked framing */
 	RLS_EVENT_CLOSED = 2,    /* the response ended with its connection */
+	RLS_EVENT_CUT = 4,       /* ended by the next request before its own end was seen */
 };
 
 /*

@@ -63,6 +63,12 @@ __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_cou
 		memset(&out->usage, 0, sizeof(out->usage));
 		out->tokens = rls_settle_estimate_tokens(ev->request_bytes, ev->response_bytes,
 						  ev->bytes_per_token);
+		/*
+		 * Cut short by the next request, the response was not seen to its end: its
+		 * bytes say nothing of its length, so what was reserved stays charged.
+		 */
+		if ((ev->flags & RLS_EVENT_CUT) && out->tokens < ev->reserved_tokens)
+			out->tokens = ev->reserved_tokens;
 	}
 	return out->tokens;
 }

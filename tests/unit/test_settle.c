@@ -227,6 +227,38 @@ static void test_no_tail_estimate(void **state)
 	free(ev);
 }
 
+/*
+ * A response the next request cut short (a pipelining client) was not seen to its end: without
+ * usage, no refund below its reservation; with usage, the usage.
+ */
+static void test_cut_response_keeps_its_reservation(void **state)
+{
+	struct rls_response_event *ev = new_event();
+	const char *body = "{\"usage\":{\"prompt_tokens\":5,\"total_tokens\":30}}";
+	struct rls_token_count tc;
+
+	(void)state;
+	ev->flags = RLS_EVENT_CUT;
+	ev->request_bytes = 300;
+	ev->response_bytes = 0;
+	ev->reserved_tokens = 4000;
+	assert_int_equal(rls_event_tokens(ev, &tc), 4000);
+	assert_false(tc.from_usage);
+	/* More bytes than the reservation covers: the estimate. */
+	ev->request_bytes = 20000;
+	assert_int_equal(rls_event_tokens(ev, &tc), 5000);
+	put_slot(ev, 1, body, strlen(body));
+	ev->tail_slot = 1;
+	assert_int_equal(rls_event_tokens(ev, &tc), 30);
+	assert_true(tc.from_usage);
+	/* Not cut: the estimate from the bytes seen, as before. */
+	ev->flags = 0;
+	put_slot(ev, 1, "", 0);
+	ev->request_bytes = 300;
+	assert_int_equal(rls_event_tokens(ev, &tc), 75);
+	free(ev);
+}
+
 /* Chunked framing inside the usage object: found only when the flag says it is chunked. */
 static void test_chunked_flag_honoured(void **state)
 {
@@ -602,6 +634,7 @@ int main(void)
 		cmocka_unit_test(test_usage_total_is_upstreams),
 		cmocka_unit_test(test_usage_absent_estimate),
 		cmocka_unit_test(test_no_tail_estimate),
+		cmocka_unit_test(test_cut_response_keeps_its_reservation),
 		cmocka_unit_test(test_chunked_flag_honoured),
 		cmocka_unit_test(test_stream_usage_across_slots),
 		cmocka_unit_test(test_slot_order_matters),
