@@ -180,18 +180,7 @@ fail:
 /* Read and drop n body bytes, keeping them in sink (when given) up to SAVE_BODY_MAX. */
 static bool consume(struct http_conn *c, size_t n, struct sbuf *sink)
 {
-	while (n) {
-		size_t k;
-
-		if (!http_conn_avail(c) && http_conn_fill(c) <= 0)
-			return false;
-		k = http_conn_avail(c) < n ? http_conn_avail(c) : n;
-		if (sink && sink->len < SAVE_BODY_MAX)
-			sb_add(sink, c->buf + c->off, k);
-		c->off += k;
-		n -= k;
-	}
-	return true;
+	return http_conn_consume(c, n, sink, SAVE_BODY_MAX);
 }
 
 /* A head or trailer line, or a chunk size line; false on any failure. */
@@ -294,27 +283,6 @@ static bool read_head(struct http_conn *c, struct response *rs, struct sbuf *sav
 	return true;
 }
 
-static bool read_chunked(struct http_conn *c, struct sbuf *sink)
-{
-	unsigned long long size;
-	const char *line;
-	size_t n;
-
-	for (;;) {
-		if (!read_line(c, &line, &n) || !text_chunk_size(line, n, ~0ull >> 4, &size))
-			return false;
-		if (!size)
-			break;
-		if (!consume(c, size, sink) || !read_line(c, &line, &n) || n)
-			return false;
-	}
-	do {                        /* trailer section */
-		if (!read_line(c, &line, &n))
-			return false;
-	} while (n);
-	return true;
-}
-
 static bool read_until_close(struct http_conn *c, struct sbuf *sink)
 {
 	for (;;) {
@@ -334,7 +302,8 @@ static bool read_body(struct http_conn *c, struct response *rs)
 	if (rs->status == 204 || rs->status == 304 || rs->status == 101)
 		return true;
 	if (rs->chunked)
-		return read_chunked(c, rs->save);
+		return http_conn_read_chunked(c, HEAD_MAX, ~0ull >> 4, rs->save, SAVE_BODY_MAX) ==
+		       HTTP_CHUNKED_OK;
 	if (rs->has_length)
 		return consume(c, rs->length, rs->save);
 	rs->close = true;
