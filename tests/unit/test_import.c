@@ -15,10 +15,11 @@
 
 #include <cmocka.h>
 
+#include "../lib/cmocka_cases.h"
+
 #include "import_csv.h"
 #include "tiers.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define A8  "aaaaaaaa"
 #define A63 A8 A8 A8 A8 A8 A8 A8 "aaaaaaa"
@@ -587,18 +588,6 @@ int main(void)
 		cmocka_unit_test(test_burst),
 		cmocka_unit_test(test_message_is_one_line),
 	};
-	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(bad_csvs)];
-	size_t i;
 
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	memcpy(tests, fixed, sizeof(fixed));
-	for (i = 0; i < ARRAY_SIZE(bad_csvs); i++) {
-		struct CMUnitTest *test = &tests[ARRAY_SIZE(fixed) + i];
-
-		memset(test, 0, sizeof(*test));
-		test->name = bad_csvs[i].name;
-		test->test_func = test_bad_csv;
-		test->initial_state = (void *)&bad_csvs[i];
-	}
-	return _cmocka_run_group_tests("import", tests, ARRAY_SIZE(tests), NULL, NULL);
+	return RUN_TESTS_AND_CASES("import", fixed, test_bad_csv, bad_csvs);
 }

@@ -14,9 +14,10 @@
 
 #include <cmocka.h>
 
+#include "../lib/cmocka_cases.h"
+
 #include "usage.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define BUF_MAX 16384
 
 /*
@@ -679,18 +680,6 @@ int main(void)
 		cmocka_unit_test(test_fuzz_random),
 		cmocka_unit_test(test_fuzz_mutations),
 	};
-	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(cases)];
-	size_t i;
 
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	memcpy(tests, fixed, sizeof(fixed));
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct CMUnitTest *test = &tests[ARRAY_SIZE(fixed) + i];
-
-		memset(test, 0, sizeof(*test));
-		test->name = cases[i].name;
-		test->test_func = test_usage_case;
-		test->initial_state = (void *)&cases[i];
-	}
-	return _cmocka_run_group_tests("usage", tests, ARRAY_SIZE(tests), NULL, NULL);
+	return RUN_TESTS_AND_CASES("usage", fixed, test_usage_case, cases);
 }
