@@ -1015,7 +1015,8 @@ static json_t *table_json(const struct table *t, const struct import_opts *o)
 	return root;
 }
 
-char *rls_import_dumps(const json_t *table)
+/* The table as tiers.json text, as jansson writes it, with a final newline; NULL: no memory. */
+static char *table_text(const json_t *table)
 {
 	char *text = json_dumps(table, JSON_INDENT(2) | JSON_PRESERVE_ORDER), *lined;
 
@@ -1114,7 +1115,7 @@ int rls_import(const char *file, const char *text, size_t len, const struct impo
 		}
 	}
 	out = table_json(&t, o);
-	dumped = out ? rls_import_dumps(out) : NULL;
+	dumped = out ? table_text(out) : NULL;
 	if (!dumped) {
 		fail_oom(&im);
 		goto out;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../lib/cmocka_cases.h"
+#include "../lib/usage_stream.h"
 
 #include "usage.h"
 
