@@ -39,6 +39,7 @@
 #include "text.h"
 
 #define PROG "loadgen"
+#include "usage_error.h" /* needs PROG */
 
 #define BUF_SIZE        (128 * 1024)    /* per connection: a full header block fits */
 #define HEAD_MAX        (64 * 1024)
@@ -548,14 +549,6 @@ static void usage(FILE *out)
 "1 otherwise, 2 on bad usage.\n");
 }
 
-static void __attribute__((noreturn)) usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	exit(2);
-}
-
 static bool parse_target(const char *arg)
 {
 	const char *colon = strrchr(arg, ':');
@@ -627,18 +620,6 @@ static void add_header(const char *h)
 	cfg.headers[cfg.n_headers++] = h;
 }
 
-static unsigned long number(const char *opt, const char *arg, unsigned long min, unsigned long max)
-{
-	unsigned long v;
-
-	if (!parse_ulong(arg, strlen(arg), max, &v) || v < min) {
-		fprintf(stderr, PROG ": bad %s '%s': want an integer from %lu to %lu\n"
-			"Try '" PROG " --help' for more information.\n", opt, arg, min, max);
-		exit(2);
-	}
-	return v;
-}
-
 static void set_model_in(const char *arg)
 {
 	if (!strcmp(arg, "body"))
@@ -669,8 +650,8 @@ static void parse_option(int opt, const char *arg)
 	case 't': if (!parse_target(arg))
 			  usage_error("bad --target '%s': want ADDR:PORT, e.g. 127.0.0.1:8000", arg);
 		  break;
-	case 'n': cfg.requests = number("--requests", arg, 0, 1ul << 40); break;
-	case 'c': cfg.connections = number("--connections", arg, 1, CONNECTIONS_MAX); break;
+	case 'n': cfg.requests = usage_number("--requests", arg, 0, 1ul << 40); break;
+	case 'c': cfg.connections = usage_number("--connections", arg, 1, CONNECTIONS_MAX); break;
 	case 'k': cfg.key = arg; break;
 	case 'K': cfg.key_header = arg; break;
 	case 'm': cfg.model = arg; break;
@@ -681,8 +662,8 @@ static void parse_option(int opt, const char *arg)
 	case 's': cfg.stream = true; break;
 	case 'N': cfg.new_connection = true; break;
 	case OPT_CUT_OFF: set_cut_off(arg); break;
-	case 'b': cfg.body_pad = number("--body-pad", arg, 0, PAD_MAX); break;
-	case 'T': cfg.timeout_ms = number("--timeout-ms", arg, 1, TIMEOUT_MAX_MS); break;
+	case 'b': cfg.body_pad = usage_number("--body-pad", arg, 0, PAD_MAX); break;
+	case 'T': cfg.timeout_ms = usage_number("--timeout-ms", arg, 1, TIMEOUT_MAX_MS); break;
 	case 'S': cfg.save_429 = arg; break;
 	case 'j': cfg.json = true; break;
 	case 'h': usage(stdout); exit(0);

@@ -44,6 +44,7 @@
 #include "text.h"
 
 #define PROG "mock-upstream"
+#include "usage_error.h" /* needs PROG */
 
 #define MAX_LISTENERS   16
 #define HEAD_MAX        (64 * 1024)       /* request line + headers */
@@ -1391,14 +1392,6 @@ static void usage(FILE *out)
 "\n"
 "SIGTERM or SIGINT: stop, exit 0. Exit 1 on a runtime failure, 2 on bad usage.\n",
 		MAX_LISTENERS, DEFAULT_PROMPT_TOKENS, DEFAULT_COMPLETION_TOKENS);
-}
-
-static void __attribute__((noreturn)) usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	exit(2);
 }
 
 static void parse_args(int argc, char **argv)
