@@ -233,17 +233,22 @@ static void test_plain_whole_response(void **state)
 	assert_finds(buf, (size_t)n, 0, &expected);
 }
 
-/* Every tail that holds the whole key and object finds it; every shorter one finds none. */
+/* Every tail of body that holds the whole key and object finds it; every shorter one none. */
+static void assert_tails(const char *body, const char *key_text)
+{
+	size_t len = strlen(body), key = last_index(body, len, key_text), start;
+
+	assert_finds(body + len - 300, 300, 0, &expected);
+	for (start = 0; start < key; start++)
+		assert_finds(body + start, len - start, 0, &expected);
+	for (start = key + 1; start <= len; start++)
+		assert_finds_none(body + start, len - start, 0);
+}
+
 static void test_plain_tails(void **state)
 {
-	size_t len = strlen(plain_body), key = last_index(plain_body, len, "\"usage\""), start;
-
 	(void)state;
-	assert_finds(plain_body + len - 300, 300, 0, &expected);
-	for (start = 0; start < key; start++)
-		assert_finds(plain_body + start, len - start, 0, &expected);
-	for (start = key + 1; start <= len; start++)
-		assert_finds_none(plain_body + start, len - start, 0);
+	assert_tails(plain_body, "\"usage\"");
 }
 
 /* CRLF pretty-printing, nested objects and braces inside strings within usage. */
@@ -279,14 +284,8 @@ static void test_sse_null_usage_only(void **state)
 
 static void test_sse_tails(void **state)
 {
-	size_t len = strlen(sse_body), key = last_index(sse_body, len, "\"usage\":{"), start;
-
 	(void)state;
-	assert_finds(sse_body + len - 300, 300, 0, &expected);
-	for (start = 0; start < key; start++)
-		assert_finds(sse_body + start, len - start, 0, &expected);
-	for (start = key + 1; start <= len; start++)
-		assert_finds_none(sse_body + start, len - start, 0);
+	assert_tails(sse_body, "\"usage\":{");
 }
 
 /* ---- chunked framing ----------------------------------------------------------------- */
