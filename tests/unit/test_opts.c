@@ -286,5 +286,5 @@ int main(void)
 		cmocka_unit_test(test_help_exits_zero),
 	};
 
-	return RUN_TESTS_AND_CASES("opts", fixed, test_usage_case, usage_cases);
+	return RUN_TESTS_AND_CASES("opts", fixed, CASE_TABLE(test_usage_case, usage_cases));
 }

@@ -981,5 +981,5 @@ int main(void)
 		cmocka_unit_test(test_parse_from_memory),
 	};
 
-	return RUN_TESTS_AND_CASES("tiers", fixed, test_bad_table, bad_tables);
+	return RUN_TESTS_AND_CASES("tiers", fixed, CASE_TABLE(test_bad_table, bad_tables));
 }

@@ -681,5 +681,5 @@ int main(void)
 		cmocka_unit_test(test_fuzz_mutations),
 	};
 
-	return RUN_TESTS_AND_CASES("usage", fixed, test_usage_case, cases);
+	return RUN_TESTS_AND_CASES("usage", fixed, CASE_TABLE(test_usage_case, cases));
 }
