@@ -188,17 +188,6 @@ int rls_usage_totals_add(struct rls_usage_totals *t, __u32 account, __u32 model,
 	return 0;
 }
 
-const struct rls_usage_total *rls_usage_totals_get(const struct rls_usage_totals *t,
-						   __u32 account, __u32 model)
-{
-	size_t i;
-
-	if (!t->cap)
-		return NULL;
-	i = find_slot(t, account, model);
-	return t->used[i] ? &t->slots[i] : NULL;
-}
-
 static int cmp_total(const void *a, const void *b)
 {
 	const struct rls_usage_total *x = a, *y = b;

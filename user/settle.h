@@ -118,9 +118,6 @@ void rls_usage_totals_free(struct rls_usage_totals *t);
 /* Adds to (account, model). Returns 0 or -ENOMEM. */
 int rls_usage_totals_add(struct rls_usage_totals *t, __u32 account, __u32 model, __u64 responses,
 			 __u64 from_usage, __u64 tokens);
-/* The entry of (account, model), or NULL. */
-const struct rls_usage_total *rls_usage_totals_get(const struct rls_usage_totals *t,
-						   __u32 account, __u32 model);
 /* Every entry, sorted by (account, model), in a new array of *n (free() it); NULL when empty. */
 struct rls_usage_total *rls_usage_totals_list(const struct rls_usage_totals *t, size_t *n);
 
