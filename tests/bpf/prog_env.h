@@ -147,6 +147,7 @@ static inline int env_run_timed(int prog_fd, const void *in, size_t in_len, void
 		    .ctx_size_in = (__u32)ctx_len);
 	int err;
 
+	*retval = -1;
 	if (in)
 		opts.repeat = 1;
 	err = bpf_prog_test_run_opts(prog_fd, &opts);
