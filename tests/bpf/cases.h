@@ -15,7 +15,7 @@
 #include "harness.h"
 #include "own_netns.h"
 
-#define CASE_CONNS   4
+#define CASE_CONNS   8
 #define CASE_FRAMES  12
 #define CASE_EXPECTS 6
 
@@ -24,6 +24,7 @@
 enum frame_hook {
 	ON_XDP, /* from the client: the XDP program */
 	ON_TC,  /* from the upstream, leaving towards the client: the TC program */
+	CHECK_ONLY, /* no frame: the expectations alone, on what the frames before left */
 };
 
 /* What the program must have made of the frame. */
@@ -343,6 +344,8 @@ static inline void case_run_frame(struct case_state *cs, struct conn *conns, int
 		if (f->expect[k].delta)
 			before[k] = case_read(cs, conns, &f->expect[k]);
 	c->silent_upstream = silent;
+	if (f->hook == CHECK_ONLY)
+		goto expectations;
 	if (f->hook == ON_TC)
 		case_send_tc(e, c, bytes, len, f->flags, r);
 	else
@@ -356,6 +359,7 @@ static inline void case_run_frame(struct case_state *cs, struct conn *conns, int
 	else if (f->out == OUT_429)
 		CHECK(r->out_len > 54 && memmem(r->out, r->out_len, "HTTP/1.1 429 ", 13),
 		      "%s, frame %d: the reply is not a 429", cs->c->name, i);
+expectations:
 	for (k = 0; k < CASE_EXPECTS && f->expect[k].kind != X_END; k++) {
 		const struct expect *x = &f->expect[k];
 
@@ -385,7 +389,7 @@ static inline void case_run(void **state)
 		if (c->frames[i].hook == ON_TC)
 			silent = 1;
 	for (i = 0; i < CASE_FRAMES && (c->frames[i].headers || c->frames[i].raw ||
-					c->frames[i].flags); i++) {
+					c->frames[i].flags || c->frames[i].hook == CHECK_ONLY); i++) {
 		CHECK(c->frames[i].conn >= 0 && c->frames[i].conn < CASE_CONNS,
 		      "test bug: %s frame %d: connection %d", c->name, i, c->frames[i].conn);
 		case_run_frame(cs, conns, silent, i);

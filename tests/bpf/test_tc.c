@@ -91,6 +91,19 @@ static const struct prog_case cases[] = {
 		{ ANSWER(0, ANSWER_LENGTH), .expect = {
 			STATE(0, RLS_RESPONSE_NONE), EVENTS(1), EV_BYTES(LEN(ANSWER_LENGTH)) } },
 	} },
+	/*
+	 * An interim 100 Continue and the final response in one segment: TC must follow the final
+	 * one. The packet fuzzer found it took the segment for an interim response alone: the
+	 * final head was never read, no response byte counted, and the response was charged by
+	 * the estimate from the request's bytes at the connection's close.
+	 */
+	{ .name = "test_interim_response_then_final_in_one_segment", .sport = 28101, .frames = {
+		{ .headers = "Authorization: Bearer " KEY_METER "\r\nExpect: 100-continue\r\n",
+		  .body = "{}", .verdict = XDP_PASS },
+		{ ANSWER(0, INTERIM ANSWER_LENGTH), .expect = {
+			STATE(0, RLS_RESPONSE_NONE), EVENTS(1),
+			EV_BYTES(LEN(INTERIM ANSWER_LENGTH)) } },
+	} },
 	{ .name = "tc_204_has_no_body_whatever_its_length", .sport = 30041, .frames = {
 		{ REQUEST(0, KEY_METER) },
 		{ ANSWER(0, ANSWER_204), .expect = {
