@@ -42,7 +42,7 @@ enum expect_kind {
 	X_SLOTS_HELD,       /* slots held by account's counter */
 	X_RESPONSE_STATE,   /* rls_flows response_state of connection conn */
 	X_RESPONSE_BYTES,   /* rls_flows response_bytes of connection conn */
-	X_NO_FLOW,          /* connection conn has no rls_flows entry (value unused) */
+	X_HAS_FLOW,         /* 1 while connection conn has an rls_flows entry, else 0 */
 	X_EVENTS,           /* events read from the ring so far */
 	X_EVENT_FLAGS,      /* the last event's flags */
 	X_EVENT_RESERVED,   /* the last event's reserved_tokens */
@@ -252,7 +252,7 @@ static inline long long case_read(struct case_state *cs, const struct conn *conn
 		CHECK(found, "connection %d has no rls_flows entry", x->conn);
 		return x->kind == X_RESPONSE_STATE ? (long long)f.response_state :
 						     (long long)f.response_bytes;
-	case X_NO_FLOW:
+	case X_HAS_FLOW:
 		case_flow(e, &conns[x->conn], &found);
 		return found;
 	case X_EVENTS:
@@ -286,7 +286,7 @@ static inline const char *case_expect_name(enum expect_kind k)
 		[X_PACKETS] = "rls_packets", [X_SLOTS_HELD] = "slots held",
 		[X_RESPONSE_STATE] = "the flow's response_state",
 		[X_RESPONSE_BYTES] = "the flow's response_bytes",
-		[X_NO_FLOW] = "an rls_flows entry left (1)", [X_EVENTS] = "events in the ring",
+		[X_HAS_FLOW] = "an rls_flows entry (1) or none (0)", [X_EVENTS] = "events in the ring",
 		[X_EVENT_FLAGS] = "the last event's flags",
 		[X_EVENT_RESERVED] = "the last event's reserved_tokens",
 		[X_EVENT_RESPONSE_BYTES] = "the last event's response_bytes",

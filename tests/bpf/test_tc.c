@@ -57,7 +57,7 @@ static const char table[] =
 #define EV_RESERVED(n)   { .kind = X_EVENT_RESERVED, .value = (n) }
 #define EV_TAIL(t)       { .kind = X_EVENT_TAIL, .text = (t), .value = 1 }
 #define SLOTS(a, n)      { .kind = X_SLOTS_HELD, .account = (a), .value = (n) }
-#define FLOW_GONE(c)     { .kind = X_NO_FLOW, .conn = (c), .value = 0 }
+#define FLOW_GONE(c)     { .kind = X_HAS_FLOW, .conn = (c), .value = 0 }
 #define PACKETS(ev, n)   { .kind = X_PACKETS, .arg = (ev), .value = (n) }
 
 static const struct prog_case cases[] = {
