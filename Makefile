@@ -108,10 +108,17 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/lib/*.h) $(LIB_OBJS) $(US
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/tests/bpf
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka -lpthread
 
+# The HTTP floor (bench/floor/): a BPF program built only for the benchmarks, which report
+# rlshape's costs as ratios to it.
+FLOOR_SKEL := $(BUILD)/http_floor.skel.h
+
+$(BUILD)/http_floor.bpf.o: bench/floor/http_floor.bpf.c bench/floor/http_floor.h $(BPF_HDRS) $(BUILD)/vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -Ibench/floor -c $< -o $@
+
 # The benchmarks load the programs through the BPF suites' prog_env.h (one copy of that code).
 $(BUILD)/bench/%: bench/%.c bench/bench.h $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) \
-                  $(SKELS) | $(BUILD)/bench
-	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lpthread
+                  $(SKELS) $(FLOOR_SKEL) | $(BUILD)/bench
+	$(CC) $(CFLAGS) -Ibench/floor $< $(LIB_OBJS) -o $@ $(LDLIBS) -lpthread
 
 # ---- libFuzzer harnesses (fuzz/*.c; fuzz/run.sh runs them) ----
 # The user-space code they drive is built again with clang and coverage instrumentation, in a

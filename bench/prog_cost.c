@@ -36,6 +36,9 @@
 
 #include "bench.h"
 #include "xdp_pass.skel.h"
+#include "http_floor.skel.h"
+#include "http_floor.h"
+#include "siphash.h"
 
 #define MAX_ROUNDS 64
 #define HIST_NS    100000 /* per-run times above 100 us are counted, not binned */
@@ -75,13 +78,26 @@ static const char builtin_table[] =
 	"              \"spent\": {\"tier\": \"spent\", \"keys\": [\"" KEY_DENY "\"]}}}\n";
 
 enum case_id {
-	C_FLOOR, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_1K, C_BODY_MODEL, C_REQ_SLOT, C_REJECT, NR_CASES
+	C_FLOOR, C_HTTP_FLOOR, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400, C_REQ_1K, C_BODY_MODEL,
+	C_GET, C_REQ_SLOT, C_REJECT, NR_CASES
 };
+
+/* The program a case runs on. */
+enum case_prog {
+	PROG_RLSHAPE,
+	PROG_NOOP,       /* the no-op XDP program: the cost of a run itself */
+	PROG_HTTP_FLOOR, /* bench/floor/http_floor.bpf.c: the least an HTTP limiter does */
+};
+
+/* The request cases' header block (request line to the empty line) for the HTTP floor's ratio. */
+#define HEAD_400 400
+/* The HTTP floor's secret: any; the bench hashes its one key with the same. */
+static const __u64 floor_secret[2] = { 0x736563726574206full, 0x6620746865206666ull };
 
 struct bcase {
 	const char *name;
 	const char *what;
-	int on_pass;     /* runs on the no-op program */
+	int prog;        /* enum case_prog */
 	int expect;      /* XDP action every run must return */
 	int vary_seq;    /* a new request start every run */
 	int vary_conn;   /* a new connection every run */
@@ -104,8 +120,11 @@ struct bcase {
 };
 
 static struct bcase cases[NR_CASES] = {
-	[C_FLOOR] = { "floor", "no-op XDP program (XDP_PASS) on the small request frame", 1,
+	[C_FLOOR] = { "floor", "no-op XDP program (XDP_PASS) on the small request frame", PROG_NOOP,
 		      XDP_PASS, 1, 0, 1 },
+	[C_HTTP_FLOOR] = { "http_floor", "the HTTP floor (bench/floor): 400-byte header block, "
+			   "Bearer key found a word at a time, SipHash-1-3, one lookup, GCRA: admitted",
+			   PROG_HTTP_FLOOR, XDP_PASS, 0, 0, 1 },
 	[C_ACK] = { "ack", "pure ACK (no payload) on a followed connection, where its stream is", 0,
 		    XDP_PASS, 0, 0, 1 },
 	[C_BODY] = { "body", "body segment of 1400 bytes of JSON messages, in order: scanned", 0,
@@ -114,10 +133,14 @@ static struct bcase cases[NR_CASES] = {
 			   "scanned", 0, XDP_PASS, 0, 0, 0, 0, BODY_SMALL },
 	[C_REQ] = { "request", "request start, small headers, key + x-model: admitted", 0,
 		    XDP_PASS, 1, 0, 0 },
+	[C_REQ_400] = { "request_400", "request start, a 400-byte header block (the HTTP floor's "
+			"frame), key + x-model: admitted", 0, XDP_PASS, 1, 0, 0 },
 	[C_REQ_1K] = { "request_1k", "request start, 1 KB of other headers before the key", 0,
 		       XDP_PASS, 1, 0, 0 },
 	[C_BODY_MODEL] = { "body_model", "request start, model only in the JSON body (after messages)",
 			   0, XDP_PASS, 1, 0, 0 },
+	[C_GET] = { "get", "GET with a key, no body (charged to the tier's \"*\"): admitted", 0,
+		    XDP_PASS, 1, 0, 0 },
 	/* The same connection, a new request start every run: each gives back the last one's slot. */
 	[C_REQ_SLOT] = { "request_slot", "request start on a keep-alive connection under concurrency "
 			 "1: the last request's slot given back, a new one taken", 0, XDP_PASS, 1, 0, 0 },
@@ -291,6 +314,41 @@ static void body_frames(struct bcase *c, uint64_t conn, const char *key)
 	one_frame(c, conn, 1000 + (uint32_t)len, 0, seg, c->body);
 }
 
+/* The length of a request's header block: to its empty line. */
+static size_t head_len(const char *req)
+{
+	const char *end = strstr(req, "\r\n\r\n");
+
+	if (!end)
+		die("a bench request without a header block");
+	return (size_t)(end - req) + 4;
+}
+
+/* A request whose header block is exactly want bytes: other headers before the key. */
+static size_t request_with_head(char *req, size_t cap, size_t want)
+{
+	size_t len = bench_request(req, cap, NULL, KEY_ADMIT, 1, BENCH_BODY), extra, have, pad;
+	char hdrs[1200];
+
+	if (head_len(req) + 64 + sizeof("Cookie: s=\r\n") > want)
+		die("the small request's head is %zu bytes: no room for others in %zu", head_len(req),
+		    want);
+	extra = want - head_len(req);
+	/* Real headers to within 64 bytes of the size, then a cookie of the exact rest. */
+	other_headers(hdrs, sizeof(hdrs), extra - 64);
+	have = strlen(hdrs);
+	pad = extra - have - (sizeof("Cookie: s=\r\n") - 1);
+	if (have + pad + sizeof("Cookie: s=\r\n") > sizeof(hdrs))
+		die("header buffer too small");
+	have += (size_t)sprintf(hdrs + have, "Cookie: s=");
+	memset(hdrs + have, 'c', pad);
+	strcpy(hdrs + have + pad, "\r\n");
+	len = bench_request(req, cap, hdrs, KEY_ADMIT, 1, BENCH_BODY);
+	if (head_len(req) != want)
+		die("a head of %zu bytes, not %zu", head_len(req), want);
+	return len;
+}
+
 static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_keys)
 {
 	char req[TP_MAX_FRAME], hdrs[1200];
@@ -313,6 +371,13 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
 		one_frame(&cases[C_REQ_1K], 4, 1000, 0, req, len);
 		len = bench_request(req, sizeof(req), NULL, KEY_ADMIT, 0, BENCH_BODY);
 		one_frame(&cases[C_BODY_MODEL], 5, 1000, 0, req, len);
+		len = request_with_head(req, sizeof(req), HEAD_400);
+		one_frame(&cases[C_REQ_400], 7, 1000, 0, req, len);
+		one_frame(&cases[C_HTTP_FLOOR], 8, 1000, 0, req, len);
+		len = (size_t)snprintf(req, sizeof(req), "GET /v1/models HTTP/1.1\r\n"
+				       "Host: 198.18.0.1:8000\r\nAuthorization: Bearer " KEY_ADMIT
+				       "\r\nAccept: application/json\r\n\r\n");
+		one_frame(&cases[C_GET], 9, 1000, 0, req, len);
 		len = bench_request(req, sizeof(req), NULL, KEY_SLOTS, 1, BENCH_BODY);
 		one_frame(&cases[C_REQ_SLOT], 6, 1000, 0, req, len);
 		len = bench_request(req, sizeof(req), NULL, KEY_DENY, 1, BENCH_BODY);
@@ -551,8 +616,43 @@ static int body_check(const struct env *e, const struct bcase *c, char *why, siz
  * after, from the program's own counters. A case that silently took a cheaper path (a key not
  * found, a model not seen) would measure the wrong thing.
  */
-static void warm_up_and_check(const struct env *e, int pass_fd, int table_mode,
-			      unsigned nr_accounts)
+/* The HTTP floor, loaded with its one account: KEY_ADMIT, never over its GCRA limit. */
+static struct http_floor_bpf *load_http_floor(void)
+{
+	struct floor_gcra gcra = { .interval_ns = 1, .tolerance_ns = 1ull << 62 };
+	__u8 buf[RLS_KEY_HASH_BUF] = { 0 };
+	struct http_floor_bpf *o = http_floor_bpf__open();
+	struct floor_key key;
+
+	if (!o)
+		die("opening the HTTP floor: %s", strerror(errno));
+	o->rodata->floor_secret[0] = floor_secret[0];
+	o->rodata->floor_secret[1] = floor_secret[1];
+	if (http_floor_bpf__load(o))
+		die("loading the HTTP floor: %s", strerror(errno));
+	memcpy(buf, KEY_ADMIT, strlen(KEY_ADMIT));
+	rls_siphash128_cd((const __u8 *)floor_secret, buf, strlen(KEY_ADMIT), key.hash, 1, 3);
+	if (bpf_map_update_elem(bpf_map__fd(o->maps.floor_accounts), &key, &gcra, BPF_ANY))
+		die("the HTTP floor's account: %s", strerror(errno));
+	return o;
+}
+
+/* One of the HTTP floor's counters, summed over CPUs. */
+static __u64 floor_count(const struct http_floor_bpf *o, __u32 what)
+{
+	__u64 v[512] = { 0 }, sum = 0;
+	int cpus = libbpf_num_possible_cpus(), i;
+
+	if (cpus <= 0 || cpus > 512 ||
+	    bpf_map_lookup_elem(bpf_map__fd(o->maps.floor_counts), &what, v))
+		die("reading the HTTP floor's counters");
+	for (i = 0; i < cpus; i++)
+		sum += v[i];
+	return sum;
+}
+
+static void warm_up_and_check(const struct env *e, int pass_fd,
+			      const struct http_floor_bpf *floor, int table_mode, unsigned nr_accounts)
 {
 	__u32 model = map_model_id(&e->maps, BENCH_MODEL), acct, spent, slots;
 	struct verdict_check a, b;
@@ -565,6 +665,18 @@ static void warm_up_and_check(const struct env *e, int pass_fd, int table_mode,
 		die("the table names no model \"%s\"", BENCH_MODEL);
 	if (cases[C_FLOOR].selected && run_checked(pass_fd, &cases[C_FLOOR], cases[C_FLOOR].frames) != XDP_PASS)
 		die("the no-op program did not pass");
+	/* The HTTP floor takes its whole path: the key found, hashed, looked up and admitted. */
+	if (cases[C_HTTP_FLOOR].selected) {
+		__u64 before = floor_count(floor, FLOOR_ADMITTED);
+
+		action = run_checked(bpf_program__fd(floor->progs.http_floor), &cases[C_HTTP_FLOOR],
+				     cases[C_HTTP_FLOOR].frames);
+		if (action != XDP_PASS || floor_count(floor, FLOOR_ADMITTED) != before + 1)
+			die("the HTTP floor did not admit its request (%s; no key %llu, unknown %llu)",
+			    bench_xdp_name(action),
+			    (unsigned long long)floor_count(floor, FLOOR_NO_KEY),
+			    (unsigned long long)floor_count(floor, FLOOR_UNKNOWN));
+	}
 
 	/* Pure ACK: its connection first carries a request; then the ACK is seen, nothing else. */
 	if (cases[C_ACK].selected) {
@@ -675,6 +787,13 @@ static void warm_up_and_check(const struct env *e, int pass_fd, int table_mode,
 			    (unsigned long long)(b.admitted - a.admitted),
 			    (unsigned long long)(b.hidden - a.hidden));
 	}
+	/* A GET names no model: charged to the tier's "*" counter. */
+	snapshot(e, acct, RLS_MODEL_OTHER, &a);
+	action = run_checked(e->prog_fd, &cases[C_GET], next_frame(e, &cases[C_GET]));
+	snapshot(e, acct, RLS_MODEL_OTHER, &b);
+	if (action != XDP_PASS || b.request != a.request + 1 || b.admitted != a.admitted + 1)
+		die("case get: not admitted to (bench, *) (action %s, admitted +%llu)",
+		    bench_xdp_name(action), (unsigned long long)(b.admitted - a.admitted));
 	/*
 	 * Two request starts on one connection under concurrency 1: both admitted, so the second
 	 * gave back the first one's slot before taking its own. One slot held, never two.
@@ -835,19 +954,28 @@ static void body_scan_report(int markdown, FILE *sf, int rounds)
 		fprintf(sf, "prog_cost.body.ns_per_byte\t%.3f\n", median(slope, rounds));
 }
 
+/* The HTTP floor's median over the no-op in round r (at least a nanosecond: a divisor). */
+static double over_http_floor(int r)
+{
+	double over = cases[C_HTTP_FLOOR].p50[r] - cases[C_FLOOR].p50[r];
+
+	return over >= 1 ? over : 1;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: prog_cost [OPTIONS]\n\n"
 		"Per-packet cost of rlshape's XDP program under BPF_PROG_TEST_RUN, against a no-op\n"
-		"XDP program, on hand-built frames. Prints a Markdown section.\n\n"
+		"XDP program and the HTTP floor (bench/floor), on hand-built frames. Prints a\n"
+		"Markdown section.\n\n"
 		"  --runs N        single runs per case, over all rounds (default 1000000)\n"
 		"  --rounds R      rounds; cases are interleaved within each (default 5)\n"
 		"  --repeat N      stateless cases: also one .repeat = N call per round (default\n"
 		"                  1000000; 0: skip)\n"
-		"  --cases LIST    comma-separated: floor,ack,body,body_small,request,request_1k,\n"
-		"                  body_model,request_slot,rejected (default: all; floor is\n"
-		"                  always measured)\n"
+		"  --cases LIST    comma-separated: floor,http_floor,ack,body,body_small,request,\n"
+		"                  request_400,request_1k,body_model,get,request_slot,rejected\n"
+		"                  (default: all; floor is always measured)\n"
 		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
 		"                  measures floor and request, cycling through up to %d keys\n"
 		"  --accounts N    the number of accounts in --table\n"
@@ -882,6 +1010,8 @@ int main(int argc, char **argv)
 	int rounds = 5, cpu = -1, markdown = 1, opt, i, r, failed = 0;
 	unsigned long long memlock_loaded;
 	struct xdp_pass_bpf *pass;
+	struct http_floor_bpf *floor;
+	__u64 floor_admitted;
 	struct env env;
 	char why[1536];
 	cpu_set_t set;
@@ -976,14 +1106,19 @@ int main(int argc, char **argv)
 	if (!pass)
 		die("loading the no-op XDP program: %s", strerror(errno));
 
+	floor = load_http_floor();
+
 	build_frames(table, (unsigned)nr_accounts, nr_keys);
-	warm_up_and_check(&env, bpf_program__fd(pass->progs.xdp_pass), table != NULL,
+	warm_up_and_check(&env, bpf_program__fd(pass->progs.xdp_pass), floor, table != NULL,
 			  (unsigned)nr_accounts);
 
+	floor_admitted = floor_count(floor, FLOOR_ADMITTED);
 	for (r = 0; r < rounds; r++) {
 		for (i = 0; i < NR_CASES; i++) {
 			struct bcase *c = &cases[i];
-			int fd = c->on_pass ? bpf_program__fd(pass->progs.xdp_pass) : env.prog_fd;
+			int fd = c->prog == PROG_NOOP	     ? bpf_program__fd(pass->progs.xdp_pass)
+				 : c->prog == PROG_HTTP_FLOOR ? bpf_program__fd(floor->progs.http_floor)
+							      : env.prog_fd;
 
 			if (!c->selected)
 				continue;
@@ -992,6 +1127,15 @@ int main(int argc, char **argv)
 				measure_repeat(c, fd, repeat, r);
 		}
 	}
+
+	/* Every timed run of the HTTP floor took its whole path, or its figure is not the floor. */
+	if (cases[C_HTTP_FLOOR].selected &&
+	    floor_count(floor, FLOOR_ADMITTED) - floor_admitted !=
+		    per_round * (uint64_t)rounds + (repeat ? repeat * (uint64_t)rounds : 0) &&
+	    !cases[C_HTTP_FLOOR].off_path++)
+		snprintf(cases[C_HTTP_FLOOR].off_why, sizeof(cases[C_HTTP_FLOOR].off_why),
+			 "%llu of its runs admitted, not all",
+			 (unsigned long long)(floor_count(floor, FLOOR_ADMITTED) - floor_admitted));
 
 	if (summary) {
 		sf = fopen(summary, "a");
@@ -1010,29 +1154,39 @@ int main(int argc, char **argv)
 		       (unsigned long long)(per_round * (uint64_t)rounds), rounds, cpu,
 		       table ? " Table: a bench/scale.sh table; the request case cycles through keys "
 			       "spread over its accounts, one connection each." : "");
-		printf("| case | packet | median ns | x floor | ns over floor | p90 ns | mean ns |\n");
-		printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+		printf("The HTTP floor column is a case's cost over the no-op divided by the HTTP "
+		       "floor's (bench/floor/http_floor.bpf.c) over the no-op, in the same round: how "
+		       "many times the least an HTTP limiter must do.\n\n");
+		printf("| case | packet | median ns | x floor | ns over floor | x HTTP floor | p90 ns | "
+		       "mean ns |\n");
+		printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	}
 	for (i = 0; i < NR_CASES; i++) {
 		struct bcase *c = &cases[i];
-		double ratio[MAX_ROUNDS], over[MAX_ROUNDS], m;
+		double ratio[MAX_ROUNDS], over[MAX_ROUNDS], http[MAX_ROUNDS], m;
+		char http_text[32] = "-";
 
 		if (!c->selected)
 			continue;
 		for (r = 0; r < rounds; r++) {
 			ratio[r] = c->p50[r] / (cases[C_FLOOR].p50[r] > 0 ? cases[C_FLOOR].p50[r] : 1);
 			over[r] = c->p50[r] - cases[C_FLOOR].p50[r];
+			http[r] = over[r] / over_http_floor(r);
 		}
 		m = median(c->p50, rounds);
+		if (cases[C_HTTP_FLOOR].selected)
+			snprintf(http_text, sizeof(http_text), "%.2f", median(http, rounds));
 		if (markdown)
-			printf("| %s | %s | %.0f | %.2f | %.0f | %.0f | %.1f |\n", c->name, c->what, m,
-			       median(ratio, rounds), median(over, rounds), median(c->p90, rounds),
-			       median(c->mean, rounds));
+			printf("| %s | %s | %.0f | %.2f | %.0f | %s | %.0f | %.1f |\n", c->name, c->what,
+			       m, median(ratio, rounds), median(over, rounds), http_text,
+			       median(c->p90, rounds), median(c->mean, rounds));
 		if (sf) {
 			fprintf(sf, "prog_cost.%s.median_ns\t%.0f\n", c->name, m);
 			fprintf(sf, "prog_cost.%s.ratio\t%.2f\n", c->name, median(ratio, rounds));
 			fprintf(sf, "prog_cost.%s.over_ns\t%.0f\n", c->name, median(over, rounds));
 			fprintf(sf, "prog_cost.%s.mean_ns\t%.1f\n", c->name, median(c->mean, rounds));
+			if (cases[C_HTTP_FLOOR].selected)
+				fprintf(sf, "prog_cost.%s.http_floor_ratio\t%s\n", c->name, http_text);
 		}
 	}
 	if (cases[C_BODY].selected && cases[C_BODY_SMALL].selected && cases[C_ACK].selected)
@@ -1043,19 +1197,22 @@ int main(int argc, char **argv)
 			       "(the kernel reruns the program on one buffer and reports the average; no "
 			       "per-run timer reads): median over %d rounds.\n\n",
 			       (unsigned long long)repeat, rounds);
-			printf("| case | ns per run (.repeat) | x floor |\n| --- | ---: | ---: |\n");
+			printf("| case | ns per run (.repeat) | x floor | ns over floor |\n"
+			       "| --- | ---: | ---: | ---: |\n");
 		}
 		for (i = 0; i < NR_CASES; i++) {
 			struct bcase *c = &cases[i];
-			double ratio[MAX_ROUNDS];
+			double ratio[MAX_ROUNDS], over[MAX_ROUNDS];
 
 			if (!c->selected || !c->stateless)
 				continue;
-			for (r = 0; r < rounds; r++)
+			for (r = 0; r < rounds; r++) {
 				ratio[r] = c->rep[r] / (cases[C_FLOOR].rep[r] > 0 ? cases[C_FLOOR].rep[r] : 1);
+				over[r] = c->rep[r] - cases[C_FLOOR].rep[r];
+			}
 			if (markdown)
-				printf("| %s | %.0f | %.2f |\n", c->name, median(c->rep, rounds),
-				       median(ratio, rounds));
+				printf("| %s | %.0f | %.2f | %.0f |\n", c->name, median(c->rep, rounds),
+				       median(ratio, rounds), median(over, rounds));
 			if (sf) {
 				fprintf(sf, "prog_cost.%s.repeat_ns\t%.0f\n", c->name, median(c->rep, rounds));
 				fprintf(sf, "prog_cost.%s.repeat_ratio\t%.2f\n", c->name,
@@ -1080,6 +1237,7 @@ int main(int argc, char **argv)
 	}
 	if (sf)
 		fclose(sf);
+	http_floor_bpf__destroy(floor);
 	xdp_pass_bpf__destroy(pass);
 	env_close(&env);
 	return failed;

@@ -178,11 +178,14 @@ emit "## Summary" "" \
 	"| body segment, 1400 bytes of JSON, scanned | $(ns body) |" \
 	"| body segment, 256 bytes of JSON, scanned | $(ns body_small) |" \
 	"| body scan per byte: slope between the two sizes / 1400-byte segment over the ACK | $(val prog_cost.body.ns_per_byte) / $(val prog_cost.body.over_ack_ns_per_byte) ns |" \
+	"| the HTTP floor (bench/floor) on a 400-byte header block: key, SipHash-1-3, lookup, GCRA | $(ns http_floor) |" \
 	"| request start, small headers, admitted | $(ns request) |" \
+	"| request start, a 400-byte header block: x the HTTP floor, over the no-op (issue 13: at most 2.5, goal 1.5) | $(ns request_400); x $(val prog_cost.request_400.http_floor_ratio) |" \
 	"| request start, 1 KB of headers before the key | $(ns request_1k) |" \
+	"| GET with a key, no body | $(ns get) |" \
 	"| request start, model only in the JSON body | $(ns body_model) |" \
 	"| request start under concurrency 1, keep-alive (slot given back and taken) | $(ns request_slot) |" \
-	"| request start rejected with the 429 | $(ns rejected) |" \
+	"| request start rejected with the 429: x the HTTP floor, over the no-op | $(ns rejected); x $(val prog_cost.rejected.http_floor_ratio) |" \
 	"| .repeat: floor / ACK | $(val prog_cost.floor.repeat_ns) / $(val prog_cost.ack.repeat_ns) (x $(val prog_cost.ack.repeat_ratio)) ns |"
 commas() {
 	sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"

@@ -46,13 +46,15 @@ has "header: the date" '^- date: [0-9]{4}-[0-9]{2}-[0-9]{2}T'
 has "header: mode smoke" '^- mode: smoke'
 has "header: absolute times are not a claim" 'not a claim'
 
-# 1. Per-packet cost: every case with median, ratio, ns over floor, p90, mean.
+# 1. Per-packet cost: every case with median, ratio, ns over floor, x HTTP floor, p90, mean.
 has "section: per-packet cost" '^## Per-packet cost'
-for c in floor ack body body_small request request_1k body_model request_slot rejected; do
-	has "per-packet cost: $c has numbers" "^\| $c \| [^|]+ \| $N \| $N \| -?$N \| $N \| $N \|$"
+for c in floor http_floor ack body body_small request request_400 request_1k body_model get \
+	request_slot rejected; do
+	has "per-packet cost: $c has numbers" \
+		"^\| $c \| [^|]+ \| $N \| $N \| -?$N \| -?$N \| $N \| $N \|$"
 done
-for c in floor ack; do
-	has "per-packet cost: $c with .repeat has numbers" "^\| $c \| $N \| $N \|$"
+for c in floor http_floor ack; do
+	has "per-packet cost: $c with .repeat has numbers" "^\| $c \| $N \| $N \| -?$N \|$"
 done
 for c in body_small body; do
 	has "body scan: $c has bytes, ns, ns over ack and per byte" "^\| $c \| [0-9]+ \| $N \| -?$N \| -?$N \|$"
@@ -92,7 +94,9 @@ has "section: summary" '^## Summary'
 has "summary: the floor" "^\| no-op XDP program \(the floor\), single runs \| $N ns \|$"
 has "summary: the admitted request start" "^\| request start, small headers, admitted \| $N ns \(x $N; \+-?$N ns over the floor\) \|$"
 has "summary: the body scan per byte" "^\| body scan per byte: [^|]+ \| -?$N / -?$N ns \|$"
-has "summary: the 429" "^\| request start rejected with the 429 \| $N ns \(x $N; \+-?$N ns over the floor\) \|$"
+has "summary: the 429" "^\| request start rejected with the 429: x the HTTP floor, over the no-op \| $N ns \(x $N; \+-?$N ns over the floor\); x $N \|$"
+has "summary: request_400 as a ratio to the HTTP floor" \
+	"^\| request start, a 400-byte header block: x the HTTP floor.* x $N \|$"
 has "summary: scale rows" "^\| 1,000 accounts: .* \| (> )?$N s / .* / $N MiB / $N ns \(x $N\) \|$"
 for l in 'rps' 'rpm \+ burst' 'rpd'; do
 	has "summary: accuracy of $l" "^\| $l [^|]*\| [0-9]+( to [0-9]+)? \| [0-9]+ \| -?[0-9]+ \|$"
