@@ -25,7 +25,7 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 # bpf/*.c: the entry files bpf/rlshape.bpf.c includes, one per program.
-BPF_HDRS  := $(wildcard bpf/*.h) $(filter-out %.bpf.c,$(wildcard bpf/*.c)) $(wildcard include/*.h)
+BPF_HDRS  := $(wildcard bpf/lib/*.h) $(filter-out %.bpf.c,$(wildcard bpf/*.c)) $(wildcard include/*.h)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 

@@ -9,11 +9,11 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "maps.h"
-#include "config.h"
-#include "parse_packet.h"
-#include "parse_http.h"
-#include "response.h"
+#include "lib/maps.h"
+#include "lib/config.h"
+#include "lib/packet.h"
+#include "lib/http_response.h"
+#include "lib/response.h"
 
 #define TC_ACT_OK 0
 #define RLS_HEADERS_LINEAR 128 /* Ethernet, VLAN, IP and TCP with options */

@@ -12,16 +12,16 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "maps.h"
-#include "config.h"
-#include "parse_packet.h"
-#include "parse_http.h"
-#include "http_stream.h"
-#include "connection.h"
-#include "policy.h"
-#include "reply.h"
-#include "response.h"
-#include "segment.h"
+#include "lib/maps.h"
+#include "lib/config.h"
+#include "lib/packet.h"
+#include "lib/http_response.h"
+#include "lib/http_request.h"
+#include "lib/connection.h"
+#include "lib/policy.h"
+#include "lib/reply.h"
+#include "lib/response.h"
+#include "lib/trim.h"
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
 #define RLS_REQUESTS_PER_SEGMENT 32

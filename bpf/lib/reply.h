@@ -12,7 +12,7 @@
 #define RLS_BPF_REPLY_H
 
 #include "maps.h"
-#include "parse_packet.h"
+#include "packet.h"
 #include "policy.h"
 
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)

@@ -18,8 +18,8 @@
 #include <bpf/bpf_helpers.h>
 #include "rlshape.h"
 #include "key_hash.h"
-#include "http_types.h"
-#include "parse_packet.h"
+#include "scratch.h"
+#include "packet.h"
 
 /* How much of a request's first segment the parser looks at. */
 #define RLS_PARSE_WINDOW 2048

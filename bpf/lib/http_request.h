@@ -16,7 +16,7 @@
 #define RLS_BPF_HTTP_STREAM_H
 
 #include "maps.h"
-#include "parse_http.h"
+#include "http_response.h"
 #include "hex_digit.h"
 
 /* Where a scan stopped: what the XDP program must do before it goes on. */

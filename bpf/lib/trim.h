@@ -9,7 +9,7 @@
 #define RLS_BPF_SEGMENT_H
 
 #include "maps.h"
-#include "parse_packet.h"
+#include "packet.h"
 #include "reply.h"
 
 #define RLS_SUM_CHUNK  256

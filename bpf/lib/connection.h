@@ -14,7 +14,7 @@
 #define RLS_BPF_CONNECTION_H
 
 #include "maps.h"
-#include "parse_packet.h"
+#include "packet.h"
 
 enum rls_connection {
 	RLS_CONN_ROUTED,       /* no local socket would take it: the gateway forwards it */
