@@ -13,7 +13,8 @@
 #ifndef RLS_BPF_CONNECTION_H
 #define RLS_BPF_CONNECTION_H
 
-#include "maps.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
 #include "packet.h"
 
 enum rls_connection {

@@ -4,8 +4,14 @@
  * the stack: the verifier does not track values in map memory, so a bpf_loop() callback that
  * reads its position from here is verified once, not once per position it could be at.
  */
-#ifndef RLS_BPF_HTTP_TYPES_H
-#define RLS_BPF_HTTP_TYPES_H
+#ifndef RLS_BPF_SCRATCH_H
+#define RLS_BPF_SCRATCH_H
+
+#include "vmlinux.h"
+#include "rlshape.h"
+#include "key_hash.h"
+#include "consts.h"
+#include "packet.h"
 
 /* How a response's body is delimited, from its head (parse_http.h). */
 struct rls_response_head {
@@ -49,4 +55,32 @@ struct rls_segment {
 	__u32 pad;
 };
 
-#endif /* RLS_BPF_HTTP_TYPES_H */
+/* Per-CPU work space: too large for the 512-byte BPF stack. */
+struct rls_scratch {
+	__u8 payload[RLS_PARSE_WINDOW];
+	__u8 key[RLS_KEY_HASH_BUF];
+	struct rls_sha256_work sha256;
+	__u8 reply[RLS_REPLY_MAX];
+	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
+	struct rls_model_name model;
+	struct rls_api_key api_key;
+	struct rls_response_head resp;
+	struct rls_line_state lines;
+	struct rls_scan scan;
+	struct rls_segment seg;
+	struct rls_packet pkt;
+	struct rls_rejection rejection;
+	/* Zeroed values for map inserts, off the stack. */
+	union {
+		struct rls_counter counter;
+		struct rls_stats stats;
+		struct rls_flow flow;
+	} fresh;
+	/* Never written, so always zero: the value a new rls_tails entry starts from (too large to
+	 * clear on each use). */
+	struct rls_response_tail zero_tail;
+	/* A response event the full ring could not take, built here to be parked (meter.h). */
+	struct rls_response_event parked;
+};
+
+#endif /* RLS_BPF_SCRATCH_H */
