@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * What the HTTP parsers find and where they are, kept in per-CPU scratch memory rather than on
- * the stack: the verifier does not track values in map memory, so a bpf_loop() callback that
- * reads its position from here is verified once, not once per position it could be at.
+ * The per-CPU work space (struct rls_scratch; XDP's rls_scratch and TC's rls_tc_scratch,
+ * maps.h): the payload window, the 429 being written, and what the parsers find and where
+ * they are. Kept there rather than on the stack: the stack has 512 bytes, and the verifier
+ * does not track values in map memory, so a bpf_loop() callback that reads its position from
+ * here is verified once, not once per position it could be at.
  */
 #ifndef RLS_BPF_SCRATCH_H
 #define RLS_BPF_SCRATCH_H
@@ -13,7 +15,7 @@
 #include "consts.h"
 #include "packet.h"
 
-/* How a response's body is delimited, from its head (parse_http.h). */
+/* How a response's body is delimited, from its head (http_response.h). */
 struct rls_response_head {
 	__u64 content_length;
 	__u8 has_content_length;
@@ -32,7 +34,7 @@ struct rls_line_state {
 };
 
 /*
- * The stream scan's position (bpf/http_stream.h), in per-CPU scratch memory rather than on the
+ * The stream scan's position (http_request.h), in per-CPU scratch memory rather than on the
  * stack: the verifier does not track values in map memory, so the step callback is verified
  * once, not once per value its position could take.
  */
