@@ -19,8 +19,7 @@
 SEC("tc")
 int rlshape_tc(struct __sk_buff *skb)
 {
-	__u32 zero = 0;
-	struct rls_scratch *s = bpf_map_lookup_elem(&rls_tc_scratch, &zero);
+	struct rls_scratch *s = rls_tc_scratch_get();
 	struct rls_live live;
 	struct rls_flow_key key;
 	struct rls_flow *flow;

@@ -208,4 +208,11 @@ static __always_inline struct rls_scratch *rls_scratch_get(void)
 	return bpf_map_lookup_elem(&rls_scratch, &zero);
 }
 
+static __always_inline struct rls_scratch *rls_tc_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&rls_tc_scratch, &zero);
+}
+
 #endif /* RLS_BPF_MAPS_H */
