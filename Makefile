@@ -111,7 +111,8 @@ $(BUILD)/rlshape: $(USER_OBJS)
 $(BUILD)/tools/%: tools/%.c $(wildcard tools/*.h) $(USER_HDRS) | $(BUILD)/tools
 	$(CC) $(CFLAGS) $< -o $@ -lpthread
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(USER_HDRS) | $(BUILD)/tests/unit
+$(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/lib/*.h) $(LIB_OBJS) $(USER_HDRS) \
+                      | $(BUILD)/tests/unit
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/tests/bpf

@@ -86,7 +86,8 @@ esac
 # The same load for every variant.
 threads=2
 connections=32
-port=8000
+port=8000    # where the clients send, rlshape or a proxy in front
+up_port=8000 # mock-upstream, in its own namespace
 key=sk-bench-1
 
 if [[ -n $json_out && $json_out != /* ]]; then
@@ -302,12 +303,20 @@ stop_server() {
 	srv_pid=""
 }
 
+# render_proxy TEMPLATE CONF NAME=VALUE...: a proxy's config (render) in CONF's directory (DIR),
+# listening where the clients send ($BED_GW_CLIENT4:$port), forwarding to the upstream.
+render_proxy() {
+	local template=$1 conf=$2
+	shift 2
+	mkdir -p "${conf%/*}"
+	render "$template" "$conf" DIR="${conf%/*}" GW_ADDR="$BED_GW_CLIENT4" GW_PORT="$port" \
+		UP_ADDR="$BED_UP4" UP_PORT="$up_port" "$@"
+}
+
 # start_nginx DIR LIMIT_ZONE LIMIT_REQ
 start_nginx() {
 	local d=$1
-	mkdir -p "$d"
-	render "$tpl/nginx.conf.in" "$d/nginx.conf" DIR="$d" GW_ADDR="$BED_GW_CLIENT4" \
-		GW_PORT="$port" UP_ADDR="$BED_UP4" UP_PORT=8000 LIMIT_ZONE="$2" LIMIT_REQ="$3"
+	render_proxy "$tpl/nginx.conf.in" "$d/nginx.conf" LIMIT_ZONE="$2" LIMIT_REQ="$3"
 	start_server "nginx ($d/nginx.conf)" "$d/error.log" \
 		nginx -p "$d/" -c "$d/nginx.conf" -e "$d/error.log" -g 'daemon off;'
 }
@@ -315,9 +324,7 @@ start_nginx() {
 # start_haproxy DIR TRACK DENY
 start_haproxy() {
 	local d=$1
-	mkdir -p "$d"
-	render "$tpl/haproxy.cfg.in" "$d/haproxy.cfg" DIR="$d" GW_ADDR="$BED_GW_CLIENT4" \
-		GW_PORT="$port" UP_ADDR="$BED_UP4" UP_PORT=8000 TRACK="$2" DENY="$3"
+	render_proxy "$tpl/haproxy.cfg.in" "$d/haproxy.cfg" TRACK="$2" DENY="$3"
 	start_server "haproxy ($d/haproxy.cfg)" "" \
 		haproxy -f "$d/haproxy.cfg" -db -p "$d/haproxy.pid"
 }
@@ -381,7 +388,7 @@ measure() {
 note "$rounds round(s) of ${duration} s wrk runs (-t $threads -c $connections), 16 runs per round"
 bed_up
 : >"$BED_DIR/runs.jsonl"
-bed_spawn bed_up_ns "$build/tools/mock-upstream" --listen "*:8000" \
+bed_spawn bed_up_ns "$build/tools/mock-upstream" --listen "*:$up_port" \
 	--log "$BED_DIR/upstream.log" --ready-file "$BED_DIR/upstream.ready"
 bed_wait_file "$BED_DIR/upstream.ready" 10 || die "mock-upstream did not start: $(cat "$BED_LAST_LOG")"
 

@@ -39,7 +39,7 @@ int rls_settle(struct rls_settle_args *args)
 		return 0;
 	}
 	bpf_spin_lock(&c->lock);
-	rls_settle_token_delta(c, args->delta, args->token_burst, args->day);
+	rls_settle_token_delta(c, args->delta, args->day);
 	bpf_spin_unlock(&c->lock);
 	args->result = 0;
 	return 0;

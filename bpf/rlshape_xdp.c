@@ -120,6 +120,7 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 	if (rls_has_token_limits(limits)) {
 		a->meter_tokens = 1;
 		a->bytes_per_token = limits->bytes_per_token;
+		a->max_response_tokens = limits->max_response_tokens;
 		a->reserved_tokens = rls_estimate_tokens(st, limits, a->request_bytes);
 	}
 	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, &s->rejection,

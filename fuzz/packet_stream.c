@@ -1289,7 +1289,6 @@ static void check_events(struct sim *z, const struct tally *t, int exact)
 		     (unsigned long long)metered);
 	for (e = 0; e < nr_events && e < EVENTS_MAX; e++) {
 		const struct rls_response_event *ev = &events[e];
-		struct rls_limits limits = { .max_response_tokens = MAX_RESPONSE_TOKENS };
 		struct rls_token_count count;
 		__u64 tokens = rls_event_tokens(ev, &count), charged;
 		size_t j;
@@ -1297,7 +1296,10 @@ static void check_events(struct sim *z, const struct tally *t, int exact)
 		if (ev->counter.account != account_ids[REF_METER])
 			FAIL("a response event for account %u, which has no token limits",
 			     ev->counter.account);
-		charged = rls_settle_cap_tokens(tokens, &limits);
+		if (ev->max_response_tokens != MAX_RESPONSE_TOKENS)
+			FAIL("a response event carries max_response_tokens %llu, its limits' are %d",
+			     (unsigned long long)ev->max_response_tokens, MAX_RESPONSE_TOKENS);
+		charged = rls_settle_cap_tokens(tokens, ev->max_response_tokens);
 		if (charged > MAX_RESPONSE_TOKENS)
 			FAIL("a response charged %llu tokens, max_response_tokens is %d",
 			     (unsigned long long)charged, MAX_RESPONSE_TOKENS);

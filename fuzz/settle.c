@@ -141,8 +141,13 @@ static void admit(struct model *m, struct fuzz_input *in)
  * what responses cost beyond their reservations. */
 static void apply(struct model *m, __s64 delta, const char *what)
 {
-	__s64 burst = rls_settle_token_burst(&m->l);
+	/* The ceiling is the counter's own, set by its refills: the limits' token_burst. */
+	__s64 burst = m->l.token_burst > (__u64)INT64_MAX ? INT64_MAX : (__s64)m->l.token_burst;
 	i128 expect = m->c.token_budget;
+
+	FUZZ_CHECK(!m->c.token_ready || m->c.token_burst == m->l.token_burst,
+		   "%s: the counter's token_burst %llu, the limits' %llu", what,
+		   (unsigned long long)m->c.token_burst, (unsigned long long)m->l.token_burst);
 
 	if (m->c.token_ready) {
 		expect -= delta;
@@ -151,7 +156,7 @@ static void apply(struct model *m, __s64 delta, const char *what)
 	}
 	if (delta > 0)
 		m->floor -= delta;
-	rls_settle_token_delta(&m->c, delta, burst, today(m));
+	rls_settle_token_delta(&m->c, delta, today(m));
 	FUZZ_CHECK((i128)m->c.token_budget == expect, "%s: budget %lld, expected %lld", what,
 		   (long long)m->c.token_budget, (long long)expect);
 	check_budget(m, what);
@@ -227,13 +232,14 @@ static void settle_event(struct model *m, struct fuzz_input *in)
 	ev.request_bytes = fuzz_take(in, 8) >> fuzz_below(in, 64);
 	ev.response_bytes = fuzz_take(in, 8) >> fuzz_below(in, 64);
 	ev.bytes_per_token = m->l.bytes_per_token;
+	ev.max_response_tokens = m->l.max_response_tokens;
 	fill_tail(&ev, in);
 	check_tail(&ev);
 	check_estimate(ev.request_bytes, ev.response_bytes, ev.bytes_per_token);
 
 	/* As the daemon's on_event() does. */
 	rls_event_tokens(&ev, &tc);
-	charged = rls_settle_cap_tokens(tc.tokens, &m->l);
+	charged = rls_settle_cap_tokens(tc.tokens, ev.max_response_tokens);
 	delta = rls_settle_delta(charged, ev.reserved_tokens);
 
 	FUZZ_CHECK(charged <= m->l.max_response_tokens && charged <= tc.tokens,
@@ -258,9 +264,11 @@ static void drain_pending(struct model *m, struct fuzz_input *in)
 		p.reserved_tokens += take_reservation(m, in);
 	p.request_bytes = fuzz_take(in, 8) >> fuzz_below(in, 64);
 	p.response_bytes = fuzz_take(in, 8) >> fuzz_below(in, 64);
+	p.bytes_per_token = m->l.bytes_per_token;
+	p.max_response_tokens = m->l.max_response_tokens;
 
 	/* As the daemon's drain_pending() does. */
-	tokens = rls_pending_tokens(&p, &m->l);
+	tokens = rls_pending_tokens(&p);
 	delta = rls_settle_delta(tokens, p.reserved_tokens);
 
 	FUZZ_CHECK((i128)tokens <= (i128)p.responses * m->l.max_response_tokens,

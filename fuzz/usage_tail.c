@@ -15,6 +15,7 @@
 #define _GNU_SOURCE /* memmem */
 #include "fuzz.h"
 #include "usage.h"
+#include "../tests/lib/usage_stream.h"
 
 static void check_same(int found, const struct rls_usage *u, int found2,
 		       const struct rls_usage *u2, const char *what)

@@ -42,7 +42,7 @@
 #define RLS_MAX_FLOWS         (1u << 18)
 #define RLS_MAX_STATS         (1u << 16)
 #define RLS_MAX_TAILS         4096       /* responses being metered at once (4 KiB each) */
-#define RLS_EVENTS_BYTES      (16u << 20) /* ring buffer of response events: 3,956 of them */
+#define RLS_EVENTS_BYTES      (16u << 20) /* ring buffer of response events: 3,949 of them */
 #define RLS_MAX_PARKED        4096       /* response events the full ring parks in rls_parked */
 
 /* Ids with a fixed meaning. Named accounts and models are numbered from 1. */
@@ -214,6 +214,9 @@ struct rls_counter {
 	__s64 token_day_used;
 	__u32 token_day;
 	__u32 pad;
+	/* The tpm budget's ceiling under the limits of the latest admission: a refund never passes
+	 * it, and settlement needs no copy of the table to know it. */
+	__u64 token_burst;
 	/*
 	 * Concurrency: slots held by requests in flight, counted by the epoch they were taken in,
 	 * so that slots nobody gives back expire a whole epoch at a time (include/slot_ring.h).
@@ -434,6 +437,8 @@ struct rls_flow {
 	__u32 tail_slot;       /* the tail slot the last segment went to */
 	__u32 bytes_per_token; /* of the limits the request was admitted under */
 	__u32 meter_tokens;    /* the response is reported to the daemon: tokens are limited */
+	__u32 pad0;
+	__u64 max_response_tokens; /* of the limits the request was admitted under */
 	/*
 	 * Anonymous counters: how many low bits of the client address the counter's key clears,
 	 * so clients that differ only there share it: 0 (IPv4, or a /128 prefix), 128 minus
@@ -479,7 +484,7 @@ enum rls_event_flags {
 /*
  * rls_events (ring buffer): one per metered response, for the daemon; rls_parked holds the
  * same events, keyed by id, when the ring is full. A ring record is the event plus an 8-byte
- * header: 4,240 bytes, 3,956 of them in RLS_EVENTS_BYTES.
+ * header: 4,248 bytes, 3,949 of them in RLS_EVENTS_BYTES.
  */
 struct rls_response_event {
 	__u64 id;              /* unique: settlement is idempotent on it */
@@ -489,25 +494,33 @@ struct rls_response_event {
 	__u64 response_bytes;
 	__u32 flags;           /* enum rls_event_flags */
 	__u32 tail_slot;       /* the slot of the last segment; the ring runs backwards from it */
+	/* The limits the request was admitted under, as far as settling needs them. */
 	__u32 bytes_per_token;
 	__u32 pad;
+	__u64 max_response_tokens;
 	struct rls_response_tail tail;
 };
 
-/* rls_pending: what neither the ring nor rls_parked could take, summed per counter. */
+/*
+ * rls_pending: what neither the ring nor rls_parked could take, summed per counter, with the
+ * limits of the latest response added (all of them, but across a reload).
+ */
 struct rls_pending {
 	__u64 responses;
 	__u64 reserved_tokens;
 	__u64 request_bytes;
 	__u64 response_bytes;
+	__u32 bytes_per_token;
+	__u32 pad;
+	__u64 max_response_tokens;
 };
 
 /* The argument of the rls_settle program, run by the daemon through BPF_PROG_TEST_RUN. */
 struct rls_settle_args {
 	struct rls_counter_key counter;
 	__u64 event_id;   /* 0: not from an event (pending drains) */
-	__s64 delta;      /* tokens used minus tokens reserved: negative refunds */
-	__s64 token_burst;/* the tpm budget's ceiling, which a refund does not pass */
+	__s64 delta;      /* tokens used minus tokens reserved: negative refunds (up to the
+			   * counter's token_burst) */
 	__u32 day;        /* UTC day the tokens were used in: another day's total is not touched */
 	__u32 anonymous;  /* the counter is in rls_anon_counters */
 	__s32 result;     /* out: 0 settled, 1 already settled, -1 no such counter */

@@ -47,6 +47,7 @@ RLS_TOKEN_INLINE void rls_refill_tokens(struct rls_counter *c, const struct rls_
 {
 	__u64 elapsed_us, minutes, rest_us, room, add_rest, rest_used_us;
 
+	c->token_burst = l->token_burst; /* for settlement's refunds */
 	if (!c->token_ready) {
 		c->token_ready = 1;
 		c->token_budget = (__s64)l->token_burst;
@@ -153,17 +154,19 @@ RLS_TOKEN_INLINE void rls_reserve_tokens(struct rls_counter *c, const struct rls
 }
 
 /*
- * A settlement: delta (tokens used minus reserved) charged, or refunded up to token_burst.
- * Nothing wraps, however near the ends of 64 bits the budget and delta are: a refund to a
- * budget near 2^63 must not turn it into one near -2^63.
+ * A settlement: delta (tokens used minus reserved) charged, or refunded up to the counter's
+ * token_burst (that of its latest refill). Nothing wraps, however near the ends of 64 bits the
+ * budget and delta are: a refund to a budget near 2^63 must not turn it into one near -2^63.
  */
-RLS_TOKEN_INLINE void rls_settle_token_delta(struct rls_counter *c, __s64 delta,
-					      __s64 token_burst, __u32 day)
+RLS_TOKEN_INLINE void rls_settle_token_delta(struct rls_counter *c, __s64 delta, __u32 day)
 {
+	__s64 ceiling = c->token_burst > (__u64)RLS_TOKENS_S64_MAX ? RLS_TOKENS_S64_MAX
+								  : (__s64)c->token_burst;
+
 	if (c->token_ready) {
 		c->token_budget = rls_token_sub(c->token_budget, delta);
-		if (c->token_budget > token_burst)
-			c->token_budget = token_burst; /* a refund never overfills */
+		if (c->token_budget > ceiling)
+			c->token_budget = ceiling; /* a refund never overfills */
 	}
 	if (c->token_day == day) {
 		c->token_day_used = rls_token_add(c->token_day_used, delta);

@@ -45,6 +45,7 @@
 #include "text.h"
 
 #define PROG "adversary"
+#include "usage_error.h" /* needs PROG */
 
 #define BUF_SIZE       (256 * 1024)
 #define HEAD_MAX       (64 * 1024)
@@ -769,29 +770,6 @@ static void usage(FILE *f)
 			ways[i].ipv4_only ? " [IPv4]" : "");
 }
 
-__attribute__((noreturn, format(printf, 1, 2)))
-static void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(" PROG " --help lists the options and the ways)\n");
-	exit(2);
-}
-
-static unsigned long number(const char *opt, const char *arg, unsigned long min,
-			    unsigned long max)
-{
-	unsigned long v;
-
-	if (!parse_ulong(arg, strlen(arg), max, &v) || v < min)
-		usage_error("%s wants a number from %lu to %lu, got '%s'", opt, min, max, arg);
-	return v;
-}
-
 static void parse_target(const char *arg)
 {
 	const char *colon = strrchr(arg, ':');
@@ -870,21 +848,21 @@ int main(int argc, char **argv)
 			if (!cfg.way)
 				usage_error("unknown way '%s'", optarg);
 			break;
-		case 'n': cfg.count = number("--count", optarg, 1, COUNT_MAX); break;
+		case 'n': cfg.count = usage_number("--count", optarg, 1, COUNT_MAX); break;
 		case 'k': cfg.key = optarg; break;
 		case 'm': cfg.model = optarg; break;
 		case O_HMODEL: cfg.header_model = optarg; break;
 		case O_LAST: cfg.model_last = true; break;
 		case 'b':
-			cfg.body_size = number("--body-size", optarg, 0, BODY_MAX);
+			cfg.body_size = usage_number("--body-size", optarg, 0, BODY_MAX);
 			body_size_set = true;
 			break;
 		case O_MARKER: cfg.marker = optarg; break;
 		case O_KEEP: cfg.keepalive = true; break;
 		case O_GATE: cfg.gate = optarg; break;
-		case O_FRAG: cfg.frag_size = number("--frag-size", optarg, 8, 1400); break;
-		case O_MSS: cfg.mss = number("--mss", optarg, 48, 65535); break;
-		case O_TIMEOUT: cfg.timeout_ms = number("--timeout-ms", optarg, 1, TIMEOUT_MAX_MS); break;
+		case O_FRAG: cfg.frag_size = usage_number("--frag-size", optarg, 8, 1400); break;
+		case O_MSS: cfg.mss = usage_number("--mss", optarg, 48, 65535); break;
+		case O_TIMEOUT: cfg.timeout_ms = usage_number("--timeout-ms", optarg, 1, TIMEOUT_MAX_MS); break;
 		case 'v': cfg.verbose = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage_error("bad option");

@@ -16,10 +16,16 @@ static inline unsigned long long mono_ms(void)
 	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
 }
 
-/* true when fd is ready for events before the deadline (mono_ms). */
-static inline bool wait_fd_until(int fd, short events, unsigned long long deadline)
+/*
+ * true when fd is ready for events before the deadline (mono_ms). stop_fd is -1, or a descriptor
+ * whose becoming readable ends the wait with false at once (a server's shutdown pipe).
+ */
+static inline bool wait_fd_until(int fd, short events, unsigned long long deadline, int stop_fd)
 {
-	struct pollfd pfd = { .fd = fd, .events = events };
+	struct pollfd pfd[2] = {
+		{ .fd = fd, .events = events },
+		{ .fd = stop_fd, .events = POLLIN }, /* poll skips a negative fd */
+	};
 	unsigned long long now;
 	int n;
 
@@ -27,9 +33,9 @@ static inline bool wait_fd_until(int fd, short events, unsigned long long deadli
 		now = mono_ms();
 		if (now >= deadline)
 			return false;
-		n = poll(&pfd, 1, (int)(deadline - now));
+		n = poll(pfd, 2, (int)(deadline - now));
 		if (n > 0)
-			return true;
+			return !pfd[1].revents;
 		if (n < 0 && errno != EINTR)
 			return false;
 	}

@@ -39,6 +39,7 @@
 #include "text.h"
 
 #define PROG "loadgen"
+#include "usage_error.h" /* needs PROG */
 
 #define BUF_SIZE        (128 * 1024)    /* per connection: a full header block fits */
 #define HEAD_MAX        (64 * 1024)
@@ -180,18 +181,7 @@ fail:
 /* Read and drop n body bytes, keeping them in sink (when given) up to SAVE_BODY_MAX. */
 static bool consume(struct http_conn *c, size_t n, struct sbuf *sink)
 {
-	while (n) {
-		size_t k;
-
-		if (!http_conn_avail(c) && http_conn_fill(c) <= 0)
-			return false;
-		k = http_conn_avail(c) < n ? http_conn_avail(c) : n;
-		if (sink && sink->len < SAVE_BODY_MAX)
-			sb_add(sink, c->buf + c->off, k);
-		c->off += k;
-		n -= k;
-	}
-	return true;
+	return http_conn_consume(c, n, sink, SAVE_BODY_MAX);
 }
 
 /* A head or trailer line, or a chunk size line; false on any failure. */
@@ -294,27 +284,6 @@ static bool read_head(struct http_conn *c, struct response *rs, struct sbuf *sav
 	return true;
 }
 
-static bool read_chunked(struct http_conn *c, struct sbuf *sink)
-{
-	unsigned long long size;
-	const char *line;
-	size_t n;
-
-	for (;;) {
-		if (!read_line(c, &line, &n) || !text_chunk_size(line, n, ~0ull >> 4, &size))
-			return false;
-		if (!size)
-			break;
-		if (!consume(c, size, sink) || !read_line(c, &line, &n) || n)
-			return false;
-	}
-	do {                        /* trailer section */
-		if (!read_line(c, &line, &n))
-			return false;
-	} while (n);
-	return true;
-}
-
 static bool read_until_close(struct http_conn *c, struct sbuf *sink)
 {
 	for (;;) {
@@ -334,7 +303,8 @@ static bool read_body(struct http_conn *c, struct response *rs)
 	if (rs->status == 204 || rs->status == 304 || rs->status == 101)
 		return true;
 	if (rs->chunked)
-		return read_chunked(c, rs->save);
+		return http_conn_read_chunked(c, HEAD_MAX, ~0ull >> 4, rs->save, SAVE_BODY_MAX) ==
+		       HTTP_CHUNKED_OK;
 	if (rs->has_length)
 		return consume(c, rs->length, rs->save);
 	rs->close = true;
@@ -579,14 +549,6 @@ static void usage(FILE *out)
 "1 otherwise, 2 on bad usage.\n");
 }
 
-static void __attribute__((noreturn)) usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	exit(2);
-}
-
 static bool parse_target(const char *arg)
 {
 	const char *colon = strrchr(arg, ':');
@@ -658,18 +620,6 @@ static void add_header(const char *h)
 	cfg.headers[cfg.n_headers++] = h;
 }
 
-static unsigned long number(const char *opt, const char *arg, unsigned long min, unsigned long max)
-{
-	unsigned long v;
-
-	if (!parse_ulong(arg, strlen(arg), max, &v) || v < min) {
-		fprintf(stderr, PROG ": bad %s '%s': want an integer from %lu to %lu\n"
-			"Try '" PROG " --help' for more information.\n", opt, arg, min, max);
-		exit(2);
-	}
-	return v;
-}
-
 static void set_model_in(const char *arg)
 {
 	if (!strcmp(arg, "body"))
@@ -700,8 +650,8 @@ static void parse_option(int opt, const char *arg)
 	case 't': if (!parse_target(arg))
 			  usage_error("bad --target '%s': want ADDR:PORT, e.g. 127.0.0.1:8000", arg);
 		  break;
-	case 'n': cfg.requests = number("--requests", arg, 0, 1ul << 40); break;
-	case 'c': cfg.connections = number("--connections", arg, 1, CONNECTIONS_MAX); break;
+	case 'n': cfg.requests = usage_number("--requests", arg, 0, 1ul << 40); break;
+	case 'c': cfg.connections = usage_number("--connections", arg, 1, CONNECTIONS_MAX); break;
 	case 'k': cfg.key = arg; break;
 	case 'K': cfg.key_header = arg; break;
 	case 'm': cfg.model = arg; break;
@@ -712,8 +662,8 @@ static void parse_option(int opt, const char *arg)
 	case 's': cfg.stream = true; break;
 	case 'N': cfg.new_connection = true; break;
 	case OPT_CUT_OFF: set_cut_off(arg); break;
-	case 'b': cfg.body_pad = number("--body-pad", arg, 0, PAD_MAX); break;
-	case 'T': cfg.timeout_ms = number("--timeout-ms", arg, 1, TIMEOUT_MAX_MS); break;
+	case 'b': cfg.body_pad = usage_number("--body-pad", arg, 0, PAD_MAX); break;
+	case 'T': cfg.timeout_ms = usage_number("--timeout-ms", arg, 1, TIMEOUT_MAX_MS); break;
 	case 'S': cfg.save_429 = arg; break;
 	case 'j': cfg.json = true; break;
 	case 'h': usage(stdout); exit(0);

@@ -40,9 +40,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "http_conn.h"
 #include "text.h"
 
 #define PROG "mock-upstream"
+#include "usage_error.h" /* needs PROG */
 
 #define MAX_LISTENERS   16
 #define HEAD_MAX        (64 * 1024)       /* request line + headers */
@@ -323,28 +325,9 @@ static void scan_body(const char *body, size_t len, struct body_info *bi)
 /* ---- connection I/O ------------------------------------------------------------------- */
 
 struct conn {
-	int fd;
+	struct http_conn io;       /* grows to hold a request body; each wait ends at a stop */
 	char peer[INET6_ADDRSTRLEN];
-	char *buf;
-	size_t off, len, cap;      /* unconsumed bytes are buf[off..len) */
 };
-
-/* 1: fd ready, 0: timeout, -1: shutting down or poll failed. */
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-	struct pollfd pfd[2] = {
-		{ .fd = fd, .events = events },
-		{ .fd = stop_pipe[0], .events = POLLIN },
-	};
-	int n;
-
-	do {
-		n = poll(pfd, 2, timeout_ms);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0 || pfd[1].revents)
-		return -1;
-	return n ? 1 : 0;
-}
 
 /* Sleep that a shutdown cuts short. Returns false when shutting down. */
 static bool hold(unsigned long ms)
@@ -367,7 +350,7 @@ static bool hold(unsigned long ms)
 static int hold_conn(const struct conn *c, unsigned long ms)
 {
 	struct pollfd pfd[2] = {
-		{ .fd = c->fd, .events = POLLRDHUP },
+		{ .fd = c->io.fd, .events = POLLRDHUP },
 		{ .fd = stop_pipe[0], .events = POLLIN },
 	};
 	unsigned long long until = mono_ms() + ms, now;
@@ -389,75 +372,12 @@ static int hold_conn(const struct conn *c, unsigned long ms)
 
 static bool send_all(struct conn *c, const void *data, size_t n)
 {
-	const char *p = data;
-
-	while (n) {
-		ssize_t w;
-
-		if (wait_fd(c->fd, POLLOUT, IDLE_TIMEOUT_MS) != 1)
-			return false;
-		w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* Read more bytes into the buffer. >0: bytes read, 0: orderly EOF, -1: error/timeout/stop. */
-static ssize_t fill(struct conn *c)
-{
-	ssize_t r;
-
-	if (c->off && c->off == c->len)
-		c->off = c->len = 0;
-	if (c->len == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16384;
-		char *p;
-
-		if (c->off) {           /* reclaim consumed space before growing */
-			memmove(c->buf, c->buf + c->off, c->len - c->off);
-			c->len -= c->off;
-			c->off = 0;
-		}
-		if (c->len == c->cap) {
-			if (c->cap >= 2 * (size_t)BODY_MAX)
-				return -1;
-			p = realloc(c->buf, cap);
-			if (!p)
-				return -1;
-			c->buf = p;
-			c->cap = cap;
-		}
-	}
-	for (;;) {
-		if (wait_fd(c->fd, POLLIN, IDLE_TIMEOUT_MS) != 1)
-			return -1;
-		r = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (r > 0)
-			c->len += (size_t)r;
-		return r < 0 ? -1 : r;
-	}
+	return http_conn_send(&c->io, data, n, 0);
 }
 
 static size_t avail(const struct conn *c)
 {
-	return c->len - c->off;
-}
-
-/* Make at least n unconsumed bytes available. */
-static bool need(struct conn *c, size_t n)
-{
-	while (avail(c) < n) {
-		if (fill(c) <= 0)
-			return false;
-	}
-	return true;
+	return http_conn_avail(&c->io);
 }
 
 /* ---- requests ------------------------------------------------------------------------- */
@@ -643,10 +563,10 @@ static bool parse_header_line(struct request *rq, const char *line, size_t n,
 	return apply_header(rq, line, nl, v, vl, e);
 }
 
-/* Find the blank line that ends the header block; returns its end offset from c->off or 0. */
+/* Find the blank line that ends the header block; returns its end offset from c->io.off or 0. */
 static size_t head_end(const struct conn *c)
 {
-	const char *p = c->buf + c->off;
+	const char *p = c->io.buf + c->io.off;
 	size_t n = avail(c);
 
 	for (size_t i = 0; i + 1 < n; i++) {
@@ -663,8 +583,10 @@ static size_t head_end(const struct conn *c)
 /* RFC 9112 2.2: ignore empty lines before a request line (clients send stray CRLF). */
 static void skip_leading_crlf(struct conn *c)
 {
-	while (c->off < c->len && (c->buf[c->off] == '\r' || c->buf[c->off] == '\n'))
-		c->off++;
+	struct http_conn *io = &c->io;
+
+	while (io->off < io->len && (io->buf[io->off] == '\r' || io->buf[io->off] == '\n'))
+		io->off++;
 }
 
 static int head_error(struct http_error *e, int status, const char *reason)
@@ -685,70 +607,42 @@ static int read_head(struct conn *c, struct request *rq, struct http_error *e)
 			break;
 		if (avail(c) > HEAD_MAX)
 			return head_error(e, 431, "request header block too large");
-		ssize_t r = fill(c);
+		ssize_t r = http_conn_fill(&c->io);
 
 		if (r <= 0)
 			return avail(c) ? head_error(e, 400, "incomplete request") : -1;
 	}
 	if (end > HEAD_MAX)
 		return head_error(e, 431, "request header block too large");
-	pos = c->off;
-	end += c->off;
-	if (!text_next_line(c->buf, end, &pos, &line, &n) || !parse_request_line(rq, line, n, e))
+	pos = c->io.off;
+	end += c->io.off;
+	if (!text_next_line(c->io.buf, end, &pos, &line, &n) || !parse_request_line(rq, line, n, e))
 		return e->status ? 1 : head_error(e, 400, "malformed request line");
-	while (text_next_line(c->buf, end, &pos, &line, &n) && n) {
+	while (text_next_line(c->io.buf, end, &pos, &line, &n) && n) {
 		if (!parse_header_line(rq, line, n, e))
 			return 1;
 	}
-	c->off = end;
+	c->io.off = end;
 	if (rq->chunked && rq->has_length)
 		return head_error(e, 400, "both content-length and transfer-encoding");
 	return 0;
 }
 
-/* One line from the connection (chunk sizes, trailers), consumed; false on error or EOF. */
-static bool read_line(struct conn *c, const char **line, size_t *n)
-{
-	size_t pos;
-
-	for (;;) {
-		pos = c->off;
-		if (text_next_line(c->buf, c->len, &pos, line, n)) {
-			c->off = pos;
-			return true;
-		}
-		if (avail(c) > CHUNK_LINE_MAX || fill(c) <= 0)
-			return false;
-	}
-}
-
 static bool read_chunked(struct conn *c, struct request *rq, struct http_error *e)
 {
-	const char *line;
-	size_t n;
-	unsigned long long size;
+	static const struct http_error answers[] = {
+		[HTTP_CHUNKED_TRUNCATED] = { 400, "truncated chunked body" },
+		[HTTP_CHUNKED_BAD_SIZE] = { 400, "bad chunk size line" },
+		[HTTP_CHUNKED_TOO_LARGE] = { 413, "body too large" },
+		[HTTP_CHUNKED_TRUNCATED_CHUNK] = { 400, "truncated chunk" },
+		[HTTP_CHUNKED_BAD_END] = { 400, "chunk data not followed by CRLF" },
+		[HTTP_CHUNKED_TRUNCATED_TRAILER] = { 400, "truncated chunked trailer" },
+	};
+	enum http_chunked r;
 
-	for (;;) {
-		if (!read_line(c, &line, &n))
-			return fail(e, 400, "truncated chunked body");
-		if (!text_chunk_size(line, n, BODY_MAX, &size))
-			return fail(e, 400, "bad chunk size line");
-		if (!size)
-			break;
-		if (rq->body.len + size > BODY_MAX)
-			return fail(e, 413, "body too large");
-		if (!need(c, size + 2))
-			return fail(e, 400, "truncated chunk");
-		if (c->buf[c->off + size] == '\r' ? c->buf[c->off + size + 1] != '\n'
-						  : c->buf[c->off + size] != '\n')
-			return fail(e, 400, "chunk data not followed by CRLF");
-		sb_add(&rq->body, c->buf + c->off, size);
-		c->off += size + (c->buf[c->off + size] == '\r' ? 2 : 1);
-	}
-	do {                        /* trailer section: skipped */
-		if (!read_line(c, &line, &n))
-			return fail(e, 400, "truncated chunked trailer");
-	} while (n);
+	r = http_conn_read_chunked(&c->io, CHUNK_LINE_MAX, BODY_MAX, &rq->body, BODY_MAX);
+	if (r != HTTP_CHUNKED_OK)
+		return fail(e, answers[r].status, answers[r].reason);
 	return rq->body.oom ? fail(e, 500, "out of memory") : true;
 }
 
@@ -765,10 +659,8 @@ static bool read_body(struct conn *c, struct request *rq, struct http_error *e)
 		return read_chunked(c, rq, e);
 	if (!n)
 		return true;
-	if (!need(c, n))
+	if (!http_conn_consume(&c->io, n, &rq->body, BODY_MAX))
 		return fail(e, 400, "body shorter than content-length");
-	sb_add(&rq->body, c->buf + c->off, n);
-	c->off += n;
 	return rq->body.oom ? fail(e, 500, "out of memory") : true;
 }
 
@@ -1198,8 +1090,8 @@ static void *conn_main(void *arg)
 
 	while (serve_one(c))
 		;
-	close(c->fd);
-	free(c->buf);
+	close(c->io.fd);
+	free(c->io.buf);
 	free(c);
 	conn_exit();
 	return NULL;
@@ -1230,7 +1122,10 @@ static void spawn_conn(int fd, const struct sockaddr_storage *peer)
 		close(fd);
 		return;
 	}
-	c->fd = fd;
+	c->io.fd = fd;
+	c->io.max_cap = 2 * (size_t)HEAD_MAX; /* a whole head: read_head refuses a longer one */
+	c->io.idle_ms = IDLE_TIMEOUT_MS;
+	c->io.stop_fd = &stop_pipe[0];
 	peer_name(peer, c->peer, sizeof(c->peer));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	pthread_attr_init(&attr);
@@ -1424,7 +1319,7 @@ static void accept_one(int lfd)
 {
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof(peer);
-	int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+	int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd >= 0) {
 		spawn_conn(fd, &peer);
@@ -1497,14 +1392,6 @@ static void usage(FILE *out)
 "\n"
 "SIGTERM or SIGINT: stop, exit 0. Exit 1 on a runtime failure, 2 on bad usage.\n",
 		MAX_LISTENERS, DEFAULT_PROMPT_TOKENS, DEFAULT_COMPLETION_TOKENS);
-}
-
-static void __attribute__((noreturn)) usage_error(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	exit(2);
 }
 
 static void parse_args(int argc, char **argv)

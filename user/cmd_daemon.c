@@ -124,10 +124,7 @@ struct daemon {
 	int settle_fd;
 	__u32 events_id, settle_id; /* to notice a new load (unload + load) replacing them */
 	struct ring_buffer *rb;
-	/* The live table, as far as settling needs it. */
-	__u32 generation;
-	__u32 default_tier;
-	struct rls_tier_map tiers;
+	__u32 generation;       /* the table generation last seen live, for the log */
 	struct rls_settle_totals totals;
 	struct rls_usage_totals usage;
 	__u64 settle_errors_logged;
@@ -198,59 +195,15 @@ static int read_generation(struct daemon *d, __u32 *generation)
 	return 0;
 }
 
-/* account -> tier from the live generation's keys and CIDRs, and the default tier. */
-static int refresh_table(struct daemon *d)
+/* Logs a table switch (a load, by us or by anyone). Settling itself needs nothing of the table. */
+static void note_generation(struct daemon *d)
 {
-	struct rls_api_key key, next, *prev = NULL;
-	struct rls_cidr_key ckey, cnext, *cprev = NULL;
-	struct rls_principal p;
-	struct rls_config cfg;
-	__u32 gen;
-	int err;
+	__u32 gen = 0;
 
-	err = read_generation(d, &gen);
-	if (err)
-		return err;
-	rls_tier_map_clear(&d->tiers);
-	while (bpf_map_get_next_key(d->maps.api_keys, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (key.generation == gen && bpf_map_lookup_elem(d->maps.api_keys, &key, &p) == 0 &&
-		    rls_tier_map_add(&d->tiers, p.account, p.tier))
-			return -ENOMEM;
-	}
-	while (bpf_map_get_next_key(d->maps.cidrs, cprev, &cnext) == 0) {
-		ckey = cnext;
-		cprev = &ckey;
-		if (ntohl(ckey.generation) == gen &&
-		    bpf_map_lookup_elem(d->maps.cidrs, &ckey, &p) == 0 &&
-		    rls_tier_map_add(&d->tiers, p.account, p.tier))
-			return -ENOMEM;
-	}
-	d->default_tier = bpf_map_lookup_elem(d->maps.config, &gen, &cfg) == 0 ? cfg.default_tier
-										 : RLS_TIER_NONE;
+	if (read_generation(d, &gen) || gen == d->generation)
+		return;
 	d->generation = gen;
-	dlog("table generation %u is live: %zu accounts, default tier %s", gen,
-	     rls_tier_map_count(&d->tiers), d->default_tier == RLS_TIER_NONE ? "none" : "set");
-	return 0;
-}
-
-/* The limits a counter was admitted under: its tier's entry for the model, else "*". */
-static int counter_limits(struct daemon *d, const struct rls_counter_key *counter,
-			  struct rls_limits *out)
-{
-	struct rls_limit_key key = { .generation = d->generation, .model = counter->model };
-
-	if (counter->account == RLS_ACCOUNT_ANONYMOUS)
-		key.tier = d->default_tier;
-	else if (rls_tier_map_find(&d->tiers, counter->account, &key.tier))
-		return -1;
-	if (key.tier == RLS_TIER_NONE)
-		return -1;
-	if (bpf_map_lookup_elem(d->maps.limits, &key, out) == 0)
-		return 0;
-	key.model = RLS_MODEL_OTHER;
-	return bpf_map_lookup_elem(d->maps.limits, &key, out) ? -1 : 0;
+	dlog("table generation %u is live", gen);
 }
 
 /* ---- settling ---- */
@@ -265,15 +218,12 @@ static int settle(struct daemon *d, const struct rls_counter_key *counter, __u64
 		  __s64 delta)
 {
 	struct rls_settle_args args;
-	struct rls_limits limits;
 	int tries, err = 0;
 
 	memset(&args, 0, sizeof(args));
 	args.counter = *counter;
 	args.event_id = event_id;
 	args.delta = delta;
-	args.token_burst = rls_settle_token_burst(counter_limits(d, counter, &limits) ? NULL
-										       : &limits);
 	args.day = utc_day();
 	args.anonymous = counter->account == RLS_ACCOUNT_ANONYMOUS;
 	for (tries = 0; tries < SETTLE_TRIES; tries++) {
@@ -307,7 +257,6 @@ static int on_event(void *ctx, void *data, size_t size)
 	struct daemon *d = ctx;
 	struct rls_response_event ev;
 	struct rls_token_count tc;
-	struct rls_limits limits;
 	__u64 charged;
 	__s64 delta;
 	int result;
@@ -320,8 +269,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	}
 	memcpy(&ev, data, sizeof(ev));
 	rls_event_tokens(&ev, &tc);
-	charged = rls_settle_cap_tokens(tc.tokens, counter_limits(d, &ev.counter, &limits) ? NULL
-											     : &limits);
+	charged = rls_settle_cap_tokens(tc.tokens, ev.max_response_tokens);
 	if (charged < tc.tokens) {
 		d->totals.capped++;
 		tc.tokens = charged;
@@ -395,7 +343,6 @@ static void drain_pending(struct daemon *d)
 	struct rls_counter_key *keys;
 	struct pending_entry *list;
 	struct rls_pending again, taken;
-	struct rls_limits limits;
 	size_t n = 0, nkeys, i;
 	__u64 entries = 0, responses = 0, tokens = 0, skipped = 0;
 
@@ -428,7 +375,7 @@ static void drain_pending(struct daemon *d)
 		}
 		if (!taken.responses)
 			continue;
-		est = rls_pending_tokens(&taken, counter_limits(d, k, &limits) ? NULL : &limits);
+		est = rls_pending_tokens(&taken);
 		result = settle(d, k, 0, rls_settle_delta(est, taken.reserved_tokens));
 		count_result(d, result);
 		if (result != 0)
@@ -565,7 +512,7 @@ static void check_pins(struct daemon *d)
 		d->reopen_failed = 0;
 		dlog("rlshape was loaded again on %s: settling for the new maps", d->dev);
 		d->unloaded = 0;
-		refresh_table(d);
+		note_generation(d);
 		drain_off_ring(d);
 		return;
 	}
@@ -596,10 +543,7 @@ static void start_reload(struct daemon *d)
 	pid_t pid;
 
 	if (!d->config) {
-		dlog("SIGHUP: no --config table to reload; rereading the live table");
-		check_pins(d);
-		if (!d->unloaded)
-			refresh_table(d);
+		dlog("SIGHUP: no --config table to reload (start the daemon with --config FILE)");
 		return;
 	}
 	pid = fork();
@@ -684,7 +628,7 @@ static void watch_reload(struct daemon *d)
 	d->reload_pid = 0;
 	check_pins(d);
 	if (!d->unloaded)
-		refresh_table(d);
+		note_generation(d);
 	if (d->reload_again) {
 		d->reload_again = 0;
 		start_reload(d);
@@ -796,7 +740,6 @@ int rls_cmd_daemon(int argc, char **argv)
 
 	memset(&d, 0, sizeof(d));
 	d.settle_fd = -1;
-	rls_tier_map_init(&d.tiers);
 	rls_usage_totals_init(&d.usage);
 	parsed = rls_opts_parse(&daemon_spec, argc, argv, &req);
 	if (parsed != RLS_OPTS_OK)
@@ -829,14 +772,12 @@ int rls_cmd_daemon(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	dlog("settling token usage on %s (drain every %ld ms%s%s)", dev, interval,
 	     d.config ? ", SIGHUP reloads " : "", d.config ? d.config : "");
-	if (refresh_table(&d))
-		dlog("cannot read the live table of %s; limits are looked up again at the next reload",
-		     dev);
+	d.generation = ~0u;
+	note_generation(&d);
 	drain_off_ring(&d);
 	next_drain = now_ms() + interval;
 	next_reap = now_ms() + REAP_INTERVAL_MS;
 	while (!stop_signal) {
-		__u32 gen = d.generation;
 		int n = d.unloaded ? 0 : ring_buffer__poll(d.rb, POLL_MS);
 
 		if (d.unloaded)
@@ -855,9 +796,8 @@ int rls_cmd_daemon(int argc, char **argv)
 			totals_requested = 0;
 			log_totals(&d, "totals");
 		}
-		/* Someone ran `rlshape load` without telling us: the account map may be stale. */
-		if (!d.unloaded && read_generation(&d, &gen) == 0 && gen != d.generation)
-			refresh_table(&d);
+		if (!d.unloaded)
+			note_generation(&d);
 		if (now_ms() >= next_drain) {
 			check_pins(&d);
 			if (!d.unloaded)
@@ -880,7 +820,6 @@ int rls_cmd_daemon(int argc, char **argv)
 		dlog("stopping on %s", strsignal(stop_signal));
 	log_totals(&d, "at exit");
 	close_all(&d);
-	rls_tier_map_free(&d.tiers);
 	rls_usage_totals_free(&d.usage);
 	return ret;
 }

@@ -844,6 +844,29 @@ static int check_row_shape(struct importer *im, const struct csv_row *r, const s
 	return 0;
 }
 
+/*
+ * The model or tier cell of a row: its name into name, or, when the cell is empty, name kept as
+ * the row above left it (have_prev; the first row has none to repeat).
+ */
+static int take_name(struct importer *im, const struct csv_row *r, const struct header *h,
+		     size_t col, bool have_prev, char *name, size_t len, const char *what,
+		     const char *hint)
+{
+	const struct csv_cell *cell = &r->cells[col];
+
+	if (cell->len) {
+		if (check_name(im, cell, col + 1, h->cols[col].header, what))
+			return -1;
+		snprintf(name, len, "%s", cell->text);
+		return 0;
+	}
+	if (have_prev)
+		return 0;
+	return fail_at(im, cell->line, col + 1, h->cols[col].header,
+		       "empty %s cell in the first row: there is no cell above to repeat; write "
+		       "the %s name%s", what, what, hint);
+}
+
 static int import_row(struct importer *im, const struct csv_row *r, const struct header *h,
 		      struct row_state *st, struct table *t)
 {
@@ -859,24 +882,10 @@ static int import_row(struct importer *im, const struct csv_row *r, const struct
 	int l;
 
 	/* The model and the tier: written, or repeated from the row above. */
-	if (model_cell->len) {
-		if (check_name(im, model_cell, h->model + 1, h->cols[h->model].header, "model"))
-			return -1;
-		snprintf(st->model, sizeof(st->model), "%s", model_cell->text);
-	} else if (!st->have_prev) {
-		return fail_at(im, model_cell->line, h->model + 1, h->cols[h->model].header,
-			       "empty model cell in the first row: there is no cell above to "
-			       "repeat; write the model name (or * for every model)");
-	}
-	if (tier_cell->len) {
-		if (check_name(im, tier_cell, h->tier + 1, h->cols[h->tier].header, "tier"))
-			return -1;
-		snprintf(st->tier, sizeof(st->tier), "%s", tier_cell->text);
-	} else if (!st->have_prev) {
-		return fail_at(im, tier_cell->line, h->tier + 1, h->cols[h->tier].header,
-			       "empty tier cell in the first row: there is no cell above to "
-			       "repeat; write the tier name");
-	}
+	if (take_name(im, r, h, h->model, st->have_prev, st->model, sizeof(st->model), "model",
+		      " (or * for every model)") ||
+	    take_name(im, r, h, h->tier, st->have_prev, st->tier, sizeof(st->tier), "tier", ""))
+		return -1;
 
 	/* Limits: written, or repeated from the row above (none in the first row). */
 	for (l = 0; l < L_COUNT; l++)
@@ -1006,7 +1015,8 @@ static json_t *table_json(const struct table *t, const struct import_opts *o)
 	return root;
 }
 
-char *rls_import_dumps(const json_t *table)
+/* The table as tiers.json text, as jansson writes it, with a final newline; NULL: no memory. */
+static char *table_text(const json_t *table)
 {
 	char *text = json_dumps(table, JSON_INDENT(2) | JSON_PRESERVE_ORDER), *lined;
 
@@ -1105,7 +1115,7 @@ int rls_import(const char *file, const char *text, size_t len, const struct impo
 		}
 	}
 	out = table_json(&t, o);
-	dumped = out ? rls_import_dumps(out) : NULL;
+	dumped = out ? table_text(out) : NULL;
 	if (!dumped) {
 		fail_oom(&im);
 		goto out;

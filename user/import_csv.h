@@ -4,7 +4,6 @@
 #define RLS_USER_IMPORT_CSV_H
 
 #include <stddef.h>
-#include <jansson.h>
 
 #include "rlshape.h"
 
@@ -29,8 +28,5 @@ struct import_stats {
  */
 int rls_import(const char *file, const char *text, size_t len, const struct import_opts *o,
 	       char **json, struct import_stats *stats, char *err, size_t err_len);
-
-/* The table as tiers.json text, as jansson writes it, with a final newline; NULL: no memory. */
-char *rls_import_dumps(const json_t *table);
 
 #endif /* RLS_USER_IMPORT_CSV_H */

@@ -73,18 +73,17 @@ __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_cou
 	return out->tokens;
 }
 
-__u64 rls_settle_cap_responses(__u64 tokens, __u64 responses, const struct rls_limits *limits)
+__u64 rls_settle_cap_responses(__u64 tokens, __u64 responses, __u64 max_response_tokens)
 {
-	__u64 each = limits && limits->max_response_tokens ? limits->max_response_tokens
-							   : RLS_DEFAULT_MAX_RESPONSE_TOKENS;
+	__u64 each = max_response_tokens ? max_response_tokens : RLS_DEFAULT_MAX_RESPONSE_TOKENS;
 	__u64 cap = responses > UINT64_MAX / each ? UINT64_MAX : responses * each;
 
 	return tokens > cap ? cap : tokens;
 }
 
-__u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits)
+__u64 rls_settle_cap_tokens(__u64 tokens, __u64 max_response_tokens)
 {
-	return rls_settle_cap_responses(tokens, 1, limits);
+	return rls_settle_cap_responses(tokens, 1, max_response_tokens);
 }
 
 __s64 rls_settle_delta(__u64 tokens, __u64 reserved)
@@ -94,125 +93,19 @@ __s64 rls_settle_delta(__u64 tokens, __u64 reserved)
 	return reserved - tokens > (__u64)INT64_MAX ? INT64_MIN : -(__s64)(reserved - tokens);
 }
 
-__s64 rls_settle_token_burst(const struct rls_limits *limits)
-{
-	if (!limits || limits->tpm == RLS_TOKENS_UNLIMITED || limits->token_burst > (__u64)INT64_MAX)
-		return INT64_MAX;
-	return (__s64)limits->token_burst;
-}
-
-__u32 rls_settle_bytes_per_token(const struct rls_limits *limits)
-{
-	return limits && limits->bytes_per_token ? limits->bytes_per_token
-						 : RLS_DEFAULT_BYTES_PER_TOKEN;
-}
-
 int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b)
 {
 	return a->responses == b->responses && a->reserved_tokens == b->reserved_tokens &&
-	       a->request_bytes == b->request_bytes && a->response_bytes == b->response_bytes;
+	       a->request_bytes == b->request_bytes && a->response_bytes == b->response_bytes &&
+	       a->bytes_per_token == b->bytes_per_token &&
+	       a->max_response_tokens == b->max_response_tokens;
 }
 
-__u64 rls_pending_tokens(const struct rls_pending *p, const struct rls_limits *limits)
+__u64 rls_pending_tokens(const struct rls_pending *p)
 {
 	return rls_settle_cap_responses(rls_settle_estimate_tokens(p->request_bytes, p->response_bytes,
-							    rls_settle_bytes_per_token(limits)),
-					p->responses, limits);
-}
-
-/* ---- account -> tier ---- */
-
-void rls_tier_map_init(struct rls_tier_map *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->sorted = 1;
-}
-
-void rls_tier_map_free(struct rls_tier_map *m)
-{
-	free(m->v);
-	rls_tier_map_init(m);
-}
-
-void rls_tier_map_clear(struct rls_tier_map *m)
-{
-	m->n = 0;
-	m->sorted = 1;
-}
-
-int rls_tier_map_add(struct rls_tier_map *m, __u32 account, __u32 tier)
-{
-	struct rls_tier_entry_map *grown;
-
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? 2 * m->cap : 64;
-
-		grown = realloc(m->v, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		m->v = grown;
-		m->cap = cap;
-	}
-	m->v[m->n].account = account;
-	m->v[m->n].tier = tier;
-	m->n++;
-	m->sorted = 0;
-	return 0;
-}
-
-static int cmp_tier_entry(const void *a, const void *b)
-{
-	const struct rls_tier_entry_map *x = a, *y = b;
-
-	if (x->account != y->account)
-		return x->account < y->account ? -1 : 1;
-	return x->tier < y->tier ? -1 : x->tier > y->tier;
-}
-
-/*
- * Sorted by account, one entry each. Every key and CIDR of an account carries its one tier;
- * should two ever disagree, the lowest tier id is kept, whatever the order they came in.
- */
-static void tier_map_sort(struct rls_tier_map *m)
-{
-	size_t i, out = 0;
-
-	if (m->sorted)
-		return;
-	if (m->n)
-		qsort(m->v, m->n, sizeof(*m->v), cmp_tier_entry);
-	for (i = 0; i < m->n; i++)
-		if (!out || m->v[out - 1].account != m->v[i].account)
-			m->v[out++] = m->v[i];
-	m->n = out;
-	m->sorted = 1;
-}
-
-int rls_tier_map_find(struct rls_tier_map *m, __u32 account, __u32 *tier)
-{
-	size_t lo = 0, hi;
-
-	tier_map_sort(m);
-	hi = m->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (m->v[mid].account == account) {
-			*tier = m->v[mid].tier;
-			return 0;
-		}
-		if (m->v[mid].account < account)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-size_t rls_tier_map_count(struct rls_tier_map *m)
-{
-	tier_map_sort(m);
-	return m->n;
+							    p->bytes_per_token),
+					p->responses, p->max_response_tokens);
 }
 
 /* ---- per-(account, model) totals ---- */
@@ -293,17 +186,6 @@ int rls_usage_totals_add(struct rls_usage_totals *t, __u32 account, __u32 model,
 	e->from_usage += from_usage;
 	e->tokens = e->tokens + tokens < e->tokens ? UINT64_MAX : e->tokens + tokens;
 	return 0;
-}
-
-const struct rls_usage_total *rls_usage_totals_get(const struct rls_usage_totals *t,
-						   __u32 account, __u32 model)
-{
-	size_t i;
-
-	if (!t->cap)
-		return NULL;
-	i = find_slot(t, account, model);
-	return t->used[i] ? &t->slots[i] : NULL;
 }
 
 static int cmp_total(const void *a, const void *b)

@@ -9,11 +9,14 @@
  *   - exactly the upstream's `usage.total_tokens`, when the response's last bytes carry a usable
  *     usage object (plain JSON body, or the last event of a text/event-stream, chunked or not);
  *   - otherwise an estimate, ceil((request bytes + response bytes) / bytes_per_token), with the
- *     limits' bytes_per_token (RLS_DEFAULT_BYTES_PER_TOKEN when it is 0).
+ *     bytes_per_token of the limits the request was admitted under, which the event carries
+ *     (RLS_DEFAULT_BYTES_PER_TOKEN when it is 0).
  *
  * and settles delta = tokens - reserved with the rls_settle program: a positive delta charges
  * the rest, a negative one refunds what was reserved too much. The token count itself is never
- * negative, whatever the bytes say.
+ * negative, whatever the bytes say. What settling needs of the limits is in the event (or the
+ * pending entry) and in the counter, as XDP knew them at admission: the daemon keeps no copy
+ * of the table, and a reload in between does not settle a response under other limits.
  */
 #ifndef RLS_USER_SETTLE_H
 #define RLS_USER_SETTLE_H
@@ -55,57 +58,26 @@ __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_cou
 __s64 rls_settle_delta(__u64 tokens, __u64 reserved);
 
 /*
- * The rls_settle_args.token_burst for limits (NULL: none known): the tpm budget's ceiling,
- * which a refund may not pass. Without a finite tpm the budget is not checked: INT64_MAX.
+ * The tokens one response is charged: its count, but never more than the max_response_tokens
+ * of the limits it was admitted under (0: RLS_DEFAULT_MAX_RESPONSE_TOKENS). One absurd usage
+ * ("total_tokens": 2^53) must not lock an account out for years; the cap keeps every later sum
+ * far inside 64 bits.
  */
-__s64 rls_settle_token_burst(const struct rls_limits *limits);
-
-/*
- * The tokens one response is charged: its count, but never more than its limits'
- * max_response_tokens. One absurd usage ("total_tokens": 2^53) must not lock an account out for
- * years; the cap keeps every later sum far inside 64 bits.
- */
-__u64 rls_settle_cap_tokens(__u64 tokens, const struct rls_limits *limits);
+__u64 rls_settle_cap_tokens(__u64 tokens, __u64 max_response_tokens);
 
 /* The same for responses settled together: at most max_response_tokens each (saturating). */
-__u64 rls_settle_cap_responses(__u64 tokens, __u64 responses, const struct rls_limits *limits);
-
-/* The bytes per token of limits, or RLS_DEFAULT_BYTES_PER_TOKEN. */
-__u32 rls_settle_bytes_per_token(const struct rls_limits *limits);
+__u64 rls_settle_cap_responses(__u64 tokens, __u64 responses, __u64 max_response_tokens);
 
 /* ---- pending drains ---- */
 
 int rls_pending_equal(const struct rls_pending *a, const struct rls_pending *b);
 
 /*
- * What the responses summed in p are charged (limits NULL: none known): the estimate from
- * their bytes at the limits' bytes_per_token, but at most max_response_tokens per response, as
- * each would have been charged had it reached the daemon through the ring.
+ * What the responses summed in p are charged: the estimate from their bytes at p's
+ * bytes_per_token, but at most p's max_response_tokens per response, as each would have been
+ * charged had it reached the daemon through the ring.
  */
-__u64 rls_pending_tokens(const struct rls_pending *p, const struct rls_limits *limits);
-
-/* ---- account id -> tier, from the live generation's keys and CIDRs ---- */
-
-struct rls_tier_entry_map {
-	__u32 account;
-	__u32 tier;
-};
-
-struct rls_tier_map {
-	struct rls_tier_entry_map *v;
-	size_t n, cap;
-	int sorted;
-};
-
-void rls_tier_map_init(struct rls_tier_map *m);
-void rls_tier_map_free(struct rls_tier_map *m);
-void rls_tier_map_clear(struct rls_tier_map *m);
-/* Returns 0 or -ENOMEM. An account added twice with two tiers keeps the lower tier id. */
-int rls_tier_map_add(struct rls_tier_map *m, __u32 account, __u32 tier);
-/* 0 and *tier, or -1 when the account is unknown. */
-int rls_tier_map_find(struct rls_tier_map *m, __u32 account, __u32 *tier);
-/* Distinct accounts (sorts). */
-size_t rls_tier_map_count(struct rls_tier_map *m);
+__u64 rls_pending_tokens(const struct rls_pending *p);
 
 /* ---- running totals ---- */
 
@@ -146,9 +118,6 @@ void rls_usage_totals_free(struct rls_usage_totals *t);
 /* Adds to (account, model). Returns 0 or -ENOMEM. */
 int rls_usage_totals_add(struct rls_usage_totals *t, __u32 account, __u32 model, __u64 responses,
 			 __u64 from_usage, __u64 tokens);
-/* The entry of (account, model), or NULL. */
-const struct rls_usage_total *rls_usage_totals_get(const struct rls_usage_totals *t,
-						   __u32 account, __u32 model);
 /* Every entry, sorted by (account, model), in a new array of *n (free() it); NULL when empty. */
 struct rls_usage_total *rls_usage_totals_list(const struct rls_usage_totals *t, size_t *n);
 

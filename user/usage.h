@@ -42,19 +42,4 @@ struct rls_usage {
  */
 int rls_usage_find(const char *data, size_t len, int chunked, struct rls_usage *out);
 
-/*
- * The same, fed in pieces as they arrive: keeps only the last RLS_USAGE_WINDOW bytes, so the
- * result is exactly rls_usage_find() on the concatenation of everything fed.
- */
-struct rls_usage_stream {
-	char ring[RLS_USAGE_WINDOW];
-	size_t head;  /* where the next byte goes */
-	size_t fill;  /* bytes held, at most RLS_USAGE_WINDOW */
-	int chunked;
-};
-
-void rls_usage_stream_init(struct rls_usage_stream *s, int chunked);
-void rls_usage_stream_feed(struct rls_usage_stream *s, const char *data, size_t len);
-int rls_usage_stream_result(const struct rls_usage_stream *s, struct rls_usage *out);
-
 #endif /* RLS_USAGE_H */

@@ -69,6 +69,9 @@ static __always_inline void rls_report_pending(const struct rls_counter_key *cou
 	__sync_fetch_and_add(&p->reserved_tokens, flow->reserved_tokens);
 	__sync_fetch_and_add(&p->request_bytes, flow->request_bytes);
 	__sync_fetch_and_add(&p->response_bytes, flow->response_bytes);
+	/* Plain stores: two reports racing write the same limits but across a reload. */
+	p->bytes_per_token = flow->bytes_per_token;
+	p->max_response_tokens = flow->max_response_tokens;
 	rls_count_packet(RLS_PKT_RESPONSES_PENDING);
 }
 
@@ -89,6 +92,7 @@ static __always_inline void rls_fill_event(struct rls_response_event *ev,
 	ev->tail_slot = flow->tail_slot & (RLS_TAIL_SLOTS - 1);
 	ev->bytes_per_token = flow->bytes_per_token;
 	ev->pad = 0;
+	ev->max_response_tokens = flow->max_response_tokens;
 	rls_copy_tail(&ev->tail, tail);
 }
 

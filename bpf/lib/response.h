@@ -26,7 +26,8 @@ struct rls_admission {
 	__u32 meter_tokens;    /* tokens reserved: report the response */
 	__u64 reserved_tokens;
 	__u64 request_bytes;
-	__u32 bytes_per_token;
+	__u32 bytes_per_token; /* of the limits admitted under: what settling needs of them */
+	__u64 max_response_tokens;
 	__u32 counter_shared;  /* charged to the anonymous overflow counter */
 	__u32 slot_taken;
 	__u64 slot_epoch;
@@ -42,6 +43,7 @@ static __always_inline void rls_follow_response(const struct rls_flow_key *key,
 	flow->counter_shared = a->counter_shared;
 	flow->meter_tokens = a->meter_tokens;
 	flow->bytes_per_token = a->bytes_per_token;
+	flow->max_response_tokens = a->max_response_tokens;
 	flow->reserved_tokens = a->reserved_tokens;
 	flow->request_bytes = a->request_bytes;
 	flow->response_bytes = 0;

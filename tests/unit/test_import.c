@@ -14,11 +14,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+
+#include "../lib/cmocka_cases.h"
 
 #include "import_csv.h"
 #include "tiers.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define A8  "aaaaaaaa"
 #define A63 A8 A8 A8 A8 A8 A8 A8 "aaaaaaa"
@@ -153,28 +155,6 @@ static void test_moonshot_exact_output(void **state)
 	free(json);
 }
 
-/* Every limit column, in any order and case; fields come out in one fixed order. */
-static void test_all_columns_fixed_order(void **state)
-{
-	static const char csv[] =
-		"Burst,CONCURRENCY,tpd,tpm,rpd,rph,rpm,rps,tier,model\n"
-		"5,7,8,9,10,11,60,1,t,m\n";
-	static const char want_entry[] =
-		"\"m\":{\"rps\":1,\"rpm\":60,\"rph\":11,\"rpd\":10,\"burst\":5,"
-		"\"tpm\":9,\"tpd\":8,\"concurrency\":7}";
-	struct rls_table t;
-	char *json = import_str(csv, NULL);
-
-	(void)state;
-	assert_non_null(strstr(compact(json), want_entry));
-	parse_json(json, &t);
-	assert_limits(entry_of(&t, "t", "m"), 1, 60, 11, 10, 9, 8, 7);
-	assert_int_equal(entry_of(&t, "t", "m")->burst, 5);
-	assert_null(strstr(json, "default_tier"));
-	rls_table_free(&t);
-	free(json);
-}
-
 /*
  * Blank cells repeat the cell above, as the merged cells of Model Studio's tables do: across
  * models, and for the tier; "-" is no limit, and blanks below it repeat "no limit".
@@ -239,57 +219,6 @@ static void test_blank_model_repeats_across_tiers(void **state)
 	assert_true(entry_of(&t, "Tier 1", "deepseek-ai/DeepSeek-R1")->tpm == 30000);
 	assert_true(entry_of(&t, "Tier 2", "deepseek-ai/DeepSeek-R1")->tpm == 450000);
 	assert_true(entry_of(&t, "Tier 3", "deepseek-ai/DeepSeek-R1")->tpm == 450000);
-	rls_table_free(&t);
-	free(json);
-}
-
-static void test_thousands_separators(void **state)
-{
-	static const char csv[] =
-		"model,tier,rpm,rpd,tpm,tpd\n"
-		"a,t,\"1,200\",\"4,294,967,294\",\"4,980,000,000\",\"9,223,372,036,854,775,807\"\n"
-		"b,t,1200,4294967294,4980000000,0\n"
-		"c,t, \"999\" ,\"0\",\"1,000\",7\n";
-	struct rls_table t;
-	char *json = import_str(csv, NULL);
-
-	(void)state;
-	parse_json(json, &t);
-	assert_limits(entry_of(&t, "t", "a"), U, 1200, U, 4294967294u, 4980000000ull,
-		      9223372036854775807ull, U);
-	assert_limits(entry_of(&t, "t", "b"), U, 1200, U, 4294967294u, 4980000000ull, 0, U);
-	assert_limits(entry_of(&t, "t", "c"), U, 999, U, 0, 1000, 7, U);
-	rls_table_free(&t);
-	free(json);
-}
-
-static void test_unlimited_any_case(void **state)
-{
-	static const char csv[] =
-		"model,tier,rps,rpm,rph,rpd,tpm,tpd,concurrency\n"
-		"*,t,Unlimited,unlimited,UNLIMITED,uNlImItEd,Unlimited,Unlimited,Unlimited\n";
-	struct rls_table t;
-	char *json = import_str(csv, NULL);
-
-	(void)state;
-	assert_non_null(strstr(compact(json), "\"rps\":\"unlimited\",\"rpm\":\"unlimited\""));
-	parse_json(json, &t);
-	assert_limits(entry_of(&t, "t", "*"), U, U, U, U, UT, UT, U);
-	rls_table_free(&t);
-	free(json);
-}
-
-/* 0 admits nothing (Model Studio's retired models): it is written, not dropped. */
-static void test_zero_is_a_limit(void **state)
-{
-	static const char csv[] = "model,tier,rpm,tpm\nqwen2-72b-instruct,global,0,0\n";
-	struct rls_table t;
-	char *json = import_str(csv, NULL);
-
-	(void)state;
-	assert_non_null(strstr(compact(json), "\"qwen2-72b-instruct\":{\"rpm\":0,\"tpm\":0}"));
-	parse_json(json, &t);
-	assert_limits(entry_of(&t, "global", "qwen2-72b-instruct"), U, 0, U, U, 0, UT, U);
 	rls_table_free(&t);
 	free(json);
 }
@@ -411,6 +340,73 @@ static void test_burst(void **state)
 	parse_json(json, &t);
 	assert_int_equal(entry_of(&t, "t", "m")->burst, 600);
 	assert_int_equal(entry_of(&t, "t", "n")->burst, 1);
+	rls_table_free(&t);
+	free(json);
+}
+
+/* ---- good tables: the limits each entry gets ---- */
+
+struct want_entry {
+	const char *tier, *model; /* NULL tier: no more entries */
+	__u32 rps, rpm, rph, rpd;
+	__u64 tpm, tpd;
+	__u32 concurrency;
+	__u32 burst;               /* 0: not looked at */
+};
+
+struct good_csv {
+	const char *name;
+	const char *csv;
+	const char *json_has;      /* a part of the compact JSON, or NULL */
+	struct want_entry want[3];
+};
+
+static const struct good_csv good_csvs[] = {
+	/* Every limit column, in any order and case; fields come out in one fixed order. */
+	{ "test_all_columns_fixed_order",
+	  "Burst,CONCURRENCY,tpd,tpm,rpd,rph,rpm,rps,tier,model\n"
+	  "5,7,8,9,10,11,60,1,t,m\n",
+	  "\"m\":{\"rps\":1,\"rpm\":60,\"rph\":11,\"rpd\":10,\"burst\":5,"
+	  "\"tpm\":9,\"tpd\":8,\"concurrency\":7}",
+	  { { "t", "m", 1, 60, 11, 10, 9, 8, 7, 5 } } },
+	{ "test_thousands_separators",
+	  "model,tier,rpm,rpd,tpm,tpd\n"
+	  "a,t,\"1,200\",\"4,294,967,294\",\"4,980,000,000\",\"9,223,372,036,854,775,807\"\n"
+	  "b,t,1200,4294967294,4980000000,0\n"
+	  "c,t, \"999\" ,\"0\",\"1,000\",7\n",
+	  NULL,
+	  { { "t", "a", U, 1200, U, 4294967294u, 4980000000ull, 9223372036854775807ull, U, 0 },
+	    { "t", "b", U, 1200, U, 4294967294u, 4980000000ull, 0, U, 0 },
+	    { "t", "c", U, 999, U, 0, 1000, 7, U, 0 } } },
+	{ "test_unlimited_any_case",
+	  "model,tier,rps,rpm,rph,rpd,tpm,tpd,concurrency\n"
+	  "*,t,Unlimited,unlimited,UNLIMITED,uNlImItEd,Unlimited,Unlimited,Unlimited\n",
+	  "\"rps\":\"unlimited\",\"rpm\":\"unlimited\"",
+	  { { "t", "*", U, U, U, U, UT, UT, U, 0 } } },
+	/* 0 admits nothing (Model Studio's retired models): it is written, not dropped. */
+	{ "test_zero_is_a_limit",
+	  "model,tier,rpm,tpm\nqwen2-72b-instruct,global,0,0\n",
+	  "\"qwen2-72b-instruct\":{\"rpm\":0,\"tpm\":0}",
+	  { { "global", "qwen2-72b-instruct", U, 0, U, U, 0, UT, U, 0 } } },
+};
+
+static void test_good_csv(void **state)
+{
+	const struct good_csv *g = *state;
+	const struct want_entry *w;
+	struct rls_table t;
+	char *json = import_str(g->csv, NULL);
+
+	if (g->json_has)
+		assert_non_null(strstr(compact(json), g->json_has));
+	assert_null(strstr(json, "default_tier")); /* none asked for */
+	parse_json(json, &t);
+	for (w = g->want; w < g->want + ARRAY_SIZE(g->want) && w->tier; w++) {
+		assert_limits(entry_of(&t, w->tier, w->model), w->rps, w->rpm, w->rph, w->rpd,
+			      w->tpm, w->tpd, w->concurrency);
+		if (w->burst)
+			assert_int_equal(entry_of(&t, w->tier, w->model)->burst, w->burst);
+	}
 	rls_table_free(&t);
 	free(json);
 }
@@ -573,12 +569,8 @@ int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_moonshot_exact_output),
-		cmocka_unit_test(test_all_columns_fixed_order),
 		cmocka_unit_test(test_blank_cells_repeat_the_row_above),
 		cmocka_unit_test(test_blank_model_repeats_across_tiers),
-		cmocka_unit_test(test_thousands_separators),
-		cmocka_unit_test(test_unlimited_any_case),
-		cmocka_unit_test(test_zero_is_a_limit),
 		cmocka_unit_test(test_quoted_cells),
 		cmocka_unit_test(test_crlf_same_as_lf),
 		cmocka_unit_test(test_deterministic_first_appearance_order),
@@ -587,18 +579,7 @@ int main(void)
 		cmocka_unit_test(test_burst),
 		cmocka_unit_test(test_message_is_one_line),
 	};
-	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(bad_csvs)];
-	size_t i;
 
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	memcpy(tests, fixed, sizeof(fixed));
-	for (i = 0; i < ARRAY_SIZE(bad_csvs); i++) {
-		struct CMUnitTest *test = &tests[ARRAY_SIZE(fixed) + i];
-
-		memset(test, 0, sizeof(*test));
-		test->name = bad_csvs[i].name;
-		test->test_func = test_bad_csv;
-		test->initial_state = (void *)&bad_csvs[i];
-	}
-	return _cmocka_run_group_tests("import", tests, ARRAY_SIZE(tests), NULL, NULL);
+	return RUN_TESTS_AND_CASES("import", fixed, CASE_TABLE(test_good_csv, good_csvs),
+				   CASE_TABLE(test_bad_csv, bad_csvs));
 }

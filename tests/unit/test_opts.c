@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "opts.h"
+#include "../lib/cmocka_cases.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#include "opts.h"
 
 struct demo_cfg {
 	const char *file;
@@ -57,22 +57,19 @@ static const struct rls_cmd_spec demo_spec = {
 
 static const struct rls_cmd_spec bare_spec = { .name = "bare" };
 
-/* Parses a NULL-terminated argument list; what it wrote on stderr goes to err. */
-static enum rls_opts_result parse(const struct rls_cmd_spec *spec, struct demo_cfg *cfg,
-				  char *err, size_t len, ...)
+/* Parses args (NULL-terminated, without the subcommand); what it wrote on stderr goes to err. */
+static enum rls_opts_result parse_args(const struct rls_cmd_spec *spec, struct demo_cfg *cfg,
+				       char *err, size_t len, const char *const args[])
 {
 	char *argv[32];
 	int argc = 0, saved = dup(STDERR_FILENO);
 	FILE *tmp = tmpfile();
 	enum rls_opts_result r;
-	va_list ap;
 	size_t got;
 
-	va_start(ap, len);
 	argv[argc++] = (char *)spec->name;
-	while ((argv[argc] = va_arg(ap, char *)))
+	while ((argv[argc] = (char *)args[argc - 1]))
 		argc++;
-	va_end(ap);
 	assert_non_null(tmp);
 	fflush(stderr);
 	dup2(fileno(tmp), STDERR_FILENO);
@@ -85,6 +82,21 @@ static enum rls_opts_result parse(const struct rls_cmd_spec *spec, struct demo_c
 	err[got] = '\0';
 	fclose(tmp);
 	return r;
+}
+
+/* parse_args() with the arguments listed, NULL last. */
+static enum rls_opts_result parse(const struct rls_cmd_spec *spec, struct demo_cfg *cfg,
+				  char *err, size_t len, ...)
+{
+	const char *args[31];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, len);
+	while ((args[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	return parse_args(spec, cfg, err, len, args);
 }
 
 static void test_every_kind_parses(void **state)
@@ -142,76 +154,64 @@ static void test_uint_range(void **state)
 	}
 }
 
-static void test_enum_names_choices(void **state)
-{
-	struct demo_cfg cfg = { 0 };
-	char err[512];
+/* ---- what is refused, and the message that says so ---- */
 
-	(void)state;
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name=n", "-m", "quick",
-			       NULL),
-			 RLS_OPTS_USAGE);
-	assert_string_equal(err, "rlshape demo: --mode must be fast, slow or off, not \"quick\"; "
-				 "see rlshape demo --help\n");
-}
+struct usage_case {
+	const char *name;
+	const struct rls_cmd_spec *spec;
+	const char *args[8];       /* NULL-terminated, after the subcommand */
+	enum rls_opts_result want;
+	const char *message;       /* all of stderr; NULL: not looked at */
+	bool part;                 /* message need only be a part of stderr */
+};
 
-static void test_missing_value_names_option(void **state)
-{
-	struct demo_cfg cfg = { 0 };
-	char err[512];
+#define SEE_HELP "; see rlshape demo --help\n"
 
-	(void)state;
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name=n", "--dev", NULL),
-			 RLS_OPTS_USAGE);
-	assert_string_equal(err, "rlshape demo: --dev needs an interface name; "
-				 "see rlshape demo --help\n");
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name=n", "-n", NULL),
-			 RLS_OPTS_USAGE);
-	assert_non_null(strstr(err, "--count needs a whole number"));
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name", NULL),
-			 RLS_OPTS_USAGE);
-	assert_non_null(strstr(err, "--name needs a name"));
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name=n", "--dev=", NULL),
-			 RLS_OPTS_USAGE);
-	assert_non_null(strstr(err, "--dev needs an interface name, not an empty string"));
-}
-
-static void test_unknown_options(void **state)
-{
-	struct demo_cfg cfg = { 0 };
-	char err[512];
-
-	(void)state;
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name=n", "--bogus", NULL),
-			 RLS_OPTS_USAGE);
-	assert_string_equal(err, "rlshape demo: unknown option --bogus; see rlshape demo --help\n");
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name=n", "-x", NULL),
-			 RLS_OPTS_USAGE);
-	assert_string_equal(err, "rlshape demo: unknown option -x; see rlshape demo --help\n");
+static const struct usage_case usage_cases[] = {
+	{ "enum names its choices", &demo_spec, { "f", "--name=n", "-m", "quick" }, RLS_OPTS_USAGE,
+	  "rlshape demo: --mode must be fast, slow or off, not \"quick\"" SEE_HELP, false },
+	{ "missing value names the option", &demo_spec, { "f", "--name=n", "--dev" },
+	  RLS_OPTS_USAGE, "rlshape demo: --dev needs an interface name" SEE_HELP, false },
+	{ "missing value of a short option", &demo_spec, { "f", "--name=n", "-n" },
+	  RLS_OPTS_USAGE, "--count needs a whole number", true },
+	{ "missing value of a required option", &demo_spec, { "f", "--name" }, RLS_OPTS_USAGE,
+	  "--name needs a name", true },
+	{ "empty value", &demo_spec, { "f", "--name=n", "--dev=" }, RLS_OPTS_USAGE,
+	  "--dev needs an interface name, not an empty string", true },
+	{ "unknown long option", &demo_spec, { "f", "--name=n", "--bogus" }, RLS_OPTS_USAGE,
+	  "rlshape demo: unknown option --bogus" SEE_HELP, false },
+	{ "unknown short option", &demo_spec, { "f", "--name=n", "-x" }, RLS_OPTS_USAGE,
+	  "rlshape demo: unknown option -x" SEE_HELP, false },
 	/* A flag given a value is as wrong as an unknown option. */
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "--name=n", "--verbose=1",
-			       NULL),
-			 RLS_OPTS_USAGE);
-	assert_string_equal(err, "rlshape demo: --verbose takes no value; see rlshape demo --help\n");
-}
+	{ "flag given a value", &demo_spec, { "f", "--name=n", "--verbose=1" }, RLS_OPTS_USAGE,
+	  "rlshape demo: --verbose takes no value" SEE_HELP, false },
+	{ "required option missing", &demo_spec, { "f" }, RLS_OPTS_USAGE,
+	  "--name NAME is required", true },
+	{ "operand missing", &demo_spec, { "--name=n" }, RLS_OPTS_USAGE,
+	  "rlshape demo: FILE is missing", true },
+	{ "operand twice", &demo_spec, { "f", "g", "--name=n" }, RLS_OPTS_USAGE,
+	  "unexpected argument \"g\"", true },
+	{ "operand to a command without one", &bare_spec, { "x" }, RLS_OPTS_USAGE,
+	  "rlshape bare: unexpected argument \"x\"", true },
+	{ "no operand to a command without one", &bare_spec, { NULL }, RLS_OPTS_OK, NULL, false },
+};
 
-static void test_required_and_operands(void **state)
+static void test_usage_case(void **state)
 {
+	const struct usage_case *c = *state;
 	struct demo_cfg cfg = { 0 };
 	char err[512];
 
+	assert_int_equal(parse_args(c->spec, &cfg, err, sizeof(err), c->args), c->want);
+	if (c->message && c->part)
+		assert_non_null(strstr(err, c->message));
+	else if (c->message)
+		assert_string_equal(err, c->message);
+}
+
+static void test_exit_codes(void **state)
+{
 	(void)state;
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", NULL), RLS_OPTS_USAGE);
-	assert_non_null(strstr(err, "--name NAME is required"));
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "--name=n", NULL),
-			 RLS_OPTS_USAGE);
-	assert_non_null(strstr(err, "rlshape demo: FILE is missing"));
-	assert_int_equal(parse(&demo_spec, &cfg, err, sizeof(err), "f", "g", "--name=n", NULL),
-			 RLS_OPTS_USAGE);
-	assert_non_null(strstr(err, "unexpected argument \"g\""));
-	assert_int_equal(parse(&bare_spec, &cfg, err, sizeof(err), "x", NULL), RLS_OPTS_USAGE);
-	assert_non_null(strstr(err, "rlshape bare: unexpected argument \"x\""));
-	assert_int_equal(parse(&bare_spec, &cfg, err, sizeof(err), NULL), RLS_OPTS_OK);
 	assert_int_equal(rls_opts_exit_code(RLS_OPTS_USAGE), 2);
 	assert_int_equal(rls_opts_exit_code(RLS_OPTS_HELP), 0);
 }
@@ -277,17 +277,14 @@ static void test_help_exits_zero(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_every_kind_parses),
 		cmocka_unit_test(test_defaults_stay),
 		cmocka_unit_test(test_uint_range),
-		cmocka_unit_test(test_enum_names_choices),
-		cmocka_unit_test(test_missing_value_names_option),
-		cmocka_unit_test(test_unknown_options),
-		cmocka_unit_test(test_required_and_operands),
+		cmocka_unit_test(test_exit_codes),
 		cmocka_unit_test(test_help_lists_every_option),
 		cmocka_unit_test(test_help_exits_zero),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return RUN_TESTS_AND_CASES("opts", fixed, CASE_TABLE(test_usage_case, usage_cases));
 }

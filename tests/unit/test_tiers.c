@@ -18,12 +18,13 @@
 
 #include <cmocka.h>
 
+#include "../lib/cmocka_cases.h"
+
 #include "key_hash.h"
 #include "sha256_file.h"
 #include "tiers.h"
 #include "../lib/tier_limits.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define SHA_ACME_1 "819685611e044dc4918e558945f580790befd0786cc2fb36e3417477ed704a3d"
 #define SHA_ACME_2 "E13EC0CB85B1E9B4C68F9AB2EB9ABEED3376E468AA136FCFBAC7C29CA02D6A08"
@@ -979,18 +980,6 @@ int main(void)
 		cmocka_unit_test(test_models_listed_once),
 		cmocka_unit_test(test_parse_from_memory),
 	};
-	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(bad_tables)];
-	size_t i;
 
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	memcpy(tests, fixed, sizeof(fixed));
-	for (i = 0; i < ARRAY_SIZE(bad_tables); i++) {
-		struct CMUnitTest *test = &tests[ARRAY_SIZE(fixed) + i];
-
-		memset(test, 0, sizeof(*test));
-		test->name = bad_tables[i].name;
-		test->test_func = test_bad_table;
-		test->initial_state = (void *)&bad_tables[i];
-	}
-	return _cmocka_run_group_tests("tiers", tests, ARRAY_SIZE(tests), NULL, NULL);
+	return RUN_TESTS_AND_CASES("tiers", fixed, CASE_TABLE(test_bad_table, bad_tables));
 }

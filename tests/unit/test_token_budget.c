@@ -28,7 +28,7 @@ static struct rls_limits tpm_limits(__u64 tpm, __u64 token_burst)
 static void spend(struct rls_counter *c, const struct rls_limits *l, __s64 cost)
 {
 	rls_refill_tokens(c, l, START);
-	rls_settle_token_delta(c, cost, (__s64)l->token_burst, 0);
+	rls_settle_token_delta(c, cost, 0);
 }
 
 /* A request at now: 0 when admitted, else the 429's wait in ms. */
@@ -72,7 +72,7 @@ static void test_refill_never_wraps(void **state)
 
 	(void)state;
 	spend(&c, &l, INT64_MAX); /* down to 0 */
-	rls_settle_token_delta(&c, INT64_MAX / 2, INT64_MAX, 0);
+	rls_settle_token_delta(&c, INT64_MAX / 2, 0);
 	assert_true(c.token_budget == -(INT64_MAX / 2));
 	/* 100 s at 2^63 / 60 tokens a second fills it, where elapsed * tpm wraps 64 bits. */
 	rls_refill_tokens(&c, &l, START + 100 * SEC);
@@ -94,10 +94,34 @@ static void test_settlement(void **state)
 	(void)state;
 	spend(&c, &l, 30);
 	assert_true(c.token_budget == 70);
-	rls_settle_token_delta(&c, -500, 100, 0);
+	rls_settle_token_delta(&c, -500, 0);
 	assert_true(c.token_budget == 100);
-	rls_settle_token_delta(&c, 250, 100, 0);
+	rls_settle_token_delta(&c, 250, 0);
 	assert_true(c.token_budget == -150);
+}
+
+/*
+ * The refund ceiling is the counter's own, set by each refill from the limits admitted under:
+ * settling needs no copy of the table, and a reload that lowers token_burst caps the next
+ * refund at the new one (a burst past 2^63 - 1 is held as 2^63 - 1).
+ */
+static void test_settlement_ceiling_follows_the_limits(void **state)
+{
+	struct rls_limits l = tpm_limits(6000, 1000);
+	struct rls_counter c = { 0 };
+
+	(void)state;
+	spend(&c, &l, 900);
+	assert_true(c.token_burst == 1000);
+	l = tpm_limits(6000, 200); /* a reload */
+	rls_refill_tokens(&c, &l, START);
+	assert_true(c.token_burst == 200);
+	rls_settle_token_delta(&c, -900, 0);
+	assert_true(c.token_budget == 200);
+	l = tpm_limits(6000, UINT64_MAX);
+	rls_refill_tokens(&c, &l, START);
+	rls_settle_token_delta(&c, INT64_MIN + 1, 0);
+	assert_true(c.token_budget == INT64_MAX);
 }
 
 /*
@@ -127,14 +151,14 @@ static void test_settlement_saturates(void **state)
 
 	(void)state;
 	spend(&c, &l, 5);
-	rls_settle_token_delta(&c, -1000, INT64_MAX - 10, 0);
+	rls_settle_token_delta(&c, -1000, 0);
 	assert_true(c.token_budget == INT64_MAX - 10);
 
 	l = tpm_limits(60, 1);
 	memset(&c, 0, sizeof(c));
 	spend(&c, &l, INT64_MAX);
 	assert_true(c.token_budget == 1 - INT64_MAX);
-	rls_settle_token_delta(&c, INT64_MAX, 1, 0);
+	rls_settle_token_delta(&c, INT64_MAX, 0);
 	assert_true(c.token_budget == -INT64_MAX);
 	assert_int_equal(ask(&c, &l, START), 0xffffffff);
 }
@@ -145,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_admitted_after_the_announced_wait),
 		cmocka_unit_test(test_refill_never_wraps),
 		cmocka_unit_test(test_settlement),
+		cmocka_unit_test(test_settlement_ceiling_follows_the_limits),
 		cmocka_unit_test(test_settlement_saturates),
 		cmocka_unit_test(test_longest_wait),
 	};

@@ -14,9 +14,11 @@
 
 #include <cmocka.h>
 
+#include "../lib/cmocka_cases.h"
+#include "../lib/usage_stream.h"
+
 #include "usage.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define BUF_MAX 16384
 
 /*
@@ -231,17 +233,22 @@ static void test_plain_whole_response(void **state)
 	assert_finds(buf, (size_t)n, 0, &expected);
 }
 
-/* Every tail that holds the whole key and object finds it; every shorter one finds none. */
+/* Every tail of body that holds the whole key and object finds it; every shorter one none. */
+static void assert_tails(const char *body, const char *key_text)
+{
+	size_t len = strlen(body), key = last_index(body, len, key_text), start;
+
+	assert_finds(body + len - 300, 300, 0, &expected);
+	for (start = 0; start < key; start++)
+		assert_finds(body + start, len - start, 0, &expected);
+	for (start = key + 1; start <= len; start++)
+		assert_finds_none(body + start, len - start, 0);
+}
+
 static void test_plain_tails(void **state)
 {
-	size_t len = strlen(plain_body), key = last_index(plain_body, len, "\"usage\""), start;
-
 	(void)state;
-	assert_finds(plain_body + len - 300, 300, 0, &expected);
-	for (start = 0; start < key; start++)
-		assert_finds(plain_body + start, len - start, 0, &expected);
-	for (start = key + 1; start <= len; start++)
-		assert_finds_none(plain_body + start, len - start, 0);
+	assert_tails(plain_body, "\"usage\"");
 }
 
 /* CRLF pretty-printing, nested objects and braces inside strings within usage. */
@@ -277,14 +284,8 @@ static void test_sse_null_usage_only(void **state)
 
 static void test_sse_tails(void **state)
 {
-	size_t len = strlen(sse_body), key = last_index(sse_body, len, "\"usage\":{"), start;
-
 	(void)state;
-	assert_finds(sse_body + len - 300, 300, 0, &expected);
-	for (start = 0; start < key; start++)
-		assert_finds(sse_body + start, len - start, 0, &expected);
-	for (start = key + 1; start <= len; start++)
-		assert_finds_none(sse_body + start, len - start, 0);
+	assert_tails(sse_body, "\"usage\":{");
 }
 
 /* ---- chunked framing ----------------------------------------------------------------- */
@@ -679,18 +680,6 @@ int main(void)
 		cmocka_unit_test(test_fuzz_random),
 		cmocka_unit_test(test_fuzz_mutations),
 	};
-	struct CMUnitTest tests[ARRAY_SIZE(fixed) + ARRAY_SIZE(cases)];
-	size_t i;
 
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	memcpy(tests, fixed, sizeof(fixed));
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct CMUnitTest *test = &tests[ARRAY_SIZE(fixed) + i];
-
-		memset(test, 0, sizeof(*test));
-		test->name = cases[i].name;
-		test->test_func = test_usage_case;
-		test->initial_state = (void *)&cases[i];
-	}
-	return _cmocka_run_group_tests("usage", tests, ARRAY_SIZE(tests), NULL, NULL);
+	return RUN_TESTS_AND_CASES("usage", fixed, CASE_TABLE(test_usage_case, cases));
 }
