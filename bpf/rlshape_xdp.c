@@ -12,10 +12,10 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "lib/ctx.h"
 #include "lib/maps.h"
 #include "lib/config.h"
 #include "lib/packet.h"
-#include "lib/http_response.h"
 #include "lib/http_request.h"
 #include "lib/connection.h"
 #include "lib/policy.h"
