@@ -118,7 +118,9 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(wildcard tests/lib/*.h) $(LIB_OBJS) $(US
 $(BUILD)/tests/bpf/%: tests/bpf/%.c $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/tests/bpf
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka -lpthread
 
-$(BUILD)/bench/%: bench/%.c $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/bench
+# The benchmarks load the programs through the BPF suites' prog_env.h (one copy of that code).
+$(BUILD)/bench/%: bench/%.c bench/bench.h $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) \
+                  $(SKELS) | $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(LIB_OBJS) -o $@ $(LDLIBS) -lpthread
 
 # ---- libFuzzer harnesses (fuzz/*.c; fuzz/run.sh runs them) ----

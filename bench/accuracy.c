@@ -181,7 +181,7 @@ static int nr_cpus_used;
  * Run every worker for seconds on test t's key, connections from block t of the space. With
  * deadline_after, the workers stop by themselves that long after the first admission.
  */
-static void run_test(const struct bench_env *e, enum test_id t, double seconds,
+static void run_test(const struct env *e, enum test_id t, double seconds,
 		     __u64 deadline_after, struct run *r)
 {
 	char req[TP_MAX_FRAME];
@@ -526,7 +526,7 @@ int main(int argc, char **argv)
 	uint64_t early = 0;
 	const char *summary = NULL;
 	struct outcome out[NR_TESTS];
-	struct bench_env env;
+	struct env env;
 	char table[2048], why[1536];
 	cpu_set_t set;
 	FILE *sf = NULL;
@@ -691,6 +691,6 @@ int main(int argc, char **argv)
 		       "call around it.\n", (unsigned long long)early, late_med, late_max);
 	if (sf)
 		fclose(sf);
-	bench_env_close(&env);
+	env_close(&env);
 	return 0;
 }

@@ -25,11 +25,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "rlshape.h"
-#include "tiers.h"
-#include "maps.h"
-#include "apply.h"
-#include "rlshape.skel.h"
+#include "../tests/bpf/prog_env.h"
 #include "../tests/bpf/packets.h"
 #include "../tests/bpf/own_netns.h"
 #include "../tests/bpf/map_names.h"
@@ -65,45 +61,16 @@ static inline int bench_libbpf_print(enum libbpf_print_level level, const char *
 	return vfprintf(stderr, fmt, ap);
 }
 
-/* ---- the program with a table, private to this process ---- */
+/* ---- the program with a table, private to this process: struct env of prog_env.h ---- */
 
-struct bench_env {
-	struct rlshape_bpf *skel;
-	struct rls_maps maps;
-	int prog_fd;
-};
-
-/* Load the XDP program with unpinned maps. Returns 0, or -1 with why. */
-static inline int bench_env_load(struct bench_env *e, char *why, size_t why_len)
+/* Load the programs with unpinned maps. Returns 0, or -1 with why. */
+static inline int bench_env_load(struct env *e, char *why, size_t why_len)
 {
-	struct bpf_map *map;
-	int ret;
-
-	memset(e, 0, sizeof(*e));
-	e->prog_fd = -1;
 	libbpf_set_print(bench_libbpf_print);
-	e->skel = rlshape_bpf__open();
-	if (!e->skel) {
-		snprintf(why, why_len, "rlshape_bpf__open: %s", strerror(errno));
+	if (env_load(e, NULL)) {
+		snprintf(why, why_len, "%s", e->why);
 		return -1;
 	}
-	/* Never touch /sys/fs/bpf: a running rlshape keeps its own maps. */
-	bpf_object__for_each_map(map, e->skel->obj) {
-		ret = bpf_map__set_pin_path(map, NULL);
-		if (ret) {
-			snprintf(why, why_len, "bpf_map__set_pin_path(%s): %s", bpf_map__name(map),
-				 strerror(-ret));
-			return -1;
-		}
-	}
-	ret = rlshape_bpf__load(e->skel);
-	if (ret) {
-		snprintf(why, why_len, "loading the XDP program: %s (root with CAP_BPF and "
-			 "CAP_SYS_ADMIN, and a kernel with BTF, are needed)", strerror(-ret));
-		return -1;
-	}
-	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
-	rls_maps_from_skeleton(e->skel, &e->maps);
 	return 0;
 }
 
@@ -111,75 +78,32 @@ static inline int bench_env_load(struct bench_env *e, char *why, size_t why_len)
  * bench_env_load(), then make a table live: the table from the file path, or from text (path
  * then only names it in messages). Returns 0, or -1 with why.
  */
-static inline int bench_env_open(struct bench_env *e, const char *path, const char *text,
+static inline int bench_env_open(struct env *e, const char *path, const char *text,
 				 char *why, size_t why_len)
 {
-	struct rls_apply_result res;
-	struct rls_table table;
-	char err[1024];
-	int ret;
-
 	if (bench_env_load(e, why, why_len))
 		return -1;
-	if (text)
-		ret = rls_table_parse(path, text, strlen(text), &table, err, sizeof(err));
-	else
-		ret = rls_table_load(path, &table, err, sizeof(err));
-	if (ret) {
-		snprintf(why, why_len, "%s", err);
-		return -1;
-	}
-	ret = rls_apply_table(&e->maps, &table, &res, err, sizeof(err));
-	rls_table_free(&table);
-	if (ret) {
-		snprintf(why, why_len, "rls_apply_table: %s", err);
+	if (env_apply_table(e, path, text, NULL)) {
+		snprintf(why, why_len, "%s", e->why);
 		return -1;
 	}
 	return 0;
 }
 
-static inline void bench_env_close(struct bench_env *e)
-{
-	if (e->skel)
-		rlshape_bpf__destroy(e->skel); /* closes the fds in e->maps too */
-	e->skel = NULL;
-}
-
 /* ---- counters ---- */
 
-static inline __u64 bench_packets(const struct bench_env *e, __u32 event)
-{
-	int n = rls_nr_cpus(), i;
-	__u64 *v = calloc((size_t)n, sizeof(*v)), sum = 0;
-
-	if (v && bpf_map_lookup_elem(e->maps.packets, &event, v) == 0)
-		for (i = 0; i < n; i++)
-			sum += v[i];
-	free(v);
-	return sum;
-}
-
 /* Admitted and rejected (all reasons) of (account, model), summed over CPUs. */
-static inline void bench_stats(const struct bench_env *e, __u32 account, __u32 model,
+static inline void bench_stats(const struct env *e, __u32 account, __u32 model,
 			       __u64 *admitted, __u64 *rejected)
 {
-	struct rls_stats_key key = { .account = account, .model = model };
-	int n = rls_nr_cpus(), i, r;
-	struct rls_stats *v = calloc((size_t)n, sizeof(*v));
+	struct rls_stats st = env_stats(e, account, model);
 
-	*admitted = *rejected = 0;
-	if (v && bpf_map_lookup_elem(e->maps.stats, &key, v) == 0) {
-		for (i = 0; i < n; i++) {
-			*admitted += v[i].admitted;
-			for (r = 0; r < RLS_NR_REASONS; r++)
-				*rejected += v[i].rejected[r];
-		}
-	}
-	free(v);
+	*admitted = st.admitted;
+	*rejected = env_rejected_total(&st);
 }
 
 /* CLOCK_TAI less this is the UTC the data path counts windows in (rls_config). */
-static inline __s64 bench_tai_minus_utc_ns(const struct bench_env *e)
+static inline __s64 bench_tai_minus_utc_ns(const struct env *e)
 {
 	struct rls_config cfg;
 	__u32 zero = 0, gen = 0;
@@ -303,15 +227,12 @@ static inline int bench_frame_ok(const struct bench_frame *f)
 /* One run of prog on frame f: the XDP action, and the kernel's measured ns in *ns. */
 static inline int bench_run(int prog_fd, const struct bench_frame *f, uint8_t *out, __u32 *ns)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f->buf, .data_size_in = (__u32)f->len,
-		    .data_out = out, .data_size_out = TP_MAX_FRAME, .repeat = 1);
-	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+	int err, ret = -1;
 
-	if (err)
-		return err < 0 ? err : -EINVAL;
 	if (ns)
-		*ns = opts.duration;
-	return (int)opts.retval;
+		*ns = 0;
+	err = env_run_timed(prog_fd, f->buf, f->len, out, TP_MAX_FRAME, NULL, NULL, 0, &ret, ns);
+	return err ? err : ret;
 }
 
 static inline const char *bench_xdp_name(int action)

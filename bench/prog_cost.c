@@ -349,7 +349,7 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
  * live generation in rls_api_keys, mapped to (id, tier index). The data path then finds
  * exactly the entries `rlshape load` would have made.
  */
-static void load_big_table(struct bench_env *e, const char *path, unsigned long nr_accounts)
+static void load_big_table(struct env *e, const char *path, unsigned long nr_accounts)
 {
 	struct rls_apply_result res;
 	struct rls_table t;
@@ -397,7 +397,7 @@ static void load_big_table(struct bench_env *e, const char *path, unsigned long 
 }
 
 /* What the kernel charges for the skeleton's maps: the memlock bpftool prints. */
-static unsigned long long maps_memlock(const struct bench_env *e)
+static unsigned long long maps_memlock(const struct env *e)
 {
 	unsigned long long total = 0, v;
 	struct bpf_map *map;
@@ -420,7 +420,7 @@ static unsigned long long maps_memlock(const struct bench_env *e)
 static int run_checked(int fd, struct bcase *c, struct bench_frame *f);
 
 /* The program's state for f's connection goes, as when both sides have closed. */
-static void forget_flow(const struct bench_env *e, const struct bench_frame *f)
+static void forget_flow(const struct env *e, const struct bench_frame *f)
 {
 	struct rls_flow_key k = bench_flow_key(f);
 
@@ -434,7 +434,7 @@ static void forget_flow(const struct bench_env *e, const struct bench_frame *f)
  * head on a fresh connection (the head runs here, untimed; the old connection is forgotten, so
  * that rls_flows does not fill).
  */
-static struct bench_frame *body_next(const struct bench_env *e, struct bcase *c)
+static struct bench_frame *body_next(const struct env *e, struct bcase *c)
 {
 	struct bench_frame *f = c->frames;
 	uint32_t client;
@@ -459,7 +459,7 @@ static struct bench_frame *body_next(const struct bench_env *e, struct bcase *c)
 }
 
 /* The next frame of a case, made a distinct segment where the program keeps state. */
-static struct bench_frame *next_frame(const struct bench_env *e, struct bcase *c)
+static struct bench_frame *next_frame(const struct env *e, struct bcase *c)
 {
 	struct bench_frame *f;
 
@@ -490,17 +490,17 @@ static const __u32 off_stream_events[] = {
 	RLS_PKT_PIPELINED_WAIT,
 };
 
-static void snapshot(const struct bench_env *e, __u32 account, __u32 model, struct verdict_check *v)
+static void snapshot(const struct env *e, __u32 account, __u32 model, struct verdict_check *v)
 {
 	size_t i;
 
-	v->seen = bench_packets(e, RLS_PKT_SEEN);
-	v->request = bench_packets(e, RLS_PKT_REQUEST);
+	v->seen = env_packets(e, RLS_PKT_SEEN);
+	v->request = env_packets(e, RLS_PKT_REQUEST);
 	v->off_stream = 0;
 	for (i = 0; i < sizeof(off_stream_events) / sizeof(off_stream_events[0]); i++)
-		v->off_stream += bench_packets(e, off_stream_events[i]);
-	v->hidden = bench_packets(e, RLS_PKT_MODEL_HIDDEN);
-	v->reply = bench_packets(e, RLS_PKT_REPLY_SENT);
+		v->off_stream += env_packets(e, off_stream_events[i]);
+	v->hidden = env_packets(e, RLS_PKT_MODEL_HIDDEN);
+	v->reply = env_packets(e, RLS_PKT_REPLY_SENT);
 	bench_stats(e, account, model, &v->admitted, &v->rejected);
 }
 
@@ -520,7 +520,7 @@ static int run_checked(int fd, struct bcase *c, struct bench_frame *f)
  * still on (not given up, the top-level object not closed), every body byte sent counted as
  * read? Returns 0, or -1 with why.
  */
-static int body_check(const struct bench_env *e, const struct bcase *c, char *why, size_t n)
+static int body_check(const struct env *e, const struct bcase *c, char *why, size_t n)
 {
 	const struct bench_frame *f = c->frames;
 	struct rls_flow_key k = bench_flow_key(f);
@@ -551,7 +551,7 @@ static int body_check(const struct bench_env *e, const struct bcase *c, char *wh
  * after, from the program's own counters. A case that silently took a cheaper path (a key not
  * found, a model not seen) would measure the wrong thing.
  */
-static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_mode,
+static void warm_up_and_check(const struct env *e, int pass_fd, int table_mode,
 			      unsigned nr_accounts)
 {
 	__u32 model = map_model_id(&e->maps, BENCH_MODEL), acct, spent, slots;
@@ -719,7 +719,7 @@ static void warm_up_and_check(const struct bench_env *e, int pass_fd, int table_
  * but for the segments seen (no request decided, nothing off its stream) and its connection
  * still in the body with the scan on; a round that does not is reported with the case.
  */
-static void measure_runs(const struct bench_env *e, struct bcase *c, int fd, uint64_t n,
+static void measure_runs(const struct env *e, struct bcase *c, int fd, uint64_t n,
 			 int round)
 {
 	struct verdict_check a, b;
@@ -882,7 +882,7 @@ int main(int argc, char **argv)
 	int rounds = 5, cpu = -1, markdown = 1, opt, i, r, failed = 0;
 	unsigned long long memlock_loaded;
 	struct xdp_pass_bpf *pass;
-	struct bench_env env;
+	struct env env;
 	char why[1536];
 	cpu_set_t set;
 	FILE *sf = NULL;
@@ -1081,6 +1081,6 @@ int main(int argc, char **argv)
 	if (sf)
 		fclose(sf);
 	xdp_pass_bpf__destroy(pass);
-	bench_env_close(&env);
+	env_close(&env);
 	return failed;
 }

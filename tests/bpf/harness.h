@@ -26,12 +26,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "rlshape.h"
-#include "tiers.h"
-#include "maps.h"
+#include "prog_env.h"
 #include "map_names.h"
-#include "apply.h"
-#include "rlshape.skel.h"
 #include "packets.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -117,22 +113,12 @@ static inline void show_libbpf_log(void)
 	}
 }
 
-/* ---- the environment of one test ---- */
-
-struct env {
-	struct rlshape_bpf *skel;
-	struct rls_maps maps;
-	int prog_fd;
-	int ready;
-	char why[1536];
-};
+/* ---- the environment of one test: struct env, loaded as prog_env.h does ---- */
 
 /* Parse a table written with ' for " and make it live in e's maps. */
 static inline int env_apply(struct env *e, const char *quoted_table, struct rls_apply_result *result)
 {
-	struct rls_apply_result res;
-	struct rls_table table;
-	char *text, *c, err[1024];
+	char *text, *c;
 	int ret;
 
 	text = strdup(quoted_table);
@@ -143,19 +129,9 @@ static inline int env_apply(struct env *e, const char *quoted_table, struct rls_
 	for (c = text; *c; c++)
 		if (*c == '\'')
 			*c = '"';
-	ret = rls_table_parse("test_xdp.json", text, strlen(text), &table, err, sizeof(err));
+	ret = env_apply_table(e, "test_xdp.json", text, result);
 	free(text);
-	if (ret) {
-		snprintf(e->why, sizeof(e->why), "rls_table_parse: %s", err);
-		return -1;
-	}
-	ret = rls_apply_table(&e->maps, &table, result ? result : &res, err, sizeof(err));
-	rls_table_free(&table);
-	if (ret) {
-		snprintf(e->why, sizeof(e->why), "rls_apply_table: %s (%d)", err, ret);
-		return -1;
-	}
-	return 0;
+	return ret;
 }
 
 /*
@@ -166,67 +142,13 @@ static int (*env_before_load)(struct rlshape_bpf *skel);
 
 static inline int env_open(struct env *e, const char *quoted_table)
 {
-	struct bpf_map *map;
-	int ret;
-
-	memset(e, 0, sizeof(*e));
-	e->prog_fd = -1;
 	libbpf_log_len = 0;
 	libbpf_log[0] = '\0';
-	if (geteuid() != 0) {
-		snprintf(e->why, sizeof(e->why), "not root (euid %u): loading BPF needs root",
-			 (unsigned)geteuid());
-		return -1;
-	}
-	e->skel = rlshape_bpf__open();
-	if (!e->skel) {
-		snprintf(e->why, sizeof(e->why), "rlshape_bpf__open: %s", strerror(errno));
-		return -1;
-	}
-	/* Never touch /sys/fs/bpf: private maps only. */
-	bpf_object__for_each_map(map, e->skel->obj) {
-		ret = bpf_map__set_pin_path(map, NULL);
-		if (ret) {
-			snprintf(e->why, sizeof(e->why), "bpf_map__set_pin_path(%s, NULL): %s",
-				 bpf_map__name(map), strerror(-ret));
-			return -1;
-		}
-	}
-	if (env_before_load && (ret = env_before_load(e->skel))) {
-		snprintf(e->why, sizeof(e->why), "adjusting the maps before loading: %s",
-			 strerror(-ret));
-		return -1;
-	}
-	ret = rlshape_bpf__load(e->skel);
-	if (ret) {
+	if (env_load(e, env_before_load)) {
 		show_libbpf_log();
-		snprintf(e->why, sizeof(e->why),
-			 "rlshape_bpf__load: %s (see the libbpf lines above; needs root with "
-			 "CAP_BPF/CAP_SYS_ADMIN and a kernel with BTF)", strerror(-ret));
 		return -1;
 	}
-	bpf_object__for_each_map(map, e->skel->obj) {
-		if (bpf_map__is_pinned(map)) {
-			snprintf(e->why, sizeof(e->why), "map %s got pinned at %s", bpf_map__name(map),
-				 bpf_map__pin_path(map) ?: "?");
-			return -1;
-		}
-	}
-	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
-	rls_maps_from_skeleton(e->skel, &e->maps);
-	if (env_apply(e, quoted_table, NULL))
-		return -1;
-	e->ready = 1;
-	return 0;
-}
-
-static inline void env_close(struct env *e)
-{
-	/* The fds in e->maps belong to the skeleton: destroying it closes them. */
-	if (e->skel)
-		rlshape_bpf__destroy(e->skel);
-	e->skel = NULL;
-	e->ready = 0;
+	return env_apply(e, quoted_table, NULL);
 }
 
 static inline int setup_with(void **state, const char *table)
@@ -273,45 +195,17 @@ static inline int nr_cpus(void)
 
 static inline struct rls_stats stats_of(struct env *e, __u32 account, __u32 model)
 {
-	struct rls_stats_key key = { .account = account, .model = model };
-	struct rls_stats sum = { 0 }, *per_cpu;
-	int n = nr_cpus(), i, r;
-
-	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
-	assert_non_null(per_cpu);
-	if (bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0) {
-		for (i = 0; i < n; i++) {
-			sum.admitted += per_cpu[i].admitted;
-			for (r = 0; r < RLS_NR_REASONS; r++)
-				sum.rejected[r] += per_cpu[i].rejected[r];
-		}
-	}
-	free(per_cpu);
-	return sum;
+	return env_stats(e, account, model);
 }
 
 static inline __u64 rejected_total(const struct rls_stats *s)
 {
-	__u64 t = 0;
-	int r;
-
-	for (r = 0; r < RLS_NR_REASONS; r++)
-		t += s->rejected[r];
-	return t;
+	return env_rejected_total(s);
 }
 
 static inline __u64 packets_of(struct env *e, __u32 event)
 {
-	__u64 *per_cpu, sum = 0;
-	int n = nr_cpus(), i;
-
-	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
-	assert_non_null(per_cpu);
-	if (bpf_map_lookup_elem(e->maps.packets, &event, per_cpu) == 0)
-		for (i = 0; i < n; i++)
-			sum += per_cpu[i];
-	free(per_cpu);
-	return sum;
+	return env_packets(e, event);
 }
 
 static inline __u32 account_id(struct env *e, const char *name)
@@ -382,17 +276,14 @@ struct result {
 };
 
 static inline int run_frame(struct env *e, const uint8_t *in, size_t in_len, uint8_t *out,
-		     uint32_t *out_len)
+			    uint32_t *out_len)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)in_len,
-		    .data_out = out, .data_size_out = TP_MAX_FRAME, .repeat = 1);
-	int err;
+	int err, ret = -1;
 
-	err = bpf_prog_test_run_opts(e->prog_fd, &opts);
+	err = env_run(e->prog_fd, in, in_len, out, TP_MAX_FRAME, out_len, NULL, 0, &ret);
 	if (err)
 		fail_msg("bpf_prog_test_run_opts on a %zu-byte frame: %s", in_len, strerror(-err));
-	*out_len = opts.data_size_out;
-	return (int)opts.retval;
+	return ret;
 }
 
 static inline struct tp_spec spec_of(const struct conn *c, const void *payload, size_t len,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The stream tracker under BPF_PROG_TEST_RUN: the same requests cut into segments every way a
+ * The XDP program's stream tracker under BPF_PROG_TEST_RUN: the same requests cut into segments every way a
  * client can cut them, pipelined, reordered, retransmitted, forged. Each case says what must be
  * charged, to which account and model, and when (never before the request's last byte).
  *
@@ -8,8 +8,7 @@
  * see only what a test made: in the routed cases nothing at all, in the local cases a real
  * listener and a real connection on loopback.
  */
-#include "harness.h"
-#include "own_netns.h"
+#include "cases.h"
 
 #include <net/if.h>
 #include <netinet/in.h>
@@ -688,44 +687,6 @@ static void test_token_wait_saturates(void **state)
 	CHECK(strstr(text, "x-should-retry: false\r\n") != NULL, "x-should-retry is not false");
 }
 
-/* ---- TC: the response's head ---- */
-
-/*
- * An interim 100 Continue and the final response in one segment: TC must follow the final
- * one. The packet fuzzer found it took the segment for an interim response alone: the final
- * head was never read, no response byte counted, and the response was charged by the estimate
- * from the request's bytes at the connection's close.
- */
-static void test_interim_response_then_final_in_one_segment(void **state)
-{
-	struct env *e = need_env(state);
-	struct conn c = conn4(28101);
-	static const char answer[] = "HTTP/1.1 100 Continue\r\n\r\n"
-				     "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-	char req[512];
-	size_t len = http_request(req, sizeof(req), "Authorization: Bearer " KEY_TPM "\r\n"
-				  "Expect: 100-continue\r\n", "{}");
-	struct rls_flow_key k = conn_flow_key(&c);
-	struct rls_flow f;
-	struct tp_spec s = {
-		.saddr = SERVER4, .daddr = CLIENT4, .sport = PORT, .dport = c.sport,
-		.seq = c.ack, .payload = answer, .len = sizeof(answer) - 1,
-	};
-	uint8_t in[TP_MAX_FRAME], out[TP_MAX_FRAME];
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_out = out,
-		    .data_size_out = sizeof(out), .repeat = 1);
-
-	c.silent_upstream = 1;
-	send_part(e, &c, req, 0, len, "a request with token limits");
-	s.ack = c.seq;
-	opts.data_size_in = (__u32)tp_build(&s, in, sizeof(in));
-	CHECK(bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.rlshape_tc), &opts) == 0,
-	      "TC test run: %s", strerror(errno));
-	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "no flow for the connection");
-	CHECK_EQ(f.response_state, RLS_RESPONSE_NONE,
-		 "the response's state after its last byte (0: ended)");
-}
-
 /* ---- a body past the scanned size ---- */
 
 static void test_body_past_scan_limit_is_hidden(void **state)
@@ -917,7 +878,6 @@ static void test_local_resend_with_new_bytes(void **state)
 
 int main(void)
 {
-	char why[256];
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_split_at_every_byte),
@@ -940,18 +900,10 @@ int main(void)
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
 		T(test_token_wait_saturates),
-		T(test_interim_response_then_final_in_one_segment),
 		T(test_local_forged_and_real),
 		T(test_local_resend_with_new_bytes),
 #undef T
 	};
 
-	cmocka_set_message_output(CM_OUTPUT_TAP);
-	libbpf_set_print(libbpf_keep);
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (own_netns(why, sizeof(why))) {
-		printf("Bail out! %s\n", why);
-		return 1;
-	}
-	return cmocka_run_group_tests_name("bpf/test_stream", tests, NULL, NULL);
+	return case_run_suite("bpf/test_xdp_stream", NULL, 0, tests, ARRAY_SIZE(tests));
 }

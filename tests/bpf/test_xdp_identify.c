@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Where the XDP program takes a request's account and model from under BPF_PROG_TEST_RUN:
+ * the key headers (in the table's order, case-insensitive names, hashed keys), client
+ * address ranges, the default tier, the model from its header or the body's top-level
+ * "model", hidden models, and the tokens a request reserves.
+ */
+#include "xdp_suite.h"
+
+/* ---- 3: where the key comes from ---- */
+
+static void test_unknown_client_default_tier(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "x-api-key: " KEY_UNKNOWN "\r\n", NULL);
+	struct conn c = conn4(42001), other = conn4(42002);
+	struct rls_counter_key ck = { .account = RLS_ACCOUNT_ANONYMOUS, .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct rls_stats st;
+	struct result r;
+
+	other.client = "198.18.0.11";
+	leave_room_in_window(60, 5000);
+	/* anon: rpm 2, burst 2, per client address. */
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "1st unknown request");
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "2nd unknown request");
+	conn_send(e, &c, req, len, 0, &r);
+	expect_429(&r, "3rd unknown request from the same address (default tier rpm 2)");
+	conn_send(e, &other, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "unknown request from another address (own budget)");
+
+	st = stats_of(e, RLS_ACCOUNT_ANONYMOUS, 0);
+	CHECK_EQ(st.admitted, 3, "anonymous admitted");
+	CHECK_EQ(rejected_total(&st), 1, "anonymous rejected");
+	/* Counted per address in rls_anon_counters, IPv4-mapped. */
+	ck.client[10] = ck.client[11] = 0xff;
+	inet_pton(AF_INET, CLIENT4, ck.client + 12);
+	CHECK(bpf_map_lookup_elem(e->maps.anon_counters, &ck, &counter) == 0,
+	      "no rls_anon_counters entry for the client's IPv4-mapped address");
+	CHECK_EQ(counter.window_count[RLS_WINDOW_MINUTE], 2,
+		 "minute count of the client's anonymous counter");
+}
+
+static void test_account_by_cidr(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "", NULL);
+	__u32 net = account_id(e, "netacct");
+	struct conn c4 = conn4(43001), c6 = conn6(43002), k = conn4(43003);
+	char kreq[1024];
+	size_t klen = http_request(kreq, sizeof(kreq), BEARER(KEY_ALICE), NULL);
+	struct result r;
+
+	c4.client = NET4_CLIENT;
+	c6.client = NET6_CLIENT;
+	conn_send(e, &c4, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "request from the account's IPv4 network");
+	conn_send(e, &c6, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "request from the account's IPv6 network");
+	CHECK_EQ(stats_of(e, net, 0).admitted, 2, "netacct admitted (by CIDR, both families)");
+	CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, 0).admitted, 0, "anonymous admitted");
+	/* One account, one budget: rpm 3 shared by both families. */
+	conn_send(e, &c4, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "3rd request of netacct");
+	conn_send(e, &c6, req, len, 0, &r);
+	expect_429(&r, "4th request of netacct (rpm 3 over both networks)");
+	/* A key wins over the address. */
+	k.client = NET4_CLIENT;
+	conn_send(e, &k, kreq, klen, 0, &r);
+	expect_action(&r, XDP_PASS, "keyed request from netacct's network");
+	CHECK_EQ(stats_of(e, account_id(e, "alice"), 0).admitted, 1,
+		 "alice charged for her key from netacct's network");
+}
+
+static void test_unknown_passes_without_default_tier(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024], kreq[1024];
+	size_t len = http_request(req, sizeof(req), "x-api-key: " KEY_UNKNOWN "\r\n", NULL);
+	size_t klen = http_request(kreq, sizeof(kreq), BEARER(KEY_ALICE), NULL);
+	struct conn c = conn4(44001), k = conn4(44002);
+	struct rls_stats st;
+	struct result r;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "unknown client without default_tier");
+		expect_untouched(&r, "unknown client's request");
+	}
+	st = stats_of(e, RLS_ACCOUNT_ANONYMOUS, 0);
+	CHECK_EQ(rejected_total(&st), 0, "unknown clients rejected without default_tier");
+	/* Known keys are still limited. */
+	for (i = 0; i < 3; i++) {
+		conn_send(e, &k, kreq, klen, 0, &r);
+		expect_action(&r, XDP_PASS, "alice under the limit");
+	}
+	conn_send(e, &k, kreq, klen, 0, &r);
+	expect_429(&r, "alice over the limit in a table without default_tier");
+}
+
+/* ---- 4: the model ---- */
+
+/* One request of account modeler: it must be charged to want_model. */
+static void expect_model(struct env *e, uint16_t sport, const char *headers, const char *body,
+			 __u32 want_model, const char *what)
+{
+	struct conn c = conn4(sport);
+	char req[3600], hdrs[512];
+	size_t len;
+	__u32 acct = account_id(e, "modeler");
+	__u64 before = stats_of(e, acct, want_model).admitted;
+	struct result r;
+
+	snprintf(hdrs, sizeof(hdrs), "%s%s", BEARER(KEY_MODELS), headers);
+	len = http_request(req, sizeof(req), hdrs, body);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, what);
+	CHECK(stats_of(e, acct, want_model).admitted == before + 1,
+	      "%s: rls_stats[modeler, model %u] admitted not incremented", what, want_model);
+}
+
+static void test_model_hidden(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 acct = account_id(e, "modeler"), x = model_id(e, "gpt-x");
+	/* Charged as the tier's strictest model: "*" (rpm 50) admits fewer a day than gpt-x or gpt-y. */
+	struct rls_counter_key ck = { .account = acct, .model = RLS_MODEL_OTHER };
+	struct rls_counter counter;
+	struct conn c = conn4(45301), d = conn4(45302);
+	static const char head[] = "POST /v1/chat/completions HTTP/1.1\r\n"
+				   "Host: gw.test\r\n" BEARER(KEY_MODELS)
+				   "Content-Type: application/json\r\n";
+	static const char body1[] = "{\"messages\":[{\"role\":\"user\",\"content\":\"a prompt\"}],";
+	static const char body2[] = "\"model\":\"gpt-x\"}";
+	static const char form[] = "model=gpt-x&prompt=hello";
+	char req[2048];
+	struct result r;
+	__u64 hidden_before = packets_of(e, RLS_PKT_MODEL_HIDDEN);
+	int n;
+
+	/* Headers complete, body cut before "model": nothing is decided until its last byte. */
+	n = snprintf(req, sizeof(req), "%sContent-Length: %zu\r\n\r\n%s", head,
+		     strlen(body1) + strlen(body2), body1);
+	conn_send(e, &c, req, (size_t)n, 0, &r);
+	expect_action(&r, XDP_PASS, "a request whose model is still to come");
+	CHECK_EQ(stats_of(e, acct, x).admitted + stats_of(e, acct, RLS_MODEL_HIDDEN).admitted, 0,
+		 "requests decided before their last byte");
+	conn_send(e, &c, body2, strlen(body2), 0, &r);
+	expect_action(&r, XDP_PASS, "the request's last segment, with its model");
+	CHECK_EQ(stats_of(e, acct, x).admitted, 1, "rls_stats[modeler, gpt-x] admitted");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before, "rls_packets[MODEL_HIDDEN]");
+
+	/* A body that is no JSON object: the model cannot be read, the strictest one is charged. */
+	n = snprintf(req, sizeof(req), "%sContent-Length: %zu\r\n\r\n%s", head, strlen(form),
+		     form);
+	conn_send(e, &d, req, (size_t)n, 0, &r);
+	expect_action(&r, XDP_PASS, "a form body");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before + 1,
+		 "rls_packets[RLS_PKT_MODEL_HIDDEN]");
+	CHECK_EQ(stats_of(e, acct, RLS_MODEL_HIDDEN).admitted, 1,
+		 "rls_stats[modeler, RLS_MODEL_HIDDEN] admitted");
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &counter) == 0,
+	      "no rls_counters entry {modeler, \"*\"}: the hidden request was not charged to the "
+	      "tier's strictest model (no charge_model in the RLS_MODEL_HIDDEN limits?)");
+	CHECK_EQ(counter.window_count[RLS_WINDOW_MINUTE], 1, "strictest model's minute count");
+}
+
+/*
+ * README "Which model": every model that some tier names has its own counter per account;
+ * models no tier names share the account's "*" counter.
+ */
+static void test_star_counters_per_named_model(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 alice = account_id(e, "alice"), x = model_id(e, "gpt-x");
+	char req[1024];
+	size_t len;
+	struct result r;
+	int i;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 6; i++) {
+		struct conn c = conn4((uint16_t)(45801 + i));
+
+		/* 3 for gpt-x (named by tier models), 3 for models no tier names. */
+		len = http_request(req, sizeof(req),
+				   i < 3 ? BEARER(KEY_ALICE) "x-model: gpt-x\r\n"
+					 : i == 3 ? BEARER(KEY_ALICE) "x-model: unnamed-1\r\n"
+						  : BEARER(KEY_ALICE), NULL);
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, i < 3 ? "alice's gpt-x request" : "alice's other request");
+	}
+	CHECK_EQ(stats_of(e, alice, x).admitted, 3, "alice gpt-x admitted");
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 3, "alice \"*\" admitted");
+	/* Another unnamed model: the shared "*" counter is used up. */
+	{
+		struct conn c = conn4(45810);
+
+		len = http_request(req, sizeof(req), BEARER(KEY_ALICE) "x-model: unnamed-2\r\n", NULL);
+		conn_send(e, &c, req, len, 0, &r);
+		expect_429(&r, "4th request of alice for models no tier names");
+	}
+}
+
+/*
+ * A hidden model is charged the tier's strictest limits: in tier pricey that is gpt-big's
+ * rpm 1, although "*" is unlimited there.
+ */
+static void test_hidden_model_strictest_limits(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 pricey = account_id(e, "pricey");
+	char req[2048];
+	struct rls_stats st;
+	struct result r;
+	int n, i;
+
+	n = snprintf(req, sizeof(req),
+		     "POST /v1/chat/completions HTTP/1.1\r\n"
+		     "Host: gw.test\r\n" BEARER(KEY_PRICEY)
+		     "Content-Type: application/x-www-form-urlencoded\r\n"
+		     "Content-Length: 24\r\n"
+		     "\r\n"
+		     "model=gpt-big&prompt=hi!");
+	leave_room_in_window(60, 3000);
+	for (i = 0; i < 2; i++) {
+		struct conn c = conn4((uint16_t)(45901 + i));
+
+		conn_send(e, &c, req, (size_t)n, 0, &r);
+		if (i == 0)
+			expect_action(&r, XDP_PASS, "1st hidden-model request of tier pricey");
+		else
+			expect_429(&r, "2nd hidden-model request of tier pricey (strictest: rpm 1)");
+	}
+	st = stats_of(e, pricey, RLS_MODEL_HIDDEN);
+	CHECK_EQ(st.admitted, 1, "pricey hidden admitted");
+	CHECK_EQ(rejected_total(&st), 1, "pricey hidden rejected");
+}
+
+static void test_model_past_parse_window(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 acct = account_id(e, "modeler"), x = model_id(e, "gpt-x");
+	__u64 hidden_before = packets_of(e, RLS_PKT_MODEL_HIDDEN);
+	char body[3200];
+
+	/* A whole body in one 2.7 kB segment, its model after the first 2048 bytes: found. */
+	expect_model(e, 45401, "", long_body(body, sizeof(body), 2500, "", ",\"model\":\"gpt-x\""),
+		     x, "model past the first 2048-byte window");
+	CHECK_EQ(packets_of(e, RLS_PKT_MODEL_HIDDEN), hidden_before,
+		 "rls_packets[RLS_PKT_MODEL_HIDDEN]");
+	/* The same size of segment with the model up front. */
+	expect_model(e, 45402, "", long_body(body, sizeof(body), 2500, "\"model\":\"gpt-x\",", ""),
+		     x, "model before a long prompt");
+	CHECK_EQ(stats_of(e, acct, x).admitted, 2, "gpt-x admitted");
+}
+
+/*
+ * Tier pricey names only gpt-big (rpm 1), so every other model is unlimited: a request for
+ * gpt-big that the parser files under another model is a way around the limit. Uses up the
+ * minute's single gpt-big request, then sends body on a new connection: it must be refused.
+ */
+static void expect_pricey_refused(struct env *e, uint16_t sport, const char *const bodies[],
+				  size_t n, const char *bug)
+{
+	struct conn c = conn4(sport);
+	char req[2048];
+	size_t len, i, admitted = 0;
+	struct result r;
+
+	len = http_request(req, sizeof(req), BEARER(KEY_PRICEY), "{\"model\":\"gpt-big\"}");
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "first gpt-big request of the minute");
+	for (i = 0; i < n; i++) {
+		struct conn d = conn4((uint16_t)(sport + 1 + i));
+
+		len = http_request(req, sizeof(req), BEARER(KEY_PRICEY), bodies[i]);
+		conn_send(e, &d, req, len, 0, &r);
+		if (r.action == XDP_PASS) {
+			print_error("# admitted over gpt-big's rpm 1: %s\n", bodies[i]);
+			admitted++;
+		} else {
+			expect_429(&r, bodies[i]);
+		}
+	}
+	if (admitted)
+		fail_msg("BUG: %zu of %zu requests for gpt-big over its rpm 1 were admitted: %s",
+			 admitted, n, bug);
+}
+
+static void test_model_escaped_not_evading(void **state)
+{
+	struct env *e = need_env(state);
+
+	static const char *const bodies[] = {
+		"{\"model\":\"gpt\\u002dbig\",\"messages\":[]}",
+		"{\"mod\\u0065l\":\"gpt-big\",\"messages\":[]}",
+	};
+
+	leave_room_in_window(60, 3000);
+	expect_pricey_refused(e, 45501, bodies, ARRAY_SIZE(bodies),
+			      "bpf/parse_http.h rls_json_model_value() gives up on a backslash (in "
+			      "the value or the key) and "
+			      "the request is charged to \"*\" (here unlimited), while the upstream "
+			      "decodes the name to gpt-big; an escaped name must count as hidden "
+			      "(strictest limits)");
+}
+
+static void test_model_repeated_key_not_evading(void **state)
+{
+	struct env *e = need_env(state);
+
+	static const char *const bodies[] = {
+		"{\"model\":\"gpt-small\",\"messages\":[],\"model\":\"gpt-big\"}",
+	};
+
+	leave_room_in_window(60, 3000);
+	expect_pricey_refused(e, 45601, bodies, ARRAY_SIZE(bodies),
+			      "bpf/parse_http.h stops at the first top-level \"model\", while common "
+			      "upstream JSON parsers (Python json, Go encoding/json) keep the last; "
+			      "a second top-level \"model\" must make the model hidden");
+}
+
+/* How many tokens one admitted request of account tokener reserved (its tpd total grows by it). */
+static __s64 tokens_reserved_by(struct env *e, uint16_t sport, const char *body, size_t *req_len)
+{
+	struct rls_counter_key ck = { .account = account_id(e, "tokener"), .model = RLS_MODEL_OTHER };
+	struct rls_counter before = {}, after = {};
+	struct conn c = conn4(sport);
+	char req[2048];
+	struct result r;
+
+	bpf_map_lookup_elem(e->maps.counters, &ck, &before);
+	*req_len = http_request(req, sizeof(req), BEARER(KEY_TOKENS), body);
+	conn_send(e, &c, req, *req_len, 0, &r);
+	expect_action(&r, XDP_PASS, "request under its token limits");
+	CHECK(bpf_map_lookup_elem(e->maps.counters, &ck, &after) == 0, "tokener's counter");
+	return after.token_day_used - before.token_day_used;
+}
+
+/* The reservation: the request's size in tokens plus its max_tokens, capped, or reserve_tokens. */
+static void test_reservation_uses_max_tokens(void **state)
+{
+	struct env *e = need_env(state);
+	size_t len;
+	__s64 got;
+
+	got = tokens_reserved_by(e, 46001, "{\"model\":\"m\",\"max_tokens\":300}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "reservation with max_tokens 300");
+	got = tokens_reserved_by(e, 46002, "{\"max_completion_tokens\": 250,\"model\":\"m\"}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 250), "reservation with max_completion_tokens 250");
+	got = tokens_reserved_by(e, 46003, "{\"model\":\"m\",\"max_tokens\":99999}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens capped at reserve_max 500");
+	got = tokens_reserved_by(e, 46004, "{\"model\":\"m\",\"messages\":[{\"max_tokens\":9}]}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 100), "no top-level max_tokens: reserve_tokens 100");
+}
+
+/* ---- the key and the model, as rows: one request each, and who it was charged to ---- */
+
+/*
+ * A request with these header lines on a connection of its own (a GET, or a POST with body),
+ * admitted and charged once to account (NULL: the anonymous one) and model (NULL: "*"); a
+ * known account's request leaves the anonymous one as it was.
+ */
+#define CHARGED(c, hdrs, who)                                                            \
+	{ .conn = (c), .headers = (hdrs), .verdict = XDP_PASS, .expect = {                \
+		{ .kind = X_ADMITTED, .account = (who), .value = 1, .delta = 1 },          \
+		{ .kind = X_ADMITTED, .value = (who) ? 0 : 1, .delta = 1 } } }
+#define MODEL(c, hdrs, json, which)                                                      \
+	{ .conn = (c), .headers = BEARER(KEY_MODELS) hdrs, .body = (json),                \
+	  .verdict = XDP_PASS, .expect = {                                               \
+		{ .kind = X_ADMITTED, .account = "modeler", .model = (which), .value = 1,  \
+		  .delta = 1 } } }
+#define ADMITTED_NOW(who, which, n) \
+	{ .kind = X_ADMITTED, .account = (who), .model = (which), .value = (n) }
+
+static const struct prog_case cases[] = {
+	{ .name = "test_key_x_api_key", .sport = 41001, .frames = {
+		CHARGED(0, "x-api-key: " KEY_ALICE "\r\n", "alice"),
+	} },
+	{ .name = "test_key_api_key", .sport = 41002, .frames = {
+		CHARGED(0, "api-key: " KEY_ALICE "\r\n", "alice"),
+	} },
+	{ .name = "test_key_mixed_case_names", .sport = 41003, .frames = {
+		CHARGED(0, "AUTHORIZATION: Bearer " KEY_ALICE "\r\n", "alice"),
+		CHARGED(1, "X-Api-Key: " KEY_ALICE "\r\n", "alice"),
+		CHARGED(2, "API-KEY:" KEY_ALICE "\r\n", "alice"),
+		CHARGED(3, "authorization: bEaReR   " KEY_HASHED "  \r\n", "hashed"),
+		/* The key itself is case-sensitive. */
+		CHARGED(4, "x-api-key: SK-TEST-ALICE-0001\r\n", NULL),
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("alice", NULL, 3) } },
+	} },
+	{ .name = "test_key_sha256_in_table", .sport = 41010, .frames = {
+		CHARGED(0, BEARER(KEY_HASHED), "hashed"),
+		CHARGED(1, "x-api-key: " KEY_HASHED "\r\n", "hashed"),
+		CHARGED(2, "Api-Key: " KEY_HASHED "\r\n", "hashed"),
+		/* The digest itself is not a key. */
+		CHARGED(3, "x-api-key: sha256:" SHA_HASHED "\r\n", NULL),
+		CHARGED(4, "x-api-key: " SHA_HASHED "\r\n", NULL),
+	} },
+	{ .name = "test_key_header_precedence", .sport = 41020, .frames = {
+		/* authorization is listed first: it wins wherever it is in the request. */
+		CHARGED(0, "x-api-key: " KEY_UNKNOWN "\r\n" BEARER(KEY_ALICE), "alice"),
+		CHARGED(1, BEARER(KEY_ALICE) "x-api-key: " KEY_UNKNOWN "\r\n", "alice"),
+		/* An authorization value that is not "Bearer <key>" gives no key... */
+		CHARGED(2, "authorization: " KEY_ALICE "\r\n", NULL),
+		/* ...and the next header in the list is used instead. */
+		CHARGED(3, "authorization: Basic Zm9vOmJhcg==\r\napi-key: " KEY_HASHED "\r\n",
+			"hashed"),
+	} },
+	{ .name = "test_model_from_header", .sport = 45001, .frames = {
+		MODEL(0, "x-model: gpt-x\r\n", NULL, "gpt-x"),
+		MODEL(1, "X-Model:  gpt-y \r\n", NULL, "gpt-y"),
+		/* x-model naming no tier entry */
+		MODEL(2, "x-model: gpt-unknown\r\n", NULL, NULL),
+		/* A POST with the header: the header decides, the body is not needed. */
+		MODEL(3, "x-model: gpt-x\r\n", "{\"messages\":[]}", "gpt-x"),
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-y", 1) } },
+	} },
+	{ .name = "test_model_from_body", .sport = 45101, .frames = {
+		MODEL(0, "", "{\"model\":\"gpt-x\",\"messages\":[{\"role\":\"user\","
+			     "\"content\":\"hi\"}]}", "gpt-x"),
+		/* model last in the body, with whitespace */
+		MODEL(1, "", "{\n  \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}],\n"
+			     "  \"model\" : \"gpt-y\"\n}", "gpt-y"),
+		MODEL(2, "", "{\"model\":\"gpt-unknown\"}", NULL),
+		/* whole body without a model */
+		MODEL(3, "", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL),
+	} },
+	{ .name = "test_model_nested_not_taken", .sport = 45201, .frames = {
+		MODEL(0, "", "{\"messages\":[{\"role\":\"user\",\"model\":\"gpt-x\","
+			     "\"content\":\"hi\"}],\"model\":\"gpt-y\"}", "gpt-y"),
+		/* model only inside messages[] */
+		MODEL(1, "", "{\"messages\":[{\"role\":\"user\",\"model\":\"gpt-x\"}]}", NULL),
+		MODEL(2, "", "{\"metadata\":{\"model\":\"gpt-x\"},\"model\":\"gpt-y\"}", "gpt-y"),
+		/* "model" inside a string value */
+		MODEL(3, "", "{\"prompt\":\"say \\\"model\\\":\\\"gpt-x\\\"\",\"model\":\"gpt-y\"}",
+		      "gpt-y"),
+		/* gpt-x, only ever nested, was never charged */
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 0) } },
+	} },
+};
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		XDP_TEST(test_unknown_client_default_tier),
+		XDP_TEST(test_account_by_cidr),
+		XDP_TEST_NO_DEFAULT(test_unknown_passes_without_default_tier),
+		XDP_TEST(test_model_hidden),
+		XDP_TEST(test_star_counters_per_named_model),
+		XDP_TEST(test_hidden_model_strictest_limits),
+		XDP_TEST(test_model_past_parse_window),
+		XDP_TEST(test_model_escaped_not_evading),
+		XDP_TEST(test_model_repeated_key_not_evading),
+		XDP_TEST(test_reservation_uses_max_tokens),
+	};
+
+	return xdp_suite_main("bpf/test_xdp_identify", cases, ARRAY_SIZE(cases), tests,
+			      ARRAY_SIZE(tests));
+}
