@@ -25,7 +25,7 @@ BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 # bpf/*.c: the entry files bpf/rlshape.bpf.c includes, one per program.
-BPF_HDRS  := $(wildcard bpf/*.h) $(filter-out %.bpf.c,$(wildcard bpf/*.c)) $(wildcard include/*.h)
+BPF_HDRS  := $(wildcard bpf/lib/*.h) $(filter-out %.bpf.c,$(wildcard bpf/*.c)) $(wildcard include/*.h)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 
@@ -49,7 +49,7 @@ TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 # BPF objects and skeletons are outputs in their own right: tests attach the objects.
 .SECONDARY:
 
-all: $(BPF_OBJS) $(BUILD)/rlshape $(TOOLS) $(TESTS) $(BENCHES)
+all: $(BPF_OBJS) $(BUILD)/bpf_lib_headers.ok $(BUILD)/rlshape $(TOOLS) $(TESTS) $(BENCHES)
 
 deps:
 	@tools/install-deps.sh
@@ -88,6 +88,16 @@ $(BUILD)/vmlinux.h: | $(BUILD)
 
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(BUILD)/vmlinux.h | $(BUILD)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# Each bpf/lib header compiles alone: it includes what it uses, whatever was included before it
+# (-Wno-unused-function: alone, a header's bpf_loop() callbacks have no caller).
+BPF_LIB_HDRS := $(wildcard bpf/lib/*.h)
+$(BUILD)/bpf_lib_headers.ok: $(BPF_HDRS) $(BUILD)/vmlinux.h | $(BUILD)
+	@for h in $(BPF_LIB_HDRS); do \
+		echo "#include \"$$h\"" | $(CLANG) $(BPF_CFLAGS) -I. -Wno-unused-function \
+			-fsyntax-only -x c - || { echo "$$h does not compile alone" >&2; exit 1; }; \
+	done
+	@touch $@
 
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@

@@ -12,7 +12,7 @@
  * over the runs of a round is that round's figure; the report gives the median over rounds,
  * and the ratio to the floor measured the same way in the same round.
  *
- * The program follows each connection's byte stream (bpf/http_stream.h): a segment is read
+ * The program follows each connection's byte stream (bpf/lib/http_request.h): a segment is read
  * only where the stream is, so every case sends its connection's next bytes in order. A body
  * segment continues a request whose head (with a large Content-Length) went first, untimed;
  * before the JSON scan's limit (1 MiB of body) the case moves to a fresh connection and a new
@@ -54,7 +54,7 @@
  * array, and every segment after it holds whole message objects.
  */
 #define BODY_PREFIX        "{\"messages\":["
-#define BODY_SCAN_MAX      (1u << 20) /* RLS_BODY_SCAN_MAX (bpf/http_stream.h) */
+#define BODY_SCAN_MAX      (1u << 20) /* RLS_BODY_SCAN_MAX (bpf/lib/http_request.h) */
 #define BODY_DECLARED      (4ull * BODY_SCAN_MAX)
 #define BODY_BIG           1400 /* a full segment's payload, less TCP options */
 #define BODY_SMALL         256

@@ -6,7 +6,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include "maps.h"
+#include "lib/maps.h"
 #include "token_budget.h"
 
 /* Each event settles once, even when a daemon killed mid-way reads it again. */

@@ -12,16 +12,17 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "maps.h"
-#include "config.h"
-#include "parse_packet.h"
-#include "parse_http.h"
-#include "http_stream.h"
-#include "connection.h"
-#include "policy.h"
-#include "reply.h"
-#include "response.h"
-#include "segment.h"
+#include "lib/ctx.h"
+#include "lib/maps.h"
+#include "lib/config.h"
+#include "lib/packet.h"
+#include "lib/http_request.h"
+#include "lib/connection.h"
+#include "lib/policy.h"
+#include "lib/reply.h"
+#include "lib/reset.h"
+#include "lib/response.h"
+#include "lib/trim.h"
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
 #define RLS_REQUESTS_PER_SEGMENT 32
@@ -37,6 +38,28 @@ enum rls_round {
 	RLS_ROUND_GO_ON,
 	RLS_ROUND_DONE, /* the verdict is in s->seg.action */
 };
+
+/*
+ * What the XDP program does with a TCP packet to a watched port before reading its payload:
+ * -1 to go on, or XDP_DROP (counted) for what would let a request reach the server unseen.
+ *  - A first fragment: the request in it would only be readable after reassembly, which XDP
+ *    never sees. No HTTP client fragments (TCP sends segments that fit the path MTU).
+ *    Dropping the first fragment is enough: the others are never reassembled without it.
+ *  - Urgent data: Linux takes the urgent byte out of the stream the server reads, so the
+ *    parser would read bytes the server does not. No HTTP client sends it.
+ */
+static __always_inline int rls_ip_layer_verdict(const struct rls_packet *pkt)
+{
+	if (pkt->first_fragment) {
+		rls_count_packet(RLS_PKT_FRAGMENT_DROPPED);
+		return XDP_DROP;
+	}
+	if (pkt->urgent) {
+		rls_count_packet(RLS_PKT_URGENT_DROPPED);
+		return XDP_DROP;
+	}
+	return -1;
+}
 
 /* The account of the key the request carried, or NULL. */
 static __always_inline const struct rls_principal *rls_principal_of(struct rls_scratch *s,
@@ -269,22 +292,6 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 	return XDP_PASS;
 }
 
-/* Load the segment's payload from s->seg.base into the window; false when none is left. */
-static __always_inline bool rls_load_window(struct xdp_md *ctx, struct rls_scratch *s)
-{
-	__u32 len = s->seg.total - s->seg.base;
-
-	if (s->seg.base >= s->seg.total)
-		return false;
-	if (len > RLS_PARSE_WINDOW)
-		len = RLS_PARSE_WINDOW;
-	if (len == 0 || bpf_xdp_load_bytes(ctx, s->pkt.payload_off + s->seg.base, s->payload, len))
-		return false;
-	s->scan.pos = 0;
-	s->scan.len = len;
-	return true;
-}
-
 /*
  * HTTP/1.1 answers in order: a new request on the connection means the last response is over.
  * One still open here was not seen to its end (a pipelining client): marked cut, so that the
@@ -316,7 +323,7 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 	switch (rls_stream_scan(s, st, cfg)) {
 	case RLS_STOP_NEED_BYTES:
 		s->seg.base += s->scan.len;
-		if (rls_load_window(ctx, s))
+		if (rls_stream_load_window(rls_ctx_xdp(ctx), s))
 			return RLS_ROUND_GO_ON;
 		rls_request_began(s, flow); /* a request that goes on in the next segment */
 		s->seg.action = XDP_PASS;
@@ -369,7 +376,7 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	s->seg.requests = 0;
 	/* When the client last spoke: the daemon removes entries of connections gone silent. */
 	flow->last_seen_ns = bpf_ktime_get_ns();
-	if (!rls_load_window(ctx, s))
+	if (!rls_stream_load_window(rls_ctx_xdp(ctx), s))
 		return XDP_PASS;
 	for (i = 0; i < RLS_ROUNDS_MAX; i++)
 		if (rls_stream_round(ctx, s, flow, live->cfg, live->generation) == RLS_ROUND_DONE)
@@ -549,7 +556,6 @@ SEC("xdp")
 int rlshape_xdp(struct xdp_md *ctx)
 {
 	struct rls_scratch *s = rls_scratch_get();
-	struct rls_frame frame;
 	struct rls_packet *pkt;
 	struct rls_live live;
 	struct rls_flow *flow;
@@ -559,10 +565,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	pkt = &s->pkt;
 	__builtin_memset(pkt, 0, sizeof(*pkt));
-	frame.data = (void *)(long)ctx->data;
-	frame.data_end = (void *)(long)ctx->data_end;
-	frame.payload_linear = true;
-	action = rls_parse_packet(&frame, pkt);
+	action = rls_parse_packet(rls_ctx_xdp(ctx), pkt);
 	if (action == RLS_PARSE_NOT_TCP || !rls_live_config(&live))
 		return XDP_PASS;
 	if (action == RLS_PARSE_TOO_DEEP) {
@@ -576,7 +579,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 	if (!rls_port_watched(live.cfg, pkt->flow.server_port))
 		return XDP_PASS;
 	rls_count_packet(RLS_PKT_SEEN);
-	/* First fragments and urgent data: dropped (parse_packet.h). */
+	/* First fragments and urgent data: dropped (rls_ip_layer_verdict()). */
 	action = rls_ip_layer_verdict(pkt);
 	if (action >= 0)
 		return action;

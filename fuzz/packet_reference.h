@@ -2,7 +2,7 @@
 /*
  * The packet fuzzer's reference: what must be counted in a client's byte stream, read the
  * straightforward way, the whole buffer at once, as a strict HTTP/1.1 server would read it.
- * It shares no code with bpf/http_stream.h (which reads the same bytes a segment at a time,
+ * It shares no code with bpf/lib/http_request.h (which reads the same bytes a segment at a time,
  * keeping its place in a map), only the rules README.md documents.
  *
  * For each complete request it says where it starts and ends, whose it is (the key) and which

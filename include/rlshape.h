@@ -279,7 +279,7 @@ struct rls_flow_key {
 };
 
 /*
- * The request parser's place in a connection's byte stream (bpf/http_stream.h). The client's
+ * The request parser's place in a connection's byte stream (bpf/lib/http_request.h). The client's
  * bytes are parsed once, in order, whatever their segments: every field below carries what a
  * request has shown so far from one segment to the next.
  */

@@ -15,7 +15,7 @@ struct bpf_map;
 struct bpf_object;
 
 /*
- * The state maps user space reads or writes, by their name in bpf/maps.h less "rls_": the
+ * The state maps user space reads or writes, by their name in bpf/lib/maps.h less "rls_": the
  * fields of struct rls_maps. A name missing from the object fails the build (the skeleton has
  * no such member). Pinning does not go by this list: every state map of the object is pinned
  * (rls_pin_state_maps), used here or not.
@@ -46,7 +46,7 @@ int rls_pin_dir(const char *dev, char *buf, size_t len);
 /* Mount the BPF filesystem on /sys/fs/bpf unless it is there, and create dir with parents. */
 int rls_prepare_pin_dir(const char *dir);
 
-/* Scratch maps (named *_scratch, see bpf/maps.h) are work space: never pinned, never reused. */
+/* Scratch maps (named *_scratch, see bpf/lib/maps.h) are work space: never pinned, never reused. */
 bool rls_map_is_scratch(const struct bpf_map *map);
 
 /* Tables, counters, connections, events: pinned, and reused by the next load. */

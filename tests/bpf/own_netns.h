@@ -2,7 +2,7 @@
 /*
  * A network namespace of the process's own, with loopback up. BPF_PROG_TEST_RUN runs the XDP
  * program in the caller's namespace, and the program looks each segment's 4-tuple up among
- * the local sockets (bpf/connection.h): a listener of the machine's on a watched port would
+ * the local sockets (bpf/lib/connection.h): a listener of the machine's on a watched port would
  * change the path a hand-built frame takes. Here no socket exists but the ones the process
  * makes itself, so a frame with none is a routed connection, followed from its bytes alone.
  */

@@ -84,7 +84,7 @@ static void test_state_maps_pinned_by_name_scratch_never(void **state)
 			scratch += rls_map_is_scratch(map);
 		}
 	}
-	/* The object's two work spaces, named so (bpf/maps.h, bpf/rlshape_tc.c). */
+	/* The object's two work spaces, named so (bpf/lib/maps.h). */
 	assert_true(rls_map_is_scratch(skel->maps.rls_scratch));
 	assert_true(rls_map_is_scratch(skel->maps.rls_tc_scratch));
 	assert_int_equal(scratch, 2);

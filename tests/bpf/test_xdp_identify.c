@@ -304,7 +304,7 @@ static void test_model_escaped_not_evading(void **state)
 
 	leave_room_in_window(60, 3000);
 	expect_pricey_refused(e, 45501, bodies, ARRAY_SIZE(bodies),
-			      "bpf/parse_http.h rls_json_model_value() gives up on a backslash (in "
+			      "bpf/lib/json_scan.h rls_json_model_value() gives up on a backslash (in "
 			      "the value or the key) and "
 			      "the request is charged to \"*\" (here unlimited), while the upstream "
 			      "decodes the name to gpt-big; an escaped name must count as hidden "
@@ -321,7 +321,7 @@ static void test_model_repeated_key_not_evading(void **state)
 
 	leave_room_in_window(60, 3000);
 	expect_pricey_refused(e, 45601, bodies, ARRAY_SIZE(bodies),
-			      "bpf/parse_http.h stops at the first top-level \"model\", while common "
+			      "bpf/lib/json_scan.h stops at the first top-level \"model\", while common "
 			      "upstream JSON parsers (Python json, Go encoding/json) keep the last; "
 			      "a second top-level \"model\" must make the model hidden");
 }

@@ -452,7 +452,7 @@ static void test_ip_ext_chain_bound_and_truncation(void **state)
 
 	/*
 	 * Nine: past the bound the TCP header, and so the port, is unknown. Dropped whatever
-	 * the port (see RLS_IPV6_EXT_MAX in bpf/parse_packet.h): passing it would let a request
+	 * the port (see RLS_IPV6_EXT_MAX in bpf/lib/packet.h): passing it would let a request
 	 * hide behind the chain, and RFC 8200 allows no more than five of these headers.
 	 */
 	s.ipv6_chain = "hdrdddddd";

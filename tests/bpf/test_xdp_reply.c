@@ -299,7 +299,7 @@ static void test_retry_after_covers_every_exceeded_window(void **state)
 	if (rep.retry_after <= 1)
 		fail_msg("BUG: a request over both rps 1 and rph 2 got retry-after %ld "
 			 "(retry-after-ms %ld, x-ratelimit-limit-requests %ld): only the first "
-			 "exceeded window is reported (bpf/policy.h rls_admit() keeps the first "
+			 "exceeded window is reported (bpf/lib/policy.h rls_admit() keeps the first "
 			 "reason and its reset), so a client that obeys it is refused again for "
 			 "the rest of the hour; the reset must be the latest over every exceeded "
 			 "window and the smoothing", rep.retry_after, rep.retry_after_ms, rep.limit);

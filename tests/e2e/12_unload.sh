@@ -143,7 +143,7 @@ for pin in "$BED_PIN_DIR"/rls_*; do
 	tap_like "$show" "^[0-9]+: .* name ${name:0:15} " "pinned map $name has that name"
 	MAP_IDS+="${show%%:*} "
 done
-# The data path's state maps (bpf/maps.h), kept here as the explicit expectation of what a load
+# The data path's state maps (bpf/lib/maps.h), kept here as the explicit expectation of what a load
 # pins: every one, and no scratch map (rls_scratch, rls_tc_scratch).
 WANT_MAPS="rls_accounts rls_active rls_anon_counters rls_api_keys rls_cidrs rls_config rls_counters"
 WANT_MAPS+=" rls_event_ids rls_events rls_flows rls_limits rls_models rls_packets rls_parked rls_pending"

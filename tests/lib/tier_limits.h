@@ -2,7 +2,7 @@
 /*
  * The limits a parsed tier gives a model, for the tests and fuzzers that check a parsed table
  * (tests/unit/test_tiers.c, fuzz/tier_table.c). The product never asks a parsed table this: the
- * XDP program answers it from the maps (bpf/policy.h, rls_lookup_limits), so it is not in user/.
+ * XDP program answers it from the maps (bpf/lib/policy.h, rls_lookup_limits), so it is not in user/.
  */
 #ifndef RLS_TESTS_TIER_LIMITS_H
 #define RLS_TESTS_TIER_LIMITS_H

@@ -1,25 +1,36 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The client's side of an HTTP/1.1 connection, parsed as one byte stream: request line,
- * headers, a content-length or chunked body, and the body's top-level JSON "model", whatever
+ * headers, a content-length or chunked body, and the body's top-level JSON "model" (read by
+ * json_scan.h; which header a line is, by header_names.h), whatever
  * the segments the bytes arrived in. The parser's whole state lives in the connection's flow
  * (struct rls_stream), so a request split at any byte reads the same as one in one segment,
  * and several requests in one segment are each found.
  *
- * The scan runs over the segment's bytes copied into per-CPU scratch memory, one bpf_loop()
- * step per byte or per run of bytes that cannot matter (a header value nobody asked for, the
- * inside of a JSON string, a body past its model), and stops where the XDP program must act:
+ * The scan runs over the segment's bytes copied into the payload window (window.h), through
+ * the context layer, so that it serves either hook; one bpf_loop() step per byte or per run
+ * of bytes that cannot matter (a header value nobody asked for, the inside of a JSON string, a
+ * body past its model). It stops where the program must act:
  * a request ends (its last byte is here: decide now), or the bytes are not HTTP/1.1 a server
  * would read as this parser does.
  */
-#ifndef RLS_BPF_HTTP_STREAM_H
-#define RLS_BPF_HTTP_STREAM_H
+#ifndef RLS_BPF_HTTP_REQUEST_H
+#define RLS_BPF_HTTP_REQUEST_H
 
-#include "maps.h"
-#include "parse_http.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "rlshape.h"
 #include "hex_digit.h"
+#include "key_hash.h"
+#include "consts.h"
+#include "ctx.h"
+#include "scratch.h"
+#include "window.h"
+#include "http.h"
+#include "header_names.h"
+#include "json_scan.h"
 
-/* Where a scan stopped: what the XDP program must do before it goes on. */
+/* Where a scan stopped: what the program must do before it goes on. */
 enum rls_scan_stop {
 	RLS_STOP_NEED_BYTES,    /* the segment is used up */
 	RLS_STOP_REQUEST_END,   /* a request's last byte is just before scan.pos */
@@ -27,10 +38,8 @@ enum rls_scan_stop {
 	RLS_STOP_HTTP2,         /* the HTTP/2 prior-knowledge preface */
 };
 
-#define RLS_RUN_MAX       256       /* bytes one step skips at most */
 #define RLS_METHOD_MAX    20        /* longer method tokens are not HTTP an API serves */
 #define RLS_BODY_SCAN_MAX (1u << 20) /* body bytes searched for the model; past it, strictest */
-#define RLS_LENGTH_MAX    (1ull << 40) /* content-length or chunk size: larger is not served */
 #define RLS_CHUNK_DIGITS_MAX 10
 
 /* The version at the end of a request line, as the last 8 bytes read into a u64. */
@@ -55,100 +64,6 @@ static __always_inline bool rls_is_hex(__u8 c, __u32 *v)
 		return false;
 	*v = (__u32)d;
 	return true;
-}
-
-/* Every header name the table asks about, as RLS_NAME_* bits. */
-static __always_inline __u8 rls_all_names(const struct rls_config *cfg)
-{
-	__u8 bits = RLS_NAME_CONTENT_LENGTH | RLS_NAME_TRANSFER_ENCODING;
-	__u32 n = cfg->nr_key_headers < RLS_MAX_KEY_HEADERS ? cfg->nr_key_headers
-							     : RLS_MAX_KEY_HEADERS;
-
-	bits |= (__u8)((1u << n) - 1);
-	if (cfg->model_header.len)
-		bits |= RLS_NAME_MODEL;
-	return bits;
-}
-
-static __always_inline bool rls_name_char_is(const struct rls_header_name *h, __u32 pos, __u8 c)
-{
-	return pos < h->len && pos < RLS_HEADER_NAME_MAX && (__u8)h->name[pos] == c;
-}
-
-#define RLS_NAME_CONTENT_LENGTH_STR    "content-length"
-#define RLS_NAME_TRANSFER_ENCODING_STR "transfer-encoding"
-
-/* The fixed names, one byte at a time (no static array: see rls_put_literal()). */
-static __always_inline bool rls_fixed_char_is(__u32 bit, __u32 pos, __u8 c)
-{
-	const char *name;
-	__u32 len;
-
-	if (bit == RLS_NAME_CONTENT_LENGTH) {
-		name = RLS_NAME_CONTENT_LENGTH_STR;
-		len = sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1;
-	} else {
-		name = RLS_NAME_TRANSFER_ENCODING_STR;
-		len = sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1;
-	}
-	return pos < len && (__u8)name[pos & 31] == c;
-}
-
-/* Drop the candidates that the name's next byte c (lower case) rules out. */
-static __always_inline __u8 rls_narrow_names(const struct rls_config *cfg, __u8 cand, __u32 pos,
-					     __u8 c)
-{
-	__u32 i;
-
-	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++)
-		if ((cand & (1u << i)) && !rls_name_char_is(&cfg->key_headers[i], pos, c))
-			cand &= ~(1u << i);
-	if ((cand & RLS_NAME_MODEL) && !rls_name_char_is(&cfg->model_header, pos, c))
-		cand &= ~RLS_NAME_MODEL;
-	if ((cand & RLS_NAME_CONTENT_LENGTH) && !rls_fixed_char_is(RLS_NAME_CONTENT_LENGTH, pos, c))
-		cand &= ~RLS_NAME_CONTENT_LENGTH;
-	if ((cand & RLS_NAME_TRANSFER_ENCODING) &&
-	    !rls_fixed_char_is(RLS_NAME_TRANSFER_ENCODING, pos, c))
-		cand &= ~RLS_NAME_TRANSFER_ENCODING;
-	return cand;
-}
-
-/*
- * At the name's colon: which header this line is; a key header that cannot win is "other".
- * -1: the header that gave the request its key comes again. Servers and frameworks differ on
- * which of two values they read, so charging either lets a client be served under the other:
- * the stream is broken, as for two framings.
- */
-static __always_inline int rls_name_done(struct rls_stream *st, const struct rls_config *cfg)
-{
-	__u32 n = st->name_len, i;
-	__u8 cand = st->name_cand;
-
-	st->header_kind = RLS_HDR_OTHER;
-	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
-		if ((cand & (1u << i)) && cfg->key_headers[i].len == n) {
-			if (i == st->key_rank)
-				return -1;
-			if (i < st->key_rank) {
-				st->header_kind = RLS_HDR_KEY;
-				st->line_rank = i;
-			}
-			return 0;
-		}
-	}
-	if ((cand & RLS_NAME_MODEL) && cfg->model_header.len == n) {
-		/* A second model header: the upstream may read either one. */
-		if (st->request_flags & RLS_REQ_HAS_HEADER_MODEL)
-			st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS;
-		else
-			st->header_kind = RLS_HDR_MODEL;
-	} else if ((cand & RLS_NAME_CONTENT_LENGTH) && n == sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1) {
-		st->header_kind = RLS_HDR_CONTENT_LENGTH;
-	} else if ((cand & RLS_NAME_TRANSFER_ENCODING) &&
-		   n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1) {
-		st->header_kind = RLS_HDR_TRANSFER_ENCODING;
-	}
-	return 0;
 }
 
 /* A new request: forget everything the last one showed. */
@@ -321,67 +236,6 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 }
 
 /* Bytes that can wait for the line's end: skip to the '\n' (not past it). */
-/*
- * Word at a time: bytes that cannot matter are skipped eight at a time, testing a whole word
- * for the byte that ends the run. The test says exactly whether a word holds the byte, not
- * where: the word that does is then read a byte at a time.
- */
-#define RLS_WORD_ONES  0x0101010101010101ull
-#define RLS_WORD_HIGHS 0x8080808080808080ull
-
-static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
-{
-	__u64 x = w ^ (RLS_WORD_ONES * c);
-
-	return (x - RLS_WORD_ONES) & ~x & RLS_WORD_HIGHS;
-}
-
-/*
- * Eight bytes of the window from i. Unaligned, which BPF allows in map memory where the CPU
- * does; a word from near the window's end runs into the next scratch field, which is in
- * bounds and never looked at past the caller's end.
- */
-static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
-{
-	return *(const __u64 *)(const void *)&s->payload[i & RLS_WINDOW_MASK];
-}
-
-/*
- * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. A
- * global function: its result is opaque to the verifier, so the paths of a caller's loop
- * meet again whatever it returned.
- */
-__noinline int rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end, __u32 c,
-				__u32 c2)
-{
-	__u32 pos = from, k;
-	__u64 w;
-
-	if (!s)
-		return (int)from;
-	if (end - from > RLS_RUN_MAX)
-		end = from + RLS_RUN_MAX;
-	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
-		if (pos + 8 > end)
-			break;
-		w = rls_word_at(s, pos);
-		if (rls_word_has(w, (__u8)c) || rls_word_has(w, (__u8)c2))
-			break;
-		pos += 8;
-	}
-	for (k = 0; k < 8; k++) {
-		__u8 b;
-
-		if (pos >= end)
-			break;
-		b = rls_at(s, pos);
-		if (b == c || b == c2)
-			break;
-		pos++;
-	}
-	return pos;
-}
-
 static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct rls_scan *sc)
 {
 	sc->pos = (__u32)rls_find_run_end(s, sc->pos, sc->len, '\n', '\n');
@@ -452,272 +306,6 @@ static __always_inline int rls_head_done(struct rls_stream *st)
 	return RLS_STOP_REQUEST_END;
 }
 
-static __always_inline bool rls_json_ws(__u8 c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Whatever an upstream's JSON parser could read otherwise makes the model the strictest. */
-static __always_inline void rls_json_give_up(struct rls_stream *st, __u32 why)
-{
-	st->request_flags |= why;
-}
-
-static __always_inline bool rls_json_scanning(const struct rls_stream *st)
-{
-	return !(st->request_flags &
-		 (RLS_REQ_JSON_DONE | RLS_REQ_MODEL_AMBIGUOUS | RLS_REQ_BODY_UNSEEN));
-}
-
-#define RLS_JSON_MODEL_KEY       "model"
-#define RLS_JSON_MAX_TOKENS_KEY  "max_tokens"
-#define RLS_JSON_MAX_COMPL_KEY   "max_completion_tokens"
-
-static __always_inline bool rls_json_key_equals(const struct rls_stream *st, const char *key,
-						__u32 len)
-{
-	__u32 k;
-
-	if (st->json_key_len != len)
-		return false;
-	for (k = 0; k < RLS_JSON_KEY_MAX; k++) {
-		if (k >= len)
-			break;
-		if (st->json_key[k] != (__u8)key[k])
-			return false;
-	}
-	return true;
-}
-
-static __always_inline __u8 rls_json_key_kind(const struct rls_stream *st)
-{
-	if (rls_json_key_equals(st, RLS_JSON_MODEL_KEY, sizeof(RLS_JSON_MODEL_KEY) - 1))
-		return RLS_JSON_KEY_MODEL;
-	if (rls_json_key_equals(st, RLS_JSON_MAX_TOKENS_KEY, sizeof(RLS_JSON_MAX_TOKENS_KEY) - 1) ||
-	    rls_json_key_equals(st, RLS_JSON_MAX_COMPL_KEY, sizeof(RLS_JSON_MAX_COMPL_KEY) - 1))
-		return RLS_JSON_KEY_MAX_TOKENS;
-	return RLS_JSON_KEY_OTHER;
-}
-
-/* Structure outside strings: nesting, and where a top-level key may start. */
-static __always_inline void rls_json_structure(struct rls_stream *st, __u8 b)
-{
-	switch (b) {
-	case '"':
-		if (st->json_depth == 1 && st->json_key_expected) {
-			st->json_expect = RLS_JSON_KEY;
-			st->json_key_len = 0;
-			st->json_key_expected = 0;
-		} else {
-			st->json_in_string = 1;
-		}
-		break;
-	case '{':
-	case '[':
-		st->json_depth++;
-		break;
-	case '}':
-	case ']':
-		st->json_depth--;
-		if (st->json_depth <= 0)
-			st->request_flags |= RLS_REQ_JSON_DONE;
-		break;
-	case ',':
-		st->json_key_expected = st->json_depth == 1;
-		break;
-	}
-}
-
-#define RLS_JSON_TOKENS 16 /* strings and structure bytes one step reads at most */
-
-/*
- * Inside the top-level object, where nothing is read but nesting and where strings end:
- * strings (found a word at a time) and structure bytes, up to RLS_JSON_TOKENS of them in one
- * step, until a top-level key begins or the object closes. Returns the bytes consumed, at
- * least one. A global function: verified once.
- */
-__noinline int rls_json_scan_nested(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
-{
-	__u32 from, end, q, t;
-
-	if (!s || !st)
-		return 1;
-	from = s->scan.pos;
-	end = from + limit;
-	/* The stream position stays in map memory: paths through a token meet at the next. */
-	for (t = 0; t < RLS_JSON_TOKENS; t++) {
-		if (s->scan.pos >= end)
-			break;
-		if (st->json_in_string) {
-			if (st->json_escaped) {
-				st->json_escaped = 0;
-				s->scan.pos++;
-				continue;
-			}
-			q = (__u32)rls_find_run_end(s, s->scan.pos, end, '"', '\\');
-			if (q >= end || (rls_at(s, q) != '"' && rls_at(s, q) != '\\')) {
-				s->scan.pos = q; /* a long string: goes on in the next token */
-				continue;
-			}
-			if (rls_at(s, q) == '"')
-				st->json_in_string = 0;
-			else
-				st->json_escaped = 1;
-			s->scan.pos = q + 1;
-			continue;
-		}
-		if (st->json_expect != RLS_JSON_ANY ||
-		    (st->request_flags & RLS_REQ_JSON_DONE))
-			break;
-		rls_json_structure(st, rls_at(s, s->scan.pos));
-		s->scan.pos++;
-	}
-	q = s->scan.pos - from;
-	s->scan.pos = from; /* the caller moves the position by what is returned */
-	return q ? q : 1;
-}
-
-/*
- * Read the body's JSON: at most limit bytes from sc->pos, at least one. Returns the bytes
- * consumed. Inside strings that are not a top-level key or the model, bytes are skipped a
- * run at a time up to the next quote or backslash.
- */
-static __always_inline __u32 rls_json_step(struct rls_stream_ctx *c, struct rls_scan *sc,
-					   __u32 limit)
-{
-	struct rls_scratch *s = c->s;
-	struct rls_stream *st = c->st;
-	__u32 pos = sc->pos;
-	__u8 b;
-
-	if (st->json_in_string || st->json_expect == RLS_JSON_ANY)
-		return (__u32)rls_json_scan_nested(s, st, limit);
-	b = rls_at(s, pos);
-	switch (st->json_expect) {
-	case RLS_JSON_START:
-		if (rls_json_ws(b))
-			return 1;
-		if (b != '{') {
-			rls_json_give_up(st, RLS_REQ_BODY_UNSEEN); /* not a JSON object */
-			return 1;
-		}
-		st->json_depth = 1;
-		st->json_key_expected = 1;
-		st->json_expect = RLS_JSON_ANY;
-		return 1;
-	case RLS_JSON_KEY: {
-		/* A top-level key: read up to its closing quote in one step. */
-		__u32 n;
-
-		for (n = 0; n < RLS_JSON_KEY_MAX + 1 && n < limit; n++) {
-			b = rls_at(s, pos + n);
-			if (b == '\\') {
-				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
-				return n + 1;
-			}
-			if (b == '"') {
-				st->json_key_kind = rls_json_key_kind(st);
-				st->json_expect = RLS_JSON_COLON;
-				return n + 1;
-			}
-			if (st->json_key_len < RLS_JSON_KEY_MAX)
-				st->json_key[st->json_key_len & (RLS_JSON_KEY_MAX - 1)] = b;
-			if (st->json_key_len < 0xff)
-				st->json_key_len++;
-		}
-		if (n < limit) {
-			/* Longer than any key that matters: the rest is an ordinary string. */
-			st->json_key_kind = RLS_JSON_KEY_OTHER;
-			st->json_in_string = 1;
-			st->json_expect = RLS_JSON_COLON;
-		}
-		return n ? n : 1;
-	}
-	case RLS_JSON_COLON:
-	case RLS_JSON_VALUE: {
-		/* A top-level key's colon and its value's first byte, in one step. */
-		__u32 n;
-
-		for (n = 0; n < 16 && n < limit; n++) {
-			b = rls_at(s, pos + n);
-			if (rls_json_ws(b))
-				continue;
-			if (st->json_expect == RLS_JSON_COLON) {
-				if (b != ':') {
-					rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-					return n + 1;
-				}
-				st->json_expect = RLS_JSON_VALUE;
-				continue;
-			}
-			if (st->json_key_kind == RLS_JSON_KEY_MODEL) {
-				/* A second top-level "model", or one that is not a plain string. */
-				if ((st->request_flags & RLS_REQ_HAS_BODY_MODEL) || b != '"') {
-					rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-					return n + 1;
-				}
-				st->body_model_len = 0;
-				st->json_expect = RLS_JSON_MODEL;
-				return n + 1;
-			}
-			if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS && b >= '0' && b <= '9') {
-				st->value_number = b - '0';
-				st->json_expect = RLS_JSON_NUMBER;
-				return n + 1;
-			}
-			st->json_expect = RLS_JSON_ANY;
-			rls_json_structure(st, b);
-			return n + 1;
-		}
-		return n ? n : 1;
-	}
-	case RLS_JSON_MODEL: {
-		/* The model's name to its closing quote, in one step where it is all here. */
-		__u32 q = (__u32)rls_find_run_end(s, pos, pos + limit, '"', '\\'), k;
-
-		for (k = 0; k < RLS_MODEL_NAME_MAX; k++) {
-			if (pos + k >= q)
-				break;
-			if (st->body_model_len >= RLS_MODEL_NAME_MAX - 1) {
-				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* longer than any name */
-				return 1;
-			}
-			st->body_model[st->body_model_len & (RLS_MODEL_NAME_MAX - 1)] =
-				rls_at(s, pos + k);
-			st->body_model_len++;
-		}
-		if (pos + k < q)
-			return k ? k : 1;
-		if (q >= pos + limit || rls_at(s, q) != '"') {
-			if (q < pos + limit && rls_at(s, q) == '\\') {
-				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-				return k + 1;
-			}
-			return k ? k : 1; /* the name goes on in the next segment */
-		}
-		if (st->body_model_len == 0)
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-		st->request_flags |= RLS_REQ_HAS_BODY_MODEL;
-		st->json_expect = RLS_JSON_ANY;
-		return k + 1;
-	}
-	case RLS_JSON_NUMBER:
-		if (b >= '0' && b <= '9') {
-			if (st->value_number < RLS_LENGTH_MAX)
-				st->value_number = st->value_number * 10 + (b - '0');
-			return 1;
-		}
-		st->max_tokens = st->value_number;
-		st->request_flags |= RLS_REQ_HAS_MAX_TOKENS;
-		st->json_expect = RLS_JSON_ANY;
-		rls_json_structure(st, b);
-		return 1;
-	default:
-		rls_json_structure(st, b);
-		return 1;
-	}
-}
-
 /*
  * Body bytes (of a content-length body or a chunk): through the JSON scan while it still
  * matters, skipped in one go once it does not. Returns true when the body or chunk is over.
@@ -730,7 +318,7 @@ static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_
 	if (rls_json_scanning(st) && st->body_scanned >= RLS_BODY_SCAN_MAX)
 		rls_json_give_up(st, RLS_REQ_BODY_UNSEEN);
 	if (rls_json_scanning(st))
-		n = rls_json_step(c, sc, (__u32)n);
+		n = rls_json_step(c->s, st, (__u32)n);
 	sc->pos += (__u32)n;
 	st->body_left -= n;
 	st->body_scanned += n;
@@ -979,6 +567,25 @@ broken:
 	return 1;
 }
 
+/*
+ * The segment's next window: its payload from s->seg.base on, into the payload window, under
+ * either hook. False when none is left.
+ */
+static __always_inline bool rls_stream_load_window(struct rls_ctx ctx, struct rls_scratch *s)
+{
+	__u32 len = s->seg.total - s->seg.base;
+
+	if (s->seg.base >= s->seg.total)
+		return false;
+	if (len > RLS_PARSE_WINDOW)
+		len = RLS_PARSE_WINDOW;
+	if (!rls_window_load(ctx, s, s->pkt.payload_off + s->seg.base, len))
+		return false;
+	s->scan.pos = 0;
+	s->scan.len = len;
+	return true;
+}
+
 /* Bytes one scan may take: each step takes at least one. */
 #define RLS_SCAN_STEPS_MAX (RLS_PARSE_WINDOW + 8)
 
@@ -1041,4 +648,4 @@ static __always_inline bool rls_stream_model(struct rls_scratch *s, const struct
 	return true;
 }
 
-#endif /* RLS_BPF_HTTP_STREAM_H */
+#endif /* RLS_BPF_HTTP_REQUEST_H */

@@ -3,6 +3,9 @@
 #ifndef RLS_BPF_FLOW_COUNTER_H
 #define RLS_BPF_FLOW_COUNTER_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "rlshape.h"
 #include "maps.h"
 
 #define RLS_CLIENT_ADDR_BITS 128 /* clearing them all: the overflow counter's key */

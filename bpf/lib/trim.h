@@ -5,12 +5,16 @@
  * off; the client, never acknowledged for them, sends them again, and they are answered then.
  * Lengths and checksums are computed anew for what is left.
  */
-#ifndef RLS_BPF_SEGMENT_H
-#define RLS_BPF_SEGMENT_H
+#ifndef RLS_BPF_TRIM_H
+#define RLS_BPF_TRIM_H
 
-#include "maps.h"
-#include "parse_packet.h"
-#include "reply.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "ctx_xdp.h"
+#include "packet.h"
+#include "scratch.h"
+#include "csum.h"
 
 #define RLS_SUM_CHUNK  256
 #define RLS_SUM_CHUNKS (9216 / RLS_SUM_CHUNK) /* a jumbo frame's payload */
@@ -54,7 +58,7 @@ __noinline int rls_trim_payload(struct xdp_md *ctx, struct rls_scratch *s,
 	l4 = pkt->l4_off & 0x1ff;
 	tcp_len = pkt->tcp_len & 0x3c;
 	end = pkt->payload_off + keep;
-	if (bpf_xdp_adjust_tail(ctx, (int)((long)end - rls_frame_len(ctx))))
+	if (bpf_xdp_adjust_tail(ctx, (int)((long)end - rls_xdp_len(ctx))))
 		return -1;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
@@ -101,4 +105,4 @@ __noinline int rls_trim_payload(struct xdp_md *ctx, struct rls_scratch *s,
 	return 0;
 }
 
-#endif /* RLS_BPF_SEGMENT_H */
+#endif /* RLS_BPF_TRIM_H */

@@ -17,42 +17,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "rlshape.h"
-#include "key_hash.h"
-#include "http_types.h"
-#include "parse_packet.h"
-
-/* How much of a request's first segment the parser looks at. */
-#define RLS_PARSE_WINDOW 2048
-#define RLS_REPLY_MAX    1024
-#define RLS_HEADERS_MAX  256
-
-/* Per-CPU work space: too large for the 512-byte BPF stack. */
-struct rls_scratch {
-	__u8 payload[RLS_PARSE_WINDOW];
-	__u8 key[RLS_KEY_HASH_BUF];
-	struct rls_sha256_work sha256;
-	__u8 reply[RLS_REPLY_MAX];
-	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
-	struct rls_model_name model;
-	struct rls_api_key api_key;
-	struct rls_response_head resp;
-	struct rls_line_state lines;
-	struct rls_scan scan;
-	struct rls_segment seg;
-	struct rls_packet pkt;
-	struct rls_rejection rejection;
-	/* Zeroed values for map inserts, off the stack. */
-	union {
-		struct rls_counter counter;
-		struct rls_stats stats;
-		struct rls_flow flow;
-	} fresh;
-	/* Never written, so always zero: the value a new rls_tails entry starts from (too large to
-	 * clear on each use). */
-	struct rls_response_tail zero_tail;
-	/* A response event the full ring could not take, built here to be parked (meter.h). */
-	struct rls_response_event parked;
-};
+#include "scratch.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -209,6 +174,17 @@ struct {
 	__type(value, struct rls_scratch);
 } rls_scratch SEC(".maps");
 
+/*
+ * TC's own work space: TC on egress can run in process context, so it must not share the
+ * per-CPU scratch of XDP, which runs in softirq context on the same CPU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rls_scratch);
+} rls_tc_scratch SEC(".maps");
+
 static __always_inline void rls_count_packet(enum rls_packet_event event)
 {
 	__u32 key = event;
@@ -230,6 +206,13 @@ static __always_inline struct rls_scratch *rls_scratch_get(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&rls_scratch, &zero);
+}
+
+static __always_inline struct rls_scratch *rls_tc_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&rls_tc_scratch, &zero);
 }
 
 #endif /* RLS_BPF_MAPS_H */

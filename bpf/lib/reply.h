@@ -1,23 +1,25 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Packets the data path writes itself:
- *  - the 429 a rejected client receives, written over its request and sent back with XDP_TX,
- *    carrying FIN because the response says "connection: close";
- *  - the reset that tells the upstream to forget a connection whose request it never saw,
- *    written over the client's next packet once that packet acknowledges the 429.
- * Checksums are computed from scratch: the packets are new, and a received packet's checksum
- * may not even be filled in yet (veth with TX offload).
+ * The 429 a rejected client receives: its bytes (the headers and the OpenAI-style error body,
+ * as much as the frame has room for), written over the client's request and sent back with
+ * XDP_TX, carrying FIN because the response says "connection: close". The other packets XDP
+ * writes: reset.h (toward the upstream), trim.h (a segment cut short).
  */
 #ifndef RLS_BPF_REPLY_H
 #define RLS_BPF_REPLY_H
 
-#include "maps.h"
-#include "parse_packet.h"
-#include "policy.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "rlshape.h"
+#include "consts.h"
+#include "ctx_xdp.h"
+#include "packet.h"
+#include "scratch.h"
+#include "csum.h"
 
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
 #define RLS_REPLY_WINDOW 65535
-#define RLS_CSUM_CHUNK   256 /* bpf_csum_diff() takes at most 512 bytes per call */
 
 _Static_assert((RLS_REPLY_MAX & RLS_REPLY_MASK) == 0, "reply buffer must be a power of two");
 
@@ -241,78 +243,6 @@ __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *
 	return rls_write_429(&text, r, detail);
 }
 
-static __always_inline __u16 rls_csum_fold(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-/* One's-complement sum of buf[0, len), len rounded up to 4: the buffer's tail must be zero. */
-static __always_inline __u64 rls_csum_buffer(__u8 *buf, __u32 len, __u64 seed)
-{
-	__u32 i;
-
-	for (i = 0; i < RLS_REPLY_MAX / RLS_CSUM_CHUNK; i++) {
-		__u32 off = i * RLS_CSUM_CHUNK;
-
-		if (off >= len)
-			break;
-		seed = bpf_csum_diff(0, 0, (__be32 *)(buf + off), RLS_CSUM_CHUNK, (__u32)seed);
-	}
-	return seed;
-}
-
-struct rls_pseudo_v4 {
-	__be32 saddr, daddr;
-	__u8 zero, proto;
-	__be16 len;
-};
-
-struct rls_pseudo_v6 {
-	struct in6_addr saddr, daddr;
-	__be32 len;
-	__u8 zero[3], next;
-};
-
-/* The TCP pseudo-header's sum, for the addresses already in the packet; -1 if out of bounds. */
-static __always_inline __s64 rls_pseudo_sum(void *data, void *data_end,
-					     const struct rls_packet *pkt, __u32 tcp_total)
-{
-	void *l3 = data + (pkt->l3_off & 0xff);
-
-	if (pkt->ipv6) {
-		struct ipv6hdr *ip6 = l3;
-		struct rls_pseudo_v6 ph = { .len = bpf_htonl(tcp_total), .next = IPPROTO_TCP_ };
-
-		if ((void *)(ip6 + 1) > data_end)
-			return -1;
-		ph.saddr = ip6->saddr;
-		ph.daddr = ip6->daddr;
-		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
-	} else {
-		struct iphdr *ip = l3;
-		struct rls_pseudo_v4 ph = { .proto = IPPROTO_TCP_, .len = bpf_htons(tcp_total) };
-
-		if ((void *)(ip + 1) > data_end)
-			return -1;
-		ph.saddr = ip->saddr;
-		ph.daddr = ip->daddr;
-		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
-	}
-}
-
-static __always_inline long rls_frame_len(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	long len = data_end - data;
-
-	/* Keeps clang from folding this into 32-bit pointer arithmetic, which BPF forbids. */
-	asm volatile("" : "+r"(len));
-	return len;
-}
-
 static __always_inline void rls_swap_macs(struct ethhdr *eth)
 {
 	__u8 tmp[6];
@@ -363,28 +293,6 @@ static __always_inline int rls_reverse_ip(void *data, void *data_end, const stru
 	return 0;
 }
 
-/* The IPv4 header's checksum over hdr_len bytes, options included; -1 if out of bounds. */
-static __always_inline int rls_ipv4_header_csum(struct iphdr *ip, void *data_end, __u32 hdr_len)
-{
-	__u64 sum = 0;
-	__u32 i;
-
-	if ((void *)(ip + 1) > data_end)
-		return -1;
-	ip->check = 0;
-	for (i = 0; i < 60 / 4; i++) {
-		__u32 *word = (__u32 *)ip + i;
-
-		if (i * 4 >= hdr_len)
-			break;
-		if ((void *)(word + 1) > data_end)
-			return -1;
-		sum += *word;
-	}
-	ip->check = rls_csum_fold(sum);
-	return 0;
-}
-
 /*
  * Remove IPv4 options or IPv6 extension headers from the front of the frame by moving L2 and
  * the fixed IP header forward over them; returns the TCP header's new offset, or -1. A reply
@@ -427,7 +335,7 @@ static __always_inline int rls_grow_front(struct xdp_md *ctx, struct rls_scratch
 static __always_inline int rls_resize_frame(struct xdp_md *ctx, struct rls_scratch *s, __u32 hdrs,
 					    __u32 len)
 {
-	long delta = (long)len - rls_frame_len(ctx), front;
+	long delta = (long)len - rls_xdp_len(ctx), front;
 	__u32 i;
 
 	if (!bpf_xdp_adjust_tail(ctx, (int)delta))
@@ -522,68 +430,6 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	tcp->check = rls_csum_fold(sum);
 	*reply_end = server_seq + body_len + 1; /* the FIN takes one */
 	return XDP_TX;
-}
-
-/*
- * The client acknowledged the 429: make its packet a bare RST at the sequence number the
- * upstream still expects (the rejected request's), so the upstream closes its socket at once
- * instead of waiting on a request that will never come.
- */
-__noinline int rls_reset_upstream(struct xdp_md *ctx, const struct rls_packet *pkt,
-				  __u32 request_seq)
-{
-	void *data, *data_end;
-	__u32 keep, ip_hdr_len, l3_off, l4_off;
-	struct tcphdr *tcp;
-	__s64 pseudo;
-	__u64 sum;
-
-	if (!pkt)
-		return XDP_DROP;
-	/* Masked, not only checked: the verifier sees these re-read after the helper calls. */
-	l3_off = pkt->l3_off & 0x3f;
-	l4_off = pkt->l4_off & RLS_L4_OFF_MAX;
-	if (l4_off < l3_off + sizeof(struct iphdr))
-		return XDP_DROP;
-	/* IP options and extension headers stay: the reset goes on the way the client sent it. */
-	ip_hdr_len = l4_off - l3_off;
-	keep = l4_off + sizeof(struct tcphdr);
-	if (bpf_xdp_adjust_tail(ctx, (int)((long)keep - rls_frame_len(ctx))))
-		return XDP_DROP;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	tcp = data + (l4_off & RLS_L4_OFF_MAX);
-	if ((void *)(tcp + 1) > data_end)
-		return XDP_DROP;
-	/* rls_reverse_ip() twice would swap back: fix the length in place instead. */
-	if (pkt->ipv6) {
-		struct ipv6hdr *ip6 = data + (l3_off & 0x3f);
-
-		if ((void *)(ip6 + 1) > data_end || ip_hdr_len < sizeof(*ip6))
-			return XDP_DROP;
-		ip6->payload_len = bpf_htons(ip_hdr_len - sizeof(*ip6) + sizeof(*tcp));
-	} else {
-		struct iphdr *ip = data + (l3_off & 0x3f);
-
-		if ((void *)(ip + 1) > data_end)
-			return XDP_DROP;
-		ip->tot_len = bpf_htons(ip_hdr_len + sizeof(*tcp));
-		if (rls_ipv4_header_csum(ip, data_end, ip_hdr_len))
-			return XDP_DROP;
-	}
-	tcp->seq = bpf_htonl(request_seq);
-	tcp->ack_seq = 0;
-	((__u8 *)tcp)[12] = (sizeof(*tcp) / 4) << 4;
-	((__u8 *)tcp)[13] = TCP_FLAG_RST;
-	tcp->window = 0;
-	tcp->urg_ptr = 0;
-	tcp->check = 0;
-	pseudo = rls_pseudo_sum(data, data_end, pkt, sizeof(*tcp));
-	if (pseudo < 0)
-		return XDP_DROP;
-	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), (__u32)pseudo);
-	tcp->check = rls_csum_fold(sum);
-	return XDP_PASS;
 }
 
 #endif /* RLS_BPF_REPLY_H */

@@ -9,7 +9,15 @@
 #ifndef RLS_BPF_RESPONSE_H
 #define RLS_BPF_RESPONSE_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "rlshape.h"
+#include "consts.h"
+#include "ctx.h"
+#include "packet.h"
+#include "scratch.h"
 #include "maps.h"
+#include "http_response.h"
 #include "meter.h"
 #include "slots.h"
 
@@ -112,6 +120,60 @@ static __always_inline bool rls_may_answer(const struct rls_flow *flow, __u32 ac
 	if (!flow->server_seen)
 		return ack_seq != flow->admitted_ack;
 	return flow->server_next != flow->admitted_mark && ack_seq == flow->server_next;
+}
+
+/* The response's connection, as XDP keyed it: from the client's side. */
+static __always_inline void rls_client_side_key(const struct rls_packet *pkt,
+						 struct rls_flow_key *key)
+{
+	__builtin_memcpy(key->client, pkt->flow.server, sizeof(key->client));
+	__builtin_memcpy(key->server, pkt->flow.client, sizeof(key->server));
+	key->client_port = pkt->flow.server_port;
+	key->server_port = pkt->flow.client_port;
+	key->pad = 0;
+}
+
+/* Where the upstream's side of the stream is: a 429 from XDP must start after it. */
+static __always_inline void rls_note_server_bytes(const struct rls_packet *pkt,
+						  struct rls_flow *flow)
+{
+	__u32 next = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
+
+	if (!pkt->payload_len && !(pkt->tcp_flags & TCP_FLAG_FIN))
+		return;
+	if (!flow->server_seen || (__s32)(next - flow->server_next) > 0) {
+		flow->server_next = next;
+		flow->server_seen = 1;
+	}
+}
+
+/*
+ * A segment of the response: its head says how the body is framed (http_response.h), its last
+ * bytes are kept where the tokens are metered (meter.h), and the body's last byte ends it.
+ */
+static __always_inline void rls_meter_segment(struct rls_ctx ctx, struct rls_scratch *s,
+					      const struct rls_packet *pkt,
+					      const struct rls_flow_key *key, struct rls_flow *flow)
+{
+	__u32 body = pkt->payload_len;
+
+	if (flow->response_state == RLS_RESPONSE_AWAITED &&
+	    !rls_take_response_head(ctx, s, pkt, flow, &body))
+		return;
+	flow->response_bytes += pkt->payload_len;
+	if (flow->meter_tokens)
+		rls_keep_tail(ctx, s, pkt, key, flow);
+	switch (flow->response_state) {
+	case RLS_RESPONSE_LENGTH:
+		flow->body_left -= body < flow->body_left ? body : flow->body_left;
+		if (!flow->body_left)
+			rls_end_response(s, key, flow, 0);
+		break;
+	case RLS_RESPONSE_CHUNKED:
+		if (rls_ends_last_chunk(ctx, pkt))
+			rls_end_response(s, key, flow, 0);
+		break;
+	}
 }
 
 #endif /* RLS_BPF_RESPONSE_H */

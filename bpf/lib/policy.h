@@ -10,6 +10,12 @@
 #ifndef RLS_BPF_POLICY_H
 #define RLS_BPF_POLICY_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "rlshape.h"
+#include "packet.h"
+#include "scratch.h"
 #include "maps.h"
 #include "flow_counter.h"
 #include "slot_ring.h"

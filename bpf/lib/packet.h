@@ -5,38 +5,18 @@
  *
  * The IP layer must not let a client hide a request from the parser while the server still
  * reads it: whatever the kernel would reassemble or follow to reach TCP is followed here, or
- * reported (first fragments, urgent data) so that rls_ip_layer_verdict() can drop it.
+ * reported (first fragments, urgent data) so that the XDP program can drop it
+ * (rls_ip_layer_verdict(), rlshape_xdp.c).
  */
-#ifndef RLS_BPF_PARSE_PACKET_H
-#define RLS_BPF_PARSE_PACKET_H
+#ifndef RLS_BPF_PACKET_H
+#define RLS_BPF_PACKET_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "rlshape.h"
-
-#define ETH_P_IP     0x0800
-#define ETH_P_IPV6   0x86DD
-#define ETH_P_8021Q  0x8100
-#define ETH_P_8021AD 0x88A8
-#define IPPROTO_TCP_ 6
-#define IP_MF        0x2000
-#define IP_OFFSET    0x1FFF
-
-/* IPv6 extension headers the parser walks through to find TCP. */
-#define IPPROTO_HOPOPTS_  0
-#define IPPROTO_ROUTING_  43
-#define IPPROTO_FRAGMENT_ 44
-#define IPPROTO_DSTOPTS_  60
-#define IP6_MF            0x0001
-#define IP6_OFFSET        0xFFF8
-
-#define TCP_FLAG_FIN 0x01
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_RST 0x04
-#define TCP_FLAG_PSH 0x08
-#define TCP_FLAG_ACK 0x10
-#define TCP_FLAG_URG 0x20
+#include "consts.h"
+#include "ctx.h"
 
 /* 802.1ad outer + 802.1Q inner (QinQ), or two 802.1Q: what a gateway's uplink may carry. */
 #define RLS_VLAN_TAGS_MAX 2
@@ -52,9 +32,6 @@
  * loads.
  */
 #define RLS_IPV6_EXT_MAX 8
-
-/* Past this the offset of the TCP header is not believed: no linear frame is this long. */
-#define RLS_L4_OFF_MAX 0x3fff
 
 struct rls_packet {
 	__u32 l3_off;
@@ -108,13 +85,6 @@ static __always_inline __u8 rls_tcp_flags(const struct tcphdr *tcp)
 {
 	return ((const __u8 *)tcp)[13];
 }
-
-/* Where a packet's bytes are. XDP frames are linear; an skb's payload may be in fragments. */
-struct rls_frame {
-	void *data;
-	void *data_end;
-	bool payload_linear; /* the payload must be between data and data_end too */
-};
 
 /*
  * The TCP header at l4_off, l4_len bytes of segment by the IP length. l4_off is bounded here
@@ -266,13 +236,19 @@ static __always_inline int rls_parse_ipv6(const struct rls_frame *f, struct rls_
 	return rls_parse_tcp(f, pkt, off, end - off);
 }
 
-static __always_inline int rls_parse_packet(const struct rls_frame *f, struct rls_packet *pkt)
+/* The packet under either hook (ctx.h): its headers are read where the frame has them. */
+static __always_inline int rls_parse_packet(struct rls_ctx ctx, struct rls_packet *pkt)
 {
-	void *data = f->data, *data_end = f->data_end;
-	struct ethhdr *eth = data;
+	struct rls_frame frame, *f = &frame;
+	void *data, *data_end;
+	struct ethhdr *eth;
 	__u16 proto;
 	__u32 i;
 
+	rls_ctx_frame(ctx, f);
+	data = f->data;
+	data_end = f->data_end;
+	eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return RLS_PARSE_NOT_TCP;
 	proto = bpf_ntohs(eth->h_proto);
@@ -294,29 +270,4 @@ static __always_inline int rls_parse_packet(const struct rls_frame *f, struct rl
 	return RLS_PARSE_NOT_TCP; /* a third tag included */
 }
 
-/* Defined in maps.h, which includes this file for struct rls_packet. */
-static __always_inline void rls_count_packet(enum rls_packet_event event);
-
-/*
- * What the XDP program does with a TCP packet to a watched port before reading its payload:
- * -1 to go on, or XDP_DROP (counted) for what would let a request reach the server unseen.
- *  - A first fragment: the request in it would only be readable after reassembly, which XDP
- *    never sees. No HTTP client fragments (TCP sends segments that fit the path MTU).
- *    Dropping the first fragment is enough: the others are never reassembled without it.
- *  - Urgent data: Linux takes the urgent byte out of the stream the server reads, so the
- *    parser would read bytes the server does not. No HTTP client sends it.
- */
-static __always_inline int rls_ip_layer_verdict(const struct rls_packet *pkt)
-{
-	if (pkt->first_fragment) {
-		rls_count_packet(RLS_PKT_FRAGMENT_DROPPED);
-		return XDP_DROP;
-	}
-	if (pkt->urgent) {
-		rls_count_packet(RLS_PKT_URGENT_DROPPED);
-		return XDP_DROP;
-	}
-	return -1;
-}
-
-#endif /* RLS_BPF_PARSE_PACKET_H */
+#endif /* RLS_BPF_PACKET_H */

@@ -3,8 +3,11 @@
 #ifndef RLS_BPF_CONFIG_H
 #define RLS_BPF_CONFIG_H
 
-#include "maps.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "rlshape.h"
+#include "maps.h"
 
 struct rls_live {
 	const struct rls_config *cfg;

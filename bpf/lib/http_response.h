@@ -1,43 +1,34 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The head of an HTTP/1.x response, read from a copy of its first segment's first
- * RLS_PARSE_WINDOW bytes in per-CPU scratch memory: how its body is delimited. (Requests are
- * read as a byte stream: http_stream.h.)
+ * The head of an HTTP/1.x response, read from its first segment's first RLS_PARSE_WINDOW
+ * bytes copied into the payload window (window.h) through the context layer: how its body is
+ * delimited, into the flow's response state; and whether a segment ends a chunked body.
+ * (Requests are read as a byte stream: http_request.h.)
  *
  * Lines are walked with bpf_loop() so the verifier checks the per-line work once instead of
  * once per possible line; every index into the copy is masked to the window.
  */
-#ifndef RLS_BPF_PARSE_HTTP_H
-#define RLS_BPF_PARSE_HTTP_H
+#ifndef RLS_BPF_HTTP_RESPONSE_H
+#define RLS_BPF_HTTP_RESPONSE_H
 
-#include "maps.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "rlshape.h"
+#include "consts.h"
+#include "ctx.h"
+#include "packet.h"
+#include "scratch.h"
+#include "window.h"
+#include "http.h"
 
-#define RLS_WINDOW_MASK (RLS_PARSE_WINDOW - 1)
 #define RLS_MAX_LINES   64
 #define RLS_LINE_CHUNK  256 /* bytes searched for a line end per bpf_loop() step */
 #define RLS_SCAN_STEPS  (RLS_MAX_LINES + RLS_PARSE_WINDOW / RLS_LINE_CHUNK)
 #define RLS_OWS_MAX     16 /* spaces we skip around a header value */
 
-_Static_assert((RLS_PARSE_WINDOW & RLS_WINDOW_MASK) == 0, "window must be a power of two");
-
 struct rls_http_scan {
 	struct rls_scratch *s;
 };
-
-static __always_inline __u8 rls_at(const struct rls_scratch *s, __u32 i)
-{
-	return s->payload[i & RLS_WINDOW_MASK];
-}
-
-static __always_inline __u8 rls_lower(__u8 c)
-{
-	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
-
-static __always_inline bool rls_is_ows(__u8 c)
-{
-	return c == ' ' || c == '\t';
-}
 
 #define RLS_DIGITS_MAX 19 /* fits a __u64 */
 #define RLS_CONTENT_LENGTH "content-length:"
@@ -172,4 +163,86 @@ static __always_inline void rls_parse_response_head(struct rls_scratch *s, __u32
 	bpf_loop(RLS_SCAN_STEPS, rls_scan_line, &sc, 0);
 }
 
-#endif /* RLS_BPF_PARSE_HTTP_H */
+#define RLS_STATUS_LINE_MIN 12 /* "HTTP/1.1 200" */
+
+/* 204 and 304 have no body, whatever their headers say (RFC 9112, 6.3). */
+static __always_inline bool rls_status_has_no_body(const __u8 *p)
+{
+	return (p[9] == '2' && p[10] == '0' && p[11] == '4') ||
+	       (p[9] == '3' && p[10] == '0' && p[11] == '4');
+}
+
+/* Interim (1xx) heads one segment may hold before the final one. */
+#define RLS_INTERIM_MAX 2
+
+/*
+ * The status line and headers of the response: how its body is delimited, and how many of this
+ * segment's bytes are body. Interim (1xx) responses before it in the same segment are skipped
+ * (an upstream may send 100 Continue and its answer together). Returns false when the segment
+ * holds no final head at its start, or after its interim ones: the real one is still to come.
+ */
+static __always_inline bool rls_take_response_head(struct rls_ctx ctx, struct rls_scratch *s,
+						   const struct rls_packet *pkt,
+						   struct rls_flow *flow, __u32 *body)
+{
+	__u32 off = 0, len, i;
+	__u8 *p = s->payload;
+
+	for (i = 0; i <= RLS_INTERIM_MAX; i++) {
+		if (off > pkt->payload_len || pkt->payload_len - off < RLS_STATUS_LINE_MIN ||
+		    rls_ctx_load_bytes(ctx, pkt->payload_off + off, p, RLS_STATUS_LINE_MIN))
+			return false;
+		if (p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' ||
+		    p[5] != '1' || p[6] != '.' || p[8] != ' ')
+			return false;
+		len = pkt->payload_len - off;
+		if (len > RLS_PARSE_WINDOW)
+			len = RLS_PARSE_WINDOW;
+		/* Checked above, said again for the verifier: the load is never empty. */
+		if (len < RLS_STATUS_LINE_MIN)
+			return false;
+		if (!rls_window_load(ctx, s, pkt->payload_off + off, len))
+			return false;
+		rls_parse_response_head(s, len);
+		if (p[9] != '1')
+			break;
+		/* An interim head: the final one may follow it in this segment. */
+		if (!s->resp.headers_complete)
+			return false;
+		off += s->lines.body_start;
+	}
+	if (i > RLS_INTERIM_MAX)
+		return false;
+	*body = 0;
+	if (!s->resp.headers_complete) {
+		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
+		return true;
+	}
+	*body = pkt->payload_len - off - s->lines.body_start;
+	if (rls_status_has_no_body(p)) {
+		flow->response_state = RLS_RESPONSE_LENGTH;
+		flow->body_left = 0;
+	} else if (s->resp.chunked) {
+		flow->response_state = RLS_RESPONSE_CHUNKED;
+	} else if (s->resp.has_content_length) {
+		flow->response_state = RLS_RESPONSE_LENGTH;
+		flow->body_left = s->resp.content_length;
+	} else {
+		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
+	}
+	return true;
+}
+
+/* "0\r\n\r\n" closes a chunked body (no trailers: the upstreams rlshape meters send none). */
+static __always_inline bool rls_ends_last_chunk(struct rls_ctx ctx, const struct rls_packet *pkt)
+{
+	__u8 end[5];
+
+	if (pkt->payload_len < sizeof(end) ||
+	    rls_ctx_load_bytes(ctx, pkt->payload_off + pkt->payload_len - sizeof(end), end,
+			       sizeof(end)))
+		return false;
+	return end[0] == '0' && end[1] == '\r' && end[2] == '\n' && end[3] == '\r' && end[4] == '\n';
+}
+
+#endif /* RLS_BPF_HTTP_RESPONSE_H */

@@ -10,8 +10,38 @@
 #ifndef RLS_BPF_METER_H
 #define RLS_BPF_METER_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "rlshape.h"
+#include "ctx.h"
+#include "packet.h"
+#include "scratch.h"
 #include "maps.h"
 #include "flow_counter.h"
+
+/* Keep this response segment's last bytes in the next slot of its tail's ring. */
+static __always_inline void rls_keep_tail(struct rls_ctx ctx, struct rls_scratch *s,
+					  const struct rls_packet *pkt,
+					  const struct rls_flow_key *key, struct rls_flow *flow)
+{
+	struct rls_response_tail *tail = bpf_map_lookup_elem(&rls_tails, key);
+	__u32 n = pkt->payload_len, slot = (flow->tail_slot + 1) & (RLS_TAIL_SLOTS - 1);
+
+	if (!tail) {
+		bpf_map_update_elem(&rls_tails, key, &s->zero_tail, BPF_NOEXIST);
+		tail = bpf_map_lookup_elem(&rls_tails, key);
+		if (!tail)
+			return;
+	}
+	if (n > RLS_TAIL_MAX)
+		n = RLS_TAIL_MAX;
+	if (n == 0 ||
+	    rls_ctx_load_bytes(ctx, pkt->payload_off + pkt->payload_len - n, tail->bytes[slot], n))
+		return;
+	tail->len[slot] = n;
+	tail->whole[slot] = n == pkt->payload_len;
+	flow->tail_slot = slot;
+}
 
 /* Too large for __builtin_memcpy in BPF: word by word. */
 static __always_inline void rls_copy_tail(struct rls_response_tail *to,

@@ -13,8 +13,9 @@
 #ifndef RLS_BPF_CONNECTION_H
 #define RLS_BPF_CONNECTION_H
 
-#include "maps.h"
-#include "parse_packet.h"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "packet.h"
 
 enum rls_connection {
 	RLS_CONN_ROUTED,       /* no local socket would take it: the gateway forwards it */

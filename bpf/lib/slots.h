@@ -8,6 +8,9 @@
 #ifndef RLS_BPF_SLOTS_H
 #define RLS_BPF_SLOTS_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "rlshape.h"
 #include "maps.h"
 #include "config.h"
 #include "flow_counter.h"

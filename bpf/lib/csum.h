@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Internet checksums of the packets XDP writes (reply.h, reset.h, trim.h). They are computed
+ * from scratch, not updated: the packets are new, and a received packet's checksum may not
+ * even be filled in yet (veth with TX offload).
+ */
+#ifndef RLS_BPF_CSUM_H
+#define RLS_BPF_CSUM_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "consts.h"
+#include "packet.h"
+
+#define RLS_CSUM_CHUNK 256 /* bpf_csum_diff() takes at most 512 bytes per call */
+
+static __always_inline __u16 rls_csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* One's-complement sum of buf[0, len), len rounded up to 4: the buffer's tail must be zero. */
+static __always_inline __u64 rls_csum_buffer(__u8 *buf, __u32 len, __u64 seed)
+{
+	__u32 i;
+
+	for (i = 0; i < RLS_REPLY_MAX / RLS_CSUM_CHUNK; i++) {
+		__u32 off = i * RLS_CSUM_CHUNK;
+
+		if (off >= len)
+			break;
+		seed = bpf_csum_diff(0, 0, (__be32 *)(buf + off), RLS_CSUM_CHUNK, (__u32)seed);
+	}
+	return seed;
+}
+
+struct rls_pseudo_v4 {
+	__be32 saddr, daddr;
+	__u8 zero, proto;
+	__be16 len;
+};
+
+struct rls_pseudo_v6 {
+	struct in6_addr saddr, daddr;
+	__be32 len;
+	__u8 zero[3], next;
+};
+
+/* The TCP pseudo-header's sum, for the addresses already in the packet; -1 if out of bounds. */
+static __always_inline __s64 rls_pseudo_sum(void *data, void *data_end,
+					     const struct rls_packet *pkt, __u32 tcp_total)
+{
+	void *l3 = data + (pkt->l3_off & 0xff);
+
+	if (pkt->ipv6) {
+		struct ipv6hdr *ip6 = l3;
+		struct rls_pseudo_v6 ph = { .len = bpf_htonl(tcp_total), .next = IPPROTO_TCP_ };
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		ph.saddr = ip6->saddr;
+		ph.daddr = ip6->daddr;
+		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+	} else {
+		struct iphdr *ip = l3;
+		struct rls_pseudo_v4 ph = { .proto = IPPROTO_TCP_, .len = bpf_htons(tcp_total) };
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		ph.saddr = ip->saddr;
+		ph.daddr = ip->daddr;
+		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+	}
+}
+
+/* The IPv4 header's checksum over hdr_len bytes, options included; -1 if out of bounds. */
+static __always_inline int rls_ipv4_header_csum(struct iphdr *ip, void *data_end, __u32 hdr_len)
+{
+	__u64 sum = 0;
+	__u32 i;
+
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	ip->check = 0;
+	for (i = 0; i < 60 / 4; i++) {
+		__u32 *word = (__u32 *)ip + i;
+
+		if (i * 4 >= hdr_len)
+			break;
+		if ((void *)(word + 1) > data_end)
+			return -1;
+		sum += *word;
+	}
+	ip->check = rls_csum_fold(sum);
+	return 0;
+}
+
+#endif /* RLS_BPF_CSUM_H */

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The per-CPU work space (struct rls_scratch; XDP's rls_scratch and TC's rls_tc_scratch,
+ * maps.h): the payload window, the 429 being written, and what the parsers find and where
+ * they are. Kept there rather than on the stack: the stack has 512 bytes, and the verifier
+ * does not track values in map memory, so a bpf_loop() callback that reads its position from
+ * here is verified once, not once per position it could be at.
+ */
+#ifndef RLS_BPF_SCRATCH_H
+#define RLS_BPF_SCRATCH_H
+
+#include "vmlinux.h"
+#include "rlshape.h"
+#include "key_hash.h"
+#include "consts.h"
+#include "packet.h"
+
+/* How a response's body is delimited, from its head (http_response.h). */
+struct rls_response_head {
+	__u64 content_length;
+	__u8 has_content_length;
+	__u8 chunked;          /* its transfer-encoding ends in chunked */
+	__u8 headers_complete; /* the blank line was inside the window */
+	__u8 pad[5];
+};
+
+struct rls_line_state {
+	__u32 len;        /* bytes copied into the payload window */
+	__u32 line_start;
+	__u32 scan_pos;   /* where the search for the current line's end goes on */
+	__u32 lines;
+	__u32 body_start;
+	__u32 pad;
+};
+
+/*
+ * The stream scan's position (http_request.h), in per-CPU scratch memory rather than on the
+ * stack: the verifier does not track values in map memory, so the step callback is verified
+ * once, not once per value its position could take.
+ */
+struct rls_scan {
+	__u32 pos;  /* next byte of the payload window */
+	__u32 len;  /* bytes in the payload window */
+	__u32 stop; /* enum rls_scan_stop */
+	__u32 pad;
+};
+
+/* The client segment being followed: which of its bytes the payload window holds. */
+struct rls_segment {
+	__u32 base;     /* the window's first byte, as an offset into the segment's payload */
+	__u32 total;    /* the segment's payload bytes */
+	__u32 forgotten; /* the connection was reset and its flow deleted */
+	__u32 action;   /* the verdict once a round decides it */
+	__u32 started;  /* a request began: the last response on the connection is over */
+	__u32 requests; /* requests that ended in this segment */
+	__u32 from;     /* where its unread bytes begin: the upstream's next byte */
+	__u32 pad;
+};
+
+/* Per-CPU work space: too large for the 512-byte BPF stack. */
+struct rls_scratch {
+	__u8 payload[RLS_PARSE_WINDOW];
+	__u8 key[RLS_KEY_HASH_BUF];
+	struct rls_sha256_work sha256;
+	__u8 reply[RLS_REPLY_MAX];
+	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
+	struct rls_model_name model;
+	struct rls_api_key api_key;
+	struct rls_response_head resp;
+	struct rls_line_state lines;
+	struct rls_scan scan;
+	struct rls_segment seg;
+	struct rls_packet pkt;
+	struct rls_rejection rejection;
+	/* Zeroed values for map inserts, off the stack. */
+	union {
+		struct rls_counter counter;
+		struct rls_stats stats;
+		struct rls_flow flow;
+	} fresh;
+	/* Never written, so always zero: the value a new rls_tails entry starts from (too large to
+	 * clear on each use). */
+	struct rls_response_tail zero_tail;
+	/* A response event the full ring could not take, built here to be parked (meter.h). */
+	struct rls_response_event parked;
+};
+
+#endif /* RLS_BPF_SCRATCH_H */

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The payload window: a segment's bytes copied into per-CPU scratch memory (s->payload), where
+ * the HTTP scanners read them by index. Every index is masked to the window, so that no
+ * computed position can leave it; a run of bytes that cannot matter is skipped a word at a
+ * time. The copy is made through the context layer (ctx.h), under either hook.
+ */
+#ifndef RLS_BPF_WINDOW_H
+#define RLS_BPF_WINDOW_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "consts.h"
+#include "ctx.h"
+#include "scratch.h"
+
+#define RLS_WINDOW_MASK (RLS_PARSE_WINDOW - 1)
+#define RLS_RUN_MAX     256 /* bytes one run skips at most */
+
+_Static_assert((RLS_PARSE_WINDOW & RLS_WINDOW_MASK) == 0, "window must be a power of two");
+
+/*
+ * Copy len bytes of the packet from off into the window; false when there are none or they
+ * cannot be read. The bounds are checked here, next to the load, where the verifier needs
+ * them.
+ */
+static __always_inline bool rls_window_load(struct rls_ctx ctx, struct rls_scratch *s, __u32 off,
+					    __u32 len)
+{
+	if (len == 0 || len > RLS_PARSE_WINDOW)
+		return false;
+	return rls_ctx_load_bytes(ctx, off, s->payload, len) == 0;
+}
+
+static __always_inline __u8 rls_at(const struct rls_scratch *s, __u32 i)
+{
+	return s->payload[i & RLS_WINDOW_MASK];
+}
+
+/*
+ * Word at a time: bytes that cannot matter are skipped eight at a time, testing a whole word
+ * for the byte that ends the run. The test says exactly whether a word holds the byte, not
+ * where: the word that does is then read a byte at a time.
+ */
+#define RLS_WORD_ONES  0x0101010101010101ull
+#define RLS_WORD_HIGHS 0x8080808080808080ull
+
+static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
+{
+	__u64 x = w ^ (RLS_WORD_ONES * c);
+
+	return (x - RLS_WORD_ONES) & ~x & RLS_WORD_HIGHS;
+}
+
+/*
+ * Eight bytes of the window from i. Unaligned, which BPF allows in map memory where the CPU
+ * does; a word from near the window's end runs into the next scratch field, which is in
+ * bounds and never looked at past the caller's end.
+ */
+static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
+{
+	return *(const __u64 *)(const void *)&s->payload[i & RLS_WINDOW_MASK];
+}
+
+/*
+ * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. A
+ * global function: its result is opaque to the verifier, so the paths of a caller's loop
+ * meet again whatever it returned.
+ */
+__noinline int rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end, __u32 c,
+				__u32 c2)
+{
+	__u32 pos = from, k;
+	__u64 w;
+
+	if (!s)
+		return (int)from;
+	if (end - from > RLS_RUN_MAX)
+		end = from + RLS_RUN_MAX;
+	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
+		if (pos + 8 > end)
+			break;
+		w = rls_word_at(s, pos);
+		if (rls_word_has(w, (__u8)c) || rls_word_has(w, (__u8)c2))
+			break;
+		pos += 8;
+	}
+	for (k = 0; k < 8; k++) {
+		__u8 b;
+
+		if (pos >= end)
+			break;
+		b = rls_at(s, pos);
+		if (b == c || b == c2)
+			break;
+		pos++;
+	}
+	return pos;
+}
+
+#endif /* RLS_BPF_WINDOW_H */
