@@ -23,6 +23,7 @@
 #include "lib/reset.h"
 #include "lib/response.h"
 #include "lib/trim.h"
+#include "token_estimate.h"
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
 #define RLS_REQUESTS_PER_SEGMENT 32
@@ -90,16 +91,15 @@ static __always_inline __u32 rls_request_model(struct rls_scratch *s, const stru
  * The tokens an admitted request holds until its response is counted: its size in tokens plus
  * what its answer may cost. The daemon settles the difference from the upstream's usage.
  */
-static __always_inline __u64 rls_estimate_tokens(const struct rls_stream *st,
-						 const struct rls_limits *l, __u64 request_bytes)
+static __always_inline __u64 rls_reservation_tokens(const struct rls_stream *st,
+						    const struct rls_limits *l, __u64 request_bytes)
 {
-	__u32 per_token = l->bytes_per_token ? l->bytes_per_token : RLS_DEFAULT_BYTES_PER_TOKEN;
 	__u64 answer = l->reserve_tokens;
 
 	/* A visible max_tokens says how long the answer may be, up to reserve_max. */
 	if (st->request_flags & RLS_REQ_HAS_MAX_TOKENS)
 		answer = st->max_tokens < l->reserve_max ? st->max_tokens : l->reserve_max;
-	return (request_bytes + per_token - 1) / per_token + answer;
+	return rls_tokens_for_bytes(request_bytes, l->bytes_per_token) + answer;
 }
 
 /*
@@ -121,7 +121,7 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 		a->meter_tokens = 1;
 		a->bytes_per_token = limits->bytes_per_token;
 		a->max_response_tokens = limits->max_response_tokens;
-		a->reserved_tokens = rls_estimate_tokens(st, limits, a->request_bytes);
+		a->reserved_tokens = rls_reservation_tokens(st, limits, a->request_bytes);
 	}
 	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, &s->rejection,
 				  &a->slot_epoch);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "settle.h"
+#include "token_estimate.h"
 
 static size_t clamp_len(__u32 len)
 {
@@ -42,9 +43,7 @@ __u64 rls_settle_estimate_tokens(__u64 request_bytes, __u64 response_bytes, __u3
 
 	if (bytes < request_bytes) /* overflow: nothing real is this large */
 		bytes = UINT64_MAX;
-	if (!bytes_per_token)
-		bytes_per_token = RLS_DEFAULT_BYTES_PER_TOKEN;
-	return bytes / bytes_per_token + (bytes % bytes_per_token != 0);
+	return rls_tokens_for_bytes(bytes, bytes_per_token);
 }
 
 __u64 rls_event_tokens(const struct rls_response_event *ev, struct rls_token_count *out)

@@ -23,6 +23,7 @@
 #include "hex_digit.h"
 #include "key_hash.h"
 #include "sha256_file.h"
+#include "ipv4_mapped.h"
 #include "tiers.h"
 
 #define RLS_REQUEST_LIMIT_MAX (RLS_UNLIMITED - 1)
@@ -1024,18 +1025,11 @@ static int parse_keys(struct parser *p, const json_t *v, struct rls_account *a)
 
 /* ---- accounts: cidrs ---- */
 
-static bool is_ipv4_mapped(const __u8 addr[16])
-{
-	static const __u8 prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	return !memcmp(addr, prefix, sizeof(prefix));
-}
-
 static void format_cidr(const struct rls_cidr *c, char *buf, size_t len)
 {
 	char addr[INET6_ADDRSTRLEN];
 
-	if (is_ipv4_mapped(c->addr) && c->prefixlen >= 96) {
+	if (rls_is_ipv4_mapped(c->addr) && c->prefixlen >= 96) {
 		inet_ntop(AF_INET, c->addr + 12, addr, sizeof(addr));
 		snprintf(buf, len, "%s/%u", addr, c->prefixlen - 96);
 	} else {

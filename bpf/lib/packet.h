@@ -15,6 +15,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "rlshape.h"
+#include "ipv4_mapped.h"
 #include "consts.h"
 #include "ctx.h"
 
@@ -68,17 +69,6 @@ static __always_inline void rls_map_ipv4(__u8 out[16], __be32 addr)
 	out[10] = 0xff;
 	out[11] = 0xff;
 	__builtin_memcpy(out + 12, &addr, 4);
-}
-
-/* ::ffff:0:0/96, as rls_map_ipv4() writes IPv4 addresses. */
-static __always_inline bool rls_is_ipv4_mapped(const __u8 addr[16])
-{
-	__u32 i;
-
-	for (i = 0; i < 10; i++)
-		if (addr[i])
-			return false;
-	return addr[10] == 0xff && addr[11] == 0xff;
 }
 
 static __always_inline __u8 rls_tcp_flags(const struct tcphdr *tcp)

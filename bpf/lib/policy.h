@@ -19,6 +19,7 @@
 #include "maps.h"
 #include "flow_counter.h"
 #include "slot_ring.h"
+#include "ipv4_mapped.h"
 #include "token_budget.h"
 
 struct rls_identity {
