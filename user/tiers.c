@@ -1410,7 +1410,8 @@ static void init_table(struct rls_table *t)
  * a free that does nothing; the whole arena is wiped (it held the plain-text API keys) and
  * released at once when the parse is done. A million accounts are several million small
  * objects: allocating them one by one and freeing them one by one took more than half of the
- * parse. rlshape has no threads, so nothing else uses jansson while a table is parsed.
+ * parse. rlshape parses one table at a time, and nothing else in it uses jansson (`rlshape
+ * load` parses on a thread of its own while the other loads the BPF programs, with libbpf).
  */
 struct arena_chunk {
 	struct arena_chunk *prev;
