@@ -90,7 +90,7 @@ static void known_add(struct known_names *k, const char *name, __u32 id)
 	k->v[k->n++].id = id;
 }
 
-/* The names are all in: point at them (realloc may have moved them) and sort by name. */
+/* The names are all in: point at them (realloc may have moved them). */
 static int known_done(struct known_names *k, int walked)
 {
 	size_t i;
@@ -99,7 +99,6 @@ static int known_done(struct known_names *k, int walked)
 		return walked ? walked : k->error;
 	for (i = 0; i < k->n; i++)
 		k->v[i].name = k->names[i];
-	rls_sort_by_name(k->v, k->n);
 	return 0;
 }
 
