@@ -288,33 +288,23 @@ static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
 }
 
 /*
- * Entries of one map gathered for one rls_map_update_many() call (a million accounts are a
- * million entries: one system call each was most of a load), with the account each is for.
+ * Entries of one map gathered for one rls_map_update_many() call, which writes them a batch of
+ * thousands a system call, on two threads (a million accounts are a million entries: one
+ * system call each was most of a load), with the account each is for.
  */
-#define WRITE_BATCH 4096
-
 struct batch_writer {
 	int fd;
-	size_t key_size, value_size, n;
+	size_t key_size, value_size, n, cap;
 	unsigned char *keys, *values;
-	size_t account[WRITE_BATCH];
+	size_t *account;
 };
 
 static struct batch_writer *batch_writer(int fd, size_t key_size, size_t value_size)
 {
 	struct batch_writer *w = calloc(1, sizeof(*w));
 
-	if (!w)
-		return NULL;
-	*w = (struct batch_writer){ .fd = fd, .key_size = key_size, .value_size = value_size };
-	w->keys = malloc(WRITE_BATCH * key_size);
-	w->values = malloc(WRITE_BATCH * value_size);
-	if (!w->keys || !w->values) {
-		free(w->keys);
-		free(w->values);
-		free(w);
-		return NULL;
-	}
+	if (w)
+		*w = (struct batch_writer){ .fd = fd, .key_size = key_size, .value_size = value_size };
 	return w;
 }
 
@@ -324,6 +314,7 @@ static void batch_writer_free(struct batch_writer *w)
 		return;
 	free(w->keys);
 	free(w->values);
+	free(w->account);
 	free(w);
 }
 
@@ -342,13 +333,28 @@ static int batch_flush(struct batch_writer *w, size_t *account)
 	return ret;
 }
 
-static int batch_add(struct batch_writer *w, const void *key, const void *value, size_t account,
-		     size_t *failed_account)
+/* Returns 0 or -ENOMEM. */
+static int batch_add(struct batch_writer *w, const void *key, const void *value, size_t account)
 {
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 4096;
+		void *keys = realloc(w->keys, cap * w->key_size);
+		void *values = keys ? realloc(w->values, cap * w->value_size) : NULL;
+		void *accounts = values ? realloc(w->account, cap * sizeof(*w->account)) : NULL;
+
+		if (keys)
+			w->keys = keys;
+		if (values)
+			w->values = values;
+		if (!accounts)
+			return -ENOMEM;
+		w->account = accounts;
+		w->cap = cap;
+	}
 	memcpy(w->keys + w->n * w->key_size, key, w->key_size);
 	memcpy(w->values + w->n * w->value_size, value, w->value_size);
 	w->account[w->n++] = account;
-	return w->n == WRITE_BATCH ? batch_flush(w, failed_account) : 0;
+	return 0;
 }
 
 static int write_names(const struct rls_maps *maps, const struct rls_table *t,
@@ -367,7 +373,8 @@ static int write_names(const struct rls_maps *maps, const struct rls_table *t,
 		if (!plan->account_is_new[i])
 			continue;
 		snprintf(name.name, sizeof(name.name), "%s", t->accounts[i].name);
-		ret = batch_add(w, &plan->accounts[i], &name, i, &failed);
+		ret = batch_add(w, &plan->accounts[i], &name, i);
+		failed = i;
 	}
 	if (!ret)
 		ret = batch_flush(w, &failed);
@@ -443,7 +450,8 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 			struct rls_api_key key = { .generation = gen };
 
 			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
-			ret = batch_add(keys, &key, &who, i, &failed);
+			ret = batch_add(keys, &key, &who, i);
+			failed = i;
 		}
 		/* The LPM trie takes one entry a call; an account has few CIDRs. */
 		for (j = 0; j < a->nr_cidrs && !ret; j++) {
