@@ -228,20 +228,22 @@ static bool parse_table_beside(struct table_parse *tp, pthread_t *thread)
 
 /*
  * Load the data path onto dev and make tp's table live. parse_along: tp is not parsed yet; parse
- * it while the programs load. A bad table is reported before anything else, and leaves the
- * maps, pins and interface as they were.
+ * it while the programs load and what the load needs of the maps is read (rls_read_maps()).
+ * A bad table is reported before anything else, and leaves the maps, pins and interface as
+ * they were.
  */
 static int load_on(const struct load_request *req, struct table_parse *tp, const char *dev,
 		   bool parse_along)
 {
 	const struct rls_table *table = &tp->table;
+	struct rls_map_reading *reading = NULL;
 	struct rls_apply_result result;
 	struct rlshape_bpf *skel = NULL;
 	pthread_t parser;
 	bool parsing = false, reload;
 	struct rls_maps maps;
 	char dir[256], err[1024];
-	int ifindex, ret = 0;
+	int ifindex, ret = 0, read_err = 0;
 
 	if (parse_along)
 		parsing = parse_table_beside(tp, &parser);
@@ -251,6 +253,10 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 	reload = !ret && already_loaded(dir);
 	if (ifindex && !ret)
 		ret = data_path_load(&skel, dir);
+	if (ifindex && !ret) {
+		rls_maps_from_skeleton(skel, &maps);
+		read_err = rls_read_maps(&maps, &reading);
+	}
 	if (parsing)
 		pthread_join(parser, NULL);
 	if (tp->ret) {
@@ -279,8 +285,12 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 		rls_error("cannot pin the maps of %s under %s: %s", dev, dir, strerror(-ret));
 		goto unpin;
 	}
-	rls_maps_from_skeleton(skel, &maps);
-	if (rls_apply_table(&maps, table, &result, err, sizeof(err))) {
+	if (read_err) {
+		rls_error("%s: cannot read the live names: %s; nothing changed", req->file,
+			  strerror(-read_err));
+		goto unpin;
+	}
+	if (rls_apply_read_table(&maps, reading, table, &result, err, sizeof(err))) {
 		rls_error("%s: %s; nothing changed", req->file, err);
 		goto unpin;
 	}
@@ -299,12 +309,14 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 		fprintf(stderr, "rlshape: warning: rls_anon_counters is full: %zu model(s) have no "
 			"overflow counter, so new unknown clients of them get 429 until a load finds "
 			"room (it removes idle counters)\n", result.overflow_missing);
+	rls_map_reading_free(reading);
 	rlshape_bpf__destroy(skel);
 	return 0;
 unpin:
 	if (!reload)
 		remove_fresh_pins(skel, dir);
 fail:
+	rls_map_reading_free(reading);
 	rlshape_bpf__destroy(skel);
 	return 1;
 }
