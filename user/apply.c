@@ -90,7 +90,7 @@ static void known_add(struct known_names *k, const char *name, __u32 id)
 	k->v[k->n++].id = id;
 }
 
-/* The names are all in: point at them (realloc may have moved them) and sort by name. */
+/* The names are all in: point at them (realloc may have moved them). */
 static int known_done(struct known_names *k, int walked)
 {
 	size_t i;
@@ -99,7 +99,6 @@ static int known_done(struct known_names *k, int walked)
 		return walked ? walked : k->error;
 	for (i = 0; i < k->n; i++)
 		k->v[i].name = k->names[i];
-	rls_sort_by_name(k->v, k->n);
 	return 0;
 }
 
@@ -144,12 +143,13 @@ static void plan_free(struct id_plan *plan)
 
 /*
  * Existing names keep their ids, so their counters carry over; new names get the lowest ids no
- * name in the maps holds (rls_plan_ids()). Returns 0, -ENOMEM or -ENOSPC.
+ * name in the maps holds (rls_plan_ids()), the names being those rls_read_maps() found.
+ * Returns 0, -ENOMEM or -ENOSPC.
  */
-static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, struct id_plan *plan)
+static int plan_ids(const struct known_names *known_accounts, const struct known_names *known_models,
+		    const struct rls_table *t, struct id_plan *plan)
 {
 	size_t i, nr_accounts = t->nr_accounts, nr_models = t->nr_models;
-	struct known_names known = {};
 	const char **account_names;
 	int ret = -ENOMEM;
 
@@ -168,22 +168,18 @@ static int plan_ids(const struct rls_maps *maps, const struct rls_table *t, stru
 	for (i = 0; i < nr_accounts; i++)
 		account_names[i] = t->accounts[i].name;
 
-	ret = read_known_accounts(maps, &known);
+	ret = rls_plan_ids(known_accounts->v, known_accounts->n, account_names, nr_accounts,
+			   RLS_ACCOUNT_ANONYMOUS + 1, UINT32_MAX, plan->accounts,
+			   plan->account_is_new);
 	if (!ret)
-		ret = rls_plan_ids(known.v, known.n, account_names, nr_accounts,
-				   RLS_ACCOUNT_ANONYMOUS + 1, UINT32_MAX, plan->accounts,
-				   plan->account_is_new);
+		plan->accounts_dropped = known_accounts->n -
+					 nr_known_kept(plan->account_is_new, nr_accounts);
 	if (!ret)
-		plan->accounts_dropped = known.n - nr_known_kept(plan->account_is_new, nr_accounts);
-	known_free(&known);
+		ret = rls_plan_ids(known_models->v, known_models->n, t->models, nr_models,
+				   RLS_MODEL_OTHER + 1, RLS_MODEL_HIDDEN - 1, plan->models,
+				   plan->model_is_new);
 	if (!ret)
-		ret = read_known_models(maps, &known);
-	if (!ret)
-		ret = rls_plan_ids(known.v, known.n, t->models, nr_models, RLS_MODEL_OTHER + 1,
-				   RLS_MODEL_HIDDEN - 1, plan->models, plan->model_is_new);
-	if (!ret)
-		plan->models_dropped = known.n - nr_known_kept(plan->model_is_new, nr_models);
-	known_free(&known);
+		plan->models_dropped = known_models->n - nr_known_kept(plan->model_is_new, nr_models);
 	if (ret)
 		goto out;
 
@@ -269,53 +265,113 @@ static bool in_generation(const void *key, const void *value, const void *ctx)
 	return have == m->value;
 }
 
-/* Keys of a map whose generation field (at gen_offset) equals gen. */
-static void delete_generation(int fd, size_t key_size, size_t gen_offset, __u32 gen,
-			      bool in_network_order)
-{
-	struct generation_match m = { gen_offset, in_network_order ? htonl(gen) : gen };
+/* The maps whose keys carry a generation, and where in the key. */
+#define RLS_GENERATION_MAPS 3
 
-	delete_keys_where(fd, key_size, 0, in_generation, &m);
+static const struct generation_map {
+	size_t fd_offset; /* in struct rls_maps */
+	size_t key_size, gen_offset;
+	bool in_network_order;
+} generation_maps[RLS_GENERATION_MAPS] = {
+	{ offsetof(struct rls_maps, api_keys), sizeof(struct rls_api_key),
+	  offsetof(struct rls_api_key, generation), false },
+	{ offsetof(struct rls_maps, cidrs), sizeof(struct rls_cidr_key),
+	  offsetof(struct rls_cidr_key, generation), true },
+	{ offsetof(struct rls_maps, limits), sizeof(struct rls_limit_key),
+	  offsetof(struct rls_limit_key, generation), false },
+};
+
+static int generation_map_fd(const struct rls_maps *maps, size_t i)
+{
+	return *(const int *)((const char *)maps + generation_maps[i].fd_offset);
+}
+
+/* Into w (empty), the keys of map i of generation_maps[] that belong to generation gen. */
+static void collect_generation(const struct rls_maps *maps, size_t i, __u32 gen, struct sweep *w)
+{
+	const struct generation_map *g = &generation_maps[i];
+	struct generation_match m = { g->gen_offset, g->in_network_order ? htonl(gen) : gen };
+
+	*w = (struct sweep){ .doomed = in_generation, .ctx = &m, .key_size = g->key_size };
+	rls_map_walk(generation_map_fd(maps, i), 0, collect_doomed, w);
+	w->ctx = NULL;
 }
 
 static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
 {
-	delete_generation(maps->api_keys, sizeof(struct rls_api_key),
-			  offsetof(struct rls_api_key, generation), gen, false);
-	delete_generation(maps->cidrs, sizeof(struct rls_cidr_key),
-			  offsetof(struct rls_cidr_key, generation), gen, true);
-	delete_generation(maps->limits, sizeof(struct rls_limit_key),
-			  offsetof(struct rls_limit_key, generation), gen, false);
+	struct sweep w;
+	size_t i;
+
+	for (i = 0; i < RLS_GENERATION_MAPS; i++) {
+		collect_generation(maps, i, gen, &w);
+		rls_map_delete_keys(generation_map_fd(maps, i), w.keys, w.n, w.key_size);
+		free(w.keys);
+	}
 }
 
 /*
- * Entries of one map gathered for one rls_map_update_many() call (a million accounts are a
- * million entries: one system call each was most of a load), with the account each is for.
+ * What a load reads before it writes: the names the maps know, and the keys the generation that
+ * is not live still holds (the table before the live one, or what a load that failed half way
+ * left), which go before the new table is written there.
  */
-#define WRITE_BATCH 4096
+struct rls_map_reading {
+	__u32 next; /* the generation that is not live */
+	struct known_names accounts, models;
+	struct sweep stale[RLS_GENERATION_MAPS];
+};
 
+int rls_read_maps(const struct rls_maps *maps, struct rls_map_reading **reading)
+{
+	struct rls_map_reading *r = calloc(1, sizeof(*r));
+	size_t i;
+	int ret;
+
+	*reading = r;
+	if (!r)
+		return -ENOMEM;
+	r->next = live_generation(maps) ^ 1;
+	ret = read_known_accounts(maps, &r->accounts);
+	if (!ret)
+		ret = read_known_models(maps, &r->models);
+	for (i = 0; i < RLS_GENERATION_MAPS && !ret; i++) {
+		collect_generation(maps, i, r->next, &r->stale[i]);
+		if (r->stale[i].out_of_memory)
+			ret = -ENOMEM;
+	}
+	return ret;
+}
+
+void rls_map_reading_free(struct rls_map_reading *r)
+{
+	size_t i;
+
+	if (!r)
+		return;
+	known_free(&r->accounts);
+	known_free(&r->models);
+	for (i = 0; i < RLS_GENERATION_MAPS; i++)
+		free(r->stale[i].keys);
+	free(r);
+}
+
+/*
+ * Entries of one map gathered for one rls_map_update_many() call, which writes them a batch of
+ * thousands a system call, on two threads (a million accounts are a million entries: one
+ * system call each was most of a load), with the account each is for.
+ */
 struct batch_writer {
 	int fd;
-	size_t key_size, value_size, n;
+	size_t key_size, value_size, n, cap;
 	unsigned char *keys, *values;
-	size_t account[WRITE_BATCH];
+	size_t *account;
 };
 
 static struct batch_writer *batch_writer(int fd, size_t key_size, size_t value_size)
 {
 	struct batch_writer *w = calloc(1, sizeof(*w));
 
-	if (!w)
-		return NULL;
-	*w = (struct batch_writer){ .fd = fd, .key_size = key_size, .value_size = value_size };
-	w->keys = malloc(WRITE_BATCH * key_size);
-	w->values = malloc(WRITE_BATCH * value_size);
-	if (!w->keys || !w->values) {
-		free(w->keys);
-		free(w->values);
-		free(w);
-		return NULL;
-	}
+	if (w)
+		*w = (struct batch_writer){ .fd = fd, .key_size = key_size, .value_size = value_size };
 	return w;
 }
 
@@ -325,6 +381,7 @@ static void batch_writer_free(struct batch_writer *w)
 		return;
 	free(w->keys);
 	free(w->values);
+	free(w->account);
 	free(w);
 }
 
@@ -343,13 +400,28 @@ static int batch_flush(struct batch_writer *w, size_t *account)
 	return ret;
 }
 
-static int batch_add(struct batch_writer *w, const void *key, const void *value, size_t account,
-		     size_t *failed_account)
+/* Returns 0 or -ENOMEM. */
+static int batch_add(struct batch_writer *w, const void *key, const void *value, size_t account)
 {
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 4096;
+		void *keys = realloc(w->keys, cap * w->key_size);
+		void *values = keys ? realloc(w->values, cap * w->value_size) : NULL;
+		void *accounts = values ? realloc(w->account, cap * sizeof(*w->account)) : NULL;
+
+		if (keys)
+			w->keys = keys;
+		if (values)
+			w->values = values;
+		if (!accounts)
+			return -ENOMEM;
+		w->account = accounts;
+		w->cap = cap;
+	}
 	memcpy(w->keys + w->n * w->key_size, key, w->key_size);
 	memcpy(w->values + w->n * w->value_size, value, w->value_size);
 	w->account[w->n++] = account;
-	return w->n == WRITE_BATCH ? batch_flush(w, failed_account) : 0;
+	return 0;
 }
 
 static int write_names(const struct rls_maps *maps, const struct rls_table *t,
@@ -368,7 +440,8 @@ static int write_names(const struct rls_maps *maps, const struct rls_table *t,
 		if (!plan->account_is_new[i])
 			continue;
 		snprintf(name.name, sizeof(name.name), "%s", t->accounts[i].name);
-		ret = batch_add(w, &plan->accounts[i], &name, i, &failed);
+		ret = batch_add(w, &plan->accounts[i], &name, i);
+		failed = i;
 	}
 	if (!ret)
 		ret = batch_flush(w, &failed);
@@ -444,7 +517,8 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 			struct rls_api_key key = { .generation = gen };
 
 			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
-			ret = batch_add(keys, &key, &who, i, &failed);
+			ret = batch_add(keys, &key, &who, i);
+			failed = i;
 		}
 		/* The LPM trie takes one entry a call; an account has few CIDRs. */
 		for (j = 0; j < a->nr_cidrs && !ret; j++) {
@@ -648,24 +722,47 @@ static void forget_new_names(const struct rls_maps *maps, const struct rls_table
 int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 		    struct rls_apply_result *result, char *err, size_t err_len)
 {
-	__u32 live = live_generation(maps), next = live ^ 1, zero = 0;
+	struct rls_map_reading *reading;
+	int ret = rls_read_maps(maps, &reading);
+
+	if (ret) {
+		memset(result, 0, sizeof(*result));
+		failf(err, err_len, "cannot read the %s names: %s", "live", -ret);
+	} else {
+		ret = rls_apply_read_table(maps, reading, table, result, err, err_len);
+	}
+	rls_map_reading_free(reading);
+	return ret;
+}
+
+int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_reading *reading,
+			 const struct rls_table *table, struct rls_apply_result *result, char *err,
+			 size_t err_len)
+{
+	__u32 next = reading->next, zero = 0;
 	struct id_plan plan = {};
 	struct kept_ids kept;
+	size_t i;
 	int ret;
 
 	memset(result, 0, sizeof(*result));
-	ret = plan_ids(maps, table, &plan);
+	if (live_generation(maps) != (next ^ 1))
+		return failf(err, err_len, "the %s table changed while this one was read: %s; load "
+			     "again", "live", EAGAIN);
+	ret = plan_ids(&reading->accounts, &reading->models, table, &plan);
 	if (ret) {
 		if (ret == -ENOSPC)
 			snprintf(err, err_len, "no account or model id is free: `rlshape unload` "
 				 "and load again (counters start afresh)");
 		else
-			failf(err, err_len, "cannot read the %s names: %s", "live", -ret);
+			failf(err, err_len, "cannot plan the %s ids: %s", "new", -ret);
 		plan_free(&plan);
 		return ret;
 	}
 	/* The generation before the live one, or what a load that failed half way left. */
-	delete_generation_everywhere(maps, next);
+	for (i = 0; i < RLS_GENERATION_MAPS; i++)
+		rls_map_delete_keys(generation_map_fd(maps, i), reading->stale[i].keys,
+				    reading->stale[i].n, reading->stale[i].key_size);
 
 	ret = write_names(maps, table, &plan, err, err_len);
 	if (!ret)

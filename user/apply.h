@@ -29,4 +29,20 @@ struct rls_apply_result {
 int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
 		    struct rls_apply_result *result, char *err, size_t err_len);
 
+/*
+ * The same in two steps, so that the first can run while the table is still being parsed:
+ * rls_read_maps() reads what a load needs to know of the maps (their names and ids, the keys
+ * of the generation that is not live), changing nothing; rls_apply_read_table() is
+ * rls_apply_table() with that reading, taken from the same maps with no load between.
+ * rls_read_maps() returns 0 or -errno, and sets *reading even then, for
+ * rls_map_reading_free().
+ */
+struct rls_map_reading;
+
+int rls_read_maps(const struct rls_maps *maps, struct rls_map_reading **reading);
+int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_reading *reading,
+			 const struct rls_table *table, struct rls_apply_result *result, char *err,
+			 size_t err_len);
+void rls_map_reading_free(struct rls_map_reading *reading);
+
 #endif /* RLS_USER_APPLY_H */

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,20 +134,39 @@ static bool already_loaded(const char *dir)
 }
 
 /*
- * The data path's one object, its state maps reusing the pins under dir (or pinned there when
- * new), its scratch maps fresh. *skel is set even on failure, for the caller to destroy.
+ * The data path's one object, its state maps reusing the pins under dir, its scratch maps
+ * fresh. A state map not pinned yet is made without a pin: pin_new_state_maps() pins it once
+ * the table is known to be good, so that a bad table, parsed while this runs, leaves nothing
+ * behind. *skel is set even on failure, for the caller to destroy.
  */
 static int data_path_load(struct rlshape_bpf **skel, const char *dir)
 {
+	struct bpf_map *map;
+	const char *pin;
 	int err;
 
 	*skel = rlshape_bpf__open();
 	if (!*skel)
 		return -errno;
 	err = rls_pin_state_maps((*skel)->obj, dir);
-	if (err)
-		return err;
-	return rlshape_bpf__load(*skel);
+	bpf_object__for_each_map(map, (*skel)->obj) {
+		pin = bpf_map__pin_path(map);
+		if (!err && pin && access(pin, F_OK))
+			err = bpf_map__set_pin_path(map, NULL);
+	}
+	return err ? err : rlshape_bpf__load(*skel);
+}
+
+/* Pin, under dir, the state maps data_path_load() made. Returns 0 or -errno. */
+static int pin_new_state_maps(struct bpf_object *obj, const char *dir)
+{
+	struct bpf_map *map;
+	int err = rls_pin_state_maps(obj, dir);
+
+	bpf_object__for_each_map(map, obj)
+		if (!err && bpf_map__pin_path(map) && !bpf_map__is_pinned(map))
+			err = bpf_map__pin(map, NULL);
+	return err;
 }
 
 /* Undo a first load that failed: its pins would otherwise outlive it. */
@@ -174,46 +194,109 @@ static void remove_stale_scratch_pins(struct bpf_object *obj, const char *dir)
 	}
 }
 
-static int load_on(const struct load_request *req, const struct rls_table *table, const char *dev)
+/*
+ * The tier table, read and checked on a thread of its own while the main thread loads the BPF
+ * programs: the verifier takes about a second, and a table of a million accounts about two.
+ */
+struct table_parse {
+	const char *file;
+	struct rls_table table;
+	char err[1024];
+	int ret;
+};
+
+static void *parse_table(void *arg)
 {
+	struct table_parse *tp = arg;
+	char path[PATH_MAX];
+
+	tp->ret = rls_table_load(tp->file, &tp->table, tp->err, sizeof(tp->err));
+	/* `rlshape status` shows where the table came from, wherever it is run. */
+	if (!tp->ret && realpath(tp->file, path))
+		snprintf(tp->table.path, sizeof(tp->table.path), "%s", path);
+	return NULL;
+}
+
+/* Start parse_table(tp) beside the caller; false: it ran here instead (no thread to be had). */
+static bool parse_table_beside(struct table_parse *tp, pthread_t *thread)
+{
+	if (pthread_create(thread, NULL, parse_table, tp) == 0)
+		return true;
+	parse_table(tp);
+	return false;
+}
+
+/*
+ * Load the data path onto dev and make tp's table live. parse_along: tp is not parsed yet; parse
+ * it while the programs load and what the load needs of the maps is read (rls_read_maps()).
+ * A bad table is reported before anything else, and leaves the maps, pins and interface as
+ * they were.
+ */
+static int load_on(const struct load_request *req, struct table_parse *tp, const char *dev,
+		   bool parse_along)
+{
+	const struct rls_table *table = &tp->table;
+	struct rls_map_reading *reading = NULL;
 	struct rls_apply_result result;
 	struct rlshape_bpf *skel = NULL;
+	pthread_t parser;
+	bool parsing = false, reload;
 	struct rls_maps maps;
 	char dir[256], err[1024];
-	int ifindex, ret = 0;
-	bool reload;
+	int ifindex, ret = 0, read_err = 0;
 
+	if (parse_along)
+		parsing = parse_table_beside(tp, &parser);
 	ifindex = (int)if_nametoindex(dev);
+	if (rls_pin_dir(dev, dir, sizeof(dir)))
+		ret = -ENAMETOOLONG;
+	reload = !ret && already_loaded(dir);
+	if (ifindex && !ret)
+		ret = data_path_load(&skel, dir);
+	if (ifindex && !ret) {
+		rls_maps_from_skeleton(skel, &maps);
+		read_err = rls_read_maps(&maps, &reading);
+	}
+	if (parsing)
+		pthread_join(parser, NULL);
+	if (tp->ret) {
+		fprintf(stderr, "%s\n", tp->err);
+		goto fail;
+	}
 	if (!ifindex) {
 		rls_error("no such interface \"%s\"; `ip link` lists them (give --dev or set "
 			  "listen.dev in %s)", dev, req->file);
-		return 1;
+		goto fail;
 	}
-	if (rls_pin_dir(dev, dir, sizeof(dir)) || (ret = rls_prepare_pin_dir(dir))) {
+	if (ret == -ENAMETOOLONG || (!ret && (ret = rls_prepare_pin_dir(dir)))) {
 		rls_error("cannot create %s/%s: %s (is this root, with the BPF filesystem?)",
 			  RLS_PIN_ROOT, dev, strerror(-ret));
-		return 1;
+		goto fail;
 	}
-	reload = already_loaded(dir);
-	ret = data_path_load(&skel, dir);
 	if (ret) {
 		rls_error("cannot load the BPF programs for %s: %s%s", dev, strerror(-ret),
 			  reload ? " (the maps pinned by an older rlshape may not fit this one: "
 				   "`rlshape unload --dev IFACE` drops them, with their counters)"
 				 : " (run with RLSHAPE_DEBUG=1 for the verifier's log)");
-		if (!reload)
-			remove_fresh_pins(skel, dir);
-		rlshape_bpf__destroy(skel);
-		return 1;
-	}
-	rls_maps_from_skeleton(skel, &maps);
-	if (rls_apply_table(&maps, table, &result, err, sizeof(err))) {
-		rls_error("%s: %s; nothing changed", req->file, err);
 		goto fail;
+	}
+	ret = pin_new_state_maps(skel->obj, dir);
+	if (ret) {
+		rls_error("cannot pin the maps of %s under %s: %s", dev, dir, strerror(-ret));
+		goto unpin;
+	}
+	if (read_err) {
+		rls_error("%s: cannot read the live names: %s; nothing changed", req->file,
+			  strerror(-read_err));
+		goto unpin;
+	}
+	if (rls_apply_read_table(&maps, reading, table, &result, err, sizeof(err))) {
+		rls_error("%s: %s; nothing changed", req->file, err);
+		goto unpin;
 	}
 	if (attach(bpf_program__fd(skel->progs.rlshape_xdp), ifindex, req->xdp_flags, dir, dev) ||
 	    attach_tc(bpf_program__fd(skel->progs.rlshape_tc), ifindex, dev))
-		goto fail;
+		goto unpin;
 	pin_program(skel->progs.rlshape_xdp, dir, RLS_PROG_PIN);
 	pin_program(skel->progs.rlshape_tc, dir, RLS_TC_PIN);
 	pin_program(skel->progs.rls_settle, dir, RLS_SETTLE_PIN);
@@ -226,11 +309,14 @@ static int load_on(const struct load_request *req, const struct rls_table *table
 		fprintf(stderr, "rlshape: warning: rls_anon_counters is full: %zu model(s) have no "
 			"overflow counter, so new unknown clients of them get 429 until a load finds "
 			"room (it removes idle counters)\n", result.overflow_missing);
+	rls_map_reading_free(reading);
 	rlshape_bpf__destroy(skel);
 	return 0;
-fail:
+unpin:
 	if (!reload)
 		remove_fresh_pins(skel, dir);
+fail:
+	rls_map_reading_free(reading);
 	rlshape_bpf__destroy(skel);
 	return 1;
 }
@@ -238,29 +324,33 @@ fail:
 int rls_cmd_load(int argc, char **argv)
 {
 	struct load_request req = {};
-	struct rls_table table;
-	char err[1024], path[PATH_MAX];
+	struct table_parse tp = {};
 	const char *dev;
 	int ret;
 
 	ret = rls_opts_parse(&load_spec, argc, argv, &req);
 	if (ret != RLS_OPTS_OK)
 		return rls_opts_exit_code(ret);
-	if (rls_table_load(req.file, &table, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+	tp.file = req.file;
+	if (req.dev) {
+		ret = load_on(&req, &tp, req.dev, true);
+		rls_table_free(&tp.table);
+		return ret;
+	}
+	/* The interface is the table's listen.dev: the table comes first. */
+	parse_table(&tp);
+	if (tp.ret) {
+		fprintf(stderr, "%s\n", tp.err);
 		return 1;
 	}
-	/* `rlshape status` shows where the table came from, wherever it is run. */
-	if (realpath(req.file, path))
-		snprintf(table.path, sizeof(table.path), "%s", path);
-	dev = req.dev ? req.dev : table.dev[0] ? table.dev : NULL;
+	dev = tp.table.dev[0] ? tp.table.dev : NULL;
 	if (!dev) {
 		rls_error("%s: which interface? give --dev IFACE, or set listen.dev in the table",
 			  req.file);
-		rls_table_free(&table);
+		rls_table_free(&tp.table);
 		return 1;
 	}
-	ret = load_on(&req, &table, dev);
-	rls_table_free(&table);
+	ret = load_on(&req, &tp, dev, false);
+	rls_table_free(&tp.table);
 	return ret;
 }

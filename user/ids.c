@@ -51,24 +51,79 @@ bool rls_has_id(const __u32 *ids, size_t n, __u32 id)
 	return n && bsearch(&id, ids, n, sizeof(id), compare_ids) != NULL;
 }
 
+/* FNV-1a, with its 64 bits folded so that the low bits, which pick a slot, see them all. */
+static __u64 name_hash(const char *name)
+{
+	__u64 h = 0xcbf29ce484222325ull;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+	return h ^ h >> 32;
+}
+
+/*
+ * Which of known has each name: an open-addressed table of indices into known (+ 1; 0 is an
+ * empty slot). A reload of a million accounts looks up a million names among a million known
+ * ones; sorting the known names for a binary search took most of the planning.
+ */
+struct name_index {
+	const struct rls_named_id *known;
+	size_t mask;
+	__u32 *slots;
+};
+
+static int name_index_build(struct name_index *x, const struct rls_named_id *known, size_t n)
+{
+	size_t cap = 16, i, slot;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	x->known = known;
+	x->mask = cap - 1;
+	x->slots = calloc(cap, sizeof(*x->slots));
+	if (!x->slots)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		for (slot = name_hash(known[i].name) & x->mask; x->slots[slot];
+		     slot = (slot + 1) & x->mask)
+			;
+		x->slots[slot] = (__u32)(i + 1);
+	}
+	return 0;
+}
+
+static const struct rls_named_id *name_index_find(const struct name_index *x, const char *name)
+{
+	size_t slot;
+
+	for (slot = name_hash(name) & x->mask; x->slots[slot]; slot = (slot + 1) & x->mask)
+		if (!strcmp(x->known[x->slots[slot] - 1].name, name))
+			return &x->known[x->slots[slot] - 1];
+	return NULL;
+}
+
 int rls_plan_ids(const struct rls_named_id *known, size_t nr_known, const char *const *names,
 		 size_t n, __u32 first, __u32 last, __u32 *ids, bool *is_new)
 {
 	const struct rls_named_id *had;
+	struct name_index index;
 	__u64 next = first; /* 64 bits: next may pass last = 0xffffffff */
 	size_t i, t = 0;
 	__u32 *taken;
+	int ret = 0;
 
 	taken = malloc((nr_known ? nr_known : 1) * sizeof(*taken));
-	if (!taken)
+	if (!taken || name_index_build(&index, known, nr_known)) {
+		free(taken);
 		return -ENOMEM;
+	}
 	for (i = 0; i < nr_known; i++)
 		taken[i] = known[i].id;
 	rls_sort_ids(taken, nr_known);
 
 	/* New names fill the gaps between the taken ids, lowest first: one merge over both. */
 	for (i = 0; i < n; i++) {
-		had = find_name(known, nr_known, names[i]);
+		had = name_index_find(&index, names[i]);
 		is_new[i] = !had;
 		if (had) {
 			ids[i] = had->id;
@@ -78,11 +133,12 @@ int rls_plan_ids(const struct rls_named_id *known, size_t nr_known, const char *
 			if (taken[t] == next)
 				next++;
 		if (next > last) {
-			free(taken);
-			return -ENOSPC;
+			ret = -ENOSPC;
+			break;
 		}
 		ids[i] = (__u32)next++;
 	}
+	free(index.slots);
 	free(taken);
-	return 0;
+	return ret;
 }

@@ -2,8 +2,8 @@
 /*
  * Which ids the names of a new tier table get (account and model names). Counters are keyed by
  * id, so a name the maps already know keeps its id across a reload and its counters carry over.
- * Every step is a sort, a binary search or a merge: a table at the caps (1,048,576 accounts,
- * 4,096 models) is planned in well under a second.
+ * Every step is a sort, a hash lookup, a binary search or a merge: a table at the caps (1,048,576
+ * accounts, 4,096 models) is planned in well under a second.
  */
 #ifndef RLS_USER_IDS_H
 #define RLS_USER_IDS_H
@@ -30,8 +30,8 @@ void rls_sort_ids(__u32 *ids, size_t n);
 bool rls_has_id(const __u32 *ids, size_t n, __u32 id);
 
 /*
- * Ids for names[0..n) (distinct). known: every name the maps hold now with its id, sorted by
- * rls_sort_by_name(). A known name keeps its id (is_new[i] false). Every other name gets the
+ * Ids for names[0..n) (distinct). known: every name the maps hold now with its id, in any
+ * order. A known name keeps its id (is_new[i] false). Every other name gets the
  * lowest id in [first, last] that no known name holds and no earlier name here got, so ids
  * freed by an earlier load are used again and ids stay below first + nr_known + n. An id whose
  * name is still in the maps is never given out: the live table, and packets in flight, still

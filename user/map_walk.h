@@ -28,8 +28,9 @@ size_t rls_map_delete_keys(int fd, const void *keys, size_t n, size_t key_size);
 
 /*
  * Write n entries: keys[i] -> values[i] (key_size and value_size bytes each), with flags
- * (BPF_ANY, ...). Returns 0, or -errno with *failed the index of the entry that could not be
- * written (the ones before it are written).
+ * (BPF_ANY, ...); many of them on two threads at once. Returns 0, or -errno with *failed the
+ * index of an entry that could not be written: every one before it is written, and of those
+ * after it, some may be.
  */
 int rls_map_update_many(int fd, const void *keys, const void *values, size_t n, size_t key_size,
 			size_t value_size, __u64 flags, size_t *failed);

@@ -4,7 +4,8 @@
  * a hash map visits every entry exactly once, with its value, across many batches; so does the
  * walk of an LPM trie, which has no batch operations; a per-CPU map's values come whole;
  * deleting keys passes over keys already gone; writing many entries stops at the first that
- * does not fit and says which.
+ * does not fit and says which; writes of every size around a batch's end and the split between
+ * two threads write each entry once.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -207,6 +208,77 @@ static void test_update_many_says_where_it_stopped(void **state)
 	close(fd);
 }
 
+/* Keys 0..n-1 with the values count_visit() expects; free both. */
+static void make_entries(size_t n, __u32 **keys, __u64 **values)
+{
+	size_t i;
+
+	*keys = calloc(n, sizeof(**keys));
+	*values = calloc(n, sizeof(**values));
+	assert_true(*keys && *values);
+	for (i = 0; i < n; i++) {
+		(*keys)[i] = (__u32)i;
+		(*values)[i] = i * 3 + 1;
+	}
+}
+
+/*
+ * Around the sizes where a write goes to two threads (2 * 4,096 entries and more) and where a
+ * batch ends: every entry written once, with its value.
+ */
+static void test_update_many_batch_boundaries(void **state)
+{
+	static const size_t sizes[] = { 1, 4095, 4096, 4097, 8191, 8192, 8193, 12289, N };
+	size_t failed = SIZE_MAX, i;
+	__u32 *keys;
+	__u64 *values;
+
+	(void)state;
+	make_entries(N, &keys, &values);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		int fd = make_hash(BPF_MAP_TYPE_HASH, N);
+
+		assert_int_equal(rls_map_update_many(fd, keys, values, sizes[i], sizeof(*keys),
+						     sizeof(*values), BPF_ANY, &failed), 0);
+		walk_and_count(fd, 1, sizes[i]);
+		close(fd);
+	}
+	free(keys);
+	free(values);
+}
+
+/*
+ * Written on two threads into a map with room for N of 3N/2: which entry is the first that
+ * does not fit depends on how the threads meet, but every entry before it is in the map, and
+ * the map is full.
+ */
+static void test_update_many_two_threads_full_map(void **state)
+{
+	const size_t n = 3 * N / 2;
+	size_t failed = SIZE_MAX, i, present = 0;
+	int fd = make_hash(BPF_MAP_TYPE_HASH, N);
+	__u32 *keys;
+	__u64 *values, v;
+
+	(void)state;
+	make_entries(n, &keys, &values);
+	assert_int_equal(rls_map_update_many(fd, keys, values, n, sizeof(*keys), sizeof(*values),
+					     BPF_ANY, &failed), -E2BIG);
+	assert_true(failed < n);
+	for (i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(fd, &keys[i], &v))
+			continue;
+		assert_int_equal(v, values[i]);
+		present++;
+	}
+	for (i = 0; i < failed; i++)
+		assert_int_equal(bpf_map_lookup_elem(fd, &keys[i], &v), 0);
+	assert_int_equal(present, N);
+	free(keys);
+	free(values);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +287,8 @@ int main(void)
 		cmocka_unit_test(test_lpm_trie_one_by_one),
 		cmocka_unit_test(test_delete_passes_over_gone_keys),
 		cmocka_unit_test(test_update_many_says_where_it_stopped),
+		cmocka_unit_test(test_update_many_batch_boundaries),
+		cmocka_unit_test(test_update_many_two_threads_full_map),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
