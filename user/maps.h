@@ -21,7 +21,7 @@ struct bpf_object;
  * (rls_pin_state_maps), used here or not.
  */
 #define RLS_USER_MAPS(X) \
-	X(active) X(config) X(api_keys) X(cidrs) X(models) X(accounts) X(limits) X(counters) \
+	X(active) X(config) X(api_keys) X(api_key_digests) X(cidrs) X(models) X(accounts) X(limits) X(counters) \
 	X(anon_counters) X(flows) X(stats) X(packets) X(tails) X(events) X(pending) X(settled) \
 	X(event_ids) X(parked)
 

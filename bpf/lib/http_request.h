@@ -22,6 +22,7 @@
 #include "rlshape.h"
 #include "hex_digit.h"
 #include "key_hash.h"
+#include "api_key.h"
 #include "consts.h"
 #include "ctx.h"
 #include "scratch.h"
@@ -89,7 +90,7 @@ static __always_inline void rls_request_begin(struct rls_stream *st)
 	st->phase = RLS_PHASE_METHOD;
 }
 
-/* A global function: SHA-256's rounds are verified once, not at every place a key can end. */
+/* A global function: the hashes' rounds are verified once, not at every place a key can end. */
 __noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st, __u32 off)
 {
 	__u32 len, i;
@@ -106,10 +107,7 @@ __noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st,
 			break;
 		s->key[i] = st->value[(off + i) & (RLS_STREAM_KEY_MAX - 1)];
 	}
-	if (rls_key_hash_in(&s->sha256, s->key, len, s->api_key.sha256))
-		return -1;
-	__builtin_memcpy(st->key_sha256, s->api_key.sha256, RLS_SHA256_LEN);
-	return 0;
+	return rls_api_key_hash(s, st, len);
 }
 
 /* Does the value start with "Bearer " (the scheme is case-insensitive, RFC 9110 11.1)? */
