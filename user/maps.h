@@ -43,7 +43,10 @@ struct rls_maps {
 /* /sys/fs/bpf/rlshape/IFACE into buf; -1 when it does not fit. */
 int rls_pin_dir(const char *dev, char *buf, size_t len);
 
-/* Mount the BPF filesystem on /sys/fs/bpf unless it is there, and create dir with parents. */
+/*
+ * Mount the BPF filesystem on /sys/fs/bpf unless it is there, and create dir with parents, each
+ * mode 0700: only root may open the pins (rls_config holds the key hash's secret).
+ */
 int rls_prepare_pin_dir(const char *dir);
 
 /* Scratch maps (named *_scratch, see bpf/lib/maps.h) are work space: never pinned, never reused. */

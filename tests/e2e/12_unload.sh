@@ -151,6 +151,9 @@ WANT_MAPS+=" rls_models rls_packets rls_parked rls_pending rls_settled rls_stats
 tap_is "$(cd "$BED_PIN_DIR" && LC_ALL=C ls -d rls_* | tr '\n' ' ' | sed 's/ $//')" "$WANT_MAPS" \
 	"the 20 state maps of the data path are pinned, and nothing else named rls_"
 tap_is "$(wc -w <<<"$MAP_IDS")" 20 "20 pinned maps, each with its own id"
+# rls_config holds the key hash's secret: only root may open the pins.
+tap_is "$(stat -c '%a %U' "$BED_PIN_ROOT" "$BED_PIN_DIR" "$BED_PIN_DIR/rls_config" | tr '\n' ' ')" \
+	"700 root 700 root 600 root " "the pin directories are root's alone (0700), the pins too (0600)"
 PROG_MAP_IDS=$(bpftool -j prog show id "$PROG_ID" | json_field map_ids | tr -d '[],')
 tap_diag "program $PROG_ID, link $LINK_ID, maps $MAP_IDS(the program's: $PROG_MAP_IDS)"
 
