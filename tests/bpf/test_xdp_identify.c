@@ -106,6 +106,20 @@ static void test_unknown_passes_without_default_tier(void **state)
 
 /* ---- 3b: the key hash, its secret, and the digest cache ---- */
 
+/* Keys of every length the key's word-at-a-time copy treats apart: 1, 8, 16 and 247 bytes. */
+#define K10      "0123456789"
+#define K50      K10 K10 K10 K10 K10
+#define KEY_247  "L" K50 K50 K50 K50 K10 K10 K10 K10 "abcdef"
+#define KEY_8    "k8k8k8k8"
+#define KEY_16   "sixteen-bytes-16"
+
+static const char table_key_lengths[] =
+	"{'listen': {'ports': [8000]}, 'tiers': {'small': {'*': {'rpm': 100, 'burst': 100}}},"
+	" 'accounts': {'long': {'tier': 'small', 'keys': ['" KEY_247 "']},"
+	"              'eight': {'tier': 'small', 'keys': ['" KEY_8 "']},"
+	"              'sixteen': {'tier': 'small', 'keys': ['" KEY_16 "']},"
+	"              'one': {'tier': 'small', 'keys': ['Q']}}}";
+
 static const char table_plain_keys[] =
 	"{'listen': {'ports': [8000]}, 'tiers': {'small': {'*': {'rpm': 3}}},"
 	" 'accounts': {'alice': {'tier': 'small', 'keys': ['" KEY_ALICE "']}}}";
@@ -617,6 +631,20 @@ static const struct prog_case cases[] = {
 		KEYED(0, BEARER(KEY_ALICE), "alice", 0, 0),
 		STRANGER(1, "x-api-key: " KEY_UNKNOWN "\r\n", 0, 0),
 		STRANGER(2, "x-api-key: " KEY_HASHED "\r\n", 0, 0),
+	} },
+	/* The key's bytes end where the value does: nothing after them is hashed. */
+	{ .name = "test_key_lengths", .sport = 41070, .table = table_key_lengths, .frames = {
+		KEYED(0, BEARER(KEY_247), "long", 0, 0),
+		KEYED(1, "x-api-key: " KEY_247 "\r\n", "long", 0, 0),
+		KEYED(2, "x-api-key: " KEY_8 "   \r\n", "eight", 0, 0),
+		KEYED(3, BEARER(KEY_16), "sixteen", 0, 0),
+		KEYED(4, "api-key: Q  \r\n", "one", 0, 0),
+		STRANGER(5, "x-api-key: " KEY_8 "x\r\n", 0, 0),
+		STRANGER(6, "x-api-key: k8k8k8k\r\n", 0, 0),
+		STRANGER(7, "x-api-key: " KEY_16 "Q\r\n", 0, 0),
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("long", NULL, 2),
+			ADMITTED_NOW("eight", NULL, 1), ADMITTED_NOW("sixteen", NULL, 1),
+			ADMITTED_NOW("one", NULL, 1) } },
 	} },
 	{ .name = "test_key_header_precedence", .sport = 41020, .frames = {
 		/* authorization is listed first: it wins wherever it is in the request. */
