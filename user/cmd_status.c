@@ -119,7 +119,7 @@ static void print_text(const struct instance *in)
 	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
 		printf(" %u", in->cfg.ports[i]);
 	printf("\n  accounts   %u\n  models     %u\n", in->nr_accounts, in->nr_models);
-	/* What the secret is, never its bytes. */
+	/* How keys are hashed; the secret itself is never shown. */
 	printf("  key hash   SipHash-2-4-128 keyed with this interface's secret (root-only pins)\n");
 	printf("  digests    %u \"sha256:\" keys%s\n", in->cfg.key_digests,
 	       in->cfg.key_digests ? ": SHA-256 of a key no plain one matches, cached" : "");
