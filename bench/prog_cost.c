@@ -410,13 +410,14 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
  * here, and one of 1,000,000 far longer (BENCHMARKS.md, "Scale"). So only the table's first
  * account goes through rls_apply_table() (limits, models, configuration, the switch to the
  * new generation), and the others are written the way it writes them on a fresh load:
- * account i gets id i + 1, its name in rls_accounts, and each of its keys' SHA-256 under the
- * live generation in rls_api_keys, mapped to (id, tier index). The data path then finds
- * exactly the entries `rlshape load` would have made.
+ * account i gets id i + 1, its name in rls_accounts, and each of its keys' SipHash (under the
+ * secret rls_apply_table() made) in the live generation of rls_api_keys, mapped to (id, tier
+ * index). The data path then finds exactly the entries `rlshape load` would have made.
  */
 static void load_big_table(struct env *e, const char *path, unsigned long nr_accounts)
 {
 	struct rls_apply_result res;
+	struct rls_config cfg;
 	struct rls_table t;
 	char err[1024], why[1536];
 	__u32 zero = 0, gen = 0;
@@ -442,6 +443,8 @@ static void load_big_table(struct env *e, const char *path, unsigned long nr_acc
 	if (bpf_map_lookup_elem(e->maps.active, &zero, &gen))
 		die("cannot read rls_active");
 	gen &= 1;
+	if (bpf_map_lookup_elem(e->maps.config, &gen, &cfg))
+		die("cannot read rls_config");
 	for (i = 1; i < n; i++) {
 		const struct rls_account *a = &t.accounts[i];
 		struct rls_principal who = { .account = (__u32)i + 1, .tier = (__u32)a->tier };
@@ -453,7 +456,9 @@ static void load_big_table(struct env *e, const char *path, unsigned long nr_acc
 		for (j = 0; j < a->nr_keys; j++) {
 			struct rls_api_key key = { .generation = gen };
 
-			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
+			if (!rls_table_key_siphash(&t, a, j, cfg.key_secret, key.siphash))
+				die("%s: account %s has a sha256: key: a scale table has plain keys",
+				    path, a->name);
 			if (bpf_map_update_elem(e->maps.api_keys, &key, &who, BPF_NOEXIST))
 				die("a key of account %s: %s", a->name, strerror(errno));
 		}

@@ -16,6 +16,7 @@
 #include "lib/maps.h"
 #include "lib/config.h"
 #include "lib/packet.h"
+#include "lib/api_key.h"
 #include "lib/http_request.h"
 #include "lib/connection.h"
 #include "lib/policy.h"
@@ -60,18 +61,6 @@ static __always_inline int rls_ip_layer_verdict(const struct rls_packet *pkt)
 		return XDP_DROP;
 	}
 	return -1;
-}
-
-/* The account of the key the request carried, or NULL. */
-static __always_inline const struct rls_principal *rls_principal_of(struct rls_scratch *s,
-								     const struct rls_stream *st,
-								     __u32 generation)
-{
-	if (!(st->request_flags & RLS_REQ_HAS_KEY))
-		return NULL;
-	s->api_key.generation = generation;
-	__builtin_memcpy(s->api_key.sha256, st->key_sha256, RLS_SHA256_LEN);
-	return bpf_map_lookup_elem(&rls_api_keys, &s->api_key);
 }
 
 /* The request's model id: a named model, RLS_MODEL_OTHER, or RLS_MODEL_HIDDEN. */
@@ -263,7 +252,7 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 	rls_count_packet(RLS_PKT_REQUEST);
 	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
 	s->rejection.day_limit = RLS_UNLIMITED;
-	rls_identify(cfg, generation, &s->pkt.flow, rls_principal_of(s, st, generation), &id);
+	rls_identify(cfg, generation, &s->pkt.flow, rls_api_key_principal(s, st, generation), &id);
 	model = rls_request_model(s, st);
 	if (model == RLS_MODEL_HIDDEN)
 		rls_count_packet(RLS_PKT_MODEL_HIDDEN);

@@ -25,6 +25,9 @@
 #define RLS_ACCOUNT_NAME_MAX 64
 #define RLS_API_KEY_MAX      247 /* longest key the kernel hashes: 4 SHA-256 blocks */
 #define RLS_SHA256_LEN       32
+#define RLS_SIPHASH_LEN      16  /* the key hash: SipHash-2-4-128 (include/siphash.h) */
+#define RLS_KEY_SECRET_LEN   16  /* its secret */
+#define RLS_MAX_DIGEST_CACHE (1u << 16) /* keys whose SHA-256 XDP remembers */
 
 /*
  * What one tier table may hold. The maps keyed by generation hold two tables (the live one and
@@ -126,11 +129,37 @@ struct rls_config {
 	char table_path[192];
 	__u32 http2_pass;            /* listen.http2 "pass": HTTP/2 prior knowledge passes, else reset */
 	__u32 anonymous_ipv6_prefix; /* bits of an IPv6 client's address its anonymous counter keys on */
+	/*
+	 * The key hash's secret: made with getrandom() by the first load on a device, copied to
+	 * each new generation by a reload, gone with the maps at unload. Only root can read it:
+	 * the pins are root's alone (mode 0600 in a 0700 directory).
+	 */
+	__u8 key_secret[RLS_KEY_SECRET_LEN];
+	__u32 key_digests; /* "sha256:" keys in the table; 0: the data path never runs SHA-256 */
+	__u32 pad;
 };
 
-/* rls_api_keys: SHA-256 of an API key -> its account. The plain key is never stored. */
+/*
+ * rls_api_keys: an API key's SipHash-2-4-128 under the device's secret -> its account. The
+ * plain key is never stored, and without the secret the hash cannot be tried against guesses.
+ */
 struct rls_api_key {
 	__u32 generation;
+	__u8 siphash[RLS_SIPHASH_LEN];
+};
+
+/* rls_api_key_digests: the keys a table gives as "sha256:" digests -> their accounts. */
+struct rls_api_key_digest {
+	__u32 generation;
+	__u8 sha256[RLS_SHA256_LEN];
+};
+
+/* rls_key_digest_cache (LRU): a key's SipHash -> its SHA-256, computed once per cache life. */
+struct rls_key_siphash {
+	__u8 siphash[RLS_SIPHASH_LEN];
+};
+
+struct rls_key_sha256 {
 	__u8 sha256[RLS_SHA256_LEN];
 };
 
@@ -265,6 +294,8 @@ enum rls_packet_event {
 	RLS_PKT_URGENT_DROPPED,    /* TCP urgent data to a watched port: the server skips a byte */
 	RLS_PKT_DEEP_IPV6_DROPPED, /* an IPv6 extension chain past RLS_IPV6_EXT_MAX, any port */
 	RLS_PKT_RESPONSES_PARKED,  /* reported through rls_parked: the ring was full */
+	RLS_PKT_KEY_SHA256,        /* a key's SHA-256 computed: not a plain key, not in the cache */
+	RLS_PKT_KEY_SHA256_CACHED, /* a key's SHA-256 found in rls_key_digest_cache */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -328,6 +359,7 @@ enum rls_request_flag {
 	RLS_REQ_BODY_UNSEEN = 128,   /* not JSON, or past the scanned size: the strictest model */
 	RLS_REQ_JSON_DONE = 512,     /* the body's top-level object has closed */
 	RLS_REQ_PRI = 1024,          /* the method is PRI: an HTTP/2 preface if the version says so */
+	RLS_REQ_KEY_SHA256 = 2048,   /* key_sha256 holds the key's SHA-256: look it up as a digest */
 };
 
 /* Top-level JSON keys that matter. */
@@ -379,7 +411,8 @@ struct rls_stream {
 	__u64 body_scanned;    /* body bytes the JSON scan has read */
 	__u64 max_tokens;
 	__u64 value_number;    /* a content-length or max_tokens being read */
-	__u8 key_sha256[RLS_SHA256_LEN];
+	__u8 key_siphash[RLS_SIPHASH_LEN];
+	__u8 key_sha256[RLS_SHA256_LEN]; /* with RLS_REQ_KEY_SHA256 */
 	__u8 value[RLS_STREAM_KEY_MAX]; /* the key or model being read */
 	char header_model[RLS_MODEL_NAME_MAX];
 	char body_model[RLS_MODEL_NAME_MAX];

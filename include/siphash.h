@@ -16,8 +16,6 @@
 #include "rlshape.h"
 #include "key_hash.h"
 
-#define RLS_SIPHASH_LEN 16
-
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "rls_siphash reads message words as little-endian loads"
 #endif

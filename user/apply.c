@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
@@ -266,7 +267,7 @@ static bool in_generation(const void *key, const void *value, const void *ctx)
 }
 
 /* The maps whose keys carry a generation, and where in the key. */
-#define RLS_GENERATION_MAPS 3
+#define RLS_GENERATION_MAPS 4
 
 static const struct generation_map {
 	size_t fd_offset; /* in struct rls_maps */
@@ -275,6 +276,8 @@ static const struct generation_map {
 } generation_maps[RLS_GENERATION_MAPS] = {
 	{ offsetof(struct rls_maps, api_keys), sizeof(struct rls_api_key),
 	  offsetof(struct rls_api_key, generation), false },
+	{ offsetof(struct rls_maps, api_key_digests), sizeof(struct rls_api_key_digest),
+	  offsetof(struct rls_api_key_digest, generation), false },
 	{ offsetof(struct rls_maps, cidrs), sizeof(struct rls_cidr_key),
 	  offsetof(struct rls_cidr_key, generation), true },
 	{ offsetof(struct rls_maps, limits), sizeof(struct rls_limit_key),
@@ -498,26 +501,63 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 	return 0;
 }
 
+/*
+ * The key hash's secret for the new generation: the live one's, so that a reload changes no
+ * key's hash (a request whose key was hashed just before the switch is looked up just after,
+ * and rls_key_digest_cache stays right), or a new one on the first load. Never all zero: that
+ * is what a configuration no load has written holds. Returns 0 or -errno.
+ */
+static int key_secret(const struct rls_maps *maps, __u8 secret[RLS_KEY_SECRET_LEN])
+{
+	static const __u8 none[RLS_KEY_SECRET_LEN];
+	struct rls_config live = {};
+	__u32 gen = live_generation(maps);
+	ssize_t n;
+
+	if (bpf_map_lookup_elem(maps->config, &gen, &live))
+		return -errno;
+	memcpy(secret, live.key_secret, RLS_KEY_SECRET_LEN);
+	while (!memcmp(secret, none, RLS_KEY_SECRET_LEN)) {
+		n = getrandom(secret, RLS_KEY_SECRET_LEN, 0);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n >= 0 && n != RLS_KEY_SECRET_LEN)
+			memset(secret, 0, RLS_KEY_SECRET_LEN);
+	}
+	return 0;
+}
+
 static int write_principals(const struct rls_maps *maps, const struct rls_table *t,
-			    const struct id_plan *plan, __u32 gen, struct rls_apply_result *r,
+			    const struct id_plan *plan, __u32 gen,
+			    const __u8 secret[RLS_KEY_SECRET_LEN], struct rls_apply_result *r,
 			    char *err, size_t err_len)
 {
-	struct batch_writer *keys;
+	struct batch_writer *keys, *digests;
 	size_t i, j, failed = 0;
 	int ret = 0;
 
 	keys = batch_writer(maps->api_keys, sizeof(struct rls_api_key), sizeof(struct rls_principal));
-	if (!keys)
+	digests = batch_writer(maps->api_key_digests, sizeof(struct rls_api_key_digest),
+			       sizeof(struct rls_principal));
+	if (!keys || !digests) {
+		batch_writer_free(keys);
+		batch_writer_free(digests);
 		return failf(err, err_len, "cannot add the %s keys: %s", "new", ENOMEM);
+	}
 	for (i = 0; i < t->nr_accounts && !ret; i++) {
 		const struct rls_account *a = &t->accounts[i];
 		struct rls_principal who = { .account = plan->accounts[i], .tier = (__u32)a->tier };
 
 		for (j = 0; j < a->nr_keys && !ret; j++) {
 			struct rls_api_key key = { .generation = gen };
+			struct rls_api_key_digest digest = { .generation = gen };
 
-			memcpy(key.sha256, a->keys[j], sizeof(key.sha256));
-			ret = batch_add(keys, &key, &who, i);
+			if (rls_table_key_siphash(t, a, j, secret, key.siphash)) {
+				ret = batch_add(keys, &key, &who, i);
+			} else {
+				memcpy(digest.sha256, a->keys[j], sizeof(digest.sha256));
+				ret = batch_add(digests, &digest, &who, i);
+			}
 			failed = i;
 		}
 		/* The LPM trie takes one entry a call; an account has few CIDRs. */
@@ -528,6 +568,7 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 			memcpy(key.addr, a->cidrs[j].addr, sizeof(key.addr));
 			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY)) {
 				batch_writer_free(keys);
+				batch_writer_free(digests);
 				return failf(err, err_len, "cannot add a CIDR of account \"%s\": %s",
 					     a->name, errno);
 			}
@@ -537,7 +578,10 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 	}
 	if (!ret)
 		ret = batch_flush(keys, &failed);
+	if (!ret)
+		ret = batch_flush(digests, &failed);
 	batch_writer_free(keys);
+	batch_writer_free(digests);
 	if (ret)
 		return failf(err, err_len, "cannot add a key of account \"%s\": %s",
 			     t->accounts[failed].name, -ret);
@@ -584,7 +628,7 @@ static __s64 tai_minus_utc_ns(void)
 }
 
 static int write_config(const struct rls_maps *maps, const struct rls_table *t, __u32 gen,
-			char *err, size_t err_len)
+			const __u8 secret[RLS_KEY_SECRET_LEN], char *err, size_t err_len)
 {
 	struct rls_config cfg = {};
 	size_t i;
@@ -601,6 +645,8 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	cfg.loaded_at = (__u64)time(NULL);
 	memcpy(cfg.table_sha256, t->sha256, sizeof(cfg.table_sha256));
 	snprintf(cfg.table_path, sizeof(cfg.table_path), "%.*s", (int)sizeof(cfg.table_path) - 1, t->path);
+	memcpy(cfg.key_secret, secret, sizeof(cfg.key_secret));
+	cfg.key_digests = (__u32)t->nr_digest_keys;
 	if (bpf_map_update_elem(maps->config, &gen, &cfg, BPF_ANY))
 		return failf(err, err_len, "cannot write the %s configuration: %s", "new", errno);
 	return 0;
@@ -740,6 +786,7 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 			 size_t err_len)
 {
 	__u32 next = reading->next, zero = 0;
+	__u8 secret[RLS_KEY_SECRET_LEN];
 	struct id_plan plan = {};
 	struct kept_ids kept;
 	size_t i;
@@ -749,6 +796,10 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 	if (live_generation(maps) != (next ^ 1))
 		return failf(err, err_len, "the %s table changed while this one was read: %s; load "
 			     "again", "live", EAGAIN);
+	ret = key_secret(maps, secret);
+	if (ret)
+		return failf(err, err_len, "cannot find or make the %s key secret: %s", "device's",
+			     -ret);
 	ret = plan_ids(&reading->accounts, &reading->models, table, &plan);
 	if (ret) {
 		if (ret == -ENOSPC)
@@ -768,17 +819,18 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 	if (!ret)
 		ret = write_limits(maps, table, &plan, next, &result->nr_limits, err, err_len);
 	if (!ret)
-		ret = write_principals(maps, table, &plan, next, result, err, err_len);
+		ret = write_principals(maps, table, &plan, next, secret, result, err, err_len);
 	if (!ret)
 		result->overflow_missing = write_overflow_counters(maps, table, &plan);
 	if (!ret)
-		ret = write_config(maps, table, next, err, err_len);
+		ret = write_config(maps, table, next, secret, err, err_len);
 	if (!ret && bpf_map_update_elem(maps->active, &zero, &next, BPF_ANY))
 		ret = failf(err, err_len, "cannot switch to the %s table: %s", "new", errno);
 	if (ret) {
 		delete_generation_everywhere(maps, next);
 		forget_new_names(maps, table, &plan);
 		plan_free(&plan);
+		explicit_bzero(secret, sizeof(secret));
 		return ret;
 	}
 
@@ -805,5 +857,6 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 	result->nr_accounts = table->nr_accounts;
 	result->nr_models = table->nr_models;
 	plan_free(&plan);
+	explicit_bzero(secret, sizeof(secret));
 	return 0;
 }

@@ -61,6 +61,8 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_URGENT_DROPPED] = "urgent_dropped",
 	[RLS_PKT_DEEP_IPV6_DROPPED] = "deep_ipv6_dropped",
 	[RLS_PKT_RESPONSES_PARKED] = "responses_parked",
+	[RLS_PKT_KEY_SHA256] = "key_sha256_computed",
+	[RLS_PKT_KEY_SHA256_CACHED] = "key_sha256_cached",
 };
 
 struct row {

@@ -21,7 +21,8 @@ static const struct rls_cmd_spec status_spec = {
 	.name = "status",
 	.description =
 		"Shows each interface rlshape is attached to: the XDP link and program, the tier\n"
-		"table that is live (its path, SHA-256 and when it was loaded) and its ports.\n",
+		"table that is live (its path, SHA-256 and when it was loaded), its ports, and\n"
+		"how API keys are hashed (the secret itself is never shown).\n",
 	.opts = status_opts,
 };
 
@@ -118,6 +119,10 @@ static void print_text(const struct instance *in)
 	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
 		printf(" %u", in->cfg.ports[i]);
 	printf("\n  accounts   %u\n  models     %u\n", in->nr_accounts, in->nr_models);
+	/* How keys are hashed; the secret itself is never shown. */
+	printf("  key hash   SipHash-2-4-128 keyed with this interface's secret (root-only pins)\n");
+	printf("  digests    %u \"sha256:\" keys%s\n", in->cfg.key_digests,
+	       in->cfg.key_digests ? ": SHA-256 of a key no plain one matches, cached" : "");
 }
 
 static json_t *to_json(const struct instance *in)
@@ -130,12 +135,13 @@ static json_t *to_json(const struct instance *in)
 	utc_time(in->cfg.loaded_at, when, sizeof(when));
 	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
 		json_array_append_new(ports, json_integer(in->cfg.ports[i]));
-	return json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:i, s:o, s:i, s:i}",
+	return json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:i, s:o, s:i, s:i, s:s, s:i}",
 			 "dev", in->dev, "attached", in->attached, "link_id", (int)in->link_id,
 			 "prog_id", (int)in->prog_id, "ifindex", (int)in->ifindex,
 			 "table", in->cfg.table_path, "sha256", sha, "loaded_at", when,
 			 "generation", (int)in->generation, "ports", ports,
-			 "accounts", (int)in->nr_accounts, "models", (int)in->nr_models);
+			 "accounts", (int)in->nr_accounts, "models", (int)in->nr_models,
+			 "key_hash", "siphash-2-4-128", "sha256_keys", (int)in->cfg.key_digests);
 }
 
 int rls_cmd_status(int argc, char **argv)

@@ -30,6 +30,17 @@ static int is_bpffs(const char *path)
 	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
 }
 
+/*
+ * A directory of ours, made 0700 even when it was there before: rls_config holds the key
+ * hash's secret, and a pin (0600, root's) is opened by path.
+ */
+static int root_only_dir(const char *path)
+{
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -1;
+	return chmod(path, 0700);
+}
+
 int rls_prepare_pin_dir(const char *dir)
 {
 	char path[256];
@@ -43,13 +54,11 @@ int rls_prepare_pin_dir(const char *dir)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
+		if (root_only_dir(path))
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
+	return root_only_dir(path) ? -errno : 0;
 }
 
 bool rls_map_is_scratch(const struct bpf_map *map)

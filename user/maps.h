@@ -21,7 +21,7 @@ struct bpf_object;
  * (rls_pin_state_maps), used here or not.
  */
 #define RLS_USER_MAPS(X) \
-	X(active) X(config) X(api_keys) X(cidrs) X(models) X(accounts) X(limits) X(counters) \
+	X(active) X(config) X(api_keys) X(api_key_digests) X(cidrs) X(models) X(accounts) X(limits) X(counters) \
 	X(anon_counters) X(flows) X(stats) X(packets) X(tails) X(events) X(pending) X(settled) \
 	X(event_ids) X(parked)
 
@@ -43,7 +43,10 @@ struct rls_maps {
 /* /sys/fs/bpf/rlshape/IFACE into buf; -1 when it does not fit. */
 int rls_pin_dir(const char *dev, char *buf, size_t len);
 
-/* Mount the BPF filesystem on /sys/fs/bpf unless it is there, and create dir with parents. */
+/*
+ * Mount the BPF filesystem on /sys/fs/bpf unless it is there, and create dir with parents, each
+ * mode 0700: only root may open the pins (rls_config holds the key hash's secret).
+ */
 int rls_prepare_pin_dir(const char *dir);
 
 /* Scratch maps (named *_scratch, see bpf/lib/maps.h) are work space: never pinned, never reused. */

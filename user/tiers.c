@@ -22,6 +22,7 @@
 
 #include "hex_digit.h"
 #include "key_hash.h"
+#include "siphash.h"
 #include "sha256_file.h"
 #include "ipv4_mapped.h"
 #include "tiers.h"
@@ -38,6 +39,10 @@ struct parser {
 	size_t path_len;
 	json_t *tier_ids; /* tier name -> index, so accounts find their tier in O(1) */
 	const struct rls_table *table;
+	/* The plain keys' bytes, for rls_table.key_bytes: room for the whole text, which holds
+	 * every key at least as long as it is decoded, so that it never moves (and leaves a copy). */
+	char *key_bytes;
+	size_t key_bytes_len, nr_digest_keys;
 };
 
 /* ---- messages ---- */
@@ -956,7 +961,8 @@ static int parse_digest(struct parser *p, const char *hex, size_t len, __u8 out[
 }
 
 /* Messages never quote a plain key: they end up in logs, and the key is a credential. */
-static int hash_plain_key(struct parser *p, const char *key, size_t len, __u8 out[RLS_SHA256_LEN])
+static int hash_plain_key(struct parser *p, const char *key, size_t len, __u8 out[RLS_SHA256_LEN],
+			  struct rls_key_span *span)
 {
 	__u8 buf[RLS_KEY_HASH_BUF] = { 0 };
 	size_t i;
@@ -973,10 +979,14 @@ static int hash_plain_key(struct parser *p, const char *key, size_t len, __u8 ou
 	memcpy(buf, key, len);
 	rls_key_hash(buf, (__u32)len, out);
 	explicit_bzero(buf, sizeof(buf));
+	*span = (struct rls_key_span){ (__u32)p->key_bytes_len, (__u32)len };
+	memcpy(p->key_bytes + p->key_bytes_len, key, len);
+	p->key_bytes_len += len;
 	return 0;
 }
 
-static int parse_key(struct parser *p, const json_t *v, __u8 out[RLS_SHA256_LEN])
+static int parse_key(struct parser *p, const json_t *v, __u8 out[RLS_SHA256_LEN],
+		     struct rls_key_span *span)
 {
 	char buf[128];
 	const char *s;
@@ -988,9 +998,11 @@ static int parse_key(struct parser *p, const json_t *v, __u8 out[RLS_SHA256_LEN]
 			    "digest, got %s", describe(v, buf, sizeof(buf)));
 	s = json_string_value(v);
 	len = json_string_length(v);
-	if (len >= SHA256_PREFIX_LEN && !strncasecmp(s, SHA256_PREFIX, SHA256_PREFIX_LEN))
+	if (len >= SHA256_PREFIX_LEN && !strncasecmp(s, SHA256_PREFIX, SHA256_PREFIX_LEN)) {
+		p->nr_digest_keys++;
 		return parse_digest(p, s + SHA256_PREFIX_LEN, len - SHA256_PREFIX_LEN, out);
-	ret = hash_plain_key(p, s, len, out);
+	}
+	ret = hash_plain_key(p, s, len, out, span);
 	/*
 	 * jansson's copy would otherwise outlive the parse in freed memory. (The file text and
 	 * jansson's lexer buffer held it too; rls_table_load() wipes the former.)
@@ -1013,13 +1025,14 @@ static int parse_keys(struct parser *p, const json_t *v, struct rls_account *a)
 	if (!json_array_size(v))
 		return 0;
 	a->keys = calloc(json_array_size(v), sizeof(*a->keys));
-	if (!a->keys)
+	a->key_spans = calloc(json_array_size(v), sizeof(*a->key_spans));
+	if (!a->keys || !a->key_spans)
 		return fail_oom(p);
 	a->nr_keys = json_array_size(v);
 	json_array_foreach(v, i, key) {
 		size_t saved = path_push_index(p, i);
 
-		if (parse_key(p, key, a->keys[i]))
+		if (parse_key(p, key, a->keys[i], &a->key_spans[i]))
 			return -1;
 		path_pop(p, saved);
 	}
@@ -1480,6 +1493,11 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 		return fail(&p, "path is too long");
 	/* Every jansson object of this parse lives in the arena and goes with it: none is freed
 	 * one by one, none outlives this function. */
+	if (len > UINT32_MAX)
+		return fail(&p, "larger than 4 GiB: no table is that large");
+	p.key_bytes = malloc(len ? len : 1);
+	if (!p.key_bytes)
+		return fail_oom(&p);
 	json_get_alloc_funcs(&saved_malloc, &saved_free);
 	json_set_alloc_funcs(arena_alloc, arena_free);
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -1495,6 +1513,9 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 	}
 	json_set_alloc_funcs(saved_malloc, saved_free);
 	arena_release();
+	table->key_bytes = p.key_bytes;
+	table->key_bytes_len = p.key_bytes_len;
+	table->nr_digest_keys = p.nr_digest_keys;
 	if (ret) {
 		rls_table_free(table);
 		return -1;
@@ -1604,10 +1625,28 @@ void rls_table_free(struct rls_table *table)
 	free(table->models);
 	for (i = 0; i < table->nr_accounts; i++) {
 		free(table->accounts[i].keys);
+		free(table->accounts[i].key_spans);
 		free(table->accounts[i].cidrs);
 	}
 	free(table->accounts);
+	if (table->key_bytes)
+		explicit_bzero(table->key_bytes, table->key_bytes_len);
+	free(table->key_bytes);
 	init_table(table);
+}
+
+bool rls_table_key_siphash(const struct rls_table *t, const struct rls_account *a, size_t j,
+			   const __u8 secret[RLS_KEY_SECRET_LEN], __u8 out[RLS_SIPHASH_LEN])
+{
+	__u8 buf[RLS_KEY_HASH_BUF] = { 0 };
+	const struct rls_key_span *span = &a->key_spans[j];
+
+	if (!span->len)
+		return false;
+	memcpy(buf, t->key_bytes + span->off, span->len);
+	rls_siphash128(secret, buf, span->len, out);
+	explicit_bzero(buf, span->len);
+	return true;
 }
 
 /* ---- lookups ---- */

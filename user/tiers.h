@@ -5,7 +5,10 @@
  * account.
  *
  * Parsing checks everything the BPF maps will hold, so a table that parses fits their
- * fixed-size fields. Plain-text API keys are hashed as they are read and never stored.
+ * fixed-size fields. Plain-text API keys are hashed with SHA-256 as they are read (to find a
+ * key listed twice, plain or as a digest); their bytes are kept, in one buffer that
+ * rls_table_free() wipes, only until `load` hashes them under the device's secret, which the
+ * parser does not know (rls_table_key_siphash()).
  */
 #ifndef RLS_TIERS_H
 #define RLS_TIERS_H
@@ -42,11 +45,17 @@ struct rls_cidr {
 	__u32 prefixlen; /* in IPv6 terms: 96 + n for an IPv4 /n */
 };
 
+/* Where a plain key's bytes are in rls_table.key_bytes; len 0 for a "sha256:" digest. */
+struct rls_key_span {
+	__u32 off, len;
+};
+
 struct rls_account {
 	char name[RLS_ACCOUNT_NAME_MAX];
 	size_t tier; /* index into rls_table.tiers */
 	size_t nr_keys;
 	__u8 (*keys)[RLS_SHA256_LEN]; /* SHA-256 of each API key */
+	struct rls_key_span *key_spans; /* each key's bytes in rls_table.key_bytes */
 	size_t nr_cidrs;
 	struct rls_cidr *cidrs;
 };
@@ -69,6 +78,9 @@ struct rls_table {
 	long default_tier; /* index into tiers; -1: unknown clients pass unlimited */
 	bool http2_pass;   /* listen.http2 "pass"; default "refuse" */
 	__u32 anonymous_ipv6_prefix; /* default-tier IPv6 clients are counted per this prefix */
+	size_t nr_digest_keys; /* keys given as "sha256:" digests */
+	char *key_bytes;       /* the plain keys, back to back; wiped by rls_table_free() */
+	size_t key_bytes_len;
 };
 
 /*
@@ -83,6 +95,14 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 		    struct rls_table *table, char *err, size_t err_len);
 
 void rls_table_free(struct rls_table *table);
+
+/*
+ * The SipHash-2-4-128 under secret of key j of account a (of table t) into out, as the data
+ * path hashes a request's key. Returns false for a key given as a "sha256:" digest: only its
+ * SHA-256 (a->keys[j]) is known, and the data path looks it up by that.
+ */
+bool rls_table_key_siphash(const struct rls_table *t, const struct rls_account *a, size_t j,
+			   const __u8 secret[RLS_KEY_SECRET_LEN], __u8 out[RLS_SIPHASH_LEN]);
 
 /*
  * The tier's entry that admits the fewest requests a day (its tightest window scaled to a

@@ -22,6 +22,7 @@
 #include "rlshape.h"
 #include "hex_digit.h"
 #include "key_hash.h"
+#include "api_key.h"
 #include "consts.h"
 #include "ctx.h"
 #include "scratch.h"
@@ -89,10 +90,11 @@ static __always_inline void rls_request_begin(struct rls_stream *st)
 	st->phase = RLS_PHASE_METHOD;
 }
 
-/* A global function: SHA-256's rounds are verified once, not at every place a key can end. */
+/* A global function: the hashes' rounds are verified once, not at every place a key can end. */
 __noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st, __u32 off)
 {
-	__u32 len, i;
+	__u32 len, words, i;
+	__u64 word;
 
 	if (!s || !st || off > 8)
 		return -1;
@@ -101,15 +103,21 @@ __noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st,
 		return -1;
 	for (i = 0; i < RLS_KEY_HASH_BUF / 8; i++)
 		((__u64 *)s->key)[i] = 0;
-	for (i = 0; i < RLS_API_KEY_MAX; i++) {
-		if (i >= len)
+	/*
+	 * A word at a time (the last may read past value[], still inside the stream), then the
+	 * bytes past the key cleared from the last word: little-endian, they are its high ones.
+	 */
+	words = (len + 7) / 8;
+	for (i = 0; i < RLS_KEY_HASH_BUF / 8; i++) {
+		if (i >= words)
 			break;
-		s->key[i] = st->value[(off + i) & (RLS_STREAM_KEY_MAX - 1)];
+		__builtin_memcpy(&word, st->value + ((off + i * 8) & (RLS_STREAM_KEY_MAX - 1)), 8);
+		((__u64 *)s->key)[i] = word;
 	}
-	if (rls_key_hash_in(&s->sha256, s->key, len, s->api_key.sha256))
-		return -1;
-	__builtin_memcpy(st->key_sha256, s->api_key.sha256, RLS_SHA256_LEN);
-	return 0;
+	if (len % 8)
+		((__u64 *)s->key)[(len / 8) & (RLS_KEY_HASH_BUF / 8 - 1)] &=
+			(1ull << ((len % 8) * 8)) - 1;
+	return rls_api_key_hash(s, st, len);
 }
 
 /* Does the value start with "Bearer " (the scheme is case-insensitive, RFC 9110 11.1)? */

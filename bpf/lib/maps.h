@@ -41,6 +41,28 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } rls_api_keys SEC(".maps");
 
+/* Looked up only when the live table has "sha256:" keys (rls_config.key_digests). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * RLS_MAX_API_KEYS);
+	__type(key, struct rls_api_key_digest);
+	__type(value, struct rls_principal);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} rls_api_key_digests SEC(".maps");
+
+/*
+ * What SHA-256 gave for the keys XDP saw lately, known or not, so that a "sha256:" key (or a
+ * stranger's, again) pays for it once per cache life. Only a hint: the SHA-256 is looked up in
+ * rls_api_key_digests whatever the cache held, so an eviction costs one SHA-256, never the
+ * key's account. Kept across reloads, as the secret its keys are under is.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RLS_MAX_DIGEST_CACHE);
+	__type(key, struct rls_key_siphash);
+	__type(value, struct rls_key_sha256);
+} rls_key_digest_cache SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 2 * RLS_MAX_CIDRS);

@@ -66,6 +66,7 @@ struct rls_scratch {
 	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
 	struct rls_model_name model;
 	struct rls_api_key api_key;
+	struct rls_api_key_digest api_key_digest;
 	struct rls_response_head resp;
 	struct rls_line_state lines;
 	struct rls_scan scan;

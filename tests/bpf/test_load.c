@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "key_hash.h"
+#include "siphash.h"
 #include "map_walk.h"
 #include "maps.h"
 #include "own_netns.h"
@@ -130,38 +131,42 @@ struct key_walk {
 	size_t max, seen, foreign;
 };
 
-/* The digest of key sk-NUMBER, with NUMBER: a digest found in the map is looked up among
- * these, sorted, to tell which key it is. */
+/* The SipHash of key sk-NUMBER under the device's secret, with NUMBER: a hash found in the
+ * map is looked up among these, sorted, to tell which key it is. */
 struct digest {
-	__u8 sha256[RLS_SHA256_LEN];
+	__u8 siphash[RLS_SIPHASH_LEN];
 	size_t number;
 };
 
 static struct digest *digests;
 static size_t nr_digests;
+static __u8 hashed_under[RLS_KEY_SECRET_LEN]; /* the secret digests are under */
 
 static int cmp_digest(const void *a, const void *b)
 {
-	return memcmp(a, b, RLS_SHA256_LEN);
+	return memcmp(a, b, RLS_SIPHASH_LEN);
 }
 
-static void hash_keys(size_t n)
+static void hash_keys(size_t n, const __u8 secret[RLS_KEY_SECRET_LEN])
 {
 	__u8 buf[RLS_KEY_HASH_BUF];
 	char key[32];
 	size_t i;
 
+	free(digests);
+	digests = NULL;
 	digests = calloc(n, sizeof(*digests));
 	assert_non_null(digests);
 	for (i = 0; i < n; i++) {
 		memset(buf, 0, sizeof(buf));
 		snprintf(key, sizeof(key), "sk-%06zu", i);
 		memcpy(buf, key, strlen(key));
-		rls_key_hash(buf, (__u32)strlen(key), digests[i].sha256);
+		assert_int_equal(rls_siphash128(secret, buf, (__u32)strlen(key), digests[i].siphash), 0);
 		digests[i].number = i;
 	}
 	qsort(digests, n, sizeof(*digests), cmp_digest);
 	nr_digests = n;
+	memcpy(hashed_under, secret, RLS_KEY_SECRET_LEN);
 }
 
 static void visit_key(const void *key, const void *value, void *ctx)
@@ -173,7 +178,7 @@ static void visit_key(const void *key, const void *value, void *ctx)
 
 	if (k->generation != w->generation)
 		return;
-	d = bsearch(k->sha256, digests, nr_digests, sizeof(*digests), cmp_digest);
+	d = bsearch(k->siphash, digests, nr_digests, sizeof(*digests), cmp_digest);
 	if (!d || d->number >= w->max) {
 		w->foreign++;
 		return;
@@ -183,10 +188,15 @@ static void visit_key(const void *key, const void *value, void *ctx)
 	w->seen++;
 }
 
-/* Which account id each key sk-0..max-1 of the live generation maps to (0: none). */
+/*
+ * Which account id each key sk-0..max-1 of the live generation maps to (0: none). The keys are
+ * hashed under the secret of the first load: a reload must keep it.
+ */
 static __u32 *live_keys(size_t max, size_t *seen)
 {
+	static const __u8 none[RLS_KEY_SECRET_LEN];
 	struct key_walk w = { .max = max };
+	struct rls_config cfg;
 	struct rls_maps maps;
 	char err[256];
 	__u32 zero = 0;
@@ -196,6 +206,11 @@ static __u32 *live_keys(size_t max, size_t *seen)
 	assert_int_equal(rls_maps_open_pinned(dir, &maps, err, sizeof(err)), 0);
 	assert_int_equal(bpf_map_lookup_elem(maps.active, &zero, &w.generation), 0);
 	w.generation &= 1;
+	assert_int_equal(bpf_map_lookup_elem(maps.config, &w.generation, &cfg), 0);
+	assert_memory_not_equal(cfg.key_secret, none, RLS_KEY_SECRET_LEN);
+	if (!digests)
+		hash_keys(max, cfg.key_secret);
+	assert_memory_equal(cfg.key_secret, hashed_under, RLS_KEY_SECRET_LEN);
 	assert_int_equal(rls_map_walk(maps.api_keys, 0, visit_key, &w), 0);
 	rls_maps_close(&maps);
 	assert_int_equal(w.foreign, 0);
@@ -259,7 +274,6 @@ static void test_load_reload_many_accounts(void **state)
 	__u32 gen;
 
 	(void)state;
-	hash_keys(max);
 	assert_int_equal(load(accounts_table("a.json", 0, n), dev, err, sizeof(err)), 0);
 	snprintf(link, sizeof(link), "%s/%s", dir, RLS_LINK_PIN);
 	assert_true(exists(link));
@@ -306,6 +320,7 @@ static void test_load_reload_many_accounts(void **state)
 	free(second);
 	free(third);
 	free(digests);
+	digests = NULL;
 }
 
 static int setup(void **state)

@@ -6,6 +6,7 @@
  * "model", hidden models, and the tokens a request reserves.
  */
 #include "xdp_suite.h"
+#include "siphash.h"
 
 /* ---- 3: where the key comes from ---- */
 
@@ -101,6 +102,194 @@ static void test_unknown_passes_without_default_tier(void **state)
 	}
 	conn_send(e, &k, kreq, klen, 0, &r);
 	expect_429(&r, "alice over the limit in a table without default_tier");
+}
+
+/* ---- 3b: the key hash, its secret, and the digest cache ---- */
+
+/* Keys of every length the key's word-at-a-time copy treats apart: 1, 8, 16 and 247 bytes. */
+#define K10      "0123456789"
+#define K50      K10 K10 K10 K10 K10
+#define KEY_247  "L" K50 K50 K50 K50 K10 K10 K10 K10 "abcdef"
+#define KEY_8    "k8k8k8k8"
+#define KEY_16   "sixteen-bytes-16"
+
+static const char table_key_lengths[] =
+	"{'listen': {'ports': [8000]}, 'tiers': {'small': {'*': {'rpm': 100, 'burst': 100}}},"
+	" 'accounts': {'long': {'tier': 'small', 'keys': ['" KEY_247 "']},"
+	"              'eight': {'tier': 'small', 'keys': ['" KEY_8 "']},"
+	"              'sixteen': {'tier': 'small', 'keys': ['" KEY_16 "']},"
+	"              'one': {'tier': 'small', 'keys': ['Q']}}}";
+
+static const char table_plain_keys[] =
+	"{'listen': {'ports': [8000]}, 'tiers': {'small': {'*': {'rpm': 3}}},"
+	" 'accounts': {'alice': {'tier': 'small', 'keys': ['" KEY_ALICE "']}}}";
+
+static __u32 live_generation_of(struct env *e)
+{
+	__u32 zero = 0, gen = 0;
+
+	CHECK(bpf_map_lookup_elem(e->maps.active, &zero, &gen) == 0, "rls_active");
+	return gen & 1;
+}
+
+static struct rls_config live_config(struct env *e)
+{
+	struct rls_config cfg = {};
+	__u32 gen = live_generation_of(e);
+
+	CHECK(bpf_map_lookup_elem(e->maps.config, &gen, &cfg) == 0, "rls_config[%u]", gen);
+	return cfg;
+}
+
+static void expect_secret_made(const struct rls_config *cfg, const char *what)
+{
+	static const __u8 none[RLS_KEY_SECRET_LEN];
+
+	CHECK(memcmp(cfg->key_secret, none, sizeof(none)) != 0, "%s: the key secret is all zero",
+	      what);
+}
+
+/* key's SipHash under secret, computed here from the reference-tested include/siphash.h. */
+static struct rls_api_key api_key_under(const __u8 *secret, const char *key, __u32 generation)
+{
+	struct rls_api_key k = { .generation = generation };
+	__u8 buf[RLS_KEY_HASH_BUF] = { 0 };
+
+	memcpy(buf, key, strlen(key));
+	CHECK(rls_siphash128(secret, buf, (__u32)strlen(key), k.siphash) == 0, "siphash of %s", key);
+	return k;
+}
+
+static void send_keyed(struct env *e, uint16_t sport, const char *key, const char *what)
+{
+	struct conn c = conn4(sport);
+	char req[1024], hdrs[256];
+	size_t len;
+	struct result r;
+
+	snprintf(hdrs, sizeof(hdrs), "x-api-key: %s\r\n", key);
+	len = http_request(req, sizeof(req), hdrs, NULL);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, what);
+}
+
+static size_t cache_entries(struct env *e)
+{
+	int fd = bpf_map__fd(e->skel->maps.rls_key_digest_cache);
+	struct rls_key_siphash key, next, *prev = NULL;
+	size_t n = 0;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		n++;
+	}
+	return n;
+}
+
+static void empty_cache(struct env *e)
+{
+	int fd = bpf_map__fd(e->skel->maps.rls_key_digest_cache);
+	struct rls_key_siphash key;
+
+	while (bpf_map_get_next_key(fd, NULL, &key) == 0)
+		CHECK(bpf_map_delete_elem(fd, &key) == 0, "deleting a cache entry");
+	CHECK_EQ(cache_entries(e), 0, "entries left in rls_key_digest_cache");
+}
+
+/*
+ * The SHA-256 of a digest key is found when its header line ends and kept with the request:
+ * the cache emptied before the request's last byte (evicted by a flood of other keys) changes
+ * nothing, and the next request computes it again rather than going without its account.
+ */
+static void test_key_digest_survives_cache_eviction(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 hashed = account_id(e, "hashed");
+	struct conn c = conn4(47001);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), "x-api-key: " KEY_HASHED "\r\n",
+				  "{\"model\":\"m\"}");
+	size_t head = (size_t)(strstr(req, KEY_HASHED "\r\n") - req) + strlen(KEY_HASHED) + 2;
+	__u64 computed = packets_of(e, RLS_PKT_KEY_SHA256);
+	struct result r;
+
+	conn_send(e, &c, req, head, 0, &r);
+	expect_action(&r, XDP_PASS, "the request up to its key line");
+	CHECK_EQ(packets_of(e, RLS_PKT_KEY_SHA256), computed + 1, "SHA-256s at the key line");
+	CHECK_EQ(cache_entries(e), 1, "rls_key_digest_cache entries after the key line");
+	empty_cache(e);
+	conn_send(e, &c, req + head, len - head, 0, &r);
+	expect_action(&r, XDP_PASS, "the rest of the request");
+	CHECK_EQ(stats_of(e, hashed, 0).admitted, 1, "hashed admitted, its cache entry gone");
+	CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, 0).admitted, 0, "anonymous admitted");
+
+	send_keyed(e, 47002, KEY_HASHED, "the digest key again, not in the cache");
+	CHECK_EQ(packets_of(e, RLS_PKT_KEY_SHA256), computed + 2, "SHA-256s after the eviction");
+	CHECK_EQ(stats_of(e, hashed, 0).admitted, 2, "hashed admitted after the eviction");
+}
+
+/*
+ * A reload keeps the secret: keys hash as before, in the new generation's rls_api_keys, the
+ * counters go on, and the digest cache still holds (no SHA-256 again).
+ */
+static void test_key_secret_kept_across_reload(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 alice = account_id(e, "alice"), hashed = account_id(e, "hashed");
+	struct rls_config before = live_config(e), after;
+	struct rls_api_key k;
+	struct rls_principal who;
+	__u64 computed;
+
+	expect_secret_made(&before, "first load");
+	send_keyed(e, 47101, KEY_ALICE, "alice before the reload");
+	send_keyed(e, 47102, KEY_HASHED, "hashed before the reload");
+	computed = packets_of(e, RLS_PKT_KEY_SHA256);
+	CHECK_EQ(computed, 1, "SHA-256s before the reload");
+
+	CHECK(env_apply(e, table_default, NULL) == 0, "reload: %s", e->why);
+	after = live_config(e);
+	CHECK(memcmp(before.key_secret, after.key_secret, RLS_KEY_SECRET_LEN) == 0,
+	      "the reload changed the key secret");
+	CHECK_EQ(after.key_digests, 1, "sha256: keys in the reloaded table");
+	k = api_key_under(after.key_secret, KEY_ALICE, live_generation_of(e));
+	CHECK(bpf_map_lookup_elem(e->maps.api_keys, &k, &who) == 0 && who.account == alice,
+	      "alice's key under the kept secret in the new generation");
+
+	send_keyed(e, 47103, KEY_ALICE, "alice after the reload");
+	send_keyed(e, 47104, KEY_HASHED, "hashed after the reload");
+	CHECK_EQ(stats_of(e, alice, 0).admitted, 2, "alice admitted across the reload");
+	CHECK_EQ(stats_of(e, hashed, 0).admitted, 2, "hashed admitted across the reload");
+	CHECK_EQ(packets_of(e, RLS_PKT_KEY_SHA256), computed, "SHA-256s after the reload (cached)");
+}
+
+/* Two loads (two devices) make two secrets: a key's hash in one says nothing of the other. */
+static void test_key_secrets_differ_between_loads(void **state)
+{
+	struct env *e = need_env(state), other;
+	struct rls_config mine = live_config(e), theirs;
+	struct rls_api_key k_mine, k_theirs;
+	struct rls_principal who;
+	__u32 gen;
+
+	CHECK(env_open(&other, table_default) == 0, "a second load: %s", other.why);
+	theirs = live_config(&other);
+	gen = live_generation_of(&other);
+	expect_secret_made(&mine, "first device");
+	expect_secret_made(&theirs, "second device");
+	CHECK(memcmp(mine.key_secret, theirs.key_secret, RLS_KEY_SECRET_LEN) != 0,
+	      "two loads have the same key secret");
+	k_mine = api_key_under(mine.key_secret, KEY_ALICE, gen);
+	k_theirs = api_key_under(theirs.key_secret, KEY_ALICE, gen);
+	CHECK(bpf_map_lookup_elem(other.maps.api_keys, &k_theirs, &who) == 0,
+	      "alice's key under the second device's secret");
+	CHECK(bpf_map_lookup_elem(other.maps.api_keys, &k_mine, &who) != 0,
+	      "alice's key under the first device's secret in the second device's map");
+	send_keyed(&other, 47201, KEY_ALICE, "alice on the second device");
+	CHECK_EQ(stats_of(&other, account_id(&other, "alice"), 0).admitted, 1,
+		 "alice admitted on the second device");
+	env_close(&other);
 }
 
 /* ---- 4: the model ---- */
@@ -376,6 +565,19 @@ static void test_reservation_uses_max_tokens(void **state)
 	  .verdict = XDP_PASS, .expect = {                                               \
 		{ .kind = X_ADMITTED, .account = "modeler", .model = (which), .value = 1,  \
 		  .delta = 1 } } }
+/* SHA-256s of keys the frame cost: computed, and found in rls_key_digest_cache. */
+#define SHA256_COST(computed, cached)                                                   \
+	{ .kind = X_PACKETS, .arg = RLS_PKT_KEY_SHA256, .value = (computed), .delta = 1 },  \
+	{ .kind = X_PACKETS, .arg = RLS_PKT_KEY_SHA256_CACHED, .value = (cached), .delta = 1 }
+/* A request charged to account who, and what its key cost. */
+#define KEYED(c, hdrs, who, computed, cached)                                            \
+	{ .conn = (c), .headers = (hdrs), .verdict = XDP_PASS, .expect = {                \
+		{ .kind = X_ADMITTED, .account = (who), .value = 1, .delta = 1 },          \
+		SHA256_COST(computed, cached) } }
+/* A request with a key no account has, passed (no default tier), and what its key cost. */
+#define STRANGER(c, hdrs, computed, cached)                                              \
+	{ .conn = (c), .headers = (hdrs), .verdict = XDP_PASS, .expect = {                \
+		SHA256_COST(computed, cached) } }
 #define ADMITTED_NOW(who, which, n) \
 	{ .kind = X_ADMITTED, .account = (who), .model = (which), .value = (n) }
 
@@ -402,6 +604,47 @@ static const struct prog_case cases[] = {
 		/* The digest itself is not a key. */
 		CHARGED(3, "x-api-key: sha256:" SHA_HASHED "\r\n", NULL),
 		CHARGED(4, "x-api-key: " SHA_HASHED "\r\n", NULL),
+	} },
+	/* Plain keys are found by their SipHash: no SHA-256, even with digests in the table. */
+	{ .name = "test_key_plain_costs_no_sha256", .sport = 41030, .frames = {
+		KEYED(0, BEARER(KEY_ALICE), "alice", 0, 0),
+		KEYED(1, "x-api-key: " KEY_ALICE "\r\n", "alice", 0, 0),
+	} },
+	/* A "sha256:" key: SHA-256 the first time, the cache after. */
+	{ .name = "test_key_digest_sha256_once", .sport = 41040, .frames = {
+		KEYED(0, BEARER(KEY_HASHED), "hashed", 1, 0),
+		KEYED(1, "x-api-key: " KEY_HASHED "\r\n", "hashed", 0, 1),
+		KEYED(2, "api-key: " KEY_HASHED "\r\n", "hashed", 0, 1),
+	} },
+	/* A stranger's key costs one SHA-256 per distinct key while the table has digests. */
+	{ .name = "test_key_unknown_sha256_once_per_key", .sport = 41050,
+	  .table = table_no_default, .frames = {
+		STRANGER(0, "x-api-key: " KEY_UNKNOWN "\r\n", 1, 0),
+		STRANGER(1, "x-api-key: " KEY_UNKNOWN "\r\n", 0, 1),
+		STRANGER(2, "x-api-key: " KEY_UNKNOWN "-2\r\n", 1, 0),
+		STRANGER(3, "x-api-key: " KEY_UNKNOWN "-2\r\n", 0, 1),
+		STRANGER(4, "x-api-key: " KEY_UNKNOWN "\r\n", 0, 1),
+	} },
+	/* A table without digests: no request ever costs a SHA-256. */
+	{ .name = "test_key_no_digests_no_sha256", .sport = 41060, .table = table_plain_keys,
+	  .frames = {
+		KEYED(0, BEARER(KEY_ALICE), "alice", 0, 0),
+		STRANGER(1, "x-api-key: " KEY_UNKNOWN "\r\n", 0, 0),
+		STRANGER(2, "x-api-key: " KEY_HASHED "\r\n", 0, 0),
+	} },
+	/* The key's bytes end where the value does: nothing after them is hashed. */
+	{ .name = "test_key_lengths", .sport = 41070, .table = table_key_lengths, .frames = {
+		KEYED(0, BEARER(KEY_247), "long", 0, 0),
+		KEYED(1, "x-api-key: " KEY_247 "\r\n", "long", 0, 0),
+		KEYED(2, "x-api-key: " KEY_8 "   \r\n", "eight", 0, 0),
+		KEYED(3, BEARER(KEY_16), "sixteen", 0, 0),
+		KEYED(4, "api-key: Q  \r\n", "one", 0, 0),
+		STRANGER(5, "x-api-key: " KEY_8 "x\r\n", 0, 0),
+		STRANGER(6, "x-api-key: k8k8k8k\r\n", 0, 0),
+		STRANGER(7, "x-api-key: " KEY_16 "Q\r\n", 0, 0),
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("long", NULL, 2),
+			ADMITTED_NOW("eight", NULL, 1), ADMITTED_NOW("sixteen", NULL, 1),
+			ADMITTED_NOW("one", NULL, 1) } },
 	} },
 	{ .name = "test_key_header_precedence", .sport = 41020, .frames = {
 		/* authorization is listed first: it wins wherever it is in the request. */
@@ -450,6 +693,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		XDP_TEST(test_unknown_client_default_tier),
 		XDP_TEST(test_account_by_cidr),
+		XDP_TEST(test_key_digest_survives_cache_eviction),
+		XDP_TEST(test_key_secret_kept_across_reload),
+		XDP_TEST(test_key_secrets_differ_between_loads),
 		XDP_TEST_NO_DEFAULT(test_unknown_passes_without_default_tier),
 		XDP_TEST(test_model_hidden),
 		XDP_TEST(test_star_counters_per_named_model),

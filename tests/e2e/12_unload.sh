@@ -145,12 +145,15 @@ for pin in "$BED_PIN_DIR"/rls_*; do
 done
 # The data path's state maps (bpf/lib/maps.h), kept here as the explicit expectation of what a load
 # pins: every one, and no scratch map (rls_scratch, rls_tc_scratch).
-WANT_MAPS="rls_accounts rls_active rls_anon_counters rls_api_keys rls_cidrs rls_config rls_counters"
-WANT_MAPS+=" rls_event_ids rls_events rls_flows rls_limits rls_models rls_packets rls_parked rls_pending"
-WANT_MAPS+=" rls_settled rls_stats rls_tails"
-tap_is "$(cd "$BED_PIN_DIR" && ls -d rls_* | tr '\n' ' ' | sed 's/ $//')" "$WANT_MAPS" \
-	"the 18 state maps of the data path are pinned, and nothing else named rls_"
-tap_is "$(wc -w <<<"$MAP_IDS")" 18 "18 pinned maps, each with its own id"
+WANT_MAPS="rls_accounts rls_active rls_anon_counters rls_api_key_digests rls_api_keys rls_cidrs"
+WANT_MAPS+=" rls_config rls_counters rls_event_ids rls_events rls_flows rls_key_digest_cache rls_limits"
+WANT_MAPS+=" rls_models rls_packets rls_parked rls_pending rls_settled rls_stats rls_tails"
+tap_is "$(cd "$BED_PIN_DIR" && LC_ALL=C ls -d rls_* | tr '\n' ' ' | sed 's/ $//')" "$WANT_MAPS" \
+	"the 20 state maps of the data path are pinned, and nothing else named rls_"
+tap_is "$(wc -w <<<"$MAP_IDS")" 20 "20 pinned maps, each with its own id"
+# rls_config holds the key hash's secret: only root may open the pins.
+tap_is "$(stat -c '%a %U' "$BED_PIN_ROOT" "$BED_PIN_DIR" "$BED_PIN_DIR/rls_config" | tr '\n' ' ')" \
+	"700 root 700 root 600 root " "the pin directories are root's alone (0700), the pins too (0600)"
 PROG_MAP_IDS=$(bpftool -j prog show id "$PROG_ID" | json_field map_ids | tr -d '[],')
 tap_diag "program $PROG_ID, link $LINK_ID, maps $MAP_IDS(the program's: $PROG_MAP_IDS)"
 
