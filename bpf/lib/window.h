@@ -39,8 +39,9 @@ static __always_inline __u8 rls_at(const struct rls_scratch *s, __u32 i)
 
 /*
  * Word at a time: bytes that cannot matter are skipped eight at a time, testing a whole word
- * for the byte that ends the run. The test says exactly whether a word holds the byte, not
- * where: the word that does is then read a byte at a time.
+ * for the byte that ends the run. The test's lowest flagged byte is exact (a false flag comes
+ * only from a borrow out of a true match below it), so the first match's place in the word
+ * is read off the mask, never byte by byte.
  */
 #define RLS_WORD_ONES  0x0101010101010101ull
 #define RLS_WORD_HIGHS 0x8080808080808080ull
@@ -50,6 +51,16 @@ static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
 	__u64 x = w ^ (RLS_WORD_ONES * c);
 
 	return (x - RLS_WORD_ONES) & ~x & RLS_WORD_HIGHS;
+}
+
+/*
+ * Which byte (0-7, from the lowest address) the lowest flag of a nonzero rls_word_has() mask
+ * is: the flag isolated is 0x80 << 8k, and multiplying 1 << 8k by 0x0001020304050607 puts
+ * k in the top byte. BPF has no count-trailing-zeros instruction.
+ */
+static __always_inline __u32 rls_word_first(__u64 m)
+{
+	return (__u32)((((m & -m) >> 7) * 0x0001020304050607ull) >> 56);
 }
 
 /*
@@ -63,39 +74,33 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
 }
 
 /*
- * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. A
- * global function: its result is opaque to the verifier, so the paths of a caller's loop
- * meet again whatever it returned.
+ * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. The
+ * last word may reach past end: its flags there are masked off (bytes past end can flag only
+ * bytes above them, never one before end). A global function: its result is opaque to the
+ * verifier, so the paths of a caller's loop meet again whatever it returned.
  */
 __noinline int rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end, __u32 c,
 				__u32 c2)
 {
 	__u32 pos = from, k;
-	__u64 w;
+	__u64 w, m;
 
 	if (!s)
 		return (int)from;
 	if (end - from > RLS_RUN_MAX)
 		end = from + RLS_RUN_MAX;
 	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
-		if (pos + 8 > end)
-			break;
-		w = rls_word_at(s, pos);
-		if (rls_word_has(w, (__u8)c) || rls_word_has(w, (__u8)c2))
-			break;
-		pos += 8;
-	}
-	for (k = 0; k < 8; k++) {
-		__u8 b;
-
 		if (pos >= end)
 			break;
-		b = rls_at(s, pos);
-		if (b == c || b == c2)
-			break;
-		pos++;
+		w = rls_word_at(s, pos);
+		m = rls_word_has(w, (__u8)c) | rls_word_has(w, (__u8)c2);
+		if (end - pos < 8)
+			m &= (1ull << ((end - pos) * 8)) - 1;
+		if (m)
+			return (int)(pos + rls_word_first(m));
+		pos += 8;
 	}
-	return pos;
+	return (int)end;
 }
 
 #endif /* RLS_BPF_WINDOW_H */
