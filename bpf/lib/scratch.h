@@ -42,7 +42,7 @@ struct rls_scan {
 	__u32 pos;  /* next byte of the payload window */
 	__u32 len;  /* bytes in the payload window */
 	__u32 stop; /* enum rls_scan_stop */
-	__u32 pad;
+	__u32 end;  /* where a loop over [pos, end) stops, kept here rather than in a register */
 };
 
 /* The client segment being followed: which of its bytes the payload window holds. */
