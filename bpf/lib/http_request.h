@@ -288,6 +288,58 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 	return 0;
 }
 
+#define RLS_LINES_MAX 16 /* header lines one step skips at most */
+
+/*
+ * At a header line's start: lines whose name no header asked about (rls_name_asked()) are
+ * skipped whole, up to RLS_LINES_MAX of them in one step, their colon and their end found a
+ * word at a time. Stops at the head's empty line, an obs-fold, a line that matters or that
+ * has no colon within a run (left to the byte-at-a-time name, which reads them all the same
+ * way), or a line that goes past the window (skipped as far as it is here: RLS_PHASE_VALUE).
+ * A global function: verified once, with the positions in scratch memory
+ * (rls_word_search()).
+ */
+__noinline int rls_skip_other_lines(struct rls_scratch *s, struct rls_stream *st,
+				    const struct rls_config *cfg)
+{
+	volatile __u32 *pos, *at, *end;
+	__u32 l, p, c;
+	__u8 b;
+
+	if (!s || !st || !cfg)
+		return 0;
+	pos = &s->scan.pos;
+	at = &s->scan.at;
+	end = &s->scan.end;
+	for (l = 0; l < RLS_LINES_MAX; l++) {
+		p = *pos;
+		if (p >= s->scan.len)
+			break;
+		b = rls_at(s, p);
+		if (b == '\r' || b == '\n' || rls_is_ows(b))
+			break;
+		/* The name, to its colon. */
+		*at = p;
+		*end = s->scan.len;
+		rls_word_search(s, at, end, ':', '\n');
+		c = *at;
+		if (c >= *end || rls_at(s, c) != ':' || rls_name_asked(s, cfg, p, c - p))
+			break;
+		/* Nobody's line: to its end. */
+		st->header_kind = RLS_HDR_OTHER;
+		*at = c + 1;
+		rls_word_search(s, at, end, '\n', '\n');
+		c = *at;
+		if (c >= *end || rls_at(s, c) != '\n') {
+			*pos = c < *end ? c : *end;
+			st->phase = RLS_PHASE_VALUE;
+			break;
+		}
+		*pos = c + 1;
+	}
+	return 0;
+}
+
 /* The head's empty line: how the body is framed, or the request ends here. */
 static __always_inline int rls_head_done(struct rls_stream *st)
 {
@@ -403,6 +455,12 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		return 0;
 	}
 	case RLS_PHASE_LINE_START:
+		if (b != '\r' && b != '\n' && !rls_is_ows(b)) {
+			rls_skip_other_lines(s, st, c->cfg);
+			if (sc->pos >= sc->len || st->phase != RLS_PHASE_LINE_START)
+				return 0;
+			b = rls_at(s, sc->pos);
+		}
 		if (b == '\r') {
 			sc->pos++;
 			return 0;

@@ -104,8 +104,7 @@ static __always_inline void rls_json_structure(struct rls_stream *st, __u8 b)
 __noinline int rls_json_scan_nested(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
 {
 	volatile __u32 *pos = &s->scan.pos, *end = &s->scan.end;
-	__u32 from, p, e, t, k;
-	__u64 w, m;
+	__u32 from, p, e, t;
 
 	if (!s || !st)
 		return 1;
@@ -113,8 +112,8 @@ __noinline int rls_json_scan_nested(struct rls_scratch *s, struct rls_stream *st
 	*end = from + limit;
 	/*
 	 * The position and the end stay in map memory, read again where they are used: the
-	 * verifier does not follow values there, so the paths through a token, or through a word
-	 * of a string, meet again at the next.
+	 * verifier does not follow values there, so the paths through a token meet again at the
+	 * next (and through a word of a string, rls_word_search()).
 	 */
 	for (t = 0; t < RLS_JSON_TOKENS; t++) {
 		if (*pos >= *end)
@@ -125,26 +124,8 @@ __noinline int rls_json_scan_nested(struct rls_scratch *s, struct rls_stream *st
 				*pos += 1;
 				continue;
 			}
-			/*
-			 * To the next quote or backslash a word at a time, at most RLS_RUN_MAX
-			 * bytes a token (rls_find_run_end(), inline: a call costs more than a
-			 * short string).
-			 */
-			for (k = 0; k < RLS_RUN_MAX / 8; k++) {
-				p = *pos;
-				e = *end;
-				if (p >= e)
-					break;
-				w = rls_word_at(s, p);
-				m = rls_word_has(w, '"') | rls_word_has(w, '\\');
-				if (e - p < 8)
-					m &= (1ull << ((e - p) * 8)) - 1;
-				if (m) {
-					*pos = p + rls_word_first(m);
-					break;
-				}
-				*pos = p + 8;
-			}
+			/* To the next quote or backslash, inline: a string each token. */
+			rls_word_search(s, pos, end, '"', '\\');
 			p = *pos;
 			e = *end;
 			if (p >= e) {

@@ -19,6 +19,7 @@
 #include "packet.h"
 #include "scratch.h"
 #include "csum.h"
+#include "word.h"
 
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
 #define RLS_REPLY_WINDOW 65535
@@ -30,30 +31,20 @@ struct rls_text {
 	__u32 len;
 };
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the text's words are little-endian");
-
 /*
- * Appends n bytes of a string literal eight at a time: each word a constant the compiler
- * folds from the literal, zero past its end, so that the text stays followed by zeros as
+ * Appends n bytes of a string literal eight at a time: each word a constant folded from the
+ * literal (word.h), zero past its end, so that the text stays followed by zeros as
  * rls_build_429() leaves it (the next piece overwrites them). A word near the buffer's end
- * runs into the next scratch field, in bounds; no 429 comes near that length. (No static
- * array of the text: clang 14 gives those a wrong offset in the BTF, and the kernel then
- * refuses it; a literal indexed by constants is folded into immediates instead.)
+ * runs into the next scratch field, in bounds; no 429 comes near that length.
  */
 static __always_inline void rls_put_words(struct rls_text *t, const char *lit, __u32 n)
 {
-	__u32 i, j;
-	__u64 w;
+	__u32 i;
 
 #pragma clang loop unroll(full)
-	for (i = 0; i < n; i += 8) {
-		w = 0;
-#pragma clang loop unroll(full)
-		for (j = 0; j < 8; j++)
-			if (i + j < n)
-				w |= (__u64)(__u8)lit[i + j] << (8 * j);
-		*(__u64 *)(void *)&t->s->reply[(t->len + i) & RLS_REPLY_MASK] = w;
-	}
+	for (i = 0; i < n; i += 8)
+		*(__u64 *)(void *)&t->s->reply[(t->len + i) & RLS_REPLY_MASK] =
+			rls_literal_word(lit, n, i);
 	t->len += n;
 }
 

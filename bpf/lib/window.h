@@ -3,7 +3,7 @@
  * The payload window: a segment's bytes copied into per-CPU scratch memory (s->payload), where
  * the HTTP scanners read them by index. Every index is masked to the window, so that no
  * computed position can leave it; a run of bytes that cannot matter is skipped a word at a
- * time. The copy is made through the context layer (ctx.h), under either hook.
+ * time (word.h). The copy is made through the context layer (ctx.h), under either hook.
  */
 #ifndef RLS_BPF_WINDOW_H
 #define RLS_BPF_WINDOW_H
@@ -13,6 +13,7 @@
 #include "consts.h"
 #include "ctx.h"
 #include "scratch.h"
+#include "word.h"
 
 #define RLS_WINDOW_MASK (RLS_PARSE_WINDOW - 1)
 #define RLS_RUN_MAX     256 /* bytes one run skips at most */
@@ -35,32 +36,6 @@ static __always_inline bool rls_window_load(struct rls_ctx ctx, struct rls_scrat
 static __always_inline __u8 rls_at(const struct rls_scratch *s, __u32 i)
 {
 	return s->payload[i & RLS_WINDOW_MASK];
-}
-
-/*
- * Word at a time: bytes that cannot matter are skipped eight at a time, testing a whole word
- * for the byte that ends the run. The test's lowest flagged byte is exact (a false flag comes
- * only from a borrow out of a true match below it), so the first match's place in the word
- * is read off the mask, never byte by byte.
- */
-#define RLS_WORD_ONES  0x0101010101010101ull
-#define RLS_WORD_HIGHS 0x8080808080808080ull
-
-static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
-{
-	__u64 x = w ^ (RLS_WORD_ONES * c);
-
-	return (x - RLS_WORD_ONES) & ~x & RLS_WORD_HIGHS;
-}
-
-/*
- * Which byte (0-7, from the lowest address) the lowest flag of a nonzero rls_word_has() mask
- * is: the flag isolated is 0x80 << 8k, and multiplying 1 << 8k by 0x0001020304050607 puts
- * k in the top byte. BPF has no count-trailing-zeros instruction.
- */
-static __always_inline __u32 rls_word_first(__u64 m)
-{
-	return (__u32)((((m & -m) >> 7) * 0x0001020304050607ull) >> 56);
 }
 
 /*
@@ -101,6 +76,37 @@ __noinline int rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 e
 		pos += 8;
 	}
 	return (int)end;
+}
+
+/*
+ * Moves *at to the first c or c2 in [*at, *end), looking at RLS_RUN_MAX bytes at most, or
+ * to the last word it looked at past them; *at >= *end when there is none before the end.
+ * Inline, for loops that find many runs: a call and its return cost more than a short run
+ * (a return goes through the kernel's return thunk, ~7 ns here). The cursor and the end are
+ * scratch memory, read where they are used: the verifier does not follow values there, so
+ * the paths through each word meet again at the next, and a caller's loop stays linear.
+ */
+static __always_inline void rls_word_search(const struct rls_scratch *s, volatile __u32 *at,
+					    volatile __u32 *end, __u8 c, __u8 c2)
+{
+	__u32 p, e, k;
+	__u64 w, m;
+
+	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
+		p = *at;
+		e = *end;
+		if (p >= e)
+			break;
+		w = rls_word_at(s, p);
+		m = rls_word_has(w, c) | rls_word_has(w, c2);
+		if (e - p < 8)
+			m &= (1ull << ((e - p) * 8)) - 1;
+		if (m) {
+			*at = p + rls_word_first(m);
+			break;
+		}
+		*at = p + 8;
+	}
 }
 
 #endif /* RLS_BPF_WINDOW_H */
