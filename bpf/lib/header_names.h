@@ -149,11 +149,12 @@ static __always_inline bool rls_fixed_name_is(const struct rls_scratch *s, __u32
 }
 
 /*
- * Is the whole n-byte name at pos one that rls_all_names() starts as a candidate and that
- * would still be one at its colon? Where none is, the line is nobody's (RLS_HDR_OTHER).
+ * Which names of rls_all_names() the whole n-byte name at pos is (RLS_NAME_* bits): the
+ * candidates rls_narrow_names() would leave at its colon that rls_name_done() then looks at
+ * (those n bytes long). None: the line is nobody's (RLS_HDR_OTHER).
  */
-static __always_inline bool rls_name_asked(const struct rls_scratch *s,
-					   const struct rls_config *cfg, __u32 pos, __u32 n)
+static __always_inline __u8 rls_names_matching(const struct rls_scratch *s,
+					       const struct rls_config *cfg, __u32 pos, __u32 n)
 {
 	const struct rls_header_name *h;
 	__u32 i;
@@ -161,18 +162,20 @@ static __always_inline bool rls_name_asked(const struct rls_scratch *s,
 	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
 		h = &cfg->key_headers[i];
 		if (i < cfg->nr_key_headers && h->len == n && rls_name_is(s, pos, n, h))
-			return true;
+			return (__u8)(1u << i); /* two key headers never share a name */
 	}
 	h = &cfg->model_header;
 	if (h->len && h->len == n && rls_name_is(s, pos, n, h))
-		return true;
+		return RLS_NAME_MODEL;
 	if (n == sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1 &&
 	    rls_fixed_name_is(s, pos, RLS_NAME_CONTENT_LENGTH_STR,
 			      sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1))
-		return true;
-	return n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1 &&
-	       rls_fixed_name_is(s, pos, RLS_NAME_TRANSFER_ENCODING_STR,
-				 sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1);
+		return RLS_NAME_CONTENT_LENGTH;
+	if (n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1 &&
+	    rls_fixed_name_is(s, pos, RLS_NAME_TRANSFER_ENCODING_STR,
+			      sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1))
+		return RLS_NAME_TRANSFER_ENCODING;
+	return 0;
 }
 
 #endif /* RLS_BPF_HEADER_NAMES_H */

@@ -291,11 +291,12 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 #define RLS_LINES_MAX 16 /* header lines one step skips at most */
 
 /*
- * At a header line's start: lines whose name no header asked about (rls_name_asked()) are
- * skipped whole, up to RLS_LINES_MAX of them in one step, their colon and their end found a
- * word at a time. Stops at the head's empty line, an obs-fold, a line that matters or that
- * has no colon within a run (left to the byte-at-a-time name, which reads them all the same
- * way), or a line that goes past the window (skipped as far as it is here: RLS_PHASE_VALUE).
+ * At a header line's start: lines whose name no header asked about (rls_names_matching())
+ * are skipped whole, up to RLS_LINES_MAX of them in one step, their colon and their end found
+ * a word at a time. Stops at the head's empty line, an obs-fold, a line that matters (its
+ * name read to the colon, as the byte-at-a-time way would leave it: RLS_PHASE_NAME), a line
+ * with no colon within a run (left to the byte-at-a-time way), or a line that goes past the
+ * window (skipped as far as it is here: RLS_PHASE_VALUE).
  * A global function: verified once, with the positions in scratch memory
  * (rls_word_search()).
  */
@@ -304,7 +305,7 @@ __noinline int rls_skip_other_lines(struct rls_scratch *s, struct rls_stream *st
 {
 	volatile __u32 *pos, *at, *end;
 	__u32 l, p, c;
-	__u8 b;
+	__u8 b, cand;
 
 	if (!s || !st || !cfg)
 		return 0;
@@ -323,8 +324,17 @@ __noinline int rls_skip_other_lines(struct rls_scratch *s, struct rls_stream *st
 		*end = s->scan.len;
 		rls_word_search(s, at, end, ':', '\n');
 		c = *at;
-		if (c >= *end || rls_at(s, c) != ':' || rls_name_asked(s, cfg, p, c - p))
+		if (c >= *end || rls_at(s, c) != ':')
 			break;
+		cand = rls_names_matching(s, cfg, p, c - p);
+		if (cand) {
+			/* A line that matters: its name read, as far as its colon. */
+			st->name_len = c - p;
+			st->name_cand = cand;
+			st->phase = RLS_PHASE_NAME;
+			*pos = c;
+			break;
+		}
 		/* Nobody's line: to its end. */
 		st->header_kind = RLS_HDR_OTHER;
 		*at = c + 1;
@@ -457,6 +467,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 	case RLS_PHASE_LINE_START:
 		if (b != '\r' && b != '\n' && !rls_is_ows(b)) {
 			rls_skip_other_lines(s, st, c->cfg);
+			if (st->phase == RLS_PHASE_NAME)
+				goto name; /* its colon, in the same step */
 			if (sc->pos >= sc->len || st->phase != RLS_PHASE_LINE_START)
 				return 0;
 			b = rls_at(s, sc->pos);
@@ -491,7 +503,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		st->name_cand = rls_all_names(c->cfg);
 		st->phase = RLS_PHASE_NAME;
 		__attribute__((fallthrough)); /* the name in the same step */
-	case RLS_PHASE_NAME: {
+	case RLS_PHASE_NAME:
+name: {
 		/* The whole name in one step: it is short, and each byte narrows the candidates. */
 		__u32 k;
 
