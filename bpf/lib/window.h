@@ -49,36 +49,6 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
 }
 
 /*
- * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. The
- * last word may reach past end: its flags there are masked off (bytes past end can flag only
- * bytes above them, never one before end). A global function: its result is opaque to the
- * verifier, so the paths of a caller's loop meet again whatever it returned.
- */
-__noinline int rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end, __u32 c,
-				__u32 c2)
-{
-	__u32 pos = from, k;
-	__u64 w, m;
-
-	if (!s)
-		return (int)from;
-	if (end - from > RLS_RUN_MAX)
-		end = from + RLS_RUN_MAX;
-	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
-		if (pos >= end)
-			break;
-		w = rls_word_at(s, pos);
-		m = rls_word_has(w, (__u8)c) | rls_word_has(w, (__u8)c2);
-		if (end - pos < 8)
-			m &= (1ull << ((end - pos) * 8)) - 1;
-		if (m)
-			return (int)(pos + rls_word_first(m));
-		pos += 8;
-	}
-	return (int)end;
-}
-
-/*
  * Moves *at to the first c or c2 in [*at, *end), looking at RLS_RUN_MAX bytes at most, or
  * to the last word it looked at past them; *at >= *end when there is none before the end.
  * Inline, for loops that find many runs: a call and its return cost more than a short run
@@ -107,6 +77,27 @@ static __always_inline void rls_word_search(const struct rls_scratch *s, volatil
 		}
 		*at = p + 8;
 	}
+}
+
+/*
+ * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there, as
+ * rls_word_search() finds it (through s->scan.at and s->scan.end). A global function: its
+ * result is opaque to the verifier, so the paths of a caller's loop meet again whatever it
+ * returned.
+ */
+__noinline int rls_find_run_end(struct rls_scratch *s, __u32 from, __u32 end, __u32 c, __u32 c2)
+{
+	__u32 at;
+
+	if (!s)
+		return (int)from;
+	if (end - from > RLS_RUN_MAX)
+		end = from + RLS_RUN_MAX;
+	s->scan.at = from;
+	s->scan.end = end;
+	rls_word_search(s, &s->scan.at, &s->scan.end, (__u8)c, (__u8)c2);
+	at = s->scan.at;
+	return (int)(at < end ? at : end);
 }
 
 #endif /* RLS_BPF_WINDOW_H */
