@@ -2,7 +2,7 @@
 /*
  * One hex digit's value, for every parser that reads hex: chunk sizes (the BPF response meter,
  * the usage reader) and "sha256:" key digests in a tier table. Either case, as HTTP and
- * sha256sum output allow.
+ * sha256sum output allow. And the other way, eight digits at once, for the 429's x-request-id.
  */
 #ifndef RLS_HEX_DIGIT_H
 #define RLS_HEX_DIGIT_H
@@ -17,6 +17,22 @@ static inline __attribute__((always_inline)) int rls_hex_digit(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+/*
+ * The eight lower-case hex digits of v as a little-endian word of text, most significant
+ * first, computed without a table: each nibble spread to a byte, '0' added, and
+ * 'a' - '0' - 10 more where the nibble is 10 or more (its byte plus 6 reaches bit 4).
+ */
+static inline __attribute__((always_inline)) unsigned long long rls_hex_word(unsigned int v)
+{
+	unsigned long long x = 0, letter;
+	unsigned int i;
+
+	for (i = 0; i < 8; i++)
+		x |= (unsigned long long)((v >> (28 - 4 * i)) & 0xf) << (8 * i);
+	letter = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+	return x + 0x3030303030303030ull + letter * ('a' - '0' - 10);
 }
 
 #endif /* RLS_HEX_DIGIT_H */

@@ -11,6 +11,8 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "rlshape.h"
+#include "scratch.h"
+#include "window.h"
 
 /* Every header name the table asks about, as RLS_NAME_* bits. */
 static __always_inline __u8 rls_all_names(const struct rls_config *cfg)
@@ -103,6 +105,76 @@ static __always_inline int rls_name_done(struct rls_stream *st, const struct rls
 		   n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1) {
 		st->header_kind = RLS_HDR_TRANSFER_ENCODING;
 	}
+	return 0;
+}
+
+/*
+ * A word at a time: where bytes i to i + 7 of the n-byte name at window position pos differ
+ * from the word name (zero: they match). The input is folded to lower case with |0x20 only
+ * where the name has a letter (word.h); elsewhere, as for '-', the bytes must be equal: what
+ * rls_narrow_names() decides a byte at a time.
+ */
+static __always_inline __u64 rls_name_word_diff(const struct rls_scratch *s, __u32 pos, __u32 n,
+						__u32 i, __u64 name)
+{
+	return ((rls_word_at(s, pos + i) | rls_word_letters(name)) ^ name) & rls_word_bytes(n - i);
+}
+
+/* Is the n-byte name at pos the table's name h (lower case, n == h->len)? */
+static __always_inline bool rls_name_is(const struct rls_scratch *s, __u32 pos, __u32 n,
+					const struct rls_header_name *h)
+{
+	__u32 i;
+
+	for (i = 0; i < RLS_HEADER_NAME_MAX; i += 8) {
+		if (i >= n)
+			break;
+		if (rls_name_word_diff(s, pos, n, i, *(const __u64 *)(const void *)&h->name[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Is the n-byte name at pos the literal lit (n bytes: a constant)? */
+static __always_inline bool rls_fixed_name_is(const struct rls_scratch *s, __u32 pos,
+					      const char *lit, __u32 n)
+{
+	__u64 diff = 0;
+	__u32 i;
+
+#pragma clang loop unroll(full)
+	for (i = 0; i < n; i += 8)
+		diff |= rls_name_word_diff(s, pos, n, i, rls_literal_word(lit, n, i));
+	return !diff;
+}
+
+/*
+ * Which names of rls_all_names() the whole n-byte name at pos is (RLS_NAME_* bits): the
+ * candidates rls_narrow_names() would leave at its colon that rls_name_done() then looks at
+ * (those n bytes long). None: the line is nobody's (RLS_HDR_OTHER).
+ */
+static __always_inline __u8 rls_names_matching(const struct rls_scratch *s,
+					       const struct rls_config *cfg, __u32 pos, __u32 n)
+{
+	const struct rls_header_name *h;
+	__u32 i;
+
+	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
+		h = &cfg->key_headers[i];
+		if (i < cfg->nr_key_headers && h->len == n && rls_name_is(s, pos, n, h))
+			return (__u8)(1u << i); /* two key headers never share a name */
+	}
+	h = &cfg->model_header;
+	if (h->len && h->len == n && rls_name_is(s, pos, n, h))
+		return RLS_NAME_MODEL;
+	if (n == sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1 &&
+	    rls_fixed_name_is(s, pos, RLS_NAME_CONTENT_LENGTH_STR,
+			      sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1))
+		return RLS_NAME_CONTENT_LENGTH;
+	if (n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1 &&
+	    rls_fixed_name_is(s, pos, RLS_NAME_TRANSFER_ENCODING_STR,
+			      sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1))
+		return RLS_NAME_TRANSFER_ENCODING;
 	return 0;
 }
 

@@ -296,6 +296,68 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 	return 0;
 }
 
+#define RLS_LINES_MAX 8 /* header lines one step skips at most */
+
+/*
+ * At a header line's start: lines whose name no header asked about (rls_names_matching())
+ * are skipped whole, up to RLS_LINES_MAX of them in one step, their colon and their end found
+ * a word at a time. Stops at the head's empty line, an obs-fold, a line that matters (its
+ * name read to the colon, as the byte-at-a-time way would leave it: RLS_PHASE_NAME), a line
+ * with no colon within a run (left to the byte-at-a-time way), or a line that goes past the
+ * window (skipped as far as it is here: RLS_PHASE_VALUE).
+ * A global function: verified once, with the positions in scratch memory
+ * (rls_word_search()).
+ */
+__noinline int rls_skip_other_lines(struct rls_scratch *s, struct rls_stream *st,
+				    const struct rls_config *cfg)
+{
+	volatile __u32 *pos, *at, *end;
+	__u32 l, p, c;
+	__u8 b, cand;
+
+	if (!s || !st || !cfg)
+		return 0;
+	pos = &s->scan.pos;
+	at = &s->scan.at;
+	end = &s->scan.end;
+	for (l = 0; l < RLS_LINES_MAX; l++) {
+		p = *pos;
+		if (p >= s->scan.len)
+			break;
+		b = rls_at(s, p);
+		if (b == '\r' || b == '\n' || rls_is_ows(b))
+			break;
+		/* The name, to its colon. */
+		*at = p;
+		*end = s->scan.len;
+		rls_word_search(s, at, end, ':', '\n');
+		c = *at;
+		if (c >= *end || rls_at(s, c) != ':')
+			break;
+		cand = rls_names_matching(s, cfg, p, c - p);
+		if (cand) {
+			/* A line that matters: its name read, as far as its colon. */
+			st->name_len = c - p;
+			st->name_cand = cand;
+			st->phase = RLS_PHASE_NAME;
+			*pos = c;
+			break;
+		}
+		/* Nobody's line: to its end. */
+		st->header_kind = RLS_HDR_OTHER;
+		*at = c + 1;
+		rls_word_search(s, at, end, '\n', '\n');
+		c = *at;
+		if (c >= *end || rls_at(s, c) != '\n') {
+			*pos = c < *end ? c : *end;
+			st->phase = RLS_PHASE_VALUE;
+			break;
+		}
+		*pos = c + 1;
+	}
+	return 0;
+}
+
 /* The head's empty line: how the body is framed, or the request ends here. */
 static __always_inline int rls_head_done(struct rls_stream *st)
 {
@@ -318,19 +380,37 @@ static __always_inline int rls_head_done(struct rls_stream *st)
  * Body bytes (of a content-length body or a chunk): through the JSON scan while it still
  * matters, skipped in one go once it does not. Returns true when the body or chunk is over.
  */
+#define RLS_JSON_STEPS 3 /* JSON steps one scan step takes at most */
+
 static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_scan *sc)
 {
 	struct rls_stream *st = c->st;
-	__u64 avail = sc->len - sc->pos, n = st->body_left < avail ? st->body_left : avail;
+	volatile __u32 *pos = &sc->pos;
+	volatile __u64 *left = &st->body_left, *scanned = &st->body_scanned;
+	__u64 avail, n;
+	__u32 k;
 
-	if (rls_json_scanning(st) && st->body_scanned >= RLS_BODY_SCAN_MAX)
-		rls_json_give_up(st, RLS_REQ_BODY_UNSEEN);
-	if (rls_json_scanning(st))
-		n = rls_json_step(c->s, st, (__u32)n);
-	sc->pos += (__u32)n;
-	st->body_left -= n;
-	st->body_scanned += n;
-	return st->body_left == 0;
+	/*
+	 * Up to RLS_JSON_STEPS steps of the JSON scan, each as one scan step would take it, in
+	 * one loop rather than a step each. What one step leaves for the next is read back
+	 * from memory (volatile), so that the verifier's paths through a step meet again.
+	 */
+	for (k = 0; k < RLS_JSON_STEPS; k++) {
+		avail = sc->len - *pos;
+		n = *left < avail ? *left : avail;
+		if (!n)
+			break;
+		if (rls_json_scanning(st) && *scanned >= RLS_BODY_SCAN_MAX)
+			rls_json_give_up(st, RLS_REQ_BODY_UNSEEN);
+		if (rls_json_scanning(st))
+			n = rls_json_step(c->s, st, (__u32)n);
+		*pos += (__u32)n;
+		*left -= n;
+		*scanned += n;
+		if (!rls_json_scanning(st))
+			break;
+	}
+	return *left == 0;
 }
 
 /* One step of the scan: a byte or a run of bytes. Returns 1 to stop (sc->stop says why). */
@@ -411,6 +491,14 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		return 0;
 	}
 	case RLS_PHASE_LINE_START:
+		if (b != '\r' && b != '\n' && !rls_is_ows(b)) {
+			rls_skip_other_lines(s, st, c->cfg);
+			if (st->phase == RLS_PHASE_NAME)
+				goto name; /* its colon, in the same step */
+			if (sc->pos >= sc->len || st->phase != RLS_PHASE_LINE_START)
+				return 0;
+			b = rls_at(s, sc->pos);
+		}
 		if (b == '\r') {
 			sc->pos++;
 			return 0;
@@ -441,7 +529,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		st->name_cand = rls_all_names(c->cfg);
 		st->phase = RLS_PHASE_NAME;
 		__attribute__((fallthrough)); /* the name in the same step */
-	case RLS_PHASE_NAME: {
+	case RLS_PHASE_NAME:
+name: {
 		/* The whole name in one step: it is short, and each byte narrows the candidates. */
 		__u32 k;
 

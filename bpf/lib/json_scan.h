@@ -103,43 +103,53 @@ static __always_inline void rls_json_structure(struct rls_stream *st, __u8 b)
  */
 __noinline int rls_json_scan_nested(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
 {
-	__u32 from, end, q, t;
+	volatile __u32 *pos = &s->scan.pos, *end = &s->scan.end;
+	__u32 from, p, e, t;
 
 	if (!s || !st)
 		return 1;
-	from = s->scan.pos;
-	end = from + limit;
-	/* The stream position stays in map memory: paths through a token meet at the next. */
+	from = *pos;
+	*end = from + limit;
+	/*
+	 * The position and the end stay in map memory, read again where they are used: the
+	 * verifier does not follow values there, so the paths through a token meet again at the
+	 * next (and through a word of a string, rls_word_search()).
+	 */
 	for (t = 0; t < RLS_JSON_TOKENS; t++) {
-		if (s->scan.pos >= end)
+		if (*pos >= *end)
 			break;
 		if (st->json_in_string) {
 			if (st->json_escaped) {
 				st->json_escaped = 0;
-				s->scan.pos++;
+				*pos += 1;
 				continue;
 			}
-			q = (__u32)rls_find_run_end(s, s->scan.pos, end, '"', '\\');
-			if (q >= end || (rls_at(s, q) != '"' && rls_at(s, q) != '\\')) {
-				s->scan.pos = q; /* a long string: goes on in the next token */
+			/* To the next quote or backslash, inline: a string each token. */
+			rls_word_search(s, pos, end, '"', '\\');
+			p = *pos;
+			e = *end;
+			if (p >= e) {
+				*pos = e; /* a long string: goes on in the next token */
 				continue;
 			}
-			if (rls_at(s, q) == '"')
+			if (rls_at(s, p) == '"')
 				st->json_in_string = 0;
-			else
+			else if (rls_at(s, p) == '\\')
 				st->json_escaped = 1;
-			s->scan.pos = q + 1;
+			else
+				continue; /* RLS_RUN_MAX bytes of a string: it goes on */
+			*pos = p + 1;
 			continue;
 		}
 		if (st->json_expect != RLS_JSON_ANY ||
 		    (st->request_flags & RLS_REQ_JSON_DONE))
 			break;
-		rls_json_structure(st, rls_at(s, s->scan.pos));
-		s->scan.pos++;
+		rls_json_structure(st, rls_at(s, *pos));
+		*pos += 1;
 	}
-	q = s->scan.pos - from;
-	s->scan.pos = from; /* the caller moves the position by what is returned */
-	return q ? q : 1;
+	t = *pos - from;
+	*pos = from; /* the caller moves the position by what is returned */
+	return t ? t : 1;
 }
 
 /*

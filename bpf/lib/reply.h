@@ -12,11 +12,14 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "rlshape.h"
+#include "decimal.h"
+#include "hex_digit.h"
 #include "consts.h"
 #include "ctx_xdp.h"
 #include "packet.h"
 #include "scratch.h"
 #include "csum.h"
+#include "word.h"
 
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
 #define RLS_REPLY_WINDOW 65535
@@ -28,51 +31,45 @@ struct rls_text {
 	__u32 len;
 };
 
-static __always_inline void rls_put_char(struct rls_text *t, char c)
-{
-	t->s->reply[t->len & RLS_REPLY_MASK] = c;
-	t->len++;
-}
-
 /*
- * Appends a string literal; its length is a constant at every call site. (No static local
- * array here: clang 14 gives those a wrong offset in the BTF, and the kernel then refuses it.)
+ * Appends n bytes of a string literal eight at a time: each word a constant folded from the
+ * literal (word.h), zero past its end, so that the text stays followed by zeros as
+ * rls_build_429() leaves it (the next piece overwrites them). A word near the buffer's end
+ * runs into the next scratch field, in bounds; no 429 comes near that length.
  */
-#define rls_put_literal(t, lit)                                                   \
-	do {                                                                      \
-		const char *__s = lit;                                            \
-		__u32 __i;                                                        \
-		for (__i = 0; __i < sizeof(lit) - 1; __i++)                       \
-			rls_put_char(t, __s[__i]);                                \
-	} while (0)
-
-static __always_inline __u32 rls_decimal_len(__u64 v)
+static __always_inline void rls_put_words(struct rls_text *t, const char *lit, __u32 n)
 {
-	__u32 n = 1, i;
+	__u32 i;
 
-	for (i = 0; i < 19 && v >= 10; i++) {
-		v /= 10;
-		n++;
-	}
-	return n;
+#pragma clang loop unroll(full)
+	for (i = 0; i < n; i += 8)
+		*(__u64 *)(void *)&t->s->reply[(t->len + i) & RLS_REPLY_MASK] =
+			rls_literal_word(lit, n, i);
+	t->len += n;
 }
 
+/* Appends a string literal; its length is a constant at every call site. */
+#define rls_put_literal(t, lit) rls_put_words(t, lit, sizeof(lit) - 1)
+
 /*
- * Digits are written last to first, straight into the reply buffer. A global function: its
- * result is an opaque length to the verifier, which would otherwise follow every digit count
- * of every number in the 429 as a separate path.
+ * Digits are written last to first, straight into the reply buffer, without dividing below
+ * 2^32 (include/decimal.h). A global function: its result is an opaque length to the
+ * verifier, which would otherwise follow every digit count of every number in the 429 as a
+ * separate path.
  */
 __noinline int rls_put_number(struct rls_scratch *s, __u32 pos, __u64 v)
 {
 	__u32 n = rls_decimal_len(v), i;
+	__u64 q;
 
 	if (!s)
 		return pos;
-	for (i = 0; i < 20; i++) {
+	for (i = 0; i < RLS_DECIMAL_MAX; i++) {
 		if (i >= n)
 			break;
-		s->reply[(pos + n - 1 - i) & RLS_REPLY_MASK] = '0' + v % 10;
-		v /= 10;
+		q = rls_div10(v);
+		s->reply[(pos + n - 1 - i) & RLS_REPLY_MASK] = '0' + (__u8)(v - q * 10);
+		v = q;
 	}
 	return pos + n;
 }
@@ -112,16 +109,12 @@ static __always_inline void rls_put_header_u64(struct rls_text *t, __u64 v)
 	rls_put_literal(t, "\r\n");
 }
 
-/* v as 16 lower-case hex digits, computed: no lookup table (see rls_put_literal). */
+/* v as 16 lower-case hex digits, two words of text (include/hex_digit.h). */
 static __always_inline void rls_put_hex64(struct rls_text *t, __u64 v)
 {
-	__u32 i;
-	__u8 nibble;
-
-	for (i = 0; i < 16; i++) {
-		nibble = (v >> (60 - 4 * i)) & 0xf;
-		rls_put_char(t, nibble < 10 ? '0' + nibble : 'a' + nibble - 10);
-	}
+	*(__u64 *)(void *)&t->s->reply[t->len & RLS_REPLY_MASK] = rls_hex_word((__u32)(v >> 32));
+	*(__u64 *)(void *)&t->s->reply[(t->len + 8) & RLS_REPLY_MASK] = rls_hex_word((__u32)v);
+	t->len += 16;
 }
 
 /*

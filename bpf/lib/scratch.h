@@ -42,6 +42,8 @@ struct rls_scan {
 	__u32 pos;  /* next byte of the payload window */
 	__u32 len;  /* bytes in the payload window */
 	__u32 stop; /* enum rls_scan_stop */
+	__u32 end;  /* where a loop over [pos, end) stops, kept here rather than in a register */
+	__u32 at;   /* a search's cursor ahead of pos (rls_word_search()) */
 	__u32 pad;
 };
 

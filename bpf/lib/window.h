@@ -3,7 +3,7 @@
  * The payload window: a segment's bytes copied into per-CPU scratch memory (s->payload), where
  * the HTTP scanners read them by index. Every index is masked to the window, so that no
  * computed position can leave it; a run of bytes that cannot matter is skipped a word at a
- * time. The copy is made through the context layer (ctx.h), under either hook.
+ * time (word.h). The copy is made through the context layer (ctx.h), under either hook.
  */
 #ifndef RLS_BPF_WINDOW_H
 #define RLS_BPF_WINDOW_H
@@ -13,6 +13,7 @@
 #include "consts.h"
 #include "ctx.h"
 #include "scratch.h"
+#include "word.h"
 
 #define RLS_WINDOW_MASK (RLS_PARSE_WINDOW - 1)
 #define RLS_RUN_MAX     256 /* bytes one run skips at most */
@@ -38,21 +39,6 @@ static __always_inline __u8 rls_at(const struct rls_scratch *s, __u32 i)
 }
 
 /*
- * Word at a time: bytes that cannot matter are skipped eight at a time, testing a whole word
- * for the byte that ends the run. The test says exactly whether a word holds the byte, not
- * where: the word that does is then read a byte at a time.
- */
-#define RLS_WORD_ONES  0x0101010101010101ull
-#define RLS_WORD_HIGHS 0x8080808080808080ull
-
-static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
-{
-	__u64 x = w ^ (RLS_WORD_ONES * c);
-
-	return (x - RLS_WORD_ONES) & ~x & RLS_WORD_HIGHS;
-}
-
-/*
  * Eight bytes of the window from i. Unaligned, which BPF allows in map memory where the CPU
  * does; a word from near the window's end runs into the next scratch field, which is in
  * bounds and never looked at past the caller's end.
@@ -63,39 +49,55 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
 }
 
 /*
- * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there. A
- * global function: its result is opaque to the verifier, so the paths of a caller's loop
- * meet again whatever it returned.
+ * Moves *at to the first c or c2 in [*at, *end), looking at RLS_RUN_MAX bytes at most, or
+ * to the last word it looked at past them; *at >= *end when there is none before the end.
+ * Inline, for loops that find many runs: a call and its return cost more than a short run
+ * (a return goes through the kernel's return thunk, ~7 ns here). The cursor and the end are
+ * scratch memory, read where they are used: the verifier does not follow values there, so
+ * the paths through each word meet again at the next, and a caller's loop stays linear.
  */
-__noinline int rls_find_run_end(const struct rls_scratch *s, __u32 from, __u32 end, __u32 c,
-				__u32 c2)
+static __always_inline void rls_word_search(const struct rls_scratch *s, volatile __u32 *at,
+					    volatile __u32 *end, __u8 c, __u8 c2)
 {
-	__u32 pos = from, k;
-	__u64 w;
+	__u32 p, e, k;
+	__u64 w, m;
+
+	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
+		p = *at;
+		e = *end;
+		if (p >= e)
+			break;
+		w = rls_word_at(s, p);
+		m = rls_word_has(w, c) | rls_word_has(w, c2);
+		if (e - p < 8)
+			m &= (1ull << ((e - p) * 8)) - 1;
+		if (m) {
+			*at = p + rls_word_first(m);
+			break;
+		}
+		*at = p + 8;
+	}
+}
+
+/*
+ * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there, as
+ * rls_word_search() finds it (through s->scan.at and s->scan.end). A global function: its
+ * result is opaque to the verifier, so the paths of a caller's loop meet again whatever it
+ * returned.
+ */
+__noinline int rls_find_run_end(struct rls_scratch *s, __u32 from, __u32 end, __u32 c, __u32 c2)
+{
+	__u32 at;
 
 	if (!s)
 		return (int)from;
 	if (end - from > RLS_RUN_MAX)
 		end = from + RLS_RUN_MAX;
-	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
-		if (pos + 8 > end)
-			break;
-		w = rls_word_at(s, pos);
-		if (rls_word_has(w, (__u8)c) || rls_word_has(w, (__u8)c2))
-			break;
-		pos += 8;
-	}
-	for (k = 0; k < 8; k++) {
-		__u8 b;
-
-		if (pos >= end)
-			break;
-		b = rls_at(s, pos);
-		if (b == c || b == c2)
-			break;
-		pos++;
-	}
-	return pos;
+	s->scan.at = from;
+	s->scan.end = end;
+	rls_word_search(s, &s->scan.at, &s->scan.end, (__u8)c, (__u8)c2);
+	at = s->scan.at;
+	return (int)(at < end ? at : end);
 }
 
 #endif /* RLS_BPF_WINDOW_H */
