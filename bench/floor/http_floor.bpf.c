@@ -11,21 +11,18 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "siphash.h"
+#include "lib/word.h"
 #include "http_floor.h"
 
 #define ETH_P_IP       0x0800
 #define IPPROTO_TCP_   6
-#define WORD_ONES      0x0101010101010101ull
-#define WORD_HIGHS     0x8080808080808080ull
 #define WORD_LOWER     0x2020202020202020ull /* ASCII letters to lower case, ':' and ' ' kept */
 #define HEADER_LEN     22                    /* "authorization: bearer " */
 #define GCRA_TRIES     2
 
-/* The header's three words as they sit in memory (little-endian loads). */
-#define WORD_AUTHORIZ  0x7a69726f68747561ull /* "authoriz" */
-#define WORD_ATION_B   0x62203a6e6f697461ull /* "ation: b" */
-#define WORD_EARER     0x0000207265726165ull /* "earer " */
-#define MASK_6_BYTES   0x0000ffffffffffffull
+/* The header, lower case, as the three words it is in memory. */
+#define HEADER_TEXT    "authorization: bearer "
+#define HEADER_WORD(i) rls_literal_word(HEADER_TEXT, HEADER_LEN, (i) * 8)
 
 struct floor_scratch {
 	__u8 head[FLOOR_WINDOW + 32]; /* room for the three words read at any line start */
@@ -70,22 +67,6 @@ static __always_inline __u64 word_at(const struct floor_scratch *s, __u32 i)
 	return *(const __u64 *)(const void *)&s->head[i & (FLOOR_WINDOW - 1)];
 }
 
-/* The high bit of each byte of w that equals c; the lowest one is exact. */
-static __always_inline __u64 word_has(__u64 w, __u8 c)
-{
-	__u64 x = w ^ (WORD_ONES * c);
-
-	return (x - WORD_ONES) & ~x & WORD_HIGHS;
-}
-
-/* The byte index (0-7) of the lowest byte flagged in m (m != 0), without a ctz instruction. */
-static __always_inline __u32 first_flagged(__u64 m)
-{
-	__u64 low = (m & -m) >> 7; /* 1 << (8 * index) */
-
-	return (__u32)((low * 0x0001020304050607ull) >> 56);
-}
-
 struct scan_ctx {
 	struct floor_scratch *s;
 };
@@ -99,17 +80,18 @@ static long scan_word(__u32 i, struct scan_ctx *c)
 
 	if (base >= s->len)
 		return 1;
-	lf = word_has(word_at(s, base), '\n');
+	lf = rls_word_has(word_at(s, base), '\n');
 	for (k = 0; k < 8; k++) {
 		if (!lf)
 			break;
-		q = base + first_flagged(lf) + 1;
+		q = base + rls_word_first(lf) + 1;
 		lf &= lf - 1;
 		if (q + HEADER_LEN > s->len)
 			return 1;
-		if ((word_at(s, q) | WORD_LOWER) == WORD_AUTHORIZ &&
-		    (word_at(s, q + 8) | WORD_LOWER) == WORD_ATION_B &&
-		    ((word_at(s, q + 16) | WORD_LOWER) & MASK_6_BYTES) == WORD_EARER) {
+		if ((word_at(s, q) | WORD_LOWER) == HEADER_WORD(0) &&
+		    (word_at(s, q + 8) | WORD_LOWER) == HEADER_WORD(1) &&
+		    ((word_at(s, q + 16) | WORD_LOWER) & rls_word_bytes(HEADER_LEN - 16)) ==
+			    HEADER_WORD(2)) {
 			s->key_start = q + HEADER_LEN;
 			return 1;
 		}
@@ -127,9 +109,9 @@ static __always_inline __u32 key_length(const struct floor_scratch *s)
 		at = start + j * 8;
 		if (at >= s->len)
 			return 0;
-		cr = word_has(word_at(s, at), '\r');
+		cr = rls_word_has(word_at(s, at), '\r');
 		if (cr) {
-			at += first_flagged(cr);
+			at += rls_word_first(cr);
 			return at < s->len && at - start <= RLS_API_KEY_MAX ? at - start : 0;
 		}
 	}
@@ -146,7 +128,7 @@ static __always_inline void copy_key(struct floor_scratch *s, __u32 len)
 		left = len > j * 8 ? len - j * 8 : 0;
 		w = left ? word_at(s, s->key_start + j * 8) : 0;
 		if (left < 8)
-			w &= (1ull << (left * 8)) - 1;
+			w &= rls_word_bytes(left);
 		((__u64 *)s->key)[j] = w;
 	}
 }
