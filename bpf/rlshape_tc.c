@@ -13,8 +13,26 @@
 #include "lib/config.h"
 #include "lib/packet.h"
 #include "lib/response.h"
+#include "lib/seqadj.h"
 
 #define TC_ACT_OK 0
+
+/*
+ * An upstream segment of a connection a 429 kept open, renumbered as the client numbers its
+ * bytes. A global function. A segment that could not be rewritten still goes: the client
+ * takes it as out of its window, and the upstream sends it again.
+ */
+__noinline int rls_renumber_to_client(struct __sk_buff *skb, struct rls_scratch *s,
+				      const struct rls_seqadj *a)
+{
+	if (!s || !a)
+		return 0;
+	if (rls_tcp_options_read(rls_ctx_skb(skb), &s->pkt, &s->opts) ||
+	    rls_seqadj_rewrite(rls_ctx_skb(skb), &s->pkt, a, &s->opts, false))
+		return -1;
+	rls_count_packet(RLS_PKT_SEQ_TRANSLATED);
+	return 0;
+}
 
 SEC("tc")
 int rlshape_tc(struct __sk_buff *skb)
@@ -23,6 +41,7 @@ int rlshape_tc(struct __sk_buff *skb)
 	struct rls_live live;
 	struct rls_flow_key key;
 	struct rls_flow *flow;
+	struct rls_seqadj seqadj;
 
 	if (!s)
 		return TC_ACT_OK;
@@ -37,6 +56,11 @@ int rlshape_tc(struct __sk_buff *skb)
 	flow = bpf_map_lookup_elem(&rls_flows, &key);
 	if (!flow)
 		return TC_ACT_OK;
+	/* The upstream's window, for a 429 that keeps the connection (rlshape_xdp.c). */
+	flow->seqadj.server_window = s->pkt.window;
+	flow->seqadj.window_seen = 1;
+	/* Copied: the flow may be deleted below, its memory reused. */
+	seqadj = flow->seqadj;
 	rls_note_server_bytes(&s->pkt, flow);
 	if (s->pkt.payload_len && flow->response_state != RLS_RESPONSE_NONE)
 		rls_meter_segment(rls_ctx_skb(skb), s, &s->pkt, &key, flow);
@@ -48,5 +72,7 @@ int rlshape_tc(struct __sk_buff *skb)
 		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		rls_note_closed(&key, flow, RLS_CLOSED_SERVER);
 	}
+	if (seqadj.active && !(s->pkt.tcp_flags & TCP_FLAG_SYN))
+		rls_renumber_to_client(skb, s, &seqadj);
 	return TC_ACT_OK;
 }

@@ -24,6 +24,7 @@
 #include "lib/reset.h"
 #include "lib/response.h"
 #include "lib/trim.h"
+#include "lib/seqadj.h"
 #include "token_estimate.h"
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
@@ -175,6 +176,152 @@ static __always_inline __u32 rls_first_new_byte(const struct rls_scratch *s)
 	return s->pkt.seq + s->seg.from;
 }
 
+/* The upstream's window as it last advertised it, where TC has seen it; else the largest. */
+static __always_inline __u16 rls_upstream_window(const struct rls_flow *flow)
+{
+	return flow->seqadj.window_seen ? flow->seqadj.server_window : RLS_REPLY_WINDOW;
+}
+
+/* A 429 that closes the connection, answering this segment, numbered as the client numbers. */
+static __always_inline void rls_answer_closing(struct rls_scratch *s, const struct rls_flow *flow)
+{
+	const struct rls_packet *pkt = &s->pkt;
+
+	__builtin_memset(&s->answer, 0, sizeof(s->answer));
+	s->answer.seq = pkt->wire_ack;
+	s->answer.ack = pkt->wire_seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
+	s->answer.window = rls_upstream_window(flow);
+}
+
+/*
+ * May the 429 keep the connection open (seqadj.h)? Only where the upstream has nothing of the
+ * refused request and owes nothing: the request is this whole segment's new bytes (none of
+ * it passed before, nothing after it to pass), the client closes nothing, no metered response
+ * is open, and the client has every byte the upstream sent (the 429 goes right after them).
+ * Where the upstream is a local socket, the socket says what it sent and its window; where it
+ * is routed, TC's record of its side does, once it has seen a segment of it. Returns the
+ * window the 429 advertises, or -1: the 429 closes the connection. A global function.
+ */
+__noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
+				    const struct rls_flow *flow)
+{
+	const struct rls_packet *pkt;
+	struct rls_socket_view view = {};
+
+	if (!s || !flow)
+		return -1;
+	pkt = &s->pkt;
+	if ((pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) || !(pkt->tcp_flags & TCP_FLAG_ACK) ||
+	    flow->stream.request_start != pkt->seq + s->seg.from ||
+	    s->seg.base + s->scan.pos != pkt->payload_len ||
+	    flow->response_state != RLS_RESPONSE_NONE)
+		return -1;
+	if (flow->stream.routed) {
+		if (!flow->server_seen || flow->server_next != pkt->ack_seq ||
+		    !flow->seqadj.window_seen)
+			return -1;
+		return flow->seqadj.server_window;
+	}
+	rls_socket_view(ctx, pkt, &view);
+	if ((view.conn != RLS_CONN_NEW && view.conn != RLS_CONN_MIDSTREAM) ||
+	    view.snd_nxt != pkt->ack_seq)
+		return -1;
+	return view.window;
+}
+
+/*
+ * The refused request, this segment's new bytes, becomes a 429 that keeps the connection: the
+ * upstream never gets the request, the client gets the 429 right after the upstream's last
+ * byte, and both sides are renumbered from here on (seqadj.h). XDP_TX, or XDP_DROP.
+ */
+static __always_inline int rls_answer_keeping_open(struct xdp_md *ctx, struct rls_scratch *s,
+						   struct rls_flow *flow, __u16 window)
+{
+	const struct rls_packet *pkt = &s->pkt;
+	__u32 reply_end = 0;
+
+	__builtin_memset(&s->answer, 0, sizeof(s->answer));
+	s->answer.seq = pkt->wire_ack;
+	s->answer.ack = pkt->wire_seq + pkt->payload_len;
+	s->answer.window = window;
+	s->answer.keep_open = 1;
+	if (rls_send_429(ctx, pkt, s, &s->rejection, &reply_end) != XDP_TX)
+		return XDP_DROP;
+	flow->rejection = s->rejection;
+	rls_seqadj_note_429(&flow->seqadj, pkt->wire_seq + pkt->payload_len,
+			    pkt->payload_len - s->seg.from, pkt->ack_seq, s->answer.len);
+	flow->seqadj.reply_detail = s->answer.detail;
+	flow->seqadj.reply_window = window;
+	rls_count_packet(RLS_PKT_REPLY_SENT);
+	rls_count_packet(RLS_PKT_REPLY_KEPT_OPEN);
+	return XDP_TX;
+}
+
+/*
+ * The client sent the refused request of a connection kept open again (its 429 was lost, or
+ * its acknowledgment): the same 429 again, at the same place.
+ */
+static __always_inline int rls_answer_again(struct xdp_md *ctx, struct rls_scratch *s,
+					    struct rls_flow *flow)
+{
+	const struct rls_seqadj *a = &flow->seqadj;
+	__u32 reply_end = 0;
+	int action;
+
+	__builtin_memset(&s->answer, 0, sizeof(s->answer));
+	s->answer.seq = a->server_pos + a->server_before;
+	s->answer.ack = a->client_pos;
+	s->answer.window = a->reply_window;
+	s->answer.keep_open = 1;
+	s->answer.detail = a->reply_detail;
+	s->answer.detail_fixed = 1;
+	action = rls_send_429(ctx, &s->pkt, s, &flow->rejection, &reply_end);
+	if (action == XDP_TX)
+		rls_count_packet(RLS_PKT_REPLY_SENT);
+	return action;
+}
+
+/*
+ * A client segment of a connection a 429 kept open, before anything else reads it: a resend
+ * of the refused request is answered again, data sent before the client had the 429 is
+ * dropped (it is sent again, after), and everything else is renumbered into the upstream's
+ * numbering, which the rest of the program then works in. Returns -1 to go on, or the
+ * segment's verdict. A global function.
+ */
+__noinline int rls_renumber_from_client(struct xdp_md *ctx, struct rls_scratch *s,
+					struct rls_flow *flow)
+{
+	struct rls_packet *pkt;
+	const struct rls_seqadj *a;
+	__u32 refused, end;
+
+	if (!s || !flow)
+		return XDP_PASS;
+	pkt = &s->pkt;
+	a = &flow->seqadj;
+	refused = a->client_pos - a->swallowed;
+	end = pkt->seq + pkt->payload_len;
+	if (pkt->payload_len && (__s32)(end - refused) > 0 && (__s32)(pkt->seq - a->client_pos) < 0) {
+		/* Bytes of the refused request, which must never reach the upstream. */
+		if ((__s32)(pkt->seq - refused) <= 0)
+			return rls_answer_again(ctx, s, flow);
+		rls_count_packet(RLS_PKT_DROPPED);
+		return XDP_DROP;
+	}
+	if (pkt->payload_len && (pkt->tcp_flags & TCP_FLAG_ACK) &&
+	    (__s32)(pkt->ack_seq - (a->server_pos + a->server_after)) < 0) {
+		rls_count_packet(RLS_PKT_AHEAD_OF_429);
+		return XDP_DROP;
+	}
+	if (rls_tcp_options_read(rls_ctx_xdp(ctx), pkt, &s->opts) ||
+	    rls_seqadj_rewrite(rls_ctx_xdp(ctx), pkt, a, &s->opts, true)) {
+		rls_count_packet(RLS_PKT_DROPPED);
+		return XDP_DROP;
+	}
+	rls_count_packet(RLS_PKT_SEQ_TRANSLATED);
+	return -1;
+}
+
 /*
  * This segment, the refused request's last (or the client's resend of it), becomes its 429,
  * unless that would overlap answers the upstream still owes (rls_may_answer()): then it is
@@ -190,6 +337,7 @@ static __always_inline int rls_answer_refused(struct xdp_md *ctx, struct rls_scr
 		rls_count_packet(RLS_PKT_PIPELINED_WAIT);
 		return XDP_DROP;
 	}
+	rls_answer_closing(s, flow);
 	action = rls_send_429(ctx, &s->pkt, s, &flow->rejection, &reply_end);
 	if (action == XDP_TX) {
 		/* An earlier attempt may have failed: this is the 429 the client will ack. */
@@ -211,7 +359,11 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 	const struct rls_packet *pkt = &s->pkt;
 	__u32 first_new = rls_first_new_byte(s);
 	__s32 start = (__s32)(flow->stream.request_start - pkt->seq);
+	int window = rls_keep_open_window(ctx, s, flow);
 
+	if (window >= 0 && rls_answer_keeping_open(ctx, s, flow, (__u16)window) == XDP_TX)
+		return XDP_TX;
+	/* Closing: either it could not stay open, or its 429 failed and the resend is answered. */
 	flow->state = RLS_FLOW_REJECTED;
 	flow->rejection = s->rejection;
 	flow->reply_end = 0;
@@ -229,6 +381,8 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 	/* Its start is in an earlier segment (or in bytes of this one the upstream holds): the
 	 * upstream's next byte is where the client resends from, and where its reset goes. */
 	flow->request_seq = first_new;
+	if (window >= 0)
+		return XDP_DROP; /* the frame may be half rewritten */
 	return rls_answer_refused(ctx, s, flow);
 }
 
@@ -328,7 +482,7 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		rls_request_began(s, flow);
 		action = rls_request_ended(ctx, s, flow, cfg, generation);
 		/* A refused request ends the segment, even where its cut segment still passes. */
-		if (flow->state != RLS_FLOW_REJECTED)
+		if (action == XDP_PASS && flow->state != RLS_FLOW_REJECTED)
 			return RLS_ROUND_GO_ON;
 		s->seg.action = action;
 		return RLS_ROUND_DONE;
@@ -574,6 +728,18 @@ int rlshape_xdp(struct xdp_md *ctx)
 		return action;
 
 	flow = bpf_map_lookup_elem(&rls_flows, &pkt->flow);
+	if (flow && flow->seqadj.active) {
+		/* A SYN on its ports starts a new connection, numbered afresh: the old one is over. */
+		if (pkt->tcp_flags & TCP_FLAG_SYN) {
+			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
+			bpf_map_delete_elem(&rls_flows, &pkt->flow);
+			flow = NULL;
+		} else {
+			action = rls_renumber_from_client(ctx, s, flow);
+			if (action >= 0)
+				return action;
+		}
+	}
 	if (flow && flow->state == RLS_FLOW_REJECTED)
 		return rls_handle_rejected_flow(ctx, s, flow);
 	if (pkt->tcp_flags & TCP_FLAG_SYN) {

@@ -296,10 +296,35 @@ enum rls_packet_event {
 	RLS_PKT_RESPONSES_PARKED,  /* reported through rls_parked: the ring was full */
 	RLS_PKT_KEY_SHA256,        /* a key's SHA-256 computed: not a plain key, not in the cache */
 	RLS_PKT_KEY_SHA256_CACHED, /* a key's SHA-256 found in rls_key_digest_cache */
+	RLS_PKT_REPLY_KEPT_OPEN,   /* of the 429s sent, those that kept the connection (seqadj.h) */
+	RLS_PKT_SEQ_TRANSLATED,    /* a segment renumbered after a 429 that kept the connection */
+	RLS_PKT_AHEAD_OF_429,      /* client data sent before the 429 arrived: dropped, resent */
 	RLS_NR_PACKET_EVENTS,
 };
 
 /* ---- per-connection state ---- */
+
+/*
+ * A 429 that kept the connection open (bpf/lib/seqadj.h): the refused request never reached
+ * the upstream and the 429 never came from it, so from there on the client and the upstream
+ * number their bytes differently, and every segment between them is renumbered on its way,
+ * as netfilter's nf_ct_seqadj does. Offsets add up over every such 429 on the connection; a
+ * number from before the last one's place takes the offset from before it.
+ */
+struct rls_seqadj {
+	__u32 active;        /* a 429 kept this connection: segments are renumbered */
+	__u32 client_pos;    /* client numbering: the end of the last refused request */
+	__u32 swallowed;     /* that request's bytes, which the upstream never gets */
+	__u32 client_before; /* subtracted from client numbers before client_pos */
+	__u32 client_after;  /* ... and from those at or after it */
+	__u32 server_pos;    /* upstream numbering: where the last 429 went in */
+	__u32 server_before; /* added to upstream numbers before server_pos */
+	__u32 server_after;  /* ... and to those at or after it: server_before + the 429's length */
+	__u32 reply_detail;  /* enum rls_429_detail of that 429: a resend gets the same bytes */
+	__u16 reply_window;  /* the window field it carried */
+	__u16 server_window; /* the upstream's last window field, as it sent it (TC) */
+	__u32 window_seen;   /* server_window is known */
+};
 
 struct rls_flow_key {
 	__u8 client[16]; /* IPv4-mapped for IPv4 */
@@ -491,6 +516,7 @@ struct rls_flow {
 	__u32 admitted_any;    /* a request on this connection was admitted */
 	__u32 admitted_ack;    /* what the client acknowledged of the upstream then */
 	__u32 pad1;
+	struct rls_seqadj seqadj;
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

@@ -63,6 +63,9 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_RESPONSES_PARKED] = "responses_parked",
 	[RLS_PKT_KEY_SHA256] = "key_sha256_computed",
 	[RLS_PKT_KEY_SHA256_CACHED] = "key_sha256_cached",
+	[RLS_PKT_REPLY_KEPT_OPEN] = "reply_kept_open",
+	[RLS_PKT_SEQ_TRANSLATED] = "seq_translated",
+	[RLS_PKT_AHEAD_OF_429] = "ahead_of_429",
 };
 
 struct row {

@@ -15,6 +15,7 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "packet.h"
 
 enum rls_connection {
@@ -30,7 +31,22 @@ enum rls_connection {
 struct rls_socket_view {
 	__u32 rcv_nxt;  /* the next byte the socket expects */
 	__u32 conn;     /* enum rls_connection */
+	__u32 snd_nxt;  /* established: the next byte it sends */
+	__u16 window;   /* established: the window it advertises now, as its header field */
+	__u16 pad;
 };
+
+/* The receive window the socket advertises now, scaled as its segments' window field. */
+static __always_inline __u16 rls_socket_window(struct tcp_sock *tp)
+{
+	__s32 win = (__s32)(tp->rcv_wup + tp->rcv_wnd - tp->rcv_nxt);
+	__u32 field;
+
+	if (win < 0)
+		win = 0;
+	field = (__u32)win >> (BPF_CORE_READ_BITFIELD_PROBED(&tp->rx_opt, rcv_wscale) & 15);
+	return field > 0xffff ? 0xffff : field;
+}
 
 static __always_inline bool rls_tcp_state_takes_data(__u32 state)
 {
@@ -49,6 +65,8 @@ static __always_inline __u32 rls_established_view(struct bpf_sock *sk, const str
 	if (!tp)
 		return RLS_CONN_NOT_OURS;
 	v->rcv_nxt = tp->rcv_nxt;
+	v->snd_nxt = tp->snd_nxt;
+	v->window = rls_socket_window(tp);
 	window = tp->rcv_wnd;
 	if (pkt->seq == v->rcv_nxt)
 		return tp->bytes_received == 0 ? RLS_CONN_NEW : RLS_CONN_MIDSTREAM;

@@ -23,6 +23,12 @@ static __always_inline __u16 rls_csum_fold(__u64 sum)
 	return (__u16)~sum;
 }
 
+/* A checksum field after a change whose one's-complement difference is diff (RFC 1624). */
+static __always_inline __u16 rls_csum_apply_diff(__u16 check, __u32 diff)
+{
+	return rls_csum_fold((__u64)(__u16)~check + diff);
+}
+
 /* One's-complement sum of buf[0, len), len rounded up to 4: the buffer's tail must be zero. */
 static __always_inline __u64 rls_csum_buffer(__u8 *buf, __u32 len, __u64 seed)
 {

@@ -50,4 +50,22 @@ static __always_inline long rls_skb_load_bytes(struct __sk_buff *skb, __u32 off,
 	return bpf_skb_load_bytes(skb, off, to, len);
 }
 
+static __always_inline long rls_skb_store_bytes(struct __sk_buff *skb, __u32 off, void *from,
+					       __u32 len)
+{
+	return bpf_skb_store_bytes(skb, off, from, len, 0);
+}
+
+/*
+ * Fold diff into the TCP checksum at off. The kernel's helper knows what the field holds: a
+ * segment leaving with its checksum to be completed by offload holds only the pseudo-header's
+ * sum, which a change of sequence numbers must leave alone.
+ */
+static __always_inline long rls_skb_l4_csum_diff(struct __sk_buff *skb, __u32 off, __s64 diff)
+{
+	if (diff < 0)
+		return -1;
+	return bpf_l4_csum_replace(skb, off, 0, (__u64)diff, 0);
+}
+
 #endif /* RLS_BPF_CTX_SKB_H */

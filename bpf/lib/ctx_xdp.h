@@ -35,4 +35,10 @@ static __always_inline long rls_xdp_load_bytes(struct xdp_md *ctx, __u32 off, vo
 	return bpf_xdp_load_bytes(ctx, off, to, len);
 }
 
+static __always_inline long rls_xdp_store_bytes(struct xdp_md *ctx, __u32 off, void *from,
+					       __u32 len)
+{
+	return bpf_xdp_store_bytes(ctx, off, from, len);
+}
+
 #endif /* RLS_BPF_CTX_XDP_H */

@@ -39,8 +39,10 @@ struct rls_packet {
 	__u32 l4_off;      /* past IPv4 options and IPv6 extension headers */
 	__u32 payload_off;
 	__u32 payload_len; /* from the IP length: Ethernet padding is not payload */
-	__u32 seq;         /* host byte order */
+	__u32 seq;         /* host byte order; the upstream's numbering (seqadj.h) */
 	__u32 ack_seq;
+	__u32 wire_seq;    /* seq and ack_seq as the segment came: seqadj.h renumbers the others */
+	__u32 wire_ack;
 	__u8 ipv6;
 	__u8 tcp_flags;
 	__u16 tcp_len;     /* TCP header bytes */
@@ -53,7 +55,7 @@ struct rls_packet {
 	__u8 first_fragment;
 	/* URG is set: the server's stream will lack the urgent byte this segment points at. */
 	__u8 urgent;
-	__u16 pad;
+	__u16 window;      /* the window field as sent, not scaled */
 };
 
 enum rls_parse_result {
@@ -103,6 +105,9 @@ static __always_inline int rls_parse_tcp(const struct rls_frame *f, struct rls_p
 		return RLS_PARSE_BAD; /* truncated */
 	pkt->seq = bpf_ntohl(tcp->seq);
 	pkt->ack_seq = bpf_ntohl(tcp->ack_seq);
+	pkt->wire_seq = pkt->seq;
+	pkt->wire_ack = pkt->ack_seq;
+	pkt->window = bpf_ntohs(tcp->window);
 	pkt->tcp_flags = rls_tcp_flags(tcp);
 	pkt->urgent = !!(pkt->tcp_flags & TCP_FLAG_URG);
 	pkt->flow.client_port = tcp->source;

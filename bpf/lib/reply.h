@@ -2,8 +2,10 @@
 /*
  * The 429 a rejected client receives: its bytes (the headers and the OpenAI-style error body,
  * as much as the frame has room for), written over the client's request and sent back with
- * XDP_TX, carrying FIN because the response says "connection: close". The other packets XDP
- * writes: reset.h (toward the upstream), trim.h (a segment cut short).
+ * XDP_TX. Where the connection can go on (seqadj.h) it says "connection: keep-alive" and
+ * carries no FIN; otherwise "connection: close", with FIN. It advertises the upstream's window
+ * and echoes the client's timestamps. The other packets XDP writes: reset.h (toward the
+ * upstream), trim.h (a segment cut short).
  */
 #ifndef RLS_BPF_REPLY_H
 #define RLS_BPF_REPLY_H
@@ -20,6 +22,7 @@
 #include "scratch.h"
 #include "csum.h"
 #include "word.h"
+#include "tcp_options.h"
 
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
 #define RLS_REPLY_WINDOW 65535
@@ -137,18 +140,29 @@ enum rls_429_detail {
 	RLS_429_FULL,   /* and the -day headers where rpd applies */
 };
 
-/* The 429's bytes into t; returns its length. detail: enum rls_429_detail. */
+/* With a detail: the 429 keeps the connection ("connection: keep-alive"). */
+#define RLS_429_KEEP_OPEN 0x10
+
+/*
+ * The 429's bytes into t; returns its length. detail: enum rls_429_detail, with
+ * RLS_429_KEEP_OPEN where the connection goes on.
+ */
 static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_rejection *r,
 					   __u32 detail)
 {
 	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
 	__u64 retry_s = (retry_ms + 999) / 1000;
+	bool keep_open = detail & RLS_429_KEEP_OPEN;
 
+	detail &= ~RLS_429_KEEP_OPEN;
 	rls_put_literal(t, "HTTP/1.1 429 Too Many Requests\r\n");
 	if (detail != RLS_429_BARE)
 		rls_put_literal(t, "content-type: application/json\r\n");
-	rls_put_literal(t, "connection: close\r\n"
-			   "x-request-id: req_");
+	if (keep_open)
+		rls_put_literal(t, "connection: keep-alive\r\n");
+	else
+		rls_put_literal(t, "connection: close\r\n");
+	rls_put_literal(t, "x-request-id: req_");
 	rls_put_hex64(t, r->request_id);
 	rls_put_literal(t, "\r\nretry-after: ");
 	rls_put_header_u64(t, retry_s);
@@ -349,15 +363,73 @@ static __always_inline int rls_resize_frame(struct xdp_md *ctx, struct rls_scrat
 	return -1;
 }
 
+/* The 429's text at a detail, with the connection's fate (s->answer); its length. */
+static __always_inline __u32 rls_429_text(struct rls_scratch *s, const struct rls_rejection *r,
+					  __u32 detail)
+{
+	s->answer.detail = detail;
+	if (s->answer.keep_open)
+		detail |= RLS_429_KEEP_OPEN;
+	return rls_build_429(s, r, detail) & RLS_REPLY_MASK;
+}
+
 /*
- * Rewrite the request packet into the 429 from the server, with FIN. The reply's bytes are
- * built in scratch first; returns XDP_TX, or XDP_DROP if the packet cannot be reshaped (the
- * client then retransmits, and the retransmission is answered).
+ * The 429's text, made to fit the frame: the most detail the frame has room for, unless a
+ * resend must repeat the first's (s->answer.detail_fixed). Returns its length, 0 if none fits.
+ */
+static __always_inline __u32 rls_fit_429(struct xdp_md *ctx, struct rls_scratch *s,
+					 const struct rls_packet *pkt, const struct rls_rejection *r,
+					 __u32 hdrs)
+{
+	__u32 body_len;
+
+	if (s->answer.detail_fixed) {
+		body_len = rls_429_text(s, r, s->answer.detail);
+		return rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ? 0 : body_len;
+	}
+	/*
+	 * The -day headers only where the 429 still fits the room XDP has to grow a frame that
+	 * is an skb's own buffer (measured: about 200 bytes). Decided by the request's size
+	 * alone, so a retransmitted request gets the same bytes back.
+	 */
+	body_len = rls_429_text(s, r, RLS_429_FULL);
+	if (body_len > pkt->payload_len + RLS_SAFE_GROWTH)
+		body_len = rls_429_text(s, r, RLS_429_LIMITS);
+	/* No room even for that (a frame in a small buffer): a smaller 429, never none. */
+	if (!rls_resize_frame(ctx, s, hdrs, hdrs + body_len))
+		return body_len;
+	body_len = rls_429_text(s, r, RLS_429_COMPACT);
+	if (!rls_resize_frame(ctx, s, hdrs, hdrs + body_len))
+		return body_len;
+	body_len = rls_429_text(s, r, RLS_429_BARE);
+	return rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ? 0 : body_len;
+}
+
+/* The timestamp option, echoing the client's: as if the upstream sent it right after its last. */
+static __always_inline void rls_put_timestamps(struct tcphdr *tcp, const struct rls_tcp_options *o)
+{
+	__u8 *opt = (__u8 *)(tcp + 1);
+
+	opt[0] = RLS_TCP_OPT_NOP;
+	opt[1] = RLS_TCP_OPT_NOP;
+	opt[2] = RLS_TCP_OPT_TIMESTAMP;
+	opt[3] = RLS_TCPOLEN_TIMESTAMP;
+	/* TSval: the newest of the upstream's the client has (its TSecr), which PAWS accepts. */
+	rls_opt_put_be32(opt + 4, o->tsecr);
+	rls_opt_put_be32(opt + 8, o->tsval);
+}
+
+/*
+ * Rewrite the request packet into the 429 from the server, numbered and flagged as s->answer
+ * says. The reply's bytes are built in scratch first; returns XDP_TX, or XDP_DROP if the
+ * packet cannot be reshaped (the client then retransmits, and the retransmission is
+ * answered). *reply_end: the upstream's number past the 429 (and its FIN), pkt->ack_seq on.
  */
 __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 			    struct rls_scratch *s, const struct rls_rejection *r, __u32 *reply_end)
 {
-	__u32 hdrs, body_len, client_seq_end, server_seq;
+	__u32 hdrs, tcp_len, body_len;
+	struct rls_tcp_options *o;
 	void *data, *data_end;
 	struct tcphdr *tcp;
 	__s64 pseudo;
@@ -366,29 +438,16 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 
 	if (!pkt || !s || !r || !reply_end)
 		return XDP_DROP;
+	o = &s->opts;
+	/* Read before the frame is reshaped over them. */
+	if (rls_tcp_options_read(rls_ctx_xdp(ctx), pkt, o))
+		o->has_timestamps = 0;
 	l4_off = rls_strip_ip_extras(ctx, s, pkt);
 	if (l4_off < 0 || l4_off > 128)
 		return XDP_DROP;
-	hdrs = l4_off + sizeof(struct tcphdr);
-	client_seq_end = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
-	server_seq = pkt->ack_seq;
-	/*
-	 * The -day headers only where the 429 still fits the room XDP has to grow a frame that
-	 * is an skb's own buffer (measured: about 200 bytes). Decided by the request's size
-	 * alone, so a retransmitted request gets the same bytes back.
-	 */
-	body_len = rls_build_429(s, r, RLS_429_FULL) & RLS_REPLY_MASK;
-	if (body_len > pkt->payload_len + RLS_SAFE_GROWTH)
-		body_len = rls_build_429(s, r, RLS_429_LIMITS) & RLS_REPLY_MASK;
-	/* No room even for that (a frame in a small buffer): a smaller 429, never none. */
-	if (body_len && rls_resize_frame(ctx, s, hdrs, hdrs + body_len)) {
-		body_len = rls_build_429(s, r, RLS_429_COMPACT) & RLS_REPLY_MASK;
-		if (rls_resize_frame(ctx, s, hdrs, hdrs + body_len)) {
-			body_len = rls_build_429(s, r, RLS_429_BARE) & RLS_REPLY_MASK;
-			if (rls_resize_frame(ctx, s, hdrs, hdrs + body_len))
-				return XDP_DROP;
-		}
-	}
+	tcp_len = sizeof(struct tcphdr) + (o->has_timestamps ? RLS_TCP_TS_OPTION_LEN : 0);
+	hdrs = l4_off + tcp_len;
+	body_len = rls_fit_429(ctx, s, pkt, r, hdrs);
 	if (body_len == 0 || bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
 		return XDP_DROP;
 
@@ -397,10 +456,10 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	if (data + sizeof(struct ethhdr) > data_end)
 		return XDP_DROP;
 	rls_swap_macs(data);
-	if (rls_reverse_ip(data, data_end, pkt, sizeof(struct tcphdr) + body_len))
+	if (rls_reverse_ip(data, data_end, pkt, tcp_len + body_len))
 		return XDP_DROP;
 	tcp = data + (l4_off & 0xff);
-	if ((void *)(tcp + 1) > data_end)
+	if ((void *)tcp + sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN > data_end)
 		return XDP_DROP;
 	{
 		__be16 port = tcp->source;
@@ -408,20 +467,23 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 		tcp->source = tcp->dest;
 		tcp->dest = port;
 	}
-	tcp->seq = bpf_htonl(server_seq);
-	tcp->ack_seq = bpf_htonl(client_seq_end);
-	((__u8 *)tcp)[12] = (sizeof(*tcp) / 4) << 4;
-	((__u8 *)tcp)[13] = TCP_FLAG_ACK | TCP_FLAG_PSH | TCP_FLAG_FIN;
-	tcp->window = bpf_htons(RLS_REPLY_WINDOW);
+	tcp->seq = bpf_htonl(s->answer.seq);
+	tcp->ack_seq = bpf_htonl(s->answer.ack);
+	((__u8 *)tcp)[12] = (tcp_len / 4) << 4;
+	((__u8 *)tcp)[13] = TCP_FLAG_ACK | TCP_FLAG_PSH | (s->answer.keep_open ? 0 : TCP_FLAG_FIN);
+	tcp->window = bpf_htons(s->answer.window);
 	tcp->urg_ptr = 0;
 	tcp->check = 0;
-	pseudo = rls_pseudo_sum(data, data_end, pkt, sizeof(*tcp) + body_len);
+	if (o->has_timestamps)
+		rls_put_timestamps(tcp, o);
+	pseudo = rls_pseudo_sum(data, data_end, pkt, tcp_len + body_len);
 	if (pseudo < 0)
 		return XDP_DROP;
-	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), (__u32)pseudo);
+	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, tcp_len, (__u32)pseudo);
 	sum = rls_csum_buffer(s->reply, body_len, sum);
 	tcp->check = rls_csum_fold(sum);
-	*reply_end = server_seq + body_len + 1; /* the FIN takes one */
+	s->answer.len = body_len;
+	*reply_end = pkt->ack_seq + body_len + !s->answer.keep_open; /* a FIN takes one */
 	return XDP_TX;
 }
 

@@ -100,7 +100,9 @@ static __always_inline void rls_note_closed(const struct rls_flow_key *key, stru
 {
 	__u32 closed = __sync_fetch_and_or(&flow->closed, who) | who;
 
-	if (closed == (RLS_CLOSED_CLIENT | RLS_CLOSED_SERVER))
+	/* A renumbered connection's last ACKs still need renumbering (seqadj.h): the daemon
+	 * removes its flow once it has gone silent. */
+	if (closed == (RLS_CLOSED_CLIENT | RLS_CLOSED_SERVER) && !flow->seqadj.active)
 		bpf_map_delete_elem(&rls_flows, key);
 }
 

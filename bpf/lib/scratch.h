@@ -14,6 +14,7 @@
 #include "key_hash.h"
 #include "consts.h"
 #include "packet.h"
+#include "tcp_options.h"
 
 /* How a response's body is delimited, from its head (http_response.h). */
 struct rls_response_head {
@@ -59,6 +60,21 @@ struct rls_segment {
 	__u32 pad;
 };
 
+/*
+ * The TCP side of a 429 XDP is about to send (reply.h), in the client's numbering, which a
+ * renumbered connection (seqadj.h) no longer shares with the upstream's.
+ */
+struct rls_answer {
+	__u32 seq;          /* the 429's first byte */
+	__u32 ack;          /* the client's bytes it acknowledges, up to */
+	__u32 len;          /* out: its HTTP bytes */
+	__u16 window;       /* the window field it advertises */
+	__u8 keep_open;     /* no FIN, "connection: keep-alive": the connection goes on */
+	__u8 detail;        /* out: the enum rls_429_detail sent; in, with detail_fixed: the one */
+	__u8 detail_fixed;  /* a resend: the detail of the first, nothing else */
+	__u8 pad[3];
+};
+
 /* Per-CPU work space: too large for the 512-byte BPF stack. */
 struct rls_scratch {
 	__u8 payload[RLS_PARSE_WINDOW];
@@ -75,6 +91,8 @@ struct rls_scratch {
 	struct rls_segment seg;
 	struct rls_packet pkt;
 	struct rls_rejection rejection;
+	struct rls_tcp_options opts; /* the segment's, where a 429 or renumbering needs them */
+	struct rls_answer answer;
 	/* Zeroed values for map inserts, off the stack. */
 	union {
 		struct rls_counter counter;
