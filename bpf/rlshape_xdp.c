@@ -250,6 +250,7 @@ static __always_inline int rls_answer_keeping_open(struct xdp_md *ctx, struct rl
 	flow->rejection = s->rejection;
 	rls_seqadj_note_429(&flow->seqadj, pkt->wire_seq + pkt->payload_len,
 			    pkt->payload_len - s->seg.from, pkt->ack_seq, s->answer.len);
+	flow->seqadj.reply_seq = pkt->wire_ack;
 	flow->seqadj.reply_detail = s->answer.detail;
 	flow->seqadj.reply_window = window;
 	rls_count_packet(RLS_PKT_REPLY_SENT);
@@ -269,7 +270,7 @@ static __always_inline int rls_answer_again(struct xdp_md *ctx, struct rls_scrat
 	int action;
 
 	__builtin_memset(&s->answer, 0, sizeof(s->answer));
-	s->answer.seq = a->server_pos + a->server_before;
+	s->answer.seq = a->reply_seq;
 	s->answer.ack = a->client_pos;
 	s->answer.window = a->reply_window;
 	s->answer.keep_open = 1;

@@ -320,10 +320,12 @@ struct rls_seqadj {
 	__u32 server_pos;    /* upstream numbering: where the last 429 went in */
 	__u32 server_before; /* added to upstream numbers before server_pos */
 	__u32 server_after;  /* ... and to those at or after it: server_before + the 429's length */
+	__u32 reply_seq;     /* that 429's first byte, in the client's numbering */
 	__u32 reply_detail;  /* enum rls_429_detail of that 429: a resend gets the same bytes */
 	__u16 reply_window;  /* the window field it carried */
 	__u16 server_window; /* the upstream's last window field, as it sent it (TC) */
 	__u32 window_seen;   /* server_window is known */
+	__u32 pad;
 };
 
 struct rls_flow_key {

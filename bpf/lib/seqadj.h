@@ -142,7 +142,9 @@ static __always_inline int rls_seqadj_rewrite(struct rls_ctx ctx, struct rls_pac
 /*
  * A 429 kept the connection open: the client's refused request, swallowed bytes ending at
  * client_end (its numbering), never reaches the upstream; the 429, reply_len bytes, went
- * in at server_pos (the upstream's numbering). Offsets add up; the last ones become "before".
+ * in at server_pos (the upstream's numbering). Offsets add up; the last ones become "before",
+ * unless the upstream sent nothing since the last 429: then both 429s are one gap in its
+ * numbering, and what it sent before them keeps the offset from before both.
  */
 static __always_inline void rls_seqadj_note_429(struct rls_seqadj *a, __u32 client_end,
 						__u32 swallowed, __u32 server_pos, __u32 reply_len)
@@ -151,7 +153,8 @@ static __always_inline void rls_seqadj_note_429(struct rls_seqadj *a, __u32 clie
 	a->client_after += swallowed;
 	a->client_pos = client_end;
 	a->swallowed = swallowed;
-	a->server_before = a->server_after;
+	if (!a->active || server_pos != a->server_pos)
+		a->server_before = a->server_after;
 	a->server_after += reply_len;
 	a->server_pos = server_pos;
 	a->active = 1;

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * A 429 that keeps the connection open, under BPF_PROG_TEST_RUN: the XDP program answers a
+ * refused request with a 429 without FIN, and from then on the connection's client segments
+ * (XDP) and upstream segments (TC) are renumbered, so that each side sees a stream without the
+ * other's missing bytes: the sequence numbers, the acknowledgments and the SACK blocks, with
+ * checksums right. Each test plays one connection, segment by segment, both ways.
+ */
+#include "xdp_suite.h"
+
+#define RESPONSE_LEN 100
+#define SERVER_WINDOW 64240 /* what tp_build() puts in every segment's window field */
+#define TS_VAL 0x01020304u /* and in its timestamps (conn.tcp_options) */
+#define TS_ECR 0x05060708u
+
+/* The upstream's next byte, as the upstream numbers it, and the client's, likewise. */
+struct upstream_view {
+	uint32_t next;  /* its next byte */
+	uint32_t acked; /* the client bytes it has */
+};
+
+/* The parsed frame, checksums checked. */
+static struct tp_parsed parsed(const uint8_t *frame, size_t len, const char *what)
+{
+	struct tp_parsed p;
+	char why[256];
+
+	CHECK(tp_parse(frame, len, &p, why, sizeof(why)) == 0, "%s: %s", what, why);
+	CHECK(p.tcp_csum_ok, "%s: TCP checksum is wrong", what);
+	CHECK(p.ip_csum_ok, "%s: IPv4 header checksum is wrong", what);
+	return p;
+}
+
+/*
+ * The upstream sends len bytes (at most RESPONSE_LEN of a response) through TC, numbered as
+ * the upstream numbers them; returns what the client receives.
+ */
+static struct tp_parsed upstream_sends(struct env *e, struct conn *c, struct upstream_view *up,
+				       size_t len, uint8_t flags, const char *what)
+{
+	static const char response[RESPONSE_LEN] = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+	struct conn as_upstream = *c;
+	struct result r;
+
+	as_upstream.ack = up->next;
+	as_upstream.seq = up->acked;
+	case_send_tc(e, &as_upstream, response, len, flags ? flags : TP_ACK | TP_PSH, &r);
+	CHECK_EQ(r.action, TC_ACT_OK, "TC verdict");
+	up->next += (uint32_t)len + !!(flags & TP_FIN);
+	return parsed(r.out, r.out_len, what);
+}
+
+/* The client's segment through XDP; its verdict; *out: what went on, where it passed. */
+static int client_sends(struct env *e, struct conn *c, const char *payload, size_t len,
+			uint8_t flags, struct result *r)
+{
+	conn_send(e, c, payload, len, flags, r);
+	return r->action;
+}
+
+/* A 429 that keeps the connection: no FIN, keep-alive, right after the upstream's bytes. */
+static struct tp_parsed expect_kept_open_429(const struct result *r, const struct conn *c,
+					     uint32_t client_seq_end, const char *what)
+{
+	struct tp_parsed p;
+	char text[2048];
+	size_t n;
+
+	expect_action(r, XDP_TX, what);
+	p = parsed(r->out, r->out_len, what);
+	CHECK_EQ(p.flags, TP_ACK | TP_PSH, "429 flags (ACK|PSH, no FIN)");
+	CHECK_EQ(p.seq, c->ack, "429 seq: the client's next byte of the upstream's");
+	CHECK_EQ(p.ack, client_seq_end, "429 ack: past the refused request");
+	CHECK_EQ(p.window, SERVER_WINDOW, "429 window: the upstream's, as TC saw it last");
+	CHECK_EQ(p.doff, 32, "429 TCP header with the timestamp option");
+	CHECK_EQ(tp_get32(r->out + p.l4_off + 24), TS_ECR, "429 TSval: the client's TSecr");
+	CHECK_EQ(tp_get32(r->out + p.l4_off + 28), TS_VAL, "429 TSecr: the client's TSval");
+	n = p.len < sizeof(text) - 1 ? p.len : sizeof(text) - 1;
+	memcpy(text, p.payload, n);
+	text[n] = '\0';
+	CHECK(strncmp(text, "HTTP/1.1 429 ", 13) == 0, "%s: not a 429:\n%s", what, text);
+	CHECK(strstr(text, "\r\nconnection: keep-alive\r\n") != NULL,
+	      "%s: the 429 does not say keep-alive:\n%s", what, text);
+	return p;
+}
+
+/* Replace the timestamp option of a frame built with tcp_options by one SACK block. */
+static void put_sack_block(struct result *r, uint32_t left, uint32_t right)
+{
+	struct tp_parsed p = parsed(r->in, r->in_len, "frame before its SACK block");
+	uint8_t *tcp = r->in + p.l4_off, *o = tcp + 20;
+	uint8_t saddr[16], daddr[16];
+
+	o[0] = 1;
+	o[1] = 1;
+	o[2] = 5; /* SACK */
+	o[3] = 10;
+	tp_put32(o + 4, left);
+	tp_put32(o + 8, right);
+	memcpy(saddr, p.saddr, 16);
+	memcpy(daddr, p.daddr, 16);
+	tp_put16(tcp + 16, 0);
+	tp_put16(tcp + 16, tp_tcp_csum(p.ipv6, saddr, daddr, tcp, p.doff + p.len));
+}
+
+/* Run a frame already in r->in through XDP (or TC). */
+static int rerun(struct env *e, struct result *r, int tc)
+{
+	int err;
+
+	if (!tc)
+		return r->action = run_frame(e, r->in, r->in_len, r->out, &r->out_len);
+	err = env_run(e->tc_fd, r->in, r->in_len, r->out, TP_MAX_FRAME, &r->out_len, NULL, 0,
+		      &r->action);
+	CHECK(err == 0, "TC test run: %s", strerror(-err));
+	return r->action;
+}
+
+/*
+ * Three requests admitted and answered, the fourth refused: a 429 that keeps the connection.
+ * Returns the request's bytes in *req and the 429.
+ */
+static struct tp_parsed refuse_keeping_open(struct env *e, struct conn *c, struct upstream_view *up,
+					    char *req, size_t *len)
+{
+	struct result r;
+	int i;
+
+	*len = http_request(req, 1024, BEARER(KEY_ALICE), NULL);
+	c->tcp_options = 1;
+	c->silent_upstream = 1;
+	up->next = c->ack;
+	up->acked = c->seq;
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 3; i++) {
+		CHECK_EQ(client_sends(e, c, req, *len, 0, &r), XDP_PASS, "admitted request");
+		expect_untouched(&r, "admitted request before any 429");
+		up->acked = c->seq;
+		CHECK_EQ(upstream_sends(e, c, up, RESPONSE_LEN, 0, "response").seq, c->ack,
+			 "a response before any 429 keeps its numbers");
+		c->ack = up->next;
+	}
+	client_sends(e, c, req, *len, 0, &r);
+	return expect_kept_open_429(&r, c, c->seq, "the fourth request, over rpm 3");
+}
+
+static void test_429_keeps_connection(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49101);
+	struct upstream_view up;
+	char req[1024];
+	size_t len;
+	struct tp_parsed reply, p;
+	struct result r;
+	uint32_t q, l;
+
+	reply = refuse_keeping_open(e, &c, &up, req, &len);
+	q = (uint32_t)len;
+	l = (uint32_t)reply.len;
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 1, "rls_packets[REPLY_KEPT_OPEN]");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 0, "no reset toward the upstream");
+
+	/* The client acknowledges the 429: the upstream sees an ACK of its own last byte, at
+	 * the place of the request it never got. */
+	c.ack = reply.seq + l;
+	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK, &r), XDP_PASS, "ACK of the 429");
+	p = parsed(r.out, r.out_len, "ACK of the 429, renumbered");
+	CHECK_EQ(p.seq, up.acked, "ACK seq in the upstream's numbering");
+	CHECK_EQ(p.ack, up.next, "ACK ack in the upstream's numbering");
+
+	/* The upstream's segments reach the client after the 429. */
+	p = upstream_sends(e, &c, &up, 0, TP_ACK, "the upstream's pure ACK");
+	CHECK_EQ(p.seq, up.next + l, "the upstream's seq, past the 429");
+	CHECK_EQ(p.ack, c.seq, "the upstream's ack, past the refused request");
+	CHECK(q > 0, "test bug");
+
+	/* The upstream closes; the client's FIN and last ACK are renumbered too. */
+	p = upstream_sends(e, &c, &up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
+	CHECK_EQ(p.seq, up.next - 1 + l, "FIN seq, past the 429");
+	c.ack = up.next + l;
+	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK | TP_FIN, &r), XDP_PASS, "the client's FIN");
+	p = parsed(r.out, r.out_len, "the client's FIN, renumbered");
+	CHECK_EQ(p.seq, c.seq - q, "FIN seq in the upstream's numbering");
+	CHECK_EQ(p.ack, up.next, "FIN ack in the upstream's numbering");
+	c.seq += 1;
+	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK, &r), XDP_PASS, "the client's last ACK");
+	p = parsed(r.out, r.out_len, "the last ACK, renumbered");
+	CHECK_EQ(p.seq, c.seq - q, "last ACK seq: the flow is kept for it");
+	CHECK(packets_of(e, RLS_PKT_SEQ_TRANSLATED) >= 5, "rls_packets[SEQ_TRANSLATED]: %llu",
+	      (unsigned long long)packets_of(e, RLS_PKT_SEQ_TRANSLATED));
+}
+
+static void test_second_429_offsets_add_up(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn6(49201);
+	struct upstream_view up;
+	char req[1024];
+	size_t len;
+	struct tp_parsed first, second, p;
+	struct result r;
+	uint32_t q, l1, l2;
+
+	first = refuse_keeping_open(e, &c, &up, req, &len);
+	q = (uint32_t)len;
+	l1 = (uint32_t)first.len;
+	c.ack = first.seq + l1;
+	/* The next request, straight after, is refused too: a second 429 behind the first. */
+	client_sends(e, &c, req, len, 0, &r);
+	second = expect_kept_open_429(&r, &c, c.seq, "a second refused request (IPv6)");
+	l2 = (uint32_t)second.len;
+	CHECK_EQ(second.seq, first.seq + l1, "the second 429 follows the first");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 2, "rls_packets[REPLY_KEPT_OPEN]");
+	c.ack = second.seq + l2;
+
+	/* A client ACK with a SACK block for upstream bytes past both 429s. */
+	{
+		struct tp_spec s = spec_of(&c, NULL, 0, TP_ACK);
+
+		send_spec(e, &s, &r); /* builds r.in; the verdict is rerun below */
+		put_sack_block(&r, c.ack + 1000, c.ack + 2000);
+		CHECK_EQ(rerun(e, &r, 0), XDP_PASS, "dup ACK with a SACK block");
+		p = parsed(r.out, r.out_len, "dup ACK with SACK, renumbered");
+		CHECK_EQ(p.seq, c.seq - 2 * q, "seq: both refused requests taken out");
+		CHECK_EQ(p.ack, up.next, "ack: both 429s taken out");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 24), up.next + 1000, "SACK left edge");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 28), up.next + 2000, "SACK right edge");
+	}
+	/* The upstream acknowledges with a SACK block of client bytes: renumbered the other way. */
+	{
+		struct conn as_upstream = c;
+		struct tp_spec s;
+
+		as_upstream.ack = up.next;
+		as_upstream.seq = up.acked;
+		s = spec_of(&as_upstream, NULL, 0, TP_ACK);
+		s.saddr = c.server;
+		s.daddr = c.client;
+		s.sport = c.dport;
+		s.dport = c.sport;
+		s.seq = up.next;
+		s.ack = up.acked;
+		r.in_len = tp_build(&s, r.in, sizeof(r.in));
+		put_sack_block(&r, up.acked + 10, up.acked + 20);
+		CHECK_EQ(rerun(e, &r, 1), TC_ACT_OK, "the upstream's ACK with a SACK block");
+		p = parsed(r.out, r.out_len, "the upstream's SACK, renumbered");
+		CHECK_EQ(p.seq, up.next + l1 + l2, "seq past both 429s");
+		CHECK_EQ(p.ack, c.seq, "ack past both refused requests");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 24), up.acked + 10 + 2 * q, "SACK left edge");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 28), up.acked + 20 + 2 * q, "SACK right edge");
+	}
+	/* A retransmission of data from before the second 429 takes the offset before it. */
+	p = upstream_sends(e, &c, &(struct upstream_view){ .next = up.next - RESPONSE_LEN,
+							  .acked = up.acked },
+			   RESPONSE_LEN, 0, "the upstream resends its last response");
+	CHECK_EQ(p.seq, up.next - RESPONSE_LEN, "a resend from before the 429s keeps its numbers");
+}
+
+static void test_refused_request_resent(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49301);
+	struct upstream_view up;
+	char req[1024];
+	size_t len;
+	struct tp_parsed reply, again;
+	struct result r;
+	struct conn resend;
+	struct rls_stats st;
+
+	reply = refuse_keeping_open(e, &c, &up, req, &len);
+	/* The 429 was lost: the client sends its request again, and gets the same 429. */
+	resend = c;
+	resend.seq -= (uint32_t)len;
+	usleep(20 * 1000); /* time moves on: the stored answer must not */
+	client_sends(e, &resend, req, len, 0, &r);
+	again = expect_kept_open_429(&r, &c, c.seq, "the refused request, sent again");
+	CHECK(again.len == reply.len && !memcmp(again.payload, reply.payload, reply.len),
+	      "the resent 429 differs from the first (%zu vs %zu bytes)", again.len, reply.len);
+	/* Part of it again, from its middle: never passed to the upstream. */
+	resend = c;
+	resend.seq -= (uint32_t)len / 2;
+	CHECK_EQ(client_sends(e, &resend, req + len / 2, len - len / 2, 0, &r), XDP_DROP,
+		 "the refused request's second half, sent again");
+	/* The next request sent before the 429 arrived (its ack short of the 429's end): it is
+	 * dropped, and sent again once the client has the 429. */
+	CHECK_EQ(client_sends(e, &c, req, len, 0, &r), XDP_DROP, "a request sent before the 429 came");
+	CHECK_EQ(packets_of(e, RLS_PKT_AHEAD_OF_429), 1, "rls_packets[AHEAD_OF_429]");
+	st = stats_of(e, account_id(e, "alice"), 0);
+	CHECK_EQ(rejected_total(&st), 1, "rejected: a resend is not charged again");
+	CHECK_EQ(st.admitted, 3, "admitted");
+}
+
+static void test_client_reset_after_429(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49401);
+	struct upstream_view up;
+	char req[1024];
+	size_t len;
+	struct tp_parsed reply, p;
+	struct result r;
+	struct rls_flow_key k = conn_flow_key(&c);
+	struct rls_flow f;
+
+	reply = refuse_keeping_open(e, &c, &up, req, &len);
+	c.ack = reply.seq + (uint32_t)reply.len;
+	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_RST | TP_ACK, &r), XDP_PASS, "the client's RST");
+	p = parsed(r.out, r.out_len, "RST, renumbered");
+	CHECK_EQ(p.seq, c.seq - (uint32_t)len, "RST seq where the upstream is: it takes it");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the flow is gone after the RST");
+	/* A new connection on the same ports starts afresh, numbered as sent. */
+	c.seq += 5000;
+	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_SYN, &r), XDP_PASS, "a SYN on the same ports");
+	expect_untouched(&r, "the new connection's SYN");
+}
+
+/* Where TC has not seen the upstream's side, its window is unknown: the 429 closes. */
+static void test_closes_where_upstream_unseen(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49501);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct result r;
+	struct tp_parsed p;
+
+	c.tcp_options = 1;
+	rejected_on(e, &c, req, len, &r);
+	p = parsed(r.out, r.out_len, "429 on a routed connection TC never saw");
+	CHECK_EQ(p.flags, TP_ACK | TP_PSH | TP_FIN, "429 flags (ACK|PSH|FIN)");
+	CHECK_EQ(p.doff, 32, "the closing 429 carries the timestamps too");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 0, "rls_packets[REPLY_KEPT_OPEN]");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		XDP_TEST(test_429_keeps_connection),
+		XDP_TEST(test_second_429_offsets_add_up),
+		XDP_TEST(test_refused_request_resent),
+		XDP_TEST(test_client_reset_after_429),
+		XDP_TEST(test_closes_where_upstream_unseen),
+	};
+
+	return xdp_suite_main("bpf/test_keepalive", NULL, 0, tests, ARRAY_SIZE(tests));
+}
