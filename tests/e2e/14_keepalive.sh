@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# A 429 that keeps the connection (issue 13), end to end: a keep-alive client is refused by the
+# rpm smoothing, waits what retry-after-ms says, and is answered 200 on the same connection.
+# Both kinds of upstream connection: routed (the upstream in its own namespace, the gateway
+# forwarding) and local (the server on the gateway itself, whose socket XDP consults). What is
+# asserted, from the client and the upstream's log:
+#   - statuses 200, 429, 200 on one connection (one local port), the 429 saying keep-alive;
+#   - the upstream got exactly the two admitted requests;
+#   - the client's socket retransmitted nothing, and closed cleanly (FIN both ways, no RST);
+#   - rlshape counted the 429 as kept open and renumbered the connection's segments;
+#   - no connection left ESTABLISHED at the server.
+set -euo pipefail
+
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 14_keepalive
+
+# rpm 60 with the default burst of 1: a second request at once is refused. One account for
+# each connection, so that neither waits on the other's budget.
+TABLE=$BED_REPO/tests/e2e/data/keepalive.json
+PORT=8000
+
+bed_up
+UP_LOG=$BED_DIR/upstream.log
+GW_LOG=$BED_DIR/gateway-server.log
+bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$PORT" --log "$UP_LOG" \
+	--ready-file "$BED_DIR/upstream.ready"
+tap_ok "mock-upstream listens in the upstream namespace" bed_wait_file "$BED_DIR/upstream.ready" 20
+bed_spawn bed_gw "$MOCK" --listen "$BED_GW_CLIENT4:$PORT" --log "$GW_LOG" \
+	--ready-file "$BED_DIR/gateway.ready"
+tap_ok "mock-upstream listens on the gateway itself" bed_wait_file "$BED_DIR/gateway.ready" 20
+
+out=$(rls load "$TABLE" --dev "$BED_GW_DEV" 2>&1) && st=0 || st=$?
+tap_is "$st" 0 "rlshape load exits 0"
+[[ $st == 0 ]] || tap_diag "$out"
+
+# run_client NAME HOST: the three requests on one connection, with the key paced-NAME-key; the
+# client's lines in NAME.out.
+run_client() {
+	bed_client python3 "$BED_REPO/tests/lib/keepalive_client.py" "$2" "$PORT" "paced-$1-key" 3 \
+		>"$BED_DIR/$1.out" 2>"$BED_DIR/$1.err" || true
+}
+
+# established_at NS_FUNC: client connections the server still holds.
+established_at() {
+	"$1" ss -Htn state established "( sport = :$PORT )" | grep -c '198\.18\.1\.' || true
+}
+
+check_connection() { # NAME WHERE LOG NS_FUNC
+	local name=$1 where=$2 log=$3 ns=$4 lines statuses ports
+	lines=$(cat "$BED_DIR/$name.out")
+	statuses=$(awk '$1 ~ /^[0-9]+$/ { printf "%s ", $1 }' <<<"$lines")
+	ports=$(awk '$1 ~ /^[0-9]+$/ { print $3 }' <<<"$lines" | sort -u | wc -l)
+	tap_is "$statuses" "200 429 200 " "$where: 200, then 429, then 200"
+	tap_is "$(awk '$1 == 429 { print $2 }' <<<"$lines")" keep-alive \
+		"$where: the 429 says connection: keep-alive"
+	[[ -s $BED_DIR/$name.err ]] && tap_diag "$(cat "$BED_DIR/$name.err")"
+	tap_is "$ports" 1 "$where: all three on one connection"
+	tap_is "$(awk '$1 == "retransmits" { print $2 }' <<<"$lines")" 0 \
+		"$where: the client's socket retransmitted nothing"
+	tap_is "$(awk '$1 == "closed" { print $2 }' <<<"$lines")" clean \
+		"$where: the connection closed cleanly, FIN both ways"
+	tap_is "$(grep -c "key=Bearer paced-$name-key" "$log" || true)" 2 \
+		"$where: the server got exactly the two admitted requests"
+	if bed_wait_until 10 test "$(established_at "$ns")" = 0; then
+		tap_is 0 0 "$where: no connection left ESTABLISHED at the server"
+	else
+		tap_is "$(established_at "$ns")" 0 "$where: no connection left ESTABLISHED at the server"
+	fi
+}
+
+run_client routed "$BED_UP4"
+check_connection routed "routed (upstream behind the gateway)" "$UP_LOG" bed_up_ns
+run_client local "$BED_GW_CLIENT4"
+check_connection local "local (server on the gateway)" "$GW_LOG" bed_gw
+
+snapshot_stats
+tap_is "$(packets reply_kept_open)" 2 "rlshape: both 429s kept their connection"
+tap_is "$(packets upstream_resets)" 0 "rlshape: no reset toward an upstream"
+tap_ok "rlshape: the connections' segments were renumbered ($(packets seq_translated))" \
+	test "$(packets seq_translated)" -gt 0
+
+run_rls unload --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "rlshape unload exits 0"
+tap_done
