@@ -182,7 +182,8 @@ static __always_inline __u16 rls_upstream_window(const struct rls_flow *flow)
 	return flow->seqadj.window_seen ? flow->seqadj.server_window : RLS_REPLY_WINDOW;
 }
 
-/* A 429 that closes the connection, answering this segment, numbered as the client numbers. */
+/* A 429 that closes the connection ("connection: close"), answering this segment, numbered as
+ * the client numbers. */
 static __always_inline void rls_answer_closing(struct rls_scratch *s, const struct rls_flow *flow)
 {
 	const struct rls_packet *pkt = &s->pkt;
@@ -191,6 +192,9 @@ static __always_inline void rls_answer_closing(struct rls_scratch *s, const stru
 	s->answer.seq = pkt->wire_ack;
 	s->answer.ack = pkt->wire_seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
 	s->answer.window = rls_upstream_window(flow);
+	/* Our FIN only where the client has closed already; else it closes on reading the 429,
+	 * and its FIN is answered (rls_handle_rejected_flow()). */
+	s->answer.fin = !!(pkt->tcp_flags & TCP_FLAG_FIN);
 }
 
 /*
@@ -343,6 +347,9 @@ static __always_inline int rls_answer_refused(struct xdp_md *ctx, struct rls_scr
 	if (action == XDP_TX) {
 		/* An earlier attempt may have failed: this is the 429 the client will ack. */
 		flow->reply_end = reply_end;
+		flow->reply_wire_end = s->answer.seq + s->answer.len + s->answer.fin;
+		if (s->answer.fin)
+			flow->closing |= RLS_CLOSING_FIN_SENT;
 		rls_count_packet(RLS_PKT_REPLY_SENT);
 	}
 	return action;
@@ -533,32 +540,83 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	return (int)s->seg.action;
 }
 
+/* The client's FIN after a closing 429, answered with ours: its close completes at once. */
+static __always_inline int rls_answer_client_fin(struct xdp_md *ctx, struct rls_scratch *s,
+						 struct rls_flow *flow)
+{
+	const struct rls_packet *pkt = &s->pkt;
+	bool fin_sent = flow->closing & RLS_CLOSING_FIN_SENT;
+
+	__builtin_memset(&s->answer, 0, sizeof(s->answer));
+	/* Our FIN after the 429, or again where it went with the 429. */
+	s->answer.seq = flow->reply_wire_end - fin_sent;
+	s->answer.ack = pkt->wire_seq + pkt->payload_len + 1;
+	s->answer.window = rls_upstream_window(flow);
+	s->answer.fin = 1;
+	flow->reply_wire_end += !fin_sent;
+	flow->reply_end += !fin_sent;
+	flow->closing |= RLS_CLOSING_FIN_SENT;
+	return rls_send_fin(ctx, pkt, s);
+}
+
+/* The upstream's socket reset, once: this client segment becomes the reset. */
+static __always_inline int rls_reset_upstream_once(struct xdp_md *ctx, struct rls_scratch *s,
+						   struct rls_flow *flow)
+{
+	if (flow->closing & RLS_CLOSING_UPSTREAM_RESET)
+		return XDP_DROP;
+	flow->closing |= RLS_CLOSING_UPSTREAM_RESET;
+	rls_count_packet(RLS_PKT_RESET_UPSTREAM);
+	return rls_reset_upstream(ctx, &s->pkt, flow->request_seq);
+}
+
 /*
- * After a 429 the upstream must see nothing more of the request, and must not keep a socket
- * waiting for it: a retransmitted request is answered again, the packet that acknowledges the
- * 429 becomes a reset toward the upstream, anything else is dropped.
+ * After a 429 that closes the connection, the upstream must see nothing more of the request,
+ * and must not keep a socket waiting for it; the client's close must complete without a
+ * resend. A retransmitted request is answered again. The client, having read "connection:
+ * close", sends its FIN (with its ACK of the 429, or after it): it is answered with our FIN,
+ * and the client's last ACK of that ends the flow. The upstream is reset once: by the first
+ * segment that has the 429 and is not a FIN (a client that never closes does not keep it
+ * waiting), or else by that last ACK. Anything else is dropped.
  */
 static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct rls_scratch *s,
 						    struct rls_flow *flow)
 {
 	const struct rls_packet *pkt = &s->pkt;
-	__u32 request_seq = flow->request_seq;
+	bool has_429 = (pkt->tcp_flags & TCP_FLAG_ACK) && flow->reply_end &&
+		       (__s32)(pkt->ack_seq - flow->reply_end) >= 0;
+	int action;
 
-	if (pkt->payload_len && pkt->seq == request_seq)
+	if (pkt->payload_len && pkt->seq == flow->request_seq)
 		return rls_answer_refused(ctx, s, flow);
-	/*
-	 * reply_end 0: no 429 went out yet; only the client's retransmission can change that.
-	 * A client that closes (FIN or RST) is done either way: the upstream must forget it too.
-	 */
-	if ((pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) ||
-	    ((pkt->tcp_flags & TCP_FLAG_ACK) && flow->reply_end &&
-	     (__s32)(pkt->ack_seq - flow->reply_end) >= 0)) {
+	if (pkt->tcp_flags & TCP_FLAG_RST) {
+		action = rls_reset_upstream_once(ctx, s, flow);
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
-		rls_count_packet(RLS_PKT_RESET_UPSTREAM);
-		return rls_reset_upstream(ctx, pkt, request_seq);
+		return action;
 	}
-	rls_count_packet(RLS_PKT_DROPPED);
-	return XDP_DROP;
+	/* reply_end 0: no 429 went out yet; only the client's retransmission can change that.
+	 * A client that closes meanwhile is done: the upstream must forget it too. */
+	if (!flow->reply_end && (pkt->tcp_flags & TCP_FLAG_FIN)) {
+		bpf_map_delete_elem(&rls_flows, &pkt->flow);
+		return rls_reset_upstream_once(ctx, s, flow);
+	}
+	if (pkt->tcp_flags & TCP_FLAG_FIN)
+		return rls_answer_client_fin(ctx, s, flow);
+	if (!has_429) {
+		rls_count_packet(RLS_PKT_DROPPED);
+		return XDP_DROP;
+	}
+	/* Its last ACK, of our FIN after its own: the connection is over. */
+	if ((flow->closing & RLS_CLOSING_FIN_SENT) && pkt->ack_seq == flow->reply_end &&
+	    !pkt->payload_len) {
+		bpf_map_delete_elem(&rls_flows, &pkt->flow);
+		return rls_reset_upstream_once(ctx, s, flow);
+	}
+	if (flow->closing & RLS_CLOSING_UPSTREAM_RESET) {
+		rls_count_packet(RLS_PKT_DROPPED);
+		return XDP_DROP;
+	}
+	return rls_reset_upstream_once(ctx, s, flow);
 }
 
 /*

@@ -449,6 +449,16 @@ struct rls_stream {
 #define RLS_CLOSED_CLIENT 1 /* the client's FIN, in order */
 #define RLS_CLOSED_SERVER 2 /* the upstream's FIN */
 
+/*
+ * The teardown after a 429 that closes the connection (rlshape_xdp.c): the client's FIN is
+ * answered with ours, and the upstream's socket is reset once, by the first client packet
+ * that has the 429 and is not a FIN, or by the client's last ACK.
+ */
+enum rls_closing {
+	RLS_CLOSING_FIN_SENT = 1,       /* our FIN went out (with the 429, or answering the client's) */
+	RLS_CLOSING_UPSTREAM_RESET = 2, /* the upstream's socket was reset */
+};
+
 enum rls_flow_state {
 	RLS_FLOW_ADMITTED = 1,
 	RLS_FLOW_REJECTED,   /* a 429 was sent: client data is kept from the upstream */
@@ -517,6 +527,8 @@ struct rls_flow {
 	__u32 admitted_mark;   /* server_next when the last request was admitted */
 	__u32 admitted_any;    /* a request on this connection was admitted */
 	__u32 admitted_ack;    /* what the client acknowledged of the upstream then */
+	__u32 closing;         /* REJECTED: RLS_CLOSING_* bits, the teardown after a closing 429 */
+	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
 	__u32 pad1;
 	struct rls_seqadj seqadj;
 };

@@ -2,10 +2,10 @@
 /*
  * The 429 a rejected client receives: its bytes (the headers and the OpenAI-style error body,
  * as much as the frame has room for), written over the client's request and sent back with
- * XDP_TX. Where the connection can go on (seqadj.h) it says "connection: keep-alive" and
- * carries no FIN; otherwise "connection: close", with FIN. It advertises the upstream's window
- * and echoes the client's timestamps. The other packets XDP writes: reset.h (toward the
- * upstream), trim.h (a segment cut short).
+ * XDP_TX. Where the connection can go on (seqadj.h) it says "connection: keep-alive";
+ * otherwise "connection: close", and the client closes: its FIN is answered with ours
+ * (rls_send_fin()). It advertises the upstream's window and echoes the client's timestamps.
+ * The other packets XDP writes: reset.h (toward the upstream), trim.h (a segment cut short).
  */
 #ifndef RLS_BPF_REPLY_H
 #define RLS_BPF_REPLY_H
@@ -420,37 +420,29 @@ static __always_inline void rls_put_timestamps(struct tcphdr *tcp, const struct 
 }
 
 /*
- * Rewrite the request packet into the 429 from the server, numbered and flagged as s->answer
- * says. The reply's bytes are built in scratch first; returns XDP_TX, or XDP_DROP if the
- * packet cannot be reshaped (the client then retransmits, and the retransmission is
- * answered). *reply_end: the upstream's number past the 429 (and its FIN), pkt->ack_seq on.
+ * The headers of a packet XDP sends back to the client over its own (the body, body_len bytes
+ * of s->reply, is in place after them): addresses and ports turned around, numbered and
+ * flagged as s->answer says, the client's timestamps echoed where o found them, checksums
+ * computed anew. A global function: the 429 and the FIN share it. XDP_TX, or XDP_DROP.
  */
-__noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
-			    struct rls_scratch *s, const struct rls_rejection *r, __u32 *reply_end)
+__noinline int rls_reply_headers(struct xdp_md *ctx, const struct rls_packet *pkt,
+				 struct rls_scratch *s, __u32 body_len)
 {
-	__u32 hdrs, tcp_len, body_len;
 	struct rls_tcp_options *o;
 	void *data, *data_end;
+	__u32 l4_off, tcp_len;
 	struct tcphdr *tcp;
 	__s64 pseudo;
 	__u64 sum;
-	long l4_off;
 
-	if (!pkt || !s || !r || !reply_end)
+	if (!pkt || !s)
+		return XDP_DROP;
+	l4_off = s->answer.l4_off;
+	tcp_len = s->answer.tcp_len;
+	if (l4_off > 128 || tcp_len > sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN ||
+	    body_len > RLS_REPLY_MAX)
 		return XDP_DROP;
 	o = &s->opts;
-	/* Read before the frame is reshaped over them. */
-	if (rls_tcp_options_read(rls_ctx_xdp(ctx), pkt, o))
-		o->has_timestamps = 0;
-	l4_off = rls_strip_ip_extras(ctx, s, pkt);
-	if (l4_off < 0 || l4_off > 128)
-		return XDP_DROP;
-	tcp_len = sizeof(struct tcphdr) + (o->has_timestamps ? RLS_TCP_TS_OPTION_LEN : 0);
-	hdrs = l4_off + tcp_len;
-	body_len = rls_fit_429(ctx, s, pkt, r, hdrs);
-	if (body_len == 0 || bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
-		return XDP_DROP;
-
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (data + sizeof(struct ethhdr) > data_end)
@@ -458,8 +450,9 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	rls_swap_macs(data);
 	if (rls_reverse_ip(data, data_end, pkt, tcp_len + body_len))
 		return XDP_DROP;
-	tcp = data + (l4_off & 0xff);
-	if ((void *)tcp + sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN > data_end)
+	tcp = data + l4_off;
+	if ((void *)(tcp + 1) > data_end ||
+	    (tcp_len > sizeof(*tcp) && (void *)tcp + sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN > data_end))
 		return XDP_DROP;
 	{
 		__be16 port = tcp->source;
@@ -470,11 +463,12 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	tcp->seq = bpf_htonl(s->answer.seq);
 	tcp->ack_seq = bpf_htonl(s->answer.ack);
 	((__u8 *)tcp)[12] = (tcp_len / 4) << 4;
-	((__u8 *)tcp)[13] = TCP_FLAG_ACK | TCP_FLAG_PSH | (s->answer.keep_open ? 0 : TCP_FLAG_FIN);
+	((__u8 *)tcp)[13] = TCP_FLAG_ACK | (body_len ? TCP_FLAG_PSH : 0) |
+			    (s->answer.fin ? TCP_FLAG_FIN : 0);
 	tcp->window = bpf_htons(s->answer.window);
 	tcp->urg_ptr = 0;
 	tcp->check = 0;
-	if (o->has_timestamps)
+	if (tcp_len > sizeof(*tcp))
 		rls_put_timestamps(tcp, o);
 	pseudo = rls_pseudo_sum(data, data_end, pkt, tcp_len + body_len);
 	if (pseudo < 0)
@@ -482,9 +476,71 @@ __noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
 	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, tcp_len, (__u32)pseudo);
 	sum = rls_csum_buffer(s->reply, body_len, sum);
 	tcp->check = rls_csum_fold(sum);
-	s->answer.len = body_len;
-	*reply_end = pkt->ack_seq + body_len + !s->answer.keep_open; /* a FIN takes one */
 	return XDP_TX;
+}
+
+/* Where the reply's TCP header goes, and how long it is (the timestamps where the client's
+ * segment has them, read before the frame is reshaped over them); -1 if it cannot be sent. */
+static __always_inline long rls_reply_layout(struct xdp_md *ctx, struct rls_scratch *s,
+					     const struct rls_packet *pkt, __u32 *tcp_len)
+{
+	struct rls_tcp_options *o = &s->opts;
+
+	if (rls_tcp_options_read(rls_ctx_xdp(ctx), pkt, o))
+		o->has_timestamps = 0;
+	*tcp_len = sizeof(struct tcphdr) + (o->has_timestamps ? RLS_TCP_TS_OPTION_LEN : 0);
+	return rls_strip_ip_extras(ctx, s, pkt);
+}
+
+/*
+ * Rewrite the request packet into the 429 from the server, numbered and flagged as s->answer
+ * says. The reply's bytes are built in scratch first; returns XDP_TX, or XDP_DROP if the
+ * packet cannot be reshaped (the client then retransmits, and the retransmission is
+ * answered). *reply_end: the upstream's number past the 429 (and its FIN), pkt->ack_seq on.
+ */
+__noinline int rls_send_429(struct xdp_md *ctx, const struct rls_packet *pkt,
+			    struct rls_scratch *s, const struct rls_rejection *r, __u32 *reply_end)
+{
+	__u32 hdrs, tcp_len = 0, body_len;
+	long l4_off;
+	int action;
+
+	if (!pkt || !s || !r || !reply_end)
+		return XDP_DROP;
+	l4_off = rls_reply_layout(ctx, s, pkt, &tcp_len);
+	if (l4_off < 0 || l4_off > 128)
+		return XDP_DROP;
+	hdrs = l4_off + tcp_len;
+	body_len = rls_fit_429(ctx, s, pkt, r, hdrs);
+	if (body_len == 0 || bpf_xdp_store_bytes(ctx, hdrs, s->reply, body_len))
+		return XDP_DROP;
+	s->answer.l4_off = (__u32)l4_off;
+	s->answer.tcp_len = tcp_len;
+	action = rls_reply_headers(ctx, pkt, s, body_len);
+	s->answer.len = body_len;
+	*reply_end = pkt->ack_seq + body_len + s->answer.fin;
+	return action;
+}
+
+/*
+ * Rewrite the client's segment into our bare FIN (or ACK), numbered as s->answer says: the
+ * answer to the client's FIN after a 429 that closed the connection. XDP_TX, or XDP_DROP.
+ */
+__noinline int rls_send_fin(struct xdp_md *ctx, const struct rls_packet *pkt,
+			    struct rls_scratch *s)
+{
+	__u32 tcp_len = 0;
+	long l4_off;
+
+	if (!pkt || !s)
+		return XDP_DROP;
+	l4_off = rls_reply_layout(ctx, s, pkt, &tcp_len);
+	if (l4_off < 0 || l4_off > 128 ||
+	    bpf_xdp_adjust_tail(ctx, (int)((long)l4_off + tcp_len - rls_xdp_len(ctx))))
+		return XDP_DROP;
+	s->answer.l4_off = (__u32)l4_off;
+	s->answer.tcp_len = tcp_len;
+	return rls_reply_headers(ctx, pkt, s, 0);
 }
 
 #endif /* RLS_BPF_REPLY_H */

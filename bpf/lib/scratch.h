@@ -68,11 +68,14 @@ struct rls_answer {
 	__u32 seq;          /* the 429's first byte */
 	__u32 ack;          /* the client's bytes it acknowledges, up to */
 	__u32 len;          /* out: its HTTP bytes */
+	__u32 l4_off;       /* where its TCP header goes, and its length (reply.h) */
+	__u32 tcp_len;
 	__u16 window;       /* the window field it advertises */
-	__u8 keep_open;     /* no FIN, "connection: keep-alive": the connection goes on */
+	__u8 keep_open;     /* "connection: keep-alive": the connection goes on */
+	__u8 fin;           /* it carries our FIN */
 	__u8 detail;        /* out: the enum rls_429_detail sent; in, with detail_fixed: the one */
 	__u8 detail_fixed;  /* a resend: the detail of the first, nothing else */
-	__u8 pad[3];
+	__u8 pad[2];
 };
 
 /* Per-CPU work space: too large for the 512-byte BPF stack. */

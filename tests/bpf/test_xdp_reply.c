@@ -397,60 +397,112 @@ static void test_data_after_429_dropped(void **state)
 	CHECK_EQ(rejected_total(&st), 1, "rejected: dropped data is not charged");
 }
 
-static void test_ack_of_429_becomes_rst(void **state)
+/* The reset toward the upstream: the rejected request's seq, from the client's addresses. */
+static void check_upstream_reset(const struct result *r, const struct conn *c, uint32_t request_seq)
+{
+	struct tp_parsed in, p;
+	char why[256];
+
+	CHECK(tp_parse(r->in, r->in_len, &in, why, sizeof(why)) == 0, "client segment: %s", why);
+	CHECK(tp_parse(r->out, r->out_len, &p, why, sizeof(why)) == 0, "the RST frame: %s", why);
+	CHECK_EQ(p.flags, TP_RST, "reset flags (RST only)");
+	CHECK_EQ(p.seq, request_seq, "reset seq (the rejected request's seq)");
+	CHECK_EQ(p.len, 0, "reset payload length");
+	CHECK(p.ip_csum_ok, "reset IPv4 header checksum is wrong");
+	CHECK(p.tcp_csum_ok, "reset TCP checksum is wrong");
+	/* Still from the client to the server: it is meant for the upstream. */
+	same_bytes(p.saddr, in.saddr, c->ipv6 ? 16 : 4, "reset source address");
+	same_bytes(p.daddr, in.daddr, c->ipv6 ? 16 : 4, "reset destination address");
+	CHECK_EQ(p.sport, in.sport, "reset source port");
+	CHECK_EQ(p.dport, in.dport, "reset destination port");
+	same_bytes(p.dmac, in.dmac, 6, "reset destination MAC");
+}
+
+/* Our FIN, answering the client's: right after the 429, acknowledging the client's FIN. */
+static void check_fin_answer(const struct result *r, const struct conn *c, uint32_t fin_seq)
+{
+	struct tp_parsed p;
+	char why[256];
+
+	expect_action(r, XDP_TX, "the client's FIN after the 429");
+	CHECK(tp_parse(r->out, r->out_len, &p, why, sizeof(why)) == 0, "our FIN: %s", why);
+	CHECK_EQ(p.flags, TP_ACK | TP_FIN, "our FIN's flags (ACK|FIN)");
+	CHECK_EQ(p.seq, fin_seq, "our FIN's seq: right after the 429");
+	CHECK_EQ(p.ack, c->seq + 1, "our FIN acknowledges the client's");
+	CHECK_EQ(p.len, 0, "our FIN carries no data");
+	CHECK(p.ip_csum_ok && p.tcp_csum_ok, "our FIN's checksums are wrong");
+	CHECK_EQ(p.sport, c->dport, "our FIN's source port");
+}
+
+/*
+ * The teardown after a 429 that closes: the client's FIN is answered with ours (so it never
+ * sends it again), and the upstream is reset exactly once, whatever order the client's ACK
+ * and FIN come in; a client RST resets it too.
+ */
+static void test_teardown_after_429(void **state)
 {
 	struct env *e = need_env(state);
 	struct conn rounds[3] = { conn6(48301), conn4(48302), conn4(48303) };
-	static const uint8_t client_flags[3] = { TP_ACK | TP_FIN, TP_ACK, TP_RST | TP_ACK };
-	static const char *const client_what[3] = {
-		"client ACK|FIN acknowledging the 429's FIN (IPv6)",
-		"client pure ACK acknowledging the 429's FIN (IPv4)",
+	static const char *const what[3] = {
+		"ACK of the 429 and FIN in one segment (IPv6)",
+		"ACK of the 429, then FIN (IPv4)",
 		"client RST after the 429 (IPv4)",
 	};
 	char req[1024];
 	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
 	struct result rej, r;
-	struct tp_parsed p429, in, p;
+	struct tp_parsed p429;
 	char why[256];
-	uint32_t request_seq;
+	uint32_t request_seq, end_429;
 	int round;
 
 	for (round = 0; round < 3; round++) {
 		struct conn *cc = &rounds[round];
-		struct env *ee = e;
+		struct rls_flow_key k = conn_flow_key(cc);
+		struct rls_flow f;
 
 		if (round) {
 			/* A fresh budget for the next round: reload. */
-			env_close(ee);
-			CHECK(env_open(ee, table_default) == 0, "reload: %s", ee->why);
+			env_close(e);
+			CHECK(env_open(e, table_default) == 0, "reload: %s", e->why);
 		}
+		printf("# %s\n", what[round]);
 		request_seq = cc->seq;
-		rejected_on(ee, cc, req, len, &rej);
+		rejected_on(e, cc, req, len, &rej);
 		CHECK(tp_parse(rej.out, rej.out_len, &p429, why, sizeof(why)) == 0, "429: %s", why);
-
-		/* The client acknowledges the 429 and its FIN, or resets. */
-		cc->ack = p429.seq + (uint32_t)p429.len + 1;
-		conn_send(ee, cc, NULL, 0, client_flags[round], &r);
-		expect_action(&r, XDP_PASS, client_what[round]);
-		CHECK(tp_parse(r.in, r.in_len, &in, why, sizeof(why)) == 0, "ACK: %s", why);
-		CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the RST frame: %s", why);
-		CHECK_EQ(p.flags, TP_RST, "reset flags (RST only)");
-		CHECK_EQ(p.seq, request_seq, "reset seq (the rejected request's seq)");
-		CHECK_EQ(p.len, 0, "reset payload length");
-		CHECK(p.ip_csum_ok, "reset IPv4 header checksum is wrong");
-		CHECK(p.tcp_csum_ok, "reset TCP checksum is wrong");
-		/* Still from the client to the server: it is meant for the upstream. */
-		same_bytes(p.saddr, in.saddr, cc->ipv6 ? 16 : 4, "reset source address");
-		same_bytes(p.daddr, in.daddr, cc->ipv6 ? 16 : 4, "reset destination address");
-		CHECK_EQ(p.sport, in.sport, "reset source port");
-		CHECK_EQ(p.dport, in.dport, "reset destination port");
-		same_bytes(p.dmac, in.dmac, 6, "reset destination MAC");
-		CHECK_EQ(packets_of(ee, RLS_PKT_RESET_UPSTREAM), 1, "rls_packets[RESET_UPSTREAM]");
-
+		end_429 = p429.seq + (uint32_t)p429.len;
+		cc->ack = end_429;
+		if (round == 0) {
+			conn_send(e, cc, NULL, 0, TP_ACK | TP_FIN, &r);
+			check_fin_answer(&r, cc, end_429);
+			CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 0, "no reset before the last ACK");
+			/* The client's last ACK, of our FIN: the upstream's reset. */
+			cc->seq += 1;
+			cc->ack = end_429 + 1;
+			conn_send(e, cc, NULL, 0, TP_ACK, &r);
+			expect_action(&r, XDP_PASS, "the client's last ACK");
+			check_upstream_reset(&r, cc, request_seq);
+		} else if (round == 1) {
+			conn_send(e, cc, NULL, 0, TP_ACK, &r);
+			expect_action(&r, XDP_PASS, "the client's ACK of the 429");
+			check_upstream_reset(&r, cc, request_seq);
+			conn_send(e, cc, NULL, 0, TP_ACK | TP_FIN, &r);
+			check_fin_answer(&r, cc, end_429);
+			cc->seq += 1;
+			cc->ack = end_429 + 1;
+			conn_send(e, cc, NULL, 0, TP_ACK, &r);
+			expect_action(&r, XDP_DROP, "the client's last ACK: the upstream is reset already");
+		} else {
+			conn_send(e, cc, NULL, 0, TP_RST | TP_ACK, &r);
+			expect_action(&r, XDP_PASS, "the client's RST");
+			check_upstream_reset(&r, cc, request_seq);
+		}
+		CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 1, "rls_packets[RESET_UPSTREAM]: once");
+		CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the flow is gone");
 		/* The flow is forgotten: a late ACK passes untouched. */
-		conn_send(ee, cc, NULL, 0, TP_ACK, &r);
-		expect_action(&r, XDP_PASS, "ACK after the reset");
-		expect_untouched(&r, "ACK after the reset");
+		conn_send(e, cc, NULL, 0, TP_ACK, &r);
+		expect_action(&r, XDP_PASS, "ACK after the teardown");
+		expect_untouched(&r, "ACK after the teardown");
 	}
 }
 
@@ -533,7 +585,7 @@ int main(void)
 		XDP_TEST(test_retransmit_counted_once),
 		XDP_TEST(test_rejected_retransmit_same_429),
 		XDP_TEST(test_data_after_429_dropped),
-		XDP_TEST(test_ack_of_429_becomes_rst),
+		XDP_TEST(test_teardown_after_429),
 		XDP_TEST(test_429_request_ids_unique),
 		XDP_TEST(test_429_tiny_get_fits),
 	};
