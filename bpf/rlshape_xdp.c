@@ -25,6 +25,7 @@
 #include "lib/response.h"
 #include "lib/trim.h"
 #include "lib/seqadj.h"
+#include "lib/http_close.h"
 #include "token_estimate.h"
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
@@ -198,10 +199,11 @@ static __always_inline void rls_answer_closing(struct rls_scratch *s, const stru
 }
 
 /*
- * May the 429 keep the connection open (seqadj.h)? Only where the upstream has nothing of the
- * refused request and owes nothing: the request is this whole segment's new bytes (none of
- * it passed before, nothing after it to pass), the client closes nothing, no metered response
- * is open, and the client has every byte the upstream sent (the 429 goes right after them).
+ * May the 429 keep the connection open (seqadj.h)? Only where the client wants it kept (HTTP/1.1
+ * without "Connection: close", a body of known length: http_close.h) and the upstream has
+ * nothing of the refused request and owes nothing: the request is this whole segment's new
+ * bytes (none of it passed before, nothing after it to pass), the client closes nothing, no
+ * metered response is open, and the client has every byte the upstream sent (the 429 goes right after them).
  * Where the upstream is a local socket, the socket says what it sent and its window; where it
  * is routed, TC's record of its side does, once it has seen a segment of it. Returns the
  * window the 429 advertises, or -1: the 429 closes the connection. A global function.
@@ -218,7 +220,7 @@ __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
 	if ((pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) || !(pkt->tcp_flags & TCP_FLAG_ACK) ||
 	    flow->stream.request_start != pkt->seq + s->seg.from ||
 	    s->seg.base + s->scan.pos != pkt->payload_len ||
-	    flow->response_state != RLS_RESPONSE_NONE)
+	    flow->response_state != RLS_RESPONSE_NONE || rls_request_says_close(s, &flow->stream))
 		return -1;
 	if (flow->stream.routed) {
 		if (!flow->server_seen || flow->server_next != pkt->ack_seq ||

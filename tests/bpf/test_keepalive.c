@@ -336,6 +336,33 @@ static void test_closes_where_upstream_unseen(void **state)
 	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 0, "rls_packets[REPLY_KEPT_OPEN]");
 }
 
+/*
+ * A client that asks to close ("Connection: close") is answered as it asked: the 429 closes,
+ * on a connection where it could otherwise stay open.
+ */
+static void test_connection_close_honoured(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49601);
+	struct upstream_view up;
+	char req[1024], closing[1024];
+	size_t len, closing_len;
+	struct tp_parsed reply, p;
+	struct result r;
+
+	reply = refuse_keeping_open(e, &c, &up, req, &len);
+	c.ack = reply.seq + (uint32_t)reply.len;
+	closing_len = http_request(closing, sizeof(closing),
+				   BEARER(KEY_ALICE) "Connection:  Close\r\n", NULL);
+	CHECK_EQ(client_sends(e, &c, closing, closing_len, 0, &r), XDP_TX,
+		 "a refused request that asks to close");
+	p = parsed(r.out, r.out_len, "the 429 to a request that asks to close");
+	CHECK(memmem(p.payload, p.len, "\r\nconnection: close\r\n", 21) != NULL,
+	      "the 429 says connection: close");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 1,
+		 "rls_packets[REPLY_KEPT_OPEN]: the first 429 only");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +371,7 @@ int main(void)
 		XDP_TEST(test_refused_request_resent),
 		XDP_TEST(test_client_reset_after_429),
 		XDP_TEST(test_closes_where_upstream_unseen),
+		XDP_TEST(test_connection_close_honoured),
 	};
 
 	return xdp_suite_main("bpf/test_keepalive", NULL, 0, tests, ARRAY_SIZE(tests));
