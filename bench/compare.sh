@@ -387,6 +387,11 @@ measure() {
 
 note "$rounds round(s) of ${duration} s wrk runs (-t $threads -c $connections), 16 runs per round"
 bed_up
+# Whichever side closes first keeps the connection in TIME_WAIT for a minute: the gateway for
+# nginx and HAProxy, which close after their 429; the client for rlshape, whose closing 429
+# lets the client close. At thousands of new connections a second the client's ports would
+# run out and slow every later run: wrk reuses them, as a load generator is set up to.
+_bed_ns_sysctl "$BED_CLIENT_NS" net.ipv4.tcp_tw_reuse=1
 : >"$BED_DIR/runs.jsonl"
 bed_spawn bed_up_ns "$build/tools/mock-upstream" --listen "*:$up_port" \
 	--log "$BED_DIR/upstream.log" --ready-file "$BED_DIR/upstream.ready"

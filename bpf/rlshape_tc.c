@@ -72,7 +72,13 @@ int rlshape_tc(struct __sk_buff *skb)
 		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		rls_note_closed(&key, flow, RLS_CLOSED_SERVER);
 	}
-	if (seqadj.active && !(s->pkt.tcp_flags & TCP_FLAG_SYN))
+	if (seqadj.active && !(s->pkt.tcp_flags & TCP_FLAG_SYN)) {
+		/* The upstream's last ACK, of the client's FIN after its own: the last segment
+		 * the flow was kept for (rls_note_closed()). */
+		if (!s->pkt.payload_len && !(s->pkt.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) &&
+		    rls_closed_both(flow) && s->pkt.ack_seq == flow->stream.next_seq)
+			bpf_map_delete_elem(&rls_flows, &key);
 		rls_renumber_to_client(skb, s, &seqadj);
+	}
 	return TC_ACT_OK;
 }

@@ -799,6 +799,14 @@ int rlshape_xdp(struct xdp_md *ctx)
 			action = rls_renumber_from_client(ctx, s, flow);
 			if (action >= 0)
 				return action;
+			/* The client's last ACK, of the upstream's FIN after its own: renumbered,
+			 * it was the last segment the flow was kept for (rls_note_closed()). */
+			if (rls_closed_both(flow) && !pkt->payload_len &&
+			    !(pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)) &&
+			    flow->server_seen && pkt->ack_seq == flow->server_next) {
+				bpf_map_delete_elem(&rls_flows, &pkt->flow);
+				return XDP_PASS;
+			}
 		}
 	}
 	if (flow && flow->state == RLS_FLOW_REJECTED)

@@ -178,8 +178,10 @@ def main():
       "latencies include queueing (p50 ≈ connections / rate), so they move with throughput "
       "and with whatever else runs on the machine"
       + (f" (load average {a.loadavg} when the run started)" if a.loadavg else "") + ". "
-      "rlshape's 429 carries `connection: close` and a FIN, so a keep-alive client needs a "
-      "new connection after every rejected request; *accepts per request* shows it.")
+      "On a keep-alive connection rlshape's 429 keeps the connection (XDP answers and renumbers "
+      "the connection's segments from then on); a request that asks to close (`Connection: "
+      "close`, as wrk sends in the new-connection runs) gets one that closes. *accepts per "
+      "request* and *client retransmits per request* show what each 429 costs the client.")
     w("")
     w("### Rejecting: every request is over the limit")
     w("")

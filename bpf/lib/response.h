@@ -95,13 +95,19 @@ static __always_inline void rls_end_response(struct rls_scratch *s, const struct
 }
 
 /* Forget a connection both sides have closed. */
+/* Both sides have sent their FIN. */
+static __always_inline bool rls_closed_both(const struct rls_flow *flow)
+{
+	return flow->closed == (RLS_CLOSED_CLIENT | RLS_CLOSED_SERVER);
+}
+
 static __always_inline void rls_note_closed(const struct rls_flow_key *key, struct rls_flow *flow,
 					    __u32 who)
 {
 	__u32 closed = __sync_fetch_and_or(&flow->closed, who) | who;
 
-	/* A renumbered connection's last ACKs still need renumbering (seqadj.h): the daemon
-	 * removes its flow once it has gone silent. */
+	/* A renumbered connection's last ACK still needs renumbering (seqadj.h): its flow goes
+	 * after it (rlshape_xdp.c, rlshape_tc.c), or when the daemon finds it silent. */
 	if (closed == (RLS_CLOSED_CLIENT | RLS_CLOSED_SERVER) && !flow->seqadj.active)
 		bpf_map_delete_elem(&rls_flows, key);
 }

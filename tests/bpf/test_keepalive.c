@@ -184,9 +184,17 @@ static void test_429_keeps_connection(void **state)
 	CHECK_EQ(p.seq, c.seq - q, "FIN seq in the upstream's numbering");
 	CHECK_EQ(p.ack, up.next, "FIN ack in the upstream's numbering");
 	c.seq += 1;
-	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK, &r), XDP_PASS, "the client's last ACK");
-	p = parsed(r.out, r.out_len, "the last ACK, renumbered");
-	CHECK_EQ(p.seq, c.seq - q, "last ACK seq: the flow is kept for it");
+	/* The upstream's last ACK, of the client's FIN: renumbered, and the flow goes with it. */
+	up.acked = c.seq - q;
+	p = upstream_sends(e, &c, &up, 0, TP_ACK, "the upstream's last ACK");
+	CHECK_EQ(p.ack, c.seq, "the upstream's last ACK acknowledges the client's FIN");
+	{
+		struct rls_flow_key k = conn_flow_key(&c);
+		struct rls_flow f;
+
+		CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0,
+		      "the flow is gone after the upstream's last ACK");
+	}
 	CHECK(packets_of(e, RLS_PKT_SEQ_TRANSLATED) >= 5, "rls_packets[SEQ_TRANSLATED]: %llu",
 	      (unsigned long long)packets_of(e, RLS_PKT_SEQ_TRANSLATED));
 }
@@ -316,6 +324,34 @@ static void test_client_reset_after_429(void **state)
 	expect_untouched(&r, "the new connection's SYN");
 }
 
+/* The client closes first: the upstream's last ACK, renumbered, ends the flow. */
+static void test_client_closes_first(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49701);
+	struct upstream_view up;
+	char req[1024];
+	size_t len;
+	struct tp_parsed reply, p;
+	struct result r;
+	struct rls_flow_key k = conn_flow_key(&c);
+	struct rls_flow f;
+
+	reply = refuse_keeping_open(e, &c, &up, req, &len);
+	c.ack = reply.seq + (uint32_t)reply.len;
+	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK | TP_FIN, &r), XDP_PASS, "the client's FIN");
+	c.seq += 1;
+	up.acked = c.seq - (uint32_t)len; /* the FIN, in the upstream's numbering */
+	p = upstream_sends(e, &c, &up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
+	CHECK_EQ(p.ack, c.seq, "the upstream's FIN acknowledges the client's, renumbered");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "the flow waits for the last ACK");
+	c.ack = up.next + (uint32_t)reply.len;
+	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK, &r), XDP_PASS, "the client's last ACK");
+	p = parsed(r.out, r.out_len, "the client's last ACK, renumbered");
+	CHECK_EQ(p.ack, up.next, "its ack in the upstream's numbering");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the flow is gone after it");
+}
+
 /* Where TC has not seen the upstream's side, its window is unknown: the 429 closes. */
 static void test_closes_where_upstream_unseen(void **state)
 {
@@ -370,6 +406,7 @@ int main(void)
 		XDP_TEST(test_second_429_offsets_add_up),
 		XDP_TEST(test_refused_request_resent),
 		XDP_TEST(test_client_reset_after_429),
+		XDP_TEST(test_client_closes_first),
 		XDP_TEST(test_closes_where_upstream_unseen),
 		XDP_TEST(test_connection_close_honoured),
 	};

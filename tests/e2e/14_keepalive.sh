@@ -8,7 +8,7 @@
 #   - the upstream got exactly the two admitted requests;
 #   - the client's socket retransmitted nothing, and closed cleanly (FIN both ways, no RST);
 #   - rlshape counted the 429 as kept open and renumbered the connection's segments;
-#   - no connection left ESTABLISHED at the server.
+#   - no connection left ESTABLISHED at the server, no entry left in rls_flows.
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -73,6 +73,15 @@ run_client routed "$BED_UP4"
 check_connection routed "routed (upstream behind the gateway)" "$UP_LOG" bed_up_ns
 run_client local "$BED_GW_CLIENT4"
 check_connection local "local (server on the gateway)" "$GW_LOG" bed_gw
+
+# Both connections are closed by both sides: their renumbering is over, and their flows went
+# with the last ACK (rls_flows is not LRU: closed connections must not fill it).
+flow_count() {
+	bpftool -j map dump pinned "$BED_PIN_DIR/rls_flows" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'
+}
+flows_gone() { [[ $(flow_count) == 0 ]]; }
+bed_wait_until 10 flows_gone || true
+tap_is "$(flow_count)" 0 "no entry left in rls_flows for the closed connections"
 
 snapshot_stats
 tap_is "$(packets reply_kept_open)" 2 "rlshape: both 429s kept their connection"
