@@ -41,7 +41,9 @@ static __always_inline bool rls_line_says_close(const struct rls_scratch *s, __u
 	__u64 w;
 	__u8 c;
 
-	if (off + 24 > end || off > RLS_PARSE_WINDOW - 32)
+	/* The shortest such line, "connection:close" and the byte after it, ends before end;
+	 * the words read past it stay inside the window. */
+	if (off + sizeof(RLS_CONNECTION_NAME RLS_CLOSE_TOKEN) > end || off > RLS_PARSE_WINDOW - 32)
 		return false;
 	if (!rls_word_is(rls_window_word(s, off), RLS_CONNECTION_NAME, 0, 8) ||
 	    !rls_word_is(rls_window_word(s, off + 8), RLS_CONNECTION_NAME, 8, 3))

@@ -399,6 +399,29 @@ static void test_connection_close_honoured(void **state)
 		 "rls_packets[REPLY_KEPT_OPEN]: the first 429 only");
 }
 
+/* "Connection: close" as the last header line, as wrk and curl put an added header. */
+static void test_connection_close_last_header(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49801);
+	struct upstream_view up;
+	char req[1024];
+	static const char closing[] = "GET /v1/models HTTP/1.1\r\nHost: gw.test\r\n"
+				      "Authorization: Bearer " KEY_ALICE "\r\n"
+				      "Connection: close\r\n\r\n";
+	size_t len;
+	struct tp_parsed reply, p;
+	struct result r;
+
+	reply = refuse_keeping_open(e, &c, &up, req, &len);
+	c.ack = reply.seq + (uint32_t)reply.len;
+	CHECK_EQ(client_sends(e, &c, closing, sizeof(closing) - 1, 0, &r), XDP_TX,
+		 "a refused request whose last header asks to close");
+	p = parsed(r.out, r.out_len, "the 429 to it");
+	CHECK(memmem(p.payload, p.len, "\r\nconnection: close\r\n", 21) != NULL,
+	      "the 429 says connection: close");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +432,7 @@ int main(void)
 		XDP_TEST(test_client_closes_first),
 		XDP_TEST(test_closes_where_upstream_unseen),
 		XDP_TEST(test_connection_close_honoured),
+		XDP_TEST(test_connection_close_last_header),
 	};
 
 	return xdp_suite_main("bpf/test_keepalive", NULL, 0, tests, ARRAY_SIZE(tests));
