@@ -34,6 +34,26 @@ __noinline int rls_renumber_to_client(struct __sk_buff *skb, struct rls_scratch 
 	return 0;
 }
 
+/*
+ * An upstream's SYN-ACK: where its bytes will start and the window it advertises, for a 429
+ * to the connection's first request (rlshape_xdp.c). A global function.
+ */
+__noinline int rls_note_handshake(struct __sk_buff *skb, struct rls_scratch *s,
+				  const struct rls_flow_key *key)
+{
+	struct rls_handshake hs = {};
+
+	if (!s || !key)
+		return 0;
+	if (rls_tcp_options_read(rls_ctx_skb(skb), &s->pkt, &s->opts))
+		return 0;
+	hs.server_next = s->pkt.seq + 1;
+	hs.window = s->pkt.window;
+	hs.wscale = s->opts.wscale;
+	bpf_map_update_elem(&rls_handshakes, key, &hs, BPF_ANY);
+	return 0;
+}
+
 SEC("tc")
 int rlshape_tc(struct __sk_buff *skb)
 {
@@ -53,6 +73,10 @@ int rlshape_tc(struct __sk_buff *skb)
 	if (!rls_live_config(&live) || !rls_port_watched(live.cfg, s->pkt.flow.client_port))
 		return TC_ACT_OK;
 	rls_client_side_key(&s->pkt, &key);
+	if ((s->pkt.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK)) {
+		rls_note_handshake(skb, s, &key);
+		return TC_ACT_OK;
+	}
 	flow = bpf_map_lookup_elem(&rls_flows, &key);
 	if (!flow)
 		return TC_ACT_OK;

@@ -205,7 +205,8 @@ static __always_inline void rls_answer_closing(struct rls_scratch *s, const stru
  * bytes (none of it passed before, nothing after it to pass), the client closes nothing, no
  * metered response is open, and the client has every byte the upstream sent (the 429 goes right after them).
  * Where the upstream is a local socket, the socket says what it sent and its window; where it
- * is routed, TC's record of its side does, once it has seen a segment of it. Returns the
+ * is routed, TC's record of its side does: its last segment, or its SYN-ACK (rls_handshakes)
+ * where it has sent nothing since. Returns the
  * window the 429 advertises, or -1: the 429 closes the connection. A global function.
  */
 __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
@@ -213,6 +214,8 @@ __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
 {
 	const struct rls_packet *pkt;
 	struct rls_socket_view view = {};
+	const struct rls_handshake *hs;
+	__u32 window;
 
 	if (!s || !flow)
 		return -1;
@@ -223,10 +226,17 @@ __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
 	    flow->response_state != RLS_RESPONSE_NONE || rls_request_says_close(s, &flow->stream))
 		return -1;
 	if (flow->stream.routed) {
-		if (!flow->server_seen || flow->server_next != pkt->ack_seq ||
-		    !flow->seqadj.window_seen)
+		if (flow->server_seen)
+			return flow->server_next == pkt->ack_seq && flow->seqadj.window_seen
+				       ? flow->seqadj.server_window
+				       : -1;
+		/* Nothing of the upstream's since its SYN-ACK, which TC saw: the window it
+		 * advertised, scaled as its later segments' are. */
+		hs = bpf_map_lookup_elem(&rls_handshakes, &pkt->flow);
+		if (!hs || hs->server_next != pkt->ack_seq)
 			return -1;
-		return flow->seqadj.server_window;
+		window = (__u32)hs->window >> (hs->wscale & 15);
+		return window > 0xffff ? 0xffff : (int)window;
 	}
 	rls_socket_view(ctx, pkt, &view);
 	if ((view.conn != RLS_CONN_NEW && view.conn != RLS_CONN_MIDSTREAM) ||

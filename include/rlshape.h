@@ -305,6 +305,19 @@ enum rls_packet_event {
 /* ---- per-connection state ---- */
 
 /*
+ * rls_handshakes (LRU): what TC saw of an upstream's SYN-ACK on a watched port, for a 429 to the
+ * first request of a routed connection, where the upstream has sent nothing since
+ * (rlshape_xdp.c): where its bytes start and the window it advertises.
+ */
+struct rls_handshake {
+	__u32 server_next; /* the upstream's ISN + 1 */
+	__u16 window;      /* the SYN-ACK's window field (never scaled) */
+	__u8 wscale;       /* its window scale option; 0 without one */
+	__u8 pad;
+};
+#define RLS_MAX_HANDSHAKES (1u << 16) /* recent ones: a first request follows its handshake */
+
+/*
  * A 429 that kept the connection open (bpf/lib/seqadj.h): the refused request never reached
  * the upstream and the 429 never came from it, so from there on the client and the upstream
  * number their bytes differently, and every segment between them is renumbered on its way,

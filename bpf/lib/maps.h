@@ -141,6 +141,14 @@ struct {
 	__type(value, __u64);
 } rls_packets SEC(".maps");
 
+/* The upstreams' SYN-ACKs, by connection (struct rls_handshake). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RLS_MAX_HANDSHAKES);
+	__type(key, struct rls_flow_key);
+	__type(value, struct rls_handshake);
+} rls_handshakes SEC(".maps");
+
 /* The last bytes of each response being metered, where its token usage is. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The TCP options rlshape must keep right when it renumbers a connection (seqadj.h: the SACK
- * blocks' edges are sequence numbers) and must echo when it answers (reply.h: a connection
- * that uses timestamps gets them on the 429 too). They are read from a copy in scratch
+ * blocks' edges are sequence numbers), must echo when it answers (reply.h: a connection that
+ * uses timestamps gets them on the 429 too), and the window scale of an upstream's SYN-ACK. They are read from a copy in scratch
  * memory, under either hook.
  */
 #ifndef RLS_BPF_TCP_OPTIONS_H
@@ -18,6 +18,7 @@
 #define RLS_TCP_OPTIONS_MAX   40 /* a 60-byte header's */
 #define RLS_TCP_OPT_EOL       0
 #define RLS_TCP_OPT_NOP       1
+#define RLS_TCP_OPT_WSCALE    3
 #define RLS_TCP_OPT_SACK      5
 #define RLS_TCP_OPT_TIMESTAMP 8
 #define RLS_TCPOLEN_TIMESTAMP 10
@@ -35,7 +36,8 @@ struct rls_tcp_options {
 	__u32 sack_blocks;
 	__u32 walk_off;         /* the walk's position (rls_tcp_option_step()) */
 	__u8 has_timestamps;
-	__u8 pad[7];
+	__u8 wscale;            /* a SYN's window scale option; 0 without one */
+	__u8 pad[6];
 };
 
 static __always_inline __u32 rls_opt_be32(const __u8 *p)
@@ -83,6 +85,8 @@ static long rls_tcp_option_step(__u32 index, void *ctx)
 		o->tsval = rls_opt_be32(&o->bytes[off + 2]);
 		o->tsecr = rls_opt_be32(&o->bytes[off + 6]);
 		o->has_timestamps = 1;
+	} else if (kind == RLS_TCP_OPT_WSCALE && olen == 3) {
+		o->wscale = o->bytes[off + 2] > 14 ? 14 : o->bytes[off + 2]; /* RFC 7323: at most 14 */
 	} else if (kind == RLS_TCP_OPT_SACK && olen > 2 &&
 		   (olen - 2) % RLS_TCPOLEN_SACK_BLOCK == 0) {
 		o->sack_off = off + 2;
@@ -106,6 +110,7 @@ static __always_inline int rls_tcp_options_read(struct rls_ctx ctx, const struct
 	o->walk_off = 0;
 	o->sack_blocks = 0;
 	o->has_timestamps = 0;
+	o->wscale = 0;
 	if (pkt->tcp_len < sizeof(struct tcphdr) + 4)
 		return 0;
 	if (len == 0 || len > RLS_TCP_OPTIONS_MAX ||

@@ -84,23 +84,28 @@ static struct tp_parsed expect_kept_open_429(const struct result *r, const struc
 	return p;
 }
 
-/* Replace the timestamp option of a frame built with tcp_options by one SACK block. */
-static void put_sack_block(struct result *r, uint32_t left, uint32_t right)
+/* Replace the 12 option bytes of a frame built with tcp_options; the checksum follows. */
+static void put_options(struct result *r, const uint8_t opts[12])
 {
-	struct tp_parsed p = parsed(r->in, r->in_len, "frame before its SACK block");
-	uint8_t *tcp = r->in + p.l4_off, *o = tcp + 20;
+	struct tp_parsed p = parsed(r->in, r->in_len, "frame before its new options");
+	uint8_t *tcp = r->in + p.l4_off;
 	uint8_t saddr[16], daddr[16];
 
-	o[0] = 1;
-	o[1] = 1;
-	o[2] = 5; /* SACK */
-	o[3] = 10;
-	tp_put32(o + 4, left);
-	tp_put32(o + 8, right);
+	memcpy(tcp + 20, opts, 12);
 	memcpy(saddr, p.saddr, 16);
 	memcpy(daddr, p.daddr, 16);
 	tp_put16(tcp + 16, 0);
 	tp_put16(tcp + 16, tp_tcp_csum(p.ipv6, saddr, daddr, tcp, p.doff + p.len));
+}
+
+/* Replace the timestamp option of a frame built with tcp_options by one SACK block. */
+static void put_sack_block(struct result *r, uint32_t left, uint32_t right)
+{
+	uint8_t o[12] = { 1, 1, 5 /* SACK */, 10 };
+
+	tp_put32(o + 4, left);
+	tp_put32(o + 8, right);
+	put_options(r, o);
 }
 
 /* Run a frame already in r->in through XDP (or TC). */
@@ -352,6 +357,52 @@ static void test_client_closes_first(void **state)
 	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the flow is gone after it");
 }
 
+/*
+ * The first request of a routed connection: the upstream has sent only its SYN-ACK, which TC
+ * saw. The 429 keeps the connection, advertising that window as later segments scale it.
+ */
+static void test_first_request_after_handshake(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(49901);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	static const uint8_t wscale7[12] = { 3, 3, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+	struct conn as_upstream = c, other = conn4(49911);
+	struct tp_spec syn_ack;
+	struct result r;
+	struct tp_parsed p;
+	int i;
+
+	c.tcp_options = 1;
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < 3; i++)
+		CHECK_EQ(client_sends(e, &other, req, len, 0, &r), XDP_PASS, "request under the limit");
+	/* The upstream's SYN-ACK: its ISN is one before the first byte the client acknowledges. */
+	as_upstream.tcp_options = 1;
+	syn_ack = spec_of(&as_upstream, NULL, 0, TP_SYN | TP_ACK);
+	syn_ack.saddr = c.server;
+	syn_ack.daddr = c.client;
+	syn_ack.sport = c.dport;
+	syn_ack.dport = c.sport;
+	syn_ack.seq = c.ack - 1;
+	syn_ack.ack = c.seq;
+	r.in_len = tp_build(&syn_ack, r.in, sizeof(r.in));
+	put_options(&r, wscale7);
+	CHECK_EQ(rerun(e, &r, 1), TC_ACT_OK, "the upstream's SYN-ACK through TC");
+	expect_untouched(&r, "the SYN-ACK");
+	c.silent_upstream = 1;
+	client_sends(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_TX, "the connection's first request, over the limit");
+	p = parsed(r.out, r.out_len, "the 429 to the first request");
+	CHECK_EQ(p.flags, TP_ACK | TP_PSH, "429 flags (ACK|PSH)");
+	CHECK_EQ(p.seq, c.ack, "429 seq: the upstream's first byte");
+	CHECK_EQ(p.window, SERVER_WINDOW >> 7, "429 window: the SYN-ACK's, scaled by its 7");
+	CHECK(memmem(p.payload, p.len, "\r\nconnection: keep-alive\r\n", 26) != NULL,
+	      "the 429 says keep-alive");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 1, "rls_packets[REPLY_KEPT_OPEN]");
+}
+
 /* Where TC has not seen the upstream's side, its window is unknown: the 429 closes. */
 static void test_closes_where_upstream_unseen(void **state)
 {
@@ -430,6 +481,7 @@ int main(void)
 		XDP_TEST(test_refused_request_resent),
 		XDP_TEST(test_client_reset_after_429),
 		XDP_TEST(test_client_closes_first),
+		XDP_TEST(test_first_request_after_handshake),
 		XDP_TEST(test_closes_where_upstream_unseen),
 		XDP_TEST(test_connection_close_honoured),
 		XDP_TEST(test_connection_close_last_header),

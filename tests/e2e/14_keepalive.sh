@@ -8,7 +8,9 @@
 #   - the upstream got exactly the two admitted requests;
 #   - the client's socket retransmitted nothing, and closed cleanly (FIN both ways, no RST);
 #   - rlshape counted the 429 as kept open and renumbered the connection's segments;
-#   - no connection left ESTABLISHED at the server, no entry left in rls_flows.
+#   - no connection left ESTABLISHED at the server, no entry left in rls_flows;
+#   - the official OpenAI Node SDK, with its default retries: its second request is refused,
+#     it retries after retry-after-ms and gets 200, opening no connection for the retry.
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -74,7 +76,35 @@ check_connection routed "routed (upstream behind the gateway)" "$UP_LOG" bed_up_
 run_client local "$BED_GW_CLIENT4"
 check_connection local "local (server on the gateway)" "$GW_LOG" bed_gw
 
-# Both connections are closed by both sides: their renumbering is over, and their flows went
+# The official OpenAI Node SDK: two requests back to back; the second is refused, and the SDK
+# retries it on its keep-alive connection.
+client_opens() { # TCP connections the client's namespace has opened
+	bed_client nstat -az -s TcpActiveOpens | awk '$1 == "TcpActiveOpens" { print $2 }'
+}
+if node_sdk_install >"$BED_DIR/npm.log" 2>&1; then
+	# How many connections the SDK opens for two requests when nothing is refused (its
+	# pool may open a second one while the first is still being released).
+	opens_before=$(client_opens)
+	got=$(bed_client node "$NODE_DIR/sdk_retry.mjs" "http://$BED_UP4:$PORT/v1" open-sdk-key 2 \
+		2>"$BED_DIR/node.err" || true)
+	opens_free=$(($(client_opens) - opens_before))
+	tap_is "$got" "sent=2 ok=2 failed=0 statuses=200,200" "OpenAI Node SDK: two requests admitted"
+	opens_before=$(client_opens)
+	got=$(bed_client node "$NODE_DIR/sdk_retry.mjs" "http://$BED_UP4:$PORT/v1" paced-sdk-key 2 \
+		2>>"$BED_DIR/node.err" || true)
+	[[ -s $BED_DIR/node.err ]] && tap_diag "$(cat "$BED_DIR/node.err")"
+	tap_is "$got" "sent=2 ok=2 failed=0 statuses=200,429,200" \
+		"OpenAI Node SDK: 200, then 429, retried after retry-after-ms: 200"
+	tap_is "$(($(client_opens) - opens_before))" "$opens_free" \
+		"OpenAI Node SDK: its retry opened no connection ($opens_free for two requests, as unrefused)"
+	tap_is "$(grep -c "key=Bearer paced-sdk-key" "$UP_LOG" || true)" 2 \
+		"OpenAI Node SDK: the upstream got the two admitted requests"
+else
+	tap_is "npm ci failed" ok "the OpenAI Node SDK is installed under $NODE_DIR (npm ci)"
+	tap_diag "$(tail -5 "$BED_DIR/npm.log")"
+fi
+
+# Every connection is closed by both sides: their renumbering is over, and their flows went
 # with the last ACK (rls_flows is not LRU: closed connections must not fill it).
 flow_count() {
 	bpftool -j map dump pinned "$BED_PIN_DIR/rls_flows" | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'
@@ -84,7 +114,8 @@ bed_wait_until 10 flows_gone || true
 tap_is "$(flow_count)" 0 "no entry left in rls_flows for the closed connections"
 
 snapshot_stats
-tap_is "$(packets reply_kept_open)" 2 "rlshape: both 429s kept their connection"
+tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
+tap_is "$(packets reply_kept_open)" 3 "rlshape: every 429 kept its connection"
 tap_is "$(packets upstream_resets)" 0 "rlshape: no reset toward an upstream"
 tap_ok "rlshape: the connections' segments were renumbered ($(packets seq_translated))" \
 	test "$(packets seq_translated)" -gt 0

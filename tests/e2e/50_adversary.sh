@@ -404,15 +404,7 @@ for s in adv-hdr adv-body; do
 	tap_is "$(served "sdk-$s")" 3 "SDK layout ($s): nginx served 3"
 done
 
-# The official OpenAI Node SDK, pinned in tests/e2e/node, installed under build/node.
-NODE_DIR=$BUILD_DIR/node
-node_sdk_install() {
-	mkdir -p "$NODE_DIR"
-	cp "$BED_REPO/tests/e2e/node/package.json" "$BED_REPO/tests/e2e/node/package-lock.json" \
-		"$BED_REPO/tests/e2e/node/sdk.mjs" "$NODE_DIR/"
-	[[ -d $NODE_DIR/node_modules/openai ]] && return 0
-	(cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-}
+# The official OpenAI Node SDK (node_sdk_install: tests/lib/suite.sh).
 if node_sdk_install >"$BED_DIR/npm.log" 2>&1; then
 	tap_is ok ok "the OpenAI Node SDK is installed under $NODE_DIR (npm ci)"
 	for s in node-hdr node-body; do

@@ -62,6 +62,17 @@ suite_upstream() {
 	tap_ok "mock-upstream is listening on :$1" bed_wait_file "$BED_DIR/upstream.ready" 20
 }
 
+# node_sdk_install: the official OpenAI Node SDK, pinned in tests/e2e/node, installed under
+# $NODE_DIR (build/node) with npm ci, with the suites' scripts beside it.
+node_sdk_install() {
+	NODE_DIR=$BUILD_DIR/node
+	mkdir -p "$NODE_DIR"
+	cp "$BED_REPO/tests/e2e/node/package.json" "$BED_REPO/tests/e2e/node/package-lock.json" \
+		"$BED_REPO"/tests/e2e/node/*.mjs "$NODE_DIR/"
+	[[ -d $NODE_DIR/node_modules/openai ]] && return 0
+	(cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.
 log_count() {
 	local n
