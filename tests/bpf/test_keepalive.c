@@ -121,240 +121,233 @@ static int rerun(struct env *e, struct result *r, int tc)
 	return r->action;
 }
 
+/* A connection a 429 kept open, as refuse_keeping_open() leaves it. */
+struct kept {
+	struct env *e;
+	struct conn c;
+	struct upstream_view up;
+	char req[1024];   /* the request sent, each time */
+	size_t len;
+	struct tp_parsed reply; /* the 429 */
+};
+
 /*
- * Three requests admitted and answered, the fourth refused: a 429 that keeps the connection.
- * Returns the request's bytes in *req and the 429.
+ * On connection c (timestamps on, the upstream played through TC): three requests admitted
+ * and answered, the fourth refused with a 429 that keeps the connection.
  */
-static struct tp_parsed refuse_keeping_open(struct env *e, struct conn *c, struct upstream_view *up,
-					    char *req, size_t *len)
+static void refuse_keeping_open(void **state, struct kept *k, struct conn c)
 {
 	struct result r;
 	int i;
 
-	*len = http_request(req, 1024, BEARER(KEY_ALICE), NULL);
-	c->tcp_options = 1;
-	c->silent_upstream = 1;
-	up->next = c->ack;
-	up->acked = c->seq;
+	k->e = need_env(state);
+	k->c = c;
+	k->len = http_request(k->req, sizeof(k->req), BEARER(KEY_ALICE), NULL);
+	k->c.tcp_options = 1;
+	k->c.silent_upstream = 1;
+	k->up.next = k->c.ack;
+	k->up.acked = k->c.seq;
 	leave_room_in_window(60, 5000);
 	for (i = 0; i < 3; i++) {
-		CHECK_EQ(client_sends(e, c, req, *len, 0, &r), XDP_PASS, "admitted request");
+		CHECK_EQ(client_sends(k->e, &k->c, k->req, k->len, 0, &r), XDP_PASS,
+			 "admitted request");
 		expect_untouched(&r, "admitted request before any 429");
-		up->acked = c->seq;
-		CHECK_EQ(upstream_sends(e, c, up, RESPONSE_LEN, 0, "response").seq, c->ack,
+		k->up.acked = k->c.seq;
+		CHECK_EQ(upstream_sends(k->e, &k->c, &k->up, RESPONSE_LEN, 0, "response").seq, k->c.ack,
 			 "a response before any 429 keeps its numbers");
-		c->ack = up->next;
+		k->c.ack = k->up.next;
 	}
-	client_sends(e, c, req, *len, 0, &r);
-	return expect_kept_open_429(&r, c, c->seq, "the fourth request, over rpm 3");
+	client_sends(k->e, &k->c, k->req, k->len, 0, &r);
+	k->reply = expect_kept_open_429(&r, &k->c, k->c.seq, "the fourth request, over rpm 3");
 }
 
 static void test_429_keeps_connection(void **state)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn4(49101);
-	struct upstream_view up;
-	char req[1024];
-	size_t len;
-	struct tp_parsed reply, p;
+	struct kept k;
+	struct tp_parsed p;
 	struct result r;
 	uint32_t q, l;
 
-	reply = refuse_keeping_open(e, &c, &up, req, &len);
-	q = (uint32_t)len;
-	l = (uint32_t)reply.len;
-	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 1, "rls_packets[REPLY_KEPT_OPEN]");
-	CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 0, "no reset toward the upstream");
+	refuse_keeping_open(state, &k, conn4(49101));
+	q = (uint32_t)k.len;
+	l = (uint32_t)k.reply.len;
+	CHECK_EQ(packets_of(k.e, RLS_PKT_REPLY_KEPT_OPEN), 1, "rls_packets[REPLY_KEPT_OPEN]");
+	CHECK_EQ(packets_of(k.e, RLS_PKT_RESET_UPSTREAM), 0, "no reset toward the upstream");
 
 	/* The client acknowledges the 429: the upstream sees an ACK of its own last byte, at
 	 * the place of the request it never got. */
-	c.ack = reply.seq + l;
-	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK, &r), XDP_PASS, "ACK of the 429");
+	k.c.ack = k.reply.seq + l;
+	CHECK_EQ(client_sends(k.e, &k.c, NULL, 0, TP_ACK, &r), XDP_PASS, "ACK of the 429");
 	p = parsed(r.out, r.out_len, "ACK of the 429, renumbered");
-	CHECK_EQ(p.seq, up.acked, "ACK seq in the upstream's numbering");
-	CHECK_EQ(p.ack, up.next, "ACK ack in the upstream's numbering");
+	CHECK_EQ(p.seq, k.up.acked, "ACK seq in the upstream's numbering");
+	CHECK_EQ(p.ack, k.up.next, "ACK ack in the upstream's numbering");
 
 	/* The upstream's segments reach the client after the 429. */
-	p = upstream_sends(e, &c, &up, 0, TP_ACK, "the upstream's pure ACK");
-	CHECK_EQ(p.seq, up.next + l, "the upstream's seq, past the 429");
-	CHECK_EQ(p.ack, c.seq, "the upstream's ack, past the refused request");
-	CHECK(q > 0, "test bug");
+	p = upstream_sends(k.e, &k.c, &k.up, 0, TP_ACK, "the upstream's pure ACK");
+	CHECK_EQ(p.seq, k.up.next + l, "the upstream's seq, past the 429");
+	CHECK_EQ(p.ack, k.c.seq, "the upstream's ack, past the refused request");
 
 	/* The upstream closes; the client's FIN and last ACK are renumbered too. */
-	p = upstream_sends(e, &c, &up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
-	CHECK_EQ(p.seq, up.next - 1 + l, "FIN seq, past the 429");
-	c.ack = up.next + l;
-	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK | TP_FIN, &r), XDP_PASS, "the client's FIN");
+	p = upstream_sends(k.e, &k.c, &k.up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
+	CHECK_EQ(p.seq, k.up.next - 1 + l, "FIN seq, past the 429");
+	k.c.ack = k.up.next + l;
+	CHECK_EQ(client_sends(k.e, &k.c, NULL, 0, TP_ACK | TP_FIN, &r), XDP_PASS, "the client's FIN");
 	p = parsed(r.out, r.out_len, "the client's FIN, renumbered");
-	CHECK_EQ(p.seq, c.seq - q, "FIN seq in the upstream's numbering");
-	CHECK_EQ(p.ack, up.next, "FIN ack in the upstream's numbering");
-	c.seq += 1;
+	CHECK_EQ(p.seq, k.c.seq - q, "FIN seq in the upstream's numbering");
+	CHECK_EQ(p.ack, k.up.next, "FIN ack in the upstream's numbering");
+	k.c.seq += 1;
 	/* The upstream's last ACK, of the client's FIN: renumbered, and the flow goes with it. */
-	up.acked = c.seq - q;
-	p = upstream_sends(e, &c, &up, 0, TP_ACK, "the upstream's last ACK");
-	CHECK_EQ(p.ack, c.seq, "the upstream's last ACK acknowledges the client's FIN");
+	k.up.acked = k.c.seq - q;
+	p = upstream_sends(k.e, &k.c, &k.up, 0, TP_ACK, "the upstream's last ACK");
+	CHECK_EQ(p.ack, k.c.seq, "the upstream's last ACK acknowledges the client's FIN");
 	{
-		struct rls_flow_key k = conn_flow_key(&c);
+		struct rls_flow_key key = conn_flow_key(&k.c);
 		struct rls_flow f;
 
-		CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0,
+		CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) != 0,
 		      "the flow is gone after the upstream's last ACK");
 	}
-	CHECK(packets_of(e, RLS_PKT_SEQ_TRANSLATED) >= 5, "rls_packets[SEQ_TRANSLATED]: %llu",
-	      (unsigned long long)packets_of(e, RLS_PKT_SEQ_TRANSLATED));
+	CHECK(packets_of(k.e, RLS_PKT_SEQ_TRANSLATED) >= 5, "rls_packets[SEQ_TRANSLATED]: %llu",
+	      (unsigned long long)packets_of(k.e, RLS_PKT_SEQ_TRANSLATED));
 }
 
 static void test_second_429_offsets_add_up(void **state)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn6(49201);
-	struct upstream_view up;
-	char req[1024];
-	size_t len;
-	struct tp_parsed first, second, p;
+	struct kept k;
+	struct tp_parsed second, p;
 	struct result r;
 	uint32_t q, l1, l2;
 
-	first = refuse_keeping_open(e, &c, &up, req, &len);
-	q = (uint32_t)len;
-	l1 = (uint32_t)first.len;
-	c.ack = first.seq + l1;
-	/* The next request, straight after, is refused too: a second 429 behind the first. */
-	client_sends(e, &c, req, len, 0, &r);
-	second = expect_kept_open_429(&r, &c, c.seq, "a second refused request (IPv6)");
+	refuse_keeping_open(state, &k, conn6(49201));
+	q = (uint32_t)k.len;
+	l1 = (uint32_t)k.reply.len;
+	k.c.ack = k.reply.seq + l1;
+	/* The next request, straight after, is refused too: a second 429 behind the k.reply. */
+	client_sends(k.e, &k.c, k.req, k.len, 0, &r);
+	second = expect_kept_open_429(&r, &k.c, k.c.seq, "a second refused request (IPv6)");
 	l2 = (uint32_t)second.len;
-	CHECK_EQ(second.seq, first.seq + l1, "the second 429 follows the first");
-	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 2, "rls_packets[REPLY_KEPT_OPEN]");
-	c.ack = second.seq + l2;
+	CHECK_EQ(second.seq, k.reply.seq + l1, "the second 429 follows the k.reply");
+	CHECK_EQ(packets_of(k.e, RLS_PKT_REPLY_KEPT_OPEN), 2, "rls_packets[REPLY_KEPT_OPEN]");
+	k.c.ack = second.seq + l2;
 
 	/* A client ACK with a SACK block for upstream bytes past both 429s. */
 	{
-		struct tp_spec s = spec_of(&c, NULL, 0, TP_ACK);
+		struct tp_spec s = spec_of(&k.c, NULL, 0, TP_ACK);
 
-		send_spec(e, &s, &r); /* builds r.in; the verdict is rerun below */
-		put_sack_block(&r, c.ack + 1000, c.ack + 2000);
-		CHECK_EQ(rerun(e, &r, 0), XDP_PASS, "dup ACK with a SACK block");
+		send_spec(k.e, &s, &r); /* builds r.in; the verdict is rerun below */
+		put_sack_block(&r, k.c.ack + 1000, k.c.ack + 2000);
+		CHECK_EQ(rerun(k.e, &r, 0), XDP_PASS, "dup ACK with a SACK block");
 		p = parsed(r.out, r.out_len, "dup ACK with SACK, renumbered");
-		CHECK_EQ(p.seq, c.seq - 2 * q, "seq: both refused requests taken out");
-		CHECK_EQ(p.ack, up.next, "ack: both 429s taken out");
-		CHECK_EQ(tp_get32(r.out + p.l4_off + 24), up.next + 1000, "SACK left edge");
-		CHECK_EQ(tp_get32(r.out + p.l4_off + 28), up.next + 2000, "SACK right edge");
+		CHECK_EQ(p.seq, k.c.seq - 2 * q, "seq: both refused requests taken out");
+		CHECK_EQ(p.ack, k.up.next, "ack: both 429s taken out");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 24), k.up.next + 1000, "SACK left edge");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 28), k.up.next + 2000, "SACK right edge");
 	}
 	/* The upstream acknowledges with a SACK block of client bytes: renumbered the other way. */
 	{
-		struct conn as_upstream = c;
+		struct conn as_upstream = k.c;
 		struct tp_spec s;
 
-		as_upstream.ack = up.next;
-		as_upstream.seq = up.acked;
+		as_upstream.ack = k.up.next;
+		as_upstream.seq = k.up.acked;
 		s = spec_of(&as_upstream, NULL, 0, TP_ACK);
-		s.saddr = c.server;
-		s.daddr = c.client;
-		s.sport = c.dport;
-		s.dport = c.sport;
-		s.seq = up.next;
-		s.ack = up.acked;
+		s.saddr = k.c.server;
+		s.daddr = k.c.client;
+		s.sport = k.c.dport;
+		s.dport = k.c.sport;
+		s.seq = k.up.next;
+		s.ack = k.up.acked;
 		r.in_len = tp_build(&s, r.in, sizeof(r.in));
-		put_sack_block(&r, up.acked + 10, up.acked + 20);
-		CHECK_EQ(rerun(e, &r, 1), TC_ACT_OK, "the upstream's ACK with a SACK block");
+		put_sack_block(&r, k.up.acked + 10, k.up.acked + 20);
+		CHECK_EQ(rerun(k.e, &r, 1), TC_ACT_OK, "the upstream's ACK with a SACK block");
 		p = parsed(r.out, r.out_len, "the upstream's SACK, renumbered");
-		CHECK_EQ(p.seq, up.next + l1 + l2, "seq past both 429s");
-		CHECK_EQ(p.ack, c.seq, "ack past both refused requests");
-		CHECK_EQ(tp_get32(r.out + p.l4_off + 24), up.acked + 10 + 2 * q, "SACK left edge");
-		CHECK_EQ(tp_get32(r.out + p.l4_off + 28), up.acked + 20 + 2 * q, "SACK right edge");
+		CHECK_EQ(p.seq, k.up.next + l1 + l2, "seq past both 429s");
+		CHECK_EQ(p.ack, k.c.seq, "ack past both refused requests");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 24), k.up.acked + 10 + 2 * q, "SACK left edge");
+		CHECK_EQ(tp_get32(r.out + p.l4_off + 28), k.up.acked + 20 + 2 * q, "SACK right edge");
 	}
 	/* A retransmission of data from before the second 429 takes the offset before it. */
-	p = upstream_sends(e, &c, &(struct upstream_view){ .next = up.next - RESPONSE_LEN,
-							  .acked = up.acked },
+	p = upstream_sends(k.e, &k.c, &(struct upstream_view){ .next = k.up.next - RESPONSE_LEN,
+							  .acked = k.up.acked },
 			   RESPONSE_LEN, 0, "the upstream resends its last response");
-	CHECK_EQ(p.seq, up.next - RESPONSE_LEN, "a resend from before the 429s keeps its numbers");
+	CHECK_EQ(p.seq, k.up.next - RESPONSE_LEN, "a resend from before the 429s keeps its numbers");
 }
 
 static void test_refused_request_resent(void **state)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn4(49301);
-	struct upstream_view up;
-	char req[1024];
-	size_t len;
-	struct tp_parsed reply, again;
+	struct kept k;
+	struct tp_parsed again;
 	struct result r;
 	struct conn resend;
 	struct rls_stats st;
 
-	reply = refuse_keeping_open(e, &c, &up, req, &len);
+	refuse_keeping_open(state, &k, conn4(49301));
 	/* The 429 was lost: the client sends its request again, and gets the same 429. */
-	resend = c;
-	resend.seq -= (uint32_t)len;
+	resend = k.c;
+	resend.seq -= (uint32_t)k.len;
 	usleep(20 * 1000); /* time moves on: the stored answer must not */
-	client_sends(e, &resend, req, len, 0, &r);
-	again = expect_kept_open_429(&r, &c, c.seq, "the refused request, sent again");
-	CHECK(again.len == reply.len && !memcmp(again.payload, reply.payload, reply.len),
-	      "the resent 429 differs from the first (%zu vs %zu bytes)", again.len, reply.len);
+	client_sends(k.e, &resend, k.req, k.len, 0, &r);
+	again = expect_kept_open_429(&r, &k.c, k.c.seq, "the refused request, sent again");
+	CHECK(again.len == k.reply.len && !memcmp(again.payload, k.reply.payload, k.reply.len),
+	      "the resent 429 differs from the first (%zu vs %zu bytes)", again.len, k.reply.len);
 	/* Part of it again, from its middle: never passed to the upstream. */
-	resend = c;
-	resend.seq -= (uint32_t)len / 2;
-	CHECK_EQ(client_sends(e, &resend, req + len / 2, len - len / 2, 0, &r), XDP_DROP,
+	resend = k.c;
+	resend.seq -= (uint32_t)k.len / 2;
+	CHECK_EQ(client_sends(k.e, &resend, k.req + k.len / 2, k.len - k.len / 2, 0, &r), XDP_DROP,
 		 "the refused request's second half, sent again");
 	/* The next request sent before the 429 arrived (its ack short of the 429's end): it is
 	 * dropped, and sent again once the client has the 429. */
-	CHECK_EQ(client_sends(e, &c, req, len, 0, &r), XDP_DROP, "a request sent before the 429 came");
-	CHECK_EQ(packets_of(e, RLS_PKT_AHEAD_OF_429), 1, "rls_packets[AHEAD_OF_429]");
-	st = stats_of(e, account_id(e, "alice"), 0);
+	CHECK_EQ(client_sends(k.e, &k.c, k.req, k.len, 0, &r), XDP_DROP, "a request sent before the 429 came");
+	CHECK_EQ(packets_of(k.e, RLS_PKT_AHEAD_OF_429), 1, "rls_packets[AHEAD_OF_429]");
+	st = stats_of(k.e, account_id(k.e, "alice"), 0);
 	CHECK_EQ(rejected_total(&st), 1, "rejected: a resend is not charged again");
 	CHECK_EQ(st.admitted, 3, "admitted");
 }
 
 static void test_client_reset_after_429(void **state)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn4(49401);
-	struct upstream_view up;
-	char req[1024];
-	size_t len;
-	struct tp_parsed reply, p;
+	struct kept k;
+	struct tp_parsed p;
 	struct result r;
-	struct rls_flow_key k = conn_flow_key(&c);
+	struct rls_flow_key key;
 	struct rls_flow f;
 
-	reply = refuse_keeping_open(e, &c, &up, req, &len);
-	c.ack = reply.seq + (uint32_t)reply.len;
-	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_RST | TP_ACK, &r), XDP_PASS, "the client's RST");
+	refuse_keeping_open(state, &k, conn4(49401));
+	key = conn_flow_key(&k.c);
+	k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
+	CHECK_EQ(client_sends(k.e, &k.c, NULL, 0, TP_RST | TP_ACK, &r), XDP_PASS, "the client's RST");
 	p = parsed(r.out, r.out_len, "RST, renumbered");
-	CHECK_EQ(p.seq, c.seq - (uint32_t)len, "RST seq where the upstream is: it takes it");
-	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the flow is gone after the RST");
+	CHECK_EQ(p.seq, k.c.seq - (uint32_t)k.len, "RST seq where the upstream is: it takes it");
+	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) != 0, "the flow is gone after the RST");
 	/* A new connection on the same ports starts afresh, numbered as sent. */
-	c.seq += 5000;
-	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_SYN, &r), XDP_PASS, "a SYN on the same ports");
+	k.c.seq += 5000;
+	CHECK_EQ(client_sends(k.e, &k.c, NULL, 0, TP_SYN, &r), XDP_PASS, "a SYN on the same ports");
 	expect_untouched(&r, "the new connection's SYN");
 }
 
 /* The client closes first: the upstream's last ACK, renumbered, ends the flow. */
 static void test_client_closes_first(void **state)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn4(49701);
-	struct upstream_view up;
-	char req[1024];
-	size_t len;
-	struct tp_parsed reply, p;
+	struct kept k;
+	struct tp_parsed p;
 	struct result r;
-	struct rls_flow_key k = conn_flow_key(&c);
+	struct rls_flow_key key;
 	struct rls_flow f;
 
-	reply = refuse_keeping_open(e, &c, &up, req, &len);
-	c.ack = reply.seq + (uint32_t)reply.len;
-	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK | TP_FIN, &r), XDP_PASS, "the client's FIN");
-	c.seq += 1;
-	up.acked = c.seq - (uint32_t)len; /* the FIN, in the upstream's numbering */
-	p = upstream_sends(e, &c, &up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
-	CHECK_EQ(p.ack, c.seq, "the upstream's FIN acknowledges the client's, renumbered");
-	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "the flow waits for the last ACK");
-	c.ack = up.next + (uint32_t)reply.len;
-	CHECK_EQ(client_sends(e, &c, NULL, 0, TP_ACK, &r), XDP_PASS, "the client's last ACK");
+	refuse_keeping_open(state, &k, conn4(49701));
+	key = conn_flow_key(&k.c);
+	k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
+	CHECK_EQ(client_sends(k.e, &k.c, NULL, 0, TP_ACK | TP_FIN, &r), XDP_PASS, "the client's FIN");
+	k.c.seq += 1;
+	k.up.acked = k.c.seq - (uint32_t)k.len; /* the FIN, in the upstream's numbering */
+	p = upstream_sends(k.e, &k.c, &k.up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
+	CHECK_EQ(p.ack, k.c.seq, "the upstream's FIN acknowledges the client's, renumbered");
+	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) == 0, "the flow waits for the last ACK");
+	k.c.ack = k.up.next + (uint32_t)k.reply.len;
+	CHECK_EQ(client_sends(k.e, &k.c, NULL, 0, TP_ACK, &r), XDP_PASS, "the client's last ACK");
 	p = parsed(r.out, r.out_len, "the client's last ACK, renumbered");
-	CHECK_EQ(p.ack, up.next, "its ack in the upstream's numbering");
-	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the flow is gone after it");
+	CHECK_EQ(p.ack, k.up.next, "its ack in the upstream's numbering");
+	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) != 0, "the flow is gone after it");
 }
 
 /*
@@ -429,44 +422,38 @@ static void test_closes_where_upstream_unseen(void **state)
  */
 static void test_connection_close_honoured(void **state)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn4(49601);
-	struct upstream_view up;
-	char req[1024], closing[1024];
-	size_t len, closing_len;
-	struct tp_parsed reply, p;
+	struct kept k;
+	char closing[1024];
+	size_t closing_len;
+	struct tp_parsed p;
 	struct result r;
 
-	reply = refuse_keeping_open(e, &c, &up, req, &len);
-	c.ack = reply.seq + (uint32_t)reply.len;
+	refuse_keeping_open(state, &k, conn4(49601));
+	k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
 	closing_len = http_request(closing, sizeof(closing),
 				   BEARER(KEY_ALICE) "Connection:  Close\r\n", NULL);
-	CHECK_EQ(client_sends(e, &c, closing, closing_len, 0, &r), XDP_TX,
+	CHECK_EQ(client_sends(k.e, &k.c, closing, closing_len, 0, &r), XDP_TX,
 		 "a refused request that asks to close");
 	p = parsed(r.out, r.out_len, "the 429 to a request that asks to close");
 	CHECK(memmem(p.payload, p.len, "\r\nconnection: close\r\n", 21) != NULL,
 	      "the 429 says connection: close");
-	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 1,
+	CHECK_EQ(packets_of(k.e, RLS_PKT_REPLY_KEPT_OPEN), 1,
 		 "rls_packets[REPLY_KEPT_OPEN]: the first 429 only");
 }
 
 /* "Connection: close" as the last header line, as wrk and curl put an added header. */
 static void test_connection_close_last_header(void **state)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn4(49801);
-	struct upstream_view up;
-	char req[1024];
+	struct kept k;
 	static const char closing[] = "GET /v1/models HTTP/1.1\r\nHost: gw.test\r\n"
 				      "Authorization: Bearer " KEY_ALICE "\r\n"
 				      "Connection: close\r\n\r\n";
-	size_t len;
-	struct tp_parsed reply, p;
+	struct tp_parsed p;
 	struct result r;
 
-	reply = refuse_keeping_open(e, &c, &up, req, &len);
-	c.ack = reply.seq + (uint32_t)reply.len;
-	CHECK_EQ(client_sends(e, &c, closing, sizeof(closing) - 1, 0, &r), XDP_TX,
+	refuse_keeping_open(state, &k, conn4(49801));
+	k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
+	CHECK_EQ(client_sends(k.e, &k.c, closing, sizeof(closing) - 1, 0, &r), XDP_TX,
 		 "a refused request whose last header asks to close");
 	p = parsed(r.out, r.out_len, "the 429 to it");
 	CHECK(memmem(p.payload, p.len, "\r\nconnection: close\r\n", 21) != NULL,
