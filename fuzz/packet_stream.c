@@ -91,7 +91,7 @@ static const char *const prop_names[P_NR] = {
 	"slots: every concurrency slot given back once the connection is gone",
 };
 static unsigned long long prop_checked[P_NR];
-static unsigned long long executions, local_runs, refusals, resets, xdp_runs, tc_runs;
+static unsigned long long executions, local_runs, refusals, kept_open, resets, xdp_runs, tc_runs;
 static unsigned long long ref_stops[4], requests_complete; /* what the reference saw */
 
 static void report(void);
@@ -158,8 +158,8 @@ static void report(void)
 	if (!getenv("PKTFUZZ_REPORT"))
 		return;
 	printf("pktfuzz: executions %llu (on a real loopback connection %llu), xdp runs %llu, "
-	       "tc runs %llu, refusals %llu, resets %llu\n", executions, local_runs, xdp_runs,
-	       tc_runs, refusals, resets);
+	       "tc runs %llu, refusals %llu (the connection kept %llu), resets %llu\n", executions,
+	       local_runs, xdp_runs, tc_runs, refusals, kept_open, resets);
 	printf("pktfuzz: reference: %llu complete requests; streams that end %llu, break %llu, "
 	       "open HTTP/2 %llu, leave the common reading %llu\n", requests_complete,
 	       ref_stops[REF_END], ref_stops[REF_BROKEN], ref_stops[REF_HTTP2],
@@ -518,6 +518,7 @@ struct sim {
 	int reset_seen;     /* a RST was sent toward it at all */
 	/* The 429. */
 	int refused;
+	int kept_open; /* the 429 kept the connection (README: A 429 that keeps the connection) */
 	uint32_t reply_end;
 	size_t refused_read_end; /* the stream offset where the refused segment's bytes ended */
 	/* What XDP has read: the stream's parse position (segments passed, not forged). */
@@ -963,6 +964,10 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 		if (p.seq != s.ack)
 			FAIL("the 429 starts at %u, the client acknowledged %u", p.seq, s.ack);
 		z->refused = 1;
+		z->kept_open = memmem(p.payload, p.len, "\r\nconnection: keep-alive\r\n", 26) != NULL;
+		if (z->kept_open && (p.flags & TP_FIN))
+			FAIL("a 429 that keeps the connection carries a FIN");
+		feature(210, (unsigned)z->kept_open);
 		z->reply_end = p.seq + (uint32_t)p.len + !!(p.flags & TP_FIN);
 		break;
 	default:
@@ -1354,7 +1359,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ref_result ref = { .keys = fuzz_keys, .nr_keys = ARRAY_SIZE(fuzz_keys) };
 	struct expect x = { .exact = 0 };
 	struct tally t;
-	unsigned mode = u8(&r), nreq = u8(&r), ncuts, i, op;
+	unsigned mode = u8(&r), nreq = u8(&r), ncuts, i, op, by_request;
 	size_t nsegs = 0, off, next, cuts[64], rounds, limit;
 	struct seg *s;
 	__u64 day_before, day_after;
@@ -1418,9 +1423,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	z.cli_ack = z.srv_next;
 
-	/* Segments: cut where the input says, no longer than a frame holds. */
+	/* Segments: cut where the input says, no longer than a frame holds; for a client that
+	 * waits for each answer (as keep-alive clients do), at every request's end too. */
 	limit = stream_len > 65536 ? SEG_HUGE : SEG_MAX;
-	ncuts = u8(&r) % 48;
+	ncuts = u8(&r);
+	by_request = ncuts >= 0xc0;
+	ncuts %= 48;
 	for (i = 0; i < ncuts; i++)
 		cuts[i] = u16(&r) % stream_len;
 	for (i = 1; i < ncuts; i++) /* insertion sort: few cuts */
@@ -1434,6 +1442,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		while (i < ncuts && cuts[i] <= off)
 			i++;
 		next = i < ncuts ? cuts[i] : stream_len;
+		for (op = 0; by_request && op < ref.n; op++)
+			if (ref.req[op].end > off && ref.req[op].end < next) {
+				next = ref.req[op].end;
+				break;
+			}
 		if (next - off > limit)
 			next = off + limit;
 		segs[nsegs].off = off;
@@ -1507,6 +1520,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ack.seq = z.isn + (uint32_t)(z.xdp_read > z.rcv ? z.xdp_read : z.rcv);
 			ack.ack = z.reply_end;
 			action = xdp_frame(&ack, out, &out_len, &in_len);
+			if (z.kept_open) {
+				/* It reaches the upstream renumbered: at the upstream's next byte (the
+				 * refused request never came), acknowledging what it sent (not the
+				 * 429, which it never sent). */
+				prop_checked[P_REFUSED]++;
+				if (action != (XDP_PASS | 0x100))
+					FAIL("the client's acknowledgement of a 429 that kept the "
+					     "connection was not renumbered (XDP %s)",
+					     xdp_name(action & 0xff));
+				parse_out(out, out_len, &p, "the acknowledgement, renumbered");
+				if (p.flags & TP_RST)
+					FAIL("a 429 that kept the connection reset the upstream");
+				if (p.seq != z.isn + (uint32_t)z.rcv || p.ack != z.srv_next)
+					FAIL("the acknowledgement renumbered to seq %u ack %u, the "
+					     "upstream expects %u and sent up to %u", p.seq, p.ack,
+					     z.isn + (uint32_t)z.rcv, z.srv_next);
+				refusals++;
+				kept_open++;
+				break;
+			}
 			if (action != (XDP_PASS | 0x100))
 				FAIL("the client's acknowledgement of the 429 did not reset the "
 				     "upstream (XDP %s)", xdp_name(action & 0xff));
