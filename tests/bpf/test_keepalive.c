@@ -128,7 +128,8 @@ struct kept {
 	struct upstream_view up;
 	char req[1024];   /* the request sent, each time */
 	size_t len;
-	struct tp_parsed reply; /* the 429 */
+	struct result sent_429; /* the refused request, and the 429 in its out[] */
+	struct tp_parsed reply; /* the 429, parsed: its payload points into sent_429 */
 };
 
 /*
@@ -157,8 +158,9 @@ static void refuse_keeping_open(void **state, struct kept *k, struct conn c)
 			 "a response before any 429 keeps its numbers");
 		k->c.ack = k->up.next;
 	}
-	client_sends(k->e, &k->c, k->req, k->len, 0, &r);
-	k->reply = expect_kept_open_429(&r, &k->c, k->c.seq, "the fourth request, over rpm 3");
+	client_sends(k->e, &k->c, k->req, k->len, 0, &k->sent_429);
+	k->reply = expect_kept_open_429(&k->sent_429, &k->c, k->c.seq,
+					"the fourth request, over rpm 3");
 }
 
 static void test_429_keeps_connection(void **state)
