@@ -1958,6 +1958,10 @@ static char *read_file(const char *path, size_t *len, const char **why)
 		close(fd);
 		return NULL;
 	}
+	/* Room for the whole file and the read that finds its end: a table of 60 MB grown from
+	 * 64 KiB was copied ten times over. */
+	if ((size_t)st.st_size >= cap)
+		cap = (size_t)st.st_size + 1;
 	for (;;) {
 		ssize_t n;
 
