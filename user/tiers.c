@@ -25,6 +25,7 @@
 #include "siphash.h"
 #include "sha256_file.h"
 #include "ipv4_mapped.h"
+#include "item_set.h"
 #include "tiers.h"
 
 #define RLS_REQUEST_LIMIT_MAX (RLS_UNLIMITED - 1)
@@ -1325,147 +1326,74 @@ static int parse_accounts(struct parser *p, const json_t *v, struct rls_table *t
 
 /* ---- one key, one network: each identifies exactly one account ---- */
 
-_Static_assert(sizeof(struct rls_cidr) == 20, "find_repeat() compares all of its bytes");
+_Static_assert(sizeof(struct rls_cidr) == 20, "repeats are found by all of its bytes");
 
-struct item_ref {
-	const void *item;
-	size_t account;
-	size_t index;
+/* Where key (or network) k of all_keys (or all_cidrs) is: its account, and its index there. */
+struct item_place {
+	size_t account, index;
 };
 
-/* Mixes every byte of an item (a SHA-256 digest, a struct rls_cidr) into 64 bits. */
-static __u64 item_hash(const void *item, size_t size)
+static struct item_place place_of(const struct rls_table *t, bool keys, size_t k)
 {
-	const unsigned char *b = item;
-	__u64 h = 0x9e3779b97f4a7c15ull, word;
-	size_t i;
+	struct item_place at = { 0, k };
+	size_t count;
 
-	for (i = 0; i + sizeof(word) <= size; i += sizeof(word)) {
-		memcpy(&word, b + i, sizeof(word));
-		h = (h ^ word) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
+	for (; at.account < t->nr_accounts; at.account++) {
+		count = keys ? t->accounts[at.account].nr_keys : t->accounts[at.account].nr_cidrs;
+		if (at.index < count)
+			break;
+		at.index -= count;
 	}
-	for (; i < size; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h ^ h >> 29;
-}
-
-/*
- * The first item (in file order, the order of refs) equal to an earlier one, with that earlier
- * one in *first; *repeat NULL if there is none. One pass over an open-addressed set of the
- * items seen so far: for a million keys, sorting them took a seventh of the parse. A slot holds
- * the upper half of the item's hash beside its index + 1 (0: empty), so that a probe rarely
- * reads an item it does not match. Returns 0 or -ENOMEM.
- */
-static int find_repeat(const struct item_ref *refs, size_t n, size_t item_size,
-		       const struct item_ref **repeat, const struct item_ref **first)
-{
-	size_t cap = 16, mask, i, slot;
-	__u64 *slots, h, tag;
-
-	*repeat = NULL;
-	while (cap < 2 * n)
-		cap *= 2;
-	slots = calloc(cap, sizeof(*slots));
-	if (!slots)
-		return -ENOMEM;
-	mask = cap - 1;
-	for (i = 0; i < n && !*repeat; i++) {
-		h = item_hash(refs[i].item, item_size);
-		tag = h >> 32 << 32;
-		for (slot = h & mask; slots[slot]; slot = (slot + 1) & mask) {
-			const struct item_ref *seen = &refs[(slots[slot] & 0xffffffffu) - 1];
-
-			if ((slots[slot] & ~0xffffffffull) == tag &&
-			    !memcmp(seen->item, refs[i].item, item_size)) {
-				*repeat = &refs[i];
-				*first = seen;
-				break;
-			}
-		}
-		if (!*repeat)
-			slots[slot] = tag | (i + 1);
-	}
-	free(slots);
-	return 0;
+	return at;
 }
 
 static void path_set_item(struct parser *p, const struct rls_table *t, const char *field,
-			  const struct item_ref *ref)
+			  struct item_place at)
 {
 	path_reset(p);
 	path_push_key(p, "accounts");
-	path_push_key(p, t->accounts[ref->account].name);
+	path_push_key(p, t->accounts[at.account].name);
 	path_push_key(p, field);
-	path_push_index(p, ref->index);
+	path_push_index(p, at.index);
 }
 
-static struct item_ref *collect_refs(const struct rls_table *t, bool keys, size_t *n)
+static int fail_repeat(struct parser *p, const struct rls_table *t, bool keys, size_t repeat,
+		       size_t first)
 {
-	struct item_ref *refs;
-	size_t total = 0, i, j, k = 0;
-
-	for (i = 0; i < t->nr_accounts; i++)
-		total += keys ? t->accounts[i].nr_keys : t->accounts[i].nr_cidrs;
-	*n = total;
-	refs = calloc(total ? total : 1, sizeof(*refs));
-	if (!refs)
-		return NULL;
-	for (i = 0; i < t->nr_accounts; i++) {
-		const struct rls_account *a = &t->accounts[i];
-		size_t count = keys ? a->nr_keys : a->nr_cidrs;
-
-		for (j = 0; j < count; j++, k++) {
-			refs[k].item = keys ? (const void *)a->keys[j] : (const void *)&a->cidrs[j];
-			refs[k].account = i;
-			refs[k].index = j;
-		}
-	}
-	return refs;
-}
-
-static int fail_repeat(struct parser *p, const struct rls_table *t, bool keys,
-		       const struct item_ref *repeat, const struct item_ref *first)
-{
+	struct item_place again = place_of(t, keys, repeat), before = place_of(t, keys, first);
 	const char *field = keys ? "keys" : "cidrs";
 	char what[64], first_path[sizeof(p->path)], name[128];
 
 	if (keys)
 		snprintf(what, sizeof(what), "key");
 	else
-		format_cidr(first->item, what, sizeof(what));
-	path_set_item(p, t, field, first);
+		format_cidr(&t->all_cidrs[first], what, sizeof(what));
+	path_set_item(p, t, field, before);
 	memcpy(first_path, p->path, sizeof(first_path));
-	path_set_item(p, t, field, repeat);
-	if (first->account == repeat->account)
+	path_set_item(p, t, field, again);
+	if (before.account == again.account)
 		return fail(p, "%s is already listed at %s%s: remove one", what, first_path,
 			    keys ? " (a key and its sha256: digest are the same key)" : "");
 	return fail(p, "%s already belongs to account %s (%s): it can identify only one account, "
 		    "remove it from one of them", what,
-		    quote(t->accounts[first->account].name, name, sizeof(name)), first_path);
+		    quote(t->accounts[before.account].name, name, sizeof(name)), first_path);
 }
 
+/* The first key (or network), in file order, that an earlier one already is. */
 static int reject_shared(struct parser *p, const struct rls_table *t, bool keys)
 {
-	const struct item_ref *repeat, *first = NULL;
-	struct item_ref *refs;
-	size_t n;
-	int ret = 0;
+	size_t n = keys ? p->nr_keys : p->nr_cidrs;
+	long repeat, first;
 
-	refs = collect_refs(t, keys, &n);
-	if (!refs)
+	if (n > (keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS))
+		return fail(p, "accounts: %zu %s in total, at most %u are supported", n,
+			    keys ? "API keys" : "cidrs", keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS);
+	if (keys ? rls_item_first_repeat(t->all_keys, sizeof(*t->all_keys), RLS_SHA256_LEN, n,
+					 &repeat, &first)
+		 : rls_item_first_repeat(t->all_cidrs, sizeof(*t->all_cidrs),
+					 sizeof(*t->all_cidrs), n, &repeat, &first))
 		return fail_oom(p);
-	if (n > (keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS)) {
-		ret = fail(p, "accounts: %zu %s in total, at most %u are supported", n,
-			   keys ? "API keys" : "cidrs", keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS);
-	} else if (find_repeat(refs, n, keys ? RLS_SHA256_LEN : sizeof(struct rls_cidr), &repeat,
-			       &first)) {
-		ret = fail_oom(p);
-	} else if (repeat) {
-		ret = fail_repeat(p, t, keys, repeat, first);
-	}
-	free(refs);
-	return ret;
+	return repeat < 0 ? 0 : fail_repeat(p, t, keys, (size_t)repeat, (size_t)first);
 }
 
 /* ---- the fast way through the accounts ---- */
@@ -1631,18 +1559,12 @@ static int scan_account(struct parser *p, struct scan *c, struct rls_table *t,
 /* Two accounts of one name: jansson refuses the text (a repeated key), and says where. */
 static int scan_repeated_names(const struct rls_table *t)
 {
-	const struct item_ref *repeat, *first;
-	struct item_ref *refs = calloc(t->nr_accounts + 1, sizeof(*refs));
-	size_t i;
-	int ret;
+	long repeat, first;
 
-	if (!refs)
+	if (rls_item_first_repeat(t->accounts[0].name, sizeof(*t->accounts), RLS_ACCOUNT_NAME_MAX,
+				  t->nr_accounts, &repeat, &first))
 		return -1;
-	for (i = 0; i < t->nr_accounts; i++)
-		refs[i].item = t->accounts[i].name;
-	ret = find_repeat(refs, t->nr_accounts, RLS_ACCOUNT_NAME_MAX, &repeat, &first);
-	free(refs);
-	return ret || repeat ? -1 : 0;
+	return repeat < 0 ? 0 : -1;
 }
 
 static int scan_accounts(struct parser *p, struct scan *c, struct rls_table *t)
