@@ -129,7 +129,7 @@ seconds() {
 	awk -v a="${t0/,/.}" -v b="${EPOCHREALTIME/,/.}" \
 		-v c0="$(children_cpu "$BED_DIR/times.before")" \
 		-v c1="$(children_cpu "$BED_DIR/times.after")" \
-		'BEGIN { printf "%.3f %.3f", b - a, c1 - c0 }'
+		'BEGIN { printf "%.3f %.3f\n", b - a, c1 - c0 }'
 }
 
 unload() { # BINARY
