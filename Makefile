@@ -141,7 +141,7 @@ FUZZ_CFLAGS  := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iu
 FUZZ_HARNESSES := $(patsubst fuzz/%.c,%,$(wildcard fuzz/*.c))
 FUZZERS      := $(patsubst %,$(BUILD)/fuzz/%,$(FUZZ_HARNESSES))
 # What the user-space harnesses link: the parsers and the settlement, nothing that needs BPF.
-FUZZ_OBJS    := $(patsubst %,$(BUILD)/fuzz/obj/%.o,tiers sha256_file usage settle import_csv)
+FUZZ_OBJS    := $(patsubst %,$(BUILD)/fuzz/obj/%.o,tiers item_set sha256_file usage settle import_csv)
 
 fuzzers: $(FUZZERS)
 

@@ -11,6 +11,7 @@
 
 #include "apply.h"
 #include "ids.h"
+#include "item_set.h"
 #include "map_walk.h"
 #include "slot_ring.h"
 
@@ -63,6 +64,7 @@ struct known_names {
 	struct rls_named_id *v; /* v[i].name is names[i] once read_known_*() returns */
 	size_t n, cap;
 	int error;
+	struct rls_id_index *index; /* of v, for plan_ids() */
 };
 
 _Static_assert(RLS_MODEL_NAME_MAX == RLS_ACCOUNT_NAME_MAX, "known_names holds both");
@@ -91,7 +93,7 @@ static void known_add(struct known_names *k, const char *name, __u32 id)
 	k->v[k->n++].id = id;
 }
 
-/* The names are all in: point at them (realloc may have moved them). */
+/* The names are all in: point at them (realloc may have moved them), and index them. */
 static int known_done(struct known_names *k, int walked)
 {
 	size_t i;
@@ -100,11 +102,12 @@ static int known_done(struct known_names *k, int walked)
 		return walked ? walked : k->error;
 	for (i = 0; i < k->n; i++)
 		k->v[i].name = k->names[i];
-	return 0;
+	return rls_id_index_build(k->v, k->n, &k->index);
 }
 
 static void known_free(struct known_names *k)
 {
+	rls_id_index_free(k->index);
 	free(k->names);
 	free(k->v);
 	memset(k, 0, sizeof(*k));
@@ -144,8 +147,8 @@ static void plan_free(struct id_plan *plan)
 
 /*
  * Existing names keep their ids, so their counters carry over; new names get the lowest ids no
- * name in the maps holds (rls_plan_ids()), the names being those rls_read_maps() found.
- * Returns 0, -ENOMEM or -ENOSPC.
+ * name in the maps holds (rls_plan_ids()), the names being those rls_read_maps() found and
+ * indexed. Returns 0, -ENOMEM or -ENOSPC.
  */
 static int plan_ids(const struct known_names *known_accounts, const struct known_names *known_models,
 		    const struct rls_table *t, struct id_plan *plan)
@@ -169,16 +172,16 @@ static int plan_ids(const struct known_names *known_accounts, const struct known
 	for (i = 0; i < nr_accounts; i++)
 		account_names[i] = t->accounts[i].name;
 
-	ret = rls_plan_ids(known_accounts->v, known_accounts->n, account_names, nr_accounts,
-			   RLS_ACCOUNT_ANONYMOUS + 1, UINT32_MAX, plan->accounts,
-			   plan->account_is_new);
+	ret = rls_plan_ids_in(known_accounts->index, account_names, nr_accounts,
+			      RLS_ACCOUNT_ANONYMOUS + 1, UINT32_MAX, plan->accounts,
+			      plan->account_is_new);
 	if (!ret)
 		plan->accounts_dropped = known_accounts->n -
 					 nr_known_kept(plan->account_is_new, nr_accounts);
 	if (!ret)
-		ret = rls_plan_ids(known_models->v, known_models->n, t->models, nr_models,
-				   RLS_MODEL_OTHER + 1, RLS_MODEL_HIDDEN - 1, plan->models,
-				   plan->model_is_new);
+		ret = rls_plan_ids_in(known_models->index, t->models, nr_models,
+				      RLS_MODEL_OTHER + 1, RLS_MODEL_HIDDEN - 1, plan->models,
+				      plan->model_is_new);
 	if (!ret)
 		plan->models_dropped = known_models->n - nr_known_kept(plan->model_is_new, nr_models);
 	if (ret)
@@ -323,6 +326,33 @@ struct rls_map_reading {
 	struct sweep stale[RLS_GENERATION_MAPS];
 };
 
+/* Does map fd have keys and values of these sizes (0: any value)? */
+static bool map_has_layout(int fd, __u32 key_size, __u32 value_size)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return !bpf_obj_get_info_by_fd(fd, &info, &len) && info.key_size == key_size &&
+	       (!value_size || info.value_size == value_size);
+}
+
+/*
+ * The maps are read as this rlshape lays them out: pins an older one left may be laid out
+ * otherwise, and their reading is then thrown away (the load cannot reuse them either).
+ */
+static int check_layout(const struct rls_maps *maps)
+{
+	size_t i;
+
+	if (!map_has_layout(maps->accounts, sizeof(__u32), sizeof(struct rls_account_name)) ||
+	    !map_has_layout(maps->models, sizeof(struct rls_model_name), sizeof(__u32)))
+		return -EPROTO;
+	for (i = 0; i < RLS_GENERATION_MAPS; i++)
+		if (!map_has_layout(generation_map_fd(maps, i), generation_maps[i].key_size, 0))
+			return -EPROTO;
+	return 0;
+}
+
 int rls_read_maps(const struct rls_maps *maps, struct rls_map_reading **reading)
 {
 	struct rls_map_reading *r = calloc(1, sizeof(*r));
@@ -333,7 +363,9 @@ int rls_read_maps(const struct rls_maps *maps, struct rls_map_reading **reading)
 	if (!r)
 		return -ENOMEM;
 	r->next = live_generation(maps) ^ 1;
-	ret = read_known_accounts(maps, &r->accounts);
+	ret = check_layout(maps);
+	if (!ret)
+		ret = read_known_accounts(maps, &r->accounts);
 	if (!ret)
 		ret = read_known_models(maps, &r->models);
 	for (i = 0; i < RLS_GENERATION_MAPS && !ret; i++) {
@@ -527,24 +559,32 @@ static int key_secret(const struct rls_maps *maps, __u8 secret[RLS_KEY_SECRET_LE
 	return 0;
 }
 
-static int write_principals(const struct rls_maps *maps, const struct rls_table *t,
-			    const struct id_plan *plan, __u32 gen,
-			    const __u8 secret[RLS_KEY_SECRET_LEN], struct rls_apply_result *r,
-			    char *err, size_t err_len)
+/* The new generation's keys, gathered for one batch write each. */
+struct key_batches {
+	struct batch_writer *keys;    /* plain keys, by their SipHash: rls_api_keys */
+	struct batch_writer *digests; /* "sha256:" keys: rls_api_key_digests */
+};
+
+static void key_batches_free(struct key_batches *b)
 {
-	struct batch_writer *keys, *digests;
-	size_t i, j, failed = 0;
+	batch_writer_free(b->keys);
+	batch_writer_free(b->digests);
+}
+
+static int gather_keys(const struct rls_maps *maps, const struct rls_table *t,
+		       const struct id_plan *plan, __u32 gen, const __u8 secret[RLS_KEY_SECRET_LEN],
+		       struct key_batches *b, char *err, size_t err_len)
+{
+	size_t i, j;
 	int ret = 0;
 
-	keys = batch_writer(maps->api_keys, sizeof(struct rls_api_key), sizeof(struct rls_principal));
-	digests = batch_writer(maps->api_key_digests, sizeof(struct rls_api_key_digest),
+	b->keys = batch_writer(maps->api_keys, sizeof(struct rls_api_key),
 			       sizeof(struct rls_principal));
-	if (!keys || !digests) {
-		batch_writer_free(keys);
-		batch_writer_free(digests);
+	b->digests = batch_writer(maps->api_key_digests, sizeof(struct rls_api_key_digest),
+				  sizeof(struct rls_principal));
+	if (!b->keys || !b->digests)
 		return failf(err, err_len, "cannot add the %s keys: %s", "new", ENOMEM);
-	}
-	for (i = 0; i < t->nr_accounts && !ret; i++) {
+	for (i = 0; i < t->nr_accounts; i++) {
 		const struct rls_account *a = &t->accounts[i];
 		struct rls_principal who = { .account = plan->accounts[i], .tier = (__u32)a->tier };
 
@@ -553,35 +593,104 @@ static int write_principals(const struct rls_maps *maps, const struct rls_table 
 			struct rls_api_key_digest digest = { .generation = gen };
 
 			if (rls_table_key_siphash(t, a, j, secret, key.siphash)) {
-				ret = batch_add(keys, &key, &who, i);
+				ret = batch_add(b->keys, &key, &who, i);
 			} else {
 				memcpy(digest.sha256, a->keys[j], sizeof(digest.sha256));
-				ret = batch_add(digests, &digest, &who, i);
+				ret = batch_add(b->digests, &digest, &who, i);
 			}
-			failed = i;
 		}
+		if (ret)
+			return failf(err, err_len, "cannot add a key of account \"%s\": %s",
+				     a->name, -ret);
+	}
+	return 0;
+}
+
+/*
+ * Of the stale keys, those that w (NULL: none) does not write over, into a new array of *n; or
+ * NULL when every stale key goes (nothing is written over them, or there is no memory to tell).
+ */
+static unsigned char *stale_not_rewritten(const struct sweep *stale, const struct batch_writer *w,
+					  size_t *n)
+{
+	struct rls_item_set rewritten;
+	const unsigned char *key;
+	unsigned char *going;
+	size_t i;
+
+	*n = 0;
+	if (!w || !w->n || !stale->n || w->key_size != stale->key_size)
+		return NULL;
+	going = malloc(stale->n * stale->key_size);
+	if (!going || rls_item_set_init(&rewritten, w->keys, w->key_size, w->key_size, w->n)) {
+		free(going);
+		return NULL;
+	}
+	for (i = 0; i < w->n; i++)
+		rls_item_set_add(&rewritten, i);
+	for (i = 0; i < stale->n; i++) {
+		key = stale->keys + i * stale->key_size;
+		if (!rls_item_set_has(&rewritten, key))
+			memcpy(going + (*n)++ * stale->key_size, key, stale->key_size);
+	}
+	rls_item_set_free(&rewritten);
+	return going;
+}
+
+/*
+ * The generation that is not live still holds the table before the live one, or what a load
+ * that failed half way left: its entries go, but for the keys the new table writes over. A
+ * write replaces an entry in one step, where a delete and an insert are two: a reload of much
+ * the same table would otherwise delete and insert again most of a million keys.
+ */
+static void delete_stale(const struct rls_maps *maps, const struct rls_map_reading *reading,
+			 const struct key_batches *b)
+{
+	const struct sweep *stale;
+	unsigned char *going;
+	size_t i, n;
+	int fd;
+
+	for (i = 0; i < RLS_GENERATION_MAPS; i++) {
+		stale = &reading->stale[i];
+		fd = generation_map_fd(maps, i);
+		going = stale_not_rewritten(stale, fd == b->keys->fd ? b->keys :
+						   fd == b->digests->fd ? b->digests : NULL, &n);
+		if (going)
+			rls_map_delete_keys(fd, going, n, stale->key_size);
+		else
+			rls_map_delete_keys(fd, stale->keys, stale->n, stale->key_size);
+		free(going);
+	}
+}
+
+static int write_principals(const struct rls_maps *maps, const struct rls_table *t,
+			    const struct id_plan *plan, __u32 gen, const struct key_batches *b,
+			    struct rls_apply_result *r, char *err, size_t err_len)
+{
+	size_t i, j, failed = 0;
+	int ret;
+
+	for (i = 0; i < t->nr_accounts; i++) {
+		const struct rls_account *a = &t->accounts[i];
+		struct rls_principal who = { .account = plan->accounts[i], .tier = (__u32)a->tier };
+
 		/* The LPM trie takes one entry a call; an account has few CIDRs. */
-		for (j = 0; j < a->nr_cidrs && !ret; j++) {
+		for (j = 0; j < a->nr_cidrs; j++) {
 			struct rls_cidr_key key = { .prefixlen = 32 + a->cidrs[j].prefixlen,
 						    .generation = htonl(gen) };
 
 			memcpy(key.addr, a->cidrs[j].addr, sizeof(key.addr));
-			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY)) {
-				batch_writer_free(keys);
-				batch_writer_free(digests);
+			if (bpf_map_update_elem(maps->cidrs, &key, &who, BPF_ANY))
 				return failf(err, err_len, "cannot add a CIDR of account \"%s\": %s",
 					     a->name, errno);
-			}
 			r->nr_cidrs++;
 		}
 		r->nr_keys += a->nr_keys;
 	}
+	ret = batch_flush(b->keys, &failed);
 	if (!ret)
-		ret = batch_flush(keys, &failed);
-	if (!ret)
-		ret = batch_flush(digests, &failed);
-	batch_writer_free(keys);
-	batch_writer_free(digests);
+		ret = batch_flush(b->digests, &failed);
 	if (ret)
 		return failf(err, err_len, "cannot add a key of account \"%s\": %s",
 			     t->accounts[failed].name, -ret);
@@ -787,9 +896,9 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 {
 	__u32 next = reading->next, zero = 0;
 	__u8 secret[RLS_KEY_SECRET_LEN];
+	struct key_batches keys = {};
 	struct id_plan plan = {};
 	struct kept_ids kept;
-	size_t i;
 	int ret;
 
 	memset(result, 0, sizeof(*result));
@@ -810,16 +919,21 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 		plan_free(&plan);
 		return ret;
 	}
-	/* The generation before the live one, or what a load that failed half way left. */
-	for (i = 0; i < RLS_GENERATION_MAPS; i++)
-		rls_map_delete_keys(generation_map_fd(maps, i), reading->stale[i].keys,
-				    reading->stale[i].n, reading->stale[i].key_size);
+	ret = gather_keys(maps, table, &plan, next, secret, &keys, err, err_len);
+	if (ret) {
+		key_batches_free(&keys);
+		plan_free(&plan);
+		explicit_bzero(secret, sizeof(secret));
+		return ret;
+	}
+	delete_stale(maps, reading, &keys);
 
 	ret = write_names(maps, table, &plan, err, err_len);
 	if (!ret)
 		ret = write_limits(maps, table, &plan, next, &result->nr_limits, err, err_len);
 	if (!ret)
-		ret = write_principals(maps, table, &plan, next, secret, result, err, err_len);
+		ret = write_principals(maps, table, &plan, next, &keys, result, err, err_len);
+	key_batches_free(&keys);
 	if (!ret)
 		result->overflow_missing = write_overflow_counters(maps, table, &plan);
 	if (!ret)

@@ -34,8 +34,8 @@ int rls_apply_table(const struct rls_maps *maps, const struct rls_table *table,
  * rls_read_maps() reads what a load needs to know of the maps (their names and ids, the keys
  * of the generation that is not live), changing nothing; rls_apply_read_table() is
  * rls_apply_table() with that reading, taken from the same maps with no load between.
- * rls_read_maps() returns 0 or -errno, and sets *reading even then, for
- * rls_map_reading_free().
+ * rls_read_maps() returns 0 or -errno (-EPROTO: maps laid out otherwise than this rlshape's,
+ * as an older one's pins may be), and sets *reading even then, for rls_map_reading_free().
  */
 struct rls_map_reading;
 

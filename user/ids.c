@@ -40,10 +40,40 @@ __u32 rls_find_id(const struct rls_named_id *v, size_t n, const char *name, __u3
 	return found ? found->id : none;
 }
 
+/*
+ * Two passes of a radix sort on 16 bits each: a reload sorts a million ids, and qsort()'s
+ * comparisons took a tenth of a second of it. qsort() when there is no memory for the copy.
+ */
 void rls_sort_ids(__u32 *ids, size_t n)
 {
-	if (n)
-		qsort(ids, n, sizeof(*ids), compare_ids);
+	__u32 *other = n > 1 ? malloc(n * sizeof(*ids)) : NULL, *from = ids, *to = other, *swap;
+	size_t *count = other ? calloc(1u << 16, sizeof(*count)) : NULL, i, sum, c;
+	unsigned int shift;
+
+	if (!count) {
+		free(other);
+		if (n > 1)
+			qsort(ids, n, sizeof(*ids), compare_ids);
+		return;
+	}
+	for (shift = 0; shift < 32; shift += 16) {
+		memset(count, 0, (1u << 16) * sizeof(*count));
+		for (i = 0; i < n; i++)
+			count[from[i] >> shift & 0xffff]++;
+		for (i = 0, sum = 0; i < 1u << 16; i++) {
+			c = count[i];
+			count[i] = sum;
+			sum += c;
+		}
+		for (i = 0; i < n; i++)
+			to[count[from[i] >> shift & 0xffff]++] = from[i];
+		swap = from;
+		from = to;
+		to = swap;
+	}
+	/* Two passes: the sorted ids are back in ids. */
+	free(count);
+	free(other);
 }
 
 bool rls_has_id(const __u32 *ids, size_t n, __u32 id)
@@ -64,35 +94,55 @@ static __u64 name_hash(const char *name)
 /*
  * Which of known has each name: an open-addressed table of indices into known (+ 1; 0 is an
  * empty slot). A reload of a million accounts looks up a million names among a million known
- * ones; sorting the known names for a binary search took most of the planning.
+ * ones; sorting the known names for a binary search took most of the planning. With it, the
+ * ids known names hold, sorted, for the new names to fill the gaps between.
  */
-struct name_index {
+struct rls_id_index {
 	const struct rls_named_id *known;
-	size_t mask;
+	size_t nr_known, mask;
 	__u32 *slots;
+	__u32 *taken;
 };
 
-static int name_index_build(struct name_index *x, const struct rls_named_id *known, size_t n)
+int rls_id_index_build(const struct rls_named_id *known, size_t nr_known,
+		       struct rls_id_index **index)
 {
+	struct rls_id_index *x = calloc(1, sizeof(*x));
 	size_t cap = 16, i, slot;
 
-	while (cap < 2 * n)
+	*index = x;
+	while (cap < 2 * nr_known)
 		cap *= 2;
-	x->known = known;
-	x->mask = cap - 1;
-	x->slots = calloc(cap, sizeof(*x->slots));
-	if (!x->slots)
+	if (x) {
+		x->slots = calloc(cap, sizeof(*x->slots));
+		x->taken = malloc((nr_known ? nr_known : 1) * sizeof(*x->taken));
+	}
+	if (!x || !x->slots || !x->taken)
 		return -ENOMEM;
-	for (i = 0; i < n; i++) {
+	x->known = known;
+	x->nr_known = nr_known;
+	x->mask = cap - 1;
+	for (i = 0; i < nr_known; i++) {
 		for (slot = name_hash(known[i].name) & x->mask; x->slots[slot];
 		     slot = (slot + 1) & x->mask)
 			;
 		x->slots[slot] = (__u32)(i + 1);
+		x->taken[i] = known[i].id;
 	}
+	rls_sort_ids(x->taken, nr_known);
 	return 0;
 }
 
-static const struct rls_named_id *name_index_find(const struct name_index *x, const char *name)
+void rls_id_index_free(struct rls_id_index *x)
+{
+	if (!x)
+		return;
+	free(x->slots);
+	free(x->taken);
+	free(x);
+}
+
+static const struct rls_named_id *name_index_find(const struct rls_id_index *x, const char *name)
 {
 	size_t slot;
 
@@ -102,43 +152,39 @@ static const struct rls_named_id *name_index_find(const struct name_index *x, co
 	return NULL;
 }
 
-int rls_plan_ids(const struct rls_named_id *known, size_t nr_known, const char *const *names,
-		 size_t n, __u32 first, __u32 last, __u32 *ids, bool *is_new)
+int rls_plan_ids_in(const struct rls_id_index *x, const char *const *names, size_t n,
+		    __u32 first, __u32 last, __u32 *ids, bool *is_new)
 {
 	const struct rls_named_id *had;
-	struct name_index index;
 	__u64 next = first; /* 64 bits: next may pass last = 0xffffffff */
 	size_t i, t = 0;
-	__u32 *taken;
-	int ret = 0;
-
-	taken = malloc((nr_known ? nr_known : 1) * sizeof(*taken));
-	if (!taken || name_index_build(&index, known, nr_known)) {
-		free(taken);
-		return -ENOMEM;
-	}
-	for (i = 0; i < nr_known; i++)
-		taken[i] = known[i].id;
-	rls_sort_ids(taken, nr_known);
 
 	/* New names fill the gaps between the taken ids, lowest first: one merge over both. */
 	for (i = 0; i < n; i++) {
-		had = name_index_find(&index, names[i]);
+		had = name_index_find(x, names[i]);
 		is_new[i] = !had;
 		if (had) {
 			ids[i] = had->id;
 			continue;
 		}
-		for (; t < nr_known && taken[t] <= next; t++)
-			if (taken[t] == next)
+		for (; t < x->nr_known && x->taken[t] <= next; t++)
+			if (x->taken[t] == next)
 				next++;
-		if (next > last) {
-			ret = -ENOSPC;
-			break;
-		}
+		if (next > last)
+			return -ENOSPC;
 		ids[i] = (__u32)next++;
 	}
-	free(index.slots);
-	free(taken);
+	return 0;
+}
+
+int rls_plan_ids(const struct rls_named_id *known, size_t nr_known, const char *const *names,
+		 size_t n, __u32 first, __u32 last, __u32 *ids, bool *is_new)
+{
+	struct rls_id_index *index;
+	int ret = rls_id_index_build(known, nr_known, &index);
+
+	if (!ret)
+		ret = rls_plan_ids_in(index, names, n, first, last, ids, is_new);
+	rls_id_index_free(index);
 	return ret;
 }

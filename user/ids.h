@@ -41,4 +41,18 @@ bool rls_has_id(const __u32 *ids, size_t n, __u32 id);
 int rls_plan_ids(const struct rls_named_id *known, size_t nr_known, const char *const *names,
 		 size_t n, __u32 first, __u32 last, __u32 *ids, bool *is_new);
 
+/*
+ * rls_plan_ids() in two steps, so that the first can run before the names are known:
+ * rls_id_index_build() indexes known (which must stay as it is while *index is used), and
+ * sets *index even on failure (0 or -ENOMEM), for rls_id_index_free();
+ * rls_plan_ids_in() plans names against it (0 or -ENOSPC).
+ */
+struct rls_id_index;
+
+int rls_id_index_build(const struct rls_named_id *known, size_t nr_known,
+		       struct rls_id_index **index);
+int rls_plan_ids_in(const struct rls_id_index *index, const char *const *names, size_t n,
+		    __u32 first, __u32 last, __u32 *ids, bool *is_new);
+void rls_id_index_free(struct rls_id_index *index);
+
 #endif /* RLS_USER_IDS_H */

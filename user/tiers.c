@@ -25,6 +25,7 @@
 #include "siphash.h"
 #include "sha256_file.h"
 #include "ipv4_mapped.h"
+#include "item_set.h"
 #include "tiers.h"
 
 #define RLS_REQUEST_LIMIT_MAX (RLS_UNLIMITED - 1)
@@ -43,6 +44,12 @@ struct parser {
 	 * every key at least as long as it is decoded, so that it never moves (and leaves a copy). */
 	char *key_bytes;
 	size_t key_bytes_len, nr_digest_keys;
+	/* How much of rls_table.all_keys, all_key_spans and all_cidrs is used, and their room. */
+	size_t nr_keys, keys_room, spans_room, nr_cidrs, cidrs_room;
+	/* The fast way's accounts (scan_accounts()): the text, where each tier name is in it, and
+	 * the room in rls_table.accounts. */
+	const char *text;
+	size_t text_len, accounts_room;
 };
 
 /* ---- messages ---- */
@@ -246,17 +253,42 @@ static int expect_object(struct parser *p, const json_t *v, const char *what)
 	return fail(p, "must be an object %s, got %s", what, describe(v, buf, sizeof(buf)));
 }
 
-/* A name from the file into a fixed-size field of include/rlshape.h. */
-static int copy_name(struct parser *p, const char *name, char *dst, size_t size, const char *what)
+/* A name of len bytes from the file into a fixed-size field of include/rlshape.h. */
+static int copy_name_len(struct parser *p, const char *name, size_t len, char *dst, size_t size,
+			 const char *what)
 {
-	size_t len = strlen(name);
-
 	if (!len)
 		return fail(p, "empty %s name", what);
 	if (len >= size)
 		return fail(p, "%s name is %zu bytes, at most %zu are allowed", what, len, size - 1);
-	memcpy(dst, name, len + 1);
+	memcpy(dst, name, len);
+	dst[len] = '\0';
 	return 0;
+}
+
+static int copy_name(struct parser *p, const char *name, char *dst, size_t size, const char *what)
+{
+	return copy_name_len(p, name, strlen(name), dst, size, what);
+}
+
+/*
+ * array with room for need (> 0) elements of size bytes, *room of them now; a larger array when
+ * it has too few (doubled, so that growing one by one costs no more than a copy of the whole),
+ * or NULL (out of memory: array is left as it was).
+ */
+static void *room_for(void *array, size_t *room, size_t need, size_t size)
+{
+	size_t more = *room ? *room : 1024;
+	void *bigger;
+
+	if (need <= *room)
+		return array;
+	while (more < need)
+		more *= 2;
+	bigger = realloc(array, more * size);
+	if (bigger)
+		*room = more;
+	return bigger;
 }
 
 /* ---- listen ---- */
@@ -985,33 +1017,70 @@ static int hash_plain_key(struct parser *p, const char *key, size_t len, __u8 ou
 	return 0;
 }
 
-static int parse_key(struct parser *p, const json_t *v, __u8 out[RLS_SHA256_LEN],
-		     struct rls_key_span *span)
+/* Room in the table's all_keys, all_key_spans and all_cidrs for keys and cidrs more. */
+static int reserve(struct parser *p, struct rls_table *t, size_t keys, size_t cidrs)
+{
+	void *more;
+
+	if (keys) {
+		more = room_for(t->all_keys, &p->keys_room, p->nr_keys + keys, sizeof(*t->all_keys));
+		if (!more)
+			return fail_oom(p);
+		t->all_keys = more;
+		more = room_for(t->all_key_spans, &p->spans_room, p->nr_keys + keys,
+				sizeof(*t->all_key_spans));
+		if (!more)
+			return fail_oom(p);
+		t->all_key_spans = more;
+	}
+	if (cidrs) {
+		more = room_for(t->all_cidrs, &p->cidrs_room, p->nr_cidrs + cidrs,
+				sizeof(*t->all_cidrs));
+		if (!more)
+			return fail_oom(p);
+		t->all_cidrs = more;
+	}
+	return 0;
+}
+
+/* The API key or "sha256:" digest s, of len bytes, as the next key of the pool (reserved). */
+static int add_key(struct parser *p, struct rls_table *t, const char *s, size_t len)
+{
+	struct rls_key_span *span = &t->all_key_spans[p->nr_keys];
+	__u8 *out = t->all_keys[p->nr_keys];
+	int ret;
+
+	*span = (struct rls_key_span){ 0, 0 };
+	if (len >= SHA256_PREFIX_LEN && !strncasecmp(s, SHA256_PREFIX, SHA256_PREFIX_LEN)) {
+		p->nr_digest_keys++;
+		ret = parse_digest(p, s + SHA256_PREFIX_LEN, len - SHA256_PREFIX_LEN, out);
+	} else {
+		ret = hash_plain_key(p, s, len, out, span);
+	}
+	p->nr_keys += !ret;
+	return ret;
+}
+
+static int parse_key(struct parser *p, const json_t *v, struct rls_table *t)
 {
 	char buf[128];
 	const char *s;
-	size_t len;
 	int ret;
 
 	if (!json_is_string(v))
 		return fail(p, "must be a string: an API key or \"sha256:\" and its 64-hex-digit "
 			    "digest, got %s", describe(v, buf, sizeof(buf)));
 	s = json_string_value(v);
-	len = json_string_length(v);
-	if (len >= SHA256_PREFIX_LEN && !strncasecmp(s, SHA256_PREFIX, SHA256_PREFIX_LEN)) {
-		p->nr_digest_keys++;
-		return parse_digest(p, s + SHA256_PREFIX_LEN, len - SHA256_PREFIX_LEN, out);
-	}
-	ret = hash_plain_key(p, s, len, out, span);
+	ret = add_key(p, t, s, json_string_length(v));
 	/*
 	 * jansson's copy would otherwise outlive the parse in freed memory. (The file text and
 	 * jansson's lexer buffer held it too; rls_table_load() wipes the former.)
 	 */
-	explicit_bzero((char *)s, len);
+	explicit_bzero((char *)s, json_string_length(v));
 	return ret;
 }
 
-static int parse_keys(struct parser *p, const json_t *v, struct rls_account *a)
+static int parse_keys(struct parser *p, const json_t *v, struct rls_table *t, struct rls_account *a)
 {
 	char buf[128];
 	json_t *key;
@@ -1022,17 +1091,13 @@ static int parse_keys(struct parser *p, const json_t *v, struct rls_account *a)
 	if (!json_is_array(v))
 		return fail(p, "must be an array of API keys or \"sha256:<64 hex digits>\" digests, "
 			    "got %s", describe(v, buf, sizeof(buf)));
-	if (!json_array_size(v))
-		return 0;
-	a->keys = calloc(json_array_size(v), sizeof(*a->keys));
-	a->key_spans = calloc(json_array_size(v), sizeof(*a->key_spans));
-	if (!a->keys || !a->key_spans)
-		return fail_oom(p);
+	if (reserve(p, t, json_array_size(v), 0))
+		return -1;
 	a->nr_keys = json_array_size(v);
 	json_array_foreach(v, i, key) {
 		size_t saved = path_push_index(p, i);
 
-		if (parse_key(p, key, a->keys[i], &a->key_spans[i]))
+		if (parse_key(p, key, t))
 			return -1;
 		path_pop(p, saved);
 	}
@@ -1102,17 +1167,14 @@ static unsigned int parse_cidr_addr(const char *s, size_t len, struct rls_cidr *
 	return inet_pton(AF_INET6, addr, c->addr) == 1 ? 128 : 0;
 }
 
-static int parse_cidr(struct parser *p, const json_t *v, struct rls_cidr *c)
+/* The network s (a string ended by NUL) as the next of all_cidrs (reserved). */
+static int add_cidr(struct parser *p, struct rls_table *t, const char *s)
 {
+	struct rls_cidr *c = &t->all_cidrs[p->nr_cidrs], net;
 	char buf[128], net_buf[64];
-	struct rls_cidr net;
-	const char *s, *slash;
 	unsigned int bits, plen;
+	const char *slash;
 
-	if (!json_is_string(v))
-		return fail(p, "must be a string such as \"198.18.1.0/24\" or \"2001:db8::/32\", "
-			    "got %s", describe(v, buf, sizeof(buf)));
-	s = json_string_value(v);
 	slash = strchr(s, '/');
 	bits = parse_cidr_addr(s, slash ? (size_t)(slash - s) : strlen(s), c);
 	if (!bits)
@@ -1130,10 +1192,22 @@ static int parse_cidr(struct parser *p, const json_t *v, struct rls_cidr *c)
 		return fail(p, "%s has host bits set: did you mean \"%s\"?",
 			    quote(s, buf, sizeof(buf)), net_buf);
 	}
+	p->nr_cidrs++;
 	return 0;
 }
 
-static int parse_cidrs(struct parser *p, const json_t *v, struct rls_account *a)
+static int parse_cidr(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	char buf[128];
+
+	if (!json_is_string(v))
+		return fail(p, "must be a string such as \"198.18.1.0/24\" or \"2001:db8::/32\", "
+			    "got %s", describe(v, buf, sizeof(buf)));
+	return add_cidr(p, t, json_string_value(v));
+}
+
+static int parse_cidrs(struct parser *p, const json_t *v, struct rls_table *t,
+		       struct rls_account *a)
 {
 	char buf[128];
 	json_t *cidr;
@@ -1144,16 +1218,13 @@ static int parse_cidrs(struct parser *p, const json_t *v, struct rls_account *a)
 	if (!json_is_array(v))
 		return fail(p, "must be an array of networks such as \"198.18.1.0/24\", got %s",
 			    describe(v, buf, sizeof(buf)));
-	if (!json_array_size(v))
-		return 0;
-	a->cidrs = calloc(json_array_size(v), sizeof(*a->cidrs));
-	if (!a->cidrs)
-		return fail_oom(p);
+	if (reserve(p, t, 0, json_array_size(v)))
+		return -1;
 	a->nr_cidrs = json_array_size(v);
 	json_array_foreach(v, i, cidr) {
 		size_t saved = path_push_index(p, i);
 
-		if (parse_cidr(p, cidr, &a->cidrs[i]))
+		if (parse_cidr(p, cidr, t))
 			return -1;
 		path_pop(p, saved);
 	}
@@ -1162,7 +1233,33 @@ static int parse_cidrs(struct parser *p, const json_t *v, struct rls_account *a)
 
 /* ---- accounts ---- */
 
-static int parse_account(struct parser *p, const json_t *v, struct rls_account *a)
+/* Point each account at its keys and networks, now that none of all_* moves any more. */
+static void point_accounts(struct rls_table *t)
+{
+	size_t i, keys = 0, cidrs = 0;
+
+	for (i = 0; i < t->nr_accounts; i++) {
+		struct rls_account *a = &t->accounts[i];
+
+		a->keys = a->nr_keys ? &t->all_keys[keys] : NULL;
+		a->key_spans = a->nr_keys ? &t->all_key_spans[keys] : NULL;
+		a->cidrs = a->nr_cidrs ? &t->all_cidrs[cidrs] : NULL;
+		keys += a->nr_keys;
+		cidrs += a->nr_cidrs;
+	}
+}
+
+/* Every account has a key or a network by which its requests are known. */
+static int check_identified(struct parser *p, const struct rls_account *a)
+{
+	if (!a->nr_keys && !a->nr_cidrs)
+		return fail(p, "account has no keys and no cidrs: add \"keys\" or \"cidrs\" so its "
+			    "requests can be recognized");
+	return 0;
+}
+
+static int parse_account(struct parser *p, const json_t *v, struct rls_table *t,
+			 struct rls_account *a)
 {
 	static const char *const fields[] = { "tier", "keys", "cidrs", NULL };
 	size_t saved = p->path_len;
@@ -1179,17 +1276,14 @@ static int parse_account(struct parser *p, const json_t *v, struct rls_account *
 	a->tier = (size_t)tier;
 	path_pop(p, saved);
 	path_push_key(p, "keys");
-	if (parse_keys(p, json_object_get(v, "keys"), a))
+	if (parse_keys(p, json_object_get(v, "keys"), t, a))
 		return -1;
 	path_pop(p, saved);
 	path_push_key(p, "cidrs");
-	if (parse_cidrs(p, json_object_get(v, "cidrs"), a))
+	if (parse_cidrs(p, json_object_get(v, "cidrs"), t, a))
 		return -1;
 	path_pop(p, saved);
-	if (!a->nr_keys && !a->nr_cidrs)
-		return fail(p, "account has no keys and no cidrs: add \"keys\" or \"cidrs\" so its "
-			    "requests can be recognized");
-	return 0;
+	return check_identified(p, a);
 }
 
 static int parse_accounts(struct parser *p, const json_t *v, struct rls_table *t)
@@ -1221,162 +1315,320 @@ static int parse_accounts(struct parser *p, const json_t *v, struct rls_table *t
 		size_t saved = path_push_key(p, name);
 
 		if (copy_name(p, name, a->name, sizeof(a->name), "account") ||
-		    parse_account(p, account, a))
+		    parse_account(p, account, t, a))
 			return -1;
 		path_pop(p, saved);
 	}
+	point_accounts(t);
 	path_reset(p);
 	return 0;
 }
 
 /* ---- one key, one network: each identifies exactly one account ---- */
 
-_Static_assert(sizeof(struct rls_cidr) == 20, "find_repeat() compares all of its bytes");
+_Static_assert(sizeof(struct rls_cidr) == 20, "repeats are found by all of its bytes");
 
-struct item_ref {
-	const void *item;
-	size_t account;
-	size_t index;
+/* Where key (or network) k of all_keys (or all_cidrs) is: its account, and its index there. */
+struct item_place {
+	size_t account, index;
 };
 
-/* Mixes every byte of an item (a SHA-256 digest, a struct rls_cidr) into 64 bits. */
-static __u64 item_hash(const void *item, size_t size)
+static struct item_place place_of(const struct rls_table *t, bool keys, size_t k)
 {
-	const unsigned char *b = item;
-	__u64 h = 0x9e3779b97f4a7c15ull, word;
-	size_t i;
+	struct item_place at = { 0, k };
+	size_t count;
 
-	for (i = 0; i + sizeof(word) <= size; i += sizeof(word)) {
-		memcpy(&word, b + i, sizeof(word));
-		h = (h ^ word) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
+	for (; at.account < t->nr_accounts; at.account++) {
+		count = keys ? t->accounts[at.account].nr_keys : t->accounts[at.account].nr_cidrs;
+		if (at.index < count)
+			break;
+		at.index -= count;
 	}
-	for (; i < size; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h ^ h >> 29;
-}
-
-/*
- * The first item (in file order, the order of refs) equal to an earlier one, with that earlier
- * one in *first; *repeat NULL if there is none. One pass over an open-addressed set of the
- * items seen so far: for a million keys, sorting them took a seventh of the parse. A slot holds
- * the upper half of the item's hash beside its index + 1 (0: empty), so that a probe rarely
- * reads an item it does not match. Returns 0 or -ENOMEM.
- */
-static int find_repeat(const struct item_ref *refs, size_t n, size_t item_size,
-		       const struct item_ref **repeat, const struct item_ref **first)
-{
-	size_t cap = 16, mask, i, slot;
-	__u64 *slots, h, tag;
-
-	*repeat = NULL;
-	while (cap < 2 * n)
-		cap *= 2;
-	slots = calloc(cap, sizeof(*slots));
-	if (!slots)
-		return -ENOMEM;
-	mask = cap - 1;
-	for (i = 0; i < n && !*repeat; i++) {
-		h = item_hash(refs[i].item, item_size);
-		tag = h >> 32 << 32;
-		for (slot = h & mask; slots[slot]; slot = (slot + 1) & mask) {
-			const struct item_ref *seen = &refs[(slots[slot] & 0xffffffffu) - 1];
-
-			if ((slots[slot] & ~0xffffffffull) == tag &&
-			    !memcmp(seen->item, refs[i].item, item_size)) {
-				*repeat = &refs[i];
-				*first = seen;
-				break;
-			}
-		}
-		if (!*repeat)
-			slots[slot] = tag | (i + 1);
-	}
-	free(slots);
-	return 0;
+	return at;
 }
 
 static void path_set_item(struct parser *p, const struct rls_table *t, const char *field,
-			  const struct item_ref *ref)
+			  struct item_place at)
 {
 	path_reset(p);
 	path_push_key(p, "accounts");
-	path_push_key(p, t->accounts[ref->account].name);
+	path_push_key(p, t->accounts[at.account].name);
 	path_push_key(p, field);
-	path_push_index(p, ref->index);
+	path_push_index(p, at.index);
 }
 
-static struct item_ref *collect_refs(const struct rls_table *t, bool keys, size_t *n)
+static int fail_repeat(struct parser *p, const struct rls_table *t, bool keys, size_t repeat,
+		       size_t first)
 {
-	struct item_ref *refs;
-	size_t total = 0, i, j, k = 0;
-
-	for (i = 0; i < t->nr_accounts; i++)
-		total += keys ? t->accounts[i].nr_keys : t->accounts[i].nr_cidrs;
-	*n = total;
-	refs = calloc(total ? total : 1, sizeof(*refs));
-	if (!refs)
-		return NULL;
-	for (i = 0; i < t->nr_accounts; i++) {
-		const struct rls_account *a = &t->accounts[i];
-		size_t count = keys ? a->nr_keys : a->nr_cidrs;
-
-		for (j = 0; j < count; j++, k++) {
-			refs[k].item = keys ? (const void *)a->keys[j] : (const void *)&a->cidrs[j];
-			refs[k].account = i;
-			refs[k].index = j;
-		}
-	}
-	return refs;
-}
-
-static int fail_repeat(struct parser *p, const struct rls_table *t, bool keys,
-		       const struct item_ref *repeat, const struct item_ref *first)
-{
+	struct item_place again = place_of(t, keys, repeat), before = place_of(t, keys, first);
 	const char *field = keys ? "keys" : "cidrs";
 	char what[64], first_path[sizeof(p->path)], name[128];
 
 	if (keys)
 		snprintf(what, sizeof(what), "key");
 	else
-		format_cidr(first->item, what, sizeof(what));
-	path_set_item(p, t, field, first);
+		format_cidr(&t->all_cidrs[first], what, sizeof(what));
+	path_set_item(p, t, field, before);
 	memcpy(first_path, p->path, sizeof(first_path));
-	path_set_item(p, t, field, repeat);
-	if (first->account == repeat->account)
+	path_set_item(p, t, field, again);
+	if (before.account == again.account)
 		return fail(p, "%s is already listed at %s%s: remove one", what, first_path,
 			    keys ? " (a key and its sha256: digest are the same key)" : "");
 	return fail(p, "%s already belongs to account %s (%s): it can identify only one account, "
 		    "remove it from one of them", what,
-		    quote(t->accounts[first->account].name, name, sizeof(name)), first_path);
+		    quote(t->accounts[before.account].name, name, sizeof(name)), first_path);
 }
 
+/* The first key (or network), in file order, that an earlier one already is. */
 static int reject_shared(struct parser *p, const struct rls_table *t, bool keys)
 {
-	const struct item_ref *repeat, *first = NULL;
-	struct item_ref *refs;
-	size_t n;
-	int ret = 0;
+	size_t n = keys ? p->nr_keys : p->nr_cidrs;
+	long repeat, first;
 
-	refs = collect_refs(t, keys, &n);
-	if (!refs)
+	if (n > (keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS))
+		return fail(p, "accounts: %zu %s in total, at most %u are supported", n,
+			    keys ? "API keys" : "cidrs", keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS);
+	if (keys ? rls_item_first_repeat(t->all_keys, sizeof(*t->all_keys), RLS_SHA256_LEN, n,
+					 &repeat, &first)
+		 : rls_item_first_repeat(t->all_cidrs, sizeof(*t->all_cidrs),
+					 sizeof(*t->all_cidrs), n, &repeat, &first))
 		return fail_oom(p);
-	if (n > (keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS)) {
-		ret = fail(p, "accounts: %zu %s in total, at most %u are supported", n,
-			   keys ? "API keys" : "cidrs", keys ? RLS_MAX_API_KEYS : RLS_MAX_CIDRS);
-	} else if (find_repeat(refs, n, keys ? RLS_SHA256_LEN : sizeof(struct rls_cidr), &repeat,
-			       &first)) {
-		ret = fail_oom(p);
-	} else if (repeat) {
-		ret = fail_repeat(p, t, keys, repeat, first);
+	return repeat < 0 ? 0 : fail_repeat(p, t, keys, (size_t)repeat, (size_t)first);
+}
+
+/* ---- the fast way through the accounts ---- */
+
+/*
+ * jansson makes five objects or more of each account (the account, its members, its keys and
+ * their array): building and walking them was most of the parse of a million accounts, and
+ * their 700 MB most of its page faults. So the text is scanned first: each member of the root
+ * but "accounts" is still parsed by jansson (a small value each), while the accounts are read
+ * straight from the text into rls_table.accounts, every field through the same checks as on
+ * jansson's way. The scan takes only what it is sure of: whitespace, the structure of the
+ * accounts, strings of printable ASCII without escapes. Anything else, and any table the
+ * checks refuse, is left to jansson's parse of the whole text, which reads escapes and UTF-8
+ * and gives the message: both ways make the same table of a text the scan takes
+ * (tests/unit/test_table_scan.c).
+ */
+struct scan {
+	const char *at, *end;
+};
+
+static void scan_space(struct scan *c)
+{
+	while (c->at < c->end &&
+	       (*c->at == ' ' || *c->at == '\n' || *c->at == '\r' || *c->at == '\t'))
+		c->at++;
+}
+
+/* The byte b, after whitespace. */
+static bool scan_byte(struct scan *c, char b)
+{
+	scan_space(c);
+	if (c->at == c->end || *c->at != b)
+		return false;
+	c->at++;
+	return true;
+}
+
+/* A string of printable ASCII without escapes, after whitespace: its len bytes at *s. */
+static bool scan_plain_string(struct scan *c, const char **s, size_t *len)
+{
+	const char *q;
+
+	if (!scan_byte(c, '"'))
+		return false;
+	for (q = c->at; q < c->end && *q != '"'; q++)
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '\\')
+			return false;
+	if (q == c->end)
+		return false;
+	*s = c->at;
+	*len = (size_t)(q - c->at);
+	c->at = q + 1;
+	return true;
+}
+
+/*
+ * Past the JSON value after whitespace, for jansson to parse: where a well-formed value ends
+ * (whether it is well formed, jansson says).
+ */
+static bool scan_past_value(struct scan *c)
+{
+	size_t depth = 0;
+	char b;
+
+	scan_space(c);
+	do {
+		if (c->at == c->end)
+			return false;
+		b = *c->at++;
+		if (b == '"') {
+			for (; c->at < c->end && *c->at != '"'; c->at++)
+				if (*c->at == '\\' && c->at + 1 < c->end)
+					c->at++;
+			if (c->at == c->end)
+				return false;
+			c->at++;
+		} else if (b == '{' || b == '[') {
+			depth++;
+		} else if (b == '}' || b == ']') {
+			if (!depth)
+				return false;
+			depth--;
+		} else if (!depth) {
+			/* A number, true, false or null: up to what ends it. */
+			while (c->at < c->end && !strchr(",}] \n\r\t", *c->at))
+				c->at++;
+		}
+	} while (depth);
+	return true;
+}
+
+/* An array of strings the scan takes, each given to add(). */
+static int scan_strings(struct parser *p, struct scan *c, struct rls_table *t, size_t *n,
+			int (*add)(struct parser *, struct rls_table *, const char *, size_t))
+{
+	const char *s;
+	size_t len;
+
+	if (!scan_byte(c, '['))
+		return -1;
+	if (scan_byte(c, ']'))
+		return 0;
+	do {
+		if (!scan_plain_string(c, &s, &len) || add(p, t, s, len))
+			return -1;
+		(*n)++;
+	} while (scan_byte(c, ','));
+	return scan_byte(c, ']') ? 0 : -1;
+}
+
+static int scan_key(struct parser *p, struct rls_table *t, const char *s, size_t len)
+{
+	return reserve(p, t, 1, 0) ? -1 : add_key(p, t, s, len);
+}
+
+static int scan_cidr(struct parser *p, struct rls_table *t, const char *s, size_t len)
+{
+	char cidr[64]; /* more than the longest network: a longer string is none */
+
+	if (len >= sizeof(cidr) || reserve(p, t, 0, 1))
+		return -1;
+	memcpy(cidr, s, len);
+	cidr[len] = '\0';
+	return add_cidr(p, t, cidr);
+}
+
+/* An account's object, as parse_account() reads it; a->tier is where its tier's name is. */
+static int scan_account(struct parser *p, struct scan *c, struct rls_table *t,
+			struct rls_account *a)
+{
+	bool tier = false, keys = false, cidrs = false;
+	const char *s;
+	size_t len;
+	int ret;
+
+	if (!scan_byte(c, '{'))
+		return -1;
+	do {
+		if (!scan_plain_string(c, &s, &len) || !scan_byte(c, ':'))
+			return -1;
+		if (len == 4 && !memcmp(s, "tier", 4) && !tier) {
+			tier = true;
+			ret = scan_plain_string(c, &s, &len) ? 0 : -1;
+			if (!ret)
+				a->tier = (size_t)(s - p->text);
+		} else if (len == 4 && !memcmp(s, "keys", 4) && !keys) {
+			keys = true;
+			ret = scan_strings(p, c, t, &a->nr_keys, scan_key);
+		} else if (len == 5 && !memcmp(s, "cidrs", 5) && !cidrs) {
+			cidrs = true;
+			ret = scan_strings(p, c, t, &a->nr_cidrs, scan_cidr);
+		} else {
+			ret = -1;
+		}
+		if (ret)
+			return -1;
+	} while (scan_byte(c, ','));
+	if (!scan_byte(c, '}') || !tier)
+		return -1;
+	return check_identified(p, a);
+}
+
+/* Two accounts of one name: jansson refuses the text (a repeated key), and says where. */
+static int scan_repeated_names(const struct rls_table *t)
+{
+	long repeat, first;
+
+	if (rls_item_first_repeat(t->accounts[0].name, sizeof(*t->accounts), RLS_ACCOUNT_NAME_MAX,
+				  t->nr_accounts, &repeat, &first))
+		return -1;
+	return repeat < 0 ? 0 : -1;
+}
+
+static int scan_accounts(struct parser *p, struct scan *c, struct rls_table *t)
+{
+	struct rls_account *a;
+	const char *name;
+	size_t len;
+	void *more;
+
+	if (!scan_byte(c, '{'))
+		return -1;
+	if (scan_byte(c, '}'))
+		return 0;
+	do {
+		if (t->nr_accounts == RLS_MAX_ACCOUNTS)
+			return -1;
+		more = room_for(t->accounts, &p->accounts_room, t->nr_accounts + 1,
+				sizeof(*t->accounts));
+		if (!more)
+			return -1;
+		t->accounts = more;
+		a = memset(&t->accounts[t->nr_accounts++], 0, sizeof(*a));
+		if (!scan_plain_string(c, &name, &len) || !scan_byte(c, ':') ||
+		    copy_name_len(p, name, len, a->name, sizeof(a->name), "account") ||
+		    scan_account(p, c, t, a))
+			return -1;
+	} while (scan_byte(c, ','));
+	if (!scan_byte(c, '}'))
+		return -1;
+	point_accounts(t);
+	return scan_repeated_names(t);
+}
+
+/* The scanned accounts' tiers, found by the names the text gives them. */
+static int find_scanned_tiers(struct parser *p, struct rls_table *t)
+{
+	const char *name, *end = p->text + p->text_len, *last = NULL;
+	size_t i, len, last_len = 0;
+	const json_t *id = NULL;
+
+	for (i = 0; i < t->nr_accounts; i++) {
+		name = p->text + t->accounts[i].tier;
+		len = (size_t)((const char *)memchr(name, '"', (size_t)(end - name)) - name);
+		/* Accounts of one tier often come one after another. */
+		if (!last || len != last_len || memcmp(name, last, len)) {
+			id = json_object_getn(p->tier_ids, name, len);
+			if (!id)
+				return -1;
+			last = name;
+			last_len = len;
+		}
+		t->accounts[i].tier = (size_t)json_integer_value(id);
 	}
-	free(refs);
-	return ret;
+	return 0;
 }
 
 /* ---- the table ---- */
 
-static int parse_root(struct parser *p, const json_t *root, struct rls_table *t)
+/*
+ * root's fields into t. accounts_scanned: t has the accounts (scan_accounts()), their tiers
+ * still to be found, and root has none; else they are root's "accounts".
+ */
+static int parse_root(struct parser *p, const json_t *root, struct rls_table *t,
+		      bool accounts_scanned)
 {
 	static const char *const fields[] = {
 		"listen", "identify", "tiers", "accounts", "default_tier", "anonymous_ipv6_prefix",
@@ -1391,7 +1643,8 @@ static int parse_root(struct parser *p, const json_t *root, struct rls_table *t)
 	    parse_listen(p, json_object_get(root, "listen"), t) ||
 	    parse_identify(p, json_object_get(root, "identify"), t) ||
 	    parse_tiers(p, json_object_get(root, "tiers"), t) ||
-	    parse_accounts(p, json_object_get(root, "accounts"), t) ||
+	    (accounts_scanned ? find_scanned_tiers(p, t)
+			      : parse_accounts(p, json_object_get(root, "accounts"), t)) ||
 	    parse_default_tier(p, json_object_get(root, "default_tier"), t) ||
 	    parse_anonymous_ipv6_prefix(p, json_object_get(root, "anonymous_ipv6_prefix"), t) ||
 	    reject_shared(p, t, true) || reject_shared(p, t, false))
@@ -1474,17 +1727,98 @@ static void arena_release(void)
 	arena = NULL;
 }
 
+/*
+ * The table in text by the fast way into t: 0, or -1 when it is left to jansson's parse (a
+ * text the scan does not take, or a table the checks refuse).
+ */
+static int scan_table(struct parser *p, const char *text, size_t len, struct rls_table *t)
+{
+	struct scan c = { text, text + len };
+	json_t *root = json_object(), *v;
+	bool accounts = false;
+	const char *key, *start;
+	json_error_t jerr;
+	size_t key_len;
+	int ret = -1;
+
+	p->text = text;
+	p->text_len = len;
+	if (!root || !scan_byte(&c, '{'))
+		goto out;
+	do {
+		if (!scan_plain_string(&c, &key, &key_len) || !scan_byte(&c, ':'))
+			goto out;
+		if (key_len == 8 && !memcmp(key, "accounts", 8)) {
+			if (accounts || scan_accounts(p, &c, t))
+				goto out;
+			accounts = true;
+			continue;
+		}
+		scan_space(&c);
+		start = c.at;
+		if (!scan_past_value(&c))
+			goto out;
+		v = json_loadb(start, (size_t)(c.at - start), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+			       &jerr);
+		if (!v || json_object_getn(root, key, key_len) ||
+		    json_object_setn_new(root, key, key_len, v))
+			goto out;
+	} while (scan_byte(&c, ','));
+	if (!scan_byte(&c, '}'))
+		goto out;
+	scan_space(&c);
+	if (c.at == c.end)
+		ret = parse_root(p, root, t, true);
+out:
+	json_decref(root);
+	return ret;
+}
+
+/* jansson's parse of the whole text into t: 0, or -1 with the message. */
+static int parse_with_jansson(struct parser *p, const char *text, size_t len, struct rls_table *t)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root)
+		return parse_root(p, root, t, false);
+	if (p->err && p->err_len) {
+		snprintf(p->err, p->err_len, "%s:%d:%d: %s", p->file, jerr.line, jerr.column,
+			 jerr.text);
+		make_one_line(p->err);
+	}
+	return -1;
+}
+
+/* After a scan that left the text to jansson: as before it, the key bytes it read wiped. */
+static void start_over(struct parser *p, struct rls_table *t)
+{
+	explicit_bzero(p->key_bytes, p->key_bytes_len);
+	rls_table_free(t);
+	arena_release();
+	*p = (struct parser){ .file = p->file, .err = p->err, .err_len = p->err_len, .table = t,
+			      .key_bytes = p->key_bytes };
+	if (p->err && p->err_len)
+		p->err[0] = '\0';
+}
+
 int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 		    struct rls_table *table, char *err, size_t err_len)
+{
+	return rls_table_parse_by(RLS_PARSE_SCAN_OR_JANSSON, path_for_messages, text, len, table,
+				  err, err_len);
+}
+
+int rls_table_parse_by(enum rls_parse_way way, const char *path_for_messages, const char *text,
+		       size_t len, struct rls_table *table, char *err, size_t err_len)
 {
 	struct parser p = {
 		.file = path_for_messages, .err = err, .err_len = err_len, .table = table,
 	};
 	json_malloc_t saved_malloc;
 	json_free_t saved_free;
-	json_error_t jerr;
-	json_t *root;
-	int ret;
+	int ret = -1;
 
 	init_table(table);
 	if (err && err_len)
@@ -1500,17 +1834,15 @@ int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 		return fail_oom(&p);
 	json_get_alloc_funcs(&saved_malloc, &saved_free);
 	json_set_alloc_funcs(arena_alloc, arena_free);
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		if (err && err_len) {
-			snprintf(err, err_len, "%s:%d:%d: %s", path_for_messages, jerr.line,
-				 jerr.column, jerr.text);
-			make_one_line(err);
-		}
-		ret = -1;
-	} else {
-		ret = parse_root(&p, root, table);
+	if (way != RLS_PARSE_JANSSON) {
+		ret = scan_table(&p, text, len, table);
+		if (ret)
+			start_over(&p, table);
 	}
+	if (ret && way != RLS_PARSE_SCAN)
+		ret = parse_with_jansson(&p, text, len, table);
+	else if (ret)
+		fail(&p, "left to jansson's parse by the scan");
 	json_set_alloc_funcs(saved_malloc, saved_free);
 	arena_release();
 	table->key_bytes = p.key_bytes;
@@ -1548,6 +1880,10 @@ static char *read_file(const char *path, size_t *len, const char **why)
 		close(fd);
 		return NULL;
 	}
+	/* Room for the whole file and the read that finds its end: a table of 60 MB grown from
+	 * 64 KiB was copied ten times over. */
+	if ((size_t)st.st_size >= cap)
+		cap = (size_t)st.st_size + 1;
 	for (;;) {
 		ssize_t n;
 
@@ -1623,12 +1959,10 @@ void rls_table_free(struct rls_table *table)
 		free(table->tiers[i].entries);
 	free(table->tiers);
 	free(table->models);
-	for (i = 0; i < table->nr_accounts; i++) {
-		free(table->accounts[i].keys);
-		free(table->accounts[i].key_spans);
-		free(table->accounts[i].cidrs);
-	}
 	free(table->accounts);
+	free(table->all_keys);
+	free(table->all_key_spans);
+	free(table->all_cidrs);
 	if (table->key_bytes)
 		explicit_bzero(table->key_bytes, table->key_bytes_len);
 	free(table->key_bytes);

@@ -50,8 +50,9 @@ struct rls_key_span {
 	__u32 off, len;
 };
 
+/* keys, key_spans and cidrs point into the table's all_keys, all_key_spans and all_cidrs. */
 struct rls_account {
-	char name[RLS_ACCOUNT_NAME_MAX];
+	char name[RLS_ACCOUNT_NAME_MAX]; /* zero past the name */
 	size_t tier; /* index into rls_table.tiers */
 	size_t nr_keys;
 	__u8 (*keys)[RLS_SHA256_LEN]; /* SHA-256 of each API key */
@@ -75,6 +76,11 @@ struct rls_table {
 	const char **models; /* every model some tier names, once, in file order; "*" is not one */
 	size_t nr_accounts;
 	struct rls_account *accounts; /* in file order */
+	/* Every account's keys and networks, back to back in the order of the accounts: a million
+	 * accounts are one allocation each, not a million. */
+	__u8 (*all_keys)[RLS_SHA256_LEN];
+	struct rls_key_span *all_key_spans;
+	struct rls_cidr *all_cidrs;
 	long default_tier; /* index into tiers; -1: unknown clients pass unlimited */
 	bool http2_pass;   /* listen.http2 "pass"; default "refuse" */
 	__u32 anonymous_ipv6_prefix; /* default-tier IPv6 clients are counted per this prefix */
@@ -93,6 +99,22 @@ int rls_table_load(const char *path, struct rls_table *table, char *err, size_t 
 /* The same from len bytes of text; path_for_messages names it in errors and table->path. */
 int rls_table_parse(const char *path_for_messages, const char *text, size_t len,
 		    struct rls_table *table, char *err, size_t err_len);
+
+/*
+ * How a table is parsed: rls_table_parse() scans the accounts straight from the text where it
+ * can (the common shape of a large table), and leaves any other text, and every table with an
+ * error, to jansson's parse of the whole. Both ways make the same table; tests compare them
+ * with rls_table_parse_by(), which goes one way only when asked: RLS_PARSE_SCAN returns -1 for
+ * a text the scan leaves to jansson.
+ */
+enum rls_parse_way {
+	RLS_PARSE_SCAN_OR_JANSSON, /* rls_table_parse() */
+	RLS_PARSE_JANSSON,
+	RLS_PARSE_SCAN,
+};
+
+int rls_table_parse_by(enum rls_parse_way way, const char *path_for_messages, const char *text,
+		       size_t len, struct rls_table *table, char *err, size_t err_len);
 
 void rls_table_free(struct rls_table *table);
 

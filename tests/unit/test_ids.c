@@ -235,6 +235,61 @@ static void test_range_exhausted(void **state)
 	assert_int_equal(rls_plan_ids(NULL, 0, NULL, 0, 1, 3, ids, is_new), 0);
 }
 
+/*
+ * The index of the known names, built before the names to plan are known, plans several tables
+ * against the same known names alike (as rls_plan_ids() would).
+ */
+static void test_index_plans_as_plan_ids(void **state)
+{
+	struct rls_named_id known[] = { { "d", 7 }, { "b", 3 }, { "a", 1 }, { "c", 4 } };
+	const char *first[] = { "c", "x", "y", "a", "z", "w" }, *second[] = { "q", "d" };
+	__u32 ids[6], want[6];
+	bool is_new[6], want_new[6];
+	struct rls_id_index *index;
+
+	(void)state;
+	assert_int_equal(rls_id_index_build(known, 4, &index), 0);
+	assert_int_equal(rls_plan_ids_in(index, first, 6, 1, 100, ids, is_new), 0);
+	assert_int_equal(rls_plan_ids(known, 4, first, 6, 1, 100, want, want_new), 0);
+	assert_memory_equal(ids, want, sizeof(ids));
+	assert_memory_equal(is_new, want_new, sizeof(is_new));
+	assert_int_equal(rls_plan_ids_in(index, second, 2, 1, 100, ids, is_new), 0);
+	assert_int_equal(ids[0], 2);
+	assert_true(is_new[0]);
+	assert_int_equal(ids[1], 7);
+	assert_false(is_new[1]);
+	assert_int_equal(rls_plan_ids_in(index, first, 6, 1, 5, ids, is_new), -ENOSPC);
+	rls_id_index_free(index);
+}
+
+/* rls_sort_ids() sorts ids of every size, repeated ones and none, as qsort() would. */
+static void test_sort_ids(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 2, 3, 1000, 70000 };
+	__u32 *ids, *want, x = 12345;
+	size_t s, i;
+
+	(void)state;
+	for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		ids = calloc(sizes[s] + 1, sizeof(*ids));
+		want = calloc(sizes[s] + 1, sizeof(*want));
+		assert_true(ids && want);
+		for (i = 0; i < sizes[s]; i++) {
+			x = x * 1103515245u + 12345u;
+			/* Low and high halves both matter; every fourth id repeats the one before. */
+			ids[i] = i % 4 == 3 ? ids[i - 1] : i % 2 ? x : x >> 16;
+		}
+		memcpy(want, ids, sizes[s] * sizeof(*ids));
+		qsort(want, sizes[s], sizeof(*want), compare_u32);
+		rls_sort_ids(ids, sizes[s]);
+		assert_memory_equal(ids, want, (sizes[s] + 1) * sizeof(*ids));
+		for (i = 0; i + 1 < sizes[s]; i++)
+			assert_true(rls_has_id(ids, sizes[s], ids[i]));
+		free(ids);
+		free(want);
+	}
+}
+
 /* 4,096 models: loaded, reloaded as is, with half of them replaced, and all replaced. */
 static void test_models_at_the_cap(void **state)
 {
@@ -354,6 +409,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_example),
 		cmocka_unit_test(test_range_exhausted),
+		cmocka_unit_test(test_index_plans_as_plan_ids),
+		cmocka_unit_test(test_sort_ids),
 		cmocka_unit_test(test_models_at_the_cap),
 		cmocka_unit_test(test_large_account_set),
 	};
