@@ -10,14 +10,17 @@
 /*
  * A connection between requests (its stream idle, no response being followed) may go after a
  * quarter of an hour: if it comes back, its next request starts a new entry where it stands.
- * Anywhere else in a request it goes after an hour; a stream that comes back mid-request is
- * then reset, never followed blind. One whose upstream closed goes after two minutes.
+ * Not one a 429 kept open, whose segments are renumbered on their way (bpf/lib/seqadj.h):
+ * without its entry they would reach the upstream in the client's numbering. Anywhere else
+ * in a request, and such a connection, it goes after an hour; a stream that comes back
+ * mid-request is then reset, never followed blind. One whose upstream closed goes after two
+ * minutes.
  */
 bool rls_flow_stale(const struct rls_flow *flow, __u64 now_ns)
 {
 	__u64 idle = now_ns > flow->last_seen_ns ? now_ns - flow->last_seen_ns : 0;
 	bool between = flow->stream.phase == RLS_PHASE_IDLE && !flow->slot_held &&
-		       flow->response_state == RLS_RESPONSE_NONE;
+		       flow->response_state == RLS_RESPONSE_NONE && !flow->seqadj.active;
 
 	if ((flow->closed & RLS_CLOSED_SERVER) && idle >= RLS_FLOW_IDLE_AFTER_CLOSE_S * NS_PER_S)
 		return true;

@@ -24,24 +24,32 @@ struct step {
 	__u32 response_state;
 	__u64 silent_s; /* seconds since LAST */
 	bool stale;
+	bool renumbered; /* a 429 kept the connection (struct rls_seqadj) */
 };
 
 static const struct step steps[] = {
-	{ "between requests, just before 15 min", RLS_PHASE_IDLE, 0, 0, 0, RLS_FLOW_IDLE_BETWEEN_S - 1, false },
-	{ "between requests, 15 min", RLS_PHASE_IDLE, 0, 0, 0, RLS_FLOW_IDLE_BETWEEN_S, true },
-	{ "between requests, a slot held", RLS_PHASE_IDLE, 0, 1, 0, RLS_FLOW_IDLE_BETWEEN_S, false },
+	{ "between requests, just before 15 min", RLS_PHASE_IDLE, 0, 0, 0, RLS_FLOW_IDLE_BETWEEN_S - 1, false, false },
+	{ "between requests, 15 min", RLS_PHASE_IDLE, 0, 0, 0, RLS_FLOW_IDLE_BETWEEN_S, true, false },
+	{ "between requests, a slot held", RLS_PHASE_IDLE, 0, 1, 0, RLS_FLOW_IDLE_BETWEEN_S, false, false },
 	{ "between requests, a response followed", RLS_PHASE_IDLE, 0, 0, RLS_RESPONSE_LENGTH,
-	  RLS_FLOW_IDLE_BETWEEN_S, false },
-	{ "mid-body, 15 min", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_BETWEEN_S, false },
-	{ "mid-body, just before an hour", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_ANY_S - 1, false },
-	{ "mid-body, an hour", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_ANY_S, true },
-	{ "a slot held, an hour", RLS_PHASE_IDLE, 0, 1, 0, RLS_FLOW_IDLE_ANY_S, true },
+	  RLS_FLOW_IDLE_BETWEEN_S, false, false },
+	{ "mid-body, 15 min", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_BETWEEN_S, false, false },
+	{ "mid-body, just before an hour", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_ANY_S - 1, false, false },
+	{ "mid-body, an hour", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_ANY_S, true, false },
+	{ "a slot held, an hour", RLS_PHASE_IDLE, 0, 1, 0, RLS_FLOW_IDLE_ANY_S, true, false },
 	{ "upstream closed, just before 2 min", RLS_PHASE_NAME, RLS_CLOSED_SERVER, 0, 0,
-	  RLS_FLOW_IDLE_AFTER_CLOSE_S - 1, false },
+	  RLS_FLOW_IDLE_AFTER_CLOSE_S - 1, false, false },
 	{ "upstream closed, 2 min", RLS_PHASE_NAME, RLS_CLOSED_SERVER, 0, 0,
-	  RLS_FLOW_IDLE_AFTER_CLOSE_S, true },
+	  RLS_FLOW_IDLE_AFTER_CLOSE_S, true, false },
 	{ "client closed only, 2 min", RLS_PHASE_NAME, RLS_CLOSED_CLIENT, 0, 0,
-	  RLS_FLOW_IDLE_AFTER_CLOSE_S, false },
+	  RLS_FLOW_IDLE_AFTER_CLOSE_S, false, false },
+	/* Without its entry a renumbered connection's next segment would reach the upstream in
+	 * the client's numbering: it waits out the longest silence. */
+	{ "renumbered, between requests, 15 min", RLS_PHASE_IDLE, 0, 0, 0, RLS_FLOW_IDLE_BETWEEN_S,
+	  false, true },
+	{ "renumbered, an hour", RLS_PHASE_IDLE, 0, 0, 0, RLS_FLOW_IDLE_ANY_S, true, true },
+	{ "renumbered, upstream closed, 2 min", RLS_PHASE_IDLE, RLS_CLOSED_SERVER, 0, 0,
+	  RLS_FLOW_IDLE_AFTER_CLOSE_S, true, true },
 };
 
 static void test_stale_after_its_time(void **state)
@@ -58,6 +66,7 @@ static void test_stale_after_its_time(void **state)
 		f.closed = steps[i].closed;
 		f.slot_held = steps[i].slot_held;
 		f.response_state = steps[i].response_state;
+		f.seqadj.active = steps[i].renumbered;
 		if (rls_flow_stale(&f, LAST + steps[i].silent_s * S) != steps[i].stale)
 			fail_msg("%s: stale should be %d", steps[i].what, steps[i].stale);
 	}
