@@ -14,6 +14,7 @@
 #include "lib/packet.h"
 #include "lib/response.h"
 #include "lib/seqadj.h"
+#include "lib/upstream_fin.h"
 
 #define TC_ACT_OK 0
 
@@ -95,6 +96,14 @@ int rlshape_tc(struct __sk_buff *skb)
 		flow->last_seen_ns = bpf_ktime_get_ns();
 		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		rls_note_closed(&key, flow, RLS_CLOSED_SERVER);
+	}
+	/* The upstream's FIN after the client closed on a 429 that carried ours: acknowledged
+	 * for the client, which never will (upstream_fin.h); the flow is done with. */
+	if (seqadj.active && seqadj.reply_fin && (s->pkt.tcp_flags & TCP_FLAG_FIN) &&
+	    !(s->pkt.tcp_flags & TCP_FLAG_RST) && !s->pkt.payload_len && rls_closed_both(flow)) {
+		if (!rls_tcp_options_read(rls_ctx_skb(skb), &s->pkt, &s->opts))
+			rls_ack_upstream_fin(skb, s);
+		bpf_map_delete_elem(&rls_flows, &key);
 	}
 	if (seqadj.active && !(s->pkt.tcp_flags & TCP_FLAG_SYN)) {
 		/* The upstream's last ACK, of the client's FIN after its own: the last segment

@@ -199,8 +199,7 @@ static __always_inline void rls_answer_closing(struct rls_scratch *s, const stru
 }
 
 /*
- * May the 429 keep the connection open (seqadj.h)? Only where the client wants it kept (HTTP/1.1
- * without "Connection: close", a body of known length: http_close.h) and the upstream has
+ * May the connection go on after the 429, renumbered (seqadj.h)? Only where the upstream has
  * nothing of the refused request and owes nothing: the request is this whole segment's new
  * bytes (none of it passed before, nothing after it to pass), the client closes nothing, no
  * metered response is open, and the client has every byte the upstream sent (the 429 goes right after them).
@@ -223,7 +222,7 @@ __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
 	if ((pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) || !(pkt->tcp_flags & TCP_FLAG_ACK) ||
 	    flow->stream.request_start != pkt->seq + s->seg.from ||
 	    s->seg.base + s->scan.pos != pkt->payload_len ||
-	    flow->response_state != RLS_RESPONSE_NONE || rls_request_says_close(s, &flow->stream))
+	    flow->response_state != RLS_RESPONSE_NONE)
 		return -1;
 	if (flow->stream.routed) {
 		if (flow->server_seen)
@@ -246,9 +245,12 @@ __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
 }
 
 /*
- * The refused request, this segment's new bytes, becomes a 429 that keeps the connection: the
- * upstream never gets the request, the client gets the 429 right after the upstream's last
- * byte, and both sides are renumbered from here on (seqadj.h). XDP_TX, or XDP_DROP.
+ * The refused request, this segment's new bytes, becomes a 429 after which the connection goes
+ * on: the upstream never gets the request, the client gets the 429 right after the upstream's
+ * last byte, and both sides are renumbered from here on (seqadj.h). It keeps the connection
+ * ("connection: keep-alive"), unless the client asked to close (http_close.h): then it says
+ * close and carries our FIN, and the client's close goes through to the upstream. XDP_TX, or
+ * XDP_DROP.
  */
 static __always_inline int rls_answer_keeping_open(struct xdp_md *ctx, struct rls_scratch *s,
 						   struct rls_flow *flow, __u16 window)
@@ -260,17 +262,23 @@ static __always_inline int rls_answer_keeping_open(struct xdp_md *ctx, struct rl
 	s->answer.seq = pkt->wire_ack;
 	s->answer.ack = pkt->wire_seq + pkt->payload_len;
 	s->answer.window = window;
-	s->answer.keep_open = 1;
+	/* A client that asks to close gets "connection: close" and our FIN, and its own FIN then
+	 * reaches the upstream, renumbered, which closes in turn (rlshape_tc.c). */
+	s->answer.fin = rls_request_says_close(s, &flow->stream);
+	s->answer.keep_open = !s->answer.fin;
 	if (rls_send_429(ctx, pkt, s, &s->rejection, &reply_end) != XDP_TX)
 		return XDP_DROP;
 	flow->rejection = s->rejection;
 	rls_seqadj_note_429(&flow->seqadj, pkt->wire_seq + pkt->payload_len,
-			    pkt->payload_len - s->seg.from, pkt->ack_seq, s->answer.len);
+			    pkt->payload_len - s->seg.from, pkt->ack_seq,
+			    s->answer.len + s->answer.fin);
 	flow->seqadj.reply_seq = pkt->wire_ack;
 	flow->seqadj.reply_detail = s->answer.detail;
 	flow->seqadj.reply_window = window;
+	flow->seqadj.reply_fin = s->answer.fin;
+	if (s->answer.fin)
+		flow->closing |= RLS_CLOSING_FIN_SENT;
 	rls_count_packet(RLS_PKT_REPLY_SENT);
-	rls_count_packet(RLS_PKT_REPLY_KEPT_OPEN);
 	return XDP_TX;
 }
 
@@ -289,7 +297,8 @@ static __always_inline int rls_answer_again(struct xdp_md *ctx, struct rls_scrat
 	s->answer.seq = a->reply_seq;
 	s->answer.ack = a->client_pos;
 	s->answer.window = a->reply_window;
-	s->answer.keep_open = 1;
+	s->answer.keep_open = !a->reply_fin;
+	s->answer.fin = a->reply_fin;
 	s->answer.detail = a->reply_detail;
 	s->answer.detail_fixed = 1;
 	action = rls_send_429(ctx, &s->pkt, s, &flow->rejection, &reply_end);
@@ -381,8 +390,11 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 	__s32 start = (__s32)(flow->stream.request_start - pkt->seq);
 	int window = rls_keep_open_window(ctx, s, flow);
 
-	if (window >= 0 && rls_answer_keeping_open(ctx, s, flow, (__u16)window) == XDP_TX)
+	if (window >= 0 && rls_answer_keeping_open(ctx, s, flow, (__u16)window) == XDP_TX) {
+		if (s->answer.keep_open)
+			rls_count_packet(RLS_PKT_REPLY_KEPT_OPEN);
 		return XDP_TX;
+	}
 	/* Closing: either it could not stay open, or its 429 failed and the resend is answered. */
 	flow->state = RLS_FLOW_REJECTED;
 	flow->rejection = s->rejection;

@@ -299,6 +299,7 @@ enum rls_packet_event {
 	RLS_PKT_REPLY_KEPT_OPEN,   /* of the 429s sent, those that kept the connection (seqadj.h) */
 	RLS_PKT_SEQ_TRANSLATED,    /* a segment renumbered after a 429 that kept the connection */
 	RLS_PKT_AHEAD_OF_429,      /* client data sent before the 429 arrived: dropped, resent */
+	RLS_PKT_UPSTREAM_FIN_ACKED, /* the upstream's FIN acknowledged for a client that closed */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -338,7 +339,7 @@ struct rls_seqadj {
 	__u16 reply_window;  /* the window field it carried */
 	__u16 server_window; /* the upstream's last window field, as it sent it (TC) */
 	__u32 window_seen;   /* server_window is known */
-	__u32 pad;
+	__u32 reply_fin;     /* that 429 carried our FIN: the client asked to close */
 };
 
 struct rls_flow_key {

@@ -66,6 +66,7 @@ static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_REPLY_KEPT_OPEN] = "reply_kept_open",
 	[RLS_PKT_SEQ_TRANSLATED] = "seq_translated",
 	[RLS_PKT_AHEAD_OF_429] = "ahead_of_429",
+	[RLS_PKT_UPSTREAM_FIN_ACKED] = "upstream_fin_acked",
 };
 
 struct row {

@@ -32,6 +32,7 @@ struct rls_tcp_options {
 	__u8 before[RLS_TCP_OPTIONS_MAX]; /* as they came: the checksum's difference */
 	__u32 len;
 	__u32 tsval, tsecr;     /* host byte order */
+	__u32 ts_off;           /* where TSval starts in bytes */
 	__u32 sack_off;         /* where the first SACK block starts in bytes */
 	__u32 sack_blocks;
 	__u32 walk_off;         /* the walk's position (rls_tcp_option_step()) */

@@ -443,6 +443,52 @@ static void test_connection_close_honoured(void **state)
 		 "rls_packets[REPLY_KEPT_OPEN]: the first 429 only");
 }
 
+/*
+ * The client that asked to close: the 429 carries our FIN, the connection is renumbered all the
+ * same, the client's FIN reaches the upstream, and the upstream's FIN is acknowledged for the
+ * client (a copy sent in through the interface) while the segment itself goes on renumbered.
+ */
+static void test_close_goes_through_upstream(void **state)
+{
+	struct kept k;
+	static const char closing[] = "GET /v1/models HTTP/1.1\r\nHost: gw.test\r\n"
+				      "Authorization: Bearer " KEY_ALICE "\r\n"
+				      "Connection: close\r\n\r\n";
+	struct tp_parsed fin429, p;
+	struct result r;
+	uint32_t upstream_seq, q = sizeof(closing) - 1, l;
+	struct rls_flow_key key;
+	struct rls_flow f;
+
+	refuse_keeping_open(state, &k, conn4(49951));
+	key = conn_flow_key(&k.c);
+	k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
+	upstream_seq = k.c.seq - (uint32_t)k.len; /* the client's next byte, as the upstream numbers */
+	CHECK_EQ(client_sends(k.e, &k.c, closing, q, 0, &r), XDP_TX, "a refused request asking to close");
+	fin429 = parsed(r.out, r.out_len, "the 429 to it");
+	CHECK_EQ(fin429.flags, TP_ACK | TP_PSH | TP_FIN, "429 flags (ACK|PSH|FIN: it closes first)");
+	CHECK_EQ(fin429.seq, k.reply.seq + (uint32_t)k.reply.len, "429 seq: after the first 429");
+	CHECK(memmem(fin429.payload, fin429.len, "\r\nconnection: close\r\n", 21) != NULL,
+	      "the 429 says connection: close");
+	l = (uint32_t)k.reply.len + (uint32_t)fin429.len + 1; /* both 429s and our FIN */
+	/* The client acknowledges it and closes: its FIN reaches the upstream, renumbered. */
+	k.c.ack = fin429.seq + (uint32_t)fin429.len + 1;
+	CHECK_EQ(client_sends(k.e, &k.c, NULL, 0, TP_ACK | TP_FIN, &r), XDP_PASS, "the client's FIN");
+	p = parsed(r.out, r.out_len, "the client's FIN, renumbered");
+	CHECK_EQ(p.seq, upstream_seq, "FIN seq: where the upstream is (both requests taken out)");
+	CHECK_EQ(p.ack, k.up.next, "FIN ack: all the upstream sent, none of the 429s");
+	k.c.seq += 1;
+	/* The upstream closes too: its FIN+ACK reaches the client renumbered, acknowledging the
+	 * client's FIN; and it is acknowledged itself, for the client. */
+	k.up.acked = upstream_seq + 1;
+	p = upstream_sends(k.e, &k.c, &k.up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
+	CHECK_EQ(p.seq, k.up.next - 1 + l, "the upstream's FIN, past both 429s and our FIN");
+	CHECK_EQ(p.ack, k.c.seq, "it acknowledges the client's FIN");
+	CHECK_EQ(packets_of(k.e, RLS_PKT_UPSTREAM_FIN_ACKED), 1, "rls_packets[UPSTREAM_FIN_ACKED]");
+	CHECK_EQ(packets_of(k.e, RLS_PKT_RESET_UPSTREAM), 0, "no reset toward the upstream");
+	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) != 0, "the flow is done with");
+}
+
 /* "Connection: close" as the last header line, as wrk and curl put an added header. */
 static void test_connection_close_last_header(void **state)
 {
@@ -474,6 +520,7 @@ int main(void)
 		XDP_TEST(test_closes_where_upstream_unseen),
 		XDP_TEST(test_connection_close_honoured),
 		XDP_TEST(test_connection_close_last_header),
+		XDP_TEST(test_close_goes_through_upstream),
 	};
 
 	return xdp_suite_main("bpf/test_keepalive", NULL, 0, tests, ARRAY_SIZE(tests));

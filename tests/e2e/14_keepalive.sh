@@ -10,7 +10,9 @@
 #   - rlshape counted the 429 as kept open and renumbered the connection's segments;
 #   - no connection left ESTABLISHED at the server, no entry left in rls_flows;
 #   - the official OpenAI Node SDK, with its default retries: its second request is refused,
-#     it retries after retry-after-ms and gets 200, opening no connection for the retry.
+#     it retries after retry-after-ms and gets 200, opening no connection for the retry;
+#   - curl asking to close: its 429 says close and closes first; no socket is left at either
+#     end (TIME_WAIT included), and neither sends anything twice.
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -104,6 +106,39 @@ else
 	tap_diag "$(tail -5 "$BED_DIR/npm.log")"
 fi
 
+# A client that asks to close (curl -H 'Connection: close', as wrk's new-connection runs send):
+# its 429 closes first, its FIN goes through to the server, and the server's FIN is
+# acknowledged for it. Nothing is sent twice and no socket is left on either side, TIME_WAIT
+# included (both ends closed second).
+retrans() { # NS_FUNC: TCP segments its namespace has sent again
+	"$1" nstat -az -s TcpRetransSegs | awk '$1 == "TcpRetransSegs" { print $2 }'
+}
+sockets_of() { # NS_FUNC LOCAL_PORT: the TCP sockets of the client's connection from that port
+	"$1" ss -Htan "( sport = :$2 or dport = :$2 )"
+}
+closing_client() { # NAME HOST NS_FUNC LOCAL_PORT
+	local name=$1 host=$2 ns=$3 lport=$4 first second r_client r_server
+	first=$(bed_client curl -sS -o /dev/null -w '%{http_code}' -H 'Connection: close' \
+		-H "Authorization: Bearer closer-$name-key" "http://$host:$PORT/v1/models" || true)
+	r_client=$(retrans bed_client)
+	r_server=$(retrans "$ns")
+	second=$(bed_client curl -sS --local-port "$lport" -D "$BED_DIR/closer-$name.h" \
+		-o /dev/null -w '%{http_code}' -H 'Connection: close' \
+		-H "Authorization: Bearer closer-$name-key" "http://$host:$PORT/v1/models" || true)
+	tap_is "$first $second" "200 429" "$name, Connection: close: 200, then 429"
+	tap_like "$(tr -d '\r' <"$BED_DIR/closer-$name.h")" "connection: close" \
+		"$name: the 429 says connection: close"
+	bed_wait_until 5 test -z "$(sockets_of bed_client "$lport")" || true
+	tap_is "$(sockets_of bed_client "$lport")" "" \
+		"$name: the 429's connection left no socket at the client, TIME_WAIT included"
+	bed_wait_until 5 test -z "$(sockets_of "$ns" "$lport")" || true
+	tap_is "$(sockets_of "$ns" "$lport")" "" "$name: and none at the server"
+	tap_is "$(($(retrans bed_client) - r_client)) $(($(retrans "$ns") - r_server))" "0 0" \
+		"$name: nothing sent again, by the client or the server"
+}
+closing_client routed "$BED_UP4" bed_up_ns 40731
+closing_client local "$BED_GW_CLIENT4" bed_gw 40732
+
 # Every connection is closed by both sides: their renumbering is over, and their flows went
 # with the last ACK (rls_flows is not LRU: closed connections must not fill it).
 flow_count() {
@@ -117,6 +152,7 @@ snapshot_stats
 tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
 tap_is "$(packets reply_kept_open)" 3 "rlshape: every 429 kept its connection"
 tap_is "$(packets upstream_resets)" 0 "rlshape: no reset toward an upstream"
+tap_is "$(packets upstream_fin_acked)" 2 "rlshape: the servers' FINs acknowledged for the closing clients"
 tap_ok "rlshape: the connections' segments were renumbered ($(packets seq_translated))" \
 	test "$(packets seq_translated)" -gt 0
 
