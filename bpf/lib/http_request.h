@@ -198,6 +198,41 @@ static __always_inline int rls_content_length_value(const struct rls_stream *st,
 	return 0;
 }
 
+/*
+ * A model name's len bytes (len < RLS_MODEL_NAME_MAX) from src to dst, a word at a time; the
+ * rest of the last word is zero, and dst's words past it are left as they were.
+ */
+static __always_inline void rls_copy_name(char *dst, const char *src, __u32 len)
+{
+	__u64 w;
+	__u32 k;
+
+	for (k = 0; k < RLS_MODEL_NAME_MAX / 8; k++) {
+		if (k * 8 >= len)
+			break;
+		__builtin_memcpy(&w, src + k * 8, 8);
+		w &= rls_word_bytes(len - k * 8);
+		__builtin_memcpy(dst + k * 8, &w, 8);
+	}
+}
+
+/* Are the first len bytes (len < RLS_MODEL_NAME_MAX) of two model names the same? */
+static __always_inline bool rls_same_name(const char *a, const char *b, __u32 len)
+{
+	__u64 wa, wb;
+	__u32 k;
+
+	for (k = 0; k < RLS_MODEL_NAME_MAX / 8; k++) {
+		if (k * 8 >= len)
+			break;
+		__builtin_memcpy(&wa, a + k * 8, 8);
+		__builtin_memcpy(&wb, b + k * 8, 8);
+		if ((wa ^ wb) & rls_word_bytes(len - k * 8))
+			return false;
+	}
+	return true;
+}
+
 /* The end of a header line; returns -1 when the request is broken. */
 static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 {
@@ -208,19 +243,13 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 		rls_key_line_done(c);
 		break;
 	case RLS_HDR_MODEL: {
-		__u32 k;
-
 		if (st->value_len == 0xffff || st->value_trim >= RLS_MODEL_NAME_MAX) {
 			st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS; /* longer than any model name */
 			break;
 		}
 		if (!st->value_trim)
 			break;
-		for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
-			if (k >= st->value_trim)
-				break;
-			st->header_model[k] = st->value[k];
-		}
+		rls_copy_name(st->header_model, (const char *)st->value, st->value_trim);
 		st->header_model_len = (__u8)st->value_trim;
 		st->request_flags |= RLS_REQ_HAS_HEADER_MODEL;
 		break;
@@ -249,6 +278,8 @@ static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct r
 	sc->pos = (__u32)rls_find_run_end(s, sc->pos, sc->len, '\n', '\n');
 }
 
+#define RLS_VALUE_STEPS 64 /* words or bytes of a value one run takes at most */
+
 /*
  * A key or model value, a run at a time up to the line's end (not past it): leading
  * whitespace dropped, and every run of whitespace inside kept as one space, so that any
@@ -259,7 +290,8 @@ static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct r
 __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 {
 	struct rls_scan *sc;
-	__u32 k;
+	__u32 k, n;
+	__u64 w;
 	__u8 b;
 
 	if (!s || !st)
@@ -269,9 +301,26 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 	 * The value's length stays in map memory, not in a register: the verifier does not
 	 * follow it there, so the paths through a byte meet again at the next one.
 	 */
-	for (k = 0; k < RLS_RUN_MAX; k++) {
+	for (k = 0; k < RLS_VALUE_STEPS; k++) {
 		if (sc->pos >= sc->len)
 			break;
+		n = st->value_len;
+		/*
+		 * Eight bytes with no whitespace, CR, LF or other control byte in them are stored
+		 * as they are, in one go: what a key or a model name is made of. Where the value
+		 * would reach its limit, the byte at a time way below says so.
+		 */
+		if (sc->len - sc->pos >= 8 && n < RLS_STREAM_KEY_MAX - 8) {
+			w = rls_word_at(s, sc->pos);
+			if (!rls_word_has_below(w, '!')) {
+				barrier_var(n); /* keeps the mask below, which the verifier needs */
+				*(__u64 *)(void *)&st->value[n & (RLS_STREAM_KEY_MAX - 1)] = w;
+				st->value_len = n + 8;
+				st->value_trim = n + 8;
+				sc->pos += 8;
+				continue;
+			}
+		}
 		b = rls_at(s, sc->pos);
 		if (b == '\n')
 			break;
@@ -721,14 +770,9 @@ static __always_inline bool rls_stream_model(struct rls_scratch *s, const struct
 		if ((flags & RLS_REQ_HAS_HEADER_MODEL) &&
 		    (st->header_model_len != st->body_model_len))
 			return false;
-		if (flags & RLS_REQ_HAS_HEADER_MODEL) {
-			for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
-				if (k >= st->body_model_len)
-					break;
-				if (st->header_model[k] != st->body_model[k])
-					return false;
-			}
-		}
+		if ((flags & RLS_REQ_HAS_HEADER_MODEL) &&
+		    !rls_same_name(st->header_model, st->body_model, st->body_model_len))
+			return false;
 		name = st->body_model;
 		*len = st->body_model_len;
 	} else if (flags & RLS_REQ_HAS_HEADER_MODEL) {
@@ -737,11 +781,7 @@ static __always_inline bool rls_stream_model(struct rls_scratch *s, const struct
 	} else {
 		return true; /* no model named: the tier's "*" */
 	}
-	for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
-		if (k >= *len)
-			break;
-		s->model.name[k] = name[k];
-	}
+	rls_copy_name(s->model.name, name, *len);
 	return true;
 }
 
