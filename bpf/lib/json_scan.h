@@ -16,6 +16,7 @@
 #include "consts.h"
 #include "scratch.h"
 #include "window.h"
+#include "word.h"
 
 static __always_inline bool rls_json_ws(__u8 c)
 {
@@ -38,28 +39,34 @@ static __always_inline bool rls_json_scanning(const struct rls_stream *st)
 #define RLS_JSON_MAX_TOKENS_KEY  "max_tokens"
 #define RLS_JSON_MAX_COMPL_KEY   "max_completion_tokens"
 
-static __always_inline bool rls_json_key_equals(const struct rls_stream *st, const char *key,
-						__u32 len)
+/* Does the n-byte key at key, read a word at a time, spell lit? */
+static __always_inline bool rls_json_key_is(const __u8 *key, __u32 n, const char *lit,
+					    __u32 lit_len)
 {
-	__u32 k;
+	__u64 w, diff = 0;
+	__u32 i;
 
-	if (st->json_key_len != len)
+	if (n != lit_len)
 		return false;
-	for (k = 0; k < RLS_JSON_KEY_MAX; k++) {
-		if (k >= len)
+#pragma clang loop unroll(full)
+	for (i = 0; i < RLS_JSON_KEY_MAX; i += 8) {
+		if (i >= lit_len)
 			break;
-		if (st->json_key[k] != (__u8)key[k])
-			return false;
+		__builtin_memcpy(&w, key + i, 8);
+		diff |= (w & rls_word_bytes(lit_len - i)) ^ rls_literal_word(lit, lit_len, i);
 	}
-	return true;
+	return diff == 0;
 }
 
-static __always_inline __u8 rls_json_key_kind(const struct rls_stream *st)
+#define rls_json_key_is_lit(key, n, lit) rls_json_key_is(key, n, lit, sizeof(lit) - 1)
+
+/* What an n-byte top-level key is: the words read past n are masked off, inside the stream. */
+static __always_inline __u8 rls_json_key_kind(const __u8 *key, __u32 n)
 {
-	if (rls_json_key_equals(st, RLS_JSON_MODEL_KEY, sizeof(RLS_JSON_MODEL_KEY) - 1))
+	if (rls_json_key_is_lit(key, n, RLS_JSON_MODEL_KEY))
 		return RLS_JSON_KEY_MODEL;
-	if (rls_json_key_equals(st, RLS_JSON_MAX_TOKENS_KEY, sizeof(RLS_JSON_MAX_TOKENS_KEY) - 1) ||
-	    rls_json_key_equals(st, RLS_JSON_MAX_COMPL_KEY, sizeof(RLS_JSON_MAX_COMPL_KEY) - 1))
+	if (rls_json_key_is_lit(key, n, RLS_JSON_MAX_TOKENS_KEY) ||
+	    rls_json_key_is_lit(key, n, RLS_JSON_MAX_COMPL_KEY))
 		return RLS_JSON_KEY_MAX_TOKENS;
 	return RLS_JSON_KEY_OTHER;
 }
@@ -189,7 +196,7 @@ static __always_inline __u32 rls_json_step(struct rls_scratch *s, struct rls_str
 				return n + 1;
 			}
 			if (b == '"') {
-				st->json_key_kind = rls_json_key_kind(st);
+				st->json_key_kind = rls_json_key_kind(st->json_key, st->json_key_len);
 				st->json_expect = RLS_JSON_COLON;
 				return n + 1;
 			}
