@@ -452,7 +452,7 @@ static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_
 		if (rls_json_scanning(st) && *scanned >= RLS_BODY_SCAN_MAX)
 			rls_json_give_up(st, RLS_REQ_BODY_UNSEEN);
 		if (rls_json_scanning(st))
-			n = rls_json_step(c->s, st, (__u32)n);
+			n = (__u32)rls_json_scan(c->s, st, (__u32)n);
 		*pos += (__u32)n;
 		*left -= n;
 		*scanned += n;
