@@ -541,12 +541,18 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 	}
 	case RLS_PHASE_LINE_START:
 		if (b != '\r' && b != '\n' && !rls_is_ows(b)) {
+			__u32 from = sc->pos;
+
 			rls_skip_other_lines(s, st, c->cfg);
 			if (st->phase == RLS_PHASE_NAME)
 				goto name; /* its colon, in the same step */
 			if (sc->pos >= sc->len || st->phase != RLS_PHASE_LINE_START)
 				return 0;
 			b = rls_at(s, sc->pos);
+			/* RLS_LINES_MAX lines skipped, and another begins: the next step goes on
+			 * skipping a word at a time, rather than this one a byte at a time. */
+			if (sc->pos != from && b != '\r' && b != '\n' && !rls_is_ows(b))
+				return 0;
 		}
 		if (b == '\r') {
 			sc->pos++;
