@@ -13,7 +13,7 @@
 #include "consts.h"
 #include "packet.h"
 
-#define RLS_CSUM_CHUNK 256 /* bpf_csum_diff() takes at most 512 bytes per call */
+#define RLS_CSUM_CHUNK 512 /* bpf_csum_diff() takes at most 512 bytes per call */
 
 static __always_inline __u16 rls_csum_fold(__u64 sum)
 {

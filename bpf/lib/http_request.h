@@ -429,7 +429,7 @@ static __always_inline int rls_head_done(struct rls_stream *st)
  * Body bytes (of a content-length body or a chunk): through the JSON scan while it still
  * matters, skipped in one go once it does not. Returns true when the body or chunk is over.
  */
-#define RLS_JSON_STEPS 3 /* JSON steps one scan step takes at most */
+#define RLS_JSON_STEPS 4 /* JSON steps one scan step takes at most */
 
 static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_scan *sc)
 {
