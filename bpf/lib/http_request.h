@@ -486,7 +486,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		rls_request_begin(st);
 		st->request_start = s->pkt.seq + s->seg.base + sc->pos;
 		s->seg.started = 1;
-		return 0;
+		__attribute__((fallthrough)); /* the method, in the same step */
 	case RLS_PHASE_METHOD: {
 		__u32 k;
 
@@ -508,8 +508,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			st->request_flags |= RLS_REQ_PRI;
 		st->version_tail = 0;
 		st->phase = RLS_PHASE_TARGET;
-		return 0;
 	}
+		__attribute__((fallthrough)); /* the target, in the same step */
 	case RLS_PHASE_TARGET: {
 		__u32 from = sc->pos, start, k;
 
@@ -537,8 +537,11 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			goto broken;
 		st->header_kind = RLS_HDR_OTHER;
 		st->phase = RLS_PHASE_LINE_START;
-		return 0;
+		if (sc->pos >= sc->len)
+			return 0;
+		b = rls_at(s, sc->pos);
 	}
+		__attribute__((fallthrough)); /* the first header line, in the same step */
 	case RLS_PHASE_LINE_START:
 		if (b != '\r' && b != '\n' && !rls_is_ows(b)) {
 			__u32 from = sc->pos;
@@ -555,12 +558,17 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 				return 0;
 		}
 		if (b == '\r') {
+			/* A CR and the LF after it, in the same step. */
 			sc->pos++;
-			return 0;
+			if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
+				return 0;
+			b = '\n';
 		}
 		if (b == '\n') {
 			sc->pos++;
 			sc->stop = rls_head_done(st);
+			if (st->phase == RLS_PHASE_BODY && sc->pos < sc->len)
+				goto body; /* its first bytes, in the same step */
 			return sc->stop != RLS_STOP_NEED_BYTES;
 		}
 		if (rls_is_ows(b)) {
@@ -637,6 +645,7 @@ value:
 		st->phase = RLS_PHASE_LINE_START;
 		return 0;
 	case RLS_PHASE_BODY:
+body:
 		if (!rls_body_bytes(c, sc))
 			return 0;
 		st->phase = RLS_PHASE_IDLE;
