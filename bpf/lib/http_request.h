@@ -345,7 +345,7 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 	return 0;
 }
 
-#define RLS_LINES_MAX 8 /* header lines one step skips at most */
+#define RLS_LINES_MAX 12 /* header lines one step skips at most */
 
 /*
  * At a header line's start: lines whose name no header asked about (rls_names_matching())
