@@ -429,7 +429,7 @@ static __always_inline int rls_head_done(struct rls_stream *st)
  * Body bytes (of a content-length body or a chunk): through the JSON scan while it still
  * matters, skipped in one go once it does not. Returns true when the body or chunk is over.
  */
-#define RLS_JSON_STEPS 4 /* JSON steps one scan step takes at most */
+#define RLS_JSON_STEPS 4 /* calls of the JSON scan one scan step makes at most */
 
 static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_scan *sc)
 {
@@ -440,9 +440,9 @@ static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_
 	__u32 k;
 
 	/*
-	 * Up to RLS_JSON_STEPS steps of the JSON scan, each as one scan step would take it, in
-	 * one loop rather than a step each. What one step leaves for the next is read back
-	 * from memory (volatile), so that the verifier's paths through a step meet again.
+	 * Up to RLS_JSON_STEPS calls of the JSON scan (rls_json_scan(): up to RLS_JSON_TOKENS
+	 * tokens each), in one loop rather than a step each. What one call leaves for the next
+	 * is read back from memory (volatile), so that the verifier's paths meet again.
 	 */
 	for (k = 0; k < RLS_JSON_STEPS; k++) {
 		avail = sc->len - *pos;
