@@ -13,7 +13,7 @@
 #include "consts.h"
 #include "packet.h"
 
-#define RLS_CSUM_CHUNK 256 /* bpf_csum_diff() takes at most 512 bytes per call */
+#define RLS_CSUM_CHUNK 512 /* bpf_csum_diff() takes at most 512 bytes per call */
 
 static __always_inline __u16 rls_csum_fold(__u64 sum)
 {
@@ -29,17 +29,23 @@ static __always_inline __u16 rls_csum_apply_diff(__u16 check, __u32 diff)
 	return rls_csum_fold((__u64)(__u16)~check + diff);
 }
 
-/* One's-complement sum of buf[0, len), len rounded up to 4: the buffer's tail must be zero. */
+/*
+ * One's-complement sum of buf[0, len), len rounded up to 4: the bytes up to there past len
+ * must be zero. Only the bytes written are summed, not whole chunks.
+ */
 static __always_inline __u64 rls_csum_buffer(__u8 *buf, __u32 len, __u64 seed)
 {
-	__u32 i;
+	__u32 i, n;
 
 	for (i = 0; i < RLS_REPLY_MAX / RLS_CSUM_CHUNK; i++) {
 		__u32 off = i * RLS_CSUM_CHUNK;
 
 		if (off >= len)
 			break;
-		seed = bpf_csum_diff(0, 0, (__be32 *)(buf + off), RLS_CSUM_CHUNK, (__u32)seed);
+		/* At most a chunk, rounded up to 4 (the mask keeps a bound the verifier sees). */
+		n = len - off < RLS_CSUM_CHUNK ? (len - off + 3) & (2 * RLS_CSUM_CHUNK - 4)
+					       : RLS_CSUM_CHUNK;
+		seed = bpf_csum_diff(0, 0, (__be32 *)(buf + off), n, (__u32)seed);
 	}
 	return seed;
 }

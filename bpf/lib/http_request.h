@@ -198,6 +198,41 @@ static __always_inline int rls_content_length_value(const struct rls_stream *st,
 	return 0;
 }
 
+/*
+ * A model name's len bytes (len < RLS_MODEL_NAME_MAX) from src to dst, a word at a time; the
+ * rest of the last word is zero, and dst's words past it are left as they were.
+ */
+static __always_inline void rls_copy_name(char *dst, const char *src, __u32 len)
+{
+	__u64 w;
+	__u32 k;
+
+	for (k = 0; k < RLS_MODEL_NAME_MAX / 8; k++) {
+		if (k * 8 >= len)
+			break;
+		__builtin_memcpy(&w, src + k * 8, 8);
+		w &= rls_word_bytes(len - k * 8);
+		__builtin_memcpy(dst + k * 8, &w, 8);
+	}
+}
+
+/* Are the first len bytes (len < RLS_MODEL_NAME_MAX) of two model names the same? */
+static __always_inline bool rls_same_name(const char *a, const char *b, __u32 len)
+{
+	__u64 wa, wb;
+	__u32 k;
+
+	for (k = 0; k < RLS_MODEL_NAME_MAX / 8; k++) {
+		if (k * 8 >= len)
+			break;
+		__builtin_memcpy(&wa, a + k * 8, 8);
+		__builtin_memcpy(&wb, b + k * 8, 8);
+		if ((wa ^ wb) & rls_word_bytes(len - k * 8))
+			return false;
+	}
+	return true;
+}
+
 /* The end of a header line; returns -1 when the request is broken. */
 static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 {
@@ -208,19 +243,13 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 		rls_key_line_done(c);
 		break;
 	case RLS_HDR_MODEL: {
-		__u32 k;
-
 		if (st->value_len == 0xffff || st->value_trim >= RLS_MODEL_NAME_MAX) {
 			st->request_flags |= RLS_REQ_MODEL_AMBIGUOUS; /* longer than any model name */
 			break;
 		}
 		if (!st->value_trim)
 			break;
-		for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
-			if (k >= st->value_trim)
-				break;
-			st->header_model[k] = st->value[k];
-		}
+		rls_copy_name(st->header_model, (const char *)st->value, st->value_trim);
 		st->header_model_len = (__u8)st->value_trim;
 		st->request_flags |= RLS_REQ_HAS_HEADER_MODEL;
 		break;
@@ -249,6 +278,8 @@ static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct r
 	sc->pos = (__u32)rls_find_run_end(s, sc->pos, sc->len, '\n', '\n');
 }
 
+#define RLS_VALUE_STEPS 64 /* words or bytes of a value one run takes at most */
+
 /*
  * A key or model value, a run at a time up to the line's end (not past it): leading
  * whitespace dropped, and every run of whitespace inside kept as one space, so that any
@@ -259,7 +290,8 @@ static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct r
 __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 {
 	struct rls_scan *sc;
-	__u32 k;
+	__u32 k, n;
+	__u64 w;
 	__u8 b;
 
 	if (!s || !st)
@@ -269,9 +301,26 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 	 * The value's length stays in map memory, not in a register: the verifier does not
 	 * follow it there, so the paths through a byte meet again at the next one.
 	 */
-	for (k = 0; k < RLS_RUN_MAX; k++) {
+	for (k = 0; k < RLS_VALUE_STEPS; k++) {
 		if (sc->pos >= sc->len)
 			break;
+		n = st->value_len;
+		/*
+		 * Eight bytes with no whitespace, CR, LF or other control byte in them are stored
+		 * as they are, in one go: what a key or a model name is made of. Where the value
+		 * would reach its limit, the byte at a time way below says so.
+		 */
+		if (sc->len - sc->pos >= 8 && n < RLS_STREAM_KEY_MAX - 8) {
+			w = rls_word_at(s, sc->pos);
+			if (!rls_word_has_below(w, '!')) {
+				barrier_var(n); /* keeps the mask below, which the verifier needs */
+				*(__u64 *)(void *)&st->value[n & (RLS_STREAM_KEY_MAX - 1)] = w;
+				st->value_len = n + 8;
+				st->value_trim = n + 8;
+				sc->pos += 8;
+				continue;
+			}
+		}
 		b = rls_at(s, sc->pos);
 		if (b == '\n')
 			break;
@@ -296,7 +345,7 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 	return 0;
 }
 
-#define RLS_LINES_MAX 8 /* header lines one step skips at most */
+#define RLS_LINES_MAX 12 /* header lines one step skips at most */
 
 /*
  * At a header line's start: lines whose name no header asked about (rls_names_matching())
@@ -380,7 +429,7 @@ static __always_inline int rls_head_done(struct rls_stream *st)
  * Body bytes (of a content-length body or a chunk): through the JSON scan while it still
  * matters, skipped in one go once it does not. Returns true when the body or chunk is over.
  */
-#define RLS_JSON_STEPS 3 /* JSON steps one scan step takes at most */
+#define RLS_JSON_STEPS 4 /* calls of the JSON scan one scan step makes at most */
 
 static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_scan *sc)
 {
@@ -391,9 +440,9 @@ static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_
 	__u32 k;
 
 	/*
-	 * Up to RLS_JSON_STEPS steps of the JSON scan, each as one scan step would take it, in
-	 * one loop rather than a step each. What one step leaves for the next is read back
-	 * from memory (volatile), so that the verifier's paths through a step meet again.
+	 * Up to RLS_JSON_STEPS calls of the JSON scan (rls_json_scan(): up to RLS_JSON_TOKENS
+	 * tokens each), in one loop rather than a step each. What one call leaves for the next
+	 * is read back from memory (volatile), so that the verifier's paths meet again.
 	 */
 	for (k = 0; k < RLS_JSON_STEPS; k++) {
 		avail = sc->len - *pos;
@@ -403,7 +452,7 @@ static __always_inline bool rls_body_bytes(struct rls_stream_ctx *c, struct rls_
 		if (rls_json_scanning(st) && *scanned >= RLS_BODY_SCAN_MAX)
 			rls_json_give_up(st, RLS_REQ_BODY_UNSEEN);
 		if (rls_json_scanning(st))
-			n = rls_json_step(c->s, st, (__u32)n);
+			n = (__u32)rls_json_scan(c->s, st, (__u32)n);
 		*pos += (__u32)n;
 		*left -= n;
 		*scanned += n;
@@ -437,7 +486,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		rls_request_begin(st);
 		st->request_start = s->pkt.seq + s->seg.base + sc->pos;
 		s->seg.started = 1;
-		return 0;
+		__attribute__((fallthrough)); /* the method, in the same step */
 	case RLS_PHASE_METHOD: {
 		__u32 k;
 
@@ -459,8 +508,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			st->request_flags |= RLS_REQ_PRI;
 		st->version_tail = 0;
 		st->phase = RLS_PHASE_TARGET;
-		return 0;
 	}
+		__attribute__((fallthrough)); /* the target, in the same step */
 	case RLS_PHASE_TARGET: {
 		__u32 from = sc->pos, start, k;
 
@@ -488,24 +537,38 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			goto broken;
 		st->header_kind = RLS_HDR_OTHER;
 		st->phase = RLS_PHASE_LINE_START;
-		return 0;
+		if (sc->pos >= sc->len)
+			return 0;
+		b = rls_at(s, sc->pos);
 	}
+		__attribute__((fallthrough)); /* the first header line, in the same step */
 	case RLS_PHASE_LINE_START:
 		if (b != '\r' && b != '\n' && !rls_is_ows(b)) {
+			__u32 from = sc->pos;
+
 			rls_skip_other_lines(s, st, c->cfg);
 			if (st->phase == RLS_PHASE_NAME)
 				goto name; /* its colon, in the same step */
 			if (sc->pos >= sc->len || st->phase != RLS_PHASE_LINE_START)
 				return 0;
 			b = rls_at(s, sc->pos);
+			/* RLS_LINES_MAX lines skipped, and another begins: the next step goes on
+			 * skipping a word at a time, rather than this one a byte at a time. */
+			if (sc->pos != from && b != '\r' && b != '\n' && !rls_is_ows(b))
+				return 0;
 		}
 		if (b == '\r') {
+			/* A CR and the LF after it, in the same step. */
 			sc->pos++;
-			return 0;
+			if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
+				return 0;
+			b = '\n';
 		}
 		if (b == '\n') {
 			sc->pos++;
 			sc->stop = rls_head_done(st);
+			if (st->phase == RLS_PHASE_BODY && sc->pos < sc->len)
+				goto body; /* its first bytes, in the same step */
 			return sc->stop != RLS_STOP_NEED_BYTES;
 		}
 		if (rls_is_ows(b)) {
@@ -582,6 +645,7 @@ value:
 		st->phase = RLS_PHASE_LINE_START;
 		return 0;
 	case RLS_PHASE_BODY:
+body:
 		if (!rls_body_bytes(c, sc))
 			return 0;
 		st->phase = RLS_PHASE_IDLE;
@@ -721,14 +785,9 @@ static __always_inline bool rls_stream_model(struct rls_scratch *s, const struct
 		if ((flags & RLS_REQ_HAS_HEADER_MODEL) &&
 		    (st->header_model_len != st->body_model_len))
 			return false;
-		if (flags & RLS_REQ_HAS_HEADER_MODEL) {
-			for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
-				if (k >= st->body_model_len)
-					break;
-				if (st->header_model[k] != st->body_model[k])
-					return false;
-			}
-		}
+		if ((flags & RLS_REQ_HAS_HEADER_MODEL) &&
+		    !rls_same_name(st->header_model, st->body_model, st->body_model_len))
+			return false;
 		name = st->body_model;
 		*len = st->body_model_len;
 	} else if (flags & RLS_REQ_HAS_HEADER_MODEL) {
@@ -737,11 +796,7 @@ static __always_inline bool rls_stream_model(struct rls_scratch *s, const struct
 	} else {
 		return true; /* no model named: the tier's "*" */
 	}
-	for (k = 0; k < RLS_MODEL_NAME_MAX - 1; k++) {
-		if (k >= *len)
-			break;
-		s->model.name[k] = name[k];
-	}
+	rls_copy_name(s->model.name, name, *len);
 	return true;
 }
 

@@ -16,6 +16,7 @@
 #include "consts.h"
 #include "scratch.h"
 #include "window.h"
+#include "word.h"
 
 static __always_inline bool rls_json_ws(__u8 c)
 {
@@ -38,28 +39,39 @@ static __always_inline bool rls_json_scanning(const struct rls_stream *st)
 #define RLS_JSON_MAX_TOKENS_KEY  "max_tokens"
 #define RLS_JSON_MAX_COMPL_KEY   "max_completion_tokens"
 
-static __always_inline bool rls_json_key_equals(const struct rls_stream *st, const char *key,
-						__u32 len)
+/* Bytes i to i + 7 of key against those of lit: nonzero where they differ. */
+static __always_inline __u64 rls_json_key_word_diff(const __u8 *key, const char *lit,
+						    __u32 lit_len, __u32 i)
 {
-	__u32 k;
+	__u64 w;
 
-	if (st->json_key_len != len)
-		return false;
-	for (k = 0; k < RLS_JSON_KEY_MAX; k++) {
-		if (k >= len)
-			break;
-		if (st->json_key[k] != (__u8)key[k])
-			return false;
-	}
-	return true;
+	if (i >= lit_len)
+		return 0;
+	__builtin_memcpy(&w, key + i, 8);
+	return (w & rls_word_bytes(lit_len - i)) ^ rls_literal_word(lit, lit_len, i);
 }
 
-static __always_inline __u8 rls_json_key_kind(const struct rls_stream *st)
+/* Does the n-byte key at key, read a word at a time, spell lit (at most 24 bytes)? */
+static __always_inline bool rls_json_key_is(const __u8 *key, __u32 n, const char *lit,
+					    __u32 lit_len)
 {
-	if (rls_json_key_equals(st, RLS_JSON_MODEL_KEY, sizeof(RLS_JSON_MODEL_KEY) - 1))
+	return n == lit_len && !(rls_json_key_word_diff(key, lit, lit_len, 0) |
+				 rls_json_key_word_diff(key, lit, lit_len, 8) |
+				 rls_json_key_word_diff(key, lit, lit_len, 16));
+}
+
+#define rls_json_key_is_lit(key, n, lit) rls_json_key_is(key, n, lit, sizeof(lit) - 1)
+
+/*
+ * What an n-byte top-level key is. key is the window (the key whole in it) or the stream's
+ * copy: the words read past n are masked off, and stay inside scratch or the stream.
+ */
+static __always_inline __u8 rls_json_key_kind(const __u8 *key, __u32 n)
+{
+	if (rls_json_key_is_lit(key, n, RLS_JSON_MODEL_KEY))
 		return RLS_JSON_KEY_MODEL;
-	if (rls_json_key_equals(st, RLS_JSON_MAX_TOKENS_KEY, sizeof(RLS_JSON_MAX_TOKENS_KEY) - 1) ||
-	    rls_json_key_equals(st, RLS_JSON_MAX_COMPL_KEY, sizeof(RLS_JSON_MAX_COMPL_KEY) - 1))
+	if (rls_json_key_is_lit(key, n, RLS_JSON_MAX_TOKENS_KEY) ||
+	    rls_json_key_is_lit(key, n, RLS_JSON_MAX_COMPL_KEY))
 		return RLS_JSON_KEY_MAX_TOKENS;
 	return RLS_JSON_KEY_OTHER;
 }
@@ -93,202 +105,244 @@ static __always_inline void rls_json_structure(struct rls_stream *st, __u8 b)
 	}
 }
 
-#define RLS_JSON_TOKENS 16 /* strings and structure bytes one step reads at most */
+/*
+ * A top-level key a byte at a time into st->json_key, from s->scan.pos: where it goes on from
+ * an earlier segment or window, or is not whole in this one, or is longer than any key that
+ * matters. Returns the bytes consumed, at least one. A global function: verified once.
+ */
+__noinline int rls_json_key_bytes(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
+{
+	__u32 pos, n;
+	__u8 b;
+
+	if (!s || !st)
+		return 1;
+	pos = s->scan.pos;
+	for (n = 0; n < RLS_JSON_KEY_MAX + 1 && n < limit; n++) {
+		b = rls_at(s, pos + n);
+		if (b == '\\') {
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
+			return n + 1;
+		}
+		if (b == '"') {
+			st->json_key_kind = rls_json_key_kind(st->json_key, st->json_key_len);
+			st->json_expect = RLS_JSON_COLON;
+			return n + 1;
+		}
+		if (st->json_key_len < RLS_JSON_KEY_MAX)
+			st->json_key[st->json_key_len & (RLS_JSON_KEY_MAX - 1)] = b;
+		if (st->json_key_len < 0xff)
+			st->json_key_len++;
+	}
+	if (n < limit) {
+		/* Longer than any key that matters: the rest is an ordinary string. */
+		st->json_key_kind = RLS_JSON_KEY_OTHER;
+		st->json_in_string = 1;
+		st->json_expect = RLS_JSON_COLON;
+	}
+	return n ? n : 1;
+}
 
 /*
- * Inside the top-level object, where nothing is read but nesting and where strings end:
- * strings (found a word at a time) and structure bytes, up to RLS_JSON_TOKENS of them in one
- * step, until a top-level key begins or the object closes. Returns the bytes consumed, at
- * least one. A global function: verified once.
+ * The model's name from s->scan.pos to its closing quote, where it is all here, else as far
+ * as it is. Returns the bytes consumed, at least one. A global function: verified once.
  */
-__noinline int rls_json_scan_nested(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
+__noinline int rls_json_model_bytes(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
+{
+	__u32 pos, q, k;
+
+	if (!s || !st)
+		return 1;
+	pos = s->scan.pos;
+	q = (__u32)rls_find_run_end(s, pos, pos + limit, '"', '\\');
+	for (k = 0; k < RLS_MODEL_NAME_MAX; k++) {
+		if (pos + k >= q)
+			break;
+		if (st->body_model_len >= RLS_MODEL_NAME_MAX - 1) {
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* longer than any name */
+			return 1;
+		}
+		st->body_model[st->body_model_len & (RLS_MODEL_NAME_MAX - 1)] = rls_at(s, pos + k);
+		st->body_model_len++;
+	}
+	if (pos + k < q)
+		return k ? k : 1;
+	if (q >= pos + limit || rls_at(s, q) != '"') {
+		if (q < pos + limit && rls_at(s, q) == '\\') {
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+			return k + 1;
+		}
+		return k ? k : 1; /* the name goes on in the next segment */
+	}
+	if (st->body_model_len == 0)
+		rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+	st->request_flags |= RLS_REQ_HAS_BODY_MODEL;
+	st->json_expect = RLS_JSON_ANY;
+	return k + 1;
+}
+
+/* A top-level key's colon and its value's first byte, one byte a token. */
+static __always_inline void rls_json_colon_value(struct rls_stream *st, __u8 b)
+{
+	if (rls_json_ws(b))
+		return;
+	if (st->json_expect == RLS_JSON_COLON) {
+		if (b != ':')
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+		st->json_expect = RLS_JSON_VALUE;
+		return;
+	}
+	if (st->json_key_kind == RLS_JSON_KEY_MODEL) {
+		/* A second top-level "model", or one that is not a plain string. */
+		if ((st->request_flags & RLS_REQ_HAS_BODY_MODEL) || b != '"') {
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
+			return;
+		}
+		st->body_model_len = 0;
+		st->json_expect = RLS_JSON_MODEL;
+		return;
+	}
+	if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS && b >= '0' && b <= '9') {
+		st->value_number = b - '0';
+		st->json_expect = RLS_JSON_NUMBER;
+		return;
+	}
+	st->json_expect = RLS_JSON_ANY;
+	rls_json_structure(st, b);
+}
+
+/* A max_tokens value's next byte: a digit, or the byte after the number. */
+static __always_inline void rls_json_number(struct rls_stream *st, __u8 b)
+{
+	if (b >= '0' && b <= '9') {
+		if (st->value_number < RLS_LENGTH_MAX)
+			st->value_number = st->value_number * 10 + (b - '0');
+		return;
+	}
+	st->max_tokens = st->value_number;
+	st->request_flags |= RLS_REQ_HAS_MAX_TOKENS;
+	st->json_expect = RLS_JSON_ANY;
+	rls_json_structure(st, b);
+}
+
+/*
+ * From *pos to the next quote or backslash, found a word at a time: the rest of a string (or
+ * its next RLS_RUN_MAX bytes), or a top-level key that starts at *pos where it ends within a
+ * key's length (else it is read a byte at a time). One search for both, inline: a string or
+ * a key each token.
+ */
+static __always_inline void rls_json_string_or_key(struct rls_scratch *s, struct rls_stream *st,
+						   volatile __u32 *pos, volatile __u32 *end)
+{
+	volatile __u32 *at = &s->scan.at, *stop = &s->scan.search_end;
+	bool key = !st->json_in_string;
+	__u32 p = *pos, q;
+
+	*at = p;
+	*stop = !key || *end - p < RLS_JSON_KEY_MAX + 1 ? *end : p + RLS_JSON_KEY_MAX + 1;
+	rls_word_search(s, at, stop, '"', '\\');
+	q = *at;
+	if (key) {
+		if (q >= *stop) {
+			/* Not whole here, or longer than any key that matters. */
+			*pos = p + (__u32)rls_json_key_bytes(s, st, *end - p);
+			return;
+		}
+		if (rls_at(s, q) == '\\')
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
+		st->json_key_kind = rls_json_key_kind(&s->payload[p & RLS_WINDOW_MASK], q - p);
+		st->json_expect = RLS_JSON_COLON;
+		*pos = q + 1;
+		return;
+	}
+	if (q >= *stop) {
+		*pos = *stop; /* a long string: goes on in the next token */
+		return;
+	}
+	if (rls_at(s, q) == '"') {
+		st->json_in_string = 0;
+	} else if (rls_at(s, q) == '\\') {
+		st->json_escaped = 1;
+	} else {
+		*pos = q; /* RLS_RUN_MAX bytes of a string: it goes on */
+		return;
+	}
+	*pos = q + 1;
+}
+
+#define RLS_JSON_TOKENS 16 /* strings, keys and other bytes one call reads at most */
+
+/*
+ * Read the body's JSON: at most limit bytes from s->scan.pos, at least one, up to
+ * RLS_JSON_TOKENS tokens: a string or its run, a top-level key, a structure byte, a byte of
+ * a top-level key's colon, value start or max_tokens. Returns the bytes consumed. Inside
+ * strings that are not a top-level key or the model, bytes are skipped a run at a time up to
+ * the next quote or backslash. A global function: verified once, with the position and the
+ * end in map memory, read again where they are used: the verifier does not follow values
+ * there, so the paths through a token meet again at the next.
+ */
+__noinline int rls_json_scan(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
 {
 	volatile __u32 *pos = &s->scan.pos, *end = &s->scan.end;
-	__u32 from, p, e, t;
+	__u32 from, p, t;
+	__u8 b;
 
 	if (!s || !st)
 		return 1;
 	from = *pos;
 	*end = from + limit;
-	/*
-	 * The position and the end stay in map memory, read again where they are used: the
-	 * verifier does not follow values there, so the paths through a token meet again at the
-	 * next (and through a word of a string, rls_word_search()).
-	 */
 	for (t = 0; t < RLS_JSON_TOKENS; t++) {
-		if (*pos >= *end)
+		p = *pos;
+		if (p >= *end || !rls_json_scanning(st))
 			break;
-		if (st->json_in_string) {
-			if (st->json_escaped) {
-				st->json_escaped = 0;
-				*pos += 1;
-				continue;
-			}
-			/* To the next quote or backslash, inline: a string each token. */
-			rls_word_search(s, pos, end, '"', '\\');
-			p = *pos;
-			e = *end;
-			if (p >= e) {
-				*pos = e; /* a long string: goes on in the next token */
-				continue;
-			}
-			if (rls_at(s, p) == '"')
-				st->json_in_string = 0;
-			else if (rls_at(s, p) == '\\')
-				st->json_escaped = 1;
-			else
-				continue; /* RLS_RUN_MAX bytes of a string: it goes on */
+		if (st->json_in_string && st->json_escaped) {
+			st->json_escaped = 0;
 			*pos = p + 1;
 			continue;
 		}
-		if (st->json_expect != RLS_JSON_ANY ||
-		    (st->request_flags & RLS_REQ_JSON_DONE))
+		/* A string, or a top-level key where it starts here. */
+		if (st->json_in_string || (st->json_expect == RLS_JSON_KEY && !st->json_key_len)) {
+			rls_json_string_or_key(s, st, pos, end);
+			continue;
+		}
+		b = rls_at(s, p);
+		switch (st->json_expect) {
+		case RLS_JSON_START:
+			*pos = p + 1;
+			if (rls_json_ws(b))
+				break;
+			if (b != '{') {
+				rls_json_give_up(st, RLS_REQ_BODY_UNSEEN); /* not a JSON object */
+				break;
+			}
+			st->json_depth = 1;
+			st->json_key_expected = 1;
+			st->json_expect = RLS_JSON_ANY;
 			break;
-		rls_json_structure(st, rls_at(s, *pos));
-		*pos += 1;
+		case RLS_JSON_KEY:
+			*pos = p + (__u32)rls_json_key_bytes(s, st, *end - p);
+			break;
+		case RLS_JSON_COLON:
+		case RLS_JSON_VALUE:
+			*pos = p + 1;
+			rls_json_colon_value(st, b);
+			break;
+		case RLS_JSON_MODEL:
+			*pos = p + (__u32)rls_json_model_bytes(s, st, *end - p);
+			break;
+		case RLS_JSON_NUMBER:
+			*pos = p + 1;
+			rls_json_number(st, b);
+			break;
+		default:
+			*pos = p + 1;
+			rls_json_structure(st, b);
+			break;
+		}
 	}
 	t = *pos - from;
 	*pos = from; /* the caller moves the position by what is returned */
 	return t ? t : 1;
-}
-
-/*
- * Read the body's JSON: at most limit bytes from s->scan.pos, at least one. Returns the bytes
- * consumed. Inside strings that are not a top-level key or the model, bytes are skipped a
- * run at a time up to the next quote or backslash.
- */
-static __always_inline __u32 rls_json_step(struct rls_scratch *s, struct rls_stream *st,
-					   __u32 limit)
-{
-	__u32 pos = s->scan.pos;
-	__u8 b;
-
-	if (st->json_in_string || st->json_expect == RLS_JSON_ANY)
-		return (__u32)rls_json_scan_nested(s, st, limit);
-	b = rls_at(s, pos);
-	switch (st->json_expect) {
-	case RLS_JSON_START:
-		if (rls_json_ws(b))
-			return 1;
-		if (b != '{') {
-			rls_json_give_up(st, RLS_REQ_BODY_UNSEEN); /* not a JSON object */
-			return 1;
-		}
-		st->json_depth = 1;
-		st->json_key_expected = 1;
-		st->json_expect = RLS_JSON_ANY;
-		return 1;
-	case RLS_JSON_KEY: {
-		/* A top-level key: read up to its closing quote in one step. */
-		__u32 n;
-
-		for (n = 0; n < RLS_JSON_KEY_MAX + 1 && n < limit; n++) {
-			b = rls_at(s, pos + n);
-			if (b == '\\') {
-				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
-				return n + 1;
-			}
-			if (b == '"') {
-				st->json_key_kind = rls_json_key_kind(st);
-				st->json_expect = RLS_JSON_COLON;
-				return n + 1;
-			}
-			if (st->json_key_len < RLS_JSON_KEY_MAX)
-				st->json_key[st->json_key_len & (RLS_JSON_KEY_MAX - 1)] = b;
-			if (st->json_key_len < 0xff)
-				st->json_key_len++;
-		}
-		if (n < limit) {
-			/* Longer than any key that matters: the rest is an ordinary string. */
-			st->json_key_kind = RLS_JSON_KEY_OTHER;
-			st->json_in_string = 1;
-			st->json_expect = RLS_JSON_COLON;
-		}
-		return n ? n : 1;
-	}
-	case RLS_JSON_COLON:
-	case RLS_JSON_VALUE: {
-		/* A top-level key's colon and its value's first byte, in one step. */
-		__u32 n;
-
-		for (n = 0; n < 16 && n < limit; n++) {
-			b = rls_at(s, pos + n);
-			if (rls_json_ws(b))
-				continue;
-			if (st->json_expect == RLS_JSON_COLON) {
-				if (b != ':') {
-					rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-					return n + 1;
-				}
-				st->json_expect = RLS_JSON_VALUE;
-				continue;
-			}
-			if (st->json_key_kind == RLS_JSON_KEY_MODEL) {
-				/* A second top-level "model", or one that is not a plain string. */
-				if ((st->request_flags & RLS_REQ_HAS_BODY_MODEL) || b != '"') {
-					rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-					return n + 1;
-				}
-				st->body_model_len = 0;
-				st->json_expect = RLS_JSON_MODEL;
-				return n + 1;
-			}
-			if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS && b >= '0' && b <= '9') {
-				st->value_number = b - '0';
-				st->json_expect = RLS_JSON_NUMBER;
-				return n + 1;
-			}
-			st->json_expect = RLS_JSON_ANY;
-			rls_json_structure(st, b);
-			return n + 1;
-		}
-		return n ? n : 1;
-	}
-	case RLS_JSON_MODEL: {
-		/* The model's name to its closing quote, in one step where it is all here. */
-		__u32 q = (__u32)rls_find_run_end(s, pos, pos + limit, '"', '\\'), k;
-
-		for (k = 0; k < RLS_MODEL_NAME_MAX; k++) {
-			if (pos + k >= q)
-				break;
-			if (st->body_model_len >= RLS_MODEL_NAME_MAX - 1) {
-				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* longer than any name */
-				return 1;
-			}
-			st->body_model[st->body_model_len & (RLS_MODEL_NAME_MAX - 1)] =
-				rls_at(s, pos + k);
-			st->body_model_len++;
-		}
-		if (pos + k < q)
-			return k ? k : 1;
-		if (q >= pos + limit || rls_at(s, q) != '"') {
-			if (q < pos + limit && rls_at(s, q) == '\\') {
-				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-				return k + 1;
-			}
-			return k ? k : 1; /* the name goes on in the next segment */
-		}
-		if (st->body_model_len == 0)
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS);
-		st->request_flags |= RLS_REQ_HAS_BODY_MODEL;
-		st->json_expect = RLS_JSON_ANY;
-		return k + 1;
-	}
-	case RLS_JSON_NUMBER:
-		if (b >= '0' && b <= '9') {
-			if (st->value_number < RLS_LENGTH_MAX)
-				st->value_number = st->value_number * 10 + (b - '0');
-			return 1;
-		}
-		st->max_tokens = st->value_number;
-		st->request_flags |= RLS_REQ_HAS_MAX_TOKENS;
-		st->json_expect = RLS_JSON_ANY;
-		rls_json_structure(st, b);
-		return 1;
-	default:
-		rls_json_structure(st, b);
-		return 1;
-	}
 }
 
 #endif /* RLS_BPF_JSON_SCAN_H */

@@ -36,8 +36,8 @@ struct rls_text {
 
 /*
  * Appends n bytes of a string literal eight at a time: each word a constant folded from the
- * literal (word.h), zero past its end, so that the text stays followed by zeros as
- * rls_build_429() leaves it (the next piece overwrites them). A word near the buffer's end
+ * literal (word.h), zero past its end (the next piece overwrites them). A word near the
+ * buffer's end
  * runs into the next scratch field, in bounds; no 429 comes near that length.
  */
 static __always_inline void rls_put_words(struct rls_text *t, const char *lit, __u32 n)
@@ -234,20 +234,21 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 
 /*
  * A global function: the verifier checks it once, not once per path that reaches a 429.
- * Leaves s->reply zero past the text, as rls_csum_buffer() needs. Returns the length.
+ * Leaves the word after the text zero, as rls_csum_buffer() needs: only that word, not the
+ * whole buffer, which cost more than writing the text. Returns the length.
  */
 __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r, __u32 detail)
 {
 	struct rls_text text;
-	__u32 i;
+	__u32 len;
 
 	if (!s || !r)
 		return 0;
-	for (i = 0; i < RLS_REPLY_MAX / 8; i++)
-		((__u64 *)s->reply)[i] = 0;
 	text.s = s;
 	text.len = 0;
-	return rls_write_429(&text, r, detail);
+	len = rls_write_429(&text, r, detail);
+	*(__u64 *)(void *)&s->reply[len & RLS_REPLY_MASK] = 0;
+	return len;
 }
 
 static __always_inline void rls_swap_macs(struct ethhdr *eth)

@@ -45,7 +45,7 @@ struct rls_scan {
 	__u32 stop; /* enum rls_scan_stop */
 	__u32 end;  /* where a loop over [pos, end) stops, kept here rather than in a register */
 	__u32 at;   /* a search's cursor ahead of pos (rls_word_search()) */
-	__u32 pad;
+	__u32 search_end; /* where that search stops, where it must stop short of end */
 };
 
 /* The client segment being followed: which of its bytes the payload window holds. */

@@ -27,6 +27,15 @@ static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
 }
 
 /*
+ * Nonzero when some byte of w is below n (n at most 0x80): exact as to whether there is one,
+ * not as to which.
+ */
+static __always_inline __u64 rls_word_has_below(__u64 w, __u8 n)
+{
+	return (w - RLS_WORD_ONES * n) & ~w & RLS_WORD_HIGHS;
+}
+
+/*
  * Which byte (0-7, from the lowest address) the lowest flag of a nonzero rls_word_has() mask
  * is: the flag isolated is 0x80 << 8k, and multiplying 1 << 8k by 0x0001020304050607 puts
  * k in the top byte. BPF has no count-trailing-zeros instruction.

@@ -646,6 +646,18 @@ static const struct prog_case cases[] = {
 			ADMITTED_NOW("eight", NULL, 1), ADMITTED_NOW("sixteen", NULL, 1),
 			ADMITTED_NOW("one", NULL, 1) } },
 	} },
+	/* Values stored a word at a time where they have no whitespace, a byte at a time else. */
+	{ .name = "test_key_value_words", .sport = 41080, .table = table_key_lengths, .frames = {
+		/* Past 247 bytes no key is taken: 248 stored, or more than the 255 a value holds. */
+		STRANGER(0, "x-api-key: " KEY_247 "x\r\n", 0, 0),
+		STRANGER(1, "x-api-key: " KEY_247 K10 "\r\n", 0, 0),
+		/* Whitespace around the key's words is not the key's; inside it, it is. */
+		KEYED(2, "x-api-key:\t \t" KEY_16 "\t \r\n", "sixteen", 0, 0),
+		STRANGER(3, "x-api-key: " KEY_16 " " KEY_8 "\r\n", 0, 0),
+		KEYED(4, "authorization: Bearer\t  " KEY_16 "\r\n", "sixteen", 0, 0),
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("long", NULL, 0),
+			ADMITTED_NOW("sixteen", NULL, 2) } },
+	} },
 	{ .name = "test_key_header_precedence", .sport = 41020, .frames = {
 		/* authorization is listed first: it wins wherever it is in the request. */
 		CHARGED(0, "x-api-key: " KEY_UNKNOWN "\r\n" BEARER(KEY_ALICE), "alice"),
@@ -685,6 +697,15 @@ static const struct prog_case cases[] = {
 		MODEL(3, "", "{\"prompt\":\"say \\\"model\\\":\\\"gpt-x\\\"\",\"model\":\"gpt-y\"}",
 		      "gpt-y"),
 		/* gpt-x, only ever nested, was never charged */
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 0) } },
+	} },
+	/* Top-level keys are told apart whole: a prefix, a longer key or another case is not "model". */
+	{ .name = "test_model_key_spelled_exactly", .sport = 45301, .frames = {
+		MODEL(0, "", "{\"modelx\":\"gpt-x\",\"model\":\"gpt-y\"}", "gpt-y"),
+		MODEL(1, "", "{\"mode\":\"gpt-x\"}", NULL),
+		MODEL(2, "", "{\"Model\":\"gpt-x\"}", NULL),
+		/* Longer than any key that matters: read as an ordinary string. */
+		MODEL(3, "", "{\"" K10 K10 K10 "model\":\"gpt-x\",\"model\":\"gpt-y\"}", "gpt-y"),
 		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 0) } },
 	} },
 };
