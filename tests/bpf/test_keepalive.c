@@ -448,7 +448,7 @@ static void test_connection_close_honoured(void **state)
  * same, the client's FIN reaches the upstream, and the upstream's FIN is acknowledged for the
  * client (a copy sent in through the interface) while the segment itself goes on renumbered.
  */
-static void test_close_goes_through_upstream(void **state)
+static void close_goes_through_upstream(void **state, struct conn c)
 {
 	struct kept k;
 	static const char closing[] = "GET /v1/models HTTP/1.1\r\nHost: gw.test\r\n"
@@ -460,7 +460,7 @@ static void test_close_goes_through_upstream(void **state)
 	struct rls_flow_key key;
 	struct rls_flow f;
 
-	refuse_keeping_open(state, &k, conn4(49951));
+	refuse_keeping_open(state, &k, c);
 	key = conn_flow_key(&k.c);
 	k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
 	upstream_seq = k.c.seq - (uint32_t)k.len; /* the client's next byte, as the upstream numbers */
@@ -487,6 +487,16 @@ static void test_close_goes_through_upstream(void **state)
 	CHECK_EQ(packets_of(k.e, RLS_PKT_UPSTREAM_FIN_ACKED), 1, "rls_packets[UPSTREAM_FIN_ACKED]");
 	CHECK_EQ(packets_of(k.e, RLS_PKT_RESET_UPSTREAM), 0, "no reset toward the upstream");
 	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) != 0, "the flow is done with");
+}
+
+static void test_close_goes_through_upstream(void **state)
+{
+	close_goes_through_upstream(state, conn4(49951));
+}
+
+static void test_close_goes_through_upstream_ipv6(void **state)
+{
+	close_goes_through_upstream(state, conn6(49961));
 }
 
 /* "Connection: close" as the last header line, as wrk and curl put an added header. */
@@ -521,6 +531,7 @@ int main(void)
 		XDP_TEST(test_connection_close_honoured),
 		XDP_TEST(test_connection_close_last_header),
 		XDP_TEST(test_close_goes_through_upstream),
+		XDP_TEST(test_close_goes_through_upstream_ipv6),
 	};
 
 	return xdp_suite_main("bpf/test_keepalive", NULL, 0, tests, ARRAY_SIZE(tests));
