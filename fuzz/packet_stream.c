@@ -964,9 +964,14 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 		if (p.seq != s.ack)
 			FAIL("the 429 starts at %u, the client acknowledged %u", p.seq, s.ack);
 		z->refused = 1;
+		/* README: a 429 after which the connection goes on, renumbered, says keep-alive; or,
+		 * to a client that asked to close, says close and carries our FIN (a 429 that closes
+		 * otherwise carries one only where the client's segment had its own). */
 		z->kept_open = memmem(p.payload, p.len, "\r\nconnection: keep-alive\r\n", 26) != NULL;
 		if (z->kept_open && (p.flags & TP_FIN))
 			FAIL("a 429 that keeps the connection carries a FIN");
+		if ((p.flags & TP_FIN) && !(flags & TP_FIN))
+			z->kept_open = 1;
 		feature(210, (unsigned)z->kept_open);
 		z->reply_end = p.seq + (uint32_t)p.len + !!(p.flags & TP_FIN);
 		break;
