@@ -19,17 +19,17 @@
 #define TC_ACT_OK 0
 
 /*
- * An upstream segment of a connection a 429 kept open, renumbered as the client numbers its
- * bytes. A global function. A segment that could not be rewritten still goes: the client
- * takes it as out of its window, and the upstream sends it again.
+ * An upstream segment of a connection renumbered after a 429, its options in s->opts,
+ * renumbered as the client numbers its bytes. A global function. A segment that could not be
+ * rewritten still goes: the client takes it as out of its window, and the upstream sends it
+ * again.
  */
 __noinline int rls_renumber_to_client(struct __sk_buff *skb, struct rls_scratch *s,
 				      const struct rls_seqadj *a)
 {
 	if (!s || !a)
 		return 0;
-	if (rls_tcp_options_read(rls_ctx_skb(skb), &s->pkt, &s->opts) ||
-	    rls_seqadj_rewrite(rls_ctx_skb(skb), &s->pkt, a, &s->opts, false))
+	if (rls_seqadj_rewrite(rls_ctx_skb(skb), &s->pkt, a, &s->opts, false))
 		return -1;
 	rls_count_packet(RLS_PKT_SEQ_TRANSLATED);
 	return 0;
@@ -81,9 +81,12 @@ int rlshape_tc(struct __sk_buff *skb)
 	flow = bpf_map_lookup_elem(&rls_flows, &key);
 	if (!flow)
 		return TC_ACT_OK;
-	/* The upstream's window, for a 429 that keeps the connection (rlshape_xdp.c). */
-	flow->seqadj.server_window = s->pkt.window;
-	flow->seqadj.window_seen = 1;
+	/* The upstream's window, for a 429 that keeps the connection (rlshape_xdp.c); written
+	 * only when it changes, not to dirty the entry XDP reads on every segment. */
+	if (!flow->seqadj.window_seen || flow->seqadj.server_window != s->pkt.window) {
+		flow->seqadj.server_window = s->pkt.window;
+		flow->seqadj.window_seen = 1;
+	}
 	/* Copied: the flow may be deleted below, its memory reused. */
 	seqadj = flow->seqadj;
 	rls_note_server_bytes(&s->pkt, flow);
@@ -97,21 +100,24 @@ int rlshape_tc(struct __sk_buff *skb)
 		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		rls_note_closed(&key, flow, RLS_CLOSED_SERVER);
 	}
+	if (!seqadj.active || (s->pkt.tcp_flags & TCP_FLAG_SYN))
+		return TC_ACT_OK;
+	/* Read once, for the FIN's acknowledgment and the renumbering (the acknowledgment
+	 * leaves the segment as it was). */
+	if (rls_tcp_options_read(rls_ctx_skb(skb), &s->pkt, &s->opts))
+		return TC_ACT_OK;
 	/* The upstream's FIN after the client closed on a 429 that carried ours: acknowledged
 	 * for the client, which never will (upstream_fin.h); the flow is done with. */
-	if (seqadj.active && seqadj.reply_fin && (s->pkt.tcp_flags & TCP_FLAG_FIN) &&
+	if (seqadj.reply_fin && (s->pkt.tcp_flags & TCP_FLAG_FIN) &&
 	    !(s->pkt.tcp_flags & TCP_FLAG_RST) && !s->pkt.payload_len && rls_closed_both(flow)) {
-		if (!rls_tcp_options_read(rls_ctx_skb(skb), &s->pkt, &s->opts))
-			rls_ack_upstream_fin(skb, s);
+		rls_ack_upstream_fin(skb, s);
 		bpf_map_delete_elem(&rls_flows, &key);
 	}
-	if (seqadj.active && !(s->pkt.tcp_flags & TCP_FLAG_SYN)) {
-		/* The upstream's last ACK, of the client's FIN after its own: the last segment
-		 * the flow was kept for (rls_note_closed()). */
-		if (!s->pkt.payload_len && !(s->pkt.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) &&
-		    rls_closed_both(flow) && s->pkt.ack_seq == flow->stream.next_seq)
-			bpf_map_delete_elem(&rls_flows, &key);
-		rls_renumber_to_client(skb, s, &seqadj);
-	}
+	/* The upstream's last ACK, of the client's FIN after its own: the last segment the flow
+	 * was kept for (rls_note_closed()). */
+	if (!s->pkt.payload_len && !(s->pkt.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) &&
+	    rls_closed_both(flow) && s->pkt.ack_seq == flow->stream.next_seq)
+		bpf_map_delete_elem(&rls_flows, &key);
+	rls_renumber_to_client(skb, s, &seqadj);
 	return TC_ACT_OK;
 }

@@ -613,28 +613,24 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 
 	if (pkt->payload_len && pkt->seq == flow->request_seq)
 		return rls_answer_refused(ctx, s, flow);
-	if (pkt->tcp_flags & TCP_FLAG_RST) {
+	/* The client resets; or it closes before any 429 went out (reply_end 0: only its
+	 * retransmission can change that); or its last ACK, of our FIN after its own, comes.
+	 * Either way the connection is over: the upstream's reset (once), then the flow goes
+	 * (after: the reset reads the flow, whose memory a delete gives back). */
+	if ((pkt->tcp_flags & TCP_FLAG_RST) ||
+	    (!flow->reply_end && (pkt->tcp_flags & TCP_FLAG_FIN)) ||
+	    (has_429 && (flow->closing & RLS_CLOSING_FIN_SENT) &&
+	     pkt->ack_seq == flow->reply_end && !pkt->payload_len &&
+	     !(pkt->tcp_flags & TCP_FLAG_FIN))) {
 		action = rls_reset_upstream_once(ctx, s, flow);
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		return action;
-	}
-	/* reply_end 0: no 429 went out yet; only the client's retransmission can change that.
-	 * A client that closes meanwhile is done: the upstream must forget it too. */
-	if (!flow->reply_end && (pkt->tcp_flags & TCP_FLAG_FIN)) {
-		bpf_map_delete_elem(&rls_flows, &pkt->flow);
-		return rls_reset_upstream_once(ctx, s, flow);
 	}
 	if (pkt->tcp_flags & TCP_FLAG_FIN)
 		return rls_answer_client_fin(ctx, s, flow);
 	if (!has_429) {
 		rls_count_packet(RLS_PKT_DROPPED);
 		return XDP_DROP;
-	}
-	/* Its last ACK, of our FIN after its own: the connection is over. */
-	if ((flow->closing & RLS_CLOSING_FIN_SENT) && pkt->ack_seq == flow->reply_end &&
-	    !pkt->payload_len) {
-		bpf_map_delete_elem(&rls_flows, &pkt->flow);
-		return rls_reset_upstream_once(ctx, s, flow);
 	}
 	if (flow->closing & RLS_CLOSING_UPSTREAM_RESET) {
 		rls_count_packet(RLS_PKT_DROPPED);
@@ -824,7 +820,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 			/* The client's last ACK, of the upstream's FIN after its own: renumbered,
 			 * it was the last segment the flow was kept for (rls_note_closed()). */
 			if (rls_closed_both(flow) && !pkt->payload_len &&
-			    !(pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)) &&
+			    !(pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) &&
 			    flow->server_seen && pkt->ack_seq == flow->server_next) {
 				bpf_map_delete_elem(&rls_flows, &pkt->flow);
 				return XDP_PASS;
