@@ -105,6 +105,14 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 
 	if (!s || !st || !id || !limits || !a)
 		return 0;
+	/* A fleet's limits as this host applies them; an anonymous client's counter is its own. */
+	if (limits->fleet_hosts) {
+		s->fleet_limits = *limits;
+		if (id->anonymous)
+			s->fleet_limits.fleet_hosts = 0;
+		rls_fleet_local_limits(&s->fleet_limits);
+		limits = &s->fleet_limits;
+	}
 	counter = rls_lookup_counter(s, id, a->counter_model, &s->pkt.flow, &a->counter_shared);
 	if (!counter)
 		return 0;

@@ -58,6 +58,8 @@
 
 #define RLS_NS_PER_SEC 1000000000ull
 
+#define RLS_FLEET_HOST_MAX 64 /* bytes of the Redis host name, NUL included */
+
 /*
  * What one response may be charged at most (a tier entry's max_response_tokens): by default
  * more than any model's context holds, and the table may not go past 2^40, so that no sum of
@@ -137,6 +139,10 @@ struct rls_config {
 	__u8 key_secret[RLS_KEY_SECRET_LEN];
 	__u32 key_digests; /* "sha256:" keys in the table; 0: the data path never runs SHA-256 */
 	__u32 pad;
+	/* The table's "fleet" (README, "A fleet of gateways"): only the daemon reads these. */
+	__u32 fleet_hosts;      /* expected gateways sharing the limits; 0: this host counts alone */
+	__u32 fleet_redis_port;
+	char fleet_redis_host[RLS_FLEET_HOST_MAX];
 };
 
 /*
@@ -215,6 +221,12 @@ struct rls_limits {
 	__u32 reserve_max;        /* at most this much of a visible max_tokens is reserved */
 	__u64 max_hold_ns;        /* concurrency: a slot not given back by then is expired */
 	__u64 max_response_tokens;/* what one response may be charged at most, whatever its usage */
+	/*
+	 * The table's fleet, copied into every entry so that admission finds it next to the limits
+	 * (include/fleet_lease.h): 0 hosts, this host counts alone.
+	 */
+	__u32 fleet_hosts;
+	__u32 fleet_unleased; /* requests a window admits here before the daemon's first lease */
 };
 
 /* ---- state: kept across reloads ---- */
@@ -256,6 +268,18 @@ struct rls_counter {
 	__u64 slot_epoch;       /* the newest epoch the ring accounts for */
 	__u64 slot_epoch_ns;    /* the length of an epoch: max_hold / (RLS_SLOT_EPOCHS - 1) */
 	__u32 slot_count[RLS_SLOT_EPOCHS]; /* slots held, by epoch taken (modulo the ring) */
+	/*
+	 * A fleet's leases (include/fleet_lease.h), per window; the second's is never leased.
+	 * fleet_lease[w] holds while fleet_window[w] is the current window; fleet_spent[w] is the
+	 * window in which Redis said the fleet's budget was gone. fleet_asked[w] and
+	 * fleet_limit[w] are written by every request, for the daemon: the window it came in and
+	 * the limit it was decided under (RLS_UNLIMITED: not shared).
+	 */
+	__u32 fleet_window[RLS_NR_WINDOWS];
+	__u32 fleet_lease[RLS_NR_WINDOWS];
+	__u32 fleet_spent[RLS_NR_WINDOWS];
+	__u32 fleet_asked[RLS_NR_WINDOWS];
+	__u32 fleet_limit[RLS_NR_WINDOWS];
 };
 
 /* rls_stats (per CPU): (account, model) -> outcome counts. Anonymous clients share account 0. */
@@ -611,6 +635,24 @@ struct rls_settle_args {
 	__u32 day;        /* UTC day the tokens were used in: another day's total is not touched */
 	__u32 anonymous;  /* the counter is in rls_anon_counters */
 	__s32 result;     /* out: 0 settled, 1 already settled, -1 no such counter */
+	__u32 pad;
+};
+
+/*
+ * The argument of the rls_fleet_lease program, which the daemon runs to read and set a
+ * counter's leases under its lock (user/fleet.c).
+ */
+struct rls_lease_args {
+	struct rls_counter_key counter;
+	__u32 window[RLS_NR_WINDOWS]; /* in: the current window of each kind (UTC s / length) */
+	__u32 set;                    /* in: bit w: hold lease[w] in window[w] from now on */
+	__u32 spent;                  /* in: bit w: the fleet's budget of window[w] is gone */
+	__u32 lease[RLS_NR_WINDOWS];  /* in: the lease to hold (never below count); out: the lease
+				       * held in window[w], RLS_UNLIMITED when none is */
+	__u32 count[RLS_NR_WINDOWS];  /* out: requests admitted here in window[w] */
+	__u32 asked[RLS_NR_WINDOWS];  /* out: the counter's fleet_asked */
+	__u32 limit[RLS_NR_WINDOWS];  /* out: the counter's fleet_limit */
+	__s32 result;                 /* out: 0, or -1 no such counter */
 	__u32 pad;
 };
 

@@ -497,6 +497,13 @@ static int write_names(const struct rls_maps *maps, const struct rls_table *t,
 	return 0;
 }
 
+/* Admission finds the table's fleet in each entry (include/fleet_lease.h). */
+static void add_fleet(struct rls_limits *l, const struct rls_table *t)
+{
+	l->fleet_hosts = t->fleet_hosts;
+	l->fleet_unleased = t->fleet_unleased;
+}
+
 static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 			const struct id_plan *plan, __u32 gen, size_t *count, char *err,
 			size_t err_len)
@@ -515,6 +522,7 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 
 			key.model = planned_model_id(plan, t, tier->entries[j].model);
 			limits.charge_model = key.model;
+			add_fleet(&limits, t);
 			if (bpf_map_update_elem(maps->limits, &key, &limits, BPF_ANY))
 				return failf(err, err_len, "cannot add the limits of tier \"%s\": %s",
 					     tier->name, errno);
@@ -524,6 +532,7 @@ static int write_limits(const struct rls_maps *maps, const struct rls_table *t,
 		strictest = rls_tier_strictest_entry(tier);
 		hidden = strictest->limits;
 		hidden.charge_model = planned_model_id(plan, t, strictest->model);
+		add_fleet(&hidden, t);
 		key.model = RLS_MODEL_HIDDEN;
 		if (bpf_map_update_elem(maps->limits, &key, &hidden, BPF_ANY))
 			return failf(err, err_len, "cannot add the limits of tier \"%s\": %s", tier->name,
@@ -750,6 +759,9 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	cfg.model_header = t->model_header;
 	cfg.http2_pass = t->http2_pass;
 	cfg.anonymous_ipv6_prefix = t->anonymous_ipv6_prefix;
+	cfg.fleet_hosts = t->fleet_hosts;
+	cfg.fleet_redis_port = t->fleet_redis_port;
+	memcpy(cfg.fleet_redis_host, t->fleet_redis_host, sizeof(cfg.fleet_redis_host));
 	cfg.tai_minus_utc_ns = tai_minus_utc_ns();
 	cfg.loaded_at = (__u64)time(NULL);
 	memcpy(cfg.table_sha256, t->sha256, sizeof(cfg.table_sha256));

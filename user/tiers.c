@@ -974,6 +974,85 @@ static int parse_anonymous_ipv6_prefix(struct parser *p, const json_t *v, struct
 	return 0;
 }
 
+/* ---- fleet ---- */
+
+/* "HOST:PORT" or "[IPv6]:PORT": where the fleet's Redis listens. */
+static int parse_redis_address(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	const char *s, *colon, *host;
+	char buf[128], *end;
+	size_t host_len, i;
+	unsigned long port;
+
+	if (!json_is_string(v))
+		return fail(p, "must be Redis's address as \"HOST:PORT\", e.g. \"10.0.0.5:6379\", "
+			    "got %s", describe(v, buf, sizeof(buf)));
+	s = json_string_value(v);
+	colon = strrchr(s, ':');
+	host = s;
+	host_len = colon ? (size_t)(colon - s) : 0;
+	if (host_len >= 2 && s[0] == '[' && s[host_len - 1] == ']') {
+		host++;
+		host_len -= 2;
+	}
+	errno = 0;
+	port = colon && colon[1] >= '0' && colon[1] <= '9' ? strtoul(colon + 1, &end, 10) : 0;
+	if (!colon || errno || *end || port < 1 || port > 65535)
+		return fail(p, "%s has no port 1..65535 after its last ':' (\"HOST:PORT\", "
+			    "\"[IPv6]:PORT\")", quote(s, buf, sizeof(buf)));
+	if (!host_len || host_len >= sizeof(t->fleet_redis_host))
+		return fail(p, "%s: the host is 1..%zu bytes", quote(s, buf, sizeof(buf)),
+			    sizeof(t->fleet_redis_host) - 1);
+	for (i = 0; i < host_len; i++)
+		if ((unsigned char)host[i] <= ' ' || host[i] == 0x7f || host[i] == '[' ||
+		    host[i] == ']' || host[i] == '/')
+			return fail(p, "%s: the host has a character no address or name has",
+				    quote(s, buf, sizeof(buf)));
+	memcpy(t->fleet_redis_host, host, host_len);
+	t->fleet_redis_host[host_len] = '\0';
+	t->fleet_redis_port = (__u16)port;
+	return 0;
+}
+
+static int parse_fleet(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	static const char *const fields[] = { "redis", "hosts", "unleased", NULL };
+	__u64 n;
+	size_t here;
+
+	if (!v)
+		return 0;
+	path_push_key(p, "fleet");
+	here = p->path_len;
+	if (expect_object(p, v, "with \"redis\" and \"hosts\", and optionally \"unleased\"") ||
+	    reject_unknown_fields(p, v, fields))
+		return -1;
+	path_push_key(p, "redis");
+	if (!json_object_get(v, "redis"))
+		return fail(p, "required: where the fleet's Redis listens, e.g. \"10.0.0.5:6379\"");
+	if (parse_redis_address(p, json_object_get(v, "redis"), t))
+		return -1;
+	path_pop(p, here);
+	path_push_key(p, "hosts");
+	if (!json_object_get(v, "hosts"))
+		return fail(p, "required: how many gateways share the limits (each falls back to "
+			    "limit / hosts while Redis is away)");
+	if (parse_bounded(p, json_object_get(v, "hosts"), 1, RLS_FLEET_HOSTS_MAX,
+			  "gateways sharing the limits", &n))
+		return -1;
+	t->fleet_hosts = (__u32)n;
+	path_pop(p, here);
+	path_push_key(p, "unleased");
+	if (json_object_get(v, "unleased")) {
+		if (parse_bounded(p, json_object_get(v, "unleased"), 0, 1000000,
+				  "requests a window admits on a host before its first lease", &n))
+			return -1;
+		t->fleet_unleased = (__u32)n;
+	}
+	path_reset(p);
+	return 0;
+}
+
 /* ---- accounts: keys ---- */
 
 static int parse_digest(struct parser *p, const char *hex, size_t len, __u8 out[RLS_SHA256_LEN])
@@ -1632,7 +1711,7 @@ static int parse_root(struct parser *p, const json_t *root, struct rls_table *t,
 {
 	static const char *const fields[] = {
 		"listen", "identify", "tiers", "accounts", "default_tier", "anonymous_ipv6_prefix",
-		NULL,
+		"fleet", NULL,
 	};
 	char buf[128];
 
@@ -1647,6 +1726,7 @@ static int parse_root(struct parser *p, const json_t *root, struct rls_table *t,
 			      : parse_accounts(p, json_object_get(root, "accounts"), t)) ||
 	    parse_default_tier(p, json_object_get(root, "default_tier"), t) ||
 	    parse_anonymous_ipv6_prefix(p, json_object_get(root, "anonymous_ipv6_prefix"), t) ||
+	    parse_fleet(p, json_object_get(root, "fleet"), t) ||
 	    reject_shared(p, t, true) || reject_shared(p, t, false))
 		return -1;
 	return 0;
@@ -1657,6 +1737,7 @@ static void init_table(struct rls_table *t)
 	memset(t, 0, sizeof(*t));
 	t->default_tier = -1;
 	t->anonymous_ipv6_prefix = RLS_ANON_IPV6_PREFIX_DEFAULT;
+	t->fleet_unleased = RLS_FLEET_UNLEASED_DEFAULT;
 }
 
 /*

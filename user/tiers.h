@@ -23,6 +23,8 @@
 
 /* An IPv6 client owns a /64 at least (RFC 6177); a /32 is a whole provider's allocation. */
 #define RLS_ANON_IPV6_PREFIX_DEFAULT 64
+#define RLS_FLEET_HOSTS_MAX 1024
+#define RLS_FLEET_UNLEASED_DEFAULT 1
 #define RLS_ANON_IPV6_PREFIX_MIN     32
 
 struct rls_tier_entry {
@@ -84,6 +86,11 @@ struct rls_table {
 	long default_tier; /* index into tiers; -1: unknown clients pass unlimited */
 	bool http2_pass;   /* listen.http2 "pass"; default "refuse" */
 	__u32 anonymous_ipv6_prefix; /* default-tier IPv6 clients are counted per this prefix */
+	/* "fleet": gateways sharing every named account's limits through Redis; hosts 0: none */
+	__u32 fleet_hosts;
+	__u32 fleet_unleased;
+	__u16 fleet_redis_port;
+	char fleet_redis_host[RLS_FLEET_HOST_MAX];
 	size_t nr_digest_keys; /* keys given as "sha256:" digests */
 	char *key_bytes;       /* the plain keys, back to back; wiped by rls_table_free() */
 	size_t key_bytes_len;

@@ -21,6 +21,7 @@
 #include "slot_ring.h"
 #include "ipv4_mapped.h"
 #include "token_budget.h"
+#include "fleet_lease.h"
 
 struct rls_identity {
 	struct rls_principal principal;
@@ -192,17 +193,20 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
 	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
 	__u64 now_s = now_ns / RLS_NS_PER_SEC, now_ms = now_ns / 1000000, tat = 0, tolerance;
-	__u32 w, reset_ms;
+	__u32 w, reset_ms, here;
 
 	bpf_spin_lock(&c->lock);
 	for (w = 0; w < RLS_NR_WINDOWS; w++) {
 		window[w] = (__u32)(now_s / rls_window_seconds(w));
 		/* A clock stepped back stays in the window it had: never a fresh budget. */
 		count[w] = (__s32)(window[w] - c->window_start[w]) > 0 ? 0 : c->window_count[w];
-		if (limit[w] == RLS_UNLIMITED || count[w] < limit[w])
+		here = rls_fleet_window_limit(c, l, w, window[w], limit[w]);
+		if (here == RLS_UNLIMITED || count[w] < here)
 			continue;
 		/* Of all full windows, the one that frees up last says when to retry. */
 		reset_ms = (__u32)(((__u64)window[w] + 1) * rls_window_seconds(w) * 1000 - now_ms);
+		if (rls_fleet_topping_up(c, w, window[w], here, limit[w]))
+			reset_ms = 1000;
 		if (v->reason && reset_ms <= v->reset_ms)
 			continue;
 		v->reason = RLS_REASON_RPS + w;

@@ -105,6 +105,7 @@ struct rls_scratch {
 	struct rls_tcp_options opts; /* the segment's, where a 429 or renumbering needs them */
 	struct rls_answer answer;
 	struct rls_close_search close_search;
+	struct rls_limits fleet_limits; /* a fleet's limits as this host applies them */
 	/* Zeroed values for map inserts, off the stack. */
 	union {
 		struct rls_counter counter;
