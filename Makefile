@@ -19,7 +19,7 @@ CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iuser
 ifdef SANITIZE
 CFLAGS     += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
-LDLIBS     := -lbpf -lelf -lz -ljansson
+LDLIBS     := -lbpf -lelf -lz -ljansson -lhiredis -lpthread
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
               -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Ibpf -I$(BUILD)
 

@@ -21,6 +21,8 @@ PACKAGES=(
 	nginx python3-scapy nodejs ca-certificates
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
+	# A fleet of gateways shares limits through Redis: its client, and a server for 70_fleet.
+	libhiredis-dev redis-server
 )
 
 case ${1:-} in

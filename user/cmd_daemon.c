@@ -49,6 +49,7 @@
 #include "maps.h"
 #include "settle.h"
 #include "flows.h"
+#include "fleet.h"
 
 #define DEFAULT_DRAIN_MS 1000
 #define REAP_INTERVAL_MS 10000 /* stale rls_flows entries: seconds matter, not milliseconds */
@@ -65,6 +66,7 @@ struct daemon_request {
 	unsigned long drain_interval_ms;
 	unsigned long reload_timeout_s;
 	bool verbose;
+	const char *fleet_host;
 };
 
 static const struct rls_opt daemon_opts[] = {
@@ -82,6 +84,11 @@ static const struct rls_opt daemon_opts[] = {
 	  .help = "a reload still running after N seconds is killed\n"
 		  "(default " XSTR(DEFAULT_RELOAD_TIMEOUT_S) ")",
 	  .offset = offsetof(struct daemon_request, reload_timeout_s) },
+	{ .long_name = "fleet-host", .kind = RLS_OPT_STRING, .metavar = "NAME",
+	  .what = "a name for this gateway in Redis",
+	  .help = "this gateway's name among the table's \"fleet\" (default: the host name);\n"
+		  "each gateway sharing one Redis needs its own",
+	  .offset = offsetof(struct daemon_request, fleet_host) },
 	{ .long_name = "verbose", .short_name = 'v', .kind = RLS_OPT_FLAG,
 	  .help = "log every settlement", .offset = offsetof(struct daemon_request, verbose) },
 	{ NULL },
@@ -723,6 +730,43 @@ static void log_totals(struct daemon *d, const char *when)
 	free(list);
 }
 
+/* ---- the fleet (user/fleet.c): a thread of its own, so Redis never holds up settling ---- */
+
+static int start_fleet(struct daemon *d, const char *host)
+{
+	char name[128];
+	int err;
+
+	if (!host) {
+		if (gethostname(name, sizeof(name) - 1)) {
+			rls_error("cannot read the host name for the fleet: %s; give --fleet-host",
+				  strerror(errno));
+			return -1;
+		}
+		name[sizeof(name) - 1] = '\0';
+		host = name;
+	}
+	err = rls_fleet_start(d->dir, host);
+	if (err)
+		rls_error("cannot start the fleet thread: %s", strerror(-err));
+	return err;
+}
+
+static void log_fleet(void)
+{
+	struct rls_fleet_stats st;
+
+	rls_fleet_stats(&st);
+	if (st.state == RLS_FLEET_OFF && !st.joins && !st.fallbacks)
+		return;
+	dlog("fleet: %s; %llu Redis calls, %llu failed; %llu fallbacks, %llu joins; %llu leases "
+	     "asked, %llu requests leased; %llu shares set", rls_fleet_state_name(st.state),
+	     (unsigned long long)st.redis_calls, (unsigned long long)st.redis_errors,
+	     (unsigned long long)st.fallbacks, (unsigned long long)st.joins,
+	     (unsigned long long)st.leases_asked, (unsigned long long)st.requests_leased,
+	     (unsigned long long)st.shares_set);
+}
+
 /* ---- the command ---- */
 
 int rls_cmd_daemon(int argc, char **argv)
@@ -770,6 +814,11 @@ int rls_cmd_daemon(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL); /* a reload ended: the poll returns to reap it */
 	signal(SIGPIPE, SIG_IGN);
+	if (start_fleet(&d, req.fleet_host)) {
+		close_all(&d);
+		rls_usage_totals_free(&d.usage);
+		return 1;
+	}
 	dlog("settling token usage on %s (drain every %ld ms%s%s)", dev, interval,
 	     d.config ? ", SIGHUP reloads " : "", d.config ? d.config : "");
 	d.generation = ~0u;
@@ -795,6 +844,7 @@ int rls_cmd_daemon(int argc, char **argv)
 		if (totals_requested) {
 			totals_requested = 0;
 			log_totals(&d, "totals");
+			log_fleet();
 		}
 		if (!d.unloaded)
 			note_generation(&d);
@@ -811,6 +861,7 @@ int rls_cmd_daemon(int argc, char **argv)
 		}
 	}
 	stop_reload(&d);
+	rls_fleet_stop();
 	if (!d.unloaded && d.rb) {
 		/* What is already in the ring is settled now rather than by the next daemon. */
 		ring_buffer__consume(d.rb);
@@ -819,6 +870,7 @@ int rls_cmd_daemon(int argc, char **argv)
 	if (stop_signal)
 		dlog("stopping on %s", strsignal(stop_signal));
 	log_totals(&d, "at exit");
+	log_fleet();
 	close_all(&d);
 	rls_usage_totals_free(&d.usage);
 	return ret;

@@ -353,6 +353,7 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 	pin_program(skel->progs.rlshape_xdp, dir, RLS_PROG_PIN);
 	pin_program(skel->progs.rlshape_tc, dir, RLS_TC_PIN);
 	pin_program(skel->progs.rls_settle, dir, RLS_SETTLE_PIN);
+	pin_program(skel->progs.rls_fleet_lease, dir, RLS_FLEET_LEASE_PIN);
 	remove_stale_scratch_pins(skel->obj, dir);
 	printf("rlshape: %s %s on %s: %zu accounts, %zu models, %zu keys, %zu CIDRs "
 	       "(generation %u%s)\n", reload ? "reloaded" : "loaded", req->file, dev,

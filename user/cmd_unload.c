@@ -128,6 +128,7 @@ int rls_cmd_unload(int argc, char **argv)
 	failed |= unpin(dir, RLS_PROG_PIN);
 	failed |= unpin(dir, RLS_TC_PIN);
 	failed |= unpin(dir, RLS_SETTLE_PIN);
+	failed |= unpin(dir, RLS_FLEET_LEASE_PIN);
 	failed |= unpin_maps(dir);
 	if (rmdir(dir)) {
 		rls_error("cannot remove %s: %s (something else is pinned there)", dir, strerror(errno));

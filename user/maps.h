@@ -35,6 +35,7 @@ struct rls_maps {
 #define RLS_PROG_PIN   "prog_xdp"
 #define RLS_TC_PIN     "prog_tc"
 #define RLS_SETTLE_PIN "prog_settle"
+#define RLS_FLEET_LEASE_PIN "prog_fleet_lease" /* user/fleet.c */
 
 /* The TC filter's place on the clsact egress hook: fixed, so a reload replaces it in place. */
 #define RLS_TC_HANDLE   0x524c /* "RL" */

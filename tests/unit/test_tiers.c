@@ -422,6 +422,30 @@ static void test_anonymous_ipv6_prefix_values(void **state)
 	}
 }
 
+static void test_fleet_values(void **state)
+{
+	struct rls_table t;
+
+	(void)state;
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {}}}", &t);
+	assert_int_equal(t.fleet_hosts, 0);
+	rls_table_free(&t);
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {}},"
+		" 'fleet': {'redis': '198.18.0.9:6379', 'hosts': 3}}", &t);
+	assert_int_equal(t.fleet_hosts, 3);
+	assert_int_equal(t.fleet_unleased, 1);
+	assert_string_equal(t.fleet_redis_host, "198.18.0.9");
+	assert_int_equal(t.fleet_redis_port, 6379);
+	rls_table_free(&t);
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {}},"
+		" 'fleet': {'redis': '[2001:2::9]:7000', 'hosts': 1024, 'unleased': 0}}", &t);
+	assert_int_equal(t.fleet_hosts, 1024);
+	assert_int_equal(t.fleet_unleased, 0);
+	assert_string_equal(t.fleet_redis_host, "2001:2::9");
+	assert_int_equal(t.fleet_redis_port, 7000);
+	rls_table_free(&t);
+}
+
 /* ---- SHA-256 of the table file ---- */
 
 static void assert_sha256(const void *data, size_t len, const char *hex)
@@ -556,7 +580,7 @@ static const struct bad_table bad_tables[] = {
 	/* unknown fields, at every level */
 	BAD("unknown_field_top", WITH("'default': 'free'"),
 	    ": default: unknown field (expected one of: listen, identify, tiers, accounts, "
-	    "default_tier, anonymous_ipv6_prefix)"),
+	    "default_tier, anonymous_ipv6_prefix, fleet)"),
 	BAD("unknown_field_listen", "{'listen': {'ports': [1], 'port': 2}, " TIERS "}",
 	    ": listen.port: unknown field (expected one of: ports, dev, http2)"),
 	BAD("unknown_field_identify", IDENTIFY("'key_header': ['a']"),
@@ -760,6 +784,36 @@ static const struct bad_table bad_tables[] = {
 	    ": anonymous_ipv6_prefix: must be an integer from 32 to 128", "got \"/64\""),
 	BAD("ipv6_prefix_real", WITH("'anonymous_ipv6_prefix': 64.0"),
 	    ": anonymous_ipv6_prefix: must be an integer", "got 64.0"),
+
+	/* fleet */
+	BAD("fleet_not_object", WITH("'fleet': 'redis:6379'"),
+	    ": fleet: must be an object with \"redis\" and \"hosts\"", "got \"redis:6379\""),
+	BAD("fleet_unknown_field", WITH("'fleet': {'redis': 'r:1', 'hosts': 2, 'host': 'a'}"),
+	    ": fleet.host: unknown field (expected one of: redis, hosts, unleased)"),
+	BAD("fleet_no_redis", WITH("'fleet': {'hosts': 2}"),
+	    ": fleet.redis: required"),
+	BAD("fleet_no_hosts", WITH("'fleet': {'redis': 'r:1'}"),
+	    ": fleet.hosts: required"),
+	BAD("fleet_no_port", WITH("'fleet': {'redis': 'redis.internal', 'hosts': 2}"),
+	    ": fleet.redis: \"redis.internal\" has no port 1..65535"),
+	BAD("fleet_port_zero", WITH("'fleet': {'redis': 'r:0', 'hosts': 2}"),
+	    ": fleet.redis: \"r:0\" has no port 1..65535"),
+	BAD("fleet_port_too_big", WITH("'fleet': {'redis': 'r:65536', 'hosts': 2}"),
+	    ": fleet.redis: \"r:65536\" has no port"),
+	BAD("fleet_port_signed", WITH("'fleet': {'redis': 'r:+1', 'hosts': 2}"),
+	    ": fleet.redis: \"r:+1\" has no port"),
+	BAD("fleet_empty_host", WITH("'fleet': {'redis': ':6379', 'hosts': 2}"),
+	    ": fleet.redis: \":6379\": the host is 1..63 bytes"),
+	BAD("fleet_space_in_host", WITH("'fleet': {'redis': 'a b:6379', 'hosts': 2}"),
+	    ": fleet.redis: \"a b:6379\": the host has a character"),
+	BAD("fleet_redis_number", WITH("'fleet': {'redis': 6379, 'hosts': 2}"),
+	    ": fleet.redis: must be Redis's address", "got 6379"),
+	BAD("fleet_hosts_zero", WITH("'fleet': {'redis': 'r:1', 'hosts': 0}"),
+	    ": fleet.hosts: must be an integer from 1 to 1024", "got 0"),
+	BAD("fleet_hosts_too_many", WITH("'fleet': {'redis': 'r:1', 'hosts': 1025}"),
+	    ": fleet.hosts: must be an integer from 1 to 1024", "got 1025"),
+	BAD("fleet_unleased_negative", WITH("'fleet': {'redis': 'r:1', 'hosts': 2, 'unleased': -1}"),
+	    ": fleet.unleased: must be an integer from 0 to 1000000", "got -1"),
 
 	/* identify */
 	BAD("bad_header_name", IDENTIFY("'key_headers': ['x api']"),
@@ -965,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_http2_values),
 		cmocka_unit_test(test_anonymous_ipv6_prefix_values),
+		cmocka_unit_test(test_fleet_values),
 		cmocka_unit_test(test_max_hold_default),
 		cmocka_unit_test(test_max_hold_explicit),
 		cmocka_unit_test(test_max_response_tokens),
