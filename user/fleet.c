@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -307,6 +308,22 @@ static int lease_call(const char *key, __u32 have, __u32 want, __u32 limit, __u3
 
 /* ---- counters ---- */
 
+/* Room for one more of *n elements of size bytes in *array (of *cap). Returns false when none. */
+static bool grow(void **array, size_t n, size_t *cap, size_t size)
+{
+	size_t more = *cap ? *cap * 2 : 64;
+	void *a;
+
+	if (n < *cap)
+		return true;
+	a = realloc(*array, more * size);
+	if (!a)
+		return false;
+	*array = a;
+	*cap = more;
+	return true;
+}
+
 static void read_models(void)
 {
 	char name[RLS_MODEL_NAME_MAX] = { 0 }, next[RLS_MODEL_NAME_MAX];
@@ -319,15 +336,9 @@ static void read_models(void)
 		prev = name;
 		if (bpf_map_lookup_elem(fleet.maps.models, name, &id))
 			continue;
-		if (fleet.nr_models == fleet.cap_models) {
-			size_t cap = fleet.cap_models ? fleet.cap_models * 2 : 64;
-			struct model_entry *m = realloc(fleet.models, cap * sizeof(*m));
-
-			if (!m)
-				return;
-			fleet.models = m;
-			fleet.cap_models = cap;
-		}
+		if (!grow((void **)&fleet.models, fleet.nr_models, &fleet.cap_models,
+			  sizeof(*fleet.models)))
+			return;
 		fleet.models[fleet.nr_models].id = id;
 		memcpy(fleet.models[fleet.nr_models].name, name, sizeof(name));
 		fleet.models[fleet.nr_models].name[RLS_MODEL_NAME_MAX - 1] = '\0';
@@ -372,15 +383,8 @@ static void visit_counter(const void *key, const void *value, void *ctx)
 	}
 	if (!item.mask)
 		return;
-	if (fleet.nr_items == fleet.cap_items) {
-		size_t cap = fleet.cap_items ? fleet.cap_items * 2 : 64;
-		struct fleet_item *a = realloc(fleet.items, cap * sizeof(*a));
-
-		if (!a)
-			return;
-		fleet.items = a;
-		fleet.cap_items = cap;
-	}
+	if (!grow((void **)&fleet.items, fleet.nr_items, &fleet.cap_items, sizeof(*fleet.items)))
+		return;
 	fleet.items[fleet.nr_items++] = item;
 }
 

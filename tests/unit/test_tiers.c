@@ -422,28 +422,31 @@ static void test_anonymous_ipv6_prefix_values(void **state)
 	}
 }
 
-static void test_fleet_values(void **state)
+/* A table with the given fleet loads with these values. */
+static void fleet_ok(const char *fleet, __u32 hosts, __u32 unleased, const char *host, __u16 port)
 {
+	char text[256];
 	struct rls_table t;
 
+	snprintf(text, sizeof(text), "{'listen': {'ports': [8000]}, 'tiers': {'free': {}}%s%s}",
+		 fleet ? ", 'fleet': " : "", fleet ? fleet : "");
+	load_ok(text, &t);
+	assert_int_equal(t.fleet_hosts, hosts);
+	assert_int_equal(t.fleet_unleased, unleased);
+	assert_string_equal(t.fleet_redis_host, host);
+	assert_int_equal(t.fleet_redis_port, port);
+	rls_table_free(&t);
+}
+
+static void test_fleet_values(void **state)
+{
 	(void)state;
-	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {}}}", &t);
-	assert_int_equal(t.fleet_hosts, 0);
-	rls_table_free(&t);
-	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {}},"
-		" 'fleet': {'redis': '198.18.0.9:6379', 'hosts': 3}}", &t);
-	assert_int_equal(t.fleet_hosts, 3);
-	assert_int_equal(t.fleet_unleased, 1);
-	assert_string_equal(t.fleet_redis_host, "198.18.0.9");
-	assert_int_equal(t.fleet_redis_port, 6379);
-	rls_table_free(&t);
-	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {}},"
-		" 'fleet': {'redis': '[2001:2::9]:7000', 'hosts': 1024, 'unleased': 0}}", &t);
-	assert_int_equal(t.fleet_hosts, 1024);
-	assert_int_equal(t.fleet_unleased, 0);
-	assert_string_equal(t.fleet_redis_host, "2001:2::9");
-	assert_int_equal(t.fleet_redis_port, 7000);
-	rls_table_free(&t);
+	fleet_ok(NULL, 0, 1, "", 0);
+	fleet_ok("{'redis': '198.18.0.9:6379', 'hosts': 3}", 3, 1, "198.18.0.9", 6379);
+	fleet_ok("{'redis': '[2001:2::9]:7000', 'hosts': 1024, 'unleased': 0}", 1024, 0, "2001:2::9",
+		 7000);
+	fleet_ok("{'redis': 'redis.internal:1', 'hosts': 1, 'unleased': 1000000}", 1, 1000000,
+		 "redis.internal", 1);
 }
 
 /* ---- SHA-256 of the table file ---- */
