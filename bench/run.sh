@@ -7,6 +7,7 @@
 #      earlier commit's (bench/table_load.sh)
 #   3. accuracy under a saturating load on every CPU (build/bench/accuracy)
 #   4. rlshape against nginx and HAProxy (bench/compare.sh, when it exists)
+#   5. a fleet of three gateways through Redis against one gateway (bench/fleet.sh)
 #
 #   (default)  the full run, `make bench`: about 10 minutes; writes bench/results/LATEST.md
 #   --quick    fewer runs, smaller tables, `make bench-quick`: under 2 minutes; also writes
@@ -161,6 +162,9 @@ else
 	compare_note="not run: bench/compare.sh does not exist"
 fi
 
+section "A fleet of gateways through Redis (bench/fleet.sh)" \
+	"$REPO/bench/fleet.sh" "${SUB_MODE[@]}" --summary "$summary"
+
 # ---- the summary ----
 ns() { # CASE: "median ns (x ratio; +ns over the floor)"
 	echo "$(val "prog_cost.$1.median_ns") ns (x $(val "prog_cost.$1.ratio");" \
@@ -198,6 +202,9 @@ emit "" "| accuracy | allowed | admitted | error |" "| --- | ---: | ---: | ---: 
 	"| rpm + burst (GCRA, one minute window) | $(acc rpm) |" \
 	"| rpd | $(acc rpd) |" "" \
 	"Comparison with nginx and HAProxy: $compare_note." ""
+emit "| fleet (rpm $(val fleet.limit)) | admitted | Redis calls/s per gateway |" "| --- | ---: | --- |" \
+	"| one gateway, no fleet | $(val fleet.one_host.admitted) | 0 |" \
+	"| three gateways, one Redis | $(val fleet.fleet.admitted) | $(val fleet.fleet.redis_calls_per_s) |" ""
 if ((${#failed[@]})); then
 	emit "**Parts that failed:** $(printf '%s; ' "${failed[@]}")" ""
 fi

@@ -26,90 +26,19 @@ if ! command -v redis-server >/dev/null; then
 	exit 0
 fi
 
+# shellcheck source=tests/lib/fleet_bed.sh
+source "$BED_REPO/tests/lib/fleet_bed.sh"
+
 HOSTS=3
-PORT=8000
-REDIS_ADDR=198.18.99.1
-REDIS_PORT=$((20000 + $$ % 10000))
-CLIENT=$BED_REPO/tests/lib/fleet_client.py
-
-ID=$$
-CNS="rls-fc-$ID"
-GNS=() DEV=() PEER=() GW4=() CL4=() PINS=() DAEMON_PIDS=() DAEMON_LOGS=() UP_LOGS=()
-for i in 1 2 3; do
-	GNS[i]="rls-fg$i-$ID"
-	DEV[i]="rlsf$i$ID" DEV[i]=${DEV[i]:0:15}
-	PEER[i]="rlsp$i$ID" PEER[i]=${PEER[i]:0:15}
-	GW4[i]="198.18.1$i.1" CL4[i]="198.18.1$i.2"
-	PINS[i]="$BED_PIN_ROOT/${DEV[i]}"
-done
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/rls-fleet-$ID.XXXXXX")
-PIDS=()
-REDIS_PID=""
-
-cleanup() {
-	local - pid ns i
-	set +e
-	for pid in "${PIDS[@]}" $REDIS_PID; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}" $REDIS_PID; do
-		wait "$pid" 2>/dev/null
-	done
-	for i in 1 2 3; do
-		ip netns pids "${GNS[i]}" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-		ip netns del "${GNS[i]}" 2>/dev/null
-		rm -rf "${PINS[i]}"
-	done
-	ip netns pids "$CNS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-	ip netns del "$CNS" 2>/dev/null
-	rmdir "$BED_PIN_ROOT" 2>/dev/null
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-gw() { # I CMD...: in gateway I's namespace, with the host's /sys/fs/bpf
-	local i=$1
-	shift
-	nsenter --net="/var/run/netns/${GNS[i]}" -- "$@"
-}
-
-# ---- the bed ----------------------------------------------------------------------------------
-
-ip netns add "$CNS"
-ip -n "$CNS" link set lo up
-ip -n "$CNS" addr add "$REDIS_ADDR/32" dev lo
-for i in 1 2 3; do
-	ip netns add "${GNS[i]}"
-	ip -n "${GNS[i]}" link set lo up
-	ip link add "${PEER[i]}" netns "$CNS" type veth peer name "${DEV[i]}" netns "${GNS[i]}"
-	ip netns exec "$CNS" ethtool -K "${PEER[i]}" tx off >/dev/null
-	ip netns exec "${GNS[i]}" ethtool -K "${DEV[i]}" tx off >/dev/null
-	ip -n "$CNS" addr add "${CL4[i]}/24" dev "${PEER[i]}"
-	ip -n "${GNS[i]}" addr add "${GW4[i]}/24" dev "${DEV[i]}"
-	ip -n "$CNS" link set dev "${PEER[i]}" xdp obj "$BED_XDP_PASS_OBJ" sec xdp
-	ip -n "$CNS" link set "${PEER[i]}" up
-	ip -n "${GNS[i]}" link set "${DEV[i]}" up
-	ip -n "${GNS[i]}" route add "$REDIS_ADDR/32" via "${CL4[i]}"
-done
-
-start_redis() {
-	ip netns exec "$CNS" redis-server --bind "$REDIS_ADDR" --port "$REDIS_PORT" \
-		--dir "$DIR" --save '' --appendonly no --protected-mode no --daemonize no \
-		--logfile "$DIR/redis.log" </dev/null >/dev/null 2>&1 &
-	REDIS_PID=$!
-}
-redis_up() {
-	ip netns exec "$CNS" redis-cli -h "$REDIS_ADDR" -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG
-}
-start_redis
-tap_ok "redis-server answers on $REDIS_ADDR:$REDIS_PORT" bed_wait_until 20 redis_up
+fleet_bed_up
+DIR=$FLEET_DIR
+fleet_redis_start
+tap_ok "redis-server answers on $FLEET_REDIS_ADDR:$FLEET_REDIS_PORT" bed_wait_until 20 fleet_redis_up
 
 cat >"$DIR/tiers.json" <<EOF
 {
-  "listen": { "ports": [$PORT] },
-  "fleet": { "redis": "$REDIS_ADDR:$REDIS_PORT", "hosts": $HOSTS, "unleased": 1 },
+  "listen": { "ports": [$FLEET_PORT] },
+  "fleet": { "redis": "$FLEET_REDIS_ADDR:$FLEET_REDIS_PORT", "hosts": $HOSTS, "unleased": 1 },
   "tiers": {
     "minute": { "*": { "rpm": 30, "burst": 30 } },
     "day": { "*": { "rpd": 60 } },
@@ -125,58 +54,37 @@ cat >"$DIR/tiers.json" <<EOF
 EOF
 
 for i in 1 2 3; do
-	UP_LOGS[i]=$DIR/upstream-$i.log
-	# nsenter directly, not through gw(): $! must be the program's own pid.
-	nsenter --net="/var/run/netns/${GNS[i]}" -- "$MOCK" --listen "${GW4[i]}:$PORT" --log "${UP_LOGS[i]}" \
-		--ready-file "$DIR/upstream-$i.ready" </dev/null >"$DIR/mock-$i.out" 2>&1 &
-	PIDS+=($!)
-	tap_ok "gateway $i: rlshape loads the fleet table" \
-		gw "$i" "$RLS" load "$DIR/tiers.json" --dev "${DEV[i]}"
-	DAEMON_LOGS[i]=$DIR/daemon-$i.log
-	nsenter --net="/var/run/netns/${GNS[i]}" -- "$RLS" daemon --dev "${DEV[i]}" --fleet-host "gw-$i" </dev/null \
-		>"${DAEMON_LOGS[i]}" 2>&1 &
-	DAEMON_PIDS[i]=$!
-	PIDS+=($!)
+	# Not in tap_ok's subshell: the pids and logs it records are needed here.
+	rc=0
+	fleet_gateway_start "$i" "$DIR/tiers.json" || rc=$?
+	tap_is "$rc" 0 "gateway $i: rlshape loads the fleet table, its daemon starts"
 done
 for i in 1 2 3; do
 	tap_ok "gateway $i: mock-upstream listens" bed_wait_file "$DIR/upstream-$i.ready" 20
 	tap_ok "gateway $i: the daemon joins the fleet" \
-		bed_wait_until 20 grep -q 'joined: leasing' "${DAEMON_LOGS[i]}"
+		bed_wait_until 20 grep -q 'joined: leasing' "${FLEET_DAEMON_LOGS[i]}"
 done
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-# client I KEY: runs fleet_client.py against gateway I; its summary in $DIR/client-I-KEY.out.
-client() {
-	ip netns exec "$CNS" python3 "$CLIENT" "${GW4[$1]}" "$PORT" "$2" gpt \
-		>"$DIR/client-$1-$2.out" 2>&1
-}
 
 # clients_everywhere KEY: a client on each gateway, in the background (pids in CLIENT_PIDS).
 clients_everywhere() {
 	local i
 	CLIENT_PIDS=()
 	for i in 1 2 3; do
-		client "$i" "$1" &
+		fleet_client "$i" "$1" &
 		CLIENT_PIDS+=($!)
 	done
 }
 
-# admitted KEY [I...]: the upstream log lines of KEY (on gateways I..., default all).
 admitted() {
-	local key=$1 i n=0
-	shift
-	(($#)) || set -- 1 2 3
-	for i in "$@"; do
-		n=$((n + $(grep -c " key=Bearer $key " "${UP_LOGS[i]}" || true)))
-	done
-	echo "$n"
+	fleet_admitted "$@"
 }
 
 # minutes KEY: the distinct UTC minutes the upstreams logged KEY in.
 minutes() {
-	cat "${UP_LOGS[@]}" | awk -v k=" key=Bearer $1 " 'index($0, k) { print int($1 / 60000) }' | sort -u |
-		wc -l
+	cat "${FLEET_UP_LOGS[@]}" | awk -v k=" key=Bearer $1 " 'index($0, k) { print int($1 / 60000) }' |
+		sort -u | wc -l
 }
 
 admitted_at_least() { # KEY N
@@ -184,7 +92,7 @@ admitted_at_least() { # KEY N
 }
 
 joined_twice() { # I: joined, then rejoined after Redis came back
-	(($(grep -c 'joined: leasing' "${DAEMON_LOGS[$1]}") >= 2))
+	(($(grep -c 'joined: leasing' "${FLEET_DAEMON_LOGS[$1]}") >= 2))
 }
 
 client_errors() { # the clients' requests that got no HTTP answer
@@ -217,7 +125,7 @@ in_range "$(admitted fleet-minute-key)" 30 $((30 + HOSTS)) \
 # ---- rpd: one gateway alone gets the whole budget ------------------------------------------------
 
 suite_one_day 120
-client 1 fleet-fresh-key
+fleet_client 1 fleet-fresh-key
 in_range "$(admitted fleet-fresh-key)" 30 $((30 + 1)) \
 	"rpd 30, all on gateway 1: it is leased the whole day's limit, not its share of 10"
 
@@ -225,15 +133,13 @@ in_range "$(admitted fleet-fresh-key)" 30 $((30 + 1)) \
 
 clients_everywhere fleet-day-key
 bed_wait_until 30 admitted_at_least fleet-day-key 10
-kill -KILL "$REDIS_PID"
-wait "$REDIS_PID" 2>/dev/null || true
-REDIS_PID=""
+fleet_redis_kill
 tap_diag "Redis killed after $(admitted fleet-day-key) admitted requests of rpd 60"
 wait "${CLIENT_PIDS[@]}"
 tap_diag "rpd: $(cat "$DIR"/client-*-fleet-day-key.out | tr '\n' ' ')"
 for i in 1 2 3; do
 	tap_ok "gateway $i: the daemon logged its fallback to a share" \
-		grep -q 'is away.*each host admits its share' "${DAEMON_LOGS[i]}"
+		grep -q 'is away.*each host admits its share' "${FLEET_DAEMON_LOGS[i]}"
 	in_range "$(admitted fleet-day-key "$i")" 20 60 \
 		"gateway $i admitted at least its share of rpd 60 (20) while Redis was away"
 done
@@ -243,26 +149,26 @@ in_range "$(admitted fleet-day-key)" 60 "$DAY_BOUND" \
 tap_is "$(client_errors)" 0 "every request got an HTTP answer, Redis away or not"
 
 day_before=$(admitted fleet-day-key)
-start_redis
-tap_ok "redis-server restarted, empty" bed_wait_until 20 redis_up
+fleet_redis_start
+tap_ok "redis-server restarted, empty" bed_wait_until 20 fleet_redis_up
 for i in 1 2 3; do
 	tap_ok "gateway $i: the daemon rejoins" \
 		bed_wait_until 20 joined_twice "$i"
 done
-client 1 fleet-day-key
+fleet_client 1 fleet-day-key
 tap_is "$(admitted fleet-day-key)" "$day_before" \
 	"after Redis restarted empty, the spent day admits nothing more (no second full window)"
 tap_ok "... and the gateway's 429 said the day is spent" \
 	grep -Eq 'admitted=0 refused=[0-9]+ errors=0' "$DIR/client-1-fleet-day-key.out"
-client 2 fleet-after-key
+fleet_client 2 fleet-after-key
 in_range "$(admitted fleet-after-key)" 30 $((30 + 1)) \
 	"rejoined: rpd 30, all on gateway 2, is leased from Redis again past its share of 10"
 
 for i in 1 2 3; do
-	kill -TERM "${DAEMON_PIDS[i]}"
-	wait "${DAEMON_PIDS[i]}" || true
+	rc=0
+	fleet_gateway_stop "$i" || rc=$?
+	tap_is "$rc" 0 "gateway $i: the daemon stops, rlshape unloads"
 	tap_ok "gateway $i: the daemon's totals name the fleet" \
-		grep -q 'fleet: leasing; [0-9]* Redis calls' "${DAEMON_LOGS[i]}"
-	tap_ok "gateway $i: rlshape unloads" gw "$i" "$RLS" unload --dev "${DEV[i]}"
+		grep -q 'fleet: leasing; [0-9]* Redis calls' "${FLEET_DAEMON_LOGS[i]}"
 done
 tap_done

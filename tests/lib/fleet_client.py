@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """A client that keeps asking until its window is spent: fleet_client.py ADDR PORT KEY MODEL.
 
+With RATE SECONDS after them, it sends RATE requests a second for SECONDS instead, whatever
+the answers (a load for bench/fleet.sh), and never retries.
+
 Requests one at a time on new connections. A 429 whose retry-after-ms is at most WAIT_MAX_MS (a
 lease being topped up, or the rpm smoothing) is waited out and retried; a longer one (the
 fleet's budget of the window is spent), or MAX_SHORT_429 short ones in a row (a host on its
 fallback share, which no top-up raises), ends the run, as does the deadline. Prints
-"admitted=A refused=R errors=E" (errors: no HTTP answer at all).
+"admitted=A refused=R errors=E trace=..." (errors: no HTTP answer at all; the trace, each
+answer in order: "." a 200, "429/MS" a 429 and its retry-after-ms, "x" no answer).
 """
 import http.client
 import json
@@ -17,10 +21,17 @@ WAIT_MAX_MS = 10000
 DEADLINE_S = 60
 
 addr, port, key, model = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rate = float(sys.argv[5]) if len(sys.argv) > 6 else 0
 body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-admitted = refused = errors = short = 0
-end = time.monotonic() + DEADLINE_S
+admitted = refused = errors = short = sent = 0
+trace = []
+start = time.monotonic()
+end = start + (float(sys.argv[6]) if rate else DEADLINE_S)
 while time.monotonic() < end:
+    if rate:
+        # paced: the next request at its time, behind or not
+        time.sleep(max(0, start + sent / rate - time.monotonic()))
+        sent += 1
     try:
         c = http.client.HTTPConnection(addr, port, timeout=5)
         c.request("POST", "/v1/chat/completions", body,
@@ -28,17 +39,23 @@ while time.monotonic() < end:
                    "connection": "close"})
         r = c.getresponse()
         r.read()
-        status, wait_ms = r.status, int(r.getheader("retry-after-ms") or "0")
+        # A 429 in a small frame is bare: retry-after (seconds) without retry-after-ms.
+        status = r.status
+        wait_ms = int(r.getheader("retry-after-ms") or 1000 * int(r.getheader("retry-after") or "0"))
         c.close()
     except (OSError, http.client.HTTPException):
         errors += 1
+        trace.append("x")
         time.sleep(0.1)
         continue
+    trace.append("." if status == 200 else "%d/%d" % (status, wait_ms))
     if status == 200:
         admitted += 1
         short = 0
         continue
     refused += 1
+    if rate:
+        continue
     if status != 429 or wait_ms > WAIT_MAX_MS:
         break
     short += 1
@@ -46,4 +63,6 @@ while time.monotonic() < end:
         break
     # The client honours retry-after, as the SDKs do.
     time.sleep(wait_ms / 1000)
-print("admitted=%d refused=%d errors=%d" % (admitted, refused, errors))
+if rate:
+    trace = ["(paced)"]
+print("admitted=%d refused=%d errors=%d trace=%s" % (admitted, refused, errors, " ".join(trace)))
