@@ -980,9 +980,9 @@ static int parse_anonymous_ipv6_prefix(struct parser *p, const json_t *v, struct
 static int parse_redis_address(struct parser *p, const json_t *v, struct rls_table *t)
 {
 	const char *s, *colon, *host;
-	char buf[128], *end;
+	char buf[128], *end = NULL;
 	size_t host_len, i;
-	unsigned long port;
+	unsigned long port = 0;
 
 	if (!json_is_string(v))
 		return fail(p, "must be Redis's address as \"HOST:PORT\", e.g. \"10.0.0.5:6379\", "
@@ -996,8 +996,10 @@ static int parse_redis_address(struct parser *p, const json_t *v, struct rls_tab
 		host_len -= 2;
 	}
 	errno = 0;
-	port = colon && colon[1] >= '0' && colon[1] <= '9' ? strtoul(colon + 1, &end, 10) : 0;
-	if (!colon || errno || *end || port < 1 || port > 65535)
+	/* Digits only: strtoul() alone would take "+1", " 1" and "-1". */
+	if (colon && colon[1] >= '0' && colon[1] <= '9')
+		port = strtoul(colon + 1, &end, 10);
+	if (!end || errno || *end || port < 1 || port > 65535)
 		return fail(p, "%s has no port 1..65535 after its last ':' (\"HOST:PORT\", "
 			    "\"[IPv6]:PORT\")", quote(s, buf, sizeof(buf)));
 	if (!host_len || host_len >= sizeof(t->fleet_redis_host))
