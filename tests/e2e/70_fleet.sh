@@ -11,6 +11,8 @@
 #   - rpm, clients on all three gateways: the minute's admitted total is in
 #     [limit, limit + hosts * unleased], not hosts * limit;
 #   - rpd, one gateway alone: it gets the whole day's limit, not a third of it;
+#   - tpm (a static share per gateway): the tokens admitted are within token_burst + the
+#     refill over the run + hosts x one answer's tokens;
 #   - rpd, Redis killed mid-traffic: every request is answered; every gateway falls back to its
 #     share; the day's total stays within limit + hosts * unleased + (hosts - 1) * share;
 #   - Redis restarted empty: the gateways rejoin, and the spent day admits nothing more (no
@@ -42,13 +44,15 @@ cat >"$DIR/tiers.json" <<EOF
   "tiers": {
     "minute": { "*": { "rpm": 30, "burst": 30 } },
     "day": { "*": { "rpd": 60 } },
-    "fresh": { "*": { "rpd": 30 } }
+    "fresh": { "*": { "rpd": 30 } },
+    "tokens": { "*": { "tpm": 600, "token_burst": 600, "reserve_tokens": 200 } }
   },
   "accounts": {
     "acct-minute": { "tier": "minute", "keys": ["fleet-minute-key"] },
     "acct-day": { "tier": "day", "keys": ["fleet-day-key"] },
     "acct-fresh": { "tier": "fresh", "keys": ["fleet-fresh-key"] },
-    "acct-after": { "tier": "fresh", "keys": ["fleet-after-key"] }
+    "acct-after": { "tier": "fresh", "keys": ["fleet-after-key"] },
+    "acct-tokens": { "tier": "tokens", "keys": ["fleet-tokens-key"] }
   }
 }
 EOF
@@ -128,6 +132,20 @@ suite_one_day 120
 fleet_client 1 fleet-fresh-key
 in_range "$(admitted fleet-fresh-key)" 30 $((30 + 1)) \
 	"rpd 30, all on gateway 1: it is leased the whole day's limit, not its share of 10"
+
+# ---- tpm: clients on every gateway ---------------------------------------------------------------
+
+# Each host holds a share of the budget, token_burst / 3, refilled at tpm / 3 a minute, and
+# admits while its share is above zero: the fleet's tokens over a run of T seconds are at most
+# token_burst + tpm x T / 60 + hosts x one answer's tokens (100 each, fleet_client.py), against
+# hosts x token_burst and more if each counted alone.
+t0=$EPOCHREALTIME
+clients_everywhere fleet-tokens-key
+wait "${CLIENT_PIDS[@]}"
+elapsed_ms=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print int((b - a) * 1000) + 1 }')
+tap_diag "tpm: $(cat "$DIR"/client-*-fleet-tokens-key.out | tr '\n' ' ')"
+in_range "$(($(admitted fleet-tokens-key) * 100))" 300 $((600 + 600 * elapsed_ms / 60000 + 1 + HOSTS * 100)) \
+	"tpm 600 on 3 gateways: tokens admitted in ${elapsed_ms} ms within token_burst + refill + hosts x one answer"
 
 # ---- rpd: Redis killed mid-traffic, restarted empty --------------------------------------------
 

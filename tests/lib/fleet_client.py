@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """A client that keeps asking until its window is spent: fleet_client.py ADDR PORT KEY MODEL.
 
+Every answer costs TOKENS_PER_ANSWER tokens (mock-upstream's x-mock-tokens), so that a token
+budget's admitted tokens are the admitted requests times it.
+
 With RATE SECONDS after them, it sends RATE requests a second for SECONDS instead, whatever
 the answers (a load for bench/fleet.sh), and never retries.
 
@@ -19,6 +22,7 @@ import time
 MAX_SHORT_429 = 3
 WAIT_MAX_MS = 10000
 DEADLINE_S = 60
+TOKENS_PER_ANSWER = (50, 50)
 
 addr, port, key, model = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rate = float(sys.argv[5]) if len(sys.argv) > 6 else 0
@@ -36,7 +40,7 @@ while time.monotonic() < end:
         c = http.client.HTTPConnection(addr, port, timeout=5)
         c.request("POST", "/v1/chat/completions", body,
                   {"authorization": "Bearer " + key, "content-type": "application/json",
-                   "connection": "close"})
+                   "connection": "close", "x-mock-tokens": "%d,%d" % TOKENS_PER_ANSWER})
         r = c.getresponse()
         r.read()
         # A 429 in a small frame is bare: retry-after (seconds) without retry-after-ms.
