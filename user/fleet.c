@@ -42,6 +42,7 @@
 #define RLS_FLEET_RECONNECT_MS 500
 #define RLS_FLEET_PING_MS      500
 #define RLS_FLEET_JOIN_MS      1500 /* > a ping, a reconnect and two timeouts: all hosts notice */
+#define RLS_FLEET_PINS_MS      1000 /* how often the pins are checked for a new load */
 
 /*
  * KEYS[1]: the window's hash; ARGV: host, what it holds, how many more it wants, the limit, the
@@ -82,6 +83,8 @@ struct fleet {
 	struct rls_maps maps;
 	int maps_open;
 	int lease_fd;
+	__u32 counters_id;  /* of the rls_counters opened: an unload and load make another */
+	long pins_checked_ms;
 	redisContext *redis;
 	char redis_host[RLS_FLEET_HOST_MAX];
 	__u32 redis_port, hosts;
@@ -174,15 +177,48 @@ static void close_pins(void)
 	fleet.lease_fd = -1;
 }
 
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+/* Whether the pinned rls_counters is still the one opened (not after an unload and a load). */
+static bool same_load(void)
+{
+	char path[512];
+	__u32 id;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/rls_counters", fleet.dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return false;
+	id = map_id(fd);
+	close(fd);
+	return id == fleet.counters_id;
+}
+
 static int open_pins(void)
 {
 	char err[512], path[512];
 
+	if (fleet.maps_open && mono_ms() - fleet.pins_checked_ms >= RLS_FLEET_PINS_MS) {
+		fleet.pins_checked_ms = mono_ms();
+		if (!same_load()) {
+			close_pins();
+			flog("rlshape was unloaded or loaded again: leasing for the maps pinned now");
+		}
+	}
 	if (fleet.maps_open)
 		return 0;
 	if (rls_maps_open_pinned(fleet.dir, &fleet.maps, err, sizeof(err)))
 		return -1;
 	fleet.maps_open = 1;
+	fleet.counters_id = map_id(fleet.maps.counters);
+	fleet.pins_checked_ms = mono_ms();
 	snprintf(path, sizeof(path), "%s/%s", fleet.dir, RLS_FLEET_LEASE_PIN);
 	fleet.lease_fd = bpf_obj_get(path);
 	if (fleet.lease_fd < 0) {

@@ -52,7 +52,8 @@ cat >"$DIR/tiers.json" <<EOF
     "acct-day": { "tier": "day", "keys": ["fleet-day-key"] },
     "acct-fresh": { "tier": "fresh", "keys": ["fleet-fresh-key"] },
     "acct-after": { "tier": "fresh", "keys": ["fleet-after-key"] },
-    "acct-tokens": { "tier": "tokens", "keys": ["fleet-tokens-key"] }
+    "acct-tokens": { "tier": "tokens", "keys": ["fleet-tokens-key"] },
+    "acct-reloaded": { "tier": "fresh", "keys": ["fleet-reloaded-key"] }
   }
 }
 EOF
@@ -181,6 +182,16 @@ tap_ok "... and the gateway's 429 said the day is spent" \
 fleet_client 2 fleet-after-key
 in_range "$(admitted fleet-after-key)" 30 $((30 + 1)) \
 	"rejoined: rpd 30, all on gateway 2, is leased from Redis again past its share of 10"
+
+# An unload and a load under the running daemon make new maps: its fleet thread follows them.
+tap_ok "gateway 3: rlshape unloads and loads again under its daemon" \
+	fleet_gw 3 sh -c '"$1" unload --dev "$2" && "$1" load "$3" --dev "$2"' _ "$RLS" "${FLEET_DEV[3]}" \
+	"$DIR/tiers.json"
+tap_ok "gateway 3: the daemon's fleet follows the new maps" \
+	bed_wait_until 20 grep -q 'leasing for the maps pinned now' "${FLEET_DAEMON_LOGS[3]}"
+fleet_client 3 fleet-reloaded-key
+in_range "$(admitted fleet-reloaded-key)" 30 $((30 + 1)) \
+	"after the new load, rpd 30 on gateway 3 alone is leased from Redis past its share of 10"
 
 for i in 1 2 3; do
 	rc=0
