@@ -13,6 +13,8 @@
 #   - rpd, one gateway alone: it gets the whole day's limit, not a third of it;
 #   - tpm (a static share per gateway): the tokens admitted are within token_burst + the
 #     refill over the run + hosts x one answer's tokens;
+#   - rpd, Redis stalled (SIGSTOP): calls time out, a gateway admits its share; Redis going on:
+#     the gateways rejoin and the rest of the day is leased, not more;
 #   - rpd, Redis killed mid-traffic: every request is answered; every gateway falls back to its
 #     share; the day's total stays within limit + hosts * unleased + (hosts - 1) * share;
 #   - Redis restarted empty: the gateways rejoin, and the spent day admits nothing more (no
@@ -53,7 +55,8 @@ cat >"$DIR/tiers.json" <<EOF
     "acct-fresh": { "tier": "fresh", "keys": ["fleet-fresh-key"] },
     "acct-after": { "tier": "fresh", "keys": ["fleet-after-key"] },
     "acct-tokens": { "tier": "tokens", "keys": ["fleet-tokens-key"] },
-    "acct-reloaded": { "tier": "fresh", "keys": ["fleet-reloaded-key"] }
+    "acct-reloaded": { "tier": "fresh", "keys": ["fleet-reloaded-key"] },
+    "acct-stalled": { "tier": "fresh", "keys": ["fleet-stalled-key"] }
   }
 }
 EOF
@@ -96,8 +99,12 @@ admitted_at_least() { # KEY N
 	(($(admitted "$1") >= $2))
 }
 
-joined_twice() { # I: joined, then rejoined after Redis came back
-	(($(grep -c 'joined: leasing' "${FLEET_DAEMON_LOGS[$1]}") >= 2))
+joined_times() { # I N: gateway I's daemon has joined the fleet N times (the first, then rejoins)
+	(($(grep -c 'joined: leasing' "${FLEET_DAEMON_LOGS[$1]}") >= $2))
+}
+
+away_times() { # I N: gateway I's daemon has found Redis away N times
+	(($(grep -c 'is away.*each host admits its share' "${FLEET_DAEMON_LOGS[$1]}") >= $2))
 }
 
 client_errors() { # the clients' requests that got no HTTP answer
@@ -148,6 +155,26 @@ tap_diag "tpm: $(cat "$DIR"/client-*-fleet-tokens-key.out | tr '\n' ' ')"
 in_range "$(($(admitted fleet-tokens-key) * 100))" 300 $((600 + 600 * elapsed_ms / 60000 + 1 + HOSTS * 100)) \
 	"tpm 600 on 3 gateways: tokens admitted in ${elapsed_ms} ms within token_burst + refill + hosts x one answer"
 
+# ---- rpd: Redis stalled (SIGSTOP), then going on -------------------------------------------------
+
+# Slow, not gone: calls time out. Each gateway falls back to its share; when Redis goes on, with
+# its state, the gateways rejoin and the rest of the day is leased, the limit never passed.
+kill -STOP "$FLEET_REDIS_PID"
+for i in 1 2 3; do
+	tap_ok "gateway $i: a stalled Redis is found away (its calls time out)" \
+		bed_wait_until 20 away_times "$i" 1
+done
+fleet_client 1 fleet-stalled-key
+tap_is "$(admitted fleet-stalled-key)" 10 "rpd 30, Redis stalled: gateway 1 admits its share, 10"
+kill -CONT "$FLEET_REDIS_PID"
+for i in 1 2 3; do
+	tap_ok "gateway $i: the daemon rejoins when Redis goes on" bed_wait_until 20 joined_times "$i" 2
+done
+fleet_client 1 fleet-stalled-key
+in_range "$(admitted fleet-stalled-key)" 30 $((30 + 1)) \
+	"rpd 30: after Redis went on, gateway 1 is leased the rest of the day, not more"
+tap_is "$(client_errors)" 0 "every request got an HTTP answer while Redis was stalled"
+
 # ---- rpd: Redis killed mid-traffic, restarted empty --------------------------------------------
 
 clients_everywhere fleet-day-key
@@ -157,8 +184,7 @@ tap_diag "Redis killed after $(admitted fleet-day-key) admitted requests of rpd 
 wait "${CLIENT_PIDS[@]}"
 tap_diag "rpd: $(cat "$DIR"/client-*-fleet-day-key.out | tr '\n' ' ')"
 for i in 1 2 3; do
-	tap_ok "gateway $i: the daemon logged its fallback to a share" \
-		grep -q 'is away.*each host admits its share' "${FLEET_DAEMON_LOGS[i]}"
+	tap_ok "gateway $i: the daemon logged its fallback to a share" away_times "$i" 2
 	in_range "$(admitted fleet-day-key "$i")" 20 60 \
 		"gateway $i admitted at least its share of rpd 60 (20) while Redis was away"
 done
@@ -172,7 +198,7 @@ fleet_redis_start
 tap_ok "redis-server restarted, empty" bed_wait_until 20 fleet_redis_up
 for i in 1 2 3; do
 	tap_ok "gateway $i: the daemon rejoins" \
-		bed_wait_until 20 joined_twice "$i"
+		bed_wait_until 20 joined_times "$i" 3
 done
 fleet_client 1 fleet-day-key
 tap_is "$(admitted fleet-day-key)" "$day_before" \

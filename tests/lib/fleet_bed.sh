@@ -62,6 +62,8 @@ fleet_bed_up() {
 fleet_bed_down() {
 	local - pid i
 	set +e
+	# A Redis a test stopped (SIGSTOP) would hold SIGTERM until it goes on.
+	[[ -z $FLEET_REDIS_PID ]] || kill -CONT "$FLEET_REDIS_PID" 2>/dev/null
 	for pid in "${_FLEET_PIDS[@]}" $FLEET_REDIS_PID; do
 		kill -TERM "$pid" 2>/dev/null
 	done
