@@ -518,6 +518,61 @@ static void test_connection_close_last_header(void **state)
 	      "the 429 says connection: close");
 }
 
+/* Every request counter gone, as if no request had been counted yet. */
+static void forget_counters(struct env *e)
+{
+	struct rls_counter_key key;
+
+	while (bpf_map_get_next_key(e->maps.counters, NULL, &key) == 0)
+		CHECK(bpf_map_delete_elem(e->maps.counters, &key) == 0, "deleting a counter");
+}
+
+/*
+ * Which requests ask to close, as the parser reads the Connection header while it goes by:
+ * "close" as any whole option of the list, in any case, on any Connection line, or a line
+ * continued (obs-fold) where it cannot be read whole. Each on its own kept connection.
+ */
+static void test_connection_options(void **state)
+{
+	static const struct {
+		const char *headers;
+		int closes;
+	} rows[] = {
+		{ "Connection: keep-alive\r\n", 0 },
+		{ "Connection: keep-alive, close\r\n", 1 },
+		{ "Connection: Upgrade,CLOSE\r\n", 1 },
+		{ "Connection: close ,te\r\n", 1 },
+		{ "Connection: closed\r\n", 0 },
+		{ "Connection: clo se\r\n", 0 },
+		{ "X-Connection: close\r\n", 0 },
+		{ "Connection: te\r\nConnection: close\r\n", 1 },
+		{ "Connection: keep-alive\r\n close\r\n", 1 },
+	};
+	char headers[256], req[1024];
+	struct tp_parsed p;
+	struct result r;
+	struct kept k;
+	size_t i, len;
+	int closes;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		/* Each row's account starts afresh: three requests under its rpm, then its 429s. */
+		if (i)
+			forget_counters(k.e);
+		refuse_keeping_open(state, &k, conn4((uint16_t)(49001 + i)));
+		k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
+		snprintf(headers, sizeof(headers), "%s%s", BEARER(KEY_ALICE), rows[i].headers);
+		len = http_request(req, sizeof(req), headers, NULL);
+		CHECK(client_sends(k.e, &k.c, req, len, 0, &r) == XDP_TX, "row %zu: not refused", i);
+		p = parsed(r.out, r.out_len, "the 429");
+		closes = memmem(p.payload, p.len, "\r\nconnection: close\r\n", 21) != NULL;
+		CHECK(closes == rows[i].closes, "row %zu (%s): the 429 %s", i, rows[i].headers,
+		      closes ? "closes" : "keeps the connection");
+		CHECK(!!(p.flags & TP_FIN) == rows[i].closes, "row %zu: our FIN %s", i,
+		      p.flags & TP_FIN ? "with it" : "missing");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +583,7 @@ int main(void)
 		XDP_TEST(test_client_closes_first),
 		XDP_TEST(test_first_request_after_handshake),
 		XDP_TEST(test_closes_where_upstream_unseen),
+		XDP_TEST(test_connection_options),
 		XDP_TEST(test_connection_close_honoured),
 		XDP_TEST(test_connection_close_last_header),
 		XDP_TEST(test_close_goes_through_upstream),
