@@ -19,7 +19,11 @@ CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iuser
 ifdef SANITIZE
 CFLAGS     += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
-LDLIBS     := -lbpf -lelf -lz -ljansson
+# libmicrohttpd: the daemon's /metrics endpoint (user/metrics_http.c), in a thread of its own.
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+CFLAGS     += $(MHD_CFLAGS)
+LDLIBS     := -lbpf -lelf -lz -ljansson $(MHD_LIBS) -lpthread
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
               -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Ibpf -I$(BUILD)
 

@@ -21,6 +21,9 @@ PACKAGES=(
 	nginx python3-scapy nodejs ca-certificates
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
+	# The daemon's /metrics endpoint; a real Prometheus (and promtool) for 35_metrics, and
+	# systemd-analyze for 36_service's check of the unit files.
+	libmicrohttpd-dev prometheus systemd
 )
 
 case ${1:-} in
