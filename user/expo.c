@@ -55,7 +55,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 size_t rls_expo_escape_label(const char *value, char *out, size_t out_len)
 {
 	const unsigned char *s = (const unsigned char *)value;
-	size_t n = strlen(value), i = 0, used = 0, k;
+	size_t n = strlen(value), i = 0, used = 0, written = 0, k;
 	char tmp[4];
 
 	while (i < n) {
@@ -80,12 +80,15 @@ size_t rls_expo_escape_label(const char *value, char *out, size_t out_len)
 			piece_len = k;
 			i += k;
 		}
-		if (used + piece_len < out_len)
+		/* Whole pieces only: a cut escape would be another text. */
+		if (written == used && used + piece_len < out_len) {
 			memcpy(out + used, piece, piece_len);
+			written += piece_len;
+		}
 		used += piece_len;
 	}
 	if (out_len)
-		out[used < out_len ? used : out_len - 1] = '\0';
+		out[written] = '\0';
 	return used;
 }
 
