@@ -21,9 +21,9 @@ PACKAGES=(
 	nginx python3-scapy nodejs ca-certificates
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
-	# The daemon's /metrics endpoint; a real Prometheus (and promtool) for 35_metrics, and
-	# systemd-analyze for 36_service's check of the unit files.
-	libmicrohttpd-dev prometheus systemd
+	# The daemon's /metrics endpoint; a real Prometheus (and promtool) for 35_metrics;
+	# systemd-analyze, and the /bin/kill the daemon's unit reloads with, for 36_service.
+	libmicrohttpd-dev prometheus systemd procps
 )
 
 case ${1:-} in
