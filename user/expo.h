@@ -35,7 +35,7 @@ struct rls_expo {
 int rls_expo_init(struct rls_expo *e, size_t cap);
 void rls_expo_free(struct rls_expo *e);
 
-/* The # HELP and # TYPE lines of a family; type is "counter", "gauge" or "info"-less gauge. */
+/* The # HELP and # TYPE lines of a family; type is "counter" or "gauge". */
 void rls_expo_family(struct rls_expo *e, const char *name, const char *type, const char *help);
 
 /* One sample: name{labels...} value. */
