@@ -4,7 +4,8 @@
 # of its own under the bed's directory. Traffic from the client namespace, then the series
 # are read back through Prometheus's HTTP API. What is asserted:
 #   1. the endpoint answers on 127.0.0.1 (the default), `promtool check metrics` passes on a
-#      scrape, and a wrong address or path is refused with a message;
+#      scrape, a wrong address, path or account cap is refused with a message, and a scraper
+#      that stalls mid-request does not hold up another scrape;
 #   2. once Prometheus holds a sample scraped after the traffic ended (polled through its API,
 #      never waited for with a sleep), sum(rlshape_requests_admitted_total) equals the requests
 #      in the upstream's log and sum(rlshape_requests_rejected_total) the 429s the clients got,
@@ -69,6 +70,21 @@ tap_is "$ctype" "text/plain; version=0.0.4; charset=utf-8" "content type of the 
 out=$(bed_gw "$RLS" daemon --dev "$BED_GW_DEV" --metrics-listen 127.0.0.1:x 2>&1) && st=0 || st=$?
 tap_is "$st" 2 "--metrics-listen 127.0.0.1:x exits 2"
 tap_like "$out" "metrics-listen .*port must be a number" "... naming the option and what is wrong"
+out=$(bed_gw "$RLS" daemon --dev "$BED_GW_DEV" --metrics-accounts 1001 2>&1) && st=0 || st=$?
+tap_is "$st" 2 "--metrics-accounts 1001 (past the cap of 1000) exits 2"
+# A scraper that sends half a request and stalls holds up neither another scrape nor the daemon.
+bed_spawn bed_gw python3 -c 'import socket, time
+s = socket.create_connection(("127.0.0.1", 9473))
+s.sendall(b"GET /metrics HTTP/1.1\r\nhost: x\r\n")
+time.sleep(60)'
+stalled_connected() {
+	# An ESTABLISHED (01) connection to the metrics port, in the gateway's namespace.
+	bed_gw awk -v port=":$(printf '%04X' "${METRICS##*:}")" \
+		'substr($3, 9) == port && $4 == "01" { found = 1 } END { exit !found }' /proc/net/tcp
+}
+tap_ok "a stalled scraper is connected" bed_wait_until 10 stalled_connected
+tap_is "$(scrape)" 200 "... and another scrape is answered meanwhile"
+kill "$BED_LAST_PID"
 out=$(bed_gw "$RLS" daemon --dev "$BED_GW_DEV" 2>&1) && st=0 || st=$?
 tap_is "$st" 1 "a second daemon on the same address exits 1"
 tap_like "$out" "cannot listen.*--metrics-listen" "... saying so and what to give"
