@@ -22,8 +22,9 @@ PACKAGES=(
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
 	# The daemon's /metrics endpoint; a real Prometheus (and promtool) for 35_metrics;
-	# systemd-analyze, and the /bin/kill the daemon's unit reloads with, for 36_service.
-	libmicrohttpd-dev prometheus systemd procps
+	# systemd-analyze for 36_service, with what its verify runs: the /bin/kill of the daemon
+	# unit's reload, and man for the units' Documentation=man:rlshape(8).
+	libmicrohttpd-dev prometheus systemd procps man-db
 )
 
 case ${1:-} in

@@ -176,6 +176,8 @@ tap_ok "promtool check metrics passes with per-account series" \
 tap_like "$(sample 'rlshape_map_max_entries{map="rls_flows"}')" '^262144$' "rls_flows' max_entries (RLS_MAX_FLOWS)"
 tap_like "$(sample 'rlshape_map_fill_ratio{map="rls_counters"}')" '^[0-9.e-]+$' "rls_counters' fill ratio is there"
 tap_is "$(sample 'rlshape_map_entries{map="rls_accounts"}')" 6 "rls_accounts holds the table's 6 accounts"
+tap_is "$(sample rlshape_daemon_ring_size_bytes) $(sample rlshape_daemon_ring_lag_bytes)" "16777216 0" \
+	"the ring: 16 MiB, nothing unsettled (this table meters no tokens)"
 loaded=$(rls status --dev "$BED_GW_DEV" --json | python3 -c '
 import calendar, json, sys, time
 print(calendar.timegm(time.strptime(json.load(sys.stdin)[0]["loaded_at"], "%Y-%m-%dT%H:%M:%SZ")))')
