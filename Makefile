@@ -4,6 +4,7 @@
 #   make check      install what is missing (Debian), build, run every test suite
 #   make demo       install what is missing, run the namespace demo, clean up
 #   make fuzz       run every libFuzzer harness for FUZZ_SECONDS each (default 60)
+#   make install    PREFIX=/usr/local DESTDIR=: the command, its man page, systemd units, a table
 #   make clean
 
 BUILD    ?= build
@@ -19,7 +20,12 @@ CFLAGS     += -std=gnu11 -Wall -Wextra -Werror -Iinclude -I$(BUILD) -Iuser
 ifdef SANITIZE
 CFLAGS     += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
-LDLIBS     := -lbpf -lelf -lz -ljansson -lhiredis -lpthread
+# libmicrohttpd: the daemon's /metrics endpoint (user/metrics_http.c), in a thread of its own.
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+CFLAGS     += $(MHD_CFLAGS)
+# hiredis: the daemon's fleet thread (user/fleet.c).
+LDLIBS     := -lbpf -lelf -lz -ljansson $(MHD_LIBS) -lhiredis -lpthread
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
               -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Ibpf -I$(BUILD)
 
@@ -163,6 +169,31 @@ $(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(FUZZ_OBJS) $(USER_HDRS) | $(BUI
 $(BUILD)/fuzz/packet_stream: fuzz/packet_stream.c fuzz/packet_reference.h $(wildcard tests/bpf/*.h) \
                              $(LIB_OBJS) $(USER_HDRS) $(SKELS) | $(BUILD)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itests/bpf -fsanitize=fuzzer $< $(LIB_OBJS) -o $@ $(LDLIBS) -lcmocka
+
+# ---- make install [PREFIX=/usr/local] [DESTDIR=] ----
+# The BPF object is inside the binary (its skeleton), so the binary is all there is to run. The
+# man page is made from the binary's own --help texts; the units name the installed paths. A
+# tiers.json already installed is the operator's: it is never overwritten. It holds API keys:
+# root's alone.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+UNITS      := rlshape-load@.service rlshape-daemon@.service
+
+.PHONY: install
+install: $(BUILD)/rlshape
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/rlshape
+	install -m 0755 $(BUILD)/rlshape $(DESTDIR)$(SBINDIR)/rlshape
+	tools/manpage.sh $(BUILD)/rlshape >$(DESTDIR)$(MANDIR)/man8/rlshape.8
+	for u in $(UNITS); do \
+		sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+			dist/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/rlshape/tiers.json ] || \
+		install -m 0600 examples/tiers.json $(DESTDIR)$(SYSCONFDIR)/rlshape/tiers.json
 
 clean:
 	rm -rf $(BUILD)

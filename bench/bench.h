@@ -132,12 +132,14 @@ struct bench_frame {
 	size_t len;
 	size_t payload_len;
 	uint32_t seq;
+	uint32_t ack;
 	uint32_t client; /* host byte order */
 	uint16_t sport;
 };
 
 #define BENCH_L3 14
 #define BENCH_L4 (BENCH_L3 + 20)
+#define BENCH_SERVER_ISN 0x70000000u /* the upstream's: every frame acknowledges its SYN */
 
 static inline int bench_frame_build(struct bench_frame *f, uint32_t client, uint16_t sport,
 				    uint32_t seq, uint8_t flags, const void *payload, size_t len)
@@ -146,7 +148,7 @@ static inline int bench_frame_build(struct bench_frame *f, uint32_t client, uint
 	struct in_addr a = { .s_addr = htonl(client) };
 	struct tp_spec s = {
 		.daddr = BENCH_SERVER, .sport = sport, .dport = BENCH_PORT, .seq = seq,
-		.ack = 0x70000001u, .flags = flags, .payload = payload, .len = len,
+		.ack = BENCH_SERVER_ISN + 1, .flags = flags, .payload = payload, .len = len,
 	};
 
 	inet_ntop(AF_INET, &a, saddr, sizeof(saddr));
@@ -154,6 +156,7 @@ static inline int bench_frame_build(struct bench_frame *f, uint32_t client, uint
 	f->len = tp_build(&s, f->buf, sizeof(f->buf));
 	f->payload_len = len;
 	f->seq = seq;
+	f->ack = BENCH_SERVER_ISN + 1;
 	f->client = client;
 	f->sport = sport;
 	return f->len ? 0 : -1;
@@ -180,6 +183,13 @@ static inline void bench_frame_set_seq(struct bench_frame *f, uint32_t seq)
 	tp_put32(f->buf + BENCH_L4 + 4, seq);
 	bench_csum32(f->buf + BENCH_L4 + 16, f->seq, seq);
 	f->seq = seq;
+}
+
+static inline void bench_frame_set_ack(struct bench_frame *f, uint32_t ack)
+{
+	tp_put32(f->buf + BENCH_L4 + 8, ack);
+	bench_csum32(f->buf + BENCH_L4 + 16, f->ack, ack);
+	f->ack = ack;
 }
 
 /* A different connection: client address (in the IP and the TCP pseudo-header) and port. */
@@ -225,14 +235,22 @@ static inline int bench_frame_ok(const struct bench_frame *f)
 }
 
 /* One run of prog on frame f: the XDP action, and the kernel's measured ns in *ns. */
-static inline int bench_run(int prog_fd, const struct bench_frame *f, uint8_t *out, __u32 *ns)
+/* One run of f; the frame the program left in out (TP_MAX_FRAME bytes), out_len bytes of it. */
+static inline int bench_run_out(int prog_fd, const struct bench_frame *f, uint8_t *out,
+				__u32 *out_len, __u32 *ns)
 {
 	int err, ret = -1;
 
 	if (ns)
 		*ns = 0;
-	err = env_run_timed(prog_fd, f->buf, f->len, out, TP_MAX_FRAME, NULL, NULL, 0, &ret, ns);
+	err = env_run_timed(prog_fd, f->buf, f->len, out, TP_MAX_FRAME, out_len, NULL, 0, &ret,
+			    ns);
 	return err ? err : ret;
+}
+
+static inline int bench_run(int prog_fd, const struct bench_frame *f, uint8_t *out, __u32 *ns)
+{
+	return bench_run_out(prog_fd, f, out, NULL, ns);
 }
 
 static inline const char *bench_xdp_name(int action)

@@ -7,7 +7,10 @@
  * frame is changed between runs where the program keeps state: a request start gets a new
  * sequence number every run (the same seq on a connection is a retransmission, neither parsed
  * nor charged again), and a rejected request also gets a new connection every run (new data
- * on a connection that got a 429 is dropped as "data after the 429"). The figure is
+ * on a connection whose 429 closed it is dropped as "data after the 429"). On a connection a
+ * 429 kept open, each run's request acknowledges the last run's 429, as the client's next
+ * request does: the 429 keeps the connection every time, and the program renumbers the
+ * request before reading it (bpf/lib/seqadj.h). The figure is
  * opts.duration, the kernel's own time for the one run: no syscall, no copying. Its median
  * over the runs of a round is that round's figure; the report gives the median over rounds,
  * and the ratio to the floor measured the same way in the same round.
@@ -79,7 +82,7 @@ static const char builtin_table[] =
 
 enum case_id {
 	C_FLOOR, C_HTTP_FLOOR, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400, C_REQ_1K, C_BODY_MODEL,
-	C_GET, C_REQ_SLOT, C_REJECT, NR_CASES
+	C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_KEPT, NR_CASES
 };
 
 /* The program a case runs on. */
@@ -104,6 +107,7 @@ struct bcase {
 	int stateless;   /* also measured with .repeat */
 	int forget;      /* delete the run's flow after it (a new connection each run) */
 	size_t body;     /* a body segment of this many bytes, in order (see body_next) */
+	int kept;        /* each run's request acknowledges the last run's 429 (kept_acknowledge) */
 	int selected;
 	struct bench_frame *frames;
 	size_t nframes, next;
@@ -147,6 +151,11 @@ static struct bcase cases[NR_CASES] = {
 	/* Its flow is deleted after each run: 1,000,000 connections would fill rls_flows. */
 	[C_REJECT] = { "rejected", "request start over its limit: rewritten into the 429 (XDP_TX)", 0,
 		       XDP_TX, 1, 1, 0, 1 },
+	/* One connection, whose upstream TC saw answer the handshake: every request refused. */
+	[C_REJECT_KEPT] = { .name = "rejected_kept",
+			    .what = "request start over its limit on a connection a 429 kept open: "
+				    "renumbered, rewritten into a 429 that keeps it (XDP_TX)",
+			    .expect = XDP_TX, .vary_seq = 1, .kept = 1 },
 };
 
 static uint8_t out_buf[TP_MAX_FRAME];
@@ -382,6 +391,7 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
 		one_frame(&cases[C_REQ_SLOT], 6, 1000, 0, req, len);
 		len = bench_request(req, sizeof(req), NULL, KEY_DENY, 1, BENCH_BODY);
 		one_frame(&cases[C_REJECT], 1000, 1000, 0, req, len);
+		one_frame(&cases[C_REJECT_KEPT], 11, 1000, 0, req, len);
 		return;
 	}
 	/* A scale table: cycle through keys spread evenly over its accounts, a connection each. */
@@ -574,14 +584,33 @@ static void snapshot(const struct env *e, __u32 account, __u32 model, struct ver
 	bench_stats(e, account, model, &v->admitted, &v->rejected);
 }
 
+/*
+ * A kept case's client has read the 429 its request just got (in out_buf, out_len bytes): its
+ * next request acknowledges it. The 429 must have kept the connection (no FIN).
+ */
+static void kept_acknowledge(struct bcase *c, struct bench_frame *f, __u32 out_len)
+{
+	struct tp_parsed p;
+	char why[128];
+
+	if (tp_parse(out_buf, out_len, &p, why, sizeof(why)))
+		die("case %s: the 429 does not parse: %s", c->name, why);
+	if ((p.flags & TP_FIN) || !p.len)
+		die("case %s: the 429 did not keep the connection", c->name);
+	bench_frame_set_ack(f, p.seq + (uint32_t)p.len);
+}
+
 static int run_checked(int fd, struct bcase *c, struct bench_frame *f)
 {
-	int action = bench_run(fd, f, out_buf, NULL);
+	__u32 out_len = 0;
+	int action = bench_run_out(fd, f, out_buf, &out_len, NULL);
 
 	if (action < 0)
 		die("bpf_prog_test_run_opts (%s): %s", c->name, strerror(-action));
 	if (!bench_frame_ok(f))
 		die("bench bug: the %s frame's checksums are wrong", c->name);
+	if (c->kept && action == XDP_TX)
+		kept_acknowledge(c, f, out_len);
 	return action;
 }
 
@@ -654,6 +683,44 @@ static __u64 floor_count(const struct http_floor_bpf *o, __u32 what)
 	for (i = 0; i < cpus; i++)
 		sum += v[i];
 	return sum;
+}
+
+/*
+ * The kept case's connection: the upstream's SYN-ACK through TC (rls_handshakes: where the
+ * first 429 is numbered and which window it advertises), then two refused requests, each
+ * answered with a 429 that keeps the connection, the second renumbered.
+ */
+static void warm_up_kept(const struct env *e, struct bcase *c, __u32 spent, __u32 model)
+{
+	struct bench_frame *f = c->frames;
+	char client[INET_ADDRSTRLEN];
+	struct in_addr addr = { .s_addr = htonl(f->client) };
+	struct tp_spec syn_ack = {
+		.saddr = BENCH_SERVER, .daddr = client, .sport = BENCH_PORT, .dport = f->sport,
+		.seq = BENCH_SERVER_ISN, .ack = f->seq, .flags = TP_SYN | TP_ACK,
+	};
+	struct verdict_check a, b;
+	uint8_t in[TP_MAX_FRAME];
+	size_t in_len;
+	__u64 kept;
+	int action, action2;
+
+	inet_ntop(AF_INET, &addr, client, sizeof(client));
+	in_len = tp_build(&syn_ack, in, sizeof(in));
+	if (!in_len || env_run(e->tc_fd, in, in_len, out_buf, TP_MAX_FRAME, NULL, NULL, 0,
+			       &action) || action != 0 /* TC_ACT_OK */)
+		die("case %s: the upstream's SYN-ACK did not pass TC", c->name);
+	kept = env_packets(e, RLS_PKT_REPLY_KEPT_OPEN);
+	snapshot(e, spent, model, &a);
+	action = run_checked(e->prog_fd, c, next_frame(e, c));
+	action2 = run_checked(e->prog_fd, c, next_frame(e, c));
+	snapshot(e, spent, model, &b);
+	if (action != XDP_TX || action2 != XDP_TX || b.reply != a.reply + 2 ||
+	    b.rejected != a.rejected + 2 || env_packets(e, RLS_PKT_REPLY_KEPT_OPEN) != kept + 2)
+		die("case %s: two refused requests did not both get a 429 that keeps the connection "
+		    "(actions %s, %s, kept open +%llu)", c->name, bench_xdp_name(action),
+		    bench_xdp_name(action2),
+		    (unsigned long long)(env_packets(e, RLS_PKT_REPLY_KEPT_OPEN) - kept));
 }
 
 static void warm_up_and_check(const struct env *e, int pass_fd,
@@ -836,6 +903,8 @@ static void warm_up_and_check(const struct env *e, int pass_fd,
 	snapshot(e, spent, model, &b);
 	if (action != XDP_TX || b.reply != a.reply + 1 || b.rejected != a.rejected + 1)
 		die("case rejected: no 429 (action %s)", bench_xdp_name(action));
+	if (cases[C_REJECT_KEPT].selected)
+		warm_up_kept(e, &cases[C_REJECT_KEPT], spent, model);
 }
 
 /*
@@ -851,7 +920,7 @@ static void measure_runs(const struct env *e, struct bcase *c, int fd, uint64_t 
 	uint64_t i, heads = c->heads;
 	double sum = 0;
 	char why[192];
-	__u32 ns;
+	__u32 ns, out_len = 0;
 	int action;
 
 	if (c->body)
@@ -859,13 +928,15 @@ static void measure_runs(const struct env *e, struct bcase *c, int fd, uint64_t 
 	memset(hist, 0, sizeof(hist));
 	for (i = 0; i < n; i++) {
 		f = next_frame(e, c);
-		action = bench_run(fd, f, out_buf, &ns);
+		action = bench_run_out(fd, f, out_buf, &out_len, &ns);
 		if (action < 0)
 			die("bpf_prog_test_run_opts (%s): %s", c->name, strerror(-action));
 		if (action != c->expect) {
 			c->unexpected++;
 			c->last_bad_action = action;
 		}
+		if (c->kept && action == XDP_TX)
+			kept_acknowledge(c, f, out_len);
 		if (c->forget)
 			forget_flow(e, f);
 		sum += ns;
@@ -979,7 +1050,8 @@ static void usage(FILE *out)
 		"  --repeat N      stateless cases: also one .repeat = N call per round (default\n"
 		"                  1000000; 0: skip)\n"
 		"  --cases LIST    comma-separated: floor,http_floor,ack,body,body_small,request,\n"
-		"                  request_400,request_1k,body_model,get,request_slot,rejected\n"
+		"                  request_400,request_1k,body_model,get,request_slot,rejected,\n"
+		"                  rejected_kept\n"
 		"                  (default: all; floor is always measured)\n"
 		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
 		"                  measures floor and request, cycling through up to %d keys\n"

@@ -5,7 +5,8 @@
 #   1. per-packet cost of the XDP program (build/bench/prog_cost, BPF_PROG_TEST_RUN)
 #   2. scale with the tier table's size (bench/scale.sh), and the table's load against an
 #      earlier commit's (bench/table_load.sh)
-#   3. accuracy under a saturating load on every CPU (build/bench/accuracy)
+#   3. a metrics scrape of the daemon with large tables (bench/metrics_scrape.sh), and accuracy
+#      under a saturating load on every CPU (build/bench/accuracy)
 #   4. rlshape against nginx and HAProxy (bench/compare.sh, when it exists)
 #   5. a fleet of three gateways through Redis against one gateway (bench/fleet.sh)
 #
@@ -149,6 +150,8 @@ section "Scale with the table's size (bench/scale.sh)" \
 	"$REPO/bench/scale.sh" "${SUB_MODE[@]}" --summary "$summary"
 section "Table load before and after (bench/table_load.sh)" \
 	"$REPO/bench/table_load.sh" "${SUB_MODE[@]}"
+section "Metrics scrape with large tables (bench/metrics_scrape.sh)" \
+	"$REPO/bench/metrics_scrape.sh" "${SUB_MODE[@]}"
 section "Accuracy under saturation (bench/accuracy.c)" \
 	"$BUILD_DIR/bench/accuracy" "${ACCURACY_ARGS[@]}" --summary "$summary"
 compare_note=""

@@ -25,7 +25,6 @@
 #include "lib/response.h"
 #include "lib/trim.h"
 #include "lib/seqadj.h"
-#include "lib/http_close.h"
 #include "token_estimate.h"
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
@@ -256,9 +255,9 @@ __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
  * The refused request, this segment's new bytes, becomes a 429 after which the connection goes
  * on: the upstream never gets the request, the client gets the 429 right after the upstream's
  * last byte, and both sides are renumbered from here on (seqadj.h). It keeps the connection
- * ("connection: keep-alive"), unless the client asked to close (http_close.h): then it says
- * close and carries our FIN, and the client's close goes through to the upstream. XDP_TX, or
- * XDP_DROP.
+ * ("connection: keep-alive"), unless the client asked to close (rls_request_says_close()):
+ * then it says close and carries our FIN, and the client's close goes through to the
+ * upstream. XDP_TX, or XDP_DROP.
  */
 static __always_inline int rls_answer_keeping_open(struct xdp_md *ctx, struct rls_scratch *s,
 						   struct rls_flow *flow, __u16 window)

@@ -404,6 +404,7 @@ enum rls_header_kind {
 	RLS_HDR_MODEL,          /* the table's model header */
 	RLS_HDR_CONTENT_LENGTH,
 	RLS_HDR_TRANSFER_ENCODING,
+	RLS_HDR_CONNECTION,
 };
 
 /* Candidate header names while a name is read: a bit each. */
@@ -411,6 +412,7 @@ enum rls_header_kind {
 #define RLS_NAME_MODEL             0x10
 #define RLS_NAME_CONTENT_LENGTH    0x20
 #define RLS_NAME_TRANSFER_ENCODING 0x40
+#define RLS_NAME_CONNECTION        0x80
 
 /* What a request has shown, bits of rls_stream.request_flags. */
 enum rls_request_flag {
@@ -422,9 +424,11 @@ enum rls_request_flag {
 	RLS_REQ_CHUNKED = 32,
 	RLS_REQ_HAS_MAX_TOKENS = 64,
 	RLS_REQ_BODY_UNSEEN = 128,   /* not JSON, or past the scanned size: the strictest model */
+	RLS_REQ_SAYS_CLOSE = 256,    /* "Connection: close": the client closes after the answer */
 	RLS_REQ_JSON_DONE = 512,     /* the body's top-level object has closed */
 	RLS_REQ_PRI = 1024,          /* the method is PRI: an HTTP/2 preface if the version says so */
 	RLS_REQ_KEY_SHA256 = 2048,   /* key_sha256 holds the key's SHA-256: look it up as a digest */
+	RLS_REQ_CONNECTION_SEEN = 4096, /* a Connection line, its value at connection_seq */
 };
 
 /* Top-level JSON keys that matter. */
@@ -467,9 +471,10 @@ struct rls_stream {
 	__u8 json_in_string, json_escaped, json_key_len, json_key_expected;
 	__u8 json_key_kind;    /* enum rls_json_key of the last top-level key */
 	__u8 method_len;
-	__u16 pad;
+	__u16 connection_len;  /* with RLS_REQ_CONNECTION_SEEN: the value's length */
 	__s32 json_depth;
 	__u32 chunk_digits;
+	__u32 connection_seq;  /* with RLS_REQ_CONNECTION_SEEN: where the value is in the stream */
 	__u64 version_tail;    /* the request line's last 8 bytes: its HTTP version */
 	__u64 content_length;
 	__u64 body_left;       /* of the content-length body or the current chunk */

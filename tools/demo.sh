@@ -79,6 +79,16 @@ done
 step "rlshape stats: admitted and rejected per account, model and reason"
 bed_gw build/rlshape stats --dev "$BED_GW_DEV"
 
+step "rlshape daemon: Prometheus metrics on http://127.0.0.1:9473/metrics (a few lines of a scrape)"
+bed_spawn bed_gw build/rlshape daemon --dev "$BED_GW_DEV"
+bed_wait_until 10 grep -q 'settling token usage' "$BED_LAST_LOG"
+bed_gw curl -sS --noproxy '*' http://127.0.0.1:9473/metrics >"$BED_DIR/scrape.txt"
+grep -E '^rlshape_requests_(admitted|rejected)_total' "$BED_DIR/scrape.txt" | grep -v ' 0$' || true
+grep -E '^rlshape_(map_fill_ratio\{map="rls_(counters|flows)"|table_loaded|daemon_ring_lag)' "$BED_DIR/scrape.txt"
+echo "    ... ($(grep -c '^rlshape_' "$BED_DIR/scrape.txt") samples in all; README, Metrics, lists them)"
+kill -TERM "$BED_LAST_PID"
+wait "$BED_LAST_PID" || true
+
 step "bpftool map dump pinned $BED_PIN_DIR/rls_limits (BTF-typed: named fields)"
 bed_gw bpftool map dump pinned "$BED_PIN_DIR/rls_limits" > "$BED_DIR/limits.dump"
 head -36 "$BED_DIR/limits.dump"

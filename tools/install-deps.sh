@@ -21,6 +21,10 @@ PACKAGES=(
 	nginx python3-scapy nodejs ca-certificates
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
+	# The daemon's /metrics endpoint; a real Prometheus (and promtool) for 35_metrics;
+	# systemd-analyze for 36_service, with what its verify runs: the /bin/kill of the daemon
+	# unit's reload, and man for the units' Documentation=man:rlshape(8).
+	libmicrohttpd-dev prometheus systemd procps man-db
 	# A fleet of gateways shares limits through Redis: its client, and a server for 70_fleet.
 	libhiredis-dev redis-server
 )

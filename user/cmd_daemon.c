@@ -47,6 +47,9 @@
 
 #include "cli.h"
 #include "maps.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "sd_notify.h"
 #include "settle.h"
 #include "flows.h"
 #include "fleet.h"
@@ -65,6 +68,8 @@ struct daemon_request {
 	const char *config;
 	unsigned long drain_interval_ms;
 	unsigned long reload_timeout_s;
+	const char *metrics_listen;
+	unsigned long metrics_accounts;
 	bool verbose;
 	const char *fleet_host;
 };
@@ -84,6 +89,18 @@ static const struct rls_opt daemon_opts[] = {
 	  .help = "a reload still running after N seconds is killed\n"
 		  "(default " XSTR(DEFAULT_RELOAD_TIMEOUT_S) ")",
 	  .offset = offsetof(struct daemon_request, reload_timeout_s) },
+	{ .long_name = "metrics-listen", .short_name = 'm', .kind = RLS_OPT_STRING,
+	  .metavar = "ADDR:PORT", .what = "ADDR:PORT, [ADDR]:PORT or none",
+	  .help = "serve Prometheus metrics on http://ADDR:PORT/metrics\n"
+		  "([ADDR]:PORT for IPv6; none: no endpoint)\n"
+		  "(default " RLS_METRICS_DEFAULT_LISTEN ", loopback only)",
+	  .offset = offsetof(struct daemon_request, metrics_listen) },
+	{ .long_name = "metrics-accounts", .short_name = 'a', .kind = RLS_OPT_UINT, .metavar = "N",
+	  .what = "a whole number of accounts", .min = 0, .max = RLS_METRICS_ACCOUNTS_MAX,
+	  .help = "per-account series for the N accounts with the most\n"
+		  "requests (default 0: per model only; at most "
+		  XSTR(RLS_METRICS_ACCOUNTS_MAX) ")",
+	  .offset = offsetof(struct daemon_request, metrics_accounts) },
 	{ .long_name = "fleet-host", .kind = RLS_OPT_STRING, .metavar = "NAME",
 	  .what = "a name for this gateway in Redis",
 	  .help = "this gateway's name among the table's \"fleet\" (default: the host name);\n"
@@ -106,7 +123,13 @@ static const struct rls_cmd_spec daemon_spec = {
 		"FILE --dev IFACE` does, in a child process, while the daemon goes on settling (a\n"
 		"failed reload keeps the live table and the daemon; a SIGHUP during a reload\n"
 		"reloads once more after it);\n"
-		"SIGUSR1 logs the running totals. It logs to stderr, one line per event of note.\n",
+		"SIGUSR1 logs the running totals. It logs to stderr, one line per event of note.\n\n"
+		"Metrics: GET http://ADDR:PORT/metrics (--metrics-listen) serves the Prometheus\n"
+		"text format from a thread of its own: requests admitted and rejected per model\n"
+		"and reason, concurrency slots, packet counters, map fill ratios, the live table,\n"
+		"the ring's lag and what was settled (README, Metrics, lists every series).\n"
+		"Under systemd (Type=notify) it reports READY=1 once settling and serving,\n"
+		"RELOADING=1 during a SIGHUP reload, and STOPPING=1.\n",
 	.opts = daemon_opts,
 };
 
@@ -134,6 +157,8 @@ struct daemon {
 	__u32 generation;       /* the table generation last seen live, for the log */
 	struct rls_settle_totals totals;
 	struct rls_usage_totals usage;
+	struct rls_daemon_counts counts;     /* what /metrics shows of this loop ... */
+	struct rls_metrics_shared *metrics;  /* ... and where it is published to */
 	__u64 settle_errors_logged;
 	int unloaded; /* the pins are gone: waiting for a load */
 	int reopen_failed;
@@ -306,6 +331,8 @@ static int on_event(void *ctx, void *data, size_t size)
 	d->totals.reserved += ev.reserved_tokens;
 	rls_usage_totals_add(&d->usage, ev.counter.account, ev.counter.model, 1, tc.from_usage,
 			     tc.tokens);
+	rls_metrics_add_settled(d->metrics, ev.counter.model,
+				tc.from_usage ? RLS_SOURCE_USAGE : RLS_SOURCE_ESTIMATE, 1, tc.tokens);
 	return 0;
 }
 
@@ -392,6 +419,8 @@ static void drain_pending(struct daemon *d)
 		tokens += est;
 		d->totals.reserved += taken.reserved_tokens;
 		rls_usage_totals_add(&d->usage, k->account, k->model, taken.responses, 0, est);
+		rls_metrics_add_settled(d->metrics, k->model, RLS_SOURCE_ESTIMATE, taken.responses,
+					est);
 	}
 	free(list);
 	d->totals.pending_entries += entries;
@@ -569,6 +598,7 @@ static void start_reload(struct daemon *d)
 	}
 	d->reload_pid = pid;
 	d->reload_killed = 0;
+	rls_sd_notify("RELOADING=1\nSTATUS=reloading the table");
 	d->reload_deadline = now_ms() + d->reload_timeout_s * 1000L;
 	d->reload_from = read_generation(d, &gen) == 0 ? gen : d->generation;
 	dlog("SIGHUP: reloading %s on %s (rlshape load, pid %d; killed if it runs past %ld s); "
@@ -632,6 +662,12 @@ static void watch_reload(struct daemon *d)
 	else
 		dlog("reload of %s failed (signal %d); %s", d->config,
 		     WIFSIGNALED(status) ? WTERMSIG(status) : 0, live_after_kill(d));
+	if (w > 0 && d->reload_killed)
+		d->counts.reloads_killed++;
+	else if (w > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		d->counts.reloads_ok++;
+	else if (w > 0)
+		d->counts.reloads_failed++;
 	d->reload_pid = 0;
 	check_pins(d);
 	if (!d->unloaded)
@@ -640,6 +676,8 @@ static void watch_reload(struct daemon *d)
 		d->reload_again = 0;
 		start_reload(d);
 	}
+	if (!d->reload_pid)
+		rls_sd_notify("READY=1\nSTATUS=settling");
 }
 
 /* Stopping with a reload running: no `load` is left behind, running unwatched. */
@@ -774,7 +812,14 @@ int rls_cmd_daemon(int argc, char **argv)
 	struct daemon_request req = {
 		.drain_interval_ms = DEFAULT_DRAIN_MS,
 		.reload_timeout_s = DEFAULT_RELOAD_TIMEOUT_S,
+		.metrics_listen = RLS_METRICS_DEFAULT_LISTEN,
 	};
+	struct rls_metrics_shared metrics;
+	struct rls_metrics_cache metrics_cache = { .valid = false };
+	struct rls_metrics_config metrics_cfg = { .cache = &metrics_cache };
+	struct rls_metrics_server *server = NULL;
+	struct sockaddr_storage metrics_addr;
+	int metrics_off;
 	enum rls_opts_result parsed;
 	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: poll returns EINTR */
 	char dev[64], err[768], config[PATH_MAX];
@@ -788,6 +833,11 @@ int rls_cmd_daemon(int argc, char **argv)
 	parsed = rls_opts_parse(&daemon_spec, argc, argv, &req);
 	if (parsed != RLS_OPTS_OK)
 		return rls_opts_exit_code(parsed);
+	if (rls_metrics_parse_listen(req.metrics_listen, &metrics_addr, &metrics_off, err,
+				     sizeof(err))) {
+		rls_error("daemon: --metrics-listen %s", err);
+		return 2;
+	}
 	/* SIGHUP may come after a chdir of whoever started us: keep the config absolute. */
 	if (req.config) {
 		if (!realpath(req.config, config)) {
@@ -807,6 +857,22 @@ int rls_cmd_daemon(int argc, char **argv)
 			  dev, dev, err);
 		return 1;
 	}
+	rls_metrics_shared_init(&metrics);
+	d.metrics = &metrics;
+	d.counts.started_at = (__u64)time(NULL);
+	metrics_cfg.pin_dir = d.dir;
+	metrics_cfg.accounts = req.metrics_accounts;
+	metrics_cfg.shared = &metrics;
+	if (!metrics_off) {
+		server = rls_metrics_serve(&metrics_addr, &metrics_cfg, err, sizeof(err));
+		if (!server) {
+			rls_error("daemon: --metrics-listen %s: %s (another daemon there? give "
+				  "--metrics-listen ADDR:PORT, or none)", req.metrics_listen, err);
+			close_all(&d);
+			rls_metrics_shared_free(&metrics);
+			return 1;
+		}
+	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -815,17 +881,24 @@ int rls_cmd_daemon(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL); /* a reload ended: the poll returns to reap it */
 	signal(SIGPIPE, SIG_IGN);
 	if (start_fleet(&d, req.fleet_host)) {
+		rls_metrics_stop(server);
 		close_all(&d);
 		rls_usage_totals_free(&d.usage);
+		rls_metrics_shared_free(&metrics);
 		return 1;
 	}
-	dlog("settling token usage on %s (drain every %ld ms%s%s)", dev, interval,
-	     d.config ? ", SIGHUP reloads " : "", d.config ? d.config : "");
+	dlog("settling token usage on %s (drain every %ld ms%s%s; metrics %s%s%s)", dev, interval,
+	     d.config ? ", SIGHUP reloads " : "", d.config ? d.config : "",
+	     metrics_off ? "off" : "on http://", metrics_off ? "" : req.metrics_listen,
+	     metrics_off ? "" : "/metrics");
 	d.generation = ~0u;
 	note_generation(&d);
 	drain_off_ring(&d);
 	next_drain = now_ms() + interval;
 	next_reap = now_ms() + REAP_INTERVAL_MS;
+	d.counts.totals = d.totals;
+	rls_metrics_publish(&metrics, &d.counts);
+	rls_sd_notify("READY=1\nSTATUS=settling");
 	while (!stop_signal) {
 		int n = d.unloaded ? 0 : ring_buffer__poll(d.rb, POLL_MS);
 
@@ -859,7 +932,12 @@ int rls_cmd_daemon(int argc, char **argv)
 				reap_flows(&d);
 			next_reap = now_ms() + REAP_INTERVAL_MS;
 		}
+		d.counts.totals = d.totals;
+		rls_metrics_publish(&metrics, &d.counts);
 	}
+	rls_sd_notify("STOPPING=1");
+	/* No scrape runs past this point: the maps' pin directory and the counts go next. */
+	rls_metrics_stop(server);
 	stop_reload(&d);
 	rls_fleet_stop();
 	if (!d.unloaded && d.rb) {
@@ -873,5 +951,6 @@ int rls_cmd_daemon(int argc, char **argv)
 	log_fleet();
 	close_all(&d);
 	rls_usage_totals_free(&d.usage);
+	rls_metrics_shared_free(&metrics);
 	return ret;
 }

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "maps.h"
 #include "slot_ring.h"
+#include "stat_names.h"
 
 static const struct rls_opt stats_opts[] = {
 	RLS_OPT_DEV(struct rls_view_request, dev, "the interface (default: the only one loaded)"),
@@ -28,45 +29,6 @@ static const struct rls_cmd_spec stats_spec = {
 		"clients charged to the default tier are summed under \"(unknown)\"; their peak\n"
 		"is the highest of one address.\n",
 	.opts = stats_opts,
-};
-
-static const char *const reason_names[RLS_NR_REASONS] = {
-	[RLS_REASON_RPS] = "rps",       [RLS_REASON_RPM] = "rpm",
-	[RLS_REASON_RPH] = "rph",       [RLS_REASON_RPD] = "rpd",
-	[RLS_REASON_BURST] = "burst",   [RLS_REASON_TOKENS] = "tokens",
-	[RLS_REASON_CONCURRENCY] = "concurrency",
-};
-
-static const char *const packet_event_names[RLS_NR_PACKET_EVENTS] = {
-	[RLS_PKT_SEEN] = "seen",
-	[RLS_PKT_REQUEST] = "requests",
-	[RLS_PKT_NOT_HTTP] = "not_request_start",
-	[RLS_PKT_UNPARSED] = "unparsed_passed",
-	[RLS_PKT_RETRANSMIT] = "retransmits",
-	[RLS_PKT_REPLY_SENT] = "replies_429",
-	[RLS_PKT_RESET_UPSTREAM] = "upstream_resets",
-	[RLS_PKT_DROPPED] = "dropped_after_429",
-	[RLS_PKT_MODEL_HIDDEN] = "model_hidden",
-	[RLS_PKT_RESPONSES] = "responses_metered",
-	[RLS_PKT_RESPONSES_PENDING] = "responses_pending",
-	[RLS_PKT_COUNTER_FULL] = "refused_counter_full",
-	[RLS_PKT_NOT_CONNECTION] = "not_a_connection",
-	[RLS_PKT_OUT_OF_ORDER] = "out_of_order_dropped",
-	[RLS_PKT_STREAM_RESET] = "not_http_reset",
-	[RLS_PKT_DESYNC] = "desync_reset",
-	[RLS_PKT_HTTP2] = "http2_preface",
-	[RLS_PKT_FLOWS_FULL] = "flows_full_reset",
-	[RLS_PKT_PIPELINED_WAIT] = "pipelined_cut",
-	[RLS_PKT_FRAGMENT_DROPPED] = "fragments_dropped",
-	[RLS_PKT_URGENT_DROPPED] = "urgent_dropped",
-	[RLS_PKT_DEEP_IPV6_DROPPED] = "deep_ipv6_dropped",
-	[RLS_PKT_RESPONSES_PARKED] = "responses_parked",
-	[RLS_PKT_KEY_SHA256] = "key_sha256_computed",
-	[RLS_PKT_KEY_SHA256_CACHED] = "key_sha256_cached",
-	[RLS_PKT_REPLY_KEPT_OPEN] = "reply_kept_open",
-	[RLS_PKT_SEQ_TRANSLATED] = "seq_translated",
-	[RLS_PKT_AHEAD_OF_429] = "ahead_of_429",
-	[RLS_PKT_UPSTREAM_FIN_ACKED] = "upstream_fin_acked",
 };
 
 struct row {
@@ -231,7 +193,7 @@ static void read_packets(const struct rls_maps *maps, __u64 *totals)
 
 static int reason_width(int reason)
 {
-	int len = (int)strlen(reason_names[reason]);
+	int len = (int)strlen(rls_reason_names[reason]);
 
 	return len > 8 ? len : 8;
 }
@@ -245,7 +207,7 @@ static void print_text(const struct rls_maps *maps, const struct row *rows, size
 
 	printf("%-20s %-32s %10s", "ACCOUNT", "MODEL", "ADMITTED");
 	for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
-		printf(" %*s", reason_width(r), reason_names[r]);
+		printf(" %*s", reason_width(r), rls_reason_names[r]);
 	putchar('\n');
 	for (i = 0; i < n; i++) {
 		account_name(maps->accounts, rows[i].key.account, account, sizeof(account));
@@ -270,7 +232,7 @@ static void print_text(const struct rls_maps *maps, const struct row *rows, size
 	}
 	printf("\npackets:");
 	for (r = 0; r < RLS_NR_PACKET_EVENTS; r++)
-		printf(" %s=%llu", packet_event_names[r], (unsigned long long)packets[r]);
+		printf(" %s=%llu", rls_packet_event_names[r], (unsigned long long)packets[r]);
 	putchar('\n');
 }
 
@@ -289,7 +251,7 @@ static void print_json(const struct rls_maps *maps, const struct row *rows, size
 		account_name(maps->accounts, rows[i].key.account, account, sizeof(account));
 		model_name(maps->models, rows[i].key.model, model, sizeof(model));
 		for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
-			json_object_set_new(rejected, reason_names[r],
+			json_object_set_new(rejected, rls_reason_names[r],
 					    json_integer((json_int_t)rows[i].total.rejected[r]));
 		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:o}", "account", account,
 						      "model", model, "admitted",
@@ -308,7 +270,7 @@ static void print_json(const struct rls_maps *maps, const struct row *rows, size
 						(json_int_t)sr->expired));
 	}
 	for (r = 0; r < RLS_NR_PACKET_EVENTS; r++)
-		json_object_set_new(pk, packet_event_names[r], json_integer((json_int_t)packets[r]));
+		json_object_set_new(pk, rls_packet_event_names[r], json_integer((json_int_t)packets[r]));
 	json_object_set_new(root, "requests", list);
 	json_object_set_new(root, "concurrency", concurrency);
 	json_object_set_new(root, "packets", pk);

@@ -34,20 +34,6 @@ struct instance {
 	__u32 nr_accounts, nr_models;
 };
 
-static __u32 count_keys(int fd, size_t key_size)
-{
-	unsigned char key[128], next[128];
-	void *prev = NULL;
-	__u32 n = 0;
-
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		memcpy(key, next, key_size);
-		prev = key;
-		n++;
-	}
-	return n;
-}
-
 static int read_instance(const char *dev, struct instance *in)
 {
 	struct bpf_link_info info = {};
@@ -75,8 +61,8 @@ static int read_instance(const char *dev, struct instance *in)
 	}
 	bpf_map_lookup_elem(maps.active, &zero, &in->generation);
 	bpf_map_lookup_elem(maps.config, &in->generation, &in->cfg);
-	in->nr_accounts = count_keys(maps.accounts, sizeof(__u32));
-	in->nr_models = count_keys(maps.models, sizeof(struct rls_model_name));
+	in->nr_accounts = rls_map_count_keys(maps.accounts, sizeof(__u32));
+	in->nr_models = rls_map_count_keys(maps.models, sizeof(struct rls_model_name));
 	rls_maps_close(&maps);
 	return 0;
 }

@@ -15,7 +15,7 @@ static const struct rls_command commands[] = {
 	{ "status", "show where rlshape is attached, and with which table", rls_cmd_status },
 	{ "stats", "show admitted and rejected requests by account, model and reason", rls_cmd_stats },
 	{ "import", "turn a vendor's rate-limit table (CSV) into a tier table", rls_cmd_import },
-	{ "daemon", "settle token usage of metered responses (foreground)", rls_cmd_daemon },
+	{ "daemon", "settle token usage, serve Prometheus metrics (foreground)", rls_cmd_daemon },
 };
 
 static void usage(FILE *out)

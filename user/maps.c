@@ -181,3 +181,19 @@ int rls_nr_cpus(void)
 
 	return n > 0 ? n : 1;
 }
+
+__u32 rls_map_count_keys(int fd, size_t key_size)
+{
+	unsigned char key[128], next[128];
+	void *prev = NULL;
+	__u32 n = 0;
+
+	if (key_size > sizeof(key))
+		return 0;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, key_size);
+		prev = key;
+		n++;
+	}
+	return n;
+}

@@ -75,6 +75,9 @@ int rls_maps_open_pinned(const char *dir, struct rls_maps *maps, char *err, size
 
 void rls_maps_close(struct rls_maps *maps);
 
+/* Entries in map fd, by walking its keys (at most 128 bytes each; larger: 0). */
+__u32 rls_map_count_keys(int fd, size_t key_size);
+
 /* Number of possible CPUs, for reading per-CPU maps. */
 int rls_nr_cpus(void);
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Which header a request's line is, found while its name goes by a byte at a time: every name
- * the table asks about (its key headers, its model header) and the two that frame a body
- * (content-length, transfer-encoding) start as candidates, and each byte of the name drops
- * those it rules out. What the line's value then means is http_request.h's.
+ * the table asks about (its key headers, its model header), the two that frame a body
+ * (content-length, transfer-encoding) and connection (whether the client closes after the
+ * answer, which a 429 must follow) start as candidates, and each byte of the name drops those
+ * it rules out. What the line's value then means is http_request.h's.
  */
 #ifndef RLS_BPF_HEADER_NAMES_H
 #define RLS_BPF_HEADER_NAMES_H
@@ -17,7 +18,7 @@
 /* Every header name the table asks about, as RLS_NAME_* bits. */
 static __always_inline __u8 rls_all_names(const struct rls_config *cfg)
 {
-	__u8 bits = RLS_NAME_CONTENT_LENGTH | RLS_NAME_TRANSFER_ENCODING;
+	__u8 bits = RLS_NAME_CONTENT_LENGTH | RLS_NAME_TRANSFER_ENCODING | RLS_NAME_CONNECTION;
 	__u32 n = cfg->nr_key_headers < RLS_MAX_KEY_HEADERS ? cfg->nr_key_headers
 							     : RLS_MAX_KEY_HEADERS;
 
@@ -34,6 +35,7 @@ static __always_inline bool rls_name_char_is(const struct rls_header_name *h, __
 
 #define RLS_NAME_CONTENT_LENGTH_STR    "content-length"
 #define RLS_NAME_TRANSFER_ENCODING_STR "transfer-encoding"
+#define RLS_NAME_CONNECTION_STR        "connection"
 
 /* The fixed names, one byte at a time (no static array: see rls_put_literal()). */
 static __always_inline bool rls_fixed_char_is(__u32 bit, __u32 pos, __u8 c)
@@ -44,6 +46,9 @@ static __always_inline bool rls_fixed_char_is(__u32 bit, __u32 pos, __u8 c)
 	if (bit == RLS_NAME_CONTENT_LENGTH) {
 		name = RLS_NAME_CONTENT_LENGTH_STR;
 		len = sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1;
+	} else if (bit == RLS_NAME_CONNECTION) {
+		name = RLS_NAME_CONNECTION_STR;
+		len = sizeof(RLS_NAME_CONNECTION_STR) - 1;
 	} else {
 		name = RLS_NAME_TRANSFER_ENCODING_STR;
 		len = sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1;
@@ -67,6 +72,8 @@ static __always_inline __u8 rls_narrow_names(const struct rls_config *cfg, __u8 
 	if ((cand & RLS_NAME_TRANSFER_ENCODING) &&
 	    !rls_fixed_char_is(RLS_NAME_TRANSFER_ENCODING, pos, c))
 		cand &= ~RLS_NAME_TRANSFER_ENCODING;
+	if ((cand & RLS_NAME_CONNECTION) && !rls_fixed_char_is(RLS_NAME_CONNECTION, pos, c))
+		cand &= ~RLS_NAME_CONNECTION;
 	return cand;
 }
 
@@ -104,6 +111,8 @@ static __always_inline int rls_name_done(struct rls_stream *st, const struct rls
 	} else if ((cand & RLS_NAME_TRANSFER_ENCODING) &&
 		   n == sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1) {
 		st->header_kind = RLS_HDR_TRANSFER_ENCODING;
+	} else if ((cand & RLS_NAME_CONNECTION) && n == sizeof(RLS_NAME_CONNECTION_STR) - 1) {
+		st->header_kind = RLS_HDR_CONNECTION;
 	}
 	return 0;
 }
@@ -175,6 +184,9 @@ static __always_inline __u8 rls_names_matching(const struct rls_scratch *s,
 	    rls_fixed_name_is(s, pos, RLS_NAME_TRANSFER_ENCODING_STR,
 			      sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1))
 		return RLS_NAME_TRANSFER_ENCODING;
+	if (n == sizeof(RLS_NAME_CONNECTION_STR) - 1 &&
+	    rls_fixed_name_is(s, pos, RLS_NAME_CONNECTION_STR, sizeof(RLS_NAME_CONNECTION_STR) - 1))
+		return RLS_NAME_CONNECTION;
 	return 0;
 }
 

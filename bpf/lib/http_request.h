@@ -233,6 +233,61 @@ static __always_inline bool rls_same_name(const char *a, const char *b, __u32 le
 	return true;
 }
 
+/*
+ * "connection: ..., close, ...": the client closes after the answer (RFC 9112 9.6), and so
+ * must a 429 (rls_request_says_close()). "close" counts as a whole word anywhere in the value,
+ * in any case, between commas, spaces or tabs, so that it is found as an option of any list
+ * and taken as said where the list is malformed. A value too long to look through is taken as
+ * saying it too: closing is the side a 429 may always take.
+ */
+#define RLS_CONNECTION_VALUE_MAX 64
+
+static __always_inline bool rls_option_edge(__u8 b)
+{
+	return b == ',' || b == ' ' || b == '\t';
+}
+
+/*
+ * The rule, over the n bytes of a value at text[from] (every index masked by mask; eight
+ * bytes past any index stay in bounds). Inline in both readers of a value below.
+ */
+static __always_inline bool rls_value_says_close(const __u8 *text, __u32 mask, __u32 from,
+						 __u32 n)
+{
+	__u64 close = rls_literal_word("close", 5, 0), w;
+	__u32 k;
+
+	if (n > RLS_CONNECTION_VALUE_MAX)
+		return true;
+	for (k = 0; k < RLS_CONNECTION_VALUE_MAX; k++) {
+		if (k + 5 > n)
+			break;
+		__builtin_memcpy(&w, &text[(from + k) & mask], 8);
+		/* Letters folded to lower case by |0x20, which makes no other byte one of them. */
+		if (((w | rls_word_letters(close)) & rls_word_bytes(5)) != close)
+			continue;
+		if ((k > 0 && !rls_option_edge(text[(from + k - 1) & mask])) ||
+		    (k + 5 < n && !rls_option_edge(text[(from + k + 5) & mask])))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * A connection line read a byte at a time (rls_take_value_run(): its whitespace runs made one
+ * space) has ended. A global function: verified once.
+ */
+__noinline int rls_connection_done(struct rls_stream *st)
+{
+	if (!st)
+		return 0;
+	if (st->value_len == 0xffff ||
+	    rls_value_says_close(st->value, RLS_STREAM_KEY_MAX - 1, 0, st->value_trim))
+		st->request_flags |= RLS_REQ_SAYS_CLOSE;
+	return 0;
+}
+
 /* The end of a header line; returns -1 when the request is broken. */
 static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 {
@@ -268,6 +323,9 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 	}
 	case RLS_HDR_TRANSFER_ENCODING:
 		return rls_transfer_encoding_done(st);
+	case RLS_HDR_CONNECTION:
+		rls_connection_done(st);
+		break;
 	}
 	return 0;
 }
@@ -348,6 +406,24 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 #define RLS_LINES_MAX 12 /* header lines one step skips at most */
 
 /*
+ * A connection line whole in the payload window, its value from after the colon to the line
+ * feed at lf: where it is, for rls_request_says_close() to read if a 429 comes (an admitted
+ * request never needs it). A second one is taken as saying close.
+ */
+static __always_inline void rls_note_connection_line(struct rls_scratch *s, struct rls_stream *st,
+						     __u32 from, __u32 lf)
+{
+	if (lf > from && rls_at(s, lf - 1) == '\r')
+		lf--; /* the CR is not the value's */
+	if (st->request_flags & RLS_REQ_CONNECTION_SEEN)
+		st->request_flags |= RLS_REQ_SAYS_CLOSE;
+	st->request_flags |= RLS_REQ_CONNECTION_SEEN;
+	st->connection_seq = s->pkt.seq + s->seg.base + from;
+	st->connection_len = (__u16)(lf - from);
+	st->header_kind = RLS_HDR_CONNECTION; /* for an obs-fold after it */
+}
+
+/*
  * At a header line's start: lines whose name no header asked about (rls_names_matching())
  * are skipped whole, up to RLS_LINES_MAX of them in one step, their colon and their end found
  * a word at a time. Stops at the head's empty line, an obs-fold, a line that matters (its
@@ -384,7 +460,7 @@ __noinline int rls_skip_other_lines(struct rls_scratch *s, struct rls_stream *st
 		if (c >= *end || rls_at(s, c) != ':')
 			break;
 		cand = rls_names_matching(s, cfg, p, c - p);
-		if (cand) {
+		if (cand && cand != RLS_NAME_CONNECTION) {
 			/* A line that matters: its name read, as far as its colon. */
 			st->name_len = c - p;
 			st->name_cand = cand;
@@ -392,17 +468,21 @@ __noinline int rls_skip_other_lines(struct rls_scratch *s, struct rls_stream *st
 			*pos = c;
 			break;
 		}
-		/* Nobody's line: to its end. */
+		/* Nobody's line, or connection, whose value is looked at whole: to its end. */
 		st->header_kind = RLS_HDR_OTHER;
 		*at = c + 1;
 		rls_word_search(s, at, end, '\n', '\n');
-		c = *at;
-		if (c >= *end || rls_at(s, c) != '\n') {
-			*pos = c < *end ? c : *end;
+		if (*at >= *end || rls_at(s, *at) != '\n') {
+			/* A connection line past the window is taken as saying close. */
+			if (cand)
+				st->request_flags |= RLS_REQ_SAYS_CLOSE;
+			*pos = *at < *end ? *at : *end;
 			st->phase = RLS_PHASE_VALUE;
 			break;
 		}
-		*pos = c + 1;
+		if (cand)
+			rls_note_connection_line(s, st, c + 1, *at);
+		*pos = *at + 1;
 	}
 	return 0;
 }
@@ -584,6 +664,9 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			if (st->header_kind == RLS_HDR_CONTENT_LENGTH ||
 			    st->header_kind == RLS_HDR_TRANSFER_ENCODING)
 				goto broken;
+			/* A connection line so continued may add "close": taken as saying it. */
+			if (st->header_kind == RLS_HDR_CONNECTION)
+				st->request_flags |= RLS_REQ_SAYS_CLOSE;
 			st->header_kind = RLS_HDR_OTHER;
 			st->phase = RLS_PHASE_VALUE;
 			return 0;
@@ -798,6 +881,40 @@ static __always_inline bool rls_stream_model(struct rls_scratch *s, const struct
 	}
 	rls_copy_name(s->model.name, name, *len);
 	return true;
+}
+
+/*
+ * Does the request that just ended ask to close its connection? A client that sends
+ * "Connection: close" or speaks HTTP/1.0 expects the server to close after its response
+ * (RFC 9112 9.6), so its 429 closes too instead of keeping the connection (seqadj.h). A
+ * chunked body is taken as asking too: a 429 keeps only a connection whose refused request
+ * had a body of a known length.
+ */
+/*
+ * The value of the request's connection line, noted by rls_note_connection_line(), read where
+ * it still is in the payload window; gone from it (its window was not the request's last), it
+ * is taken as saying close. A global function: verified once.
+ */
+__noinline int rls_noted_connection_says_close(struct rls_scratch *s, const struct rls_stream *st)
+{
+	__u32 from;
+
+	if (!s || !st)
+		return 1;
+	from = st->connection_seq - (s->pkt.seq + s->seg.base);
+	if (from >= s->scan.len || st->connection_len > s->scan.len - from)
+		return 1;
+	return rls_value_says_close(s->payload, RLS_WINDOW_MASK, from, st->connection_len);
+}
+
+static __always_inline bool rls_request_says_close(struct rls_scratch *s,
+						   const struct rls_stream *st)
+{
+	if (st->version_tail != RLS_HTTP_1_1 ||
+	    (st->request_flags & (RLS_REQ_CHUNKED | RLS_REQ_SAYS_CLOSE)))
+		return true;
+	return (st->request_flags & RLS_REQ_CONNECTION_SEEN) &&
+	       rls_noted_connection_says_close(s, st);
 }
 
 #endif /* RLS_BPF_HTTP_REQUEST_H */

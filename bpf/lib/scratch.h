@@ -78,13 +78,6 @@ struct rls_answer {
 	__u8 pad[2];
 };
 
-/* Where http_close.h's search for "Connection: close" is in the payload window. */
-struct rls_close_search {
-	__u32 pos;
-	__u32 end;
-	__u32 says_close;
-	__u32 pad;
-};
 
 /* Per-CPU work space: too large for the 512-byte BPF stack. */
 struct rls_scratch {
@@ -104,7 +97,6 @@ struct rls_scratch {
 	struct rls_rejection rejection;
 	struct rls_tcp_options opts; /* the segment's, where a 429 or renumbering needs them */
 	struct rls_answer answer;
-	struct rls_close_search close_search;
 	struct rls_limits fleet_limits; /* a fleet's limits as this host applies them */
 	/* Zeroed values for map inserts, off the stack. */
 	union {

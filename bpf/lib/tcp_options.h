@@ -85,6 +85,7 @@ static long rls_tcp_option_step(__u32 index, void *ctx)
 	if (kind == RLS_TCP_OPT_TIMESTAMP && olen == RLS_TCPOLEN_TIMESTAMP) {
 		o->tsval = rls_opt_be32(&o->bytes[off + 2]);
 		o->tsecr = rls_opt_be32(&o->bytes[off + 6]);
+		o->ts_off = off + 2;
 		o->has_timestamps = 1;
 	} else if (kind == RLS_TCP_OPT_WSCALE && olen == 3) {
 		o->wscale = o->bytes[off + 2] > 14 ? 14 : o->bytes[off + 2]; /* RFC 7323: at most 14 */

@@ -8,6 +8,11 @@
  */
 #include "xdp_suite.h"
 
+#include <poll.h>
+#include <net/if.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
+
 #define RESPONSE_LEN 100
 #define SERVER_WINDOW 64240 /* what tp_build() puts in every segment's window field */
 #define TS_VAL 0x01020304u /* and in its timestamps (conn.tcp_options) */
@@ -29,6 +34,43 @@ static struct tp_parsed parsed(const uint8_t *frame, size_t len, const char *wha
 	CHECK(p.tcp_csum_ok, "%s: TCP checksum is wrong", what);
 	CHECK(p.ip_csum_ok, "%s: IPv4 header checksum is wrong", what);
 	return p;
+}
+
+/*
+ * What TC sends in through the interface (bpf_clone_redirect() to its ingress): under
+ * BPF_PROG_TEST_RUN the interface is this namespace's loopback, where a packet socket sees it.
+ */
+static int tap_loopback(void)
+{
+	struct sockaddr_ll at = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+				  .sll_ifindex = (int)if_nametoindex("lo") };
+	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+
+	CHECK(fd >= 0, "packet socket: %s", strerror(errno));
+	CHECK(bind(fd, (struct sockaddr *)&at, sizeof(at)) == 0, "binding it to lo: %s",
+	      strerror(errno));
+	return fd;
+}
+
+/* The next packet entering lo with TCP flags flags, within a second; its length in buf. */
+static size_t tapped(int fd, uint8_t flags, uint8_t *buf, size_t cap, struct tp_parsed *p)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct sockaddr_ll from;
+	socklen_t from_len;
+	char why[256];
+	ssize_t n;
+
+	for (;;) {
+		CHECK(poll(&pfd, 1, 1000) == 1, "no packet sent in through lo within a second");
+		from_len = sizeof(from);
+		n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)&from, &from_len);
+		CHECK(n > 0, "reading the tap: %s", strerror(errno));
+		if (from.sll_pkttype == PACKET_OUTGOING ||
+		    tp_parse(buf, (size_t)n, p, why, sizeof(why)) || p->flags != flags)
+			continue;
+		return (size_t)n;
+	}
 }
 
 /*
@@ -454,9 +496,12 @@ static void close_goes_through_upstream(void **state, struct conn c)
 	static const char closing[] = "GET /v1/models HTTP/1.1\r\nHost: gw.test\r\n"
 				      "Authorization: Bearer " KEY_ALICE "\r\n"
 				      "Connection: close\r\n\r\n";
-	struct tp_parsed fin429, p;
+	struct tp_parsed fin429, p, ack;
+	uint8_t frame[TP_MAX_FRAME];
+	const uint8_t *opts;
 	struct result r;
 	uint32_t upstream_seq, q = sizeof(closing) - 1, l;
+	int tap;
 	struct rls_flow_key key;
 	struct rls_flow f;
 
@@ -481,10 +526,25 @@ static void close_goes_through_upstream(void **state, struct conn c)
 	/* The upstream closes too: its FIN+ACK reaches the client renumbered, acknowledging the
 	 * client's FIN; and it is acknowledged itself, for the client. */
 	k.up.acked = upstream_seq + 1;
+	tap = tap_loopback();
 	p = upstream_sends(k.e, &k.c, &k.up, 0, TP_ACK | TP_FIN, "the upstream's FIN");
 	CHECK_EQ(p.seq, k.up.next - 1 + l, "the upstream's FIN, past both 429s and our FIN");
 	CHECK_EQ(p.ack, k.c.seq, "it acknowledges the client's FIN");
 	CHECK_EQ(packets_of(k.e, RLS_PKT_UPSTREAM_FIN_ACKED), 1, "rls_packets[UPSTREAM_FIN_ACKED]");
+	/* The acknowledgment sent in to the upstream, as the client would send it: its FIN
+	 * acknowledged, the timestamps echoing the upstream's in their place. */
+	tapped(tap, TP_ACK, frame, sizeof(frame), &ack);
+	close(tap);
+	CHECK(ack.tcp_csum_ok, "the acknowledgment's TCP checksum is wrong");
+	CHECK_EQ(ack.seq, upstream_seq + 1, "its seq: after the client's FIN, as the upstream numbers");
+	CHECK_EQ(ack.ack, k.up.next, "its ack: the upstream's FIN");
+	CHECK_EQ(ack.doff, 32, "its header: with the timestamps");
+	opts = frame + ack.l4_off + 20;
+	CHECK(opts[0] == 1 && opts[1] == 1 && opts[2] == 8 && opts[3] == 10,
+	      "its options: NOP, NOP, timestamps (got %02x %02x %02x %02x)", opts[0], opts[1],
+	      opts[2], opts[3]);
+	CHECK_EQ(tp_get32(opts + 4), TS_ECR, "its TSval: the upstream's TSecr");
+	CHECK_EQ(tp_get32(opts + 8), TS_VAL, "its TSecr: the upstream's TSval");
 	CHECK_EQ(packets_of(k.e, RLS_PKT_RESET_UPSTREAM), 0, "no reset toward the upstream");
 	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) != 0, "the flow is done with");
 }
@@ -518,6 +578,61 @@ static void test_connection_close_last_header(void **state)
 	      "the 429 says connection: close");
 }
 
+/* Every request counter gone, as if no request had been counted yet. */
+static void forget_counters(struct env *e)
+{
+	struct rls_counter_key key;
+
+	while (bpf_map_get_next_key(e->maps.counters, NULL, &key) == 0)
+		CHECK(bpf_map_delete_elem(e->maps.counters, &key) == 0, "deleting a counter");
+}
+
+/*
+ * Which requests ask to close, as the parser reads the Connection header while it goes by:
+ * "close" as any whole option of the list, in any case, on any Connection line, or a line
+ * continued (obs-fold) where it cannot be read whole. Each on its own kept connection.
+ */
+static void test_connection_options(void **state)
+{
+	static const struct {
+		const char *headers;
+		int closes;
+	} rows[] = {
+		{ "Connection: keep-alive\r\n", 0 },
+		{ "Connection: keep-alive, close\r\n", 1 },
+		{ "Connection: Upgrade,CLOSE\r\n", 1 },
+		{ "Connection: close ,te\r\n", 1 },
+		{ "Connection: closed\r\n", 0 },
+		{ "Connection: clo se\r\n", 0 },
+		{ "X-Connection: close\r\n", 0 },
+		{ "Connection: te\r\nConnection: close\r\n", 1 },
+		{ "Connection: keep-alive\r\n close\r\n", 1 },
+	};
+	char headers[256], req[1024];
+	struct tp_parsed p;
+	struct result r;
+	struct kept k;
+	size_t i, len;
+	int closes;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		/* Each row's account starts afresh: three requests under its rpm, then its 429s. */
+		if (i)
+			forget_counters(k.e);
+		refuse_keeping_open(state, &k, conn4((uint16_t)(49001 + i)));
+		k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
+		snprintf(headers, sizeof(headers), "%s%s", BEARER(KEY_ALICE), rows[i].headers);
+		len = http_request(req, sizeof(req), headers, NULL);
+		CHECK(client_sends(k.e, &k.c, req, len, 0, &r) == XDP_TX, "row %zu: not refused", i);
+		p = parsed(r.out, r.out_len, "the 429");
+		closes = memmem(p.payload, p.len, "\r\nconnection: close\r\n", 21) != NULL;
+		CHECK(closes == rows[i].closes, "row %zu (%s): the 429 %s", i, rows[i].headers,
+		      closes ? "closes" : "keeps the connection");
+		CHECK(!!(p.flags & TP_FIN) == rows[i].closes, "row %zu: our FIN %s", i,
+		      p.flags & TP_FIN ? "with it" : "missing");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +643,7 @@ int main(void)
 		XDP_TEST(test_client_closes_first),
 		XDP_TEST(test_first_request_after_handshake),
 		XDP_TEST(test_closes_where_upstream_unseen),
+		XDP_TEST(test_connection_options),
 		XDP_TEST(test_connection_close_honoured),
 		XDP_TEST(test_connection_close_last_header),
 		XDP_TEST(test_close_goes_through_upstream),

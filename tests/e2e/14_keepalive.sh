@@ -34,7 +34,8 @@ bed_spawn bed_gw "$MOCK" --listen "$BED_GW_CLIENT4:$PORT" --log "$GW_LOG" \
 	--ready-file "$BED_DIR/gateway.ready"
 tap_ok "mock-upstream listens on the gateway itself" bed_wait_file "$BED_DIR/gateway.ready" 20
 
-out=$(rls load "$TABLE" --dev "$BED_GW_DEV" 2>&1) && st=0 || st=$?
+# RLS_XDP_MODE=skb: the same with generic XDP (15_keepalive_skb.sh).
+out=$(rls load "$TABLE" --dev "$BED_GW_DEV" ${RLS_XDP_MODE:+--mode "$RLS_XDP_MODE"} 2>&1) && st=0 || st=$?
 tap_is "$st" 0 "rlshape load exits 0"
 [[ $st == 0 ]] || tap_diag "$out"
 

@@ -69,6 +69,10 @@ for n in 1 1,000; do
 done
 has "scale: memory per map" '^\| rls_api_keys \| '"$N"' MiB'
 
+# 2b. The metrics scrape: a row with the load, status and scrape times and their ratios.
+has "section: metrics scrape" '^## Metrics scrape with large tables'
+has "metrics scrape: 1000 accounts has numbers" "^\| 1000 \| $N \| $N \| $N \| $N \| $N \| $N \|$"
+
 # 3. Accuracy: allowed, admitted and error for each limit.
 has "section: accuracy" '^## Accuracy'
 for l in 'rps' 'rpm \+ burst' 'rpd'; do
