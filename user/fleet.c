@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <hiredis/hiredis.h>
 
+#include "expo.h"
 #include "fleet.h"
 #include "fleet_plan.h"
 #include "fleet_lease.h"
@@ -139,6 +140,50 @@ void rls_fleet_stats(struct rls_fleet_stats *out)
 	pthread_mutex_lock(&fleet.lock);
 	*out = fleet.stats;
 	pthread_mutex_unlock(&fleet.lock);
+}
+
+void rls_fleet_write_metrics(struct rls_expo *e)
+{
+	static const enum rls_fleet_state states[] = { RLS_FLEET_OFF, RLS_FLEET_JOINING,
+						       RLS_FLEET_LEASING, RLS_FLEET_FALLBACK };
+	struct rls_fleet_stats st;
+	size_t i;
+
+	rls_fleet_stats(&st);
+	{
+		const struct {
+			const char *name, *help;
+			__u64 value;
+		} counters[] = {
+			{ "rlshape_fleet_redis_calls_total", "Lease scripts and pings sent to Redis.",
+			  st.redis_calls },
+			{ "rlshape_fleet_redis_errors_total",
+			  "Redis calls and connects that failed or timed out.", st.redis_errors },
+			{ "rlshape_fleet_fallbacks_total",
+			  "Times Redis was found away: each host on its share.", st.fallbacks },
+			{ "rlshape_fleet_joins_total", "Times this host joined (or rejoined) the fleet.",
+			  st.joins },
+			{ "rlshape_fleet_leases_asked_total", "Lease scripts that asked Redis for more.",
+			  st.leases_asked },
+			{ "rlshape_fleet_requests_leased_total", "Requests Redis granted this host.",
+			  st.requests_leased },
+			{ "rlshape_fleet_shares_set_total", "Windows given their fallback share.",
+			  st.shares_set },
+		};
+
+		rls_expo_family(e, "rlshape_fleet_state", "gauge",
+				"1 for the fleet thread's state: off (no fleet in the table), joining, "
+				"leasing, fallback (Redis away: limit / hosts).");
+		for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+			struct rls_label l[] = { { "state", rls_fleet_state_name(states[i]) } };
+
+			rls_expo_u64(e, "rlshape_fleet_state", l, 1, st.state == states[i]);
+		}
+		for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+			rls_expo_family(e, counters[i].name, "counter", counters[i].help);
+			rls_expo_u64(e, counters[i].name, NULL, 0, counters[i].value);
+		}
+	}
 }
 
 #define COUNT(field, n)                        \

@@ -34,6 +34,10 @@ struct rls_fleet_stats {
 int rls_fleet_start(const char *pin_dir, const char *host);
 void rls_fleet_stop(void);
 void rls_fleet_stats(struct rls_fleet_stats *out);
+
+struct rls_expo;
+/* The stats as Prometheus families (rlshape_fleet_*), for the daemon's /metrics. */
+void rls_fleet_write_metrics(struct rls_expo *e);
 const char *rls_fleet_state_name(enum rls_fleet_state state);
 
 #endif /* RLS_USER_FLEET_H */

@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 
 #include "map_walk.h"
+#include "fleet.h"
 #include "maps.h"
 #include "metrics.h"
 #include "slot_ring.h"
@@ -777,8 +778,10 @@ int rls_metrics_scrape(const struct rls_metrics_config *cfg, struct rls_expo *e)
 	write_fill(e, fill, NR_FILL);
 	write_table(e, &maps);
 	write_ring(e, &maps, &fill[FILL_PARKED], &fill[FILL_PENDING]);
-	if (cfg->shared)
+	if (cfg->shared) {
 		write_daemon(e, cfg->shared, &ms);
+		rls_fleet_write_metrics(e);
+	}
 	rls_expo_family(e, "rlshape_scrape_duration_seconds", "gauge",
 			"How long this scrape took to read the maps and write the text.");
 	rls_expo_double(e, "rlshape_scrape_duration_seconds", NULL, 0, now_s() - start);

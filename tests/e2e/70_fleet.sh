@@ -75,6 +75,13 @@ done
 
 # ---- helpers ----------------------------------------------------------------------------------
 
+# metric I SAMPLE: gateway I's daemon's /metrics (its default listen, in its namespace) has the
+# sample line SAMPLE ("name{labels} value"), exactly.
+metric() {
+	fleet_gw "$1" curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:9473/metrics |
+		grep -qxF "$2"
+}
+
 # clients_everywhere KEY: a client on each gateway, in the background (pids in CLIENT_PIDS).
 clients_everywhere() {
 	local i
@@ -123,6 +130,11 @@ _minute_has_room() {
 	(($(date -u +%s) % 60 < 60 - $1))
 }
 
+for i in 1 2 3; do
+	tap_ok "gateway $i: /metrics says the fleet is leasing" \
+		metric "$i" 'rlshape_fleet_state{state="leasing"} 1'
+done
+
 # ---- rpm: clients on every gateway --------------------------------------------------------------
 
 # The count is per minute window: start with room for the run (waits on the clock, at most 25 s).
@@ -164,6 +176,7 @@ for i in 1 2 3; do
 	tap_ok "gateway $i: a stalled Redis is found away (its calls time out)" \
 		bed_wait_until 20 away_times "$i" 1
 done
+tap_ok "gateway 1: /metrics counts the fallback" metric 1 'rlshape_fleet_fallbacks_total 1'
 fleet_client 1 fleet-stalled-key
 tap_is "$(admitted fleet-stalled-key)" 10 "rpd 30, Redis stalled: gateway 1 admits its share, 10"
 kill -CONT "$FLEET_REDIS_PID"
