@@ -6,7 +6,11 @@
 # minute window, twice an rpm limit's worth) first through one gateway with the table alone,
 # then spread over three gateways sharing the limit through Redis. Reports, for each, what the
 # minute admitted against the limit, and for the fleet the Redis calls each daemon made during
-# the load, per second (SIGUSR1's totals before and after it; idle pings included).
+# the load, per second (SIGUSR1's totals before and after it; idle pings included). Then the
+# packet path's indifference to Redis: the same paced load through one gateway of the fleet,
+# with a limit it never reaches, first with Redis answering, then with Redis stalled (SIGSTOP:
+# every daemon call waits out its timeout), each request's time from connecting to its whole
+# answer, the median and 99th percentile compared.
 #
 # Measured, never pass/fail. Markdown on stdout; --summary appends "fleet.KEY<TAB>VALUE" lines.
 set -euo pipefail
@@ -52,7 +56,7 @@ table() { # FILE WITH_FLEET
 {
   "listen": { "ports": [$FLEET_PORT] }, $fleet
   "tiers": { "bench": { "*": { "rpm": $limit, "burst": $limit } } },
-  "accounts": { "bench": { "tier": "bench", "keys": ["bench-one-key", "bench-fleet-key"] } }
+  "accounts": { "bench": { "tier": "bench", "keys": ["bench-one-key", "bench-fleet-key", "bench-roomy-up", "bench-roomy-away"] } }
 }
 EOF
 }
@@ -132,6 +136,24 @@ for i in 1 2 3; do
 	fleet_gateway_stop "$i"
 done
 
+# ---- one gateway of the fleet, a limit never reached: Redis answering, then stalled ----
+roomy=$((rate * seconds * 100))
+sed -e "s/\"rpm\": $limit, \"burst\": $limit/\"rpm\": $roomy, \"burst\": $roomy/" \
+	"$FLEET_DIR/fleet.json" >"$FLEET_DIR/roomy.json"
+fleet_gateway_start 1 "$FLEET_DIR/roomy.json"
+bed_wait_until 20 grep -q 'joined: leasing' "${FLEET_DAEMON_LOGS[1]}"
+fleet_client 1 bench-roomy-up "$rate" "$seconds"
+up_line=$(cat "$FLEET_DIR/client-1-bench-roomy-up.out")
+kill -STOP "$FLEET_REDIS_PID"
+bed_wait_until 20 grep -q 'is away' "${FLEET_DAEMON_LOGS[1]}"
+fleet_client 1 bench-roomy-away "$rate" "$seconds"
+away_line=$(cat "$FLEET_DIR/client-1-bench-roomy-away.out")
+kill -CONT "$FLEET_REDIS_PID"
+fleet_gateway_stop 1
+field() { # LINE NAME: NAME=VALUE's value
+	sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
+}
+
 err() { # ADMITTED: (admitted - limit) / limit, in percent
 	awk -v a="$1" -v l="$limit" 'BEGIN { printf "%+.1f%%", (a - l) * 100 / l }'
 }
@@ -144,11 +166,26 @@ echo "| setup | admitted | limit | error | minute windows | Redis calls/s per ga
 echo "| --- | ---: | ---: | ---: | ---: | --- |"
 echo "| one gateway, no fleet | $one | $limit | $(err "$one") | $one_windows | 0 |"
 echo "| three gateways, one Redis, a third of the load each | $fleet | $limit | $(err "$fleet") | $fleet_windows | ${calls[1]} / ${calls[2]} / ${calls[3]} |"
+echo
+echo "One gateway of the fleet, rpm $roomy (never reached), $rate requests a second for $seconds s, a"
+echo "new connection each; the time from connecting to the whole answer, ms:"
+echo
+echo "| Redis | admitted | errors | p50 ms | p99 ms |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+echo "| answering | $(field " $up_line" admitted) | $(field " $up_line" errors) | $(field "$up_line" p50_ms) | $(field "$up_line" p99_ms) |"
+echo "| stalled (SIGSTOP) | $(field " $away_line" admitted) | $(field " $away_line" errors) | $(field "$away_line" p50_ms) | $(field "$away_line" p99_ms) |"
+ratio=$(awk -v a="$(field "$up_line" p50_ms)" -v b="$(field "$away_line" p50_ms)" \
+	'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
+echo
+echo "Median, stalled over answering: ${ratio}x."
 if [[ -n $summary ]]; then
 	{
 		printf 'fleet.limit\t%s\n' "$limit"
 		printf 'fleet.one_host.admitted\t%s\n' "$one"
 		printf 'fleet.fleet.admitted\t%s\n' "$fleet"
 		printf 'fleet.fleet.redis_calls_per_s\t%s / %s / %s\n' "${calls[1]}" "${calls[2]}" "${calls[3]}"
+		printf 'fleet.latency.redis_up.p50_ms\t%s\n' "$(field "$up_line" p50_ms)"
+		printf 'fleet.latency.redis_stalled.p50_ms\t%s\n' "$(field "$away_line" p50_ms)"
+		printf 'fleet.latency.stalled_over_up\t%s\n' "$ratio"
 	} >>"$summary"
 fi

@@ -5,7 +5,8 @@ Every answer costs TOKENS_PER_ANSWER tokens (mock-upstream's x-mock-tokens), so 
 budget's admitted tokens are the admitted requests times it.
 
 With RATE SECONDS after them, it sends RATE requests a second for SECONDS instead, whatever
-the answers (a load for bench/fleet.sh), and never retries.
+the answers (a load for bench/fleet.sh), and never retries; it then also prints the median
+and 99th percentile of the time from connecting to the whole answer, in ms (p50_ms, p99_ms).
 
 Requests one at a time on new connections. A 429 whose retry-after-ms is at most WAIT_MAX_MS (a
 lease being topped up, or the rpm smoothing) is waited out and retried; a longer one (the
@@ -29,6 +30,7 @@ rate = float(sys.argv[5]) if len(sys.argv) > 6 else 0
 body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
 admitted = refused = errors = short = sent = 0
 trace = []
+times_ms = []
 start = time.monotonic()
 end = start + (float(sys.argv[6]) if rate else DEADLINE_S)
 while time.monotonic() < end:
@@ -36,6 +38,7 @@ while time.monotonic() < end:
         # paced: the next request at its time, behind or not
         time.sleep(max(0, start + sent / rate - time.monotonic()))
         sent += 1
+    t0 = time.monotonic()
     try:
         c = http.client.HTTPConnection(addr, port, timeout=5)
         c.request("POST", "/v1/chat/completions", body,
@@ -47,6 +50,7 @@ while time.monotonic() < end:
         status = r.status
         wait_ms = int(r.getheader("retry-after-ms") or 1000 * int(r.getheader("retry-after") or "0"))
         c.close()
+        times_ms.append((time.monotonic() - t0) * 1000)
     except (OSError, http.client.HTTPException):
         errors += 1
         trace.append("x")
@@ -67,6 +71,20 @@ while time.monotonic() < end:
         break
     # The client honours retry-after, as the SDKs do.
     time.sleep(wait_ms / 1000)
+
+def percentile(values, q):
+    """The value below which a fraction q of the sorted values fall (nearest rank)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 if rate:
     trace = ["(paced)"]
-print("admitted=%d refused=%d errors=%d trace=%s" % (admitted, refused, errors, " ".join(trace)))
+print("admitted=%d refused=%d errors=%d trace=%s" % (admitted, refused, errors, " ".join(trace)),
+      end="")
+if rate:
+    print(" p50_ms=%.2f p99_ms=%.2f" % (percentile(times_ms, 0.5), percentile(times_ms, 0.99)),
+          end="")
+print()
