@@ -144,8 +144,11 @@ fleet_gateway_start 1 "$FLEET_DIR/roomy.json"
 bed_wait_until 20 grep -q 'joined: leasing' "${FLEET_DAEMON_LOGS[1]}"
 fleet_client 1 bench-roomy-up "$rate" "$seconds"
 up_line=$(cat "$FLEET_DIR/client-1-bench-roomy-up.out")
+t0=$EPOCHREALTIME
 kill -STOP "$FLEET_REDIS_PID"
 bed_wait_until 20 grep -q 'is away' "${FLEET_DAEMON_LOGS[1]}"
+# From the stop to the daemon's log of its fallback, to within the 50 ms the wait polls at.
+away_after=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
 fleet_client 1 bench-roomy-away "$rate" "$seconds"
 away_line=$(cat "$FLEET_DIR/client-1-bench-roomy-away.out")
 kill -CONT "$FLEET_REDIS_PID"
@@ -177,7 +180,8 @@ echo "| stalled (SIGSTOP) | $(field " $away_line" admitted) | $(field " $away_li
 ratio=$(awk -v a="$(field "$up_line" p50_ms)" -v b="$(field "$away_line" p50_ms)" \
 	'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')
 echo
-echo "Median, stalled over answering: ${ratio}x."
+echo "Median, stalled over answering: ${ratio}x. The gateway's daemon logged its fallback to its"
+echo "share ${away_after} s after Redis was stopped."
 if [[ -n $summary ]]; then
 	{
 		printf 'fleet.limit\t%s\n' "$limit"
@@ -187,5 +191,6 @@ if [[ -n $summary ]]; then
 		printf 'fleet.latency.redis_up.p50_ms\t%s\n' "$(field "$up_line" p50_ms)"
 		printf 'fleet.latency.redis_stalled.p50_ms\t%s\n' "$(field "$away_line" p50_ms)"
 		printf 'fleet.latency.stalled_over_up\t%s\n' "$ratio"
+		printf 'fleet.fallback_after_s\t%s\n' "$away_after"
 	} >>"$summary"
 fi
