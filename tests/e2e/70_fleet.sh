@@ -78,8 +78,12 @@ done
 # metric I SAMPLE: gateway I's daemon's /metrics (its default listen, in its namespace) has the
 # sample line SAMPLE ("name{labels} value"), exactly.
 metric() {
-	fleet_gw "$1" curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:9473/metrics |
-		grep -qxF "$2"
+	local scrape
+	# The whole scrape first: grep -q stopping at its match would cut curl's write short
+	# (curl exits 23, and pipefail makes that the check's failure).
+	scrape=$(fleet_gw "$1" curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:9473/metrics) ||
+		return 1
+	grep -qxF "$2" <<<"$scrape"
 }
 
 # clients_everywhere KEY: a client on each gateway, in the background (pids in CLIENT_PIDS).
