@@ -25,6 +25,7 @@
 #include "lib/response.h"
 #include "lib/trim.h"
 #include "lib/seqadj.h"
+#include "lib/flow_memo.h"
 #include "token_estimate.h"
 
 /* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
@@ -62,19 +63,6 @@ static __always_inline int rls_ip_layer_verdict(const struct rls_packet *pkt)
 		return XDP_DROP;
 	}
 	return -1;
-}
-
-/* The request's model id: a named model, RLS_MODEL_OTHER, or RLS_MODEL_HIDDEN. */
-static __always_inline __u32 rls_request_model(struct rls_scratch *s, const struct rls_stream *st)
-{
-	__u32 len, *id;
-
-	if (!rls_stream_model(s, st, &len))
-		return RLS_MODEL_HIDDEN;
-	if (len == 0)
-		return RLS_MODEL_OTHER;
-	id = bpf_map_lookup_elem(&rls_models, &s->model);
-	return id ? *id : RLS_MODEL_OTHER;
 }
 
 /*
@@ -433,7 +421,7 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, struct rls_flow *flow,
 				 const struct rls_config *cfg, __u32 generation)
 {
-	struct rls_identity id = {};
+	const struct rls_identity *id;
 	struct rls_admission admission = {};
 	const struct rls_limits *limits = NULL;
 	struct rls_stream *st;
@@ -445,22 +433,22 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 	rls_count_packet(RLS_PKT_REQUEST);
 	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
 	s->rejection.day_limit = RLS_UNLIMITED;
-	rls_identify(cfg, generation, &s->pkt.flow, rls_api_key_principal(s, st, generation), &id);
-	model = rls_request_model(s, st);
+	model = (__u32)rls_request_who(s, flow, cfg, generation);
+	id = &flow->memo.identity;
 	if (model == RLS_MODEL_HIDDEN)
 		rls_count_packet(RLS_PKT_MODEL_HIDDEN);
 	admission.request_bytes = s->pkt.seq + s->seg.base + s->scan.pos - st->request_start;
-	if (!id.unlimited) {
-		limits = rls_lookup_limits(generation, id.principal.tier, model);
+	if (!id->unlimited) {
+		limits = flow->memo.limits_found ? &flow->memo.limits : NULL;
 		/* A hidden model is charged as the tier's strictest one, to that model's counter. */
 		admission.counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model
 									       : model;
 		admission.now_ns = rls_now_utc_ns(cfg);
 		if (limits)
-			rls_decide(s, st, &id, limits, &admission);
+			rls_decide(s, st, id, limits, &admission);
 	}
-	rls_count_outcome(s, id.principal.account, model, s->rejection.reason);
-	flow->account = id.principal.account;
+	rls_count_outcome(s, id->principal.account, model, s->rejection.reason);
+	flow->account = id->principal.account;
 	flow->model = model;
 	flow->requests++;
 	if (s->rejection.reason)
@@ -556,8 +544,9 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	s->seg.forgotten = 0;
 	s->seg.started = 0;
 	s->seg.requests = 0;
-	/* When the client last spoke: the daemon removes entries of connections gone silent. */
-	flow->last_seen_ns = bpf_ktime_get_ns();
+	/* When the client last spoke: the daemon removes entries of connections gone silent,
+	 * after minutes, so the clock's last tick will do (it costs less than reading the clock). */
+	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
 	if (!rls_stream_load_window(rls_ctx_xdp(ctx), s))
 		return XDP_PASS;
 	for (i = 0; i < RLS_ROUNDS_MAX; i++)

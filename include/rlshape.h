@@ -138,7 +138,12 @@ struct rls_config {
 	 */
 	__u8 key_secret[RLS_KEY_SECRET_LEN];
 	__u32 key_digests; /* "sha256:" keys in the table; 0: the data path never runs SHA-256 */
-	__u32 pad;
+	/*
+	 * Which load wrote this configuration: one more than the one before, never 0. What a
+	 * connection remembers of its last request (struct rls_flow_memo) holds only while it
+	 * is the same; generations alternate, so a generation number could come back.
+	 */
+	__u32 load_seq;
 	/* The table's "fleet" (README, "A fleet of gateways"): only the daemon reads these. */
 	__u32 fleet_hosts;      /* expected gateways sharing the limits; 0: this host counts alone */
 	__u32 fleet_redis_port;
@@ -531,6 +536,38 @@ enum rls_response_state {
 	RLS_RESPONSE_UNTIL_CLOSE, /* no length: ends when the connection does */
 };
 
+/* Who sent a request, as the data path finds it (bpf/lib/policy.h, rls_identify()). */
+struct rls_identity {
+	struct rls_principal principal;
+	__u8 anonymous; /* charged per client address under the default tier */
+	__u8 unlimited; /* unknown client and no default tier: passes */
+	__u8 shared_bits; /* anonymous: low address bits its counter ignores (rls_flow.counter_shared) */
+	__u8 pad;
+};
+
+/*
+ * What a connection's last request was found to be, and under which load (rls_config.load_seq;
+ * 0: nothing remembered): a keep-alive client's next request with the same key, or the same
+ * model name, is not looked up again (bpf/lib/flow_memo.h). The whole key hash and name are
+ * kept and compared, so that no request can pass for another.
+ */
+struct rls_flow_memo {
+	__u32 identity_load;
+	__u32 has_key; /* the request had a key: key_siphash is its hash */
+	__u8 key_siphash[RLS_SIPHASH_LEN];
+	struct rls_identity identity; /* the request being decided's, once rls_request_who() ran */
+	__u32 model_load;
+	__u32 model_id;
+	__u32 model_len;
+	char model_name[RLS_MODEL_NAME_MAX];
+	/* The tier's limits for that model (its entry, else its "*"); none: not limited. */
+	__u32 limits_load;
+	__u32 limits_tier;
+	__u32 limits_model;
+	__u32 limits_found;
+	struct rls_limits limits;
+};
+
 struct rls_flow {
 	__u32 state;       /* enum rls_flow_state */
 	__u32 account;
@@ -538,7 +575,7 @@ struct rls_flow {
 	__u32 request_seq; /* client sequence number of the last request start */
 	__u32 reply_end;   /* REJECTED: our sequence number after the 429 and its FIN */
 	__u32 requests;    /* request starts seen on this connection */
-	__u64 last_seen_ns;    /* CLOCK_MONOTONIC: the client's last data, the upstream's FIN */
+	__u64 last_seen_ns;    /* CLOCK_MONOTONIC(_COARSE): the client's last data, the upstream's FIN */
 	struct rls_rejection rejection;
 	/* Token metering of the response, by TC on egress. */
 	__u32 counter_model;   /* the counter the request was charged to */
@@ -574,6 +611,7 @@ struct rls_flow {
 	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
 	__u32 pad1;
 	struct rls_seqadj seqadj;
+	struct rls_flow_memo memo;
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

@@ -745,6 +745,17 @@ static __s64 tai_minus_utc_ns(void)
 	return (diff + 500000000) / 1000000000 * 1000000000;
 }
 
+/* The live configuration's load_seq plus one, never 0 (0: no load has written it). */
+static __u32 next_load_seq(const struct rls_maps *maps)
+{
+	struct rls_config live = {};
+	__u32 gen = live_generation(maps);
+
+	if (bpf_map_lookup_elem(maps->config, &gen, &live))
+		live.load_seq = 0;
+	return live.load_seq + 1 ? live.load_seq + 1 : 1;
+}
+
 static int write_config(const struct rls_maps *maps, const struct rls_table *t, __u32 gen,
 			const __u8 secret[RLS_KEY_SECRET_LEN], char *err, size_t err_len)
 {
@@ -768,6 +779,7 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	snprintf(cfg.table_path, sizeof(cfg.table_path), "%.*s", (int)sizeof(cfg.table_path) - 1, t->path);
 	memcpy(cfg.key_secret, secret, sizeof(cfg.key_secret));
 	cfg.key_digests = (__u32)t->nr_digest_keys;
+	cfg.load_seq = next_load_seq(maps);
 	if (bpf_map_update_elem(maps->config, &gen, &cfg, BPF_ANY))
 		return failf(err, err_len, "cannot write the %s configuration: %s", "new", errno);
 	return 0;

@@ -224,10 +224,26 @@ static __always_inline void rls_count_packet(enum rls_packet_event event)
 		*count += 1;
 }
 
+/* Bytes clang writes inline for one memset on BPF (128 stores of 8): BPF has no memset call. */
+#define RLS_MEMSET_INLINE_MAX 1024
+
+_Static_assert(sizeof(((struct rls_scratch *)0)->fresh) <= 2 * RLS_MEMSET_INLINE_MAX,
+	       "rls_fresh_value() clears the fresh value in two parts");
+
 /* Zeroed memory the size of any map value, to insert from. */
 static __always_inline void *rls_fresh_value(struct rls_scratch *s)
 {
-	__builtin_memset(&s->fresh, 0, sizeof(s->fresh));
+	__u8 *fresh = (__u8 *)&s->fresh;
+
+	if (sizeof(s->fresh) <= RLS_MEMSET_INLINE_MAX) {
+		__builtin_memset(fresh, 0, sizeof(s->fresh));
+	} else {
+		__builtin_memset(fresh, 0, RLS_MEMSET_INLINE_MAX);
+		/* Else clang joins the two into one memset, too long to write inline. */
+		asm volatile("" : "+r"(fresh) : : "memory");
+		__builtin_memset(fresh + RLS_MEMSET_INLINE_MAX, 0,
+				 sizeof(s->fresh) - RLS_MEMSET_INLINE_MAX);
+	}
 	return &s->fresh;
 }
 

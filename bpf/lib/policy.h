@@ -23,13 +23,6 @@
 #include "token_budget.h"
 #include "fleet_lease.h"
 
-struct rls_identity {
-	struct rls_principal principal;
-	__u8 anonymous; /* charged per client address under the default tier */
-	__u8 unlimited; /* unknown client and no default tier: passes */
-	__u8 shared_bits; /* anonymous: low address bits its counter ignores (rls_flow.counter_shared) */
-};
-
 /*
  * An IPv6 client owns a whole prefix (a /64 at least), so counting it per address would give it
  * 2^64 budgets and let it fill rls_anon_counters: its counter keys on the prefix only. IPv4

@@ -87,6 +87,7 @@ struct rls_scratch {
 	__u8 reply[RLS_REPLY_MAX];
 	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
 	struct rls_model_name model;
+	__u32 model_len; /* of the name in model */
 	struct rls_api_key api_key;
 	struct rls_api_key_digest api_key_digest;
 	struct rls_response_head resp;

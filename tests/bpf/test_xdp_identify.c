@@ -264,6 +264,63 @@ static void test_key_secret_kept_across_reload(void **state)
 	CHECK_EQ(packets_of(e, RLS_PKT_KEY_SHA256), computed, "SHA-256s after the reload (cached)");
 }
 
+/* One request on connection c with a key (or none) and an x-model line; its XDP action. */
+static int send_on(struct env *e, struct conn *c, const char *key_line, const char *model,
+		   const char *what)
+{
+	char hdrs[256], req[1024];
+	struct result r;
+	size_t len;
+
+	snprintf(hdrs, sizeof(hdrs), "%sx-model: %s\r\n", key_line, model);
+	len = http_request(req, sizeof(req), hdrs, NULL);
+	conn_send(e, c, req, len, 0, &r);
+	CHECK(r.action == XDP_PASS || r.action == XDP_TX, "%s: %s", what, xdp_name(r.action));
+	return r.action;
+}
+
+/*
+ * A connection remembers who its last request was and what it named (bpf/lib/flow_memo.h):
+ * the next request must still be charged by its own key and model, and by the table loaded
+ * now. The second reload brings the first load's generation back, with gpt-x at rpm 0: a
+ * memory kept per generation rather than per load would still admit.
+ */
+static void test_connection_memo_follows_each_request(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 alice = account_id(e, "alice"), modeler = account_id(e, "modeler");
+	__u32 x = model_id(e, "gpt-x"), y = model_id(e, "gpt-y"), gen;
+	static const char from[] = "'gpt-x': {'rpm': 100, 'burst': 100}";
+	char table[sizeof(table_default) + 64];
+	const char *at = strstr(table_default, from);
+	struct conn c = conn4(47301);
+	__u64 anon_before = stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted;
+
+	CHECK(at != NULL, "the default table names gpt-x as expected");
+	snprintf(table, sizeof(table), "%.*s'gpt-x': {'rpm': 0}%s", (int)(at - table_default),
+		 table_default, at + strlen(from));
+	leave_room_in_window(60, 3000);
+	send_on(e, &c, BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x");
+	send_on(e, &c, BEARER(KEY_ALICE), "gpt-x", "alice, gpt-x, on the same connection");
+	send_on(e, &c, "", "gpt-x", "no key, on the same connection");
+	send_on(e, &c, BEARER(KEY_MODELS), "gpt-y", "modeler again, gpt-y");
+	CHECK_EQ(stats_of(e, modeler, x).admitted, 1, "modeler's gpt-x requests");
+	CHECK_EQ(stats_of(e, alice, x).admitted, 1, "alice's gpt-x requests");
+	CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, x).admitted +
+		 stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted, anon_before + 1,
+		 "the keyless request's, anonymous");
+	CHECK_EQ(stats_of(e, modeler, y).admitted, 1, "modeler's gpt-y requests");
+
+	send_on(e, &c, BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x, before the reloads");
+	gen = live_generation_of(e);
+	CHECK(env_apply(e, table_default, NULL) == 0, "reload: %s", e->why);
+	CHECK(env_apply(e, table, NULL) == 0, "reload with gpt-x at rpm 0: %s", e->why);
+	CHECK_EQ(live_generation_of(e), gen, "two reloads: the first generation is live again");
+	CHECK_EQ(send_on(e, &c, BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x, after the reloads"),
+		 XDP_TX, "gpt-x at rpm 0 after the reloads: a 429");
+	CHECK_EQ(stats_of(e, modeler, x).admitted, 2, "modeler's gpt-x requests admitted");
+}
+
 /* Two loads (two devices) make two secrets: a key's hash in one says nothing of the other. */
 static void test_key_secrets_differ_between_loads(void **state)
 {
@@ -717,6 +774,7 @@ int main(void)
 		XDP_TEST(test_key_digest_survives_cache_eviction),
 		XDP_TEST(test_key_secret_kept_across_reload),
 		XDP_TEST(test_key_secrets_differ_between_loads),
+		XDP_TEST(test_connection_memo_follows_each_request),
 		XDP_TEST_NO_DEFAULT(test_unknown_passes_without_default_tier),
 		XDP_TEST(test_model_hidden),
 		XDP_TEST(test_star_counters_per_named_model),
