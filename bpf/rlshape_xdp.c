@@ -334,8 +334,9 @@ __noinline int rls_renumber_from_client(struct xdp_md *ctx, struct rls_scratch *
 		rls_count_packet(RLS_PKT_AHEAD_OF_429);
 		return XDP_DROP;
 	}
-	if (rls_tcp_options_read(rls_ctx_xdp(ctx), pkt, &s->opts) ||
-	    rls_seqadj_rewrite(rls_ctx_xdp(ctx), pkt, a, &s->opts, true)) {
+	if (rls_seqadj_rewrite_plain_xdp(ctx, pkt, a) &&
+	    (rls_tcp_options_read(rls_ctx_xdp(ctx), pkt, &s->opts) ||
+	     rls_seqadj_rewrite(rls_ctx_xdp(ctx), pkt, a, &s->opts, true))) {
 		rls_count_packet(RLS_PKT_DROPPED);
 		return XDP_DROP;
 	}

@@ -23,6 +23,26 @@ static __always_inline __u16 rls_csum_fold(__u64 sum)
 	return (__u16)~sum;
 }
 
+/* One's-complement addition of 32-bit words: the carry out of bit 31 comes back in. */
+static __always_inline __u32 rls_csum_add32(__u32 a, __u32 b)
+{
+	a += b;
+	return a + (a < b);
+}
+
+/*
+ * A checksum field (as the packet holds it) after a 32-bit word of what it covers goes from
+ * from to to (as the packet holds them): RFC 1624's HC' = ~(~HC + ~m + m'), no helper call.
+ */
+static __always_inline __u16 rls_csum_replace4(__u16 check, __u32 from, __u32 to)
+{
+	__u32 sum = rls_csum_add32(rls_csum_add32((__u16)~check, ~from), to);
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
 /* A checksum field after a change whose one's-complement difference is diff (RFC 1624). */
 static __always_inline __u16 rls_csum_apply_diff(__u16 check, __u32 diff)
 {

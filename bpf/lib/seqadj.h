@@ -140,6 +140,45 @@ static __always_inline int rls_seqadj_rewrite(struct rls_ctx ctx, struct rls_pac
 }
 
 /*
+ * XDP's renumbering of a client segment that has no SACK blocks to renumber: no options, or
+ * Linux's NOP, NOP, timestamps and nothing else (what every segment of a healthy connection
+ * carries). Its numbers are written and its checksum updated in place, with none of the helper
+ * calls rls_seqadj_rewrite() makes. Returns 0 when done, 1 when the segment needs
+ * rls_seqadj_rewrite().
+ */
+static __always_inline int rls_seqadj_rewrite_plain_xdp(struct xdp_md *ctx, struct rls_packet *pkt,
+							const struct rls_seqadj *a)
+{
+	void *data = rls_xdp_data(ctx), *data_end = rls_xdp_data_end(ctx);
+	struct tcphdr *tcp = data + (pkt->l4_off & RLS_L4_OFF_MAX);
+	__u32 seq, ack = pkt->ack_seq, was;
+	__u16 check;
+
+	if ((void *)(tcp + 1) > data_end)
+		return 1;
+	if (pkt->tcp_len != sizeof(*tcp)) {
+		/* 01 01 08 0a: NOP, NOP, timestamps of length 10, filling the options. */
+		if (pkt->tcp_len != sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN ||
+		    (void *)(tcp + 1) + RLS_TCP_TS_OPTION_LEN > data_end ||
+		    *(__u32 *)(void *)(tcp + 1) != bpf_htonl(0x0101080a))
+			return 1;
+	}
+	seq = rls_client_seq_to_server(a, pkt->seq);
+	if (pkt->tcp_flags & TCP_FLAG_ACK)
+		ack = rls_client_ack_to_server(a, ack);
+	check = tcp->check;
+	was = tcp->seq;
+	tcp->seq = bpf_htonl(seq);
+	check = rls_csum_replace4(check, was, tcp->seq);
+	was = tcp->ack_seq;
+	tcp->ack_seq = bpf_htonl(ack);
+	tcp->check = rls_csum_replace4(check, was, tcp->ack_seq);
+	pkt->seq = seq;
+	pkt->ack_seq = ack;
+	return 0;
+}
+
+/*
  * A 429 kept the connection open: the client's refused request, swallowed bytes ending at
  * client_end (its numbering), never reaches the upstream; the 429, reply_len bytes, went
  * in at server_pos (the upstream's numbering). Offsets add up; the last ones become "before",
