@@ -27,8 +27,6 @@
 #include "lib/seqadj.h"
 #include "lib/decide.h"
 
-/* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
-#define RLS_REQUESTS_PER_SEGMENT 32
 /* Windows of RLS_PARSE_WINDOW bytes a segment of a jumbo frame's payload fills. */
 #define RLS_WINDOWS_MAX ((9216 + RLS_PARSE_WINDOW - 1) / RLS_PARSE_WINDOW)
 /* Bytes before a routed stream's first read byte a client may still send: a window's worth. */
@@ -118,12 +116,6 @@ static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_
 static __always_inline __u32 rls_first_new_byte(const struct rls_scratch *s)
 {
 	return s->pkt.seq + s->seg.from;
-}
-
-/* The upstream's window as it last advertised it, where TC has seen it; else the largest. */
-static __always_inline __u16 rls_upstream_window(const struct rls_flow *flow)
-{
-	return flow->seqadj.window_seen ? flow->seqadj.server_window : RLS_REPLY_WINDOW;
 }
 
 /* A 429 that closes the connection ("connection: close"), answering this segment, numbered as
@@ -377,20 +369,6 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 }
 
 /*
- * HTTP/1.1 answers in order: a new request on the connection means the last response is over.
- * One still open here was not seen to its end (a pipelining client): marked cut, so that the
- * daemon never refunds its reservation on the strength of bytes it did not see.
- */
-static __always_inline void rls_request_began(struct rls_scratch *s, struct rls_flow *flow)
-{
-	if (!s->seg.started)
-		return;
-	s->seg.started = 0;
-	if (flow->requests)
-		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CUT);
-}
-
-/*
  * One round: scan on until the stream says something must be done, and do it. A global
  * function, so that the segment's loop over rounds is verified once per round, not once per
  * path through a round.
@@ -546,26 +524,6 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 		return XDP_DROP;
 	}
 	return rls_reset_upstream_once(ctx, s, flow);
-}
-
-/*
- * The client's RST or FIN, where the stream is: a reset ends the response and the connection;
- * a FIN ends the client's wait (a client that half-closes and still reads is rare in
- * HTTP/1.1): its slot comes back now, while the response is still metered for tokens up to
- * the upstream's own close. Anywhere else in the sequence space they are not the client's.
- */
-static __always_inline void rls_client_close(struct rls_scratch *s, struct rls_flow *flow)
-{
-	const struct rls_packet *pkt = &s->pkt;
-
-	if (pkt->tcp_flags & TCP_FLAG_RST) {
-		rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
-		bpf_map_delete_elem(&rls_flows, &pkt->flow);
-		return;
-	}
-	if (flow->slot_held)
-		rls_give_back_slot(&pkt->flow, flow);
-	rls_note_closed(&pkt->flow, flow, RLS_CLOSED_CLIENT);
 }
 
 /* Start following a connection whose next byte is at seq. */

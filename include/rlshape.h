@@ -324,6 +324,9 @@ enum rls_packet_event {
 	RLS_PKT_SEQ_TRANSLATED,    /* a segment renumbered after a 429 that kept the connection */
 	RLS_PKT_AHEAD_OF_429,      /* client data sent before the 429 arrived: dropped, resent */
 	RLS_PKT_UPSTREAM_FIN_ACKED, /* the upstream's FIN acknowledged for a client that closed */
+	RLS_PKT_NOT_LOCAL,         /* upstream side: data from no local socket (forwarded): passed */
+	RLS_PKT_PIPELINED_RESET,   /* upstream side: a refused request no 429 could answer in
+				    * order (the proxy pipelined): both ends reset */
 	RLS_NR_PACKET_EVENTS,
 };
 

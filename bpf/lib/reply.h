@@ -25,7 +25,6 @@
 #include "tcp_options.h"
 
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
-#define RLS_REPLY_WINDOW 65535
 
 _Static_assert((RLS_REPLY_MAX & RLS_REPLY_MASK) == 0, "reply buffer must be a power of two");
 
@@ -458,7 +457,7 @@ static __always_inline struct tcphdr *rls_turn_headers(void *data, void *data_en
 	tcp->ack_seq = bpf_htonl(s->answer.ack);
 	((__u8 *)tcp)[12] = (tcp_len / 4) << 4;
 	((__u8 *)tcp)[13] = TCP_FLAG_ACK | (body_len ? TCP_FLAG_PSH : 0) |
-			    (s->answer.fin ? TCP_FLAG_FIN : 0);
+			    (s->answer.fin ? TCP_FLAG_FIN : 0) | (s->answer.rst ? TCP_FLAG_RST : 0);
 	tcp->window = bpf_htons(s->answer.window);
 	tcp->urg_ptr = 0;
 	tcp->check = 0;
