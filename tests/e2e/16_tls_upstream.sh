@@ -70,9 +70,13 @@ tap_like "$OUT" "on $BED_GW_UP_DEV \\(upstream side\\)" "load says it is the ups
 run_rls status --dev "$BED_GW_UP_DEV"
 tap_like "$OUT" "attached   upstream side: TC egress program [1-9][0-9]*, TC ingress program [1-9]" \
 	"status shows both TC programs attached"
-run_rls load "$TABLE" --dev "$BED_GW_UP_DEV"
+run_rls load "$TABLE" --dev "$BED_GW_UP_DEV" --side client
 tap_is "$RC" 1 "a load of the client side over the upstream side is refused"
 tap_like "$ERR" "loaded on $BED_GW_UP_DEV on the upstream side" "saying which side is loaded"
+# What the daemon's SIGHUP runs: a load without --side keeps the side loaded.
+run_rls load "$TABLE" --dev "$BED_GW_UP_DEV"
+tap_like "$RC $OUT" "^0 .*reloaded .* on $BED_GW_UP_DEV \\(upstream side\\)" \
+	"a load without --side reloads the upstream side"
 
 # ---- curl over HTTPS -------------------------------------------------------------------------
 
