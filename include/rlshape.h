@@ -125,6 +125,12 @@ struct rls_config {
 	__u32 nr_key_headers;
 	struct rls_header_name key_headers[RLS_MAX_KEY_HEADERS];
 	struct rls_header_name model_header; /* len 0: model only from the JSON body */
+	/*
+	 * The upstream side: the header a local proxy writes its client's address in (the last
+	 * address of its last line), which identifies an unknown client in place of the proxy's
+	 * own address. len 0: none, the segment's source address identifies.
+	 */
+	struct rls_header_name client_address_header;
 	__s64 tai_minus_utc_ns; /* bpf_ktime_get_tai_ns() - this = UTC, for calendar windows */
 	__u64 loaded_at;        /* UTC seconds */
 	__u8 table_sha256[RLS_SHA256_LEN];
