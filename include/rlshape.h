@@ -333,6 +333,8 @@ enum rls_packet_event {
 	RLS_PKT_NOT_LOCAL,         /* upstream side: data from no local socket (forwarded): passed */
 	RLS_PKT_PIPELINED_RESET,   /* upstream side: a refused request no 429 could answer in
 				    * order (the proxy pipelined): both ends reset */
+	RLS_PKT_CLIENT_ADDRESS_MISSING, /* upstream side: a request without a readable
+					 * client_address_header: identified by the proxy's address */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -567,6 +569,18 @@ struct rls_flow {
 	 * anonymous_ipv6_prefix for IPv6, 128 for the overflow counter of a full rls_anon_counters.
 	 */
 	__u32 counter_shared;
+	/* The address an anonymous counter keys on: the client's (its segments' source), or
+	 * on the upstream side the one its proxy wrote (client_address below). */
+	__u8 counter_client[16];
+	/*
+	 * The upstream side: the client's address the proxy wrote in the request that starts at
+	 * client_address_seq (identify.client_address_header), read where its head was.
+	 */
+	__u8 client_address[16];
+	__u32 client_address_seq;
+	__u8 client_address_read;  /* the head at client_address_seq was searched */
+	__u8 client_address_found; /* and client_address holds what it said */
+	__u8 pad2[2];
 	/* Concurrency: the slot the request in flight holds until its response ends. */
 	__u32 slot_held;       /* 1 while held: whoever clears it (XDP or TC) gives it back */
 	__u32 closed;          /* RLS_CLOSED_* bits: who has closed; both, and the flow is deleted */

@@ -320,6 +320,116 @@ static void test_admitted_resend_passes(void **state)
 	CHECK_EQ(up_packets(e, RLS_PKT_RETRANSMIT), 1, "retransmit");
 }
 
+/* ---- the client's address, from the header the proxy writes ---- */
+
+/* Unknown clients: one request a minute each, counted by the address the proxy wrote. */
+static const char table_forwarded[] =
+	"{'listen': {'ports': [8000]},"
+	" 'identify': {'client_address_header': 'X-Forwarded-For'},"
+	" 'tiers': {'anon': {'*': {'rpm': 1, 'burst': 1}}, 'net': {'*': {'rpd': 1000}}},"
+	" 'default_tier': 'anon',"
+	" 'accounts': {'netacct': {'tier': 'net', 'cidrs': ['" DAY4_NET "']}}}";
+
+/* The anonymous counter of this address exists (model "*"; IPv6: its /64). */
+static int anon_counter_of(struct env *e, const char *addr)
+{
+	struct rls_counter_key key = { .account = 0, .model = RLS_MODEL_OTHER };
+	struct rls_counter c;
+
+	if (strchr(addr, ':')) {
+		CHECK(inet_pton(AF_INET6, addr, key.client) == 1, "test bug: %s", addr);
+		memset(key.client + 8, 0, 8);
+	} else {
+		key.client[10] = key.client[11] = 0xff;
+		CHECK(inet_pton(AF_INET, addr, key.client + 12) == 1, "test bug: %s", addr);
+	}
+	return bpf_map_lookup_elem(e->maps.anon_counters, &key, &c) == 0;
+}
+
+struct address_row {
+	const char *line;    /* the header line the proxy wrote, or "" */
+	int verdict;         /* of this request */
+	const char *counted; /* the address whose counter it was charged to; NULL: none new */
+};
+
+/*
+ * In order, on connections of their own: the rightmost address counts (the one the proxy
+ * added), whatever a client put before it; no header or no address in it: the proxy's own.
+ */
+static const struct address_row address_rows[] = {
+	{ "X-Forwarded-For: 198.18.5.1\r\n", TC_ACT_OK, "198.18.5.1" },
+	{ "X-Forwarded-For: 198.18.5.2\r\n", TC_ACT_OK, "198.18.5.2" },
+	{ "x-forwarded-for:198.18.5.1\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 192.0.2.77, 198.18.5.2\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 198.18.5.2, 198.18.5.3 \r\n", TC_ACT_OK, "198.18.5.3" },
+	{ "X-Forwarded-For: " DAY4_CLIENT "\r\n", TC_ACT_OK, NULL }, /* netacct's CIDR */
+	{ "X-Forwarded-For: 2001:2:0:9::7\r\n", TC_ACT_OK, "2001:2:0:9::" },
+	{ "X-Forwarded-For: ::1\r\n", TC_ACT_OK, "::" },
+	{ "X-Forwarded-For: 2001:2:0:a:1:2:3:4\r\n", TC_ACT_OK, "2001:2:0:a::" },
+	{ "", TC_ACT_OK, CLIENT4 },
+	{ "X-Forwarded-For: unknown\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 198.18.5.9.1\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 2001:2::9::1\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 1:::2\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: ::ffff:198.18.5.4\r\n", TC_ACT_REDIRECT, NULL },
+};
+
+static void test_client_address_header(void **state)
+{
+	struct env *e = need_env(state);
+	struct result r;
+	char req[1024], what[160];
+	size_t i, len;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < ARRAY_SIZE(address_rows); i++) {
+		const struct address_row *row = &address_rows[i];
+		struct conn c = conn4((uint16_t)(44001 + i));
+
+		len = http_request(req, sizeof(req), row->line, NULL);
+		case_send_upstream(e, &c, req, len, 0, 0, &r);
+		snprintf(what, sizeof(what), "row %zu, \"%.*s\"", i, (int)strcspn(row->line, "\r"),
+			 row->line);
+		expect_tc(&r, row->verdict, what);
+		if (row->counted)
+			CHECK(anon_counter_of(e, row->counted), "%s: no counter of %s", what,
+			      row->counted);
+	}
+	CHECK(!anon_counter_of(e, "192.0.2.77"), "the address a client put first was counted");
+	CHECK_EQ(packets_of(e, RLS_PKT_CLIENT_ADDRESS_MISSING), 6,
+		 "client_address_missing (no header, and five that hold no address)");
+	CHECK_EQ(stats_of(e, account_id(e, "netacct"), RLS_MODEL_OTHER).admitted, 1,
+		 "netacct admitted by the address in the header");
+}
+
+/* A head cut over two segments: the header read where the head starts, before the body. */
+static void test_client_address_before_a_long_body(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(44101), d = conn4(44102);
+	char body[3200], req[3600];
+	struct result r;
+	size_t len = http_request(req, sizeof(req), "X-Forwarded-For: 198.18.6.1\r\n",
+				  long_body(body, sizeof(body), 2500, "\"model\":\"m\",", ""));
+
+	leave_room_in_window(60, 5000);
+	case_send_upstream(e, &c, req, 1000, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "the head and the body's start");
+	case_send_upstream(e, &c, req + 1000, len - 1000, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "the body's end");
+	CHECK(anon_counter_of(e, "198.18.6.1"), "no counter of the address in the first segment");
+	/* The same client again, on another connection: its minute is used up. */
+	case_send_upstream(e, &d, req, 1000, 0, 0, &r);
+	case_send_upstream(e, &d, req + 1000, len - 1000, 0, 0, &r);
+	expect_tc(&r, TC_ACT_REDIRECT, "the same client's second request");
+	CHECK_EQ(packets_of(e, RLS_PKT_CLIENT_ADDRESS_MISSING), 0, "client_address_missing");
+}
+
+static int setup_forwarded(void **state)
+{
+	return setup_with(state, table_forwarded);
+}
+
 /* ---- the upstream's answers, read by rlshape_tc as the upstream side's TC ingress ---- */
 
 #define ANSWER "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
@@ -357,6 +467,10 @@ int main(void)
 		XDP_TEST(test_keepalive_second_request_refused),
 		XDP_TEST(test_pipelined_refusal_resets_both),
 		XDP_TEST(test_admitted_resend_passes),
+		cmocka_unit_test_setup_teardown(test_client_address_header, setup_forwarded,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,
+						setup_forwarded, teardown),
 	};
 
 	return xdp_suite_main("bpf/test_upstream", cases, ARRAY_SIZE(cases), tests,
