@@ -10,6 +10,8 @@
 #     its OpenAI-style error body;
 #   - the official OpenAI Node SDK over HTTPS (NODE_EXTRA_CA_CERTS): its second request is
 #     refused, it retries after retry-after-ms and succeeds;
+#   - clients without a key are told apart by the address nginx writes in X-Real-IP (the
+#     table's identify.client_address_header), not counted as nginx's one address;
 #   - the upstream's log has exactly the admitted requests;
 #   - no socket is left half-open on the upstream port (CLOSE-WAIT, FIN-WAIT, ESTABLISHED),
 #     in the gateway's namespace or the upstream's, once the clients are done.
@@ -44,15 +46,21 @@ CERT=$NGX/gw.crt
 nginx_conf_head "$NGX"
 tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
 	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rlshape-gw.test" \
-	-addext "subjectAltName=IP:$BED_GW_CLIENT4" -keyout "$NGX/gw.key" -out "$CERT"
+	-addext "subjectAltName=IP:$BED_GW_CLIENT4,IP:$BED_GW_CLIENT6" -keyout "$NGX/gw.key" \
+	-out "$CERT"
 cat >>"$NGX/nginx.conf" <<EOF
     access_log $NGX/logs/access.log;
     server {
         listen $BED_GW_CLIENT4:$TLS_PORT ssl;
+        listen [$BED_GW_CLIENT6]:$TLS_PORT ssl;
         ssl_certificate $CERT;
         ssl_certificate_key $NGX/gw.key;
         # nginx's default: HTTP/1.0 to the upstream, a connection per request.
-        location / { proxy_pass http://$BED_UP4:$PORT; }
+        location / {
+            proxy_pass http://$BED_UP4:$PORT;
+            # The client's address, written over any X-Real-IP the client sent.
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
     }
 }
 EOF
@@ -101,6 +109,19 @@ done
 tap_is "$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; print(e["code"], e["type"])' \
 	"$BED_DIR/b3" 2>&1)" "rate_limit_exceeded requests" "its body is the OpenAI-style error"
 
+# ---- clients without a key, told apart by X-Real-IP ------------------------------------------
+
+# anon: one request a minute per client. Over IPv4 twice, then over IPv6: a second client to
+# rlshape only if it reads X-Real-IP (to the upstream, both come from nginx's one address).
+anon_status() { # URL_HOST: the status of a keyless request
+	bed_client curl -sS --cacert "$CERT" --max-time 10 -o /dev/null -w '%{http_code}' \
+		-H 'X-Real-IP: 198.18.9.9' -H 'Content-Type: application/json' -d "$BODY" \
+		"https://$1:$TLS_PORT/v1/chat/completions" 2>>"$BED_DIR/curl.err" || true
+}
+got="$(anon_status "$BED_GW_CLIENT4") $(anon_status "$BED_GW_CLIENT4") $(anon_status "[$BED_GW_CLIENT6]")"
+tap_is "$got" "200 429 200" \
+	"keyless: 200, 429 for the same client, 200 for another (by X-Real-IP, not nginx's address)"
+
 # ---- the official OpenAI Node SDK over HTTPS -------------------------------------------------
 
 if node_sdk_install >"$BED_DIR/npm.log" 2>&1; then
@@ -138,11 +159,12 @@ tap_is "$(half_open bed_up_ns)" "" "the upstream: no socket half-open on its por
 
 snapshot_stats "$BED_GW_UP_DEV"
 tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
-tap_is "$(packets replies_429)" 2 "rlshape: two 429s sent in to nginx"
-tap_is "$(packets upstream_resets)" 2 "rlshape: the upstream reset for each"
+tap_is "$(packets replies_429)" 3 "rlshape: three 429s sent in to nginx"
+tap_is "$(packets upstream_resets)" 3 "rlshape: the upstream reset for each"
 tap_ok "rlshape: the forwarded request's data counted as not local ($(packets not_local))" \
 	test "$(packets not_local)" -ge 1
-tap_is "$(packets requests)" 6 "rlshape: six requests read, all nginx's"
+tap_is "$(packets requests)" 9 "rlshape: nine requests read, all nginx's"
+tap_is "$(packets client_address_missing)" 0 "rlshape: every request's X-Real-IP read"
 
 run_rls unload --dev "$BED_GW_UP_DEV"
 tap_is "$RC" 0 "rlshape unload exits 0"
