@@ -14,7 +14,10 @@
 #     table's identify.client_address_header), not counted as nginx's one address;
 #   - the upstream's log has exactly the admitted requests;
 #   - no socket is left half-open on the upstream port (CLOSE-WAIT, FIN-WAIT, ESTABLISHED),
-#     in the gateway's namespace or the upstream's, once the clients are done.
+#     in the gateway's namespace or the upstream's, once the clients are done;
+#   - nginx with a keep-alive pool to the upstream: the 429 closes its pooled connection, and
+#     nothing is left closing on either side;
+#   - the daemon runs on this side, and its SIGHUP reload keeps the side.
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -50,6 +53,10 @@ tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
 	-out "$CERT"
 cat >>"$NGX/nginx.conf" <<EOF
     access_log $NGX/logs/access.log;
+    upstream pool {
+        server $BED_UP4:$PORT;
+        keepalive 4;
+    }
     server {
         listen $BED_GW_CLIENT4:$TLS_PORT ssl;
         listen [$BED_GW_CLIENT6]:$TLS_PORT ssl;
@@ -59,6 +66,13 @@ cat >>"$NGX/nginx.conf" <<EOF
         location / {
             proxy_pass http://$BED_UP4:$PORT;
             # The client's address, written over any X-Real-IP the client sent.
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
+        # The same through a keep-alive pool (HTTP/1.1 to the upstream).
+        location /pooled/ {
+            proxy_pass http://pool/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
             proxy_set_header X-Real-IP \$remote_addr;
         }
     }
@@ -157,13 +171,49 @@ bed_wait_until 10 none_half_open || true
 tap_is "$(half_open bed_gw)" "" "the gateway: no socket half-open on the upstream port"
 tap_is "$(half_open bed_up_ns)" "" "the upstream: no socket half-open on its port"
 
+# ---- nginx's keep-alive pool to the upstream ---------------------------------------------------
+
+URL=https://$BED_GW_CLIENT4:$TLS_PORT/pooled/v1/chat/completions
+statuses=""
+for i in 4 5 6; do
+	statuses+="$(https_post tls-pool-key "$BED_DIR/h$i" "$BED_DIR/b$i") "
+done
+tap_is "$statuses" "200 200 429 " "through nginx's keep-alive pool: 200, 200, 429"
+tap_like "$(tr -d '\r' <"$BED_DIR/h6" | tr 'A-Z' 'a-z')" "x-ratelimit-limit-requests: 2" \
+	"the pooled 429 has its headers"
+tap_is "$(log_count 'key=Bearer tls-pool-key')" 2 "the upstream got the pool's two admitted requests"
+closing() { # NS_FUNC: sockets on the upstream port between open and closed
+	"$1" ss -Htan "( sport = :$PORT or dport = :$PORT )" |
+		awk '$1 != "LISTEN" && $1 != "TIME-WAIT" && $1 != "ESTAB"' || true
+}
+none_closing() { [[ -z $(closing bed_gw) && -z $(closing bed_up_ns) ]]; }
+bed_wait_until 10 none_closing || true
+tap_is "$(closing bed_gw) $(closing bed_up_ns)" " " \
+	"the pool's refused connection closed on both sides (idle pooled ones stay open)"
+tap_is "$(grep -c 'prematurely closed\|reset by peer' "$NGX/logs/error.log" || true)" 0 \
+	"nginx saw no upstream failure"
+
+# ---- the daemon ------------------------------------------------------------------------------
+
+bed_spawn bed_gw "$RLS" daemon --dev "$BED_GW_UP_DEV" --config "$TABLE"
+DAEMON_PID=$BED_LAST_PID
+DAEMON_LOG=$BED_LAST_LOG
+tap_ok "the daemon runs on the upstream side" \
+	bed_wait_until 10 grep -q 'settling token usage' "$DAEMON_LOG"
+kill -HUP "$DAEMON_PID"
+tap_ok "its SIGHUP reload keeps the side" \
+	bed_wait_until 20 grep -q "reloaded .* on $BED_GW_UP_DEV (upstream side)" "$DAEMON_LOG"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" && st=0 || st=$?
+tap_is "$st" 0 "the daemon exits 0 on SIGTERM"
+
 snapshot_stats "$BED_GW_UP_DEV"
 tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
-tap_is "$(packets replies_429)" 3 "rlshape: three 429s sent in to nginx"
-tap_is "$(packets upstream_resets)" 3 "rlshape: the upstream reset for each"
+tap_is "$(packets replies_429)" 4 "rlshape: four 429s sent in to nginx"
+tap_is "$(packets upstream_resets)" 4 "rlshape: the upstream reset for each"
 tap_ok "rlshape: the forwarded request's data counted as not local ($(packets not_local))" \
 	test "$(packets not_local)" -ge 1
-tap_is "$(packets requests)" 9 "rlshape: nine requests read, all nginx's"
+tap_is "$(packets requests)" 12 "rlshape: twelve requests read, all nginx's"
 tap_is "$(packets client_address_missing)" 0 "rlshape: every request's X-Real-IP read"
 
 run_rls unload --dev "$BED_GW_UP_DEV"
