@@ -473,6 +473,7 @@ int main(void)
 						setup_forwarded, teardown),
 	};
 
+	env_load_upstream = 1;
 	return xdp_suite_main("bpf/test_upstream", cases, ARRAY_SIZE(cases), tests,
 			      ARRAY_SIZE(tests));
 }
