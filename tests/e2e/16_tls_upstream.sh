@@ -174,11 +174,17 @@ tap_is "$(half_open bed_up_ns)" "" "the upstream: no socket half-open on its por
 # ---- nginx's keep-alive pool to the upstream ---------------------------------------------------
 
 URL=https://$BED_GW_CLIENT4:$TLS_PORT/pooled/v1/chat/completions
+gw_opens() { # TCP connections the gateway's namespace has opened
+	bed_gw nstat -az -s TcpActiveOpens | awk '$1 == "TcpActiveOpens" { print $2 }'
+}
+opens_before=$(gw_opens)
 statuses=""
 for i in 4 5 6; do
 	statuses+="$(https_post tls-pool-key "$BED_DIR/h$i" "$BED_DIR/b$i") "
 done
 tap_is "$statuses" "200 200 429 " "through nginx's keep-alive pool: 200, 200, 429"
+tap_is "$(($(gw_opens) - opens_before))" 1 \
+	"all three on one pooled connection to the upstream (the 429 came on a reused one)"
 tap_like "$(tr -d '\r' <"$BED_DIR/h6" | tr 'A-Z' 'a-z')" "x-ratelimit-limit-requests: 2" \
 	"the pooled 429 has its headers"
 tap_is "$(log_count 'key=Bearer tls-pool-key')" 2 "the upstream got the pool's two admitted requests"
