@@ -53,13 +53,18 @@ suite_one_day() {
 	bed_wait_until $(($1 + 5)) _suite_day_has_room "$1"
 }
 
-# suite_upstream PORT: mock-upstream on $BED_UP4:PORT, logging to $UP_LOG; one test that it
-# listens.
+# suite_upstream PORT [ADDR...]: mock-upstream on $BED_UP4:PORT (and on each ADDR:PORT given,
+# e.g. "[$BED_UP6]"), logging to $UP_LOG; one test that it listens.
 suite_upstream() {
+	local port=$1 extra=() a
+	shift
+	for a in "$@"; do
+		extra+=(--listen "$a:$port")
+	done
 	UP_LOG=$BED_DIR/upstream.log
-	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$1" --log "$UP_LOG" \
+	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$port" "${extra[@]}" --log "$UP_LOG" \
 		--ready-file "$BED_DIR/upstream.ready"
-	tap_ok "mock-upstream is listening on :$1" bed_wait_file "$BED_DIR/upstream.ready" 20
+	tap_ok "mock-upstream is listening on :$port" bed_wait_file "$BED_DIR/upstream.ready" 20
 }
 
 # node_sdk_install: the official OpenAI Node SDK, pinned in tests/e2e/node, installed under
