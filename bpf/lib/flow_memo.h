@@ -5,6 +5,10 @@
  * model, so its next request takes them from the flow the packet already looked up instead of
  * three more map lookups (the key, the client's CIDR, the model's name).
  *
+ * A request without a key is identified by its client's address, which on the upstream side
+ * comes from the proxy's header and changes from request to request on one connection
+ * (client_address.h): the address is kept and compared too.
+ *
  * Only what the same load found holds (rls_config.load_seq): a reload may give a key another
  * account or a name another id, and writes the model names before it switches. The key's
  * whole 128-bit hash and the model's whole name are compared, never a digest of them: a
@@ -27,7 +31,8 @@ static __always_inline bool rls_memo_holds(__u32 memo_load, const struct rls_con
 	return cfg->load_seq && memo_load == cfg->load_seq;
 }
 
-static __always_inline bool rls_same_key_hash(const __u8 *a, const __u8 *b)
+/* Two 16-byte values, a key hash or a client address, the same? */
+static __always_inline bool rls_same_16(const __u8 *a, const __u8 *b)
 {
 	__u64 a0, a1, b0, b1;
 
@@ -46,14 +51,16 @@ static __always_inline void rls_memo_identity(struct rls_scratch *s, struct rls_
 	__u32 has_key = !!(st->request_flags & RLS_REQ_HAS_KEY);
 
 	if (rls_memo_holds(m->identity_load, cfg) && m->has_key == has_key &&
-	    (!has_key || rls_same_key_hash(m->key_siphash, st->key_siphash)))
+	    (!has_key || rls_same_16(m->key_siphash, st->key_siphash)) &&
+	    rls_same_16(m->client, s->who.client))
 		return;
 	__builtin_memset(&m->identity, 0, sizeof(m->identity));
-	rls_identify(cfg, generation, &s->pkt.flow, rls_api_key_principal(s, st, generation),
+	rls_identify(cfg, generation, &s->who, rls_api_key_principal(s, st, generation),
 		     &m->identity);
 	m->identity_load = cfg->load_seq;
 	m->has_key = has_key;
 	__builtin_memcpy(m->key_siphash, st->key_siphash, RLS_SIPHASH_LEN);
+	__builtin_memcpy(m->client, s->who.client, sizeof(m->client));
 }
 
 /* The model's id: a named model, RLS_MODEL_OTHER, or RLS_MODEL_HIDDEN. */

@@ -32,10 +32,18 @@ struct env {
 	struct rls_maps maps;
 	int prog_fd;   /* rlshape_xdp: what most cases run */
 	int tc_fd;     /* rlshape_tc */
+	int upstream_fd; /* rlshape_upstream: the upstream side's TC egress */
 	int settle_fd; /* rls_settle */
 	int ready;     /* loaded and a table applied */
 	char why[1536];
 };
+
+/*
+ * Whether env_load() loads the upstream side's program (rlshape_upstream): only for what runs
+ * it. Its verification adds most of a second to every load, and the suites load anew for each
+ * case. Without it, env.upstream_fd is negative.
+ */
+static int env_load_upstream;
 
 /*
  * Open the skeleton with every map private, let before_load (may be NULL) resize maps, load.
@@ -47,7 +55,7 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 	int ret;
 
 	memset(e, 0, sizeof(*e));
-	e->prog_fd = e->tc_fd = e->settle_fd = -1;
+	e->prog_fd = e->tc_fd = e->upstream_fd = e->settle_fd = -1;
 	if (geteuid() != 0) {
 		snprintf(e->why, sizeof(e->why), "not root (euid %u): loading BPF needs root",
 			 (unsigned)geteuid());
@@ -67,6 +75,7 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 			return -1;
 		}
 	}
+	bpf_program__set_autoload(e->skel->progs.rlshape_upstream, env_load_upstream);
 	if (before_load && (ret = before_load(e->skel))) {
 		snprintf(e->why, sizeof(e->why), "adjusting the maps before loading: %s",
 			 strerror(-ret));
@@ -88,6 +97,7 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 	}
 	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
 	e->tc_fd = bpf_program__fd(e->skel->progs.rlshape_tc);
+	e->upstream_fd = env_load_upstream ? bpf_program__fd(e->skel->progs.rlshape_upstream) : -1;
 	e->settle_fd = bpf_program__fd(e->skel->progs.rls_settle);
 	rls_maps_from_skeleton(e->skel, &e->maps);
 	return 0;

@@ -53,13 +53,18 @@ suite_one_day() {
 	bed_wait_until $(($1 + 5)) _suite_day_has_room "$1"
 }
 
-# suite_upstream PORT: mock-upstream on $BED_UP4:PORT, logging to $UP_LOG; one test that it
-# listens.
+# suite_upstream PORT [ADDR...]: mock-upstream on $BED_UP4:PORT (and on each ADDR:PORT given,
+# e.g. "[$BED_UP6]"), logging to $UP_LOG; one test that it listens.
 suite_upstream() {
+	local port=$1 extra=() a
+	shift
+	for a in "$@"; do
+		extra+=(--listen "$a:$port")
+	done
 	UP_LOG=$BED_DIR/upstream.log
-	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$1" --log "$UP_LOG" \
+	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$port" "${extra[@]}" --log "$UP_LOG" \
 		--ready-file "$BED_DIR/upstream.ready"
-	tap_ok "mock-upstream is listening on :$1" bed_wait_file "$BED_DIR/upstream.ready" 20
+	tap_ok "mock-upstream is listening on :$port" bed_wait_file "$BED_DIR/upstream.ready" 20
 }
 
 # node_sdk_install: the official OpenAI Node SDK, pinned in tests/e2e/node, installed under
@@ -73,6 +78,40 @@ node_sdk_install() {
 	(cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# suite_missing WHAT...: for each thing the suite needs and lacks (what to install, as a
+# sentence), a failing test saying so, and the suite ends; nothing when none is given.
+suite_missing() {
+	local m
+	(($#)) || return 0
+	for m in "$@"; do
+		_tap_result 1 "needed to run: $m"
+	done
+	tap_done || exit 1
+	exit 0
+}
+
+# nginx_conf_head DIR: DIR/nginx.conf begun, up to the inside of its http block, for the
+# caller to go on with (cat >>): one process in the foreground, its pid, its logs (DIR/logs)
+# and its temporary files (DIR/tmp) under DIR.
+nginx_conf_head() {
+	mkdir -p "$1/logs" "$1/tmp"
+	cat >"$1/nginx.conf" <<EOF
+# One process, in the foreground, everything under $1.
+daemon off;
+master_process off;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/logs/error.log info;
+events { worker_connections 1024; }
+http {
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+EOF
+}
+
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.
 log_count() {
 	local n
@@ -80,9 +119,10 @@ log_count() {
 	echo "${n:-0}"
 }
 
-# snapshot_stats: `rlshape stats --json` once, as lines "ACCOUNT MODEL ADMITTED rps rpm rph rpd
-# burst tokens concurrency" and "packets EVENT COUNT" in $BED_DIR/stats.txt (python starts
-# slowly: once per snapshot, not per row). packets EVENT: that count from the snapshot.
+# snapshot_stats [DEV]: `rlshape stats --json` of DEV (default: the client-facing interface)
+# once, as lines "ACCOUNT MODEL ADMITTED rps rpm rph rpd burst tokens concurrency" and
+# "packets EVENT COUNT" in $BED_DIR/stats.txt (python starts slowly: once per snapshot, not
+# per row). packets EVENT: that count from the snapshot.
 snapshot_stats() {
 	[[ -e $BED_DIR/stats_rows.py ]] || cat >"$BED_DIR/stats_rows.py" <<'PY'
 import json, sys
@@ -95,7 +135,7 @@ for r in doc["requests"]:
 for k, v in doc["packets"].items():
     print("packets", k, v)
 PY
-	rls stats --dev "$BED_GW_DEV" --json >"$BED_DIR/stats.json"
+	rls stats --dev "${1:-$BED_GW_DEV}" --json >"$BED_DIR/stats.json"
 	python3 "$BED_DIR/stats_rows.py" <"$BED_DIR/stats.json" >"$BED_DIR/stats.txt"
 }
 packets() {
