@@ -227,6 +227,12 @@ struct rls_limits {
 	 */
 	__u32 fleet_hosts;
 	__u32 fleet_unleased; /* requests a window admits here before the daemon's first lease */
+	/*
+	 * The entry's "shape": a request too fast for the rpm smoothing, that fits every window,
+	 * is delayed on egress (EDT) instead of refused, if it can leave within this long.
+	 * 0: no shaping, the 429 as before.
+	 */
+	__u64 shape_max_delay_ns;
 };
 
 /* ---- state: kept across reloads ---- */
