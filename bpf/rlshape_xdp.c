@@ -121,8 +121,8 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 		a->max_response_tokens = limits->max_response_tokens;
 		a->reserved_tokens = rls_reservation_tokens(st, limits, a->request_bytes);
 	}
-	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, &s->rejection,
-				  &a->slot_epoch);
+	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, a->may_shape,
+				  &s->rejection, &a->slot_epoch, &a->delay_ns);
 	if (a->slot_taken)
 		a->slot_epoch_ns = rls_slot_epoch_ns(limits->max_hold_ns);
 	return 0;
@@ -459,7 +459,7 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 		if (limits)
 			rls_decide(s, st, &id, limits, &admission);
 	}
-	rls_count_outcome(s, id.principal.account, model, s->rejection.reason);
+	rls_count_outcome(s, id.principal.account, model, s->rejection.reason, admission.delay_ns);
 	flow->account = id.principal.account;
 	flow->model = model;
 	flow->requests++;

@@ -297,6 +297,8 @@ struct rls_stats_key {
 struct rls_stats {
 	__u64 admitted;
 	__u64 rejected[RLS_NR_REASONS]; /* indexed by enum rls_reason */
+	__u64 shaped;          /* of the admitted, those shaping delayed (upstream side only) */
+	__u64 shaped_delay_ns; /* their delays, summed */
 };
 
 /* rls_packets (per CPU array): what the data path did with packets, by enum rls_packet_event. */

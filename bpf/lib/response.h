@@ -33,6 +33,9 @@ struct rls_admission {
 	__u64 slot_epoch;
 	__u64 slot_epoch_ns;
 	__u64 now_ns;          /* UTC, when the request was decided */
+	__u32 may_shape;       /* in: the hook can delay the request (TC egress), not only refuse */
+	__u32 pad;
+	__u64 delay_ns;        /* out: shaping holds the admitted request this long; 0: none */
 };
 
 static __always_inline void rls_follow_response(const struct rls_flow_key *key,
