@@ -5,6 +5,11 @@
  * it at its last byte or the upstream's close: the tokens are reported with the response's last
  * bytes (where the upstream's `usage` is) for the daemon to settle, and the slot is given back.
  * It never changes or drops a packet.
+ *
+ * On the upstream-facing side (`--side upstream`) the same program is attached to the
+ * interface's ingress, where the upstream's responses come in: the same direction of the
+ * connection (from the watched port), so the same code, keyed as rlshape_upstream.c keys the
+ * requests it reads on egress. Nothing there is renumbered (seqadj.h is XDP's alone).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -25,10 +25,8 @@
 #include "lib/response.h"
 #include "lib/trim.h"
 #include "lib/seqadj.h"
-#include "token_estimate.h"
+#include "lib/decide.h"
 
-/* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
-#define RLS_REQUESTS_PER_SEGMENT 32
 /* Windows of RLS_PARSE_WINDOW bytes a segment of a jumbo frame's payload fills. */
 #define RLS_WINDOWS_MAX ((9216 + RLS_PARSE_WINDOW - 1) / RLS_PARSE_WINDOW)
 /* Bytes before a routed stream's first read byte a client may still send: a window's worth. */
@@ -62,70 +60,6 @@ static __always_inline int rls_ip_layer_verdict(const struct rls_packet *pkt)
 		return XDP_DROP;
 	}
 	return -1;
-}
-
-/* The request's model id: a named model, RLS_MODEL_OTHER, or RLS_MODEL_HIDDEN. */
-static __always_inline __u32 rls_request_model(struct rls_scratch *s, const struct rls_stream *st)
-{
-	__u32 len, *id;
-
-	if (!rls_stream_model(s, st, &len))
-		return RLS_MODEL_HIDDEN;
-	if (len == 0)
-		return RLS_MODEL_OTHER;
-	id = bpf_map_lookup_elem(&rls_models, &s->model);
-	return id ? *id : RLS_MODEL_OTHER;
-}
-
-/*
- * The tokens an admitted request holds until its response is counted: its size in tokens plus
- * what its answer may cost. The daemon settles the difference from the upstream's usage.
- */
-static __always_inline __u64 rls_reservation_tokens(const struct rls_stream *st,
-						    const struct rls_limits *l, __u64 request_bytes)
-{
-	__u64 answer = l->reserve_tokens;
-
-	/* A visible max_tokens says how long the answer may be, up to reserve_max. */
-	if (st->request_flags & RLS_REQ_HAS_MAX_TOKENS)
-		answer = st->max_tokens < l->reserve_max ? st->max_tokens : l->reserve_max;
-	return rls_tokens_for_bytes(request_bytes, l->bytes_per_token) + answer;
-}
-
-/*
- * Decide under the counter's lock; what the response must settle or free goes to *a. A global
- * function, with its own stack frame: the 429's writers below the caller need the room.
- */
-__noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
-			  const struct rls_identity *id, const struct rls_limits *limits,
-			  struct rls_admission *a)
-{
-	struct rls_counter *counter;
-
-	if (!s || !st || !id || !limits || !a)
-		return 0;
-	/* A fleet's limits as this host applies them; an anonymous client's counter is its own. */
-	if (limits->fleet_hosts) {
-		s->fleet_limits = *limits;
-		if (id->anonymous)
-			s->fleet_limits.fleet_hosts = 0;
-		rls_fleet_local_limits(&s->fleet_limits);
-		limits = &s->fleet_limits;
-	}
-	counter = rls_lookup_counter(s, id, a->counter_model, &s->pkt.flow, &a->counter_shared);
-	if (!counter)
-		return 0;
-	if (rls_has_token_limits(limits)) {
-		a->meter_tokens = 1;
-		a->bytes_per_token = limits->bytes_per_token;
-		a->max_response_tokens = limits->max_response_tokens;
-		a->reserved_tokens = rls_reservation_tokens(st, limits, a->request_bytes);
-	}
-	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, a->may_shape,
-				  &s->rejection, &a->slot_epoch, &a->delay_ns);
-	if (a->slot_taken)
-		a->slot_epoch_ns = rls_slot_epoch_ns(limits->max_hold_ns);
-	return 0;
 }
 
 /*
@@ -182,12 +116,6 @@ static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_
 static __always_inline __u32 rls_first_new_byte(const struct rls_scratch *s)
 {
 	return s->pkt.seq + s->seg.from;
-}
-
-/* The upstream's window as it last advertised it, where TC has seen it; else the largest. */
-static __always_inline __u16 rls_upstream_window(const struct rls_flow *flow)
-{
-	return flow->seqadj.window_seen ? flow->seqadj.server_window : RLS_REPLY_WINDOW;
 }
 
 /* A 429 that closes the connection ("connection: close"), answering this segment, numbered as
@@ -433,59 +361,12 @@ static __always_inline int rls_refuse(struct xdp_md *ctx, struct rls_scratch *s,
 __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, struct rls_flow *flow,
 				 const struct rls_config *cfg, __u32 generation)
 {
-	struct rls_identity id = {};
-	struct rls_admission admission = {};
-	const struct rls_limits *limits = NULL;
-	struct rls_stream *st;
-	__u32 model;
-
 	if (!s || !flow || !cfg)
 		return XDP_PASS;
-	st = &flow->stream;
-	rls_count_packet(RLS_PKT_REQUEST);
-	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
-	s->rejection.day_limit = RLS_UNLIMITED;
-	rls_identify(cfg, generation, &s->pkt.flow, rls_api_key_principal(s, st, generation), &id);
-	model = rls_request_model(s, st);
-	if (model == RLS_MODEL_HIDDEN)
-		rls_count_packet(RLS_PKT_MODEL_HIDDEN);
-	admission.request_bytes = s->pkt.seq + s->seg.base + s->scan.pos - st->request_start;
-	if (!id.unlimited) {
-		limits = rls_lookup_limits(generation, id.principal.tier, model);
-		/* A hidden model is charged as the tier's strictest one, to that model's counter. */
-		admission.counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model
-									       : model;
-		admission.now_ns = rls_now_utc_ns(cfg);
-		if (limits)
-			rls_decide(s, st, &id, limits, &admission);
-	}
-	rls_count_outcome(s, id.principal.account, model, s->rejection.reason, admission.delay_ns);
-	flow->account = id.principal.account;
-	flow->model = model;
-	flow->requests++;
-	if (s->rejection.reason)
+	/* XDP cannot hold a request back: shaping is the upstream side's (README, "Shaping"). */
+	if (rls_judge_request(s, flow, cfg, generation, false) == RLS_VERDICT_REFUSE)
 		return rls_refuse(ctx, s, flow);
-	flow->state = RLS_FLOW_ADMITTED;
-	flow->admitted_mark = flow->server_next;
-	flow->admitted_ack = s->pkt.ack_seq;
-	flow->admitted_any = 1;
-	if (admission.meter_tokens || admission.slot_taken)
-		rls_follow_response(&s->pkt.flow, flow, &admission);
 	return XDP_PASS;
-}
-
-/*
- * HTTP/1.1 answers in order: a new request on the connection means the last response is over.
- * One still open here was not seen to its end (a pipelining client): marked cut, so that the
- * daemon never refunds its reservation on the strength of bytes it did not see.
- */
-static __always_inline void rls_request_began(struct rls_scratch *s, struct rls_flow *flow)
-{
-	if (!s->seg.started)
-		return;
-	s->seg.started = 0;
-	if (flow->requests)
-		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CUT);
 }
 
 /*
@@ -644,26 +525,6 @@ static __always_inline int rls_handle_rejected_flow(struct xdp_md *ctx, struct r
 		return XDP_DROP;
 	}
 	return rls_reset_upstream_once(ctx, s, flow);
-}
-
-/*
- * The client's RST or FIN, where the stream is: a reset ends the response and the connection;
- * a FIN ends the client's wait (a client that half-closes and still reads is rare in
- * HTTP/1.1): its slot comes back now, while the response is still metered for tokens up to
- * the upstream's own close. Anywhere else in the sequence space they are not the client's.
- */
-static __always_inline void rls_client_close(struct rls_scratch *s, struct rls_flow *flow)
-{
-	const struct rls_packet *pkt = &s->pkt;
-
-	if (pkt->tcp_flags & TCP_FLAG_RST) {
-		rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
-		bpf_map_delete_elem(&rls_flows, &pkt->flow);
-		return;
-	}
-	if (flow->slot_held)
-		rls_give_back_slot(&pkt->flow, flow);
-	rls_note_closed(&pkt->flow, flow, RLS_CLOSED_CLIENT);
 }
 
 /* Start following a connection whose next byte is at seq. */

@@ -332,6 +332,9 @@ enum rls_packet_event {
 	RLS_PKT_SEQ_TRANSLATED,    /* a segment renumbered after a 429 that kept the connection */
 	RLS_PKT_AHEAD_OF_429,      /* client data sent before the 429 arrived: dropped, resent */
 	RLS_PKT_UPSTREAM_FIN_ACKED, /* the upstream's FIN acknowledged for a client that closed */
+	RLS_PKT_NOT_LOCAL,         /* upstream side: data from no local socket (forwarded): passed */
+	RLS_PKT_PIPELINED_RESET,   /* upstream side: a refused request no 429 could answer in
+				    * order (the proxy pipelined): both ends reset */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -582,6 +585,11 @@ struct rls_flow {
 	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
 	__u32 pad1;
 	struct rls_seqadj seqadj;
+	/*
+	 * Shaping, on the upstream side: the last delayed request's departure (CLOCK_MONOTONIC
+	 * ns), before which none of the connection's segments toward the upstream leaves.
+	 */
+	__u64 depart_ns;
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

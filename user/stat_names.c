@@ -38,6 +38,8 @@ const char *const rls_packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_SEQ_TRANSLATED] = "seq_translated",
 	[RLS_PKT_AHEAD_OF_429] = "ahead_of_429",
 	[RLS_PKT_UPSTREAM_FIN_ACKED] = "upstream_fin_acked",
+	[RLS_PKT_NOT_LOCAL] = "not_local",
+	[RLS_PKT_PIPELINED_RESET] = "pipelined_reset",
 };
 
 void rls_stats_add(struct rls_stats *sum, const struct rls_stats *one)

@@ -40,6 +40,11 @@
 #define RLS_PARSE_WINDOW 2048
 #define RLS_REPLY_MAX    1024
 #define RLS_HEADERS_MAX  256
+/* The window a reply advertises where the upstream's is not known: the largest. */
+#define RLS_REPLY_WINDOW 65535
+
+/* Requests one segment may end; more is a flood of tiny pipelined requests: reset. */
+#define RLS_REQUESTS_PER_SEGMENT 32
 
 /* A content-length, chunk size or JSON number at least this large is not served. */
 #define RLS_LENGTH_MAX (1ull << 40)

@@ -68,4 +68,22 @@ static __always_inline long rls_skb_l4_csum_diff(struct __sk_buff *skb, __u32 of
 	return bpf_l4_csum_replace(skb, off, 0, (__u64)diff, 0);
 }
 
+/*
+ * Set the TCP checksum at off of a segment written whole: sum is the one's-complement sum of
+ * its TCP bytes with the field zero, pseudo the pseudo-header's. Through the kernel's helper,
+ * which knows what the field must hold: the whole checksum; or, where the segment leaves with
+ * its checksum to be completed by offload (CHECKSUM_PARTIAL), the pseudo-header's sum alone,
+ * which the helper leaves by ignoring the first diff and folding in the second.
+ */
+static __always_inline long rls_skb_set_l4_csum(struct __sk_buff *skb, __u32 off, __u32 sum,
+						__u32 pseudo)
+{
+	__u16 zero = 0;
+
+	if (bpf_skb_store_bytes(skb, off, &zero, sizeof(zero), 0) ||
+	    bpf_l4_csum_replace(skb, off, 0, sum, 0))
+		return -1;
+	return bpf_l4_csum_replace(skb, off, 0, pseudo, BPF_F_PSEUDO_HDR);
+}
+
 #endif /* RLS_BPF_CTX_SKB_H */

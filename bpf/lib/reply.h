@@ -25,7 +25,6 @@
 #include "tcp_options.h"
 
 #define RLS_REPLY_MASK   (RLS_REPLY_MAX - 1)
-#define RLS_REPLY_WINDOW 65535
 
 _Static_assert((RLS_REPLY_MAX & RLS_REPLY_MASK) == 0, "reply buffer must be a power of two");
 
@@ -421,40 +420,33 @@ static __always_inline void rls_put_timestamps(struct tcphdr *tcp, const struct 
 }
 
 /*
- * The headers of a packet XDP sends back to the client over its own (the body, body_len bytes
- * of s->reply, is in place after them): addresses and ports turned around, numbered and
- * flagged as s->answer says, the client's timestamps echoed where o found them, checksums
- * computed anew. A global function: the 429 and the FIN share it. XDP_TX, or XDP_DROP.
+ * Turn a packet's headers (data to data_end, linear) into those of its reply, whose body,
+ * body_len bytes of s->reply, is in place after them: addresses and ports turned around,
+ * numbered and flagged as s->answer says, the sender's timestamps echoed where s->opts found
+ * them. The TCP header is tcp_len bytes (s->answer.tcp_len, read once by the caller, whose
+ * checksum covers as many). The TCP checksum is left zero, for the hook to set. Returns the
+ * TCP header, or NULL.
  */
-__noinline int rls_reply_headers(struct xdp_md *ctx, const struct rls_packet *pkt,
-				 struct rls_scratch *s, __u32 body_len)
+static __always_inline struct tcphdr *rls_turn_headers(void *data, void *data_end,
+						       const struct rls_packet *pkt,
+						       struct rls_scratch *s, __u32 tcp_len,
+						       __u32 body_len)
 {
-	struct rls_tcp_options *o;
-	void *data, *data_end;
-	__u32 l4_off, tcp_len;
+	__u32 l4_off = s->answer.l4_off;
 	struct tcphdr *tcp;
-	__s64 pseudo;
-	__u64 sum;
 
-	if (!pkt || !s)
-		return XDP_DROP;
-	l4_off = s->answer.l4_off;
-	tcp_len = s->answer.tcp_len;
 	if (l4_off > 128 || tcp_len > sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN ||
 	    body_len > RLS_REPLY_MAX)
-		return XDP_DROP;
-	o = &s->opts;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
+		return NULL;
 	if (data + sizeof(struct ethhdr) > data_end)
-		return XDP_DROP;
+		return NULL;
 	rls_swap_macs(data);
 	if (rls_reverse_ip(data, data_end, pkt, tcp_len + body_len))
-		return XDP_DROP;
+		return NULL;
 	tcp = data + l4_off;
 	if ((void *)(tcp + 1) > data_end ||
 	    (tcp_len > sizeof(*tcp) && (void *)tcp + sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN > data_end))
-		return XDP_DROP;
+		return NULL;
 	{
 		__be16 port = tcp->source;
 
@@ -465,12 +457,37 @@ __noinline int rls_reply_headers(struct xdp_md *ctx, const struct rls_packet *pk
 	tcp->ack_seq = bpf_htonl(s->answer.ack);
 	((__u8 *)tcp)[12] = (tcp_len / 4) << 4;
 	((__u8 *)tcp)[13] = TCP_FLAG_ACK | (body_len ? TCP_FLAG_PSH : 0) |
-			    (s->answer.fin ? TCP_FLAG_FIN : 0);
+			    (s->answer.fin ? TCP_FLAG_FIN : 0) | (s->answer.rst ? TCP_FLAG_RST : 0);
 	tcp->window = bpf_htons(s->answer.window);
 	tcp->urg_ptr = 0;
 	tcp->check = 0;
 	if (tcp_len > sizeof(*tcp))
-		rls_put_timestamps(tcp, o);
+		rls_put_timestamps(tcp, &s->opts);
+	return tcp;
+}
+
+/*
+ * The headers of a packet XDP sends back to the client over its own (rls_turn_headers()),
+ * checksums computed anew. A global function: the 429 and the FIN share it. XDP_TX, or
+ * XDP_DROP.
+ */
+__noinline int rls_reply_headers(struct xdp_md *ctx, const struct rls_packet *pkt,
+				 struct rls_scratch *s, __u32 body_len)
+{
+	void *data, *data_end;
+	struct tcphdr *tcp;
+	__u32 tcp_len;
+	__s64 pseudo;
+	__u64 sum;
+
+	if (!pkt || !s)
+		return XDP_DROP;
+	tcp_len = s->answer.tcp_len;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	tcp = rls_turn_headers(data, data_end, pkt, s, tcp_len, body_len);
+	if (!tcp)
+		return XDP_DROP;
 	pseudo = rls_pseudo_sum(data, data_end, pkt, tcp_len + body_len);
 	if (pseudo < 0)
 		return XDP_DROP;

@@ -16,6 +16,53 @@
 #include "csum.h"
 
 /*
+ * The headers of a bare RST at seq, written over the segment's own (data to data_end, cut to
+ * its TCP header already), its TCP checksum left zero for the hook to set. IP options and
+ * extension headers stay: the reset goes on the way the segment was going. Returns the TCP
+ * header, or NULL if out of bounds.
+ */
+static __always_inline struct tcphdr *rls_reset_headers(void *data, void *data_end,
+							const struct rls_packet *pkt, __u32 seq)
+{
+	__u32 ip_hdr_len, l3_off, l4_off;
+	struct tcphdr *tcp;
+
+	/* Masked, not only checked: the verifier sees these re-read after the helper calls. */
+	l3_off = pkt->l3_off & 0x3f;
+	l4_off = pkt->l4_off & RLS_L4_OFF_MAX;
+	if (l4_off < l3_off + sizeof(struct iphdr))
+		return NULL;
+	ip_hdr_len = l4_off - l3_off;
+	tcp = data + (l4_off & RLS_L4_OFF_MAX);
+	if ((void *)(tcp + 1) > data_end)
+		return NULL;
+	/* rls_reverse_ip() twice would swap back: fix the length in place instead. */
+	if (pkt->ipv6) {
+		struct ipv6hdr *ip6 = data + (l3_off & 0x3f);
+
+		if ((void *)(ip6 + 1) > data_end || ip_hdr_len < sizeof(*ip6))
+			return NULL;
+		ip6->payload_len = bpf_htons(ip_hdr_len - sizeof(*ip6) + sizeof(*tcp));
+	} else {
+		struct iphdr *ip = data + (l3_off & 0x3f);
+
+		if ((void *)(ip + 1) > data_end)
+			return NULL;
+		ip->tot_len = bpf_htons(ip_hdr_len + sizeof(*tcp));
+		if (rls_ipv4_header_csum(ip, data_end, ip_hdr_len))
+			return NULL;
+	}
+	tcp->seq = bpf_htonl(seq);
+	tcp->ack_seq = 0;
+	((__u8 *)tcp)[12] = (sizeof(*tcp) / 4) << 4;
+	((__u8 *)tcp)[13] = TCP_FLAG_RST;
+	tcp->window = 0;
+	tcp->urg_ptr = 0;
+	tcp->check = 0;
+	return tcp;
+}
+
+/*
  * The client acknowledged the 429: make its packet a bare RST at the sequence number the
  * upstream still expects (the rejected request's), so the upstream closes its socket at once
  * instead of waiting on a request that will never come.
@@ -24,51 +71,20 @@ __noinline int rls_reset_upstream(struct xdp_md *ctx, const struct rls_packet *p
 				  __u32 request_seq)
 {
 	void *data, *data_end;
-	__u32 keep, ip_hdr_len, l3_off, l4_off;
 	struct tcphdr *tcp;
 	__s64 pseudo;
 	__u64 sum;
 
 	if (!pkt)
 		return XDP_DROP;
-	/* Masked, not only checked: the verifier sees these re-read after the helper calls. */
-	l3_off = pkt->l3_off & 0x3f;
-	l4_off = pkt->l4_off & RLS_L4_OFF_MAX;
-	if (l4_off < l3_off + sizeof(struct iphdr))
-		return XDP_DROP;
-	/* IP options and extension headers stay: the reset goes on the way the client sent it. */
-	ip_hdr_len = l4_off - l3_off;
-	keep = l4_off + sizeof(struct tcphdr);
-	if (bpf_xdp_adjust_tail(ctx, (int)((long)keep - rls_xdp_len(ctx))))
+	if (bpf_xdp_adjust_tail(ctx, (int)((long)(pkt->l4_off & RLS_L4_OFF_MAX) +
+					   sizeof(struct tcphdr) - rls_xdp_len(ctx))))
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	tcp = data + (l4_off & RLS_L4_OFF_MAX);
-	if ((void *)(tcp + 1) > data_end)
+	tcp = rls_reset_headers(data, data_end, pkt, request_seq);
+	if (!tcp)
 		return XDP_DROP;
-	/* rls_reverse_ip() twice would swap back: fix the length in place instead. */
-	if (pkt->ipv6) {
-		struct ipv6hdr *ip6 = data + (l3_off & 0x3f);
-
-		if ((void *)(ip6 + 1) > data_end || ip_hdr_len < sizeof(*ip6))
-			return XDP_DROP;
-		ip6->payload_len = bpf_htons(ip_hdr_len - sizeof(*ip6) + sizeof(*tcp));
-	} else {
-		struct iphdr *ip = data + (l3_off & 0x3f);
-
-		if ((void *)(ip + 1) > data_end)
-			return XDP_DROP;
-		ip->tot_len = bpf_htons(ip_hdr_len + sizeof(*tcp));
-		if (rls_ipv4_header_csum(ip, data_end, ip_hdr_len))
-			return XDP_DROP;
-	}
-	tcp->seq = bpf_htonl(request_seq);
-	tcp->ack_seq = 0;
-	((__u8 *)tcp)[12] = (sizeof(*tcp) / 4) << 4;
-	((__u8 *)tcp)[13] = TCP_FLAG_RST;
-	tcp->window = 0;
-	tcp->urg_ptr = 0;
-	tcp->check = 0;
 	pseudo = rls_pseudo_sum(data, data_end, pkt, sizeof(*tcp));
 	if (pseudo < 0)
 		return XDP_DROP;

@@ -27,15 +27,13 @@ struct rls_admission {
 	__u64 reserved_tokens;
 	__u64 request_bytes;
 	__u32 bytes_per_token; /* of the limits admitted under: what settling needs of them */
+	__u32 may_shape;       /* the hook can hold the request (TC egress), not only refuse it */
 	__u64 max_response_tokens;
 	__u32 counter_shared;  /* charged to the anonymous overflow counter */
 	__u32 slot_taken;
 	__u64 slot_epoch;
 	__u64 slot_epoch_ns;
 	__u64 now_ns;          /* UTC, when the request was decided */
-	__u32 may_shape;       /* in: the hook can delay the request (TC egress), not only refuse */
-	__u32 pad;
-	__u64 delay_ns;        /* out: shaping holds the admitted request this long; 0: none */
 };
 
 static __always_inline void rls_follow_response(const struct rls_flow_key *key,
@@ -185,6 +183,46 @@ static __always_inline void rls_meter_segment(struct rls_ctx ctx, struct rls_scr
 			rls_end_response(s, key, flow, 0);
 		break;
 	}
+}
+
+/* The upstream's window as it last advertised it, where TC has seen it; else the largest. */
+static __always_inline __u16 rls_upstream_window(const struct rls_flow *flow)
+{
+	return flow->seqadj.window_seen ? flow->seqadj.server_window : RLS_REPLY_WINDOW;
+}
+
+/*
+ * HTTP/1.1 answers in order: a new request on the connection means the last response is over.
+ * One still open here was not seen to its end (a pipelining client): marked cut, so that the
+ * daemon never refunds its reservation on the strength of bytes it did not see.
+ */
+static __always_inline void rls_request_began(struct rls_scratch *s, struct rls_flow *flow)
+{
+	if (!s->seg.started)
+		return;
+	s->seg.started = 0;
+	if (flow->requests)
+		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CUT);
+}
+
+/*
+ * The client's RST or FIN, where the stream is: a reset ends the response and the connection;
+ * a FIN ends the client's wait (a client that half-closes and still reads is rare in
+ * HTTP/1.1): its slot comes back now, while the response is still metered for tokens up to
+ * the upstream's own close. Anywhere else in the sequence space they are not the client's.
+ */
+static __always_inline void rls_client_close(struct rls_scratch *s, struct rls_flow *flow)
+{
+	const struct rls_packet *pkt = &s->pkt;
+
+	if (pkt->tcp_flags & TCP_FLAG_RST) {
+		rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
+		bpf_map_delete_elem(&rls_flows, &pkt->flow);
+		return;
+	}
+	if (flow->slot_held)
+		rls_give_back_slot(&pkt->flow, flow);
+	rls_note_closed(&pkt->flow, flow, RLS_CLOSED_CLIENT);
 }
 
 #endif /* RLS_BPF_RESPONSE_H */

@@ -75,7 +75,8 @@ struct rls_answer {
 	__u8 fin;           /* it carries our FIN */
 	__u8 detail;        /* out: the enum rls_429_detail sent; in, with detail_fixed: the one */
 	__u8 detail_fixed;  /* a resend: the detail of the first, nothing else */
-	__u8 pad[2];
+	__u8 rst;           /* a reset (with ACK), not a reply: the connection is over */
+	__u8 pad;
 };
 
 
@@ -98,6 +99,9 @@ struct rls_scratch {
 	struct rls_tcp_options opts; /* the segment's, where a 429 or renumbering needs them */
 	struct rls_answer answer;
 	struct rls_limits fleet_limits; /* a fleet's limits as this host applies them */
+	/* How long shaping holds the request being decided (0: not at all): off the stack, which
+	 * XDP's nested frames fill to the verifier's 512 bytes. */
+	__u64 shape_delay_ns;
 	/* Zeroed values for map inserts, off the stack. */
 	union {
 		struct rls_counter counter;
@@ -109,6 +113,12 @@ struct rls_scratch {
 	struct rls_response_tail zero_tail;
 	/* A response event the full ring could not take, built here to be parked (meter.h). */
 	struct rls_response_event parked;
+	/*
+	 * 1 while TC egress sends a copy of its segment out through the same interface
+	 * (bpf_clone_redirect() runs the egress hook again, on this CPU, before it returns): that
+	 * run must pass the copy and leave this scratch alone (rlshape_upstream.c).
+	 */
+	__u32 redirecting;
 };
 
 #endif /* RLS_BPF_SCRATCH_H */
