@@ -1,13 +1,22 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Shaping's decision in the kernel: the policy (bpf/lib/policy.h rls_admit()) run by
- * bpf/admit_probe.bpf.c under BPF_PROG_TEST_RUN, with limits parsed from a table as
- * `rlshape load` parses them and a decision time the test fixes, so that the departure times
- * are exact: a burst against the rpm smoothing leaves spaced by its interval, past the
- * table's max_delay_ms it is refused, windows and concurrency still refuse, and two CPUs
- * deciding at once never give two requests the same slot.
+ * Shaping in the kernel, under BPF_PROG_TEST_RUN.
+ *
+ * The decision: the policy (bpf/lib/policy.h rls_admit()) run by bpf/admit_probe.bpf.c with
+ * limits parsed from a table as `rlshape load` parses them and a decision time the test fixes,
+ * so that departures are exact: a burst against the rpm smoothing leaves spaced by its
+ * interval, past the table's max_delay_ms it is refused, windows and concurrency still refuse,
+ * and two CPUs deciding at once never give two requests the same slot.
+ *
+ * Its use: the upstream side's TC egress program (bpf/rlshape_upstream.c) on hand-built
+ * segments of the proxy's requests, each run reading back the skb's tstamp: a shaped request's
+ * segment carries its departure (EDT) and so do the connection's later segments, resends
+ * included. The departures there come from the kernel's clocks, read once per run: their
+ * spacing is the GCRA's interval up to the time between the two clock reads of a run
+ * (microseconds; SPACING_SLACK_NS is the tolerance stated).
  */
 #include "harness.h"
+#include "own_netns.h"
 #include "admit_probe.h"
 #include "admit_probe.skel.h"
 
@@ -21,22 +30,27 @@ struct probe {
 	__u32 account; /* a counter of its own per test */
 };
 
-static int load_object(void **state)
+static int load_probe(void **state)
 {
-	static struct probe p;
+	struct probe *p = calloc(1, sizeof(*p));
 
-	p.skel = admit_probe_bpf__open_and_load();
-	if (!p.skel)
+	if (!p)
 		return -1;
-	*state = &p;
+	p->skel = admit_probe_bpf__open_and_load();
+	if (!p->skel) {
+		free(p);
+		return -1;
+	}
+	*state = p;
 	return 0;
 }
 
-static int destroy_object(void **state)
+static int destroy_probe(void **state)
 {
 	struct probe *p = *state;
 
 	admit_probe_bpf__destroy(p->skel);
+	free(p);
 	return 0;
 }
 
@@ -82,19 +96,14 @@ static void decide(const struct probe *p, __u64 now_ns, int may_shape,
 static struct rls_stats probe_stats(const struct probe *p)
 {
 	struct rls_stats_key key = { .account = p->account };
-	int ncpu = libbpf_num_possible_cpus(), i, r;
+	int ncpu = libbpf_num_possible_cpus(), i;
 	struct rls_stats *per_cpu = calloc((size_t)ncpu, sizeof(*per_cpu)), total = { 0 };
 
 	assert_non_null(per_cpu);
 	if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.rls_stats), &key, per_cpu))
 		fail_msg("no rls_stats entry for account %u", p->account);
-	for (i = 0; i < ncpu; i++) {
-		total.admitted += per_cpu[i].admitted;
-		for (r = 0; r < RLS_NR_REASONS; r++)
-			total.rejected[r] += per_cpu[i].rejected[r];
-		total.shaped += per_cpu[i].shaped;
-		total.shaped_delay_ns += per_cpu[i].shaped_delay_ns;
-	}
+	for (i = 0; i < ncpu; i++)
+		rls_stats_add(&total, &per_cpu[i]);
 	free(per_cpu);
 	return total;
 }
@@ -331,16 +340,175 @@ static void test_each_departure_once_across_cpus(void **state)
 	CHECK_EQ(probe_stats(p).shaped, 2 * CPU_REQUESTS - 1, "rls_stats shaped (all but the first)");
 }
 
+/* ---- the upstream side's TC egress program ---- */
+
+#define KEY_SHAPED "sk-test-shaped-0001"
+#define SPACING_SLACK_NS (5 * MS)
+#define TC_ACT_OK 0
+
+static const char upstream_table[] =
+	"{'listen': {'ports': [8000]},"
+	" 'tiers': {'shaped': {'*': {'rpm': 300, 'shape': {'max_delay_ms': 2000}}}},"
+	" 'accounts': {'shaped': {'tier': 'shaped', 'keys': ['" KEY_SHAPED "']}}}";
+
+/* The skeleton in a network namespace of the test's own: a refusal sends its 429 and reset. */
+static int setup_upstream(void **state)
+{
+	char why[256];
+
+	if (own_netns(why, sizeof(why))) {
+		printf("# %s\n", why);
+		return -1;
+	}
+	return setup_with(state, upstream_table);
+}
+
+struct egress {
+	int action;
+	__u64 tstamp; /* the skb's after the run: 0, or the departure it must wait for */
+};
+
+/* One segment of the proxy's connection c through rlshape_upstream, its tstamp read back. */
+static struct egress egress_send(struct env *e, struct conn *c, const char *payload, size_t len,
+				 uint8_t flags)
+{
+	struct tp_spec spec = spec_of(c, payload, len, flags);
+	uint8_t in[TP_MAX_FRAME], out[TP_MAX_FRAME];
+	struct __sk_buff ctx = { 0 };
+	size_t in_len = tp_build(&spec, in, sizeof(in));
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)in_len,
+		    .data_out = out, .data_size_out = sizeof(out), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .ctx_out = &ctx, .ctx_size_out = sizeof(ctx),
+		    .repeat = 1);
+	struct egress r;
+	int err;
+
+	CHECK(in_len > 0, "test bug: cannot build the frame");
+	err = bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.rlshape_upstream), &opts);
+	if (err)
+		fail_msg("bpf_prog_test_run_opts: %s", strerror(-err));
+	c->seq += (uint32_t)len;
+	r.action = (int)opts.retval;
+	r.tstamp = ctx.tstamp;
+	return r;
+}
+
+static __u64 monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+/*
+ * 20 requests at once, a connection each, against rpm 300 with max_delay_ms 2000: 5 leave
+ * untouched, the next 10 carry departures 200 ms apart, the first 200 ms after the burst
+ * began, and the last 5 (2200 ms and more away) are refused. rls_stats counts 10 shaped.
+ */
+static void test_upstream_burst_gets_departures(void **state)
+{
+	struct env *e = need_env(state);
+	char req[512], what[96];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_SHAPED), NULL);
+	struct egress r[20];
+	struct conn c;
+	struct rls_stats st;
+	__u64 before = monotonic_ns(), after;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		c = conn4((uint16_t)(42000 + i));
+		r[i] = egress_send(e, &c, req, len, 0);
+	}
+	after = monotonic_ns();
+	for (i = 0; i < 5; i++) {
+		snprintf(what, sizeof(what), "request %d, within the burst of 5", i + 1);
+		CHECK_EQ(r[i].action, TC_ACT_OK, what);
+		CHECK_EQ(r[i].tstamp, 0, what);
+	}
+	/* The 6th's departure: 200 ms after the 1st was decided, which was in [before, after]. */
+	CHECK(r[5].tstamp >= before + 200 * MS && r[5].tstamp <= after + 200 * MS,
+	      "request 6 departs %lld ns after the burst began, not 200 ms (to %lld ns later)",
+	      (long long)(r[5].tstamp - before), (long long)(after - before));
+	for (i = 5; i < 15; i++) {
+		snprintf(what, sizeof(what), "request %d, shaped", i + 1);
+		CHECK_EQ(r[i].action, TC_ACT_OK, what);
+		if (i > 5 && (r[i].tstamp < r[i - 1].tstamp + 200 * MS - SPACING_SLACK_NS ||
+			      r[i].tstamp > r[i - 1].tstamp + 200 * MS + SPACING_SLACK_NS))
+			fail_msg("request %d departs %lld ns after request %d, not 200 ms (+-%llu ms)",
+				 i + 1, (long long)(r[i].tstamp - r[i - 1].tstamp), i,
+				 SPACING_SLACK_NS / MS);
+	}
+	for (i = 15; i < 20; i++) {
+		snprintf(what, sizeof(what), "request %d, past max_delay_ms: refused", i + 1);
+		CHECK(r[i].action != TC_ACT_OK, "%s (got TC action %d)", what, r[i].action);
+		CHECK_EQ(r[i].tstamp, 0, what);
+	}
+	st = env_stats(e, account_id(e, "shaped"), RLS_MODEL_OTHER);
+	CHECK_EQ(st.admitted, 15, "rls_stats admitted");
+	CHECK_EQ(st.rejected[RLS_REASON_BURST], 5, "rls_stats rejected[burst]");
+	CHECK_EQ(st.shaped, 10, "rls_stats shaped");
+	CHECK(st.shaped_delay_ns >= 11000 * MS - 10 * SPACING_SLACK_NS &&
+	      st.shaped_delay_ns <= 11000 * MS + 10 * SPACING_SLACK_NS,
+	      "rls_stats shaped_delay_ns %llu: 200 ms * (1 + ... + 10) = 11 s",
+	      (unsigned long long)st.shaped_delay_ns);
+}
+
+/*
+ * Later segments of a shaped connection leave no earlier than its request (fq orders a flow's
+ * packets by time: one without would overtake it), resends of the request included; another
+ * connection's segments are not held.
+ */
+static void test_upstream_later_segments_wait_behind(void **state)
+{
+	struct env *e = need_env(state);
+	char req[512];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_SHAPED), NULL);
+	struct conn c, shaped;
+	struct egress r, ack, resend;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		c = conn4((uint16_t)(43000 + i));
+		egress_send(e, &c, req, len, 0);
+	}
+	shaped = conn4(43100);
+	r = egress_send(e, &shaped, req, len, 0);
+	CHECK(r.tstamp > monotonic_ns(), "the 6th request is held (tstamp %llu)",
+	      (unsigned long long)r.tstamp);
+	ack = egress_send(e, &shaped, NULL, 0, 0x10 /* ACK */);
+	CHECK_EQ(ack.action, TC_ACT_OK, "a later ACK on the shaped connection");
+	CHECK_EQ(ack.tstamp, r.tstamp, "a later ACK on the shaped connection leaves with it");
+	shaped.seq -= (uint32_t)len;
+	resend = egress_send(e, &shaped, req, len, 0);
+	CHECK_EQ(resend.action, TC_ACT_OK, "the request resent");
+	CHECK_EQ(resend.tstamp, r.tstamp, "the request resent waits for its departure too");
+	c = conn4(43001);
+	ack = egress_send(e, &c, NULL, 0, 0x10);
+	CHECK_EQ(ack.tstamp, 0, "an ACK on an unshaped connection");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_burst_departures_spaced_by_the_gcra),
-		cmocka_unit_test(test_refused_past_the_maximum_delay),
-		cmocka_unit_test(test_not_shaped_where_the_hook_cannot_delay),
-		cmocka_unit_test(test_not_shaped_without_shape_in_the_table),
-		cmocka_unit_test(test_windows_and_concurrency_still_refuse),
-		cmocka_unit_test(test_each_departure_once_across_cpus),
+		cmocka_unit_test_setup_teardown(test_burst_departures_spaced_by_the_gcra, load_probe,
+						destroy_probe),
+		cmocka_unit_test_setup_teardown(test_refused_past_the_maximum_delay, load_probe,
+						destroy_probe),
+		cmocka_unit_test_setup_teardown(test_not_shaped_where_the_hook_cannot_delay,
+						load_probe, destroy_probe),
+		cmocka_unit_test_setup_teardown(test_not_shaped_without_shape_in_the_table,
+						load_probe, destroy_probe),
+		cmocka_unit_test_setup_teardown(test_windows_and_concurrency_still_refuse,
+						load_probe, destroy_probe),
+		cmocka_unit_test_setup_teardown(test_each_departure_once_across_cpus, load_probe,
+						destroy_probe),
+		cmocka_unit_test_setup_teardown(test_upstream_burst_gets_departures, setup_upstream,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_later_segments_wait_behind,
+						setup_upstream, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, load_object, destroy_object);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
