@@ -19,6 +19,8 @@ PACKAGES=(
 	# official OpenAI Node SDK (50_adversary installs it from the npm registry with npm ci, over
 	# TLS: ca-certificates, which Debian's npm pulls in but an npm bundled with nodejs may not).
 	nginx python3-scapy nodejs ca-certificates
+	# 16_tls_upstream: nginx terminates TLS with a certificate the suite makes.
+	openssl
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
 	# The daemon's /metrics endpoint; a real Prometheus (and promtool) for 35_metrics;

@@ -23,6 +23,13 @@ struct load_request {
 	const char *file;
 	const char *dev;
 	__u32 xdp_flags;
+	unsigned int side; /* enum rls_side */
+};
+
+static const struct rls_opt_choice sides[] = {
+	{ "client", RLS_SIDE_CLIENT },
+	{ "upstream", RLS_SIDE_UPSTREAM },
+	{ NULL },
 };
 
 static const struct rls_opt_choice xdp_modes[] = {
@@ -33,8 +40,17 @@ static const struct rls_opt_choice xdp_modes[] = {
 
 static const struct rls_opt load_opts[] = {
 	{ .long_name = "dev", .short_name = 'd', .kind = RLS_OPT_STRING, .metavar = "IFACE",
-	  .what = "an interface name", .help = "client-facing interface of the gateway",
+	  .what = "an interface name",
+	  .help = "client-facing interface of the gateway (with --side upstream:\n"
+		  "the one to the upstream)",
 	  .offset = offsetof(struct load_request, dev) },
+	{ .long_name = "side", .kind = RLS_OPT_ENUM, .metavar = "client|upstream",
+	  .what = "client or upstream", .choices = sides,
+	  .help = "client (default: XDP reads the clients' requests on IFACE) or\n"
+		  "upstream (TC egress reads a local TLS-terminating proxy's\n"
+		  "plain-text requests on their way to the upstream, and answers\n"
+		  "the proxy; TC ingress meters the upstream's responses)",
+	  .offset = offsetof(struct load_request, side) },
 	{ .long_name = "mode", .short_name = 'm', .kind = RLS_OPT_ENUM, .metavar = "native|skb",
 	  .what = "native or skb", .choices = xdp_modes,
 	  .help = "native (default: the driver runs XDP) or skb (generic XDP,\n"
@@ -50,7 +66,9 @@ static const struct rls_cmd_spec load_spec = {
 	.description =
 		"Validates the tier table FILE, attaches rlshape's XDP program to IFACE (or to the\n"
 		"interface the table names in listen.dev), pins it and its maps under\n"
-		RLS_PIN_ROOT "/IFACE/ and makes the table live.\n\n"
+		RLS_PIN_ROOT "/IFACE/ and makes the table live. With --side upstream, TC\n"
+		"programs on IFACE instead, which carries a local proxy's requests to the\n"
+		"upstream: the ports are the upstream's.\n\n"
 		"Loading again on the same interface swaps the table atomically and keeps the\n"
 		"counters of every (account, model) the new table still has. When the table is\n"
 		"invalid, nothing that is loaded changes.\n",
@@ -94,27 +112,6 @@ static int attach(int prog_fd, int ifindex, __u32 flags, const char *dir, const 
 	return err;
 }
 
-/*
- * Responses are metered on egress by a clsact filter at a fixed handle and priority, so that a
- * reload replaces the program in place instead of adding a second filter.
- */
-static int attach_tc(int prog_fd, int ifindex, const char *dev)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = RLS_TC_HANDLE, .priority = RLS_TC_PRIORITY,
-		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
-	int err = bpf_tc_hook_create(&hook);
-
-	if (err && err != -EEXIST) {
-		rls_error("%s: cannot add the clsact qdisc for egress metering: %s", dev, strerror(-err));
-		return err;
-	}
-	err = bpf_tc_attach(&hook, &opts);
-	if (err)
-		rls_error("%s: cannot attach the TC egress program: %s", dev, strerror(-err));
-	return err;
-}
-
 /* For `bpftool prog show pinned`, and for the daemon (prog_settle). */
 static void pin_program(struct bpf_program *prog, const char *dir, const char *name)
 {
@@ -125,12 +122,63 @@ static void pin_program(struct bpf_program *prog, const char *dir, const char *n
 	bpf_program__pin(prog, path);
 }
 
+/*
+ * TC programs go on the clsact hooks as filters at a fixed handle and priority, so that a
+ * reload replaces the program in place instead of adding a second filter.
+ */
+static int attach_tc(int prog_fd, int ifindex, enum bpf_tc_attach_point point, const char *dev)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = RLS_TC_HANDLE, .priority = RLS_TC_PRIORITY,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	const char *way = point == BPF_TC_INGRESS ? "ingress" : "egress";
+	int err = bpf_tc_hook_create(&hook);
+
+	if (err && err != -EEXIST) {
+		rls_error("%s: cannot add the clsact qdisc for TC %s: %s", dev, way, strerror(-err));
+		return err;
+	}
+	err = bpf_tc_attach(&hook, &opts);
+	if (err)
+		rls_error("%s: cannot attach the TC %s program: %s", dev, way, strerror(-err));
+	return err;
+}
+
+/*
+ * The side's programs on ifindex, and their pins under dir. The client side: XDP reads the
+ * requests, TC egress the responses. The upstream side: TC egress reads the proxy's requests
+ * (rlshape_upstream), TC ingress the upstream's responses (the same rlshape_tc).
+ */
+static int attach_side(struct rlshape_bpf *skel, const struct load_request *req, int ifindex,
+		       const char *dir, const char *dev)
+{
+	int tc_fd = bpf_program__fd(skel->progs.rlshape_tc);
+
+	if (req->side == RLS_SIDE_UPSTREAM) {
+		if (attach_tc(bpf_program__fd(skel->progs.rlshape_upstream), ifindex, BPF_TC_EGRESS,
+			      dev) ||
+		    attach_tc(tc_fd, ifindex, BPF_TC_INGRESS, dev))
+			return -1;
+		pin_program(skel->progs.rlshape_upstream, dir, RLS_UPSTREAM_PIN);
+	} else {
+		if (attach(bpf_program__fd(skel->progs.rlshape_xdp), ifindex, req->xdp_flags, dir,
+			   dev) ||
+		    attach_tc(tc_fd, ifindex, BPF_TC_EGRESS, dev))
+			return -1;
+		pin_program(skel->progs.rlshape_xdp, dir, RLS_PROG_PIN);
+	}
+	pin_program(skel->progs.rlshape_tc, dir, RLS_TC_PIN);
+	pin_program(skel->progs.rls_settle, dir, RLS_SETTLE_PIN);
+	pin_program(skel->progs.rls_fleet_lease, dir, RLS_FLEET_LEASE_PIN);
+	return 0;
+}
+
 static bool already_loaded(const char *dir)
 {
 	char path[512];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, RLS_LINK_PIN);
-	return access(path, F_OK) == 0;
+	return access(path, F_OK) == 0 || rls_loaded_side(dir) == RLS_SIDE_UPSTREAM;
 }
 
 /*
@@ -321,6 +369,13 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 			  "listen.dev in %s)", dev, req->file);
 		goto fail;
 	}
+	/* One side per interface: both would share its TC hooks, and its pins. */
+	if (reload && rls_loaded_side(dir) != req->side) {
+		rls_error("rlshape is loaded on %s on the %s side; `rlshape unload --dev %s` "
+			  "first to load it on the %s side; nothing changed", dev,
+			  sides[rls_loaded_side(dir)].name, dev, sides[req->side].name);
+		goto fail;
+	}
 	if (ret == -ENAMETOOLONG || (!ret && (ret = rls_prepare_pin_dir(dir)))) {
 		rls_error("cannot create %s/%s: %s (is this root, with the BPF filesystem?)",
 			  RLS_PIN_ROOT, dev, strerror(-ret));
@@ -347,16 +402,12 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 		rls_error("%s: %s; nothing changed", req->file, err);
 		goto unpin;
 	}
-	if (attach(bpf_program__fd(skel->progs.rlshape_xdp), ifindex, req->xdp_flags, dir, dev) ||
-	    attach_tc(bpf_program__fd(skel->progs.rlshape_tc), ifindex, dev))
+	if (attach_side(skel, req, ifindex, dir, dev))
 		goto unpin;
-	pin_program(skel->progs.rlshape_xdp, dir, RLS_PROG_PIN);
-	pin_program(skel->progs.rlshape_tc, dir, RLS_TC_PIN);
-	pin_program(skel->progs.rls_settle, dir, RLS_SETTLE_PIN);
-	pin_program(skel->progs.rls_fleet_lease, dir, RLS_FLEET_LEASE_PIN);
 	remove_stale_scratch_pins(skel->obj, dir);
-	printf("rlshape: %s %s on %s: %zu accounts, %zu models, %zu keys, %zu CIDRs "
+	printf("rlshape: %s %s on %s%s: %zu accounts, %zu models, %zu keys, %zu CIDRs "
 	       "(generation %u%s)\n", reload ? "reloaded" : "loaded", req->file, dev,
+	       req->side == RLS_SIDE_UPSTREAM ? " (upstream side)" : "",
 	       result.nr_accounts, result.nr_models, result.nr_keys, result.nr_cidrs,
 	       result.generation, reload ? ", counters kept" : "");
 	if (result.overflow_missing)
@@ -385,6 +436,11 @@ int rls_cmd_load(int argc, char **argv)
 	ret = rls_opts_parse(&load_spec, argc, argv, &req);
 	if (ret != RLS_OPTS_OK)
 		return rls_opts_exit_code(ret);
+	if (req.side == RLS_SIDE_UPSTREAM && req.xdp_flags) {
+		rls_error("load: --mode is the XDP mode of the client side; the upstream side "
+			  "attaches no XDP program");
+		return rls_opts_exit_code(RLS_OPTS_USAGE);
+	}
 	tp.file = req.file;
 	if (req.dev) {
 		ret = load_on(&req, &tp, req.dev, true);

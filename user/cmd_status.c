@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <jansson.h>
 
 #include "cli.h"
@@ -20,7 +21,8 @@ static const struct rls_opt status_opts[] = {
 static const struct rls_cmd_spec status_spec = {
 	.name = "status",
 	.description =
-		"Shows each interface rlshape is attached to: the XDP link and program, the tier\n"
+		"Shows each interface rlshape is attached to: the XDP link and program (on the\n"
+		"upstream side: its TC programs), the tier\n"
 		"table that is live (its path, SHA-256 and when it was loaded), its ports, and\n"
 		"how API keys are hashed (the secret itself is never shown).\n",
 	.opts = status_opts,
@@ -29,10 +31,30 @@ static const struct rls_cmd_spec status_spec = {
 struct instance {
 	char dev[256];
 	__u32 link_id, prog_id, ifindex, generation;
+	__u32 side;           /* enum rls_side */
+	__u32 ingress_prog_id; /* the upstream side's TC ingress program */
 	int attached;
 	struct rls_config cfg;
 	__u32 nr_accounts, nr_models;
 };
+
+/* The TC filter's program on a hook of the interface here, or 0. */
+static __u32 tc_filter_prog(int ifindex, enum bpf_tc_attach_point point)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = RLS_TC_HANDLE, .priority = RLS_TC_PRIORITY);
+
+	return ifindex && bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
+}
+
+/* The upstream side has no link: its filters on the interface of that name say it is on. */
+static void read_tc_filters(struct instance *in)
+{
+	in->ifindex = if_nametoindex(in->dev);
+	in->prog_id = tc_filter_prog((int)in->ifindex, BPF_TC_EGRESS);
+	in->ingress_prog_id = tc_filter_prog((int)in->ifindex, BPF_TC_INGRESS);
+	in->attached = in->prog_id && in->ingress_prog_id;
+}
 
 static int read_instance(const char *dev, struct instance *in)
 {
@@ -55,6 +77,9 @@ static int read_instance(const char *dev, struct instance *in)
 	}
 	if (link >= 0)
 		close(link);
+	in->side = rls_loaded_side(dir);
+	if (in->side == RLS_SIDE_UPSTREAM)
+		read_tc_filters(in);
 	if (rls_maps_open_pinned(dir, &maps, err, sizeof(err))) {
 		rls_error("%s: %s; `rlshape unload --dev %s` clears a broken instance", dev, err, dev);
 		return -1;
@@ -94,7 +119,11 @@ static void print_text(const struct instance *in)
 	if (in->attached && (!if_indextoname(in->ifindex, ifname) || strcmp(ifname, in->dev)))
 		snprintf(ifname, sizeof(ifname), "(elsewhere)");
 	printf("%s:\n", in->dev);
-	if (in->attached)
+	if (in->attached && in->side == RLS_SIDE_UPSTREAM)
+		printf("  attached   upstream side: TC egress program %u, TC ingress program %u, "
+		       "interface %s (ifindex %u)\n", in->prog_id, in->ingress_prog_id, in->dev,
+		       in->ifindex);
+	else if (in->attached)
 		printf("  attached   XDP link %u, program %u, interface %s (ifindex %u)\n",
 		       in->link_id, in->prog_id, ifname, in->ifindex);
 	else
@@ -121,8 +150,10 @@ static json_t *to_json(const struct instance *in)
 	utc_time(in->cfg.loaded_at, when, sizeof(when));
 	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
 		json_array_append_new(ports, json_integer(in->cfg.ports[i]));
-	return json_pack("{s:s, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:i, s:o, s:i, s:i, s:s, s:i}",
-			 "dev", in->dev, "attached", in->attached, "link_id", (int)in->link_id,
+	return json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:i, s:o, s:i, s:i, s:s, s:i}",
+			 "dev", in->dev,
+			 "side", in->side == RLS_SIDE_UPSTREAM ? "upstream" : "client",
+			 "attached", in->attached, "link_id", (int)in->link_id,
 			 "prog_id", (int)in->prog_id, "ifindex", (int)in->ifindex,
 			 "table", in->cfg.table_path, "sha256", sha, "loaded_at", when,
 			 "generation", (int)in->generation, "ports", ports,

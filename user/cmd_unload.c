@@ -23,9 +23,9 @@ static const struct rls_opt unload_opts[] = {
 static const struct rls_cmd_spec unload_spec = {
 	.name = "unload",
 	.description =
-		"Detaches rlshape from IFACE and removes its pins under " RLS_PIN_ROOT "/IFACE/:\n"
-		"the program, the link and every map, counters included. --dev may be left out\n"
-		"when rlshape is loaded on one interface only.\n",
+		"Detaches rlshape from IFACE (either side) and removes its pins under\n"
+		RLS_PIN_ROOT "/IFACE/: the programs, the link and every map, counters included.\n"
+		"--dev may be left out when rlshape is loaded on one interface only.\n",
 	.opts = unload_opts,
 };
 
@@ -43,8 +43,8 @@ static int unpin(const char *dir, const char *name)
 }
 
 /*
- * The egress filter goes; the clsact qdisc stays, empty and harmless, since another program may
- * have filters on it too.
+ * rlshape's filters go, on egress and (the upstream side's) ingress; the clsact qdisc stays,
+ * empty and harmless, since another program may have filters on it too.
  */
 static void detach_tc(const char *dev)
 {
@@ -52,8 +52,11 @@ static void detach_tc(const char *dev)
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_EGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = RLS_TC_HANDLE, .priority = RLS_TC_PRIORITY);
 
-	if (ifindex)
-		bpf_tc_detach(&hook, &opts);
+	if (!ifindex)
+		return;
+	bpf_tc_detach(&hook, &opts);
+	hook.attach_point = BPF_TC_INGRESS;
+	bpf_tc_detach(&hook, &opts);
 }
 
 /*
@@ -127,6 +130,7 @@ int rls_cmd_unload(int argc, char **argv)
 	detach_tc(dev);
 	failed |= unpin(dir, RLS_PROG_PIN);
 	failed |= unpin(dir, RLS_TC_PIN);
+	failed |= unpin(dir, RLS_UPSTREAM_PIN);
 	failed |= unpin(dir, RLS_SETTLE_PIN);
 	failed |= unpin(dir, RLS_FLEET_LEASE_PIN);
 	failed |= unpin_maps(dir);

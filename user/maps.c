@@ -23,6 +23,14 @@ int rls_pin_dir(const char *dev, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+enum rls_side rls_loaded_side(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RLS_UPSTREAM_PIN);
+	return access(path, F_OK) == 0 ? RLS_SIDE_UPSTREAM : RLS_SIDE_CLIENT;
+}
+
 static int is_bpffs(const char *path)
 {
 	struct statfs st;

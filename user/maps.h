@@ -36,8 +36,23 @@ struct rls_maps {
 #define RLS_TC_PIN     "prog_tc"
 #define RLS_SETTLE_PIN "prog_settle"
 #define RLS_FLEET_LEASE_PIN "prog_fleet_lease" /* user/fleet.c */
+/* The upstream side's TC egress program; its pin says which side an instance is loaded on. */
+#define RLS_UPSTREAM_PIN "prog_upstream"
 
-/* The TC filter's place on the clsact egress hook: fixed, so a reload replaces it in place. */
+/*
+ * Where an instance reads requests (`rlshape load --side`): XDP on the client-facing
+ * interface (responses metered by TC egress), or TC egress on the interface to the upstream
+ * behind a local TLS-terminating proxy (responses metered by TC ingress).
+ */
+enum rls_side {
+	RLS_SIDE_CLIENT,
+	RLS_SIDE_UPSTREAM,
+};
+
+/* The side of the instance pinned under dir; what is loaded there decides. */
+enum rls_side rls_loaded_side(const char *dir);
+
+/* The TC filters' place on the clsact hooks: fixed, so a reload replaces them in place. */
 #define RLS_TC_HANDLE   0x524c /* "RL" */
 #define RLS_TC_PRIORITY 1
 

@@ -8,10 +8,7 @@
  */
 #include "xdp_suite.h"
 
-#include <poll.h>
-#include <net/if.h>
-#include <linux/if_packet.h>
-#include <linux/if_ether.h>
+#include "loopback_tap.h"
 
 #define RESPONSE_LEN 100
 #define SERVER_WINDOW 64240 /* what tp_build() puts in every segment's window field */
@@ -34,43 +31,6 @@ static struct tp_parsed parsed(const uint8_t *frame, size_t len, const char *wha
 	CHECK(p.tcp_csum_ok, "%s: TCP checksum is wrong", what);
 	CHECK(p.ip_csum_ok, "%s: IPv4 header checksum is wrong", what);
 	return p;
-}
-
-/*
- * What TC sends in through the interface (bpf_clone_redirect() to its ingress): under
- * BPF_PROG_TEST_RUN the interface is this namespace's loopback, where a packet socket sees it.
- */
-static int tap_loopback(void)
-{
-	struct sockaddr_ll at = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
-				  .sll_ifindex = (int)if_nametoindex("lo") };
-	int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
-
-	CHECK(fd >= 0, "packet socket: %s", strerror(errno));
-	CHECK(bind(fd, (struct sockaddr *)&at, sizeof(at)) == 0, "binding it to lo: %s",
-	      strerror(errno));
-	return fd;
-}
-
-/* The next packet entering lo with TCP flags flags, within a second; its length in buf. */
-static size_t tapped(int fd, uint8_t flags, uint8_t *buf, size_t cap, struct tp_parsed *p)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	struct sockaddr_ll from;
-	socklen_t from_len;
-	char why[256];
-	ssize_t n;
-
-	for (;;) {
-		CHECK(poll(&pfd, 1, 1000) == 1, "no packet sent in through lo within a second");
-		from_len = sizeof(from);
-		n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)&from, &from_len);
-		CHECK(n > 0, "reading the tap: %s", strerror(errno));
-		if (from.sll_pkttype == PACKET_OUTGOING ||
-		    tp_parse(buf, (size_t)n, p, why, sizeof(why)) || p->flags != flags)
-			continue;
-		return (size_t)n;
-	}
 }
 
 /*

@@ -44,12 +44,7 @@ command -v nginx >/dev/null || missing+=("nginx (Debian package nginx; tools/ins
 command -v node >/dev/null && command -v npm >/dev/null ||
 	missing+=("node and npm (Debian packages nodejs and npm; tools/install-deps.sh)")
 command -v ss >/dev/null || missing+=("ss (Debian package iproute2)")
-if ((${#missing[@]})); then
-	for m in "${missing[@]}"; do
-		_tap_result 1 "needed to run: $m"
-	done
-	tap_done || exit 1
-fi
+suite_missing "${missing[@]}"
 
 # ---- the bed, an attacker namespace bridged into the client's ------------------------------
 
@@ -89,24 +84,11 @@ GW_MAC=$(ip -n "$BED_GW_NS" -o link show dev "$BED_GW_DEV" | sed -E 's/.*link\/e
 # ---- nginx in the gateway's namespace -------------------------------------------------------
 
 NGX=$BED_DIR/nginx
-mkdir -p "$NGX/logs" "$NGX/tmp"
 ACCESS=$NGX/logs/access.log
 UP_LOG=$ACCESS # for log_count
-cat >"$NGX/nginx.conf" <<EOF
-# One process, in the foreground, everything under $NGX.
-daemon off;
-master_process off;
-worker_processes 1;
-pid $NGX/nginx.pid;
-error_log $NGX/logs/error.log info;
-events { worker_connections 1024; }
-http {
+nginx_conf_head "$NGX"
+cat >>"$NGX/nginx.conf" <<EOF
     default_type application/json;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
     client_body_buffer_size 64k;
     client_max_body_size 1m;
     keepalive_timeout 120s;

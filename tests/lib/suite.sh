@@ -73,6 +73,40 @@ node_sdk_install() {
 	(cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# suite_missing WHAT...: for each thing the suite needs and lacks (what to install, as a
+# sentence), a failing test saying so, and the suite ends; nothing when none is given.
+suite_missing() {
+	local m
+	(($#)) || return 0
+	for m in "$@"; do
+		_tap_result 1 "needed to run: $m"
+	done
+	tap_done || exit 1
+	exit 0
+}
+
+# nginx_conf_head DIR: DIR/nginx.conf begun, up to the inside of its http block, for the
+# caller to go on with (cat >>): one process in the foreground, its pid, its logs (DIR/logs)
+# and its temporary files (DIR/tmp) under DIR.
+nginx_conf_head() {
+	mkdir -p "$1/logs" "$1/tmp"
+	cat >"$1/nginx.conf" <<EOF
+# One process, in the foreground, everything under $1.
+daemon off;
+master_process off;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/logs/error.log info;
+events { worker_connections 1024; }
+http {
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    fastcgi_temp_path $1/tmp/fastcgi;
+    uwsgi_temp_path $1/tmp/uwsgi;
+    scgi_temp_path $1/tmp/scgi;
+EOF
+}
+
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.
 log_count() {
 	local n
@@ -80,9 +114,10 @@ log_count() {
 	echo "${n:-0}"
 }
 
-# snapshot_stats: `rlshape stats --json` once, as lines "ACCOUNT MODEL ADMITTED rps rpm rph rpd
-# burst tokens concurrency" and "packets EVENT COUNT" in $BED_DIR/stats.txt (python starts
-# slowly: once per snapshot, not per row). packets EVENT: that count from the snapshot.
+# snapshot_stats [DEV]: `rlshape stats --json` of DEV (default: the client-facing interface)
+# once, as lines "ACCOUNT MODEL ADMITTED rps rpm rph rpd burst tokens concurrency" and
+# "packets EVENT COUNT" in $BED_DIR/stats.txt (python starts slowly: once per snapshot, not
+# per row). packets EVENT: that count from the snapshot.
 snapshot_stats() {
 	[[ -e $BED_DIR/stats_rows.py ]] || cat >"$BED_DIR/stats_rows.py" <<'PY'
 import json, sys
@@ -95,7 +130,7 @@ for r in doc["requests"]:
 for k, v in doc["packets"].items():
     print("packets", k, v)
 PY
-	rls stats --dev "$BED_GW_DEV" --json >"$BED_DIR/stats.json"
+	rls stats --dev "${1:-$BED_GW_DEV}" --json >"$BED_DIR/stats.json"
 	python3 "$BED_DIR/stats_rows.py" <"$BED_DIR/stats.json" >"$BED_DIR/stats.txt"
 }
 packets() {

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The upstream side (issue 16): TLS ends on the gateway, in a real nginx (a certificate this
+# suite makes with openssl), which proxies in plain text to mock-upstream in the upstream's
+# namespace. XDP on the client-facing interface would see only ciphertext; rlshape is loaded
+# with --side upstream on the gateway's upstream-facing veth, where TC egress reads nginx's
+# requests. What is asserted:
+#   - status, stats and unload know the side; the filters are gone after unload;
+#   - curl over HTTPS: two requests admitted, the third gets the 429 through nginx, with its
+#     headers (retry-after, retry-after-ms, x-ratelimit-*, x-request-id, x-should-retry) and
+#     its OpenAI-style error body;
+#   - the official OpenAI Node SDK over HTTPS (NODE_EXTRA_CA_CERTS): its second request is
+#     refused, it retries after retry-after-ms and succeeds;
+#   - the upstream's log has exactly the admitted requests;
+#   - no socket is left half-open on the upstream port (CLOSE-WAIT, FIN-WAIT, ESTABLISHED),
+#     in the gateway's namespace or the upstream's, once the clients are done.
+set -euo pipefail
+
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 16_tls_upstream
+TABLE=$BED_REPO/tests/e2e/data/tls_upstream.json
+PORT=8000     # the upstream's, watched
+TLS_PORT=8443 # nginx's, for the clients
+
+missing=()
+command -v nginx >/dev/null || missing+=("nginx (Debian package nginx; tools/install-deps.sh)")
+command -v openssl >/dev/null || missing+=("openssl (Debian package openssl; tools/install-deps.sh)")
+command -v ss >/dev/null || missing+=("ss (Debian package iproute2)")
+suite_missing "${missing[@]}"
+
+# bed_down removes the pins of the client-facing interface; these are the upstream-facing one's.
+up_pins_cleanup() {
+	rm -rf "${BED_PIN_ROOT:?}/${BED_GW_UP_DEV:?}"
+	rmdir "$BED_PIN_ROOT" 2>/dev/null || true
+}
+trap up_pins_cleanup EXIT # bed_up keeps it and runs it after bed_down
+bed_up
+suite_upstream "$PORT"
+
+# ---- TLS: a self-signed certificate for the gateway's address, and nginx ---------------------
+
+NGX=$BED_DIR/nginx
+CERT=$NGX/gw.crt
+nginx_conf_head "$NGX"
+tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rlshape-gw.test" \
+	-addext "subjectAltName=IP:$BED_GW_CLIENT4" -keyout "$NGX/gw.key" -out "$CERT"
+cat >>"$NGX/nginx.conf" <<EOF
+    access_log $NGX/logs/access.log;
+    server {
+        listen $BED_GW_CLIENT4:$TLS_PORT ssl;
+        ssl_certificate $CERT;
+        ssl_certificate_key $NGX/gw.key;
+        # nginx's default: HTTP/1.0 to the upstream, a connection per request.
+        location / { proxy_pass http://$BED_UP4:$PORT; }
+    }
+}
+EOF
+tap_ok "nginx accepts its configuration" bed_gw nginx -t -q -p "$NGX" -c "$NGX/nginx.conf"
+bed_spawn bed_gw nginx -p "$NGX" -c "$NGX/nginx.conf"
+nginx_up() { bed_gw ss -Htln "sport = :$TLS_PORT" | grep -q .; }
+tap_ok "nginx terminates TLS on $BED_GW_CLIENT4:$TLS_PORT" bed_wait_until 20 nginx_up
+
+# ---- rlshape on the upstream side ------------------------------------------------------------
+
+run_rls load "$TABLE" --dev "$BED_GW_UP_DEV" --side upstream
+tap_is "$RC" 0 "rlshape load --side upstream exits 0"
+[[ $RC == 0 ]] || tap_diag "$ERR"
+tap_like "$OUT" "on $BED_GW_UP_DEV \\(upstream side\\)" "load says it is the upstream side"
+run_rls status --dev "$BED_GW_UP_DEV"
+tap_like "$OUT" "attached   upstream side: TC egress program [1-9][0-9]*, TC ingress program [1-9]" \
+	"status shows both TC programs attached"
+run_rls load "$TABLE" --dev "$BED_GW_UP_DEV"
+tap_is "$RC" 1 "a load of the client side over the upstream side is refused"
+tap_like "$ERR" "loaded on $BED_GW_UP_DEV on the upstream side" "saying which side is loaded"
+
+# ---- curl over HTTPS -------------------------------------------------------------------------
+
+URL=https://$BED_GW_CLIENT4:$TLS_PORT/v1/chat/completions
+BODY='{"model":"gpt-small","messages":[{"role":"user","content":"hi"}]}'
+https_post() { # KEY HEADERS_FILE BODY_FILE: the status code
+	bed_client curl -sS --cacert "$CERT" --max-time 10 -D "$2" -o "$3" -w '%{http_code}' \
+		-H "Authorization: Bearer $1" -H 'Content-Type: application/json' -d "$BODY" \
+		"$URL" 2>>"$BED_DIR/curl.err" || true
+}
+statuses=""
+for i in 1 2 3; do
+	statuses+="$(https_post tls-curl-key "$BED_DIR/h$i" "$BED_DIR/b$i") "
+done
+tap_is "$statuses" "200 200 429 " "curl over HTTPS: 200, 200, then 429 through nginx"
+[[ -s $BED_DIR/curl.err ]] && tap_diag "$(cat "$BED_DIR/curl.err")"
+headers=$(tr -d '\r' <"$BED_DIR/h3" | tr 'A-Z' 'a-z')
+for h in "retry-after: [0-9]+" "retry-after-ms: [0-9]+" "x-ratelimit-limit-requests: 2" \
+	"x-ratelimit-remaining-requests: 0" "x-request-id: req_[0-9a-f]{16}" "x-should-retry: true"; do
+	tap_like "$headers" "$h" "the 429 through nginx has $h"
+done
+tap_is "$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; print(e["code"], e["type"])' \
+	"$BED_DIR/b3" 2>&1)" "rate_limit_exceeded requests" "its body is the OpenAI-style error"
+
+# ---- the official OpenAI Node SDK over HTTPS -------------------------------------------------
+
+if node_sdk_install >"$BED_DIR/npm.log" 2>&1; then
+	got=$(bed_client env NODE_EXTRA_CA_CERTS="$CERT" node "$NODE_DIR/sdk_retry.mjs" \
+		"https://$BED_GW_CLIENT4:$TLS_PORT/v1" tls-sdk-key 2 2>"$BED_DIR/node.err" || true)
+	[[ -s $BED_DIR/node.err ]] && tap_diag "$(cat "$BED_DIR/node.err")"
+	tap_is "$got" "sent=2 ok=2 failed=0 statuses=200,429,200" \
+		"OpenAI Node SDK over HTTPS: 200, then 429, retried after retry-after-ms: 200"
+else
+	tap_is "npm ci failed" ok "the OpenAI Node SDK is installed under $NODE_DIR (npm ci)"
+	tap_diag "$(tail -5 "$BED_DIR/npm.log")"
+fi
+
+# ---- what reached the upstream, and what is left ---------------------------------------------
+
+tap_is "$(log_count 'key=Bearer tls-curl-key')" 2 "the upstream got curl's two admitted requests"
+tap_is "$(log_count 'key=Bearer tls-sdk-key')" 2 "the upstream got the SDK's two admitted requests"
+half_open() { # NS_FUNC: sockets on the upstream port neither closed nor in TIME-WAIT
+	"$1" ss -Htan "( sport = :$PORT or dport = :$PORT )" |
+		awk '$1 != "LISTEN" && $1 != "TIME-WAIT"' || true
+}
+none_half_open() { [[ -z $(half_open bed_gw) && -z $(half_open bed_up_ns) ]]; }
+bed_wait_until 10 none_half_open || true
+tap_is "$(half_open bed_gw)" "" "the gateway: no socket half-open on the upstream port"
+tap_is "$(half_open bed_up_ns)" "" "the upstream: no socket half-open on its port"
+
+snapshot_stats "$BED_GW_UP_DEV"
+tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
+tap_is "$(packets replies_429)" 2 "rlshape: two 429s sent in to nginx"
+tap_is "$(packets upstream_resets)" 2 "rlshape: the upstream reset for each"
+tap_is "$(packets not_local)" 0 "rlshape: nothing forwarded on the upstream port"
+
+run_rls unload --dev "$BED_GW_UP_DEV"
+tap_is "$RC" 0 "rlshape unload exits 0"
+tap_is "$(bed_gw tc filter show dev "$BED_GW_UP_DEV" egress) $(bed_gw tc filter show dev "$BED_GW_UP_DEV" ingress)" \
+	" " "unload leaves no TC filter on either hook"
+tap_done
