@@ -2143,3 +2143,15 @@ const struct rls_tier_entry *rls_tier_strictest_entry(const struct rls_tier *tie
 	}
 	return best;
 }
+
+__u64 rls_table_max_shape_delay_ns(const struct rls_table *t)
+{
+	__u64 longest = 0;
+	size_t i, j;
+
+	for (i = 0; i < t->nr_tiers; i++)
+		for (j = 0; j < t->tiers[i].nr_entries; j++)
+			if (t->tiers[i].entries[j].limits.shape_max_delay_ns > longest)
+				longest = t->tiers[i].entries[j].limits.shape_max_delay_ns;
+	return longest;
+}
