@@ -62,6 +62,19 @@ suite_upstream() {
 	tap_ok "mock-upstream is listening on :$1" bed_wait_file "$BED_DIR/upstream.ready" 20
 }
 
+# suite_upstream_side_bed PORT: the bed, for rlshape on the gateway's upstream-facing
+# interface, and mock-upstream on PORT (suite_upstream). bed_down removes the pins of the
+# client-facing interface; the upstream-facing one's go too, on exit.
+_suite_up_pins_cleanup() {
+	rm -rf "${BED_PIN_ROOT:?}/${BED_GW_UP_DEV:?}"
+	rmdir "$BED_PIN_ROOT" 2>/dev/null || true
+}
+suite_upstream_side_bed() {
+	trap _suite_up_pins_cleanup EXIT # bed_up keeps it and runs it after bed_down
+	bed_up
+	suite_upstream "$1"
+}
+
 # node_sdk_install: the official OpenAI Node SDK, pinned in tests/e2e/node, installed under
 # $NODE_DIR (build/node) with npm ci, with the suites' scripts beside it.
 node_sdk_install() {
