@@ -32,20 +32,7 @@ suite_missing "${missing[@]}"
 
 suite_upstream_side_bed "$PORT"
 
-NGX=$BED_DIR/nginx
-nginx_conf_head "$NGX"
-cat >>"$NGX/nginx.conf" <<NGINX
-    access_log off;
-    server {
-        listen $BED_GW_CLIENT4:$PROXY_PORT;
-        # nginx's default: HTTP/1.0 to the upstream, a connection per request.
-        location / { proxy_pass http://$BED_UP4:$PORT; }
-    }
-}
-NGINX
-bed_spawn bed_gw nginx -p "$NGX" -c "$NGX/nginx.conf"
-nginx_up() { bed_gw ss -Htln "sport = :$PROXY_PORT" | grep -q .; }
-tap_ok "nginx proxies on $BED_GW_CLIENT4:$PROXY_PORT" bed_wait_until 20 nginx_up
+suite_nginx_proxy "$PROXY_PORT" "$PORT"
 
 root_qdisc() { bed_gw tc qdisc show dev "$BED_GW_UP_DEV" root | awk '{ print $2, $3; exit }'; }
 default_root=$(root_qdisc)

@@ -120,6 +120,27 @@ http {
 EOF
 }
 
+# suite_nginx_proxy PORT UPSTREAM_PORT: nginx in the gateway on $BED_GW_CLIENT4:PORT,
+# proxying in plain text to mock-upstream on $BED_UP4:UPSTREAM_PORT (nginx's default: HTTP/1.0,
+# a connection per request); one test that it listens.
+suite_nginx_proxy() {
+	local ngx=$BED_DIR/nginx
+	nginx_conf_head "$ngx"
+	cat >>"$ngx/nginx.conf" <<NGINX
+    access_log off;
+    server {
+        listen $BED_GW_CLIENT4:$1;
+        location / { proxy_pass http://$BED_UP4:$2; }
+    }
+}
+NGINX
+	bed_spawn bed_gw nginx -p "$ngx" -c "$ngx/nginx.conf"
+	tap_ok "nginx proxies on $BED_GW_CLIENT4:$1" bed_wait_until 20 _suite_nginx_listens "$1"
+}
+_suite_nginx_listens() {
+	bed_gw ss -Htln "sport = :$1" | grep -q .
+}
+
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.
 log_count() {
 	local n
