@@ -2,6 +2,7 @@
 # Shaping (README, "Shaping"): nginx on the gateway proxies in plain text to mock-upstream;
 # rlshape is loaded with --side upstream on the gateway's upstream-facing veth, with a table
 # whose entries shape (rpm 300: 5 a second, 200 ms apart; burst 5). What is asserted:
+#   - a client-side load (XDP) says that only the upstream side shapes;
 #   - the load puts fq at the veth's root (rlshape's handle 5253:), and unload takes it away,
 #     leaving the kernel's default; on a kernel without the fq qdisc the load is refused,
 #     saying so, and nothing is loaded;
@@ -37,6 +38,15 @@ suite_nginx_proxy "$PROXY_PORT" "$PORT"
 root_qdisc() { bed_gw tc qdisc show dev "$BED_GW_UP_DEV" root | awk '{ print $2, $3; exit }'; }
 default_root=$(root_qdisc)
 tap_is "$default_root" "noqueue 0:" "the veth starts with the kernel's default root qdisc"
+
+# ---- the client side cannot shape: it says so, and refuses as without "shape" ---------------
+
+run_rls load "$TABLE" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "a client-side load of the shaping table exits 0"
+tap_like "$ERR" "shapes, which only the upstream side can \(--side upstream\): here a request too fast for the smoothing gets its 429" \
+	"... and notes that only the upstream side shapes"
+run_rls unload --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "... and unloads"
 
 # ---- the load: fq at the root, or a clear refusal --------------------------------------------
 

@@ -1015,6 +1015,11 @@ static void test_shape_values(void **state)
 	assert_int_equal(tier_limits(tier, "d")->shape_max_delay_ns, 5000 * 1000000ull);
 	/* The implicit "*" shapes nothing. */
 	assert_int_equal(tier_limits(tier, "other")->shape_max_delay_ns, 0);
+	/* What load checks fq's horizon against: the longest. */
+	assert_int_equal(rls_table_max_shape_delay_ns(&t), 5000 * 1000000ull);
+	rls_table_free(&t);
+	load_ok(LIMITS("'rpm': 60"), &t);
+	assert_int_equal(rls_table_max_shape_delay_ns(&t), 0);
 	rls_table_free(&t);
 }
 
