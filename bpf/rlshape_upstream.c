@@ -24,6 +24,7 @@
 #include "lib/response.h"
 #include "lib/decide.h"
 #include "lib/reply_skb.h"
+#include "lib/client_address.h"
 
 #define TC_ACT_OK       0
 #define TC_ACT_SHOT     2
@@ -160,6 +161,7 @@ __noinline int rls_upstream_request_ended(struct __sk_buff *skb, struct rls_scra
 {
 	if (!s || !flow || !cfg)
 		return TC_ACT_OK;
+	rls_upstream_who(skb, s, flow, cfg);
 	switch (rls_judge_request(s, flow, cfg, generation, true)) {
 	case RLS_VERDICT_REFUSE:
 		return rls_refuse_upstream(skb, s, flow);
@@ -185,7 +187,9 @@ __noinline int rls_upstream_round(struct __sk_buff *skb, struct rls_scratch *s,
 		s->seg.base += s->scan.len;
 		if (rls_stream_load_window(rls_ctx_skb(skb), s))
 			return RLS_UP_GO_ON;
-		rls_request_began(s, flow); /* a request that goes on in the next segment */
+		/* A request that goes on in the next segment: its head is read in this one. */
+		rls_note_client_address(skb, s, flow, cfg);
+		rls_request_began(s, flow);
 		s->seg.action = TC_ACT_OK;
 		return RLS_UP_DONE;
 	case RLS_STOP_REQUEST_END:

@@ -363,6 +363,7 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 {
 	if (!s || !flow || !cfg)
 		return XDP_PASS;
+	s->who = s->pkt.flow; /* the client is the segment's source */
 	/* XDP cannot hold a request back: shaping is the upstream side's (README, "Shaping"). */
 	if (rls_judge_request(s, flow, cfg, generation, false) == RLS_VERDICT_REFUSE)
 		return rls_refuse(ctx, s, flow);

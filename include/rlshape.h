@@ -125,6 +125,12 @@ struct rls_config {
 	__u32 nr_key_headers;
 	struct rls_header_name key_headers[RLS_MAX_KEY_HEADERS];
 	struct rls_header_name model_header; /* len 0: model only from the JSON body */
+	/*
+	 * The upstream side: the header a local proxy writes its client's address in (the last
+	 * address of its last line), which identifies an unknown client in place of the proxy's
+	 * own address. len 0: none, the segment's source address identifies.
+	 */
+	struct rls_header_name client_address_header;
 	__s64 tai_minus_utc_ns; /* bpf_ktime_get_tai_ns() - this = UTC, for calendar windows */
 	__u64 loaded_at;        /* UTC seconds */
 	__u8 table_sha256[RLS_SHA256_LEN];
@@ -335,6 +341,8 @@ enum rls_packet_event {
 	RLS_PKT_NOT_LOCAL,         /* upstream side: data from no local socket (forwarded): passed */
 	RLS_PKT_PIPELINED_RESET,   /* upstream side: a refused request no 429 could answer in
 				    * order (the proxy pipelined): both ends reset */
+	RLS_PKT_CLIENT_ADDRESS_MISSING, /* upstream side: a request without a readable
+					 * client_address_header: identified by the proxy's address */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -569,6 +577,18 @@ struct rls_flow {
 	 * anonymous_ipv6_prefix for IPv6, 128 for the overflow counter of a full rls_anon_counters.
 	 */
 	__u32 counter_shared;
+	/* The address an anonymous counter keys on: the client's (its segments' source), or
+	 * on the upstream side the one its proxy wrote (client_address below). */
+	__u8 counter_client[16];
+	/*
+	 * The upstream side: the client's address the proxy wrote in the request that starts at
+	 * client_address_seq (identify.client_address_header), read where its head was.
+	 */
+	__u8 client_address[16];
+	__u32 client_address_seq;
+	__u8 client_address_read;  /* the head at client_address_seq was searched */
+	__u8 client_address_found; /* and client_address holds what it said */
+	__u8 pad2[2];
 	/* Concurrency: the slot the request in flight holds until its response ends. */
 	__u32 slot_held;       /* 1 while held: whoever clears it (XDP or TC) gives it back */
 	__u32 closed;          /* RLS_CLOSED_* bits: who has closed; both, and the flow is deleted */

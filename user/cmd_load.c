@@ -24,8 +24,11 @@ struct load_request {
 	const char *file;
 	const char *dev;
 	__u32 xdp_flags;
-	unsigned int side; /* enum rls_side */
+	unsigned int side; /* enum rls_side, or RLS_SIDE_AS_LOADED */
 };
+
+/* No --side: the side already loaded on the interface (a reload keeps it), else the client's. */
+#define RLS_SIDE_AS_LOADED (~0u)
 
 static const struct rls_opt_choice sides[] = {
 	{ "client", RLS_SIDE_CLIENT },
@@ -47,10 +50,11 @@ static const struct rls_opt load_opts[] = {
 	  .offset = offsetof(struct load_request, dev) },
 	{ .long_name = "side", .kind = RLS_OPT_ENUM, .metavar = "client|upstream",
 	  .what = "client or upstream", .choices = sides,
-	  .help = "client (default: XDP reads the clients' requests on IFACE) or\n"
-		  "upstream (TC egress reads a local TLS-terminating proxy's\n"
-		  "plain-text requests on their way to the upstream, and answers\n"
-		  "the proxy; TC ingress meters the upstream's responses)",
+	  .help = "client (XDP reads the clients' requests on IFACE) or upstream\n"
+		  "(TC egress reads a local TLS-terminating proxy's plain-text\n"
+		  "requests on their way to the upstream, and answers the proxy;\n"
+		  "TC ingress meters the upstream's responses). Default: the side\n"
+		  "loaded on IFACE already, else client",
 	  .offset = offsetof(struct load_request, side) },
 	{ .long_name = "mode", .short_name = 'm', .kind = RLS_OPT_ENUM, .metavar = "native|skb",
 	  .what = "native or skb", .choices = xdp_modes,
@@ -361,6 +365,7 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 	const struct rls_table *table = &tp->table;
 	struct rls_map_reading *reading = NULL;
 	struct pinned_reading pinned;
+	struct load_request resolved = *req;
 	struct rls_apply_result result;
 	struct rlshape_bpf *skel = NULL;
 	pthread_t parser;
@@ -375,6 +380,9 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 	if (rls_pin_dir(dev, dir, sizeof(dir)))
 		ret = -ENAMETOOLONG;
 	reload = !ret && already_loaded(dir);
+	if (resolved.side == RLS_SIDE_AS_LOADED)
+		resolved.side = reload ? rls_loaded_side(dir) : RLS_SIDE_CLIENT;
+	req = &resolved;
 	if (ifindex && reload)
 		reading_pinned = read_pinned_beside(&pinned, dir);
 	if (ifindex && !ret)
@@ -402,6 +410,11 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 		rls_error("rlshape is loaded on %s on the %s side; `rlshape unload --dev %s` "
 			  "first to load it on the %s side; nothing changed", dev,
 			  sides[rls_loaded_side(dir)].name, dev, sides[req->side].name);
+		goto fail;
+	}
+	if (req->side == RLS_SIDE_UPSTREAM && req->xdp_flags) {
+		rls_error("--mode is the XDP mode of the client side; the upstream side on %s "
+			  "attaches no XDP program; nothing changed", dev);
 		goto fail;
 	}
 	if (ret == -ENAMETOOLONG || (!ret && (ret = rls_prepare_pin_dir(dir)))) {
@@ -461,7 +474,7 @@ fail:
 
 int rls_cmd_load(int argc, char **argv)
 {
-	struct load_request req = {};
+	struct load_request req = { .side = RLS_SIDE_AS_LOADED };
 	struct table_parse tp = {};
 	const char *dev;
 	int ret;
@@ -469,11 +482,6 @@ int rls_cmd_load(int argc, char **argv)
 	ret = rls_opts_parse(&load_spec, argc, argv, &req);
 	if (ret != RLS_OPTS_OK)
 		return rls_opts_exit_code(ret);
-	if (req.side == RLS_SIDE_UPSTREAM && req.xdp_flags) {
-		rls_error("load: --mode is the XDP mode of the client side; the upstream side "
-			  "attaches no XDP program");
-		return rls_opts_exit_code(RLS_OPTS_USAGE);
-	}
 	tp.file = req.file;
 	if (req.dev) {
 		ret = load_on(&req, &tp, req.dev, true);

@@ -517,9 +517,32 @@ static int parse_model_header(struct parser *p, const json_t *v, struct rls_tabl
 	return 0;
 }
 
+/*
+ * identify.client_address_header: the header a local TLS-terminating proxy writes its
+ * client's address in, for the upstream side. Not one that carries the key or the model.
+ */
+static int parse_client_address_header(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (parse_header_name(p, v, &t->client_address_header))
+		return -1;
+	for (i = 0; i < t->nr_key_headers; i++)
+		if (same_header(&t->key_headers[i], &t->client_address_header))
+			return fail(p, "is also key_headers[%zu]: a header cannot carry both the API "
+				    "key and the client's address", i);
+	if (same_header(&t->model_header, &t->client_address_header))
+		return fail(p, "is also the model_header: a header cannot carry both the model and "
+			    "the client's address");
+	return 0;
+}
+
 static int parse_identify(struct parser *p, const json_t *v, struct rls_table *t)
 {
-	static const char *const fields[] = { "key_headers", "model_header", NULL };
+	static const char *const fields[] = { "key_headers", "model_header",
+					      "client_address_header", NULL };
 	size_t here;
 
 	set_default_identify(t);
@@ -527,7 +550,8 @@ static int parse_identify(struct parser *p, const json_t *v, struct rls_table *t
 		return 0;
 	path_push_key(p, "identify");
 	here = p->path_len;
-	if (expect_object(p, v, "with \"key_headers\" and/or \"model_header\"") ||
+	if (expect_object(p, v, "with \"key_headers\", \"model_header\" and/or "
+			  "\"client_address_header\"") ||
 	    reject_unknown_fields(p, v, fields))
 		return -1;
 	path_push_key(p, "key_headers");
@@ -536,6 +560,10 @@ static int parse_identify(struct parser *p, const json_t *v, struct rls_table *t
 	path_pop(p, here);
 	path_push_key(p, "model_header");
 	if (parse_model_header(p, json_object_get(v, "model_header"), t))
+		return -1;
+	path_pop(p, here);
+	path_push_key(p, "client_address_header");
+	if (parse_client_address_header(p, json_object_get(v, "client_address_header"), t))
 		return -1;
 	path_reset(p);
 	return 0;

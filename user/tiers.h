@@ -72,6 +72,7 @@ struct rls_table {
 	struct rls_header_name key_headers[RLS_MAX_KEY_HEADERS];
 	size_t nr_key_headers;
 	struct rls_header_name model_header; /* len 0: the model comes only from the JSON body */
+	struct rls_header_name client_address_header; /* len 0: none (the upstream side's) */
 	size_t nr_tiers;
 	struct rls_tier *tiers; /* in file order */
 	size_t nr_models;

@@ -76,7 +76,7 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 		rls_fleet_local_limits(&s->fleet_limits);
 		limits = &s->fleet_limits;
 	}
-	counter = rls_lookup_counter(s, id, a->counter_model, &s->pkt.flow, &a->counter_shared);
+	counter = rls_lookup_counter(s, id, a->counter_model, &s->who, &a->counter_shared);
 	if (!counter)
 		return 0;
 	if (rls_has_token_limits(limits)) {
@@ -94,7 +94,7 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 
 /*
  * Identify, charge and count the request that ended just before the scan's position on the
- * flow's stream. An admitted request leaves the flow ADMITTED and, where it reserved tokens or
+ * flow's stream, its client as s->who says (the caller's to set). An admitted request leaves the flow ADMITTED and, where it reserved tokens or
  * holds a slot, awaiting its response; a refused one leaves the flow's state to the caller.
  * may_shape: the caller can hold the request (TC egress); one that shaping delays leaves the
  * flow's depart_ns at its departure (CLOCK_MONOTONIC), for the caller to hold it to.
@@ -117,7 +117,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
 	s->rejection.day_limit = RLS_UNLIMITED;
 	s->shape_delay_ns = 0;
-	rls_identify(cfg, generation, &s->pkt.flow, rls_api_key_principal(s, st, generation), &id);
+	rls_identify(cfg, generation, &s->who, rls_api_key_principal(s, st, generation), &id);
 	model = rls_request_model(s, st);
 	if (model == RLS_MODEL_HIDDEN)
 		rls_count_packet(RLS_PKT_MODEL_HIDDEN);
@@ -133,6 +133,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 			rls_decide(s, st, &id, limits, &admission);
 	}
 	rls_count_outcome(s, id.principal.account, model, s->rejection.reason, s->shape_delay_ns);
+	__builtin_memcpy(flow->counter_client, s->who.client, sizeof(flow->counter_client));
 	flow->account = id.principal.account;
 	flow->model = model;
 	flow->requests++;

@@ -23,8 +23,7 @@ static __always_inline void rls_clear_client_bits(__u8 client[16], __u32 bits)
 }
 
 /* Fills *out; returns the map the counter is in. */
-static __always_inline void *rls_flow_counter_key(const struct rls_flow_key *key,
-						  const struct rls_flow *flow,
+static __always_inline void *rls_flow_counter_key(const struct rls_flow *flow,
 						  struct rls_counter_key *out)
 {
 	__builtin_memset(out, 0, sizeof(*out));
@@ -32,7 +31,7 @@ static __always_inline void *rls_flow_counter_key(const struct rls_flow_key *key
 	out->model = flow->counter_model;
 	if (flow->account != RLS_ACCOUNT_ANONYMOUS)
 		return &rls_counters;
-	__builtin_memcpy(out->client, key->client, sizeof(out->client));
+	__builtin_memcpy(out->client, flow->counter_client, sizeof(out->client));
 	rls_clear_client_bits(out->client, flow->counter_shared);
 	return &rls_anon_counters;
 }

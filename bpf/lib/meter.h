@@ -112,7 +112,7 @@ __noinline int rls_report_response(const struct rls_flow_key *key, struct rls_fl
 	if (!key || !flow)
 		return 0;
 	tail = bpf_map_lookup_elem(&rls_tails, key);
-	rls_flow_counter_key(key, flow, &counter);
+	rls_flow_counter_key(flow, &counter);
 	ev = bpf_ringbuf_reserve(&rls_events, sizeof(*ev), 0);
 	if (ev) {
 		rls_fill_event(ev, &counter, flow, flags, tail);

@@ -80,6 +80,29 @@ struct rls_answer {
 };
 
 
+/* The search of a request's head for the client's address (client_address.h). */
+struct rls_head_search {
+	__u32 pos;   /* where the next line's search starts */
+	__u32 end;   /* the window's bytes */
+	__u32 value; /* past the header's colon, on its last line seen; 0: none */
+	__u32 pad;
+	__u8 address[16]; /* what its value says, once parsed */
+};
+
+/* An address's text being read (client_address.h). */
+struct rls_address_parse {
+	__u32 at, end;
+	__u32 v;        /* the number or group being read */
+	__u32 digits;   /* its digits so far */
+	__u32 parts;    /* IPv4 numbers, or IPv6 groups, done */
+	__u32 gap;      /* IPv6: the groups before its "::"; 8: none */
+	__u32 ipv6;
+	__u32 chars;    /* characters of the address (white space not counted) */
+	__u32 trailing; /* white space after it began */
+	__u32 bad;
+	__u16 groups[8];
+};
+
 /* Per-CPU work space: too large for the 512-byte BPF stack. */
 struct rls_scratch {
 	__u8 payload[RLS_PARSE_WINDOW];
@@ -93,8 +116,13 @@ struct rls_scratch {
 	struct rls_response_head resp;
 	struct rls_line_state lines;
 	struct rls_scan scan;
+	struct rls_head_search head;
+	struct rls_address_parse addr;
 	struct rls_segment seg;
 	struct rls_packet pkt;
+	/* The connection as the decision identifies it (decide.h): the packet's, its client's
+	 * address from the proxy's header on the upstream side (client_address.h). */
+	struct rls_flow_key who;
 	struct rls_rejection rejection;
 	struct rls_tcp_options opts; /* the segment's, where a 429 or renumbering needs them */
 	struct rls_answer answer;

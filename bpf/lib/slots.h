@@ -39,7 +39,7 @@ __noinline int rls_give_back_slot(const struct rls_flow_key *key, struct rls_flo
 
 	if (!key || !flow || !__sync_bool_compare_and_swap(&flow->slot_held, 1, 0))
 		return 0;
-	map = rls_flow_counter_key(key, flow, &counter_key);
+	map = rls_flow_counter_key(flow, &counter_key);
 	c = bpf_map_lookup_elem(map, &counter_key);
 	if (!c || !rls_live_config(&live))
 		return 0;

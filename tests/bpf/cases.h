@@ -24,6 +24,9 @@
 enum frame_hook {
 	ON_XDP, /* from the client: the XDP program */
 	ON_TC,  /* from the upstream, leaving towards the client: the TC program */
+	ON_UPSTREAM, /* the client is a local proxy, its request leaving for the upstream: the
+		      * upstream side's TC egress (rlshape_upstream); ON_TC then reads the
+		      * upstream's answer as that side's TC ingress does */
 	CHECK_ONLY, /* no frame: the expectations alone, on what the frames before left */
 };
 
@@ -323,6 +326,31 @@ static inline void case_send_tc(struct env *e, struct conn *c, const char *paylo
 	c->ack += (uint32_t)len + !!(s.flags & (TP_FIN | TP_SYN));
 }
 
+/*
+ * One segment of c through the upstream side's TC egress; c->seq moves past it. gso_size: the
+ * skb is a GSO super-packet of segments of that many bytes (0: none).
+ */
+static inline int case_send_upstream(struct env *e, struct conn *c, const char *payload,
+				     size_t len, uint8_t flags, uint32_t gso_size, struct result *r)
+{
+	struct tp_spec s = spec_of(c, payload, len, flags);
+	struct __sk_buff skb = { 0 };
+	int err;
+
+	r->spec = s;
+	r->spec.payload = NULL;
+	r->in_len = tp_build(&s, r->in, sizeof(r->in));
+	CHECK(r->in_len > 0, "test bug: cannot build the frame");
+	skb.gso_size = gso_size;
+	skb.gso_segs = gso_size ? (uint32_t)((len + gso_size - 1) / gso_size) : 0;
+	err = env_run(e->upstream_fd, r->in, r->in_len, r->out, TP_MAX_FRAME, &r->out_len, &skb,
+		      sizeof(skb), &r->action);
+	if (err)
+		fail_msg("upstream test run on a %zu-byte frame: %s", r->in_len, strerror(-err));
+	c->seq += (uint32_t)len + !!(flags & TP_FIN);
+	return r->action;
+}
+
 static inline void case_run_frame(struct case_state *cs, struct conn *conns, int silent, int i)
 {
 	const struct frame *f = &cs->c->frames[i];
@@ -348,12 +376,15 @@ static inline void case_run_frame(struct case_state *cs, struct conn *conns, int
 		goto expectations;
 	if (f->hook == ON_TC)
 		case_send_tc(e, c, bytes, len, f->flags, r);
+	else if (f->hook == ON_UPSTREAM)
+		case_send_upstream(e, c, bytes, len, f->flags, 0, r);
 	else
 		conn_send(e, c, bytes, len, f->flags, r);
 	ring_buffer__consume(cs->ring);
 	if (r->action != f->verdict)
 		fail_msg("%s, frame %d (%s): the program returned %d, expected %d", cs->c->name,
-			 i, f->hook == ON_TC ? "TC" : "XDP", r->action, f->verdict);
+			 i, f->hook == ON_TC ? "TC" : f->hook == ON_UPSTREAM ? "upstream" : "XDP",
+			 r->action, f->verdict);
 	if (f->out == OUT_UNTOUCHED)
 		expect_untouched(r, cs->c->name);
 	else if (f->out == OUT_429)

@@ -33,6 +33,7 @@ struct env {
 	struct rls_maps maps;
 	int prog_fd;   /* rlshape_xdp: what most cases run */
 	int tc_fd;     /* rlshape_tc */
+	int upstream_fd; /* rlshape_upstream: the upstream side's TC egress */
 	int settle_fd; /* rls_settle */
 	int ready;     /* loaded and a table applied */
 	char why[1536];
@@ -48,7 +49,7 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 	int ret;
 
 	memset(e, 0, sizeof(*e));
-	e->prog_fd = e->tc_fd = e->settle_fd = -1;
+	e->prog_fd = e->tc_fd = e->upstream_fd = e->settle_fd = -1;
 	if (geteuid() != 0) {
 		snprintf(e->why, sizeof(e->why), "not root (euid %u): loading BPF needs root",
 			 (unsigned)geteuid());
@@ -89,6 +90,7 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 	}
 	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
 	e->tc_fd = bpf_program__fd(e->skel->progs.rlshape_tc);
+	e->upstream_fd = bpf_program__fd(e->skel->progs.rlshape_upstream);
 	e->settle_fd = bpf_program__fd(e->skel->progs.rls_settle);
 	rls_maps_from_skeleton(e->skel, &e->maps);
 	return 0;

@@ -15,37 +15,6 @@
 #define TC_ACT_SHOT     2
 #define TC_ACT_REDIRECT 7
 
-/* The proxy's connection to the upstream: the proxy is the client of the XDP suites. */
-static int upstream_fd(struct env *e)
-{
-	return bpf_program__fd(e->skel->progs.rlshape_upstream);
-}
-
-/*
- * One segment of c through the upstream program; c->seq moves past it. gso_size: the skb is
- * a GSO super-packet of segments of that many bytes (0: none).
- */
-static int proxy_sends(struct env *e, struct conn *c, const char *payload, size_t len,
-		       uint8_t flags, uint32_t gso_size, struct result *r)
-{
-	struct tp_spec s = spec_of(c, payload, len, flags);
-	struct __sk_buff skb = { 0 };
-	int err;
-
-	r->spec = s;
-	r->spec.payload = NULL;
-	r->in_len = tp_build(&s, r->in, sizeof(r->in));
-	CHECK(r->in_len > 0, "test bug: cannot build the frame");
-	skb.gso_size = gso_size;
-	skb.gso_segs = gso_size ? (uint32_t)((len + gso_size - 1) / gso_size) : 0;
-	err = env_run(upstream_fd(e), r->in, r->in_len, r->out, TP_MAX_FRAME, &r->out_len, &skb,
-		      sizeof(skb), &r->action);
-	if (err)
-		fail_msg("bpf_prog_test_run_opts on a %zu-byte frame: %s", r->in_len, strerror(-err));
-	c->seq += (uint32_t)len + !!(flags & TP_FIN);
-	return r->action;
-}
-
 static void expect_tc(const struct result *r, int want, const char *what)
 {
 	if (r->action != want)
@@ -136,20 +105,20 @@ static void run_row(struct env *e, const struct upstream_case *row)
 	for (i = 0; i < 3; i++) {
 		struct conn o = row_conn(row, (uint16_t)(row->sport + 1 + i));
 
-		proxy_sends(e, &o, req, len, 0, row->gso_size, &r);
+		case_send_upstream(e, &o, req, len, 0, row->gso_size, &r);
 		snprintf(what, sizeof(what), "%s: admitted request %zu", row->name, i + 1);
 		expect_tc(&r, TC_ACT_OK, what);
 		expect_untouched(&r, what);
 	}
 	start = c.seq;
 	if (row->split_at) {
-		proxy_sends(e, &c, req, row->split_at, 0, 0, &r);
+		case_send_upstream(e, &c, req, row->split_at, 0, 0, &r);
 		snprintf(what, sizeof(what), "%s: first part of the refused request", row->name);
 		expect_tc(&r, TC_ACT_OK, what);
 		expect_untouched(&r, what);
 	}
 	ack_before = c.ack;
-	proxy_sends(e, &c, req + row->split_at, len - row->split_at, 0, row->gso_size, &r);
+	case_send_upstream(e, &c, req + row->split_at, len - row->split_at, 0, row->gso_size, &r);
 	snprintf(what, sizeof(what), "%s: the refused request's last segment", row->name);
 	expect_tc(&r, TC_ACT_REDIRECT, what);
 	/* The upstream has the first part: its next byte is where the last segment starts. */
@@ -200,10 +169,10 @@ static void refuse_on(struct env *e, struct conn *c, const char *req, size_t len
 	for (i = 0; i < 3; i++) {
 		struct conn other = conn4((uint16_t)(c->sport + 100 + i));
 
-		proxy_sends(e, &other, req, len, 0, 0, &o);
+		case_send_upstream(e, &other, req, len, 0, 0, &o);
 		expect_tc(&o, TC_ACT_OK, "admitted request");
 	}
-	proxy_sends(e, c, req, len, 0, 0, r);
+	case_send_upstream(e, c, req, len, 0, 0, r);
 	expect_tc(r, TC_ACT_REDIRECT, "refused request");
 	expect_upstream_reset(tap, r, c, c->seq - (uint32_t)len);
 }
@@ -223,7 +192,7 @@ static void test_resend_answered_alike(void **state)
 	/* The 429 was lost: the proxy sends the request again, and gets the same 429. */
 	again = c;
 	again.seq -= (uint32_t)len;
-	proxy_sends(e, &again, req, len, 0, 0, &r2);
+	case_send_upstream(e, &again, req, len, 0, 0, &r2);
 	expect_tc(&r2, TC_ACT_REDIRECT, "resent refused request");
 	expect_upstream_reset(tap, &r2, &c, c.seq - (uint32_t)len);
 	check_429_frame(&r2, "Requests rate limit exceeded", 3, &second);
@@ -252,11 +221,11 @@ static void test_proxy_close_after_429(void **state)
 	CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "%s", why);
 	/* The proxy acknowledges the 429 and its FIN: nothing of it reaches the upstream. */
 	c.ack = p.seq + (uint32_t)p.len + 1;
-	proxy_sends(e, &c, "", 0, TP_ACK, 0, &r);
+	case_send_upstream(e, &c, "", 0, TP_ACK, 0, &r);
 	expect_tc(&r, TC_ACT_SHOT, "the proxy's ACK of the 429");
 	/* It read "connection: close" and closes: its FIN is acknowledged from here. */
 	fin_seq = c.seq;
-	proxy_sends(e, &c, "", 0, TP_ACK | TP_FIN, 0, &r);
+	case_send_upstream(e, &c, "", 0, TP_ACK | TP_FIN, 0, &r);
 	expect_tc(&r, TC_ACT_REDIRECT, "the proxy's FIN");
 	CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the FIN's ACK: %s", why);
 	CHECK(p.tcp_csum_ok && p.ip_csum_ok, "the FIN's ACK: checksums");
@@ -283,11 +252,11 @@ static void test_keepalive_second_request_refused(void **state)
 
 	leave_room_in_window(60, 5000);
 	for (i = 0; i < 3; i++) {
-		proxy_sends(e, &c, req, len, 0, 0, &r);
+		case_send_upstream(e, &c, req, len, 0, 0, &r);
 		expect_tc(&r, TC_ACT_OK, "admitted request on the kept connection");
 		conn_upstream_answers(e, &c); /* the upstream's answer, as TC ingress sees it */
 	}
-	proxy_sends(e, &c, req, len, 0, 0, &r);
+	case_send_upstream(e, &c, req, len, 0, 0, &r);
 	expect_tc(&r, TC_ACT_REDIRECT, "fourth request on the kept connection");
 	expect_upstream_reset(tap, &r, &c, c.seq - (uint32_t)len);
 	check_429_frame(&r, "Requests rate limit exceeded", 3, &rep);
@@ -312,12 +281,12 @@ static void test_pipelined_refusal_resets_both(void **state)
 	for (i = 0; i < 2; i++) {
 		struct conn o = conn4((uint16_t)(42311 + i));
 
-		proxy_sends(e, &o, req, len, 0, 0, &r);
+		case_send_upstream(e, &o, req, len, 0, 0, &r);
 		expect_tc(&r, TC_ACT_OK, "admitted request");
 	}
 	memcpy(two, req, len);
 	memcpy(two + len, req, len);
-	proxy_sends(e, &c, two, 2 * len, 0, 0, &r);
+	case_send_upstream(e, &c, two, 2 * len, 0, 0, &r);
 	expect_tc(&r, TC_ACT_REDIRECT, "two pipelined requests, the second over the limit");
 	expect_upstream_reset(tap, &r, &c, c.seq - 2 * (uint32_t)len);
 	CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the proxy's reset: %s", why);
@@ -339,17 +308,155 @@ static void test_admitted_resend_passes(void **state)
 	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
 	struct result r;
 
-	proxy_sends(e, &c, req, len, 0, 0, &r);
+	case_send_upstream(e, &c, req, len, 0, 0, &r);
 	expect_tc(&r, TC_ACT_OK, "admitted request");
 	again = c;
 	again.seq -= (uint32_t)len;
-	proxy_sends(e, &again, req, len, 0, 0, &r);
+	case_send_upstream(e, &again, req, len, 0, 0, &r);
 	expect_tc(&r, TC_ACT_OK, "its resend");
 	expect_untouched(&r, "its resend");
 	CHECK_EQ(stats_of(e, account_id(e, "alice"), RLS_MODEL_OTHER).admitted, 1,
 		 "alice admitted (once)");
 	CHECK_EQ(up_packets(e, RLS_PKT_RETRANSMIT), 1, "retransmit");
 }
+
+/* ---- the client's address, from the header the proxy writes ---- */
+
+/* Unknown clients: one request a minute each, counted by the address the proxy wrote. */
+static const char table_forwarded[] =
+	"{'listen': {'ports': [8000]},"
+	" 'identify': {'client_address_header': 'X-Forwarded-For'},"
+	" 'tiers': {'anon': {'*': {'rpm': 1, 'burst': 1}}, 'net': {'*': {'rpd': 1000}}},"
+	" 'default_tier': 'anon',"
+	" 'accounts': {'netacct': {'tier': 'net', 'cidrs': ['" DAY4_NET "']}}}";
+
+/* The anonymous counter of this address exists (model "*"; IPv6: its /64). */
+static int anon_counter_of(struct env *e, const char *addr)
+{
+	struct rls_counter_key key = { .account = 0, .model = RLS_MODEL_OTHER };
+	struct rls_counter c;
+
+	if (strchr(addr, ':')) {
+		CHECK(inet_pton(AF_INET6, addr, key.client) == 1, "test bug: %s", addr);
+		memset(key.client + 8, 0, 8);
+	} else {
+		key.client[10] = key.client[11] = 0xff;
+		CHECK(inet_pton(AF_INET, addr, key.client + 12) == 1, "test bug: %s", addr);
+	}
+	return bpf_map_lookup_elem(e->maps.anon_counters, &key, &c) == 0;
+}
+
+struct address_row {
+	const char *line;    /* the header line the proxy wrote, or "" */
+	int verdict;         /* of this request */
+	const char *counted; /* the address whose counter it was charged to; NULL: none new */
+};
+
+/*
+ * In order, on connections of their own: the rightmost address counts (the one the proxy
+ * added), whatever a client put before it; no header or no address in it: the proxy's own.
+ */
+static const struct address_row address_rows[] = {
+	{ "X-Forwarded-For: 198.18.5.1\r\n", TC_ACT_OK, "198.18.5.1" },
+	{ "X-Forwarded-For: 198.18.5.2\r\n", TC_ACT_OK, "198.18.5.2" },
+	{ "x-forwarded-for:198.18.5.1\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 192.0.2.77, 198.18.5.2\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 198.18.5.2, 198.18.5.3 \r\n", TC_ACT_OK, "198.18.5.3" },
+	{ "X-Forwarded-For: " DAY4_CLIENT "\r\n", TC_ACT_OK, NULL }, /* netacct's CIDR */
+	{ "X-Forwarded-For: 2001:2:0:9::7\r\n", TC_ACT_OK, "2001:2:0:9::" },
+	{ "X-Forwarded-For: ::1\r\n", TC_ACT_OK, "::" },
+	{ "X-Forwarded-For: 2001:2:0:a:1:2:3:4\r\n", TC_ACT_OK, "2001:2:0:a::" },
+	{ "", TC_ACT_OK, CLIENT4 },
+	{ "X-Forwarded-For: unknown\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 198.18.5.9.1\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 2001:2::9::1\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: 1:::2\r\n", TC_ACT_REDIRECT, NULL },
+	{ "X-Forwarded-For: ::ffff:198.18.5.4\r\n", TC_ACT_REDIRECT, NULL },
+};
+
+static void test_client_address_header(void **state)
+{
+	struct env *e = need_env(state);
+	struct result r;
+	char req[1024], what[160];
+	size_t i, len;
+
+	leave_room_in_window(60, 5000);
+	for (i = 0; i < ARRAY_SIZE(address_rows); i++) {
+		const struct address_row *row = &address_rows[i];
+		struct conn c = conn4((uint16_t)(44001 + i));
+
+		len = http_request(req, sizeof(req), row->line, NULL);
+		case_send_upstream(e, &c, req, len, 0, 0, &r);
+		snprintf(what, sizeof(what), "row %zu, \"%.*s\"", i, (int)strcspn(row->line, "\r"),
+			 row->line);
+		expect_tc(&r, row->verdict, what);
+		if (row->counted)
+			CHECK(anon_counter_of(e, row->counted), "%s: no counter of %s", what,
+			      row->counted);
+	}
+	CHECK(!anon_counter_of(e, "192.0.2.77"), "the address a client put first was counted");
+	CHECK_EQ(packets_of(e, RLS_PKT_CLIENT_ADDRESS_MISSING), 6,
+		 "client_address_missing (no header, and five that hold no address)");
+	CHECK_EQ(stats_of(e, account_id(e, "netacct"), RLS_MODEL_OTHER).admitted, 1,
+		 "netacct admitted by the address in the header");
+}
+
+/* A head cut over two segments: the header read where the head starts, before the body. */
+static void test_client_address_before_a_long_body(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(44101), d = conn4(44102);
+	char body[3200], req[3600];
+	struct result r;
+	size_t len = http_request(req, sizeof(req), "X-Forwarded-For: 198.18.6.1\r\n",
+				  long_body(body, sizeof(body), 2500, "\"model\":\"m\",", ""));
+
+	leave_room_in_window(60, 5000);
+	case_send_upstream(e, &c, req, 1000, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "the head and the body's start");
+	case_send_upstream(e, &c, req + 1000, len - 1000, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "the body's end");
+	CHECK(anon_counter_of(e, "198.18.6.1"), "no counter of the address in the first segment");
+	/* The same client again, on another connection: its minute is used up. */
+	case_send_upstream(e, &d, req, 1000, 0, 0, &r);
+	case_send_upstream(e, &d, req + 1000, len - 1000, 0, 0, &r);
+	expect_tc(&r, TC_ACT_REDIRECT, "the same client's second request");
+	CHECK_EQ(packets_of(e, RLS_PKT_CLIENT_ADDRESS_MISSING), 0, "client_address_missing");
+}
+
+static int setup_forwarded(void **state)
+{
+	return setup_with(state, table_forwarded);
+}
+
+/* ---- the upstream's answers, read by rlshape_tc as the upstream side's TC ingress ---- */
+
+#define ANSWER "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+#define UP_REQUEST(c, key, v) .hook = ON_UPSTREAM, .conn = (c), .headers = BEARER(key), .verdict = (v)
+#define UP_ANSWER(c)          .hook = ON_TC, .conn = (c), .raw = ANSWER, .verdict = TC_ACT_OK
+#define SLOTS(a, n)           { .kind = X_SLOTS_HELD, .account = (a), .value = (n) }
+#define STATE(c, st)          { .kind = X_RESPONSE_STATE, .conn = (c), .value = (st) }
+#define EVENTS(n)             { .kind = X_EVENTS, .value = (n) }
+
+static const struct prog_case cases[] = {
+	/* solo: concurrency 1. The slot is held from the request to its answer's last byte. */
+	{ .name = "upstream_slot_held_until_the_answer_ends", .sport = 43001, .frames = {
+		{ UP_REQUEST(0, KEY_SOLO, TC_ACT_OK), .expect = {
+			SLOTS("solo", 1), STATE(0, RLS_RESPONSE_AWAITED) } },
+		{ UP_REQUEST(1, KEY_SOLO, TC_ACT_REDIRECT), .out = OUT_429, .expect = {
+			{ .kind = X_REJECTED, .account = "solo", .value = 1 } } },
+		{ UP_ANSWER(0), .expect = { SLOTS("solo", 0), STATE(0, RLS_RESPONSE_NONE) } },
+		{ UP_REQUEST(2, KEY_SOLO, TC_ACT_OK), .expect = {
+			SLOTS("solo", 1), { .kind = X_ADMITTED, .account = "solo", .value = 2 } } },
+	} },
+	/* tokener: tokens reserved; the answer's end reports them to the daemon. */
+	{ .name = "upstream_tokens_reported_at_the_answers_end", .sport = 43101, .frames = {
+		{ UP_REQUEST(0, KEY_TOKENS, TC_ACT_OK), .expect = {
+			STATE(0, RLS_RESPONSE_AWAITED), EVENTS(0) } },
+		{ UP_ANSWER(0), .expect = { STATE(0, RLS_RESPONSE_NONE), EVENTS(1) } },
+	} },
+};
 
 int main(void)
 {
@@ -360,7 +467,12 @@ int main(void)
 		XDP_TEST(test_keepalive_second_request_refused),
 		XDP_TEST(test_pipelined_refusal_resets_both),
 		XDP_TEST(test_admitted_resend_passes),
+		cmocka_unit_test_setup_teardown(test_client_address_header, setup_forwarded,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,
+						setup_forwarded, teardown),
 	};
 
-	return xdp_suite_main("bpf/test_upstream", NULL, 0, tests, ARRAY_SIZE(tests));
+	return xdp_suite_main("bpf/test_upstream", cases, ARRAY_SIZE(cases), tests,
+			      ARRAY_SIZE(tests));
 }

@@ -63,9 +63,13 @@ tap_like "$OUT" "on $BED_GW_UP_DEV \\(upstream side\\)" "load says it is the ups
 run_rls status --dev "$BED_GW_UP_DEV"
 tap_like "$OUT" "attached   upstream side: TC egress program [1-9][0-9]*, TC ingress program [1-9]" \
 	"status shows both TC programs attached"
-run_rls load "$TABLE" --dev "$BED_GW_UP_DEV"
+run_rls load "$TABLE" --dev "$BED_GW_UP_DEV" --side client
 tap_is "$RC" 1 "a load of the client side over the upstream side is refused"
 tap_like "$ERR" "loaded on $BED_GW_UP_DEV on the upstream side" "saying which side is loaded"
+# What the daemon's SIGHUP runs: a load without --side keeps the side loaded.
+run_rls load "$TABLE" --dev "$BED_GW_UP_DEV"
+tap_like "$RC $OUT" "^0 .*reloaded .* on $BED_GW_UP_DEV \\(upstream side\\)" \
+	"a load without --side reloads the upstream side"
 
 # ---- curl over HTTPS -------------------------------------------------------------------------
 
@@ -103,10 +107,19 @@ else
 	tap_diag "$(tail -5 "$BED_DIR/npm.log")"
 fi
 
+# ---- forwarded traffic -----------------------------------------------------------------------
+
+# The gateway also routes the client straight to the upstream: those segments leave by the same
+# interface with no local socket behind them, and pass unread (the client-facing side's XDP
+# is what reads forwarded requests).
+got=$(post_status "http://$BED_UP4:$PORT/v1/models" -H 'Authorization: Bearer forwarded-key')
+tap_is "$got" 200 "a request forwarded through the gateway, not from nginx: passed"
+
 # ---- what reached the upstream, and what is left ---------------------------------------------
 
 tap_is "$(log_count 'key=Bearer tls-curl-key')" 2 "the upstream got curl's two admitted requests"
 tap_is "$(log_count 'key=Bearer tls-sdk-key')" 2 "the upstream got the SDK's two admitted requests"
+tap_is "$(log_count 'key=Bearer forwarded-key')" 1 "and the forwarded one"
 half_open() { # NS_FUNC: sockets on the upstream port neither closed nor in TIME-WAIT
 	"$1" ss -Htan "( sport = :$PORT or dport = :$PORT )" |
 		awk '$1 != "LISTEN" && $1 != "TIME-WAIT"' || true
@@ -120,7 +133,9 @@ snapshot_stats "$BED_GW_UP_DEV"
 tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
 tap_is "$(packets replies_429)" 2 "rlshape: two 429s sent in to nginx"
 tap_is "$(packets upstream_resets)" 2 "rlshape: the upstream reset for each"
-tap_is "$(packets not_local)" 0 "rlshape: nothing forwarded on the upstream port"
+tap_ok "rlshape: the forwarded request's data counted as not local ($(packets not_local))" \
+	test "$(packets not_local)" -ge 1
+tap_is "$(packets requests)" 6 "rlshape: six requests read, all nginx's"
 
 run_rls unload --dev "$BED_GW_UP_DEV"
 tap_is "$RC" 0 "rlshape unload exits 0"

@@ -389,6 +389,13 @@ static void test_defaults(void **state)
 		" 'tiers': {'free': {}}, 'accounts': {}}", &t);
 	assert_int_equal(t.model_header.len, 0);
 	assert_int_equal(t.nr_key_headers, 3);
+	assert_int_equal(t.client_address_header.len, 0);
+	rls_table_free(&t);
+
+	load_ok("{'listen': {'ports': [8000]}, 'identify': {'client_address_header': 'X-Real-IP'},"
+		" 'tiers': {'free': {}}, 'accounts': {}}", &t);
+	assert_int_equal(t.client_address_header.len, 9);
+	assert_memory_equal(t.client_address_header.name, "x-real-ip", 9);
 	rls_table_free(&t);
 }
 
@@ -856,6 +863,14 @@ static const struct bad_table bad_tables[] = {
 	    ": identify.key_headers: list 1..4 header names, got 5"),
 	BAD("model_header_is_key_header", IDENTIFY("'model_header': 'X-API-Key'"),
 	    ": identify.model_header: is also key_headers[1]"),
+	BAD("client_address_header_is_key_header",
+	    IDENTIFY("'client_address_header': 'Authorization'"),
+	    ": identify.client_address_header: is also key_headers[0]"),
+	BAD("client_address_header_is_model_header",
+	    IDENTIFY("'client_address_header': 'x-model'"),
+	    ": identify.client_address_header: is also the model_header"),
+	BAD("client_address_header_not_a_name", IDENTIFY("'client_address_header': 7"),
+	    ": identify.client_address_header: must be an HTTP header name"),
 };
 
 static void test_bad_table(void **state)
