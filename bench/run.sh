@@ -2,7 +2,8 @@
 # bench/run.sh [--quick | --smoke] [--out FILE]
 #
 # Runs every rlshape benchmark and prints one Markdown report, ending in a summary table:
-#   1. per-packet cost of the XDP program (build/bench/prog_cost, BPF_PROG_TEST_RUN)
+#   1. per-packet cost of the XDP program (build/bench/prog_cost, BPF_PROG_TEST_RUN), and of
+#      the upstream side's TC egress program (build/bench/egress_cost)
 #   2. scale with the tier table's size (bench/scale.sh), and the table's load against an
 #      earlier commit's (bench/table_load.sh)
 #   3. a metrics scrape of the daemon with large tables (bench/metrics_scrape.sh), and accuracy
@@ -63,18 +64,21 @@ fi
 case $mode in
 full)
 	PROG_COST_ARGS=(--runs 1000000 --rounds 5 --repeat 1000000)
+	EGRESS_COST_ARGS=(--runs 200000 --rounds 5)
 	ACCURACY_ARGS=(--rps 20000 --rps-seconds 10 --rpm 12000 --burst 1000 --rpm-seconds 5
 		--rpd 100000 --rpd-seconds 2)
 	SUB_MODE=()
 	;;
 quick)
 	PROG_COST_ARGS=(--runs 200000 --rounds 5 --repeat 200000)
+	EGRESS_COST_ARGS=(--runs 50000 --rounds 5)
 	ACCURACY_ARGS=(--rps 20000 --rps-seconds 3 --rpm 12000 --burst 500 --rpm-seconds 2
 		--rpd 50000 --rpd-seconds 1)
 	SUB_MODE=(--quick)
 	;;
 smoke)
 	PROG_COST_ARGS=(--runs 6000 --rounds 3 --repeat 10000)
+	EGRESS_COST_ARGS=(--runs 2000 --rounds 3)
 	ACCURACY_ARGS=(--rps 2000 --rps-seconds 2.2 --rpm 6000 --burst 50 --rpm-seconds 0.5
 		--rpd 2000 --rpd-seconds 0.3)
 	SUB_MODE=(--smoke)
@@ -83,7 +87,7 @@ esac
 
 # Build what runs here (make bench has built everything already: then this is a no-op).
 if ! make --no-print-directory -s -C "$REPO" "$BUILD_DIR/rlshape" "$BUILD_DIR/xdp_pass.bpf.o" \
-	"$BUILD_DIR/bench/prog_cost" "$BUILD_DIR/bench/accuracy" >&2; then
+	"$BUILD_DIR/bench/prog_cost" "$BUILD_DIR/bench/egress_cost" "$BUILD_DIR/bench/accuracy" >&2; then
 	echo "run.sh: the build failed" >&2
 	exit 1
 fi
@@ -148,6 +152,8 @@ emit "# rlshape benchmarks" "" \
 
 section "Per-packet cost (bench/prog_cost.c)" \
 	"$BUILD_DIR/bench/prog_cost" "${PROG_COST_ARGS[@]}" --summary "$summary"
+section "Per-packet cost of the upstream side (bench/egress_cost.c)" \
+	"$BUILD_DIR/bench/egress_cost" "${EGRESS_COST_ARGS[@]}" --summary "$summary"
 section "Scale with the table's size (bench/scale.sh)" \
 	"$REPO/bench/scale.sh" "${SUB_MODE[@]}" --summary "$summary"
 section "Table load before and after (bench/table_load.sh)" \
@@ -197,7 +203,9 @@ emit "## Summary" "" \
 	"| request start, model only in the JSON body | $(ns body_model) |" \
 	"| request start under concurrency 1, keep-alive (slot given back and taken) | $(ns request_slot) |" \
 	"| request start rejected with the 429: x the HTTP floor, over the no-op | $(ns rejected); x $(val prog_cost.rejected.http_floor_ratio) |" \
-	"| .repeat: floor / ACK | $(val prog_cost.floor.repeat_ns) / $(val prog_cost.ack.repeat_ns) (x $(val prog_cost.ack.repeat_ratio)) ns |"
+	"| .repeat: floor / ACK | $(val prog_cost.floor.repeat_ns) / $(val prog_cost.ack.repeat_ns) (x $(val prog_cost.ack.repeat_ratio)) ns |" \
+	"| upstream side (TC egress): no-op TC program / pure ACK (x the no-op) | $(val egress_cost.floor.median_ns) / $(val egress_cost.ack.median_ns) ns (x $(val egress_cost.ack.ratio)) |" \
+	"| upstream side: request on a kept connection, admitted / rejected into the 429 (x the no-op TC program) | $(val egress_cost.request.median_ns) ns (x $(val egress_cost.request.ratio)) / $(val egress_cost.rejected.median_ns) ns (x $(val egress_cost.rejected.ratio)) |"
 commas() {
 	sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"
 }

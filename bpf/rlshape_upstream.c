@@ -354,6 +354,12 @@ int rlshape_upstream(struct __sk_buff *skb)
 			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
 			bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		}
+		/* Data on a SYN (TCP Fast Open) would reach the upstream unread: Linux sends the
+		 * SYN again without it, and the data after the handshake. */
+		if (pkt->payload_len) {
+			rls_count_packet(RLS_PKT_OUT_OF_ORDER);
+			return TC_ACT_SHOT;
+		}
 		return TC_ACT_OK;
 	}
 	if (flow && flow->state == RLS_FLOW_REJECTED)

@@ -126,6 +126,9 @@ static void print_text(const struct instance *in)
 	else if (in->attached)
 		printf("  attached   XDP link %u, program %u, interface %s (ifindex %u)\n",
 		       in->link_id, in->prog_id, ifname, in->ifindex);
+	else if (in->side == RLS_SIDE_UPSTREAM)
+		printf("  attached   no: the upstream side's TC filters are not on %s in this network "
+		       "namespace; `rlshape load` attaches again\n", in->dev);
 	else
 		printf("  attached   no: the link is gone; `rlshape load` attaches again\n");
 	printf("  table      %s\n  sha256     %s\n  loaded     %s (generation %u)\n",

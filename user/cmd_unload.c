@@ -139,6 +139,12 @@ int rls_cmd_unload(int argc, char **argv)
 	}
 	if (in_this_namespace(dev, dir))
 		return 1;
+	/* The upstream side has no link to tell its interface by: its filters go with it. */
+	if (rls_loaded_side(dir) == RLS_SIDE_UPSTREAM && !if_nametoindex(dev))
+		fprintf(stderr, "rlshape: warning: no interface %s in this network namespace: if it "
+			"is in another, its TC filters stay there until it goes (run unload in its "
+			"namespace, e.g. `nsenter --net=/var/run/netns/NS rlshape unload --dev %s`); "
+			"the pins are removed\n", dev, dev);
 	failed |= unpin(dir, RLS_LINK_PIN);
 	detach_tc(dev);
 	failed |= remove_fq(dev);

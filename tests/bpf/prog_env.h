@@ -40,6 +40,13 @@ struct env {
 };
 
 /*
+ * Whether env_load() loads the upstream side's program (rlshape_upstream): only for what runs
+ * it. Its verification adds most of a second to every load, and the suites load anew for each
+ * case. Without it, env.upstream_fd is negative.
+ */
+static int env_load_upstream;
+
+/*
  * Open the skeleton with every map private, let before_load (may be NULL) resize maps, load.
  * Returns 0, or -1 with e->why.
  */
@@ -69,6 +76,7 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 			return -1;
 		}
 	}
+	bpf_program__set_autoload(e->skel->progs.rlshape_upstream, env_load_upstream);
 	if (before_load && (ret = before_load(e->skel))) {
 		snprintf(e->why, sizeof(e->why), "adjusting the maps before loading: %s",
 			 strerror(-ret));
@@ -90,7 +98,7 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 	}
 	e->prog_fd = bpf_program__fd(e->skel->progs.rlshape_xdp);
 	e->tc_fd = bpf_program__fd(e->skel->progs.rlshape_tc);
-	e->upstream_fd = bpf_program__fd(e->skel->progs.rlshape_upstream);
+	e->upstream_fd = env_load_upstream ? bpf_program__fd(e->skel->progs.rlshape_upstream) : -1;
 	e->settle_fd = bpf_program__fd(e->skel->progs.rls_settle);
 	rls_maps_from_skeleton(e->skel, &e->maps);
 	return 0;

@@ -299,6 +299,23 @@ static void test_pipelined_refusal_resets_both(void **state)
 	close(tap);
 }
 
+/* A request on a SYN (TCP Fast Open) is dropped: the upstream would read it unread here. */
+static void test_request_on_syn_dropped(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(42501);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	struct result r;
+
+	case_send_upstream(e, &c, req, len, TP_SYN, 0, &r);
+	expect_tc(&r, TC_ACT_SHOT, "a request on a SYN");
+	CHECK_EQ(up_packets(e, RLS_PKT_OUT_OF_ORDER), 1, "out_of_order_dropped");
+	c = conn4(42502);
+	case_send_upstream(e, &c, "", 0, TP_SYN, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "a SYN without data");
+}
+
 /* A resend of an admitted request's bytes passes as it is, and is not counted again. */
 static void test_admitted_resend_passes(void **state)
 {
@@ -467,12 +484,14 @@ int main(void)
 		XDP_TEST(test_keepalive_second_request_refused),
 		XDP_TEST(test_pipelined_refusal_resets_both),
 		XDP_TEST(test_admitted_resend_passes),
+		XDP_TEST(test_request_on_syn_dropped),
 		cmocka_unit_test_setup_teardown(test_client_address_header, setup_forwarded,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,
 						setup_forwarded, teardown),
 	};
 
+	env_load_upstream = 1;
 	return xdp_suite_main("bpf/test_upstream", cases, ARRAY_SIZE(cases), tests,
 			      ARRAY_SIZE(tests));
 }

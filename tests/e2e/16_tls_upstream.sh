@@ -10,9 +10,14 @@
 #     its OpenAI-style error body;
 #   - the official OpenAI Node SDK over HTTPS (NODE_EXTRA_CA_CERTS): its second request is
 #     refused, it retries after retry-after-ms and succeeds;
+#   - clients without a key are told apart by the address nginx writes in X-Real-IP (the
+#     table's identify.client_address_header), not counted as nginx's one address;
 #   - the upstream's log has exactly the admitted requests;
 #   - no socket is left half-open on the upstream port (CLOSE-WAIT, FIN-WAIT, ESTABLISHED),
-#     in the gateway's namespace or the upstream's, once the clients are done.
+#     in the gateway's namespace or the upstream's, once the clients are done;
+#   - nginx with a keep-alive pool to the upstream: the 429 closes its pooled connection, and
+#     nothing is left closing on either side;
+#   - the daemon runs on this side, and its SIGHUP reload keeps the side.
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -37,15 +42,32 @@ CERT=$NGX/gw.crt
 nginx_conf_head "$NGX"
 tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
 	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rlshape-gw.test" \
-	-addext "subjectAltName=IP:$BED_GW_CLIENT4" -keyout "$NGX/gw.key" -out "$CERT"
+	-addext "subjectAltName=IP:$BED_GW_CLIENT4,IP:$BED_GW_CLIENT6" -keyout "$NGX/gw.key" \
+	-out "$CERT"
 cat >>"$NGX/nginx.conf" <<EOF
     access_log $NGX/logs/access.log;
+    upstream pool {
+        server $BED_UP4:$PORT;
+        keepalive 4;
+    }
     server {
         listen $BED_GW_CLIENT4:$TLS_PORT ssl;
+        listen [$BED_GW_CLIENT6]:$TLS_PORT ssl;
         ssl_certificate $CERT;
         ssl_certificate_key $NGX/gw.key;
         # nginx's default: HTTP/1.0 to the upstream, a connection per request.
-        location / { proxy_pass http://$BED_UP4:$PORT; }
+        location / {
+            proxy_pass http://$BED_UP4:$PORT;
+            # The client's address, written over any X-Real-IP the client sent.
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
+        # The same through a keep-alive pool (HTTP/1.1 to the upstream).
+        location /pooled/ {
+            proxy_pass http://pool/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
     }
 }
 EOF
@@ -94,6 +116,19 @@ done
 tap_is "$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; print(e["code"], e["type"])' \
 	"$BED_DIR/b3" 2>&1)" "rate_limit_exceeded requests" "its body is the OpenAI-style error"
 
+# ---- clients without a key, told apart by X-Real-IP ------------------------------------------
+
+# anon: one request a minute per client. Over IPv4 twice, then over IPv6: a second client to
+# rlshape only if it reads X-Real-IP (to the upstream, both come from nginx's one address).
+anon_status() { # URL_HOST: the status of a keyless request
+	bed_client curl -sS --cacert "$CERT" --max-time 10 -o /dev/null -w '%{http_code}' \
+		-H 'X-Real-IP: 198.18.9.9' -H 'Content-Type: application/json' -d "$BODY" \
+		"https://$1:$TLS_PORT/v1/chat/completions" 2>>"$BED_DIR/curl.err" || true
+}
+got="$(anon_status "$BED_GW_CLIENT4") $(anon_status "$BED_GW_CLIENT4") $(anon_status "[$BED_GW_CLIENT6]")"
+tap_is "$got" "200 429 200" \
+	"keyless: 200, 429 for the same client, 200 for another (by X-Real-IP, not nginx's address)"
+
 # ---- the official OpenAI Node SDK over HTTPS -------------------------------------------------
 
 if node_sdk_install >"$BED_DIR/npm.log" 2>&1; then
@@ -129,13 +164,56 @@ bed_wait_until 10 none_half_open || true
 tap_is "$(half_open bed_gw)" "" "the gateway: no socket half-open on the upstream port"
 tap_is "$(half_open bed_up_ns)" "" "the upstream: no socket half-open on its port"
 
+# ---- nginx's keep-alive pool to the upstream ---------------------------------------------------
+
+URL=https://$BED_GW_CLIENT4:$TLS_PORT/pooled/v1/chat/completions
+gw_opens() { # TCP connections the gateway's namespace has opened
+	bed_gw nstat -az -s TcpActiveOpens | awk '$1 == "TcpActiveOpens" { print $2 }'
+}
+opens_before=$(gw_opens)
+statuses=""
+for i in 4 5 6; do
+	statuses+="$(https_post tls-pool-key "$BED_DIR/h$i" "$BED_DIR/b$i") "
+done
+tap_is "$statuses" "200 200 429 " "through nginx's keep-alive pool: 200, 200, 429"
+tap_is "$(($(gw_opens) - opens_before))" 1 \
+	"all three on one pooled connection to the upstream (the 429 came on a reused one)"
+tap_like "$(tr -d '\r' <"$BED_DIR/h6" | tr 'A-Z' 'a-z')" "x-ratelimit-limit-requests: 2" \
+	"the pooled 429 has its headers"
+tap_is "$(log_count 'key=Bearer tls-pool-key')" 2 "the upstream got the pool's two admitted requests"
+closing() { # NS_FUNC: sockets on the upstream port between open and closed
+	"$1" ss -Htan "( sport = :$PORT or dport = :$PORT )" |
+		awk '$1 != "LISTEN" && $1 != "TIME-WAIT" && $1 != "ESTAB"' || true
+}
+none_closing() { [[ -z $(closing bed_gw) && -z $(closing bed_up_ns) ]]; }
+bed_wait_until 10 none_closing || true
+tap_is "$(closing bed_gw) $(closing bed_up_ns)" " " \
+	"the pool's refused connection closed on both sides (idle pooled ones stay open)"
+tap_is "$(grep -c 'prematurely closed\|reset by peer' "$NGX/logs/error.log" || true)" 0 \
+	"nginx saw no upstream failure"
+
+# ---- the daemon ------------------------------------------------------------------------------
+
+bed_spawn bed_gw "$RLS" daemon --dev "$BED_GW_UP_DEV" --config "$TABLE"
+DAEMON_PID=$BED_LAST_PID
+DAEMON_LOG=$BED_LAST_LOG
+tap_ok "the daemon runs on the upstream side" \
+	bed_wait_until 10 grep -q 'settling token usage' "$DAEMON_LOG"
+kill -HUP "$DAEMON_PID"
+tap_ok "its SIGHUP reload keeps the side" \
+	bed_wait_until 20 grep -q "reloaded .* on $BED_GW_UP_DEV (upstream side)" "$DAEMON_LOG"
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" && st=0 || st=$?
+tap_is "$st" 0 "the daemon exits 0 on SIGTERM"
+
 snapshot_stats "$BED_GW_UP_DEV"
 tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
-tap_is "$(packets replies_429)" 2 "rlshape: two 429s sent in to nginx"
-tap_is "$(packets upstream_resets)" 2 "rlshape: the upstream reset for each"
+tap_is "$(packets replies_429)" 4 "rlshape: four 429s sent in to nginx"
+tap_is "$(packets upstream_resets)" 4 "rlshape: the upstream reset for each"
 tap_ok "rlshape: the forwarded request's data counted as not local ($(packets not_local))" \
 	test "$(packets not_local)" -ge 1
-tap_is "$(packets requests)" 6 "rlshape: six requests read, all nginx's"
+tap_is "$(packets requests)" 12 "rlshape: twelve requests read, all nginx's"
+tap_is "$(packets client_address_missing)" 0 "rlshape: every request's X-Real-IP read"
 
 run_rls unload --dev "$BED_GW_UP_DEV"
 tap_is "$RC" 0 "rlshape unload exits 0"

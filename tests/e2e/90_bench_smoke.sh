@@ -56,6 +56,11 @@ done
 for c in floor http_floor ack; do
 	has "per-packet cost: $c with .repeat has numbers" "^\| $c \| $N \| $N \| -?$N \|$"
 done
+# 1b. The upstream side's TC egress: every case with median, ratio, no unexpected verdict.
+has "section: per-packet cost of the upstream side" '^## Per-packet cost of the upstream side'
+for c in floor ack request rejected; do
+	has "upstream side: $c has numbers, every verdict as expected" "^\| $c \| [^|]+ \| $N \| $N \| 0 \|$"
+done
 for c in body_small body; do
 	has "body scan: $c has bytes, ns, ns over ack and per byte" "^\| $c \| [0-9]+ \| $N \| -?$N \| -?$N \|$"
 done
