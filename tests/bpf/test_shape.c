@@ -360,6 +360,7 @@ static int setup_upstream(void **state)
 		printf("# %s\n", why);
 		return -1;
 	}
+	env_load_upstream = 1;
 	return setup_with(state, upstream_table);
 }
 
@@ -384,7 +385,7 @@ static struct egress egress_send(struct env *e, struct conn *c, const char *payl
 	int err;
 
 	CHECK(in_len > 0, "test bug: cannot build the frame");
-	err = bpf_prog_test_run_opts(bpf_program__fd(e->skel->progs.rlshape_upstream), &opts);
+	err = bpf_prog_test_run_opts(e->upstream_fd, &opts);
 	if (err)
 		fail_msg("bpf_prog_test_run_opts: %s", strerror(-err));
 	c->seq += (uint32_t)len;
