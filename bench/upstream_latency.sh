@@ -38,7 +38,8 @@ fi
 PORT=8000
 PROXY_PORT=8080
 {
-	suite_upstream_side_bed "$PORT"
+	suite_upstream_side_bed
+	suite_upstream "$PORT"
 	suite_nginx_proxy "$PROXY_PORT" "$PORT"
 } >&2
 

@@ -33,7 +33,8 @@ command -v openssl >/dev/null || missing+=("openssl (Debian package openssl; too
 command -v ss >/dev/null || missing+=("ss (Debian package iproute2)")
 suite_missing "${missing[@]}"
 
-suite_upstream_side_bed "$PORT"
+suite_upstream_side_bed
+suite_upstream "$PORT" "[$BED_UP6]"
 
 # ---- TLS: a self-signed certificate for the gateway's address, and nginx ---------------------
 
@@ -59,6 +60,11 @@ cat >>"$NGX/nginx.conf" <<EOF
         location / {
             proxy_pass http://$BED_UP4:$PORT;
             # The client's address, written over any X-Real-IP the client sent.
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
+        # The same to the upstream's IPv6 address.
+        location /v6/ {
+            proxy_pass http://[$BED_UP6]:$PORT/;
             proxy_set_header X-Real-IP \$remote_addr;
         }
         # The same through a keep-alive pool (HTTP/1.1 to the upstream).
@@ -116,6 +122,17 @@ done
 tap_is "$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; print(e["code"], e["type"])' \
 	"$BED_DIR/b3" 2>&1)" "rate_limit_exceeded requests" "its body is the OpenAI-style error"
 
+# nginx to the upstream over IPv6: the reset and the 429 written over IPv6 segments.
+URL=https://$BED_GW_CLIENT4:$TLS_PORT/v6/v1/chat/completions
+statuses=""
+for i in 7 8 9; do
+	statuses+="$(https_post tls-v6-key "$BED_DIR/h$i" "$BED_DIR/b$i") "
+done
+tap_is "$statuses" "200 200 429 " "nginx to the upstream over IPv6: 200, 200, then 429"
+tap_like "$(tr -d '\r' <"$BED_DIR/h9" | tr 'A-Z' 'a-z')" "x-ratelimit-limit-requests: 2" \
+	"the IPv6 429 has its headers"
+URL=https://$BED_GW_CLIENT4:$TLS_PORT/v1/chat/completions
+
 # ---- clients without a key, told apart by X-Real-IP ------------------------------------------
 
 # anon: one request a minute per client. Over IPv4 twice, then over IPv6: a second client to
@@ -155,6 +172,7 @@ tap_is "$got" 200 "a request forwarded through the gateway, not from nginx: pass
 tap_is "$(log_count 'key=Bearer tls-curl-key')" 2 "the upstream got curl's two admitted requests"
 tap_is "$(log_count 'key=Bearer tls-sdk-key')" 2 "the upstream got the SDK's two admitted requests"
 tap_is "$(log_count 'key=Bearer forwarded-key')" 1 "and the forwarded one"
+tap_is "$(log_count 'key=Bearer tls-v6-key')" 2 "and the two admitted over IPv6"
 half_open() { # NS_FUNC: sockets on the upstream port neither closed nor in TIME-WAIT
 	"$1" ss -Htan "( sport = :$PORT or dport = :$PORT )" |
 		awk '$1 != "LISTEN" && $1 != "TIME-WAIT"' || true
@@ -208,11 +226,11 @@ tap_is "$st" 0 "the daemon exits 0 on SIGTERM"
 
 snapshot_stats "$BED_GW_UP_DEV"
 tap_diag "packets: $(awk '$1 == "packets" && $3 != 0 { printf "%s=%s ", $2, $3 }' "$BED_DIR/stats.txt")"
-tap_is "$(packets replies_429)" 4 "rlshape: four 429s sent in to nginx"
-tap_is "$(packets upstream_resets)" 4 "rlshape: the upstream reset for each"
+tap_is "$(packets replies_429)" 5 "rlshape: five 429s sent in to nginx"
+tap_is "$(packets upstream_resets)" 5 "rlshape: the upstream reset for each"
 tap_ok "rlshape: the forwarded request's data counted as not local ($(packets not_local))" \
 	test "$(packets not_local)" -ge 1
-tap_is "$(packets requests)" 12 "rlshape: twelve requests read, all nginx's"
+tap_is "$(packets requests)" 15 "rlshape: fifteen requests read, all nginx's"
 tap_is "$(packets client_address_missing)" 0 "rlshape: every request's X-Real-IP read"
 
 run_rls unload --dev "$BED_GW_UP_DEV"

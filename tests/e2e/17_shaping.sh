@@ -31,7 +31,8 @@ for tool in nginx tc ss; do # Debian packages nginx and iproute2, from tools/ins
 done
 suite_missing "${missing[@]}"
 
-suite_upstream_side_bed "$PORT"
+suite_upstream_side_bed
+suite_upstream "$PORT"
 
 suite_nginx_proxy "$PROXY_PORT" "$PORT"
 

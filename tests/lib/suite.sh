@@ -53,18 +53,23 @@ suite_one_day() {
 	bed_wait_until $(($1 + 5)) _suite_day_has_room "$1"
 }
 
-# suite_upstream PORT: mock-upstream on $BED_UP4:PORT, logging to $UP_LOG; one test that it
-# listens.
+# suite_upstream PORT [ADDR...]: mock-upstream on $BED_UP4:PORT (and on each ADDR:PORT given,
+# e.g. "[$BED_UP6]"), logging to $UP_LOG; one test that it listens.
 suite_upstream() {
+	local port=$1 extra=() a
+	shift
+	for a in "$@"; do
+		extra+=(--listen "$a:$port")
+	done
 	UP_LOG=$BED_DIR/upstream.log
-	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$1" --log "$UP_LOG" \
+	bed_spawn bed_up_ns "$MOCK" --listen "$BED_UP4:$port" "${extra[@]}" --log "$UP_LOG" \
 		--ready-file "$BED_DIR/upstream.ready"
-	tap_ok "mock-upstream is listening on :$1" bed_wait_file "$BED_DIR/upstream.ready" 20
+	tap_ok "mock-upstream is listening on :$port" bed_wait_file "$BED_DIR/upstream.ready" 20
 }
 
-# suite_upstream_side_bed PORT: the bed, for rlshape on the gateway's upstream-facing
-# interface, and mock-upstream on PORT (suite_upstream). bed_down removes the pins of the
-# client-facing interface; the upstream-facing one's go too, on exit.
+# suite_upstream_side_bed: the bed (bed_up), for rlshape on the gateway's upstream-facing
+# interface: bed_down removes the pins of the client-facing interface; the upstream-facing
+# one's go too, on exit.
 _suite_up_pins_cleanup() {
 	rm -rf "${BED_PIN_ROOT:?}/${BED_GW_UP_DEV:?}"
 	rmdir "$BED_PIN_ROOT" 2>/dev/null || true
@@ -72,7 +77,6 @@ _suite_up_pins_cleanup() {
 suite_upstream_side_bed() {
 	trap _suite_up_pins_cleanup EXIT # bed_up keeps it and runs it after bed_down
 	bed_up
-	suite_upstream "$1"
 }
 
 # node_sdk_install: the official OpenAI Node SDK, pinned in tests/e2e/node, installed under
