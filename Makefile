@@ -26,6 +26,8 @@ MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicr
 CFLAGS     += $(MHD_CFLAGS)
 # hiredis: the daemon's fleet thread (user/fleet.c).
 LDLIBS     := -lbpf -lelf -lz -ljansson $(MHD_LIBS) -lhiredis -lpthread
+# libmnl: the fq qdisc shaping needs, over rtnetlink (user/qdisc.c).
+LDLIBS     += -lmnl
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
               -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Ibpf -I$(BUILD)
 

@@ -10,6 +10,8 @@
 #      under a saturating load on every CPU (build/bench/accuracy)
 #   4. rlshape against nginx and HAProxy (bench/compare.sh, when it exists)
 #   5. a fleet of three gateways through Redis against one gateway (bench/fleet.sh)
+#   6. an admitted request's time through nginx with and without rlshape on the upstream side
+#      (bench/upstream_latency.sh)
 #
 #   (default)  the full run, `make bench`: about 10 minutes; writes bench/results/LATEST.md
 #   --quick    fewer runs, smaller tables, `make bench-quick`: under 2 minutes; also writes
@@ -173,6 +175,8 @@ fi
 
 section "A fleet of gateways through Redis (bench/fleet.sh)" \
 	"$REPO/bench/fleet.sh" "${SUB_MODE[@]}" --summary "$summary"
+section "An admitted request through nginx, with rlshape on the upstream side (bench/upstream_latency.sh)" \
+	"$REPO/bench/upstream_latency.sh" "${SUB_MODE[@]}" --summary "$summary"
 
 # ---- the summary ----
 ns() { # CASE: "median ns (x ratio; +ns over the floor)"
@@ -216,6 +220,8 @@ emit "" "| accuracy | allowed | admitted | error |" "| --- | ---: | ---: | ---: 
 emit "| fleet (rpm $(val fleet.limit)) | admitted | Redis calls/s per gateway |" "| --- | ---: | --- |" \
 	"| one gateway, no fleet | $(val fleet.one_host.admitted) | 0 |" \
 	"| three gateways, one Redis | $(val fleet.fleet.admitted) | $(val fleet.fleet.redis_calls_per_s) |" ""
+emit "| an admitted request through nginx, a new connection each | p50 | ratio |" "| --- | ---: | ---: |" \
+	"| rlshape on the upstream side, loaded / none | $(val upstream_latency.p50_rlshape_us) / $(val upstream_latency.p50_none_us) us | $(val upstream_latency.p50_ratio) (p99: $(val upstream_latency.p99_ratio)) |" ""
 if ((${#failed[@]})); then
 	emit "**Parts that failed:** $(printf '%s; ' "${failed[@]}")" ""
 fi

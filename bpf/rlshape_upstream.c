@@ -162,7 +162,7 @@ __noinline int rls_upstream_request_ended(struct __sk_buff *skb, struct rls_scra
 	if (!s || !flow || !cfg)
 		return TC_ACT_OK;
 	rls_upstream_who(skb, s, flow, cfg);
-	switch (rls_judge_request(s, flow, cfg, generation)) {
+	switch (rls_judge_request(s, flow, cfg, generation, true)) {
 	case RLS_VERDICT_REFUSE:
 		return rls_refuse_upstream(skb, s, flow);
 	default:
@@ -281,6 +281,24 @@ static __always_inline int rls_after_429(struct __sk_buff *skb, struct rls_scrat
 	return TC_ACT_SHOT;
 }
 
+/*
+ * Shaping (README, "Shaping"): a segment of a connection whose request was admitted to leave
+ * later goes no earlier. Its departure becomes the packet's earliest departure time (EDT),
+ * which the fq qdisc on the interface holds it to. Every later segment of the connection until
+ * then gets the same time, so that none overtakes it: fq orders a flow's packets by their
+ * time, not by their arrival. A resend waits too, where its first copy left fq early (dropped).
+ */
+static __always_inline int rls_hold_to_departure(struct __sk_buff *skb, const struct rls_flow *flow,
+						 int action)
+{
+	if (action != TC_ACT_OK || !flow->depart_ns || skb->tstamp >= flow->depart_ns ||
+	    flow->depart_ns <= bpf_ktime_get_ns())
+		return action;
+	/* TCP's own times are CLOCK_MONOTONIC, as bpf_ktime_get_ns() and fq's are. */
+	bpf_skb_set_tstamp(skb, flow->depart_ns, BPF_SKB_TSTAMP_DELIVERY_MONO);
+	return action;
+}
+
 /* Start following a connection whose next byte is at seq; NULL when rls_flows is full. */
 static __always_inline struct rls_flow *rls_start_upstream_flow(struct rls_scratch *s, __u32 seq)
 {
@@ -352,7 +370,8 @@ int rlshape_upstream(struct __sk_buff *skb)
 		flow = rls_start_upstream_flow(s, pkt->seq);
 		if (!flow)
 			return rls_reset_both(skb, s, NULL, RLS_PKT_FLOWS_FULL);
-		return rls_follow_upstream_segment(skb, s, flow, &live, 0);
+		action = rls_follow_upstream_segment(skb, s, flow, &live, 0);
+		return rls_hold_to_departure(skb, flow, action);
 	}
 	s->seg.forgotten = 0;
 	if (pkt->payload_len && !(pkt->tcp_flags & TCP_FLAG_RST)) {
@@ -366,7 +385,7 @@ int rlshape_upstream(struct __sk_buff *skb)
 		/* A resend of bytes already read: they were judged when first sent. */
 		if (past <= 0) {
 			rls_count_packet(RLS_PKT_RETRANSMIT);
-			return TC_ACT_OK;
+			return rls_hold_to_departure(skb, flow, TC_ACT_OK);
 		}
 		action = rls_follow_upstream_segment(skb, s, flow, &live, (__u32)behind);
 	}
@@ -376,5 +395,5 @@ int rlshape_upstream(struct __sk_buff *skb)
 		flow->stream.next_seq += !!(pkt->tcp_flags & TCP_FLAG_FIN);
 		rls_client_close(s, flow);
 	}
-	return action;
+	return rls_hold_to_departure(skb, flow, action);
 }

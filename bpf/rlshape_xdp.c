@@ -365,7 +365,8 @@ __noinline int rls_request_ended(struct xdp_md *ctx, struct rls_scratch *s, stru
 	if (!s || !flow || !cfg)
 		return XDP_PASS;
 	s->who = s->pkt.flow; /* the client is the segment's source */
-	if (rls_judge_request(s, flow, cfg, generation) == RLS_VERDICT_REFUSE)
+	/* XDP cannot hold a request back: shaping is the upstream side's (README, "Shaping"). */
+	if (rls_judge_request(s, flow, cfg, generation, false) == RLS_VERDICT_REFUSE)
 		return rls_refuse(ctx, s, flow);
 	return XDP_PASS;
 }

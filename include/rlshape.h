@@ -238,6 +238,12 @@ struct rls_limits {
 	 */
 	__u32 fleet_hosts;
 	__u32 fleet_unleased; /* requests a window admits here before the daemon's first lease */
+	/*
+	 * The entry's "shape": a request too fast for the rpm smoothing, that fits every window,
+	 * is delayed on egress (EDT) instead of refused, if it can leave within this long.
+	 * 0: no shaping, the 429 as before.
+	 */
+	__u64 shape_max_delay_ns;
 };
 
 /* ---- state: kept across reloads ---- */
@@ -302,6 +308,8 @@ struct rls_stats_key {
 struct rls_stats {
 	__u64 admitted;
 	__u64 rejected[RLS_NR_REASONS]; /* indexed by enum rls_reason */
+	__u64 shaped;          /* of the admitted, those shaping delayed (upstream side only) */
+	__u64 shaped_delay_ns; /* their delays, summed */
 };
 
 /* rls_packets (per CPU array): what the data path did with packets, by enum rls_packet_event. */
@@ -636,6 +644,11 @@ struct rls_flow {
 	__u32 pad1;
 	struct rls_seqadj seqadj;
 	struct rls_flow_memo memo;
+	/*
+	 * Shaping, on the upstream side: the last delayed request's departure (CLOCK_MONOTONIC
+	 * ns), before which none of the connection's segments toward the upstream leaves.
+	 */
+	__u64 depart_ns;
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

@@ -29,6 +29,8 @@ PACKAGES=(
 	libmicrohttpd-dev prometheus systemd procps man-db
 	# A fleet of gateways shares limits through Redis: its client, and a server for 70_fleet.
 	libhiredis-dev redis-server
+	# Shaping's fq qdisc, set up over rtnetlink (user/qdisc.c).
+	libmnl-dev
 )
 
 case ${1:-} in

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "maps.h"
 #include "opts.h"
+#include "qdisc.h"
 #include "tiers.h"
 #include "rlshape.skel.h"
 
@@ -331,6 +332,33 @@ static void read_pinned_join(struct pinned_reading *pr, struct rls_map_reading *
  * A bad table is reported before anything else, and leaves the maps, pins and interface as
  * they were.
  */
+/*
+ * Shaping holds a request with its segments' departure time, which only fq honours, and only on
+ * egress (README, "Shaping"): on the upstream side a table that shapes gets fq at the
+ * interface's root (user/qdisc.h). Returns 1 when this put it there, 0, or -1 (said why:
+ * nothing changed).
+ */
+static int prepare_shaping(const struct load_request *req, const struct rls_table *table,
+			   const char *dev, int ifindex)
+{
+	__u64 longest = rls_table_max_shape_delay_ns(table);
+	char err[512];
+	int ret;
+
+	if (!longest)
+		return 0;
+	if (req->side != RLS_SIDE_UPSTREAM) {
+		fprintf(stderr, "rlshape: note: %s shapes, which only the upstream side can "
+			"(--side upstream): here a request too fast for the smoothing gets its 429 "
+			"as without \"shape\"\n", req->file);
+		return 0;
+	}
+	ret = rls_fq_ensure(dev, ifindex, longest, err, sizeof(err));
+	if (ret < 0)
+		rls_error("%s; nothing changed", err);
+	return ret;
+}
+
 static int load_on(const struct load_request *req, struct table_parse *tp, const char *dev,
 		   bool parse_along)
 {
@@ -344,7 +372,7 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 	bool parsing = false, reading_pinned = false, reload;
 	struct rls_maps maps;
 	char dir[256], err[1024];
-	int ifindex, ret = 0, read_err = 0;
+	int ifindex, ret = 0, read_err = 0, fq_added = 0;
 
 	if (parse_along)
 		parsing = parse_table_beside(tp, &parser);
@@ -411,6 +439,9 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 			  strerror(-read_err));
 		goto unpin;
 	}
+	fq_added = prepare_shaping(req, table, dev, ifindex);
+	if (fq_added < 0)
+		goto unpin;
 	if (rls_apply_read_table(&maps, reading, table, &result, err, sizeof(err))) {
 		rls_error("%s: %s; nothing changed", req->file, err);
 		goto unpin;
@@ -431,6 +462,8 @@ static int load_on(const struct load_request *req, struct table_parse *tp, const
 	rlshape_bpf__destroy(skel);
 	return 0;
 unpin:
+	if (fq_added > 0)
+		rls_fq_remove_ours(ifindex, err, sizeof(err));
 	if (!reload)
 		remove_fresh_pins(skel, dir);
 fail:

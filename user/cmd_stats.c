@@ -86,7 +86,7 @@ static void model_name(int fd, __u32 id, char *out, size_t len)
 /* Every (account, model) with its per-CPU counts summed. */
 static struct row *read_rows(const struct rls_maps *maps, size_t *n)
 {
-	int cpus = rls_nr_cpus(), cpu, r;
+	int cpus = rls_nr_cpus(), cpu;
 	struct rls_stats *percpu = calloc(cpus, sizeof(*percpu));
 	struct rls_stats_key key, next, *prev = NULL;
 	struct row *rows = NULL, *grown;
@@ -107,11 +107,8 @@ static struct row *read_rows(const struct rls_maps *maps, size_t *n)
 		}
 		memset(&rows[*n], 0, sizeof(rows[*n]));
 		rows[*n].key = key;
-		for (cpu = 0; cpu < cpus; cpu++) {
-			rows[*n].total.admitted += percpu[cpu].admitted;
-			for (r = 0; r < RLS_NR_REASONS; r++)
-				rows[*n].total.rejected[r] += percpu[cpu].rejected[r];
-		}
+		for (cpu = 0; cpu < cpus; cpu++)
+			rls_stats_add(&rows[*n].total, &percpu[cpu]);
 		(*n)++;
 	}
 	free(percpu);
@@ -208,14 +205,15 @@ static void print_text(const struct rls_maps *maps, const struct row *rows, size
 	printf("%-20s %-32s %10s", "ACCOUNT", "MODEL", "ADMITTED");
 	for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
 		printf(" %*s", reason_width(r), rls_reason_names[r]);
-	putchar('\n');
+	printf(" %10s %12s\n", "SHAPED", "DELAY_MS");
 	for (i = 0; i < n; i++) {
 		account_name(maps->accounts, rows[i].key.account, account, sizeof(account));
 		model_name(maps->models, rows[i].key.model, model, sizeof(model));
 		printf("%-20s %-32s %10llu", account, model, (unsigned long long)rows[i].total.admitted);
 		for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
 			printf(" %*llu", reason_width(r), (unsigned long long)rows[i].total.rejected[r]);
-		putchar('\n');
+		printf(" %10llu %12llu\n", (unsigned long long)rows[i].total.shaped,
+		       (unsigned long long)(rows[i].total.shaped_delay_ns / 1000000));
 	}
 	if (slots->n) {
 		printf("\n%-20s %-32s %10s %10s %10s\n", "ACCOUNT", "MODEL", "SLOTS_HELD", "PEAK",
@@ -253,10 +251,15 @@ static void print_json(const struct rls_maps *maps, const struct row *rows, size
 		for (r = RLS_REASON_RPS; r < RLS_NR_REASONS; r++)
 			json_object_set_new(rejected, rls_reason_names[r],
 					    json_integer((json_int_t)rows[i].total.rejected[r]));
-		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:o}", "account", account,
-						      "model", model, "admitted",
+		/* shaped: of the admitted, those the upstream side delayed (README, "Shaping"). */
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:o, s:I, s:I}", "account",
+						      account, "model", model, "admitted",
 						      (json_int_t)rows[i].total.admitted,
-						      "rejected", rejected));
+						      "rejected", rejected, "shaped",
+						      (json_int_t)rows[i].total.shaped,
+						      "shaped_delay_ms",
+						      (json_int_t)(rows[i].total.shaped_delay_ns /
+								   1000000)));
 	}
 	for (i = 0; i < slots->n; i++) {
 		const struct slot_row *sr = &slots->rows[i];

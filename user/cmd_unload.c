@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "maps.h"
+#include "qdisc.h"
 #include "rlshape.skel.h"
 
 struct unload_request {
@@ -57,6 +58,18 @@ static void detach_tc(const char *dev)
 	bpf_tc_detach(&hook, &opts);
 	hook.attach_point = BPF_TC_INGRESS;
 	bpf_tc_detach(&hook, &opts);
+}
+
+/* The fq a shaping load put at the root (qdisc.h); any other root qdisc is left as it is. */
+static int remove_fq(const char *dev)
+{
+	int ifindex = (int)if_nametoindex(dev);
+	char err[256];
+
+	if (!ifindex || rls_fq_remove_ours(ifindex, err, sizeof(err)) >= 0)
+		return 0;
+	rls_error("%s: %s", dev, err);
+	return 1;
 }
 
 /*
@@ -134,6 +147,7 @@ int rls_cmd_unload(int argc, char **argv)
 			"the pins are removed\n", dev, dev);
 	failed |= unpin(dir, RLS_LINK_PIN);
 	detach_tc(dev);
+	failed |= remove_fq(dev);
 	failed |= unpin(dir, RLS_PROG_PIN);
 	failed |= unpin(dir, RLS_TC_PIN);
 	failed |= unpin(dir, RLS_UPSTREAM_PIN);

@@ -102,6 +102,7 @@ struct model_sums {
 	__u32 id;
 	char name[RLS_MODEL_NAME_MAX + 12];
 	__u64 admitted, rejected[RLS_NR_REASONS];
+	__u64 shaped, shaped_delay_ns;
 	__u64 slots_held, slots_peak, slots_expired;
 	bool has_requests, has_slots;
 };
@@ -192,7 +193,7 @@ static void visit_stats(const void *key, const void *value, void *ctx)
 	struct stats_walk *w = ctx;
 	const struct rls_stats *percpu = value; /* each CPU's value rounded to 8 bytes: it is */
 	struct stats_row *row, *grown;
-	int cpu, r;
+	int cpu;
 
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 256;
@@ -208,11 +209,8 @@ static void visit_stats(const void *key, const void *value, void *ctx)
 	row = &w->rows[w->n++];
 	memset(row, 0, sizeof(*row));
 	memcpy(&row->key, key, sizeof(row->key));
-	for (cpu = 0; cpu < w->cpus; cpu++) {
-		row->total.admitted += percpu[cpu].admitted;
-		for (r = 0; r < RLS_NR_REASONS; r++)
-			row->total.rejected[r] += percpu[cpu].rejected[r];
-	}
+	for (cpu = 0; cpu < w->cpus; cpu++)
+		rls_stats_add(&row->total, &percpu[cpu]);
 }
 
 _Static_assert(sizeof(struct rls_stats) % 8 == 0, "per-CPU values are read as an array");
@@ -250,6 +248,33 @@ static void visit_counter(const void *key, const void *value, void *ctx)
 
 /* ---- writing ---- */
 
+/* Shaping's count and its delays, one family after the other. */
+static void write_shaped(struct rls_expo *e, const struct models *ms)
+{
+	static const char *const names[] = { "rlshape_requests_shaped_total",
+					     "rlshape_requests_shaped_delay_seconds_total" };
+	static const char *const helps[] = {
+		"Of the admitted requests, those shaping delayed on the upstream side, per model.",
+		"The delays shaping gave them, summed, per model.",
+	};
+	size_t f, i;
+
+	for (f = 0; f < 2; f++) {
+		rls_expo_family(e, names[f], "counter", helps[f]);
+		for (i = 0; i < ms->n; i++) {
+			struct rls_label l[] = { { "model", ms->m[i].name } };
+
+			if (!ms->m[i].has_requests)
+				continue;
+			if (f == 0)
+				rls_expo_u64(e, names[f], l, 1, ms->m[i].shaped);
+			else
+				rls_expo_double(e, names[f], l, 1,
+						(double)ms->m[i].shaped_delay_ns / 1e9);
+		}
+	}
+}
+
 static void write_requests(struct rls_expo *e, struct models *ms)
 {
 	size_t i;
@@ -274,6 +299,7 @@ static void write_requests(struct rls_expo *e, struct models *ms)
 			rls_expo_u64(e, "rlshape_requests_rejected_total", l, 2, ms->m[i].rejected[r]);
 		}
 	}
+	write_shaped(e, ms);
 }
 
 static int by_account_model(const void *a, const void *b)
@@ -758,6 +784,8 @@ int rls_metrics_scrape(const struct rls_metrics_config *cfg, struct rls_expo *e)
 		m->admitted += stats.rows[i].total.admitted;
 		for (r = 0; r < RLS_NR_REASONS; r++)
 			m->rejected[r] += stats.rows[i].total.rejected[r];
+		m->shaped += stats.rows[i].total.shaped;
+		m->shaped_delay_ns += stats.rows[i].total.shaped_delay_ns;
 	}
 	rls_map_walk(maps.counters, BPF_F_LOCK, visit_counter, &counters);
 	fill_of(&fill[FILL_COUNTERS], "rls_counters", maps.counters, counters.entries);

@@ -42,3 +42,14 @@ const char *const rls_packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_PIPELINED_RESET] = "pipelined_reset",
 	[RLS_PKT_CLIENT_ADDRESS_MISSING] = "client_address_missing",
 };
+
+void rls_stats_add(struct rls_stats *sum, const struct rls_stats *one)
+{
+	int r;
+
+	sum->admitted += one->admitted;
+	for (r = 0; r < RLS_NR_REASONS; r++)
+		sum->rejected[r] += one->rejected[r];
+	sum->shaped += one->shaped;
+	sum->shaped_delay_ns += one->shaped_delay_ns;
+}

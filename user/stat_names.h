@@ -14,4 +14,7 @@ extern const char *const rls_reason_names[RLS_NR_REASONS];
 /* enum rls_packet_event -> "seen", "requests", ... */
 extern const char *const rls_packet_event_names[RLS_NR_PACKET_EVENTS];
 
+/* One CPU's rls_stats added into a sum: both readers add them alike. */
+void rls_stats_add(struct rls_stats *sum, const struct rls_stats *one);
+
 #endif /* RLS_USER_STAT_NAMES_H */

@@ -588,7 +588,7 @@ static const struct limit_field limit_fields[] = {
 static const char *const limits_fields[] = {
 	"rps", "rpm", "rph", "rpd", "tpm", "tpd", "concurrency", "burst",
 	"token_burst", "bytes_per_token", "reserve_tokens", "reserve_max", "max_hold_seconds",
-	"max_response_tokens", NULL,
+	"max_response_tokens", "shape", NULL,
 };
 
 #define RLS_DEFAULT_RESERVE_TOKENS  256 /* held for an answer of unknown length */
@@ -601,6 +601,8 @@ static const char *const limits_fields[] = {
  */
 #define RLS_DEFAULT_MAX_HOLD_SECONDS 600
 #define RLS_MAX_HOLD_SECONDS_MAX     604800 /* a week: a slot held longer is surely lost */
+/* fq holds a packet at most its horizon (default 10 s) and drops it past that: room to spare. */
+#define RLS_SHAPE_MAX_DELAY_MS_MAX   5000
 
 /* No limit at all; max_hold_ns stays 0: without a concurrency limit no slot is held. */
 static void set_unlimited(struct rls_limits *l)
@@ -788,10 +790,41 @@ static int parse_max_hold(struct parser *p, const json_t *v, struct rls_limits *
 	return 0;
 }
 
+/*
+ * "shape": {"max_delay_ms": N}. Only the rpm smoothing shapes (README, "Shaping"), so it needs
+ * one: a finite rpm > 0 in the same entry. The delay stays under fq's default horizon (10 s),
+ * past which fq drops a packet instead of holding it.
+ */
+static int parse_shape(struct parser *p, const json_t *v, struct rls_limits *l)
+{
+	static const char *const fields[] = { "max_delay_ms", NULL };
+	size_t saved = p->path_len;
+	const json_t *f;
+	__u64 ms;
+
+	if (expect_object(p, v, "of shaping, e.g. {\"max_delay_ms\": 2000}") ||
+	    reject_unknown_fields(p, v, fields))
+		return -1;
+	if (l->rpm == RLS_UNLIMITED || l->rpm == 0)
+		return fail(p, "shape needs a finite rpm > 0 in the same entry: only the rpm "
+			    "smoothing shapes; set \"rpm\" or remove \"shape\"");
+	f = json_object_get(v, "max_delay_ms");
+	if (!f)
+		return fail(p, "max_delay_ms required: the longest a request may be delayed "
+			    "before it is refused instead, e.g. {\"max_delay_ms\": 2000}");
+	path_push_key(p, "max_delay_ms");
+	if (parse_bounded(p, f, 1, RLS_SHAPE_MAX_DELAY_MS_MAX,
+			  "milliseconds a request may be delayed, below fq's 10 s horizon", &ms))
+		return -1;
+	path_pop(p, saved);
+	l->shape_max_delay_ns = ms * 1000000ull;
+	return 0;
+}
+
 static int parse_limits(struct parser *p, const json_t *v, struct rls_limits *l)
 {
 	size_t saved = p->path_len, i;
-	const json_t *burst_v;
+	const json_t *burst_v, *shape_v;
 	__u32 burst = 0;
 
 	if (expect_object(p, v, "of limits, e.g. {\"rpm\": 60}") ||
@@ -816,9 +849,16 @@ static int parse_limits(struct parser *p, const json_t *v, struct rls_limits *l)
 		path_pop(p, saved);
 	}
 	set_smoothing(l, burst);
-	if (parse_token_fields(p, v, l))
+	if (parse_token_fields(p, v, l) || parse_max_hold(p, v, l))
 		return -1;
-	return parse_max_hold(p, v, l);
+	shape_v = json_object_get(v, "shape");
+	if (shape_v) {
+		path_push_key(p, "shape");
+		if (parse_shape(p, shape_v, l))
+			return -1;
+		path_pop(p, saved);
+	}
+	return 0;
 }
 
 /* ---- tiers ---- */
@@ -2130,4 +2170,16 @@ const struct rls_tier_entry *rls_tier_strictest_entry(const struct rls_tier *tie
 		}
 	}
 	return best;
+}
+
+__u64 rls_table_max_shape_delay_ns(const struct rls_table *t)
+{
+	__u64 longest = 0;
+	size_t i, j;
+
+	for (i = 0; i < t->nr_tiers; i++)
+		for (j = 0; j < t->tiers[i].nr_entries; j++)
+			if (t->tiers[i].entries[j].limits.shape_max_delay_ns > longest)
+				longest = t->tiers[i].entries[j].limits.shape_max_delay_ns;
+	return longest;
 }

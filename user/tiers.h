@@ -142,4 +142,7 @@ bool rls_table_key_siphash(const struct rls_table *t, const struct rls_account *
  */
 const struct rls_tier_entry *rls_tier_strictest_entry(const struct rls_tier *tier);
 
+/* The longest "shape" max_delay_ms of any entry, in ns; 0: the table shapes nothing. */
+__u64 rls_table_max_shape_delay_ns(const struct rls_table *t);
+
 #endif /* RLS_TIERS_H */

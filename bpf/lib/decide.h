@@ -73,8 +73,8 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 		a->max_response_tokens = limits->max_response_tokens;
 		a->reserved_tokens = rls_reservation_tokens(st, limits, a->request_bytes);
 	}
-	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, &s->rejection,
-				  &a->slot_epoch);
+	a->slot_taken = rls_admit(counter, limits, a->now_ns, a->reserved_tokens, a->may_shape,
+				  &s->rejection, &a->slot_epoch, &s->shape_delay_ns);
 	if (a->slot_taken)
 		a->slot_epoch_ns = rls_slot_epoch_ns(limits->max_hold_ns);
 	return 0;
@@ -84,11 +84,13 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
  * Identify, charge and count the request that ended just before the scan's position on the
  * flow's stream, its client as s->who says (the caller's to set). An admitted request leaves the flow ADMITTED and, where it reserved tokens or
  * holds a slot, awaiting its response; a refused one leaves the flow's state to the caller.
+ * may_shape: the caller can hold the request (TC egress); one that shaping delays leaves the
+ * flow's depart_ns at its departure (CLOCK_MONOTONIC), for the caller to hold it to.
  * Inlined into each caller's global function: one more call level would take XDP's five
  * nested frames past the verifier's 512 bytes of combined stack.
  */
 static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_flow *flow,
-				 const struct rls_config *cfg, __u32 generation)
+				 const struct rls_config *cfg, __u32 generation, bool may_shape)
 {
 	const struct rls_identity *id;
 	struct rls_admission admission = {};
@@ -102,6 +104,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	rls_count_packet(RLS_PKT_REQUEST);
 	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
 	s->rejection.day_limit = RLS_UNLIMITED;
+	s->shape_delay_ns = 0;
 	model = (__u32)rls_request_who(s, flow, cfg, generation);
 	id = &flow->memo.identity;
 	if (model == RLS_MODEL_HIDDEN)
@@ -113,10 +116,11 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 		admission.counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model
 									       : model;
 		admission.now_ns = rls_now_utc_ns(cfg);
+		admission.may_shape = may_shape;
 		if (limits)
 			rls_decide(s, st, id, limits, &admission);
 	}
-	rls_count_outcome(s, id->principal.account, model, s->rejection.reason);
+	rls_count_outcome(s, id->principal.account, model, s->rejection.reason, s->shape_delay_ns);
 	__builtin_memcpy(flow->counter_client, s->who.client, sizeof(flow->counter_client));
 	flow->account = id->principal.account;
 	flow->model = model;
@@ -127,6 +131,9 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	flow->admitted_mark = flow->server_next;
 	flow->admitted_ack = s->pkt.ack_seq;
 	flow->admitted_any = 1;
+	/* The smoothing's delay runs from the decision: the monotonic clock's now is as near. */
+	if (s->shape_delay_ns)
+		flow->depart_ns = bpf_ktime_get_ns() + s->shape_delay_ns;
 	if (admission.meter_tokens || admission.slot_taken)
 		rls_follow_response(&s->pkt.flow, flow, &admission);
 	return RLS_VERDICT_ADMIT;

@@ -177,15 +177,22 @@ static __always_inline void rls_check_slots(struct rls_counter *c, const struct 
  * concurrency and token budgets come last. An admitted request is charged to every window,
  * reserves its estimated tokens and takes a slot where concurrency is limited: returns 1 when
  * it took one, in epoch *slot_epoch.
+ *
+ * Shaping (may_shape: the caller can delay the request, TC egress; and the limits' "shape"): a
+ * request too fast for the smoothing, that would conform at most shape_max_delay_ns from now, is
+ * admitted to depart then, *delay_ns from now, and spends the smoothing's slot at that time,
+ * so the next one is spaced after it. Windows, slots and tokens are charged now, as for any
+ * admitted request: a window never admits more than its limit, whenever its requests leave.
  */
 static __always_inline int rls_admit(struct rls_counter *c, const struct rls_limits *l,
-				     __u64 now_ns, __u64 reserve, struct rls_rejection *v,
-				     __u64 *slot_epoch)
+				     __u64 now_ns, __u64 reserve, bool may_shape,
+				     struct rls_rejection *v, __u64 *slot_epoch, __u64 *delay_ns)
 {
 	int slot_taken = 0;
 	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
 	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
 	__u64 now_s = now_ns / RLS_NS_PER_SEC, now_ms = now_ns / 1000000, tat = 0, tolerance;
+	__u64 wait = 0, shape_max_ns = may_shape ? l->shape_max_delay_ns : 0;
 	__u32 w, reset_ms, here;
 
 	bpf_spin_lock(&c->lock);
@@ -214,11 +221,14 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 	if (!v->reason && l->smooth_interval_ns) {
 		tat = c->smooth_tat_ns > now_ns ? c->smooth_tat_ns : now_ns;
 		tolerance = (__u64)(l->burst ? l->burst - 1 : 0) * l->smooth_interval_ns;
-		if (tat - now_ns > tolerance) {
+		/* Conforming at tat - tolerance: that far ahead is the wait, shaped or refused. */
+		if (tat - now_ns > tolerance)
+			wait = tat - tolerance - now_ns;
+		if (wait > shape_max_ns) {
 			v->reason = RLS_REASON_BURST;
 			v->limit = l->rpm;
 			v->remaining = l->rpm > count[RLS_WINDOW_MINUTE] ? l->rpm - count[RLS_WINDOW_MINUTE] : 0;
-			v->reset_ms = rls_ceil_div(tat - tolerance - now_ns, 1000000);
+			v->reset_ms = rls_ceil_div(wait, 1000000);
 		}
 	}
 	if (!v->reason)
@@ -240,14 +250,16 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 		}
 	}
 	bpf_spin_unlock(&c->lock);
+	*delay_ns = v->reason ? 0 : wait;
 	/* Out of the lock: it allows no helper calls. */
 	if (v->reason)
 		v->request_id = rls_new_request_id();
 	return slot_taken;
 }
 
+/* An admitted request's delay_ns: how long shaping holds it (0: it leaves at once). */
 static __always_inline void rls_count_outcome(struct rls_scratch *s, __u32 account, __u32 model,
-					       __u32 reason)
+					       __u32 reason, __u64 delay_ns)
 {
 	struct rls_stats_key key = { .account = account, .model = model };
 	struct rls_stats *st = bpf_map_lookup_elem(&rls_stats, &key);
@@ -258,9 +270,13 @@ static __always_inline void rls_count_outcome(struct rls_scratch *s, __u32 accou
 		if (!st)
 			return;
 	}
-	if (reason == RLS_REASON_NONE)
+	if (reason == RLS_REASON_NONE) {
 		st->admitted++;
-	else if (reason < RLS_NR_REASONS)
+		if (delay_ns) {
+			st->shaped++;
+			st->shaped_delay_ns += delay_ns;
+		}
+	} else if (reason < RLS_NR_REASONS)
 		st->rejected[reason]++;
 }
 

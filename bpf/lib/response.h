@@ -27,6 +27,7 @@ struct rls_admission {
 	__u64 reserved_tokens;
 	__u64 request_bytes;
 	__u32 bytes_per_token; /* of the limits admitted under: what settling needs of them */
+	__u32 may_shape;       /* the hook can hold the request (TC egress), not only refuse it */
 	__u64 max_response_tokens;
 	__u32 counter_shared;  /* charged to the anonymous overflow counter */
 	__u32 slot_taken;

@@ -128,6 +128,9 @@ struct rls_scratch {
 	struct rls_tcp_options opts; /* the segment's, where a 429 or renumbering needs them */
 	struct rls_answer answer;
 	struct rls_limits fleet_limits; /* a fleet's limits as this host applies them */
+	/* How long shaping holds the request being decided (0: not at all): off the stack, which
+	 * XDP's nested frames fill to the verifier's 512 bytes. */
+	__u64 shape_delay_ns;
 	/* Zeroed values for map inserts, off the stack. */
 	union {
 		struct rls_counter counter;

@@ -193,6 +193,26 @@ static inline int nr_cpus(void)
 	return rls_nr_cpus();
 }
 
+/*
+ * A worker thread of a test that drives a program from two CPUs at once: pinned to cpu, it
+ * waits for *go (1: run, -1: give up). False, and why, where it must not run.
+ */
+static inline bool pin_and_wait(int cpu, const int *go, char *why, size_t why_len)
+{
+	cpu_set_t set;
+	int err;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (err)
+		snprintf(why, why_len, "pthread_setaffinity_np(cpu %d): %s", cpu, strerror(err));
+	/* Both workers start together. */
+	while (!__atomic_load_n(go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	return !err && __atomic_load_n(go, __ATOMIC_ACQUIRE) > 0;
+}
+
 static inline struct rls_stats stats_of(struct env *e, __u32 account, __u32 model)
 {
 	return env_stats(e, account, model);

@@ -24,6 +24,7 @@
 #include "tiers.h"
 #include "maps.h"
 #include "apply.h"
+#include "stat_names.h"
 #include "rlshape.skel.h"
 
 /* One loaded skeleton and its table. why says what went wrong when a call returns -1. */
@@ -184,16 +185,12 @@ static inline struct rls_stats env_stats(const struct env *e, __u32 account, __u
 {
 	struct rls_stats_key key = { .account = account, .model = model };
 	struct rls_stats sum = { 0 }, *per_cpu;
-	int n = rls_nr_cpus(), i, r;
+	int n = rls_nr_cpus(), i;
 
 	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
-	if (per_cpu && bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0) {
-		for (i = 0; i < n; i++) {
-			sum.admitted += per_cpu[i].admitted;
-			for (r = 0; r < RLS_NR_REASONS; r++)
-				sum.rejected[r] += per_cpu[i].rejected[r];
-		}
-	}
+	if (per_cpu && bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0)
+		for (i = 0; i < n; i++)
+			rls_stats_add(&sum, &per_cpu[i]);
 	free(per_cpu);
 	return sum;
 }

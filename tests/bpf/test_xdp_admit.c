@@ -243,20 +243,10 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	uint8_t in[TP_MAX_FRAME], out[TP_MAX_FRAME];
 	char client[32];
-	cpu_set_t set;
-	int i, err;
+	int i;
 
-	CPU_ZERO(&set);
-	CPU_SET(w->cpu, &set);
-	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-	if (err)
-		snprintf(w->why, sizeof(w->why), "pthread_setaffinity_np(cpu %d): %s", w->cpu,
-			 strerror(err));
 	snprintf(client, sizeof(client), "198.18.20.%d", 1 + w->index);
-	/* Both workers start together. */
-	while (!__atomic_load_n(w->go, __ATOMIC_ACQUIRE))
-		sched_yield();
-	if (err || __atomic_load_n(w->go, __ATOMIC_ACQUIRE) < 0)
+	if (!pin_and_wait(w->cpu, w->go, w->why, sizeof(w->why)))
 		return NULL;
 	for (i = 0; i < EXACT_RUNS_PER_CPU; i++) {
 		/* A connection per request: a rejected connection would drop the rest. */

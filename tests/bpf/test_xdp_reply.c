@@ -210,7 +210,7 @@ static void test_429_burst_smoothing(void **state)
 
 	c.vlan = 1;
 	c.tci = 300;
-	/* rpm 60, default burst 1: one request per second. */
+	/* rpm 60, default burst 1: one request per second; the entry's shape is not XDP's. */
 	conn_send(e, &c, req, len, 0, &r);
 	expect_action(&r, XDP_PASS, "1st request under rpm 60");
 	conn_send(e, &c, req, len, 0, &r);

@@ -33,13 +33,7 @@ command -v openssl >/dev/null || missing+=("openssl (Debian package openssl; too
 command -v ss >/dev/null || missing+=("ss (Debian package iproute2)")
 suite_missing "${missing[@]}"
 
-# bed_down removes the pins of the client-facing interface; these are the upstream-facing one's.
-up_pins_cleanup() {
-	rm -rf "${BED_PIN_ROOT:?}/${BED_GW_UP_DEV:?}"
-	rmdir "$BED_PIN_ROOT" 2>/dev/null || true
-}
-trap up_pins_cleanup EXIT # bed_up keeps it and runs it after bed_down
-bed_up
+suite_upstream_side_bed
 suite_upstream "$PORT" "[$BED_UP6]"
 
 # ---- TLS: a self-signed certificate for the gateway's address, and nginx ---------------------

@@ -101,6 +101,8 @@ fi
 # The summary table.
 has "section: fleet" '^## A fleet of gateways through Redis'
 has "fleet: a request's time with Redis stalled" "^\| stalled \(SIGSTOP\) \| [0-9]+ \| 0 \| $N \| $N \|$"
+has "section: upstream latency" '^## An admitted request through nginx, with rlshape on the upstream side'
+has "upstream latency: both kinds of round" '^\| ratio, loaded / none \| [0-9.]+ \| [0-9.]+ \|$'
 has "section: summary" '^## Summary'
 has "summary: the floor" "^\| no-op XDP program \(the floor\), single runs \| $N ns \|$"
 has "summary: the admitted request start" "^\| request start, small headers, admitted \| $N ns \(x $N; \+-?$N ns over the floor\) \|$"

@@ -67,6 +67,18 @@ suite_upstream() {
 	tap_ok "mock-upstream is listening on :$port" bed_wait_file "$BED_DIR/upstream.ready" 20
 }
 
+# suite_upstream_side_bed: the bed (bed_up), for rlshape on the gateway's upstream-facing
+# interface: bed_down removes the pins of the client-facing interface; the upstream-facing
+# one's go too, on exit.
+_suite_up_pins_cleanup() {
+	rm -rf "${BED_PIN_ROOT:?}/${BED_GW_UP_DEV:?}"
+	rmdir "$BED_PIN_ROOT" 2>/dev/null || true
+}
+suite_upstream_side_bed() {
+	trap _suite_up_pins_cleanup EXIT # bed_up keeps it and runs it after bed_down
+	bed_up
+}
+
 # node_sdk_install: the official OpenAI Node SDK, pinned in tests/e2e/node, installed under
 # $NODE_DIR (build/node) with npm ci, with the suites' scripts beside it.
 node_sdk_install() {
@@ -110,6 +122,27 @@ http {
     uwsgi_temp_path $1/tmp/uwsgi;
     scgi_temp_path $1/tmp/scgi;
 EOF
+}
+
+# suite_nginx_proxy PORT UPSTREAM_PORT: nginx in the gateway on $BED_GW_CLIENT4:PORT,
+# proxying in plain text to mock-upstream on $BED_UP4:UPSTREAM_PORT (nginx's default: HTTP/1.0,
+# a connection per request); one test that it listens.
+suite_nginx_proxy() {
+	local ngx=$BED_DIR/nginx
+	nginx_conf_head "$ngx"
+	cat >>"$ngx/nginx.conf" <<NGINX
+    access_log off;
+    server {
+        listen $BED_GW_CLIENT4:$1;
+        location / { proxy_pass http://$BED_UP4:$2; }
+    }
+}
+NGINX
+	bed_spawn bed_gw nginx -p "$ngx" -c "$ngx/nginx.conf"
+	tap_ok "nginx proxies on $BED_GW_CLIENT4:$1" bed_wait_until 20 _suite_nginx_listens "$1"
+}
+_suite_nginx_listens() {
+	bed_gw ss -Htln "sport = :$1" | grep -q .
 }
 
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.

@@ -598,7 +598,7 @@ static const struct bad_table bad_tables[] = {
 	BAD("unknown_field_limits", LIMITS("'rmp': 10"),
 	    ": tiers.free.\"*\".rmp: unknown field (expected one of: rps, rpm, rph, rpd, tpm, "
 	    "tpd, concurrency, burst, token_burst, bytes_per_token, reserve_tokens, reserve_max, "
-	    "max_hold_seconds, max_response_tokens)"),
+	    "max_hold_seconds, max_response_tokens, shape)"),
 	BAD("unknown_field_account", ACCOUNT("'key': ['sk-1']"),
 	    ": accounts.acme.key: unknown field (expected one of: tier, keys, cidrs)"),
 
@@ -684,6 +684,33 @@ static const struct bad_table bad_tables[] = {
 	    LIMITS("'concurrency': 'unlimited', 'max_hold_seconds': 60"),
 	    ": tiers.free.\"*\".max_hold_seconds: max_hold_seconds needs a finite concurrency in "
 	    "the same entry: set \"concurrency\" or remove \"max_hold_seconds\""),
+
+	/* shape */
+	BAD("shape_without_rpm", LIMITS("'rps': 5, 'shape': {'max_delay_ms': 100}"),
+	    ": tiers.free.\"*\".shape: shape needs a finite rpm > 0 in the same entry: only the "
+	    "rpm smoothing shapes; set \"rpm\" or remove \"shape\""),
+	BAD("shape_with_zero_rpm", LIMITS("'rpm': 0, 'shape': {'max_delay_ms': 100}"),
+	    ": tiers.free.\"*\".shape: shape needs a finite rpm > 0"),
+	BAD("shape_with_unlimited_rpm", LIMITS("'rpm': 'unlimited', 'shape': {'max_delay_ms': 1}"),
+	    ": tiers.free.\"*\".shape: shape needs a finite rpm > 0"),
+	BAD("shape_not_object", LIMITS("'rpm': 60, 'shape': true"),
+	    ": tiers.free.\"*\".shape: must be an object of shaping, e.g. {\"max_delay_ms\": "
+	    "2000}, got true"),
+	BAD("shape_unknown_field", LIMITS("'rpm': 60, 'shape': {'max_delay': 100}"),
+	    ": tiers.free.\"*\".shape.max_delay: unknown field (expected one of: max_delay_ms)"),
+	BAD("shape_without_max_delay", LIMITS("'rpm': 60, 'shape': {}"),
+	    ": tiers.free.\"*\".shape: max_delay_ms required"),
+	BAD("shape_max_delay_zero", LIMITS("'rpm': 60, 'shape': {'max_delay_ms': 0}"),
+	    ": tiers.free.\"*\".shape.max_delay_ms: must be an integer from 1 to 5000 "
+	    "(milliseconds a request may be delayed, below fq's 10 s horizon), got 0"),
+	BAD("shape_max_delay_past_horizon", LIMITS("'rpm': 60, 'shape': {'max_delay_ms': 5001}"),
+	    ": tiers.free.\"*\".shape.max_delay_ms: must be an integer from 1 to 5000", "got 5001"),
+	BAD("shape_max_delay_negative", LIMITS("'rpm': 60, 'shape': {'max_delay_ms': -5}"),
+	    ": tiers.free.\"*\".shape.max_delay_ms: must be an integer from 1 to 5000", "got -5"),
+	BAD("shape_max_delay_string", LIMITS("'rpm': 60, 'shape': {'max_delay_ms': '2000'}"),
+	    ": tiers.free.\"*\".shape.max_delay_ms: must be an integer", "got \"2000\""),
+	BAD("shape_max_delay_fraction", LIMITS("'rpm': 60, 'shape': {'max_delay_ms': 1.5}"),
+	    ": tiers.free.\"*\".shape.max_delay_ms: must be an integer", "got 1.5"),
 
 	/* names */
 	BAD("model_name_too_long", "{" LISTEN ", 'tiers': {'free': {'" A64 "': {}}}}",
@@ -985,6 +1012,32 @@ static void test_max_hold_explicit(void **state)
 	rls_table_free(&t);
 }
 
+/* shape: off unless asked, then its max_delay_ms in ns, in the entry that asks only. */
+static void test_shape_values(void **state)
+{
+	const struct rls_tier *tier;
+	struct rls_table t;
+
+	(void)state;
+	load_ok("{'listen': {'ports': [8000]}, 'tiers': {'free': {"
+		"'a': {'rpm': 300, 'shape': {'max_delay_ms': 2000}}, 'b': {'rpm': 300},"
+		"'c': {'rpm': 1, 'burst': 1, 'shape': {'max_delay_ms': 1}},"
+		"'d': {'rpm': 60, 'shape': {'max_delay_ms': 5000}}}}}", &t);
+	tier = &t.tiers[0];
+	assert_int_equal(tier_limits(tier, "a")->shape_max_delay_ns, 2000 * 1000000ull);
+	assert_int_equal(tier_limits(tier, "b")->shape_max_delay_ns, 0);
+	assert_int_equal(tier_limits(tier, "c")->shape_max_delay_ns, 1000000ull);
+	assert_int_equal(tier_limits(tier, "d")->shape_max_delay_ns, 5000 * 1000000ull);
+	/* The implicit "*" shapes nothing. */
+	assert_int_equal(tier_limits(tier, "other")->shape_max_delay_ns, 0);
+	/* What load checks fq's horizon against: the longest. */
+	assert_int_equal(rls_table_max_shape_delay_ns(&t), 5000 * 1000000ull);
+	rls_table_free(&t);
+	load_ok(LIMITS("'rpm': 60"), &t);
+	assert_int_equal(rls_table_max_shape_delay_ns(&t), 0);
+	rls_table_free(&t);
+}
+
 /* No concurrency limit, no slot to expire: absent, "unlimited" and the implicit "*" alike. */
 static void test_max_hold_zero_without_concurrency(void **state)
 {
@@ -1040,6 +1093,7 @@ int main(void)
 		cmocka_unit_test(test_fleet_values),
 		cmocka_unit_test(test_max_hold_default),
 		cmocka_unit_test(test_max_hold_explicit),
+		cmocka_unit_test(test_shape_values),
 		cmocka_unit_test(test_max_response_tokens),
 		cmocka_unit_test(test_max_hold_zero_without_concurrency),
 		cmocka_unit_test(test_strictest_ignores_concurrency),
