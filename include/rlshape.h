@@ -579,12 +579,16 @@ struct rls_flow_memo {
 	__u32 model_load;
 	__u32 model_id;
 	__u32 model_len;
-	char model_name[RLS_MODEL_NAME_MAX];
 	/* The tier's limits for that model (its entry, else its "*"); none: not limited. */
 	__u32 limits_load;
 	__u32 limits_tier;
 	__u32 limits_model;
 	__u32 limits_found;
+	/*
+	 * Last, and read only where model_load or limits_load say they hold: a new flow need not
+	 * clear them (rls_fresh_value() clears the value up to here).
+	 */
+	char model_name[RLS_MODEL_NAME_MAX];
 	struct rls_limits limits;
 };
 
@@ -643,12 +647,12 @@ struct rls_flow {
 	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
 	__u32 pad1;
 	struct rls_seqadj seqadj;
-	struct rls_flow_memo memo;
 	/*
 	 * Shaping, on the upstream side: the last delayed request's departure (CLOCK_MONOTONIC
 	 * ns), before which none of the connection's segments toward the upstream leaves.
 	 */
 	__u64 depart_ns;
+	struct rls_flow_memo memo; /* last: its tail is never cleared (rls_fresh_value()) */
 };
 
 #define RLS_TAIL_SLOTS 8   /* segments kept */

@@ -224,26 +224,27 @@ static __always_inline void rls_count_packet(enum rls_packet_event event)
 		*count += 1;
 }
 
-/* Bytes clang writes inline for one memset on BPF (128 stores of 8): BPF has no memset call. */
-#define RLS_MEMSET_INLINE_MAX 1024
+/*
+ * What a new map value must have cleared: all of every kind but a flow's memo payload (its
+ * model name and limits), which is read only where the memo's load fields, cleared, say it
+ * holds. Nothing else writes the fresh value's tail, so it stays as the first clear left it.
+ */
+#define RLS_FRESH_CLEARED \
+	(__builtin_offsetof(struct rls_flow, memo) + __builtin_offsetof(struct rls_flow_memo, model_name))
 
-_Static_assert(sizeof(((struct rls_scratch *)0)->fresh) <= 2 * RLS_MEMSET_INLINE_MAX,
-	       "rls_fresh_value() clears the fresh value in two parts");
+_Static_assert(__builtin_offsetof(struct rls_flow, memo) + sizeof(struct rls_flow_memo) ==
+		       sizeof(struct rls_flow),
+	       "the memo is the flow's last field");
+_Static_assert(sizeof(struct rls_counter) <= RLS_FRESH_CLEARED &&
+		       sizeof(struct rls_stats) <= RLS_FRESH_CLEARED,
+	       "a new counter or stats entry is cleared whole");
+/* clang writes a memset inline up to 1024 bytes on BPF (128 stores of 8); BPF has no memset. */
+_Static_assert(RLS_FRESH_CLEARED <= 1024, "the fresh value is cleared in one inline memset");
 
-/* Zeroed memory the size of any map value, to insert from. */
+/* Zeroed memory the size of any map value, to insert from (RLS_FRESH_CLEARED). */
 static __always_inline void *rls_fresh_value(struct rls_scratch *s)
 {
-	__u8 *fresh = (__u8 *)&s->fresh;
-
-	if (sizeof(s->fresh) <= RLS_MEMSET_INLINE_MAX) {
-		__builtin_memset(fresh, 0, sizeof(s->fresh));
-	} else {
-		__builtin_memset(fresh, 0, RLS_MEMSET_INLINE_MAX);
-		/* Else clang joins the two into one memset, too long to write inline. */
-		asm volatile("" : "+r"(fresh) : : "memory");
-		__builtin_memset(fresh + RLS_MEMSET_INLINE_MAX, 0,
-				 sizeof(s->fresh) - RLS_MEMSET_INLINE_MAX);
-	}
+	__builtin_memset(&s->fresh, 0, RLS_FRESH_CLEARED);
 	return &s->fresh;
 }
 
