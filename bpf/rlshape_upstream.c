@@ -58,6 +58,17 @@ static __always_inline int rls_reply_to_proxy(struct __sk_buff *skb, struct rls_
 }
 
 /*
+ * An answer to this proxy segment begins: its options read first (the answer echoes its
+ * timestamps; the reset copy cuts them off), s->answer cleared.
+ */
+static __always_inline void rls_answer_begin(struct __sk_buff *skb, struct rls_scratch *s)
+{
+	if (rls_tcp_options_read(rls_ctx_skb(skb), &s->pkt, &s->opts))
+		s->opts.has_timestamps = 0;
+	__builtin_memset(&s->answer, 0, sizeof(s->answer));
+}
+
+/*
  * A copy of the segment, cut to a RST at seq, leaves for the upstream before the segment
  * itself is rewritten: the upstream's socket forgets the connection. bpf_clone_redirect()
  * sends the copy through this hook again, which passes it (s->redirecting).
@@ -91,10 +102,8 @@ static __always_inline int rls_reset_both(struct __sk_buff *skb, struct rls_scra
 		rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
 	}
-	if (rls_tcp_options_read(rls_ctx_skb(skb), pkt, &s->opts))
-		s->opts.has_timestamps = 0;
+	rls_answer_begin(skb, s);
 	rls_reset_upstream_copy(skb, s, pkt->seq + s->seg.from);
-	__builtin_memset(&s->answer, 0, sizeof(s->answer));
 	s->answer.seq = pkt->ack_seq;
 	s->answer.ack = pkt->seq + pkt->payload_len + !!(pkt->tcp_flags & TCP_FLAG_FIN);
 	s->answer.rst = 1;
@@ -113,10 +122,8 @@ static __always_inline int rls_answer_proxy(struct __sk_buff *skb, struct rls_sc
 	const struct rls_packet *pkt = &s->pkt;
 	__u32 body_len;
 
-	if (rls_tcp_options_read(rls_ctx_skb(skb), pkt, &s->opts))
-		s->opts.has_timestamps = 0;
+	rls_answer_begin(skb, s);
 	rls_reset_upstream_copy(skb, s, flow->request_seq);
-	__builtin_memset(&s->answer, 0, sizeof(s->answer));
 	s->answer.seq = pkt->ack_seq;
 	s->answer.ack = flow->reply_end;
 	s->answer.window = rls_upstream_window(flow);
@@ -226,14 +233,7 @@ static __always_inline int rls_follow_upstream_segment(struct __sk_buff *skb,
 	const struct rls_packet *pkt = &s->pkt;
 	__u32 i;
 
-	s->seg.base = offset;
-	s->seg.from = offset;
-	s->seg.total = pkt->payload_len;
-	s->seg.action = TC_ACT_OK;
-	s->seg.forgotten = 0;
-	s->seg.started = 0;
-	s->seg.requests = 0;
-	flow->last_seen_ns = bpf_ktime_get_ns();
+	rls_segment_begin(s, flow, offset, TC_ACT_OK);
 	if (!rls_stream_load_window(rls_ctx_skb(skb), s))
 		return TC_ACT_OK;
 	for (i = 0; i < RLS_UP_ROUNDS_MAX; i++)
@@ -268,9 +268,7 @@ static __always_inline int rls_after_429(struct __sk_buff *skb, struct rls_scrat
 		return rls_answer_proxy(skb, s, flow);
 	}
 	if (pkt->tcp_flags & TCP_FLAG_FIN) {
-		if (rls_tcp_options_read(rls_ctx_skb(skb), pkt, &s->opts))
-			s->opts.has_timestamps = 0;
-		__builtin_memset(&s->answer, 0, sizeof(s->answer));
+		rls_answer_begin(skb, s);
 		s->answer.seq = pkt->ack_seq;
 		s->answer.ack = end + 1;
 		s->answer.window = rls_upstream_window(flow);

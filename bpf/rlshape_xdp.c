@@ -432,16 +432,7 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	const struct rls_packet *pkt = &s->pkt;
 	__u32 i;
 
-	s->seg.base = offset;
-	s->seg.from = offset;
-	s->seg.total = pkt->payload_len;
-	s->seg.action = XDP_PASS;
-	s->seg.forgotten = 0;
-	s->seg.started = 0;
-	s->seg.requests = 0;
-	/* When the client last spoke: the daemon removes entries of connections gone silent,
-	 * after minutes, so the clock's last tick will do (it costs less than reading the clock). */
-	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
+	rls_segment_begin(s, flow, offset, XDP_PASS);
 	if (!rls_stream_load_window(rls_ctx_xdp(ctx), s))
 		return XDP_PASS;
 	for (i = 0; i < RLS_ROUNDS_MAX; i++)

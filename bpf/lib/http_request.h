@@ -812,6 +812,25 @@ broken:
 }
 
 /*
+ * A segment's scan begins offset bytes into its payload (where its unread bytes start), its
+ * verdict pass (the hook's) unless a request in it says otherwise. The client spoke now: the
+ * daemon removes flows gone silent for minutes, so the clock's last tick will do, and costs
+ * less than reading the clock.
+ */
+static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_flow *flow,
+					      __u32 offset, int pass)
+{
+	s->seg.base = offset;
+	s->seg.from = offset;
+	s->seg.total = s->pkt.payload_len;
+	s->seg.action = pass;
+	s->seg.forgotten = 0;
+	s->seg.started = 0;
+	s->seg.requests = 0;
+	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
+}
+
+/*
  * The segment's next window: its payload from s->seg.base on, into the payload window, under
  * either hook. False when none is left.
  */
