@@ -66,10 +66,13 @@ deps:
 # own (SAN_BUILD), where undefined behaviour or a bad access fails the suite.
 SAN_BUILD ?= $(BUILD)/sanitized
 
+# The builds use every CPU; so do the suites that can run side by side (tests/run-all.sh).
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+
 check: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SANITIZE=1 sanitized-tests
-	@$(MAKE) --no-print-directory fuzzers
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(SAN_BUILD) SANITIZE=1 sanitized-tests
+	@$(MAKE) --no-print-directory -j$(NPROC) fuzzers
 	@RLS_SANITIZED_BUILD=$(SAN_BUILD) tests/run-all.sh
 
 sanitized-tests: $(TESTS)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Run every rlshape test suite and sum up their TAP results.
 #
-#   tests/run-all.sh                 all suites, in this order:
-#                                      build/tests/unit/*, build/tests/bpf/*, then the same
-#                                      built with ASan and UBSan when RLS_SANITIZED_BUILD names
-#                                      their build tree (san-unit/NAME, san-bpf/NAME), a short
-#                                      run of every fuzzer (fuzz/run.sh), then tests/e2e/*.sh
+#   tests/run-all.sh                 all suites: a short run of every fuzzer (fuzz/run.sh),
+#                                      build/tests/unit/*, build/tests/bpf/*, the same built
+#                                      with ASan and UBSan when RLS_SANITIZED_BUILD names their
+#                                      build tree (san-unit/NAME, san-bpf/NAME), all of these
+#                                      RLS_JOBS at a time (default: one per CPU) and printed
+#                                      whole as each ends; then tests/e2e/*.sh one at a time
 #   RLS_TESTS=REGEX tests/run-all.sh only suites whose name (unit/NAME, bpf/NAME,
 #                                      e2e/NAME.sh) matches the extended regex
 #
@@ -14,6 +15,7 @@
 # to skip as a whole. Counted as one failure each: a suite that exits non-zero without
 # any "not ok" line (crash, timeout), one that prints no result line at all, and one
 # that prints fewer results than its plan announced.
+# Every failing result is listed again after the last suite, under "# failed:".
 # The last line is "N passed, N failed, N skipped"; the exit status is 1 if any failed.
 set -euo pipefail
 
@@ -40,6 +42,9 @@ fi
 
 shopt -s nullglob
 suites=() # entries "name<TAB>path"
+# The fuzzers' short run: one result per harness; a missing fuzzer binary fails it. It is the
+# longest of the suites run side by side, so it starts first.
+suites+=("fuzz/run.sh"$'\t'"fuzz/run.sh")
 export LC_ALL=C
 for kind in unit bpf; do
 	for f in "$BUILD/tests/$kind"/*; do
@@ -53,8 +58,6 @@ if [[ -n ${RLS_SANITIZED_BUILD:-} ]]; then
 		done
 	done
 fi
-# The fuzzers' short run: one result per harness; a missing fuzzer binary fails it.
-suites+=("fuzz/run.sh"$'\t'"fuzz/run.sh")
 for f in tests/e2e/*.sh; do
 	suites+=("e2e/${f##*/}"$'\t'"$f")
 done
@@ -76,49 +79,59 @@ if ((${#selected[@]} == 0)); then
 	exit 1
 fi
 
-log=$(mktemp)
-tpid=""
+# Suites that touch nothing shared run RLS_JOBS at a time (default: one per CPU): the unit
+# and BPF suites (each in a network namespace, on interfaces and pins named after its own
+# PID) and the fuzzers. The end-to-end suites share the test bed's names, ports and pins, so
+# they run one at a time, after them, each printed as it goes.
+JOBS=${RLS_JOBS:-$(nproc)}
+((JOBS >= 1)) || JOBS=1
+logdir=$(mktemp -d)
+declare -A running=() # pid -> index into selected
+declare -A started=() # pid -> SECONDS at its start
 interrupted=""
 nsig=0
-# Ctrl-C or TERM: pass it on to the running suite (timeout forwards it to the suite's
-# whole process group, so its cleanup traps run), let it finish, run no further suite.
+failures=() # "suite: the failing line", printed again at the end
+# Ctrl-C or TERM: pass it on to the running suites (timeout forwards it to each suite's
+# whole process group, so its cleanup traps run), let them finish, start no further suite.
 on_signal() {
 	interrupted=$1
 	nsig=$((nsig + 1))
-	[[ -z $tpid ]] || kill "-$1" "$tpid" 2>/dev/null || true
+	local pid
+	for pid in "${!running[@]}"; do
+		kill "-$1" "$pid" 2>/dev/null || true
+	done
 }
 trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
-trap 'rm -f "$log"' EXIT
+trap 'rm -rf "$logdir"' EXIT
 
-for s in "${selected[@]}"; do
-	[[ -z $interrupted ]] || break
-	name=${s%%$'\t'*}
+parallel_ok() { [[ $1 == unit/* || $1 == bpf/* || $1 == san-* || $1 == fuzz/* ]]; }
+
+# start I: suite I in the background, its output in $logdir/I.
+start() {
+	local s=${selected[$1]} path cmd
 	path=${s#*$'\t'}
 	cmd=("$path")
 	[[ $path == *.sh ]] && cmd=(bash "$path")
-
-	echo "# ---- $name"
-	start=$SECONDS
-	: >"$log"
 	# timeout puts the suite in a process group of its own and, on expiry, signals all
 	# of it (a suite's bash waiting on a command would not run its traps otherwise).
-	timeout -k 30 "$SUITE_TIMEOUT" "${cmd[@]}" </dev/null >"$log" 2>&1 &
-	tpid=$!
-	tail -n +1 -s 0.1 --pid="$tpid" -f "$log" | sed -u 's/^/    /' &
-	showpid=$!
-	while :; do
-		n=$nsig
-		rc=0
-		wait "$tpid" || rc=$?
-		# wait returns early when a trapped signal arrives: then wait again.
-		if ((nsig != n)) && kill -0 "$tpid" 2>/dev/null; then
-			continue
-		fi
-		break
-	done
-	tpid=""
-	wait "$showpid" || true
+	timeout -k 30 "$SUITE_TIMEOUT" "${cmd[@]}" </dev/null >"$logdir/$1" 2>&1 &
+	running[$!]=$1
+	started[$!]=$SECONDS
+}
+
+# finish PID RC SHOWN: count suite PID's results; print its output first unless SHOWN.
+finish() {
+	local i rc=$2 log name elapsed
+	i=${running[$1]}
+	log=$logdir/$i
+	name=${selected[$i]%%$'\t'*}
+	elapsed=$((SECONDS - started[$1]))
+	unset "running[$1]" "started[$1]"
+	if [[ $3 != shown ]]; then
+		echo "# ---- $name"
+		sed 's/^/    /' "$log"
+	fi
 
 	s_ok=$(grep -Ec '^ok([[:space:]]|$)' "$log" || true)
 	s_notok=$(grep -Ec '^not ok([[:space:]]|$)' "$log" || true)
@@ -147,13 +160,67 @@ for s in "${selected[@]}"; do
 		s_fail=$((s_fail + 1))
 	fi
 
+	local line
+	while IFS= read -r line; do
+		failures+=("$name: $line")
+	done < <(grep -E '^not ok([[:space:]]|$)' "$log" | grep -Ev '#[[:space:]]*[Ss][Kk][Ii][Pp]' || true)
+	[[ -z $why ]] || failures+=("$name: $why")
+
 	passed=$((passed + s_pass))
 	failed=$((failed + s_fail))
 	skipped=$((skipped + s_skip))
 	echo "# ==== $name: $([[ $s_fail -eq 0 ]] && echo OK || echo FAILED)" \
-		"(pass $s_pass, fail $s_fail, skip $s_skip; exit $rc; $((SECONDS - start))s)${why:+: $why}"
+		"(pass $s_pass, fail $s_fail, skip $s_skip; exit $rc; ${elapsed}s)${why:+: $why}"
+}
+
+# wait_one: wait for any running suite and finish it. A trapped signal ends wait early
+# with no suite done: then the caller's loop waits again.
+wait_one() {
+	local pid="" rc=0
+	wait -n -p pid "${!running[@]}" || rc=$?
+	[[ -n $pid ]] && finish "$pid" "$rc" ""
+	return 0
+}
+
+i=0
+while ((i < ${#selected[@]})) && parallel_ok "${selected[$i]%%$'\t'*}"; do
+	[[ -z $interrupted ]] || break
+	while ((${#running[@]} >= JOBS)); do
+		wait_one
+	done
+	[[ -z $interrupted ]] || break
+	start "$i"
+	i=$((i + 1))
+done
+while ((${#running[@]} > 0)); do
+	wait_one
 done
 
+for (( ; i < ${#selected[@]}; i++)); do
+	[[ -z $interrupted ]] || break
+	echo "# ---- ${selected[$i]%%$'\t'*}"
+	start "$i"
+	pid=$!
+	tail -n +1 -s 0.1 --pid="$pid" -f "$logdir/$i" | sed -u 's/^/    /' &
+	showpid=$!
+	while :; do
+		n=$nsig
+		rc=0
+		wait "$pid" || rc=$?
+		# wait returns early when a trapped signal arrives: then wait again.
+		if ((nsig != n)) && kill -0 "$pid" 2>/dev/null; then
+			continue
+		fi
+		break
+	done
+	wait "$showpid" || true
+	finish "$pid" "$rc" shown
+done
+
+if ((${#failures[@]} > 0)); then
+	echo "# failed:"
+	printf '#   %s\n' "${failures[@]}"
+fi
 if [[ -n $interrupted ]]; then
 	echo "run-all: stopped by SIG$interrupted" >&2
 	failed=$((failed + 1))
