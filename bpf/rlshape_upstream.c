@@ -206,8 +206,15 @@ __noinline int rls_upstream_round(struct __sk_buff *skb, struct rls_scratch *s,
 		}
 		rls_request_began(s, flow);
 		action = rls_upstream_request_ended(skb, s, flow, cfg, generation);
-		if (action == TC_ACT_OK)
-			return RLS_UP_GO_ON;
+		if (action == TC_ACT_OK) {
+			if (!rls_segment_read_whole(s))
+				return RLS_UP_GO_ON;
+			/* The NEED_BYTES case's end: no request has begun since, and this one's
+			 * client address was read for its decision. */
+			s->seg.base += s->scan.len;
+			s->seg.action = TC_ACT_OK;
+			return RLS_UP_DONE;
+		}
 		s->seg.action = action;
 		return RLS_UP_DONE;
 	case RLS_STOP_HTTP2:

@@ -93,7 +93,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 				 const struct rls_config *cfg, __u32 generation, bool may_shape)
 {
 	const struct rls_identity *id;
-	struct rls_admission admission = {};
+	struct rls_admission *admission = &s->admission;
 	const struct rls_limits *limits = NULL;
 	struct rls_stream *st;
 	__u32 model;
@@ -101,6 +101,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	if (!s || !flow || !cfg)
 		return RLS_VERDICT_ADMIT;
 	st = &flow->stream;
+	__builtin_memset(admission, 0, sizeof(*admission));
 	rls_count_packet(RLS_PKT_REQUEST);
 	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
 	s->rejection.day_limit = RLS_UNLIMITED;
@@ -109,16 +110,16 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	id = &flow->memo.identity;
 	if (model == RLS_MODEL_HIDDEN)
 		rls_count_packet(RLS_PKT_MODEL_HIDDEN);
-	admission.request_bytes = s->pkt.seq + s->seg.base + s->scan.pos - st->request_start;
+	admission->request_bytes = s->pkt.seq + s->seg.base + s->scan.pos - st->request_start;
 	if (!id->unlimited) {
 		limits = flow->memo.limits_found ? &flow->memo.limits : NULL;
 		/* A hidden model is charged as the tier's strictest one, to that model's counter. */
-		admission.counter_model = model == RLS_MODEL_HIDDEN && limits ? limits->charge_model
-									       : model;
-		admission.now_ns = rls_now_utc_ns(cfg);
-		admission.may_shape = may_shape;
+		admission->counter_model =
+			model == RLS_MODEL_HIDDEN && limits ? limits->charge_model : model;
+		admission->now_ns = rls_now_utc_ns(cfg);
+		admission->may_shape = may_shape;
 		if (limits)
-			rls_decide(s, st, id, limits, &admission);
+			rls_decide(s, st, id, limits, admission);
 	}
 	rls_count_outcome(s, id->principal.account, model, s->rejection.reason, s->shape_delay_ns);
 	__builtin_memcpy(flow->counter_client, s->who.client, sizeof(flow->counter_client));
@@ -134,8 +135,8 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	/* The smoothing's delay runs from the decision: the monotonic clock's now is as near. */
 	if (s->shape_delay_ns)
 		flow->depart_ns = bpf_ktime_get_ns() + s->shape_delay_ns;
-	if (admission.meter_tokens || admission.slot_taken)
-		rls_follow_response(&s->pkt.flow, flow, &admission);
+	if (admission->meter_tokens || admission->slot_taken)
+		rls_follow_response(&s->pkt.flow, flow, admission);
 	return RLS_VERDICT_ADMIT;
 }
 

@@ -17,6 +17,7 @@
 #include "scratch.h"
 #include "window.h"
 #include "word.h"
+#include "model_name.h"
 
 static __always_inline bool rls_json_ws(__u8 c)
 {
@@ -149,21 +150,35 @@ __noinline int rls_json_key_bytes(struct rls_scratch *s, struct rls_stream *st, 
  */
 __noinline int rls_json_model_bytes(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
 {
-	__u32 pos, q, k;
+	volatile __u32 *at = &s->scan.at, *stop = &s->scan.search_end;
+	__u32 pos, q, k, n;
 
 	if (!s || !st)
 		return 1;
 	pos = s->scan.pos;
-	q = (__u32)rls_find_run_end(s, pos, pos + limit, '"', '\\');
-	for (k = 0; k < RLS_MODEL_NAME_MAX; k++) {
-		if (pos + k >= q)
-			break;
-		if (st->body_model_len >= RLS_MODEL_NAME_MAX - 1) {
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* longer than any name */
-			return 1;
+	/* The closing quote, inline: no call (and its return) for a search of a word or two. */
+	*at = pos;
+	*stop = pos + (limit < RLS_RUN_MAX ? limit : RLS_RUN_MAX);
+	rls_word_search(s, at, stop, '"', '\\');
+	q = *at < *stop ? *at : *stop;
+	/* A name that starts here and fits, in words (model_name.h); else a byte at a time. */
+	if (st->body_model_len == 0 && q - pos < RLS_MODEL_NAME_MAX) {
+		k = q - pos;
+		rls_copy_name(st->body_model, (const char *)&s->payload[pos & RLS_WINDOW_MASK], k);
+		st->body_model_len = k;
+	} else {
+		for (k = 0; k < RLS_MODEL_NAME_MAX; k++) {
+			if (pos + k >= q)
+				break;
+			n = st->body_model_len;
+			if (n >= RLS_MODEL_NAME_MAX - 1) {
+				rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* longer than any */
+				return 1;
+			}
+			barrier_var(n); /* keeps the mask below, which the verifier needs */
+			st->body_model[n & (RLS_MODEL_NAME_MAX - 1)] = rls_at(s, pos + k);
+			st->body_model_len = n + 1;
 		}
-		st->body_model[st->body_model_len & (RLS_MODEL_NAME_MAX - 1)] = rls_at(s, pos + k);
-		st->body_model_len++;
 	}
 	if (pos + k < q)
 		return k ? k : 1;

@@ -21,21 +21,6 @@
 #include "meter.h"
 #include "slots.h"
 
-struct rls_admission {
-	__u32 counter_model;   /* the counter the request was charged to */
-	__u32 meter_tokens;    /* tokens reserved: report the response */
-	__u64 reserved_tokens;
-	__u64 request_bytes;
-	__u32 bytes_per_token; /* of the limits admitted under: what settling needs of them */
-	__u32 may_shape;       /* the hook can hold the request (TC egress), not only refuse it */
-	__u64 max_response_tokens;
-	__u32 counter_shared;  /* charged to the anonymous overflow counter */
-	__u32 slot_taken;
-	__u64 slot_epoch;
-	__u64 slot_epoch_ns;
-	__u64 now_ns;          /* UTC, when the request was decided */
-};
-
 static __always_inline void rls_follow_response(const struct rls_flow_key *key,
 						struct rls_flow *flow,
 						const struct rls_admission *a)

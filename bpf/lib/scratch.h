@@ -103,6 +103,22 @@ struct rls_address_parse {
 	__u16 groups[8];
 };
 
+/* What an admitted request was charged, for following its response (response.h). */
+struct rls_admission {
+	__u32 counter_model;   /* the counter the request was charged to */
+	__u32 meter_tokens;    /* tokens reserved: report the response */
+	__u64 reserved_tokens;
+	__u64 request_bytes;
+	__u32 bytes_per_token; /* of the limits admitted under: what settling needs of them */
+	__u32 may_shape;       /* the hook can hold the request (TC egress), not only refuse it */
+	__u64 max_response_tokens;
+	__u32 counter_shared;  /* charged to the anonymous overflow counter */
+	__u32 slot_taken;
+	__u64 slot_epoch;
+	__u64 slot_epoch_ns;
+	__u64 now_ns;          /* UTC, when the request was decided */
+};
+
 /* Per-CPU work space: too large for the 512-byte BPF stack. */
 struct rls_scratch {
 	__u8 payload[RLS_PARSE_WINDOW];
@@ -131,6 +147,9 @@ struct rls_scratch {
 	/* How long shaping holds the request being decided (0: not at all): off the stack, which
 	 * XDP's nested frames fill to the verifier's 512 bytes. */
 	__u64 shape_delay_ns;
+	/* What the request being decided was charged, for following its response: off the
+	 * stack, for the same reason. */
+	struct rls_admission admission;
 	/* Zeroed values for map inserts, off the stack. */
 	union {
 		struct rls_counter counter;

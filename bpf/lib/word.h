@@ -27,8 +27,8 @@ static __always_inline __u64 rls_word_has(__u64 w, __u8 c)
 }
 
 /*
- * Nonzero when some byte of w is below n (n at most 0x80): exact as to whether there is one,
- * not as to which.
+ * The high bit of each byte of w that is below n (n at most 0x80); exact for the lowest one,
+ * as for rls_word_has().
  */
 static __always_inline __u64 rls_word_has_below(__u64 w, __u8 n)
 {
