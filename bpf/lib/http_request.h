@@ -563,18 +563,30 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		__attribute__((fallthrough)); /* the target, in the same step */
 	case RLS_PHASE_TARGET: {
 		__u32 from = sc->pos, start, k;
+		__u64 w;
 
 		rls_skip_to_line_end(s, sc);
-		/* Only the line's last 8 bytes (CR aside) can be its version. */
-		start = sc->pos - from > 9 ? sc->pos - 9 : from;
-		for (k = 0; k < 9; k++) {
-			__u8 v;
+		/*
+		 * Only the line's last 8 bytes (CR aside) can be its version: read as one word
+		 * where the run holds 9 bytes and no CR but the last (the first read byte highest,
+		 * as RLS_VERSION() has it); else a byte at a time, which goes on from a run before.
+		 */
+		w = sc->pos - from >= 9 ? rls_word_at(s, sc->pos - 9) : 0;
+		if (sc->pos - from >= 9 && !rls_word_has(w, '\r')) {
+			if (rls_at(s, sc->pos - 1) != '\r')
+				w = rls_word_at(s, sc->pos - 8);
+			st->version_tail = __builtin_bswap64(w);
+		} else {
+			start = sc->pos - from > 9 ? sc->pos - 9 : from;
+			for (k = 0; k < 9; k++) {
+				__u8 v;
 
-			if (start + k >= sc->pos)
-				break;
-			v = rls_at(s, start + k);
-			if (v != '\r')
-				st->version_tail = st->version_tail << 8 | v;
+				if (start + k >= sc->pos)
+					break;
+				v = rls_at(s, start + k);
+				if (v != '\r')
+					st->version_tail = st->version_tail << 8 | v;
+			}
 		}
 		/* A run ends at the line's end, the segment's, or after RLS_RUN_MAX bytes. */
 		if (sc->pos >= sc->len || rls_at(s, sc->pos) != '\n')
