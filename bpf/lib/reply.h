@@ -53,32 +53,68 @@ static __always_inline void rls_put_words(struct rls_text *t, const char *lit, _
 /* Appends a string literal; its length is a constant at every call site. */
 #define rls_put_literal(t, lit) rls_put_words(t, lit, sizeof(lit) - 1)
 
+/* The numbers a 429 prints, one slot each in s->numbers. */
+enum rls_429_number {
+	RLS_NUM_RETRY_S,
+	RLS_NUM_RETRY_MS,
+	RLS_NUM_LIMIT,
+	RLS_NUM_REMAINING,
+	RLS_NUM_DAY_LIMIT,
+	RLS_NUM_DAY_REMAINING,
+	RLS_NUM_DAY_RESET_S,
+	RLS_NUM_BODY_LEN,
+};
+
+_Static_assert(RLS_NUM_BODY_LEN < RLS_REPLY_NUMBERS, "a slot for every number");
+_Static_assert(RLS_DECIMAL_MAX + 4 <= RLS_NUMBER_SLOT, "three words hold any number's digits");
+
 /*
- * Digits are written last to first, straight into the reply buffer, without dividing below
- * 2^32 (include/decimal.h). A global function: its result is an opaque length to the
- * verifier, which would otherwise follow every digit count of every number in the 429 as a
- * separate path.
+ * Every number of the 429 as decimal digits, last to first, without dividing below 2^32
+ * (include/decimal.h), into its slot; its length beside it. One global function for all of
+ * them: a call and its return cost about 10 ns here, as much as a number's digits, and its
+ * lengths are opaque to the verifier, which would otherwise follow every digit count of every
+ * number as a separate path. Each length goes through memory for the same reason.
  */
-__noinline int rls_put_number(struct rls_scratch *s, __u32 pos, __u64 v)
+__noinline int rls_format_numbers(struct rls_scratch *s)
 {
-	__u32 n = rls_decimal_len(v), i;
-	__u64 q;
+	struct rls_reply_numbers *nums;
+	__u32 i, k, n;
+	__u64 v, q;
 
 	if (!s)
-		return pos;
-	for (i = 0; i < RLS_DECIMAL_MAX; i++) {
-		if (i >= n)
-			break;
-		q = rls_div10(v);
-		s->reply[(pos + n - 1 - i) & RLS_REPLY_MASK] = '0' + (__u8)(v - q * 10);
-		v = q;
+		return 0;
+	nums = &s->numbers;
+	for (i = 0; i < RLS_REPLY_NUMBERS; i++) {
+		v = nums->value[i];
+		nums->len[i] = rls_decimal_len(v);
+		n = *(volatile __u32 *)&nums->len[i];
+		for (k = 0; k < RLS_DECIMAL_MAX; k++) {
+			if (k >= n)
+				break;
+			q = rls_div10(v);
+			nums->text[i][(n - 1 - k) & (RLS_NUMBER_SLOT - 1)] = '0' + (__u8)(v - q * 10);
+			v = q;
+		}
 	}
-	return pos + n;
+	return 0;
 }
 
-static __always_inline void rls_put_u64(struct rls_text *t, __u64 v)
+/*
+ * Appends number i's digits: three words from its slot (the bytes past its digits are
+ * overwritten by what follows, or lie past the text). The new length goes through memory:
+ * the verifier then follows one length on, not a range that grows with every number.
+ */
+static __always_inline void rls_put_number(struct rls_text *t, enum rls_429_number i)
 {
-	t->len = (__u32)rls_put_number(t->s, t->len, v);
+	struct rls_reply_numbers *nums = &t->s->numbers;
+	__u32 j;
+
+#pragma clang loop unroll(full)
+	for (j = 0; j < 3; j++)
+		*(__u64 *)(void *)&t->s->reply[(t->len + j * 8) & RLS_REPLY_MASK] =
+			*(const __u64 *)(const void *)&nums->text[i][j * 8];
+	nums->text_len = t->len + nums->len[i];
+	t->len = *(volatile __u32 *)&nums->text_len;
 }
 
 /* The OpenAI-style error body, per reason; the Model Studio messages. */
@@ -105,9 +141,9 @@ static __always_inline __u32 rls_body_len(__u32 reason)
 	       sizeof(RLS_BODY_TAIL_REQUESTS) - 1;
 }
 
-static __always_inline void rls_put_header_u64(struct rls_text *t, __u64 v)
+static __always_inline void rls_put_header_number(struct rls_text *t, enum rls_429_number i)
 {
-	rls_put_u64(t, v);
+	rls_put_number(t, i);
 	rls_put_literal(t, "\r\n");
 }
 
@@ -150,7 +186,6 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 					   __u32 detail)
 {
 	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
-	__u64 retry_s = (retry_ms + 999) / 1000;
 	bool keep_open = detail & RLS_429_KEEP_OPEN;
 
 	detail &= ~RLS_429_KEEP_OPEN;
@@ -164,10 +199,10 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	rls_put_literal(t, "x-request-id: req_");
 	rls_put_hex64(t, r->request_id);
 	rls_put_literal(t, "\r\nretry-after: ");
-	rls_put_header_u64(t, retry_s);
+	rls_put_header_number(t, RLS_NUM_RETRY_S);
 	if (detail != RLS_429_BARE) {
 		rls_put_literal(t, "retry-after-ms: ");
-		rls_put_header_u64(t, retry_ms);
+		rls_put_header_number(t, RLS_NUM_RETRY_MS);
 	}
 	if (retry_ms > RLS_RETRY_WORTH_MS)
 		rls_put_literal(t, "x-should-retry: false\r\n");
@@ -176,34 +211,34 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	if (detail <= RLS_429_COMPACT) {
 	} else if (r->reason == RLS_REASON_TOKENS) {
 		rls_put_literal(t, "x-ratelimit-limit-tokens: ");
-		rls_put_header_u64(t, r->limit);
+		rls_put_header_number(t, RLS_NUM_LIMIT);
 		rls_put_literal(t, "x-ratelimit-remaining-tokens: ");
-		rls_put_header_u64(t, r->remaining);
+		rls_put_header_number(t, RLS_NUM_REMAINING);
 		rls_put_literal(t, "x-ratelimit-reset-tokens: ");
 	} else if (r->reason == RLS_REASON_CONCURRENCY) {
 		rls_put_literal(t, "x-ratelimit-limit-concurrency: ");
-		rls_put_header_u64(t, r->limit);
+		rls_put_header_number(t, RLS_NUM_LIMIT);
 		rls_put_literal(t, "x-ratelimit-remaining-concurrency: ");
-		rls_put_header_u64(t, r->remaining);
+		rls_put_header_number(t, RLS_NUM_REMAINING);
 		rls_put_literal(t, "x-ratelimit-reset-concurrency: ");
 	} else {
 		rls_put_literal(t, "x-ratelimit-limit-requests: ");
-		rls_put_header_u64(t, r->limit);
+		rls_put_header_number(t, RLS_NUM_LIMIT);
 		rls_put_literal(t, "x-ratelimit-remaining-requests: ");
-		rls_put_header_u64(t, r->remaining);
+		rls_put_header_number(t, RLS_NUM_REMAINING);
 		rls_put_literal(t, "x-ratelimit-reset-requests: ");
 	}
 	if (detail > RLS_429_COMPACT) {
-		rls_put_u64(t, retry_s);
+		rls_put_number(t, RLS_NUM_RETRY_S);
 		rls_put_literal(t, "s\r\n");
 	}
 	if (detail == RLS_429_FULL && r->day_limit != RLS_UNLIMITED) {
 		rls_put_literal(t, "x-ratelimit-limit-requests-day: ");
-		rls_put_header_u64(t, r->day_limit);
+		rls_put_header_number(t, RLS_NUM_DAY_LIMIT);
 		rls_put_literal(t, "x-ratelimit-remaining-requests-day: ");
-		rls_put_header_u64(t, r->day_remaining);
+		rls_put_header_number(t, RLS_NUM_DAY_REMAINING);
 		rls_put_literal(t, "x-ratelimit-reset-requests-day: ");
-		rls_put_u64(t, r->day_reset_s);
+		rls_put_number(t, RLS_NUM_DAY_RESET_S);
 		rls_put_literal(t, "s\r\n");
 	}
 	if (detail == RLS_429_BARE) {
@@ -211,7 +246,7 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 		return t->len;
 	}
 	rls_put_literal(t, "content-length: ");
-	rls_put_header_u64(t, rls_body_len(r->reason));
+	rls_put_header_number(t, RLS_NUM_BODY_LEN);
 	rls_put_literal(t, "\r\n" RLS_BODY_HEAD);
 	if (r->reason == RLS_REASON_TOKENS) {
 		rls_put_literal(t, RLS_MSG_TOKENS);
@@ -231,6 +266,22 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	return t->len;
 }
 
+/* The 429's numbers, formatted into their slots (rls_put_number() copies them). */
+static __always_inline void rls_429_numbers(struct rls_scratch *s, const struct rls_rejection *r)
+{
+	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
+
+	s->numbers.value[RLS_NUM_RETRY_S] = (retry_ms + 999) / 1000;
+	s->numbers.value[RLS_NUM_RETRY_MS] = retry_ms;
+	s->numbers.value[RLS_NUM_LIMIT] = r->limit;
+	s->numbers.value[RLS_NUM_REMAINING] = r->remaining;
+	s->numbers.value[RLS_NUM_DAY_LIMIT] = r->day_limit;
+	s->numbers.value[RLS_NUM_DAY_REMAINING] = r->day_remaining;
+	s->numbers.value[RLS_NUM_DAY_RESET_S] = r->day_reset_s;
+	s->numbers.value[RLS_NUM_BODY_LEN] = rls_body_len(r->reason);
+	rls_format_numbers(s);
+}
+
 /*
  * A global function: the verifier checks it once, not once per path that reaches a 429.
  * Leaves the word after the text zero, as rls_csum_buffer() needs: only that word, not the
@@ -245,6 +296,7 @@ __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *
 		return 0;
 	text.s = s;
 	text.len = 0;
+	rls_429_numbers(s, r);
 	len = rls_write_429(&text, r, detail);
 	*(__u64 *)(void *)&s->reply[len & RLS_REPLY_MASK] = 0;
 	return len;

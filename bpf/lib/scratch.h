@@ -119,12 +119,27 @@ struct rls_admission {
 	__u64 now_ns;          /* UTC, when the request was decided */
 };
 
+/*
+ * The numbers a 429 prints (enum rls_429_number, reply.h), each written as its decimal digits
+ * in a slot of its own by one call (rls_format_numbers()), then copied into the text.
+ */
+#define RLS_REPLY_NUMBERS 8
+#define RLS_NUMBER_SLOT   32 /* a slot's bytes: 20 digits at most, copied as three words */
+
+struct rls_reply_numbers {
+	__u64 value[RLS_REPLY_NUMBERS];
+	__u32 len[RLS_REPLY_NUMBERS];
+	__u32 text_len; /* the text's length after a number, read back from here (reply.h) */
+	__u8 text[RLS_REPLY_NUMBERS][RLS_NUMBER_SLOT];
+};
+
 /* Per-CPU work space: too large for the 512-byte BPF stack. */
 struct rls_scratch {
 	__u8 payload[RLS_PARSE_WINDOW];
 	__u8 key[RLS_KEY_HASH_BUF];
 	struct rls_sha256_work sha256;
 	__u8 reply[RLS_REPLY_MAX];
+	struct rls_reply_numbers numbers; /* the 429's numbers, formatted before its text */
 	__u8 headers[RLS_HEADERS_MAX]; /* L2-L4 of a packet being rewritten */
 	struct rls_model_name model;
 	__u32 model_len; /* of the name in model */
