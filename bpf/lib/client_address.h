@@ -27,28 +27,26 @@
 #include "window.h"
 #include "header_names.h"
 #include "maps.h"
-#include "config.h"
 
 #define RLS_CLIENT_HEADER_LINES 64
 #define RLS_ADDRESS_TEXT_MAX    45 /* the longest IPv6 text, IPv4 in its tail included */
 #define RLS_ADDRESS_LISTED_MAX  16 /* addresses of one X-Forwarded-For line looked past */
 
-/* bpf_loop()'s context must be on the stack: it points to the scratch. */
+/* bpf_loop()'s context must be on the stack: it points to the scratch, and to the name. */
 struct rls_head_ctx {
 	struct rls_scratch *s;
+	const struct rls_header_name *name; /* the configuration's client_address_header */
 };
 
 /* One step of the head search: the next line; 1 stops (the head's end, or the window's). */
 static long rls_head_line_step(__u32 index, void *ctx)
 {
 	struct rls_scratch *s = ((struct rls_head_ctx *)ctx)->s;
-	const struct rls_header_name *h;
-	struct rls_live live;
+	const struct rls_header_name *h = ((struct rls_head_ctx *)ctx)->name;
 	__u32 nl, line, n;
 
-	if (!rls_live_config(&live))
+	if (!h)
 		return 1;
-	h = &live.cfg->client_address_header;
 	n = h->len;
 	nl = (__u32)rls_find_run_end(s, s->head.pos, s->head.end, '\n', '\n');
 	if (nl >= s->head.end)
@@ -246,14 +244,16 @@ __noinline int rls_last_listed_address(struct rls_scratch *s, __u32 from, __u32 
  * left as the stream's scan had it. A global function.
  */
 __noinline int rls_read_client_address(struct __sk_buff *skb, struct rls_scratch *s,
-				       struct rls_flow *flow, __u32 head_off)
+				       struct rls_flow *flow, const struct rls_config *cfg,
+				       __u32 head_off)
 {
 	struct rls_head_ctx head_ctx = { .s = s };
 	struct rls_scan scan;
 	__u32 len;
 
-	if (!s || !flow)
+	if (!s || !flow || !cfg)
 		return -1;
+	head_ctx.name = &cfg->client_address_header;
 	scan = s->scan;
 	flow->client_address_seq = flow->stream.request_start;
 	flow->client_address_read = 1;
@@ -295,7 +295,7 @@ static __always_inline void rls_note_client_address(struct __sk_buff *skb, struc
 	    (flow->client_address_read && flow->client_address_seq == st->request_start))
 		return;
 	if (head_off >= 0) {
-		rls_read_client_address(skb, s, flow, (__u32)head_off);
+		rls_read_client_address(skb, s, flow, cfg, (__u32)head_off);
 		return;
 	}
 	flow->client_address_read = 1;
