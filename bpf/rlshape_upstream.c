@@ -206,15 +206,9 @@ __noinline int rls_upstream_round(struct __sk_buff *skb, struct rls_scratch *s,
 		}
 		rls_request_began(s, flow);
 		action = rls_upstream_request_ended(skb, s, flow, cfg, generation);
-		if (action == TC_ACT_OK) {
-			if (!rls_segment_read_whole(s))
-				return RLS_UP_GO_ON;
-			/* The NEED_BYTES case's end: no request has begun since, and this one's
-			 * client address was read for its decision. */
-			s->seg.base += s->scan.len;
-			s->seg.action = TC_ACT_OK;
-			return RLS_UP_DONE;
-		}
+		/* (This request's client address was read for its decision.) */
+		if (action == TC_ACT_OK)
+			return rls_segment_read_whole(s, TC_ACT_OK) ? RLS_UP_DONE : RLS_UP_GO_ON;
 		s->seg.action = action;
 		return RLS_UP_DONE;
 	case RLS_STOP_HTTP2:
@@ -293,12 +287,16 @@ static __always_inline int rls_after_429(struct __sk_buff *skb, struct rls_scrat
  * then gets the same time, so that none overtakes it: fq orders a flow's packets by their
  * time, not by their arrival. A resend waits too, where its first copy left fq early (dropped).
  */
-static __always_inline int rls_hold_to_departure(struct __sk_buff *skb, const struct rls_flow *flow,
+static __always_inline int rls_hold_to_departure(struct __sk_buff *skb, struct rls_flow *flow,
 						 int action)
 {
-	if (action != TC_ACT_OK || !flow->depart_ns || skb->tstamp >= flow->depart_ns ||
-	    flow->depart_ns <= bpf_ktime_get_ns())
+	if (action != TC_ACT_OK || !flow->depart_ns || skb->tstamp >= flow->depart_ns)
 		return action;
+	/* Past: forgotten, so that later segments read no clock. */
+	if (flow->depart_ns <= bpf_ktime_get_ns()) {
+		flow->depart_ns = 0;
+		return action;
+	}
 	/* TCP's own times are CLOCK_MONOTONIC, as bpf_ktime_get_ns() and fq's are. */
 	bpf_skb_set_tstamp(skb, flow->depart_ns, BPF_SKB_TSTAMP_DELIVERY_MONO);
 	return action;

@@ -404,14 +404,8 @@ __noinline int rls_stream_round(struct xdp_md *ctx, struct rls_scratch *s, struc
 		rls_request_began(s, flow);
 		action = rls_request_ended(ctx, s, flow, cfg, generation);
 		/* A refused request ends the segment, even where its cut segment still passes. */
-		if (action == XDP_PASS && flow->state != RLS_FLOW_REJECTED) {
-			if (!rls_segment_read_whole(s))
-				return RLS_ROUND_GO_ON;
-			/* The NEED_BYTES case's end, no request having begun since. */
-			s->seg.base += s->scan.len;
-			s->seg.action = XDP_PASS;
-			return RLS_ROUND_DONE;
-		}
+		if (action == XDP_PASS && flow->state != RLS_FLOW_REJECTED)
+			return rls_segment_read_whole(s, XDP_PASS) ? RLS_ROUND_DONE : RLS_ROUND_GO_ON;
 		s->seg.action = action;
 		return RLS_ROUND_DONE;
 	case RLS_STOP_HTTP2:

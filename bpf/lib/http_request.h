@@ -334,8 +334,8 @@ __noinline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)
 		 * eight where it has none: what a key or a model name is made of) are taken in
 		 * one store of the whole word. The bytes past the value's length are never read;
 		 * and a value's last bytes are read back as a word (a key's hash, a model's name),
-		 * which stores of a byte at a time would make wait (model_name.h). Where the value
-		 * would reach its limit, the byte at a time way below says so.
+		 * as they were stored (model_name.h). Where the value would reach its limit, the
+		 * byte at a time way below says so.
 		 */
 		if (sc->len - sc->pos >= 8 && n < RLS_STREAM_KEY_MAX - 8) {
 			w = rls_word_at(s, sc->pos);
@@ -833,12 +833,18 @@ static __always_inline bool rls_stream_load_window(struct rls_ctx ctx, struct rl
 }
 
 /*
- * The scan has read the segment's last byte: a round after a request ended here would only
- * find that (a call of the round and of a scan step, about 10 ns each, for nothing).
+ * After an admitted request: true when the scan has read the segment's last byte, which
+ * ends the segment with its verdict pass, as a round that found no more bytes would (a
+ * call of the round and of a scan step, about 10 ns each, for nothing). No request has
+ * begun since, so nothing else of that round's end applies.
  */
-static __always_inline bool rls_segment_read_whole(const struct rls_scratch *s)
+static __always_inline bool rls_segment_read_whole(struct rls_scratch *s, int pass)
 {
-	return s->scan.pos >= s->scan.len && s->seg.base + s->scan.len >= s->seg.total;
+	if (s->scan.pos < s->scan.len || s->seg.base + s->scan.len < s->seg.total)
+		return false;
+	s->seg.base += s->scan.len;
+	s->seg.action = pass;
+	return true;
 }
 
 /* Bytes one scan may take: each step takes at least one. */

@@ -150,17 +150,13 @@ __noinline int rls_json_key_bytes(struct rls_scratch *s, struct rls_stream *st, 
  */
 __noinline int rls_json_model_bytes(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
 {
-	volatile __u32 *at = &s->scan.at, *stop = &s->scan.search_end;
 	__u32 pos, q, k, n;
 
 	if (!s || !st)
 		return 1;
 	pos = s->scan.pos;
 	/* The closing quote, inline: no call (and its return) for a search of a word or two. */
-	*at = pos;
-	*stop = pos + (limit < RLS_RUN_MAX ? limit : RLS_RUN_MAX);
-	rls_word_search(s, at, stop, '"', '\\');
-	q = *at < *stop ? *at : *stop;
+	q = rls_run_end(s, &s->scan.at, &s->scan.search_end, pos, pos + limit, '"', '\\');
 	/* A name that starts here and fits, in words (model_name.h); else a byte at a time. */
 	if (st->body_model_len == 0 && q - pos < RLS_MODEL_NAME_MAX) {
 		k = q - pos;

@@ -185,7 +185,7 @@ enum rls_429_detail {
 static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_rejection *r,
 					   __u32 detail)
 {
-	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
+	__u64 retry_ms = t->s->numbers.value[RLS_NUM_RETRY_MS]; /* rls_429_numbers() */
 	bool keep_open = detail & RLS_429_KEEP_OPEN;
 
 	detail &= ~RLS_429_KEEP_OPEN;

@@ -81,23 +81,28 @@ static __always_inline void rls_word_search(const struct rls_scratch *s, volatil
 
 /*
  * Where in [from, from + RLS_RUN_MAX) and before end the first c or c2 is; else there, as
- * rls_word_search() finds it (through s->scan.at and s->scan.end). A global function: its
- * result is opaque to the verifier, so the paths of a caller's loop meet again whatever it
- * returned.
+ * rls_word_search() finds it, through the cursor at and the end stop in scratch memory.
+ */
+static __always_inline __u32 rls_run_end(const struct rls_scratch *s, volatile __u32 *at,
+					  volatile __u32 *stop, __u32 from, __u32 end, __u8 c,
+					  __u8 c2)
+{
+	end = from + (end - from < RLS_RUN_MAX ? end - from : RLS_RUN_MAX);
+	*at = from;
+	*stop = end;
+	rls_word_search(s, at, stop, c, c2);
+	return *at < end ? *at : end;
+}
+
+/*
+ * rls_run_end() through s->scan.at and s->scan.end, as a global function: its result is
+ * opaque to the verifier, so the paths of a caller's loop meet again whatever it returned.
  */
 __noinline int rls_find_run_end(struct rls_scratch *s, __u32 from, __u32 end, __u32 c, __u32 c2)
 {
-	__u32 at;
-
 	if (!s)
 		return (int)from;
-	if (end - from > RLS_RUN_MAX)
-		end = from + RLS_RUN_MAX;
-	s->scan.at = from;
-	s->scan.end = end;
-	rls_word_search(s, &s->scan.at, &s->scan.end, (__u8)c, (__u8)c2);
-	at = s->scan.at;
-	return (int)(at < end ? at : end);
+	return (int)rls_run_end(s, &s->scan.at, &s->scan.end, from, end, (__u8)c, (__u8)c2);
 }
 
 #endif /* RLS_BPF_WINDOW_H */
