@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 
 #include "apply.h"
+#include "calendar.h"
 #include "ids.h"
 #include "item_set.h"
 #include "map_walk.h"
@@ -842,11 +843,11 @@ static bool model_removed(const void *key, const void *value, const void *ctx)
 static bool counter_is_idle(const struct rls_counter *c, __u64 now_ns)
 {
 	struct rls_counter slots = *c;
-	__u64 now_s = now_ns / RLS_NS_PER_SEC;
-	int w;
+	__u64 now_s = rls_utc_seconds(now_ns);
+	__u32 w;
 
 	for (w = 0; w < RLS_NR_WINDOWS; w++)
-		if (c->window_start[w] >= now_s / rls_window_seconds(w))
+		if (c->window_start[w] >= rls_window_index(now_s, w))
 			return false;
 	rls_slots_expire(&slots, now_ns);
 	return c->smooth_tat_ns <= now_ns && slots.slots_held == 0;

@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <hiredis/hiredis.h>
 
+#include "calendar.h"
 #include "expo.h"
 #include "fleet.h"
 #include "fleet_plan.h"
@@ -537,7 +538,7 @@ static void sync_counters(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	fleet.now_s = (__u64)ts.tv_sec;
 	for (w = 0; w < RLS_NR_WINDOWS; w++)
-		fleet.window[w] = (__u32)(fleet.now_s / rls_window_seconds(w));
+		fleet.window[w] = rls_window_index(fleet.now_s, w);
 	fleet.nr_items = 0;
 	if (rls_map_walk(fleet.maps.counters, BPF_F_LOCK, visit_counter, NULL)) {
 		close_pins();
