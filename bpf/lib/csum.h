@@ -70,6 +70,36 @@ static __always_inline __u64 rls_csum_buffer(__u8 *buf, __u32 len, __u64 seed)
 	return seed;
 }
 
+/* A 64-bit accumulator of 32-bit words folded to 32 bits: a seed bpf_csum_diff() takes. */
+static __always_inline __u32 rls_csum_fold32(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return (__u32)sum;
+}
+
+/*
+ * Adds the len bytes at p (a multiple of 4, at most 60: a header) to *sum, a 32-bit word at a
+ * time; end bounds them (data_end for a packet). A header is a few words: summed here they
+ * cost less than the helper call bpf_csum_diff() is. -1 if they pass end.
+ */
+static __always_inline int rls_csum_add_words(const void *p, __u32 len, const void *end,
+					      __u64 *sum)
+{
+	__u32 i;
+
+	for (i = 0; i < 60 / 4; i++) {
+		const __u32 *word = (const __u32 *)p + i;
+
+		if (i * 4 >= len)
+			break;
+		if ((const void *)(word + 1) > end)
+			return -1;
+		*sum += *word;
+	}
+	return 0;
+}
+
 struct rls_pseudo_v4 {
 	__be32 saddr, daddr;
 	__u8 zero, proto;
@@ -87,6 +117,7 @@ static __always_inline __s64 rls_pseudo_sum(void *data, void *data_end,
 					     const struct rls_packet *pkt, __u32 tcp_total)
 {
 	void *l3 = data + (pkt->l3_off & 0xff);
+	__u64 sum = 0;
 
 	if (pkt->ipv6) {
 		struct ipv6hdr *ip6 = l3;
@@ -96,7 +127,9 @@ static __always_inline __s64 rls_pseudo_sum(void *data, void *data_end,
 			return -1;
 		ph.saddr = ip6->saddr;
 		ph.daddr = ip6->daddr;
-		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+		if (rls_csum_add_words(&ph, sizeof(ph), &ph + 1, &sum))
+			return -1;
+		return rls_csum_fold32(sum);
 	} else {
 		struct iphdr *ip = l3;
 		struct rls_pseudo_v4 ph = { .proto = IPPROTO_TCP_, .len = bpf_htons(tcp_total) };
@@ -105,7 +138,9 @@ static __always_inline __s64 rls_pseudo_sum(void *data, void *data_end,
 			return -1;
 		ph.saddr = ip->saddr;
 		ph.daddr = ip->daddr;
-		return bpf_csum_diff(0, 0, (__be32 *)&ph, sizeof(ph), 0);
+		if (rls_csum_add_words(&ph, sizeof(ph), &ph + 1, &sum))
+			return -1;
+		return rls_csum_fold32(sum);
 	}
 }
 
@@ -113,20 +148,12 @@ static __always_inline __s64 rls_pseudo_sum(void *data, void *data_end,
 static __always_inline int rls_ipv4_header_csum(struct iphdr *ip, void *data_end, __u32 hdr_len)
 {
 	__u64 sum = 0;
-	__u32 i;
 
 	if ((void *)(ip + 1) > data_end)
 		return -1;
 	ip->check = 0;
-	for (i = 0; i < 60 / 4; i++) {
-		__u32 *word = (__u32 *)ip + i;
-
-		if (i * 4 >= hdr_len)
-			break;
-		if ((void *)(word + 1) > data_end)
-			return -1;
-		sum += *word;
-	}
+	if (rls_csum_add_words(ip, hdr_len, data_end, &sum))
+		return -1;
 	ip->check = rls_csum_fold(sum);
 	return 0;
 }

@@ -346,8 +346,8 @@ static __always_inline int rls_reverse_ip(void *data, void *data_end, const stru
 		ip->ttl = 64;
 		ip->id = 0;
 		ip->frag_off = bpf_htons(0x4000); /* DF */
-		ip->check = 0;
-		ip->check = rls_csum_fold(bpf_csum_diff(0, 0, (__be32 *)ip, sizeof(*ip), 0));
+		if (rls_ipv4_header_csum(ip, data_end, sizeof(*ip)))
+			return -1;
 	}
 	return 0;
 }
@@ -541,10 +541,10 @@ __noinline int rls_reply_headers(struct xdp_md *ctx, const struct rls_packet *pk
 	if (!tcp)
 		return XDP_DROP;
 	pseudo = rls_pseudo_sum(data, data_end, pkt, tcp_len + body_len);
-	if (pseudo < 0)
+	sum = (__u64)pseudo;
+	if (pseudo < 0 || rls_csum_add_words(tcp, tcp_len, data_end, &sum))
 		return XDP_DROP;
-	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, tcp_len, (__u32)pseudo);
-	sum = rls_csum_buffer(s->reply, body_len, sum);
+	sum = rls_csum_buffer(s->reply, body_len, rls_csum_fold32(sum));
 	tcp->check = rls_csum_fold(sum);
 	return XDP_TX;
 }

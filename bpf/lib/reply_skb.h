@@ -47,9 +47,10 @@ __noinline int rls_skb_make_reset(struct __sk_buff *skb, const struct rls_packet
 	if (!tcp)
 		return -1;
 	pseudo = rls_pseudo_sum(data, data_end, pkt, sizeof(*tcp));
-	if (pseudo < 0)
+	sum = 0;
+	if (pseudo < 0 || rls_csum_add_words(tcp, sizeof(*tcp), data_end, &sum))
 		return -1;
-	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), 0);
+	sum = rls_csum_fold32(sum);
 	return rls_skb_set_l4_csum(skb, keep - sizeof(*tcp) + 16, (__u32)sum, (__u32)pseudo) ? -1 : 0;
 }
 
@@ -78,8 +79,15 @@ __noinline int rls_skb_write_reply(struct __sk_buff *skb, const struct rls_packe
 	s->answer.l4_off = l4_off;
 	s->answer.tcp_len = tcp_len;
 	hdrs = l4_off + tcp_len;
-	if (hdrs > RLS_SKB_REPLY_HEADERS_MAX || body_len > RLS_REPLY_MAX - 8 ||
-	    bpf_skb_change_tail(skb, hdrs + body_len, 0))
+	if (hdrs > RLS_SKB_REPLY_HEADERS_MAX || body_len > RLS_REPLY_MAX - 8)
+		return -1;
+	/*
+	 * Masked as well, behind a barrier clang cannot see through: a copy of body_len that
+	 * went through the stack still has a bound at the helper calls below.
+	 */
+	barrier_var(body_len);
+	body_len &= RLS_REPLY_MASK;
+	if (bpf_skb_change_tail(skb, hdrs + body_len, 0))
 		return -1;
 	if (body_len && bpf_skb_store_bytes(skb, hdrs, s->reply, body_len, 0))
 		return -1;
@@ -91,10 +99,10 @@ __noinline int rls_skb_write_reply(struct __sk_buff *skb, const struct rls_packe
 	if (!tcp)
 		return -1;
 	pseudo = rls_pseudo_sum(data, data_end, pkt, tcp_len + body_len);
-	if (pseudo < 0)
+	sum = 0;
+	if (pseudo < 0 || rls_csum_add_words(tcp, tcp_len, data_end, &sum))
 		return -1;
-	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, tcp_len, 0);
-	sum = rls_csum_buffer(s->reply, body_len, sum);
+	sum = rls_csum_buffer(s->reply, body_len, rls_csum_fold32(sum));
 	return rls_skb_set_l4_csum(skb, l4_off + 16, (__u32)sum, (__u32)pseudo) ? -1 : 0;
 }
 

@@ -86,9 +86,9 @@ __noinline int rls_reset_upstream(struct xdp_md *ctx, const struct rls_packet *p
 	if (!tcp)
 		return XDP_DROP;
 	pseudo = rls_pseudo_sum(data, data_end, pkt, sizeof(*tcp));
-	if (pseudo < 0)
+	sum = (__u64)pseudo;
+	if (pseudo < 0 || rls_csum_add_words(tcp, sizeof(*tcp), data_end, &sum))
 		return XDP_DROP;
-	sum = bpf_csum_diff(0, 0, (__be32 *)tcp, sizeof(*tcp), (__u32)pseudo);
 	tcp->check = rls_csum_fold(sum);
 	return XDP_PASS;
 }
