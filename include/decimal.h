@@ -43,4 +43,34 @@ RLS_INLINE __u64 rls_div10(__u64 v)
 	return (v * 0xCCCCCCCDull) >> 35;
 }
 
+/* Numbers below this are written by rls_decimal_word(), eight digits at once. */
+#define RLS_DECIMAL_WORD_LIMIT 100000000ull
+
+/*
+ * v (below 10^8) as text in one little-endian word, first digit in the lowest byte, and *len
+ * its digits (1 to 8): no division and no loop. v is cut into two halves of four digits, each
+ * half into two pairs, each pair into two digits, every part of a step in its own lane of the
+ * same 64-bit register. Each step divides by multiplying with a reciprocal rounded up, exact
+ * for the step's whole range (v / 10^4 below 10^8, x / 100 below 10^4, x / 10 below 100: the
+ * rounding's error stays under the gap to the next quotient), and masks off what a lane's
+ * product pushed into the lane below. The leading zeros are then shifted out: the first
+ * nonzero digit's byte is the lowest byte whose value plus 0x7f reaches bit 7, found as
+ * word.h's rls_word_first() does (the last digit is always flagged, so 0 is "0").
+ */
+RLS_INLINE __u64 rls_decimal_word(__u32 v, __u32 *len)
+{
+	__u64 x, q, y, z, nonzero, first;
+
+	q = ((__u64)v * 109951163ull) >> 40; /* ceil(2^40 / 10^4) */
+	x = q | (((__u64)v - q * 10000) << 32);
+	q = ((x * 5243) >> 19) & 0x0000007f0000007full; /* ceil(2^19 / 100) */
+	y = q | ((x - q * 100) << 16);
+	q = ((y * 103) >> 10) & 0x000f000f000f000full; /* x / 10 exact below 179 */
+	z = q | ((y - q * 10) << 8);
+	nonzero = ((z + 0x7f7f7f7f7f7f7f7full) & 0x8080808080808080ull) | (1ull << 63);
+	first = (((nonzero & -nonzero) >> 7) * 0x0001020304050607ull) >> 56;
+	*len = 8 - (__u32)first;
+	return (z + 0x3030303030303030ull) >> (8 * first);
+}
+
 #endif /* RLS_DECIMAL_H */

@@ -21,16 +21,18 @@ static inline __attribute__((always_inline)) int rls_hex_digit(char c)
 
 /*
  * The eight lower-case hex digits of v as a little-endian word of text, most significant
- * first, computed without a table: each nibble spread to a byte, '0' added, and
- * 'a' - '0' - 10 more where the nibble is 10 or more (its byte plus 6 reaches bit 4).
+ * first, computed without a table or a loop: the nibbles spread to a byte each (halves, then
+ * bytes, then nibbles apart), the bytes turned around so that the top nibble comes first, '0'
+ * added, and 'a' - '0' - 10 more where the nibble is 10 or more (its byte plus 6 reaches bit 4).
  */
 static inline __attribute__((always_inline)) unsigned long long rls_hex_word(unsigned int v)
 {
-	unsigned long long x = 0, letter;
-	unsigned int i;
+	unsigned long long x = v, letter;
 
-	for (i = 0; i < 8; i++)
-		x |= (unsigned long long)((v >> (28 - 4 * i)) & 0xf) << (8 * i);
+	x = (x | (x << 16)) & 0x0000ffff0000ffffull;
+	x = (x | (x << 8)) & 0x00ff00ff00ff00ffull;
+	x = (x | (x << 4)) & 0x0f0f0f0f0f0f0f0full;
+	x = __builtin_bswap64(x);
 	letter = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
 	return x + 0x3030303030303030ull + letter * ('a' - '0' - 10);
 }
