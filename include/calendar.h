@@ -2,8 +2,8 @@
 /*
  * A request's place in the calendar windows (second, minute, hour, UTC day) from its UTC
  * nanoseconds, with one division: the decision made one for the seconds, one for the
- * milliseconds and one per window, and a 64-bit division costs as much as tens of other
- * instructions (BENCHMARKS.md has what they cost here). Here once, so that
+ * milliseconds and one per window longer than a second, and a 64-bit division costs as much
+ * as tens of other instructions (BENCHMARKS.md has what they cost here). Here once, so that
  * tests/unit/test_calendar.c checks the very code the data path runs.
  */
 #ifndef RLS_CALENDAR_H

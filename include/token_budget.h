@@ -136,7 +136,8 @@ RLS_TOKEN_INLINE void rls_check_tokens(struct rls_counter *c, const struct rls_l
 			v->reason = RLS_REASON_TOKENS;
 			v->limit = l->tpd;
 			v->remaining = 0;
-			v->reset_ms = (__u32)(((__u64)day + 1) * 86400000 - rls_utc_ms(now_ns, now_s));
+			v->reset_ms =
+				(__u32)(((__u64)day + 1) * 86400000 - rls_utc_ms(now_ns, now_s));
 		}
 	}
 }

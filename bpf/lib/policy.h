@@ -130,8 +130,8 @@ static __always_inline struct rls_counter *rls_lookup_counter(struct rls_scratch
 	} else {
 		/*
 		 * A lookup of its own: the verifier inlines a hash lookup only where one map
-		 * reaches the call, and the indirect call through the map's ops cost about 40 ns
-		 * a request here (the barrier keeps clang from merging the two calls).
+		 * reaches the call. Through the helper and the map's ops, this lookup took 4 % of
+		 * a request's profile samples. The barrier keeps clang from merging the two calls.
 		 */
 		c = bpf_map_lookup_elem(&rls_counters, &key);
 		barrier_var(c);
@@ -202,8 +202,8 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 	int slot_taken = 0;
 	__u32 limit[RLS_NR_WINDOWS] = { l->rps, l->rpm, l->rph, l->rpd };
 	__u32 window[RLS_NR_WINDOWS], count[RLS_NR_WINDOWS];
-	__u64 now_s = rls_utc_seconds(now_ns), now_ms = rls_utc_ms(now_ns, now_s), tat = 0, tolerance;
-	__u64 wait = 0, shape_max_ns = may_shape ? l->shape_max_delay_ns : 0;
+	__u64 now_s = rls_utc_seconds(now_ns), now_ms = rls_utc_ms(now_ns, now_s);
+	__u64 tat = 0, tolerance, wait = 0, shape_max_ns = may_shape ? l->shape_max_delay_ns : 0;
 	__u32 w, reset_ms, here;
 
 	for (w = 0; w < RLS_NR_WINDOWS; w++)
