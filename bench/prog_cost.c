@@ -497,6 +497,20 @@ static unsigned long long maps_memlock(const struct env *e)
 	return total;
 }
 
+/*
+ * Is a reply the program wrote (XDP_TX: a 429, in out_buf) a packet a client would take? Its
+ * IPv4 and TCP checksums are computed by the program, partly in words of its own
+ * (rls_csum_add_words()): a fast 429 with a wrong checksum would be dropped by every client.
+ */
+static bool reply_checksums_ok(__u32 out_len)
+{
+	struct tp_parsed p;
+	char why[128];
+
+	return tp_parse(out_buf, out_len, &p, why, sizeof(why)) == 0 && p.ip_csum_ok &&
+	       p.tcp_csum_ok;
+}
+
 static int run_checked(int fd, struct bcase *c, struct bench_frame *f);
 
 /* The program's state for f's connection goes, as when both sides have closed. */
@@ -917,7 +931,7 @@ static void measure_runs(const struct env *e, struct bcase *c, int fd, uint64_t 
 {
 	struct verdict_check a, b;
 	struct bench_frame *f;
-	uint64_t i, heads = c->heads;
+	uint64_t i, heads = c->heads, bad_replies = 0;
 	double sum = 0;
 	char why[192];
 	__u32 ns, out_len = 0;
@@ -935,6 +949,8 @@ static void measure_runs(const struct env *e, struct bcase *c, int fd, uint64_t 
 			c->unexpected++;
 			c->last_bad_action = action;
 		}
+		if (action == XDP_TX && !reply_checksums_ok(out_len))
+			bad_replies++;
 		if (c->kept && action == XDP_TX)
 			kept_acknowledge(c, f, out_len);
 		if (c->forget)
@@ -943,6 +959,10 @@ static void measure_runs(const struct env *e, struct bcase *c, int fd, uint64_t 
 		if (ns < HIST_NS)
 			hist[ns]++;
 	}
+	if (bad_replies && !c->off_path++)
+		snprintf(c->off_why, sizeof(c->off_why),
+			 "round %d: %llu of its replies had a wrong IPv4 or TCP checksum", round + 1,
+			 (unsigned long long)bad_replies);
 	if (c->body) {
 		snapshot(e, 0, 0, &b);
 		if (b.seen != a.seen + n + (c->heads - heads) || b.request != a.request ||
