@@ -128,6 +128,7 @@ static __always_inline int rls_answer_proxy(struct __sk_buff *skb, struct rls_sc
 	s->answer.ack = flow->reply_end;
 	s->answer.window = rls_upstream_window(flow);
 	s->answer.fin = 1;
+	rls_429_numbers(s, &flow->rejection);
 	body_len = rls_429_text(s, &flow->rejection, RLS_429_FULL);
 	flow->reply_wire_end = s->answer.seq + body_len + 1;
 	rls_count_packet(RLS_PKT_REPLY_SENT);

@@ -113,7 +113,7 @@ static void admit(struct model *m, struct fuzz_input *in)
 	__u64 reserve = fuzz_take(in, 6);
 	__s64 before;
 
-	rls_check_tokens(&m->c, &m->l, m->now_ns, &v);
+	rls_check_tokens(&m->c, &m->l, m->now_ns, rls_utc_day(m->now_ns), &v);
 	check_budget(m, "a refill");
 	if (v.reason) {
 		FUZZ_CHECK(v.reason == RLS_REASON_TOKENS, "reason %u", v.reason);
@@ -125,7 +125,7 @@ static void admit(struct model *m, struct fuzz_input *in)
 	FUZZ_CHECK(m->l.tpm == RLS_TOKENS_UNLIMITED || m->c.token_budget > 0,
 		   "admitted on a budget of %lld", (long long)m->c.token_budget);
 	before = m->c.token_budget;
-	rls_reserve_tokens(&m->c, &m->l, m->now_ns, reserve);
+	rls_reserve_tokens(&m->c, &m->l, rls_utc_day(m->now_ns), reserve);
 	if (m->l.tpm != RLS_TOKENS_UNLIMITED) {
 		FUZZ_CHECK((i128)m->c.token_budget == (i128)before - reserve, "a reservation");
 		/* The documented overshoot: one reservation less a token. */

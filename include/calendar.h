@@ -64,4 +64,10 @@ RLS_INLINE __u32 rls_window_index(__u64 now_s, __u32 window)
 	}
 }
 
+/* The UTC day of now_ns, for callers that have not taken its seconds apart already. */
+RLS_INLINE __u32 rls_utc_day(__u64 now_ns)
+{
+	return rls_window_index(rls_utc_seconds(now_ns), RLS_WINDOW_DAY);
+}
+
 #endif /* RLS_CALENDAR_H */

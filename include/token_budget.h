@@ -108,13 +108,14 @@ RLS_TOKEN_INLINE __u32 rls_refill_wait_ms(__s64 deficit, __u64 tpm)
 	return ms > 0xffffffffull ? 0xffffffff : (__u32)ms;
 }
 
-/* Token limits, under the lock: a request is admitted only while the budgets are positive. */
+/*
+ * Token limits, under the lock: a request is admitted only while the budgets are positive.
+ * day: now_ns's UTC day, which the decision has already (rls_utc_day()).
+ */
 RLS_TOKEN_INLINE void rls_check_tokens(struct rls_counter *c, const struct rls_limits *l,
-				       __u64 now_ns, struct rls_rejection *v)
+				       __u64 now_ns, __u32 day, struct rls_rejection *v)
 {
-	__u64 now_s;
 	__s64 used;
-	__u32 day;
 
 	if (l->tpm != RLS_TOKENS_UNLIMITED) {
 		rls_refill_tokens(c, l, now_ns);
@@ -128,29 +129,24 @@ RLS_TOKEN_INLINE void rls_check_tokens(struct rls_counter *c, const struct rls_l
 		}
 	}
 	if (l->tpd != RLS_TOKENS_UNLIMITED) {
-		/* Only here: a tier without tpd pays no calendar arithmetic. */
-		now_s = rls_utc_seconds(now_ns);
-		day = rls_window_index(now_s, RLS_WINDOW_DAY);
 		used = c->token_day == day ? c->token_day_used : 0;
 		if (used >= (__s64)l->tpd) {
 			v->reason = RLS_REASON_TOKENS;
 			v->limit = l->tpd;
 			v->remaining = 0;
-			v->reset_ms =
-				(__u32)(((__u64)day + 1) * 86400000 - rls_utc_ms(now_ns, now_s));
+			v->reset_ms = (__u32)(((__u64)day + 1) * 86400000 -
+					      rls_utc_ms(now_ns, rls_utc_seconds(now_ns)));
 		}
 	}
 }
 
+/* day: the request's UTC day, as for rls_check_tokens(). */
 RLS_TOKEN_INLINE void rls_reserve_tokens(struct rls_counter *c, const struct rls_limits *l,
-					 __u64 now_ns, __u64 reserve)
+					 __u32 day, __u64 reserve)
 {
-	__u32 day;
-
 	if (l->tpm != RLS_TOKENS_UNLIMITED)
 		c->token_budget -= (__s64)reserve;
 	if (l->tpd != RLS_TOKENS_UNLIMITED) {
-		day = rls_window_index(rls_utc_seconds(now_ns), RLS_WINDOW_DAY);
 		if (c->token_day != day) {
 			c->token_day = day;
 			c->token_day_used = 0;

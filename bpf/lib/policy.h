@@ -246,7 +246,7 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 	if (!v->reason)
 		rls_check_slots(c, l, now_ns, v);
 	if (!v->reason)
-		rls_check_tokens(c, l, now_ns, v);
+		rls_check_tokens(c, l, now_ns, window[RLS_WINDOW_DAY], v);
 	if (!v->reason) {
 		for (w = 0; w < RLS_NR_WINDOWS; w++) {
 			c->window_start[w] = (__s32)(window[w] - c->window_start[w]) > 0 ? window[w]
@@ -255,7 +255,7 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 		}
 		if (l->smooth_interval_ns)
 			c->smooth_tat_ns = tat + l->smooth_interval_ns;
-		rls_reserve_tokens(c, l, now_ns, reserve);
+		rls_reserve_tokens(c, l, window[RLS_WINDOW_DAY], reserve);
 		if (rls_has_concurrency_limit(l)) {
 			*slot_epoch = rls_slots_take(c);
 			slot_taken = 1;

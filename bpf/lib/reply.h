@@ -270,7 +270,10 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 	return t->len;
 }
 
-/* The 429's numbers, formatted into their slots (rls_put_number() copies them). */
+/*
+ * The 429's numbers, formatted into their slots (rls_put_number() copies them): once a 429,
+ * before its text, however many details are tried for it.
+ */
 static __always_inline void rls_429_numbers(struct rls_scratch *s, const struct rls_rejection *r)
 {
 	__u64 retry_ms = r->reset_ms ? r->reset_ms : 1;
@@ -288,8 +291,9 @@ static __always_inline void rls_429_numbers(struct rls_scratch *s, const struct 
 
 /*
  * A global function: the verifier checks it once, not once per path that reaches a 429.
- * Leaves the word after the text zero, as rls_csum_buffer() needs: only that word, not the
- * whole buffer, which cost more than writing the text. Returns the length.
+ * Its numbers are rls_429_numbers()'s, made first. Leaves the word after the text zero, as
+ * rls_csum_buffer() needs: only that word, not the whole buffer, which cost more than writing
+ * the text. Returns the length.
  */
 __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r, __u32 detail)
 {
@@ -300,7 +304,6 @@ __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *
 		return 0;
 	text.s = s;
 	text.len = 0;
-	rls_429_numbers(s, r);
 	len = rls_write_429(&text, r, detail);
 	*(__u64 *)(void *)&s->reply[len & RLS_REPLY_MASK] = 0;
 	return len;
@@ -439,6 +442,7 @@ static __always_inline __u32 rls_fit_429(struct xdp_md *ctx, struct rls_scratch 
 {
 	__u32 body_len;
 
+	rls_429_numbers(s, r);
 	if (s->answer.detail_fixed) {
 		body_len = rls_429_text(s, r, s->answer.detail);
 		return rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ? 0 : body_len;

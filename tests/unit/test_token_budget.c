@@ -36,7 +36,7 @@ static __u32 ask(struct rls_counter *c, const struct rls_limits *l, __u64 now_ns
 {
 	struct rls_rejection v = { 0 };
 
-	rls_check_tokens(c, l, now_ns, &v);
+	rls_check_tokens(c, l, now_ns, rls_utc_day(now_ns), &v);
 	return v.reason ? v.reset_ms : 0;
 }
 
