@@ -689,14 +689,17 @@ int rlshape_xdp(struct xdp_md *ctx)
 			}
 		}
 	}
-	if (flow && flow->state == RLS_FLOW_REJECTED)
-		return rls_handle_rejected_flow(ctx, s, flow);
 	if (pkt->tcp_flags & TCP_FLAG_SYN) {
 		/*
 		 * A routed connection on reused ports starts afresh: its new stream begins
-		 * anywhere. (A local one is told apart by its socket at its first data.)
+		 * anywhere. (A local one is told apart by its socket at its first data.) So does
+		 * one on the ports of a connection a closing 429 ended, whose flow waits for an
+		 * ACK that was lost: its client (a NAT, tcp_tw_reuse) has moved on. Were the SYN
+		 * taken for the old connection's, every new one on those ports would be held
+		 * until the flow expired. A server still holding the old one answers the SYN
+		 * with a challenge ACK, and the client's RST then ends it, as TCP has it.
 		 */
-		if (flow && flow->stream.routed) {
+		if (flow && (flow->stream.routed || flow->state == RLS_FLOW_REJECTED)) {
 			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
 			bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		}
@@ -708,6 +711,8 @@ int rlshape_xdp(struct xdp_md *ctx)
 		}
 		return XDP_PASS;
 	}
+	if (flow && flow->state == RLS_FLOW_REJECTED)
+		return rls_handle_rejected_flow(ctx, s, flow);
 	if (!flow)
 		return pkt->payload_len ? rls_new_stream(ctx, s, &live) : XDP_PASS;
 	if (flow->state == RLS_FLOW_RESET)

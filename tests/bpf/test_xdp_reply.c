@@ -485,6 +485,46 @@ static void test_teardown_after_429(void **state)
 	}
 }
 
+/*
+ * A new connection on the ports of one a closing 429 left behind: its client reuses them (a
+ * NAT, or tcp_tw_reuse) before the old flow is gone, because the client's last ACK was lost.
+ * The SYN must reach the server untouched and the new connection be followed afresh; dropping
+ * it, as data after the 429 is, would hold every connection on those ports until the flow
+ * expires. The old request's budget stays spent.
+ */
+static void test_syn_after_429_starts_afresh(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(48401);
+	struct rls_flow_key k = conn_flow_key(&c);
+	char req[1024], other[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	size_t other_len = http_request(other, sizeof(other), BEARER(KEY_EXACT), NULL);
+	struct rls_stats before, after;
+	struct rls_flow f;
+	struct result r;
+
+	rejected_on(e, &c, req, len, &r);
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0 && f.state == RLS_FLOW_REJECTED,
+	      "the closing 429 leaves its flow");
+	/* The client's ACK of the 429 never came; a new connection, a new sequence space. */
+	c.seq += 100000;
+	c.ack = 0;
+	conn_send(e, &c, NULL, 0, TP_SYN, &r);
+	expect_action(&r, XDP_PASS, "a new connection's SYN on the ports of a refused one");
+	expect_untouched(&r, "the new connection's SYN");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the refused connection's flow is gone");
+	c.seq += 1;
+	c.ack = 7777;
+	before = stats_of(e, account_id(e, "exact"), RLS_MODEL_OTHER);
+	conn_send(e, &c, other, other_len, 0, &r);
+	expect_action(&r, XDP_PASS, "the new connection's first request, under its limit");
+	expect_untouched(&r, "the new connection's first request");
+	after = stats_of(e, account_id(e, "exact"), RLS_MODEL_OTHER);
+	CHECK_EQ(after.admitted, before.admitted + 1, "the new connection's request is decided");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 0, "no reset for the new connection");
+}
+
 /* ---- the 429's id, and its size for the smallest request ---- */
 
 static void test_429_request_ids_unique(void **state)
@@ -565,6 +605,7 @@ int main(void)
 		XDP_TEST(test_rejected_retransmit_same_429),
 		XDP_TEST(test_data_after_429_dropped),
 		XDP_TEST(test_teardown_after_429),
+		XDP_TEST(test_syn_after_429_starts_afresh),
 		XDP_TEST(test_429_request_ids_unique),
 		XDP_TEST(test_429_tiny_get_fits),
 	};
