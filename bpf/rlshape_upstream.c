@@ -129,7 +129,7 @@ static __always_inline int rls_answer_proxy(struct __sk_buff *skb, struct rls_sc
 	s->answer.window = rls_upstream_window(flow);
 	s->answer.fin = 1;
 	rls_429_numbers(s, &flow->rejection);
-	body_len = rls_429_text(s, &flow->rejection, RLS_429_FULL);
+	body_len = rls_429_text(s, &flow->rejection, RLS_429_FULL, RLS_REPLY_MAX);
 	flow->reply_wire_end = s->answer.seq + body_len + 1;
 	rls_count_packet(RLS_PKT_REPLY_SENT);
 	return rls_reply_to_proxy(skb, s, body_len);

@@ -31,6 +31,7 @@ _Static_assert((RLS_REPLY_MAX & RLS_REPLY_MASK) == 0, "reply buffer must be a po
 struct rls_text {
 	struct rls_scratch *s; /* written to s->reply */
 	__u32 len;
+	__u32 room; /* the most the whole text may take with the -day headers in it */
 };
 
 /*
@@ -182,6 +183,29 @@ enum rls_429_detail {
 /* With a detail: the 429 keeps the connection ("connection: keep-alive"). */
 #define RLS_429_KEEP_OPEN 0x10
 
+/* SambaNova's -day headers: each followed by its number, the last by "s\r\n" too. */
+#define RLS_DAY_LIMIT_HEADER     "x-ratelimit-limit-requests-day: "
+#define RLS_DAY_REMAINING_HEADER "x-ratelimit-remaining-requests-day: "
+#define RLS_DAY_RESET_HEADER     "x-ratelimit-reset-requests-day: "
+#define RLS_LENGTH_HEADER        "content-length: "
+
+/*
+ * Would the -day headers, written at t->len, still leave the whole text within t->room? What
+ * comes after them is known by now: content-length, its number, the blank line and the body.
+ * So the 429 is written once whether or not they go in, never written whole and then again
+ * without them.
+ */
+static __always_inline bool rls_day_headers_fit(const struct rls_text *t, __u32 body_len)
+{
+	const struct rls_reply_numbers *nums = &t->s->numbers;
+	__u32 day = sizeof(RLS_DAY_LIMIT_HEADER) - 1 + nums->len[RLS_NUM_DAY_LIMIT] + 2 +
+		    sizeof(RLS_DAY_REMAINING_HEADER) - 1 + nums->len[RLS_NUM_DAY_REMAINING] + 2 +
+		    sizeof(RLS_DAY_RESET_HEADER) - 1 + nums->len[RLS_NUM_DAY_RESET_S] + 3;
+	__u32 after = sizeof(RLS_LENGTH_HEADER) - 1 + nums->len[RLS_NUM_BODY_LEN] + 4 + body_len;
+
+	return t->len + day + after <= t->room;
+}
+
 /*
  * The 429's bytes into t; returns its length. detail: enum rls_429_detail, with
  * RLS_429_KEEP_OPEN where the connection goes on.
@@ -237,19 +261,23 @@ static __always_inline __u32 rls_write_429(struct rls_text *t, const struct rls_
 		rls_put_literal(t, "s\r\n");
 	}
 	if (detail == RLS_429_FULL && r->day_limit != RLS_UNLIMITED) {
-		rls_put_literal(t, "x-ratelimit-limit-requests-day: ");
-		rls_put_header_number(t, RLS_NUM_DAY_LIMIT);
-		rls_put_literal(t, "x-ratelimit-remaining-requests-day: ");
-		rls_put_header_number(t, RLS_NUM_DAY_REMAINING);
-		rls_put_literal(t, "x-ratelimit-reset-requests-day: ");
-		rls_put_number(t, RLS_NUM_DAY_RESET_S);
-		rls_put_literal(t, "s\r\n");
+		if (rls_day_headers_fit(t, (__u32)t->s->numbers.value[RLS_NUM_BODY_LEN])) {
+			rls_put_literal(t, RLS_DAY_LIMIT_HEADER);
+			rls_put_header_number(t, RLS_NUM_DAY_LIMIT);
+			rls_put_literal(t, RLS_DAY_REMAINING_HEADER);
+			rls_put_header_number(t, RLS_NUM_DAY_REMAINING);
+			rls_put_literal(t, RLS_DAY_RESET_HEADER);
+			rls_put_number(t, RLS_NUM_DAY_RESET_S);
+			rls_put_literal(t, "s\r\n");
+		} else {
+			t->s->answer.detail = RLS_429_LIMITS; /* what a resend repeats */
+		}
 	}
 	if (detail == RLS_429_BARE) {
-		rls_put_literal(t, "content-length: 0\r\n\r\n");
+		rls_put_literal(t, RLS_LENGTH_HEADER "0\r\n\r\n");
 		return t->len;
 	}
-	rls_put_literal(t, "content-length: ");
+	rls_put_literal(t, RLS_LENGTH_HEADER);
 	rls_put_header_number(t, RLS_NUM_BODY_LEN);
 	rls_put_literal(t, "\r\n" RLS_BODY_HEAD);
 	if (r->reason == RLS_REASON_TOKENS) {
@@ -295,7 +323,8 @@ static __always_inline void rls_429_numbers(struct rls_scratch *s, const struct 
  * rls_csum_buffer() needs: only that word, not the whole buffer, which cost more than writing
  * the text. Returns the length.
  */
-__noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r, __u32 detail)
+__noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *r, __u32 detail,
+			  __u32 room)
 {
 	struct rls_text text;
 	__u32 len;
@@ -304,6 +333,7 @@ __noinline int rls_build_429(struct rls_scratch *s, const struct rls_rejection *
 		return 0;
 	text.s = s;
 	text.len = 0;
+	text.room = room;
 	len = rls_write_429(&text, r, detail);
 	*(__u64 *)(void *)&s->reply[len & RLS_REPLY_MASK] = 0;
 	return len;
@@ -422,14 +452,18 @@ static __always_inline int rls_resize_frame(struct xdp_md *ctx, struct rls_scrat
 	return -1;
 }
 
-/* The 429's text at a detail, with the connection's fate (s->answer); its length. */
+/*
+ * The 429's text at a detail, with the connection's fate (s->answer); its length. The -day
+ * headers of RLS_429_FULL go in only where the whole text then takes at most room bytes (else
+ * s->answer.detail says RLS_429_LIMITS).
+ */
 static __always_inline __u32 rls_429_text(struct rls_scratch *s, const struct rls_rejection *r,
-					  __u32 detail)
+					  __u32 detail, __u32 room)
 {
 	s->answer.detail = detail;
 	if (s->answer.keep_open)
 		detail |= RLS_429_KEEP_OPEN;
-	return rls_build_429(s, r, detail) & RLS_REPLY_MASK;
+	return rls_build_429(s, r, detail, room) & RLS_REPLY_MASK;
 }
 
 /*
@@ -444,7 +478,7 @@ static __always_inline __u32 rls_fit_429(struct xdp_md *ctx, struct rls_scratch 
 
 	rls_429_numbers(s, r);
 	if (s->answer.detail_fixed) {
-		body_len = rls_429_text(s, r, s->answer.detail);
+		body_len = rls_429_text(s, r, s->answer.detail, RLS_REPLY_MAX);
 		return rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ? 0 : body_len;
 	}
 	/*
@@ -452,16 +486,14 @@ static __always_inline __u32 rls_fit_429(struct xdp_md *ctx, struct rls_scratch 
 	 * is an skb's own buffer (measured: about 200 bytes). Decided by the request's size
 	 * alone, so a retransmitted request gets the same bytes back.
 	 */
-	body_len = rls_429_text(s, r, RLS_429_FULL);
-	if (body_len > pkt->payload_len + RLS_SAFE_GROWTH)
-		body_len = rls_429_text(s, r, RLS_429_LIMITS);
+	body_len = rls_429_text(s, r, RLS_429_FULL, pkt->payload_len + RLS_SAFE_GROWTH);
 	/* No room even for that (a frame in a small buffer): a smaller 429, never none. */
 	if (!rls_resize_frame(ctx, s, hdrs, hdrs + body_len))
 		return body_len;
-	body_len = rls_429_text(s, r, RLS_429_COMPACT);
+	body_len = rls_429_text(s, r, RLS_429_COMPACT, 0);
 	if (!rls_resize_frame(ctx, s, hdrs, hdrs + body_len))
 		return body_len;
-	body_len = rls_429_text(s, r, RLS_429_BARE);
+	body_len = rls_429_text(s, r, RLS_429_BARE, 0);
 	return rls_resize_frame(ctx, s, hdrs, hdrs + body_len) ? 0 : body_len;
 }
 

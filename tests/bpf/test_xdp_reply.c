@@ -112,6 +112,63 @@ static void test_429_day_headers_where_rpd_applies(void **state)
 	CHECK(!strstr(http, "requests-day"), "no -day header without rpd:\n%s", http);
 }
 
+/*
+ * Where the -day headers stop fitting: a 429 carries them exactly when, with them, it is at
+ * most RLS_SAFE_GROWTH bytes longer than the request's segment (the room XDP can grow a frame
+ * that is an skb's own buffer). Requests of every size across that edge, a byte apart: none
+ * with them is longer, and the smallest with them would not have fitted one byte smaller,
+ * so none without them could have had them.
+ */
+static void test_429_day_headers_edge(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(47101);
+	char req[1024], body[512], http[2048];
+	struct tp_parsed p;
+	size_t len, first_with = 0;
+	long first_len = 0;
+	struct result r;
+	int pad, i, with = 0, without = 0;
+	char why[256];
+
+	leave_room_in_window(60, 10000);
+	len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	for (i = 0; i < 3; i++) /* alice's rpm 3, spent; her rpd of 1000 applies */
+		conn_send(e, &c, req, len, 0, &r);
+	for (pad = 0; pad <= 320; pad++) {
+		struct conn d = conn4((uint16_t)(47200 + pad));
+		bool has_day;
+
+		snprintf(body, sizeof(body), "{\"model\":\"m\",\"x\":\"%0*d\"}", pad, 0);
+		len = http_request(req, sizeof(req), BEARER(KEY_ALICE), body);
+		conn_send(e, &d, req, len, 0, &r);
+		expect_action(&r, XDP_TX, "a request over alice's rpm");
+		CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "429: %s", why);
+		http_of(&r, http, sizeof(http));
+		has_day = strstr(http, "x-ratelimit-remaining-requests-day: ") != NULL;
+		if (has_day) {
+			CHECK(p.len <= len + RLS_SAFE_GROWTH,
+			      "a %zu-byte request's 429 of %u bytes has the -day headers", len, p.len);
+			if (!first_with) {
+				first_with = len;
+				first_len = p.len;
+			}
+			with++;
+		} else {
+			CHECK(!first_with, "a %zu-byte request's 429 lost the -day headers that a "
+			      "%zu-byte one had", len, first_with);
+			without++;
+		}
+	}
+	CHECK(with && without, "the sweep crossed the edge: %d with the -day headers, %d without",
+	      with, without);
+	CHECK(first_len > (long)(first_with - 1 + RLS_SAFE_GROWTH),
+	      "the first 429 with the -day headers (%ld bytes, for %zu) would have fitted a "
+	      "request one byte smaller", first_len, first_with);
+	printf("# the -day headers from a %zu-byte request on (its 429: %ld bytes)\n", first_with,
+	       first_len);
+}
+
 static void test_429_window_limit(void **state)
 {
 	struct env *e = need_env(state);
@@ -593,6 +650,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		XDP_TEST(test_429_day_headers_where_rpd_applies),
+		XDP_TEST(test_429_day_headers_edge),
 		XDP_TEST(test_429_large_request),
 		XDP_TEST(test_429_request_with_fin),
 		XDP_TEST(test_429_window_limit),
