@@ -281,6 +281,28 @@ static __always_inline void rls_json_string_or_key(struct rls_scratch *s, struct
 	*pos = q + 1;
 }
 
+/*
+ * In the object, a quote that opens a key or a string, with the ',' or ':' right before it:
+ * bytes the scan would otherwise take a token each, taken in the token that reads the key or
+ * the string's run (as in {"role":"user","content":"..."}). Each byte goes through
+ * rls_json_structure() as it would alone. Returns where the scan goes on.
+ */
+static __always_inline __u32 rls_json_open_string(struct rls_scratch *s, struct rls_stream *st,
+						   __u32 p, __u32 end)
+{
+	__u8 b = rls_at(s, p);
+
+	if ((b == ',' || b == ':') && p + 1 < end && rls_at(s, p + 1) == '"') {
+		rls_json_structure(st, b);
+		b = '"';
+		p++;
+	}
+	if (b != '"')
+		return p;
+	rls_json_structure(st, b);
+	return p + 1;
+}
+
 #define RLS_JSON_TOKENS 16 /* strings, keys and other bytes one call reads at most */
 
 /*
@@ -310,6 +332,12 @@ __noinline int rls_json_scan(struct rls_scratch *s, struct rls_stream *st, __u32
 			st->json_escaped = 0;
 			*pos = p + 1;
 			continue;
+		}
+		if (!st->json_in_string && st->json_expect == RLS_JSON_ANY) {
+			p = rls_json_open_string(s, st, p, *end);
+			*pos = p;
+			if (p >= *end)
+				break;
 		}
 		/* A string, or a top-level key where it starts here. */
 		if (st->json_in_string || (st->json_expect == RLS_JSON_KEY && !st->json_key_len)) {
