@@ -198,10 +198,14 @@ enum rls_429_detail {
 static __always_inline bool rls_day_headers_fit(const struct rls_text *t, __u32 body_len)
 {
 	const struct rls_reply_numbers *nums = &t->s->numbers;
-	__u32 day = sizeof(RLS_DAY_LIMIT_HEADER) - 1 + nums->len[RLS_NUM_DAY_LIMIT] + 2 +
-		    sizeof(RLS_DAY_REMAINING_HEADER) - 1 + nums->len[RLS_NUM_DAY_REMAINING] + 2 +
-		    sizeof(RLS_DAY_RESET_HEADER) - 1 + nums->len[RLS_NUM_DAY_RESET_S] + 3;
-	__u32 after = sizeof(RLS_LENGTH_HEADER) - 1 + nums->len[RLS_NUM_BODY_LEN] + 4 + body_len;
+	const __u32 crlf = sizeof("\r\n") - 1;
+	__u32 day = sizeof(RLS_DAY_LIMIT_HEADER) - 1 + nums->len[RLS_NUM_DAY_LIMIT] + crlf +
+		    sizeof(RLS_DAY_REMAINING_HEADER) - 1 + nums->len[RLS_NUM_DAY_REMAINING] + crlf +
+		    sizeof(RLS_DAY_RESET_HEADER) - 1 + nums->len[RLS_NUM_DAY_RESET_S] +
+		    sizeof("s\r\n") - 1;
+	/* content-length's line, the blank line, and the body (which begins RLS_BODY_HEAD). */
+	__u32 after = sizeof(RLS_LENGTH_HEADER) - 1 + nums->len[RLS_NUM_BODY_LEN] + 2 * crlf +
+		      body_len;
 
 	return t->len + day + after <= t->room;
 }
