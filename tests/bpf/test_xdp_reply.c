@@ -542,44 +542,102 @@ static void test_teardown_after_429(void **state)
 	}
 }
 
-/*
- * A new connection on the ports of one a closing 429 left behind: its client reuses them (a
- * NAT, or tcp_tw_reuse) before the old flow is gone, because the client's last ACK was lost.
- * The SYN must reach the server untouched and the new connection be followed afresh; dropping
- * it, as data after the 429 is, would hold every connection on those ports until the flow
- * expires. The old request's budget stays spent.
- */
-static void test_syn_after_429_starts_afresh(void **state)
+/* A new connection on c's ports: its SYN, then its first request, admitted (exact's key). */
+static void new_connection_admitted(struct env *e, struct conn *c, const char *what)
 {
-	struct env *e = need_env(state);
-	struct conn c = conn4(48401);
-	struct rls_flow_key k = conn_flow_key(&c);
-	char req[1024], other[1024];
-	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
-	size_t other_len = http_request(other, sizeof(other), BEARER(KEY_EXACT), NULL);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_EXACT), NULL);
 	struct rls_stats before, after;
+	struct rls_flow_key k = conn_flow_key(c);
 	struct rls_flow f;
 	struct result r;
 
-	rejected_on(e, &c, req, len, &r);
-	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0 && f.state == RLS_FLOW_REJECTED,
-	      "the closing 429 leaves its flow");
-	/* The client's ACK of the 429 never came; a new connection, a new sequence space. */
-	c.seq += 100000;
-	c.ack = 0;
-	conn_send(e, &c, NULL, 0, TP_SYN, &r);
-	expect_action(&r, XDP_PASS, "a new connection's SYN on the ports of a refused one");
-	expect_untouched(&r, "the new connection's SYN");
-	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "the refused connection's flow is gone");
-	c.seq += 1;
-	c.ack = 7777;
+	c->seq += 100000; /* a new connection, a new sequence space */
+	c->ack = 0;
+	conn_send(e, c, NULL, 0, TP_SYN, &r);
+	expect_action(&r, XDP_PASS, what);
+	expect_untouched(&r, what);
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) != 0, "%s: the old flow is gone", what);
+	c->seq += 1;
+	c->ack = 7777;
 	before = stats_of(e, account_id(e, "exact"), RLS_MODEL_OTHER);
-	conn_send(e, &c, other, other_len, 0, &r);
+	conn_send(e, c, req, len, 0, &r);
 	expect_action(&r, XDP_PASS, "the new connection's first request, under its limit");
 	expect_untouched(&r, "the new connection's first request");
 	after = stats_of(e, account_id(e, "exact"), RLS_MODEL_OTHER);
 	CHECK_EQ(after.admitted, before.admitted + 1, "the new connection's request is decided");
-	CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 0, "no reset for the new connection");
+}
+
+/*
+ * A SYN on the ports of a connection a closing 429 refused, before the upstream's reset (the
+ * client's ACK of the 429 was lost). The upstream still holds the old connection: a client
+ * that could clear the flow with a SYN could then send what the upstream reads as the rest of
+ * the refused request, past the parser. So the flow stays and refuses what follows; the SYN
+ * goes on untouched (the server answers it with a challenge ACK). The client's RST to that
+ * resets the upstream, and its next SYN starts a new connection.
+ */
+static void test_syn_after_429_before_reset(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(48401), old;
+	struct rls_flow_key k = conn_flow_key(&c);
+	char req[1024], sneak[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	size_t sneak_len = http_request(sneak, sizeof(sneak), BEARER(KEY_EXACT), NULL);
+	struct rls_stats before, after;
+	uint32_t request_seq = c.seq;
+	struct rls_flow f;
+	struct result r;
+
+	rejected_on(e, &c, req, len, &r);
+	old = c;
+	c.seq += 100000;
+	c.ack = 0;
+	conn_send(e, &c, NULL, 0, TP_SYN, &r);
+	expect_action(&r, XDP_PASS, "a SYN on the ports of the refused connection");
+	expect_untouched(&r, "the SYN");
+	/* More on the old connection, as a request of another key: still refused. */
+	before = stats_of(e, account_id(e, "exact"), RLS_MODEL_OTHER);
+	conn_send(e, &old, sneak, sneak_len, 0, &r);
+	after = stats_of(e, account_id(e, "exact"), RLS_MODEL_OTHER);
+	CHECK_EQ(after.admitted, before.admitted, "nothing after the SYN is admitted");
+	expect_action(&r, XDP_DROP, "data on the refused connection after the SYN");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0 && f.state == RLS_FLOW_REJECTED,
+	      "the refused connection's flow stays");
+	/* The client's RST, answering the server's challenge ACK: the upstream's reset. */
+	old.ack = 0;
+	conn_send(e, &old, NULL, 0, TP_RST, &r);
+	expect_action(&r, XDP_PASS, "the client's RST");
+	check_upstream_reset(&r, &old, request_seq);
+	new_connection_admitted(e, &c, "the client's SYN again, after the reset");
+}
+
+/*
+ * A SYN on the ports of a connection a closing 429 refused, after the upstream's reset: the
+ * flow only waited for the client's last ACK, which was lost, and the client (a NAT, or
+ * tcp_tw_reuse) reuses the ports. The SYN must reach the server untouched and the new
+ * connection be followed afresh: dropped, as data after the 429 is, it would hold every
+ * connection on those ports until the flow expired.
+ */
+static void test_syn_after_upstream_reset_starts_afresh(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(48501);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	uint32_t request_seq = c.seq;
+	struct tp_parsed p429;
+	struct result r;
+	char why[256];
+
+	rejected_on(e, &c, req, len, &r);
+	CHECK(tp_parse(r.out, r.out_len, &p429, why, sizeof(why)) == 0, "429: %s", why);
+	c.ack = p429.seq + (uint32_t)p429.len;
+	conn_send(e, &c, NULL, 0, TP_ACK, &r);
+	check_upstream_reset(&r, &c, request_seq);
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 1, "rls_packets[RESET_UPSTREAM]");
+	new_connection_admitted(e, &c, "a new connection's SYN on the ports of a refused one");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_UPSTREAM), 1, "no reset for the new connection");
 }
 
 /* ---- the 429's id, and its size for the smallest request ---- */
@@ -663,7 +721,8 @@ int main(void)
 		XDP_TEST(test_rejected_retransmit_same_429),
 		XDP_TEST(test_data_after_429_dropped),
 		XDP_TEST(test_teardown_after_429),
-		XDP_TEST(test_syn_after_429_starts_afresh),
+		XDP_TEST(test_syn_after_429_before_reset),
+		XDP_TEST(test_syn_after_upstream_reset_starts_afresh),
 		XDP_TEST(test_429_request_ids_unique),
 		XDP_TEST(test_429_tiny_get_fits),
 	};
