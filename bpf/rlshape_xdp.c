@@ -694,12 +694,13 @@ int rlshape_xdp(struct xdp_md *ctx)
 		 * A routed connection on reused ports starts afresh: its new stream begins
 		 * anywhere. (A local one is told apart by its socket at its first data.) So does
 		 * one on the ports of a connection a closing 429 ended, once the upstream has had
-		 * its reset: the flow only waits for the client's last ACK, lost, and the client
-		 * (a NAT, tcp_tw_reuse) has moved on. Before that reset the upstream still holds
-		 * the old connection, with the refused request's first bytes: forgotten, the flow
-		 * would let a client send the rest past the parser. It stays, and the SYN goes on,
-		 * taken for nothing: the server answers it with a challenge ACK, the client's RST
-		 * to that resets the upstream here, and the client's next SYN starts afresh.
+		 * its reset: the flow only waits for the rest of the client's teardown, and the
+		 * client (a NAT, tcp_tw_reuse) has moved on. Before that reset the upstream still
+		 * holds the old connection, with the refused request's first bytes: forgotten,
+		 * the flow would let a client send the rest past the parser. It stays, and the
+		 * SYN goes on, taken for nothing: a server holding the connection answers it with
+		 * a challenge ACK, the client's RST to that resets the upstream here, and the
+		 * client's next SYN starts afresh.
 		 */
 		if (flow && (flow->state == RLS_FLOW_REJECTED
 				     ? flow->closing & RLS_CLOSING_UPSTREAM_RESET
