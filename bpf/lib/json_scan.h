@@ -237,6 +237,26 @@ static __always_inline void rls_json_number(struct rls_stream *st, __u8 b)
 }
 
 /*
+ * Right after a top-level key's closing quote at p: its colon and its value's first byte,
+ * where they follow at once (as in "model":"..." or "max_tokens":64), each through
+ * rls_json_colon_value() as it would go in a token of its own. Returns where the scan goes on.
+ */
+static __always_inline __u32 rls_json_after_key(struct rls_scratch *s, struct rls_stream *st,
+						__u32 p, __u32 end)
+{
+	__u8 b;
+
+	if (p + 1 >= end || rls_at(s, p) != ':' || !rls_json_scanning(st))
+		return p;
+	b = rls_at(s, p + 1);
+	if (rls_json_ws(b))
+		return p; /* ": value": a token each, as before */
+	rls_json_colon_value(st, ':');
+	rls_json_colon_value(st, b);
+	return p + 2;
+}
+
+/*
  * From *pos to the next quote or backslash, found a word at a time: the rest of a string (or
  * its next RLS_RUN_MAX bytes), or a top-level key that starts at *pos where it ends within a
  * key's length (else it is read a byte at a time). One search for both, inline: a string or
@@ -263,7 +283,7 @@ static __always_inline void rls_json_string_or_key(struct rls_scratch *s, struct
 			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
 		st->json_key_kind = rls_json_key_kind(&s->payload[p & RLS_WINDOW_MASK], q - p);
 		st->json_expect = RLS_JSON_COLON;
-		*pos = q + 1;
+		*pos = rls_json_after_key(s, st, q + 1, *end);
 		return;
 	}
 	if (q >= *stop) {
