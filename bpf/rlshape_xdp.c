@@ -144,7 +144,7 @@ static __always_inline void rls_answer_closing(struct rls_scratch *s, const stru
  * window the 429 advertises, or -1: the 429 closes the connection. A global function.
  */
 __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
-				    const struct rls_flow *flow)
+				    struct rls_flow *flow)
 {
 	const struct rls_packet *pkt;
 	struct rls_socket_view view = {};
@@ -164,13 +164,21 @@ __noinline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
 			return flow->server_next == pkt->ack_seq && flow->seqadj.window_seen
 				       ? flow->seqadj.server_window
 				       : -1;
-		/* Nothing of the upstream's since its SYN-ACK, which TC saw: the window it
-		 * advertised, scaled as its later segments' are. */
-		hs = bpf_map_lookup_elem(&rls_handshakes, &pkt->flow);
-		if (!hs || hs->server_next != pkt->ack_seq)
-			return -1;
-		window = (__u32)hs->window >> (hs->wscale & 15);
-		return window > 0xffff ? 0xffff : (int)window;
+		/*
+		 * Nothing of the upstream's since its SYN-ACK, which TC saw: the window it
+		 * advertised, scaled as its later segments' are. Looked up once a connection: a
+		 * client refused again and again on it gets every later 429 from the flow's copy.
+		 */
+		if (!flow->handshake_known) {
+			hs = bpf_map_lookup_elem(&rls_handshakes, &pkt->flow);
+			if (!hs)
+				return -1;
+			window = (__u32)hs->window >> (hs->wscale & 15);
+			flow->handshake_next = hs->server_next;
+			flow->handshake_window = window > 0xffff ? 0xffff : (__u16)window;
+			flow->handshake_known = 1;
+		}
+		return flow->handshake_next == pkt->ack_seq ? flow->handshake_window : -1;
 	}
 	rls_socket_view(ctx, pkt, &view);
 	if ((view.conn != RLS_CONN_NEW && view.conn != RLS_CONN_MIDSTREAM) ||

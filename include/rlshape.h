@@ -645,6 +645,14 @@ struct rls_flow {
 	__u32 admitted_ack;    /* what the client acknowledged of the upstream then */
 	__u32 closing;         /* REJECTED: RLS_CLOSING_* bits, the teardown after a closing 429 */
 	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
+	/*
+	 * XDP's copy of the upstream's SYN-ACK (rls_handshakes), taken at the first 429 that kept
+	 * the connection while TC had seen nothing else of the upstream: every later one reads it
+	 * here, not in the map. Written by XDP only: the fields above are TC's.
+	 */
+	__u32 handshake_next;   /* the upstream's ISN + 1 */
+	__u16 handshake_window; /* its window, scaled as the upstream's later segments are */
+	__u16 handshake_known;  /* the two above hold it */
 	__u32 pad1;
 	struct rls_seqadj seqadj;
 	/*

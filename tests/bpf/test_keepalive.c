@@ -398,6 +398,26 @@ static void test_first_request_after_handshake(void **state)
 	CHECK(memmem(p.payload, p.len, "\r\nconnection: keep-alive\r\n", 26) != NULL,
 	      "the 429 says keep-alive");
 	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 1, "rls_packets[REPLY_KEPT_OPEN]");
+	/*
+	 * The next refused request gets its 429 from the flow's copy of the SYN-ACK, not the map:
+	 * with the map's entry gone, the connection still stays open, at the same window.
+	 */
+	{
+		struct rls_flow_key key = conn_flow_key(&c);
+
+		CHECK(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.rls_handshakes), &key) == 0,
+		      "the connection's rls_handshakes entry: %s", strerror(errno));
+	}
+	c.ack = p.seq + (uint32_t)p.len;
+	client_sends(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_TX, "the second request, over the limit");
+	p = parsed(r.out, r.out_len, "the 429 to the second request");
+	CHECK_EQ(p.flags, TP_ACK | TP_PSH, "second 429 flags (ACK|PSH, no FIN)");
+	CHECK_EQ(p.seq, c.ack, "second 429 seq: right after the first");
+	CHECK(memmem(p.payload, p.len, "\r\nconnection: keep-alive\r\n", 26) != NULL,
+	      "the second 429 says keep-alive");
+	CHECK_EQ(p.window, SERVER_WINDOW >> 7, "second 429 window: the SYN-ACK's, from the flow");
+	CHECK_EQ(packets_of(e, RLS_PKT_REPLY_KEPT_OPEN), 2, "rls_packets[REPLY_KEPT_OPEN]");
 }
 
 /* Where TC has not seen the upstream's side, its window is unknown: the 429 closes. */
