@@ -141,14 +141,17 @@ struct bench_frame {
 #define BENCH_L4 (BENCH_L3 + 20)
 #define BENCH_SERVER_ISN 0x70000000u /* the upstream's: every frame acknowledges its SYN */
 
-static inline int bench_frame_build(struct bench_frame *f, uint32_t client, uint16_t sport,
-				    uint32_t seq, uint8_t flags, const void *payload, size_t len)
+/* timestamps: the 12 option bytes of a client that uses them (NOP, NOP, timestamps). */
+static inline int bench_frame_build_opts(struct bench_frame *f, uint32_t client, uint16_t sport,
+					 uint32_t seq, uint8_t flags, const void *payload,
+					 size_t len, int timestamps)
 {
 	char saddr[INET_ADDRSTRLEN];
 	struct in_addr a = { .s_addr = htonl(client) };
 	struct tp_spec s = {
 		.daddr = BENCH_SERVER, .sport = sport, .dport = BENCH_PORT, .seq = seq,
 		.ack = BENCH_SERVER_ISN + 1, .flags = flags, .payload = payload, .len = len,
+		.tcp_options = timestamps,
 	};
 
 	inet_ntop(AF_INET, &a, saddr, sizeof(saddr));
@@ -160,6 +163,12 @@ static inline int bench_frame_build(struct bench_frame *f, uint32_t client, uint
 	f->client = client;
 	f->sport = sport;
 	return f->len ? 0 : -1;
+}
+
+static inline int bench_frame_build(struct bench_frame *f, uint32_t client, uint16_t sport,
+				    uint32_t seq, uint8_t flags, const void *payload, size_t len)
+{
+	return bench_frame_build_opts(f, client, sport, seq, flags, payload, len, 0);
 }
 
 /* RFC 1624: the checksum at p after one 16-bit word changed from old to new. */

@@ -82,7 +82,7 @@ static const char builtin_table[] =
 
 enum case_id {
 	C_FLOOR, C_HTTP_FLOOR, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400, C_REQ_1K, C_BODY_MODEL,
-	C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_KEPT, NR_CASES
+	C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_KEPT, C_REJECT_KEPT_TS, NR_CASES
 };
 
 /* The program a case runs on. */
@@ -108,6 +108,7 @@ struct bcase {
 	int forget;      /* delete the run's flow after it (a new connection each run) */
 	size_t body;     /* a body segment of this many bytes, in order (see body_next) */
 	int kept;        /* each run's request acknowledges the last run's 429 (kept_acknowledge) */
+	int timestamps;  /* the frames carry the timestamp option, as Linux clients send */
 	int selected;
 	struct bench_frame *frames;
 	size_t nframes, next;
@@ -156,6 +157,11 @@ static struct bcase cases[NR_CASES] = {
 			    .what = "request start over its limit on a connection a 429 kept open: "
 				    "renumbered, rewritten into a 429 that keeps it (XDP_TX)",
 			    .expect = XDP_TX, .vary_seq = 1, .kept = 1 },
+	/* The same with the timestamp option on every segment, which the 429 echoes. */
+	[C_REJECT_KEPT_TS] = { .name = "rejected_kept_ts",
+			       .what = "rejected_kept with the timestamp option on its segments, as "
+				       "a Linux client sends them: echoed in the 429",
+			       .expect = XDP_TX, .vary_seq = 1, .kept = 1, .timestamps = 1 },
 };
 
 static uint8_t out_buf[TP_MAX_FRAME];
@@ -208,7 +214,8 @@ static void one_frame(struct bcase *c, uint64_t conn, uint32_t seq, uint8_t flag
 		die("out of memory");
 	c->nframes = 1;
 	bench_conn(conn, &client, &sport);
-	if (bench_frame_build(c->frames, client, sport, seq, flags, payload, len))
+	if (bench_frame_build_opts(c->frames, client, sport, seq, flags, payload, len,
+				   c->timestamps))
 		die("cannot build the %s frame", c->name);
 	c->conn_next = conn + 1;
 }
@@ -392,6 +399,7 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
 		len = bench_request(req, sizeof(req), NULL, KEY_DENY, 1, BENCH_BODY);
 		one_frame(&cases[C_REJECT], 1000, 1000, 0, req, len);
 		one_frame(&cases[C_REJECT_KEPT], 11, 1000, 0, req, len);
+		one_frame(&cases[C_REJECT_KEPT_TS], 12, 1000, 0, req, len);
 		return;
 	}
 	/* A scale table: cycle through keys spread evenly over its accounts, a connection each. */
@@ -919,6 +927,8 @@ static void warm_up_and_check(const struct env *e, int pass_fd,
 		die("case rejected: no 429 (action %s)", bench_xdp_name(action));
 	if (cases[C_REJECT_KEPT].selected)
 		warm_up_kept(e, &cases[C_REJECT_KEPT], spent, model);
+	if (cases[C_REJECT_KEPT_TS].selected)
+		warm_up_kept(e, &cases[C_REJECT_KEPT_TS], spent, model);
 }
 
 /*
@@ -1071,7 +1081,7 @@ static void usage(FILE *out)
 		"                  1000000; 0: skip)\n"
 		"  --cases LIST    comma-separated: floor,http_floor,ack,body,body_small,request,\n"
 		"                  request_400,request_1k,body_model,get,request_slot,rejected,\n"
-		"                  rejected_kept\n"
+		"                  rejected_kept,rejected_kept_ts\n"
 		"                  (default: all; floor is always measured)\n"
 		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
 		"                  measures floor and request, cycling through up to %d keys\n"

@@ -120,6 +120,22 @@ static __always_inline int rls_tcp_options_read(struct rls_ctx ctx, const struct
 			       o->bytes, len))
 		return -1;
 	o->len = len;
+	/*
+	 * NOP, NOP, the timestamps and nothing else: what Linux, macOS and Windows send on every
+	 * segment of an established connection that uses timestamps (the kernel's own
+	 * tcp_parse_aligned_timestamp() takes the same fast path). Read here as the walk would
+	 * read it, without the walk's three steps.
+	 */
+	if (len == RLS_TCP_TS_OPTION_LEN && o->bytes[0] == RLS_TCP_OPT_NOP &&
+	    o->bytes[1] == RLS_TCP_OPT_NOP && o->bytes[2] == RLS_TCP_OPT_TIMESTAMP &&
+	    o->bytes[3] == RLS_TCPOLEN_TIMESTAMP) {
+		o->tsval = rls_opt_be32(&o->bytes[4]);
+		o->tsecr = rls_opt_be32(&o->bytes[8]);
+		o->ts_off = 4;
+		o->has_timestamps = 1;
+		o->walk_off = len;
+		return 0;
+	}
 	bpf_loop(RLS_TCP_OPTIONS_MAX, rls_tcp_option_step, &walk, 0);
 	return 0;
 }
