@@ -630,10 +630,7 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 		}
 		if (b == '\n') {
 			sc->pos++;
-			sc->stop = rls_head_done(st);
-			if (st->phase == RLS_PHASE_BODY && sc->pos < sc->len)
-				goto body; /* its first bytes, in the same step */
-			return sc->stop != RLS_STOP_NEED_BYTES;
+			goto head_end;
 		}
 		if (rls_is_ows(b)) {
 			/*
@@ -710,7 +707,33 @@ value:
 		if (rls_header_line_done(c))
 			goto broken;
 		st->phase = RLS_PHASE_LINE_START;
-		return 0;
+		/*
+		 * The lines after it that no header asked about, and the head's end where it
+		 * follows, in the same step: a step costs a call and its return. A line that
+		 * matters, an obs-fold or a line end not all here is the next step's.
+		 */
+		if (sc->pos >= sc->len)
+			return 0;
+		b = rls_at(s, sc->pos);
+		if (b != '\r' && b != '\n' && !rls_is_ows(b)) {
+			rls_skip_other_lines(s, st, c->cfg);
+			if (st->phase != RLS_PHASE_LINE_START || sc->pos >= sc->len)
+				return 0;
+			b = rls_at(s, sc->pos);
+		}
+		if (b == '\r' && sc->pos + 1 < sc->len && rls_at(s, sc->pos + 1) == '\n') {
+			sc->pos += 2;
+			goto head_end;
+		}
+		if (b != '\n')
+			return 0;
+		sc->pos++;
+head_end:
+		/* The head's empty line, read: how the body is framed, or the request ends. */
+		sc->stop = rls_head_done(st);
+		if (st->phase == RLS_PHASE_BODY && sc->pos < sc->len)
+			goto body; /* its first bytes, in the same step */
+		return sc->stop != RLS_STOP_NEED_BYTES;
 	case RLS_PHASE_BODY:
 body:
 		if (!rls_body_bytes(c, sc))
