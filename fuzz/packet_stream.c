@@ -35,6 +35,7 @@
 #include <ctype.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #define KEY_COUNT  "sk-fuzz-count-0001"
@@ -1045,6 +1046,30 @@ static int queue_seq(int fd, int queue, uint32_t *seq)
 	return getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &sl);
 }
 
+/*
+ * connect(), where libFuzzer's timer (SIGALRM, for -timeout) may interrupt it: the attempt
+ * then goes on (connect(2)), and its end is waited for. Seen on a loaded machine, where the
+ * handshake over loopback was not done before the timer fired.
+ */
+static int connect_through_signals(int fd, const struct sockaddr_in *a)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) == 0)
+		return 0;
+	if (errno != EINTR)
+		return -1;
+	while (poll(&p, 1, -1) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return -1;
+	errno = err;
+	return err ? -1 : 0;
+}
+
 static void local_open(struct sim *z)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT) };
@@ -1053,9 +1078,11 @@ static void local_open(struct sim *z)
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	z->client_fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (z->client_fd < 0 || connect(z->client_fd, (struct sockaddr *)&a, sizeof(a)))
+	if (z->client_fd < 0 || connect_through_signals(z->client_fd, &a))
 		FAIL("connecting to 127.0.0.1:%d: %s", PORT, strerror(errno));
-	z->server_fd = accept(listener, NULL, NULL);
+	do
+		z->server_fd = accept(listener, NULL, NULL);
+	while (z->server_fd < 0 && errno == EINTR);
 	if (z->server_fd < 0 || getsockname(z->client_fd, (struct sockaddr *)&a, &al))
 		FAIL("accept: %s", strerror(errno));
 	/* Both quiet from now on: what the kernel would send, the fuzzer plays. */
