@@ -646,9 +646,10 @@ struct rls_flow {
 	__u32 closing;         /* REJECTED: RLS_CLOSING_* bits, the teardown after a closing 429 */
 	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
 	/*
-	 * XDP's copy of the upstream's SYN-ACK (rls_handshakes), taken at the first 429 that kept
-	 * the connection while TC had seen nothing else of the upstream: every later one reads it
-	 * here, not in the map. Written by XDP only: the fields above are TC's.
+	 * XDP's copy of the upstream's SYN-ACK (rls_handshakes), taken the first time a refusal
+	 * asks whether the connection can stay open while TC has seen nothing else of the
+	 * upstream: every later refusal reads it here, not in the map. Written by XDP alone,
+	 * unlike server_next and server_seen above, which TC writes.
 	 */
 	__u32 handshake_next;   /* the upstream's ISN + 1 */
 	__u16 handshake_window; /* its window, scaled as the upstream's later segments are */
