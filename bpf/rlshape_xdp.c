@@ -708,8 +708,9 @@ int rlshape_xdp(struct xdp_md *ctx)
 		 * holds the old connection, with the refused request's first bytes: forgotten,
 		 * the flow would let a client send the rest past the parser. It stays, and the
 		 * SYN goes on, taken for nothing: a server holding the connection answers it with
-		 * a challenge ACK, the client's RST to that resets the upstream here, and the
-		 * client's next SYN starts afresh.
+		 * a challenge ACK (RFC 5961; the tests send the client's RST themselves), the
+		 * client's RST to that resets the upstream here, and the client's next SYN starts
+		 * afresh.
 		 */
 		if (flow && (flow->state == RLS_FLOW_REJECTED
 				     ? flow->closing & RLS_CLOSING_UPSTREAM_RESET

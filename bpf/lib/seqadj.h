@@ -160,7 +160,7 @@ static __always_inline int rls_seqadj_rewrite_plain_xdp(struct xdp_md *ctx, stru
 		/* 01 01 08 0a: NOP, NOP, timestamps of length 10, filling the options. */
 		if (pkt->tcp_len != sizeof(*tcp) + RLS_TCP_TS_OPTION_LEN ||
 		    (void *)(tcp + 1) + RLS_TCP_TS_OPTION_LEN > data_end ||
-		    *(__u32 *)(void *)(tcp + 1) != bpf_htonl(0x0101080a))
+		    *(__u32 *)(void *)(tcp + 1) != bpf_htonl(RLS_TCP_TS_ALIGNED))
 			return 1;
 	}
 	seq = rls_client_seq_to_server(a, pkt->seq);

@@ -24,6 +24,8 @@
 #define RLS_TCPOLEN_TIMESTAMP 10
 #define RLS_TCPOLEN_SACK_BLOCK 8
 #define RLS_TCP_TS_OPTION_LEN 12 /* NOP, NOP, the timestamps: as Linux aligns them */
+/* Those options' first four bytes (NOP, NOP, kind 8, length 10), read big-endian. */
+#define RLS_TCP_TS_ALIGNED    0x0101080au
 
 struct rls_tcp_options {
 	/* The segment's option bytes; room past them, so a field read at the last offset a
@@ -121,19 +123,16 @@ static __always_inline int rls_tcp_options_read(struct rls_ctx ctx, const struct
 		return -1;
 	o->len = len;
 	/*
-	 * NOP, NOP, the timestamps and nothing else: what Linux, macOS and Windows send on every
-	 * segment of an established connection that uses timestamps (the kernel's own
-	 * tcp_parse_aligned_timestamp() takes the same fast path). Read here as the walk would
+	 * NOP, NOP, the timestamps and nothing else: what Linux sends on every segment of an
+	 * established connection that uses timestamps (the kernel's own receive path,
+	 * tcp_parse_aligned_timestamp(), takes the same shortcut). Read here as the walk would
 	 * read it, without the walk's three steps.
 	 */
-	if (len == RLS_TCP_TS_OPTION_LEN && o->bytes[0] == RLS_TCP_OPT_NOP &&
-	    o->bytes[1] == RLS_TCP_OPT_NOP && o->bytes[2] == RLS_TCP_OPT_TIMESTAMP &&
-	    o->bytes[3] == RLS_TCPOLEN_TIMESTAMP) {
+	if (len == RLS_TCP_TS_OPTION_LEN && rls_opt_be32(o->bytes) == RLS_TCP_TS_ALIGNED) {
 		o->tsval = rls_opt_be32(&o->bytes[4]);
 		o->tsecr = rls_opt_be32(&o->bytes[8]);
 		o->ts_off = 4;
 		o->has_timestamps = 1;
-		o->walk_off = len;
 		return 0;
 	}
 	bpf_loop(RLS_TCP_OPTIONS_MAX, rls_tcp_option_step, &walk, 0);
