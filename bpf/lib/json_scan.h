@@ -293,6 +293,12 @@ static __always_inline void rls_json_string_or_key(struct rls_scratch *s, struct
 	if (rls_at(s, q) == '"') {
 		st->json_in_string = 0;
 	} else if (rls_at(s, q) == '\\') {
+		/* The escaped byte, where it is here, in the same token: it cannot end the
+		 * string (a \u escape's other bytes are ordinary ones). */
+		if (q + 1 < *end) {
+			*pos = q + 2;
+			return;
+		}
 		st->json_escaped = 1;
 	} else {
 		*pos = q; /* RLS_RUN_MAX bytes of a string: it goes on */
