@@ -77,6 +77,23 @@ RLS_INLINE void rls_store_le64(__u8 *p, __u64 w)
 	__builtin_memcpy(p, &w, sizeof(w));
 }
 
+#define RLS_SIPHASH_OUT_64  0
+#define RLS_SIPHASH_OUT_128 0xee /* the 128-bit output variant's mark in v1 */
+
+/* The state under the 16-byte secret, for an output of RLS_SIPHASH_OUT_64 or _128. */
+RLS_INLINE struct rls_siphash_state rls_siphash_init(const __u8 secret[16], __u64 out)
+{
+	__u64 k0 = rls_load_le64(secret), k1 = rls_load_le64(secret + 8);
+	struct rls_siphash_state s = {
+		.v0 = k0 ^ 0x736f6d6570736575ull,
+		.v1 = k1 ^ 0x646f72616e646f6dull ^ out,
+		.v2 = k0 ^ 0x6c7967656e657261ull,
+		.v3 = k1 ^ 0x7465646279746573ull,
+	};
+
+	return s;
+}
+
 /*
  * SipHash-c-d-128 of the len-byte message at the start of buf (RLS_KEY_HASH_BUF bytes, zero
  * past len) under the 16-byte secret, into out. c and d are constants at every call, so the
@@ -85,13 +102,7 @@ RLS_INLINE void rls_store_le64(__u8 *p, __u64 w)
 RLS_INLINE int rls_siphash128_cd(const __u8 secret[16], const __u8 *buf, __u32 len,
 				 __u8 out[RLS_SIPHASH_LEN], __u32 c, __u32 d)
 {
-	__u64 k0 = rls_load_le64(secret), k1 = rls_load_le64(secret + 8);
-	struct rls_siphash_state s = {
-		.v0 = k0 ^ 0x736f6d6570736575ull,
-		.v1 = k1 ^ 0x646f72616e646f6dull ^ 0xee, /* 0xee: the 128-bit output variant */
-		.v2 = k0 ^ 0x6c7967656e657261ull,
-		.v3 = k1 ^ 0x7465646279746573ull,
-	};
+	struct rls_siphash_state s = rls_siphash_init(secret, RLS_SIPHASH_OUT_128);
 	__u32 words, i;
 
 	if (len > RLS_API_KEY_MAX)
@@ -110,6 +121,22 @@ RLS_INLINE int rls_siphash128_cd(const __u8 secret[16], const __u8 *buf, __u32 l
 	s.v1 ^= 0xdd;
 	rls_store_le64(out + 8, rls_siphash_fold(&s, d));
 	return 0;
+}
+
+/*
+ * SipHash-c-d-64 of a 16-byte message given as its two little-endian words: a keyed PRF of two
+ * numbers, with no buffer to fill. c and d are constants at every call.
+ */
+RLS_INLINE __u64 rls_siphash64_words_cd(const __u8 secret[16], __u64 m0, __u64 m1, __u32 c,
+					__u32 d)
+{
+	struct rls_siphash_state s = rls_siphash_init(secret, RLS_SIPHASH_OUT_64);
+
+	rls_siphash_word(&s, m0, c);
+	rls_siphash_word(&s, m1, c);
+	rls_siphash_word(&s, 16ull << 56, c); /* the last block: no bytes left, the length's */
+	s.v2 ^= 0xff;
+	return rls_siphash_fold(&s, d);
 }
 
 /* SipHash-2-4-128, the standard strength: the key hash. */

@@ -120,6 +120,8 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 		admission->may_shape = may_shape;
 		if (limits)
 			rls_decide(s, st, id, limits, admission);
+		if (s->rejection.reason)
+			s->rejection.request_id = rls_new_request_id(s, cfg, admission->now_ns);
 	}
 	rls_count_outcome(s, id->principal.account, model, s->rejection.reason, s->shape_delay_ns);
 	__builtin_memcpy(flow->counter_client, s->who.client, sizeof(flow->counter_client));

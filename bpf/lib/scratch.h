@@ -176,6 +176,8 @@ struct rls_scratch {
 	struct rls_response_tail zero_tail;
 	/* A response event the full ring could not take, built here to be parked (meter.h). */
 	struct rls_response_event parked;
+	/* This CPU's part of every request id (rls_new_request_id()); 0 until it is derived. */
+	__u64 request_id_salt;
 	/*
 	 * 1 while TC egress sends a copy of its segment out through the same interface
 	 * (bpf_clone_redirect() runs the egress hook again, on this CPU, before it returns): that
