@@ -48,34 +48,45 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
 	return *(const __u64 *)(const void *)&s->payload[i & RLS_WINDOW_MASK];
 }
 
+/* The high bit of each byte of w that is c or c2, only in its first n bytes (n < 8: fewer). */
+static __always_inline __u64 rls_word_has2(__u64 w, __u8 c, __u8 c2, __u32 n)
+{
+	return (rls_word_has(w, c) | rls_word_has(w, c2)) & rls_word_bytes(n);
+}
+
 /*
  * Moves *at to the first c or c2 in [*at, *end), looking at RLS_RUN_MAX bytes at most, or
  * to the last word it looked at past them; *at >= *end when there is none before the end.
+ * Two words a turn, the second read only where the first has none: the cursor goes through
+ * memory once for sixteen bytes of a long run, and that round trip, not the test, is what a
+ * turn waits for, while a short run costs what one word did.
  * Inline, for loops that find many runs: a call and its return cost more than a short run
  * (a return goes through the kernel's return thunk, ~7 ns here). The cursor and the end are
  * scratch memory, read where they are used: the verifier does not follow values there, so
- * the paths through each word meet again at the next, and a caller's loop stays linear.
+ * the paths through each turn meet again at the next, and a caller's loop stays linear.
  */
 static __always_inline void rls_word_search(const struct rls_scratch *s, volatile __u32 *at,
 					    volatile __u32 *end, __u8 c, __u8 c2)
 {
 	__u32 p, e, k;
-	__u64 w, m;
+	__u64 m, m2;
 
-	for (k = 0; k < RLS_RUN_MAX / 8; k++) {
+	for (k = 0; k < RLS_RUN_MAX / 16; k++) {
 		p = *at;
 		e = *end;
 		if (p >= e)
 			break;
-		w = rls_word_at(s, p);
-		m = rls_word_has(w, c) | rls_word_has(w, c2);
-		if (e - p < 8)
-			m &= (1ull << ((e - p) * 8)) - 1;
+		m = rls_word_has2(rls_word_at(s, p), c, c2, e - p);
 		if (m) {
 			*at = p + rls_word_first(m);
 			break;
 		}
-		*at = p + 8;
+		m2 = e - p > 8 ? rls_word_has2(rls_word_at(s, p + 8), c, c2, e - p - 8) : 0;
+		if (m2) {
+			*at = p + 8 + rls_word_first(m2);
+			break;
+		}
+		*at = p + 16;
 	}
 }
 
