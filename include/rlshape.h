@@ -654,7 +654,7 @@ struct rls_flow {
 	__u32 handshake_next;   /* the upstream's ISN + 1 */
 	__u16 handshake_window; /* its window, scaled as the upstream's later segments are */
 	__u16 handshake_known;  /* the two above hold it */
-	__u32 pad1;
+	__u32 last_seen_tick;   /* jiffies' low 32 bits when a segment last set last_seen_ns */
 	struct rls_seqadj seqadj;
 	/*
 	 * Shaping, on the upstream side: the last delayed request's departure (CLOCK_MONOTONIC

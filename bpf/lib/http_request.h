@@ -822,11 +822,16 @@ broken:
  * A segment's scan begins offset bytes into its payload (where its unread bytes start), its
  * verdict pass (the hook's) unless a request in it says otherwise. The client spoke now: the
  * daemon removes flows gone silent for minutes, so the clock's last tick will do, and costs
- * less than reading the clock.
+ * less than reading the clock. Once a tick is enough: the coarse clock moves only when
+ * jiffies do, and reading jiffies is a load (the verifier inlines bpf_jiffies64()), where
+ * the coarse clock is a helper call and two returns (about 20 ns here). A connection
+ * answered again and again (a client hammering a spent key) reads it once a tick.
  */
 static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_flow *flow,
 					      __u32 offset, int pass)
 {
+	__u32 tick;
+
 	s->seg.base = offset;
 	s->seg.from = offset;
 	s->seg.total = s->pkt.payload_len;
@@ -834,7 +839,11 @@ static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_
 	s->seg.forgotten = 0;
 	s->seg.started = 0;
 	s->seg.requests = 0;
-	flow->last_seen_ns = bpf_ktime_get_coarse_ns();
+	tick = (__u32)bpf_jiffies64();
+	if (flow->last_seen_tick != tick || !flow->last_seen_ns) {
+		flow->last_seen_ns = bpf_ktime_get_coarse_ns();
+		flow->last_seen_tick = tick;
+	}
 }
 
 /*

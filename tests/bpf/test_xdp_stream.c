@@ -127,6 +127,72 @@ static void test_one_byte_segments(void **state)
 	CHECK_EQ(admitted(e, "count", "cheap"), 1, "(count, cheap) admitted after 1-byte segments");
 }
 
+/* ---- when a connection was last heard from ---- */
+
+static __u64 coarse_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+static void flow_set_last_seen(struct env *e, const struct conn *c, __u64 ns, __u32 tick)
+{
+	struct rls_flow_key k = conn_flow_key(c);
+	struct rls_flow f;
+	int found;
+
+	f = case_flow(e, c, &found);
+	CHECK(found, "the connection's flow");
+	f.last_seen_ns = ns;
+	f.last_seen_tick = tick;
+	CHECK_EQ(bpf_map_update_elem(e->maps.flows, &k, &f, BPF_EXIST), 0, "rewriting the flow");
+}
+
+/*
+ * The daemon forgets a flow whose last_seen_ns is minutes old. A segment sets it from the
+ * coarse clock, read once a tick (jiffies): a segment in a later tick than the flow's last
+ * sets it again, and one in the same tick leaves it, as the coarse clock would not have moved.
+ */
+static void test_last_seen_once_a_tick(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(21101);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	__u64 before = coarse_now_ns(), charged = admitted(e, "count", "cheap");
+	struct rls_flow f;
+	__u32 tick;
+	int found;
+
+	send_part(e, &c, req, 0, 20, "a request's first bytes");
+	f = case_flow(e, &c, &found);
+	CHECK(found, "the new connection's flow");
+	CHECK(f.last_seen_ns >= before, "a new flow's last_seen_ns %llu, before it %llu",
+	      (unsigned long long)f.last_seen_ns, (unsigned long long)before);
+	/* Long silent, its tick long past: the next segment sets both anew. */
+	tick = f.last_seen_tick - 1000;
+	flow_set_last_seen(e, &c, 1, tick);
+	before = coarse_now_ns();
+	send_part(e, &c, req, 20, 40, "bytes after a silence");
+	f = case_flow(e, &c, &found);
+	CHECK(f.last_seen_ns >= before, "after a silence, last_seen_ns %llu, before it %llu",
+	      (unsigned long long)f.last_seen_ns, (unsigned long long)before);
+	CHECK(f.last_seen_tick != tick, "the tick of the segment after the silence");
+	/* The same tick as the flow's last (unless jiffies moved on between the two segments). */
+	tick = f.last_seen_tick;
+	flow_set_last_seen(e, &c, 1, tick);
+	send_part(e, &c, req, 40, len, "the request's last bytes");
+	f = case_flow(e, &c, &found);
+	if (f.last_seen_tick == tick)
+		CHECK_EQ(f.last_seen_ns, 1, "last_seen_ns read again within one tick");
+	else
+		CHECK(f.last_seen_ns > 1, "last_seen_ns not read again in a new tick");
+	CHECK_EQ(admitted(e, "count", "cheap"), charged + 1,
+		 "the request, in three segments, admitted once");
+}
+
 /* ---- how a request may be written: one table, one connection each ---- */
 
 struct shape {
@@ -882,6 +948,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_split_at_every_byte),
 		T(test_one_byte_segments),
+		T(test_last_seen_once_a_tick),
 		T(test_request_shapes),
 		T(test_pipelined),
 		T(test_more_than_32_requests_in_a_segment),
