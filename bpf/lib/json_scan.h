@@ -238,22 +238,28 @@ static __always_inline void rls_json_number(struct rls_stream *st, __u8 b)
 
 /*
  * Right after a top-level key's closing quote at p: its colon and its value's first byte,
- * where they follow at once (as in "model":"..." or "max_tokens":64), each through
- * rls_json_colon_value() as it would go in a token of its own. Returns where the scan goes on.
+ * where they follow at once or with one space between (as in "model":"..." or, from Python's
+ * json.dumps, "max_tokens": 64), each through rls_json_colon_value() as it would go in a
+ * token of its own. Returns where the scan goes on.
  */
 static __always_inline __u32 rls_json_after_key(struct rls_scratch *s, struct rls_stream *st,
 						__u32 p, __u32 end)
 {
+	__u32 v = p + 1;
 	__u8 b;
 
-	if (p + 1 >= end || rls_at(s, p) != ':' || !rls_json_scanning(st))
+	if (v >= end || rls_at(s, p) != ':' || !rls_json_scanning(st))
 		return p;
-	b = rls_at(s, p + 1);
+	if (rls_at(s, v) == ' ')
+		v++;
+	if (v >= end)
+		return p;
+	b = rls_at(s, v);
 	if (rls_json_ws(b))
-		return p; /* ": value": a token each, as before */
+		return p; /* more whitespace: a token each, as before */
 	rls_json_colon_value(st, ':');
 	rls_json_colon_value(st, b);
-	return p + 2;
+	return v + 1;
 }
 
 /*
@@ -308,20 +314,32 @@ static __always_inline void rls_json_string_or_key(struct rls_scratch *s, struct
 }
 
 /*
- * In the object, a quote that opens a key or a string, with the ',' or ':' right before it:
- * bytes the scan would otherwise take a token each, taken in the token that reads the key or
- * the string's run (as in {"role":"user","content":"..."}). Each byte goes through
- * rls_json_structure() as it would alone. Returns where the scan goes on.
+ * In the object, a quote that opens a key or a string, with the ',' or ':' right before it
+ * and one space between them or none (json.dumps writes ", " and ": "): bytes the scan would
+ * otherwise take a token each, taken in the token that reads the key or the string's run (as
+ * in {"role":"user","content":"..."}). Each byte goes through rls_json_structure() as it would
+ * alone, the space too (it changes nothing). A space before anything else is taken here too.
+ * Returns where the scan goes on.
  */
 static __always_inline __u32 rls_json_open_string(struct rls_scratch *s, struct rls_stream *st,
 						   __u32 p, __u32 end)
 {
 	__u8 b = rls_at(s, p);
+	__u32 q;
 
-	if ((b == ',' || b == ':') && p + 1 < end && rls_at(s, p + 1) == '"') {
-		rls_json_structure(st, b);
-		b = '"';
+	if (b == ' ' && p + 1 < end) {
 		p++;
+		b = rls_at(s, p);
+	}
+	if ((b == ',' || b == ':') && p + 1 < end) {
+		q = p + 1;
+		if (rls_at(s, q) == ' ' && q + 1 < end)
+			q++;
+		if (rls_at(s, q) == '"') {
+			rls_json_structure(st, b);
+			b = '"';
+			p = q;
+		}
 	}
 	if (b != '"')
 		return p;

@@ -89,30 +89,59 @@ static void send_part(struct env *e, struct conn *c, const char *buf, size_t fro
 
 /* ---- every way of cutting one request ---- */
 
-static void test_split_at_every_byte(void **state)
+/* As Python's json.dumps writes it (", " and ": "), which clients on requests send. */
+#define BODY_SPACED                                                                        \
+	"{\"messages\": [{\"role\": \"user\", \"content\": \"say \\\"model\\\": \\\"pricey\\\"\"}, " \
+	"{\"role\": \"assistant\", \"content\": \"no\"}], \"model\": \"cheap\", "               \
+	"\"max_tokens\": 5, \"stream\": false}"
+/* req cut in two at every byte, a connection each from port first: charged once each time. */
+static void split_at_every_byte(struct env *e, const char *req, size_t len, uint16_t first,
+				const char *account, const char *model)
 {
-	struct env *e = need_env(state);
-	char req[1024], what[96];
-	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap"), k;
+	char what[96];
 	__u64 before;
+	size_t k;
 
 	for (k = 1; k < len; k++) {
-		struct conn c = conn4((uint16_t)(20000 + k));
+		struct conn c = conn4((uint16_t)(first + k));
 
-		before = admitted(e, "count", "cheap");
+		before = admitted(e, account, model);
 		snprintf(what, sizeof(what), "bytes [0, %zu) of a %zu-byte request", k, len);
 		send_part(e, &c, req, 0, k, what);
-		CHECK_EQ(admitted(e, "count", "cheap"), before,
+		CHECK_EQ(admitted(e, account, model), before,
 			 "a request charged before its last byte");
 		snprintf(what, sizeof(what), "bytes [%zu, %zu)", k, len);
 		send_part(e, &c, req, k, len, what);
-		if (admitted(e, "count", "cheap") != before + 1)
-			fail_msg("split at byte %zu of %zu: charged %llu times to (count, cheap)", k,
-				 len, (unsigned long long)(admitted(e, "count", "cheap") - before));
+		if (admitted(e, account, model) != before + 1)
+			fail_msg("split at byte %zu of %zu: charged %llu times to (%s, %s)", k, len,
+				 (unsigned long long)(admitted(e, account, model) - before), account,
+				 model);
 	}
-	CHECK_EQ(admitted(e, "count", NULL), 0, "requests charged as hidden");
-	CHECK_EQ(stats_of(e, account_id(e, "count"), RLS_MODEL_OTHER).admitted, 0,
+	CHECK_EQ(admitted(e, account, NULL), 0, "requests charged as hidden");
+	CHECK_EQ(stats_of(e, account_id(e, account), RLS_MODEL_OTHER).admitted, 0,
 		 "requests charged to no model");
+}
+
+static void test_split_at_every_byte(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+
+	split_at_every_byte(e, req, len, 20000, "count", "cheap");
+}
+
+/* The same with the body as Python's json.dumps spaces it: the spaces read with their comma
+ * or colon, wherever a cut falls. */
+static void test_split_spaced_at_every_byte(void **state)
+{
+	struct env *e = need_env(state);
+	char req[1024], hdrs[128];
+	size_t len;
+
+	snprintf(hdrs, sizeof(hdrs), "Authorization: Bearer %s\r\nX-Model: cheap\r\n", KEY_COUNT);
+	len = http_request(req, sizeof(req), hdrs, BODY_SPACED);
+	split_at_every_byte(e, req, len, 40000, "count", "cheap");
 }
 
 static void test_one_byte_segments(void **state)
@@ -248,6 +277,14 @@ static const struct shape shapes[] = {
 	{ "a target and a header value longer than one run", "POST /v1/chat/completions?q="
 	  LONG_300 " HTTP/1.1\r\nHost: gw.test\r\nCookie: s=" LONG_300 "\r\nAuthorization: Bearer "
 	  KEY_COUNT "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap", 450 },
+	{ "Python's json.dumps spacing, a model in a message", POST_HEAD "Authorization: Bearer "
+	  KEY_PRICEY "\r\nContent-Length: 164\r\n\r\n" BODY_SPACED, "pricey", "cheap", 150 },
+	{ "a second top-level model, spaced", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nContent-Length: 37\r\n\r\n{\"model\": \"pricey\", \"model\": \"cheap\"}", "pricey",
+	  NULL, 90 },
+	{ "two spaces after a colon, one before", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nContent-Length: 36\r\n\r\n{\"model\":  \"cheap\", \"max_tokens\" :5}", "pricey",
+	  "cheap", 95 },
 	{ "expect 100-continue", POST_HEAD "Authorization: Bearer " KEY_COUNT
 	  "\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap",
 	  117 },
@@ -947,6 +984,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_split_at_every_byte),
+		T(test_split_spaced_at_every_byte),
 		T(test_one_byte_segments),
 		T(test_last_seen_once_a_tick),
 		T(test_request_shapes),
