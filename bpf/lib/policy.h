@@ -89,8 +89,8 @@ static __always_inline const struct rls_limits *rls_lookup_limits(__u32 generati
  * SipHash-1-3 under the device's secret of the CPU's number, derived at the CPU's first
  * refusal. Unique across CPUs (their salts are far apart), reloads and gateways (other
  * secrets) without shared state, and it tells a client nothing but the time between its own
- * refusals: not how many requests others made, as a random generator's draws read in a row
- * could. No helper call on the way: bpf_get_prandom_u32() cost about 30 ns here, the hash
+ * refusals: nothing of it depends on others' requests (bpf_get_prandom_u32(), which it
+ * replaces, is documented as not cryptographically secure). No helper call on the way: bpf_get_prandom_u32() cost about 30 ns here, the hash
  * about as much, and the sum nothing (bpf_get_smp_processor_id() the verifier inlines).
  */
 static __always_inline __u64 rls_new_request_id(struct rls_scratch *s, const struct rls_config *cfg,

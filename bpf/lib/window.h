@@ -48,12 +48,6 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
 	return *(const __u64 *)(const void *)&s->payload[i & RLS_WINDOW_MASK];
 }
 
-/* The high bit of each byte of w that is c or c2, only in its first n bytes (n < 8: fewer). */
-static __always_inline __u64 rls_word_has2(__u64 w, __u8 c, __u8 c2, __u32 n)
-{
-	return (rls_word_has(w, c) | rls_word_has(w, c2)) & rls_word_bytes(n);
-}
-
 /*
  * Moves *at to the first c or c2 in [*at, *end), looking at RLS_RUN_MAX bytes at most, or
  * to the last word it looked at past them; *at >= *end when there is none before the end.

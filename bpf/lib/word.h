@@ -51,6 +51,12 @@ static __always_inline __u64 rls_word_bytes(__u32 n)
 	return n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
 }
 
+/* The high bit of each byte of w that is c or c2, only in its first n bytes (n < 8: fewer). */
+static __always_inline __u64 rls_word_has2(__u64 w, __u8 c, __u8 c2, __u32 n)
+{
+	return (rls_word_has(w, c) | rls_word_has(w, c2)) & rls_word_bytes(n);
+}
+
 /*
  * Bytes i to i + 7 of an n-byte literal as a word, zero past its end. With a literal and
  * constant i and n, the compiler folds it to a constant. (No static array of text: clang 14
