@@ -22,9 +22,10 @@
  * head, so that every timed byte is scanned. Two sizes of body segment give the scan's cost
  * per byte (the slope between them).
  *
- * The stateless cases (the floor, a pure ACK) are also measured with one call of .repeat = N,
- * where the kernel reruns the program on the same buffer: the cost of the program without the
- * per-run timer reads.
+ * The stateless cases (the floor, the HTTP floor's lookup alone, a pure ACK) are also measured
+ * with one call of .repeat = N, where the kernel reruns the program on the same buffer: the cost
+ * of the program without the per-run timer reads, and with everything it touches already in the
+ * caches (the gap between the two ways is what a cold run costs on the host).
  *
  * The process runs in a network namespace of its own: the program looks every segment's
  * connection up among the local sockets, and with none there it follows the connection as
@@ -81,7 +82,7 @@ static const char builtin_table[] =
 	"              \"spent\": {\"tier\": \"spent\", \"keys\": [\"" KEY_DENY "\"]}}}\n";
 
 enum case_id {
-	C_FLOOR, C_HTTP_FLOOR, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400, C_REQ_1K, C_BODY_MODEL,
+	C_FLOOR, C_HTTP_FLOOR, C_FLOOR_LOOKUP, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400, C_REQ_1K, C_BODY_MODEL,
 	C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_KEPT, C_REJECT_KEPT_TS, NR_CASES
 };
 
@@ -90,6 +91,7 @@ enum case_prog {
 	PROG_RLSHAPE,
 	PROG_NOOP,       /* the no-op XDP program: the cost of a run itself */
 	PROG_HTTP_FLOOR, /* bench/floor/http_floor.bpf.c: the least an HTTP limiter does */
+	PROG_FLOOR_LOOKUP, /* the same object's floor_lookup: the HTTP floor's one lookup alone */
 };
 
 /* The request cases' header block (request line to the empty line) for the HTTP floor's ratio. */
@@ -130,6 +132,10 @@ static struct bcase cases[NR_CASES] = {
 	[C_HTTP_FLOOR] = { "http_floor", "the HTTP floor (bench/floor): 400-byte header block, "
 			   "Bearer key found a word at a time, SipHash-1-3, one lookup, GCRA: admitted",
 			   PROG_HTTP_FLOOR, XDP_PASS, 0, 0, 1 },
+	[C_FLOOR_LOOKUP] = { .name = "floor_lookup",
+			     .what = "the HTTP floor's one hash lookup alone (bench/floor): what a "
+				     "map's first touch in a run costs",
+			     .prog = PROG_FLOOR_LOOKUP, .expect = XDP_PASS, .stateless = 1 },
 	[C_ACK] = { "ack", "pure ACK (no payload) on a followed connection, where its stream is", 0,
 		    XDP_PASS, 0, 0, 1 },
 	[C_BODY] = { "body", "body segment of 1400 bytes of JSON messages, in order: scanned", 0,
@@ -374,6 +380,7 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
 	/* The floor runs on the same frame as the small request. */
 	len = bench_request(req, sizeof(req), NULL, KEY_ADMIT, 1, BENCH_BODY);
 	one_frame(&cases[C_FLOOR], 0, 1000, 0, req, len);
+	one_frame(&cases[C_FLOOR_LOOKUP], 0, 1000, 0, req, len);
 	/* The ACK's connection carries a request first (warm_up): the ACK comes after it. */
 	one_frame(&cases[C_ACK], 1, 5000 + (uint32_t)len, TP_ACK, NULL, 0);
 	body_frames(&cases[C_BODY], BODY_CONN_BASE, table ? NULL : KEY_ADMIT);
@@ -684,10 +691,12 @@ static struct http_floor_bpf *load_http_floor(void)
 		die("opening the HTTP floor: %s", strerror(errno));
 	o->rodata->floor_secret[0] = floor_secret[0];
 	o->rodata->floor_secret[1] = floor_secret[1];
-	if (http_floor_bpf__load(o))
-		die("loading the HTTP floor: %s", strerror(errno));
 	memcpy(buf, KEY_ADMIT, strlen(KEY_ADMIT));
 	rls_siphash128_cd((const __u8 *)floor_secret, buf, strlen(KEY_ADMIT), key.hash, 1, 3);
+	_Static_assert(sizeof(o->rodata->floor_probe_key) == sizeof(key), "a floor_key");
+	memcpy((void *)o->rodata->floor_probe_key, &key, sizeof(key));
+	if (http_floor_bpf__load(o))
+		die("loading the HTTP floor: %s", strerror(errno));
 	if (bpf_map_update_elem(bpf_map__fd(o->maps.floor_accounts), &key, &gcra, BPF_ANY))
 		die("the HTTP floor's account: %s", strerror(errno));
 	return o;
@@ -771,6 +780,12 @@ static void warm_up_and_check(const struct env *e, int pass_fd,
 			    (unsigned long long)floor_count(floor, FLOOR_NO_KEY),
 			    (unsigned long long)floor_count(floor, FLOOR_UNKNOWN));
 	}
+
+	/* The floor's lookup alone finds its one account. */
+	if (cases[C_FLOOR_LOOKUP].selected &&
+	    run_checked(bpf_program__fd(floor->progs.floor_lookup), &cases[C_FLOOR_LOOKUP],
+			cases[C_FLOOR_LOOKUP].frames) != XDP_PASS)
+		die("the HTTP floor's lookup alone did not find its account");
 
 	/* Pure ACK: its connection first carries a request; then the ACK is seen, nothing else. */
 	if (cases[C_ACK].selected) {
@@ -1079,9 +1094,9 @@ static void usage(FILE *out)
 		"  --rounds R      rounds; cases are interleaved within each (default 5)\n"
 		"  --repeat N      stateless cases: also one .repeat = N call per round (default\n"
 		"                  1000000; 0: skip)\n"
-		"  --cases LIST    comma-separated: floor,http_floor,ack,body,body_small,request,\n"
-		"                  request_400,request_1k,body_model,get,request_slot,rejected,\n"
-		"                  rejected_kept,rejected_kept_ts\n"
+		"  --cases LIST    comma-separated: floor,http_floor,floor_lookup,ack,body,\n"
+		"                  body_small,request,request_400,request_1k,body_model,get,\n"
+		"                  request_slot,rejected,rejected_kept,rejected_kept_ts\n"
 		"                  (default: all; floor is always measured)\n"
 		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
 		"                  measures floor and request, cycling through up to %d keys\n"
@@ -1223,9 +1238,10 @@ int main(int argc, char **argv)
 	for (r = 0; r < rounds; r++) {
 		for (i = 0; i < NR_CASES; i++) {
 			struct bcase *c = &cases[i];
-			int fd = c->prog == PROG_NOOP	     ? bpf_program__fd(pass->progs.xdp_pass)
-				 : c->prog == PROG_HTTP_FLOOR ? bpf_program__fd(floor->progs.http_floor)
-							      : env.prog_fd;
+			int fd = c->prog == PROG_NOOP	       ? bpf_program__fd(pass->progs.xdp_pass)
+				 : c->prog == PROG_HTTP_FLOOR   ? bpf_program__fd(floor->progs.http_floor)
+				 : c->prog == PROG_FLOOR_LOOKUP ? bpf_program__fd(floor->progs.floor_lookup)
+								: env.prog_fd;
 
 			if (!c->selected)
 				continue;

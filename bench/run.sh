@@ -135,6 +135,14 @@ val() { # KEY: the value of a summary line, or "n/a"
 
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $cpu_model ]] || cpu_model=$(uname -m)
+# Hosts of one CPU model have given different ratios to the HTTP floor (BENCHMARKS.md, "Issue 13
+# on a second kind of host"). What differed between them: a hypervisor, PCID (without it, PTI
+# empties the TLB at every syscall) and SRSO's safe RET (which makes every return dear).
+cpu_flags=$(awk -F': *' '/^flags/ { print $2; exit }' /proc/cpuinfo)
+has_flag() { [[ " $cpu_flags " == *" $1 "* ]] && echo yes || echo no; }
+vulnerability() { cat "/sys/devices/system/cpu/vulnerabilities/$1" 2>/dev/null || echo "not reported"; }
+host_notes="hypervisor: $(has_flag hypervisor); pcid: $(has_flag pcid); meltdown: $(vulnerability meltdown);"
+host_notes+=" spec_rstack_overflow: $(vulnerability spec_rstack_overflow)"
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
 if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
 	commit+=" (with uncommitted changes)"
@@ -145,6 +153,7 @@ emit "# rlshape benchmarks" "" \
 	"- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)" \
 	"- mode: $mode (\`bench/run.sh${SUB_MODE[*]:+ ${SUB_MODE[*]}}\`)" \
 	"- machine: $cpu_model, $(nproc) cores, kernel $(uname -r)" \
+	"- host: $host_notes" \
 	"- commit: $commit" "" \
 	"Absolute times on a shared machine are not a claim: other work on the host moves them" \
 	"from run to run. Compare ratios taken within one run, and medians; BENCHMARKS.md says" \

@@ -42,18 +42,20 @@ has() { # DESC REGEX: some line of the report matches REGEX (extended)
 
 # The header: machine, kernel, date, and the warning about absolute times.
 has "header: the machine's CPU and cores" '^- machine: .+, [0-9]+ cores, kernel '"$(uname -r)"'$'
+has "header: what moves per-packet costs between hosts" \
+	'^- host: hypervisor: (yes|no); pcid: (yes|no); meltdown: .+; spec_rstack_overflow: .+$'
 has "header: the date" '^- date: [0-9]{4}-[0-9]{2}-[0-9]{2}T'
 has "header: mode smoke" '^- mode: smoke'
 has "header: absolute times are not a claim" 'not a claim'
 
 # 1. Per-packet cost: every case with median, ratio, ns over floor, x HTTP floor, p90, mean.
 has "section: per-packet cost" '^## Per-packet cost'
-for c in floor http_floor ack body body_small request request_400 request_1k body_model get \
-	request_slot rejected; do
+for c in floor http_floor floor_lookup ack body body_small request request_400 request_1k \
+	body_model get request_slot rejected; do
 	has "per-packet cost: $c has numbers" \
 		"^\| $c \| [^|]+ \| $N \| $N \| -?$N \| -?$N \| $N \| $N \|$"
 done
-for c in floor http_floor ack; do
+for c in floor http_floor floor_lookup ack; do
 	has "per-packet cost: $c with .repeat has numbers" "^\| $c \| $N \| $N \| -?$N \|$"
 done
 # 1b. The upstream side's TC egress: every case with median, ratio, no unexpected verdict.
