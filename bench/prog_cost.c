@@ -134,7 +134,7 @@ static struct bcase cases[NR_CASES] = {
 			   PROG_HTTP_FLOOR, XDP_PASS, 0, 0, 1 },
 	[C_FLOOR_LOOKUP] = { .name = "floor_lookup",
 			     .what = "the HTTP floor's one hash lookup alone (bench/floor): what a "
-				     "map's first touch in a run costs",
+				     "hash lookup costs in a run of its own",
 			     .prog = PROG_FLOOR_LOOKUP, .expect = XDP_PASS, .stateless = 1 },
 	[C_ACK] = { "ack", "pure ACK (no payload) on a followed connection, where its stream is", 0,
 		    XDP_PASS, 0, 0, 1 },

@@ -212,8 +212,8 @@ int http_floor(struct xdp_md *ctx)
 }
 
 /*
- * The floor's one hash lookup alone, of a key known at load: what looking a map up costs in a
- * run of its own, where the map is touched for the first time since the last run. Hosts
+ * The floor's one hash lookup alone, of a key known at load: what a hash lookup costs in a
+ * run of its own, the first since the last run's. Hosts
  * differ most in that (BENCHMARKS.md, "Issue 13 on a second kind of host"). XDP_DROP where
  * the key is missing, so that a run which did not find it is not counted as one that did.
  */
