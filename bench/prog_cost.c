@@ -24,8 +24,8 @@
  *
  * The stateless cases (the floor, the HTTP floor's lookup alone, a pure ACK) are also measured
  * with one call of .repeat = N, where the kernel reruns the program on the same buffer: the cost
- * of the program without the per-run timer reads, and with everything it touches already in the
- * caches (the gap between the two ways is what a cold run costs on the host).
+ * of the program without the per-run timer reads, and without a syscall between runs (the gap
+ * between the two ways is what a run of its own adds on the host).
  *
  * The process runs in a network namespace of its own: the program looks every segment's
  * connection up among the local sockets, and with none there it follows the connection as
@@ -82,8 +82,8 @@ static const char builtin_table[] =
 	"              \"spent\": {\"tier\": \"spent\", \"keys\": [\"" KEY_DENY "\"]}}}\n";
 
 enum case_id {
-	C_FLOOR, C_HTTP_FLOOR, C_FLOOR_LOOKUP, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400, C_REQ_1K, C_BODY_MODEL,
-	C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_KEPT, C_REJECT_KEPT_TS, NR_CASES
+	C_FLOOR, C_HTTP_FLOOR, C_FLOOR_LOOKUP, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400,
+	C_REQ_1K, C_BODY_MODEL, C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_KEPT, C_REJECT_KEPT_TS, NR_CASES
 };
 
 /* The program a case runs on. */

@@ -213,9 +213,9 @@ int http_floor(struct xdp_md *ctx)
 
 /*
  * The floor's one hash lookup alone, of a key known at load: what a hash lookup costs in a
- * run of its own, the first since the last run's. Hosts
- * differ most in that (BENCHMARKS.md, "Issue 13 on a second kind of host"). XDP_DROP where
- * the key is missing, so that a run which did not find it is not counted as one that did.
+ * run of its own. Where that is dear, rlshape's three lookups weigh against the floor's one
+ * (BENCHMARKS.md, "Issue 13 on a second kind of host"). XDP_DROP where the key is missing,
+ * so that a run which did not find it is not counted as one that did.
  */
 SEC("xdp")
 int floor_lookup(struct xdp_md *ctx)
