@@ -140,8 +140,11 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 # empties the TLB at every syscall) and SRSO's safe RET (which makes every return dear).
 cpu_flags=$(awk -F': *' '/^flags/ { print $2; exit }' /proc/cpuinfo)
 has_flag() { [[ " $cpu_flags " == *" $1 "* ]] && echo yes || echo no; }
-vulnerability() { cat "/sys/devices/system/cpu/vulnerabilities/$1" 2>/dev/null || echo "not reported"; }
-host_notes="hypervisor: $(has_flag hypervisor); pcid: $(has_flag pcid); meltdown: $(vulnerability meltdown);"
+vulnerability() {
+	cat "/sys/devices/system/cpu/vulnerabilities/$1" 2>/dev/null || echo "not reported"
+}
+host_notes="hypervisor: $(has_flag hypervisor); pcid: $(has_flag pcid);"
+host_notes+=" meltdown: $(vulnerability meltdown);"
 host_notes+=" spec_rstack_overflow: $(vulnerability spec_rstack_overflow)"
 commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
 if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
