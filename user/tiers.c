@@ -1853,8 +1853,12 @@ static void *arena_alloc(size_t n)
 	if (n > RLS_TABLE_MAX_BYTES)
 		return NULL; /* no part of a table is larger than the table */
 	if (!c || c->size - c->used < need) {
-		size_t next = !c ? ARENA_FIRST_CHUNK : c->size < ARENA_CHUNK / 2 ? c->size * 2 : ARENA_CHUNK;
-		size_t size = need > next ? need : next;
+		size_t size = ARENA_FIRST_CHUNK;
+
+		if (c)
+			size = c->size < ARENA_CHUNK / 2 ? c->size * 2 : ARENA_CHUNK;
+		if (need > size)
+			size = need;
 
 		c = malloc(sizeof(*c) + size);
 		if (!c)

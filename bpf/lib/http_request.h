@@ -824,7 +824,7 @@ broken:
  * daemon removes flows gone silent for minutes, so the clock's last tick will do, and costs
  * less than reading the clock. Once a tick is enough: the coarse clock moves only when
  * jiffies do, and reading jiffies is a load (the verifier inlines bpf_jiffies64()), where
- * the coarse clock is a helper call and two returns (about 20 ns here). A connection
+ * the coarse clock is a helper call and two returns. A connection
  * answered again and again (a client hammering a spent key) reads it once a tick.
  */
 static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_flow *flow,

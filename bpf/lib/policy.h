@@ -89,9 +89,11 @@ static __always_inline const struct rls_limits *rls_lookup_limits(__u32 generati
  * SipHash-1-3 under the device's secret of the CPU's number, derived at the CPU's first
  * refusal. Unique across CPUs (their salts are far apart), reloads and gateways (other
  * secrets) without shared state, and it tells a client nothing but the time between its own
- * refusals: nothing of it depends on others' requests (bpf_get_prandom_u32(), which it
- * replaces, is documented as not cryptographically secure). No helper call on the way: bpf_get_prandom_u32() cost about 30 ns here, the hash
- * about as much, and the sum nothing (bpf_get_smp_processor_id() the verifier inlines).
+ * refusals: nothing of it depends on others' requests. It replaces a draw of
+ * bpf_get_prandom_u32(), which is documented as not cryptographically secure and cost about
+ * 30 ns on the host where it was measured (BENCHMARKS.md); SipHash of the clock on every
+ * refusal cost about as much. The salt's sum costs nothing (the verifier inlines
+ * bpf_get_smp_processor_id()).
  */
 static __always_inline __u64 rls_new_request_id(struct rls_scratch *s, const struct rls_config *cfg,
 						__u64 now_ns)
