@@ -623,13 +623,10 @@ static int tally_equal(const struct tally *a, const struct tally *b)
 /* Empty a map between inputs: each input starts from a fresh table state. */
 static void clear_map(int fd, size_t key_size)
 {
-	uint8_t key[256], next[256];
+	int err = env_empty_map(fd, key_size);
 
-	while (bpf_map_get_next_key(fd, NULL, next) == 0) {
-		memcpy(key, next, key_size);
-		if (bpf_map_delete_elem(fd, key))
-			FAIL("cannot empty a map between inputs: %s", strerror(errno));
-	}
+	if (err)
+		FAIL("cannot empty a map between inputs: %s", strerror(-err));
 }
 
 static void reset_state(void)

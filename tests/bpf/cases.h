@@ -166,7 +166,7 @@ static inline int case_teardown(void **state)
 
 	if (cs) {
 		ring_buffer__free(cs->ring);
-		env_close(&cs->env);
+		env_put(&cs->env);
 		free(cs);
 	}
 	*state = NULL;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * What the BPF_PROG_TEST_RUN suites share: a fresh skeleton per test with private maps and a
- * tier table applied, hand-built frames on client connections, and readers of the counters.
+ * What the BPF_PROG_TEST_RUN suites share: for each test the skeleton with private maps as a
+ * new load leaves them (one load kept from test to test) and a tier table applied, hand-built
+ * frames on client connections, and readers of the counters.
  * Test files include it once; everything here is static inline so each takes what it uses.
  */
 #ifndef RLS_TEST_HARNESS_H
@@ -140,15 +141,41 @@ static inline int env_apply(struct env *e, const char *quoted_table, struct rls_
  */
 static int (*env_before_load)(struct rlshape_bpf *skel);
 
+/*
+ * The suite's loaded programs between its tests. A test's teardown gives its env back
+ * (env_put); the next test's env_open takes it, puts its maps back as a load leaves them
+ * (env_reset) and applies its own table: a new load would verify the programs again, about 2 s
+ * each. Only a load made the same way is reused (env_before_load, env_load_upstream). A test
+ * that opens a second env while its first is out (a second device) gets a new load.
+ */
+static struct env env_spare;
+
 static inline int env_open(struct env *e, const char *quoted_table)
 {
 	libbpf_log_len = 0;
 	libbpf_log[0] = '\0';
-	if (env_load(e, env_before_load)) {
+	if (env_spare.skel && env_spare.loaded_with == env_before_load &&
+	    env_spare.loaded_upstream == env_load_upstream) {
+		*e = env_spare;
+		memset(&env_spare, 0, sizeof(env_spare));
+		if (env_reset(e))
+			return -1;
+	} else if (env_load(e, env_before_load)) {
 		show_libbpf_log();
 		return -1;
 	}
 	return env_apply(e, quoted_table, NULL);
+}
+
+/* A test is done with e: keep its programs for the next test's env_open. */
+static inline void env_put(struct env *e)
+{
+	if (!e->skel)
+		return;
+	env_close(&env_spare);
+	env_spare = *e;
+	e->skel = NULL;
+	e->ready = 0;
 }
 
 static inline int setup_with(void **state, const char *table)
@@ -168,7 +195,7 @@ static inline int teardown(void **state)
 	struct env *e = *state;
 
 	if (e) {
-		env_close(e);
+		env_put(e);
 		free(e);
 	}
 	*state = NULL;

@@ -24,6 +24,7 @@
 #include "tiers.h"
 #include "maps.h"
 #include "apply.h"
+#include "map_walk.h"
 #include "stat_names.h"
 #include "rlshape.skel.h"
 
@@ -36,13 +37,16 @@ struct env {
 	int upstream_fd; /* rlshape_upstream: the upstream side's TC egress */
 	int settle_fd; /* rls_settle */
 	int ready;     /* loaded and a table applied */
+	/* How it was loaded: an env is only reused (env_reset) for a load made the same way. */
+	int (*loaded_with)(struct rlshape_bpf *skel);
+	int loaded_upstream;
 	char why[1536];
 };
 
 /*
  * Whether env_load() loads the upstream side's program (rlshape_upstream): only for what runs
- * it. Its verification adds most of a second to every load, and the suites load anew for each
- * case. Without it, env.upstream_fd is negative.
+ * it. Its verification adds most of a second to every load. Without it, env.upstream_fd is
+ * negative.
  */
 static int env_load_upstream;
 
@@ -100,8 +104,119 @@ static inline int env_load(struct env *e, int (*before_load)(struct rlshape_bpf 
 	e->tc_fd = bpf_program__fd(e->skel->progs.rlshape_tc);
 	e->upstream_fd = env_load_upstream ? bpf_program__fd(e->skel->progs.rlshape_upstream) : -1;
 	e->settle_fd = bpf_program__fd(e->skel->progs.rls_settle);
+	e->loaded_with = before_load;
+	e->loaded_upstream = env_load_upstream;
 	rls_maps_from_skeleton(e->skel, &e->maps);
 	return 0;
+}
+
+static inline int env_reset_ring_drained(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
+/* Delete every entry of hash map or trie fd, whose keys are key_size bytes. 0 or -errno. */
+static inline int env_empty_map(int fd, size_t key_size)
+{
+	unsigned char *keys = NULL, *grown, next[256];
+	size_t n = 0, cap = 0;
+	int err;
+
+	if (key_size > sizeof(next))
+		return -E2BIG;
+	/* Every key first, then the deletes: a walk from the start after each delete would scan
+	 * the empty buckets again, and the counters' map has millions. */
+	while (bpf_map_get_next_key(fd, n ? keys + (n - 1) * key_size : NULL, next) == 0) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			grown = realloc(keys, cap * key_size);
+			if (!grown) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = grown;
+		}
+		memcpy(keys + n++ * key_size, next, key_size);
+	}
+	rls_map_delete_keys(fd, keys, n, key_size);
+	free(keys);
+	err = bpf_map_get_next_key(fd, NULL, next) ? errno : EEXIST;
+	return err == ENOENT ? 0 : -err;
+}
+
+/*
+ * Put every map of e back as a load leaves it: hash maps, LRU maps and the trie empty, arrays
+ * zero, the ring buffer read to its end; .rodata is frozen and stays. With a table applied
+ * again, e is in the state a new load and the same table give, without verifying the programs
+ * again (about 2 s a load, most of what the BPF suites spent). A map of a kind this does not
+ * know how to put back fails it, naming the map: teach it here rather than share state between
+ * tests. Returns 0, or -1 with e->why.
+ */
+static inline int env_reset(struct env *e)
+{
+	int ncpu = rls_nr_cpus(), fd, err = 0;
+	struct ring_buffer *ring;
+	void *zero = NULL;
+	struct bpf_map *map;
+	size_t value_size;
+	__u32 i;
+
+	e->ready = 0;
+	bpf_object__for_each_map(map, e->skel->obj) {
+		fd = bpf_map__fd(map);
+		switch (bpf_map__type(map)) {
+		case BPF_MAP_TYPE_HASH:
+		case BPF_MAP_TYPE_LRU_HASH:
+		case BPF_MAP_TYPE_PERCPU_HASH:
+		case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+		case BPF_MAP_TYPE_LPM_TRIE:
+			err = env_empty_map(fd, bpf_map__key_size(map));
+			break;
+		case BPF_MAP_TYPE_ARRAY:
+		case BPF_MAP_TYPE_PERCPU_ARRAY:
+			if (bpf_map__map_flags(map) & BPF_F_RDONLY_PROG)
+				break; /* .rodata: set before the load, frozen by it */
+			if (bpf_map__is_internal(map)) {
+				err = -ENOTSUP; /* .data or .bss: its first values are not kept */
+				break;
+			}
+			value_size = bpf_map__value_size(map);
+			if (bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_ARRAY)
+				value_size = ((value_size + 7) & ~(size_t)7) * (size_t)ncpu;
+			free(zero);
+			zero = calloc(1, value_size);
+			if (!zero) {
+				err = -ENOMEM;
+				break;
+			}
+			for (i = 0; i < bpf_map__max_entries(map) && !err; i++)
+				if (bpf_map_update_elem(fd, &i, zero, BPF_ANY))
+					err = -errno;
+			break;
+		case BPF_MAP_TYPE_RINGBUF:
+			ring = ring_buffer__new(fd, env_reset_ring_drained, NULL, NULL);
+			if (!ring || ring_buffer__consume(ring) < 0)
+				err = -errno ?: -EIO;
+			ring_buffer__free(ring);
+			break;
+		default:
+			err = -ENOTSUP;
+			break;
+		}
+		if (err) {
+			snprintf(e->why, sizeof(e->why),
+				 "putting map %s (type %d) back as a load leaves it: %s%s",
+				 bpf_map__name(map), (int)bpf_map__type(map), strerror(-err),
+				 err == -ENOTSUP ? " (env_reset in tests/bpf/prog_env.h does not "
+						   "know this kind of map)" : "");
+			break;
+		}
+	}
+	free(zero);
+	return err ? -1 : 0;
 }
 
 /*

@@ -129,7 +129,7 @@ static int settle_teardown(void **state)
 	struct settle_state *st = *state;
 
 	if (st) {
-		env_close(&st->env);
+		env_put(&st->env);
 		free(st);
 	}
 	*state = NULL;

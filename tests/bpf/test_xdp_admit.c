@@ -144,6 +144,28 @@ static void test_ipv6_admit_then_429(void **state)
 	check_429(&r, "Requests rate limit exceeded", 3, &rep);
 }
 
+/*
+ * The suites keep one load from test to test (env_put, then env_open resets its maps): what a
+ * test leaves there must be gone for the next, as after a new load. The same account on the
+ * same connection is admitted up to its limit again, counted from zero.
+ */
+static void test_reused_load_starts_anew(void **state)
+{
+	struct env *e = need_env(state);
+	struct rlshape_bpf *skel = e->skel;
+	struct conn c = conn4(40011);
+	struct rls_flow_key key;
+
+	admit_until_limit(e, &c, "alice", NULL);
+	env_put(e);
+	CHECK(env_open(e, table_default) == 0, "opening the kept load again: %s", e->why);
+	CHECK(e->skel == skel, "env_open loaded the programs anew instead of keeping them");
+	CHECK(bpf_map_get_next_key(e->maps.flows, NULL, &key) != 0,
+	      "a connection of the last test is still in rls_flows");
+	c = conn4(40011);
+	admit_until_limit(e, &c, "alice", NULL);
+}
+
 static void test_vlan_ipv4_429_keeps_tag(void **state)
 {
 	struct env *e = need_env(state);
@@ -586,6 +608,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		XDP_TEST(test_ipv4_admit_then_429),
 		XDP_TEST(test_ipv6_admit_then_429),
+		XDP_TEST(test_reused_load_starts_anew),
 		XDP_TEST(test_vlan_ipv4_429_keeps_tag),
 		XDP_TEST(test_vlan_ipv6_429_keeps_tag),
 		XDP_TEST(test_concurrency_limit_and_close),
