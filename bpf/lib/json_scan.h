@@ -313,46 +313,39 @@ static __always_inline void rls_json_string_or_key(struct rls_scratch *s, struct
 	*pos = q + 1;
 }
 
+#define RLS_JSON_GAP_MAX 8 /* bytes between strings one token takes */
+
 /*
- * In the object, a quote that opens a key or a string, with the ',' or ':' right before it
- * and one space between them or none (json.dumps writes ", " and ": "): bytes the scan would
- * otherwise take a token each, taken in the token that reads the key or the string's run (as
- * in {"role":"user","content":"..."}). Each byte goes through rls_json_structure() as it would
- * alone, the space too (it changes nothing). A space before anything else is taken here too.
- * Returns where the scan goes on.
+ * In the object, outside strings, with no key's colon or value pending: up to
+ * RLS_JSON_GAP_MAX bytes to the quote that opens the next key or string, that quote included.
+ * Each goes through rls_json_structure() as it would in a token of its own (whitespace and a
+ * literal's letters change nothing), so "},{" or "}]," before a key, or "false}" at the end,
+ * are one token with what follows. Returns where the scan goes on: past the quote, at the
+ * byte after the last one taken, or where the object ended.
  */
 static __always_inline __u32 rls_json_open_string(struct rls_scratch *s, struct rls_stream *st,
 						   __u32 p, __u32 end)
 {
-	__u8 b = rls_at(s, p);
-	__u32 q;
+	__u32 i;
+	__u8 b;
 
-	if (b == ' ' && p + 1 < end) {
-		p++;
+	for (i = 0; i < RLS_JSON_GAP_MAX && p < end; i++) {
 		b = rls_at(s, p);
+		p++;
+		rls_json_structure(st, b);
+		if (b == '"' || (st->request_flags & RLS_REQ_JSON_DONE))
+			break;
 	}
-	if ((b == ',' || b == ':') && p + 1 < end) {
-		q = p + 1;
-		if (rls_at(s, q) == ' ' && q + 1 < end)
-			q++;
-		if (rls_at(s, q) == '"') {
-			rls_json_structure(st, b);
-			b = '"';
-			p = q;
-		}
-	}
-	if (b != '"')
-		return p;
-	rls_json_structure(st, b);
-	return p + 1;
+	return p;
 }
 
 #define RLS_JSON_TOKENS 16 /* strings, keys and other bytes one call reads at most */
 
 /*
  * Read the body's JSON: at most limit bytes from s->scan.pos, at least one, up to
- * RLS_JSON_TOKENS tokens: a string or its run, a top-level key, a structure byte, a byte of
- * a top-level key's colon, value start or max_tokens. Returns the bytes consumed. Inside
+ * RLS_JSON_TOKENS tokens: a string or its run, a top-level key, the bytes between strings
+ * (up to RLS_JSON_GAP_MAX, with the quote after them), a byte of a top-level key's colon or
+ * value start, up to 8 digits of max_tokens. Returns the bytes consumed. Inside
  * strings that are not a top-level key or the model, bytes are skipped a run at a time up to
  * the next quote or backslash. A global function: verified once, with the position and the
  * end in map memory, read again where they are used: the verifier does not follow values
@@ -361,7 +354,7 @@ static __always_inline __u32 rls_json_open_string(struct rls_scratch *s, struct 
 __noinline int rls_json_scan(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
 {
 	volatile __u32 *pos = &s->scan.pos, *end = &s->scan.end;
-	__u32 from, p, t;
+	__u32 from, p, t, i;
 	__u8 b;
 
 	if (!s || !st)
@@ -382,6 +375,8 @@ __noinline int rls_json_scan(struct rls_scratch *s, struct rls_stream *st, __u32
 			*pos = p;
 			if (p >= *end)
 				break;
+			if (!st->json_in_string && st->json_expect != RLS_JSON_KEY)
+				continue; /* no quote among them: the next token goes on */
 		}
 		/* A string, or a top-level key where it starts here. */
 		if (st->json_in_string || (st->json_expect == RLS_JSON_KEY && !st->json_key_len)) {
@@ -414,8 +409,14 @@ __noinline int rls_json_scan(struct rls_scratch *s, struct rls_stream *st, __u32
 			*pos = p + (__u32)rls_json_model_bytes(s, st, *end - p);
 			break;
 		case RLS_JSON_NUMBER:
-			*pos = p + 1;
-			rls_json_number(st, b);
+			/* Its digits and the byte after them, one token for up to a word of them. */
+			for (i = 0; i < 8; i++) {
+				rls_json_number(st, rls_at(s, p));
+				p++;
+				if (st->json_expect != RLS_JSON_NUMBER || p >= *end)
+					break;
+			}
+			*pos = p;
 			break;
 		default:
 			*pos = p + 1;

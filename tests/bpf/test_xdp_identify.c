@@ -602,6 +602,11 @@ static void test_reservation_uses_max_tokens(void **state)
 	CHECK_EQ(got, (__s64)((len + 3) / 4 + 250), "reservation with max_completion_tokens 250");
 	got = tokens_reserved_by(e, 46003, "{\"model\":\"m\",\"max_tokens\":99999}", &len);
 	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens capped at reserve_max 500");
+	/* More digits than one token reads, then the model after them. */
+	got = tokens_reserved_by(e, 46005, "{\"max_tokens\":123456789012,\"model\":\"m\"}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "12-digit max_tokens capped at reserve_max 500");
+	got = tokens_reserved_by(e, 46006, "{\"max_tokens\":000000000300 ,\"model\":\"m\"}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "max_tokens 300 behind 9 zeros");
 	got = tokens_reserved_by(e, 46004, "{\"model\":\"m\",\"messages\":[{\"max_tokens\":9}]}", &len);
 	CHECK_EQ(got, (__s64)((len + 3) / 4 + 100), "no top-level max_tokens: reserve_tokens 100");
 }
@@ -755,6 +760,21 @@ static const struct prog_case cases[] = {
 		      "gpt-y"),
 		/* gpt-x, only ever nested, was never charged */
 		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 0) } },
+	} },
+	/*
+	 * What lies between strings (literals, numbers, closing brackets, whitespace) is read up
+	 * to a word of it at a time: however long it is, and wherever the object ends, the model
+	 * after it is the one charged.
+	 */
+	{ .name = "test_model_after_values_between_strings", .sport = 45401, .frames = {
+		MODEL(0, "", "{\"stream\":false,\"n\":12345678901234,\"temperature\":0.7,"
+			     "\"logprobs\":null,\"model\":\"gpt-x\"}", "gpt-x"),
+		MODEL(1, "", "{\"messages\":[[[{}]],{\"a\":[true,null]}]           ,"
+			     "           \"model\":\"gpt-y\"}", "gpt-y"),
+		MODEL(2, "", "{\"a\":{\"b\":[1,2,3]},\"model\"  :  \"gpt-x\"}", "gpt-x"),
+		/* A second object after the first: not read (an upstream refuses the body). */
+		MODEL(3, "", "{\"stream\":true}\t{\"model\":\"gpt-x\"}", NULL),
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 2) } },
 	} },
 	/* Top-level keys are told apart whole: a prefix, a longer key or another case is not "model". */
 	{ .name = "test_model_key_spelled_exactly", .sport = 45301, .frames = {
