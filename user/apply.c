@@ -208,53 +208,6 @@ static __u32 planned_model_id(const struct id_plan *plan, const struct rls_table
 	return rls_find_id(plan->models_by_name, t->nr_models, model, RLS_MODEL_OTHER);
 }
 
-/* Does this entry (of a map being swept) go? */
-typedef bool (*rls_key_doomed)(const void *key, const void *value, const void *ctx);
-
-struct sweep {
-	rls_key_doomed doomed;
-	const void *ctx;
-	size_t key_size, n, cap;
-	unsigned char *keys;
-	bool out_of_memory;
-};
-
-static void collect_doomed(const void *key, const void *value, void *sweep)
-{
-	struct sweep *w = sweep;
-	void *grown;
-
-	if (w->out_of_memory || !w->doomed(key, value, w->ctx))
-		return;
-	if (w->n == w->cap) {
-		grown = realloc(w->keys, (w->cap ? w->cap * 2 : 256) * w->key_size);
-		if (!grown) {
-			w->out_of_memory = true;
-			return;
-		}
-		w->keys = grown;
-		w->cap = w->cap ? w->cap * 2 : 256;
-	}
-	memcpy(w->keys + w->n++ * w->key_size, key, w->key_size);
-}
-
-/*
- * Delete every entry of fd that doomed() picks; read_flags: BPF_F_LOCK to see values with
- * their lock held, else 0. Keys are collected first: deleting while walking would skip
- * entries. Returns how many went.
- */
-static size_t delete_keys_where(int fd, size_t key_size, __u64 read_flags, rls_key_doomed doomed,
-				const void *ctx)
-{
-	struct sweep w = { .doomed = doomed, .ctx = ctx, .key_size = key_size };
-	size_t deleted;
-
-	rls_map_walk(fd, read_flags, collect_doomed, &w);
-	deleted = rls_map_delete_keys(fd, w.keys, w.n, key_size);
-	free(w.keys);
-	return deleted;
-}
-
 struct generation_match {
 	size_t offset;
 	__u32 value; /* as stored: network order for the LPM trie */
@@ -294,19 +247,19 @@ static int generation_map_fd(const struct rls_maps *maps, size_t i)
 }
 
 /* Into w (empty), the keys of map i of generation_maps[] that belong to generation gen. */
-static void collect_generation(const struct rls_maps *maps, size_t i, __u32 gen, struct sweep *w)
+static void collect_generation(const struct rls_maps *maps, size_t i, __u32 gen, struct rls_sweep *w)
 {
 	const struct generation_map *g = &generation_maps[i];
 	struct generation_match m = { g->gen_offset, g->in_network_order ? htonl(gen) : gen };
 
-	*w = (struct sweep){ .doomed = in_generation, .ctx = &m, .key_size = g->key_size };
-	rls_map_walk(generation_map_fd(maps, i), 0, collect_doomed, w);
+	*w = (struct rls_sweep){ .doomed = in_generation, .ctx = &m, .key_size = g->key_size };
+	rls_map_walk(generation_map_fd(maps, i), 0, rls_sweep_collect, w);
 	w->ctx = NULL;
 }
 
 static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
 {
-	struct sweep w;
+	struct rls_sweep w;
 	size_t i;
 
 	for (i = 0; i < RLS_GENERATION_MAPS; i++) {
@@ -324,7 +277,7 @@ static void delete_generation_everywhere(const struct rls_maps *maps, __u32 gen)
 struct rls_map_reading {
 	__u32 next; /* the generation that is not live */
 	struct known_names accounts, models;
-	struct sweep stale[RLS_GENERATION_MAPS];
+	struct rls_sweep stale[RLS_GENERATION_MAPS];
 };
 
 /* Does map fd have keys and values of these sizes (0: any value)? */
@@ -620,7 +573,7 @@ static int gather_keys(const struct rls_maps *maps, const struct rls_table *t,
  * Of the stale keys, those that w (NULL: none) does not write over, into a new array of *n; or
  * NULL when every stale key goes (nothing is written over them, or there is no memory to tell).
  */
-static unsigned char *stale_not_rewritten(const struct sweep *stale, const struct batch_writer *w,
+static unsigned char *stale_not_rewritten(const struct rls_sweep *stale, const struct batch_writer *w,
 					  size_t *n)
 {
 	struct rls_item_set rewritten;
@@ -656,7 +609,7 @@ static unsigned char *stale_not_rewritten(const struct sweep *stale, const struc
 static void delete_stale(const struct rls_maps *maps, const struct rls_map_reading *reading,
 			 const struct key_batches *b)
 {
-	const struct sweep *stale;
+	const struct rls_sweep *stale;
 	unsigned char *going;
 	size_t i, n;
 	int fd;
@@ -877,7 +830,7 @@ static size_t prune_idle_anonymous(const struct rls_maps *maps)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ns = (__u64)now.tv_sec * RLS_NS_PER_SEC + (__u64)now.tv_nsec;
-	return delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key), BPF_F_LOCK,
+	return rls_map_delete_where(maps->anon_counters, sizeof(struct rls_counter_key), BPF_F_LOCK,
 				 anonymous_idle, &now_ns);
 }
 
@@ -982,16 +935,16 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 	kept.nr_accounts = table->nr_accounts;
 	kept.nr_models = table->nr_models;
 	result->counters_removed =
-		delete_keys_where(maps->counters, sizeof(struct rls_counter_key), 0,
+		rls_map_delete_where(maps->counters, sizeof(struct rls_counter_key), 0,
 				  names_removed_id, &kept) +
-		delete_keys_where(maps->anon_counters, sizeof(struct rls_counter_key), 0,
+		rls_map_delete_where(maps->anon_counters, sizeof(struct rls_counter_key), 0,
 				  names_removed_id, &kept);
-	delete_keys_where(maps->stats, sizeof(struct rls_stats_key), 0, names_removed_id, &kept);
+	rls_map_delete_where(maps->stats, sizeof(struct rls_stats_key), 0, names_removed_id, &kept);
 	result->idle_removed = prune_idle_anonymous(maps);
 	if (plan.accounts_dropped)
-		delete_keys_where(maps->accounts, sizeof(__u32), 0, account_removed, &kept);
+		rls_map_delete_where(maps->accounts, sizeof(__u32), 0, account_removed, &kept);
 	if (plan.models_dropped)
-		delete_keys_where(maps->models, sizeof(struct rls_model_name), 0, model_removed,
+		rls_map_delete_where(maps->models, sizeof(struct rls_model_name), 0, model_removed,
 				  &kept);
 	result->generation = next;
 	result->nr_accounts = table->nr_accounts;

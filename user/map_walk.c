@@ -155,6 +155,37 @@ size_t rls_map_delete_keys(int fd, const void *keys, size_t n, size_t key_size)
 	return deleted;
 }
 
+void rls_sweep_collect(const void *key, const void *value, void *sweep)
+{
+	struct rls_sweep *w = sweep;
+	void *grown;
+
+	if (w->out_of_memory || !w->doomed(key, value, w->ctx))
+		return;
+	if (w->n == w->cap) {
+		grown = realloc(w->keys, (w->cap ? w->cap * 2 : 256) * w->key_size);
+		if (!grown) {
+			w->out_of_memory = true;
+			return;
+		}
+		w->keys = grown;
+		w->cap = w->cap ? w->cap * 2 : 256;
+	}
+	memcpy(w->keys + w->n++ * w->key_size, key, w->key_size);
+}
+
+size_t rls_map_delete_where(int fd, size_t key_size, __u64 read_flags, rls_key_doomed doomed,
+			    const void *ctx)
+{
+	struct rls_sweep w = { .doomed = doomed, .ctx = ctx, .key_size = key_size };
+	size_t deleted;
+
+	rls_map_walk(fd, read_flags, rls_sweep_collect, &w);
+	deleted = rls_map_delete_keys(fd, w.keys, w.n, key_size);
+	free(w.keys);
+	return deleted;
+}
+
 /* Entries [0, n): the system calls of rls_map_update_many() for one thread. */
 static int update_range(int fd, const unsigned char *k, const unsigned char *v, size_t n,
 			size_t key_size, size_t value_size, __u64 flags, size_t *failed)

@@ -8,6 +8,7 @@
 #ifndef RLS_USER_MAP_WALK_H
 #define RLS_USER_MAP_WALK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
 
@@ -21,6 +22,29 @@ typedef void (*rls_map_visit)(const void *key, const void *value, void *ctx);
  * be seen or not, as with any walk of a live map. Returns 0 or -errno.
  */
 int rls_map_walk(int fd, __u64 elem_flags, rls_map_visit visit, void *ctx);
+
+/* Does this entry (of a map being swept) go? */
+typedef bool (*rls_key_doomed)(const void *key, const void *value, const void *ctx);
+
+/* The keys of a walk that doomed() picked: n of them, key_size bytes each, one after another. */
+struct rls_sweep {
+	rls_key_doomed doomed;
+	const void *ctx;
+	size_t key_size, n, cap;
+	unsigned char *keys;
+	bool out_of_memory;
+};
+
+/* An rls_map_walk() visitor: keeps the entry's key in the struct rls_sweep if doomed() picks it. */
+void rls_sweep_collect(const void *key, const void *value, void *sweep);
+
+/*
+ * Delete every entry of fd that doomed() picks; read_flags: BPF_F_LOCK to see values with
+ * their lock held, else 0. Keys are collected first: deleting while walking would skip
+ * entries. Returns how many went.
+ */
+size_t rls_map_delete_where(int fd, size_t key_size, __u64 read_flags, rls_key_doomed doomed,
+			    const void *ctx);
 
 /* Delete the n keys (key_size bytes each, one after another) from fd. Keys already gone are
  * passed over. Returns how many were deleted. */

@@ -419,8 +419,8 @@ __noinline int rls_json_scan(struct rls_scratch *s, struct rls_stream *st, __u32
 			*pos = p;
 			break;
 		default:
+			/* RLS_JSON_ANY went through rls_json_open_string() above; no other. */
 			*pos = p + 1;
-			rls_json_structure(st, b);
 			break;
 		}
 	}

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,33 +119,25 @@ static inline int env_reset_ring_drained(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+static inline bool env_any_entry(const void *key, const void *value, const void *ctx)
+{
+	(void)key;
+	(void)value;
+	(void)ctx;
+	return true;
+}
+
 /* Delete every entry of hash map or trie fd, whose keys are key_size bytes. 0 or -errno. */
 static inline int env_empty_map(int fd, size_t key_size)
 {
-	unsigned char *keys = NULL, *grown, next[256];
-	size_t n = 0, cap = 0;
-	int err;
+	unsigned char next[256];
 
 	if (key_size > sizeof(next))
 		return -E2BIG;
-	/* Every key first, then the deletes: a walk from the start after each delete would scan
-	 * the empty buckets again, and the counters' map has millions. */
-	while (bpf_map_get_next_key(fd, n ? keys + (n - 1) * key_size : NULL, next) == 0) {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			grown = realloc(keys, cap * key_size);
-			if (!grown) {
-				free(keys);
-				return -ENOMEM;
-			}
-			keys = grown;
-		}
-		memcpy(keys + n++ * key_size, next, key_size);
-	}
-	rls_map_delete_keys(fd, keys, n, key_size);
-	free(keys);
-	err = bpf_map_get_next_key(fd, NULL, next) ? errno : EEXIST;
-	return err == ENOENT ? 0 : -err;
+	rls_map_delete_where(fd, key_size, 0, env_any_entry, NULL);
+	if (bpf_map_get_next_key(fd, NULL, next) == 0)
+		return -EEXIST; /* something the walk did not see, or could not delete */
+	return errno == ENOENT ? 0 : -errno;
 }
 
 /*
