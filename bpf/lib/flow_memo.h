@@ -43,17 +43,20 @@ static __always_inline bool rls_same_16(const __u8 *a, const __u8 *b)
 	return !((a0 ^ b0) | (a1 ^ b1));
 }
 
-/* The request's identity into m->identity: the last request's where it had the same key. */
-static __always_inline void rls_memo_identity(struct rls_scratch *s, struct rls_flow_memo *m,
-					      const struct rls_stream *st,
-					      const struct rls_config *cfg, __u32 generation)
+/*
+ * The request's identity into m->identity: the last request's where it had the same key.
+ * Returns 1 where it was looked up.
+ */
+static __always_inline int rls_memo_identity(struct rls_scratch *s, struct rls_flow_memo *m,
+					     const struct rls_stream *st,
+					     const struct rls_config *cfg, __u32 generation)
 {
 	__u32 has_key = !!(st->request_flags & RLS_REQ_HAS_KEY);
 
 	if (rls_memo_holds(m->identity_load, cfg) && m->has_key == has_key &&
 	    (!has_key || rls_same_16(m->key_siphash, st->key_siphash)) &&
 	    rls_same_16(m->client, s->who.client))
-		return;
+		return 0;
 	__builtin_memset(&m->identity, 0, sizeof(m->identity));
 	rls_identify(cfg, generation, &s->who, rls_api_key_principal(s, st, generation),
 		     &m->identity);
@@ -61,12 +64,14 @@ static __always_inline void rls_memo_identity(struct rls_scratch *s, struct rls_
 	m->has_key = has_key;
 	__builtin_memcpy(m->key_siphash, st->key_siphash, RLS_SIPHASH_LEN);
 	__builtin_memcpy(m->client, s->who.client, sizeof(m->client));
+	return 1;
 }
 
-/* The model's id: a named model, RLS_MODEL_OTHER, or RLS_MODEL_HIDDEN. */
+/* The model's id: a named model, RLS_MODEL_OTHER, or RLS_MODEL_HIDDEN. *looked: set where it
+ * was looked up. */
 static __always_inline __u32 rls_memo_model(struct rls_scratch *s, struct rls_flow_memo *m,
 					    const struct rls_stream *st,
-					    const struct rls_config *cfg)
+					    const struct rls_config *cfg, int *looked)
 {
 	__u32 *id, k;
 
@@ -78,6 +83,7 @@ static __always_inline __u32 rls_memo_model(struct rls_scratch *s, struct rls_fl
 	    rls_same_name(m->model_name, s->model.name, s->model_len))
 		return m->model_id;
 	id = bpf_map_lookup_elem(&rls_models, &s->model);
+	*looked = 1;
 	m->model_load = cfg->load_seq;
 	m->model_id = id ? *id : RLS_MODEL_OTHER;
 	m->model_len = s->model_len;
@@ -87,15 +93,18 @@ static __always_inline __u32 rls_memo_model(struct rls_scratch *s, struct rls_fl
 	return m->model_id;
 }
 
-/* The limits of (tier, model) into m->limits; m->limits_found is 0 where there are none. */
-static __always_inline void rls_memo_limits(struct rls_flow_memo *m, const struct rls_config *cfg,
-					    __u32 generation, __u32 tier, __u32 model)
+/*
+ * The limits of (tier, model) into m->limits; m->limits_found is 0 where there are none.
+ * Returns 1 where they were looked up.
+ */
+static __always_inline int rls_memo_limits(struct rls_flow_memo *m, const struct rls_config *cfg,
+					   __u32 generation, __u32 tier, __u32 model)
 {
 	const struct rls_limits *limits;
 
 	if (rls_memo_holds(m->limits_load, cfg) && m->limits_tier == tier &&
 	    m->limits_model == model)
-		return;
+		return 0;
 	limits = rls_lookup_limits(generation, tier, model);
 	m->limits_load = cfg->load_seq;
 	m->limits_tier = tier;
@@ -103,28 +112,41 @@ static __always_inline void rls_memo_limits(struct rls_flow_memo *m, const struc
 	m->limits_found = limits != NULL;
 	if (limits)
 		m->limits = *limits;
+	return 1;
 }
 
 /*
  * Who sent the request that just ended (flow->memo.identity), the id of the model it names
  * (returned), and the limits that apply (flow->memo.limits, where limits_found; not looked up
- * for an unlimited client). Inline in the caller's global function: a call and its return
- * cost about 10 ns here; what the decision keeps is in scratch memory (s->admission), so
- * the frames still fit the verifier's 512 bytes.
+ * for an unlimited client).
+ *
+ * A connection's first request (or its first since a reload) starts from this CPU's last
+ * memo (s->cpu_memo), which holds under the same rules: a client that opens connection after
+ * connection, each refused with a 429 that closes it, is looked up once, not three times a
+ * connection. Whatever was looked up goes back there.
+ *
+ * Inline in the caller's global function: a call and its return cost about 10 ns here; what
+ * the decision keeps is in scratch memory (s->admission), so the frames still fit the
+ * verifier's 512 bytes.
  */
 static __always_inline int rls_request_who(struct rls_scratch *s, struct rls_flow *flow,
 					   const struct rls_config *cfg, __u32 generation)
 {
 	struct rls_flow_memo *m;
+	int looked;
 	__u32 model;
 
 	if (!s || !flow || !cfg)
 		return (int)RLS_MODEL_HIDDEN;
 	m = &flow->memo;
-	rls_memo_identity(s, m, &flow->stream, cfg, generation);
-	model = rls_memo_model(s, m, &flow->stream, cfg);
+	if (!rls_memo_holds(m->identity_load, cfg) && rls_memo_holds(s->cpu_memo.identity_load, cfg))
+		*m = s->cpu_memo;
+	looked = rls_memo_identity(s, m, &flow->stream, cfg, generation);
+	model = rls_memo_model(s, m, &flow->stream, cfg, &looked);
 	if (!m->identity.unlimited)
-		rls_memo_limits(m, cfg, generation, m->identity.principal.tier, model);
+		looked |= rls_memo_limits(m, cfg, generation, m->identity.principal.tier, model);
+	if (looked)
+		s->cpu_memo = *m;
 	return (int)model;
 }
 

@@ -165,6 +165,9 @@ struct rls_scratch {
 	/* What the request being decided was charged, for following its response: off the
 	 * stack, for the same reason. */
 	struct rls_admission admission;
+	/* This CPU's last request's memo, where a new connection's first request starts
+	 * (flow_memo.h): who its key was, its model's id, its limits. */
+	struct rls_flow_memo cpu_memo;
 	/* Zeroed values for map inserts, off the stack. */
 	union {
 		struct rls_counter counter;

@@ -468,4 +468,26 @@ static inline void leave_room_in_window(__u64 period_s, __u64 need_ms)
 		usleep((useconds_t)((left + 20) * 1000));
 }
 
+/*
+ * Keep this thread on the CPU it is on, *was its CPUs before: per-CPU state the programs keep
+ * from run to run (a BPF_PROG_TEST_RUN runs on the caller's CPU) is then the same one.
+ */
+static inline void stay_on_this_cpu(cpu_set_t *was)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	CHECK(cpu >= 0 && sched_getaffinity(0, sizeof(*was), was) == 0, "which CPU: %s",
+	      strerror(errno));
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	CHECK(sched_setaffinity(0, sizeof(one), &one) == 0, "staying on CPU %d: %s", cpu,
+	      strerror(errno));
+}
+
+static inline void back_to_cpus(const cpu_set_t *was)
+{
+	CHECK(sched_setaffinity(0, sizeof(*was), was) == 0, "back to the CPUs: %s", strerror(errno));
+}
+
 #endif /* RLS_TEST_HARNESS_H */

@@ -280,30 +280,49 @@ static int send_on(struct env *e, struct conn *c, const char *key_line, const ch
 }
 
 /*
- * A connection remembers who its last request was and what it named (bpf/lib/flow_memo.h):
- * the next request must still be charged by its own key and model, and by the table loaded
- * now. The second reload brings the first load's generation back, with gpt-x at rpm 0: a
- * memory kept per generation rather than per load would still admit.
+ * Requests of modeler, alice, a keyless client and modeler again, each on connection c or, with
+ * each_new, on a new connection from port sport on (and then a keyless request from
+ * netacct's range too); then, after two reloads that bring the first load's generation back
+ * with gpt-x at rpm 0, modeler's gpt-x again: each must be charged by its own key, address and
+ * model, and by the table loaded now. A memo kept per generation rather than per load would
+ * still admit the last one.
  */
-static void test_connection_memo_follows_each_request(void **state)
+static void charged_one_by_one(struct env *e, uint16_t sport, bool each_new)
 {
-	struct env *e = need_env(state);
 	__u32 alice = account_id(e, "alice"), modeler = account_id(e, "modeler");
+	__u32 netacct = account_id(e, "netacct");
 	__u32 x = model_id(e, "gpt-x"), y = model_id(e, "gpt-y"), gen;
 	static const char from[] = "'gpt-x': {'rpm': 100, 'burst': 100}";
 	char table[sizeof(table_default) + 64];
 	const char *at = strstr(table_default, from);
-	struct conn c = conn4(47301);
-	__u64 anon_before = stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted;
+	const char *on = each_new ? "on a new connection" : "on the same connection";
+	__u64 anon_before = stats_of(e, RLS_ACCOUNT_ANONYMOUS, x).admitted +
+			    stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted;
+	struct conn c = conn4(sport), d;
+	char what[96];
 
+#define NEXT_CONN() do { if (each_new) c = conn4(++sport); } while (0)
+#define SEND(key_line, model, who) (snprintf(what, sizeof(what), "%s, %s", who, on), \
+				    send_on(e, &c, key_line, model, what))
 	CHECK(at != NULL, "the default table names gpt-x as expected");
 	snprintf(table, sizeof(table), "%.*s'gpt-x': {'rpm': 0}%s", (int)(at - table_default),
 		 table_default, at + strlen(from));
 	leave_room_in_window(60, 3000);
-	send_on(e, &c, BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x");
-	send_on(e, &c, BEARER(KEY_ALICE), "gpt-x", "alice, gpt-x, on the same connection");
-	send_on(e, &c, "", "gpt-x", "no key, on the same connection");
-	send_on(e, &c, BEARER(KEY_MODELS), "gpt-y", "modeler again, gpt-y");
+	SEND(BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x");
+	NEXT_CONN();
+	SEND(BEARER(KEY_ALICE), "gpt-x", "alice, gpt-x");
+	NEXT_CONN();
+	SEND("", "gpt-x", "no key");
+	if (each_new) {
+		d = conn4(++sport);
+		d.client = NET4_CLIENT;
+		send_on(e, &d, "", "gpt-x", "no key from netacct's range, on a new connection");
+		CHECK_EQ(stats_of(e, netacct, x).admitted +
+			 stats_of(e, netacct, RLS_MODEL_OTHER).admitted, 1,
+			 "the keyless request from netacct's range, netacct's");
+	}
+	NEXT_CONN();
+	SEND(BEARER(KEY_MODELS), "gpt-y", "modeler again, gpt-y");
 	CHECK_EQ(stats_of(e, modeler, x).admitted, 1, "modeler's gpt-x requests");
 	CHECK_EQ(stats_of(e, alice, x).admitted, 1, "alice's gpt-x requests");
 	CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, x).admitted +
@@ -311,14 +330,69 @@ static void test_connection_memo_follows_each_request(void **state)
 		 "the keyless request's, anonymous");
 	CHECK_EQ(stats_of(e, modeler, y).admitted, 1, "modeler's gpt-y requests");
 
-	send_on(e, &c, BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x, before the reloads");
+	NEXT_CONN();
+	SEND(BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x, before the reloads");
 	gen = live_generation_of(e);
 	CHECK(env_apply(e, table_default, NULL) == 0, "reload: %s", e->why);
 	CHECK(env_apply(e, table, NULL) == 0, "reload with gpt-x at rpm 0: %s", e->why);
 	CHECK_EQ(live_generation_of(e), gen, "two reloads: the first generation is live again");
-	CHECK_EQ(send_on(e, &c, BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x, after the reloads"),
-		 XDP_TX, "gpt-x at rpm 0 after the reloads: a 429");
+	NEXT_CONN();
+	CHECK_EQ(SEND(BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x, after the reloads"), XDP_TX,
+		 "gpt-x at rpm 0 after the reloads: a 429");
 	CHECK_EQ(stats_of(e, modeler, x).admitted, 2, "modeler's gpt-x requests admitted");
+#undef SEND
+#undef NEXT_CONN
+}
+
+/* A connection remembers who its last request was and what it named (bpf/lib/flow_memo.h). */
+static void test_connection_memo_follows_each_request(void **state)
+{
+	charged_one_by_one(need_env(state), 47301, false);
+}
+
+/*
+ * A connection's first request starts from this CPU's last memo (flow_memo.h). The test keeps
+ * to one CPU, whose memo the connections share.
+ */
+static void test_new_connections_each_identified(void **state)
+{
+	cpu_set_t was;
+
+	stay_on_this_cpu(&was);
+	charged_one_by_one(need_env(state), 47401, true);
+	back_to_cpus(&was);
+}
+
+/*
+ * And the memo is used: with alice's key taken out of rls_api_keys behind the table's back
+ * (the same load), her next connection is still hers, from this CPU's memo, without a lookup.
+ * Another key in between puts its own there; alice's after it is looked up, and is then
+ * nobody's.
+ */
+static void test_new_connection_takes_cpu_memo(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 alice = account_id(e, "alice"), modeler = account_id(e, "modeler");
+	__u32 x = model_id(e, "gpt-x");
+	struct rls_config cfg = live_config(e);
+	struct rls_api_key k = api_key_under(cfg.key_secret, KEY_ALICE, live_generation_of(e));
+	struct conn c = conn4(47501);
+	cpu_set_t was;
+
+	stay_on_this_cpu(&was);
+	leave_room_in_window(60, 3000);
+	send_on(e, &c, BEARER(KEY_ALICE), "gpt-x", "alice, gpt-x");
+	CHECK(bpf_map_delete_elem(e->maps.api_keys, &k) == 0, "alice's key out of rls_api_keys");
+	c = conn4(47502);
+	send_on(e, &c, BEARER(KEY_ALICE), "gpt-x", "alice, gpt-x, on a new connection");
+	CHECK_EQ(stats_of(e, alice, x).admitted, 2, "alice's requests, the second from the memo");
+	c = conn4(47503);
+	send_on(e, &c, BEARER(KEY_MODELS), "gpt-x", "modeler, gpt-x, on a new connection");
+	CHECK_EQ(stats_of(e, modeler, x).admitted, 1, "modeler's request");
+	c = conn4(47504);
+	send_on(e, &c, BEARER(KEY_ALICE), "gpt-x", "alice's key again, looked up");
+	CHECK_EQ(stats_of(e, alice, x).admitted, 2, "alice's requests once her key is gone");
+	back_to_cpus(&was);
 }
 
 /* Two loads (two devices) make two secrets: a key's hash in one says nothing of the other. */
@@ -795,6 +869,8 @@ int main(void)
 		XDP_TEST(test_key_secret_kept_across_reload),
 		XDP_TEST(test_key_secrets_differ_between_loads),
 		XDP_TEST(test_connection_memo_follows_each_request),
+		XDP_TEST(test_new_connections_each_identified),
+		XDP_TEST(test_new_connection_takes_cpu_memo),
 		XDP_TEST_NO_DEFAULT(test_unknown_passes_without_default_tier),
 		XDP_TEST(test_model_hidden),
 		XDP_TEST(test_star_counters_per_named_model),
