@@ -35,7 +35,7 @@ int rls_admit_probe(struct rls_admit_probe_args *args)
 		return 0;
 	}
 	rls_admit(c, &s->fleet_limits, args->now_ns, 0, args->may_shape, &v, &slot_epoch, &delay_ns);
-	rls_count_outcome(s, key.account, key.model, v.reason, delay_ns);
+	rls_count_outcome(NULL, 0, key.account, key.model, v.reason, delay_ns);
 	args->reason = v.reason;
 	args->delay_ns = delay_ns;
 	args->reset_ms = v.reset_ms;

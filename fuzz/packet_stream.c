@@ -581,43 +581,44 @@ static int class_of_model(__u32 model)
 	return -1;
 }
 
+static void tally_pair(const struct rls_stats_key *key, const struct rls_stats *total, void *ctx)
+{
+	struct tally *t = ctx;
+	__u64 rej = 0;
+	int a, c, r;
+
+	for (a = 0; a < REF_NR_ACCOUNTS; a++)
+		if (account_ids[a] == key->account)
+			break;
+	c = class_of_model(key->model);
+	for (r = 0; r < RLS_NR_REASONS; r++)
+		rej += total->rejected[r];
+	if (a == REF_NR_ACCOUNTS || c < 0) {
+		t->other_accounts += total->admitted + rej;
+		return;
+	}
+	t->admitted[a][c] += total->admitted;
+	t->rejected[a] += rej;
+}
+
 static void tally_read(struct tally *t)
 {
-	struct rls_stats_key key, next, *kp = NULL;
-	struct rls_stats *per_cpu = calloc((size_t)nr_cpu, sizeof(*per_cpu));
-	int a, c, i, r;
-
 	memset(t, 0, sizeof(*t));
-	if (!per_cpu)
-		abort();
-	while (bpf_map_get_next_key(env.maps.stats, kp, &next) == 0) {
-		key = next;
-		kp = &key;
-		if (bpf_map_lookup_elem(env.maps.stats, &key, per_cpu))
-			continue;
-		for (a = 0; a < REF_NR_ACCOUNTS; a++)
-			if (account_ids[a] == key.account)
-				break;
-		c = class_of_model(key.model);
-		for (i = 0; i < nr_cpu; i++) {
-			__u64 rej = 0;
-
-			for (r = 0; r < RLS_NR_REASONS; r++)
-				rej += per_cpu[i].rejected[r];
-			if (a == REF_NR_ACCOUNTS || c < 0) {
-				t->other_accounts += per_cpu[i].admitted + rej;
-				continue;
-			}
-			t->admitted[a][c] += per_cpu[i].admitted;
-			t->rejected[a] += rej;
-		}
-	}
-	free(per_cpu);
+	if (rls_stats_walk(&env.maps, tally_pair, t))
+		FAIL("cannot read the outcome counts");
 }
 
 static int tally_equal(const struct tally *a, const struct tally *b)
 {
 	return !memcmp(a, b, sizeof(*a));
+}
+
+static bool every_pair(const void *key, const void *value, const void *ctx)
+{
+	(void)key;
+	(void)value;
+	(void)ctx;
+	return true;
 }
 
 /* Empty a map between inputs: each input starts from a fresh table state. */
@@ -634,7 +635,12 @@ static void reset_state(void)
 	clear_map(env.maps.flows, sizeof(struct rls_flow_key));
 	clear_map(env.maps.counters, sizeof(struct rls_counter_key));
 	clear_map(env.maps.anon_counters, sizeof(struct rls_counter_key));
-	clear_map(env.maps.stats, sizeof(struct rls_stats_key));
+	rls_stats_give_back_where(&env.maps, every_pair, NULL);
+	/* This CPU's memo names rows just given back (flow_memo.h): gone with the scratch. */
+	if (env_zero_array(bpf_map__fd(env.skel->maps.rls_scratch),
+			   ((bpf_map__value_size(env.skel->maps.rls_scratch) + 7) & ~(size_t)7) *
+				   (size_t)nr_cpu, 1))
+		FAIL("cannot clear the scratch map between inputs");
 	clear_map(env.maps.tails, sizeof(struct rls_flow_key));
 	clear_map(env.maps.pending, sizeof(struct rls_counter_key));
 	ring_buffer__consume(events_rb);

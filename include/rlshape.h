@@ -299,7 +299,13 @@ struct rls_counter {
 	__u32 fleet_limit[RLS_NR_WINDOWS];
 };
 
-/* rls_stats (per CPU): (account, model) -> outcome counts. Anonymous clients share account 0. */
+/*
+ * Outcome counts per (account, model); anonymous clients share account 0. rls_stats: (account,
+ * model) -> the row (a __u32) of rls_stats_rows (per CPU array) that holds them, so that a
+ * connection's memo keeps the row and a request counts with no hash lookup. Rows are handed
+ * out by the data path (rls_stats_free first, then rls_stats_next) and given back by `rlshape
+ * load` for names it removes (user/stats_rows.c).
+ */
 struct rls_stats_key {
 	__u32 account;
 	__u32 model;
@@ -584,6 +590,11 @@ struct rls_flow_memo {
 	__u32 limits_tier;
 	__u32 limits_model;
 	__u32 limits_found;
+	/* The row of rls_stats_rows of (stats_account, stats_model). */
+	__u32 stats_load;
+	__u32 stats_account;
+	__u32 stats_model;
+	__u32 stats_row;
 	/*
 	 * Last, and read only where model_load or limits_load say they hold: a new flow need not
 	 * clear them (rls_fresh_value() clears the value up to here).

@@ -15,6 +15,7 @@
 #include "item_set.h"
 #include "map_walk.h"
 #include "slot_ring.h"
+#include "stats_rows.h"
 
 /* Ids the new table uses, by position: accounts[i] is table->accounts[i], models[i] is
  * table->models[i]. */
@@ -939,7 +940,7 @@ int rls_apply_read_table(const struct rls_maps *maps, const struct rls_map_readi
 				  names_removed_id, &kept) +
 		rls_map_delete_where(maps->anon_counters, sizeof(struct rls_counter_key), 0,
 				  names_removed_id, &kept);
-	rls_map_delete_where(maps->stats, sizeof(struct rls_stats_key), 0, names_removed_id, &kept);
+	rls_stats_give_back_where(maps, names_removed_id, &kept);
 	result->idle_removed = prune_idle_anonymous(maps);
 	if (plan.accounts_dropped)
 		rls_map_delete_where(maps->accounts, sizeof(__u32), 0, account_removed, &kept);

@@ -11,6 +11,7 @@
 #include "maps.h"
 #include "slot_ring.h"
 #include "stat_names.h"
+#include "stats_rows.h"
 
 static const struct rls_opt stats_opts[] = {
 	RLS_OPT_DEV(struct rls_view_request, dev, "the interface (default: the only one loaded)"),
@@ -83,36 +84,42 @@ static void model_name(int fd, __u32 id, char *out, size_t len)
 	snprintf(out, len, "#%u", id);
 }
 
-/* Every (account, model) with its per-CPU counts summed. */
+struct rows {
+	struct row *rows;
+	size_t n, cap;
+	bool out_of_memory;
+};
+
+static void add_row(const struct rls_stats_key *key, const struct rls_stats *total, void *ctx)
+{
+	struct rows *r = ctx;
+	struct row *grown;
+
+	if (r->out_of_memory)
+		return;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 64;
+		grown = realloc(r->rows, r->cap * sizeof(*grown));
+		if (!grown) {
+			r->out_of_memory = true;
+			return;
+		}
+		r->rows = grown;
+	}
+	memset(&r->rows[r->n], 0, sizeof(r->rows[r->n]));
+	r->rows[r->n].key = *key;
+	r->rows[r->n].total = *total;
+	r->n++;
+}
+
+/* Every (account, model) with its per-CPU counts summed (as many as memory allowed). */
 static struct row *read_rows(const struct rls_maps *maps, size_t *n)
 {
-	int cpus = rls_nr_cpus(), cpu;
-	struct rls_stats *percpu = calloc(cpus, sizeof(*percpu));
-	struct rls_stats_key key, next, *prev = NULL;
-	struct row *rows = NULL, *grown;
-	size_t cap = 0;
+	struct rows r = { 0 };
 
-	*n = 0;
-	while (percpu && bpf_map_get_next_key(maps->stats, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(maps->stats, &key, percpu))
-			continue;
-		if (*n == cap) {
-			cap = cap ? 2 * cap : 64;
-			grown = realloc(rows, cap * sizeof(*rows));
-			if (!grown)
-				break;
-			rows = grown;
-		}
-		memset(&rows[*n], 0, sizeof(rows[*n]));
-		rows[*n].key = key;
-		for (cpu = 0; cpu < cpus; cpu++)
-			rls_stats_add(&rows[*n].total, &percpu[cpu]);
-		(*n)++;
-	}
-	free(percpu);
-	return rows;
+	rls_stats_walk(maps, add_row, &r);
+	*n = r.n;
+	return r.rows;
 }
 
 static __u64 now_utc_ns(void)

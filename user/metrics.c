@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "slot_ring.h"
 #include "stat_names.h"
+#include "stats_rows.h"
 
 /* ---- what the settling loop shares with the scrape ---- */
 
@@ -184,17 +185,17 @@ struct stats_row {
 struct stats_walk {
 	struct stats_row *rows;
 	size_t n, cap;
-	int cpus;
 	bool nomem;
 };
 
-static void visit_stats(const void *key, const void *value, void *ctx)
+static void visit_stats(const struct rls_stats_key *key, const struct rls_stats *total,
+			void *ctx)
 {
 	struct stats_walk *w = ctx;
-	const struct rls_stats *percpu = value; /* each CPU's value rounded to 8 bytes: it is */
-	struct stats_row *row, *grown;
-	int cpu;
+	struct stats_row *grown;
 
+	if (w->nomem)
+		return;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 256;
 
@@ -206,14 +207,10 @@ static void visit_stats(const void *key, const void *value, void *ctx)
 		w->rows = grown;
 		w->cap = cap;
 	}
-	row = &w->rows[w->n++];
-	memset(row, 0, sizeof(*row));
-	memcpy(&row->key, key, sizeof(row->key));
-	for (cpu = 0; cpu < w->cpus; cpu++)
-		rls_stats_add(&row->total, &percpu[cpu]);
+	w->rows[w->n].key = *key;
+	w->rows[w->n].total = *total;
+	w->n++;
 }
-
-_Static_assert(sizeof(struct rls_stats) % 8 == 0, "per-CPU values are read as an array");
 
 /* ---- counters: concurrency slots per model, and how many there are ---- */
 
@@ -757,7 +754,7 @@ static void table_fill(struct rls_metrics_cache *cache, const struct rls_maps *m
 
 int rls_metrics_scrape(const struct rls_metrics_config *cfg, struct rls_expo *e)
 {
-	struct stats_walk stats = { .cpus = rls_nr_cpus() };
+	struct stats_walk stats = { 0 };
 	struct counters_walk counters = { .now_ns = now_utc_ns() };
 	struct map_fill fill[NR_FILL];
 	struct models ms;
@@ -773,7 +770,7 @@ int rls_metrics_scrape(const struct rls_metrics_config *cfg, struct rls_expo *e)
 	models_read(&ms, maps.models);
 	counters.models = &ms;
 
-	rls_map_walk(maps.stats, 0, visit_stats, &stats);
+	rls_stats_walk(&maps, visit_stats, &stats);
 	qsort(stats.rows, stats.n, sizeof(*stats.rows), by_account_model);
 	for (i = 0; i < stats.n; i++) {
 		struct model_sums *m = model_of(&ms, stats.rows[i].key.model);

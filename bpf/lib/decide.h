@@ -97,6 +97,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	const struct rls_limits *limits = NULL;
 	struct rls_stream *st;
 	__u32 model;
+	int looked = 0;
 
 	if (!s || !flow || !cfg)
 		return RLS_VERDICT_ADMIT;
@@ -106,7 +107,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	__builtin_memset(&s->rejection, 0, sizeof(s->rejection));
 	s->rejection.day_limit = RLS_UNLIMITED;
 	s->shape_delay_ns = 0;
-	model = (__u32)rls_request_who(s, flow, cfg, generation);
+	model = (__u32)rls_request_who(s, flow, cfg, generation, &looked);
 	id = &flow->memo.identity;
 	if (model == RLS_MODEL_HIDDEN)
 		rls_count_packet(RLS_PKT_MODEL_HIDDEN);
@@ -123,7 +124,10 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 		if (s->rejection.reason)
 			s->rejection.request_id = rls_new_request_id(s, cfg, admission->now_ns);
 	}
-	rls_count_outcome(s, id->principal.account, model, s->rejection.reason, s->shape_delay_ns);
+	looked |= rls_count_outcome(&flow->memo, cfg->load_seq, id->principal.account, model,
+				    s->rejection.reason, s->shape_delay_ns);
+	if (looked)
+		s->cpu_memo = flow->memo; /* for the next new connection (flow_memo.h) */
 	__builtin_memcpy(flow->counter_client, s->who.client, sizeof(flow->counter_client));
 	flow->account = id->principal.account;
 	flow->model = model;

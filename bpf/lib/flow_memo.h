@@ -122,15 +122,17 @@ static __always_inline int rls_memo_limits(struct rls_flow_memo *m, const struct
  *
  * A connection's first request (or its first since a reload) starts from this CPU's last
  * memo (s->cpu_memo), which holds under the same rules: a client that opens connection after
- * connection, each refused with a 429 that closes it, is looked up once, not three times a
- * connection. Whatever was looked up goes back there.
+ * connection, each refused with a 429 that closes it, is looked up once, not on every
+ * connection. *looked_up: set where anything was looked up, for the caller to put the memo
+ * back there (rls_judge_request(), once the outcome's row is in it too).
  *
  * Inline in the caller's global function: a call and its return cost about 10 ns here; what
  * the decision keeps is in scratch memory (s->admission), so the frames still fit the
  * verifier's 512 bytes.
  */
 static __always_inline int rls_request_who(struct rls_scratch *s, struct rls_flow *flow,
-					   const struct rls_config *cfg, __u32 generation)
+					   const struct rls_config *cfg, __u32 generation,
+					   int *looked_up)
 {
 	struct rls_flow_memo *m;
 	int looked;
@@ -145,8 +147,7 @@ static __always_inline int rls_request_who(struct rls_scratch *s, struct rls_flo
 	model = rls_memo_model(s, m, &flow->stream, cfg, &looked);
 	if (!m->identity.unlimited)
 		looked |= rls_memo_limits(m, cfg, generation, m->identity.principal.tier, model);
-	if (looked)
-		s->cpu_memo = *m;
+	*looked_up = looked;
 	return (int)model;
 }
 

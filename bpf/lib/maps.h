@@ -127,12 +127,34 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } rls_flows SEC(".maps");
 
+/* Outcome counts (include/rlshape.h): each (account, model)'s row, and the rows. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, RLS_MAX_STATS);
 	__type(key, struct rls_stats_key);
-	__type(value, struct rls_stats);
+	__type(value, __u32);
 } rls_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RLS_MAX_STATS);
+	__type(key, __u32);
+	__type(value, struct rls_stats);
+} rls_stats_rows SEC(".maps");
+
+/* Rows never handed out start at next; rows `rlshape load` gave back, zeroed, wait in free. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rls_stats_next SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, RLS_MAX_STATS);
+	__type(value, __u32);
+} rls_stats_free SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -235,9 +257,8 @@ static __always_inline void rls_count_packet(enum rls_packet_event event)
 _Static_assert(__builtin_offsetof(struct rls_flow, memo) + sizeof(struct rls_flow_memo) ==
 		       sizeof(struct rls_flow),
 	       "the memo is the flow's last field");
-_Static_assert(sizeof(struct rls_counter) <= RLS_FRESH_CLEARED &&
-		       sizeof(struct rls_stats) <= RLS_FRESH_CLEARED,
-	       "a new counter or stats entry is cleared whole");
+_Static_assert(sizeof(struct rls_counter) <= RLS_FRESH_CLEARED,
+	       "a new counter is cleared whole");
 /* clang writes a memset inline up to 1024 bytes on BPF (128 stores of 8); BPF has no memset. */
 _Static_assert(RLS_FRESH_CLEARED <= 1024, "the fresh value is cleared in one inline memset");
 

@@ -278,19 +278,72 @@ static __always_inline int rls_admit(struct rls_counter *c, const struct rls_lim
 	return slot_taken;
 }
 
-/* An admitted request's delay_ns: how long shaping holds it (0: it leaves at once). */
-static __always_inline void rls_count_outcome(struct rls_scratch *s, __u32 account, __u32 model,
-					       __u32 reason, __u64 delay_ns)
+/*
+ * The row of rls_stats_rows that counts (account, model): the one rls_stats names, or one handed
+ * out now, a row `rlshape load` gave back first. -1 where there is none to be had (every row
+ * taken): the outcome then goes uncounted, as it did when the counts' map was full.
+ */
+static __always_inline int rls_stats_row_of(__u32 account, __u32 model, __u32 *row)
 {
 	struct rls_stats_key key = { .account = account, .model = model };
-	struct rls_stats *st = bpf_map_lookup_elem(&rls_stats, &key);
+	__u32 *found = bpf_map_lookup_elem(&rls_stats, &key), zero = 0, *next;
 
-	if (!st) {
-		bpf_map_update_elem(&rls_stats, &key, rls_fresh_value(s), BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&rls_stats, &key);
-		if (!st)
-			return;
+	if (found) {
+		*row = *found;
+		return 0;
 	}
+	if (bpf_map_pop_elem(&rls_stats_free, row)) {
+		next = bpf_map_lookup_elem(&rls_stats_next, &zero);
+		/* Checked first, so that failed tries never carry next round to row 0 again. */
+		if (!next || *next >= RLS_MAX_STATS)
+			return -1;
+		*row = __sync_fetch_and_add(next, 1);
+		if (*row >= RLS_MAX_STATS)
+			return -1;
+	}
+	/* Two CPUs may each take a row for a new pair: the first to insert it keeps its row, and
+	 * the other's, never counted in, goes back. */
+	if (bpf_map_update_elem(&rls_stats, &key, row, BPF_NOEXIST)) {
+		bpf_map_push_elem(&rls_stats_free, row, 0);
+		found = bpf_map_lookup_elem(&rls_stats, &key);
+		if (!found)
+			return -1;
+		*row = *found;
+	}
+	return 0;
+}
+
+/*
+ * Count a request's outcome: reason, and for an admitted one delay_ns, how long shaping holds it
+ * (0: it leaves at once). The row comes from the memo m where it holds (the same load_seq, the
+ * same account and model), else from rls_stats, and goes into the memo; m NULL: no memo.
+ * Returns 1 where the row was looked up.
+ */
+static __always_inline int rls_count_outcome(struct rls_flow_memo *m, __u32 load_seq,
+					      __u32 account, __u32 model, __u32 reason,
+					      __u64 delay_ns)
+{
+	struct rls_stats *st;
+	int looked = 0;
+	__u32 row;
+
+	if (m && load_seq && m->stats_load == load_seq && m->stats_account == account &&
+	    m->stats_model == model) {
+		row = m->stats_row;
+	} else {
+		if (rls_stats_row_of(account, model, &row))
+			return 0;
+		looked = 1;
+		if (m) {
+			m->stats_load = load_seq;
+			m->stats_account = account;
+			m->stats_model = model;
+			m->stats_row = row;
+		}
+	}
+	st = bpf_map_lookup_elem(&rls_stats_rows, &row);
+	if (!st)
+		return looked;
 	if (reason == RLS_REASON_NONE) {
 		st->admitted++;
 		if (delay_ns) {
@@ -299,6 +352,7 @@ static __always_inline void rls_count_outcome(struct rls_scratch *s, __u32 accou
 		}
 	} else if (reason < RLS_NR_REASONS)
 		st->rejected[reason]++;
+	return looked;
 }
 
 #endif /* RLS_BPF_POLICY_H */

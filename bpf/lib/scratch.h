@@ -171,7 +171,6 @@ struct rls_scratch {
 	/* Zeroed values for map inserts, off the stack. */
 	union {
 		struct rls_counter counter;
-		struct rls_stats stats;
 		struct rls_flow flow;
 	} fresh;
 	/* Never written, so always zero: the value a new rls_tails entry starts from (too large to

@@ -27,6 +27,7 @@
 #include "apply.h"
 #include "map_walk.h"
 #include "stat_names.h"
+#include "stats_rows.h"
 #include "rlshape.skel.h"
 
 /* One loaded skeleton and its table. why says what went wrong when a call returns -1. */
@@ -140,6 +141,27 @@ static inline int env_empty_map(int fd, size_t key_size)
 	return errno == ENOENT ? 0 : -errno;
 }
 
+/* Every entry of an array map zero: value_size bytes each (all CPUs' for a per-CPU one), a
+ * batch of them a system call (rls_stats_rows has 65,536). */
+static inline int env_zero_array(int fd, size_t value_size, __u32 entries)
+{
+	__u32 batch = entries < 4096 ? entries : 4096, n, i, base;
+	__u32 *keys = calloc(batch, sizeof(*keys));
+	void *zero = calloc(batch, value_size);
+	int err = keys && zero ? 0 : -ENOMEM;
+
+	for (base = 0; !err && base < entries; base += n) {
+		n = entries - base < batch ? entries - base : batch;
+		for (i = 0; i < n; i++)
+			keys[i] = base + i;
+		if (bpf_map_update_batch(fd, keys, zero, &n, NULL))
+			err = -errno;
+	}
+	free(keys);
+	free(zero);
+	return err;
+}
+
 /*
  * Put every map of e back as a load leaves it: hash maps, LRU maps and the trie empty, arrays
  * zero, the ring buffer read to its end; .rodata is frozen and stays. With a table applied
@@ -155,7 +177,6 @@ static inline int env_reset(struct env *e)
 	void *zero = NULL;
 	struct bpf_map *map;
 	size_t value_size;
-	__u32 i;
 
 	e->ready = 0;
 	bpf_object__for_each_map(map, e->skel->obj) {
@@ -179,15 +200,20 @@ static inline int env_reset(struct env *e)
 			value_size = bpf_map__value_size(map);
 			if (bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_ARRAY)
 				value_size = ((value_size + 7) & ~(size_t)7) * (size_t)ncpu;
+			err = env_zero_array(fd, value_size, bpf_map__max_entries(map));
+			break;
+		case BPF_MAP_TYPE_QUEUE:
+			value_size = bpf_map__value_size(map);
 			free(zero);
-			zero = calloc(1, value_size);
+			zero = malloc(value_size);
 			if (!zero) {
 				err = -ENOMEM;
 				break;
 			}
-			for (i = 0; i < bpf_map__max_entries(map) && !err; i++)
-				if (bpf_map_update_elem(fd, &i, zero, BPF_ANY))
-					err = -errno;
+			while (bpf_map_lookup_and_delete_elem(fd, NULL, zero) == 0)
+				;
+			if (errno != ENOENT)
+				err = -errno;
 			break;
 		case BPF_MAP_TYPE_RINGBUF:
 			ring = ring_buffer__new(fd, env_reset_ring_drained, NULL, NULL);
@@ -292,14 +318,9 @@ static inline int env_run(int prog_fd, const void *in, size_t in_len, void *out,
 static inline struct rls_stats env_stats(const struct env *e, __u32 account, __u32 model)
 {
 	struct rls_stats_key key = { .account = account, .model = model };
-	struct rls_stats sum = { 0 }, *per_cpu;
-	int n = rls_nr_cpus(), i;
+	struct rls_stats sum;
 
-	per_cpu = calloc((size_t)n, sizeof(*per_cpu));
-	if (per_cpu && bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0)
-		for (i = 0; i < n; i++)
-			rls_stats_add(&sum, &per_cpu[i]);
-	free(per_cpu);
+	rls_stats_read(&e->maps, &key, &sum);
 	return sum;
 }
 

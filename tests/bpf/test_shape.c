@@ -96,15 +96,13 @@ static void decide(const struct probe *p, __u64 now_ns, int may_shape,
 static struct rls_stats probe_stats(const struct probe *p)
 {
 	struct rls_stats_key key = { .account = p->account };
-	int ncpu = libbpf_num_possible_cpus(), i;
-	struct rls_stats *per_cpu = calloc((size_t)ncpu, sizeof(*per_cpu)), total = { 0 };
+	/* Only the counts' maps, the probe's own (user/stats_rows.c reads no others). */
+	struct rls_maps counts = { .stats = bpf_map__fd(p->skel->maps.rls_stats),
+				   .stats_rows = bpf_map__fd(p->skel->maps.rls_stats_rows) };
+	struct rls_stats total;
 
-	assert_non_null(per_cpu);
-	if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.rls_stats), &key, per_cpu))
+	if (rls_stats_read(&counts, &key, &total))
 		fail_msg("no rls_stats entry for account %u", p->account);
-	for (i = 0; i < ncpu; i++)
-		rls_stats_add(&total, &per_cpu[i]);
-	free(per_cpu);
 	return total;
 }
 

@@ -244,6 +244,91 @@ static void test_reload_keeps_counters(void **state)
 	expect_charged(e, 49003, "x-api-key: " KEY_HASHED "\r\n", "hashed");
 }
 
+/* The row of rls_stats_rows that (account, "*") counts in; -1: none yet. */
+static long stats_row_of(struct env *e, __u32 account)
+{
+	struct rls_stats_key key = { .account = account, .model = RLS_MODEL_OTHER };
+	__u32 row;
+
+	return bpf_map_lookup_elem(e->maps.stats, &key, &row) ? -1 : (long)row;
+}
+
+/*
+ * A reload that removes an account gives its counts' row back (user/stats_rows.c): zeroed,
+ * in rls_stats_free, where the next new (account, model) takes it, counting from zero. The
+ * accounts kept keep theirs, and go on counting in them.
+ */
+static void test_reload_gives_back_removed_rows(void **state)
+{
+	struct env *e = need_env(state);
+	static const char line[] = "  'hashed':  {'tier': 'small',  'keys': ['sha256:" SHA_HASHED "']},";
+	char table[sizeof(table_default)];
+	const char *at = strstr(table_default, line);
+	__u32 alice = account_id(e, "alice"), free_row;
+	long alice_row, hashed_row;
+
+	CHECK(at != NULL, "the default table names hashed as expected");
+	snprintf(table, sizeof(table), "%.*s%s", (int)(at - table_default), table_default,
+		 at + strlen(line));
+	leave_room_in_window(60, 3000);
+	expect_charged(e, 49101, BEARER(KEY_ALICE), "alice");
+	expect_charged(e, 49102, "x-api-key: " KEY_HASHED "\r\n", "hashed");
+	alice_row = stats_row_of(e, alice);
+	hashed_row = stats_row_of(e, account_id(e, "hashed"));
+	CHECK(alice_row >= 0 && hashed_row >= 0 && alice_row != hashed_row,
+	      "rows of alice %ld and hashed %ld", alice_row, hashed_row);
+	CHECK_EQ(stats_row_of(e, RLS_ACCOUNT_ANONYMOUS), -1, "no anonymous row yet");
+
+	CHECK(env_apply(e, table, NULL) == 0, "reload without hashed: %s", e->why);
+	CHECK(bpf_map_lookup_elem(e->maps.stats_free, NULL, &free_row) == 0,
+	      "a row given back in rls_stats_free");
+	CHECK_EQ(free_row, hashed_row, "the row given back is hashed's");
+	CHECK_EQ(stats_row_of(e, alice), alice_row, "alice's row across the reload");
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 1, "alice's count across the reload");
+
+	/* The key hashed had is nobody's now: the default tier's, counted in the row it gave. */
+	expect_charged(e, 49103, "x-api-key: " KEY_HASHED "\r\n", NULL);
+	CHECK_EQ(stats_row_of(e, RLS_ACCOUNT_ANONYMOUS), hashed_row, "the anonymous row");
+	CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted, 1,
+		 "the anonymous row counts from zero");
+	expect_charged(e, 49104, BEARER(KEY_ALICE), "alice");
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 2, "alice's count goes on");
+}
+
+/*
+ * Every row taken: a request of a new pair is decided as ever, and goes uncounted (no entry in
+ * rls_stats, no row written, next never past the end); a row given back is then taken.
+ */
+static void test_no_row_left_not_counted(void **state)
+{
+	struct env *e = need_env(state);
+	__u32 alice = account_id(e, "alice"), zero = 0, all = RLS_MAX_STATS, next, row = 7;
+	struct rls_stats *none = calloc((size_t)rls_nr_cpus(), sizeof(*none));
+
+	CHECK(none != NULL, "out of memory");
+	CHECK(bpf_map_update_elem(e->maps.stats_next, &zero, &all, BPF_ANY) == 0,
+	      "every row handed out");
+	leave_room_in_window(60, 3000);
+	{
+		struct conn c = conn4(49201);
+		char req[1024];
+		size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+		struct result r;
+
+		conn_send(e, &c, req, len, 0, &r);
+		expect_action(&r, XDP_PASS, "alice with no row left");
+	}
+	CHECK_EQ(stats_row_of(e, alice), -1, "alice has no row");
+	CHECK(bpf_map_lookup_elem(e->maps.stats_next, &zero, &next) == 0, "rls_stats_next lookup");
+	CHECK_EQ(next, RLS_MAX_STATS, "next after a try with none left");
+
+	CHECK(bpf_map_update_elem(e->maps.stats_rows, &row, none, BPF_ANY) == 0, "row 7 zeroed");
+	CHECK(bpf_map_update_elem(e->maps.stats_free, NULL, &row, BPF_ANY) == 0, "row 7 given back");
+	free(none);
+	expect_charged(e, 49202, BEARER(KEY_ALICE), "alice");
+	CHECK_EQ(stats_row_of(e, alice), 7, "alice's row, the one given back");
+}
+
 /* ---- 8: exact across CPUs ---- */
 
 #define EXACT_RUNS_PER_CPU 20000
@@ -366,9 +451,12 @@ static void test_exact_across_cpus(void **state)
 	assert_non_null(per_cpu);
 	{
 		struct rls_stats_key key = { .account = exact, .model = RLS_MODEL_OTHER };
+		__u32 row;
 
-		CHECK(bpf_map_lookup_elem(e->maps.stats, &key, per_cpu) == 0,
+		CHECK(bpf_map_lookup_elem(e->maps.stats, &key, &row) == 0,
 		      "no rls_stats entry for account exact");
+		CHECK(bpf_map_lookup_elem(e->maps.stats_rows, &row, per_cpu) == 0,
+		      "no row %u in rls_stats_rows", row);
 	}
 	for (i = 0; i < ncpu; i++) {
 		total.admitted += per_cpu[i].admitted;
@@ -615,6 +703,8 @@ int main(void)
 		XDP_TEST(test_concurrency_limit_and_close),
 		XDP_TEST(test_concurrency_keepalive_one_slot),
 		XDP_TEST(test_reload_keeps_counters),
+		XDP_TEST(test_reload_gives_back_removed_rows),
+		XDP_TEST(test_no_row_left_not_counted),
 		XDP_TEST(test_exact_across_cpus),
 		XDP_TEST(test_anonymous_ipv6_per_prefix),
 		XDP_TEST(test_anonymous_ipv6_prefix_128_per_address),

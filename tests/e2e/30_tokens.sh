@@ -238,7 +238,11 @@ while time.time() < deadline:
     n = 0
     for e in dump("rls_stats"):
         if e["key"]["account"] == acct and e["key"]["model"] == 0:
-            for c in e["values"]:
+            key = [str(b) for b in int(e["value"]).to_bytes(4, "little")]
+            row = subprocess.run(["bpftool", "-j", "map", "lookup", "pinned",
+                                  pins + "/rls_stats_rows", "key"] + key,
+                                 check=True, capture_output=True, text=True).stdout
+            for c in json.loads(row)["formatted"]["values"]:
                 n += c["value"]["admitted"] + sum(c["value"]["rejected"])
     if n >= want:
         for e in dump("rls_counters"):
