@@ -443,23 +443,25 @@ static void test_client_address_before_a_long_body(void **state)
 }
 
 /*
- * A proxy's keep-alive pool carries many clients' requests on one connection: each is charged
- * by its own header, not by what the connection remembers of the last one (flow_memo.h):
- * netacct's address, then an unknown one, then netacct's again.
+ * Requests of netacct's address, then an unknown one, then netacct's again, as the proxy's
+ * header gives them: on one connection from port sport, or each on a new one (each_new). Each
+ * is charged by its own header, not by what its connection, or this CPU, remembers of the one
+ * before it (flow_memo.h).
  */
-static void test_client_address_per_request_on_one_connection(void **state)
+static void charged_by_each_header(struct env *e, uint16_t sport, bool each_new)
 {
-	struct env *e = need_env(state);
 	static const char *const lines[] = { "X-Forwarded-For: " DAY4_CLIENT "\r\n",
 					     "X-Forwarded-For: 198.18.7.2\r\n",
 					     "X-Forwarded-For: " DAY4_CLIENT "\r\n" };
-	struct conn c = conn4(44201);
+	struct conn c = conn4(sport);
 	char req[1024];
 	struct result r;
 	size_t i, len;
 
 	leave_room_in_window(60, 5000);
 	for (i = 0; i < ARRAY_SIZE(lines); i++) {
+		if (each_new)
+			c = conn4((uint16_t)(sport + i));
 		len = http_request(req, sizeof(req), lines[i], NULL);
 		case_send_upstream(e, &c, req, len, 0, 0, &r);
 		expect_tc(&r, TC_ACT_OK, lines[i]);
@@ -468,7 +470,23 @@ static void test_client_address_per_request_on_one_connection(void **state)
 	CHECK_EQ(stats_of(e, account_id(e, "netacct"), RLS_MODEL_OTHER).admitted, 2,
 		 "netacct admitted by the address in the header");
 	CHECK(anon_counter_of(e, "198.18.7.2"), "the unknown client's request has no counter of "
-	      "its own: charged as the request before it on the connection");
+	      "its own: charged as the request before it");
+}
+
+/* A proxy's keep-alive pool carries many clients' requests on one connection. */
+static void test_client_address_per_request_on_one_connection(void **state)
+{
+	charged_by_each_header(need_env(state), 44201, false);
+}
+
+/* And opens a connection for one client right after another's, on the same CPU. */
+static void test_client_address_per_request_on_new_connections(void **state)
+{
+	cpu_set_t was;
+
+	stay_on_this_cpu(&was);
+	charged_by_each_header(need_env(state), 44211, true);
+	back_to_cpus(&was);
 }
 
 static int setup_forwarded(void **state)
@@ -519,6 +537,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,
 						setup_forwarded, teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_per_request_on_one_connection,
+						setup_forwarded, teardown),
+		cmocka_unit_test_setup_teardown(test_client_address_per_request_on_new_connections,
 						setup_forwarded, teardown),
 	};
 
