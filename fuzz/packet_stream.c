@@ -581,31 +581,31 @@ static int class_of_model(__u32 model)
 	return -1;
 }
 
-static void tally_pair(const struct rls_stats_key *key, const struct rls_stats *total, void *ctx)
-{
-	struct tally *t = ctx;
-	__u64 rej = 0;
-	int a, c, r;
-
-	for (a = 0; a < REF_NR_ACCOUNTS; a++)
-		if (account_ids[a] == key->account)
-			break;
-	c = class_of_model(key->model);
-	for (r = 0; r < RLS_NR_REASONS; r++)
-		rej += total->rejected[r];
-	if (a == REF_NR_ACCOUNTS || c < 0) {
-		t->other_accounts += total->admitted + rej;
-		return;
-	}
-	t->admitted[a][c] += total->admitted;
-	t->rejected[a] += rej;
-}
-
 static void tally_read(struct tally *t)
 {
+	struct rls_stats_pair *pairs;
+	size_t n, i;
+	__u64 rej;
+	int a, c, r;
+
 	memset(t, 0, sizeof(*t));
-	if (rls_stats_walk(&env.maps, tally_pair, t))
+	if (rls_stats_read_all(&env.maps, &pairs, &n))
 		FAIL("cannot read the outcome counts");
+	for (i = 0; i < n; i++) {
+		for (a = 0; a < REF_NR_ACCOUNTS; a++)
+			if (account_ids[a] == pairs[i].key.account)
+				break;
+		c = class_of_model(pairs[i].key.model);
+		for (rej = 0, r = 0; r < RLS_NR_REASONS; r++)
+			rej += pairs[i].total.rejected[r];
+		if (a == REF_NR_ACCOUNTS || c < 0) {
+			t->other_accounts += pairs[i].total.admitted + rej;
+			continue;
+		}
+		t->admitted[a][c] += pairs[i].total.admitted;
+		t->rejected[a] += rej;
+	}
+	free(pairs);
 }
 
 static int tally_equal(const struct tally *a, const struct tally *b)

@@ -32,11 +32,6 @@ static const struct rls_cmd_spec stats_spec = {
 	.opts = stats_opts,
 };
 
-struct row {
-	struct rls_stats_key key;
-	struct rls_stats total;
-};
-
 /* Concurrency of one (account, model), as the slot ring stands now. */
 struct slot_row {
 	struct rls_stats_key key;
@@ -82,44 +77,6 @@ static void model_name(int fd, __u32 id, char *out, size_t len)
 		}
 	}
 	snprintf(out, len, "#%u", id);
-}
-
-struct rows {
-	struct row *rows;
-	size_t n, cap;
-	bool out_of_memory;
-};
-
-static void add_row(const struct rls_stats_key *key, const struct rls_stats *total, void *ctx)
-{
-	struct rows *r = ctx;
-	struct row *grown;
-
-	if (r->out_of_memory)
-		return;
-	if (r->n == r->cap) {
-		r->cap = r->cap ? 2 * r->cap : 64;
-		grown = realloc(r->rows, r->cap * sizeof(*grown));
-		if (!grown) {
-			r->out_of_memory = true;
-			return;
-		}
-		r->rows = grown;
-	}
-	memset(&r->rows[r->n], 0, sizeof(r->rows[r->n]));
-	r->rows[r->n].key = *key;
-	r->rows[r->n].total = *total;
-	r->n++;
-}
-
-/* Every (account, model) with its per-CPU counts summed (as many as memory allowed). */
-static struct row *read_rows(const struct rls_maps *maps, size_t *n)
-{
-	struct rows r = { 0 };
-
-	rls_stats_walk(maps, add_row, &r);
-	*n = r.n;
-	return r.rows;
 }
 
 static __u64 now_utc_ns(void)
@@ -202,7 +159,7 @@ static int reason_width(int reason)
 	return len > 8 ? len : 8;
 }
 
-static void print_text(const struct rls_maps *maps, const struct row *rows, size_t n,
+static void print_text(const struct rls_maps *maps, const struct rls_stats_pair *rows, size_t n,
 		       const struct slot_rows *slots, const __u64 *packets)
 {
 	char account[RLS_ACCOUNT_NAME_MAX], model[RLS_MODEL_NAME_MAX];
@@ -241,7 +198,7 @@ static void print_text(const struct rls_maps *maps, const struct row *rows, size
 	putchar('\n');
 }
 
-static void print_json(const struct rls_maps *maps, const struct row *rows, size_t n,
+static void print_json(const struct rls_maps *maps, const struct rls_stats_pair *rows, size_t n,
 		       const struct slot_rows *slots, const __u64 *packets)
 {
 	char account[RLS_ACCOUNT_NAME_MAX], model[RLS_MODEL_NAME_MAX];
@@ -296,7 +253,7 @@ int rls_cmd_stats(int argc, char **argv)
 	__u64 packets[RLS_NR_PACKET_EVENTS] = {};
 	struct slot_rows slots = { 0 };
 	struct rls_maps maps;
-	struct row *rows;
+	struct rls_stats_pair *rows;
 	__u64 now_ns;
 	size_t n;
 	enum rls_opts_result ret;
@@ -310,7 +267,7 @@ int rls_cmd_stats(int argc, char **argv)
 		rls_error("rlshape is not loaded on %s (%s)", dev, err);
 		return 1;
 	}
-	rows = read_rows(&maps, &n);
+	rls_stats_read_all(&maps, &rows, &n); /* what could be read, on an error */
 	now_ns = now_utc_ns();
 	read_slot_counters(maps.counters, now_ns, false, &slots);
 	read_slot_counters(maps.anon_counters, now_ns, true, &slots);

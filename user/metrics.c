@@ -177,40 +177,10 @@ static struct model_sums *model_of(struct models *ms, __u32 id)
 
 /* ---- rls_stats: per (account, model), per CPU ---- */
 
-struct stats_row {
-	struct rls_stats_key key;
-	struct rls_stats total;
-};
-
 struct stats_walk {
-	struct stats_row *rows;
-	size_t n, cap;
-	bool nomem;
+	struct rls_stats_pair *rows;
+	size_t n;
 };
-
-static void visit_stats(const struct rls_stats_key *key, const struct rls_stats *total,
-			void *ctx)
-{
-	struct stats_walk *w = ctx;
-	struct stats_row *grown;
-
-	if (w->nomem)
-		return;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 256;
-
-		grown = realloc(w->rows, cap * sizeof(*grown));
-		if (!grown) {
-			w->nomem = true;
-			return;
-		}
-		w->rows = grown;
-		w->cap = cap;
-	}
-	w->rows[w->n].key = *key;
-	w->rows[w->n].total = *total;
-	w->n++;
-}
 
 /* ---- counters: concurrency slots per model, and how many there are ---- */
 
@@ -301,7 +271,7 @@ static void write_requests(struct rls_expo *e, struct models *ms)
 
 static int by_account_model(const void *a, const void *b)
 {
-	const struct stats_row *x = a, *y = b;
+	const struct rls_stats_pair *x = a, *y = b;
 
 	if (x->key.account != y->key.account)
 		return x->key.account < y->key.account ? -1 : 1;
@@ -382,7 +352,7 @@ static void write_accounts(struct rls_expo *e, const struct rls_metrics_config *
 		for (k = 0; k < chosen; k++) {
 			for (i = first_row(w, top[k]);
 			     i < w->n && w->rows[i].key.account == top[k]; i++) {
-				const struct stats_row *row = &w->rows[i];
+				const struct rls_stats_pair *row = &w->rows[i];
 				struct model_sums *m = model_of(ms, row->key.model);
 
 				/* Admitted: one sample, reason-less; rejected: one per reason. */
@@ -770,7 +740,7 @@ int rls_metrics_scrape(const struct rls_metrics_config *cfg, struct rls_expo *e)
 	models_read(&ms, maps.models);
 	counters.models = &ms;
 
-	rls_stats_walk(&maps, visit_stats, &stats);
+	rls_stats_read_all(&maps, &stats.rows, &stats.n); /* what could be read, on an error */
 	qsort(stats.rows, stats.n, sizeof(*stats.rows), by_account_model);
 	for (i = 0; i < stats.n; i++) {
 		struct model_sums *m = model_of(&ms, stats.rows[i].key.model);

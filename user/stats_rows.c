@@ -83,17 +83,21 @@ static int collect_pairs(const struct rls_maps *maps, struct pairs *p)
 	return ret;
 }
 
-int rls_stats_walk(const struct rls_maps *maps, rls_stats_visit visit, void *ctx)
+int rls_stats_read_all(const struct rls_maps *maps, struct rls_stats_pair **pairs, size_t *n)
 {
 	struct pairs p = { 0 };
-	struct rls_stats total;
 	size_t i;
 	int ret = collect_pairs(maps, &p);
 
+	*n = 0;
+	*pairs = ret ? NULL : calloc(p.n ? p.n : 1, sizeof(**pairs));
+	if (!ret && !*pairs)
+		ret = -ENOMEM;
 	for (i = 0; !ret && i < p.n; i++) {
-		ret = read_row(maps, p.rows[i], &total);
+		(*pairs)[i].key = p.keys[i];
+		ret = read_row(maps, p.rows[i], &(*pairs)[i].total);
 		if (!ret)
-			visit(&p.keys[i], &total, ctx);
+			(*n)++;
 	}
 	free(p.keys);
 	free(p.rows);

@@ -16,11 +16,17 @@
 int rls_stats_read(const struct rls_maps *maps, const struct rls_stats_key *key,
 		   struct rls_stats *total);
 
-typedef void (*rls_stats_visit)(const struct rls_stats_key *key, const struct rls_stats *total,
-				void *ctx);
+/* One (account, model) and its counts, each CPU's summed. */
+struct rls_stats_pair {
+	struct rls_stats_key key;
+	struct rls_stats total;
+};
 
-/* visit() on every pair with counts. Returns 0 or -errno. */
-int rls_stats_walk(const struct rls_maps *maps, rls_stats_visit visit, void *ctx);
+/*
+ * Every pair with counts, into *pairs (the caller frees it), *n of them. Returns 0 or -errno;
+ * on an error, the pairs read before it.
+ */
+int rls_stats_read_all(const struct rls_maps *maps, struct rls_stats_pair **pairs, size_t *n);
 
 /*
  * The pairs doomed() picks (called with the key and a NULL value) lose their counts: their
