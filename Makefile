@@ -137,7 +137,7 @@ $(BUILD)/http_floor.bpf.o: bench/floor/http_floor.bpf.c bench/floor/http_floor.h
 	$(CLANG) $(BPF_CFLAGS) -Ibench/floor -c $< -o $@
 
 # The benchmarks load the programs through the BPF suites' prog_env.h (one copy of that code).
-$(BUILD)/bench/%: bench/%.c bench/bench.h $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) \
+$(BUILD)/bench/%: bench/%.c $(wildcard bench/*.h) $(wildcard tests/bpf/*.h) $(LIB_OBJS) $(USER_HDRS) \
                   $(SKELS) $(FLOOR_SKEL) | $(BUILD)/bench
 	$(CC) $(CFLAGS) -Ibench/floor $< $(LIB_OBJS) -o $@ $(LDLIBS) -lpthread
 

@@ -39,6 +39,7 @@
 #include <sched.h>
 
 #include "bench.h"
+#include "data_path.h"
 #include "xdp_pass.skel.h"
 #include "http_floor.skel.h"
 #include "http_floor.h"
@@ -122,6 +123,7 @@ struct bcase {
 	char off_why[256];
 	/* per round */
 	double p50[MAX_ROUNDS], p90[MAX_ROUNDS], mean[MAX_ROUNDS], rep[MAX_ROUNDS];
+	double path[MAX_ROUNDS]; /* --data-path: ns per run in the receive loop */
 	uint64_t unexpected;
 	int last_bad_action;
 };
@@ -543,13 +545,19 @@ static void forget_flow(const struct env *e, const struct bench_frame *f)
  * head on a fresh connection (the head runs here, untimed; the old connection is forgotten, so
  * that rls_flows does not fill).
  */
+/* Does the body case's next segment start a new connection, its head run first? */
+static bool body_needs_head(const struct bcase *c)
+{
+	return !c->heads || sizeof(BODY_PREFIX) - 1 + c->body_sent + c->body > BODY_SCAN_MAX;
+}
+
 static struct bench_frame *body_next(const struct env *e, struct bcase *c)
 {
 	struct bench_frame *f = c->frames;
 	uint32_t client;
 	uint16_t sport;
 
-	if (c->heads && sizeof(BODY_PREFIX) - 1 + c->body_sent + c->body <= BODY_SCAN_MAX) {
+	if (!body_needs_head(c)) {
 		bench_frame_set_seq(f, f->seq + (uint32_t)f->payload_len);
 		c->body_sent += c->body;
 		return f;
@@ -1026,6 +1034,92 @@ static void measure_repeat(struct bcase *c, int fd, uint64_t n, int round)
 	c->rep[round] = opts.duration;
 }
 
+/* Can the case run in the data path? A kept case's next request acknowledges the 429 the last
+ * one got, which the data path does not read back. */
+static bool data_path_case(const struct bcase *c)
+{
+	return !c->kept;
+}
+
+static struct bench_frame path_frames[DATA_PATH_BATCH];
+
+/*
+ * One round of one case in the data path (data_path.h): n frames, as measure_runs() makes
+ * them, sent a batch at a time through the program attached to the veth. A body case's batch
+ * ends before a new connection's head, which runs through BPF_PROG_TEST_RUN only once the old
+ * connection's segments are through (its run, which the statistics count too, is taken out);
+ * a case that forgets its flows does so after each batch. The figure is the kernel's run time
+ * over its run count for the round. A round
+ * whose counters do not show every frame where the case says (each a request decided, or none;
+ * a 429 for each refused one; nothing off its stream) is reported with the case.
+ */
+static void measure_data_path(const struct env *e, struct data_path *dp, struct bcase *c, int fd,
+			      uint64_t n, int round)
+{
+	struct verdict_check a, b;
+	__u64 runs0, ns0, runs1, ns1, head_runs = 0, head_ns = 0, r0, t0, r1, t1;
+	uint64_t done = 0, heads = c->heads;
+	struct bench_frame *f;
+	char why[256];
+	int nr = 0, k;
+
+	if (data_path_attach(dp, fd, why, sizeof(why)))
+		die("case %s: %s", c->name, why);
+	if (c->prog == PROG_RLSHAPE)
+		snapshot(e, 0, 0, &a);
+	if (data_path_stats(fd, &runs0, &ns0))
+		die("case %s: the program's run statistics: %s", c->name, strerror(errno));
+	while (done < n) {
+		if (c->body && body_needs_head(c)) {
+			if (nr && data_path_send(dp, fd, path_frames, nr, why, sizeof(why)))
+				die("case %s: %s", c->name, why);
+			nr = 0;
+			if (data_path_stats(fd, &r0, &t0))
+				die("case %s: the program's run statistics: %s", c->name, strerror(errno));
+			f = next_frame(e, c);
+			if (data_path_stats(fd, &r1, &t1))
+				die("case %s: the program's run statistics: %s", c->name, strerror(errno));
+			head_runs += r1 - r0;
+			head_ns += t1 - t0;
+		} else {
+			f = next_frame(e, c);
+		}
+		path_frames[nr++] = *f;
+		done++;
+		if (nr < DATA_PATH_BATCH && done < n)
+			continue;
+		if (data_path_send(dp, fd, path_frames, nr, why, sizeof(why)))
+			die("case %s: %s", c->name, why);
+		if (c->forget)
+			for (k = 0; k < nr; k++)
+				forget_flow(e, &path_frames[k]);
+		nr = 0;
+	}
+	if (data_path_stats(fd, &runs1, &ns1))
+		die("case %s: the program's run statistics: %s", c->name, strerror(errno));
+	runs1 -= head_runs;
+	ns1 -= head_ns;
+	if (runs1 - runs0 != n && !c->off_path++)
+		snprintf(c->off_why, sizeof(c->off_why), "data path round %d: %llu runs for %llu "
+			 "frames", round + 1, (unsigned long long)(runs1 - runs0),
+			 (unsigned long long)n);
+	c->path[round] = (double)(ns1 - ns0) / (double)(runs1 - runs0 ? runs1 - runs0 : 1);
+	if (c->prog != PROG_RLSHAPE)
+		return;
+	snapshot(e, 0, 0, &b);
+	if ((b.seen != a.seen + n + (c->heads - heads) || b.off_stream != a.off_stream ||
+	     b.request != a.request + (c->vary_seq ? n : 0) ||
+	     b.reply != a.reply + (c->expect == XDP_TX ? n : 0)) &&
+	    !c->off_path++)
+		snprintf(c->off_why, sizeof(c->off_why), "data path round %d: seen +%llu for %llu "
+			 "frames and %llu heads, decided +%llu, 429s +%llu, off the stream +%llu",
+			 round + 1, (unsigned long long)(b.seen - a.seen), (unsigned long long)n,
+			 (unsigned long long)(c->heads - heads),
+			 (unsigned long long)(b.request - a.request),
+			 (unsigned long long)(b.reply - a.reply),
+			 (unsigned long long)(b.off_stream - a.off_stream));
+}
+
 /*
  * The body scan per byte, two ways, each taken within a round and then its median: the slope
  * between the two segment sizes (what one more body byte costs: the per-segment work, the
@@ -1076,11 +1170,77 @@ static void body_scan_report(int markdown, FILE *sf, int rounds)
 }
 
 /* The HTTP floor's median over the no-op in round r (at least a nanosecond: a divisor). */
+/* The data path's table: ns per run, over the no-op's, and as times the HTTP floor's. */
+static void data_path_report(int markdown, FILE *sf, int rounds)
+{
+	double over[MAX_ROUNDS], http[MAX_ROUNDS], floor_over;
+	char http_text[32];
+	int i, r;
+
+	if (markdown)
+		printf("\nThe same cases in the data path (--data-path): each frame sent through a veth "
+		       "into the program attached in native mode, run by the NAPI poll %d frames at a "
+		       "time with no system call between runs; figures from the kernel's run "
+		       "statistics (run_time_ns over run_cnt, one sched_clock() pair per run), the "
+		       "median over rounds; ratios within each round.\n\n"
+		       "| case | ns per run | x floor | ns over floor | x HTTP floor |\n"
+		       "| --- | ---: | ---: | ---: | ---: |\n", DATA_PATH_BATCH);
+	for (i = 0; i < NR_CASES; i++) {
+		const struct bcase *c = &cases[i];
+		double ratio[MAX_ROUNDS];
+
+		if (!c->selected)
+			continue;
+		if (!data_path_case(c)) {
+			if (markdown)
+				printf("| %s | - | - | - | - |\n", c->name);
+			continue;
+		}
+		snprintf(http_text, sizeof(http_text), "-");
+		for (r = 0; r < rounds; r++) {
+			ratio[r] = c->path[r] / (cases[C_FLOOR].path[r] > 0 ? cases[C_FLOOR].path[r] : 1);
+			over[r] = c->path[r] - cases[C_FLOOR].path[r];
+			floor_over = cases[C_HTTP_FLOOR].path[r] - cases[C_FLOOR].path[r];
+			http[r] = over[r] / (floor_over > 0 ? floor_over : 1);
+		}
+		if (cases[C_HTTP_FLOOR].selected)
+			snprintf(http_text, sizeof(http_text), "%.2f", median(http, rounds));
+		if (markdown)
+			printf("| %s | %.0f | %.2f | %.0f | %s |\n", c->name, median(c->path, rounds),
+			       median(ratio, rounds), median(over, rounds), http_text);
+		if (sf) {
+			fprintf(sf, "prog_cost.%s.data_path_ns\t%.0f\n", c->name,
+				median(c->path, rounds));
+			fprintf(sf, "prog_cost.%s.data_path_over_ns\t%.0f\n", c->name,
+				median(over, rounds));
+			if (cases[C_HTTP_FLOOR].selected)
+				fprintf(sf, "prog_cost.%s.data_path_http_floor_ratio\t%s\n", c->name,
+					http_text);
+		}
+	}
+}
+
 static double over_http_floor(int r)
 {
 	double over = cases[C_HTTP_FLOOR].p50[r] - cases[C_FLOOR].p50[r];
 
 	return over >= 1 ? over : 1;
+}
+
+/* The program a case runs on. */
+static int case_fd(const struct bcase *c, const struct env *e, const struct xdp_pass_bpf *pass,
+		   const struct http_floor_bpf *floor)
+{
+	switch (c->prog) {
+	case PROG_NOOP:
+		return bpf_program__fd(pass->progs.xdp_pass);
+	case PROG_HTTP_FLOOR:
+		return bpf_program__fd(floor->progs.http_floor);
+	case PROG_FLOOR_LOOKUP:
+		return bpf_program__fd(floor->progs.floor_lookup);
+	default:
+		return e->prog_fd;
+	}
 }
 
 static void usage(FILE *out)
@@ -1104,6 +1264,9 @@ static void usage(FILE *out)
 		"  --keys K        with --table: how many keys, spread evenly over the accounts, the\n"
 		"                  request case cycles through (default and most %d)\n"
 		"  --cpu N         CPU to pin to (default: the last one allowed)\n"
+		"  --data-path     also run the cases in the data path: frames through a veth\n"
+		"                  into the program in native mode, timed by the kernel's run\n"
+		"                  statistics (not the kept 429 cases)\n"
 		"  --summary FILE  append 'prog_cost.CASE.FIELD<TAB>VALUE' lines to FILE\n"
 		"  --no-markdown   print nothing but errors\n",
 		MAX_FRAMES, MAX_FRAMES);
@@ -1121,6 +1284,7 @@ int main(int argc, char **argv)
 		{ "keys", required_argument, NULL, 'k' },
 		{ "cpu", required_argument, NULL, 'p' },
 		{ "summary", required_argument, NULL, 's' },
+		{ "data-path", no_argument, NULL, 'd' },
 		{ "no-markdown", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -1129,7 +1293,8 @@ int main(int argc, char **argv)
 	const char *table = NULL, *summary = NULL, *case_list = NULL;
 	unsigned long nr_accounts = 0;
 	unsigned nr_keys = MAX_FRAMES;
-	int rounds = 5, cpu = -1, markdown = 1, opt, i, r, failed = 0;
+	int rounds = 5, cpu = -1, markdown = 1, opt, i, r, failed = 0, data_path = 0;
+	struct data_path dp;
 	unsigned long long memlock_loaded;
 	struct xdp_pass_bpf *pass;
 	struct http_floor_bpf *floor;
@@ -1167,6 +1332,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			summary = optarg;
+			break;
+		case 'd':
+			data_path = 1;
 			break;
 		case 'q':
 			markdown = 0;
@@ -1238,23 +1406,32 @@ int main(int argc, char **argv)
 	for (r = 0; r < rounds; r++) {
 		for (i = 0; i < NR_CASES; i++) {
 			struct bcase *c = &cases[i];
-			int fd = c->prog == PROG_NOOP	       ? bpf_program__fd(pass->progs.xdp_pass)
-				 : c->prog == PROG_HTTP_FLOOR   ? bpf_program__fd(floor->progs.http_floor)
-				 : c->prog == PROG_FLOOR_LOOKUP ? bpf_program__fd(floor->progs.floor_lookup)
-								: env.prog_fd;
 
 			if (!c->selected)
 				continue;
-			measure_runs(&env, c, fd, per_round, r);
+			measure_runs(&env, c, case_fd(c, &env, pass, floor), per_round, r);
 			if (c->stateless && repeat)
-				measure_repeat(c, fd, repeat, r);
+				measure_repeat(c, case_fd(c, &env, pass, floor), repeat, r);
 		}
+	}
+	/* The data path after the single runs: the same cases, their frames going on from there. */
+	if (data_path) {
+		if (data_path_open(&dp, why, sizeof(why)))
+			die("the data path: %s", why);
+		for (r = 0; r < rounds; r++)
+			for (i = 0; i < NR_CASES; i++)
+				if (cases[i].selected && data_path_case(&cases[i]))
+					measure_data_path(&env, &dp, &cases[i],
+							  case_fd(&cases[i], &env, pass, floor),
+							  per_round, r);
+		data_path_close(&dp);
 	}
 
 	/* Every timed run of the HTTP floor took its whole path, or its figure is not the floor. */
 	if (cases[C_HTTP_FLOOR].selected &&
 	    floor_count(floor, FLOOR_ADMITTED) - floor_admitted !=
-		    per_round * (uint64_t)rounds + (repeat ? repeat * (uint64_t)rounds : 0) &&
+		    per_round * (uint64_t)rounds * (data_path ? 2 : 1) +
+			    (repeat ? repeat * (uint64_t)rounds : 0) &&
 	    !cases[C_HTTP_FLOOR].off_path++)
 		snprintf(cases[C_HTTP_FLOOR].off_why, sizeof(cases[C_HTTP_FLOOR].off_why),
 			 "%llu of its runs admitted, not all",
@@ -1343,6 +1520,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (data_path)
+		data_path_report(markdown, sf, rounds);
 	for (i = 0; i < NR_CASES; i++) {
 		if (cases[i].off_path) {
 			failed = 1;

@@ -63,21 +63,21 @@ fi
 # What each mode runs. prog_cost: single runs per case (over all rounds), rounds, .repeat.
 case $mode in
 full)
-	PROG_COST_ARGS=(--runs 1000000 --rounds 5 --repeat 1000000)
+	PROG_COST_ARGS=(--runs 1000000 --rounds 5 --repeat 1000000 --data-path)
 	EGRESS_COST_ARGS=(--runs 200000 --rounds 5)
 	ACCURACY_ARGS=(--rps 20000 --rps-seconds 10 --rpm 12000 --burst 1000 --rpm-seconds 5
 		--rpd 100000 --rpd-seconds 2)
 	SUB_MODE=()
 	;;
 quick)
-	PROG_COST_ARGS=(--runs 200000 --rounds 5 --repeat 200000)
+	PROG_COST_ARGS=(--runs 200000 --rounds 5 --repeat 200000 --data-path)
 	EGRESS_COST_ARGS=(--runs 50000 --rounds 5)
 	ACCURACY_ARGS=(--rps 20000 --rps-seconds 3 --rpm 12000 --burst 500 --rpm-seconds 2
 		--rpd 50000 --rpd-seconds 1)
 	SUB_MODE=(--quick)
 	;;
 smoke)
-	PROG_COST_ARGS=(--runs 6000 --rounds 3 --repeat 10000)
+	PROG_COST_ARGS=(--runs 6000 --rounds 3 --repeat 10000 --data-path)
 	EGRESS_COST_ARGS=(--runs 2000 --rounds 3)
 	ACCURACY_ARGS=(--rps 2000 --rps-seconds 2.2 --rpm 6000 --burst 50 --rpm-seconds 0.5
 		--rpd 2000 --rpd-seconds 0.3)
@@ -215,6 +215,7 @@ emit "## Summary" "" \
 	"| request start, model only in the JSON body | $(ns body_model) |" \
 	"| request start under concurrency 1, keep-alive (slot given back and taken) | $(ns request_slot) |" \
 	"| request start rejected with the 429: x the HTTP floor, over the no-op | $(ns rejected); x $(val prog_cost.rejected.http_floor_ratio) |" \
+	"| in the data path (veth, NAPI, the kernel's run statistics): request start, 400-byte header block / the 429 that closes | $(val prog_cost.request_400.data_path_ns) ns (x $(val prog_cost.request_400.data_path_http_floor_ratio) the HTTP floor) / $(val prog_cost.rejected.data_path_ns) ns |" \
 	"| .repeat: floor / ACK | $(val prog_cost.floor.repeat_ns) / $(val prog_cost.ack.repeat_ns) (x $(val prog_cost.ack.repeat_ratio)) ns |" \
 	"| upstream side (TC egress): no-op TC program / pure ACK (x the no-op) | $(val egress_cost.floor.median_ns) / $(val egress_cost.ack.median_ns) ns (x $(val egress_cost.ack.ratio)) |" \
 	"| upstream side: request on a kept connection, admitted / rejected into the 429 (x the no-op TC program) | $(val egress_cost.request.median_ns) ns (x $(val egress_cost.request.ratio)) / $(val egress_cost.rejected.median_ns) ns (x $(val egress_cost.rejected.ratio)) |"

@@ -58,6 +58,12 @@ done
 for c in floor http_floor floor_lookup ack; do
 	has "per-packet cost: $c with .repeat has numbers" "^\| $c \| $N \| $N \| -?$N \|$"
 done
+# 1a. The same cases in the data path (but the kept 429s, which it cannot run).
+for c in floor http_floor floor_lookup ack body body_small request request_400 request_1k \
+	body_model get request_slot rejected; do
+	has "data path: $c has numbers" "^\| $c \| $N \| $N \| -?$N \| -?$N \|$"
+done
+has "data path: the kept 429s are not run there" '^\| rejected_kept \| - \| - \| - \| - \|$'
 # 1b. The upstream side's TC egress: every case with median, ratio, no unexpected verdict.
 has "section: per-packet cost of the upstream side" '^## Per-packet cost of the upstream side'
 for c in floor ack request rejected; do
@@ -110,6 +116,7 @@ has "summary: the floor" "^\| no-op XDP program \(the floor\), single runs \| $N
 has "summary: the admitted request start" "^\| request start, small headers, admitted \| $N ns \(x $N; \+-?$N ns over the floor\) \|$"
 has "summary: the body scan per byte" "^\| body scan per byte: [^|]+ \| -?$N / -?$N ns \|$"
 has "summary: the 429" "^\| request start rejected with the 429: x the HTTP floor, over the no-op \| $N ns \(x $N; \+-?$N ns over the floor\); x $N \|$"
+has "summary: the data path" "^\| in the data path .* \| $N ns \(x $N the HTTP floor\) / $N ns \|$"
 has "summary: request_400 as a ratio to the HTTP floor" \
 	"^\| request start, a 400-byte header block: x the HTTP floor.* x $N \|$"
 has "summary: scale rows" "^\| 1,000 accounts: .* \| (> )?$N s / .* / $N MiB / $N ns \(x $N\) \|$"
