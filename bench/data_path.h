@@ -14,6 +14,9 @@
  * XDP_TX goes back to the sending end, which has a no-op XDP program of its own: a veth
  * delivers XDP_TX frames only to a peer running XDP (TESTBED.md).
  *
+ * A frame the program answers (XDP_TX) is read back from the sending end, where a case that
+ * acknowledges its 429s (the kept ones) finds it; other cases' replies are drained.
+ *
  * A frame is sent only once the last batch is through: veth_xmit() hands frames to the peer's
  * ring (256 entries) and the NAPI poll runs in the sender's softirq, on its CPU, before
  * sendmmsg() returns; the run count is then checked, so a frame lost before the program is a
@@ -25,6 +28,7 @@
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "bench.h"
@@ -34,9 +38,11 @@
 #define DATA_PATH_RECV  "rlsdp1" /* the measured program's interface */
 #define DATA_PATH_BATCH 64       /* frames a sendmmsg() carries: one NAPI budget */
 #define DATA_PATH_POLLS 1000000  /* reads of the run count before a batch is called lost */
+#define DATA_PATH_WAIT_MS 1000   /* for a reply the program sent: it is there long before */
 
 struct data_path {
 	int sock;
+	int replies; /* an AF_PACKET socket reading what arrives on DATA_PATH_SEND: the XDP_TX'd */
 	int send_ifindex, recv_ifindex;
 	int stats_fd;
 	int attached_fd; /* the program on DATA_PATH_RECV now, or -1 */
@@ -77,7 +83,7 @@ static inline int data_path_open(struct data_path *dp, char *why, size_t n)
 	int one = 1;
 
 	memset(dp, 0, sizeof(*dp));
-	dp->sock = dp->stats_fd = dp->attached_fd = -1;
+	dp->sock = dp->replies = dp->stats_fd = dp->attached_fd = -1;
 	/* No IPv6 on the pair: its router and neighbour solicitations would run the program. */
 	if (data_path_sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1", why, n))
 		return -1;
@@ -105,6 +111,14 @@ static inline int data_path_open(struct data_path *dp, char *why, size_t n)
 	if (dp->sock < 0 || bind(dp->sock, (struct sockaddr *)&at, sizeof(at)) ||
 	    setsockopt(dp->sock, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one))) {
 		snprintf(why, n, "an AF_PACKET socket on %s: %s", DATA_PATH_SEND, strerror(errno));
+		return -1;
+	}
+	/* Frames the program sends back (XDP_TX) arrive at the sending end, where a tap sees
+	 * them before the stack drops them (they are for the bench's clients, not for it). */
+	dp->replies = socket(AF_PACKET, SOCK_RAW, htons(0x0800 /* ETH_P_IP */));
+	at.sll_protocol = htons(0x0800);
+	if (dp->replies < 0 || bind(dp->replies, (struct sockaddr *)&at, sizeof(at))) {
+		snprintf(why, n, "an AF_PACKET socket reading %s: %s", DATA_PATH_SEND, strerror(errno));
 		return -1;
 	}
 	dp->to.sll_family = AF_PACKET;
@@ -167,8 +181,48 @@ static inline int data_path_send(struct data_path *dp, int prog_fd, struct bench
 	return -1;
 }
 
+/*
+ * The next frame the program sent back, into buf (cap bytes): its length, or -1 with why when
+ * none comes within DATA_PATH_WAIT_MS. The bench's own frames, seen leaving, are skipped.
+ */
+static inline long data_path_reply(struct data_path *dp, uint8_t *buf, size_t cap, char *why,
+				   size_t n)
+{
+	struct pollfd pfd = { .fd = dp->replies, .events = POLLIN };
+	struct sockaddr_ll from;
+	socklen_t from_len;
+	ssize_t got;
+
+	for (;;) {
+		if (poll(&pfd, 1, DATA_PATH_WAIT_MS) != 1) {
+			snprintf(why, n, "no reply on %s within %d ms", DATA_PATH_SEND,
+				 DATA_PATH_WAIT_MS);
+			return -1;
+		}
+		from_len = sizeof(from);
+		got = recvfrom(dp->replies, buf, cap, 0, (struct sockaddr *)&from, &from_len);
+		if (got < 0) {
+			snprintf(why, n, "reading replies on %s: %s", DATA_PATH_SEND, strerror(errno));
+			return -1;
+		}
+		if (from.sll_pkttype != PACKET_OUTGOING)
+			return (long)got;
+	}
+}
+
+/* Replies left unread (a case that does not read them): dropped before the next case. */
+static inline void data_path_drain(struct data_path *dp)
+{
+	uint8_t buf[64];
+
+	while (recv(dp->replies, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
+		;
+}
+
 static inline void data_path_close(struct data_path *dp)
 {
+	if (dp->replies >= 0)
+		close(dp->replies);
 	if (dp->sock >= 0)
 		close(dp->sock);
 	if (dp->stats_fd >= 0)

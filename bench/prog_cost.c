@@ -622,15 +622,16 @@ static void snapshot(const struct env *e, __u32 account, __u32 model, struct ver
 }
 
 /*
- * A kept case's client has read the 429 its request just got (in out_buf, out_len bytes): its
- * next request acknowledges it. The 429 must have kept the connection (no FIN).
+ * A kept case's client has read the 429 its request just got (reply, len bytes): its next
+ * request acknowledges it. The 429 must have kept the connection (no FIN).
  */
-static void kept_acknowledge(struct bcase *c, struct bench_frame *f, __u32 out_len)
+static void kept_acknowledge(struct bcase *c, struct bench_frame *f, const uint8_t *reply,
+			     size_t len)
 {
 	struct tp_parsed p;
 	char why[128];
 
-	if (tp_parse(out_buf, out_len, &p, why, sizeof(why)))
+	if (tp_parse(reply, len, &p, why, sizeof(why)))
 		die("case %s: the 429 does not parse: %s", c->name, why);
 	if ((p.flags & TP_FIN) || !p.len)
 		die("case %s: the 429 did not keep the connection", c->name);
@@ -647,7 +648,7 @@ static int run_checked(int fd, struct bcase *c, struct bench_frame *f)
 	if (!bench_frame_ok(f))
 		die("bench bug: the %s frame's checksums are wrong", c->name);
 	if (c->kept && action == XDP_TX)
-		kept_acknowledge(c, f, out_len);
+		kept_acknowledge(c, f, out_buf, out_len);
 	return action;
 }
 
@@ -729,9 +730,9 @@ static __u64 floor_count(const struct http_floor_bpf *o, __u32 what)
  * first 429 is numbered and which window it advertises), then two refused requests, each
  * answered with a 429 that keeps the connection, the second renumbered.
  */
-static void warm_up_kept(const struct env *e, struct bcase *c, __u32 spent, __u32 model)
+static void warm_up_kept_conn(const struct env *e, struct bcase *c, struct bench_frame *f,
+			      __u32 spent, __u32 model)
 {
-	struct bench_frame *f = c->frames;
 	char client[INET_ADDRSTRLEN];
 	struct in_addr addr = { .s_addr = htonl(f->client) };
 	struct tp_spec syn_ack = {
@@ -751,8 +752,10 @@ static void warm_up_kept(const struct env *e, struct bcase *c, __u32 spent, __u3
 		die("case %s: the upstream's SYN-ACK did not pass TC", c->name);
 	kept = env_packets(e, RLS_PKT_REPLY_KEPT_OPEN);
 	snapshot(e, spent, model, &a);
-	action = run_checked(e->prog_fd, c, next_frame(e, c));
-	action2 = run_checked(e->prog_fd, c, next_frame(e, c));
+	bench_frame_set_seq(f, f->seq + (uint32_t)f->payload_len); /* as next_frame() does */
+	action = run_checked(e->prog_fd, c, f);
+	bench_frame_set_seq(f, f->seq + (uint32_t)f->payload_len);
+	action2 = run_checked(e->prog_fd, c, f);
 	snapshot(e, spent, model, &b);
 	if (action != XDP_TX || action2 != XDP_TX || b.reply != a.reply + 2 ||
 	    b.rejected != a.rejected + 2 || env_packets(e, RLS_PKT_REPLY_KEPT_OPEN) != kept + 2)
@@ -760,6 +763,43 @@ static void warm_up_kept(const struct env *e, struct bcase *c, __u32 spent, __u3
 		    "(actions %s, %s, kept open +%llu)", c->name, bench_xdp_name(action),
 		    bench_xdp_name(action2),
 		    (unsigned long long)(env_packets(e, RLS_PKT_REPLY_KEPT_OPEN) - kept));
+}
+
+static void warm_up_kept(const struct env *e, struct bcase *c, __u32 spent, __u32 model)
+{
+	warm_up_kept_conn(e, c, c->frames, spent, model);
+}
+
+/* The data path's kept connections, far from the other cases' (the rejected case's go up from
+ * 1000, a connection a run; the body cases' from BODY_CONN_BASE). */
+#define KEPT_CONN_BASE(c) (4 * BODY_CONNS_EACH + (uint64_t)DATA_PATH_BATCH * (uint64_t)((c) - cases))
+
+/*
+ * A kept case in the data path sends a batch of requests before it reads their 429s, so each
+ * request of a batch goes on a connection of its own: the case's one connection, and
+ * DATA_PATH_BATCH - 1 more, each warmed up as it was (the upstream's SYN-ACK through TC, two
+ * 429s that keep it). next_frame() then takes them in turn.
+ */
+static void kept_connections(const struct env *e, struct bcase *c)
+{
+	struct bench_frame *more = realloc(c->frames, DATA_PATH_BATCH * sizeof(*more));
+	__u32 model = map_model_id(&e->maps, BENCH_MODEL), spent = map_account_id(&e->maps, "spent");
+	uint32_t client;
+	uint16_t sport;
+	size_t i;
+
+	if (!more)
+		die("out of memory");
+	c->frames = more;
+	for (i = 1; i < DATA_PATH_BATCH; i++) {
+		bench_conn(KEPT_CONN_BASE(c) + i, &client, &sport);
+		c->frames[i] = c->frames[0];
+		bench_frame_set_client(&c->frames[i], client, sport);
+		bench_frame_set_ack(&c->frames[i], BENCH_SERVER_ISN + 1);
+		warm_up_kept_conn(e, c, &c->frames[i], spent, model);
+	}
+	c->nframes = DATA_PATH_BATCH;
+	c->next = 0;
 }
 
 static void warm_up_and_check(const struct env *e, int pass_fd,
@@ -985,7 +1025,7 @@ static void measure_runs(const struct env *e, struct bcase *c, int fd, uint64_t 
 		if (action == XDP_TX && !reply_checksums_ok(out_len))
 			bad_replies++;
 		if (c->kept && action == XDP_TX)
-			kept_acknowledge(c, f, out_len);
+			kept_acknowledge(c, f, out_buf, out_len);
 		if (c->forget)
 			forget_flow(e, f);
 		sum += ns;
@@ -1034,21 +1074,65 @@ static void measure_repeat(struct bcase *c, int fd, uint64_t n, int round)
 	c->rep[round] = opts.duration;
 }
 
-/* Can the case run in the data path? A kept case's next request acknowledges the 429 the last
- * one got, which the data path does not read back. */
-static bool data_path_case(const struct bcase *c)
+static struct bench_frame path_frames[DATA_PATH_BATCH];
+static uint8_t path_reply[TP_MAX_FRAME];
+
+/*
+ * After a batch: a kept case reads each request's 429 and has its connection acknowledge it
+ * (kept_acknowledge()); any other case's replies are dropped.
+ */
+static void data_path_replies(struct data_path *dp, struct bcase *c, int nr)
 {
-	return !c->kept;
+	struct tp_parsed p;
+	char why[256];
+	long len;
+	size_t j;
+	int k;
+
+	if (!c->kept) {
+		data_path_drain(dp);
+		return;
+	}
+	for (k = 0; k < nr; k++) {
+		len = data_path_reply(dp, path_reply, sizeof(path_reply), why, sizeof(why));
+		if (len < 0)
+			die("case %s: %s", c->name, why);
+		if (tp_parse(path_reply, (size_t)len, &p, why, sizeof(why)))
+			die("case %s: a reply does not parse: %s", c->name, why);
+		for (j = 0; j < c->nframes; j++)
+			if (c->frames[j].sport == p.dport &&
+			    !memcmp(p.daddr, &(uint32_t){ htonl(c->frames[j].client) }, 4))
+				break;
+		if (j == c->nframes)
+			die("case %s: a reply to port %u, which no connection of the case has",
+			    c->name, p.dport);
+		kept_acknowledge(c, &c->frames[j], path_reply, (size_t)len);
+	}
 }
 
-static struct bench_frame path_frames[DATA_PATH_BATCH];
+/* A batch of the case's frames through the program, then what the case does after each run:
+ * acknowledge its 429s, forget its flows. */
+static void data_path_batch(const struct env *e, struct data_path *dp, struct bcase *c, int fd,
+			    int nr)
+{
+	char why[256];
+	int k;
+
+	if (data_path_send(dp, fd, path_frames, nr, why, sizeof(why)))
+		die("case %s: %s", c->name, why);
+	data_path_replies(dp, c, nr);
+	if (c->forget)
+		for (k = 0; k < nr; k++)
+			forget_flow(e, &path_frames[k]);
+}
 
 /*
  * One round of one case in the data path (data_path.h): n frames, as measure_runs() makes
  * them, sent a batch at a time through the program attached to the veth. A body case's batch
  * ends before a new connection's head, which runs through BPF_PROG_TEST_RUN only once the old
  * connection's segments are through (its run, which the statistics count too, is taken out);
- * a case that forgets its flows does so after each batch. The figure is the kernel's run time
+ * after each batch, a kept case's connections acknowledge their 429s, read back from the veth,
+ * and a case that forgets its flows does so. The figure is the kernel's run time
  * over its run count for the round. A round
  * whose counters do not show every frame where the case says (each a request decided, or none;
  * a 429 for each refused one; nothing off its stream) is reported with the case.
@@ -1061,7 +1145,7 @@ static void measure_data_path(const struct env *e, struct data_path *dp, struct 
 	uint64_t done = 0, heads = c->heads;
 	struct bench_frame *f;
 	char why[256];
-	int nr = 0, k;
+	int nr = 0;
 
 	if (data_path_attach(dp, fd, why, sizeof(why)))
 		die("case %s: %s", c->name, why);
@@ -1071,8 +1155,8 @@ static void measure_data_path(const struct env *e, struct data_path *dp, struct 
 		die("case %s: the program's run statistics: %s", c->name, strerror(errno));
 	while (done < n) {
 		if (c->body && body_needs_head(c)) {
-			if (nr && data_path_send(dp, fd, path_frames, nr, why, sizeof(why)))
-				die("case %s: %s", c->name, why);
+			if (nr)
+				data_path_batch(e, dp, c, fd, nr);
 			nr = 0;
 			if (data_path_stats(fd, &r0, &t0))
 				die("case %s: the program's run statistics: %s", c->name, strerror(errno));
@@ -1088,11 +1172,7 @@ static void measure_data_path(const struct env *e, struct data_path *dp, struct 
 		done++;
 		if (nr < DATA_PATH_BATCH && done < n)
 			continue;
-		if (data_path_send(dp, fd, path_frames, nr, why, sizeof(why)))
-			die("case %s: %s", c->name, why);
-		if (c->forget)
-			for (k = 0; k < nr; k++)
-				forget_flow(e, &path_frames[k]);
+		data_path_batch(e, dp, c, fd, nr);
 		nr = 0;
 	}
 	if (data_path_stats(fd, &runs1, &ns1))
@@ -1191,11 +1271,6 @@ static void data_path_report(int markdown, FILE *sf, int rounds)
 
 		if (!c->selected)
 			continue;
-		if (!data_path_case(c)) {
-			if (markdown)
-				printf("| %s | - | - | - | - |\n", c->name);
-			continue;
-		}
 		snprintf(http_text, sizeof(http_text), "-");
 		for (r = 0; r < rounds; r++) {
 			ratio[r] = c->path[r] / (cases[C_FLOOR].path[r] > 0 ? cases[C_FLOOR].path[r] : 1);
@@ -1266,7 +1341,7 @@ static void usage(FILE *out)
 		"  --cpu N         CPU to pin to (default: the last one allowed)\n"
 		"  --data-path     also run the cases in the data path: frames through a veth\n"
 		"                  into the program in native mode, timed by the kernel's run\n"
-		"                  statistics (not the kept 429 cases)\n"
+		"                  statistics\n"
 		"  --summary FILE  append 'prog_cost.CASE.FIELD<TAB>VALUE' lines to FILE\n"
 		"  --no-markdown   print nothing but errors\n",
 		MAX_FRAMES, MAX_FRAMES);
@@ -1418,9 +1493,12 @@ int main(int argc, char **argv)
 	if (data_path) {
 		if (data_path_open(&dp, why, sizeof(why)))
 			die("the data path: %s", why);
+		for (i = 0; i < NR_CASES; i++)
+			if (cases[i].selected && cases[i].kept)
+				kept_connections(&env, &cases[i]);
 		for (r = 0; r < rounds; r++)
 			for (i = 0; i < NR_CASES; i++)
-				if (cases[i].selected && data_path_case(&cases[i]))
+				if (cases[i].selected)
 					measure_data_path(&env, &dp, &cases[i],
 							  case_fd(&cases[i], &env, pass, floor),
 							  per_round, r);

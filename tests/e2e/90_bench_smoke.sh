@@ -58,12 +58,11 @@ done
 for c in floor http_floor floor_lookup ack; do
 	has "per-packet cost: $c with .repeat has numbers" "^\| $c \| $N \| $N \| -?$N \|$"
 done
-# 1a. The same cases in the data path (but the kept 429s, which it cannot run).
+# 1a. The same cases in the data path.
 for c in floor http_floor floor_lookup ack body body_small request request_400 request_1k \
-	body_model get request_slot rejected; do
+	body_model get request_slot rejected rejected_kept rejected_kept_ts; do
 	has "data path: $c has numbers" "^\| $c \| $N \| $N \| -?$N \| -?$N \|$"
 done
-has "data path: the kept 429s are not run there" '^\| rejected_kept \| - \| - \| - \| - \|$'
 # 1b. The upstream side's TC egress: every case with median, ratio, no unexpected verdict.
 has "section: per-packet cost of the upstream side" '^## Per-packet cost of the upstream side'
 for c in floor ack request rejected; do
