@@ -539,18 +539,18 @@ static void forget_flow(const struct env *e, const struct bench_frame *f)
 		die("deleting a flow: %s", strerror(errno));
 }
 
-/*
- * The body case's next segment: the bytes after the last one on its connection, or, when the
- * next would reach past what the JSON scan reads of a body, the first segment after a new
- * head on a fresh connection (the head runs here, untimed; the old connection is forgotten, so
- * that rls_flows does not fill).
- */
 /* Does the body case's next segment start a new connection, its head run first? */
 static bool body_needs_head(const struct bcase *c)
 {
 	return !c->heads || sizeof(BODY_PREFIX) - 1 + c->body_sent + c->body > BODY_SCAN_MAX;
 }
 
+/*
+ * The body case's next segment: the bytes after the last one on its connection, or, when the
+ * next would reach past what the JSON scan reads of a body, the first segment after a new
+ * head on a fresh connection (the head runs here, untimed; the old connection is forgotten, so
+ * that rls_flows does not fill).
+ */
 static struct bench_frame *body_next(const struct env *e, struct bcase *c)
 {
 	struct bench_frame *f = c->frames;
@@ -1132,10 +1132,10 @@ static void data_path_batch(const struct env *e, struct data_path *dp, struct bc
  * ends before a new connection's head, which runs through BPF_PROG_TEST_RUN only once the old
  * connection's segments are through (its run, which the statistics count too, is taken out);
  * after each batch, a kept case's connections acknowledge their 429s, read back from the veth,
- * and a case that forgets its flows does so. The figure is the kernel's run time
- * over its run count for the round. A round
- * whose counters do not show every frame where the case says (each a request decided, or none;
- * a 429 for each refused one; nothing off its stream) is reported with the case.
+ * and a case that forgets its flows does so. The figure is the kernel's run time over its run
+ * count for the round. A round whose counters do not show every frame where the case says
+ * (each a request decided, or none; a 429 for each refused one; nothing off its stream) is
+ * reported with the case.
  */
 static void measure_data_path(const struct env *e, struct data_path *dp, struct bcase *c, int fd,
 			      uint64_t n, int round)
@@ -1249,7 +1249,6 @@ static void body_scan_report(int markdown, FILE *sf, int rounds)
 		fprintf(sf, "prog_cost.body.ns_per_byte\t%.3f\n", median(slope, rounds));
 }
 
-/* The HTTP floor's median over the no-op in round r (at least a nanosecond: a divisor). */
 /* The data path's table: ns per run, over the no-op's, and as times the HTTP floor's. */
 static void data_path_report(int markdown, FILE *sf, int rounds)
 {
@@ -1295,6 +1294,7 @@ static void data_path_report(int markdown, FILE *sf, int rounds)
 	}
 }
 
+/* The HTTP floor's median over the no-op in round r (at least a nanosecond: a divisor). */
 static double over_http_floor(int r)
 {
 	double over = cases[C_HTTP_FLOOR].p50[r] - cases[C_FLOOR].p50[r];
