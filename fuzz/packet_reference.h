@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The accounts and model classes of the fuzzer's table (packet_stream.c). */
 enum ref_account { REF_ANON, REF_COUNT, REF_PRICEY, REF_METER, REF_SOLO, REF_NR_ACCOUNTS };
@@ -274,8 +275,9 @@ static inline int ref_json_container(struct ref_json *j, int depth, uint8_t clos
 				j->hidden = 1;
 			else if (depth == 1 && escaped)
 				j->any_class = 1;
+			/* README: in any case ("Model" is the model to Go's encoding/json). */
 			is_model = depth == 1 && !escaped && to - from == 5 &&
-				   !memcmp(j->p + from, "model", 5);
+				   !strncasecmp((const char *)j->p + from, "model", 5);
 			ref_json_ws(j);
 			if (j->i >= j->n)
 				return -2;

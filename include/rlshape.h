@@ -459,6 +459,7 @@ enum rls_request_flag {
 	RLS_REQ_PRI = 1024,          /* the method is PRI: an HTTP/2 preface if the version says so */
 	RLS_REQ_KEY_SHA256 = 2048,   /* key_sha256 holds the key's SHA-256: look it up as a digest */
 	RLS_REQ_CONNECTION_SEEN = 4096, /* a Connection line, its value at connection_seq */
+	RLS_REQ_MAX_TOKENS_HIDDEN = 8192, /* a top-level key may be max_tokens to some parser */
 };
 
 /* Top-level JSON keys that matter. */

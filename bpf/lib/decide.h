@@ -38,8 +38,11 @@ static __always_inline __u64 rls_reservation_tokens(const struct rls_stream *st,
 {
 	__u64 answer = l->reserve_tokens;
 
-	/* A visible max_tokens says how long the answer may be, up to reserve_max. */
-	if (st->request_flags & RLS_REQ_HAS_MAX_TOKENS)
+	/* A visible max_tokens says how long the answer may be, up to reserve_max; one that may
+	 * hide behind another spelling, reserve_max. */
+	if (st->request_flags & RLS_REQ_MAX_TOKENS_HIDDEN)
+		answer = l->reserve_max;
+	else if (st->request_flags & RLS_REQ_HAS_MAX_TOKENS)
 		answer = st->max_tokens < l->reserve_max ? st->max_tokens : l->reserve_max;
 	return rls_tokens_for_bytes(request_bytes, l->bytes_per_token) + answer;
 }

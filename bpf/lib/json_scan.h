@@ -40,7 +40,11 @@ static __always_inline bool rls_json_scanning(const struct rls_stream *st)
 #define RLS_JSON_MAX_TOKENS_KEY  "max_tokens"
 #define RLS_JSON_MAX_COMPL_KEY   "max_completion_tokens"
 
-/* Bytes i to i + 7 of key against those of lit: nonzero where they differ. */
+/*
+ * Bytes i to i + 7 of key, its letters in lower case, against those of lit: nonzero where
+ * they differ. In any case: Go's encoding/json (Ollama, LocalAI) takes "Model" or
+ * "MAX_TOKENS" for the field, where Python's json sees another key.
+ */
 static __always_inline __u64 rls_json_key_word_diff(const __u8 *key, const char *lit,
 						    __u32 lit_len, __u32 i)
 {
@@ -49,32 +53,79 @@ static __always_inline __u64 rls_json_key_word_diff(const __u8 *key, const char 
 	if (i >= lit_len)
 		return 0;
 	__builtin_memcpy(&w, key + i, 8);
-	return (w & rls_word_bytes(lit_len - i)) ^ rls_literal_word(lit, lit_len, i);
+	return (rls_word_lower(w) & rls_word_bytes(lit_len - i)) ^
+	       rls_literal_word(lit, lit_len, i);
 }
 
-/* Does the n-byte key at key, read a word at a time, spell lit (at most 24 bytes)? */
-static __always_inline bool rls_json_key_is(const __u8 *key, __u32 n, const char *lit,
-					    __u32 lit_len)
+/* Does the key at key, read a word at a time, spell lit (at most 24 bytes) in any case? */
+static __always_inline bool rls_json_key_spells(const __u8 *key, const char *lit, __u32 lit_len)
 {
-	return n == lit_len && !(rls_json_key_word_diff(key, lit, lit_len, 0) |
-				 rls_json_key_word_diff(key, lit, lit_len, 8) |
-				 rls_json_key_word_diff(key, lit, lit_len, 16));
+	return !(rls_json_key_word_diff(key, lit, lit_len, 0) |
+		 rls_json_key_word_diff(key, lit, lit_len, 8) |
+		 rls_json_key_word_diff(key, lit, lit_len, 16));
 }
 
-#define rls_json_key_is_lit(key, n, lit) rls_json_key_is(key, n, lit, sizeof(lit) - 1)
+#define RLS_JSON_KEY_SPELLS(key, lit) rls_json_key_spells(key, lit, sizeof(lit) - 1)
 
 /*
  * What an n-byte top-level key is. key is the window (the key whole in it) or the stream's
- * copy: the words read past n are masked off, and stay inside scratch or the stream.
+ * copy: the words read past n are masked off, and stay inside scratch or the stream. Told by
+ * its length first: most keys are no key's length, and are not read at all.
  */
 static __always_inline __u8 rls_json_key_kind(const __u8 *key, __u32 n)
 {
-	if (rls_json_key_is_lit(key, n, RLS_JSON_MODEL_KEY))
-		return RLS_JSON_KEY_MODEL;
-	if (rls_json_key_is_lit(key, n, RLS_JSON_MAX_TOKENS_KEY) ||
-	    rls_json_key_is_lit(key, n, RLS_JSON_MAX_COMPL_KEY))
-		return RLS_JSON_KEY_MAX_TOKENS;
+	switch (n) {
+	case sizeof(RLS_JSON_MODEL_KEY) - 1:
+		if (RLS_JSON_KEY_SPELLS(key, RLS_JSON_MODEL_KEY))
+			return RLS_JSON_KEY_MODEL;
+		break;
+	case sizeof(RLS_JSON_MAX_TOKENS_KEY) - 1:
+		if (RLS_JSON_KEY_SPELLS(key, RLS_JSON_MAX_TOKENS_KEY))
+			return RLS_JSON_KEY_MAX_TOKENS;
+		break;
+	case sizeof(RLS_JSON_MAX_COMPL_KEY) - 1:
+		if (RLS_JSON_KEY_SPELLS(key, RLS_JSON_MAX_COMPL_KEY))
+			return RLS_JSON_KEY_MAX_TOKENS;
+		break;
+	}
 	return RLS_JSON_KEY_OTHER;
+}
+
+/*
+ * Can the n-byte key at key be max_tokens or max_completion_tokens to Go's encoding/json,
+ * which folds the Kelvin sign (3 bytes) into k and the long s (2 bytes) into s? Taken so where
+ * it has a byte past ASCII and the length of one of them with either or both folded. ("model"
+ * has neither letter.) Read as rls_json_key_kind() reads.
+ */
+static __always_inline bool rls_json_key_may_fold(const __u8 *key, __u32 n)
+{
+	__u64 w, high = 0;
+	__u32 i;
+
+	const __u32 tokens = sizeof(RLS_JSON_MAX_TOKENS_KEY) - 1;
+	const __u32 completion = sizeof(RLS_JSON_MAX_COMPL_KEY) - 1;
+
+	/* One to three bytes longer: a Kelvin sign adds two, a long s one. */
+	if (!((n > tokens && n <= tokens + 3) || (n > completion && n <= completion + 3)))
+		return false;
+#pragma clang loop unroll(full)
+	for (i = 0; i < completion + 3; i += 8) {
+		__builtin_memcpy(&w, key + i, 8);
+		if (i < n)
+			high |= w & rls_word_bytes(n - i);
+	}
+	return high & RLS_WORD_HIGHS;
+}
+
+/*
+ * A top-level key read whole: what it is, and whether a parser may take it for max_tokens
+ * where this one does not (then the answer's length is not known: RLS_REQ_MAX_TOKENS_HIDDEN).
+ */
+static __always_inline void rls_json_key_read(struct rls_stream *st, const __u8 *key, __u32 n)
+{
+	st->json_key_kind = rls_json_key_kind(key, n);
+	if (st->json_key_kind == RLS_JSON_KEY_OTHER && rls_json_key_may_fold(key, n))
+		st->request_flags |= RLS_REQ_MAX_TOKENS_HIDDEN;
 }
 
 /* Structure outside strings: nesting, and where a top-level key may start. */
@@ -122,11 +173,12 @@ __noinline int rls_json_key_bytes(struct rls_scratch *s, struct rls_stream *st, 
 	for (n = 0; n < RLS_JSON_KEY_MAX + 1 && n < limit; n++) {
 		b = rls_at(s, pos + n);
 		if (b == '\\') {
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
+			/* It may spell "model", or "max_tokens". */
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS | RLS_REQ_MAX_TOKENS_HIDDEN);
 			return n + 1;
 		}
 		if (b == '"') {
-			st->json_key_kind = rls_json_key_kind(st->json_key, st->json_key_len);
+			rls_json_key_read(st, st->json_key, st->json_key_len);
 			st->json_expect = RLS_JSON_COLON;
 			return n + 1;
 		}
@@ -230,7 +282,10 @@ static __always_inline void rls_json_number(struct rls_stream *st, __u8 b)
 			st->value_number = st->value_number * 10 + (b - '0');
 		return;
 	}
-	st->max_tokens = st->value_number;
+	/* Of two (parsers keep the last, in one case or in any), the larger: the most either
+	 * can read. */
+	if (!(st->request_flags & RLS_REQ_HAS_MAX_TOKENS) || st->value_number > st->max_tokens)
+		st->max_tokens = st->value_number;
 	st->request_flags |= RLS_REQ_HAS_MAX_TOKENS;
 	st->json_expect = RLS_JSON_ANY;
 	rls_json_structure(st, b);
@@ -286,8 +341,9 @@ static __always_inline void rls_json_string_or_key(struct rls_scratch *s, struct
 			return;
 		}
 		if (rls_at(s, q) == '\\')
-			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS); /* it may spell "model" */
-		st->json_key_kind = rls_json_key_kind(&s->payload[p & RLS_WINDOW_MASK], q - p);
+			/* It may spell "model", or "max_tokens". */
+			rls_json_give_up(st, RLS_REQ_MODEL_AMBIGUOUS | RLS_REQ_MAX_TOKENS_HIDDEN);
+		rls_json_key_read(st, &s->payload[p & RLS_WINDOW_MASK], q - p);
 		st->json_expect = RLS_JSON_COLON;
 		*pos = rls_json_after_key(s, st, q + 1, *end);
 		return;

@@ -75,17 +75,31 @@ static __always_inline __u64 rls_literal_word(const char *lit, __u32 n, __u32 i)
 }
 
 /*
+ * The high bit of each byte of v from lo to hi (hi below 0x80). Bytes with the high bit set
+ * are none of them: masked first, so that no byte carries into the next.
+ */
+static __always_inline __u64 rls_word_between(__u64 v, __u8 lo, __u8 hi)
+{
+	__u64 low = v & ~RLS_WORD_HIGHS;
+	__u64 from_lo = low + RLS_WORD_ONES * (0x80 - lo);
+	__u64 past_hi = low + RLS_WORD_ONES * (0x80 - hi - 1);
+
+	return from_lo & ~past_hi & ~v & RLS_WORD_HIGHS;
+}
+
+/*
  * 0x20 in each byte of v that is a lower-case letter: where a byte | 0x20 equals v's byte
- * exactly when it is that letter in either case. Bytes with the high bit set are not letters
- * (masked first, so that no byte carries into the next).
+ * exactly when it is that letter in either case.
  */
 static __always_inline __u64 rls_word_letters(__u64 v)
 {
-	__u64 low = v & ~RLS_WORD_HIGHS;
-	__u64 from_a = low + RLS_WORD_ONES * (0x80 - 'a');
-	__u64 past_z = low + RLS_WORD_ONES * (0x80 - 'z' - 1);
+	return rls_word_between(v, 'a', 'z') >> 2;
+}
 
-	return (from_a & ~past_z & ~v & RLS_WORD_HIGHS) >> 2;
+/* w with its upper-case ASCII letters made lower case, and no other byte changed. */
+static __always_inline __u64 rls_word_lower(__u64 w)
+{
+	return w | rls_word_between(w, 'A', 'Z') >> 2;
 }
 
 #endif /* RLS_BPF_WORD_H */

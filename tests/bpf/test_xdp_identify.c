@@ -637,13 +637,17 @@ static void test_model_repeated_key_not_evading(void **state)
 
 	static const char *const bodies[] = {
 		"{\"model\":\"gpt-small\",\"messages\":[],\"model\":\"gpt-big\"}",
+		/* Go's encoding/json (Ollama, LocalAI) takes a key in any case for the field. */
+		"{\"model\":\"gpt-small\",\"messages\":[],\"Model\":\"gpt-big\"}",
+		"{\"model\":\"gpt-small\",\"MODEL\":\"gpt-big\"}",
 	};
 
 	leave_room_in_window(60, 3000);
 	expect_pricey_refused(e, 45601, bodies, ARRAY_SIZE(bodies),
-			      "bpf/lib/json_scan.h stops at the first top-level \"model\", while common "
-			      "upstream JSON parsers (Python json, Go encoding/json) keep the last; "
-			      "a second top-level \"model\" must make the model hidden");
+			      "bpf/lib/json_scan.h stops at the first top-level \"model\", or reads "
+			      "only that spelling, while common upstream JSON parsers (Python json, Go "
+			      "encoding/json) keep the last, and Go's takes \"Model\" for it too; a "
+			      "second top-level model key in any case must make the model hidden");
 }
 
 /* How many tokens one admitted request of account tokener reserved (its tpd total grows by it). */
@@ -683,6 +687,28 @@ static void test_reservation_uses_max_tokens(void **state)
 	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "max_tokens 300 behind 9 zeros");
 	got = tokens_reserved_by(e, 46004, "{\"model\":\"m\",\"messages\":[{\"max_tokens\":9}]}", &len);
 	CHECK_EQ(got, (__s64)((len + 3) / 4 + 100), "no top-level max_tokens: reserve_tokens 100");
+	/*
+	 * Read two ways: Python's json keeps the last "max_tokens", Go's encoding/json the last
+	 * key that folds to it ("MAX_TOKENS"; and the Kelvin sign folds to k). The most any of
+	 * them can read is held.
+	 */
+	got = tokens_reserved_by(e, 46007, "{\"model\":\"m\",\"max_tokens\":300,\"max_tokens\":5}",
+				 &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "two max_tokens: the larger, 300");
+	got = tokens_reserved_by(e, 46008, "{\"model\":\"m\",\"max_tokens\":5,\"MAX_TOKENS\":300}",
+				 &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "max_tokens and MAX_TOKENS: the larger, 300");
+	got = tokens_reserved_by(e, 46009, "{\"Max_Completion_Tokens\":250,\"model\":\"m\"}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 250), "Max_Completion_Tokens 250, as Go reads it");
+	got = tokens_reserved_by(e, 46010, "{\"model\":\"m\",\"max_tokens\":5,"
+				 "\"max_to\xe2\x84\xaa" "ens\":300}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500),
+		 "a key past ASCII that Go may fold into max_tokens: reserve_max 500");
+	got = tokens_reserved_by(e, 46012, "{\"model\":\"m\",\"max_tokens\":5,\"max_tok\\u0065ns\":300}",
+				 &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "an escaped max_tokens: reserve_max 500");
+	got = tokens_reserved_by(e, 46011, "{\"model\":\"m\",\"max_tokens\":5,\"caf\xc3\xa9\":1}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 5), "a key past ASCII no fold can make max_tokens");
 }
 
 /* ---- the key and the model, as rows: one request each, and who it was charged to ---- */
@@ -850,14 +876,15 @@ static const struct prog_case cases[] = {
 		MODEL(3, "", "{\"stream\":true}\t{\"model\":\"gpt-x\"}", NULL),
 		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 2) } },
 	} },
-	/* Top-level keys are told apart whole: a prefix, a longer key or another case is not "model". */
+	/* Top-level keys are told apart whole: a prefix or a longer key is not "model". */
 	{ .name = "test_model_key_spelled_exactly", .sport = 45301, .frames = {
 		MODEL(0, "", "{\"modelx\":\"gpt-x\",\"model\":\"gpt-y\"}", "gpt-y"),
 		MODEL(1, "", "{\"mode\":\"gpt-x\"}", NULL),
-		MODEL(2, "", "{\"Model\":\"gpt-x\"}", NULL),
+		/* Another case is: Go's encoding/json reads it as the model (Python's then has none). */
+		MODEL(2, "", "{\"MoDeL\":\"gpt-x\"}", "gpt-x"),
 		/* Longer than any key that matters: read as an ordinary string. */
 		MODEL(3, "", "{\"" K10 K10 K10 "model\":\"gpt-x\",\"model\":\"gpt-y\"}", "gpt-y"),
-		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 0) } },
+		{ .hook = CHECK_ONLY, .expect = { ADMITTED_NOW("modeler", "gpt-x", 1) } },
 	} },
 };
 int main(void)
