@@ -265,10 +265,18 @@ static __always_inline void rls_json_colon_value(struct rls_stream *st, __u8 b)
 		st->json_expect = RLS_JSON_MODEL;
 		return;
 	}
-	if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS && b >= '0' && b <= '9') {
-		st->value_number = b - '0';
-		st->json_expect = RLS_JSON_NUMBER;
-		return;
+	if (st->json_key_kind == RLS_JSON_KEY_MAX_TOKENS) {
+		if (b >= '0' && b <= '9') {
+			st->value_number = b - '0';
+			st->json_expect = RLS_JSON_NUMBER;
+			return;
+		}
+		/*
+		 * null says nothing, as no max_tokens at all. Anything else, a parser in lax mode
+		 * may still read as a count (pydantic: "300", or 1e3 below): not known.
+		 */
+		if (b != 'n')
+			st->request_flags |= RLS_REQ_MAX_TOKENS_HIDDEN;
 	}
 	st->json_expect = RLS_JSON_ANY;
 	rls_json_structure(st, b);
@@ -282,6 +290,9 @@ static __always_inline void rls_json_number(struct rls_stream *st, __u8 b)
 			st->value_number = st->value_number * 10 + (b - '0');
 		return;
 	}
+	/* A fraction or an exponent: 1e5 is 100000 to pydantic, an error to Go. */
+	if (b == '.' || b == 'e' || b == 'E')
+		st->request_flags |= RLS_REQ_MAX_TOKENS_HIDDEN;
 	/* Of two (parsers keep the last, in one case or in any), the larger: the most either
 	 * can read. */
 	if (!(st->request_flags & RLS_REQ_HAS_MAX_TOKENS) || st->value_number > st->max_tokens)

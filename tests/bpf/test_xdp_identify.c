@@ -707,6 +707,15 @@ static void test_reservation_uses_max_tokens(void **state)
 	got = tokens_reserved_by(e, 46012, "{\"model\":\"m\",\"max_tokens\":5,\"max_tok\\u0065ns\":300}",
 				 &len);
 	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "an escaped max_tokens: reserve_max 500");
+	/* A count a lax parser reads from another form (pydantic: "300", 1e5, 300.0). */
+	got = tokens_reserved_by(e, 46013, "{\"model\":\"m\",\"max_tokens\":\"300\"}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens as a string: reserve_max 500");
+	got = tokens_reserved_by(e, 46014, "{\"model\":\"m\",\"max_tokens\":1e5}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens 1e5: reserve_max 500");
+	got = tokens_reserved_by(e, 46015, "{\"max_tokens\":300.0,\"model\":\"m\"}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens 300.0: reserve_max 500");
+	got = tokens_reserved_by(e, 46016, "{\"model\":\"m\",\"max_tokens\":null}", &len);
+	CHECK_EQ(got, (__s64)((len + 3) / 4 + 100), "max_tokens null, as none: reserve_tokens 100");
 	got = tokens_reserved_by(e, 46011, "{\"model\":\"m\",\"max_tokens\":5,\"caf\xc3\xa9\":1}", &len);
 	CHECK_EQ(got, (__s64)((len + 3) / 4 + 5), "a key past ASCII no fold can make max_tokens");
 }
