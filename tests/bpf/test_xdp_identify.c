@@ -670,54 +670,52 @@ static __s64 tokens_reserved_by(struct env *e, uint16_t sport, const char *body,
 /* The reservation: the request's size in tokens plus its max_tokens, capped, or reserve_tokens. */
 static void test_reservation_uses_max_tokens(void **state)
 {
+	/* tokener's tier: reserve_tokens 100, reserve_max 500. */
+	static const struct {
+		const char *body;
+		__s64 answer; /* tokens held for the answer, on top of the request's own */
+		const char *what;
+	} cases[] = {
+		{ "{\"model\":\"m\",\"max_tokens\":300}", 300, "max_tokens 300" },
+		{ "{\"max_completion_tokens\": 250,\"model\":\"m\"}", 250,
+		  "max_completion_tokens 250" },
+		{ "{\"model\":\"m\",\"max_tokens\":99999}", 500, "capped at reserve_max" },
+		/* More digits than one token reads, then the model after them. */
+		{ "{\"max_tokens\":123456789012,\"model\":\"m\"}", 500, "12 digits, capped" },
+		{ "{\"max_tokens\":000000000300 ,\"model\":\"m\"}", 300, "300 behind 9 zeros" },
+		{ "{\"model\":\"m\",\"messages\":[{\"max_tokens\":9}]}", 100,
+		  "no top-level max_tokens: reserve_tokens" },
+		/*
+		 * Read two ways: Python's json keeps the last "max_tokens", Go's encoding/json the
+		 * last key that folds to it ("MAX_TOKENS"; the Kelvin sign folds to k). The most
+		 * any of them can read is held.
+		 */
+		{ "{\"model\":\"m\",\"max_tokens\":300,\"max_tokens\":5}", 300, "two: the larger" },
+		{ "{\"model\":\"m\",\"max_tokens\":5,\"MAX_TOKENS\":300}", 300,
+		  "max_tokens and MAX_TOKENS: the larger" },
+		{ "{\"Max_Completion_Tokens\":250,\"model\":\"m\"}", 250, "in another case" },
+		{ "{\"model\":\"m\",\"max_tokens\":5,\"max_to\xe2\x84\xaa" "ens\":300}", 500,
+		  "a key past ASCII that Go may fold into max_tokens: reserve_max" },
+		{ "{\"model\":\"m\",\"max_tokens\":5,\"max_tok\\u0065ns\":300}", 500,
+		  "an escaped max_tokens: reserve_max" },
+		{ "{\"model\":\"m\",\"max_tokens\":5,\"caf\xc3\xa9\":1}", 5,
+		  "a key past ASCII that no fold makes max_tokens" },
+		/* A count a lax parser reads from another form (pydantic: "300", 1e5, 300.0). */
+		{ "{\"model\":\"m\",\"max_tokens\":\"300\"}", 500, "a string: reserve_max" },
+		{ "{\"model\":\"m\",\"max_tokens\":1e5}", 500, "1e5: reserve_max" },
+		{ "{\"max_tokens\":300.0,\"model\":\"m\"}", 500, "300.0: reserve_max" },
+		{ "{\"model\":\"m\",\"max_tokens\":null}", 100, "null, as none: reserve_tokens" },
+	};
 	struct env *e = need_env(state);
-	size_t len;
-	__s64 got;
+	size_t i, len;
+	__s64 got, want;
 
-	got = tokens_reserved_by(e, 46001, "{\"model\":\"m\",\"max_tokens\":300}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "reservation with max_tokens 300");
-	got = tokens_reserved_by(e, 46002, "{\"max_completion_tokens\": 250,\"model\":\"m\"}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 250), "reservation with max_completion_tokens 250");
-	got = tokens_reserved_by(e, 46003, "{\"model\":\"m\",\"max_tokens\":99999}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens capped at reserve_max 500");
-	/* More digits than one token reads, then the model after them. */
-	got = tokens_reserved_by(e, 46005, "{\"max_tokens\":123456789012,\"model\":\"m\"}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "12-digit max_tokens capped at reserve_max 500");
-	got = tokens_reserved_by(e, 46006, "{\"max_tokens\":000000000300 ,\"model\":\"m\"}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "max_tokens 300 behind 9 zeros");
-	got = tokens_reserved_by(e, 46004, "{\"model\":\"m\",\"messages\":[{\"max_tokens\":9}]}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 100), "no top-level max_tokens: reserve_tokens 100");
-	/*
-	 * Read two ways: Python's json keeps the last "max_tokens", Go's encoding/json the last
-	 * key that folds to it ("MAX_TOKENS"; and the Kelvin sign folds to k). The most any of
-	 * them can read is held.
-	 */
-	got = tokens_reserved_by(e, 46007, "{\"model\":\"m\",\"max_tokens\":300,\"max_tokens\":5}",
-				 &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "two max_tokens: the larger, 300");
-	got = tokens_reserved_by(e, 46008, "{\"model\":\"m\",\"max_tokens\":5,\"MAX_TOKENS\":300}",
-				 &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 300), "max_tokens and MAX_TOKENS: the larger, 300");
-	got = tokens_reserved_by(e, 46009, "{\"Max_Completion_Tokens\":250,\"model\":\"m\"}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 250), "Max_Completion_Tokens 250, as Go reads it");
-	got = tokens_reserved_by(e, 46010, "{\"model\":\"m\",\"max_tokens\":5,"
-				 "\"max_to\xe2\x84\xaa" "ens\":300}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500),
-		 "a key past ASCII that Go may fold into max_tokens: reserve_max 500");
-	got = tokens_reserved_by(e, 46012, "{\"model\":\"m\",\"max_tokens\":5,\"max_tok\\u0065ns\":300}",
-				 &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "an escaped max_tokens: reserve_max 500");
-	/* A count a lax parser reads from another form (pydantic: "300", 1e5, 300.0). */
-	got = tokens_reserved_by(e, 46013, "{\"model\":\"m\",\"max_tokens\":\"300\"}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens as a string: reserve_max 500");
-	got = tokens_reserved_by(e, 46014, "{\"model\":\"m\",\"max_tokens\":1e5}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens 1e5: reserve_max 500");
-	got = tokens_reserved_by(e, 46015, "{\"max_tokens\":300.0,\"model\":\"m\"}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 500), "max_tokens 300.0: reserve_max 500");
-	got = tokens_reserved_by(e, 46016, "{\"model\":\"m\",\"max_tokens\":null}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 100), "max_tokens null, as none: reserve_tokens 100");
-	got = tokens_reserved_by(e, 46011, "{\"model\":\"m\",\"max_tokens\":5,\"caf\xc3\xa9\":1}", &len);
-	CHECK_EQ(got, (__s64)((len + 3) / 4 + 5), "a key past ASCII no fold can make max_tokens");
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		got = tokens_reserved_by(e, (uint16_t)(46001 + i), cases[i].body, &len);
+		want = (__s64)((len + 3) / 4) + cases[i].answer;
+		CHECK(got == want, "%s (%s): held %lld, expected %lld", cases[i].what,
+		      cases[i].body, (long long)got, (long long)want);
+	}
 }
 
 /* ---- the key and the model, as rows: one request each, and who it was charged to ---- */
