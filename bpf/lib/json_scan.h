@@ -2,10 +2,12 @@
 /*
  * The request body's JSON, scanned as it streams by for two top-level keys: "model" (the model
  * the request is charged to) and "max_tokens" / "max_completion_tokens" (how long its answer
- * may be). Nothing else is parsed: outside the top-level object's keys only nesting and where
- * strings end are followed. Whatever an upstream's JSON parser could read otherwise (a key
- * with an escape, a second "model", a model that is not a plain string) makes the model
- * hidden: the strictest. The scan's state is the connection's (struct rls_stream).
+ * may be), each in any case, as Go's encoding/json reads them. Nothing else is parsed: outside
+ * the top-level object's keys only nesting and where strings end are followed. Whatever an
+ * upstream's JSON parser could read otherwise (a key with an escape, a second "model", a
+ * model that is not a plain string) makes the model hidden: the strictest; and a max_tokens
+ * so read is held at its most (RLS_REQ_MAX_TOKENS_HIDDEN). The scan's state is the
+ * connection's (struct rls_stream).
  */
 #ifndef RLS_BPF_JSON_SCAN_H
 #define RLS_BPF_JSON_SCAN_H
