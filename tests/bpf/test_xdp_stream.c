@@ -285,6 +285,13 @@ static const struct shape shapes[] = {
 	{ "two spaces after a colon, one before", POST_HEAD "Authorization: Bearer " KEY_PRICEY
 	  "\r\nContent-Length: 36\r\n\r\n{\"model\":  \"cheap\", \"max_tokens\" :5}", "pricey",
 	  "cheap", 95 },
+	{ "a header line without a colon: nobody's", POST_HEAD "X-Foo\r\nAuthorization: Bearer "
+	  KEY_COUNT "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap", 53 },
+	{ "the model key in capitals, as Go reads it", POST_HEAD "Authorization: Bearer " KEY_COUNT
+	  "\r\nContent-Length: 17\r\n\r\n{\"MODEL\":\"cheap\"}", "count", "cheap", 121 },
+	{ "a second top-level model in another case", POST_HEAD "Authorization: Bearer " KEY_PRICEY
+	  "\r\nContent-Length: 34\r\n\r\n{\"model\":\"cheap\",\"Model\":\"pricey\"}", "pricey",
+	  NULL, 138 },
 	{ "expect 100-continue", POST_HEAD "Authorization: Bearer " KEY_COUNT
 	  "\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP, "count", "cheap",
 	  117 },
@@ -740,6 +747,49 @@ static void test_key_header_twice_resets(void **state)
 	CHECK_EQ(admitted(e, "count", "cheap"), before, "count's admitted (count, cheap)");
 }
 
+/*
+ * A WebSocket upgrade (the OpenAI Realtime API's way in): the request is counted like any
+ * other, and what follows it is still read as HTTP/1.1. Nothing here sees the upstream's
+ * 101, so frames after it are bytes no server reads as requests: the connection is reset,
+ * never a tunnel the client opened by asking. An upgrade the upstream refuses leaves an HTTP
+ * connection whose next request is counted.
+ */
+#define UPGRADE_HEAD                                                                       \
+	"GET /v1/realtime?model=cheap HTTP/1.1\r\nHost: gw.test\r\n"                          \
+	"Authorization: Bearer " KEY_COUNT "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" \
+	"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+
+static void test_websocket_upgrade_not_a_tunnel(void **state)
+{
+	/* A masked text frame, "hello" (RFC 6455, 5.7). */
+	static const char frame[] = "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+	static const char upgrade[] = UPGRADE_HEAD;
+	static const char next[] = POST_HEAD "Authorization: Bearer " KEY_COUNT
+				   "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP;
+	struct env *e = need_env(state);
+	struct conn c = conn4(26201), d = conn4(26202);
+	__u64 requests = packets_of(e, RLS_PKT_REQUEST);
+	__u64 resets = packets_of(e, RLS_PKT_STREAM_RESET);
+	__u32 count = account_id(e, "count");
+	__u64 star = stats_of(e, count, RLS_MODEL_OTHER).admitted;
+	__u64 cheap = admitted(e, "count", "cheap");
+	struct result r;
+
+	send_part(e, &c, upgrade, 0, sizeof(upgrade) - 1, "the upgrade request");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), requests + 1, "the upgrade counted as a request");
+	conn_send(e, &c, frame, sizeof(frame) - 1, 0, &r);
+	CHECK_EQ(r.out_len, 14 + 20 + 20, "the reset frame's length");
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the WebSocket frame became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), resets + 1, "rls_packets[STREAM_RESET]");
+
+	send_part(e, &d, upgrade, 0, sizeof(upgrade) - 1, "an upgrade the upstream will refuse");
+	send_part(e, &d, next, 0, sizeof(next) - 1, "the next request on that connection");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), requests + 3, "every request counted");
+	CHECK_EQ(admitted(e, "count", "cheap"), cheap + 1, "the request after it, charged");
+	CHECK_EQ(stats_of(e, count, RLS_MODEL_OTHER).admitted, star + 2,
+		 "the two upgrades, charged to count's \"*\"");
+}
+
 static void test_http2_preface_passed(void **state)
 {
 	struct env *e = need_env(state);
@@ -1001,6 +1051,7 @@ int main(void)
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
 		T(test_key_header_twice_resets),
+		T(test_websocket_upgrade_not_a_tunnel),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
