@@ -44,7 +44,7 @@ static __always_inline bool rls_json_scanning(const struct rls_stream *st)
 
 /*
  * Bytes i to i + 7 of key, its letters in lower case, against those of lit: nonzero where
- * they differ. In any case: Go's encoding/json (Ollama, LocalAI) takes "Model" or
+ * they differ. In any case: Go's encoding/json (a Go upstream's decoder) takes "Model" or
  * "MAX_TOKENS" for the field, where Python's json sees another key.
  */
 static __always_inline __u64 rls_json_key_word_diff(const __u8 *key, const char *lit,
@@ -101,11 +101,10 @@ static __always_inline __u8 rls_json_key_kind(const __u8 *key, __u32 n)
  */
 static __always_inline bool rls_json_key_may_fold(const __u8 *key, __u32 n)
 {
-	__u64 w, high = 0;
-	__u32 i;
-
 	const __u32 tokens = sizeof(RLS_JSON_MAX_TOKENS_KEY) - 1;
 	const __u32 completion = sizeof(RLS_JSON_MAX_COMPL_KEY) - 1;
+	__u64 w, high = 0;
+	__u32 i;
 
 	/* One to three bytes longer: a Kelvin sign adds two, a long s one. */
 	if (!((n > tokens && n <= tokens + 3) || (n > completion && n <= completion + 3)))

@@ -637,7 +637,7 @@ static void test_model_repeated_key_not_evading(void **state)
 
 	static const char *const bodies[] = {
 		"{\"model\":\"gpt-small\",\"messages\":[],\"model\":\"gpt-big\"}",
-		/* Go's encoding/json (Ollama, LocalAI) takes a key in any case for the field. */
+		/* Go's encoding/json takes a key in any case for the field, the last one kept. */
 		"{\"model\":\"gpt-small\",\"messages\":[],\"Model\":\"gpt-big\"}",
 		"{\"model\":\"gpt-small\",\"MODEL\":\"gpt-big\"}",
 	};
