@@ -135,18 +135,23 @@ static __always_inline bool rls_value_is_bearer(const struct rls_stream *st)
 	return true;
 }
 
-/* The line of a key header has ended: the key is the request's if it is well formed. */
+/*
+ * The line of a key header has ended: the key is the request's if it is well formed. Either
+ * way its text then leaves the flow, all of the value's buffer in stores of a word, with no
+ * loop: rls_flows is pinned for inspection, and a dump of it shows a key's keyed hash, never
+ * a key that works (README, "Who is asking").
+ */
 static __always_inline void rls_key_line_done(struct rls_stream_ctx *c)
 {
 	struct rls_stream *st = c->st;
 	bool bearer = c->cfg->key_headers[st->line_rank & (RLS_MAX_KEY_HEADERS - 1)].bearer;
 
-	if (st->value_len == 0xffff || (bearer && !rls_value_is_bearer(st)))
-		return;
-	if (rls_stream_hash_key(c->s, st, bearer ? 7 : 0))
-		return;
-	st->key_rank = st->line_rank;
-	st->request_flags |= RLS_REQ_HAS_KEY;
+	if (st->value_len != 0xffff && (!bearer || rls_value_is_bearer(st)) &&
+	    !rls_stream_hash_key(c->s, st, bearer ? 7 : 0)) {
+		st->key_rank = st->line_rank;
+		st->request_flags |= RLS_REQ_HAS_KEY;
+	}
+	__builtin_memset(st->value, 0, sizeof(st->value));
 }
 
 /*

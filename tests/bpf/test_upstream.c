@@ -337,6 +337,31 @@ static void test_admitted_resend_passes(void **state)
 	CHECK_EQ(up_packets(e, RLS_PKT_RETRANSMIT), 1, "retransmit");
 }
 
+/*
+ * The proxy's requests leave their keys in no map, as the client's do at XDP (README, "Who is
+ * asking"): a key line whole in a segment, and one cut in its middle.
+ */
+static void test_maps_hold_no_key(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(42601), d = conn4(42602);
+	char req[1024];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), "{\"model\":\"m\"}");
+	size_t cut = (size_t)(strstr(req, KEY_ALICE) - req) + 6;
+	const char *where;
+	struct result r;
+
+	case_send_upstream(e, &c, req, len, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "a request with a key");
+	where = map_holding(e, KEY_ALICE);
+	CHECK(!where, "the key's text is in %s", where);
+	case_send_upstream(e, &d, req, cut, 0, 0, &r);
+	case_send_upstream(e, &d, req + cut, len - cut, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "a request with its key line cut");
+	where = map_holding(e, KEY_ALICE);
+	CHECK(!where, "its key line cut: the key's text is in %s", where);
+}
+
 /* ---- the client's address, from the header the proxy writes ---- */
 
 /* Unknown clients: one request a minute each, counted by the address the proxy wrote. */
@@ -532,6 +557,7 @@ int main(void)
 		XDP_TEST(test_pipelined_refusal_resets_both),
 		XDP_TEST(test_admitted_resend_passes),
 		XDP_TEST(test_request_on_syn_dropped),
+		XDP_TEST(test_maps_hold_no_key),
 		cmocka_unit_test_setup_teardown(test_client_address_header, setup_forwarded,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,

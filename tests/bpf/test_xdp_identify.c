@@ -718,6 +718,49 @@ static void test_reservation_uses_max_tokens(void **state)
 	}
 }
 
+/*
+ * A key sent is in no map once its header line has ended: the maps hold its keyed hash, never
+ * its text (README, "Who is asking"), whatever became of the request and however the line came.
+ */
+static void test_maps_hold_no_key(void **state)
+{
+	static const struct {
+		const char *headers, *body, *key, *what;
+		size_t cut; /* the request sent in two segments, the first this many bytes */
+	} cases[] = {
+		{ BEARER(KEY_ALICE) "x-model: m\r\n", "{\"model\":\"m\"}", KEY_ALICE,
+		  "a bearer key, a short model line after it", 0 },
+		{ "x-api-key: sk-test-stranger-31337\r\n", NULL, "sk-test-stranger-31337",
+		  "a key no account has", 0 },
+		{ "Authorization: Basic dXNlcjpwYXNzd29yZC0zMTMzNw==\r\n", NULL,
+		  "dXNlcjpwYXNzd29yZC0zMTMzNw==", "a credential of another scheme", 0 },
+		{ BEARER(KEY_ALICE), NULL, KEY_ALICE, "the key line cut in its middle", 60 },
+		{ BEARER("sk-" K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10
+			 K10 K10 K10 K10 K10 K10 K10 K10 K10), NULL,
+		  K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10
+		  K10 K10 K10 K10 K10 K10, "a key longer than any the table can have", 0 },
+	};
+	struct env *e = need_env(state);
+	char req[2048];
+	struct result r;
+	const char *where;
+	size_t i, len;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct conn c = conn4((uint16_t)(48001 + i));
+
+		len = http_request(req, sizeof(req), cases[i].headers, cases[i].body);
+		if (cases[i].cut) {
+			conn_send(e, &c, req, cases[i].cut, 0, &r);
+			conn_send(e, &c, req + cases[i].cut, len - cases[i].cut, 0, &r);
+		} else {
+			conn_send(e, &c, req, len, 0, &r);
+		}
+		where = map_holding(e, cases[i].key);
+		CHECK(!where, "%s: the key's text is in %s", cases[i].what, where);
+	}
+}
+
 /* ---- the key and the model, as rows: one request each, and who it was charged to ---- */
 
 /*
@@ -913,6 +956,7 @@ int main(void)
 		XDP_TEST(test_model_escaped_not_evading),
 		XDP_TEST(test_model_repeated_key_not_evading),
 		XDP_TEST(test_reservation_uses_max_tokens),
+		XDP_TEST(test_maps_hold_no_key),
 	};
 
 	return xdp_suite_main("bpf/test_xdp_identify", cases, ARRAY_SIZE(cases), tests,

@@ -407,6 +407,55 @@ static inline void admit_until_limit(struct env *e, struct conn *c, const char *
 		*last = r;
 }
 
+/*
+ * Of every map the program has, but the per-CPU work space (never pinned: it holds the packet
+ * being read) and the ring buffer (responses' events): the name of the first whose keys or
+ * values hold any 8 bytes of text in a row; NULL where none does.
+ */
+static inline const char *map_holding(struct env *e, const char *text)
+{
+	size_t n = strlen(text), i, vsize;
+	struct bpf_map *m;
+	int ncpu = libbpf_num_possible_cpus();
+
+	CHECK(n >= 8 && ncpu > 0, "test bug: text under 8 bytes, or no CPUs");
+	bpf_object__for_each_map(m, e->skel->obj) {
+		enum bpf_map_type t = bpf_map__type(m);
+		bool percpu = t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH ||
+			      t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+		size_t ksize = bpf_map__key_size(m);
+		unsigned char *key, *next, *value;
+		void *prev = NULL;
+		int fd = bpf_map__fd(m);
+		const char *found = NULL;
+
+		if (t == BPF_MAP_TYPE_RINGBUF || t == BPF_MAP_TYPE_PROG_ARRAY || fd < 0 ||
+		    strstr(bpf_map__name(m), "_scratch"))
+			continue;
+		vsize = percpu ? ((bpf_map__value_size(m) + 7) / 8 * 8) * (size_t)ncpu
+			       : bpf_map__value_size(m);
+		key = calloc(1, ksize + 1);
+		next = calloc(1, ksize + 1);
+		value = calloc(1, vsize);
+		CHECK(key && next && value, "out of memory");
+		while (!found && bpf_map_get_next_key(fd, prev, next) == 0) {
+			memcpy(key, next, ksize);
+			prev = key;
+			if (bpf_map_lookup_elem(fd, key, value))
+				continue;
+			for (i = 0; i + 8 <= n && !found; i++)
+				if (memmem(key, ksize, text + i, 8) || memmem(value, vsize, text + i, 8))
+					found = bpf_map__name(m);
+		}
+		free(key);
+		free(next);
+		free(value);
+		if (found)
+			return found;
+	}
+	return NULL;
+}
+
 /* ---- each suite's main ---- */
 
 #define XDP_TEST(f)            cmocka_unit_test_setup_teardown(f, setup_default, teardown)
