@@ -51,6 +51,9 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
 /*
  * Moves *at to the first c or c2 in [*at, *end), looking at RLS_RUN_MAX bytes at most, or
  * to the last word it looked at past them; *at >= *end when there is none before the end.
+ * A word's bytes past the end are tested with the others, not masked off: the lowest match
+ * is exact, so where it is past the end none is before it, and *at lands there, as far as
+ * the end or past it. (Stale bytes of an earlier segment, or the field after the window.)
  * Two words a turn, the second read only where the first has none: the cursor goes through
  * memory once for sixteen bytes of a long run, and that round trip, not the test, is what a
  * turn waits for, while a short run costs what one word did.
@@ -70,12 +73,12 @@ static __always_inline void rls_word_search(const struct rls_scratch *s, volatil
 		e = *end;
 		if (p >= e)
 			break;
-		m = rls_word_has2(rls_word_at(s, p), c, c2, e - p);
+		m = rls_word_has2(rls_word_at(s, p), c, c2);
 		if (m) {
 			*at = p + rls_word_first(m);
 			break;
 		}
-		m2 = e - p > 8 ? rls_word_has2(rls_word_at(s, p + 8), c, c2, e - p - 8) : 0;
+		m2 = rls_word_has2(rls_word_at(s, p + 8), c, c2);
 		if (m2) {
 			*at = p + 8 + rls_word_first(m2);
 			break;

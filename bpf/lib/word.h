@@ -51,10 +51,10 @@ static __always_inline __u64 rls_word_bytes(__u32 n)
 	return n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
 }
 
-/* The high bit of each byte of w that is c or c2, only in its first n bytes (n < 8: fewer). */
-static __always_inline __u64 rls_word_has2(__u64 w, __u8 c, __u8 c2, __u32 n)
+/* The high bit of each byte of w that is c or c2; exact for the lowest one. */
+static __always_inline __u64 rls_word_has2(__u64 w, __u8 c, __u8 c2)
 {
-	return (rls_word_has(w, c) | rls_word_has(w, c2)) & rls_word_bytes(n);
+	return rls_word_has(w, c) | rls_word_has(w, c2);
 }
 
 /*
