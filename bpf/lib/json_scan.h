@@ -199,9 +199,12 @@ __noinline int rls_json_key_bytes(struct rls_scratch *s, struct rls_stream *st, 
 
 /*
  * The model's name from s->scan.pos to its closing quote, where it is all here, else as far
- * as it is. Returns the bytes consumed, at least one. A global function: verified once.
+ * as it is. Returns the bytes consumed, at least one. Inline in the scan, its one caller: it
+ * runs once a request, and its call and return cost more (about 20 ns) than the verifier's
+ * count it adds (rlshape_xdp 761,021 to 889,105 instructions).
  */
-__noinline int rls_json_model_bytes(struct rls_scratch *s, struct rls_stream *st, __u32 limit)
+static __always_inline int rls_json_model_bytes(struct rls_scratch *s, struct rls_stream *st,
+						__u32 limit)
 {
 	__u32 pos, q, k, n;
 
