@@ -131,6 +131,7 @@ struct rls_config {
 	 * own address. len 0: none, the segment's source address identifies.
 	 */
 	struct rls_header_name client_address_header;
+	__u64 name_lengths;     /* rls_header_name_lengths(): never 0 once written */
 	__s64 tai_minus_utc_ns; /* bpf_ktime_get_tai_ns() - this = UTC, for calendar windows */
 	__u64 loaded_at;        /* UTC seconds */
 	__u8 table_sha256[RLS_SHA256_LEN];
@@ -443,6 +444,31 @@ enum rls_header_kind {
 #define RLS_NAME_CONTENT_LENGTH    0x20
 #define RLS_NAME_TRANSFER_ENCODING 0x40
 #define RLS_NAME_CONNECTION        0x80
+
+/* The names the parser reads besides the table's, lower case. */
+#define RLS_NAME_CONTENT_LENGTH_STR    "content-length"
+#define RLS_NAME_TRANSFER_ENCODING_STR "transfer-encoding"
+#define RLS_NAME_CONNECTION_STR        "connection"
+
+/*
+ * rls_config.name_lengths: bit n set where a name the parser reads (the table's key and model
+ * headers, and the three above) is n bytes long, so that a header line is ruled out by the
+ * length of its name in one test. Written by the load with the rest of the configuration.
+ */
+static inline __u64 rls_header_name_lengths(const struct rls_config *cfg)
+{
+	__u64 m = 1ull << (sizeof(RLS_NAME_CONTENT_LENGTH_STR) - 1) |
+		  1ull << (sizeof(RLS_NAME_TRANSFER_ENCODING_STR) - 1) |
+		  1ull << (sizeof(RLS_NAME_CONNECTION_STR) - 1);
+	__u32 i;
+
+	_Static_assert(RLS_HEADER_NAME_MAX < 64, "a name's length is a bit of a u64");
+	for (i = 0; i < cfg->nr_key_headers && i < RLS_MAX_KEY_HEADERS; i++)
+		m |= 1ull << cfg->key_headers[i].len;
+	if (cfg->model_header.len)
+		m |= 1ull << cfg->model_header.len;
+	return m;
+}
 
 /* What a request has shown, bits of rls_stream.request_flags. */
 enum rls_request_flag {

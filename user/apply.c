@@ -724,6 +724,7 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	memcpy(cfg.key_headers, t->key_headers, sizeof(cfg.key_headers));
 	cfg.model_header = t->model_header;
 	cfg.client_address_header = t->client_address_header;
+	cfg.name_lengths = rls_header_name_lengths(&cfg);
 	cfg.http2_pass = t->http2_pass;
 	cfg.anonymous_ipv6_prefix = t->anonymous_ipv6_prefix;
 	cfg.fleet_hosts = t->fleet_hosts;

@@ -33,10 +33,6 @@ static __always_inline bool rls_name_char_is(const struct rls_header_name *h, __
 	return pos < h->len && pos < RLS_HEADER_NAME_MAX && (__u8)h->name[pos] == c;
 }
 
-#define RLS_NAME_CONTENT_LENGTH_STR    "content-length"
-#define RLS_NAME_TRANSFER_ENCODING_STR "transfer-encoding"
-#define RLS_NAME_CONNECTION_STR        "connection"
-
 /* The fixed names, one byte at a time (no static array: see rls_put_literal()). */
 static __always_inline bool rls_fixed_char_is(__u32 bit, __u32 pos, __u8 c)
 {
@@ -166,8 +162,12 @@ static __always_inline __u8 rls_names_matching(const struct rls_scratch *s,
 					       const struct rls_config *cfg, __u32 pos, __u32 n)
 {
 	const struct rls_header_name *h;
+	__u64 lengths = cfg->name_lengths;
 	__u32 i;
 
+	/* Most lines are ruled out by their name's length alone (0: not written, test all). */
+	if (lengths && (n >= 64 || !((lengths >> n) & 1)))
+		return 0;
 	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
 		h = &cfg->key_headers[i];
 		if (i < cfg->nr_key_headers && h->len == n && rls_name_is(s, pos, n, h))

@@ -423,6 +423,47 @@ static void test_key_secrets_differ_between_loads(void **state)
 	env_close(&other);
 }
 
+/*
+ * Header lines are ruled out by their name's length first (rls_config.name_lengths): a table
+ * whose key and model headers have lengths no other name the parser reads has still finds
+ * them, in any case, and a name one byte longer or shorter is nobody's.
+ */
+static void test_names_of_their_own_length(void **state)
+{
+	static const char table[] =
+		"{'listen': {'ports': [8000]},"
+		" 'identify': {'key_headers': ['x-tenant-key'], 'model_header': 'x-llm-model-name'},"
+		TABLE_TIERS "}";
+	struct env *e = need_env(state);
+	__u32 modeler = account_id(e, "modeler"), x;
+	struct rls_config cfg;
+	char req[1024];
+	struct conn c = conn4(47501), d = conn4(47502);
+	struct result r;
+	__u64 anonymous;
+	size_t len;
+
+	CHECK(env_apply(e, table, NULL) == 0, "the table: %s", e->why);
+	cfg = live_config(e);
+	CHECK_EQ(cfg.name_lengths, 1ull << 12 | 1ull << 16 | 1ull << 14 | 1ull << 17 | 1ull << 10,
+		 "name lengths: x-tenant-key, x-llm-model-name, content-length, "
+		 "transfer-encoding, connection");
+	x = model_id(e, "gpt-x");
+	anonymous = stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted;
+	len = http_request(req, sizeof(req), "X-Tenant-Key: " KEY_MODELS "\r\n"
+			   "X-LLM-Model-Name: gpt-x\r\n", NULL);
+	conn_send(e, &c, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "a key and a model in headers of their own lengths");
+	CHECK_EQ(stats_of(e, modeler, x).admitted, 1, "modeler's gpt-x requests");
+	len = http_request(req, sizeof(req), "x-tenant-keys: " KEY_MODELS "\r\n"
+			   "x-llm-model-nam: gpt-x\r\n", NULL);
+	conn_send(e, &d, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "names a byte longer and shorter");
+	CHECK_EQ(stats_of(e, modeler, x).admitted, 1, "modeler's gpt-x requests after them");
+	CHECK_EQ(stats_of(e, RLS_ACCOUNT_ANONYMOUS, RLS_MODEL_OTHER).admitted, anonymous + 1,
+		 "requests passed as nobody's, keyless and unnamed");
+}
+
 /* ---- 4: the model ---- */
 
 /* One request of account modeler: it must be charged to want_model. */
@@ -957,6 +998,7 @@ int main(void)
 		XDP_TEST(test_model_repeated_key_not_evading),
 		XDP_TEST(test_reservation_uses_max_tokens),
 		XDP_TEST(test_maps_hold_no_key),
+		XDP_TEST(test_names_of_their_own_length),
 	};
 
 	return xdp_suite_main("bpf/test_xdp_identify", cases, ARRAY_SIZE(cases), tests,
