@@ -760,14 +760,18 @@ static void test_reservation_uses_max_tokens(void **state)
 }
 
 /*
- * A key sent is in no map once its header line has ended: the maps hold its keyed hash, never
- * its text (README, "Who is asking"), whatever became of the request and however the line came.
+ * A key sent is in no map once its header line has ended, nor is a prompt at all: the maps
+ * hold a key's keyed hash, never its text, and of a body only its top-level keys and model
+ * (README, "Who is asking" and "What the maps hold of the traffic"), whatever became of the
+ * request and however its bytes came.
  */
-static void test_maps_hold_no_key(void **state)
+#define PROMPT "Summarize the quarterly figures for the board, in confidence"
+
+static void test_maps_hold_no_key_or_prompt(void **state)
 {
 	static const struct {
-		const char *headers, *body, *key, *what;
-		size_t cut; /* the request sent in two segments, the first this many bytes */
+		const char *headers, *body, *text, *what;
+		int cut; /* sent in two segments, cut in the middle of the text */
 	} cases[] = {
 		{ BEARER(KEY_ALICE) "x-model: m\r\n", "{\"model\":\"m\"}", KEY_ALICE,
 		  "a bearer key, a short model line after it", 0 },
@@ -775,30 +779,37 @@ static void test_maps_hold_no_key(void **state)
 		  "a key no account has", 0 },
 		{ "Authorization: Basic dXNlcjpwYXNzd29yZC0zMTMzNw==\r\n", NULL,
 		  "dXNlcjpwYXNzd29yZC0zMTMzNw==", "a credential of another scheme", 0 },
-		{ BEARER(KEY_ALICE), NULL, KEY_ALICE, "the key line cut in its middle", 60 },
+		{ BEARER(KEY_ALICE), NULL, KEY_ALICE, "the key line cut in its middle", 1 },
 		{ BEARER("sk-" K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10
 			 K10 K10 K10 K10 K10 K10 K10 K10 K10), NULL,
 		  K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10 K10
 		  K10 K10 K10 K10 K10 K10, "a key longer than any the table can have", 0 },
+		{ BEARER(KEY_MODELS),
+		  "{\"messages\":[{\"role\":\"user\",\"content\":\"" PROMPT "\"}],"
+		  "\"model\":\"gpt-x\"}", PROMPT, "a prompt", 0 },
+		{ BEARER(KEY_MODELS),
+		  "{\"messages\":[{\"role\":\"user\",\"content\":\"" PROMPT "\"}],"
+		  "\"model\":\"gpt-x\"}", PROMPT, "a prompt cut in its middle", 1 },
 	};
 	struct env *e = need_env(state);
 	char req[2048];
 	struct result r;
 	const char *where;
-	size_t i, len;
+	size_t i, len, cut;
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct conn c = conn4((uint16_t)(48001 + i));
 
 		len = http_request(req, sizeof(req), cases[i].headers, cases[i].body);
 		if (cases[i].cut) {
-			conn_send(e, &c, req, cases[i].cut, 0, &r);
-			conn_send(e, &c, req + cases[i].cut, len - cases[i].cut, 0, &r);
+			cut = (size_t)(strstr(req, cases[i].text) - req) + strlen(cases[i].text) / 2;
+			conn_send(e, &c, req, cut, 0, &r);
+			conn_send(e, &c, req + cut, len - cut, 0, &r);
 		} else {
 			conn_send(e, &c, req, len, 0, &r);
 		}
-		where = map_holding(e, cases[i].key);
-		CHECK(!where, "%s: the key's text is in %s", cases[i].what, where);
+		where = map_holding(e, cases[i].text);
+		CHECK(!where, "%s: its text is in %s", cases[i].what, where);
 	}
 }
 
@@ -997,7 +1008,7 @@ int main(void)
 		XDP_TEST(test_model_escaped_not_evading),
 		XDP_TEST(test_model_repeated_key_not_evading),
 		XDP_TEST(test_reservation_uses_max_tokens),
-		XDP_TEST(test_maps_hold_no_key),
+		XDP_TEST(test_maps_hold_no_key_or_prompt),
 		XDP_TEST(test_names_of_their_own_length),
 	};
 
