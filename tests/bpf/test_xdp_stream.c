@@ -790,6 +790,49 @@ static void test_websocket_upgrade_not_a_tunnel(void **state)
 		 "the two upgrades, charged to count's \"*\"");
 }
 
+/*
+ * The payload window keeps, past a segment's bytes, those of the last segment this CPU read.
+ * The word searches test them with the rest (window.h): a colon or a quote found there is past
+ * the end, so not there. Here the segment before, on another connection, holds a colon right
+ * after where a header name is cut, then a quote right after where a body's key is cut: the
+ * name and the key are still read whole from the next segment, and the request charged as
+ * they say.
+ */
+#define STALE_HEAD POST_HEAD "Authorization: Bearer " KEY_PRICEY "\r\nContent-Length: 17\r\n\r\n"
+
+static void test_stale_bytes_past_a_segment_are_nobodys(void **state)
+{
+	static const struct {
+		const char *decoy, *first, *rest, *what;
+	} cases[] = {
+		{ POST_HEAD "x-api-k: v\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP,
+		  POST_HEAD "x-api-k",
+		  "ey: " KEY_PRICEY "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP,
+		  "a key header's name cut where the last segment had a colon" },
+		{ STALE_HEAD "{\"mod\":\"cheapxx\"}", STALE_HEAD "{\"mod", "el\":\"cheap\"}",
+		  "a body's key cut where the last segment had a quote" },
+	};
+	struct env *e = need_env(state);
+	__u64 before;
+	cpu_set_t was;
+	size_t i, n;
+
+	stay_on_this_cpu(&was);
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct conn d = conn4((uint16_t)(26301 + 2 * i)), c = conn4((uint16_t)(26302 + 2 * i));
+
+		n = strlen(cases[i].first);
+		CHECK(strncmp(cases[i].decoy, cases[i].first, n) == 0 &&
+		      strchr(":\"", cases[i].decoy[n]), "test bug: %s", cases[i].what);
+		before = admitted(e, "pricey", "cheap");
+		send_part(e, &d, cases[i].decoy, 0, strlen(cases[i].decoy), "the segment before");
+		send_part(e, &c, cases[i].first, 0, n, cases[i].what);
+		send_part(e, &c, cases[i].rest, 0, strlen(cases[i].rest), "the rest of the request");
+		CHECK_EQ(admitted(e, "pricey", "cheap"), before + 1, cases[i].what);
+	}
+	back_to_cpus(&was);
+}
+
 static void test_http2_preface_passed(void **state)
 {
 	struct env *e = need_env(state);
@@ -1052,6 +1095,7 @@ int main(void)
 		T(test_http2_preface_refused),
 		T(test_key_header_twice_resets),
 		T(test_websocket_upgrade_not_a_tunnel),
+		T(test_stale_bytes_past_a_segment_are_nobodys),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
