@@ -131,7 +131,7 @@ struct rls_config {
 	 * own address. len 0: none, the segment's source address identifies.
 	 */
 	struct rls_header_name client_address_header;
-	__u64 name_lengths;     /* rls_header_name_lengths(): never 0 once written */
+	__u64 name_lengths;     /* rls_header_name_lengths(), written by every load */
 	__s64 tai_minus_utc_ns; /* bpf_ktime_get_tai_ns() - this = UTC, for calendar windows */
 	__u64 loaded_at;        /* UTC seconds */
 	__u8 table_sha256[RLS_SHA256_LEN];

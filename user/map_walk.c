@@ -41,6 +41,9 @@ static int map_shape(int fd, struct map_shape *s)
 	s->value_bytes = info.value_size;
 	s->batched = false;
 	switch (info.type) {
+	case BPF_MAP_TYPE_PERCPU_ARRAY:
+		s->value_bytes = (size_t)((info.value_size + 7) & ~7u) * (size_t)rls_nr_cpus();
+		break;
 	case BPF_MAP_TYPE_PERCPU_HASH:
 	case BPF_MAP_TYPE_LRU_PERCPU_HASH:
 		s->value_bytes = (size_t)((info.value_size + 7) & ~7u) * (size_t)rls_nr_cpus();
@@ -75,6 +78,15 @@ static int walk_one_by_one(int fd, const struct map_shape *s, __u64 elem_flags,
 	free(key);
 	free(next);
 	free(value);
+	return ret;
+}
+
+int rls_map_value_bytes(int fd, size_t *bytes)
+{
+	struct map_shape s = {};
+	int ret = map_shape(fd, &s);
+
+	*bytes = s.value_bytes;
 	return ret;
 }
 

@@ -16,6 +16,9 @@
  * the value of each possible CPU, each rounded up to 8 bytes). */
 typedef void (*rls_map_visit)(const void *key, const void *value, void *ctx);
 
+/* The bytes of one entry's value as a walk reads it (see rls_map_visit). Returns 0 or -errno. */
+int rls_map_value_bytes(int fd, size_t *bytes);
+
 /*
  * Call visit() on every entry of map fd. elem_flags: BPF_F_LOCK reads values with their spin
  * lock held (maps whose values have one), else 0. Entries added or removed during the walk may

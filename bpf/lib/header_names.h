@@ -162,11 +162,10 @@ static __always_inline __u8 rls_names_matching(const struct rls_scratch *s,
 					       const struct rls_config *cfg, __u32 pos, __u32 n)
 {
 	const struct rls_header_name *h;
-	__u64 lengths = cfg->name_lengths;
 	__u32 i;
 
-	/* Most lines are ruled out by their name's length alone (0: not written, test all). */
-	if (lengths && (n >= 64 || !((lengths >> n) & 1)))
+	/* Most lines are ruled out by their name's length alone. */
+	if (n >= 64 || !((cfg->name_lengths >> n) & 1))
 		return 0;
 	for (i = 0; i < RLS_MAX_KEY_HEADERS; i++) {
 		h = &cfg->key_headers[i];

@@ -407,6 +407,24 @@ static inline void admit_until_limit(struct env *e, struct conn *c, const char *
 		*last = r;
 }
 
+/* What map_holding() looks for, and what it found, through rls_map_walk(). */
+struct map_holding_walk {
+	const char *text;
+	size_t text_len, key_size, value_bytes;
+	bool found;
+};
+
+/* An rls_map_walk() visitor: does this entry hold any 8 bytes of the text in a row? */
+static inline void map_holding_visit(const void *key, const void *value, void *ctx)
+{
+	struct map_holding_walk *w = ctx;
+	size_t i;
+
+	for (i = 0; i + 8 <= w->text_len && !w->found; i++)
+		w->found = memmem(key, w->key_size, w->text + i, 8) ||
+			   memmem(value, w->value_bytes, w->text + i, 8);
+}
+
 /*
  * Of every map the program has, but the per-CPU work space (never pinned: it holds the packet
  * being read) and the ring buffer (responses' events): the name of the first whose keys or
@@ -414,44 +432,22 @@ static inline void admit_until_limit(struct env *e, struct conn *c, const char *
  */
 static inline const char *map_holding(struct env *e, const char *text)
 {
-	size_t n = strlen(text), i, vsize;
+	struct map_holding_walk w = { .text = text, .text_len = strlen(text) };
 	struct bpf_map *m;
-	int ncpu = libbpf_num_possible_cpus();
 
-	CHECK(n >= 8 && ncpu > 0, "test bug: text under 8 bytes, or no CPUs");
+	CHECK(w.text_len >= 8, "test bug: text under 8 bytes");
 	bpf_object__for_each_map(m, e->skel->obj) {
 		enum bpf_map_type t = bpf_map__type(m);
-		bool percpu = t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH ||
-			      t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
-		size_t ksize = bpf_map__key_size(m);
-		unsigned char *key, *next, *value;
-		void *prev = NULL;
-		int fd = bpf_map__fd(m);
-		const char *found = NULL;
 
-		if (t == BPF_MAP_TYPE_RINGBUF || t == BPF_MAP_TYPE_PROG_ARRAY || fd < 0 ||
+		if (t == BPF_MAP_TYPE_RINGBUF || t == BPF_MAP_TYPE_PROG_ARRAY ||
 		    strstr(bpf_map__name(m), "_scratch"))
 			continue;
-		vsize = percpu ? ((bpf_map__value_size(m) + 7) / 8 * 8) * (size_t)ncpu
-			       : bpf_map__value_size(m);
-		key = calloc(1, ksize + 1);
-		next = calloc(1, ksize + 1);
-		value = calloc(1, vsize);
-		CHECK(key && next && value, "out of memory");
-		while (!found && bpf_map_get_next_key(fd, prev, next) == 0) {
-			memcpy(key, next, ksize);
-			prev = key;
-			if (bpf_map_lookup_elem(fd, key, value))
-				continue;
-			for (i = 0; i + 8 <= n && !found; i++)
-				if (memmem(key, ksize, text + i, 8) || memmem(value, vsize, text + i, 8))
-					found = bpf_map__name(m);
-		}
-		free(key);
-		free(next);
-		free(value);
-		if (found)
-			return found;
+		w.key_size = bpf_map__key_size(m);
+		CHECK(rls_map_value_bytes(bpf_map__fd(m), &w.value_bytes) == 0 &&
+		      rls_map_walk(bpf_map__fd(m), 0, map_holding_visit, &w) == 0,
+		      "walking %s", bpf_map__name(m));
+		if (w.found)
+			return bpf_map__name(m);
 	}
 	return NULL;
 }
