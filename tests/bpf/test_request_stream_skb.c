@@ -18,15 +18,30 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "rlshape.h"
 #include "request_stream_skb.skel.h"
 #include "packets.h"
 
+/*
+ * The configuration the stream reads, as a load with no key or model header writes it: the
+ * parser rules header lines out by their names' lengths (rls_config.name_lengths), so without
+ * them it would read no content-length and no transfer-encoding.
+ */
 static int load_object(void **state)
 {
 	struct request_stream_skb_bpf *skel = request_stream_skb_bpf__open_and_load();
+	struct rls_config cfg = {};
+	__u32 generation = 0;
 
 	if (!skel)
 		return -1;
+	cfg.name_lengths = rls_header_name_lengths(&cfg);
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.rls_active), &(__u32){ 0 }, &generation,
+				BPF_ANY) ||
+	    bpf_map_update_elem(bpf_map__fd(skel->maps.rls_config), &generation, &cfg, BPF_ANY)) {
+		request_stream_skb_bpf__destroy(skel);
+		return -1;
+	}
 	*state = skel;
 	return 0;
 }
