@@ -238,13 +238,18 @@ static __always_inline int rls_follow_upstream_segment(struct __sk_buff *skb,
 	rls_segment_begin(s, flow, offset, TC_ACT_OK);
 	if (!rls_stream_load_window(rls_ctx_skb(skb), s))
 		return TC_ACT_OK;
+	if (!rls_value_resume(s, &flow->stream))
+		return rls_reset_both(skb, s, flow, RLS_PKT_CUT_VALUE_LOST);
 	for (i = 0; i < RLS_UP_ROUNDS_MAX; i++)
 		if (rls_upstream_round(skb, s, flow, live->cfg, live->generation) == RLS_UP_DONE)
 			break;
 	if (i == RLS_UP_ROUNDS_MAX)
 		return rls_reset_both(skb, s, flow, RLS_PKT_STREAM_RESET);
-	if (s->seg.action == TC_ACT_OK && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED)
+	if (s->seg.action == TC_ACT_OK && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED) {
+		if (!rls_value_keep(s, &flow->stream))
+			return rls_reset_both(skb, s, flow, RLS_PKT_CUT_VALUE_LOST);
 		flow->stream.next_seq = pkt->seq + pkt->payload_len;
+	}
 	return (int)s->seg.action;
 }
 

@@ -444,14 +444,21 @@ static __always_inline int rls_follow_segment(struct xdp_md *ctx, struct rls_scr
 	rls_segment_begin(s, flow, offset, XDP_PASS);
 	if (!rls_stream_load_window(rls_ctx_xdp(ctx), s))
 		return XDP_PASS;
+	if (!rls_value_resume(s, &flow->stream))
+		return rls_reset_connection(ctx, s, flow, RLS_PKT_CUT_VALUE_LOST,
+					    rls_first_new_byte(s));
 	for (i = 0; i < RLS_ROUNDS_MAX; i++)
 		if (rls_stream_round(ctx, s, flow, live->cfg, live->generation) == RLS_ROUND_DONE)
 			break;
 	if (i == RLS_ROUNDS_MAX)
 		return rls_reset_connection(ctx, s, flow, RLS_PKT_STREAM_RESET,
 						     rls_first_new_byte(s));
-	if (s->seg.action == XDP_PASS && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED)
+	if (s->seg.action == XDP_PASS && !s->seg.forgotten && flow->state != RLS_FLOW_REJECTED) {
+		if (!rls_value_keep(s, &flow->stream))
+			return rls_reset_connection(ctx, s, flow, RLS_PKT_CUT_VALUE_LOST,
+						    rls_first_new_byte(s));
 		flow->stream.next_seq = pkt->seq + pkt->payload_len;
+	}
 	return (int)s->seg.action;
 }
 

@@ -105,14 +105,14 @@ __noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st,
 	for (i = 0; i < RLS_KEY_HASH_BUF / 8; i++)
 		((__u64 *)s->key)[i] = 0;
 	/*
-	 * A word at a time (the last may read past value[], still inside the stream), then the
+	 * A word at a time (the last may read past value[], still inside scratch), then the
 	 * bytes past the key cleared from the last word: little-endian, they are its high ones.
 	 */
 	words = (len + 7) / 8;
 	for (i = 0; i < RLS_KEY_HASH_BUF / 8; i++) {
 		if (i >= words)
 			break;
-		__builtin_memcpy(&word, st->value + ((off + i * 8) & (RLS_STREAM_KEY_MAX - 1)), 8);
+		__builtin_memcpy(&word, s->value + ((off + i * 8) & (RLS_STREAM_KEY_MAX - 1)), 8);
 		((__u64 *)s->key)[i] = word;
 	}
 	if (len % 8)
@@ -122,7 +122,8 @@ __noinline int rls_stream_hash_key(struct rls_scratch *s, struct rls_stream *st,
 }
 
 /* Does the value start with "Bearer " (the scheme is case-insensitive, RFC 9110 11.1)? */
-static __always_inline bool rls_value_is_bearer(const struct rls_stream *st)
+static __always_inline bool rls_value_is_bearer(const struct rls_scratch *s,
+						const struct rls_stream *st)
 {
 	const char *scheme = "bearer ";
 	__u32 k;
@@ -130,35 +131,35 @@ static __always_inline bool rls_value_is_bearer(const struct rls_stream *st)
 	if (st->value_trim <= 7)
 		return false;
 	for (k = 0; k < 7; k++)
-		if (rls_lower(st->value[k]) != (__u8)scheme[k])
+		if (rls_lower(s->value[k]) != (__u8)scheme[k])
 			return false;
 	return true;
 }
 
 /*
- * The line of a key header has ended: the key is the request's if it is well formed. Either
- * way its text then leaves the flow, all of the value's buffer in stores of a word, with no
- * loop: rls_flows is pinned for inspection, and a dump of it shows a key's keyed hash, never
- * a key that works (README, "Who is asking").
+ * The line of a key header has ended: the key is the request's if it is well formed. Its text
+ * was read into scratch (s->value), never into the flow: a dump of the pinned rls_flows shows
+ * a key's keyed hash, never a key that works (README, "Who is asking"). Scratch is not wiped
+ * after it: its payload window holds the same bytes until the CPU's next packet.
  */
 static __always_inline void rls_key_line_done(struct rls_stream_ctx *c)
 {
 	struct rls_stream *st = c->st;
 	bool bearer = c->cfg->key_headers[st->line_rank & (RLS_MAX_KEY_HEADERS - 1)].bearer;
 
-	if (st->value_len != 0xffff && (!bearer || rls_value_is_bearer(st)) &&
+	if (st->value_len != 0xffff && (!bearer || rls_value_is_bearer(c->s, st)) &&
 	    !rls_stream_hash_key(c->s, st, bearer ? 7 : 0)) {
 		st->key_rank = st->line_rank;
 		st->request_flags |= RLS_REQ_HAS_KEY;
 	}
-	__builtin_memset(st->value, 0, sizeof(st->value));
 }
 
 /*
  * "transfer-encoding: ..., chunked": the body is chunked. Anything else in a request is
  * refused by a conforming server (RFC 9112, 6.3), so the parser calls it broken too.
  */
-static __always_inline int rls_transfer_encoding_done(struct rls_stream *st)
+static __always_inline int rls_transfer_encoding_done(const struct rls_scratch *s,
+						     struct rls_stream *st)
 {
 	const char *chunked = "chunked";
 	__u32 n = st->value_trim, k;
@@ -167,13 +168,13 @@ static __always_inline int rls_transfer_encoding_done(struct rls_stream *st)
 	if (st->value_len == 0xffff || n < 7)
 		return -1;
 	for (k = 0; k < 7; k++)
-		if (rls_lower(st->value[(n - 7 + k) & (RLS_STREAM_KEY_MAX - 1)]) != (__u8)chunked[k])
+		if (rls_lower(s->value[(n - 7 + k) & (RLS_STREAM_KEY_MAX - 1)]) != (__u8)chunked[k])
 			return -1;
 	/* "chunked" alone, or the last of a list: ",chunked" or ", chunked". */
 	if (n > 7) {
-		before = st->value[(n - 8) & (RLS_STREAM_KEY_MAX - 1)];
+		before = s->value[(n - 8) & (RLS_STREAM_KEY_MAX - 1)];
 		if (before == ' ' && n > 8)
-			before = st->value[(n - 9) & (RLS_STREAM_KEY_MAX - 1)];
+			before = s->value[(n - 9) & (RLS_STREAM_KEY_MAX - 1)];
 		if (before != ',')
 			return -1;
 	}
@@ -182,7 +183,8 @@ static __always_inline int rls_transfer_encoding_done(struct rls_stream *st)
 }
 
 /* A content-length's value: digits only (RFC 9110 8.6); -1 for anything else. */
-static __always_inline int rls_content_length_value(const struct rls_stream *st, __u64 *out)
+static __always_inline int rls_content_length_value(const struct rls_scratch *s,
+						    const struct rls_stream *st, __u64 *out)
 {
 	__u32 n = st->value_trim, k;
 	__u64 v = 0;
@@ -193,7 +195,7 @@ static __always_inline int rls_content_length_value(const struct rls_stream *st,
 	for (k = 0; k < 13; k++) {
 		if (k >= n)
 			break;
-		b = st->value[k];
+		b = s->value[k];
 		if (b < '0' || b > '9')
 			return -1;
 		v = v * 10 + (b - '0');
@@ -249,12 +251,12 @@ static __always_inline bool rls_value_says_close(const __u8 *text, __u32 mask, _
  * A connection line read a byte at a time (rls_take_value_run(): its whitespace runs made one
  * space) has ended. A global function: verified once.
  */
-__noinline int rls_connection_done(struct rls_stream *st)
+__noinline int rls_connection_done(const struct rls_scratch *s, struct rls_stream *st)
 {
-	if (!st)
+	if (!s || !st)
 		return 0;
 	if (st->value_len == 0xffff ||
-	    rls_value_says_close(st->value, RLS_STREAM_KEY_MAX - 1, 0, st->value_trim))
+	    rls_value_says_close(s->value, RLS_STREAM_KEY_MAX - 1, 0, st->value_trim))
 		st->request_flags |= RLS_REQ_SAYS_CLOSE;
 	return 0;
 }
@@ -275,7 +277,7 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 		}
 		if (!st->value_trim)
 			break;
-		rls_copy_name(st->header_model, (const char *)st->value, st->value_trim);
+		rls_copy_name(st->header_model, (const char *)c->s->value, st->value_trim);
 		st->header_model_len = (__u8)st->value_trim;
 		st->request_flags |= RLS_REQ_HAS_HEADER_MODEL;
 		break;
@@ -284,7 +286,7 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 		__u64 v;
 
 		/* Digits only, and two content-lengths must agree: a server refuses anything else. */
-		if (rls_content_length_value(st, &v))
+		if (rls_content_length_value(c->s, st, &v))
 			return -1;
 		if ((st->request_flags & RLS_REQ_CONTENT_LENGTH) && st->content_length != v)
 			return -1;
@@ -293,9 +295,9 @@ static __always_inline int rls_header_line_done(struct rls_stream_ctx *c)
 		break;
 	}
 	case RLS_HDR_TRANSFER_ENCODING:
-		return rls_transfer_encoding_done(st);
+		return rls_transfer_encoding_done(c->s, st);
 	case RLS_HDR_CONNECTION:
-		rls_connection_done(st);
+		rls_connection_done(c->s, st);
 		break;
 	}
 	return 0;
@@ -349,7 +351,7 @@ static __always_inline int rls_take_value_run(struct rls_scratch *s, struct rls_
 			d = m ? rls_word_first(m) : 8;
 			if (d) {
 				barrier_var(n); /* keeps the mask below, which the verifier needs */
-				*(__u64 *)(void *)&st->value[n & (RLS_STREAM_KEY_MAX - 1)] = w;
+				*(__u64 *)(void *)&s->value[n & (RLS_STREAM_KEY_MAX - 1)] = w;
 				st->value_len = n + d;
 				st->value_trim = n + d;
 				sc->pos += d;
@@ -364,7 +366,7 @@ static __always_inline int rls_take_value_run(struct rls_scratch *s, struct rls_
 			continue;
 		if (rls_is_ows(b) || b == '\r') {
 			if (st->value_len == 0 ||
-			    st->value[(st->value_len - 1) & (RLS_STREAM_KEY_MAX - 1)] == ' ')
+			    s->value[(st->value_len - 1) & (RLS_STREAM_KEY_MAX - 1)] == ' ')
 				continue;
 			b = ' ';
 		}
@@ -372,7 +374,7 @@ static __always_inline int rls_take_value_run(struct rls_scratch *s, struct rls_
 			st->value_len = 0xffff; /* longer than any key or model: not taken */
 			continue;
 		}
-		st->value[st->value_len & (RLS_STREAM_KEY_MAX - 1)] = b;
+		s->value[st->value_len & (RLS_STREAM_KEY_MAX - 1)] = b;
 		st->value_len++;
 		if (b != ' ')
 			st->value_trim = st->value_len;
@@ -849,6 +851,42 @@ static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_
 		flow->last_seen_ns = bpf_ktime_get_coarse_ns();
 		flow->last_seen_tick = tick;
 	}
+}
+
+/* Is a header value the parser reads cut here, its bytes so far in s->value? */
+static __always_inline bool rls_value_cut(const struct rls_stream *st)
+{
+	return st->phase == RLS_PHASE_VALUE && st->header_kind != RLS_HDR_OTHER &&
+	       st->value_len != 0 && st->value_len != 0xffff;
+}
+
+/*
+ * A header value the last segment's end cut: back into scratch to go on with, and out of
+ * rls_cut_values. False where it is gone (evicted by other connections' cut lines): the
+ * caller resets the connection. Its bytes cannot be read whole any more, and the rest passed
+ * unread would let a request reach the upstream with a key or a length nobody here saw.
+ */
+static __always_inline bool rls_value_resume(struct rls_scratch *s, const struct rls_stream *st)
+{
+	const struct rls_cut_value *cut;
+
+	if (!rls_value_cut(st))
+		return true;
+	cut = bpf_map_lookup_elem(&rls_cut_values, &s->pkt.flow);
+	if (!cut)
+		return false;
+	__builtin_memcpy(s->value, cut->text, sizeof(s->value));
+	bpf_map_delete_elem(&rls_cut_values, &s->pkt.flow);
+	return true;
+}
+
+/* At the end of a segment the stream goes on from, a value it cut kept for the next one;
+ * false where it cannot be (the caller resets the connection, as above). */
+static __always_inline bool rls_value_keep(struct rls_scratch *s, const struct rls_stream *st)
+{
+	if (!rls_value_cut(st))
+		return true;
+	return bpf_map_update_elem(&rls_cut_values, &s->pkt.flow, s->value, BPF_ANY) == 0;
 }
 
 /*

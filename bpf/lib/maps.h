@@ -163,6 +163,15 @@ struct {
 	__type(value, __u64);
 } rls_packets SEC(".maps");
 
+/* Header values a segment's end cut, by connection, until the next segment (struct
+ * rls_cut_value). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RLS_MAX_CUT_VALUES);
+	__type(key, struct rls_flow_key);
+	__type(value, struct rls_cut_value);
+} rls_cut_values SEC(".maps");
+
 /* The upstreams' SYN-ACKs, by connection (struct rls_handshake). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

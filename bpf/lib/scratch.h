@@ -137,6 +137,12 @@ struct rls_reply_numbers {
 struct rls_scratch {
 	__u8 payload[RLS_PARSE_WINDOW];
 	__u8 key[RLS_KEY_HASH_BUF];
+	/*
+	 * The header value being read (rls_stream's value_len bytes), for the stream of the
+	 * packet being read: restored from rls_cut_values where a segment cut it. A word read
+	 * past it stays in scratch.
+	 */
+	__u8 value[RLS_STREAM_KEY_MAX];
 	struct rls_sha256_work sha256;
 	__u8 reply[RLS_REPLY_MAX];
 	struct rls_reply_numbers numbers; /* the 429's numbers, formatted before its text */

@@ -362,6 +362,40 @@ static void test_maps_hold_no_key(void **state)
 	CHECK(!where, "its key line cut: the key's text is in %s", where);
 }
 
+/*
+ * The proxy's key line cut, and its first part gone from rls_cut_values before the rest comes
+ * (pushed out by other connections' cut lines; deleted here): nobody can read the key whole,
+ * so the rest resets both ends, as a request no 429 can answer does. Nothing is charged.
+ */
+static void test_cut_value_lost_resets_both(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(42701);
+	struct rls_flow_key key = conn_flow_key(&c);
+	char req[1024], why[256];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), "{\"model\":\"m\"}");
+	size_t cut = (size_t)(strstr(req, KEY_ALICE) - req) + 6;
+	struct tp_parsed p;
+	struct result r;
+	int tap = tap_loopback();
+
+	case_send_upstream(e, &c, req, cut, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "a request cut in its key");
+	CHECK(bpf_map_delete_elem(bpf_map__fd(e->skel->maps.rls_cut_values), &key) == 0,
+	      "the key's first part in rls_cut_values: %s", strerror(errno));
+	case_send_upstream(e, &c, req + cut, len - cut, 0, 0, &r);
+	expect_tc(&r, TC_ACT_REDIRECT, "the rest, its first part gone");
+	expect_upstream_reset(tap, &r, &c, c.seq - (uint32_t)(len - cut));
+	CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the proxy's reset: %s", why);
+	CHECK(p.tcp_csum_ok && p.ip_csum_ok, "the proxy's reset: checksums");
+	CHECK_EQ(p.flags, TP_RST | TP_ACK, "the proxy's reset: flags");
+	CHECK_EQ(up_packets(e, RLS_PKT_CUT_VALUE_LOST), 1, "cut_value_lost_reset");
+	CHECK_EQ(stats_of(e, account_id(e, "alice"), RLS_MODEL_OTHER).admitted, 0,
+		 "alice's admitted requests");
+	expect_flow_gone(e, &c, "after both ends were reset");
+	close(tap);
+}
+
 /* ---- the client's address, from the header the proxy writes ---- */
 
 /* Unknown clients: one request a minute each, counted by the address the proxy wrote. */
@@ -558,6 +592,7 @@ int main(void)
 		XDP_TEST(test_admitted_resend_passes),
 		XDP_TEST(test_request_on_syn_dropped),
 		XDP_TEST(test_maps_hold_no_key),
+		XDP_TEST(test_cut_value_lost_resets_both),
 		cmocka_unit_test_setup_teardown(test_client_address_header, setup_forwarded,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,

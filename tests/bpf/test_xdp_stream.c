@@ -748,6 +748,85 @@ static void test_key_header_twice_resets(void **state)
 }
 
 /*
+ * A header value a segment's end cuts waits in rls_cut_values, never in the connection's flow,
+ * and leaves it when the next segment goes on with it: a key, a model, a length. Where it is
+ * gone before then (evicted by other connections' cut lines, which deleting it here stands
+ * for), nobody can read the value whole: the next segment resets the connection instead of
+ * passing the rest unread, and the request is charged to nobody.
+ */
+static const struct {
+	const char *line;  /* the header line cut */
+	const char *held;  /* its value's bytes before the cut, as rls_cut_values holds them */
+} cut_values[] = {
+	{ "Authorization: Bearer " KEY_COUNT, "Bearer sk-stre" },
+	{ "X-Model: cheap", "che" },
+	{ "Content-Length: 17", "1" },
+};
+
+static void test_cut_value_waits_outside_the_flow(void **state)
+{
+	struct env *e = need_env(state);
+	int cut_fd = bpf_map__fd(e->skel->maps.rls_cut_values);
+	struct rls_cut_value held;
+	struct rls_flow flow;
+	struct rls_flow_key k;
+	struct tp_parsed p;
+	struct result r;
+	char req[512], what[160], why[256];
+	size_t len, cut, i;
+	__u64 before, lost;
+
+	len = (size_t)snprintf(req, sizeof(req), POST_HEAD "Authorization: Bearer " KEY_COUNT
+			       "\r\nX-Model: cheap\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP);
+	for (i = 0; i < sizeof(cut_values) / sizeof(cut_values[0]); i++) {
+		struct conn kept = conn4((uint16_t)(27001 + 2 * i)), lost_on = conn4((uint16_t)(27002 + 2 * i));
+		const char *line = strstr(req, cut_values[i].line);
+		size_t held_len = strlen(cut_values[i].held);
+
+		CHECK(line != NULL, "test bug: no line %s", cut_values[i].line);
+		cut = (size_t)(strchr(line, ':') - req) + 2 + held_len;
+		snprintf(what, sizeof(what), "a request cut after \"%.*s\"", (int)(cut - (line - req)),
+			 line);
+
+		/* Kept: held outside the flow between the segments, gone once the line ends. */
+		before = admitted(e, "count", "cheap");
+		send_part(e, &kept, req, 0, cut, what);
+		k = conn_flow_key(&kept);
+		CHECK(bpf_map_lookup_elem(cut_fd, &k, &held) == 0, "%s: rls_cut_values: %s", what,
+		      strerror(errno));
+		CHECK(!memcmp(held.text, cut_values[i].held, held_len), "%s: held \"%.*s\"", what,
+		      (int)held_len, held.text);
+		CHECK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.rls_flows), &k, &flow) == 0,
+		      "%s: the flow", what);
+		CHECK(held_len < 8 || !memmem(&flow, sizeof(flow), cut_values[i].held, held_len),
+		      "%s: the flow holds the value's bytes", what);
+		send_part(e, &kept, req, cut, len, "the rest");
+		CHECK_EQ(admitted(e, "count", "cheap"), before + 1, "(count, cheap) admitted");
+		CHECK(bpf_map_lookup_elem(cut_fd, &k, &held) && errno == ENOENT,
+		      "%s: its rls_cut_values entry after the line ended", what);
+
+		/* Lost: the rest resets the connection, at the upstream's next byte. */
+		lost = packets_of(e, RLS_PKT_CUT_VALUE_LOST);
+		send_part(e, &lost_on, req, 0, cut, what);
+		k = conn_flow_key(&lost_on);
+		CHECK(bpf_map_delete_elem(cut_fd, &k) == 0, "%s: evicting it: %s", what,
+		      strerror(errno));
+		conn_send(e, &lost_on, req + cut, len - cut, 0, &r);
+		expect_action(&r, XDP_PASS, "the rest of a request whose cut value was lost");
+		CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the reset: %s", why);
+		CHECK_EQ(p.flags, TP_RST, "the rest became a RST toward the upstream");
+		CHECK_EQ(p.seq, lost_on.seq - (uint32_t)(len - cut), "the RST's seq");
+		CHECK(p.tcp_csum_ok && p.len == 0, "the RST's checksum and length");
+		CHECK_EQ(packets_of(e, RLS_PKT_CUT_VALUE_LOST), lost + 1,
+			 "rls_packets[CUT_VALUE_LOST]");
+		CHECK_EQ(admitted(e, "count", "cheap"), before + 1, "(count, cheap) admitted");
+		/* Routed: its flow stays, reset, so that nothing of it passes unread again. */
+		CHECK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.rls_flows), &k, &flow) == 0 &&
+		      flow.state == RLS_FLOW_RESET, "%s: the connection's flow, reset", what);
+	}
+}
+
+/*
  * A WebSocket upgrade (the OpenAI Realtime API's way in): the request is counted like any
  * other, and what follows it is still read as HTTP/1.1. Nothing here sees the upstream's
  * 101, so frames after it are bytes no server reads as requests: the connection is reset,
@@ -1094,6 +1173,7 @@ int main(void)
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
 		T(test_key_header_twice_resets),
+		T(test_cut_value_waits_outside_the_flow),
 		T(test_websocket_upgrade_not_a_tunnel),
 		T(test_stale_bytes_past_a_segment_are_nobodys),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
