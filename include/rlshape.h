@@ -355,8 +355,8 @@ enum rls_packet_event {
 				    * order (the proxy pipelined): both ends reset */
 	RLS_PKT_CLIENT_ADDRESS_MISSING, /* upstream side: a request without a readable
 					 * client_address_header: identified by the proxy's address */
-	RLS_PKT_CUT_VALUE_LOST,    /* a header value cut by a segment's end was evicted from
-				    * rls_cut_values before the rest came: the connection reset */
+	RLS_PKT_CUT_VALUE_LOST,    /* a header value cut by a segment's end could not be kept
+				    * in rls_cut_values, or was gone from it: the connection reset */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -549,16 +549,16 @@ struct rls_stream {
 };
 
 /*
- * rls_cut_values (LRU): the bytes read so far of a header value a segment's end cut (a key,
- * a model, content-length, transfer-encoding, connection), by connection, until the segment
- * that goes on with it. While a segment is read they are in scratch (struct rls_scratch's
- * value), as a whole value always is: a connection's flow never holds a key's text, and is
- * 256 bytes smaller for it (http_request.h, rls_value_resume()).
+ * rls_cut_values: the bytes read so far of a header value a segment's end cut (a key, a model,
+ * content-length, transfer-encoding, connection), by connection, until the segment that goes
+ * on with it takes them back out. While a segment is read they are in scratch (struct
+ * rls_scratch's value), as a whole value always is: a connection's flow never holds a key's
+ * text, and is 256 bytes smaller for it (http_request.h, rls_value_resume()). A connection
+ * that ends while one is cut leaves it behind: rlshape daemon removes those with the flows.
  */
 struct rls_cut_value {
 	__u8 text[RLS_STREAM_KEY_MAX];
 };
-#define RLS_MAX_CUT_VALUES 8192 /* lines cut at this moment; one evicted resets its connection */
 
 #define RLS_CLOSED_CLIENT 1 /* the client's FIN, in order */
 #define RLS_CLOSED_SERVER 2 /* the upstream's FIN */

@@ -478,6 +478,9 @@ static void reap_flows(struct daemon *d)
 		dlog("cannot walk %s/rls_flows: %s", d->dir, strerror((int)-n));
 	else if (n > 0 && d->verbose)
 		dlog("removed %ld stale connections from rls_flows", n);
+	n = rls_reap_cut_values(d->maps.cut_values, d->maps.flows);
+	if (n > 0 && d->verbose)
+		dlog("removed %ld header values of gone connections from rls_cut_values", n);
 }
 
 static void close_all(struct daemon *d)

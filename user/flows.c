@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 
 #include "flows.h"
+#include "map_walk.h"
 
 #define NS_PER_S 1000000000ull
 
@@ -63,4 +64,24 @@ long rls_reap_flows(int fd, __u64 now_ns)
 	}
 	free(stale);
 	return deleted;
+}
+
+/* rls_map_delete_where(): a cut value whose connection is gone. */
+static bool cut_value_orphaned(const void *key, const void *value, const void *flows_fd)
+{
+	struct rls_flow flow;
+
+	(void)value;
+	return bpf_map_lookup_elem(*(const int *)flows_fd, key, &flow) != 0;
+}
+
+/*
+ * A connection on the same ports that begins, and has a header line cut, between the walk and
+ * the delete would lose its value, and be reset (cut_value_lost_reset): the strict way out, for
+ * a window of a walk's length on a port pair just freed.
+ */
+long rls_reap_cut_values(int cut_fd, int flows_fd)
+{
+	return (long)rls_map_delete_where(cut_fd, sizeof(struct rls_flow_key), 0, cut_value_orphaned,
+					  &flows_fd);
 }

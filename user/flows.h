@@ -22,4 +22,11 @@ bool rls_flow_stale(const struct rls_flow *flow, __u64 now_ns);
 /* Delete the stale entries of the rls_flows map fd; returns how many, or -errno. */
 long rls_reap_flows(int fd, __u64 now_ns);
 
+/*
+ * Delete the entries of rls_cut_values (cut_fd) whose connection has no rls_flows entry
+ * (flows_fd) any more: a connection that ended, or was removed, while a segment's end had cut
+ * one of its header lines. Returns how many went.
+ */
+long rls_reap_cut_values(int cut_fd, int flows_fd);
+
 #endif /* RLS_USER_FLOWS_H */

@@ -163,13 +163,18 @@ struct {
 	__type(value, __u64);
 } rls_packets SEC(".maps");
 
-/* Header values a segment's end cut, by connection, until the next segment (struct
- * rls_cut_value). */
+/*
+ * Header values a segment's end cut, by connection, until the next segment (struct
+ * rls_cut_value): at most one a connection, so as many as rls_flows, and a hash that never
+ * evicts, allocated as values are cut (an LRU's free nodes sit on each CPU's list, and on a
+ * host of many CPUs it evicts long before it is full: a value pushed out resets a connection).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, RLS_MAX_CUT_VALUES);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLS_MAX_FLOWS);
 	__type(key, struct rls_flow_key);
 	__type(value, struct rls_cut_value);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 } rls_cut_values SEC(".maps");
 
 /* The upstreams' SYN-ACKs, by connection (struct rls_handshake). */
