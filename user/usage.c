@@ -95,54 +95,40 @@ static unsigned char chain_at(const char *d, size_t len, const unsigned char *ch
  * chain[p] for every p, from the end backwards (CHAIN_BROKEN where no framing starts): a
  * chunk's size says exactly where the next framing is, so "\r\n12\r\n" in a CRLF
  * pretty-printed body is told apart from real framing by whether its size lands on more
- * framing. A last-chunk is only the real one when no framing follows it. links[p]: the
- * framing lines of the chain from p, its own included.
+ * framing. A last-chunk is only the real one when no framing follows it.
  */
-static void classify_chains(const char *d, size_t len, unsigned char *chain,
-			    unsigned short *links)
+static void classify_chains(const char *d, size_t len, unsigned char *chain)
 {
-	size_t p = len, hlen, size, next;
+	size_t p = len, hlen, size;
 	int framing_later = 0;
 
 	while (p-- > 0) {
 		hlen = chunk_header_at(d, len, p, &size);
-		links[p] = hlen != 0;
-		if (!hlen) {
+		if (!hlen)
 			chain[p] = CHAIN_BROKEN;
-		} else if (size == 0) {
+		else if (size == 0)
 			chain[p] = framing_later ? CHAIN_BROKEN : CHAIN_TERMINATED;
-		} else if (size > len - p) {
+		else if (size > len - p)
 			chain[p] = CHAIN_RUNS_OFF;
-		} else {
-			next = p + hlen + size;
-			chain[p] = chain_at(d, len, chain, next);
-			if (next < len && chain[p] == chain[next])
-				links[p] = (unsigned short)(links[next] + 1);
-		}
+		else
+			chain[p] = chain_at(d, len, chain, p + hlen + size);
 		framing_later |= hlen != 0;
 	}
 }
 
 /*
- * The first real framing: of the candidates whose chain ends best, the one with the most
- * framing lines, the earliest of those. Every real framing in the bytes chains to the same
- * end, and the first real one passes through every other. A false candidate whose size lands
- * on real framing by chance (most likely at byte 0, where no CRLF need come before its
- * digits: a tail that starts at the last hex-looking bytes of a chunk's data) takes the real
- * lines it jumps over for data, so it has fewer lines than the first real one, unless it
- * jumps over that one alone: then both readings hold as many lines, and the earliest is taken.
+ * The first real framing: the earliest candidate whose chain ends best. Every real framing
+ * in the bytes chains to the same end, so the earliest one found is the first real one
+ * (bar a false candidate whose size happens to land exactly on real framing).
  */
-static int first_framing(const unsigned char *chain, const unsigned short *links, size_t len,
-			 size_t *first)
+static int first_framing(const unsigned char *chain, size_t len, size_t *first)
 {
 	unsigned char best = CHAIN_BROKEN;
-	unsigned short most = 0;
 	size_t p;
 
 	for (p = 0; p < len; p++)
-		if (chain[p] > best || (chain[p] == best && best != CHAIN_BROKEN && links[p] > most)) {
+		if (chain[p] > best) {
 			best = chain[p];
-			most = links[p];
 			*first = p;
 		}
 	return best != CHAIN_BROKEN;
@@ -156,11 +142,10 @@ static int first_framing(const unsigned char *chain, const unsigned short *links
 static size_t dechunk(const char *d, size_t len, char *out)
 {
 	unsigned char chain[RLS_USAGE_WINDOW];
-	unsigned short links[RLS_USAGE_WINDOW];
 	size_t p, n, hlen, size, take;
 
-	classify_chains(d, len, chain, links);
-	if (!first_framing(chain, links, len, &p)) {
+	classify_chains(d, len, chain);
+	if (!first_framing(chain, len, &p)) {
 		memcpy(out, d, len);
 		return len;
 	}

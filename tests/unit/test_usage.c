@@ -423,39 +423,6 @@ static void test_chunked_lookalike_lines_kept(void **state)
 	}
 }
 
-/*
- * A body in chunks of a few bytes (as the packet fuzzer sends them), read from every byte up
- * to a line before the key: a tail that starts at the last hex-looking bytes of a chunk's data
- * ("de" of "code", digits of a count) reads them as a size line at byte 0, and some of those
- * sizes land on real framing further on, over the real lines between. The real first line,
- * with more lines in its chain, is taken: the usage object comes out whole.
- */
-static void test_chunked_tiny_chunks_tails(void **state)
-{
-	static const char body[] =
-		"{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
-		"\"message\":{\"role\":\"assistant\",\"content\":\"ok\"},\"finish_reason\":\"stop\"}],"
-		"\"usage\":{\"prompt_tokens\":3002399751580330,\"completion_tokens\":"
-		"6004799503160661,\"total_tokens\":9007199254740991}}";
-	static const struct rls_usage want = { 3002399751580330ull, 6004799503160661ull,
-					       9007199254740991ull };
-	size_t len = strlen(body), cuts[256], ncuts, n, key, start, chunk;
-	char buf[BUF_MAX];
-
-	(void)state;
-	for (chunk = 3; chunk <= 7; chunk += 2) {
-		for (ncuts = 0; (ncuts + 1) * chunk < len; ncuts++)
-			cuts[ncuts] = (ncuts + 1) * chunk;
-		n = chunk_encode(body, len, cuts, ncuts, "", buf);
-		/* The key's quote in buf: each chunk is its size line ("N\r\n"), data and CRLF. */
-		key = last_index(body, len, "\"usage\"");
-		key = key / chunk * (chunk + 5) + 3 + key % chunk;
-		assert_int_equal(buf[key], '"');
-		for (start = 0; start + 16 < key; start++)
-			assert_finds(buf + start, n - start, 1, &want);
-	}
-}
-
 /* A body cut short (no last-chunk) still loses its framing. */
 static void test_chunked_cut_short(void **state)
 {
@@ -706,7 +673,6 @@ int main(void)
 		cmocka_unit_test(test_chunked_tails),
 		cmocka_unit_test(test_chunked_whole_response),
 		cmocka_unit_test(test_chunked_lookalike_lines_kept),
-		cmocka_unit_test(test_chunked_tiny_chunks_tails),
 		cmocka_unit_test(test_chunked_cut_short),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_empty_and_null),
