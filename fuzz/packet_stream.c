@@ -31,6 +31,7 @@
 #include "fuzz.h"
 #include "packet_reference.h"
 #include "settle.h"
+#include "usage.h"
 
 #include <ctype.h>
 #include <netinet/in.h>
@@ -92,6 +93,8 @@ static const char *const prop_names[P_NR] = {
 	"slots: every concurrency slot given back once the connection is gone",
 };
 static unsigned long long prop_checked[P_NR];
+/* Metered responses whose tail read two ways (tail_read_two_ways()): not held to exactness. */
+static unsigned long long tails_two_ways;
 static unsigned long long executions, local_runs, refusals, kept_open, resets, xdp_runs, tc_runs;
 static unsigned long long ref_stops[4], requests_complete; /* what the reference saw */
 
@@ -168,6 +171,7 @@ static void report(void)
 	for (i = 0; i < P_NR; i++)
 		printf("pktfuzz: property %d checked %llu times: %s\n", i, prop_checked[i],
 		       prop_names[i]);
+	printf("pktfuzz: chunked tails that read two ways, estimated: %llu\n", tails_two_ways);
 	fflush(stdout);
 }
 
@@ -1313,6 +1317,28 @@ static int followed_alone(const struct sim *z, size_t j)
 	return next >= stream_len || z->answer_read[j] <= next;
 }
 
+/*
+ * A chunked tail that starts with what looks like a size line ("de\r\n": the last hex-looking
+ * bytes of a chunk's data), whose size lands on real framing further on, reads two ways, and
+ * the daemon takes the earliest reading (user/usage.c, first_framing()): the documented limit
+ * of a tail that starts anywhere, which chunks of a few bytes make likely. Is that all that
+ * happened: the same tail less those digits reads the count the upstream sent?
+ */
+static int tail_read_two_ways(const struct rls_response_event *ev, __u64 want)
+{
+	static char buf[RLS_SETTLE_TAIL_BUF];
+	size_t n = rls_settle_tail(ev, buf), k = 0;
+	struct rls_usage u;
+
+	if (!(ev->flags & RLS_EVENT_CHUNKED))
+		return 0;
+	while (k < n && isxdigit((unsigned char)buf[k]))
+		k++;
+	if (k == 0 || n - k < 2 || buf[k] != '\r' || buf[k + 1] != '\n')
+		return 0;
+	return rls_usage_find(buf + k, n - k, 1, &u) && u.total_tokens == want;
+}
+
 /* (t) The metered responses: one event each, read as the daemon reads them. */
 static void check_events(struct sim *z, const struct tally *t, int exact)
 {
@@ -1358,7 +1384,8 @@ static void check_events(struct sim *z, const struct tally *t, int exact)
 			     z->answer_chunked[j] ? "" : "not ",
 			     (ev->flags & RLS_EVENT_CHUNKED) ? "chunked" : "not chunked");
 		if (z->answer_usage_kept[j] && z->answer_tokens[j] <= RLS_USAGE_MAX &&
-		    (!count.from_usage || tokens != z->answer_tokens[j]))
+		    (!count.from_usage || tokens != z->answer_tokens[j]) &&
+		    !(tails_two_ways += tail_read_two_ways(ev, z->answer_tokens[j])))
 			FAIL("response %zu: usage %llu, the daemon reads %llu (%s)", j,
 			     (unsigned long long)z->answer_tokens[j], (unsigned long long)tokens,
 			     count.from_usage ? "from usage" : "estimated");

@@ -119,7 +119,12 @@ static void classify_chains(const char *d, size_t len, unsigned char *chain)
 /*
  * The first real framing: the earliest candidate whose chain ends best. Every real framing
  * in the bytes chains to the same end, so the earliest one found is the first real one
- * (bar a false candidate whose size happens to land exactly on real framing).
+ * (bar a false candidate whose size happens to land exactly on real framing: most likely at
+ * byte 0, where no CRLF need come before its digits, in a tail that starts at the last
+ * hex-looking bytes of a chunk's data. Taking the candidate with the most size lines instead
+ * reads such tails right, but a whole body wrong where lookalike lines inside a chunk chain
+ * on to real framing, which is worse: fuzz/usage_tail.c found it. fuzz/packet_stream.c counts
+ * the tails that read two ways apart.)
  */
 static int first_framing(const unsigned char *chain, size_t len, size_t *first)
 {
