@@ -3,8 +3,9 @@
  * The client's side of an HTTP/1.1 connection, parsed as one byte stream: request line,
  * headers, a content-length or chunked body, and the body's top-level JSON "model" (read by
  * json_scan.h; which header a line is, by header_names.h), whatever
- * the segments the bytes arrived in. The parser's whole state lives in the connection's flow
- * (struct rls_stream), so a request split at any byte reads the same as one in one segment,
+ * the segments the bytes arrived in. The parser's state lives in the connection's flow
+ * (struct rls_stream), and the part of a header value a segment's end cut in rls_cut_values
+ * (rls_value_resume()), so a request split at any byte reads the same as one in one segment,
  * and several requests in one segment are each found.
  *
  * The scan runs over the segment's bytes copied into the payload window (window.h), through
