@@ -166,8 +166,10 @@ struct {
 /*
  * Header values a segment's end cut, by connection, until the next segment (struct
  * rls_cut_value): at most one a connection, so as many as rls_flows, and a hash that never
- * evicts, allocated as values are cut (an LRU's free nodes sit on each CPU's list, and on a
- * host of many CPUs it evicts long before it is full: a value pushed out resets a connection).
+ * evicts, allocated as values are cut. Not an LRU: it keeps free nodes on each CPU's list
+ * and, as the kernel's bpf_lru_list.c reads (not seen on this 2-CPU host), evicts once its
+ * shared free list runs short, long before it is full on a host of many CPUs, and a value
+ * pushed out would reset its connection.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -449,6 +449,32 @@ static inline void expect_untouched(const struct result *r, const char *what)
 	      r->out_len);
 }
 
+static inline void same_bytes(const uint8_t *a, const uint8_t *b, size_t n, const char *what)
+{
+	CHECK(!memcmp(a, b, n), "%s differ", what);
+}
+
+/* The reset toward the upstream: the rejected request's seq, from the client's addresses. */
+static inline void check_upstream_reset(const struct result *r, const struct conn *c, uint32_t request_seq)
+{
+	struct tp_parsed in, p;
+	char why[256];
+
+	CHECK(tp_parse(r->in, r->in_len, &in, why, sizeof(why)) == 0, "client segment: %s", why);
+	CHECK(tp_parse(r->out, r->out_len, &p, why, sizeof(why)) == 0, "the RST frame: %s", why);
+	CHECK_EQ(p.flags, TP_RST, "reset flags (RST only)");
+	CHECK_EQ(p.seq, request_seq, "reset seq (the rejected request's seq)");
+	CHECK_EQ(p.len, 0, "reset payload length");
+	CHECK(p.ip_csum_ok, "reset IPv4 header checksum is wrong");
+	CHECK(p.tcp_csum_ok, "reset TCP checksum is wrong");
+	/* Still from the client to the server: it is meant for the upstream. */
+	same_bytes(p.saddr, in.saddr, c->ipv6 ? 16 : 4, "reset source address");
+	same_bytes(p.daddr, in.daddr, c->ipv6 ? 16 : 4, "reset destination address");
+	CHECK_EQ(p.sport, in.sport, "reset source port");
+	CHECK_EQ(p.dport, in.dport, "reset destination port");
+	same_bytes(p.dmac, in.dmac, 6, "reset destination MAC");
+}
+
 /* ---- waiting out window boundaries ---- */
 
 static inline __u64 utc_ms(void)

@@ -57,6 +57,22 @@ static int setup_http2_pass(void **state)
 	return setup_with(state, table_http2_pass);
 }
 
+/* rls_cut_values with room for one value, for a test to fill (env_before_load). */
+static int one_cut_value(struct rlshape_bpf *skel)
+{
+	return bpf_map__set_max_entries(skel->maps.rls_cut_values, 1);
+}
+
+static int setup_one_cut_value(void **state)
+{
+	int ret;
+
+	env_before_load = one_cut_value;
+	ret = setup_with(state, table);
+	env_before_load = NULL;
+	return ret;
+}
+
 /* A request whose key, model header and body model all have to be read right. */
 static size_t full_request(char *buf, size_t cap, const char *key, const char *model)
 {
@@ -770,9 +786,8 @@ static void test_cut_value_waits_outside_the_flow(void **state)
 	struct rls_cut_value held;
 	struct rls_flow flow;
 	struct rls_flow_key k;
-	struct tp_parsed p;
 	struct result r;
-	char req[512], what[160], why[256];
+	char req[512], what[160];
 	size_t len, cut, i;
 	__u64 before, lost;
 
@@ -813,10 +828,7 @@ static void test_cut_value_waits_outside_the_flow(void **state)
 		      strerror(errno));
 		conn_send(e, &lost_on, req + cut, len - cut, 0, &r);
 		expect_action(&r, XDP_PASS, "the rest of a request whose cut value was lost");
-		CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the reset: %s", why);
-		CHECK_EQ(p.flags, TP_RST, "the rest became a RST toward the upstream");
-		CHECK_EQ(p.seq, lost_on.seq - (uint32_t)(len - cut), "the RST's seq");
-		CHECK(p.tcp_csum_ok && p.len == 0, "the RST's checksum and length");
+		check_upstream_reset(&r, &lost_on, lost_on.seq - (uint32_t)(len - cut));
 		CHECK_EQ(packets_of(e, RLS_PKT_CUT_VALUE_LOST), lost + 1,
 			 "rls_packets[CUT_VALUE_LOST]");
 		CHECK_EQ(admitted(e, "count", "cheap"), before + 1, "(count, cheap) admitted");
@@ -824,6 +836,36 @@ static void test_cut_value_waits_outside_the_flow(void **state)
 		CHECK(bpf_map_lookup_elem(bpf_map__fd(e->skel->maps.rls_flows), &k, &flow) == 0 &&
 		      flow.state == RLS_FLOW_RESET, "%s: the connection's flow, reset", what);
 	}
+}
+
+/*
+ * rls_cut_values full (here, its one entry another connection's): a segment that ends inside
+ * a key's value cannot keep what it read, so it is made a reset toward the upstream at once,
+ * and its connection charged nothing; the rest of the request, resent or not, never passes.
+ */
+static void test_cut_value_not_kept_resets(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(27101), other = conn4(27102);
+	struct rls_flow_key other_key = conn_flow_key(&other);
+	struct rls_cut_value filler = { .text = "Bearer sk-other" };
+	struct result r;
+	char req[512];
+	size_t len = (size_t)snprintf(req, sizeof(req), POST_HEAD "Authorization: Bearer " KEY_COUNT
+				      "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP);
+	size_t cut = (size_t)(strstr(req, KEY_COUNT) - req) + 6;
+	__u64 lost = packets_of(e, RLS_PKT_CUT_VALUE_LOST), before = admitted(e, "count", "cheap");
+
+	CHECK(bpf_map_update_elem(bpf_map__fd(e->skel->maps.rls_cut_values), &other_key, &filler,
+				  BPF_NOEXIST) == 0, "filling rls_cut_values: %s", strerror(errno));
+	conn_send(e, &c, req, cut, 0, &r);
+	expect_action(&r, XDP_PASS, "a segment that ends inside the key, rls_cut_values full");
+	check_upstream_reset(&r, &c, c.seq - (uint32_t)cut);
+	CHECK_EQ(packets_of(e, RLS_PKT_CUT_VALUE_LOST), lost + 1, "rls_packets[CUT_VALUE_LOST]");
+	conn_send(e, &c, req + cut, len - cut, 0, &r);
+	CHECK(r.out_len != r.in_len || memcmp(r.in, r.out, r.in_len) || r.action != XDP_PASS,
+	      "the rest of the request passed untouched");
+	CHECK_EQ(admitted(e, "count", "cheap"), before, "(count, cheap) admitted");
 }
 
 /*
@@ -1174,6 +1216,8 @@ int main(void)
 		T(test_http2_preface_refused),
 		T(test_key_header_twice_resets),
 		T(test_cut_value_waits_outside_the_flow),
+		cmocka_unit_test_setup_teardown(test_cut_value_not_kept_resets, setup_one_cut_value,
+						teardown),
 		T(test_websocket_upgrade_not_a_tunnel),
 		T(test_stale_bytes_past_a_segment_are_nobodys),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
