@@ -864,8 +864,9 @@ static __always_inline bool rls_value_cut(const struct rls_stream *st)
 /*
  * A header value the last segment's end cut: back into scratch to go on with, and out of
  * rls_cut_values. False where it is gone (nothing evicts it; the daemon's pass over a port
- * pair just freed may remove it, user/flows.c): the caller resets the connection. Its bytes cannot be read whole any more, and the rest passed
- * unread would let a request reach the upstream with a key or a length nobody here saw.
+ * pair just freed may remove it, user/flows.c): the caller resets the connection. Its bytes
+ * cannot be read whole any more, and the rest passed unread would let a request reach the
+ * upstream with a key or a length nobody here saw.
  */
 static __always_inline bool rls_value_resume(struct rls_scratch *s, const struct rls_stream *st)
 {
