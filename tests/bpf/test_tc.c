@@ -42,6 +42,8 @@ static const char table[] =
 #define LAST_CHUNK     "0\r\n\r\n"
 #define ANSWER_CLOSE   OK_200("connection: close\r\n", "{\"usage\":{\"total_tokens\":3}}")
 #define ANSWER_204     "HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n"
+/* A 304's content-length is the representation's it stands for: none of it follows. */
+#define ANSWER_304     "HTTP/1.1 304 Not Modified\r\ncontent-length: 1234\r\n\r\n"
 #define INTERIM        "HTTP/1.1 100 Continue\r\n\r\n"
 
 /* Frames and expectations, short. */
@@ -108,6 +110,19 @@ static const struct prog_case cases[] = {
 		{ REQUEST(0, KEY_METER) },
 		{ ANSWER(0, ANSWER_204), .expect = {
 			STATE(0, RLS_RESPONSE_NONE), EVENTS(1), EV_BYTES(LEN(ANSWER_204)) } },
+	} },
+	/*
+	 * The 304 ends with its head: the next answer on the connection is metered as its own,
+	 * not taken for 1,234 bytes of the 304's body.
+	 */
+	{ .name = "tc_304_has_no_body_whatever_its_length", .sport = 30046, .frames = {
+		{ REQUEST(0, KEY_METER) },
+		{ ANSWER(0, ANSWER_304), .expect = {
+			STATE(0, RLS_RESPONSE_NONE), EVENTS(1), EV_BYTES(LEN(ANSWER_304)) } },
+		{ REQUEST(0, KEY_METER), .expect = { STATE(0, RLS_RESPONSE_AWAITED) } },
+		{ ANSWER(0, ANSWER_LENGTH), .expect = {
+			STATE(0, RLS_RESPONSE_NONE), EVENTS(2), EV_BYTES(LEN(ANSWER_LENGTH)),
+			EV_TAIL("\r\n\r\nhello") } },
 	} },
 	{ .name = "tc_until_close_ends_at_the_upstreams_fin", .sport = 30051, .frames = {
 		{ REQUEST(0, KEY_METER) },
