@@ -113,6 +113,10 @@ start() {
 	path=${s#*$'\t'}
 	cmd=("$path")
 	[[ $path == *.sh ]] && cmd=(bash "$path")
+	# The log exists before the suite starts: a serial suite's output is followed with
+	# tail -f from the moment start returns, and tail gives up on a file not there yet
+	# (the suite's own redirection may come later), leaving the suite's lines unshown.
+	: >"$logdir/$1"
 	# timeout puts the suite in a process group of its own and, on expiry, signals all
 	# of it (a suite's bash waiting on a command would not run its traps otherwise).
 	timeout -k 30 "$SUITE_TIMEOUT" "${cmd[@]}" </dev/null >"$logdir/$1" 2>&1 &
