@@ -84,7 +84,8 @@ static const char builtin_table[] =
 
 enum case_id {
 	C_FLOOR, C_HTTP_FLOOR, C_FLOOR_LOOKUP, C_ACK, C_BODY, C_BODY_SMALL, C_REQ, C_REQ_400,
-	C_REQ_1K, C_BODY_MODEL, C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_KEPT, C_REJECT_KEPT_TS, NR_CASES
+	C_REQ_1K, C_BODY_MODEL, C_GET, C_REQ_SLOT, C_REJECT, C_REJECT_NEW, C_REJECT_KEPT,
+	C_REJECT_KEPT_TS, NR_CASES
 };
 
 /* The program a case runs on. */
@@ -112,6 +113,7 @@ struct bcase {
 	size_t body;     /* a body segment of this many bytes, in order (see body_next) */
 	int kept;        /* each run's request acknowledges the last run's 429 (kept_acknowledge) */
 	int timestamps;  /* the frames carry the timestamp option, as Linux clients send */
+	int handshake;   /* TC saw each new connection's SYN-ACK (note_handshake()) */
 	int selected;
 	struct bench_frame *frames;
 	size_t nframes, next;
@@ -160,6 +162,15 @@ static struct bcase cases[NR_CASES] = {
 	/* Its flow is deleted after each run: 1,000,000 connections would fill rls_flows. */
 	[C_REJECT] = { "rejected", "request start over its limit: rewritten into the 429 (XDP_TX)", 0,
 		       XDP_TX, 1, 1, 0, 1 },
+	/*
+	 * The same, on connections whose upstream's SYN-ACK TC saw, as on a host where TC runs
+	 * from before the connections: the first request's 429 keeps the connection.
+	 */
+	[C_REJECT_NEW] = { .name = "rejected_new",
+			   .what = "request start over its limit on a new connection whose "
+				   "handshake TC saw: rewritten into a 429 that keeps it (XDP_TX)",
+			   .expect = XDP_TX, .vary_seq = 1, .vary_conn = 1, .forget = 1,
+			   .handshake = 1 },
 	/* One connection, whose upstream TC saw answer the handshake: every request refused. */
 	[C_REJECT_KEPT] = { .name = "rejected_kept",
 			    .what = "request start over its limit on a connection a 429 kept open: "
@@ -407,6 +418,8 @@ static void build_frames(const char *table, unsigned nr_accounts, unsigned nr_ke
 		one_frame(&cases[C_REQ_SLOT], 6, 1000, 0, req, len);
 		len = bench_request(req, sizeof(req), NULL, KEY_DENY, 1, BENCH_BODY);
 		one_frame(&cases[C_REJECT], 1000, 1000, 0, req, len);
+		/* Far from rejected's connections, which must find no handshake. */
+		one_frame(&cases[C_REJECT_NEW], BENCH_NR_CONNS / 2, 1000, 0, req, len);
 		one_frame(&cases[C_REJECT_KEPT], 11, 1000, 0, req, len);
 		one_frame(&cases[C_REJECT_KEPT_TS], 12, 1000, 0, req, len);
 		return;
@@ -539,6 +552,19 @@ static void forget_flow(const struct env *e, const struct bench_frame *f)
 		die("deleting a flow: %s", strerror(errno));
 }
 
+/*
+ * What TC keeps of the upstream's SYN-ACK to f's connection (rls_note_handshake()): the
+ * upstream's next byte, the one f acknowledges, and its window, 65,535 unscaled.
+ */
+static void note_handshake(const struct env *e, const struct bench_frame *f)
+{
+	struct rls_flow_key k = bench_flow_key(f);
+	struct rls_handshake hs = { .server_next = f->ack, .window = 0xffff };
+
+	if (bpf_map_update_elem(bpf_map__fd(e->skel->maps.rls_handshakes), &k, &hs, BPF_ANY))
+		die("writing a handshake: %s", strerror(errno));
+}
+
 /* Does the body case's next segment start a new connection, its head run first? */
 static bool body_needs_head(const struct bcase *c)
 {
@@ -590,6 +616,8 @@ static struct bench_frame *next_frame(const struct env *e, struct bcase *c)
 
 		bench_conn(c->conn_next++ % BENCH_NR_CONNS, &client, &sport);
 		bench_frame_set_client(f, client, sport);
+		if (c->handshake)
+			note_handshake(e, f);
 	}
 	if (c->vary_seq)
 		bench_frame_set_seq(f, f->seq + (uint32_t)f->payload_len);
@@ -988,6 +1016,21 @@ static void warm_up_and_check(const struct env *e, int pass_fd,
 	snapshot(e, spent, model, &b);
 	if (action != XDP_TX || b.reply != a.reply + 1 || b.rejected != a.rejected + 1)
 		die("case rejected: no 429 (action %s)", bench_xdp_name(action));
+	if (cases[C_REJECT_NEW].selected) {
+		struct bcase *c = &cases[C_REJECT_NEW];
+		__u64 kept = env_packets(e, RLS_PKT_REPLY_KEPT_OPEN);
+		struct bench_frame *f = next_frame(e, c);
+
+		snapshot(e, spent, model, &a);
+		action = run_checked(e->prog_fd, c, f);
+		snapshot(e, spent, model, &b);
+		forget_flow(e, f);
+		if (action != XDP_TX || b.reply != a.reply + 1 || b.rejected != a.rejected + 1 ||
+		    env_packets(e, RLS_PKT_REPLY_KEPT_OPEN) != kept + 1)
+			die("case %s: a new connection's refused request did not get a 429 that "
+			    "keeps it (action %s, kept open +%llu)", c->name, bench_xdp_name(action),
+			    (unsigned long long)(env_packets(e, RLS_PKT_REPLY_KEPT_OPEN) - kept));
+	}
 	if (cases[C_REJECT_KEPT].selected)
 		warm_up_kept(e, &cases[C_REJECT_KEPT], spent, model);
 	if (cases[C_REJECT_KEPT_TS].selected)
@@ -1331,7 +1374,8 @@ static void usage(FILE *out)
 		"                  1000000; 0: skip)\n"
 		"  --cases LIST    comma-separated: floor,http_floor,floor_lookup,ack,body,\n"
 		"                  body_small,request,request_400,request_1k,body_model,get,\n"
-		"                  request_slot,rejected,rejected_kept,rejected_kept_ts\n"
+		"                  request_slot,rejected,rejected_new,rejected_kept,\n"
+		"                  rejected_kept_ts\n"
 		"                  (default: all; floor is always measured)\n"
 		"  --table FILE    a table written by bench/scale.sh instead of the built-in one;\n"
 		"                  measures floor and request, cycling through up to %d keys\n"

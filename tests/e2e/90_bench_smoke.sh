@@ -51,7 +51,7 @@ has "header: absolute times are not a claim" 'not a claim'
 # 1. Per-packet cost: every case with median, ratio, ns over floor, x HTTP floor, p90, mean.
 has "section: per-packet cost" '^## Per-packet cost'
 for c in floor http_floor floor_lookup ack body body_small request request_400 request_1k \
-	body_model get request_slot rejected; do
+	body_model get request_slot rejected rejected_new; do
 	has "per-packet cost: $c has numbers" \
 		"^\| $c \| [^|]+ \| $N \| $N \| -?$N \| -?$N \| $N \| $N \|$"
 done
@@ -60,7 +60,7 @@ for c in floor http_floor floor_lookup ack; do
 done
 # 1a. The same cases in the data path.
 for c in floor http_floor floor_lookup ack body body_small request request_400 request_1k \
-	body_model get request_slot rejected rejected_kept rejected_kept_ts; do
+	body_model get request_slot rejected rejected_new rejected_kept rejected_kept_ts; do
 	has "data path: $c has numbers" "^\| $c \| $N \| $N \| -?$N \| -?$N \|$"
 done
 # 1b. The upstream side's TC egress: every case with median, ratio, no unexpected verdict.
