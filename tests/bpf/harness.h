@@ -190,6 +190,27 @@ static inline int setup_with(void **state, const char *table)
 	return 0;
 }
 
+/*
+ * setup_with() on a load whose maps before_load resized first (env_before_load): a map made
+ * small enough for a test to fill.
+ */
+static inline int setup_resized(void **state, const char *table,
+				int (*before_load)(struct rlshape_bpf *skel))
+{
+	int ret;
+
+	env_before_load = before_load;
+	ret = setup_with(state, table);
+	env_before_load = NULL;
+	return ret;
+}
+
+/* rls_flows with room for one connection: full at the second. */
+static inline int one_flow(struct rlshape_bpf *skel)
+{
+	return bpf_map__set_max_entries(skel->maps.rls_flows, 1);
+}
+
 static inline int teardown(void **state)
 {
 	struct env *e = *state;

@@ -396,6 +396,48 @@ static void test_cut_value_lost_resets_both(void **state)
 	close(tap);
 }
 
+static int setup_one_flow(void **state)
+{
+	return setup_resized(state, table_default, one_flow);
+}
+
+/*
+ * A full rls_flows never lets the proxy's request reach the upstream unread: both ends of the
+ * new connection are reset (flows_full_reset) and nothing is charged. The connection that
+ * holds the one entry is still read and charged.
+ */
+static void test_full_flows_map_resets_both(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn a = conn4(42801), b = conn4(42802);
+	char req[1024], why[256];
+	size_t len = http_request(req, sizeof(req), BEARER(KEY_ALICE), NULL);
+	__u32 alice = account_id(e, "alice");
+	struct tp_parsed p;
+	struct result r;
+	int tap = tap_loopback();
+
+	leave_room_in_window(60, 5000);
+	case_send_upstream(e, &a, req, len, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "the request that takes the one entry");
+	expect_untouched(&r, "the request that takes the one entry");
+	case_send_upstream(e, &b, req, len, 0, 0, &r);
+	expect_tc(&r, TC_ACT_REDIRECT, "a new connection's request, rls_flows full");
+	expect_upstream_reset(tap, &r, &b, b.seq - (uint32_t)len);
+	CHECK(tp_parse(r.out, r.out_len, &p, why, sizeof(why)) == 0, "the proxy's reset: %s", why);
+	CHECK(p.tcp_csum_ok && p.ip_csum_ok, "the proxy's reset: checksums");
+	CHECK_EQ(p.flags, TP_RST | TP_ACK, "the proxy's reset: flags");
+	CHECK_EQ(p.seq, b.ack, "the proxy's reset: seq (the upstream's next byte)");
+	CHECK_EQ(up_packets(e, RLS_PKT_FLOWS_FULL), 1, "flows_full_reset");
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 1, "alice's admitted, b refused");
+	expect_flow_gone(e, &b, "b, never followed");
+	case_send_upstream(e, &a, req, len, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "a's next request, its flow still there");
+	expect_untouched(&r, "a's next request");
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 2, "alice's admitted after");
+	close(tap);
+}
+
 /* ---- the client's address, from the header the proxy writes ---- */
 
 /* Unknown clients: one request a minute each, counted by the address the proxy wrote. */
@@ -593,6 +635,8 @@ int main(void)
 		XDP_TEST(test_request_on_syn_dropped),
 		XDP_TEST(test_maps_hold_no_key),
 		XDP_TEST(test_cut_value_lost_resets_both),
+		cmocka_unit_test_setup_teardown(test_full_flows_map_resets_both, setup_one_flow,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_header, setup_forwarded,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,

@@ -692,6 +692,52 @@ static void test_no_counter_at_all_refused(void **state)
 	CHECK_EQ(st.rejected[RLS_REASON_RPS], 2, "anonymous rejected[RLS_REASON_RPS]");
 }
 
+/* rls_counters with room for one counter: full at the second. */
+static int one_counter(struct rlshape_bpf *skel)
+{
+	return bpf_map__set_max_entries(skel->maps.rls_counters, 1);
+}
+
+static int setup_one_counter(void **state)
+{
+	return setup_resized(state, table_default, one_counter);
+}
+
+/*
+ * A full rls_counters (accounts with keys: no overflow counter to share) refuses the request
+ * that needs a new counter, as a spent second would: a 429 without a limit, retry after a
+ * second, counted refused_counter_full, never passed uncounted. An account whose counter
+ * exists is still admitted.
+ */
+static void test_full_keyed_counters_refused(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn a = conn4(40701), b = conn4(40702);
+	char req_alice[1024], req_hourly[1024];
+	size_t alice_len = http_request(req_alice, sizeof(req_alice), BEARER(KEY_ALICE), NULL);
+	size_t hourly_len = http_request(req_hourly, sizeof(req_hourly), BEARER(KEY_HOURLY), NULL);
+	__u32 alice = account_id(e, "alice"), hourly = account_id(e, "hourly");
+	struct reply_429 rep;
+	struct rls_stats st;
+	struct result r;
+
+	leave_room_in_window(60, 5000);
+	conn_send(e, &a, req_alice, alice_len, 0, &r);
+	expect_action(&r, XDP_PASS, "alice's request, which takes the one counter");
+	expect_untouched(&r, "alice's request");
+	conn_send(e, &b, req_hourly, hourly_len, 0, &r);
+	check_429(&r, "Requests rate limit exceeded", 0, &rep);
+	CHECK_EQ(rep.retry_after_ms, 1000, "retry-after-ms without a counter");
+	CHECK_EQ(packets_of(e, RLS_PKT_COUNTER_FULL), 1, "rls_packets[RLS_PKT_COUNTER_FULL]");
+	st = stats_of(e, hourly, RLS_MODEL_OTHER);
+	CHECK_EQ(st.admitted, 0, "hourly admitted without a counter");
+	CHECK_EQ(st.rejected[RLS_REASON_RPS], 1, "hourly rejected[RLS_REASON_RPS]");
+	conn_send(e, &a, req_alice, alice_len, 0, &r);
+	expect_action(&r, XDP_PASS, "alice's next request, her counter there");
+	expect_untouched(&r, "alice's next request");
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 2, "alice admitted");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -712,6 +758,8 @@ int main(void)
 		XDP_TEST(test_overflow_counters_made_at_load),
 		XDP_TEST(test_full_anonymous_map_shares_overflow),
 		XDP_TEST(test_no_counter_at_all_refused),
+		cmocka_unit_test_setup_teardown(test_full_keyed_counters_refused, setup_one_counter,
+						teardown),
 	};
 
 	return xdp_suite_main("bpf/test_xdp_admit", NULL, 0, tests, ARRAY_SIZE(tests));

@@ -57,7 +57,7 @@ static int setup_http2_pass(void **state)
 	return setup_with(state, table_http2_pass);
 }
 
-/* rls_cut_values with room for one value, for a test to fill (env_before_load). */
+/* rls_cut_values with room for one value, for a test to fill. */
 static int one_cut_value(struct rlshape_bpf *skel)
 {
 	return bpf_map__set_max_entries(skel->maps.rls_cut_values, 1);
@@ -65,12 +65,12 @@ static int one_cut_value(struct rlshape_bpf *skel)
 
 static int setup_one_cut_value(void **state)
 {
-	int ret;
+	return setup_resized(state, table, one_cut_value);
+}
 
-	env_before_load = one_cut_value;
-	ret = setup_with(state, table);
-	env_before_load = NULL;
-	return ret;
+static int setup_one_flow(void **state)
+{
+	return setup_resized(state, table, one_flow);
 }
 
 /* A request whose key, model header and body model all have to be read right. */
@@ -869,6 +869,54 @@ static void test_cut_value_not_kept_resets(void **state)
 }
 
 /*
+ * A full rls_flows (a flood of connections, or many slow ones) never means a connection
+ * followed blind or passed unread. A new connection's request becomes a reset toward the
+ * upstream at its own sequence number (flows_full_reset), its resend too, and nothing is
+ * charged. The connection that holds the one entry is still followed and charged; once its
+ * reset frees the entry, a new connection is followed again.
+ */
+static void test_full_flows_map_resets_new_connections(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn a = conn4(27201), b = conn4(27202), c = conn4(27203);
+	struct rls_flow_key a_key = conn_flow_key(&a), c_key = conn_flow_key(&c);
+	int flows = bpf_map__fd(e->skel->maps.rls_flows);
+	struct rls_flow flow;
+	struct result r;
+	char req[512];
+	size_t len = (size_t)snprintf(req, sizeof(req), POST_HEAD "Authorization: Bearer " KEY_COUNT
+				      "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP);
+	__u64 full = packets_of(e, RLS_PKT_FLOWS_FULL), requests = packets_of(e, RLS_PKT_REQUEST);
+	__u64 before = admitted(e, "count", "cheap");
+
+	send_part(e, &a, req, 0, len, "the request that takes the one entry");
+	CHECK_EQ(admitted(e, "count", "cheap"), before + 1, "(count, cheap) admitted on a");
+	CHECK(bpf_map_lookup_elem(flows, &a_key, &flow) == 0, "a's flow: %s", strerror(errno));
+
+	conn_send(e, &b, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "a new connection's request, rls_flows full");
+	check_upstream_reset(&r, &b, b.seq - (uint32_t)len);
+	b.seq -= (uint32_t)len;
+	conn_send(e, &b, req, len, 0, &r);
+	expect_action(&r, XDP_PASS, "its resend, rls_flows still full");
+	check_upstream_reset(&r, &b, b.seq - (uint32_t)len);
+	CHECK_EQ(packets_of(e, RLS_PKT_FLOWS_FULL), full + 2, "rls_packets[FLOWS_FULL]");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), requests + 1, "requests read (a's alone)");
+	CHECK_EQ(admitted(e, "count", "cheap"), before + 1, "(count, cheap) admitted, b refused");
+
+	send_part(e, &a, req, 0, len, "a's next request, its flow still there");
+	CHECK_EQ(admitted(e, "count", "cheap"), before + 2, "(count, cheap) admitted on a again");
+
+	conn_send(e, &a, "", 0, TP_RST | TP_ACK, &r);
+	expect_action(&r, XDP_PASS, "a's reset");
+	CHECK(bpf_map_lookup_elem(flows, &a_key, &flow) != 0, "a's flow gone after its reset");
+	send_part(e, &c, req, 0, len, "a new connection once the entry is free");
+	CHECK_EQ(admitted(e, "count", "cheap"), before + 3, "(count, cheap) admitted on c");
+	CHECK(bpf_map_lookup_elem(flows, &c_key, &flow) == 0, "c's flow: %s", strerror(errno));
+	CHECK_EQ(packets_of(e, RLS_PKT_FLOWS_FULL), full + 2, "rls_packets[FLOWS_FULL] after");
+}
+
+/*
  * A WebSocket upgrade (the OpenAI Realtime API's way in): the request is counted like any
  * other, and what follows it is still read as HTTP/1.1. Nothing here sees the upstream's
  * 101, so frames after it are bytes no server reads as requests: the connection is reset,
@@ -1218,6 +1266,8 @@ int main(void)
 		T(test_cut_value_waits_outside_the_flow),
 		cmocka_unit_test_setup_teardown(test_cut_value_not_kept_resets, setup_one_cut_value,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_full_flows_map_resets_new_connections,
+						setup_one_flow, teardown),
 		T(test_websocket_upgrade_not_a_tunnel),
 		T(test_stale_bytes_past_a_segment_are_nobodys),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
