@@ -20,7 +20,7 @@
 
 /*
  * SipHash inline, in its one caller's global function (rls_stream_hash_key()): a call and its
- * return cost about 10 ns here, as much as a sixth of the hash. SHA-256, rare and long, is a
+ * return cost up to 10 ns, as much as a sixth of the hash. SHA-256, rare and long, is a
  * global function: verified once, whatever the length of the key.
  */
 static __always_inline int rls_key_siphash_in(struct rls_scratch *s, const struct rls_config *cfg,

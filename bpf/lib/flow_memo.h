@@ -126,7 +126,7 @@ static __always_inline int rls_memo_limits(struct rls_flow_memo *m, const struct
  * connection. *looked_up: set where anything was looked up, for the caller to put the memo
  * back there (rls_judge_request(), once the outcome's row is in it too).
  *
- * Inline in the caller's global function: a call and its return cost about 10 ns here; what
+ * Inline in the caller's global function: a call and its return cost up to 10 ns; what
  * the decision keeps is in scratch memory (s->admission), so the frames still fit the
  * verifier's 512 bytes.
  */

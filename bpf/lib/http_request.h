@@ -317,7 +317,7 @@ static __always_inline void rls_skip_to_line_end(struct rls_scratch *s, struct r
  * whitespace dropped, and every run of whitespace inside kept as one space, so that any
  * amount of it around a value or after "Bearer" fits; whether it is well formed is judged at
  * the line's end. CR counts as whitespace (it ends the line before the LF). Inline in the
- * scan's step, its one caller: a call and its return cost about 10 ns here, paid on every
+ * scan's step, its one caller: a call and its return cost up to 10 ns, paid on every
  * key, model and framing line, and inline it costs the verifier less than 2 % more.
  */
 static __always_inline int rls_take_value_run(struct rls_scratch *s, struct rls_stream *st)

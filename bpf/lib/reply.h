@@ -72,7 +72,7 @@ _Static_assert(RLS_DECIMAL_MAX + 4 <= RLS_NUMBER_SLOT, "three words hold any num
 /*
  * Every number of the 429 as decimal digits into its slot, its length beside it: eight digits
  * at once below 10^8, else last to first, without dividing below 2^32 (include/decimal.h).
- * One global function for all of them: a call and its return cost about 10 ns here, and its
+ * One global function for all of them: a call and its return cost up to 10 ns, and its
  * lengths are opaque to the verifier, which would otherwise follow every digit count of every
  * number as a separate path. Each length goes through memory for the same reason.
  */

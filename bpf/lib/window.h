@@ -57,8 +57,8 @@ static __always_inline __u64 rls_word_at(const struct rls_scratch *s, __u32 i)
  * Two words a turn, the second read only where the first has none: the cursor goes through
  * memory once for sixteen bytes of a long run, and that round trip, not the test, is what a
  * turn waits for, while a short run costs what one word did.
- * Inline, for loops that find many runs: a call and its return cost more than a short run
- * (a return goes through the kernel's return thunk, ~7 ns here). The cursor and the end are
+ * Inline, for loops that find many runs: a call and its return can cost more than a short run
+ * (up to 10 ns: BENCHMARKS.md, "Issue 13: what a call costs"). The cursor and the end are
  * scratch memory, read where they are used: the verifier does not follow values there, so
  * the paths through each turn meet again at the next, and a caller's loop stays linear.
  */
