@@ -137,12 +137,12 @@ static __always_inline void rls_answer_closing(struct rls_scratch *s, const stru
  * May the connection go on after the 429, renumbered (seqadj.h)? Only where the upstream has
  * nothing of the refused request and owes nothing: the request is this whole segment's new
  * bytes (none of it passed before, nothing after it to pass), the client closes nothing, no
- * metered response is open, and the client has every byte the upstream sent (the 429 goes right after them).
- * Where the upstream is a local socket, the socket says what it sent and its window; where it
- * is routed, TC's record of its side does: its last segment, or its SYN-ACK (rls_handshakes)
- * where it has sent nothing since. Returns the window the 429 advertises, or -1: the 429
- * closes the connection. Inline in rls_refuse(), its one caller: one call and return fewer on
- * every refusal, for no more verifier instructions.
+ * metered response is open, and the client has every byte the upstream sent (the 429 goes
+ * right after them). Where the upstream is a local socket, the socket says what it sent and
+ * its window; where it is routed, TC's record of its side does: its last segment, or its
+ * SYN-ACK (rls_handshakes) where it has sent nothing since. Returns the window the 429
+ * advertises, or -1: the 429 closes the connection. Inline in rls_refuse(), its one caller:
+ * one call and return fewer on every refusal, for no more verifier instructions.
  */
 static __always_inline int rls_keep_open_window(struct xdp_md *ctx, struct rls_scratch *s,
 						struct rls_flow *flow)

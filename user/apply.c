@@ -152,8 +152,9 @@ static void plan_free(struct id_plan *plan)
  * name in the maps holds (rls_plan_ids()), the names being those rls_read_maps() found and
  * indexed. Returns 0, -ENOMEM or -ENOSPC.
  */
-static int plan_ids(const struct known_names *known_accounts, const struct known_names *known_models,
-		    const struct rls_table *t, struct id_plan *plan)
+static int plan_ids(const struct known_names *known_accounts,
+		    const struct known_names *known_models, const struct rls_table *t,
+		    struct id_plan *plan)
 {
 	size_t i, nr_accounts = t->nr_accounts, nr_models = t->nr_models;
 	const char **account_names;
@@ -248,7 +249,8 @@ static int generation_map_fd(const struct rls_maps *maps, size_t i)
 }
 
 /* Into w (empty), the keys of map i of generation_maps[] that belong to generation gen. */
-static void collect_generation(const struct rls_maps *maps, size_t i, __u32 gen, struct rls_sweep *w)
+static void collect_generation(const struct rls_maps *maps, size_t i, __u32 gen,
+			       struct rls_sweep *w)
 {
 	const struct generation_map *g = &generation_maps[i];
 	struct generation_match m = { g->gen_offset, g->in_network_order ? htonl(gen) : gen };
@@ -574,8 +576,8 @@ static int gather_keys(const struct rls_maps *maps, const struct rls_table *t,
  * Of the stale keys, those that w (NULL: none) does not write over, into a new array of *n; or
  * NULL when every stale key goes (nothing is written over them, or there is no memory to tell).
  */
-static unsigned char *stale_not_rewritten(const struct rls_sweep *stale, const struct batch_writer *w,
-					  size_t *n)
+static unsigned char *stale_not_rewritten(const struct rls_sweep *stale,
+					  const struct batch_writer *w, size_t *n)
 {
 	struct rls_item_set rewritten;
 	const unsigned char *key;

@@ -2,8 +2,9 @@
 /*
  * Putting a parsed tier table into the maps, atomically: everything the data path reads is
  * written under the generation that is not live, then one write to rls_active switches over.
- * The old generation is left for packets already in flight and cleared by the next load. Account and model ids are looked up by name in the maps
- * of the previous load, so their counters carry over.
+ * The old generation is left for packets already in flight and cleared by the next load.
+ * Account and model ids are looked up by name in the maps of the previous load, so their
+ * counters carry over.
  */
 #ifndef RLS_USER_APPLY_H
 #define RLS_USER_APPLY_H

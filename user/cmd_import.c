@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* `rlshape import`: the command around user/import_csv.c; reading the file and writing the table. */
+/*
+ * `rlshape import`: the command around user/import_csv.c; reading the file and writing the
+ * table.
+ */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

@@ -21,9 +21,10 @@ struct bpf_object;
  * (rls_pin_state_maps), used here or not.
  */
 #define RLS_USER_MAPS(X) \
-	X(active) X(config) X(api_keys) X(api_key_digests) X(cidrs) X(models) X(accounts) X(limits) X(counters) \
-	X(anon_counters) X(flows) X(stats) X(stats_rows) X(stats_next) X(stats_free) X(packets) X(tails) X(events) X(pending) X(settled) \
-	X(event_ids) X(parked) X(cut_values)
+	X(active) X(config) X(api_keys) X(api_key_digests) X(cidrs) X(models) X(accounts)  \
+	X(limits) X(counters) X(anon_counters) X(flows) X(stats) X(stats_rows) X(stats_next) \
+	X(stats_free) X(packets) X(tails) X(events) X(pending) X(settled) X(event_ids)       \
+	X(parked) X(cut_values)
 
 struct rls_maps {
 #define RLS_MAP_FD(name) int name;

@@ -8,7 +8,10 @@
 #include "key_hash.h"
 #include "sha256_file.h"
 
-/* The final one or two blocks: the leftover bytes, 0x80, zeros, the bit length (FIPS 180-4 5.1.1). */
+/*
+ * The final one or two blocks: the leftover bytes, 0x80, zeros, the bit length (FIPS 180-4
+ * 5.1.1).
+ */
 static void hash_tail(__u32 state[8], const __u8 *rest, size_t rest_len, __u64 total_len)
 {
 	__u8 tail[128] = { 0 };

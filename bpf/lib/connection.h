@@ -85,7 +85,8 @@ static __always_inline __u32 rls_established_view(struct bpf_sock *sk, const str
  * A handshake not yet complete: the segment may complete it (its ACK acknowledges the SYN-ACK)
  * and carry the first data at once. Only someone who saw the SYN-ACK can send that.
  */
-static __always_inline __u32 rls_request_sock_view(struct bpf_sock *sk, const struct rls_packet *pkt,
+static __always_inline __u32 rls_request_sock_view(struct bpf_sock *sk,
+						    const struct rls_packet *pkt,
 						    struct rls_socket_view *v)
 {
 	struct tcp_request_sock *req = bpf_skc_to_tcp_request_sock(sk);

@@ -70,7 +70,8 @@ static __always_inline long rls_ctx_load_bytes(struct rls_ctx ctx, __u32 off, vo
 	return rls_skb_load_bytes(ctx.ptr, off, to, len);
 }
 
-static __always_inline long rls_ctx_store_bytes(struct rls_ctx ctx, __u32 off, void *from, __u32 len)
+static __always_inline long rls_ctx_store_bytes(struct rls_ctx ctx, __u32 off, void *from,
+						__u32 len)
 {
 	if (ctx.kind == RLS_CTX_XDP)
 		return rls_xdp_store_bytes(ctx.ptr, off, from, len);

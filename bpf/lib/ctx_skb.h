@@ -45,7 +45,8 @@ static __always_inline void *rls_skb_data_end(struct __sk_buff *skb)
 	return (void *)(long)skb->data_end;
 }
 
-static __always_inline long rls_skb_load_bytes(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+static __always_inline long rls_skb_load_bytes(struct __sk_buff *skb, __u32 off, void *to,
+					       __u32 len)
 {
 	return bpf_skb_load_bytes(skb, off, to, len);
 }

@@ -85,8 +85,9 @@ __noinline int rls_decide(struct rls_scratch *s, const struct rls_stream *st,
 
 /*
  * Identify, charge and count the request that ended just before the scan's position on the
- * flow's stream, its client as s->who says (the caller's to set). An admitted request leaves the flow ADMITTED and, where it reserved tokens or
- * holds a slot, awaiting its response; a refused one leaves the flow's state to the caller.
+ * flow's stream, its client as s->who says (the caller's to set). An admitted request leaves
+ * the flow ADMITTED and, where it reserved tokens or holds a slot, awaiting its response; a
+ * refused one leaves the flow's state to the caller.
  * may_shape: the caller can hold the request (TC egress); one that shaping delays leaves the
  * flow's depart_ns at its departure (CLOCK_MONOTONIC), for the caller to hold it to.
  * Inlined into each caller's global function: one more call level would take XDP's five

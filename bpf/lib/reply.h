@@ -124,8 +124,10 @@ static __always_inline void rls_put_number(struct rls_text *t, enum rls_429_numb
 
 /* The OpenAI-style error body, per reason; the Model Studio messages. */
 #define RLS_BODY_HEAD "{\"error\":{\"message\":\""
-#define RLS_BODY_TAIL_REQUESTS "\",\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
-#define RLS_BODY_TAIL_TOKENS "\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
+#define RLS_BODY_TAIL_REQUESTS \
+	"\",\"type\":\"requests\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
+#define RLS_BODY_TAIL_TOKENS \
+	"\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
 #define RLS_BODY_TAIL_CONCURRENCY \
 	"\",\"type\":\"concurrency\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}\n"
 #define RLS_MSG_REQUESTS    "Requests rate limit exceeded"

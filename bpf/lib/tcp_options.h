@@ -2,8 +2,8 @@
 /*
  * The TCP options rlshape must keep right when it renumbers a connection (seqadj.h: the SACK
  * blocks' edges are sequence numbers), must echo when it answers (reply.h: a connection that
- * uses timestamps gets them on the 429 too), and the window scale of an upstream's SYN-ACK. They are read from a copy in scratch
- * memory, under either hook.
+ * uses timestamps gets them on the 429 too), and the window scale of an upstream's SYN-ACK.
+ * They are read from a copy in scratch memory, under either hook.
  */
 #ifndef RLS_BPF_TCP_OPTIONS_H
 #define RLS_BPF_TCP_OPTIONS_H
