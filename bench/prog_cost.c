@@ -67,16 +67,20 @@
 #define BODY_CONNS_EACH    10000000ull
 
 /* Limits no bench run reaches, with every window and the smoothing in play. */
-#define BENCH_LIMITS "{\"rpm\": 1000000000, \"burst\": 1000000000, \"rph\": 4000000000, \"rpd\": 4000000000}"
-/* The same, and one request in flight at a time: a slot taken at admission, given back at the end. */
-#define BENCH_LIMITS_SLOTS "{\"rpm\": 1000000000, \"burst\": 1000000000, \"rph\": 4000000000, \"rpd\": 4000000000, \"concurrency\": 1}"
+#define BENCH_LIMITS_WINDOWS \
+	"\"rpm\": 1000000000, \"burst\": 1000000000, \"rph\": 4000000000, \"rpd\": 4000000000"
+#define BENCH_LIMITS "{" BENCH_LIMITS_WINDOWS "}"
+/* The same, and one request in flight at a time: a slot taken at admission, given back at the
+ * end. */
+#define BENCH_LIMITS_SLOTS "{" BENCH_LIMITS_WINDOWS ", \"concurrency\": 1}"
 
 static const char builtin_table[] =
 	"{\"listen\": {\"ports\": [8000]},\n"
 	" \"identify\": {\"key_headers\": [\"authorization\", \"x-api-key\", \"api-key\"],\n"
 	"              \"model_header\": \"x-model\"},\n"
 	" \"tiers\": {\"bench\": {\"*\": " BENCH_LIMITS ", \"" BENCH_MODEL "\": " BENCH_LIMITS "},\n"
-	"           \"slots\": {\"*\": " BENCH_LIMITS_SLOTS ", \"" BENCH_MODEL "\": " BENCH_LIMITS_SLOTS "},\n"
+	"           \"slots\": {\"*\": " BENCH_LIMITS_SLOTS ", \"" BENCH_MODEL "\": "
+	BENCH_LIMITS_SLOTS "},\n"
 	"           \"spent\": {\"*\": {\"rpd\": 1}}},\n"
 	" \"accounts\": {\"bench\": {\"tier\": \"bench\", \"keys\": [\"" KEY_ADMIT "\"]},\n"
 	"              \"slots\": {\"tier\": \"slots\", \"keys\": [\"" KEY_SLOTS "\"]},\n"
@@ -204,7 +208,8 @@ static double median(const double *v, int n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/* The value below which a fraction q of the runs fall (runs of HIST_NS or more count as HIST_NS). */
+/* The value below which a fraction q of the runs fall (runs of HIST_NS or more count as
+ * HIST_NS). */
 static double hist_quantile(uint64_t total, double q)
 {
 	uint64_t want = (uint64_t)(q * (double)total), seen = 0;
@@ -800,7 +805,8 @@ static void warm_up_kept(const struct env *e, struct bcase *c, __u32 spent, __u3
 
 /* The data path's kept connections, far from the other cases' (the rejected case's go up from
  * 1000, a connection a run; the body cases' from BODY_CONN_BASE). */
-#define KEPT_CONN_BASE(c) (4 * BODY_CONNS_EACH + (uint64_t)DATA_PATH_BATCH * (uint64_t)((c) - cases))
+#define KEPT_CONN_BASE(c) \
+	(4 * BODY_CONNS_EACH + (uint64_t)DATA_PATH_BATCH * (uint64_t)((c) - cases))
 
 /*
  * A kept case in the data path sends a batch of requests before it reads their 429s, so each
@@ -842,7 +848,8 @@ static void warm_up_and_check(const struct env *e, int pass_fd,
 
 	if (model == RLS_MODEL_OTHER)
 		die("the table names no model \"%s\"", BENCH_MODEL);
-	if (cases[C_FLOOR].selected && run_checked(pass_fd, &cases[C_FLOOR], cases[C_FLOOR].frames) != XDP_PASS)
+	if (cases[C_FLOOR].selected &&
+	    run_checked(pass_fd, &cases[C_FLOOR], cases[C_FLOOR].frames) != XDP_PASS)
 		die("the no-op program did not pass");
 	/* The HTTP floor takes its whole path: the key found, hashed, looked up and admitted. */
 	if (cases[C_HTTP_FLOOR].selected) {

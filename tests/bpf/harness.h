@@ -117,7 +117,8 @@ static inline void show_libbpf_log(void)
 /* ---- the environment of one test: struct env, loaded as prog_env.h does ---- */
 
 /* Parse a table written with ' for " and make it live in e's maps. */
-static inline int env_apply(struct env *e, const char *quoted_table, struct rls_apply_result *result)
+static inline int env_apply(struct env *e, const char *quoted_table,
+			    struct rls_apply_result *result)
 {
 	char *text, *c;
 	int ret;
@@ -476,7 +477,8 @@ static inline void same_bytes(const uint8_t *a, const uint8_t *b, size_t n, cons
 }
 
 /* The reset toward the upstream: the rejected request's seq, from the client's addresses. */
-static inline void check_upstream_reset(const struct result *r, const struct conn *c, uint32_t request_seq)
+static inline void check_upstream_reset(const struct result *r, const struct conn *c,
+					uint32_t request_seq)
 {
 	struct tp_parsed in, p;
 	char why[256];

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Hand-built test frames for BPF_PROG_TEST_RUN: Ethernet (up to two VLAN tags), IPv4 (with
- * options) or IPv6 (with a chain of extension headers), TCP, payload, with correct IP and TCP checksums; and a parser that takes a frame the
- * program wrote apart again and verifies its checksums independently of the program's code.
+ * options) or IPv6 (with a chain of extension headers), TCP, payload, with correct IP and TCP
+ * checksums; and a parser that takes a frame the program wrote apart again and verifies its
+ * checksums independently of the program's code.
  *
  * Byte offsets are written out by hand on purpose: nothing here shares code or headers with
  * the data path it checks. Addresses come only from 198.18.0.0/15 and 2001:2::/48.

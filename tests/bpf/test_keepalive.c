@@ -301,7 +301,8 @@ static void test_refused_request_resent(void **state)
 		 "the refused request's second half, sent again");
 	/* The next request sent before the 429 arrived (its ack short of the 429's end): it is
 	 * dropped, and sent again once the client has the 429. */
-	CHECK_EQ(client_sends(k.e, &k.c, k.req, k.len, 0, &r), XDP_DROP, "a request sent before the 429 came");
+	CHECK_EQ(client_sends(k.e, &k.c, k.req, k.len, 0, &r), XDP_DROP,
+		 "a request sent before the 429 came");
 	CHECK_EQ(packets_of(k.e, RLS_PKT_AHEAD_OF_429), 1, "rls_packets[AHEAD_OF_429]");
 	st = stats_of(k.e, account_id(k.e, "alice"), 0);
 	CHECK_EQ(rejected_total(&st), 1, "rejected: a resend is not charged again");

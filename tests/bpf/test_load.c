@@ -90,7 +90,10 @@ static bool exists(const char *path)
 
 /* ---- tables ---- */
 
-/* Writes a table of accounts acct-FIRST.. acct-(FIRST + N - 1), key sk-NUMBER each, into scratch. */
+/*
+ * Writes a table of accounts acct-FIRST.. acct-(FIRST + N - 1), key sk-NUMBER each, into
+ * scratch.
+ */
 static const char *accounts_table(const char *name, size_t first, size_t n)
 {
 	static char path[300];

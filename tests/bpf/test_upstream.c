@@ -598,7 +598,8 @@ static int setup_forwarded(void **state)
 /* ---- the upstream's answers, read by rlshape_tc as the upstream side's TC ingress ---- */
 
 #define ANSWER "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
-#define UP_REQUEST(c, key, v) .hook = ON_UPSTREAM, .conn = (c), .headers = BEARER(key), .verdict = (v)
+#define UP_REQUEST(c, key, v) \
+	.hook = ON_UPSTREAM, .conn = (c), .headers = BEARER(key), .verdict = (v)
 #define UP_ANSWER(c)          .hook = ON_TC, .conn = (c), .raw = ANSWER, .verdict = TC_ACT_OK
 #define SLOTS(a, n)           { .kind = X_SLOTS_HELD, .account = (a), .value = (n) }
 #define STATE(c, st)          { .kind = X_RESPONSE_STATE, .conn = (c), .value = (st) }

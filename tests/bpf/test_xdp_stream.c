@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The XDP program's stream tracker under BPF_PROG_TEST_RUN: the same requests cut into segments every way a
- * client can cut them, pipelined, reordered, retransmitted, forged. Each case says what must be
- * charged, to which account and model, and when (never before the request's last byte).
+ * The XDP program's stream tracker under BPF_PROG_TEST_RUN: the same requests cut into segments
+ * every way a client can cut them, pipelined, reordered, retransmitted, forged. Each case says
+ * what must be charged, to which account and model, and when (never before the request's last
+ * byte).
  *
  * The suite runs in a network namespace of its own, so that the socket lookups of the program
  * see only what a test made: in the routed cases nothing at all, in the local cases a real

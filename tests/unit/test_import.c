@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * `rlshape import`: CSV tier tables in, tiers.json out (user/import_csv.c). Every good table's
- * output is also parsed with rls_table_parse(), the parser `rlshape check` and `rlshape load` use, and every
- * broken table's message is compared in full: file, line, column, header, problem, fix.
+ * output is also parsed with rls_table_parse(), the parser `rlshape check` and `rlshape load`
+ * use, and every broken table's message is compared in full: file, line, column, header,
+ * problem, fix.
  */
 
 #include <stdarg.h>
