@@ -636,8 +636,6 @@ int main(void)
 		XDP_TEST(test_request_on_syn_dropped),
 		XDP_TEST(test_maps_hold_no_key),
 		XDP_TEST(test_cut_value_lost_resets_both),
-		cmocka_unit_test_setup_teardown(test_full_flows_map_resets_both, setup_one_flow,
-						teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_header, setup_forwarded,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_before_a_long_body,
@@ -646,6 +644,9 @@ int main(void)
 						setup_forwarded, teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_per_request_on_new_connections,
 						setup_forwarded, teardown),
+		/* Last: it loads the programs again, with rls_flows made small. */
+		cmocka_unit_test_setup_teardown(test_full_flows_map_resets_both, setup_one_flow,
+						teardown),
 	};
 
 	env_load_upstream = 1;
