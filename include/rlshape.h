@@ -137,6 +137,9 @@ struct rls_config {
 	__u8 table_sha256[RLS_SHA256_LEN];
 	char table_path[192];
 	__u32 http2_pass;            /* listen.http2 "pass": HTTP/2 prior knowledge passes, else reset */
+	/* listen.websocket "tunnel": a connection whose upstream answers a WebSocket upgrade with
+	 * 101 is passed unread from there (rls_flow.upgrade); else its frames reset it. */
+	__u32 websocket_tunnel;
 	__u32 anonymous_ipv6_prefix; /* bits of an IPv6 client's address its anonymous counter keys on */
 	/*
 	 * The key hash's secret: made with getrandom() by the first load on a device, copied to
@@ -357,10 +360,24 @@ enum rls_packet_event {
 					 * client_address_header: identified by the proxy's address */
 	RLS_PKT_CUT_VALUE_LOST,    /* a header value cut by a segment's end could not be kept
 				    * in rls_cut_values, or was gone from it: the connection reset */
+	RLS_PKT_WEBSOCKET_TUNNEL,  /* a 101 to a WebSocket upgrade (listen.websocket "tunnel"):
+				    * the connection passed unread from there */
 	RLS_NR_PACKET_EVENTS,
 };
 
 /* ---- per-connection state ---- */
+
+/*
+ * A WebSocket on the connection (listen.websocket "tunnel"), rls_flow.upgrade. The upstream's
+ * 101 with "Upgrade: websocket" is the word that opens the tunnel, never the client's request
+ * alone: a client waits for it before its first frame (RFC 6455, 4.1).
+ */
+enum rls_upgrade {
+	RLS_UPGRADE_NONE,
+	RLS_UPGRADE_ASKED,  /* the last admitted request was a GET without a body: TC reads the
+			     * head of its answer, whatever the limits */
+	RLS_UPGRADE_TUNNEL, /* its answer was 101 to a WebSocket: the rest is not HTTP */
+};
 
 /*
  * rls_handshakes (LRU): what TC saw of an upstream's SYN-ACK on a watched port, for a 429 to the
@@ -488,6 +505,7 @@ enum rls_request_flag {
 	RLS_REQ_KEY_SHA256 = 2048,   /* key_sha256 holds the key's SHA-256: look it up as a digest */
 	RLS_REQ_CONNECTION_SEEN = 4096, /* a Connection line, its value at connection_seq */
 	RLS_REQ_MAX_TOKENS_HIDDEN = 8192, /* a top-level key may be max_tokens to some parser */
+	RLS_REQ_GET = 16384,         /* the method is GET: it may ask for a WebSocket */
 };
 
 /* Top-level JSON keys that matter. */
@@ -663,7 +681,7 @@ struct rls_flow {
 	__u32 tail_slot;       /* the tail slot the last segment went to */
 	__u32 bytes_per_token; /* of the limits the request was admitted under */
 	__u32 meter_tokens;    /* the response is reported to the daemon: tokens are limited */
-	__u32 pad0;
+	__u32 upgrade;         /* enum rls_upgrade */
 	__u64 max_response_tokens; /* of the limits the request was admitted under */
 	/*
 	 * Anonymous counters: how many low bits of the client address the counter's key clears,

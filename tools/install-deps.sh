@@ -21,6 +21,8 @@ PACKAGES=(
 	nginx python3-scapy nodejs ca-certificates
 	# 16_tls_upstream: nginx terminates TLS with a certificate the suite makes.
 	openssl
+	# 18_websocket: a real WebSocket server and client (Debian's python3, not a pyenv one).
+	python3-websockets
 	# What bench/compare.sh compares rlshape with, and its load generator.
 	haproxy wrk
 	# The daemon's /metrics endpoint; a real Prometheus (and promtool) for 35_metrics;

@@ -728,6 +728,7 @@ static int write_config(const struct rls_maps *maps, const struct rls_table *t, 
 	cfg.client_address_header = t->client_address_header;
 	cfg.name_lengths = rls_header_name_lengths(&cfg);
 	cfg.http2_pass = t->http2_pass;
+	cfg.websocket_tunnel = t->websocket_tunnel;
 	cfg.anonymous_ipv6_prefix = t->anonymous_ipv6_prefix;
 	cfg.fleet_hosts = t->fleet_hosts;
 	cfg.fleet_redis_port = t->fleet_redis_port;

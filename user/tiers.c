@@ -365,34 +365,55 @@ static int parse_dev(struct parser *p, const json_t *v, struct rls_table *t)
 	return 0;
 }
 
-/* What an HTTP/2 prior-knowledge connection (its "PRI * HTTP/2.0" preface) meets. */
-static int parse_http2(struct parser *p, const json_t *v, struct rls_table *t)
+/*
+ * A field that names one of two ways, first (the default, also where the field is absent) or
+ * second: *second says which. what: the message for anything else, before the value it got.
+ */
+static int parse_either(struct parser *p, const json_t *v, const char *first, const char *second,
+			bool *is_second, const char *what)
 {
 	char buf[128];
 
 	if (!v)
 		return 0;
-	if (json_is_string(v) && !strcmp(json_string_value(v), "refuse"))
-		t->http2_pass = false;
-	else if (json_is_string(v) && !strcmp(json_string_value(v), "pass"))
-		t->http2_pass = true;
+	if (json_is_string(v) && !strcmp(json_string_value(v), first))
+		*is_second = false;
+	else if (json_is_string(v) && !strcmp(json_string_value(v), second))
+		*is_second = true;
 	else
-		return fail(p, "must be \"refuse\" (HTTP/2 cannot be counted here: refuse it so "
-			    "clients fall back to HTTP/1.1) or \"pass\" (let it through unlimited), "
-			    "got %s", describe(v, buf, sizeof(buf)));
+		return fail(p, "%s, got %s", what, describe(v, buf, sizeof(buf)));
 	return 0;
+}
+
+/* What an HTTP/2 prior-knowledge connection (its "PRI * HTTP/2.0" preface) meets. */
+static int parse_http2(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	return parse_either(p, v, "refuse", "pass", &t->http2_pass,
+			    "must be \"refuse\" (HTTP/2 cannot be counted here: refuse it so clients "
+			    "fall back to HTTP/1.1) or \"pass\" (let it through unlimited)");
+}
+
+/* What a connection meets once its upstream has answered a WebSocket upgrade with 101. */
+static int parse_websocket(struct parser *p, const json_t *v, struct rls_table *t)
+{
+	return parse_either(p, v, "reset", "tunnel", &t->websocket_tunnel,
+			    "must be \"reset\" (a WebSocket's frames cannot be counted here: the "
+			    "connection is reset at the first) or \"tunnel\" (the session counts as "
+			    "one request and holds its concurrency slot until it closes; what it "
+			    "carries is not read)");
 }
 
 static int parse_listen(struct parser *p, const json_t *v, struct rls_table *t)
 {
-	static const char *const fields[] = { "ports", "dev", "http2", NULL };
+	static const char *const fields[] = { "ports", "dev", "http2", "websocket", NULL };
 	size_t here;
 
 	path_push_key(p, "listen");
 	here = p->path_len;
 	if (!v)
 		return fail(p, "required: e.g. \"listen\": {\"ports\": [8000], \"dev\": \"eth0\"}");
-	if (expect_object(p, v, "with \"ports\" and optionally \"dev\" and \"http2\"") ||
+	if (expect_object(p, v,
+			  "with \"ports\" and optionally \"dev\", \"http2\" and \"websocket\"") ||
 	    reject_unknown_fields(p, v, fields))
 		return -1;
 	path_push_key(p, "ports");
@@ -405,6 +426,10 @@ static int parse_listen(struct parser *p, const json_t *v, struct rls_table *t)
 	path_pop(p, here);
 	path_push_key(p, "http2");
 	if (parse_http2(p, json_object_get(v, "http2"), t))
+		return -1;
+	path_pop(p, here);
+	path_push_key(p, "websocket");
+	if (parse_websocket(p, json_object_get(v, "websocket"), t))
 		return -1;
 	path_reset(p);
 	return 0;

@@ -86,6 +86,7 @@ struct rls_table {
 	struct rls_cidr *all_cidrs;
 	long default_tier; /* index into tiers; -1: unknown clients pass unlimited */
 	bool http2_pass;   /* listen.http2 "pass"; default "refuse" */
+	bool websocket_tunnel; /* listen.websocket "tunnel"; default "reset" */
 	__u32 anonymous_ipv6_prefix; /* default-tier IPv6 clients are counted per this prefix */
 	/* "fleet": gateways sharing every named account's limits through Redis; hosts 0: none */
 	__u32 fleet_hosts;

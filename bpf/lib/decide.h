@@ -136,8 +136,17 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	flow->account = id->principal.account;
 	flow->model = model;
 	flow->requests++;
+	flow->upgrade = RLS_UPGRADE_NONE;
 	if (s->rejection.reason)
 		return RLS_VERDICT_REFUSE;
+	/*
+	 * A GET without a body may be a WebSocket's upgrade. Where the table lets one through, the
+	 * head of its answer is read whatever the limits (response.h): only the upstream's 101
+	 * opens the tunnel.
+	 */
+	if (cfg->websocket_tunnel && (st->request_flags & RLS_REQ_GET) &&
+	    !(st->request_flags & (RLS_REQ_CONTENT_LENGTH | RLS_REQ_CHUNKED)))
+		flow->upgrade = RLS_UPGRADE_ASKED;
 	flow->state = RLS_FLOW_ADMITTED;
 	flow->admitted_mark = flow->server_next;
 	flow->admitted_ack = s->pkt.ack_seq;
@@ -145,7 +154,7 @@ static __always_inline int rls_judge_request(struct rls_scratch *s, struct rls_f
 	/* The smoothing's delay runs from the decision: the monotonic clock's now is as near. */
 	if (s->shape_delay_ns)
 		flow->depart_ns = bpf_ktime_get_ns() + s->shape_delay_ns;
-	if (admission->meter_tokens || admission->slot_taken)
+	if (admission->meter_tokens || admission->slot_taken || flow->upgrade)
 		rls_follow_response(&s->pkt.flow, flow, admission);
 	return RLS_VERDICT_ADMIT;
 }

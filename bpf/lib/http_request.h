@@ -566,6 +566,8 @@ static long rls_stream_step(__u32 index, struct rls_stream_ctx *c)
 			goto broken;
 		if (st->method_len == 3 && st->value_number == RLS_VERSION(0, 0, 0, 0, 0, 'P', 'R', 'I'))
 			st->request_flags |= RLS_REQ_PRI;
+		if (st->method_len == 3 && st->value_number == RLS_VERSION(0, 0, 0, 0, 0, 'G', 'E', 'T'))
+			st->request_flags |= RLS_REQ_GET;
 		st->version_tail = 0;
 		st->phase = RLS_PHASE_TARGET;
 	}
@@ -847,6 +849,10 @@ static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_
 	s->seg.forgotten = 0;
 	s->seg.started = 0;
 	s->seg.requests = 0;
+	/* The upstream answered the connection's WebSocket upgrade with 101 (http_response.h):
+	 * what the client sends after that request is the WebSocket's, not HTTP. */
+	if (flow->upgrade == RLS_UPGRADE_TUNNEL && flow->stream.phase == RLS_PHASE_IDLE)
+		flow->stream.phase = RLS_PHASE_TUNNEL;
 	tick = (__u32)bpf_jiffies64();
 	if (flow->last_seen_tick != tick || !flow->last_seen_ns) {
 		flow->last_seen_ns = bpf_ktime_get_coarse_ns();

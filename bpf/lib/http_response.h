@@ -16,6 +16,7 @@
 #include "rlshape.h"
 #include "consts.h"
 #include "ctx.h"
+#include "maps.h"
 #include "packet.h"
 #include "scratch.h"
 #include "window.h"
@@ -84,7 +85,34 @@ static __always_inline bool rls_is_chunked_header(struct rls_scratch *s, __u32 s
 	return true;
 }
 
-/* A response header line: only how its body is delimited matters. */
+#define RLS_UPGRADE   "upgrade:"
+#define RLS_WEBSOCKET "websocket"
+
+/* "upgrade: websocket", in any case, with white space around the value: what a 101 switches to. */
+static __always_inline bool rls_is_websocket_header(struct rls_scratch *s, __u32 start, __u32 end)
+{
+	const char *name = RLS_UPGRADE, *value = RLS_WEBSOCKET;
+	const __u32 n = sizeof(RLS_UPGRADE) - 1, v = sizeof(RLS_WEBSOCKET) - 1;
+	__u32 k, p = start + n;
+
+	if (end < p + v)
+		return false;
+	for (k = 0; k < n; k++)
+		if (rls_lower(rls_at(s, start + k)) != (__u8)name[k])
+			return false;
+	for (k = 0; k < RLS_OWS_MAX && p < end && rls_is_ows(rls_at(s, p)); k++)
+		p++;
+	for (k = 0; k < RLS_OWS_MAX && end > p && rls_is_ows(rls_at(s, end - 1)); k++)
+		end--;
+	if (end - p != v)
+		return false;
+	for (k = 0; k < v; k++)
+		if (rls_lower(rls_at(s, p + k)) != (__u8)value[k])
+			return false;
+	return true;
+}
+
+/* A response header line: how its body is delimited, and what a 101 switches to. */
 __noinline int rls_match_response_header(struct rls_scratch *s, __u32 start, __u32 end)
 {
 	if (!s)
@@ -94,6 +122,8 @@ __noinline int rls_match_response_header(struct rls_scratch *s, __u32 start, __u
 		s->resp.has_content_length = 1;
 	else if (rls_is_chunked_header(s, start, end))
 		s->resp.chunked = 1;
+	else if (rls_is_websocket_header(s, start, end))
+		s->resp.upgrade_websocket = 1;
 	return 0;
 }
 
@@ -176,6 +206,18 @@ static __always_inline bool rls_status_has_no_body(const __u8 *p)
 #define RLS_INTERIM_MAX 2
 
 /*
+ * A 101 that switches to the WebSocket the connection's last request may have asked for
+ * (rls_flow.upgrade), where the table lets one through: the head is whole and says
+ * "Upgrade: websocket". Any other 1xx, a 101 to anything else among them, is interim.
+ */
+static __always_inline bool rls_opens_websocket(const struct rls_scratch *s, const __u8 *p,
+						const struct rls_flow *flow)
+{
+	return p[9] == '1' && p[10] == '0' && p[11] == '1' && flow->upgrade == RLS_UPGRADE_ASKED &&
+	       s->resp.headers_complete && s->resp.upgrade_websocket;
+}
+
+/*
  * The status line and headers of the response: how its body is delimited, and how many of this
  * segment's bytes are body. Interim (1xx) responses before it in the same segment are skipped
  * (an upstream may send 100 Continue and its answer together). Returns false when the segment
@@ -187,6 +229,7 @@ static __always_inline bool rls_take_response_head(struct rls_ctx ctx, struct rl
 {
 	__u32 off = 0, len, i;
 	__u8 *p = s->payload;
+	bool tunnel = false;
 
 	for (i = 0; i <= RLS_INTERIM_MAX; i++) {
 		if (off > pkt->payload_len || pkt->payload_len - off < RLS_STATUS_LINE_MIN ||
@@ -206,6 +249,9 @@ static __always_inline bool rls_take_response_head(struct rls_ctx ctx, struct rl
 		rls_parse_response_head(s, len);
 		if (p[9] != '1')
 			break;
+		tunnel = rls_opens_websocket(s, p, flow);
+		if (tunnel)
+			break;
 		/* An interim head: the final one may follow it in this segment. */
 		if (!s->resp.headers_complete)
 			return false;
@@ -214,6 +260,15 @@ static __always_inline bool rls_take_response_head(struct rls_ctx ctx, struct rl
 	if (i > RLS_INTERIM_MAX)
 		return false;
 	*body = 0;
+	if (tunnel) {
+		/* The WebSocket's bytes are metered as a body that ends with the connection, and
+		 * the client's are passed unread from its next segment (rls_segment_begin()). */
+		flow->upgrade = RLS_UPGRADE_TUNNEL;
+		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
+		*body = pkt->payload_len - off - s->lines.body_start;
+		rls_count_packet(RLS_PKT_WEBSOCKET_TUNNEL);
+		return true;
+	}
 	if (!s->resp.headers_complete) {
 		flow->response_state = RLS_RESPONSE_UNTIL_CLOSE;
 		return true;

@@ -22,7 +22,8 @@ struct rls_response_head {
 	__u8 has_content_length;
 	__u8 chunked;          /* its transfer-encoding ends in chunked */
 	__u8 headers_complete; /* the blank line was inside the window */
-	__u8 pad[5];
+	__u8 upgrade_websocket; /* "Upgrade: websocket" */
+	__u8 pad[4];
 };
 
 struct rls_line_state {

@@ -438,6 +438,55 @@ static void test_full_flows_map_resets_both(void **state)
 	close(tap);
 }
 
+/*
+ * listen.websocket "tunnel" on the upstream side: the proxy's upgrade is one request, and once
+ * the upstream's 101 to a WebSocket has gone back through TC, the proxy's frames go to the
+ * upstream unread, even bytes that would read as a request.
+ */
+static const char table_websocket[] =
+	"{'listen': {'ports': [8000], 'websocket': 'tunnel'}," TABLE_IDENTIFY TABLE_TIERS
+	", 'default_tier': 'anon'}";
+
+static int setup_websocket(void **state)
+{
+	return setup_with(state, table_websocket);
+}
+
+static void test_websocket_tunnel_after_101(void **state)
+{
+	static const char answer[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+				     "Connection: Upgrade\r\n\r\n";
+	static const char frame[] = "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+	struct env *e = need_env(state);
+	struct conn c = conn4(42901);
+	char upgrade[512], inside[1024];
+	size_t len = (size_t)snprintf(upgrade, sizeof(upgrade),
+				      "GET /v1/realtime HTTP/1.1\r\nHost: gw.test\r\n"
+				      "Authorization: Bearer " KEY_ALICE "\r\nConnection: Upgrade\r\n"
+				      "Upgrade: websocket\r\n\r\n");
+	size_t inside_len = http_request(inside, sizeof(inside), BEARER(KEY_ALICE), NULL);
+	__u32 alice = account_id(e, "alice");
+	struct result r;
+	int i;
+
+	leave_room_in_window(60, 5000);
+	case_send_upstream(e, &c, upgrade, len, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "the proxy's upgrade request");
+	case_send_tc(e, &c, answer, sizeof(answer) - 1, TP_ACK | TP_PSH, &r);
+	expect_tc(&r, TC_ACT_OK, "the upstream's 101");
+	CHECK_EQ(up_packets(e, RLS_PKT_WEBSOCKET_TUNNEL), 1, "websocket_tunnels");
+	case_send_upstream(e, &c, frame, sizeof(frame) - 1, 0, 0, &r);
+	expect_tc(&r, TC_ACT_OK, "a WebSocket frame");
+	expect_untouched(&r, "a WebSocket frame");
+	/* alice has rpm 3: three more requests would be refused if they were read as such. */
+	for (i = 0; i < 4; i++) {
+		case_send_upstream(e, &c, inside, inside_len, 0, 0, &r);
+		expect_tc(&r, TC_ACT_OK, "bytes inside it that read as a request");
+		expect_untouched(&r, "bytes inside it that read as a request");
+	}
+	CHECK_EQ(stats_of(e, alice, RLS_MODEL_OTHER).admitted, 1, "alice's admitted: the upgrade");
+}
+
 /* ---- the client's address, from the header the proxy writes ---- */
 
 /* Unknown clients: one request a minute each, counted by the address the proxy wrote. */
@@ -644,6 +693,8 @@ int main(void)
 						setup_forwarded, teardown),
 		cmocka_unit_test_setup_teardown(test_client_address_per_request_on_new_connections,
 						setup_forwarded, teardown),
+		cmocka_unit_test_setup_teardown(test_websocket_tunnel_after_101, setup_websocket,
+						teardown),
 		/* Last: it loads the programs again, with rls_flows made small. */
 		cmocka_unit_test_setup_teardown(test_full_flows_map_resets_both, setup_one_flow,
 						teardown),

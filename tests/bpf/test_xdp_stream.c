@@ -26,23 +26,28 @@
  * "count" counts: its limits are far away. "pricey" has two requests a day of model pricey,
  * the strictest model of its tier, so a request read as hidden is charged there too.
  */
-static const char table[] =
-	"{'listen': {'ports': [8000]},"
-	" 'identify': {'key_headers': ['authorization', 'x-api-key'], 'model_header': 'x-model'},"
-	" 'tiers': {"
-	"   'wide':   {'*': {'rpm': 1000000, 'burst': 1000000}},"
-	"   'paid':   {'pricey': {'rpd': 2}, 'cheap': {'rpm': 100000, 'burst': 100000},"
-	"              '*': {'rpm': 100000, 'burst': 100000}},"
-	"   'single': {'*': {'concurrency': 1, 'max_hold_seconds': 3600}},"
-	"   'minute': {'*': {'tpm': 1000}}"
-	" },"
-	" 'accounts': {"
-	"   'count':  {'tier': 'wide',   'keys': ['" KEY_COUNT "']},"
-	"   'pricey': {'tier': 'paid',   'keys': ['" KEY_PRICEY "']},"
-	"   'solo':   {'tier': 'single', 'keys': ['" KEY_SOLO "']},"
-	"   'tpmer':  {'tier': 'minute', 'keys': ['" KEY_TPM "']}"
-	" },"
-	" 'default_tier': 'wide'}";
+#define TABLE_AFTER_LISTEN                                                                         \
+	" 'identify': {'key_headers': ['authorization', 'x-api-key'], 'model_header': 'x-model'}," \
+	" 'tiers': {"                                                                              \
+	"   'wide':   {'*': {'rpm': 1000000, 'burst': 1000000}},"                                  \
+	"   'paid':   {'pricey': {'rpd': 2}, 'cheap': {'rpm': 100000, 'burst': 100000},"           \
+	"              '*': {'rpm': 100000, 'burst': 100000}},"                                    \
+	"   'single': {'*': {'concurrency': 1, 'max_hold_seconds': 3600}},"                        \
+	"   'minute': {'*': {'tpm': 1000}}"                                                        \
+	" },"                                                                                      \
+	" 'accounts': {"                                                                           \
+	"   'count':  {'tier': 'wide',   'keys': ['" KEY_COUNT "']},"                              \
+	"   'pricey': {'tier': 'paid',   'keys': ['" KEY_PRICEY "']},"                             \
+	"   'solo':   {'tier': 'single', 'keys': ['" KEY_SOLO "']},"                               \
+	"   'tpmer':  {'tier': 'minute', 'keys': ['" KEY_TPM "']}"                                 \
+	" },"                                                                                      \
+	" 'default_tier': 'wide'}"
+
+static const char table[] = "{'listen': {'ports': [8000]}," TABLE_AFTER_LISTEN;
+
+/* The same, where a connection whose upstream answers a WebSocket upgrade with 101 goes on. */
+static const char table_websocket[] =
+	"{'listen': {'ports': [8000], 'websocket': 'tunnel'}," TABLE_AFTER_LISTEN;
 
 static const char table_http2_pass[] =
 	"{'listen': {'ports': [8000], 'http2': 'pass'},"
@@ -51,6 +56,11 @@ static const char table_http2_pass[] =
 static int setup(void **state)
 {
 	return setup_with(state, table);
+}
+
+static int setup_websocket(void **state)
+{
+	return setup_with(state, table_websocket);
 }
 
 static int setup_http2_pass(void **state)
@@ -960,6 +970,148 @@ static void test_websocket_upgrade_not_a_tunnel(void **state)
 		 "the two upgrades, charged to count's \"*\"");
 }
 
+/* ---- listen.websocket "tunnel": the upstream's 101 opens the tunnel ---- */
+
+#define SWITCHING_HEAD(upgrade)                                                            \
+	"HTTP/1.1 101 Switching Protocols\r\nUpgrade: " upgrade "\r\nConnection: Upgrade\r\n"    \
+	"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+/* A masked text frame, "hello" (RFC 6455, 5.7). */
+#define WS_FRAME "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+
+static struct rls_flow flow_of(struct env *e, const struct conn *c, const char *what)
+{
+	struct rls_flow_key k = conn_flow_key(c);
+	struct rls_flow f;
+
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "%s: no rls_flows entry: %s",
+	      what, strerror(errno));
+	return f;
+}
+
+/* The upstream's answer, through TC as it leaves towards the client. */
+static void upstream_answers(struct env *e, struct conn *c, const char *head, size_t len)
+{
+	struct result r;
+
+	case_send_tc(e, c, head, len, TP_ACK | TP_PSH, &r);
+	CHECK_EQ(r.action, TC_ACT_OK, "TC on the upstream's answer");
+}
+
+/*
+ * The session's upgrade is one request; once TC has seen the upstream's 101 to a WebSocket,
+ * the client's frames pass unread, even bytes that would read as a request: they are the
+ * WebSocket's, and its server reads them as frames. Its slot is held until it closes.
+ */
+static void test_websocket_tunnel_after_101(void **state)
+{
+	static const char upgrade[] = UPGRADE_HEAD, answer[] = SWITCHING_HEAD("websocket");
+	static const char inside[] = POST_HEAD "Authorization: Bearer " KEY_COUNT
+				     "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP;
+	struct env *e = need_env(state);
+	struct conn c = conn4(26301);
+	__u64 requests = packets_of(e, RLS_PKT_REQUEST), resets = packets_of(e, RLS_PKT_STREAM_RESET);
+	__u64 cheap = admitted(e, "count", "cheap");
+	struct rls_flow f;
+	struct result r;
+
+	c.silent_upstream = 1;
+	send_part(e, &c, upgrade, 0, sizeof(upgrade) - 1, "the upgrade request");
+	f = flow_of(e, &c, "after the upgrade request");
+	CHECK_EQ(f.upgrade, RLS_UPGRADE_ASKED, "the flow's upgrade after a bodiless GET");
+	CHECK_EQ(f.response_state, RLS_RESPONSE_AWAITED, "its answer awaited, with no limit to meter");
+	upstream_answers(e, &c, answer, sizeof(answer) - 1);
+	f = flow_of(e, &c, "after the 101");
+	CHECK_EQ(f.upgrade, RLS_UPGRADE_TUNNEL, "the flow's upgrade after the 101");
+	CHECK_EQ(f.response_state, RLS_RESPONSE_UNTIL_CLOSE, "the WebSocket metered to the close");
+	CHECK_EQ(packets_of(e, RLS_PKT_WEBSOCKET_TUNNEL), 1, "rls_packets[WEBSOCKET_TUNNEL]");
+
+	send_part(e, &c, WS_FRAME, 0, sizeof(WS_FRAME) - 1, "a WebSocket frame");
+	send_part(e, &c, inside, 0, sizeof(inside) - 1, "bytes inside it that read as a request");
+	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), requests + 1, "requests read: the upgrade alone");
+	CHECK_EQ(admitted(e, "count", "cheap"), cheap, "nothing charged inside the tunnel");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), resets, "rls_packets[STREAM_RESET]");
+	conn_send(e, &c, "", 0, TP_ACK | TP_FIN, &r);
+	expect_action(&r, XDP_PASS, "the client's FIN");
+}
+
+/*
+ * What does not open the tunnel: a 101 to something else (h2c would carry HTTP/2, which
+ * listen.http2 refuses), a refused upgrade (the connection stays HTTP/1.1 and its next request
+ * is charged), and any 101 where the table says "reset".
+ */
+static void test_websocket_no_tunnel_without_its_101(void **state)
+{
+	static const char upgrade[] = UPGRADE_HEAD, h2c[] = SWITCHING_HEAD("h2c");
+	static const char refused[] = "HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\n\r\n";
+	static const char next[] = POST_HEAD "Authorization: Bearer " KEY_COUNT
+				   "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP;
+	struct env *e = need_env(state);
+	struct conn c = conn4(26311), d = conn4(26312);
+	__u64 resets = packets_of(e, RLS_PKT_STREAM_RESET), cheap = admitted(e, "count", "cheap");
+	struct result r;
+
+	c.silent_upstream = d.silent_upstream = 1;
+	send_part(e, &c, upgrade, 0, sizeof(upgrade) - 1, "an upgrade answered for h2c");
+	upstream_answers(e, &c, h2c, sizeof(h2c) - 1);
+	CHECK_EQ(flow_of(e, &c, "after the h2c 101").upgrade, RLS_UPGRADE_ASKED,
+		 "the flow's upgrade after a 101 to h2c");
+	conn_send(e, &c, WS_FRAME, sizeof(WS_FRAME) - 1, 0, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "bytes after a 101 to h2c became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), resets + 1, "rls_packets[STREAM_RESET]");
+
+	send_part(e, &d, upgrade, 0, sizeof(upgrade) - 1, "an upgrade the upstream refuses");
+	upstream_answers(e, &d, refused, sizeof(refused) - 1);
+	send_part(e, &d, next, 0, sizeof(next) - 1, "the next request on that connection");
+	CHECK_EQ(admitted(e, "count", "cheap"), cheap + 1, "the request after it, charged");
+	CHECK_EQ(packets_of(e, RLS_PKT_WEBSOCKET_TUNNEL), 0, "rls_packets[WEBSOCKET_TUNNEL]");
+}
+
+/* The table's default: the upstream's 101 changes nothing, and the first frame resets. */
+static void test_websocket_101_reset_by_default(void **state)
+{
+	static const char upgrade[] = UPGRADE_HEAD, answer[] = SWITCHING_HEAD("websocket");
+	struct env *e = need_env(state);
+	struct conn c = conn4(26321);
+	struct result r;
+
+	c.silent_upstream = 1;
+	send_part(e, &c, upgrade, 0, sizeof(upgrade) - 1, "the upgrade request");
+	CHECK_EQ(flow_of(e, &c, "after the upgrade").upgrade, RLS_UPGRADE_NONE,
+		 "the flow's upgrade where the table says reset");
+	upstream_answers(e, &c, answer, sizeof(answer) - 1);
+	conn_send(e, &c, WS_FRAME, sizeof(WS_FRAME) - 1, 0, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the frame after the 101 became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_WEBSOCKET_TUNNEL), 0, "rls_packets[WEBSOCKET_TUNNEL]");
+}
+
+/*
+ * A session holds its account's concurrency slot until it closes: a second one is refused
+ * while the first is open, and one on a new connection is admitted once the first one's
+ * client closes.
+ */
+static void test_websocket_session_holds_its_slot(void **state)
+{
+	static const char answer[] = SWITCHING_HEAD("websocket");
+	struct env *e = need_env(state);
+	struct conn a = conn4(26331), b = conn4(26332), c = conn4(26333);
+	char upgrade[512];
+	size_t len = (size_t)snprintf(upgrade, sizeof(upgrade),
+				      "GET /v1/realtime HTTP/1.1\r\nHost: gw.test\r\n"
+				      "Authorization: Bearer " KEY_SOLO "\r\nConnection: Upgrade\r\n"
+				      "Upgrade: websocket\r\n\r\n");
+	struct result r;
+
+	a.silent_upstream = b.silent_upstream = c.silent_upstream = 1;
+	send_part(e, &a, upgrade, 0, len, "solo's session");
+	upstream_answers(e, &a, answer, sizeof(answer) - 1);
+	send_part(e, &a, WS_FRAME, 0, sizeof(WS_FRAME) - 1, "a frame of it");
+	conn_send(e, &b, upgrade, len, 0, &r);
+	expect_action(&r, XDP_TX, "a second session of solo's while the first is open");
+	conn_send(e, &a, "", 0, TP_ACK | TP_FIN, &r);
+	expect_action(&r, XDP_PASS, "the first session's client closes");
+	send_part(e, &c, upgrade, 0, len, "a new session, the slot free again");
+}
+
 /*
  * The payload window keeps, past a segment's bytes, those of the last segment this CPU read.
  * The word searches test them with the rest (window.h): a colon or a quote found there is past
@@ -1266,6 +1418,13 @@ int main(void)
 		T(test_key_header_twice_resets),
 		T(test_cut_value_waits_outside_the_flow),
 		T(test_websocket_upgrade_not_a_tunnel),
+		T(test_websocket_101_reset_by_default),
+		cmocka_unit_test_setup_teardown(test_websocket_tunnel_after_101, setup_websocket,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_websocket_no_tunnel_without_its_101,
+						setup_websocket, teardown),
+		cmocka_unit_test_setup_teardown(test_websocket_session_holds_its_slot,
+						setup_websocket, teardown),
 		T(test_stale_bytes_past_a_segment_are_nobodys),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,
 						teardown),

@@ -69,10 +69,11 @@
 	"  'dayone':  {'tier': 'daily',  'cidrs': ['" DAY4_NET "']}"                     \
 	"}"
 
-#define TABLE_HEAD                                                                      \
-	"{'listen': {'ports': [8000]},"                                                 \
+#define TABLE_IDENTIFY                                                                  \
 	" 'identify': {'key_headers': ['authorization', 'x-api-key', 'api-key'],"       \
 	"              'model_header': 'x-model'},"
+
+#define TABLE_HEAD "{'listen': {'ports': [8000]}," TABLE_IDENTIFY
 
 static const char table_default[] = TABLE_HEAD TABLE_TIERS ", 'default_tier': 'anon'}";
 static const char table_no_default[] = TABLE_HEAD TABLE_TIERS "}";

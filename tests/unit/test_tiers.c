@@ -382,6 +382,7 @@ static void test_defaults(void **state)
 	assert_int_equal(t.nr_accounts, 0);
 	assert_null(t.accounts);
 	assert_false(t.http2_pass);
+	assert_false(t.websocket_tunnel);
 	assert_int_equal(t.anonymous_ipv6_prefix, 64);
 	rls_table_free(&t);
 
@@ -409,6 +410,19 @@ static void test_http2_values(void **state)
 	rls_table_free(&t);
 	load_ok("{'listen': {'ports': [8000], 'http2': 'refuse'}, 'tiers': {'free': {}}}", &t);
 	assert_false(t.http2_pass);
+	rls_table_free(&t);
+}
+
+static void test_websocket_values(void **state)
+{
+	struct rls_table t;
+
+	(void)state;
+	load_ok("{'listen': {'ports': [8000], 'websocket': 'tunnel'}, 'tiers': {'free': {}}}", &t);
+	assert_true(t.websocket_tunnel);
+	rls_table_free(&t);
+	load_ok("{'listen': {'ports': [8000], 'websocket': 'reset'}, 'tiers': {'free': {}}}", &t);
+	assert_false(t.websocket_tunnel);
 	rls_table_free(&t);
 }
 
@@ -592,7 +606,7 @@ static const struct bad_table bad_tables[] = {
 	    ": default: unknown field (expected one of: listen, identify, tiers, accounts, "
 	    "default_tier, anonymous_ipv6_prefix, fleet)"),
 	BAD("unknown_field_listen", "{'listen': {'ports': [1], 'port': 2}, " TIERS "}",
-	    ": listen.port: unknown field (expected one of: ports, dev, http2)"),
+	    ": listen.port: unknown field (expected one of: ports, dev, http2, websocket)"),
 	BAD("unknown_field_identify", IDENTIFY("'key_header': ['a']"),
 	    ": identify.key_header: unknown field"),
 	BAD("unknown_field_limits", LIMITS("'rmp': 10"),
@@ -811,6 +825,11 @@ static const struct bad_table bad_tables[] = {
 	    ": listen.http2: must be \"refuse\"", "got \"PASS\""),
 	BAD("http2_boolean", "{'listen': {'ports': [1], 'http2': true}, " TIERS "}",
 	    ": listen.http2: must be \"refuse\"", "got true"),
+	BAD("websocket_unknown_word", "{'listen': {'ports': [1], 'websocket': 'pass'}, " TIERS "}",
+	    ": listen.websocket: must be \"reset\" (a WebSocket's frames cannot be counted here",
+	    "or \"tunnel\" (the session counts as one request", "got \"pass\""),
+	BAD("websocket_boolean", "{'listen': {'ports': [1], 'websocket': true}, " TIERS "}",
+	    ": listen.websocket: must be \"reset\"", "got true"),
 
 	/* anonymous_ipv6_prefix */
 	BAD("ipv6_prefix_too_short", WITH("'anonymous_ipv6_prefix': 31"),
@@ -1089,6 +1108,7 @@ int main(void)
 		cmocka_unit_test(test_strictest),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_http2_values),
+		cmocka_unit_test(test_websocket_values),
 		cmocka_unit_test(test_anonymous_ipv6_prefix_values),
 		cmocka_unit_test(test_fleet_values),
 		cmocka_unit_test(test_max_hold_default),

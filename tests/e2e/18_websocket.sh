@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# WebSocket sessions through a watched port (listen.websocket, README "WebSocket sessions"),
+# end to end with Debian's python3-websockets on both sides (tests/lib/ws_session.py): an echo
+# server in the upstream's namespace (routed) and one on the gateway itself (local, its
+# socket looked up by XDP), each on the watched port. What is asserted, for both:
+#   - with "tunnel": a session opens (the upstream's 101 goes through TC) and its three
+#     messages come back; a second session of the same account (concurrency 1) while the
+#     first is open gets 429; once the first closes, a new one opens and echoes;
+#   - the server saw exactly the two sessions that opened, and every message of them;
+#   - rlshape counted the sessions' upgrades as requests and their 101s as tunnels;
+#   - after a reload to the default ("reset"), a session's first message resets the
+#     connection toward the server (counted not_http_reset): no echo comes back within 3 s,
+#     and the server never gets the message.
+set -euo pipefail
+
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 18_websocket
+
+PY=/usr/bin/python3 # Debian's: it sees python3-websockets
+WS=$BED_REPO/tests/lib/ws_session.py
+TABLE=$BED_REPO/tests/e2e/data/websocket.json
+TABLE_RESET=$BED_REPO/tests/e2e/data/websocket-reset.json
+PORT=8000
+
+if ! "$PY" -c 'import websockets' 2>/dev/null; then
+	echo "not ok 1 - python3-websockets for $PY (Debian package; tools/install-deps.sh)"
+	echo "1..1"
+	exit 1
+fi
+
+bed_up
+bed_spawn bed_up_ns "$PY" "$WS" serve "$BED_UP4" "$PORT" "$BED_DIR/up.ready"
+UP_OUT=$BED_LAST_LOG
+tap_ok "the WebSocket server listens in the upstream namespace" bed_wait_file "$BED_DIR/up.ready" 20
+bed_spawn bed_gw "$PY" "$WS" serve "$BED_GW_CLIENT4" "$PORT" "$BED_DIR/gw.ready"
+GW_OUT=$BED_LAST_LOG
+tap_ok "the WebSocket server listens on the gateway itself" bed_wait_file "$BED_DIR/gw.ready" 20
+
+run_rls load "$TABLE" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "rlshape load of a table with listen.websocket \"tunnel\" exits 0"
+[[ $RC == 0 ]] || tap_diag "$ERR"
+
+# sessions NAME HOST LOG: the three sessions against HOST with NAME's key.
+sessions() {
+	local name=$1 host=$2 log=$3 out
+	out=$(bed_client "$PY" "$WS" client "ws://$host:$PORT/v1/realtime" "rt-$name-key" \
+		2>"$BED_DIR/$name.err" || true)
+	[[ -s $BED_DIR/$name.err ]] && tap_diag "$(tail -5 "$BED_DIR/$name.err")"
+	tap_is "$(grep '^A ' <<<"$out")" "A echoes=3" "$name: a session opens and its 3 messages come back"
+	tap_is "$(grep '^B ' <<<"$out")" "B status=429" \
+		"$name: a second session while the first is open gets 429 (concurrency 1)"
+	tap_like "$(grep '^C ' <<<"$out")" '^C echoes=1 tries=[0-9]+$' \
+		"$name: after the first closes, a new session opens and echoes"
+	tap_is "$(grep -c "^session /v1/realtime Bearer rt-$name-key\$" "$log" || true)" 2 \
+		"$name: the server saw exactly the two sessions that opened"
+	tap_is "$(grep -c '^message ' "$log" || true)" 4 "$name: and every message of them"
+}
+
+snapshot_stats
+tunnels_before=$(packets websocket_tunnels)
+sessions routed "$BED_UP4" "$UP_OUT"
+sessions local "$BED_GW_CLIENT4" "$GW_OUT"
+snapshot_stats
+tap_ok "rlshape counted a tunnel for each session's 101 (at least 4: A and C, twice)" \
+	test "$(($(packets websocket_tunnels) - tunnels_before))" -ge 4
+tap_is "$(awk '$1 == "routed" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" "1" \
+	"routed: its second session refused for concurrency, once"
+tap_is "$(awk '$1 == "local" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" "1" \
+	"local: its second session refused for concurrency, once"
+
+# The table's default: the upstream's 101 changes nothing, the first message resets.
+run_rls load "$TABLE_RESET" --dev "$BED_GW_DEV"
+tap_is "$RC" 0 "rlshape load of the same table without listen.websocket exits 0"
+snapshot_stats
+resets_before=$(packets not_http_reset)
+for pair in "routed $BED_UP4 $UP_OUT" "local $BED_GW_CLIENT4 $GW_OUT"; do
+	read -r name host log <<<"$pair"
+	messages_before=$(grep -c '^message ' "$log" || true)
+	got=$(bed_client "$PY" "$WS" once "ws://$host:$PORT/v1/realtime" "rt-$name-key" \
+		2>>"$BED_DIR/$name.err" || true)
+	tap_is "$got" "no echo" "$name, \"reset\": no echo of the session's first message"
+	[[ $got == "no echo" ]] || tap_diag "$(tail -5 "$BED_DIR/$name.err")"
+	tap_is "$(grep -c '^message ' "$log" || true)" "$messages_before" \
+		"$name, \"reset\": the server never got that message"
+done
+snapshot_stats
+tap_is "$(($(packets not_http_reset) - resets_before))" 2 \
+	"\"reset\": both sessions reset at their first frame (not_http_reset)"
+tap_done
