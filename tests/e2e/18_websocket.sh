@@ -62,8 +62,8 @@ tunnels_before=$(packets websocket_tunnels)
 sessions routed "$BED_UP4" "$UP_OUT"
 sessions local "$BED_GW_CLIENT4" "$GW_OUT"
 snapshot_stats
-tap_ok "rlshape counted a tunnel for each session's 101 (at least 4: A and C, twice)" \
-	test "$(($(packets websocket_tunnels) - tunnels_before))" -ge 4
+tap_is "$(($(packets websocket_tunnels) - tunnels_before))" 4 \
+	"rlshape counted a tunnel for each session that opened (A and C, routed and local)"
 tap_is "$(awk '$1 == "routed" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" "1" \
 	"routed: its second session refused for concurrency, once"
 tap_is "$(awk '$1 == "local" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" "1" \
