@@ -19,8 +19,12 @@
       One session, one message: "echoes=1"; "no echo" where none came back within
       ONCE_WAIT_S (the connection is then dropped, not closed: a reset connection would keep
       a close waiting); "status=S" where it did not open.
+
+  For a wss:// URL, the server's certificate is checked against the file WS_CAFILE names.
 """
 import asyncio
+import os
+import ssl
 import sys
 import time
 
@@ -49,7 +53,9 @@ async def serve(host, port, ready):
 
 
 def opener(url, key):
-    return websockets.connect(url, extra_headers={"Authorization": "Bearer " + key},
+    tls = ssl.create_default_context(cafile=os.environ["WS_CAFILE"]) \
+        if url.startswith("wss:") else None
+    return websockets.connect(url, extra_headers={"Authorization": "Bearer " + key}, ssl=tls,
                               open_timeout=TIMEOUT_S, close_timeout=TIMEOUT_S)
 
 

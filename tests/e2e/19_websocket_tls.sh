@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# WebSocket sessions behind a TLS terminator (README "WebSocket sessions", "Topologies"): a
+# client speaks wss:// to nginx on the gateway, which proxies the upgrade to the WebSocket
+# server in the upstream's namespace, and rlshape runs on the gateway's upstream-facing side
+# with listen.websocket "tunnel". Debian's python3-websockets on both ends
+# (tests/lib/ws_session.py). What is asserted:
+#   - a session opens through nginx (the upstream's 101 goes back through TC ingress) and its
+#     three messages come back;
+#   - a second session of the same account (concurrency 1) while the first is open gets the
+#     429 nginx relays; once the first closes (nginx closes its side to the upstream), a new
+#     one opens and echoes;
+#   - the server saw exactly the sessions that opened, and every message of them; rlshape
+#     counted a tunnel for each.
+set -euo pipefail
+
+# shellcheck source=tests/lib/suite.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
+suite_programs 19_websocket_tls
+
+PY=/usr/bin/python3 # Debian's: it sees python3-websockets
+WS=$BED_REPO/tests/lib/ws_session.py
+TABLE=$BED_REPO/tests/e2e/data/websocket_tls.json
+PORT=8000     # the upstream's, watched
+TLS_PORT=8443 # nginx's, for the client
+
+missing=()
+command -v nginx >/dev/null || missing+=("nginx (Debian package nginx; tools/install-deps.sh)")
+command -v openssl >/dev/null || missing+=("openssl (Debian package openssl; tools/install-deps.sh)")
+"$PY" -c 'import websockets' 2>/dev/null ||
+	missing+=("python3-websockets for $PY (Debian package; tools/install-deps.sh)")
+suite_missing "${missing[@]}"
+
+suite_upstream_side_bed
+bed_spawn bed_up_ns "$PY" "$WS" serve "$BED_UP4" "$PORT" "$BED_DIR/up.ready"
+UP_OUT=$BED_LAST_LOG
+tap_ok "the WebSocket server listens in the upstream namespace" bed_wait_file "$BED_DIR/up.ready" 20
+
+NGX=$BED_DIR/nginx
+CERT=$NGX/gw.crt
+nginx_conf_head "$NGX"
+tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rlshape-gw.test" \
+	-addext "subjectAltName=IP:$BED_GW_CLIENT4" -keyout "$NGX/gw.key" -out "$CERT"
+# The WebSocket proxying nginx documents: HTTP/1.1 to the upstream, the client's Upgrade
+# passed on, Connection: upgrade.
+cat >>"$NGX/nginx.conf" <<EOF
+    access_log $NGX/logs/access.log;
+    server {
+        listen $BED_GW_CLIENT4:$TLS_PORT ssl;
+        ssl_certificate $CERT;
+        ssl_certificate_key $NGX/gw.key;
+        location / {
+            proxy_pass http://$BED_UP4:$PORT;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }
+    }
+}
+EOF
+tap_ok "nginx accepts its configuration" bed_gw nginx -t -q -p "$NGX" -c "$NGX/nginx.conf"
+bed_spawn bed_gw nginx -p "$NGX" -c "$NGX/nginx.conf"
+nginx_up() { bed_gw ss -Htln "sport = :$TLS_PORT" | grep -q .; }
+tap_ok "nginx terminates TLS on $BED_GW_CLIENT4:$TLS_PORT" bed_wait_until 20 nginx_up
+
+run_rls load "$TABLE" --dev "$BED_GW_UP_DEV" --side upstream
+tap_is "$RC" 0 "rlshape load --side upstream of a table with listen.websocket \"tunnel\" exits 0"
+[[ $RC == 0 ]] || tap_diag "$ERR"
+
+snapshot_stats "$BED_GW_UP_DEV"
+tunnels_before=$(packets websocket_tunnels)
+out=$(WS_CAFILE=$CERT bed_client "$PY" "$WS" client "wss://$BED_GW_CLIENT4:$TLS_PORT/v1/realtime" \
+	rt-tls-key 2>"$BED_DIR/client.err" || true)
+[[ -s $BED_DIR/client.err ]] && tap_diag "$(tail -5 "$BED_DIR/client.err")"
+tap_is "$(grep '^A ' <<<"$out")" "A echoes=3" "a session opens through nginx and its 3 messages come back"
+tap_is "$(grep '^B ' <<<"$out")" "B status=429" \
+	"a second session while the first is open gets the 429 through nginx (concurrency 1)"
+tap_like "$(grep '^C ' <<<"$out")" '^C echoes=1 tries=[0-9]+$' \
+	"after the first closes, a new session opens and echoes"
+tap_is "$(grep -c '^session /v1/realtime Bearer rt-tls-key$' "$UP_OUT" || true)" 2 \
+	"the server saw exactly the two sessions that opened"
+tap_is "$(grep -c '^message ' "$UP_OUT" || true)" 4 "and every message of them"
+snapshot_stats "$BED_GW_UP_DEV"
+tap_is "$(($(packets websocket_tunnels) - tunnels_before))" 2 \
+	"rlshape counted a tunnel for each session that opened"
+tap_is "$(awk '$1 == "tls" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" "1" \
+	"the second session refused for concurrency, once"
+tap_done
