@@ -669,7 +669,8 @@ struct rls_flow {
 	__u32 request_seq; /* client sequence number of the last request start */
 	__u32 reply_end;   /* REJECTED: our sequence number after the 429 and its FIN */
 	__u32 requests;    /* request starts seen on this connection */
-	__u64 last_seen_ns;    /* CLOCK_MONOTONIC(_COARSE): the client's last data, the upstream's FIN */
+	__u64 last_seen_ns;    /* CLOCK_MONOTONIC(_COARSE): the last data of the client or of an
+				* answer TC meters, the upstream's FIN (flow_seen.h) */
 	struct rls_rejection rejection;
 	/* Token metering of the response, by TC on egress. */
 	__u32 counter_model;   /* the counter the request was charged to */

@@ -26,6 +26,7 @@
 #include "api_key.h"
 #include "consts.h"
 #include "ctx.h"
+#include "flow_seen.h"
 #include "scratch.h"
 #include "window.h"
 #include "http.h"
@@ -840,8 +841,6 @@ broken:
 static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_flow *flow,
 					      __u32 offset, int pass)
 {
-	__u32 tick;
-
 	s->seg.base = offset;
 	s->seg.from = offset;
 	s->seg.total = s->pkt.payload_len;
@@ -853,11 +852,7 @@ static __always_inline void rls_segment_begin(struct rls_scratch *s, struct rls_
 	 * what the client sends after that request is the WebSocket's, not HTTP. */
 	if (flow->upgrade == RLS_UPGRADE_TUNNEL && flow->stream.phase == RLS_PHASE_IDLE)
 		flow->stream.phase = RLS_PHASE_TUNNEL;
-	tick = (__u32)bpf_jiffies64();
-	if (flow->last_seen_tick != tick || !flow->last_seen_ns) {
-		flow->last_seen_ns = bpf_ktime_get_coarse_ns();
-		flow->last_seen_tick = tick;
-	}
+	rls_flow_seen(flow);
 }
 
 /* Is a header value the parser reads cut here, its bytes so far in s->value? */

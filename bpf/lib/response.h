@@ -14,6 +14,7 @@
 #include "rlshape.h"
 #include "consts.h"
 #include "ctx.h"
+#include "flow_seen.h"
 #include "packet.h"
 #include "scratch.h"
 #include "maps.h"
@@ -151,6 +152,7 @@ static __always_inline void rls_meter_segment(struct rls_ctx ctx, struct rls_scr
 {
 	__u32 body = pkt->payload_len;
 
+	rls_flow_seen(flow);
 	if (flow->response_state == RLS_RESPONSE_AWAITED &&
 	    !rls_take_response_head(ctx, s, pkt, flow, &body))
 		return;

@@ -978,13 +978,13 @@ static void test_websocket_upgrade_not_a_tunnel(void **state)
 /* A masked text frame, "hello" (RFC 6455, 5.7). */
 #define WS_FRAME "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
 
+/* c's flow, which must be there. */
 static struct rls_flow flow_of(struct env *e, const struct conn *c, const char *what)
 {
-	struct rls_flow_key k = conn_flow_key(c);
-	struct rls_flow f;
+	int found;
+	struct rls_flow f = case_flow(e, c, &found);
 
-	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &f) == 0, "%s: no rls_flows entry: %s",
-	      what, strerror(errno));
+	CHECK(found, "%s: no rls_flows entry", what);
 	return f;
 }
 
@@ -1010,7 +1010,7 @@ static void test_websocket_tunnel_after_101(void **state)
 	struct env *e = need_env(state);
 	struct conn c = conn4(26301);
 	__u64 requests = packets_of(e, RLS_PKT_REQUEST), resets = packets_of(e, RLS_PKT_STREAM_RESET);
-	__u64 cheap = admitted(e, "count", "cheap");
+	__u64 cheap = admitted(e, "count", "cheap"), before;
 	struct rls_flow f;
 	struct result r;
 
@@ -1027,6 +1027,15 @@ static void test_websocket_tunnel_after_101(void **state)
 
 	send_part(e, &c, WS_FRAME, 0, sizeof(WS_FRAME) - 1, "a WebSocket frame");
 	send_part(e, &c, inside, 0, sizeof(inside) - 1, "bytes inside it that read as a request");
+	/* A session only its server speaks on is alive for the daemon (user/flows.c). */
+	f = flow_of(e, &c, "in the tunnel");
+	flow_set_last_seen(e, &c, 1, f.last_seen_tick - 1000);
+	before = coarse_now_ns();
+	upstream_answers(e, &c, WS_FRAME, sizeof(WS_FRAME) - 1);
+	f = flow_of(e, &c, "after the server's frame");
+	CHECK(f.last_seen_ns >= before, "the server's frame: last_seen_ns %llu, before it %llu",
+	      (unsigned long long)f.last_seen_ns, (unsigned long long)before);
+	CHECK(f.response_bytes > sizeof(answer) - 1, "the server's frame metered with the session");
 	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), requests + 1, "requests read: the upgrade alone");
 	CHECK_EQ(admitted(e, "count", "cheap"), cheap, "nothing charged inside the tunnel");
 	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), resets, "rls_packets[STREAM_RESET]");
