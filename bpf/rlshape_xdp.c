@@ -65,9 +65,11 @@ static __always_inline int rls_ip_layer_verdict(const struct rls_packet *pkt)
 /*
  * The upstream must forget the connection: this segment becomes a reset at seq, the sequence
  * number the upstream expects (a reset anywhere else its socket ignores), and the flow is
- * forgotten. The client's next segment then meets no
- * connection and is answered with a reset by whoever holds its address. A response the flow
- * still awaits will never come: it ends here (reported, its slot given back).
+ * forgotten. Nothing tells the client: its resends meet no connection, and are dropped as no
+ * client's (a local socket's listener alone would take them: not_a_connection) or become
+ * resets again (a routed connection, rls_handle_reset_flow()), until its own TCP gives up.
+ * A response the flow still awaits will never come: it ends here (reported, its slot given
+ * back).
  */
 static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_scratch *s,
 						 struct rls_flow *flow, __u32 event, __u32 seq)
