@@ -389,8 +389,8 @@ static int parse_either(struct parser *p, const json_t *v, const char *first, co
 static int parse_http2(struct parser *p, const json_t *v, struct rls_table *t)
 {
 	return parse_either(p, v, "refuse", "pass", &t->http2_pass,
-			    "must be \"refuse\" (HTTP/2 cannot be counted here: refuse it so clients "
-			    "fall back to HTTP/1.1) or \"pass\" (let it through unlimited)");
+			    "must be \"refuse\" (HTTP/2 cannot be counted here: the connection is "
+			    "reset) or \"pass\" (let it through unlimited)");
 }
 
 /* What a connection meets once its upstream has answered a WebSocket upgrade with 101. */
