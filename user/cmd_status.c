@@ -22,9 +22,9 @@ static const struct rls_cmd_spec status_spec = {
 	.name = "status",
 	.description =
 		"Shows each interface rlshape is attached to: the XDP link and program (on the\n"
-		"upstream side: its TC programs), the tier\n"
-		"table that is live (its path, SHA-256 and when it was loaded), its ports, and\n"
-		"how API keys are hashed (the secret itself is never shown).\n",
+		"upstream side: its TC programs), the tier table that is live (its path, SHA-256\n"
+		"and when it was loaded), its ports, what it does with HTTP/2 and WebSocket\n"
+		"connections, and how API keys are hashed (the secret itself is never shown).\n",
 	.opts = status_opts,
 };
 
@@ -137,6 +137,9 @@ static void print_text(const struct instance *in)
 	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
 		printf(" %u", in->cfg.ports[i]);
 	printf("\n  accounts   %u\n  models     %u\n", in->nr_accounts, in->nr_models);
+	/* What the table lets through uncounted, or reads no further (listen.http2, .websocket). */
+	printf("  http2      %s\n  websocket  %s\n", in->cfg.http2_pass ? "pass" : "refuse",
+	       in->cfg.websocket_tunnel ? "tunnel" : "reset");
 	/* How keys are hashed; the secret itself is never shown. */
 	printf("  key hash   SipHash-2-4-128 keyed with this interface's secret (root-only pins)\n");
 	printf("  digests    %u \"sha256:\" keys%s\n", in->cfg.key_digests,
@@ -153,7 +156,8 @@ static json_t *to_json(const struct instance *in)
 	utc_time(in->cfg.loaded_at, when, sizeof(when));
 	for (i = 0; i < RLS_MAX_PORTS && in->cfg.ports[i]; i++)
 		json_array_append_new(ports, json_integer(in->cfg.ports[i]));
-	return json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:i, s:o, s:i, s:i, s:s, s:i}",
+	return json_pack("{s:s, s:s, s:b, s:i, s:i, s:i, s:s, s:s, s:s, s:i, s:o, s:i, s:i, s:s, s:i, "
+			 "s:s, s:s}",
 			 "dev", in->dev,
 			 "side", in->side == RLS_SIDE_UPSTREAM ? "upstream" : "client",
 			 "attached", in->attached, "link_id", (int)in->link_id,
@@ -161,7 +165,9 @@ static json_t *to_json(const struct instance *in)
 			 "table", in->cfg.table_path, "sha256", sha, "loaded_at", when,
 			 "generation", (int)in->generation, "ports", ports,
 			 "accounts", (int)in->nr_accounts, "models", (int)in->nr_models,
-			 "key_hash", "siphash-2-4-128", "sha256_keys", (int)in->cfg.key_digests);
+			 "key_hash", "siphash-2-4-128", "sha256_keys", (int)in->cfg.key_digests,
+			 "http2", in->cfg.http2_pass ? "pass" : "refuse",
+			 "websocket", in->cfg.websocket_tunnel ? "tunnel" : "reset");
 }
 
 int rls_cmd_status(int argc, char **argv)

@@ -40,6 +40,8 @@ tap_ok "the WebSocket server listens on the gateway itself" bed_wait_file "$BED_
 run_rls load "$TABLE" --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "rlshape load of a table with listen.websocket \"tunnel\" exits 0"
 [[ $RC == 0 ]] || tap_diag "$ERR"
+run_rls status --dev "$BED_GW_DEV"
+tap_like "$OUT" $'\n  websocket  tunnel\n' "rlshape status says WebSocket sessions are tunneled"
 
 # sessions NAME HOST LOG: the three sessions against HOST with NAME's key.
 sessions() {
@@ -72,6 +74,9 @@ tap_is "$(awk '$1 == "local" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" 
 # The table's default: the upstream's 101 changes nothing, the first message resets.
 run_rls load "$TABLE_RESET" --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "rlshape load of the same table without listen.websocket exits 0"
+run_rls status --dev "$BED_GW_DEV" --json
+tap_is "$(python3 -c 'import json,sys; d=json.load(sys.stdin)[0]; print(d["websocket"], d["http2"])' \
+	<<<"$OUT" 2>&1)" "reset refuse" "rlshape status --json: websocket reset, http2 refuse"
 snapshot_stats
 resets_before=$(packets not_http_reset)
 for pair in "routed $BED_UP4 $UP_OUT" "local $BED_GW_CLIENT4 $GW_OUT"; do
