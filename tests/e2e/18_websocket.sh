@@ -75,8 +75,11 @@ tap_is "$(awk '$1 == "local" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" 
 run_rls load "$TABLE_RESET" --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "rlshape load of the same table without listen.websocket exits 0"
 run_rls status --dev "$BED_GW_DEV" --json
-tap_is "$(python3 -c 'import json,sys; d=json.load(sys.stdin)[0]; print(d["websocket"], d["http2"])' \
-	<<<"$OUT" 2>&1)" "reset refuse" "rlshape status --json: websocket reset, http2 refuse"
+policies=$(python3 -c '
+import json, sys
+d = json.load(sys.stdin)[0]
+print(d["websocket"], d["http2"])' <<<"$OUT" 2>&1)
+tap_is "$policies" "reset refuse" "rlshape status --json: websocket reset, http2 refuse"
 snapshot_stats
 resets_before=$(packets not_http_reset)
 for pair in "routed $BED_UP4 $UP_OUT" "local $BED_GW_CLIENT4 $GW_OUT"; do

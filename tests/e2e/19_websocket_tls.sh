@@ -10,7 +10,10 @@
 #     429 nginx relays; once the first closes (nginx closes its side to the upstream), a new
 #     one opens and echoes;
 #   - the server saw exactly the sessions that opened, and every message of them; rlshape
-#     counted a tunnel for each.
+#     counted a tunnel for each;
+#   - the official OpenAI Node SDK's Realtime client (openai/realtime/ws) the same way: its
+#     session gets session.created and, to its session.update, session.updated; a second
+#     one while it is open gets the 429 as its error; a new one opens after it closes.
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -25,7 +28,8 @@ TLS_PORT=8443 # nginx's, for the client
 
 missing=()
 command -v nginx >/dev/null || missing+=("nginx (Debian package nginx; tools/install-deps.sh)")
-command -v openssl >/dev/null || missing+=("openssl (Debian package openssl; tools/install-deps.sh)")
+command -v openssl >/dev/null ||
+	missing+=("openssl (Debian package openssl; tools/install-deps.sh)")
 "$PY" -c 'import websockets' 2>/dev/null ||
 	missing+=("python3-websockets for $PY (Debian package; tools/install-deps.sh)")
 suite_missing "${missing[@]}"
@@ -72,7 +76,8 @@ tunnels_before=$(packets websocket_tunnels)
 out=$(WS_CAFILE=$CERT bed_client "$PY" "$WS" client "wss://$BED_GW_CLIENT4:$TLS_PORT/v1/realtime" \
 	rt-tls-key 2>"$BED_DIR/client.err" || true)
 [[ -s $BED_DIR/client.err ]] && tap_diag "$(tail -5 "$BED_DIR/client.err")"
-tap_is "$(grep '^A ' <<<"$out")" "A echoes=3" "a session opens through nginx and its 3 messages come back"
+tap_is "$(grep '^A ' <<<"$out")" "A echoes=3" \
+	"a session opens through nginx and its 3 messages come back"
 tap_is "$(grep '^B ' <<<"$out")" "B status=429" \
 	"a second session while the first is open gets the 429 through nginx (concurrency 1)"
 tap_like "$(grep '^C ' <<<"$out")" '^C echoes=1 tries=[0-9]+$' \
@@ -85,4 +90,24 @@ tap_is "$(($(packets websocket_tunnels) - tunnels_before))" 2 \
 	"rlshape counted a tunnel for each session that opened"
 tap_is "$(awk '$1 == "tls" && $2 == "*" { print $10 }' "$BED_DIR/stats.txt")" "1" \
 	"the second session refused for concurrency, once"
+
+# The official OpenAI Node SDK's Realtime client, which speaks wss:// only.
+if node_sdk_install >"$BED_DIR/npm.log" 2>&1; then
+	tap_is ok ok "the OpenAI Node SDK and ws are installed under $NODE_DIR (npm ci)"
+	out=$(NODE_EXTRA_CA_CERTS=$CERT bed_client node "$NODE_DIR/realtime.mjs" \
+		"https://$BED_GW_CLIENT4:$TLS_PORT/v1" rt-sdk-key gpt-realtime 2>"$BED_DIR/node.err" || true)
+	[[ -s $BED_DIR/node.err ]] && tap_diag "$(tail -5 "$BED_DIR/node.err")"
+	tap_is "$(grep '^A ' <<<"$out")" "A events=session.created,session.updated" \
+		"OpenAI SDK Realtime: a session opens, and answers its session.update"
+	tap_like "$(grep '^B ' <<<"$out")" '^B error=.*429' \
+		"OpenAI SDK Realtime: a second session while the first is open gets the 429"
+	tap_like "$(grep '^C ' <<<"$out")" '^C events=session.created,session.updated tries=[0-9]+$' \
+		"OpenAI SDK Realtime: after the first closes, a new session opens"
+	sdk_sessions=$(grep -c '^session /v1/realtime?model=gpt-realtime Bearer rt-sdk-key$' \
+		"$UP_OUT" || true)
+	tap_is "$sdk_sessions" 2 "the server saw exactly the SDK's two sessions that opened"
+else
+	tap_is "npm ci failed" ok "the OpenAI Node SDK and ws are installed under $NODE_DIR (npm ci)"
+	tap_diag "$(tail -5 "$BED_DIR/npm.log")"
+fi
 tap_done

@@ -79,14 +79,19 @@ suite_upstream_side_bed() {
 	bed_up
 }
 
-# node_sdk_install: the official OpenAI Node SDK, pinned in tests/e2e/node, installed under
-# $NODE_DIR (build/node) with npm ci, with the suites' scripts beside it.
+# node_sdk_install: the official OpenAI Node SDK (and ws, which its Realtime client needs),
+# pinned in tests/e2e/node, installed under $NODE_DIR (build/node) with npm ci, with the
+# suites' scripts beside it; again whenever the pinned lockfile changed.
 node_sdk_install() {
 	NODE_DIR=$BUILD_DIR/node
 	mkdir -p "$NODE_DIR"
+	if [[ -d $NODE_DIR/node_modules ]] &&
+		cmp -s "$BED_REPO/tests/e2e/node/package-lock.json" "$NODE_DIR/package-lock.json"; then
+		cp "$BED_REPO"/tests/e2e/node/*.mjs "$NODE_DIR/"
+		return 0
+	fi
 	cp "$BED_REPO/tests/e2e/node/package.json" "$BED_REPO/tests/e2e/node/package-lock.json" \
 		"$BED_REPO"/tests/e2e/node/*.mjs "$NODE_DIR/"
-	[[ -d $NODE_DIR/node_modules/openai ]] && return 0
 	(cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 }
 

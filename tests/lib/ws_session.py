@@ -4,7 +4,10 @@
   ws_session.py serve HOST PORT READY_FILE
       An echo server: each text message comes back as it was. Logs one line per session
       ("session PATH AUTHORIZATION") and per message ("message TEXT") on stdout, and writes
-      READY_FILE once it listens.
+      READY_FILE once it listens. A session whose path names a model (the OpenAI SDK's
+      Realtime client: /v1/realtime?model=M) is answered as the Realtime API would, as far
+      as the SDK's test needs: "session.created" at once, "session.updated" to each
+      "session.update".
 
   ws_session.py client URL KEY
       The suite's sessions, with "Authorization: Bearer KEY", one line each on stdout:
@@ -23,6 +26,7 @@
   For a wss:// URL, the server's certificate is checked against the file WS_CAFILE names.
 """
 import asyncio
+import json
 import os
 import ssl
 import sys
@@ -40,9 +44,17 @@ async def echo(ws, path=None):
     path = path if path is not None else getattr(ws, "path", "?")
     auth = ws.request_headers.get("Authorization", "-")
     print("session", path, auth, flush=True)
+    realtime = "model=" in path
+    if realtime:
+        await ws.send(json.dumps({"type": "session.created", "event_id": "event_1",
+                                  "session": {"id": "sess_1", "object": "realtime.session"}}))
     async for message in ws:
         print("message", message, flush=True)
-        await ws.send(message)
+        if not realtime:
+            await ws.send(message)
+        elif json.loads(message).get("type") == "session.update":
+            await ws.send(json.dumps({"type": "session.updated", "event_id": "event_2",
+                                      "session": {"id": "sess_1"}}))
 
 
 async def serve(host, port, ready):
