@@ -101,7 +101,7 @@ int rlshape_tc(struct __sk_buff *skb)
 		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		bpf_map_delete_elem(&rls_flows, &key);
 	} else if (s->pkt.tcp_flags & TCP_FLAG_FIN) {
-		flow->last_seen_ns = bpf_ktime_get_ns();
+		rls_flow_seen(flow);
 		rls_end_response(s, &key, flow, RLS_EVENT_CLOSED);
 		rls_note_closed(&key, flow, RLS_CLOSED_SERVER);
 	}

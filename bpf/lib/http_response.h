@@ -16,6 +16,7 @@
 #include "rlshape.h"
 #include "consts.h"
 #include "ctx.h"
+#include "header_names.h"
 #include "maps.h"
 #include "packet.h"
 #include "scratch.h"
@@ -85,31 +86,27 @@ static __always_inline bool rls_is_chunked_header(struct rls_scratch *s, __u32 s
 	return true;
 }
 
-#define RLS_UPGRADE   "upgrade:"
+#define RLS_UPGRADE   "upgrade"
 #define RLS_WEBSOCKET "websocket"
 
-/* "upgrade: websocket", in any case, with white space around the value: what a 101 switches to. */
+/*
+ * "upgrade: websocket", in any case, with white space around the value: what a 101 switches
+ * to. Name and value are compared a word at a time as the request's header names are
+ * (rls_fixed_name_is()).
+ */
 static __always_inline bool rls_is_websocket_header(struct rls_scratch *s, __u32 start, __u32 end)
 {
-	const char *name = RLS_UPGRADE, *value = RLS_WEBSOCKET;
 	const __u32 n = sizeof(RLS_UPGRADE) - 1, v = sizeof(RLS_WEBSOCKET) - 1;
-	__u32 k, p = start + n;
+	__u32 k, p = start + n + 1;
 
-	if (end < p + v)
+	if (end < p + v || rls_at(s, start + n) != ':' ||
+	    !rls_fixed_name_is(s, start, RLS_UPGRADE, n))
 		return false;
-	for (k = 0; k < n; k++)
-		if (rls_lower(rls_at(s, start + k)) != (__u8)name[k])
-			return false;
 	for (k = 0; k < RLS_OWS_MAX && p < end && rls_is_ows(rls_at(s, p)); k++)
 		p++;
 	for (k = 0; k < RLS_OWS_MAX && end > p && rls_is_ows(rls_at(s, end - 1)); k++)
 		end--;
-	if (end - p != v)
-		return false;
-	for (k = 0; k < v; k++)
-		if (rls_lower(rls_at(s, p + k)) != (__u8)value[k])
-			return false;
-	return true;
+	return end - p == v && rls_fixed_name_is(s, p, RLS_WEBSOCKET, v);
 }
 
 /* A response header line: how its body is delimited, and what a 101 switches to. */

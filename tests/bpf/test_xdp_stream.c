@@ -1096,13 +1096,14 @@ static void test_websocket_101_reset_by_default(void **state)
 /*
  * A session holds its account's concurrency slot until it closes: a second one is refused
  * while the first is open, and one on a new connection is admitted once the first one's
- * client closes.
+ * client closes, or once the upstream closes the one after it.
  */
 static void test_websocket_session_holds_its_slot(void **state)
 {
 	static const char answer[] = SWITCHING_HEAD("websocket");
 	struct env *e = need_env(state);
-	struct conn a = conn4(26331), b = conn4(26332), c = conn4(26333);
+	struct conn a = conn4(26331), b = conn4(26332), c = conn4(26333), d = conn4(26334);
+	struct conn refused = conn4(26335);
 	char upgrade[512];
 	size_t len = (size_t)snprintf(upgrade, sizeof(upgrade),
 				      "GET /v1/realtime HTTP/1.1\r\nHost: gw.test\r\n"
@@ -1110,7 +1111,8 @@ static void test_websocket_session_holds_its_slot(void **state)
 				      "Upgrade: websocket\r\n\r\n");
 	struct result r;
 
-	a.silent_upstream = b.silent_upstream = c.silent_upstream = 1;
+	a.silent_upstream = b.silent_upstream = c.silent_upstream = d.silent_upstream = 1;
+	refused.silent_upstream = 1;
 	send_part(e, &a, upgrade, 0, len, "solo's session");
 	upstream_answers(e, &a, answer, sizeof(answer) - 1);
 	send_part(e, &a, WS_FRAME, 0, sizeof(WS_FRAME) - 1, "a frame of it");
@@ -1119,6 +1121,90 @@ static void test_websocket_session_holds_its_slot(void **state)
 	conn_send(e, &a, "", 0, TP_ACK | TP_FIN, &r);
 	expect_action(&r, XDP_PASS, "the first session's client closes");
 	send_part(e, &c, upgrade, 0, len, "a new session, the slot free again");
+	upstream_answers(e, &c, answer, sizeof(answer) - 1);
+	conn_send(e, &refused, upgrade, len, 0, &r);
+	expect_action(&r, XDP_TX, "another session while the new one is open");
+	case_send_tc(e, &c, "", 0, TP_ACK | TP_FIN, &r);
+	CHECK_EQ(r.action, TC_ACT_OK, "TC on the upstream's FIN");
+	send_part(e, &d, upgrade, 0, len, "a session after the upstream closed the last one");
+}
+
+/* The response events read from the ring, and the last of them. */
+struct events_read {
+	__u32 n;
+	struct rls_response_event last;
+};
+
+static int count_event(void *ctx, void *data, size_t len)
+{
+	struct events_read *ev = ctx;
+
+	if (len >= sizeof(ev->last))
+		memcpy(&ev->last, data, sizeof(ev->last));
+	ev->n++;
+	return 0;
+}
+
+/*
+ * Where the tier limits tokens, the session is metered as one answer that ends with the
+ * connection: one event when the upstream closes, with every byte it sent, marked closed.
+ */
+static void test_websocket_session_metered_at_close(void **state)
+{
+	static const char answer[] = SWITCHING_HEAD("websocket");
+	struct env *e = need_env(state);
+	struct conn c = conn4(26351);
+	struct events_read ev = { 0 };
+	struct ring_buffer *ring;
+	char upgrade[512];
+	size_t len = (size_t)snprintf(upgrade, sizeof(upgrade),
+				      "GET /v1/realtime HTTP/1.1\r\nHost: gw.test\r\n"
+				      "Authorization: Bearer " KEY_TPM "\r\nConnection: Upgrade\r\n"
+				      "Upgrade: websocket\r\n\r\n");
+	struct result r;
+
+	ring = ring_buffer__new(e->maps.events, count_event, &ev, NULL);
+	CHECK(ring != NULL, "ring_buffer__new: %s", strerror(errno));
+	c.silent_upstream = 1;
+	send_part(e, &c, upgrade, 0, len, "tpmer's session");
+	upstream_answers(e, &c, answer, sizeof(answer) - 1);
+	upstream_answers(e, &c, WS_FRAME, sizeof(WS_FRAME) - 1);
+	send_part(e, &c, WS_FRAME, 0, sizeof(WS_FRAME) - 1, "a frame of the client's");
+	ring_buffer__consume(ring);
+	CHECK_EQ(ev.n, 0, "events before the session ends");
+	case_send_tc(e, &c, "", 0, TP_ACK | TP_FIN, &r);
+	CHECK_EQ(r.action, TC_ACT_OK, "TC on the upstream's FIN");
+	ring_buffer__consume(ring);
+	ring_buffer__free(ring);
+	CHECK_EQ(ev.n, 1, "events once the upstream closed the session");
+	CHECK_EQ(ev.last.response_bytes, sizeof(answer) - 1 + sizeof(WS_FRAME) - 1,
+		 "the event's response_bytes: the 101 and the server's frame");
+	CHECK(ev.last.flags & RLS_EVENT_CLOSED,
+	      "the event says the answer ended with its connection");
+}
+
+/*
+ * A session the daemon forgot (silent an hour both ways, user/flows.c) has no flow: its next
+ * frame is read as HTTP/1.1 again, and resets the connection.
+ */
+static void test_websocket_forgotten_session_reset(void **state)
+{
+	static const char upgrade[] = UPGRADE_HEAD, answer[] = SWITCHING_HEAD("websocket");
+	struct env *e = need_env(state);
+	struct conn c = conn4(26341);
+	struct rls_flow_key k = conn_flow_key(&c);
+	__u64 resets = packets_of(e, RLS_PKT_STREAM_RESET);
+	struct result r;
+
+	c.silent_upstream = 1;
+	send_part(e, &c, upgrade, 0, sizeof(upgrade) - 1, "the upgrade request");
+	upstream_answers(e, &c, answer, sizeof(answer) - 1);
+	send_part(e, &c, WS_FRAME, 0, sizeof(WS_FRAME) - 1, "a frame in the tunnel");
+	CHECK(bpf_map_delete_elem(e->maps.flows, &k) == 0, "forgetting the session's flow: %s",
+	      strerror(errno));
+	conn_send(e, &c, WS_FRAME, sizeof(WS_FRAME) - 1, 0, &r);
+	CHECK_EQ(r.out[14 + 20 + 13], TP_RST, "the next frame of a forgotten session became a RST");
+	CHECK_EQ(packets_of(e, RLS_PKT_STREAM_RESET), resets + 1, "rls_packets[STREAM_RESET]");
 }
 
 /*
@@ -1433,6 +1519,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_websocket_no_tunnel_without_its_101,
 						setup_websocket, teardown),
 		cmocka_unit_test_setup_teardown(test_websocket_session_holds_its_slot,
+						setup_websocket, teardown),
+		cmocka_unit_test_setup_teardown(test_websocket_forgotten_session_reset,
+						setup_websocket, teardown),
+		cmocka_unit_test_setup_teardown(test_websocket_session_metered_at_close,
 						setup_websocket, teardown),
 		T(test_stale_bytes_past_a_segment_are_nobodys),
 		cmocka_unit_test_setup_teardown(test_http2_preface_passed, setup_http2_pass,

@@ -28,9 +28,7 @@ PORT=8000     # the upstream's, watched
 TLS_PORT=8443 # nginx's, for the clients
 
 missing=()
-command -v nginx >/dev/null || missing+=("nginx (Debian package nginx; tools/install-deps.sh)")
-command -v openssl >/dev/null || missing+=("openssl (Debian package openssl; tools/install-deps.sh)")
-command -v ss >/dev/null || missing+=("ss (Debian package iproute2)")
+suite_need_tls_proxy
 suite_missing "${missing[@]}"
 
 suite_upstream_side_bed
@@ -41,10 +39,7 @@ suite_upstream "$PORT" "[$BED_UP6]"
 NGX=$BED_DIR/nginx
 CERT=$NGX/gw.crt
 nginx_conf_head "$NGX"
-tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
-	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rlshape-gw.test" \
-	-addext "subjectAltName=IP:$BED_GW_CLIENT4,IP:$BED_GW_CLIENT6" -keyout "$NGX/gw.key" \
-	-out "$CERT"
+suite_tls_cert "$NGX"
 cat >>"$NGX/nginx.conf" <<EOF
     access_log $NGX/logs/access.log;
     upstream pool {
@@ -77,10 +72,7 @@ cat >>"$NGX/nginx.conf" <<EOF
     }
 }
 EOF
-tap_ok "nginx accepts its configuration" bed_gw nginx -t -q -p "$NGX" -c "$NGX/nginx.conf"
-bed_spawn bed_gw nginx -p "$NGX" -c "$NGX/nginx.conf"
-nginx_up() { bed_gw ss -Htln "sport = :$TLS_PORT" | grep -q .; }
-tap_ok "nginx terminates TLS on $BED_GW_CLIENT4:$TLS_PORT" bed_wait_until 20 nginx_up
+suite_nginx_start "$NGX" "$TLS_PORT"
 
 # ---- rlshape on the upstream side ------------------------------------------------------------
 

@@ -17,25 +17,19 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
 suite_programs 18_websocket
 
-PY=/usr/bin/python3 # Debian's: it sees python3-websockets
-WS=$BED_REPO/tests/lib/ws_session.py
 TABLE=$BED_REPO/tests/e2e/data/websocket.json
 TABLE_RESET=$BED_REPO/tests/e2e/data/websocket-reset.json
 PORT=8000
 
-if ! "$PY" -c 'import websockets' 2>/dev/null; then
-	echo "not ok 1 - python3-websockets for $PY (Debian package; tools/install-deps.sh)"
-	echo "1..1"
-	exit 1
-fi
+missing=()
+suite_need_websockets
+suite_missing "${missing[@]}"
 
 bed_up
-bed_spawn bed_up_ns "$PY" "$WS" serve "$BED_UP4" "$PORT" "$BED_DIR/up.ready"
+suite_ws_server bed_up_ns "$BED_UP4" "in the upstream namespace"
 UP_OUT=$BED_LAST_LOG
-tap_ok "the WebSocket server listens in the upstream namespace" bed_wait_file "$BED_DIR/up.ready" 20
-bed_spawn bed_gw "$PY" "$WS" serve "$BED_GW_CLIENT4" "$PORT" "$BED_DIR/gw.ready"
+suite_ws_server bed_gw "$BED_GW_CLIENT4" "on the gateway itself"
 GW_OUT=$BED_LAST_LOG
-tap_ok "the WebSocket server listens on the gateway itself" bed_wait_file "$BED_DIR/gw.ready" 20
 
 run_rls load "$TABLE" --dev "$BED_GW_DEV"
 tap_is "$RC" 0 "rlshape load of a table with listen.websocket \"tunnel\" exits 0"
@@ -46,7 +40,7 @@ tap_like "$OUT" $'\n  websocket  tunnel\n' "rlshape status says WebSocket sessio
 # sessions NAME HOST LOG: the three sessions against HOST with NAME's key.
 sessions() {
 	local name=$1 host=$2 log=$3 out
-	out=$(bed_client "$PY" "$WS" client "ws://$host:$PORT/v1/realtime" "rt-$name-key" \
+	out=$(bed_client "$WS_PY" "$WS_SESSION" client "ws://$host:$PORT/v1/realtime" "rt-$name-key" \
 		2>"$BED_DIR/$name.err" || true)
 	[[ -s $BED_DIR/$name.err ]] && tap_diag "$(tail -5 "$BED_DIR/$name.err")"
 	tap_is "$(grep '^A ' <<<"$out")" "A echoes=3" "$name: a session opens and its 3 messages come back"
@@ -85,7 +79,7 @@ resets_before=$(packets not_http_reset)
 for pair in "routed $BED_UP4 $UP_OUT" "local $BED_GW_CLIENT4 $GW_OUT"; do
 	read -r name host log <<<"$pair"
 	messages_before=$(grep -c '^message ' "$log" || true)
-	got=$(bed_client "$PY" "$WS" once "ws://$host:$PORT/v1/realtime" "rt-$name-key" \
+	got=$(bed_client "$WS_PY" "$WS_SESSION" once "ws://$host:$PORT/v1/realtime" "rt-$name-key" \
 		2>>"$BED_DIR/$name.err" || true)
 	tap_is "$got" "no echo" "$name, \"reset\": no echo of the session's first message"
 	[[ $got == "no echo" ]] || tap_diag "$(tail -5 "$BED_DIR/$name.err")"

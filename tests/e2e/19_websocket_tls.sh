@@ -20,31 +20,23 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/suite.sh"
 suite_programs 19_websocket_tls
 
-PY=/usr/bin/python3 # Debian's: it sees python3-websockets
-WS=$BED_REPO/tests/lib/ws_session.py
 TABLE=$BED_REPO/tests/e2e/data/websocket_tls.json
 PORT=8000     # the upstream's, watched
 TLS_PORT=8443 # nginx's, for the client
 
 missing=()
-command -v nginx >/dev/null || missing+=("nginx (Debian package nginx; tools/install-deps.sh)")
-command -v openssl >/dev/null ||
-	missing+=("openssl (Debian package openssl; tools/install-deps.sh)")
-"$PY" -c 'import websockets' 2>/dev/null ||
-	missing+=("python3-websockets for $PY (Debian package; tools/install-deps.sh)")
+suite_need_tls_proxy
+suite_need_websockets
 suite_missing "${missing[@]}"
 
 suite_upstream_side_bed
-bed_spawn bed_up_ns "$PY" "$WS" serve "$BED_UP4" "$PORT" "$BED_DIR/up.ready"
+suite_ws_server bed_up_ns "$BED_UP4" "in the upstream namespace"
 UP_OUT=$BED_LAST_LOG
-tap_ok "the WebSocket server listens in the upstream namespace" bed_wait_file "$BED_DIR/up.ready" 20
 
 NGX=$BED_DIR/nginx
 CERT=$NGX/gw.crt
 nginx_conf_head "$NGX"
-tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
-	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rlshape-gw.test" \
-	-addext "subjectAltName=IP:$BED_GW_CLIENT4" -keyout "$NGX/gw.key" -out "$CERT"
+suite_tls_cert "$NGX"
 # The WebSocket proxying nginx documents: HTTP/1.1 to the upstream, the client's Upgrade
 # passed on, Connection: upgrade.
 cat >>"$NGX/nginx.conf" <<EOF
@@ -62,10 +54,7 @@ cat >>"$NGX/nginx.conf" <<EOF
     }
 }
 EOF
-tap_ok "nginx accepts its configuration" bed_gw nginx -t -q -p "$NGX" -c "$NGX/nginx.conf"
-bed_spawn bed_gw nginx -p "$NGX" -c "$NGX/nginx.conf"
-nginx_up() { bed_gw ss -Htln "sport = :$TLS_PORT" | grep -q .; }
-tap_ok "nginx terminates TLS on $BED_GW_CLIENT4:$TLS_PORT" bed_wait_until 20 nginx_up
+suite_nginx_start "$NGX" "$TLS_PORT"
 
 run_rls load "$TABLE" --dev "$BED_GW_UP_DEV" --side upstream
 tap_is "$RC" 0 "rlshape load --side upstream of a table with listen.websocket \"tunnel\" exits 0"
@@ -73,8 +62,8 @@ tap_is "$RC" 0 "rlshape load --side upstream of a table with listen.websocket \"
 
 snapshot_stats "$BED_GW_UP_DEV"
 tunnels_before=$(packets websocket_tunnels)
-out=$(WS_CAFILE=$CERT bed_client "$PY" "$WS" client "wss://$BED_GW_CLIENT4:$TLS_PORT/v1/realtime" \
-	rt-tls-key 2>"$BED_DIR/client.err" || true)
+out=$(WS_CAFILE=$CERT bed_client "$WS_PY" "$WS_SESSION" client \
+	"wss://$BED_GW_CLIENT4:$TLS_PORT/v1/realtime" rt-tls-key 2>"$BED_DIR/client.err" || true)
 [[ -s $BED_DIR/client.err ]] && tap_diag "$(tail -5 "$BED_DIR/client.err")"
 tap_is "$(grep '^A ' <<<"$out")" "A echoes=3" \
 	"a session opens through nginx and its 3 messages come back"

@@ -150,6 +150,55 @@ _suite_nginx_listens() {
 	bed_gw ss -Htln "sport = :$1" | grep -q .
 }
 
+# The WebSocket suites' server and client, tests/lib/ws_session.py, run by Debian's python3,
+# which sees python3-websockets (a pyenv one in PATH would not).
+WS_PY=/usr/bin/python3
+WS_SESSION=$BED_REPO/tests/lib/ws_session.py
+
+# suite_need_websockets: where python3-websockets is not there, what to install, appended to
+# the caller's missing=() for suite_missing.
+suite_need_websockets() {
+	"$WS_PY" -c 'import websockets' 2>/dev/null ||
+		missing+=("python3-websockets for $WS_PY (Debian package; tools/install-deps.sh)")
+}
+
+# suite_ws_server NS_FUNC HOST WHERE: the WebSocket echo server in NS_FUNC's namespace on
+# HOST:$PORT, its output in BED_LAST_LOG; one test that it listens (WHERE: "in the upstream
+# namespace", ...).
+suite_ws_server() {
+	local ready
+	ready=$(mktemp -u "$BED_DIR/ws.ready.XXXXXX")
+	bed_spawn "$1" "$WS_PY" "$WS_SESSION" serve "$2" "$PORT" "$ready"
+	tap_ok "the WebSocket server listens $3" bed_wait_file "$ready" 20
+}
+
+# suite_need_tls_proxy: what suite_tls_cert and suite_nginx_start run, where missing, appended
+# to the caller's missing=() for suite_missing.
+suite_need_tls_proxy() {
+	command -v nginx >/dev/null || missing+=("nginx (Debian package nginx; tools/install-deps.sh)")
+	command -v openssl >/dev/null ||
+		missing+=("openssl (Debian package openssl; tools/install-deps.sh)")
+	command -v ss >/dev/null || missing+=("ss (Debian package iproute2)")
+}
+
+# suite_tls_cert DIR: a self-signed certificate for the gateway's client-facing addresses,
+# DIR/gw.crt, and its key DIR/gw.key; one test.
+suite_tls_cert() {
+	tap_ok "openssl makes a self-signed certificate for $BED_GW_CLIENT4" \
+		openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=rlshape-gw.test" \
+		-addext "subjectAltName=IP:$BED_GW_CLIENT4,IP:$BED_GW_CLIENT6" -keyout "$1/gw.key" \
+		-out "$1/gw.crt"
+}
+
+# suite_nginx_start DIR PORT: nginx in the gateway from DIR/nginx.conf (nginx_conf_head and
+# the caller's server blocks), checked first; one test each that it accepts the configuration
+# and that it terminates TLS on $BED_GW_CLIENT4:PORT.
+suite_nginx_start() {
+	tap_ok "nginx accepts its configuration" bed_gw nginx -t -q -p "$1" -c "$1/nginx.conf"
+	bed_spawn bed_gw nginx -p "$1" -c "$1/nginx.conf"
+	tap_ok "nginx terminates TLS on $BED_GW_CLIENT4:$2" bed_wait_until 20 _suite_nginx_listens "$2"
+}
+
 # log_count ERE: lines of the upstream's log ($UP_LOG) that match.
 log_count() {
 	local n

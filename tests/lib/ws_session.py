@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""WebSocket sessions for tests/e2e/18_websocket.sh, with Debian's python3-websockets.
+"""WebSocket sessions for tests/e2e/18_websocket.sh and 19_websocket_tls.sh, with Debian's
+python3-websockets.
 
   ws_session.py serve HOST PORT READY_FILE
       An echo server: each text message comes back as it was. Logs one line per session

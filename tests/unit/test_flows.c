@@ -37,6 +37,11 @@ static const struct step steps[] = {
 	{ "mid-body, just before an hour", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_ANY_S - 1, false, false },
 	{ "mid-body, an hour", RLS_PHASE_BODY, 0, 0, 0, RLS_FLOW_IDLE_ANY_S, true, false },
 	{ "a slot held, an hour", RLS_PHASE_IDLE, 0, 1, 0, RLS_FLOW_IDLE_ANY_S, true, false },
+	/* A WebSocket session (listen.websocket "tunnel"): its slot held, its answer to the end. */
+	{ "a WebSocket session, 15 min", RLS_PHASE_TUNNEL, 0, 1, RLS_RESPONSE_UNTIL_CLOSE,
+	  RLS_FLOW_IDLE_BETWEEN_S, false, false },
+	{ "a WebSocket session, an hour", RLS_PHASE_TUNNEL, 0, 1, RLS_RESPONSE_UNTIL_CLOSE,
+	  RLS_FLOW_IDLE_ANY_S, true, false },
 	{ "upstream closed, just before 2 min", RLS_PHASE_NAME, RLS_CLOSED_SERVER, 0, 0,
 	  RLS_FLOW_IDLE_AFTER_CLOSE_S - 1, false, false },
 	{ "upstream closed, 2 min", RLS_PHASE_NAME, RLS_CLOSED_SERVER, 0, 0,
