@@ -64,41 +64,64 @@ static __always_inline int rls_ip_layer_verdict(const struct rls_packet *pkt)
 
 /*
  * The upstream must forget the connection: this segment becomes a reset at seq, the sequence
- * number the upstream expects (a reset anywhere else its socket ignores), and the flow is
- * forgotten. Nothing tells the client: its resends meet no connection, and are dropped as no
- * client's (a local socket's listener alone would take them: not_a_connection) or become
- * resets again (a routed connection, rls_handle_reset_flow()), until its own TCP gives up.
- * A response the flow still awaits will never come: it ends here (reported, its slot given
- * back).
+ * number the upstream expects (a reset anywhere else its socket ignores). The client is told
+ * at its resend of this segment (rls_handle_reset_flow()): the flow stays, reset, holding the
+ * segment's numbers, and no byte of the connection passes again unread. A response the flow
+ * still awaits will never come: it ends here (reported, its slot given back). Without a flow
+ * (rls_flows full) nothing is kept, and nothing tells the client.
  */
 static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_scratch *s,
 						 struct rls_flow *flow, __u32 event, __u32 seq)
 {
 	rls_count_packet(event);
 	s->seg.forgotten = 1;
-	if (flow)
+	if (flow) {
 		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CLOSED);
-	/*
-	 * A routed connection's next byte at the upstream is not known here, so the reset may
-	 * miss it, and bytes passed before may still wait there: its flow stays, reset, and no
-	 * byte of it passes again unread (rls_handle_reset_flow()).
-	 */
-	if (flow && flow->stream.routed)
 		flow->state = RLS_FLOW_RESET;
-	else
-		bpf_map_delete_elem(&rls_flows, &s->pkt.flow);
+		flow->closing = 0;
+		flow->reset_wire_seq = s->pkt.wire_seq;
+		flow->reset_wire_ack = s->pkt.wire_ack;
+	}
 	return rls_reset_upstream(ctx, &s->pkt, seq);
 }
 
 /*
- * A routed connection XDP has reset: its data becomes a reset at its own sequence number (the
- * client's resend from the upstream's next byte is one the upstream takes), until the client
- * closes or a SYN starts a new connection on the same ports.
+ * The client's TCP told the connection is over: this segment becomes a reset to it, at the
+ * number it expects next (what it acknowledged: a reset anywhere else it ignores, RFC 5961),
+ * and the flow goes. XDP_TX, or XDP_DROP where the frame cannot be reshaped (the client then
+ * sends again, and is answered then).
  */
-static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_scratch *s,
-						 const struct rls_stream *st)
+static __always_inline int rls_reset_client(struct xdp_md *ctx, struct rls_scratch *s)
 {
 	const struct rls_packet *pkt = &s->pkt;
+
+	bpf_map_delete_elem(&rls_flows, &pkt->flow);
+	rls_count_packet(RLS_PKT_RESET_CLIENT);
+	__builtin_memset(&s->answer, 0, sizeof(s->answer));
+	s->answer.seq = pkt->wire_ack;
+	s->answer.ack = pkt->wire_seq + pkt->payload_len;
+	s->answer.rst = 1;
+	return rls_send_fin(ctx, pkt, s);
+}
+
+/*
+ * A connection XDP has reset. The client, told nothing, sends the segment that became the
+ * reset again: that resend, with the same sequence and acknowledgment numbers (which a blind
+ * forger cannot send), is answered with a reset to the client. A routed upstream has it as a
+ * reset first, at its own number (the upstream's next byte, which the first reset may have
+ * missed: XDP follows a routed stream from where it first saw it), and the resend after that
+ * is answered. Any other data of a routed connection becomes a reset at its own number too;
+ * a local one's socket is gone, and its data is dropped, as no connection's. The client's
+ * FIN or RST ends the flow, and so does a SYN that starts a new connection on its ports.
+ */
+static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_scratch *s,
+						 struct rls_flow *flow)
+{
+	const struct rls_packet *pkt = &s->pkt;
+	const struct rls_stream *st = &flow->stream;
+	bool resend = pkt->payload_len && !(pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) &&
+		      (pkt->tcp_flags & TCP_FLAG_ACK) && pkt->wire_seq == flow->reset_wire_seq &&
+		      pkt->wire_ack == flow->reset_wire_ack;
 
 	/* Further than a window from where the stream was: no client's (rls_off_stream()). */
 	if ((__u32)(pkt->seq - (st->stream_start - RLS_REWIND_MAX)) >
@@ -106,10 +129,18 @@ static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return pkt->payload_len ? XDP_DROP : XDP_PASS;
 	}
+	if (resend && (!st->routed || (flow->closing & RLS_CLOSING_UPSTREAM_RESET)))
+		return rls_reset_client(ctx, s);
 	if (pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN))
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
 	if (!pkt->payload_len)
 		return XDP_PASS;
+	if (!st->routed) {
+		rls_count_packet(RLS_PKT_NOT_CONNECTION);
+		return XDP_DROP;
+	}
+	if (resend)
+		flow->closing |= RLS_CLOSING_UPSTREAM_RESET;
 	rls_count_packet(RLS_PKT_RESET_UPSTREAM);
 	return rls_reset_upstream(ctx, pkt, pkt->seq);
 }
@@ -723,7 +754,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 		 */
 		if (flow && (flow->state == RLS_FLOW_REJECTED
 				     ? flow->closing & RLS_CLOSING_UPSTREAM_RESET
-				     : flow->stream.routed)) {
+				     : flow->stream.routed || flow->state == RLS_FLOW_RESET)) {
 			rls_end_response(s, &pkt->flow, flow, RLS_EVENT_CLOSED);
 			bpf_map_delete_elem(&rls_flows, &pkt->flow);
 		}
@@ -740,7 +771,7 @@ int rlshape_xdp(struct xdp_md *ctx)
 	if (!flow)
 		return pkt->payload_len ? rls_new_stream(ctx, s, &live) : XDP_PASS;
 	if (flow->state == RLS_FLOW_RESET)
-		return rls_handle_reset_flow(ctx, s, &flow->stream);
+		return rls_handle_reset_flow(ctx, s, flow);
 	if (pkt->seq != flow->stream.next_seq) {
 		if (!pkt->payload_len)
 			return XDP_PASS; /* a bare ACK, FIN or RST off the stream: not the client's */

@@ -521,6 +521,7 @@ struct sim {
 	size_t rcv;         /* stream bytes the upstream holds in order */
 	int upstream_reset; /* a RST at its next byte reached it */
 	int reset_seen;     /* a RST was sent toward it at all */
+	int client_reset;   /* XDP reset the client (its resend of a segment made a reset) */
 	/* The 429. */
 	int refused;
 	int kept_open; /* the 429 kept the connection (README: A 429 that keeps the connection) */
@@ -895,8 +896,9 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 	int action;
 	__u32 ev;
 
-	/* The upstream's socket is gone: the client's next segment would meet a reset. */
-	if (z->upstream_reset)
+	/* The upstream's socket is gone: the client's next segment would meet a reset. Or the
+	 * client's is. */
+	if (z->upstream_reset || z->client_reset)
 		return XDP_DROP;
 	s = spec_of(&z->c, stream + off, len, flags);
 	s.seq = z->isn + (uint32_t)off;
@@ -965,6 +967,17 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 		parse_out(out, out_len, &p, "a 429");
 		if (p.sport != z->c.dport || p.dport != z->c.sport)
 			FAIL("a frame XDP sent back is not addressed to the client");
+		/* README, "What a reset tells the client": its resend of a segment XDP made a
+		 * reset is answered with a reset, at the number the client expects. */
+		if (p.flags & TP_RST) {
+			if (!z->reset_seen)
+				FAIL("XDP reset a client whose connection it had not reset");
+			if (p.len || p.seq != s.ack)
+				FAIL("the client's reset carries %zu bytes at %u; it acknowledged %u",
+				     p.len, p.seq, s.ack);
+			z->client_reset = 1;
+			break;
+		}
 		if (p.len < 13 || memcmp(p.payload, "HTTP/1.1 429 ", 13))
 			FAIL("XDP sent back something that is not a 429: %.*s",
 			     (int)(p.len < 40 ? p.len : 40), p.payload);

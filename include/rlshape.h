@@ -362,6 +362,8 @@ enum rls_packet_event {
 				    * in rls_cut_values, or was gone from it: the connection reset */
 	RLS_PKT_WEBSOCKET_TUNNEL,  /* a 101 to a WebSocket upgrade (listen.websocket "tunnel"):
 				    * the connection passed unread from there */
+	RLS_PKT_RESET_CLIENT,      /* a client's resend of a segment XDP made a reset: answered
+				    * with a reset to the client (rlshape_xdp.c) */
 	RLS_NR_PACKET_EVENTS,
 };
 
@@ -594,7 +596,7 @@ enum rls_closing {
 enum rls_flow_state {
 	RLS_FLOW_ADMITTED = 1,
 	RLS_FLOW_REJECTED,   /* a 429 was sent: client data is kept from the upstream */
-	RLS_FLOW_RESET,      /* routed, reset by XDP: its data is reset too, never passed */
+	RLS_FLOW_RESET,      /* reset by XDP: its data is reset too, never passed (rlshape_xdp.c) */
 };
 
 /* What a 429 said, kept so a retransmitted request gets the same bytes back. */
@@ -716,6 +718,8 @@ struct rls_flow {
 	__u32 admitted_ack;    /* what the client acknowledged of the upstream then */
 	__u32 closing;         /* REJECTED: RLS_CLOSING_* bits, the teardown after a closing 429 */
 	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
+	__u32 reset_wire_seq;  /* RESET: the client segment that became the reset, as it numbers */
+	__u32 reset_wire_ack;  /* its ack: the two a resend of it repeats, which is answered */
 	/*
 	 * XDP's copy of the upstream's SYN-ACK (rls_handshakes), taken the first time a refusal
 	 * asks whether the connection can stay open while TC has seen nothing else of the

@@ -15,7 +15,8 @@
  * without its entry they would reach the upstream in the client's numbering. Anywhere else
  * in a request, and such a connection, it goes after an hour; a stream that comes back
  * mid-request is then reset, never followed blind. One whose upstream closed goes after two
- * minutes.
+ * minutes, and so does one XDP reset (RLS_FLOW_RESET): it is kept only to tell its client at
+ * its resend, which comes within seconds, and it must not hold an entry for an hour.
  */
 bool rls_flow_stale(const struct rls_flow *flow, __u64 now_ns)
 {
@@ -23,7 +24,8 @@ bool rls_flow_stale(const struct rls_flow *flow, __u64 now_ns)
 	bool between = flow->stream.phase == RLS_PHASE_IDLE && !flow->slot_held &&
 		       flow->response_state == RLS_RESPONSE_NONE && !flow->seqadj.active;
 
-	if ((flow->closed & RLS_CLOSED_SERVER) && idle >= RLS_FLOW_IDLE_AFTER_CLOSE_S * NS_PER_S)
+	if ((flow->closed & RLS_CLOSED_SERVER || flow->state == RLS_FLOW_RESET) &&
+	    idle >= RLS_FLOW_IDLE_AFTER_CLOSE_S * NS_PER_S)
 		return true;
 	if (between && idle >= RLS_FLOW_IDLE_BETWEEN_S * NS_PER_S)
 		return true;

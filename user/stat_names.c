@@ -43,6 +43,7 @@ const char *const rls_packet_event_names[RLS_NR_PACKET_EVENTS] = {
 	[RLS_PKT_CLIENT_ADDRESS_MISSING] = "client_address_missing",
 	[RLS_PKT_CUT_VALUE_LOST] = "cut_value_lost_reset",
 	[RLS_PKT_WEBSOCKET_TUNNEL] = "websocket_tunnels",
+	[RLS_PKT_RESET_CLIENT] = "client_resets",
 };
 
 void rls_stats_add(struct rls_stats *sum, const struct rls_stats *one)

@@ -53,7 +53,7 @@ struct rls_scan {
 struct rls_segment {
 	__u32 base;     /* the window's first byte, as an offset into the segment's payload */
 	__u32 total;    /* the segment's payload bytes */
-	__u32 forgotten; /* the connection was reset and its flow deleted */
+	__u32 forgotten; /* the connection was reset: its flow, if any, is left RESET */
 	__u32 action;   /* the verdict once a round decides it */
 	__u32 started;  /* a request began: the last response on the connection is over */
 	__u32 requests; /* requests that ended in this segment */

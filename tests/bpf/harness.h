@@ -476,6 +476,36 @@ static inline void same_bytes(const uint8_t *a, const uint8_t *b, size_t n, cons
 	CHECK(!memcmp(a, b, n), "%s differ", what);
 }
 
+/*
+ * The reset to the client, over its segment: turned around, RST|ACK at the number the client
+ * acknowledged (the one it expects: RFC 5961), acknowledging the whole segment, no payload,
+ * checksums right.
+ */
+static inline void check_client_reset(const struct result *r, const char *what)
+{
+	struct tp_parsed in, p;
+	char why[256];
+
+	expect_action(r, XDP_TX, what);
+	CHECK(tp_parse(r->in, r->in_len, &in, why, sizeof(why)) == 0, "%s: client segment: %s",
+	      what, why);
+	CHECK(tp_parse(r->out, r->out_len, &p, why, sizeof(why)) == 0, "%s: the reset: %s", what,
+	      why);
+	CHECK_EQ(p.flags, TP_RST | TP_ACK, "the client's reset's flags (RST|ACK)");
+	CHECK_EQ(p.seq, in.ack, "the client's reset's seq (the client's ack)");
+	CHECK_EQ(p.ack, (uint32_t)(in.seq + in.len), "the client's reset's ack (past the segment)");
+	CHECK_EQ(p.len, 0, "the client's reset's payload length");
+	CHECK(p.ip_csum_ok, "%s: the reset's IPv4 header checksum is wrong", what);
+	CHECK(p.tcp_csum_ok, "%s: the reset's TCP checksum is wrong", what);
+	CHECK_EQ(p.ip_hdr_len, p.ipv6 ? 40 : 20, "the client's reset's IP header (no options)");
+	CHECK_EQ(p.vlan, in.vlan, "the client's reset's VLAN tags");
+	same_bytes(p.saddr, in.daddr, p.ipv6 ? 16 : 4, "the reset's source and the segment's destination");
+	same_bytes(p.daddr, in.saddr, p.ipv6 ? 16 : 4, "the reset's destination and the segment's source");
+	CHECK_EQ(p.sport, in.dport, "the client's reset's source port");
+	CHECK_EQ(p.dport, in.sport, "the client's reset's destination port");
+	same_bytes(p.dmac, in.smac, 6, "the reset's destination MAC and the segment's source MAC");
+}
+
 /* The reset toward the upstream: the rejected request's seq, from the client's addresses. */
 static inline void check_upstream_reset(const struct result *r, const struct conn *c,
 					uint32_t request_seq)

@@ -752,6 +752,62 @@ static void test_http2_preface_refused(void **state)
 }
 
 /*
+ * A connection XDP reset (here: an HTTP/2 preface, refused) is told to its client at the
+ * client's resend of the segment that became the reset: the same sequence and acknowledgment
+ * numbers, answered with a reset to the client. A segment that differs in either is no resend
+ * (a blind forger cannot know both) and gets no reply. A routed upstream has the first resend
+ * as its own reset, where the first may have missed its next byte; the one after is answered.
+ */
+static void reset_told(struct env *e, struct conn c, const char *what)
+{
+	struct rls_flow_key k = conn_flow_key(&c);
+	struct tp_spec s = spec_of(&c, H2_PREFACE, sizeof(H2_PREFACE) - 1, 0), forged;
+	__u64 told = packets_of(e, RLS_PKT_RESET_CLIENT);
+	struct rls_flow flow;
+	struct result r;
+
+	send_spec(e, &s, &r);
+	check_upstream_reset(&r, &c, s.seq);
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) == 0 && flow.state == RLS_FLOW_RESET &&
+	      flow.reset_wire_seq == s.seq && flow.reset_wire_ack == s.ack,
+	      "%s: the flow, reset, holding the segment's numbers", what);
+	/* Not the resend: another acknowledgment, or another sequence number. */
+	forged = s;
+	forged.ack += 1;
+	send_spec(e, &forged, &r);
+	check_upstream_reset(&r, &c, forged.seq);
+	forged = s;
+	forged.seq += 1;
+	send_spec(e, &forged, &r);
+	check_upstream_reset(&r, &c, forged.seq);
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told, "client resets for segments not resent");
+	/* The resend: the upstream's reset first (routed), then the client's. */
+	send_spec(e, &s, &r);
+	check_upstream_reset(&r, &c, s.seq);
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told, "client resets at the first resend");
+	send_spec(e, &s, &r);
+	check_client_reset(&r, what);
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told + 1, "rls_packets[RESET_CLIENT]");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) != 0, "%s: the flow, gone after the "
+	      "reset", what);
+}
+
+static void test_reset_told_at_the_clients_resend(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn options = conn4(26013);
+
+	reset_told(e, conn4(26011), "IPv4");
+	reset_told(e, conn6(26012), "IPv6");
+	/* The reset carries no IP options and echoes the client's timestamps. */
+	options.ip_options = 2;
+	options.tcp_options = 1;
+	options.vlan = 1;
+	options.tci = 7;
+	reset_told(e, options, "IPv4 with options and timestamps, tagged");
+}
+
+/*
  * The header that gave a request its key, twice: an upstream may read the second, so the
  * first must not decide who is charged (a junk or cheap key first, the real one second).
  */
@@ -1450,6 +1506,54 @@ static void test_local_forged_and_real(void **state)
 	local_close(&lc);
 }
 
+/*
+ * A local connection XDP reset: the upstream's reset is exact (at the socket's next byte), so
+ * the client's first resend of the segment is answered with a reset to it, and the flow goes.
+ * Another segment of the connection is no connection's (its socket is gone): dropped,
+ * answered with nothing. A SYN on its ports starts a new connection: the reset flow goes.
+ */
+static void test_local_reset_told_at_the_clients_resend(void **state)
+{
+	struct env *e = need_env(state);
+	struct local_conn lc;
+	struct conn c;
+	struct rls_flow_key k;
+	struct rls_flow flow;
+	struct tp_spec s, other;
+	__u64 told = packets_of(e, RLS_PKT_RESET_CLIENT), nobodys;
+	struct result r;
+
+	local_open(&lc);
+	c = local_conn_of(&lc);
+	k = conn_flow_key(&c);
+	s = spec_of(&c, H2_PREFACE, sizeof(H2_PREFACE) - 1, 0);
+	send_spec(e, &s, &r);
+	check_upstream_reset(&r, &c, s.seq);
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) == 0 && flow.state == RLS_FLOW_RESET,
+	      "the local connection's flow, reset");
+	nobodys = packets_of(e, RLS_PKT_NOT_CONNECTION);
+	other = s;
+	other.ack -= 1;
+	send_spec(e, &other, &r);
+	expect_action(&r, XDP_DROP, "a segment of the reset connection, not the resend");
+	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), nobodys + 1, "rls_packets[NOT_CONNECTION]");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told, "client resets for it");
+	send_spec(e, &s, &r);
+	check_client_reset(&r, "the local client's resend");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told + 1, "rls_packets[RESET_CLIENT]");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) != 0, "the flow, gone after the reset");
+
+	/* Reset again; then a SYN on the same ports. */
+	send_spec(e, &s, &r);
+	check_upstream_reset(&r, &c, s.seq);
+	other = spec_of(&c, NULL, 0, TP_SYN);
+	other.ack = 0;
+	send_spec(e, &other, &r);
+	expect_action(&r, XDP_PASS, "a SYN on the reset connection's ports");
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) != 0, "the reset flow, gone at the SYN");
+	local_close(&lc);
+}
+
 /* The server socket takes bytes as if they had arrived (repair mode writes its receive queue). */
 static void local_receive(const struct local_conn *lc, const char *bytes, size_t len)
 {
@@ -1510,6 +1614,7 @@ int main(void)
 		T(test_off_stream_fin_rst_change_nothing),
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
+		T(test_reset_told_at_the_clients_resend),
 		T(test_key_header_twice_resets),
 		T(test_cut_value_waits_outside_the_flow),
 		T(test_websocket_upgrade_not_a_tunnel),
@@ -1530,6 +1635,7 @@ int main(void)
 		T(test_body_past_scan_limit_is_hidden),
 		T(test_token_wait_saturates),
 		T(test_local_forged_and_real),
+		T(test_local_reset_told_at_the_clients_resend),
 		T(test_local_resend_with_new_bytes),
 		/* Last: each loads the programs again, with a map made small. */
 		cmocka_unit_test_setup_teardown(test_cut_value_not_kept_resets, setup_one_cut_value,

@@ -9,8 +9,11 @@
 #   - the server saw exactly the two sessions that opened, and every message of them;
 #   - rlshape counted the sessions' upgrades as requests and their 101s as tunnels;
 #   - after a reload to the default ("reset"), a session's first message resets the
-#     connection toward the server (counted not_http_reset): no echo comes back within 3 s,
-#     and the server never gets the message.
+#     connection toward the server (counted not_http_reset), and the server never gets the
+#     message; the client is told with a reset of its own at its resend of that message
+#     (client_resets) within 3 s, where it once heard nothing until its own timeout;
+#   - so is curl with HTTP/2 prior knowledge under http2 "refuse": reset (exit 56), not
+#     left to time out (28).
 set -euo pipefail
 
 # shellcheck source=tests/lib/suite.sh
@@ -76,17 +79,34 @@ print(d["websocket"], d["http2"])' <<<"$OUT" 2>&1)
 tap_is "$policies" "reset refuse" "rlshape status --json: websocket reset, http2 refuse"
 snapshot_stats
 resets_before=$(packets not_http_reset)
+told_before=$(packets client_resets)
 for pair in "routed $BED_UP4 $UP_OUT" "local $BED_GW_CLIENT4 $GW_OUT"; do
 	read -r name host log <<<"$pair"
 	messages_before=$(grep -c '^message ' "$log" || true)
 	got=$(bed_client "$WS_PY" "$WS_SESSION" once "ws://$host:$PORT/v1/realtime" "rt-$name-key" \
 		2>>"$BED_DIR/$name.err" || true)
-	tap_is "$got" "no echo" "$name, \"reset\": no echo of the session's first message"
-	[[ $got == "no echo" ]] || tap_diag "$(tail -5 "$BED_DIR/$name.err")"
+	tap_is "$got" "reset" "$name, \"reset\": the session's first message, answered with a reset"
+	[[ $got == "reset" ]] || tap_diag "$(tail -5 "$BED_DIR/$name.err")"
 	tap_is "$(grep -c '^message ' "$log" || true)" "$messages_before" \
 		"$name, \"reset\": the server never got that message"
 done
 snapshot_stats
 tap_is "$(($(packets not_http_reset) - resets_before))" 2 \
 	"\"reset\": both sessions reset at their first frame (not_http_reset)"
+
+# HTTP/2 with prior knowledge, which the table refuses: the preface resets the connection, and
+# curl is told at its resend, well before its own limit.
+h2_before=$(packets http2_preface)
+for pair in "routed $BED_UP4" "local $BED_GW_CLIENT4"; do
+	read -r name host <<<"$pair"
+	rc=0
+	bed_client curl -sS --http2-prior-knowledge --max-time 10 -o /dev/null \
+		"http://$host:$PORT/v1/models" 2>"$BED_DIR/h2-$name.err" || rc=$?
+	tap_is "$rc" 56 "$name: curl --http2-prior-knowledge is reset (exit 56), not left to time out (28)"
+	[[ $rc == 56 ]] || tap_diag "$(tail -3 "$BED_DIR/h2-$name.err")"
+done
+snapshot_stats
+tap_is "$(($(packets http2_preface) - h2_before))" 2 "both prefaces refused (http2_preface)"
+tap_is "$(($(packets client_resets) - told_before))" 4 \
+	"rlshape reset each of the 4 clients at its resend (client_resets)"
 tap_done

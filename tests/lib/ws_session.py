@@ -20,9 +20,11 @@ python3-websockets.
       Every wait has a deadline; nothing sleeps in place of one.
 
   ws_session.py once URL KEY
-      One session, one message: "echoes=1"; "no echo" where none came back within
-      ONCE_WAIT_S (the connection is then dropped, not closed: a reset connection would keep
-      a close waiting); "status=S" where it did not open.
+      One session, one message: "echoes=1"; "reset" where a TCP reset ended the connection
+      before any echo came ("closed" where it ended otherwise); "no echo" where nothing came
+      within ONCE_WAIT_S (the connection is then
+      dropped, not closed: a connection reset unseen would keep a close waiting); "status=S"
+      where it did not open.
 
   For a wss:// URL, the server's certificate is checked against the file WS_CAFILE names.
 """
@@ -116,7 +118,11 @@ async def once(url, key):
         got = await asyncio.wait_for(ws.recv(), ONCE_WAIT_S)
         print("echoes=%d" % (got == "hello"))
         await ws.close()
-    except (asyncio.TimeoutError, ConnectionClosed):
+    except ConnectionClosed as e:
+        # A TCP reset reaches recv() as the closing's cause (websockets' legacy protocol).
+        cause = e.__cause__ or getattr(ws, "transfer_data_exc", None)
+        print("reset" if isinstance(cause, ConnectionResetError) else "closed")
+    except asyncio.TimeoutError:
         print("no echo")
         ws.transport.abort()
 

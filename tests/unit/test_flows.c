@@ -77,6 +77,23 @@ static void test_stale_after_its_time(void **state)
 	}
 }
 
+/*
+ * A connection XDP reset waits for its client's resend, which comes within seconds: mid-request
+ * as it was, it goes after two minutes, not an hour.
+ */
+static void test_reset_goes_after_two_minutes(void **state)
+{
+	struct rls_flow f;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.last_seen_ns = LAST;
+	f.stream.phase = RLS_PHASE_BODY;
+	f.state = RLS_FLOW_RESET;
+	assert_false(rls_flow_stale(&f, LAST + (RLS_FLOW_IDLE_AFTER_CLOSE_S - 1) * S));
+	assert_true(rls_flow_stale(&f, LAST + RLS_FLOW_IDLE_AFTER_CLOSE_S * S));
+}
+
 /* A clock behind the entry (it spoke after the walk read the time) is never stale. */
 static void test_spoke_after_now(void **state)
 {
@@ -92,6 +109,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stale_after_its_time),
+		cmocka_unit_test(test_reset_goes_after_two_minutes),
 		cmocka_unit_test(test_spoke_after_now),
 	};
 
