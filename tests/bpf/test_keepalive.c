@@ -330,6 +330,49 @@ static void test_client_reset_after_429(void **state)
 	expect_untouched(&r, "the new connection's SYN");
 }
 
+/*
+ * A connection a 429 kept open, renumbered from then on, then reset (bytes no server reads
+ * alike): the reset toward the upstream is at the upstream's number, and the client, told at
+ * its resend, in its own: the reset at what it acknowledged (past the 429), acknowledging its
+ * segment as it sent it.
+ */
+static void test_reset_after_429_told_in_the_clients_numbers(void **state)
+{
+	static const char garbage[] = "NOT HTTP AT ALL\r\n\r\n";
+	struct kept k;
+	struct tp_parsed p;
+	struct result r;
+	struct rls_flow_key key;
+	struct rls_flow f;
+	struct tp_spec s;
+	int i;
+
+	refuse_keeping_open(state, &k, conn4(49451));
+	key = conn_flow_key(&k.c);
+	k.c.ack = k.reply.seq + (uint32_t)k.reply.len;
+	s = spec_of(&k.c, garbage, sizeof(garbage) - 1, 0);
+	send_spec(k.e, &s, &r);
+	expect_action(&r, XDP_PASS, "bytes no server reads alike, after a 429 kept the connection");
+	p = parsed(r.out, r.out_len, "the reset toward the upstream");
+	CHECK_EQ(p.flags, TP_RST, "toward the upstream: a bare RST");
+	CHECK_EQ(p.seq, k.c.seq - (uint32_t)k.len, "at the upstream's next byte (renumbered)");
+	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) == 0 && f.state == RLS_FLOW_RESET &&
+	      f.reset_wire_seq == s.seq && f.reset_wire_ack == s.ack,
+	      "the flow, reset, holding the segment's numbers as the client sent them");
+	/* Routed: the first resend resets the upstream again, the second is answered. */
+	for (i = 0; i < 2; i++) {
+		send_spec(k.e, &s, &r);
+		if (i == 0) {
+			expect_action(&r, XDP_PASS, "the client's first resend");
+			p = parsed(r.out, r.out_len, "the first resend's reset");
+			CHECK_EQ(p.flags, TP_RST, "the first resend: a bare RST toward the upstream");
+			CHECK_EQ(p.seq, k.c.seq - (uint32_t)k.len, "the first resend's reset, renumbered");
+		}
+	}
+	check_client_reset(&r, "the client's second resend");
+	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) != 0, "the flow is gone");
+}
+
 /* The client closes first: the upstream's last ACK, renumbered, ends the flow. */
 static void test_client_closes_first(void **state)
 {
@@ -621,6 +664,7 @@ int main(void)
 		XDP_TEST(test_second_429_offsets_add_up),
 		XDP_TEST(test_refused_request_resent),
 		XDP_TEST(test_client_reset_after_429),
+		XDP_TEST(test_reset_after_429_told_in_the_clients_numbers),
 		XDP_TEST(test_client_closes_first),
 		XDP_TEST(test_first_request_after_handshake),
 		XDP_TEST(test_closes_where_upstream_unseen),
