@@ -1409,8 +1409,15 @@ static int queue_seq(int fd, int queue, uint32_t *seq)
 	return getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &sl);
 }
 
+/*
+ * The test's open connection (static in the test: a failed test's stack is gone by its
+ * teardown), for teardown_local() where the test fails before closing it.
+ */
+static struct local_conn *open_local;
+
 static void local_close(struct local_conn *lc)
 {
+	open_local = NULL;
 	if (lc->client >= 0)
 		close(lc->client);
 	if (lc->server >= 0)
@@ -1427,6 +1434,7 @@ static void local_open(struct local_conn *lc)
 	int on = 1;
 
 	lc->client = lc->server = -1;
+	open_local = lc;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lc->listener = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(lc->listener >= 0, "socket: %s", strerror(errno));
@@ -1446,6 +1454,15 @@ static void local_open(struct local_conn *lc)
 	      "TCP_REPAIR on the server socket: %s", strerror(errno));
 }
 
+/* teardown(), and the sockets of a local test that failed before closing them: otherwise its
+ * listener is left to the next local test, which then cannot listen. */
+static int teardown_local(void **state)
+{
+	if (open_local)
+		local_close(open_local);
+	return teardown(state);
+}
+
 static struct conn local_conn_of(const struct local_conn *lc)
 {
 	struct conn c = conn4(lc->port);
@@ -1460,7 +1477,7 @@ static struct conn local_conn_of(const struct local_conn *lc)
 static void test_local_forged_and_real(void **state)
 {
 	struct env *e = need_env(state);
-	struct local_conn lc;
+	static struct local_conn lc; /* teardown_local() closes it where the test fails */
 	struct conn c, forged;
 	char req[1024];
 	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
@@ -1515,7 +1532,7 @@ static void test_local_forged_and_real(void **state)
 static void test_local_reset_told_at_the_clients_resend(void **state)
 {
 	struct env *e = need_env(state);
-	struct local_conn lc;
+	static struct local_conn lc; /* teardown_local() closes it where the test fails */
 	struct conn c;
 	struct rls_flow_key k;
 	struct rls_flow flow;
@@ -1575,7 +1592,7 @@ static void test_local_resend_with_new_bytes(void **state)
 	char req[1024];
 	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
 	struct env *e = need_env(state);
-	struct local_conn lc;
+	static struct local_conn lc; /* teardown_local() closes it where the test fails */
 	struct result r;
 	struct tp_spec s;
 	struct conn c;
@@ -1634,9 +1651,12 @@ int main(void)
 						teardown),
 		T(test_body_past_scan_limit_is_hidden),
 		T(test_token_wait_saturates),
-		T(test_local_forged_and_real),
-		T(test_local_reset_told_at_the_clients_resend),
-		T(test_local_resend_with_new_bytes),
+		cmocka_unit_test_setup_teardown(test_local_forged_and_real, setup,
+						teardown_local),
+		cmocka_unit_test_setup_teardown(test_local_reset_told_at_the_clients_resend, setup,
+						teardown_local),
+		cmocka_unit_test_setup_teardown(test_local_resend_with_new_bytes, setup,
+						teardown_local),
 		/* Last: each loads the programs again, with a map made small. */
 		cmocka_unit_test_setup_teardown(test_cut_value_not_kept_resets, setup_one_cut_value,
 						teardown),
