@@ -105,6 +105,32 @@ static __always_inline int rls_reset_client(struct xdp_md *ctx, struct rls_scrat
 }
 
 /*
+ * A new connection reset for want of a flow (rls_flows full), told the same way, through its
+ * note in rls_reset_notes: the first reset writes the note; the client's resend of that
+ * segment (the same numbers) is answered with a reset to the client, a routed one's after a
+ * resend that resets the upstream at its own number. Returns the verdict, or -1 where the
+ * segment is no resend of a noted one (the caller goes on as before).
+ */
+static __always_inline int rls_answer_noted_resend(struct xdp_md *ctx, struct rls_scratch *s,
+						   bool routed)
+{
+	const struct rls_packet *pkt = &s->pkt;
+	struct rls_reset_note *note = bpf_map_lookup_elem(&rls_reset_notes, &pkt->flow);
+
+	if (!note || !pkt->payload_len || (pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) ||
+	    !(pkt->tcp_flags & TCP_FLAG_ACK) || pkt->wire_seq != note->wire_seq ||
+	    pkt->wire_ack != note->wire_ack)
+		return -1;
+	if (routed && !note->upstream_reset) {
+		note->upstream_reset = 1;
+		rls_count_packet(RLS_PKT_FLOWS_FULL);
+		return rls_reset_upstream(ctx, pkt, pkt->seq);
+	}
+	bpf_map_delete_elem(&rls_reset_notes, &pkt->flow);
+	return rls_reset_client(ctx, s);
+}
+
+/*
  * A connection XDP has reset. The client, told nothing, sends the segment that became the
  * reset again: that resend, with the same sequence and acknowledgment numbers (which a blind
  * forger cannot send), is answered with a reset to the client. A routed upstream has it as a
@@ -594,11 +620,19 @@ static __always_inline int rls_follow_from_here(struct xdp_md *ctx, struct rls_s
 						__u32 offset)
 {
 	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq + offset, routed);
+	struct rls_reset_note note = {};
+	int action;
 
-	if (!flow)
-		return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL,
-					    s->pkt.seq + offset);
-	return rls_follow_segment(ctx, s, flow, live, offset);
+	if (flow)
+		return rls_follow_segment(ctx, s, flow, live, offset);
+	action = rls_answer_noted_resend(ctx, s, routed);
+	if (action >= 0)
+		return action;
+	/* The first reset's segment is the one resent: a later one (or a forger's) keeps it. */
+	note.wire_seq = s->pkt.wire_seq;
+	note.wire_ack = s->pkt.wire_ack;
+	bpf_map_update_elem(&rls_reset_notes, &s->pkt.flow, &note, BPF_NOEXIST);
+	return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL, s->pkt.seq + offset);
 }
 
 /* Data on a connection not followed yet: a real connection's first bytes, or not ours. */
@@ -606,6 +640,7 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 					  const struct rls_live *live)
 {
 	struct rls_socket_view view;
+	int action;
 
 	switch (rls_socket_view(ctx, &s->pkt, &view)) {
 	case RLS_CONN_ROUTED:
@@ -617,6 +652,10 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 		rls_count_packet(RLS_PKT_OUT_OF_ORDER);
 		return XDP_DROP;
 	case RLS_CONN_LISTENER:
+		/* A connection reset for want of a flow, whose socket is gone: its resend. */
+		action = rls_answer_noted_resend(ctx, s, false);
+		if (action >= 0)
+			return action;
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_DROP;
 	default:

@@ -395,6 +395,20 @@ struct rls_handshake {
 #define RLS_MAX_HANDSHAKES (1u << 16) /* recent ones: a first request follows its handshake */
 
 /*
+ * rls_reset_notes (LRU): a new connection XDP reset because rls_flows was full, which has no
+ * flow to remember the reset by: the client segment that became the reset, as the client
+ * numbered it, so that its resend is answered with a reset to the client (rlshape_xdp.c).
+ * Best effort: a note pushed out leaves its client untold, as before.
+ */
+struct rls_reset_note {
+	__u32 wire_seq;
+	__u32 wire_ack;
+	__u32 upstream_reset; /* routed: a resend was the upstream's reset; the next is answered */
+	__u32 pad;
+};
+#define RLS_MAX_RESET_NOTES (1u << 14)
+
+/*
  * A 429 that kept the connection open (bpf/lib/seqadj.h): the refused request never reached
  * the upstream and the 429 never came from it, so from there on the client and the upstream
  * number their bytes differently, and every segment between them is renumbered on its way,

@@ -187,6 +187,14 @@ struct {
 	__type(value, struct rls_handshake);
 } rls_handshakes SEC(".maps");
 
+/* New connections reset for want of a flow, by connection (struct rls_reset_note). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RLS_MAX_RESET_NOTES);
+	__type(key, struct rls_flow_key);
+	__type(value, struct rls_reset_note);
+} rls_reset_notes SEC(".maps");
+
 /* The last bytes of each response being metered, where its token usage is. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

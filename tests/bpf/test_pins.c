@@ -88,7 +88,7 @@ static void test_state_maps_pinned_by_name_scratch_never(void **state)
 	assert_true(rls_map_is_scratch(skel->maps.rls_scratch));
 	assert_true(rls_map_is_scratch(skel->maps.rls_tc_scratch));
 	assert_int_equal(scratch, 2);
-	assert_int_equal(pinned, 25);
+	assert_int_equal(pinned, 26);
 	assert_false(rls_map_is_state(skel->maps.rodata));
 }
 

@@ -954,7 +954,7 @@ static void test_full_flows_map_resets_new_connections(void **state)
 	size_t len = (size_t)snprintf(req, sizeof(req), POST_HEAD "Authorization: Bearer " KEY_COUNT
 				      "\r\nContent-Length: 17\r\n\r\n" BODY_CHEAP);
 	__u64 full = packets_of(e, RLS_PKT_FLOWS_FULL), requests = packets_of(e, RLS_PKT_REQUEST);
-	__u64 before = admitted(e, "count", "cheap");
+	__u64 before = admitted(e, "count", "cheap"), told = packets_of(e, RLS_PKT_RESET_CLIENT);
 
 	send_part(e, &a, req, 0, len, "the request that takes the one entry");
 	CHECK_EQ(admitted(e, "count", "cheap"), before + 1, "(count, cheap) admitted on a");
@@ -968,6 +968,11 @@ static void test_full_flows_map_resets_new_connections(void **state)
 	expect_action(&r, XDP_PASS, "its resend, rls_flows still full");
 	check_upstream_reset(&r, &b, b.seq - (uint32_t)len);
 	CHECK_EQ(packets_of(e, RLS_PKT_FLOWS_FULL), full + 2, "rls_packets[FLOWS_FULL]");
+	/* Its note (rls_reset_notes) remembers the segment: the next resend is told. */
+	b.seq -= (uint32_t)len;
+	conn_send(e, &b, req, len, 0, &r);
+	check_client_reset(&r, "its second resend, rls_flows still full");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told + 1, "rls_packets[RESET_CLIENT]");
 	CHECK_EQ(packets_of(e, RLS_PKT_REQUEST), requests + 1, "requests read (a's alone)");
 	CHECK_EQ(admitted(e, "count", "cheap"), before + 1, "(count, cheap) admitted, b refused");
 
@@ -1524,6 +1529,28 @@ static void test_local_forged_and_real(void **state)
 }
 
 /*
+ * A local connection XDP reset at segment s: a segment that differs from s in its
+ * acknowledgment alone is dropped as no connection's, answered with nothing; s sent again is
+ * answered with a reset to the client.
+ */
+static void local_resend_told(struct env *e, const struct tp_spec *s, const char *what)
+{
+	__u64 told = packets_of(e, RLS_PKT_RESET_CLIENT);
+	__u64 nobodys = packets_of(e, RLS_PKT_NOT_CONNECTION);
+	struct tp_spec other = *s;
+	struct result r;
+
+	other.ack += 1;
+	send_spec(e, &other, &r);
+	expect_action(&r, XDP_DROP, "a segment of the reset connection, not the resend");
+	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), nobodys + 1, "rls_packets[NOT_CONNECTION]");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told, "client resets for it");
+	send_spec(e, s, &r);
+	check_client_reset(&r, what);
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told + 1, "rls_packets[RESET_CLIENT]");
+}
+
+/*
  * A local connection XDP reset: the upstream's reset is exact (at the socket's next byte), so
  * the client's first resend of the segment is answered with a reset to it, and the flow goes.
  * Another segment of the connection is no connection's (its socket is gone): dropped,
@@ -1537,7 +1564,6 @@ static void test_local_reset_told_at_the_clients_resend(void **state)
 	struct rls_flow_key k;
 	struct rls_flow flow;
 	struct tp_spec s, other;
-	__u64 told = packets_of(e, RLS_PKT_RESET_CLIENT), nobodys;
 	struct result r;
 
 	local_open(&lc);
@@ -1548,16 +1574,7 @@ static void test_local_reset_told_at_the_clients_resend(void **state)
 	check_upstream_reset(&r, &c, s.seq);
 	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) == 0 && flow.state == RLS_FLOW_RESET,
 	      "the local connection's flow, reset");
-	nobodys = packets_of(e, RLS_PKT_NOT_CONNECTION);
-	other = s;
-	other.ack -= 1;
-	send_spec(e, &other, &r);
-	expect_action(&r, XDP_DROP, "a segment of the reset connection, not the resend");
-	CHECK_EQ(packets_of(e, RLS_PKT_NOT_CONNECTION), nobodys + 1, "rls_packets[NOT_CONNECTION]");
-	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told, "client resets for it");
-	send_spec(e, &s, &r);
-	check_client_reset(&r, "the local client's resend");
-	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told + 1, "rls_packets[RESET_CLIENT]");
+	local_resend_told(e, &s, "the local client's resend");
 	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) != 0, "the flow, gone after the reset");
 
 	/* Reset again; then a SYN on the same ports. */
@@ -1568,6 +1585,35 @@ static void test_local_reset_told_at_the_clients_resend(void **state)
 	send_spec(e, &other, &r);
 	expect_action(&r, XDP_PASS, "a SYN on the reset connection's ports");
 	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) != 0, "the reset flow, gone at the SYN");
+	local_close(&lc);
+}
+
+/*
+ * A local connection reset for want of a flow (rls_flows full, its one entry another's): the
+ * upstream's reset is at its socket's next byte, and the client's resend is told at once,
+ * through the connection's note; a segment that is not the resend is not.
+ */
+static void test_local_full_flows_map_told_at_resend(void **state)
+{
+	static struct local_conn lc; /* teardown_local() closes it where the test fails */
+	struct env *e = need_env(state);
+	struct conn holder = conn4(27301), c;
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
+	struct tp_spec s;
+	struct result r;
+
+	send_part(e, &holder, req, 0, len, "the request that takes the one entry");
+	local_open(&lc);
+	c = local_conn_of(&lc);
+	s = spec_of(&c, req, len, 0);
+	send_spec(e, &s, &r);
+	check_upstream_reset(&r, &c, s.seq);
+	/* The reset reaches the socket (PROG_TEST_RUN delivers nothing: closed in repair mode,
+	 * it goes without a word): only the listener is left for the connection's segments. */
+	close(lc.server);
+	lc.server = -1;
+	local_resend_told(e, &s, "the local client's resend, rls_flows full");
 	local_close(&lc);
 }
 
@@ -1662,6 +1708,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_full_flows_map_resets_new_connections,
 						setup_one_flow, teardown),
+		cmocka_unit_test_setup_teardown(test_local_full_flows_map_told_at_resend,
+						setup_one_flow, teardown_local),
 #undef T
 	};
 

@@ -148,10 +148,11 @@ done
 WANT_MAPS="rls_accounts rls_active rls_anon_counters rls_api_key_digests rls_api_keys rls_cidrs"
 WANT_MAPS+=" rls_config rls_counters rls_cut_values rls_event_ids rls_events rls_flows rls_handshakes"
 WANT_MAPS+=" rls_key_digest_cache rls_limits rls_models rls_packets rls_parked rls_pending"
-WANT_MAPS+=" rls_settled rls_stats rls_stats_free rls_stats_next rls_stats_rows rls_tails"
+WANT_MAPS+=" rls_reset_notes rls_settled rls_stats rls_stats_free rls_stats_next rls_stats_rows"
+WANT_MAPS+=" rls_tails"
 tap_is "$(cd "$BED_PIN_DIR" && LC_ALL=C ls -d rls_* | tr '\n' ' ' | sed 's/ $//')" "$WANT_MAPS" \
-	"the 25 state maps of the data path are pinned, and nothing else named rls_"
-tap_is "$(wc -w <<<"$MAP_IDS")" 25 "25 pinned maps, each with its own id"
+	"the 26 state maps of the data path are pinned, and nothing else named rls_"
+tap_is "$(wc -w <<<"$MAP_IDS")" 26 "26 pinned maps, each with its own id"
 # rls_config holds the key hash's secret: only root may open the pins.
 tap_is "$(stat -c '%a %U' "$BED_PIN_ROOT" "$BED_PIN_DIR" "$BED_PIN_DIR/rls_config" | tr '\n' ' ')" \
 	"700 root 700 root 600 root " "the pin directories are root's alone (0700), the pins too (0600)"
