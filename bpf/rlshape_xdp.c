@@ -165,8 +165,20 @@ static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return XDP_DROP;
 	}
-	if (resend)
+	if (resend) {
 		flow->closing |= RLS_CLOSING_UPSTREAM_RESET;
+	} else if (!(pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) &&
+		   (__s32)(pkt->wire_seq - flow->reset_wire_seq) < 0) {
+		/*
+		 * Data from before the segment noted (it came late, or XDP began following past
+		 * a gap): a client resends from its first byte not acknowledged, so this is the
+		 * segment it will send again. Noted in its place; the upstream has its resend
+		 * as a reset first, as for the first one noted.
+		 */
+		flow->reset_wire_seq = pkt->wire_seq;
+		flow->reset_wire_ack = pkt->wire_ack;
+		flow->closing &= ~RLS_CLOSING_UPSTREAM_RESET;
+	}
 	rls_count_packet(RLS_PKT_RESET_UPSTREAM);
 	return rls_reset_upstream(ctx, pkt, pkt->seq);
 }

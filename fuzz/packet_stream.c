@@ -18,7 +18,9 @@
  *       TC never changes a packet; a broken stream is reset before its bytes reach the upstream;
  *   (t) metered: one event per admitted metered response, its usage read exactly where the
  *       response was followed alone, and what it is charged within max_response_tokens;
- *   (s) slots: no concurrency slot outlives its connection.
+ *   (s) slots: no concurrency slot outlives its connection;
+ *   (r) told: a client whose connection XDP reset is reset itself by its second resend of the
+ *       segment that became the reset, at the number it acknowledged.
  *
  * A mismatch aborts (libFuzzer keeps the input). `fuzz/packet_stream -help=1` for libFuzzer's
  * options; PKTFUZZ_REPORT=1 prints how often each property was checked at exit, and
@@ -82,7 +84,7 @@ static const struct ref_key fuzz_keys[] = {
 
 /* ---- what was checked, for the report ---- */
 
-enum prop { P_SERVED, P_EXACT, P_REFUSED, P_FORGED, P_SOUND, P_METERED, P_SLOTS, P_NR };
+enum prop { P_SERVED, P_EXACT, P_REFUSED, P_FORGED, P_SOUND, P_METERED, P_SLOTS, P_TOLD, P_NR };
 static const char *const prop_names[P_NR] = {
 	"served: every request the upstream received whole was counted and admitted",
 	"exact: counts equal the reference under any segmentation and order",
@@ -91,6 +93,7 @@ static const char *const prop_names[P_NR] = {
 	"sound: no program error, frames parse, broken streams reset",
 	"metered: one event per metered response, usage exact, within max_response_tokens",
 	"slots: every concurrency slot given back once the connection is gone",
+	"told: a client whose connection XDP reset is reset at its resend",
 };
 static unsigned long long prop_checked[P_NR];
 /* Metered responses whose tail read two ways (tail_read_two_ways()): not held to exactness. */
@@ -522,6 +525,11 @@ struct sim {
 	int upstream_reset; /* a RST at its next byte reached it */
 	int reset_seen;     /* a RST was sent toward it at all */
 	int client_reset;   /* XDP reset the client (its resend of a segment made a reset) */
+	/* The client segment whose reset reached the upstream, as the client sent it: resent. */
+	int reset_noted, resending;
+	size_t reset_off, reset_len;
+	uint8_t reset_flags;
+	uint32_t reset_ack;
 	/* The 429. */
 	int refused;
 	int kept_open; /* the 429 kept the connection (README: A 429 that keeps the connection) */
@@ -896,15 +904,15 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 	int action;
 	__u32 ev;
 
-	/* The upstream's socket is gone: the client's next segment would meet a reset. Or the
-	 * client's is. */
-	if (z->upstream_reset || z->client_reset)
+	/* The upstream's socket is gone: the client's next segment would meet a reset (but for
+	 * its resend of the one that became it, below). Or the client's socket is gone. */
+	if ((z->upstream_reset && !z->resending) || z->client_reset)
 		return XDP_DROP;
 	s = spec_of(&z->c, stream + off, len, flags);
 	s.seq = z->isn + (uint32_t)off;
 	if (!z->ack_lag)
 		z->cli_ack = z->srv_next;
-	s.ack = z->cli_ack;
+	s.ack = z->resending ? z->reset_ack : z->cli_ack;
 	packets_snapshot(before);
 	action = xdp_frame(&s, out, &out_len, &in_len);
 	packets_snapshot(after);
@@ -957,6 +965,13 @@ static int client_sends(struct sim *z, size_t off, size_t len, uint8_t flags)
 			if (p.len)
 				FAIL("a reset toward the upstream carries %zu bytes", p.len);
 			reset_reaches_upstream(z, &p);
+			if (z->upstream_reset && !z->reset_noted) {
+				z->reset_noted = 1;
+				z->reset_off = off;
+				z->reset_len = len;
+				z->reset_flags = flags;
+				z->reset_ack = s.ack;
+			}
 		} else {
 			if (p.seq != s.seq || p.len >= len || memcmp(p.payload, stream + off, p.len))
 				FAIL("a cut segment is not a prefix of what the client sent");
@@ -1635,6 +1650,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (next > stream_len)
 			next = stream_len;
 		client_sends(&z, off, next - off, 0);
+	}
+	/*
+	 * README, "What a reset tells the client": where XDP reset the connection (no 429 went
+	 * out), the client, told nothing, sends the segment that became the reset again as its
+	 * timer fires, and is told by its second resend (a routed upstream has the first).
+	 */
+	if (z.upstream_reset && z.reset_noted && !z.refused && z.reset_len) {
+		z.resending = 1;
+		for (rounds = 0; rounds < 2 && !z.client_reset; rounds++)
+			client_sends(&z, z.reset_off, z.reset_len, z.reset_flags);
+		z.resending = 0;
+		prop_checked[P_TOLD]++;
+		feature(220, (unsigned)z.client_reset);
+		if (!z.client_reset)
+			FAIL("a client whose connection XDP reset was not told by its second resend");
 	}
 	/* Both sides close: the client's FIN, then the upstream's. */
 	if (!z.upstream_reset && z.rcv >= stream_len) {

@@ -792,6 +792,41 @@ static void reset_told(struct env *e, struct conn c, const char *what)
 	      "reset", what);
 }
 
+/*
+ * A routed connection whose later segment came first: XDP followed it from there and reset it
+ * (no request starts there). The earlier segment, arriving next, is the one the client will
+ * resend (from its first byte not acknowledged): it is noted in the first's place, and its
+ * resends are told, the upstream's reset first. The later segment's resend is no longer it.
+ */
+static void test_reset_told_at_the_resend_of_its_earliest_segment(void **state)
+{
+	struct env *e = need_env(state);
+	struct conn c = conn4(26021);
+	struct rls_flow_key k = conn_flow_key(&c);
+	char req[1024];
+	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap"), cut = len / 2;
+	struct tp_spec first = spec_of(&c, req, cut, 0), later = spec_of(&c, req + cut, len - cut, 0);
+	__u64 told = packets_of(e, RLS_PKT_RESET_CLIENT);
+	struct rls_flow flow;
+	struct result r;
+
+	later.seq += (uint32_t)cut;
+	send_spec(e, &later, &r);
+	check_upstream_reset(&r, &c, later.seq);
+	send_spec(e, &first, &r);
+	check_upstream_reset(&r, &c, first.seq);
+	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) == 0 &&
+	      flow.reset_wire_seq == first.seq, "the earlier segment, noted in the later one's place");
+	send_spec(e, &later, &r);
+	check_upstream_reset(&r, &c, later.seq);
+	send_spec(e, &first, &r);
+	check_upstream_reset(&r, &c, first.seq);
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told, "client resets before the second resend");
+	send_spec(e, &first, &r);
+	check_client_reset(&r, "the earlier segment's second resend");
+	CHECK_EQ(packets_of(e, RLS_PKT_RESET_CLIENT), told + 1, "rls_packets[RESET_CLIENT]");
+}
+
 static void test_reset_told_at_the_clients_resend(void **state)
 {
 	struct env *e = need_env(state);
@@ -1678,6 +1713,7 @@ int main(void)
 		T(test_reset_gives_back_the_slot),
 		T(test_http2_preface_refused),
 		T(test_reset_told_at_the_clients_resend),
+		T(test_reset_told_at_the_resend_of_its_earliest_segment),
 		T(test_key_header_twice_resets),
 		T(test_cut_value_waits_outside_the_flow),
 		T(test_websocket_upgrade_not_a_tunnel),

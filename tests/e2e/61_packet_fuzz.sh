@@ -25,7 +25,7 @@ report=$(grep '^pktfuzz: ' "$BUILD/fuzz/logs/packet_stream.log" 2>/dev/null || t
 execs=$(sed -n 's/^pktfuzz: executions \([0-9]*\).*/\1/p' <<<"$report")
 tap_like "${execs:-0}" '^[1-9][0-9]*$' "the fuzzer reports ${execs:-no} executions"
 [[ -z $report ]] || tap_diag "$report"
-for p in 0 1 2 3 4 5 6; do
+for p in 0 1 2 3 4 5 6 7; do
 	line=$(grep "^pktfuzz: property $p checked" <<<"$report" || true)
 	n=$(sed -n 's/.* checked \([0-9]*\) times.*/\1/p' <<<"$line")
 	what=$(sed -n 's/.* times: //p' <<<"$line")
