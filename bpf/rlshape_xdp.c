@@ -78,24 +78,40 @@ static __always_inline int rls_reset_connection(struct xdp_md *ctx, struct rls_s
 	if (flow) {
 		rls_end_response(s, &s->pkt.flow, flow, RLS_EVENT_CLOSED);
 		flow->state = RLS_FLOW_RESET;
-		flow->closing = 0;
-		flow->reset_wire_seq = s->pkt.wire_seq;
-		flow->reset_wire_ack = s->pkt.wire_ack;
+		flow->reset.wire_seq = s->pkt.wire_seq;
+		flow->reset.wire_ack = s->pkt.wire_ack;
+		flow->reset.upstream_reset = 0;
 	}
 	return rls_reset_upstream(ctx, &s->pkt, seq);
 }
 
 /*
- * The client's TCP told the connection is over: this segment becomes a reset to it, at the
- * number it expects next (what it acknowledged: a reset anywhere else it ignores, RFC 5961),
- * and the flow goes. XDP_TX, or XDP_DROP where the frame cannot be reshaped (the client then
- * sends again, and is answered then).
+ * Is this segment the client's resend of the one noted (the same sequence and acknowledgment
+ * numbers, which a blind forger cannot send)? If so, it is answered: with a reset to the
+ * client, at the number it expects next (what it acknowledged: a reset anywhere else it
+ * ignores, RFC 5961), the note (its key in map) forgotten, counted RLS_PKT_RESET_CLIENT; or,
+ * routed, where the upstream has not had a resend yet, it becomes the upstream's reset at its
+ * own number (the upstream's next byte, which the first reset may have missed: XDP follows a
+ * routed stream from where it first saw it), counted upstream_event, and the resend after it
+ * is answered. Returns the verdict (XDP_TX, or XDP_DROP where the frame cannot be reshaped:
+ * the client then sends again), or -1 where it is no resend.
  */
-static __always_inline int rls_reset_client(struct xdp_md *ctx, struct rls_scratch *s)
+static __always_inline int rls_answer_resend(struct xdp_md *ctx, struct rls_scratch *s,
+					     struct rls_reset_note *note, bool routed, void *map,
+					     __u32 upstream_event)
 {
 	const struct rls_packet *pkt = &s->pkt;
 
-	bpf_map_delete_elem(&rls_flows, &pkt->flow);
+	if (!pkt->payload_len || (pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) ||
+	    !(pkt->tcp_flags & TCP_FLAG_ACK) || pkt->wire_seq != note->wire_seq ||
+	    pkt->wire_ack != note->wire_ack)
+		return -1;
+	if (routed && !note->upstream_reset) {
+		note->upstream_reset = 1;
+		rls_count_packet(upstream_event);
+		return rls_reset_upstream(ctx, pkt, pkt->seq);
+	}
+	bpf_map_delete_elem(map, &pkt->flow);
 	rls_count_packet(RLS_PKT_RESET_CLIENT);
 	__builtin_memset(&s->answer, 0, sizeof(s->answer));
 	s->answer.seq = pkt->wire_ack;
@@ -105,49 +121,31 @@ static __always_inline int rls_reset_client(struct xdp_md *ctx, struct rls_scrat
 }
 
 /*
- * A new connection reset for want of a flow (rls_flows full), told the same way, through its
- * note in rls_reset_notes: the first reset writes the note; the client's resend of that
- * segment (the same numbers) is answered with a reset to the client, a routed one's after a
- * resend that resets the upstream at its own number. Returns the verdict, or -1 where the
- * segment is no resend of a noted one (the caller goes on as before).
+ * A new connection reset for want of a flow (rls_flows full) is told the same way, through
+ * its note in rls_reset_notes (written by rls_follow_from_here()). The verdict, or -1 where
+ * the segment is no resend of a noted one (the caller goes on as before).
  */
 static __always_inline int rls_answer_noted_resend(struct xdp_md *ctx, struct rls_scratch *s,
-						   bool routed)
+						   struct rls_reset_note *note, bool routed)
 {
-	const struct rls_packet *pkt = &s->pkt;
-	struct rls_reset_note *note = bpf_map_lookup_elem(&rls_reset_notes, &pkt->flow);
-
-	if (!note || !pkt->payload_len || (pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) ||
-	    !(pkt->tcp_flags & TCP_FLAG_ACK) || pkt->wire_seq != note->wire_seq ||
-	    pkt->wire_ack != note->wire_ack)
+	if (!note)
 		return -1;
-	if (routed && !note->upstream_reset) {
-		note->upstream_reset = 1;
-		rls_count_packet(RLS_PKT_FLOWS_FULL);
-		return rls_reset_upstream(ctx, pkt, pkt->seq);
-	}
-	bpf_map_delete_elem(&rls_reset_notes, &pkt->flow);
-	return rls_reset_client(ctx, s);
+	return rls_answer_resend(ctx, s, note, routed, &rls_reset_notes, RLS_PKT_FLOWS_FULL);
 }
 
 /*
  * A connection XDP has reset. The client, told nothing, sends the segment that became the
- * reset again: that resend, with the same sequence and acknowledgment numbers (which a blind
- * forger cannot send), is answered with a reset to the client. A routed upstream has it as a
- * reset first, at its own number (the upstream's next byte, which the first reset may have
- * missed: XDP follows a routed stream from where it first saw it), and the resend after that
- * is answered. Any other data of a routed connection becomes a reset at its own number too;
- * a local one's socket is gone, and its data is dropped, as no connection's. The client's
- * FIN or RST ends the flow, and so does a SYN that starts a new connection on its ports.
+ * reset again, and is told (rls_answer_resend()). Any other data of a routed connection
+ * becomes a reset at its own number too; a local one's socket is gone, and its data is
+ * dropped, as no connection's. The client's FIN or RST ends the flow, and so does a SYN that
+ * starts a new connection on its ports.
  */
 static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_scratch *s,
 						 struct rls_flow *flow)
 {
 	const struct rls_packet *pkt = &s->pkt;
 	const struct rls_stream *st = &flow->stream;
-	bool resend = pkt->payload_len && !(pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) &&
-		      (pkt->tcp_flags & TCP_FLAG_ACK) && pkt->wire_seq == flow->reset_wire_seq &&
-		      pkt->wire_ack == flow->reset_wire_ack;
+	int action;
 
 	/* Further than a window from where the stream was: no client's (rls_off_stream()). */
 	if ((__u32)(pkt->seq - (st->stream_start - RLS_REWIND_MAX)) >
@@ -155,29 +153,29 @@ static __always_inline int rls_handle_reset_flow(struct xdp_md *ctx, struct rls_
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);
 		return pkt->payload_len ? XDP_DROP : XDP_PASS;
 	}
-	if (resend && (!st->routed || (flow->closing & RLS_CLOSING_UPSTREAM_RESET)))
-		return rls_reset_client(ctx, s);
-	if (pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN))
+	action = rls_answer_resend(ctx, s, &flow->reset, st->routed, &rls_flows,
+				   RLS_PKT_RESET_UPSTREAM);
+	if (action >= 0)
+		return action;
+	if (pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) {
 		bpf_map_delete_elem(&rls_flows, &pkt->flow);
-	if (!pkt->payload_len)
-		return XDP_PASS;
-	if (!st->routed) {
-		rls_count_packet(RLS_PKT_NOT_CONNECTION);
-		return XDP_DROP;
-	}
-	if (resend) {
-		flow->closing |= RLS_CLOSING_UPSTREAM_RESET;
-	} else if (!(pkt->tcp_flags & (TCP_FLAG_RST | TCP_FLAG_FIN)) &&
-		   (__s32)(pkt->wire_seq - flow->reset_wire_seq) < 0) {
+	} else if (pkt->payload_len && st->routed &&
+		   (__s32)(pkt->wire_seq - flow->reset.wire_seq) < 0) {
 		/*
 		 * Data from before the segment noted (it came late, or XDP began following past
 		 * a gap): a client resends from its first byte not acknowledged, so this is the
 		 * segment it will send again. Noted in its place; the upstream has its resend
 		 * as a reset first, as for the first one noted.
 		 */
-		flow->reset_wire_seq = pkt->wire_seq;
-		flow->reset_wire_ack = pkt->wire_ack;
-		flow->closing &= ~RLS_CLOSING_UPSTREAM_RESET;
+		flow->reset.wire_seq = pkt->wire_seq;
+		flow->reset.wire_ack = pkt->wire_ack;
+		flow->reset.upstream_reset = 0;
+	}
+	if (!pkt->payload_len)
+		return XDP_PASS;
+	if (!st->routed) {
+		rls_count_packet(RLS_PKT_NOT_CONNECTION);
+		return XDP_DROP;
 	}
 	rls_count_packet(RLS_PKT_RESET_UPSTREAM);
 	return rls_reset_upstream(ctx, pkt, pkt->seq);
@@ -632,18 +630,21 @@ static __always_inline int rls_follow_from_here(struct xdp_md *ctx, struct rls_s
 						__u32 offset)
 {
 	struct rls_flow *flow = rls_start_flow(s, s->pkt.seq + offset, routed);
-	struct rls_reset_note note = {};
+	struct rls_reset_note fresh = {}, *note;
 	int action;
 
 	if (flow)
 		return rls_follow_segment(ctx, s, flow, live, offset);
-	action = rls_answer_noted_resend(ctx, s, routed);
+	note = bpf_map_lookup_elem(&rls_reset_notes, &s->pkt.flow);
+	action = rls_answer_noted_resend(ctx, s, note, routed);
 	if (action >= 0)
 		return action;
 	/* The first reset's segment is the one resent: a later one (or a forger's) keeps it. */
-	note.wire_seq = s->pkt.wire_seq;
-	note.wire_ack = s->pkt.wire_ack;
-	bpf_map_update_elem(&rls_reset_notes, &s->pkt.flow, &note, BPF_NOEXIST);
+	if (!note) {
+		fresh.wire_seq = s->pkt.wire_seq;
+		fresh.wire_ack = s->pkt.wire_ack;
+		bpf_map_update_elem(&rls_reset_notes, &s->pkt.flow, &fresh, BPF_NOEXIST);
+	}
 	return rls_reset_connection(ctx, s, NULL, RLS_PKT_FLOWS_FULL, s->pkt.seq + offset);
 }
 
@@ -665,7 +666,8 @@ static __always_inline int rls_new_stream(struct xdp_md *ctx, struct rls_scratch
 		return XDP_DROP;
 	case RLS_CONN_LISTENER:
 		/* A connection reset for want of a flow, whose socket is gone: its resend. */
-		action = rls_answer_noted_resend(ctx, s, false);
+		action = rls_answer_noted_resend(
+			ctx, s, bpf_map_lookup_elem(&rls_reset_notes, &s->pkt.flow), false);
 		if (action >= 0)
 			return action;
 		rls_count_packet(RLS_PKT_NOT_CONNECTION);

@@ -395,16 +395,15 @@ struct rls_handshake {
 #define RLS_MAX_HANDSHAKES (1u << 16) /* recent ones: a first request follows its handshake */
 
 /*
- * rls_reset_notes (LRU): a new connection XDP reset because rls_flows was full, which has no
- * flow to remember the reset by: the client segment that became the reset, as the client
- * numbered it, so that its resend is answered with a reset to the client (rlshape_xdp.c).
- * Best effort: a note pushed out leaves its client untold, as before.
+ * A connection XDP reset: the client segment that became the reset, as the client numbered it,
+ * so that its resend is answered with a reset to the client (rlshape_xdp.c). In its flow
+ * (rls_flow.reset), or, for a new connection reset because rls_flows was full, in
+ * rls_reset_notes (LRU; best effort: a note pushed out leaves its client untold).
  */
 struct rls_reset_note {
 	__u32 wire_seq;
 	__u32 wire_ack;
 	__u32 upstream_reset; /* routed: a resend was the upstream's reset; the next is answered */
-	__u32 pad;
 };
 #define RLS_MAX_RESET_NOTES (1u << 14)
 
@@ -732,8 +731,7 @@ struct rls_flow {
 	__u32 admitted_ack;    /* what the client acknowledged of the upstream then */
 	__u32 closing;         /* REJECTED: RLS_CLOSING_* bits, the teardown after a closing 429 */
 	__u32 reply_wire_end;  /* REJECTED: past the 429 (and a FIN it carried), as the client numbers */
-	__u32 reset_wire_seq;  /* RESET: the client segment that became the reset, as it numbers */
-	__u32 reset_wire_ack;  /* its ack: the two a resend of it repeats, which is answered */
+	struct rls_reset_note reset; /* RESET: the segment whose resend is answered */
 	/*
 	 * XDP's copy of the upstream's SYN-ACK (rls_handshakes), taken the first time a refusal
 	 * asks whether the connection can stay open while TC has seen nothing else of the

@@ -357,7 +357,7 @@ static void test_reset_after_429_told_in_the_clients_numbers(void **state)
 	CHECK_EQ(p.flags, TP_RST, "toward the upstream: a bare RST");
 	CHECK_EQ(p.seq, k.c.seq - (uint32_t)k.len, "at the upstream's next byte (renumbered)");
 	CHECK(bpf_map_lookup_elem(k.e->maps.flows, &key, &f) == 0 && f.state == RLS_FLOW_RESET &&
-	      f.reset_wire_seq == s.seq && f.reset_wire_ack == s.ack,
+	      f.reset.wire_seq == s.seq && f.reset.wire_ack == s.ack,
 	      "the flow, reset, holding the segment's numbers as the client sent them");
 	/* Routed: the first resend resets the upstream again, the second is answered. */
 	for (i = 0; i < 2; i++) {

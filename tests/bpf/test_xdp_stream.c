@@ -769,7 +769,7 @@ static void reset_told(struct env *e, struct conn c, const char *what)
 	send_spec(e, &s, &r);
 	check_upstream_reset(&r, &c, s.seq);
 	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) == 0 && flow.state == RLS_FLOW_RESET &&
-	      flow.reset_wire_seq == s.seq && flow.reset_wire_ack == s.ack,
+	      flow.reset.wire_seq == s.seq && flow.reset.wire_ack == s.ack,
 	      "%s: the flow, reset, holding the segment's numbers", what);
 	/* Not the resend: another acknowledgment, or another sequence number. */
 	forged = s;
@@ -816,7 +816,7 @@ static void test_reset_told_at_the_resend_of_its_earliest_segment(void **state)
 	send_spec(e, &first, &r);
 	check_upstream_reset(&r, &c, first.seq);
 	CHECK(bpf_map_lookup_elem(e->maps.flows, &k, &flow) == 0 &&
-	      flow.reset_wire_seq == first.seq, "the earlier segment, noted in the later one's place");
+	      flow.reset.wire_seq == first.seq, "the earlier segment, noted in the later one's place");
 	send_spec(e, &later, &r);
 	check_upstream_reset(&r, &c, later.seq);
 	send_spec(e, &first, &r);
@@ -1626,7 +1626,8 @@ static void test_local_reset_told_at_the_clients_resend(void **state)
 /*
  * A local connection reset for want of a flow (rls_flows full, its one entry another's): the
  * upstream's reset is at its socket's next byte, and the client's resend is told at once,
- * through the connection's note; a segment that is not the resend is not.
+ * through the connection's note, which a later segment does not replace; a segment that is
+ * not the resend is not told.
  */
 static void test_local_full_flows_map_told_at_resend(void **state)
 {
@@ -1635,7 +1636,7 @@ static void test_local_full_flows_map_told_at_resend(void **state)
 	struct conn holder = conn4(27301), c;
 	char req[1024];
 	size_t len = full_request(req, sizeof(req), KEY_COUNT, "cheap");
-	struct tp_spec s;
+	struct tp_spec s, other;
 	struct result r;
 
 	send_part(e, &holder, req, 0, len, "the request that takes the one entry");
@@ -1644,6 +1645,11 @@ static void test_local_full_flows_map_told_at_resend(void **state)
 	s = spec_of(&c, req, len, 0);
 	send_spec(e, &s, &r);
 	check_upstream_reset(&r, &c, s.seq);
+	/* Another segment while the socket is still there: reset too; the note keeps the first. */
+	other = s;
+	other.ack -= 1;
+	send_spec(e, &other, &r);
+	check_upstream_reset(&r, &c, other.seq);
 	/* The reset reaches the socket (PROG_TEST_RUN delivers nothing: closed in repair mode,
 	 * it goes without a word): only the listener is left for the connection's segments. */
 	close(lc.server);
